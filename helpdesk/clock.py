@@ -1,0 +1,108 @@
+"""The one clock of the helpdesk.
+
+Every "now" in the core comes from :func:`now`. Tests and trainers move it with
+``--now`` / ``HELPDESK_NOW`` (or :func:`set_now`); otherwise it is the wall clock.
+All datetimes in the core are timezone-aware and stored in UTC.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import date, datetime, time, timezone
+from zoneinfo import ZoneInfo
+
+from dateutil import parser as dateutil_parser
+from dateutil.relativedelta import relativedelta
+
+UTC = timezone.utc
+
+_fixed: datetime | None = None
+
+
+class BadDate(ValueError):
+    """A date or duration written in a way we cannot read."""
+
+
+def set_now(value: datetime | str | None) -> None:
+    """Fix the clock (a datetime or an ISO string), or give it back to the wall clock."""
+    global _fixed
+    if value is None or value == "":
+        _fixed = None
+    elif isinstance(value, str):
+        _fixed = parse_datetime(value)
+    else:
+        _fixed = as_utc(value)
+
+
+def now() -> datetime:
+    if _fixed is not None:
+        return _fixed
+    env = os.environ.get("HELPDESK_NOW")
+    if env:
+        return parse_datetime(env)
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def as_utc(value: datetime, tz: str | None = None) -> datetime:
+    """A naive datetime is read in ``tz`` (UTC if none), then converted to UTC."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=ZoneInfo(tz) if tz else UTC)
+    return value.astimezone(UTC)
+
+
+def parse_datetime(text: str, tz: str | None = None) -> datetime:
+    """Read an ISO-8601 date or date-time; a bare date means midnight in ``tz``."""
+    text = (text or "").strip()
+    if not text:
+        raise BadDate("empty date")
+    try:
+        value = dateutil_parser.isoparse(text)
+    except (ValueError, OverflowError) as exc:
+        raise BadDate(f"not an ISO date: {text!r}") from exc
+    if isinstance(value, date) and not isinstance(value, datetime):  # pragma: no cover
+        value = datetime.combine(value, time())
+    return as_utc(value, tz)
+
+
+def parse_day(text: str) -> date:
+    """Read an ISO calendar day (YYYY-MM-DD; a date-time keeps its day)."""
+    text = (text or "").strip()
+    try:
+        return dateutil_parser.isoparse(text).date()
+    except (ValueError, OverflowError) as exc:
+        raise BadDate(f"not an ISO day: {text!r}") from exc
+
+
+def start_of_day(day: date, tz: str) -> datetime:
+    """Midnight of ``day`` in the provider's time zone, as UTC."""
+    return datetime.combine(day, time(), tzinfo=ZoneInfo(tz)).astimezone(UTC)
+
+
+def local_day(moment: datetime, tz: str) -> date:
+    return moment.astimezone(ZoneInfo(tz)).date()
+
+
+def parse_duration(text: str) -> relativedelta:
+    """An ISO-8601 duration (``P1Y``, ``P2M``, ``P10D``, ``PT24H``, ``P1Y2M3DT4H``) as a relativedelta.
+
+    Calendar units stay calendar units: ``P1M`` from 31 January is the end of February,
+    never "30 days" (python-dateutil does the arithmetic).
+    """
+    import re
+
+    m = re.fullmatch(
+        r"(-)?P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?"
+        r"(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?",
+        (text or "").strip(),
+    )
+    if not m or text.strip() in ("P", "PT", "-P"):
+        raise BadDate(f"not an ISO-8601 duration: {text!r}")
+    sign = -1 if m.group(1) else 1
+    y, mo, w, d, h, mi, s = (int(g or 0) for g in m.groups()[1:])
+    return sign * relativedelta(years=y, months=mo, weeks=w, days=d, hours=h, minutes=mi, seconds=s)
+
+
+def iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return as_utc(value).isoformat().replace("+00:00", "Z")

@@ -1,0 +1,56 @@
+"""Creating and upgrading the database: Alembic migrations, then the policy packs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from helpdesk.db import get_engine, resolve_url, write_session
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def alembic_config(url: str | None = None) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", resolve_url(url).replace("%", "%%"))
+    return cfg
+
+
+def upgrade(url: str | None = None) -> None:
+    cfg = alembic_config(url)
+    with get_engine(url).begin() as connection:
+        cfg.attributes["connection"] = connection
+        command.upgrade(cfg, "head")
+
+
+def current_revision(url: str | None = None) -> str | None:
+    with get_engine(url).connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
+def is_current(url: str | None = None) -> bool:
+    return current_revision(url) == head_revision()
+
+
+def init(url: str | None = None, policies: list[str] | None = None, *, training: bool | None = None) -> list[str]:
+    """Create or upgrade the schema, load (or reload changed) policy packs."""
+    from helpdesk import packs
+    from helpdesk.models import Meta
+
+    upgrade(url)
+    with write_session(url) as session:
+        changed = packs.install_all(session, policies)
+        if training is not None:
+            meta = session.get(Meta, "training") or Meta(key="training")
+            meta.value = "yes" if training else "no"
+            session.add(meta)
+    return changed

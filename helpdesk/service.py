@@ -1,0 +1,387 @@
+"""The small API that the CLI and the TUI share. Every function takes the session from the
+caller (one session per user action) and returns plain data or model rows."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, or_
+from sqlmodel import Session, select
+
+from helpdesk import audit, clock, engine, ledger
+from helpdesk.context import SYSTEM_ACTOR, Actor
+from helpdesk.errors import BadInput, NotFound
+from helpdesk.fields import EMAIL
+from helpdesk.i18n import _, pick
+from helpdesk.models import Account, Deadline, Event, Policy, State, Ticket, Volunteer, Workflow
+from helpdesk.roles import ROLES
+from helpdesk.text import clean
+
+ACCOUNT_KINDS = ("user", "admin", "employee", "member", "end-user")
+ACCOUNT_STATUSES = ("active", "restricted", "send-suspended", "suspended", "deactivated", "erased")
+
+
+# --- people ------------------------------------------------------------------------------
+
+
+def actor_for(session: Session, login: str | None, *, required: bool = True) -> Actor:
+    if not login:
+        if required:
+            raise BadInput(_("who is acting? give --as LOGIN or set HELPDESK_USER"))
+        return Actor("-", "volunteer")
+    if login == "system":
+        return SYSTEM_ACTOR
+    v = session.get(Volunteer, login)
+    if v is None or not v.active:
+        raise BadInput(_("unknown volunteer {login!r} (helpdesk volunteer add)").format(login=login))
+    return Actor(v.login, v.role)
+
+
+def add_volunteer(session: Session, login: str, role: str, *, name: str = "", ssh_key: str | None = None) -> Volunteer:
+    if role not in ROLES:
+        raise BadInput(_("unknown role {role!r} (roles: {roles})").format(role=role, roles=", ".join(ROLES)))
+    login = login.strip()
+    if not login or not login.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        raise BadInput(_("a login is letters, digits, '-', '_' or '.': {login!r}").format(login=login))
+    v = session.get(Volunteer, login) or Volunteer(login=login, created_at=clock.now())
+    v.role = role
+    v.name = clean(name) or v.name
+    v.active = True
+    if ssh_key:
+        v.ssh_keys = sorted(set(v.ssh_keys or []) | {ssh_key.strip()})
+    session.add(v)
+    audit.record(session, actor="system", action="volunteer-add", data={"login": login, "role": role})
+    return v
+
+
+# --- accounts ----------------------------------------------------------------------------
+
+
+def find_account(session: Session, login: str, policy: str | None = None) -> Account:
+    q = select(Account).where(Account.login == login)
+    if policy:
+        q = q.where(Account.policy_key == policy)
+    rows = list(session.exec(q))
+    if not rows:
+        raise NotFound(_("no account {login!r}{where}").format(login=login, where=f" ({policy})" if policy else ""))
+    if len(rows) > 1:
+        raise BadInput(_("{login!r} exists under several policies: give --policy").format(login=login))
+    return rows[0]
+
+
+def add_account(
+    session: Session,
+    *,
+    login: str,
+    policy: str,
+    email: str,
+    kind: str = "user",
+    org: str = "",
+    contacts: list[str] | None = None,
+    last_login: str | None = None,
+    fields: dict | None = None,
+    lang: str = "",
+    status: str = "active",
+) -> Account:
+    if session.get(Policy, policy) is None:
+        raise BadInput(_("unknown policy {key!r}").format(key=policy))
+    if kind not in ACCOUNT_KINDS:
+        raise BadInput(_("unknown account kind {kind!r} ({kinds})").format(kind=kind, kinds=", ".join(ACCOUNT_KINDS)))
+    if status not in ACCOUNT_STATUSES:
+        raise BadInput(_("unknown account status {status!r}").format(status=status))
+    email = email.strip().lower()
+    for address in [email, *(contacts or [])]:
+        if address and not EMAIL.match(address):
+            raise BadInput(_("not an e-mail address: {address!r}").format(address=address))
+    checked: dict[str, Any] = {}
+    for key, value in (fields or {}).items():
+        if key.endswith("-date") or key.endswith("-end") or key.endswith("-start"):
+            try:
+                value = clock.parse_day(value).isoformat()
+            except clock.BadDate:
+                raise BadInput(_("field {name}: a date YYYY-MM-DD expected, not {value!r}").format(name=key, value=value)) from None
+        checked[key] = clean(str(value))
+    now = clock.now()
+    acc = session.exec(select(Account).where(Account.policy_key == policy, Account.login == login)).first()
+    if acc is None:
+        acc = Account(policy_key=policy, login=clean(login).strip(), created_at=now, updated_at=now)
+    acc.email = email
+    acc.kind = kind
+    acc.org = clean(org)
+    acc.contacts = [c.strip().lower() for c in contacts or []]
+    acc.lang = lang
+    acc.status = status
+    if last_login:
+        try:
+            acc.last_login = clock.parse_datetime(last_login)
+        except clock.BadDate as exc:
+            raise BadInput(str(exc)) from None
+    acc.fields = {**(acc.fields or {}), **checked}
+    acc.updated_at = now
+    session.add(acc)
+    session.flush()
+    return acc
+
+
+def account_view(session: Session, acc: Account) -> dict:
+    sanctions = list(
+        session.exec(select(Event).where(Event.account_id == acc.id, Event.sanction.is_not(None)).order_by(Event.id))
+    )
+    return {
+        "login": acc.login,
+        "policy": acc.policy_key,
+        "kind": acc.kind,
+        "email": acc.email,
+        "org": acc.org,
+        "contacts": acc.contacts,
+        "status": acc.status,
+        "last_login": clock.iso(acc.last_login),
+        "lang": acc.lang,
+        "fields": acc.fields,
+        "sanctions": ledger.as_rows(sanctions),
+    }
+
+
+# --- tickets -----------------------------------------------------------------------------
+
+
+def open_ticket(
+    session: Session,
+    *,
+    queue: str,
+    policy: str,
+    actor: Actor,
+    account_login: str | None,
+    requester: str = "",
+    subject: str = "",
+    fields: dict | None = None,
+    note: str = "",
+    lang: str | None = None,
+    now: datetime | None = None,
+) -> engine.Outcome:
+    account = find_account(session, account_login, policy) if account_login else None
+    if requester and not EMAIL.match(requester.strip()):
+        raise BadInput(_("not an e-mail address: {address!r}").format(address=requester))
+    return engine.open_ticket(
+        session,
+        queue=queue,
+        policy_key=policy,
+        actor=actor,
+        account=account,
+        requester=requester,
+        subject=subject,
+        fields=fields,
+        note=note,
+        lang=lang,
+        now=now,
+    )
+
+
+def event_view(e: Event) -> dict:
+    return {
+        "id": e.id,
+        "at": clock.iso(e.at),
+        "actor": e.actor,
+        "action": e.action,
+        "from": e.from_state,
+        "to": e.to_state,
+        "note": e.note,
+        "sanction": e.sanction,
+    }
+
+
+def deadlines(session: Session, ticket: Ticket) -> list[Deadline]:
+    return list(
+        session.exec(
+            select(Deadline).where(Deadline.ticket_id == ticket.id, Deadline.status != "cancelled").order_by(Deadline.due_at)
+        )
+    )
+
+
+def ticket_view(session: Session, ticket: Ticket, actor: Actor, *, now: datetime | None = None) -> dict:
+    d = engine.definition(session, ticket.workflow_id)
+    account = session.get(Account, ticket.account_id) if ticket.account_id else None
+    state = d.states.get(ticket.state)
+    events = list(session.exec(select(Event).where(Event.ticket_id == ticket.id).order_by(Event.id)))
+    dls = deadlines(session, ticket)
+    return {
+        "id": ticket.id,
+        "queue": ticket.queue,
+        "policy": ticket.policy_key,
+        "state": ticket.state,
+        "state_label": pick(state.label) if state else ticket.state,
+        "state_kind": ticket.state_kind,
+        "account": account.login if account else None,
+        "account_status": account.status if account else None,
+        "requester": ticket.requester,
+        "subject": ticket.subject,
+        "lang": ticket.lang,
+        "fields": ticket.fields,
+        "checklist": ticket.checklist,
+        "parent": ticket.parent_id,
+        "children": list(session.exec(select(Ticket.id).where(Ticket.parent_id == ticket.id))),
+        "opened_at": clock.iso(ticket.opened_at),
+        "updated_at": clock.iso(ticket.updated_at),
+        "due_at": clock.iso(ticket.due_at),
+        "version": ticket.version,
+        "deadlines": {dl.name: clock.iso(dl.due_at) for dl in dls},
+        "deadline_details": [
+            {"name": dl.name, "at": clock.iso(dl.due_at), "status": dl.status, "action": dl.action, "note": dl.note}
+            for dl in dls
+        ],
+        "steps": [
+            {"key": s.key, "label": pick(s.label), "kind": s.kind, "current": s.key == ticket.state}
+            for s in d.states.values()
+            if s.key in reachable(d, events[0].to_state if events else ticket.state)
+        ],
+        "actions": [a.as_dict() for a in engine.actions(session, ticket, actor, now)],
+        "events": [event_view(e) for e in events],
+    }
+
+
+def reachable(d: engine.Definition, start: str) -> set[str]:
+    """The states a ticket can pass through from where it started: its procedure."""
+    seen, todo = {start}, [start]
+    while todo:
+        here = todo.pop()
+        for t in d.from_state(here):
+            nxt = here if t.target == "=" else t.target
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen
+
+
+def get_ticket(session: Session, ticket_id: int) -> Ticket:
+    return engine.load_ticket(session, ticket_id)
+
+
+def list_tickets(
+    session: Session,
+    *,
+    queue: str | None = None,
+    state: str | None = None,
+    policy: str | None = None,
+    account: str | None = None,
+    assignee: str | None = None,
+    include_done: bool = False,
+    overdue_at: datetime | None = None,
+    order: str = "due",
+    limit: int = 100,
+    offset: int = 0,
+) -> list[Ticket]:
+    q = select(Ticket)
+    if queue:
+        q = q.where(Ticket.queue == queue)
+    if state:
+        q = q.where(Ticket.state == state)
+    elif not include_done:
+        q = q.where(Ticket.state_kind != "done")
+    if policy:
+        q = q.where(Ticket.policy_key == policy)
+    if account:
+        q = q.join(Account, Account.id == Ticket.account_id).where(Account.login == account)
+    if assignee:
+        q = q.where(Ticket.assignee == assignee)
+    if overdue_at is not None:
+        q = q.where(Ticket.due_at.is_not(None), Ticket.due_at <= overdue_at)
+    if order == "due":
+        # Overdue and soonest first; tickets with no date after, oldest first.
+        q = q.order_by(Ticket.due_at.is_(None), Ticket.due_at, Ticket.id)
+    elif order == "age":
+        q = q.order_by(Ticket.opened_at, Ticket.id)
+    elif order == "state":
+        q = q.order_by(Ticket.state, Ticket.id)
+    else:
+        q = q.order_by(Ticket.id.desc())
+    return list(session.exec(q.offset(offset).limit(limit)))
+
+
+def ticket_row(session: Session, t: Ticket, accounts: dict[int, str] | None = None) -> dict:
+    login = None
+    if t.account_id:
+        login = accounts.get(t.account_id) if accounts is not None else None
+        if login is None:
+            acc = session.get(Account, t.account_id)
+            login = acc.login if acc else None
+    return {
+        "id": t.id,
+        "queue": t.queue,
+        "policy": t.policy_key,
+        "state": t.state,
+        "state_kind": t.state_kind,
+        "account": login,
+        "requester": t.requester,
+        "subject": t.subject,
+        "due_at": clock.iso(t.due_at),
+        "opened_at": clock.iso(t.opened_at),
+        "assignee": t.assignee,
+    }
+
+
+def queue_counts(session: Session, now: datetime | None = None) -> dict[str, dict[str, int]]:
+    """Open, waiting and overdue counts per queue, for the dashboard."""
+    now = now or clock.now()
+    out: dict[str, dict[str, int]] = {}
+    rows = session.exec(
+        select(Ticket.queue, Ticket.state_kind, func.count()).where(Ticket.state_kind != "done").group_by(Ticket.queue, Ticket.state_kind)
+    )
+    for queue, kind, n in rows:
+        out.setdefault(queue, {"open": 0, "waiting": 0, "overdue": 0})[kind] = n
+    for queue, n in session.exec(
+        select(Ticket.queue, func.count())
+        .where(Ticket.state_kind != "done", Ticket.due_at.is_not(None), Ticket.due_at <= now)
+        .group_by(Ticket.queue)
+    ):
+        out.setdefault(queue, {"open": 0, "waiting": 0, "overdue": 0})["overdue"] = n
+    return out
+
+
+def policy_view(session: Session, key: str) -> dict:
+    p = session.get(Policy, key)
+    if p is None:
+        raise NotFound(_("unknown policy {key!r}").format(key=key))
+    workflows = []
+    for wf in session.exec(select(Workflow).where(Workflow.policy_key == key).order_by(Workflow.id)):
+        d = engine.definition(session, wf.id)
+        workflows.append(
+            {
+                "queue": wf.queue,
+                "title": pick(wf.title),
+                "states": [{"key": s.key, "label": pick(s.label), "kind": s.kind} for s in d.states.values()],
+                "actions": [
+                    {
+                        "key": t.key,
+                        "label": pick(t.label),
+                        "from": t.sources,
+                        "to": t.target,
+                        "role": t.role,
+                        "auto": t.auto,
+                        "citation": engine.citation(p, t.cite)[0],
+                        "guards": [g["name"] for g in t.guards],
+                    }
+                    for t in d.transitions
+                ],
+            }
+        )
+    return {
+        "key": p.key,
+        "name": p.name,
+        "timezone": p.timezone,
+        "lang": p.lang,
+        "source": p.source,
+        "params": p.params,
+        "citations": p.citations,
+        "workflows": workflows,
+    }
+
+
+def search_accounts(session: Session, text: str, limit: int = 20) -> list[Account]:
+    like = f"%{text}%"
+    return list(session.exec(select(Account).where(or_(Account.login.like(like), Account.email.like(like))).limit(limit)))
+
+
+def state_label(session: Session, ticket: Ticket) -> str:
+    s = session.exec(select(State).where(State.workflow_id == ticket.workflow_id, State.key == ticket.state)).first()
+    return pick(s.label) if s else ticket.state
