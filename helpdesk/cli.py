@@ -184,6 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=100)
     p = cmd(ob, "show", _("show one queued mail"))
     p.add_argument("id", type=int)
+    p = cmd(ob, "send", _("deliver the mails that are due (SMTP, or a Maildir when no SMTP host is set)"))
+    p.add_argument("--limit", type=int, default=100)
 
     rs = sub.add_parser("reset", help=_("one-time reset credentials")).add_subparsers(dest="sub", metavar="SUB", required=True)
     cmd(rs, "redeem", _("check and spend a one-time secret read from standard input"))
@@ -197,14 +199,10 @@ def _session(args, write: bool = False):
     from helpdesk import db, schema
 
     url = db.resolve_url(getattr(args, "db", None))
-    rev = None
-    try:
-        rev = schema.current_revision(url)
-    except Exception:  # noqa: BLE001 - any failure to read the schema means "not initialised"
-        rev = None
+    rev = schema.current_revision(url)
     if rev is None:
         raise BadInput(_("the database {url} is not initialised: run 'helpdesk init'").format(url=url))
-    if rev != schema.head_revision():
+    if rev != schema.HEAD:
         raise BadInput(_("the database schema is out of date: run 'helpdesk init' to upgrade it"))
     return db.write_session(url) if write else db.read_session(url)
 
@@ -523,6 +521,23 @@ def do_outbox(args, out: Out) -> int:
         if body:
             d["body"] = m.body
         return d
+
+    if args.sub == "send":  # exit 1 when a mail failed, is held or may not have left
+        from helpdesk import db, delivery
+
+        with _session(args):
+            pass  # checks the schema
+        report = delivery.deliver(db.resolve_url(getattr(args, "db", None)), limit=args.limit)
+        if out.json:
+            out.data(report.as_dict())
+        else:
+            out.line(_("Outbox via {transport}: {s} sent, {r} to retry, {f} failed, {h} held, {u} uncertain.").format(
+                transport=report.transport, s=len(report.sent), r=len(report.retried), f=len(report.failed),
+                h=len(report.held), u=len(report.uncertain)))
+            for kind in ("retried", "failed", "held", "uncertain"):
+                for e in getattr(report, kind):
+                    out.line(f"  #{e['outbox']} ({kind}) {e['to']}: {e['error']}", style=None if kind == "retried" else "red")
+        return report.exit_code
 
     with _session(args) as s:
         if args.sub == "show":

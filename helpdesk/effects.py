@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlmodel import select
 
-from helpdesk import clock, dates, mail, tokens
+from helpdesk import clock, dates, tokens
 from helpdesk.context import Ctx
 from helpdesk.guards import not_served_by, registered_contacts
 from helpdesk.i18n import pick
@@ -45,7 +45,8 @@ def send_template(ctx: Ctx, template: str, to: str = "requester"):
         ctx.event_data.setdefault("warnings", []).append(f"no address for {template}: not sent")
         return
     target = not_served_by(ctx)
-    mail.queue_mail(ctx, template, address, redirect_to=pick(target, ctx.ticket.lang) if target else "")
+    # Rendered when the step is complete, so the mail can give the dates the step sets.
+    ctx.pending_mails.append((template, address, {"redirect_to": pick(target, ctx.ticket.lang) if target else ""}))
 
 
 @effect("set_account_status")

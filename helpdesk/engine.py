@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from helpdesk import audit, clock, registry
+from helpdesk import audit, clock, mail, registry
 from helpdesk.context import SYSTEM_ACTOR, Actor, Ctx
 from helpdesk.errors import BadInput, Conflict, NotFound, Refused
 from helpdesk.fields import missing_required, validate
@@ -320,6 +320,7 @@ def _take(ctx: Ctx, d: Definition, transition: Transition) -> Event:
         _enter_state(ctx, state)
     if not ctx.actor.is_system:
         _settle_deadline(ctx, "respond-by")
+    mail.flush_pending(ctx)
     ticket.updated_at = ctx.now
     ticket.version = (ticket.version or 0) + 1
     refresh_due(ctx.session, ticket)
@@ -517,6 +518,7 @@ def open_ticket(
         if isinstance(when, str) and not values.get(when):
             continue
         registry.EFFECTS[spec["name"]](ctx, **(spec.get("args") or {}))
+    mail.flush_pending(ctx)
     refresh_due(session, ticket)
     event = Event(
         at=now,

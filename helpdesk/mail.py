@@ -11,9 +11,6 @@ from datetime import datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from babel.dates import format_date, format_datetime
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound
-
 from helpdesk.i18n import pick
 from helpdesk.models import Outbox
 from helpdesk.paths import data_dir
@@ -24,7 +21,9 @@ LOCALES = {"fr": "fr_FR", "en": "en_GB"}
 
 
 @lru_cache(maxsize=1)
-def _env() -> Environment:
+def _env():
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
     return Environment(
         loader=FileSystemLoader(str(data_dir() / "templates")),
         autoescape=False,
@@ -43,16 +42,22 @@ def template_names(lang: str = "fr") -> list[str]:
 def fmt_day(value: datetime | None, lang: str, tz: str) -> str:
     if value is None:
         return ""
+    from babel.dates import format_date
+
     return format_date(value.astimezone(ZoneInfo(tz)).date(), format="long", locale=LOCALES.get(lang, "fr_FR"))
 
 
 def fmt_moment(value: datetime | None, lang: str, tz: str) -> str:
     if value is None:
         return ""
+    from babel.dates import format_datetime
+
     return format_datetime(value, format="long", tzinfo=ZoneInfo(tz), locale=LOCALES.get(lang, "fr_FR"))
 
 
 def render(name: str, lang: str, policy_key: str, context: dict) -> tuple[str, str]:
+    from jinja2 import TemplateNotFound
+
     env = _env()
     try:
         template = env.get_template(f"{lang}/{policy_key}/{name}.txt")
@@ -108,6 +113,8 @@ def build_context(ctx, **extra) -> dict:
 def fmt_day_field(value, lang: str) -> str:
     if not value:
         return ""
+    from babel.dates import format_date
+
     from helpdesk import clock
 
     return format_date(clock.parse_day(value), format="long", locale=LOCALES.get(lang, "fr_FR"))
@@ -138,3 +145,10 @@ def queue_mail(ctx, template: str, to_addr: str, **extra) -> Outbox:
     ctx.session.add(mail)
     ctx.mails.append(mail)
     return mail
+
+
+def flush_pending(ctx) -> None:
+    """Render and queue the mails the step's effects asked for."""
+    while ctx.pending_mails:
+        template, address, extra = ctx.pending_mails.pop(0)
+        queue_mail(ctx, template, address, **extra)

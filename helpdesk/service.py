@@ -385,3 +385,67 @@ def search_accounts(session: Session, text: str, limit: int = 20) -> list[Accoun
 def state_label(session: Session, ticket: Ticket) -> str:
     s = session.exec(select(State).where(State.workflow_id == ticket.workflow_id, State.key == ticket.state)).first()
     return pick(s.label) if s else ticket.state
+
+
+# --- soft claims and assignment (added for the TUI) -----------------------------------------
+# A claim says "this volunteer has the ticket open now"; it expires by itself, changes no
+# state, records no event and does not bump the ticket's version (the version guards
+# actions, and merely looking at a ticket must not make someone else's action conflict).
+
+CLAIM_MINUTES = 10
+
+
+def claim(session: Session, ticket_id: int, actor: Actor, *, minutes: int = CLAIM_MINUTES, now: datetime | None = None) -> tuple[str | None, datetime | None]:
+    """Mark ``actor`` as having the ticket open until ``now + minutes``.
+
+    Returns ``(holder, expires)``: ``holder`` is someone else who holds an unexpired claim
+    (then nothing is changed), or None when the claim is the actor's.
+    """
+    from dateutil.relativedelta import relativedelta
+
+    now = now or clock.now()
+    ticket = engine.load_ticket(session, ticket_id)
+    if ticket.claimed_by and ticket.claimed_by != actor.login and ticket.claim_expires and ticket.claim_expires > now:
+        return ticket.claimed_by, ticket.claim_expires
+    ticket.claimed_by = actor.login
+    ticket.claim_expires = now + relativedelta(minutes=minutes)
+    session.add(ticket)
+    return None, ticket.claim_expires
+
+
+def release(session: Session, ticket_id: int, actor: Actor) -> bool:
+    """Drop the actor's claim on a ticket (a claim by someone else is left alone)."""
+    ticket = session.get(Ticket, ticket_id)
+    if ticket is None or ticket.claimed_by != actor.login:
+        return False
+    ticket.claimed_by = None
+    ticket.claim_expires = None
+    session.add(ticket)
+    return True
+
+
+def assign(session: Session, ticket_id: int, actor: Actor, login: str | None, *, expected_version: int | None = None) -> Ticket:
+    """Give a ticket to a volunteer (``None``: to nobody). Recorded as an event."""
+    from helpdesk.errors import Conflict
+
+    ticket = engine.load_ticket(session, ticket_id, for_update=True)
+    if expected_version is not None and ticket.version != expected_version:
+        who = engine._last_actor(session, ticket.id)
+        raise Conflict(
+            _("ticket #{id} was changed by {who} meanwhile; it is now «{state}»").format(id=ticket.id, who=who, state=ticket.state),
+            who,
+            ticket.state,
+        )
+    if login is not None:
+        v = session.get(Volunteer, login)
+        if v is None or not v.active:
+            raise BadInput(_("unknown volunteer {login!r} (helpdesk volunteer add)").format(login=login))
+    before = ticket.assignee
+    if before == login:
+        return ticket
+    ticket.assignee = login
+    ticket.version = (ticket.version or 0) + 1
+    ticket.updated_at = clock.now()
+    session.add(ticket)
+    audit.record(session, actor=actor.login, action="assign", ticket_id=ticket.id, account_id=ticket.account_id, data={"assignee": [before, login]})
+    return ticket

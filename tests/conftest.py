@@ -1,0 +1,208 @@
+"""Shared fixtures.
+
+Tests run against a real SQLite file by default. With ``HELPDESK_TEST_PG`` set to a
+PostgreSQL server URL (e.g. ``postgresql://postgres@127.0.0.1:5432/postgres``), every
+database a test asks for is a fresh PostgreSQL database on that server instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PG = os.environ.get("HELPDESK_TEST_PG", "")
+
+
+def _clean_env() -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HELPDESK_")}
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env["NO_COLOR"] = "1"
+    env["COLUMNS"] = "200"
+    return env
+
+
+def _pg_create(template: str | None = None) -> str:
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    name = "hd_" + uuid.uuid4().hex[:12]
+    base = make_url(PG)
+    with psycopg.connect(base.set(drivername="postgresql").render_as_string(hide_password=False), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+    return base.set(database=name).render_as_string(hide_password=False)
+
+
+def _pg_drop(url: str) -> None:
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    from helpdesk import db
+
+    db._engines.pop(url, None)
+    name = make_url(url).database
+    base = make_url(PG)
+    with psycopg.connect(base.set(drivername="postgresql").render_as_string(hide_password=False), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def template_db(tmp_path_factory):
+    """A database initialised once (schema, all packs, four volunteers: alice volunteer,
+    bob oncall, chloe techadmin, tom trainer); tests get copies of it."""
+    from helpdesk import schema
+
+    if PG:
+        url = _pg_create()
+        schema.init(url)
+        _volunteers(url)
+        from helpdesk import db
+
+        db.get_engine(url).dispose()
+        db._engines.pop(url, None)
+        yield url
+        _pg_drop(url)
+        return
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    url = f"sqlite:///{path}"
+    schema.init(url)
+    _volunteers(url)
+    from helpdesk import db
+
+    db.get_engine(url).dispose()
+    db._engines.pop(url, None)
+    yield str(path)
+
+
+def _volunteers(url: str) -> None:
+    from helpdesk import db, service
+
+    with db.write_session(url) as s:
+        for login, role in (("alice", "volunteer"), ("bob", "oncall"), ("chloe", "techadmin"), ("tom", "trainer")):
+            service.add_volunteer(s, login, role)
+
+
+@pytest.fixture
+def db_url(template_db, tmp_path):
+    """A fresh, initialised database for this test."""
+    if PG:
+        from sqlalchemy.engine import make_url
+
+        url = _pg_create(make_url(template_db).database)
+        yield url
+        _pg_drop(url)
+        return
+    path = tmp_path / "helpdesk.db"
+    shutil.copyfile(template_db, path)
+    yield f"sqlite:///{path}"
+
+
+@pytest.fixture
+def empty_db_url(tmp_path):
+    """A database that does not exist yet (for init and migration tests)."""
+    if PG:
+        url = _pg_create()
+        yield url
+        _pg_drop(url)
+        return
+    yield f"sqlite:///{tmp_path / 'new.db'}"
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def json(self):
+        return json.loads(self.out)
+
+
+class Helpdesk:
+    """The real command line, in a subprocess, on one database and one moved clock."""
+
+    def __init__(self, url: str, tmp_path: Path):
+        self.url = url
+        self.tmp_path = tmp_path
+        self.now: str | None = None
+        self.env = _clean_env()
+
+    def run(self, *args, as_: str | None = None, now: str | None = None, json_out: bool = True, stdin: str | None = None) -> Result:
+        cmd = [sys.executable, "-m", "helpdesk", "--db", self.url]
+        if as_:
+            cmd += ["--as", as_]
+        when = now or self.now
+        if when:
+            cmd += ["--now", when]
+        cmd += [str(a) for a in args]
+        if json_out:
+            cmd.append("--json")
+        p = subprocess.run(cmd, capture_output=True, text=True, env=self.env, input=stdin, timeout=120)
+        assert "Traceback" not in p.stderr, p.stderr
+        return Result(p.returncode, p.stdout, p.stderr)
+
+    def ok(self, *args, **kw):
+        r = self.run(*args, **kw)
+        assert r.code == 0, f"{args}: exit {r.code}\n{r.out}\n{r.err}"
+        return r.json if kw.get("json_out", True) else r
+
+    def refused(self, *args, rule: str | None = None, cite: str | None = None, **kw) -> dict:
+        kw.setdefault("as_", "alice")
+        r = self.run(*args, **kw)
+        assert r.code == 1, f"{args}: expected a refusal, got exit {r.code}\n{r.out}\n{r.err}"
+        data = r.json
+        if rule:
+            assert data["rule"] == rule, data
+        if cite:
+            assert cite in data["citation"], data
+        return data
+
+    def bad(self, *args, **kw) -> Result:
+        kw.setdefault("as_", "alice")
+        r = self.run(*args, **kw)
+        assert r.code == 2, f"{args}: expected bad input (2), got {r.code}\n{r.out}\n{r.err}"
+        assert r.err.strip(), "a bad input must say what is wrong"
+        return r
+
+    # shortcuts for the scenarios
+    def account(self, login: str, policy: str, email: str, *extra) -> dict:
+        return self.ok("account", "add", login, "--policy", policy, "--email", email, *extra)
+
+    def open(self, queue: str, policy: str, account: str | None, requester: str = "", *fields, as_="alice", **kw) -> dict:
+        args = ["ticket", "open", queue, "--policy", policy]
+        if account:
+            args += ["--account", account]
+        if requester:
+            args += ["--requester", requester]
+        for f in fields:
+            args += ["--field", f]
+        return self.ok(*args, as_=as_, **kw)
+
+    def act(self, ticket: int, action: str, *extra, as_="alice", **kw) -> dict:
+        return self.ok("ticket", "act", ticket, action, *extra, as_=as_, **kw)
+
+    def show(self, ticket: int, **kw) -> dict:
+        return self.ok("ticket", "show", ticket, **kw)
+
+    def action(self, ticket: int, key: str, as_: str = "alice") -> dict:
+        view = self.show(ticket, as_=as_)
+        return next(a for a in view["actions"] if a["key"] == key)
+
+
+@pytest.fixture
+def hd(db_url, tmp_path) -> Helpdesk:
+    return Helpdesk(db_url, tmp_path)
+
+
+@pytest.fixture
+def cli_env():
+    return _clean_env()
