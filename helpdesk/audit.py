@@ -62,11 +62,11 @@ def append(session: Session, event: Event) -> Event:
     return event
 
 
-def record(session: Session, *, actor: str, action: str, note: str = "", ticket_id=None, account_id=None, data=None) -> Event:
+def record(session: Session, *, actor: str, action: str, note: str = "", ticket_id=None, account_id=None, data=None, at=None) -> Event:
     """An event that changes no state (a read of sensitive data, an import...)."""
     return append(
         session,
-        Event(at=clock.now(), actor=actor, action=action, note=note, ticket_id=ticket_id, account_id=account_id, data=data or {}),
+        Event(at=at or clock.now(), actor=actor, action=action, note=note, ticket_id=ticket_id, account_id=account_id, data=data or {}),
     )
 
 

@@ -102,6 +102,13 @@ def parse_duration(text: str) -> relativedelta:
     return sign * relativedelta(years=y, months=mo, weeks=w, days=d, hours=h, minutes=mi, seconds=s)
 
 
+def add(moment: datetime, delta: relativedelta, tz: str) -> datetime:
+    """``moment + delta`` counted on the provider's calendar: one month from midnight on
+    1 December in Paris is midnight on 1 January in Paris, whatever UTC says."""
+    local = moment.astimezone(ZoneInfo(tz))
+    return (local + delta).astimezone(UTC)
+
+
 def iso(value: datetime | None) -> str | None:
     if value is None:
         return None

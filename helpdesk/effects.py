@@ -71,7 +71,7 @@ def create_reset_token(ctx: Ctx, channel: str = "email"):
         account_id=ctx.account.id,
         channel=channel,
         created_at=ctx.now,
-        expires_at=ctx.now + ttl,
+        expires_at=clock.add(ctx.now, ttl, ctx.tz),
     )
     ctx.session.add(token)
     ctx.session.flush()
@@ -161,9 +161,9 @@ def membership_removal_date(ctx: Ctx):
 
 @effect("erasure_dates")
 def erasure_dates(ctx: Ctx):
-    erasure = ctx.now + ctx.duration_param("erasure_after")
+    erasure = clock.add(ctx.now, ctx.duration_param("erasure_after"), ctx.tz)
     set_deadline(ctx, "erasure", erasure, note=ctx.param("erasure_after_note", ""))
-    forget = erasure + ctx.duration_param("backup_retention")
+    forget = clock.add(erasure, ctx.duration_param("backup_retention"), ctx.tz)
     set_deadline(ctx, "backups-forget", forget, note=ctx.param("backup_retention_note", ""))
 
 

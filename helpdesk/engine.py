@@ -415,7 +415,7 @@ def resolve_when(ctx: Ctx, spec: dict) -> datetime | None:
             delta = ctx.duration_param(after[len("param:"):])
         else:
             delta = clock.parse_duration(after)
-        return ctx.now + delta
+        return clock.add(ctx.now, delta, ctx.tz)
     raise ValueError(f"bad timer spec {spec}")
 
 
@@ -509,7 +509,7 @@ def open_ticket(
     ctx = make_ctx(session, ticket, actor, now)
     target = (d.policy.params or {}).get("response_target")
     if target and state.kind != "done":
-        session.add(Deadline(ticket_id=ticket.id, name="respond-by", due_at=now + clock.parse_duration(target)))
+        session.add(Deadline(ticket_id=ticket.id, name="respond-by", due_at=clock.add(now, clock.parse_duration(target), d.policy.timezone)))
     _enter_state(ctx, state)
     for spec in d.workflow.on_open:
         when = spec.get("when")

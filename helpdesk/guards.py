@@ -143,7 +143,7 @@ def inactive_for(ctx: Ctx, param: str, states: list[str] | None = None):
     if ctx.account is None:
         return _("no account is linked to this ticket")
     since = ctx.account.last_login or ctx.account.created_at
-    limit = since + ctx.duration_param(param)
+    limit = clock.add(since, ctx.duration_param(param), ctx.tz)
     if ctx.now <= limit:
         return _("the account was used on {date}: not inactive long enough before {limit}").format(
             date=clock.local_day(since, ctx.tz).isoformat(), limit=clock.local_day(limit, ctx.tz).isoformat()

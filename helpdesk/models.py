@@ -197,7 +197,8 @@ class Outbox(SQLModel, table=True):
     to_addr: str = Field(max_length=320)
     subject: str = ""
     body: str = Field(default="", sa_column=Column(Text, nullable=False))
-    status: str = Field(default="pending", index=True)  # pending | sent | failed | held
+    # pending | sending | sent | failed | held | uncertain (see helpdesk.delivery)
+    status: str = Field(default="pending", index=True)
     attempts: int = 0
     next_attempt_at: Optional[datetime] = _when()
     created_at: datetime = _when(nullable=False)

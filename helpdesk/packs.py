@@ -10,6 +10,7 @@ citation is an error naming the pack and the element, so a pack cannot half-load
 from __future__ import annotations
 
 import hashlib
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -138,7 +139,7 @@ def validate(pack: Pack) -> None:
             problems.append(f"{where}: citation {key!r} missing from [citations]")
 
     for name, value in pack.params.items():
-        if isinstance(value, str) and value.startswith("P") and name not in ("contact",):
+        if isinstance(value, str) and re.fullmatch(r"-?P(\d|T\d).*", value):
             try:
                 clock.parse_duration(value)
             except clock.BadDate as exc:

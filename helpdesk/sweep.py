@@ -86,6 +86,7 @@ def _timers(url, now, report: SweepReport, limit: int) -> None:
                 s.add(dl)
                 audit.record(
                     s,
+                    at=now,
                     actor="system",
                     action="timer-refused",
                     ticket_id=dl.ticket_id,
@@ -127,7 +128,7 @@ def scan_inactivity(url, policy_key: str, now: datetime, report: SweepReport) ->
     """Wigii art. 9: accounts not logged in for more than one year."""
 
     def candidates(s: Session, policy: Policy):
-        limit = now - clock.parse_duration(policy.params["inactivity_after"])
+        limit = clock.add(now, -clock.parse_duration(policy.params["inactivity_after"]), policy.timezone)
         return [
             a
             for a in s.exec(select(Account).where(Account.policy_key == policy.key, Account.status == "active"))
