@@ -453,7 +453,6 @@ def _refusal(code: int, resp, what: str, permanent_ok: bool = True) -> _Outcome:
 @dataclass
 class _Prepared:
     outbox_id: int
-    ticket_id: int | None
     to_addr: str
     sender: str
     message: EmailMessage
@@ -529,7 +528,7 @@ def _claim(session: Session, outbox_id: int, now: datetime, config: DeliveryConf
     row.status = "sending"
     row.next_attempt_at = now + config.lease  # the lease: after it, the row is "uncertain"
     session.add(row)
-    return _Prepared(row.id, row.ticket_id, to.addr_spec, sender.addr_spec, message, secret)
+    return _Prepared(row.id, to.addr_spec, sender.addr_spec, message, secret)
 
 
 def _event(session: Session, row: Outbox, now: datetime, action: str, note: str = "", **data) -> None:

@@ -7,6 +7,7 @@ delivery reads the outbox (SMTP or a Maildir).
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo
@@ -81,7 +82,8 @@ def build_context(ctx, **extra) -> dict:
     from sqlmodel import select
 
     lang, tz = ctx.ticket.lang, ctx.tz
-    deadlines = {
+    deadlines = defaultdict(str)  # a date the ticket does not have renders as nothing
+    deadlines |= {
         d.name: fmt_day(d.due_at, lang, tz)
         for d in ctx.session.exec(
             select(Deadline).where(Deadline.ticket_id == ctx.ticket.id, Deadline.status != "cancelled").order_by(Deadline.id)

@@ -60,16 +60,29 @@ def _policies(url):
     return out
 
 
-def _timers(url, now, report: SweepReport, limit: int) -> None:
-    with write_session(url) as s:
-        due = list(
-            s.exec(
-                select(Deadline.id)
-                .where(Deadline.status == "pending", Deadline.action.is_not(None), Deadline.due_at <= now)
-                .order_by(Deadline.due_at, Deadline.id)
-                .limit(limit)
-            )
-        )
+def _timers(url, now, report: SweepReport, limit: int, rounds: int = 20) -> None:
+    """Run due timers; a step that sets a timer already due (erasure at once, say) is
+    followed in the next round of the same sweep."""
+    seen: set[int] = set()
+    for _round in range(rounds):
+        with write_session(url) as s:
+            due = [
+                i
+                for i in s.exec(
+                    select(Deadline.id)
+                    .where(Deadline.status == "pending", Deadline.action.is_not(None), Deadline.due_at <= now)
+                    .order_by(Deadline.due_at, Deadline.id)
+                    .limit(limit)
+                )
+                if i not in seen
+            ]
+        if not due:
+            return
+        seen.update(due)
+        _run_timers(url, now, report, due)
+
+
+def _run_timers(url, now, report: SweepReport, due: list[int]) -> None:
     for deadline_id in due:
         try:
             with write_session(url) as s:
