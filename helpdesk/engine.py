@@ -124,6 +124,10 @@ def citation(policy: Policy, key: str) -> tuple[str, str]:
 
 def _check(ctx: Ctx, transition: Transition) -> Refused | None:
     """The first rule that refuses this transition to this actor now, or None."""
+    return _check_role(ctx, transition) or _check_guards(ctx, transition)
+
+
+def _check_role(ctx: Ctx, transition: Transition) -> Refused | None:
     if ctx.actor.role == "trainer" and not ctx.training:
         return Refused("training-only", _("the trainer role works only on training databases"))
     if not ctx.actor.is_system and transition.system_only:
@@ -134,6 +138,10 @@ def _check(ctx: Ctx, transition: Transition) -> Refused | None:
             "role",
             _("reserved to the {role} role (you are {mine})").format(role=transition.role, mine=ctx.actor.role),
         )
+    return None
+
+
+def _check_guards(ctx: Ctx, transition: Transition) -> Refused | None:
     ctx.transition = transition
     for spec in transition.guards:
         fn = registry.GUARDS[spec["name"]]
@@ -275,11 +283,13 @@ def apply(
         )
     transition = here[0]
     ctx = make_ctx(session, ticket, actor, now)
+    refusal = _check_role(ctx, transition)
+    if refusal:
+        raise refusal
     ctx.given = validate(d.workflow.fields, fields or {}, ctx.tz, metadata_only=d.workflow.metadata_only)
     ctx.note = clean(note or "").strip()
     ctx.checks = set(checks or [])
-
-    refusal = _check(ctx, transition)
+    refusal = _check_guards(ctx, transition)
     if refusal:
         raise refusal
     missing = [f for f in transition.fields if ctx.fields.get(f) in (None, "")]

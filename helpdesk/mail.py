@@ -99,7 +99,7 @@ def build_context(ctx, **extra) -> dict:
             "org": ctx.account.org if ctx.account else "",
             "email": ctx.account.email if ctx.account else "",
         },
-        "fields": {**{name: "" for name in ctx.workflow.fields}, **ctx.fields},
+        "fields": defaultdict(str, ctx.fields),
         "deadlines": deadlines,
         "citation": ref,
         "export_routes": [pick(r, lang) for r in ctx.param("export_routes") or []],

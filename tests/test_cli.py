@@ -1,0 +1,84 @@
+"""The command line as scripts and people see it: JSON shapes, exit codes, languages,
+untrusted text printed literally."""
+
+from __future__ import annotations
+
+HOSTILE = "[@click=app.quit]x[/] [link=\"http://x\"]y[/link] [bold]gras [/ \x1b]52;c;Zm9v\x07 \x1b[2J fin"
+
+
+def test_ticket_show_json_keys(hd):
+    hd.now = "2026-11-23T10:00:00Z"
+    hd.account("camille", "indigos", "camille@example.org")
+    t = hd.open("closure", "indigos", "camille", "camille@example.org", "reason=request", "day=2026-12-01")
+    view = hd.show(t["id"])
+    for key in ("id", "queue", "policy", "state", "account", "requester", "fields", "deadlines", "actions", "events"):
+        assert key in view
+    for a in view["actions"]:
+        assert {"key", "label", "allowed", "reason", "citation"} <= set(a)
+    for e in view["events"]:
+        assert {"at", "actor", "action", "from", "to", "note"} <= set(e)
+    acc = hd.ok("account", "show", "camille")
+    assert {"login", "policy", "status", "sanctions"} <= set(acc)
+    rows = hd.ok("ticket", "list")
+    assert rows[0]["id"] == t["id"]
+
+
+def test_untrusted_text_is_printed_literally(hd):
+    hd.now = "2026-11-23T10:00:00Z"
+    hd.account("camille", "indigos", "camille@example.org")
+    t = hd.ok("ticket", "open", "abuse", "--policy", "indigos", "--account", "camille", "--subject", HOSTILE,
+              "--field", "category=spam", "--note", HOSTILE, as_="alice")
+    assert "\x1b" not in t["subject"] and "\x07" not in t["subject"]
+    assert "[@click=app.quit]x[/]" in t["subject"]
+    for args in (("ticket", "show", t["id"]), ("ticket", "list")):
+        r = hd.run(*args, json_out=False)
+        assert r.code == 0
+        assert "\x1b" not in r.out and "\x07" not in r.out
+        assert "[@click=app.quit]x[/]" in r.out
+        assert '[link="http://x"]y[/link]' in r.out and "[bold]gras" in r.out
+
+
+def test_english_interface(hd):
+    hd.now = "2026-11-23T10:00:00Z"
+    hd.account("camille", "indigos", "camille@example.org")
+    t = hd.open("abuse", "indigos", "camille", "", "category=spam")
+    fr = hd.run("ticket", "act", t["id"], "suspend", "--note", "x", as_="bob", json_out=False)
+    en = hd.run("--lang", "en", "ticket", "act", t["id"], "suspend", "--note", "x", as_="bob", json_out=False)
+    assert fr.code == en.code == 1
+    assert "refusé" in fr.err and "refused" in en.err
+    assert fr.err != en.err
+    view = hd.ok("--lang", "en", "ticket", "show", t["id"])
+    assert view["state_label"] == "New report"
+    assert hd.show(t["id"])["state_label"] == "Nouveau signalement"
+
+
+def test_mail_language_follows_the_requester(hd):
+    hd.now = "2026-11-23T10:00:00Z"
+    hd.account("sam", "indigos", "sam@example.org", "--account-lang", "en")
+    t = hd.open("closure", "indigos", "sam", "sam@example.org", "reason=request")
+    hd.act(t["id"], "confirm")
+    mail = hd.ok("outbox", "list", "--ticket", t["id"])[0]
+    assert mail["lang"] == "en" and "Confirming" in mail["subject"]
+
+
+def test_volunteer_and_account_errors(hd):
+    hd.bad("volunteer", "add", "eve", "--role", "king")
+    hd.bad("account", "add", "x", "--policy", "indigos", "--email", "not-an-address")
+    hd.bad("account", "add", "x", "--policy", "nope", "--email", "x@example.org")
+    hd.bad("account", "show", "nobody")
+    r = hd.bad("ticket", "act", "1", "contact", as_="nobody")
+    assert "nobody" in r.err
+
+
+def test_account_import_keeps_going_past_bad_rows(hd, tmp_path):
+    f = tmp_path / "accounts.csv"
+    f.write_text(
+        "login,policy,email,kind,org,last_login,contacts,signature-date\n"
+        "cpas-liege,communesplone,it@cpas-liege.example,member,CPAS de Liège,,sec@cpas-liege.example,2024-02-20\n"
+        "broken,communesplone,not-an-email,member,,,,\n"
+        "jdoe,wigii,jdoe@example.org,user,,2025-01-01T10:00:00Z,,\n"
+    )
+    r = hd.ok("account", "import", str(f))
+    assert r["imported"] == 2 and r["errors"][0]["line"] == 3
+    acc = hd.ok("account", "show", "cpas-liege")
+    assert acc["fields"]["signature-date"] == "2024-02-20" and acc["contacts"] == ["sec@cpas-liege.example"]

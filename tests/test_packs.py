@@ -1,0 +1,96 @@
+"""The policy packs: every pack loads strictly, and every citation quotes the French
+original in ../shared/seeds/ word for word (the seeds are the authority)."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+import unicodedata
+
+import pytest
+
+from helpdesk import packs
+from helpdesk.paths import data_dir
+from tests.conftest import ROOT
+
+SEEDS = ROOT.parent / "shared" / "seeds"
+KEYS = ["communesplone", "indigos", "le-pic", "weentime", "wigii"]
+
+
+def norm(text: str) -> str:
+    text = unicodedata.normalize("NFC", text).replace("’", "'").replace("•", " ")
+    text = text.replace("*", "")
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def test_the_five_packs_are_there():
+    assert packs.available() == KEYS
+
+
+@pytest.mark.parametrize("key", KEYS)
+def test_pack_loads_strictly(key):
+    pack = packs.read_pack(key)
+    assert pack.queues[:3] == ["password-reset", "closure", "abuse"]
+    for queue, wf in pack.workflows.items():
+        assert wf["transitions"], queue
+
+
+@pytest.mark.parametrize("key", KEYS)
+def test_citations_quote_the_seed_verbatim(key):
+    if not SEEDS.is_dir():
+        pytest.skip("../shared/seeds is not beside the repository")
+    pack = tomllib.loads((data_dir() / "policies" / f"{key}.toml").read_text())
+    seed = norm((SEEDS / pack["source"]).read_text())
+    for name, cite in pack["citations"].items():
+        assert cite["ref"], name
+        for fragment in re.split(r"\[…\]", cite["text"]):
+            fragment = norm(fragment).strip(" .;,:")
+            if len(fragment) < 12:
+                continue
+            assert fragment in seed, f"{key}.{name}: not in {pack['source']}: {fragment[:90]!r}"
+
+
+def test_a_pack_naming_an_unknown_guard_does_not_load(monkeypatch, tmp_path):
+    import shutil
+
+    copy = tmp_path / "data"
+    shutil.copytree(data_dir(), copy)
+    wf = copy / "workflows" / "abuse.toml"
+    wf.write_text(wf.read_text().replace('name = "ladder_allows"', 'name = "no_such_guard"', 1))
+    monkeypatch.setattr(packs, "data_dir", lambda: copy)
+    with pytest.raises(packs.PackError, match="no_such_guard"):
+        packs.read_pack("indigos")
+
+
+def test_a_pack_missing_a_citation_does_not_load(monkeypatch, tmp_path):
+    import shutil
+
+    copy = tmp_path / "data"
+    shutil.copytree(data_dir(), copy)
+    p = copy / "policies" / "wigii.toml"
+    p.write_text(p.read_text().replace("[citations.logs]", "[citations.unused]"))
+    monkeypatch.setattr(packs, "data_dir", lambda: copy)
+    with pytest.raises(packs.PackError, match="logs"):
+        packs.read_pack("wigii")
+
+
+@pytest.mark.parametrize("key", KEYS)
+def test_every_template_renders_for_every_pack(key, db_url):
+    """Every mail, in both languages, renders with and without the dates a ticket may have."""
+    from helpdesk import db, mail, service
+    from helpdesk.context import Actor
+
+    with db.write_session(db_url) as s:
+        service.add_account(s, login="acc", policy=key, email="acc@example.org")
+        t = service.open_ticket(s, queue="abuse", policy=key, actor=Actor("bob", "oncall"), account_login="acc", fields={"category": "spam"}).ticket
+        from helpdesk.engine import make_ctx
+
+        ctx = make_ctx(s, t, Actor("bob", "oncall"))
+        for lang in ("fr", "en"):
+            t.lang = lang
+            for name in mail.template_names(lang):
+                subject, body = mail.render(name, lang, key, mail.build_context(ctx, redirect_to="X"))
+                assert subject and body.strip()
+                assert "{{" not in body and "{%" not in body
+        assert mail.template_names("fr") == mail.template_names("en")
+        s.rollback()
