@@ -232,3 +232,52 @@ class Evidence(SQLModel, table=True):
     sha256: str = Field(max_length=64, index=True)
     received_at: datetime = _when(nullable=False)
     content: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class Quarantine(SQLModel, table=True):
+    """Input that could not be used, kept raw with the reason, so nothing is lost."""
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    received_at: datetime = _when(nullable=False, index=True)
+    kind: str = Field(default="mail", max_length=16)  # mail | arf | dmarc | postfix
+    source: str = ""  # file, folder or mailbox it came from
+    reason: str = Field(default="", sa_column=Column(Text, nullable=False))
+    sha256: str = Field(max_length=64, index=True)
+    content: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    released: bool = False
+
+
+class MessageRef(SQLModel, table=True):
+    """A Message-ID seen on a ticket (received or sent), for threading replies."""
+
+    __table_args__ = (UniqueConstraint("message_id"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    message_id: str = Field(max_length=998)
+    ticket_id: int = Field(foreign_key="ticket.id", index=True)
+    direction: str = "in"  # in | out
+    at: datetime = _when(nullable=False)
+
+
+class IngestCursor(SQLModel, table=True):
+    """Where a resumable source (a log file, an IMAP folder) was last read up to."""
+
+    source: str = Field(primary_key=True, max_length=512)
+    state: dict = _json()
+    updated_at: datetime = _when(nullable=False)
+
+
+class DmarcStat(SQLModel, table=True):
+    """Pass/fail figures of one DMARC aggregate report for one domain."""
+
+    __table_args__ = (UniqueConstraint("org_name", "report_id", "domain"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    domain: str = Field(max_length=255, index=True)
+    org_name: str = Field(default="", max_length=255)
+    report_id: str = Field(default="", max_length=255)
+    begin: datetime = _when(nullable=False, index=True)
+    end: datetime = _when(nullable=False)
+    passed: int = 0
+    failed: int = 0
+    policy_key: Optional[str] = Field(default=None, foreign_key="policy.key")

@@ -5,27 +5,44 @@ from __future__ import annotations
 
 import re
 
-# CSI, OSC (ended by BEL or ST), other two-character escapes, then lone C0/C1 controls.
-_ANSI = re.compile(
-    r"\x1b\[[0-?]*[ -/]*[@-~]"  # CSI ... final byte
-    r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"  # OSC ... BEL or ST
-    r"|\x1b[PX^_][^\x1b]*(?:\x1b\\)?"  # DCS, SOS, PM, APC strings
-    r"|\x1b[@-Z\\-_]"  # two-byte escapes
-    r"|\x9b[0-?]*[ -/]*[@-~]"  # 8-bit CSI
-    r"|\x9d[^\x07\x9c]*[\x07\x9c]?"  # 8-bit OSC
+# One alternation, tried left to right at each ESC / C1 introducer:
+#  1. string sequences (OSC, DCS, SOS, PM, APC) up to BEL or ST (ESC \ or 0x9C), or the end;
+#  2. CSI sequences: parameters, intermediates and an optional final byte;
+#  3. any other ESC sequence: intermediates and an optional final byte (lone ESC included).
+_ESCAPES = re.compile(
+    r"(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"
+    r"|(?:\x1b\[|\x9b)[\x30-\x3f]*[\x20-\x2f]*[\x40-\x7e]?"
+    r"|\x1b[\x20-\x2f]*[\x30-\x7e]?"
 )
-_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# C0 except TAB and LF, DEL, C1.
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# Lone surrogates (left by surrogateescape decoding) cannot be encoded for output.
+_SURROGATES = re.compile(r"[\ud800-\udfff]")
+_NEWLINES = re.compile(r"\r\n?")
 
 
-def clean(text: str) -> str:
-    """Remove escape sequences and control characters; keep newlines and tabs."""
-    if not text:
+def clean(s: str) -> str:
+    """Return ``s`` without terminal escape sequences or control characters.
+
+    Keeps ``\\n`` and ``\\t``; CRLF and lone CR become ``\\n``; lone surrogates become U+FFFD.
+    """
+    if not s:
         return ""
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    text = _ANSI.sub("", text)
-    return _CONTROLS.sub("", text)
+    if s.isascii() and s.isprintable():
+        return s  # fast path: no control character at all
+    s = _NEWLINES.sub("\n", s)
+    s = _ESCAPES.sub("", s)
+    s = _CONTROLS.sub("", s)
+    return _SURROGATES.sub("\ufffd", s)
+
+
+def clean_line(s: str) -> str:
+    """``clean`` for one-line values (headers, report fields): whitespace runs become one space."""
+    if s.isascii() and s.isprintable():
+        return " ".join(s.split())  # fast path: nothing to strip
+    return " ".join(clean(s).split())
 
 
 def one_line(text: str, limit: int = 200) -> str:
-    text = " ".join(clean(text).split())
+    text = clean_line(text)
     return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -593,10 +593,10 @@ def test_cli_exit_code_says_when_a_person_must_look(url, smtp, tmp_path):
     hd = Helpdesk(url, tmp_path)
     hd.env.update(HELPDESK_SMTP_HOST="127.0.0.1", HELPDESK_SMTP_PORT=str(smtp.port), HELPDESK_MAIL_FROM=FROM)
     smtp.handler.rcpt_reply = "550 5.1.1 no such user"
-    r = hd.run("outbox", "send", "--limit", "1", now=NOW, json_out=False)
+    r = hd.run("--lang", "en", "outbox", "send", "--limit", "1", now=NOW, json_out=False)
     assert r.code == 1 and "1 failed" in r.out and "550" in r.out
     smtp.handler.rcpt_reply = None
-    r = hd.run("outbox", "send", now=NOW, json_out=False)  # no reset URL: the link is held
+    r = hd.run("--lang", "en", "outbox", "send", now=NOW, json_out=False)  # no reset URL: the link is held
     assert r.code == 1 and "1 held" in r.out and "HELPDESK_RESET_URL" in r.out
     hd.env["HELPDESK_RESET_URL"] = RESET_URL
     r = hd.run("outbox", "send", now=NOW)

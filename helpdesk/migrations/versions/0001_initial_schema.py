@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 23:49:46.561626
+Create Date: 2026-11-23 00:30:08.267984
 """
 from alembic import op
 import sqlalchemy as sa
@@ -24,6 +24,12 @@ def upgrade() -> None:
     sa.Column('last_hash', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
+    op.create_table('ingestcursor',
+    sa.Column('source', sqlmodel.sql.sqltypes.AutoString(length=512), nullable=False),
+    sa.Column('state', sa.JSON(), nullable=False),
+    sa.Column('updated_at', helpdesk.types.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('source')
+    )
     op.create_table('meta',
     sa.Column('key', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('value', sa.Text(), nullable=False),
@@ -40,6 +46,21 @@ def upgrade() -> None:
     sa.Column('citations', sa.JSON(), nullable=False),
     sa.PrimaryKeyConstraint('key')
     )
+    op.create_table('quarantine',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('received_at', helpdesk.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('source', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('reason', sa.Text(), nullable=False),
+    sa.Column('sha256', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('content', sa.LargeBinary(), nullable=False),
+    sa.Column('released', sa.Boolean(), nullable=False),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('quarantine', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_quarantine_received_at'), ['received_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_quarantine_sha256'), ['sha256'], unique=False)
+
     op.create_table('volunteer',
     sa.Column('login', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('name', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
@@ -71,6 +92,24 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_account_email'), ['email'], unique=False)
         batch_op.create_index(batch_op.f('ix_account_login'), ['login'], unique=False)
         batch_op.create_index(batch_op.f('ix_account_policy_key'), ['policy_key'], unique=False)
+
+    op.create_table('dmarcstat',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('domain', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
+    sa.Column('org_name', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
+    sa.Column('report_id', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
+    sa.Column('begin', helpdesk.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('end', helpdesk.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('passed', sa.Integer(), nullable=False),
+    sa.Column('failed', sa.Integer(), nullable=False),
+    sa.Column('policy_key', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.ForeignKeyConstraint(['policy_key'], ['policy.key'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('org_name', 'report_id', 'domain')
+    )
+    with op.batch_alter_table('dmarcstat', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_dmarcstat_begin'), ['begin'], unique=False)
+        batch_op.create_index(batch_op.f('ix_dmarcstat_domain'), ['domain'], unique=False)
 
     op.create_table('workflow',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -219,6 +258,19 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_evidence_sha256'), ['sha256'], unique=False)
         batch_op.create_index(batch_op.f('ix_evidence_ticket_id'), ['ticket_id'], unique=False)
 
+    op.create_table('messageref',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('message_id', sqlmodel.sql.sqltypes.AutoString(length=998), nullable=False),
+    sa.Column('ticket_id', sa.Integer(), nullable=False),
+    sa.Column('direction', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('at', helpdesk.types.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['ticket_id'], ['ticket.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('message_id')
+    )
+    with op.batch_alter_table('messageref', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_messageref_ticket_id'), ['ticket_id'], unique=False)
+
     op.create_table('resettoken',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('ticket_id', sa.Integer(), nullable=False),
@@ -274,6 +326,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_resettoken_ticket_id'))
 
     op.drop_table('resettoken')
+    with op.batch_alter_table('messageref', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_messageref_ticket_id'))
+
+    op.drop_table('messageref')
     with op.batch_alter_table('evidence', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_evidence_ticket_id'))
         batch_op.drop_index(batch_op.f('ix_evidence_sha256'))
@@ -310,6 +366,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_workflow_policy_key'))
 
     op.drop_table('workflow')
+    with op.batch_alter_table('dmarcstat', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_dmarcstat_domain'))
+        batch_op.drop_index(batch_op.f('ix_dmarcstat_begin'))
+
+    op.drop_table('dmarcstat')
     with op.batch_alter_table('account', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_account_policy_key'))
         batch_op.drop_index(batch_op.f('ix_account_login'))
@@ -317,7 +378,13 @@ def downgrade() -> None:
 
     op.drop_table('account')
     op.drop_table('volunteer')
+    with op.batch_alter_table('quarantine', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_quarantine_sha256'))
+        batch_op.drop_index(batch_op.f('ix_quarantine_received_at'))
+
+    op.drop_table('quarantine')
     op.drop_table('policy')
     op.drop_table('meta')
+    op.drop_table('ingestcursor')
     op.drop_table('chainhead')
     # ### end Alembic commands ###

@@ -1,0 +1,60 @@
+"""The one exception type raised by the ingestion parsers."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+from helpdesk.ingest.text import clean_line
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+INTERNAL = "internal error"
+
+
+MAX_REASON_CHARS = 300
+
+
+class ParseError(Exception):
+    """Input that cannot be understood; ``reason`` says why, in plain words for a human.
+
+    Reasons may quote the input (a zip member name, a parser message), so they are cleaned
+    of control characters and shortened like any other untrusted text.
+    """
+
+    def __init__(self, reason: str) -> None:
+        reason = clean_line(str(reason))[:MAX_REASON_CHARS] or "unreadable input"
+        super().__init__(reason)
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+def guarded(what: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Make a parser entry point keep its promise that only ParseError escapes.
+
+    Expected problems are raised as ParseError where they are found; anything else is a bug
+    met on hostile input, reported as ParseError("internal error ...") so that one bad mail
+    is quarantined instead of stopping an ingest run (the fuzz tests look for these).
+    """
+
+    def decorate(function: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(function)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                return function(*args, **kwargs)
+            except ParseError:
+                raise
+            except RecursionError as exc:
+                raise ParseError(f"{what} nested too deeply") from exc
+            except MemoryError as exc:
+                raise ParseError(f"{what} too large to read") from exc
+            except Exception as exc:
+                raise ParseError(f"{INTERNAL} while reading {what} ({type(exc).__name__}: {exc})") from exc
+
+        return wrapper
+
+    return decorate
