@@ -49,9 +49,10 @@ def _head(session: Session) -> ChainHead:
 
 
 def append(session: Session, event: Event) -> Event:
+    """Chain and insert an event. Its id is the head's next one, taken under the head's
+    lock, so the hash can be computed before the single insert."""
     head = _head(session)
-    session.add(event)
-    session.flush()  # gives the event its id
+    event.id = head.last_id + 1
     event.prev_hash = head.last_hash
     event.hash = digest(head.last_hash, event)
     head.last_id = event.id

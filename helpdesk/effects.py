@@ -10,6 +10,7 @@ from helpdesk.guards import not_served_by, registered_contacts
 from helpdesk.i18n import pick
 from helpdesk.models import Deadline, Evidence, ResetToken
 from helpdesk.registry import effect
+from helpdesk.text import clean
 
 
 def set_deadline(ctx: Ctx, name: str, due, note: str = "") -> Deadline:
@@ -193,4 +194,6 @@ def record_log_access(ctx: Ctx):
     )
     ctx.event_data["sensitive_read"] = {"kind": "logs", "evidence": [e.id for e in rows]}
     for e in rows:
-        ctx.output.append({"evidence": e.id, "kind": e.kind, "sha256": e.sha256, "text": e.content.decode("utf-8", "replace")})
+        # The stored evidence stays raw; what is shown is cleaned of terminal controls.
+        text = clean(e.content.decode("utf-8", "replace"))
+        ctx.output.append({"evidence": e.id, "kind": e.kind, "sha256": e.sha256, "text": text})

@@ -63,12 +63,16 @@ def definition(session: Session, workflow_id: int) -> Definition:
 
 
 def workflow_for(session: Session, policy_key: str, queue: str) -> Definition:
+    ids = session.info.setdefault("workflow_ids", {})
+    if (policy_key, queue) in ids:
+        return definition(session, ids[(policy_key, queue)])
     policy = session.get(Policy, policy_key)
     if policy is None:
         raise NotFound(_("unknown policy {key!r}").format(key=policy_key))
     wf = session.exec(select(Workflow).where(Workflow.policy_key == policy_key, Workflow.queue == queue)).first()
     if wf is None:
         raise BadInput(_("policy {policy} has no {queue} procedure").format(policy=policy_key, queue=queue))
+    ids[(policy_key, queue)] = wf.id
     return definition(session, wf.id)
 
 
@@ -519,7 +523,14 @@ def open_ticket(
     ctx = make_ctx(session, ticket, actor, now)
     target = (d.policy.params or {}).get("response_target")
     if target and state.kind != "done":
-        session.add(Deadline(ticket_id=ticket.id, name="respond-by", due_at=clock.add(now, clock.parse_duration(target), d.policy.timezone)))
+        session.add(
+            Deadline(
+                ticket_id=ticket.id,
+                name="respond-by",
+                due_at=clock.add(now, clock.parse_duration(target), d.policy.timezone),
+                note=(d.policy.params or {}).get("response_target_note", ""),
+            )
+        )
     _enter_state(ctx, state)
     for spec in d.workflow.on_open:
         when = spec.get("when")

@@ -64,7 +64,8 @@ def _strip(element: dict) -> dict:
 
 def specialise(base: dict, features: set[str]) -> dict:
     """The base workflow as one pack sees it."""
-    wf = {k: v for k, v in base.items() if k not in ("states", "transitions", "on_open")}
+    wf = {k: v for k, v in base.items() if k not in ("states", "transitions", "on_open", "fields")}
+    wf["fields"] = {k: _strip(v) for k, v in base.get("fields", {}).items() if _keep(v, features)}
     wf["on_open"] = [_strip(e) for e in base.get("on_open", []) if _keep(e, features)]
     states = []
     for s in base.get("states", []):
@@ -87,6 +88,37 @@ def specialise(base: dict, features: set[str]) -> dict:
     wf["states"] = states
     wf["transitions"] = transitions
     return wf
+
+
+def prune(wf: dict, starts: set[str]) -> dict:
+    """Drop the states no ticket of this pack can reach from its initial states, and the
+    transitions that leave only from them."""
+    reach, todo = set(starts), list(starts)
+    while todo:
+        here = todo.pop()
+        for t in wf["transitions"]:
+            if here in t["sources"] or "*" in t["sources"]:
+                nxt = here if t["target"] == "=" else t["target"]
+                if nxt not in reach:
+                    reach.add(nxt)
+                    todo.append(nxt)
+    wf["states"] = [s for s in wf["states"] if s["key"] in reach]
+    kept = []
+    for t in wf["transitions"]:
+        t["sources"] = [s for s in t["sources"] if s == "*" or s in reach]
+        if t["sources"]:
+            kept.append(t)
+    wf["transitions"] = kept
+    return wf
+
+
+def initial_states(wf: dict, params: dict) -> set[str]:
+    initial = wf.get("initial", {})
+    mapping = initial.get("map") or {}
+    reasons = params.get("closure_reasons")
+    if initial.get("field") == "reason" and reasons is not None:
+        return {mapping.get(r, initial.get("default")) for r in reasons}
+    return {initial.get("default"), *mapping.values()} - {None}
 
 
 def read_pack(key: str) -> Pack:
@@ -120,7 +152,8 @@ def read_pack(key: str) -> Pack:
         wpath = data_dir() / "workflows" / f"{queue}.toml"
         wraw = wpath.read_bytes()
         h.update(wraw)
-        pack.workflows[queue] = specialise(tomllib.loads(wraw.decode("utf-8")), pack.features)
+        wf = specialise(tomllib.loads(wraw.decode("utf-8")), pack.features)
+        pack.workflows[queue] = prune(wf, initial_states(wf, pack.params))
     pack.digest = h.hexdigest()
     validate(pack)
     return pack
@@ -257,6 +290,7 @@ def install(session: Session, pack: Pack) -> bool:
             )
     session.flush()
     session.info.pop("definitions", None)
+    session.info.pop("workflow_ids", None)
     return True
 
 

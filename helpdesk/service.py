@@ -11,7 +11,7 @@ from sqlmodel import Session, select
 
 from helpdesk import audit, clock, engine, ledger
 from helpdesk.context import SYSTEM_ACTOR, Actor
-from helpdesk.errors import BadInput, NotFound
+from helpdesk.errors import BadInput, NotFound, Refused
 from helpdesk.fields import EMAIL
 from helpdesk.i18n import _, pick
 from helpdesk.models import Account, Deadline, Event, Policy, State, Ticket, Volunteer, Workflow
@@ -104,6 +104,8 @@ def add_account(
         checked[key] = clean(str(value))
     now = clock.now()
     acc = session.exec(select(Account).where(Account.policy_key == policy, Account.login == login)).first()
+    if acc is not None:
+        _check_immutable(session, acc, checked)
     if acc is None:
         acc = Account(policy_key=policy, login=clean(login).strip(), created_at=now, updated_at=now)
     acc.email = email
@@ -124,11 +126,26 @@ def add_account(
     return acc
 
 
+def _check_immutable(session: Session, acc: Account, fields: dict) -> None:
+    """Facts a provider's text says can never change once set (Weentime art. 2: the country)."""
+    policy = session.get(Policy, acc.policy_key)
+    for name, cite in ((policy.params or {}).get("immutable_fields") or {}).items():
+        old, new = (acc.fields or {}).get(name), fields.get(name)
+        if old and new is not None and new != old:
+            ref, _text = engine.citation(policy, cite)
+            raise Refused(
+                "immutable-field",
+                _("{field} of {login} is {old} and can never be changed").format(field=name, login=acc.login, old=old),
+                ref,
+            )
+
+
 def account_view(session: Session, acc: Account) -> dict:
     sanctions = list(
         session.exec(select(Event).where(Event.account_id == acc.id, Event.sanction.is_not(None)).order_by(Event.id))
     )
     return {
+        **{k: v for k, v in (acc.fields or {}).items()},
         "login": acc.login,
         "policy": acc.policy_key,
         "kind": acc.kind,

@@ -21,6 +21,7 @@ from helpdesk import audit, clock, dates, engine
 from helpdesk.context import SYSTEM_ACTOR
 from helpdesk.db import write_session
 from helpdesk.errors import HelpdeskError, Refused
+from helpdesk.i18n import _
 from helpdesk.models import Account, Deadline, Policy, Ticket, Workflow
 
 
@@ -118,7 +119,7 @@ def _has_open(s: Session, account_id: int, queue: str) -> bool:
     )
 
 
-def _open_for(url, policy_key: str, now: datetime, report: SweepReport, candidates: Callable[[Session, Policy], list], fields: dict, note: str) -> None:
+def _open_for(url, policy_key: str, now: datetime, report: SweepReport, candidates: Callable[[Session, Policy], list], fields: dict, note: str, subject: str = "") -> None:
     with write_session(url) as s:
         policy = s.get(Policy, policy_key)
         if s.exec(select(Workflow.id).where(Workflow.policy_key == policy_key, Workflow.queue == "closure")).first() is None:
@@ -130,6 +131,7 @@ def _open_for(url, policy_key: str, now: datetime, report: SweepReport, candidat
                 outcome = engine.open_ticket(
                     s, queue="closure", policy_key=policy_key, actor=SYSTEM_ACTOR, account=acc,
                     requester="", fields=dict(fields), note=note, now=now,
+                    subject=subject.format(login=acc.login),
                 )
             except Refused as exc:  # pragma: no cover - a pack without that reason
                 report.refused.append({"account": acc.login, "reason": str(exc)})
@@ -148,7 +150,8 @@ def scan_inactivity(url, policy_key: str, now: datetime, report: SweepReport) ->
             if (a.last_login or a.created_at) < limit
         ]
 
-    _open_for(url, policy_key, now, report, candidates, {"reason": "inactivity"}, "inactive for more than the policy allows")
+    _open_for(url, policy_key, now, report, candidates, {"reason": "inactivity"}, "inactive for more than the policy allows",
+              _("Inactivity: {login} has not logged in for more than a year"))
 
 
 def scan_lapse(url, policy_key: str, now: datetime, report: SweepReport) -> None:
@@ -163,7 +166,8 @@ def scan_lapse(url, policy_key: str, now: datetime, report: SweepReport) -> None
                 out.append(a)
         return out
 
-    _open_for(url, policy_key, now, report, candidates, {"reason": "lapse"}, "subscription not renewed in time")
+    _open_for(url, policy_key, now, report, candidates, {"reason": "lapse"}, "subscription not renewed in time",
+              _("Subscription of {login} not renewed in time"))
 
 
 def scan_membership(url, policy_key: str, now: datetime, report: SweepReport) -> None:
@@ -177,7 +181,8 @@ def scan_membership(url, policy_key: str, now: datetime, report: SweepReport) ->
             if (a.fields or {}).get("membership-end") and clock.parse_day(a.fields["membership-end"]) < today
         ]
 
-    _open_for(url, policy_key, now, report, candidates, {"reason": "non-renewal"}, "membership not renewed")
+    _open_for(url, policy_key, now, report, candidates, {"reason": "non-renewal"}, "membership not renewed",
+              _("Membership of {login} not renewed"))
 
 
 def scan_contract_term(url, policy_key: str, now: datetime, report: SweepReport) -> None:
@@ -196,7 +201,8 @@ def scan_contract_term(url, policy_key: str, now: datetime, report: SweepReport)
                 out.append(a)
         return out
 
-    _open_for(url, policy_key, now, report, candidates, {"reason": "non-renewal", "term-reached": "yes"}, "maximum term of the convention reached")
+    _open_for(url, policy_key, now, report, candidates, {"reason": "non-renewal", "term-reached": "yes"}, "maximum term of the convention reached",
+              _("Convention of {login} reaches its maximum term"))
 
 
 SCANS: dict[str, Callable] = {

@@ -59,6 +59,15 @@ def test_lapsed_subscription_restricts_and_late_renewal_starts_the_next_day(wt):
     assert acc["fields"]["subscription-end"] == "2027-11-30"
 
 
+def test_the_country_can_never_change(wt):
+    hd = wt
+    refusal = hd.refused("account", "add", "admin.acme", "--policy", "weentime", "--email", "rh@acme.example",
+                         "--kind", "admin", "--field", "country=FR", rule="immutable-field", cite="CGU Weentime art. 2")
+    assert "TN" in refusal["message"]
+    assert hd.ok("account", "show", "admin.acme")["country"] == "TN"
+    hd.account("admin.acme", "weentime", "rh2@acme.example", "--kind", "admin", "--field", "country=TN")  # the rest may change
+
+
 def test_closure_request_from_the_client_and_unknown_reasons(wt):
     hd = wt
     hd.bad("ticket", "open", "closure", "--policy", "weentime", "--account", "admin.acme", "--field", "reason=inactivity")
