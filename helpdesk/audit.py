@@ -18,21 +18,30 @@ from helpdesk import clock
 from helpdesk.models import ChainHead, Event
 
 
+def _dumps(value) -> bytes:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str).encode()
+
+
+def content_digest(note: str, data: dict) -> str:
+    """The digest of what retention may redact: the free text and the data of an event."""
+    return hashlib.sha256(_dumps({"note": note, "data": data})).hexdigest()
+
+
 def canonical(event: Event) -> bytes:
-    body = {
-        "id": event.id,
-        "at": clock.iso(event.at),
-        "actor": event.actor,
-        "ticket": event.ticket_id,
-        "account": event.account_id,
-        "action": event.action,
-        "from": event.from_state,
-        "to": event.to_state,
-        "note": event.note,
-        "sanction": event.sanction,
-        "data": event.data,
-    }
-    return json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str).encode()
+    return _dumps(
+        {
+            "id": event.id,
+            "at": clock.iso(event.at),
+            "actor": event.actor,
+            "ticket": event.ticket_id,
+            "account": event.account_id,
+            "action": event.action,
+            "from": event.from_state,
+            "to": event.to_state,
+            "sanction": event.sanction,
+            "content": event.content_digest,
+        }
+    )
 
 
 def digest(prev_hash: str, event: Event) -> str:
@@ -53,6 +62,7 @@ def append(session: Session, event: Event) -> Event:
     lock, so the hash can be computed before the single insert."""
     head = _head(session)
     event.id = head.last_id + 1
+    event.content_digest = content_digest(event.note, event.data)
     event.prev_hash = head.last_hash
     event.hash = digest(head.last_hash, event)
     head.last_id = event.id
@@ -69,6 +79,18 @@ def record(session: Session, *, actor: str, action: str, note: str = "", ticket_
         session,
         Event(at=at or clock.now(), actor=actor, action=action, note=note, ticket_id=ticket_id, account_id=account_id, data=data or {}),
     )
+
+
+def redact(session: Session, event: Event, *, actor: str, reason: str, at=None) -> None:
+    """Remove an event's personal content; the chain still verifies, and the redaction is
+    itself an event."""
+    if event.redacted_at is not None:
+        return
+    event.note = ""
+    event.data = {"redacted": True}
+    event.redacted_at = at or clock.now()
+    session.add(event)
+    record(session, actor=actor, action="redact", ticket_id=event.ticket_id, note=reason, data={"event": event.id}, at=at)
 
 
 @dataclass
@@ -99,6 +121,8 @@ def verify(session: Session, batch: int = 5000) -> tuple[int, list[Problem]]:
                 )
             if digest(ev.prev_hash, ev) != ev.hash:
                 problems.append(Problem(ev.id, "its content does not match its hash: it was changed or moved"))
+            elif ev.redacted_at is None and content_digest(ev.note, ev.data) != ev.content_digest:
+                problems.append(Problem(ev.id, "its note or data does not match its hash: it was changed"))
             prev_hash, prev_id = ev.hash, ev.id
         last_seen = rows[-1].id
     head = session.get(ChainHead, 1)

@@ -88,7 +88,8 @@ class Recipe:
     timers: list  # [(action, deadline name, field to set or None, at-field kind)]
 
 
-_CANON = '{"account":%s,"action":%s,"actor":%s,"at":"%s","data":%s,"from":%s,"id":%d,"note":%s,"sanction":%s,"ticket":%d,"to":%s}'
+_CANON = '{"account":%s,"action":%s,"actor":%s,"at":"%s","content":"%s","from":%s,"id":%d,"sanction":%s,"ticket":%d,"to":%s}'
+_CONTENT = '{"data":%s,"note":%s}'
 
 
 @functools.lru_cache(maxsize=4096)
@@ -104,10 +105,16 @@ def _enc_data(data: dict) -> str:
     return json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
-def _canonical_fast(eid, at_iso, actor, ticket, account, action, frm, to, note, sanction, data_json) -> bytes:
+def _content_fast(note, data_json) -> str:
+    """``audit.content_digest`` from the already encoded data."""
+    return hashlib.sha256((_CONTENT % (data_json, _enc(note))).encode()).hexdigest()
+
+
+def _canonical_fast(eid, at_iso, actor, ticket, account, action, frm, to, note, sanction, data_json, content=None) -> bytes:
     """``audit.canonical`` without building an Event: same bytes (checked by ``_check_digest``)."""
+    content = content or _content_fast(note, data_json)
     return (
-        _CANON % ("null" if account is None else account, _enc(action), _enc(actor), at_iso, data_json, _enc(frm), eid, _enc(note),
+        _CANON % ("null" if account is None else account, _enc(action), _enc(actor), at_iso, content, _enc(frm), eid,
                   _enc(sanction), ticket, _enc(to))
     ).encode()
 
@@ -123,7 +130,8 @@ def _check_digest() -> None:
     prev = "prev"
     for eid, at, actor, tid, aid, action, frm, to, note, sanction, data in samples:
         ev = SimpleNamespace(id=eid, at=at, actor=actor, ticket_id=tid, account_id=aid, action=action, from_state=frm,
-                             to_state=to, note=note, sanction=sanction, data=data)
+                             to_state=to, note=note, sanction=sanction, data=data,
+                             content_digest=audit.content_digest(note, data))
         at_iso = at.replace(tzinfo=None).isoformat() + "Z"
         fast = hashlib.sha256(prev.encode() + b"\n" + _canonical_fast(eid, at_iso, actor, tid, aid, action, frm, to, note, sanction, _enc_data(data))).hexdigest()
         if fast != audit.digest(prev, ev):
@@ -320,7 +328,8 @@ TICKET_COLS = (
     "id", "queue", "policy_key", "workflow_id", "state", "state_kind", "account_id", "requester", "subject", "lang", "fields",
     "checklist", "parent_id", "assignee", "claimed_by", "claim_expires", "opened_at", "updated_at", "closed_at", "due_at", "version",
 )
-EVENT_COLS = ("id", "at", "actor", "ticket_id", "account_id", "action", "from_state", "to_state", "note", "sanction", "data", "prev_hash", "hash")
+EVENT_COLS = ("id", "at", "actor", "ticket_id", "account_id", "action", "from_state", "to_state", "note", "sanction", "data",
+              "content_digest", "prev_hash", "hash")
 DEADLINE_COLS = ("id", "ticket_id", "name", "due_at", "action", "state", "status", "note")
 
 
@@ -545,9 +554,10 @@ def _load(conn, sqlite, rng, now, n_tickets, recipes, weights, roster, policies)
             len(evs),
         ))
         for ts, who, action, frm, to, note, sanction, data_json in evs:
-            h = sha(prev_hash.encode() + b"\n" + _canonical_fast(eid, iso(ts), who, tid, acc_id, action, frm, to, note, sanction, data_json)).hexdigest()
+            content = _content_fast(note, data_json)
+            h = sha(prev_hash.encode() + b"\n" + _canonical_fast(eid, iso(ts), who, tid, acc_id, action, frm, to, note, sanction, data_json, content)).hexdigest()
             w_event.add((eid, when(ts), who, tid, acc_id, action, frm, to, note, sanction, data_json if sqlite else json.loads(data_json),
-                         prev_hash, h))
+                         content, prev_hash, h))
             prev_hash = h
             eid += 1
         tid += 1

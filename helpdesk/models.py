@@ -164,7 +164,10 @@ class Deadline(SQLModel, table=True):
 
 
 class Event(SQLModel, table=True):
-    """Append-only: never updated, never deleted. ``hash`` chains each row to the one before."""
+    """Append-only: never deleted, never changed but by redaction. ``hash`` chains each row
+    to the one before; it covers ``content_digest`` (the note and data) rather than the
+    content itself, so that retention can redact personal data (``redacted_at``) and the
+    chain still verifies."""
 
     id: Optional[int] = Field(default=None, primary_key=True)
     at: datetime = _when(nullable=False, index=True)
@@ -177,6 +180,8 @@ class Event(SQLModel, table=True):
     note: str = ""
     sanction: Optional[str] = Field(default=None, max_length=32)
     data: dict = _json()
+    content_digest: str = Field(default="", max_length=64)
+    redacted_at: Optional[datetime] = _when()
     prev_hash: str = ""
     hash: str = Field(default="", max_length=64)
 

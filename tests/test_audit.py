@@ -59,3 +59,23 @@ def test_reordered_events_are_found(trail):
 def test_human_output_of_verify(trail):
     r = trail.run("audit", "verify", json_out=False)
     assert r.code == 0 and "intact" in r.out or "intacte" in r.out
+
+
+def test_a_redacted_event_still_verifies_but_a_changed_note_does_not(trail):
+    from sqlmodel import select
+
+    from helpdesk import audit
+    from helpdesk.models import Event
+
+    with db.write_session(trail.url) as s:
+        ev = s.exec(select(Event).where(Event.action == "contact")).one()
+        audit.redact(s, ev, actor="system", reason="retention period over")
+    db.get_engine(trail.url).dispose()
+    r = trail.ok("audit", "verify")
+    assert r["ok"] is True
+    view = trail.show(1)
+    contact = next(e for e in view["events"] if e["action"] == "contact")
+    assert contact["note"] == ""
+    # A note changed without redaction is found.
+    _sql(trail, "UPDATE event SET note = 'rewritten' WHERE action = 'warn'")
+    assert _broken(trail)["problems"]

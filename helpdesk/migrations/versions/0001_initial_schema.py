@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 00:30:08.267984
+Create Date: 2026-11-23 00:52:41.890525
 """
 from alembic import op
 import sqlalchemy as sa
@@ -232,6 +232,8 @@ def upgrade() -> None:
     sa.Column('note', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('sanction', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
     sa.Column('data', sa.JSON(), nullable=False),
+    sa.Column('content_digest', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('redacted_at', helpdesk.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('prev_hash', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.ForeignKeyConstraint(['account_id'], ['account.id'], ),
