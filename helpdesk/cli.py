@@ -165,14 +165,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--if-version", type=int, help=_("refuse if the ticket changed since this version"))
 
     cmd(sub, "sweep", _("run what is due: timers, expiries, inactivity scans"))
+    p = cmd(sub, "backup", _("write a consistent copy of the database to a new file"))
+    p.add_argument("path")
+    p = cmd(sub, "restore", _("replace the database's content by a backup"))
+    p.add_argument("path")
+    p.add_argument("--yes", action="store_true", help=_("confirm: what is in the database now is replaced"))
 
     vol = sub.add_parser("volunteer", help=_("volunteers and roles")).add_subparsers(dest="sub", metavar="SUB", required=True)
     p = cmd(vol, "add", _("add a volunteer or change their role"))
     p.add_argument("login")
     p.add_argument("--role", required=True, choices=["volunteer", "oncall", "techadmin", "trainer"])
     p.add_argument("--name", default="")
-    p.add_argument("--ssh-key")
+    p.add_argument("--ssh-key", help=_("an OpenSSH public key, or the path of a .pub file"))
     cmd(vol, "list", _("list volunteers"))
+    p = cmd(vol, "authorized-keys", _("print the authorized_keys lines of the shared system account"))
+    p.add_argument("--program", help=_("the helpdesk command the keys may run (default: this one)"))
+    p = cmd(vol, "remove-key", _("withdraw an SSH key"))
+    p.add_argument("login")
+    p.add_argument("key")
+    p = cmd(vol, "deactivate", _("withdraw a volunteer: their keys stop working"))
+    p.add_argument("login")
 
     au = sub.add_parser("audit", help=_("the audit trail")).add_subparsers(dest="sub", metavar="SUB", required=True)
     cmd(au, "verify", _("check that no event was changed, deleted or reordered"))
@@ -280,6 +292,8 @@ def do_account(args, out: Out) -> int:
         if args.sub == "show":
             acc = service.find_account(s, args.login, args.policy)
             view = service.account_view(s, acc)
+            if acc.status in ("deactivated", "erased"):
+                _record_sensitive_read(args, acc)
             if out.json:
                 out.data(view)
             else:
@@ -307,6 +321,17 @@ def do_account(args, out: Out) -> int:
         else:
             out.table(["login", "policy", "kind", "status", "email"], [[r["login"], r["policy"], r["kind"], r["status"], r["email"]] for r in rows])
     return 0
+
+
+def _record_sensitive_read(args, acc) -> None:
+    """Reading the personal data of a closed account is itself an audited event."""
+    import getpass
+
+    from helpdesk import audit
+
+    who = getattr(args, "user", None) or os.environ.get("HELPDESK_USER") or f"unix:{getpass.getuser()}"
+    with _session(args, write=True) as w:
+        audit.record(w, actor=who, action="read-personal-data", account_id=acc.id, data={"status": acc.status})
 
 
 def _import_accounts(args, out: Out) -> int:
@@ -475,6 +500,23 @@ def do_sweep(args, out: Out) -> int:
     return 0
 
 
+def do_backup(args, out: Out) -> int:
+    from helpdesk import backup, db
+
+    _session(args).__enter__().close()  # checks the schema
+    url = db.resolve_url(getattr(args, "db", None))
+    user = getattr(args, "user", None) or os.environ.get("HELPDESK_USER") or "system"
+    if args.command == "backup":
+        result = backup.backup(url, args.path, actor=user)
+        out.data(result) if out.json else out.line(_("Backup written: {path} ({n} bytes)").format(path=result["path"], n=result["bytes"]))
+        return 0
+    if not args.yes:
+        raise BadInput(_("restoring replaces everything in {url}: add --yes").format(url=url))
+    result = backup.restore(url, args.path)
+    out.data(result) if out.json else out.line(_("Restored from {path}.").format(path=result["path"]))
+    return 0
+
+
 def do_volunteer(args, out: Out) -> int:
     from sqlmodel import select
 
@@ -487,10 +529,40 @@ def do_volunteer(args, out: Out) -> int:
             data = {"login": v.login, "role": v.role, "name": v.name, "ssh_keys": len(v.ssh_keys)}
         out.data(data) if out.json else out.line(_("Volunteer {login}: {role}").format(login=v.login, role=v.role))
         return 0
+    if args.sub in ("remove-key", "deactivate"):
+        with _session(args, write=True) as s:
+            v = service.withdraw(s, args.login, key=args.key if args.sub == "remove-key" else None)
+            data = {"login": v.login, "active": v.active, "ssh_keys": len(v.ssh_keys)}
+        out.data(data) if out.json else out.line(_("Volunteer {login}: {n} key(s), {state}").format(
+            login=v.login, n=len(v.ssh_keys), state=_("active") if v.active else _("withdrawn")))
+        return 0
+    if args.sub == "authorized-keys":
+        from helpdesk import sshkeys
+
+        program = args.program or _this_program()
+        db = getattr(args, "db", None) or os.environ.get("HELPDESK_DB")
+        with _session(args) as s:
+            rows = [(v.login, k) for v in s.exec(select(Volunteer).where(Volunteer.active).order_by(Volunteer.login)) for k in v.ssh_keys]
+        lines = [sshkeys.authorized_keys_line(login, key, program=program, db=db) for login, key in rows]
+        if out.json:
+            out.data([{"login": login, "line": line} for (login, _k), line in zip(rows, lines)])
+        else:
+            sys.stdout.write("".join(line + "\n" for line in lines))
+        return 0
     with _session(args) as s:
         rows = [{"login": v.login, "role": v.role, "name": v.name, "active": v.active} for v in s.exec(select(Volunteer).order_by(Volunteer.login))]
     out.data(rows) if out.json else out.table(["login", "role", "name"], [[r["login"], r["role"], r["name"]] for r in rows])
     return 0
+
+
+def _this_program() -> str:
+    """The absolute path of the helpdesk command being run, for forced commands."""
+    import shutil
+
+    found = shutil.which("helpdesk")
+    if found:
+        return os.path.realpath(found)
+    return f"{sys.executable} -m helpdesk"
 
 
 def do_audit(args, out: Out) -> int:
@@ -602,6 +674,8 @@ COMMANDS = {
     "sweep": do_sweep,
     "volunteer": do_volunteer,
     "audit": do_audit,
+    "backup": do_backup,
+    "restore": do_backup,
     "outbox": do_outbox,
     "reset": do_reset,
 }

@@ -170,16 +170,21 @@ def _emergency(ctx: Ctx) -> str | None:
     return None
 
 
+def _unless_emergency(ctx: Ctx, refusal: str) -> str | None:
+    """Pass a well-founded emergency; otherwise say what is missing for one, or ``refusal``."""
+    why = _emergency(ctx)
+    if why is None:
+        return None
+    return refusal if why == "not-urgent" else why
+
+
 @guard("prior_exchange_or_emergency")
 def prior_exchange_or_emergency(ctx: Ctx):
     if ctx.this_ticket_steps() & {"contact", "warning"} or ctx.earlier_steps():
         return None
-    why = _emergency(ctx)
-    if why is None:
-        return None
-    if why != "not-urgent":
-        return why
-    return _("except in an emergency, an exchange and an attempt at regularisation come first (record a contact)")
+    return _unless_emergency(
+        ctx, _("except in an emergency, an exchange and an attempt at regularisation come first (record a contact)")
+    )
 
 
 @guard("prior_step_or_emergency")
@@ -187,12 +192,7 @@ def prior_step_or_emergency(ctx: Ctx, steps: list[str]):
     reached = ctx.this_ticket_steps() | {e.sanction for e in ctx.earlier_steps()}
     if reached & set(steps) or ledger.highest(ctx.earlier_steps()) >= ledger.LEVEL["suspension"]:
         return None
-    why = _emergency(ctx)
-    if why is None:
-        return None
-    if why != "not-urgent":
-        return why
-    return _("the graduated response starts with: {steps}").format(steps=", ".join(steps))
+    return _unless_emergency(ctx, _("the graduated response starts with: {steps}").format(steps=", ".join(steps)))
 
 
 @guard("ladder_allows")

@@ -147,6 +147,7 @@ class Ticket(SQLModel, table=True):
     updated_at: datetime = _when(nullable=False)
     closed_at: Optional[datetime] = _when()
     due_at: Optional[datetime] = _when()
+    redacted_at: Optional[datetime] = _when()  # personal data removed after the retention period
     version: int = 1
 
 
@@ -237,6 +238,7 @@ class Evidence(SQLModel, table=True):
     sha256: str = Field(max_length=64, index=True)
     received_at: datetime = _when(nullable=False)
     content: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    redacted_at: Optional[datetime] = _when()  # content removed after the retention period
 
 
 class Quarantine(SQLModel, table=True):

@@ -31,9 +31,10 @@ class SweepReport:
     taken: list[dict] = field(default_factory=list)
     refused: list[dict] = field(default_factory=list)
     opened: list[dict] = field(default_factory=list)
+    redacted: list[int] = field(default_factory=list)
 
     def as_dict(self) -> dict:
-        return {"now": self.now, "taken": self.taken, "refused": self.refused, "opened": self.opened}
+        return {"now": self.now, "taken": self.taken, "refused": self.refused, "opened": self.opened, "redacted": self.redacted}
 
 
 def run(url: str | None = None, now: datetime | None = None, limit: int = 10_000) -> SweepReport:
@@ -44,6 +45,9 @@ def run(url: str | None = None, now: datetime | None = None, limit: int = 10_000
         for feature, scan in SCANS.items():
             if feature in features:
                 scan(url, policy_key, now, report)
+    from helpdesk import retention
+
+    retention.run(url, now, report)
     return report
 
 

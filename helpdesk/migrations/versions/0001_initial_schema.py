@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 00:52:41.890525
+Create Date: 2026-11-23 01:00:39.550517
 """
 from alembic import op
 import sqlalchemy as sa
@@ -165,6 +165,7 @@ def upgrade() -> None:
     sa.Column('updated_at', helpdesk.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('closed_at', helpdesk.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('due_at', helpdesk.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('redacted_at', helpdesk.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('version', sa.Integer(), nullable=False),
     sa.ForeignKeyConstraint(['account_id'], ['account.id'], ),
     sa.ForeignKeyConstraint(['parent_id'], ['ticket.id'], ),
@@ -253,6 +254,7 @@ def upgrade() -> None:
     sa.Column('sha256', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('received_at', helpdesk.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('content', sa.LargeBinary(), nullable=False),
+    sa.Column('redacted_at', helpdesk.types.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['ticket_id'], ['ticket.id'], ),
     sa.PrimaryKeyConstraint('id')
     )
