@@ -49,9 +49,34 @@ def add_volunteer(session: Session, login: str, role: str, *, name: str = "", ss
     v.name = clean(name) or v.name
     v.active = True
     if ssh_key:
-        v.ssh_keys = sorted(set(v.ssh_keys or []) | {ssh_key.strip()})
+        from helpdesk import sshkeys
+
+        key = sshkeys.normalise(ssh_key)
+        for other in session.exec(select(Volunteer).where(Volunteer.login != login)):
+            if key in (other.ssh_keys or []):
+                raise BadInput(_("this key already identifies {login}: one key, one person").format(login=other.login))
+        v.ssh_keys = sorted(set(v.ssh_keys or []) | {key})
     session.add(v)
     audit.record(session, actor="system", action="volunteer-add", data={"login": login, "role": role})
+    return v
+
+
+def withdraw(session: Session, login: str, *, key: str | None = None) -> Volunteer:
+    """Remove one key of a volunteer, or (no key) withdraw the volunteer altogether."""
+    from helpdesk import sshkeys
+
+    v = session.get(Volunteer, login)
+    if v is None:
+        raise NotFound(_("unknown volunteer {login!r} (helpdesk volunteer add)").format(login=login))
+    if key is None:
+        v.active = False
+    else:
+        wanted = sshkeys.normalise(key)
+        if wanted not in (v.ssh_keys or []):
+            raise BadInput(_("{login} has no such key").format(login=login))
+        v.ssh_keys = [k for k in v.ssh_keys if k != wanted]
+    session.add(v)
+    audit.record(session, actor="system", action="volunteer-withdraw", data={"login": login, "key": bool(key)})
     return v
 
 
