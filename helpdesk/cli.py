@@ -659,6 +659,10 @@ def do_reset(args, out: Out) -> int:
 
 
 def do_tui(args, out: Out, demo: bool = False) -> int:
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        if "SSH_ORIGINAL_COMMAND" in os.environ:
+            raise BadInput(_("this SSH key only opens the helpdesk, on a terminal; nothing else was run (connect with ssh -t)"))
+        raise BadInput(_("the helpdesk needs a terminal; in scripts use the commands (helpdesk ticket list ...)"))
     try:
         from screens.app import run as run_tui
     except ImportError as exc:

@@ -259,16 +259,15 @@ def apply(
     """
     registry.load()
     ticket = load_ticket(session, ticket_id, for_update=True)
+    d = definition(session, ticket.workflow_id)
     if expected_version is not None and ticket.version != expected_version:
         who = _last_actor(session, ticket.id)
+        label = pick(d.states[ticket.state].label) if ticket.state in d.states else ticket.state
         raise Conflict(
-            _("ticket #{id} was changed by {who} meanwhile; it is now «{state}»").format(
-                id=ticket.id, who=who, state=ticket.state
-            ),
+            _("ticket #{id} was changed by {who} meanwhile; it is now «{state}»").format(id=ticket.id, who=who, state=label),
             who,
             ticket.state,
         )
-    d = definition(session, ticket.workflow_id)
     candidates = d.by_key(action)
     if not candidates or all(t.auto for t in candidates):
         known = ", ".join(sorted({t.key for t in d.transitions if not t.auto}))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import errno
 import shlex
 import struct
 from pathlib import Path
@@ -31,8 +32,14 @@ def normalise(text: str) -> str:
     """A public key (or the path of a .pub file) as ``type base64``, checked; the comment and
     any options are dropped, since the helpdesk writes the options itself."""
     text = (text or "").strip()
-    if text and "\n" not in text and not text.startswith(tuple(KEY_TYPES)) and Path(text).expanduser().is_file():
-        text = Path(text).expanduser().read_text().strip()
+    if text and "\n" not in text and not text.startswith(tuple(KEY_TYPES)):
+        path = Path(text).expanduser()
+        try:
+            if path.is_file():
+                text = path.read_text().strip()
+        except OSError as exc:
+            if exc.errno != errno.ENAMETOOLONG:  # too long for a path: it is not one
+                raise BadInput(_("cannot read {path}: {error}").format(path=path, error=exc.strerror)) from None
     lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
     if len(lines) != 1:
         raise BadInput(_("give exactly one public key (one line of a .pub file)"))
