@@ -171,6 +171,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path")
     p.add_argument("--yes", action="store_true", help=_("confirm: what is in the database now is replaced"))
 
+    from helpdesk.ingest.commands import add_parsers as ingest_parsers
+
+    ingest_parsers(sub, cmd)  # ingest mail|arf|dmarc|postfix, quarantine list|show
+
     vol = sub.add_parser("volunteer", help=_("volunteers and roles")).add_subparsers(dest="sub", metavar="SUB", required=True)
     p = cmd(vol, "add", _("add a volunteer or change their role"))
     p.add_argument("login")
@@ -670,6 +674,12 @@ def do_tui(args, out: Out, demo: bool = False) -> int:
     return run_tui(db=getattr(args, "db", None), user=getattr(args, "user", None) or os.environ.get("HELPDESK_USER"), demo=demo)
 
 
+def _ingest_commands():
+    from helpdesk.ingest import commands  # ingest mail|arf|dmarc|postfix, quarantine list|show
+
+    return commands
+
+
 COMMANDS = {
     "init": do_init,
     "policy": do_policy,
@@ -682,6 +692,8 @@ COMMANDS = {
     "restore": do_backup,
     "outbox": do_outbox,
     "reset": do_reset,
+    "ingest": lambda args, out: _ingest_commands().do_ingest(args, out),
+    "quarantine": lambda args, out: _ingest_commands().do_quarantine(args, out),
 }
 
 

@@ -13,12 +13,14 @@ FTS5 as query syntax: it is cut into words and quoted.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import NamedTuple
 
 from sqlalchemy import exists, func, or_, text as sql_text
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, select
 
 from helpdesk.models import Account, Event, Ticket
@@ -66,6 +68,9 @@ class Row(NamedTuple):
 # --- full text --------------------------------------------------------------------------
 
 
+TEXT_COLUMNS = "{subject requester account notes}"
+
+
 def fts_query(text: str) -> str:
     """An FTS5 MATCH expression for what was typed: every chunk a quoted phrase, the last
     word of each a prefix, all of them required. Empty when there is no word to look for."""
@@ -75,6 +80,40 @@ def fts_query(text: str) -> str:
         if words:
             parts.append('"' + " ".join(words) + '"*')
     return " ".join(parts)
+
+
+def tag(kind: str, value: str) -> str:
+    """A tag token of the ``tags`` column (migration 0002 writes the same): ``tq`` queue,
+    ``tk`` state kind, ``tp`` provider, ``ta`` open or waiting in a queue."""
+    return "t" + kind + re.sub(r"\W", "", value.replace("-", "")).lower()
+
+
+def _tags(flt: "TicketFilter | None") -> list[str]:
+    """The tags a filter implies, so that FTS5 narrows the match to the view by itself."""
+    if flt is None:
+        return []
+    tags = []
+    if flt.queue and flt.kind == "active":
+        tags.append(tag("a", flt.queue))
+    elif flt.queue:
+        tags.append(tag("q", flt.queue))
+    if flt.kind in ("open", "waiting", "done"):
+        tags.append(tag("k", flt.kind))
+    if flt.policy:
+        tags.append(tag("p", flt.policy))
+    return tags
+
+
+def match_expression(text: str, flt: "TicketFilter | None" = None) -> str:
+    """The whole MATCH: the words typed, looked for in the text columns only, and the
+    filter's tags. Empty when nothing was typed that can be looked for."""
+    query = fts_query(text)
+    if not query:
+        return ""
+    expr = f"{TEXT_COLUMNS} : ({query})"
+    for t in _tags(flt):
+        expr += f' AND tags : "{t}"'
+    return expr
 
 
 def has_fts(session: Session) -> bool:
@@ -97,6 +136,7 @@ def _like(text: str) -> str:
 
 
 def _like_clause(text: str):
+    acc = aliased(Account)
     clauses = []
     for chunk in text.split():
         like = _like(chunk)
@@ -105,33 +145,43 @@ def _like_clause(text: str):
                 Ticket.subject.ilike(like, escape="\\"),
                 Ticket.requester.ilike(like, escape="\\"),
                 exists(
-                    select(Account.id).where(
-                        Account.id == Ticket.account_id,
+                    select(acc.id)
+                    .where(
+                        acc.id == Ticket.account_id,
                         or_(
-                            Account.login.ilike(like, escape="\\"),
-                            Account.email.ilike(like, escape="\\"),
-                            Account.org.ilike(like, escape="\\"),
+                            acc.login.ilike(like, escape="\\"),
+                            acc.email.ilike(like, escape="\\"),
+                            acc.org.ilike(like, escape="\\"),
                         ),
                     )
+                    .correlate(Ticket)
                 ),
-                exists(select(Event.id).where(Event.ticket_id == Ticket.id, Event.note.ilike(like, escape="\\"))),
+                exists(
+                    select(Event.id).where(Event.ticket_id == Ticket.id, Event.note.ilike(like, escape="\\")).correlate(Ticket)
+                ),
             )
         )
     return clauses
 
 
-def text_clauses(session: Session, text: str) -> list:
-    """WHERE clauses on ``Ticket`` for a full-text search (none when ``text`` is blank)."""
+def text_clauses(session: Session, text: str, flt: "TicketFilter | None" = None) -> list:
+    """WHERE clauses on ``Ticket`` for a full-text search (none when ``text`` is blank).
+    With ``flt``, the FTS5 match is narrowed by the filter's tags as well."""
     text = (text or "").strip()
     if not text:
         return []
     number = text.lstrip("#")
     by_id = [Ticket.id == int(number)] if number.isdigit() and len(number) < 12 else []
     if has_fts(session):
-        query = fts_query(text)
+        query = match_expression(text, flt)
         if not query:
             return [or_(*by_id)] if by_id else [Ticket.id.is_(None)]
-        matching = Ticket.id.in_(sql_text(f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :fts").bindparams(fts=query))
+        # Matched once, here: the count and both runs of a page then read the ids from a
+        # JSON array instead of asking FTS5 again.
+        ids = [r[0] for r in session.exec(
+            sql_text(f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :fts").bindparams(fts=query)
+        )]
+        matching = Ticket.id.in_(sql_text("SELECT value FROM json_each(:fts_ids)").bindparams(fts_ids=json.dumps(ids)))
         return [or_(matching, *by_id)]
     like = _like_clause(text)
     return [or_(*by_id, *like)] if by_id else like
@@ -143,7 +193,7 @@ def search(session: Session, text: str, limit: int = 50, offset: int = 0) -> lis
     if not text:
         return []
     if has_fts(session):
-        query = fts_query(text)
+        query = match_expression(text)
         ids: list[int] = []
         number = text.lstrip("#")
         if number.isdigit() and offset == 0 and len(number) < 12 and session.get(Ticket, int(number)) is not None:
@@ -183,7 +233,7 @@ def _where(session: Session, flt: TicketFilter) -> list:
         where.append(Ticket.assignee.is_(None))
     elif flt.assignee:
         where.append(Ticket.assignee == flt.assignee)
-    where += text_clauses(session, flt.text)
+    where += text_clauses(session, flt.text, flt)
     return where
 
 
@@ -203,7 +253,35 @@ def _order(order: str) -> list:
 
 
 def page(session: Session, flt: TicketFilter, order: str = "due", limit: int = 50, offset: int = 0) -> list[Row]:
-    """One page of the rows ``flt`` matches, in ``order``: only these rows are read."""
+    """One page of the rows ``flt`` matches, in ``order``: only these rows are read.
+
+    The due-date order is read in two runs so that each can follow an index: the tickets
+    with a date (``due_at, id``), then those without (``id``), instead of sorting the whole
+    match on ``due_at IS NULL``.
+    """
+    offset = max(0, offset)
+    if order != "due":
+        return _page(session, _where(session, flt), _order(order), limit, offset)
+    where = _where(session, flt)
+    dated = where + [Ticket.due_at.is_not(None)]
+    n_dated = session.exec(select(func.count()).select_from(Ticket).where(*dated)).one()
+    rows: list[Row] = []
+    if offset < n_dated:
+        rows = _page(session, dated, [Ticket.due_at, Ticket.id], limit, offset)
+    if len(rows) < limit:
+        # Open and waiting tickets without a date are few: read them from the (queue,
+        # state_kind, due_at) index and sort their ids ("id + 0" keeps SQLite from walking
+        # the whole table in id order instead). Finished ones are most of the table: walk
+        # the due_at index, which holds them in id order.
+        by_id = [Ticket.id + 0] if flt.kind in ("active", "open", "waiting") else [Ticket.id]
+        rows += _page(session, where + [Ticket.due_at.is_(None)], by_id, limit - len(rows), max(0, offset - n_dated))
+    return rows
+
+
+def _page(session: Session, where: list, order_by: list, limit: int, offset: int) -> list[Row]:
+    # The page's ids first, sorted on what the indexes hold (no row is read to sort), then
+    # only those rows with their account.
+    ids = select(Ticket.id).where(*where).order_by(*order_by).offset(offset).limit(limit)
     q = (
         select(
             Ticket.id,
@@ -223,10 +301,8 @@ def page(session: Session, flt: TicketFilter, order: str = "due", limit: int = 5
         )
         .select_from(Ticket)
         .outerjoin(Account, Account.id == Ticket.account_id)
-        .where(*_where(session, flt))
-        .order_by(*_order(order))
-        .offset(max(0, offset))
-        .limit(limit)
+        .where(Ticket.id.in_(ids))
+        .order_by(*order_by)
     )
     return [Row(*r) for r in session.exec(q)]
 

@@ -1,0 +1,238 @@
+"""One ingest run over a source of items (mails, reports): one transaction per item, the
+item's dedupe marker and the source's cursor written in it, bad items quarantined, a progress
+bar for people and a summary for everyone.
+
+Bad input never stops a run. An item a handler cannot use raises ``Reject(reason)``: what it
+had written is rolled back to a savepoint and the item is quarantined in the same
+transaction. An unexpected error (a bug met on hostile input) rolls the item back whole and
+quarantines it in a fresh transaction, with the error as its reason. Only a source that
+cannot be read at all (a lost IMAP connection) ends the run; what was committed stays.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from helpdesk import clock
+from helpdesk.db import read_session, write_session
+from helpdesk.errors import HelpdeskError
+from helpdesk.ingest import records
+from helpdesk.ingest.mailboxes import Item, Source, SourceError
+from helpdesk.ingest.routing import Directory
+
+MAX_LISTED = 1000  # items listed one by one in a summary (counts are always complete)
+COUNTS = ("opened", "threaded", "acknowledged", "updated", "recorded", "duplicates", "quarantined")
+LOG_COUNTS = (
+    "lines", "events", "ignored", "bad_lines", "quarantined", "duplicates", "alerts_opened", "alerts_updated",
+    "alerts_unmatched", "rotations_followed", "rewritten_files", "bytes",
+)
+
+
+class Reject(Exception):
+    """This item cannot be used: quarantine it with this reason."""
+
+    def __init__(self, reason: str, kind: str | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.kind = kind  # what the item turned out to be (a report found in a mailbox)
+
+
+@dataclass
+class Outcome:
+    outcome: str  # opened | threaded | updated | recorded | duplicate | quarantined
+    ticket: int | None = None
+    tickets: list[int] = field(default_factory=list)  # more than one (a DMARC mail, say)
+    quarantine: int | None = None
+    reason: str = ""
+    acknowledged: bool = False
+    details: dict = field(default_factory=dict)  # queue, policy, account...
+    extra: Counter = field(default_factory=Counter)  # other counts (dmarc stats...)
+
+
+@dataclass
+class Summary:
+    kind: str
+    source: str
+    counts: Counter = field(default_factory=Counter)
+    items: list[dict] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    listed_all: bool = True
+
+    def add(self, item_key: str, o: Outcome) -> None:
+        key = {"duplicate": "duplicates"}.get(o.outcome, o.outcome)
+        self.counts[key] += 1
+        if o.acknowledged:
+            self.counts["acknowledged"] += 1
+        self.counts.update(o.extra)
+        if len(self.items) < MAX_LISTED:
+            entry = {"item": item_key, "outcome": o.outcome}
+            if o.ticket is not None:
+                entry["ticket"] = o.ticket
+            if o.tickets:
+                entry["tickets"] = o.tickets
+            if o.quarantine is not None:
+                entry["quarantine"] = o.quarantine
+            if o.reason:
+                entry["reason"] = o.reason
+            if o.acknowledged:
+                entry["acknowledged"] = True
+            entry.update(o.details)
+            self.items.append(entry)
+        else:
+            self.listed_all = False
+
+    def as_dict(self) -> dict:
+        counts = {k: self.counts.get(k, 0) for k in (LOG_COUNTS if self.kind == "postfix" else COUNTS)}
+        counts.update({k: v for k, v in self.counts.items() if k not in counts})
+        return {
+            "kind": self.kind,
+            "source": self.source,
+            "counts": counts,
+            "items": self.items,
+            "all_items_listed": self.listed_all,
+            "errors": self.errors,
+        }
+
+
+@dataclass
+class Run:
+    """What handlers share during a run."""
+
+    url: str
+    kind: str
+    directory: Directory
+    now: datetime
+    policy: str | None = None  # --policy: every item belongs to this provider
+    queue: str | None = None  # --queue: every request goes to this queue (triage of quarantined mail)
+
+
+Handler = Callable[[Session, Item, str, Run], Outcome]
+
+
+class Progress:
+    """A rich progress bar on stderr when it is a terminal (never with --json)."""
+
+    def __init__(self, enabled: bool, label: str, total: int | None):
+        self._bar = None
+        self._task = None
+        if enabled and sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, TimeRemainingColumn
+
+            self._bar = RichProgress(
+                TextColumn("{task.description}", markup=False),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
+            self._bar.start()
+            self._task = self._bar.add_task(label, total=total or None)
+
+    def advance(self, n: int = 1) -> None:
+        if self._bar is not None:
+            self._bar.advance(self._task, n)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+
+def process(session: Session, item: Item, run: Run, handler: Handler) -> Outcome:
+    """Deal with one item inside the caller's transaction."""
+    digest = records.sha256(item.data)
+    seen = records.seen_outcome(session, digest)
+    if seen is not None and seen.get("outcome") != "quarantined":
+        return Outcome("duplicate", ticket=seen.get("ticket"), reason="already ingested (same content)")
+    try:
+        with session.begin_nested():
+            if item.too_large is not None:
+                raise Reject(f"too large to ingest ({item.too_large} bytes); only its first 64 KiB are kept here")
+            outcome = handler(session, item, digest, run)
+    except (Reject, HelpdeskError) as exc:
+        reason = exc.reason if isinstance(exc, Reject) else str(exc)
+        kind = (exc.kind if isinstance(exc, Reject) else None) or run.kind
+        if seen is not None:  # quarantined before, and still not usable
+            return Outcome("duplicate", quarantine=seen.get("quarantine"), reason=f"still quarantined: {reason}")
+        row = records.quarantine(session, data=item.data, kind=kind, source=f"{item.source} {item.key}", reason=reason, now=run.now)
+        records.mark(session, digest, "quarantined", now=run.now, quarantine=row.id)
+        return Outcome("quarantined", quarantine=row.id, reason=row.reason)
+    records.mark(session, digest, outcome.outcome, now=run.now, ticket=outcome.ticket or (outcome.tickets[0] if outcome.tickets else None))
+    if seen is not None:
+        records.release_quarantined(session, digest)
+    return outcome
+
+
+def ingest(
+    url: str,
+    source: Source,
+    *,
+    kind: str,
+    handler: Handler,
+    policy: str | None = None,
+    queue: str | None = None,
+    show_progress: bool = False,
+    now: datetime | None = None,
+) -> Summary:
+    now = now or clock.now()
+    summary = Summary(kind=kind, source=source.label)
+    with read_session(url) as s:
+        directory = Directory.load(s)
+        cursor = records.load_cursor(s, source.cursor_key) if source.cursor_key else {}
+    run = Run(url=url, kind=kind, directory=directory, now=now, policy=policy, queue=queue)
+    plan = getattr(source, "plan", None)
+    if plan is not None:
+        plan(cursor)
+    progress = Progress(show_progress, f"ingest {kind}", len(source))
+    try:
+        for item in source:
+            outcome = ingest_one(url, item, run, handler, source)
+            summary.add(item.key, outcome)
+            progress.advance()
+    except SourceError as exc:
+        summary.errors.append(str(exc))
+    finally:
+        progress.close()
+    return summary
+
+
+def ingest_one(url: str, item: Item, run: Run, handler: Handler, source: Source | None = None) -> Outcome:
+    """One item in its own transaction (with its source's position, if any)."""
+    source = source or Source()
+    try:
+        with write_session(url) as s:
+            outcome = process(s, item, run, handler)
+            if item.position is not None and source.cursor_key:
+                records.save_cursor(s, source.cursor_key, item.position, run.now)
+        return outcome
+    except IntegrityError:
+        # Another run committed the same item (or Message-ID) first.
+        with write_session(url) as s:
+            if item.position is not None and source.cursor_key:
+                records.save_cursor(s, source.cursor_key, item.position, run.now)
+        return Outcome("duplicate", reason="ingested meanwhile by another run")
+    except Exception as exc:  # a bug met on this input: keep the input, go on with the next
+        reason = f"internal error while ingesting: {type(exc).__name__}: {exc}"
+        with write_session(url) as s:
+            digest = records.sha256(item.data)
+            seen = records.seen_outcome(s, digest)
+            if seen is not None and seen.get("outcome") != "quarantined":
+                return Outcome("duplicate", ticket=seen.get("ticket"))
+            row = None
+            if seen is None:
+                row = records.quarantine(s, data=item.data, kind=run.kind, source=f"{item.source} {item.key}", reason=reason, now=run.now)
+                records.mark(s, digest, "quarantined", now=run.now, quarantine=row.id)
+            if item.position is not None and source.cursor_key:
+                records.save_cursor(s, source.cursor_key, item.position, run.now)
+        if row is None:
+            return Outcome("duplicate", quarantine=seen.get("quarantine") if seen else None, reason=f"still quarantined: {reason}")
+        return Outcome("quarantined", quarantine=row.id, reason=row.reason)

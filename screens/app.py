@@ -1,0 +1,194 @@
+"""The helpdesk's Textual app, and ``run()`` which ``helpdesk`` / ``helpdesk demo`` call."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+from rich.text import Text
+from textual import work
+from textual.app import App
+from textual.binding import Binding
+from textual.worker import get_current_worker
+
+from helpdesk.i18n import _
+from screens import keymap as keymaps
+from screens.backend import Backend, Watcher
+from screens.base import N_, BaseScreen, translate_bindings
+from screens.commands import HelpdeskCommands
+
+POLL_SECONDS = 1.0
+
+
+class HelpdeskApp(App[int]):
+    CSS_PATH = "app.tcss"
+    TITLE = "helpdesk"
+    COMMANDS = App.COMMANDS | {HelpdeskCommands}
+    BINDINGS = [
+        Binding("ctrl+q", "quit", N_("Quit"), show=False, priority=True, id="app.quit"),
+        Binding("ctrl+p", "command_palette", N_("Commands"), show=False, priority=True, id="app.palette"),
+        Binding("question_mark", "keys", N_("Keys"), key_display="?", id="app.keys"),
+        Binding("g", "goto", N_("Go to #"), show=False, id="app.goto"),
+        Binding("ctrl+d", "dashboard", N_("Dashboard"), show=False, id="app.dashboard"),
+    ]
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        live: bool = True,
+        poll_seconds: float = POLL_SECONDS,
+        keymap_path: Path | None = None,
+        cursor_blink: bool = True,
+    ) -> None:
+        super().__init__()
+        translate_bindings(self)
+        self.backend = backend
+        self.live = live
+        self.poll_seconds = poll_seconds
+        self.keymap_path = keymap_path or keymaps.default_path()
+        self.cursor_blink = cursor_blink
+        self.changes = 0  # how many changes the watcher saw (tests read it)
+        self._keymap_error = ""
+        keymap, self._keymap_error = keymaps.load(self.keymap_path)
+        if keymap:
+            self.set_keymap(keymap)
+
+    def get_default_screen(self):
+        from screens.dashboard import DashboardScreen
+
+        return DashboardScreen()
+
+    def on_mount(self) -> None:
+        if self.console.color_system in ("standard", "windows") and "textual-ansi" in self.available_themes:
+            self.theme = "textual-ansi"  # 16-colour terminals: use the terminal's own palette
+        if self._keymap_error:
+            self.notify(self._keymap_error, title=_("Keymap"), severity="warning", markup=False)
+        if self.live:
+            self.watch_database()
+
+    # --- called by screens -----------------------------------------------------------------
+
+    def info_loaded(self) -> None:
+        for screen in self.screen_stack:
+            if isinstance(screen, BaseScreen):
+                screen.refresh_chrome()
+
+    def fatal(self, message: str) -> None:
+        from screens.modals import MessageScreen
+
+        def close(_result) -> None:
+            self.exit(return_code=2, message=message)
+
+        self.push_screen(MessageScreen(_("Cannot open the helpdesk"), Text(message), kind="error"), close)
+
+    def show_message(self, title: str, body: Text, *, kind: str = "refusal") -> None:
+        from screens.modals import MessageScreen
+
+        self.push_screen(MessageScreen(title, body, kind=kind))
+
+    def open_queue(self, queue: str | None) -> None:
+        from screens.queue import QueueScreen
+
+        self.push_screen(QueueScreen(queue))
+
+    def open_ticket(self, ticket_id: int) -> None:
+        from screens.ticket import TicketScreen
+
+        if isinstance(self.screen, TicketScreen) and self.screen.ticket_id == ticket_id:
+            return
+        self.push_screen(TicketScreen(ticket_id))
+
+    @work(thread=True, group="release", exit_on_error=False)
+    def release_claim(self, ticket_id: int) -> None:
+        try:
+            self.backend.release(ticket_id)
+        except Exception:  # noqa: BLE001 - a claim expires by itself anyway
+            pass
+
+    # --- app actions ---------------------------------------------------------------------------
+
+    def action_keys(self) -> None:
+        from screens.modals import KeysScreen
+
+        if type(self.screen).__name__ == "KeysScreen":
+            return
+        self.push_screen(KeysScreen(self.screen))
+
+    def action_goto(self) -> None:
+        from screens.modals import GotoScreen
+
+        def go(number: int | None) -> None:
+            if number is not None:
+                self.open_ticket(number)
+
+        self.push_screen(GotoScreen(), go)
+
+    def action_dashboard(self) -> None:
+        from screens.dashboard import DashboardScreen
+
+        while len(self.screen_stack) > 2 or not isinstance(self.screen, DashboardScreen):
+            if len(self.screen_stack) <= 1:
+                break
+            self.pop_screen()
+
+    # --- live -----------------------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="poll", exit_on_error=False)
+    def watch_database(self) -> None:
+        """Polls the database cheaply; when another connection changed it, screens reload."""
+        worker = get_current_worker()
+        watcher = Watcher(self.backend.url)
+        try:
+            last = None
+            while not worker.is_cancelled:
+                try:
+                    token = watcher.token()
+                except Exception:  # noqa: BLE001 - a locked or missing database: look again later
+                    token = last
+                if last is not None and token != last:
+                    self.call_from_thread(self.data_changed)
+                last = token
+                time.sleep(self.poll_seconds)
+        finally:
+            watcher.close()
+
+    def data_changed(self) -> None:
+        self.changes += 1
+        for screen in self.screen_stack:
+            if isinstance(screen, BaseScreen):
+                screen.refresh_data()
+
+
+def _demo_database(user: str | None) -> tuple[str, str | None]:
+    from helpdesk import demo
+
+    url = demo.demo_url()
+    sys.stderr.write(_("Building a demo database…") + "\n")
+    demo.build_demo(url)
+    if not user:
+        from sqlmodel import select
+
+        from helpdesk import db
+        from helpdesk.models import Volunteer
+
+        with db.read_session(url) as s:
+            people = list(s.exec(select(Volunteer).where(Volunteer.active).order_by(Volunteer.login)))
+        ranked = sorted(people, key=lambda v: {"trainer": 0, "techadmin": 1, "oncall": 2}.get(v.role, 3))
+        user = ranked[0].login if ranked else None
+    return url, user
+
+
+def run(db: str | None = None, user: str | None = None, demo: bool = False) -> int:
+    """Open the TUI; returns the exit code."""
+    if demo:
+        db, user = _demo_database(user)
+    app = HelpdeskApp(Backend(db, user))
+    app.run()
+    return app.return_code or 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(run(os.environ.get("HELPDESK_DB"), os.environ.get("HELPDESK_USER")))

@@ -1,0 +1,424 @@
+"""What the screens ask of the core, one call per user action.
+
+Every public method opens its own database session, does its work and closes it: the
+screens call these from thread workers, never from the event loop, and never share a
+session across threads. The results are plain data (dataclasses, dicts, tuples) so they
+can cross back to the UI thread. This module does not import Textual.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_
+from sqlalchemy.engine import make_url
+from sqlmodel import Session, select
+
+from helpdesk import clock, db, engine, search, service
+from helpdesk.context import Actor
+from helpdesk.errors import BadInput, HelpdeskError
+from helpdesk.i18n import _, pick
+from helpdesk.models import Account, Deadline, Event, Outbox, Policy, State, Ticket, Volunteer, Workflow
+
+QUEUES = ("password-reset", "closure", "abuse", "mail-reputation")
+
+
+@dataclass(frozen=True)
+class StateInfo:
+    key: str
+    label: str
+    kind: str
+    position: int
+
+
+@dataclass
+class Info:
+    """What the app learns once, at start."""
+
+    url: str
+    training: bool
+    actor: Actor | None  # None: read-only
+    actor_name: str
+    notice: str  # why the app is read-only, when it is
+    policies: dict[str, tuple[str, str]]  # key -> (name, timezone)
+    queue_titles: dict[str, str]
+    states: dict[tuple[int, str], StateInfo]  # (workflow id, key) -> state
+    queue_states: dict[str, list[tuple[str, str]]]  # queue -> [(key, label)] across packs
+    volunteers: list[str]
+
+    @property
+    def read_only(self) -> bool:
+        return self.actor is None
+
+    def state_label(self, workflow_id: int, key: str) -> str:
+        s = self.states.get((workflow_id, key))
+        return s.label if s else key
+
+
+@dataclass
+class Dashboard:
+    counts: dict[str, dict[str, int]]
+    mine: list[search.Row]
+    due_today: list[search.Row]
+    recent: list[dict]
+    now: datetime
+
+
+@dataclass
+class Preview:
+    """What an action would do, computed by applying it in a transaction rolled back."""
+
+    action: str
+    label: str
+    from_state: str
+    to_state: str
+    steps: list[dict]  # the events: this action then any automatic step
+    mails: list[dict]  # to, subject, body, lang, template
+    deadlines: list[dict]  # name, at, status, action: the dates set or changed
+    account: str | None
+    account_status: tuple[str, str] | None  # (before, after) when it changes
+    reveal: int  # how many one-time secrets would be shown
+    output: int  # how many pieces of material (logs) would be shown
+    linked: list[int] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Applied:
+    ticket_id: int
+    state_label: str
+    mails: list[dict]
+    reveal: list[dict]
+    output: list[dict]
+
+
+def localise(moment: datetime | None, tz: str, with_time: bool = True) -> str:
+    if moment is None:
+        return ""
+    from zoneinfo import ZoneInfo
+
+    local = clock.as_utc(moment).astimezone(ZoneInfo(tz))
+    return local.strftime("%Y-%m-%d %H:%M" if with_time else "%Y-%m-%d")
+
+
+def parse_iso(value: str | None) -> datetime | None:
+    return clock.parse_datetime(value) if value else None
+
+
+class Backend:
+    def __init__(self, url: str | None, login: str | None):
+        self.url = db.resolve_url(url)
+        self.login = login or None
+        self.info: Info | None = None
+
+    # --- sessions ----------------------------------------------------------------------
+
+    def read(self):
+        return db.read_session(self.url)
+
+    def write(self):
+        return db.write_session(self.url)
+
+    def _actor(self, session: Session) -> Actor:
+        """The acting volunteer; read-only sessions act as nobody (``-``) and may not write."""
+        if self.info is not None and self.info.actor is not None:
+            return self.info.actor
+        return Actor("-", "volunteer")
+
+    def _writer(self, session: Session) -> Actor:
+        if self.info is None or self.info.actor is None:
+            raise BadInput(self.info.notice if self.info else _("read-only: no volunteer given"))
+        return service.actor_for(session, self.info.actor.login)
+
+    # --- once, at start ----------------------------------------------------------------
+
+    def load_info(self) -> Info:
+        from helpdesk import schema
+
+        rev = schema.current_revision(self.url)
+        if rev is None:
+            raise BadInput(_("the database {url} is not initialised: run 'helpdesk init'").format(url=self.url))
+        with self.read() as s:
+            actor, name, notice = None, "", ""
+            if not self.login:
+                notice = _("Read-only: no volunteer given (--as LOGIN or HELPDESK_USER).")
+            else:
+                try:
+                    actor = service.actor_for(s, self.login)
+                    v = s.get(Volunteer, actor.login)
+                    name = v.name if v else ""
+                except HelpdeskError as exc:
+                    notice = _("Read-only: {error}").format(error=str(exc))
+            policies = {p.key: (p.name, p.timezone) for p in s.exec(select(Policy).order_by(Policy.key))}
+            titles: dict[str, str] = {}
+            wf_queue: dict[int, str] = {}
+            for wf in s.exec(select(Workflow).order_by(Workflow.id)):
+                titles.setdefault(wf.queue, pick(wf.title))
+                wf_queue[wf.id] = wf.queue
+            states: dict[tuple[int, str], StateInfo] = {}
+            queue_states: dict[str, dict[str, str]] = {}
+            for st in s.exec(select(State).order_by(State.workflow_id, State.position)):
+                info = StateInfo(st.key, pick(st.label), st.kind, st.position)
+                states[(st.workflow_id, st.key)] = info
+                queue_states.setdefault(wf_queue.get(st.workflow_id, ""), {}).setdefault(st.key, info.label)
+            volunteers = list(s.exec(select(Volunteer.login).where(Volunteer.active).order_by(Volunteer.login)))
+            self.info = Info(
+                url=self.url,
+                training=engine.is_training(s),
+                actor=actor,
+                actor_name=name,
+                notice=notice,
+                policies=policies,
+                queue_titles={q: titles.get(q, q) for q in QUEUES if q in titles} or {q: q for q in QUEUES},
+                states=states,
+                queue_states={q: list(v.items()) for q, v in queue_states.items()},
+                volunteers=volunteers,
+            )
+        return self.info
+
+    # --- dashboard -----------------------------------------------------------------------
+
+    def dashboard(self, limit: int = 8) -> Dashboard:
+        now = clock.now()
+        active = Ticket.state_kind.in_(("open", "waiting"))
+        with self.read() as s:
+            counts = self._queue_counts(s, now)
+            mine: list[search.Row] = []
+            login = self.info.actor.login if self.info and self.info.actor else None
+            if login:
+                mine = self._rows(
+                    s,
+                    [Ticket.queue.in_(QUEUES), active, or_(Ticket.assignee == login, Ticket.claimed_by == login)],
+                    limit,
+                )
+            due = self._rows(
+                s, [active, Ticket.due_at.is_not(None), Ticket.due_at <= now + timedelta(days=1)], limit * 4,
+                order=[Ticket.due_at, Ticket.id],
+            )
+            policies = self.info.policies if self.info else {}
+            due_today = []
+            for r in due:
+                tz = policies.get(r.policy, ("", "Europe/Paris"))[1]
+                if clock.local_day(r.due_at, tz) <= clock.local_day(now, tz):
+                    due_today.append(r)
+            recent = [
+                {
+                    "id": e.id,
+                    "at": e.at,
+                    "actor": e.actor,
+                    "action": e.action,
+                    "ticket": e.ticket_id,
+                    "to": e.to_state,
+                    "note": e.note,
+                }
+                for e in s.exec(select(Event).order_by(Event.id.desc()).limit(limit))
+            ]
+        return Dashboard(counts=counts, mine=mine, due_today=due_today[:limit], recent=recent, now=now)
+
+    def _queue_counts(self, s: Session, now: datetime) -> dict[str, dict[str, int]]:
+        """Open, waiting and overdue per queue, each read from the (queue, state_kind, due_at)
+        index (``service.queue_counts`` does the same with ``!= 'done'``, which scans)."""
+        from sqlalchemy import func
+
+        out: dict[str, dict[str, int]] = {}
+        active = Ticket.state_kind.in_(("open", "waiting"))
+        for q in QUEUES:
+            c = {"open": 0, "waiting": 0, "overdue": 0}
+            for kind in ("open", "waiting"):
+                c[kind] = s.exec(select(func.count()).select_from(Ticket).where(Ticket.queue == q, Ticket.state_kind == kind)).one()
+            c["overdue"] = s.exec(
+                select(func.count()).select_from(Ticket).where(Ticket.queue == q, active, Ticket.due_at <= now)
+            ).one()
+            out[q] = c
+        return out
+
+    def _rows(self, s: Session, where: list, limit: int, order: list | None = None) -> list[search.Row]:
+        q = (
+            select(
+                Ticket.id, Ticket.queue, Ticket.policy_key, Ticket.workflow_id, Ticket.state, Ticket.state_kind,
+                Account.login, Ticket.requester, Ticket.subject, Ticket.due_at, Ticket.opened_at, Ticket.assignee,
+                Ticket.claimed_by, Ticket.claim_expires,
+            )
+            .select_from(Ticket)
+            .outerjoin(Account, Account.id == Ticket.account_id)
+            .where(*where)
+            .order_by(*(order or [Ticket.due_at.is_(None), Ticket.due_at, Ticket.id]))
+            .limit(limit)
+        )
+        return [search.Row(*r) for r in s.exec(q)]
+
+    # --- queues --------------------------------------------------------------------------
+
+    def count(self, flt: search.TicketFilter) -> int:
+        with self.read() as s:
+            return search.count(s, flt)
+
+    def page(self, flt: search.TicketFilter, order: str, offset: int, limit: int) -> list[search.Row]:
+        with self.read() as s:
+            return search.page(s, flt, order, limit=limit, offset=offset)
+
+    def find(self, text: str, limit: int = 10) -> list[search.Row]:
+        """Tickets for the command palette: by number, then by full-text search."""
+        with self.read() as s:
+            ids = [t.id for t in search.search(s, text, limit=limit)]
+            if not ids:
+                return []
+            rows = {r.id: r for r in self._rows(s, [Ticket.id.in_(ids)], limit)}
+            return [rows[i] for i in ids if i in rows]
+
+    # --- one ticket ----------------------------------------------------------------------
+
+    def ticket(self, ticket_id: int) -> dict:
+        with self.read() as s:
+            actor = self._actor(s)
+            t = service.get_ticket(s, ticket_id)
+            view = service.ticket_view(s, t, actor)
+            d = engine.definition(s, t.workflow_id)
+            views = engine.actions(s, t, actor)
+            texts = {a.key: a.citation_text for a in views}
+            for a in view["actions"]:
+                a["citation_text"] = texts.get(a["key"], "")
+            account = s.get(Account, t.account_id) if t.account_id else None
+            view.update(
+                policy_name=d.policy.name,
+                timezone=d.policy.timezone,
+                queue_title=pick(d.workflow.title),
+                account_email=account.email if account else "",
+                account_org=account.org if account else "",
+                field_specs=d.workflow.fields or {},
+                checklist_labels={k: pick((v or {}).get("label")) or k for k, v in (d.workflow.checklist or {}).items()},
+                state_labels={k: pick(st.label) for k, st in d.states.items()},
+                assignee=t.assignee,
+                claimed_by=t.claimed_by,
+                claim_expires=t.claim_expires,
+                mails=[
+                    {"id": m.id, "to": m.to_addr, "subject": m.subject, "status": m.status, "at": m.created_at, "lang": m.lang}
+                    for m in s.exec(select(Outbox).where(Outbox.ticket_id == t.id).order_by(Outbox.id))
+                ],
+                now=clock.now(),
+            )
+        return view
+
+    def _inputs(self, inputs: dict | None) -> dict:
+        inputs = inputs or {}
+        return {
+            "note": inputs.get("note", ""),
+            "fields": inputs.get("fields") or {},
+            "checks": inputs.get("checks") or [],
+        }
+
+    def preview(self, ticket_id: int, action: str, inputs: dict | None, version: int | None) -> Preview:
+        """Apply the action in a transaction that is rolled back, and report what it did."""
+        from helpdesk.models import Ticket as T
+
+        eng = db.get_engine(self.url).execution_options(immediate=True)
+        with Session(eng, expire_on_commit=False) as s:
+            try:
+                actor = self._writer(s)
+                t = s.get(T, ticket_id)
+                if t is None:
+                    raise BadInput(_("no ticket #{id}").format(id=ticket_id))
+                d = engine.definition(s, t.workflow_id)
+                from_state = t.state
+                account = s.get(Account, t.account_id) if t.account_id else None
+                status_before = account.status if account else None
+                before = {
+                    (dl.name, dl.due_at, dl.status)
+                    for dl in s.exec(select(Deadline).where(Deadline.ticket_id == t.id, Deadline.status.in_(("pending", "info"))))
+                }
+                outcome = engine.apply(s, ticket_id, action, actor, expected_version=version, **self._inputs(inputs))
+                s.flush()
+                tz = d.policy.timezone
+                deadlines = []
+                for dl in s.exec(
+                    select(Deadline).where(Deadline.ticket_id == t.id, Deadline.status.in_(("pending", "info"))).order_by(Deadline.due_at)
+                ):
+                    if (dl.name, dl.due_at, dl.status) not in before:
+                        deadlines.append({"name": dl.name, "at": localise(dl.due_at, tz), "status": dl.status, "action": dl.action, "note": dl.note})
+                status_after = account.status if account else None
+                labels = {k: pick(st.label) for k, st in d.states.items()}
+                steps, linked, warnings = [], [], []
+                for e in outcome.events:
+                    steps.append({"action": e.action, "actor": e.actor, "from": labels.get(e.from_state or "", e.from_state), "to": labels.get(e.to_state or "", e.to_state)})
+                    if (e.data or {}).get("linked"):
+                        linked.append(e.data["linked"])
+                    warnings += (e.data or {}).get("warnings", [])
+                label = next((pick(tr.label) for tr in d.transitions if tr.key == action), action)
+                return Preview(
+                    action=action,
+                    label=label,
+                    from_state=labels.get(from_state, from_state),
+                    to_state=labels.get(outcome.ticket.state, outcome.ticket.state),
+                    steps=steps,
+                    mails=[
+                        {"to": m.to_addr, "subject": m.subject, "body": m.body, "lang": m.lang, "template": m.template}
+                        for m in outcome.mails
+                    ],
+                    deadlines=deadlines,
+                    account=account.login if account else None,
+                    account_status=(status_before, status_after) if status_before != status_after else None,
+                    reveal=len(outcome.reveal),
+                    output=len(outcome.output),
+                    linked=linked,
+                    warnings=warnings,
+                )
+            finally:
+                s.rollback()
+
+    def apply(self, ticket_id: int, action: str, inputs: dict | None, version: int | None) -> Applied:
+        with self.write() as s:
+            actor = self._writer(s)
+            outcome = engine.apply(s, ticket_id, action, actor, expected_version=version, **self._inputs(inputs))
+            label = service.state_label(s, outcome.ticket)
+            mails = [{"to": m.to_addr, "subject": m.subject} for m in outcome.mails]
+            result = Applied(ticket_id, label, mails, list(outcome.reveal), list(outcome.output))
+        return result
+
+    def claim(self, ticket_id: int) -> tuple[str | None, datetime | None]:
+        if self.info is None or self.info.actor is None:
+            return None, None
+        with self.write() as s:
+            return service.claim(s, ticket_id, self._writer(s))
+
+    def release(self, ticket_id: int) -> None:
+        if self.info is None or self.info.actor is None:
+            return
+        with self.write() as s:
+            service.release(s, ticket_id, self._writer(s))
+
+    def assign(self, ticket_id: int, login: str | None, version: int | None) -> None:
+        with self.write() as s:
+            service.assign(s, ticket_id, self._writer(s), login, expected_version=version)
+
+
+class Watcher:
+    """Tells cheaply whether another connection changed the database since the last look.
+
+    On SQLite, ``PRAGMA data_version`` on a connection of its own (created, used and closed
+    in the polling thread); elsewhere the last event id and the latest claim.
+    """
+
+    def __init__(self, url: str):
+        self.url = db.resolve_url(url)
+        self._conn: sqlite3.Connection | None = None
+
+    def token(self) -> Any:
+        parsed = make_url(self.url)
+        if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+            if self._conn is None:
+                self._conn = sqlite3.connect(parsed.database, timeout=1.0)
+            return self._conn.execute("PRAGMA data_version").fetchone()[0]
+        with db.read_session(self.url) as s:
+            from sqlalchemy import func
+
+            last = s.exec(select(func.max(Event.id))).one()
+            claim = s.exec(select(func.max(Ticket.claim_expires))).one()
+            return (last, claim)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None

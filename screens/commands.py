@@ -1,0 +1,74 @@
+"""The command palette (Ctrl+P): queues, tickets (by number or full-text search) and the
+actions of the ticket on screen. Ticket subjects are untrusted: they are shown as plain
+``Content``, never through the palette's markup-reading highlighter."""
+
+from __future__ import annotations
+
+import asyncio
+from functools import partial
+
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.content import Content
+
+from helpdesk.i18n import _
+from screens.backend import QUEUES
+from screens.safe import scrub
+
+
+class HelpdeskCommands(Provider):
+    def _commands(self) -> list[tuple[str, object, str]]:
+        app = self.app
+        info = app.backend.info  # type: ignore[attr-defined]
+        titles = info.queue_titles if info else {q: q for q in QUEUES}
+        out: list[tuple[str, object, str]] = [
+            (_("Dashboard"), app.action_dashboard, _("the queues, my tickets, what is due")),  # type: ignore[attr-defined]
+            (_("All tickets"), partial(app.open_queue, None), ""),  # type: ignore[attr-defined]
+            (_("Go to ticket number…"), app.action_goto, ""),  # type: ignore[attr-defined]
+            (_("Keys"), app.action_keys, _("every key and its id for keymap.toml")),  # type: ignore[attr-defined]
+        ]
+        for q in QUEUES:
+            out.append((_("Queue: {title}").format(title=titles.get(q, q)), partial(app.open_queue, q), ""))  # type: ignore[attr-defined]
+        screen = self.screen
+        from screens.queue import QueueScreen
+        from screens.ticket import TicketScreen
+
+        if isinstance(screen, TicketScreen) and screen.view is not None:
+            for a in screen.view["actions"]:
+                label = _("Action: {label}").format(label=a["label"])
+                if not a["allowed"]:
+                    label += " " + _("(blocked)")
+                out.append((label, partial(screen.start, a), a.get("citation", "")))
+            out.append((_("Show or hide the article's text"), screen.action_citation, ""))
+            out.append((_("Take the ticket or give it back"), screen.action_take, ""))
+        if isinstance(screen, QueueScreen):
+            out.append((_("Sort: next order"), screen.action_sort, _("due date, age, state")))
+            out.append((_("Filter…"), screen.action_filter, _("provider, state, assignee")))
+            out.append((_("Search"), screen.action_search, _("subjects, requesters, accounts, notes")))
+            out.append((_("Clear filters"), screen.action_clear, ""))
+        return out
+
+    async def discover(self) -> Hits:
+        for name, callback, help_text in self._commands():
+            yield DiscoveryHit(Content(name), callback, text=name, help=None)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for name, callback, help_text in self._commands():
+            score = matcher.match(name)
+            if score > 0:
+                yield Hit(score, matcher.highlight(Content(name).plain) if "[" not in name else Content(name), callback, text=name)
+        text = query.strip()
+        if not text:
+            return
+        number = text.lstrip("#")
+        if number.isdigit():
+            yield Hit(1.0, Content(_("Open ticket #{n}").format(n=number)), partial(self.app.open_ticket, int(number)), text=text)  # type: ignore[attr-defined]
+        if len(text) < 3:
+            return
+        try:
+            rows = await asyncio.to_thread(self.app.backend.find, text, 8)  # type: ignore[attr-defined]
+        except Exception:  # noqa: BLE001 - the palette never fails on a search
+            return
+        for r in rows:
+            shown = Content(scrub(f"#{r.id}  {r.policy} · {r.subject or r.account or ''}")[:120])
+            yield Hit(0.5, shown, partial(self.app.open_ticket, r.id), text=f"#{r.id}")  # type: ignore[attr-defined]

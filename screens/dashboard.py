@@ -1,0 +1,176 @@
+"""The first screen: the four queues with their counts, my tickets, what is due today and
+what happened last."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Footer, OptionList, Static
+from textual.widgets.option_list import Option
+from textual.worker import get_current_worker
+
+from helpdesk.errors import HelpdeskError
+from helpdesk.i18n import _
+from helpdesk.search import Row
+from screens.backend import QUEUES, Dashboard, localise
+from screens.base import N_, BaseScreen
+from screens.safe import assemble
+
+
+def ticket_line(app, row: Row, now) -> Text:
+    """One ticket on one line: number, due date, provider, state, subject (untrusted)."""
+    info = app.backend.info
+    tz = info.policies.get(row.policy, ("", "Europe/Paris"))[1] if info else "Europe/Paris"
+    overdue = row.due_at is not None and row.due_at <= now
+    label = info.state_label(row.workflow_id, row.state) if info else row.state
+    due = localise(row.due_at, tz, with_time=False) if row.due_at else "—"
+    return assemble(
+        (f"#{row.id:<6}", "bold"),
+        " ",
+        (("!" if overdue else " ") + due, "bold" if overdue else ""),
+        " ",
+        (row.policy, "dim"),
+        " · ",
+        label,
+        " · ",
+        row.subject or row.account or "—",
+        one_line=True,
+    )
+
+
+class DashboardScreen(BaseScreen):
+    TOP_TITLE = "Dashboard"
+
+    BINDINGS = [
+        Binding("1", "queue(0)", N_("Password resets"), show=False, id="dashboard.queue1"),
+        Binding("2", "queue(1)", N_("Closures"), show=False, id="dashboard.queue2"),
+        Binding("3", "queue(2)", N_("Abuse"), show=False, id="dashboard.queue3"),
+        Binding("4", "queue(3)", N_("Mail reputation"), show=False, id="dashboard.queue4"),
+        Binding("t", "all_tickets", N_("All tickets"), id="dashboard.all"),
+        Binding("r", "reload", N_("Reload"), show=False, id="dashboard.reload"),
+        Binding("q", "app.quit", N_("Quit"), id="dashboard.quit"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.data: Dashboard | None = None
+
+    def compose(self) -> ComposeResult:
+        yield from self.compose_top()
+        with Vertical(id="dash"):
+            yield Static(Text(_("Queues"), style="bold"), classes="section")
+            yield OptionList(id="queues", markup=False)
+            with Horizontal(id="dash-lists"):
+                with Vertical(classes="half"):
+                    yield Static(Text(_("My tickets"), style="bold"), classes="section")
+                    yield OptionList(id="mine", markup=False)
+                with Vertical(classes="half"):
+                    yield Static(Text(_("Due today"), style="bold"), classes="section")
+                    yield OptionList(id="due", markup=False)
+            yield Static(Text(_("Recent activity"), style="bold"), classes="section")
+            yield OptionList(id="recent", markup=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#queues", OptionList).focus()
+        self._fill_queues(None)
+        self.load()
+
+    def refresh_data(self) -> None:
+        self.load()
+
+    def action_reload(self) -> None:
+        self.load()
+
+    @work(thread=True, exclusive=True, group="load", exit_on_error=False)
+    def load(self) -> None:
+        backend = self.backend
+        try:
+            first = backend.info is None
+            if first:
+                backend.load_info()
+                self.app.call_from_thread(self.app.info_loaded)  # type: ignore[attr-defined]
+            data = backend.dashboard()
+        except Exception as exc:  # noqa: BLE001 - e.g. a database from another version
+            message = str(exc) if isinstance(exc, HelpdeskError) else f"{type(exc).__name__}: {exc}"
+            if self.data is None:  # nothing to show at all: say why and leave (exit code 2)
+                self.app.call_from_thread(self.app.fatal, message)  # type: ignore[attr-defined]
+            else:  # a refresh failed: keep what is on screen
+                self.app.call_from_thread(self.notify, message, severity="error", markup=False)
+            return
+        if not get_current_worker().is_cancelled:
+            self.app.call_from_thread(self.show, data)
+
+    def show(self, data: Dashboard) -> None:
+        self.data = data
+        self._fill_queues(data)
+        self._fill(self.query_one("#mine", OptionList), data.mine, _("Nothing assigned to you or open by you."), data)
+        self._fill(self.query_one("#due", OptionList), data.due_today, _("Nothing due today."), data)
+        recent = self.query_one("#recent", OptionList)
+        highlighted = recent.highlighted
+        recent.clear_options()
+        tz = "Europe/Paris"
+        for e in data.recent:
+            line = assemble(
+                (localise(e["at"], tz), "dim"),
+                " ",
+                (e["actor"], "bold"),
+                " ",
+                e["action"],
+                (f" #{e['ticket']}" if e["ticket"] else ""),
+                (f" → {e['to']}" if e["to"] else ""),
+                ("  " + e["note"]) if e["note"] else "",
+                one_line=True,
+            )
+            recent.add_option(Option(line, id=f"t{e['ticket']}-{e['id']}" if e["ticket"] else f"e{e['id']}"))
+        if not data.recent:
+            recent.add_option(Option(Text(_("Nothing yet."), style="dim"), disabled=True))
+        if highlighted is not None and highlighted < recent.option_count:
+            recent.highlighted = highlighted
+
+    def _fill_queues(self, data: Dashboard | None) -> None:
+        ol = self.query_one("#queues", OptionList)
+        highlighted = ol.highlighted
+        ol.clear_options()
+        titles = self.info.queue_titles if self.info else {}
+        for i, q in enumerate(QUEUES, start=1):
+            c = (data.counts.get(q) if data else None) or {"open": 0, "waiting": 0, "overdue": 0}
+            title = titles.get(q, q)
+            if data is None:
+                figures = Text("…", style="dim")
+            else:
+                figures = assemble(
+                    (f"{c['open']:>6} ", "bold"), (_("open"), "dim"), "  ",
+                    (f"{c['waiting']:>5} ", "bold"), (_("waiting"), "dim"), "  ",
+                    (f"{c['overdue']:>5} ", "bold reverse" if c["overdue"] else "bold"), (_("overdue"), "dim"),
+                )
+            line = assemble((f"{i} ", "bold"), (f"{title:<34}", ""), figures, one_line=True)
+            ol.add_option(Option(line, id=q))
+        ol.highlighted = highlighted if highlighted is not None else 0
+
+    def _fill(self, ol: OptionList, rows: list[Row], empty: str, data: Dashboard) -> None:
+        highlighted = ol.highlighted
+        ol.clear_options()
+        for r in rows:
+            ol.add_option(Option(ticket_line(self.app, r, data.now), id=f"t{r.id}"))
+        if not rows:
+            ol.add_option(Option(Text(empty, style="dim"), disabled=True))
+        elif highlighted is not None and highlighted < ol.option_count:
+            ol.highlighted = highlighted
+
+    @on(OptionList.OptionSelected)
+    def _selected(self, event: OptionList.OptionSelected) -> None:
+        oid = event.option.id or ""
+        if event.option_list.id == "queues":
+            self.app.open_queue(oid)  # type: ignore[attr-defined]
+        elif oid.startswith("t"):
+            self.app.open_ticket(int(oid[1:].split("-")[0]))  # type: ignore[attr-defined]
+
+    def action_queue(self, index: int) -> None:
+        self.app.open_queue(QUEUES[index])  # type: ignore[attr-defined]
+
+    def action_all_tickets(self) -> None:
+        self.app.open_queue(None)  # type: ignore[attr-defined]

@@ -1,0 +1,173 @@
+"""``helpdesk ingest mail imap://...`` against a real Dovecot (Debian package dovecot-imapd),
+started here on 127.0.0.1 with its own configuration in a temporary folder, an unprivileged
+port and one passwd-file user. Skipped when Dovecot is not installed."""
+
+from __future__ import annotations
+
+import imaplib
+import json
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.ingest.mailmaker import NOW, db_rows, mail
+
+DOVECOT = shutil.which("dovecot") or next((p for p in ("/usr/sbin/dovecot", "/usr/local/sbin/dovecot") if os.path.exists(p)), None)
+USER, PASSWORD = "helpdesk", "s3cret-pass"
+
+pytestmark = pytest.mark.skipif(
+    DOVECOT is None, reason="Dovecot is not installed (apt-get install -y dovecot-imapd): IMAP ingestion not tested"
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def dovecot():
+    # Not under pytest's tmp_path: its parents are private (0700) and Dovecot's own processes
+    # run as the dovecot user, who must read the passwd file and the mail folder.
+    root = Path(tempfile.mkdtemp(prefix="helpdesk-dovecot-"))
+    root.chmod(0o755)
+    home = root / "home" / USER
+    home.mkdir(parents=True)
+    for sub in ("run", "state"):
+        (root / sub).mkdir()
+    if os.geteuid() == 0:
+        internal, login = "dovecot", "dovenull"
+        mail_user = pwd.getpwnam("dovecot")
+    else:
+        me = pwd.getpwuid(os.geteuid())
+        internal = login = me.pw_name
+        mail_user = me
+    if os.geteuid() == 0:
+        shutil.chown(home, mail_user.pw_uid, mail_user.pw_gid)
+        shutil.chown(home.parent, mail_user.pw_uid, mail_user.pw_gid)
+    port = _free_port()
+    (root / "passwd").write_text(f"{USER}:{{PLAIN}}{PASSWORD}:{mail_user.pw_uid}:{mail_user.pw_gid}::{home}\n")
+    (root / "dovecot.conf").write_text(
+        f"""
+base_dir = {root}/run
+state_dir = {root}/state
+instance_name = helpdesk-test-{port}
+log_path = {root}/dovecot.log
+protocols = imap
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+mail_location = maildir:~/Maildir
+default_internal_user = {internal}
+default_login_user = {login}
+first_valid_uid = {min(mail_user.pw_uid, 1) if mail_user.pw_uid else 0}
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {root}/passwd
+}}
+userdb {{
+  driver = passwd-file
+  args = username_format=%u {root}/passwd
+}}
+service imap-login {{
+  chroot =
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+service anvil {{
+  chroot =
+}}
+"""
+    )
+    proc = subprocess.Popen([DOVECOT, "-F", "-c", str(root / "dovecot.conf")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
+                log = (root / "dovecot.log").read_text() if (root / "dovecot.log").exists() else ""
+                proc.kill()
+                shutil.rmtree(root, ignore_errors=True)
+                pytest.fail(f"dovecot did not start: {out}\n{log}")
+            time.sleep(0.1)
+    try:
+        yield port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _append(port: int, *messages: bytes) -> None:
+    conn = imaplib.IMAP4("127.0.0.1", port)
+    conn.login(USER, PASSWORD)
+    for raw in messages:
+        typ, _ = conn.append("INBOX", None, None, raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"))
+        assert typ == "OK"
+    conn.logout()
+
+
+def _flags(port: int) -> list[bytes]:
+    conn = imaplib.IMAP4("127.0.0.1", port)
+    conn.login(USER, PASSWORD)
+    conn.select("INBOX", readonly=True)
+    _typ, data = conn.fetch("1:*", "(FLAGS)")
+    conn.logout()
+    return [d for d in data if d]
+
+
+def test_imap_mailbox_ingest(hd, dovecot):
+    hd.now = NOW
+    hd.account("camille", "indigos", "camille@example.net")
+    hd.account("jdupont", "wigii", "jean.dupont@example.org")
+    _append(
+        dovecot,
+        mail("camille@example.net", "support@indigos.example", "Mot de passe oublié", "J'ai oublié mon mot de passe.", message_id="<i1@example.net>"),
+        mail("jean.dupont@example.org", "contact@wigii.org", "Désactivation", "Désactivez mon compte jdupont sur https://a.wigii.org le 15/01/2027.", message_id="<i2@example.org>"),
+        mail("who@unknown.example", "any@where.example", "Salut", "Bonjour", message_id="<i3@unknown.example>"),
+    )
+    url = f"imap://{USER}@127.0.0.1:{dovecot}/INBOX"
+    hd.env["HELPDESK_IMAP_PASSWORD"] = PASSWORD
+    first = hd.ok("ingest", "mail", url)
+    assert (first["counts"]["opened"], first["counts"]["quarantined"]) == (2, 1)
+    assert first["source"] == url  # the label never shows the password
+    assert not any(b"\\Seen" in f for f in _flags(dovecot))  # read-only: the mailbox is as it was
+
+    ticket = next(t for t in hd.ok("ticket", "list", "--all") if t["policy"] == "wigii")["id"]
+    _append(dovecot, mail("jean.dupont@example.org", "contact@wigii.org", f"Re: [wigii #{ticket}] confirmation", "Je confirme.", message_id="<i4@example.org>"))
+    second = hd.ok("ingest", "mail", url)
+    assert len(second["items"]) == 1  # only the new message: the cursor remembers the last UID
+    assert second["counts"]["threaded"] == 1 and second["counts"]["acknowledged"] == 1
+    assert hd.show(ticket)["state"] == "scheduled"
+    state = db_rows(hd.url, "select state from ingestcursor where source = :p0", url)[0][0]
+    state = json.loads(state) if isinstance(state, str) else state
+    assert state["last_uid"] == 4
+
+    # The password may be in the URL; a wrong one is refused without a traceback.
+    del hd.env["HELPDESK_IMAP_PASSWORD"]
+    third = hd.ok("ingest", "mail", f"imap://{USER}:{PASSWORD}@127.0.0.1:{dovecot}/INBOX")
+    assert third["items"] == []
+    refused = hd.bad("ingest", "mail", f"imap://{USER}:wrong@127.0.0.1:{dovecot}/INBOX")
+    assert "wrong" not in refused.err
+    missing = hd.bad("ingest", "mail", f"imap://{USER}@127.0.0.1:{dovecot}/INBOX")
+    assert "HELPDESK_IMAP_PASSWORD" in missing.err

@@ -1,0 +1,116 @@
+"""Fixtures for the TUI tests: a seeded database copied per test, a fixed clock, an app
+factory with cursor blink off and no user keymap, and ``settle`` to wait for workers
+(never sleeping for a guessed time)."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from textual.worker import WorkerState
+
+from helpdesk import clock, db
+from helpdesk.i18n import set_lang
+from tests.tui import seed
+
+
+def _copy_sqlite(src: Path, dst: Path) -> None:
+    with sqlite3.connect(src) as a, sqlite3.connect(dst) as b:
+        a.backup(b)
+    a.close()
+    b.close()
+
+
+@pytest.fixture(scope="session")
+def tui_templates(tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("tui-templates")
+    out = {}
+    for name, hostile in (("plain", False), ("hostile", True)):
+        path = folder / f"{name}.db"
+        url = f"sqlite:///{path}"
+        seed.build(url, hostile=hostile)
+        db._engines.pop(url).dispose()
+        out[name] = path
+    clock.set_now(None)
+    return out
+
+
+@pytest.fixture(autouse=True)
+def _fixed_clock_and_lang():
+    clock.set_now(seed.LATER)
+    set_lang("en")
+    yield
+    clock.set_now(None)
+    set_lang(None)
+
+
+def _db(tui_templates, tmp_path, name: str) -> str:
+    path = tmp_path / "helpdesk.db"
+    _copy_sqlite(tui_templates[name], path)
+    url = f"sqlite:///{path}"
+    yield url
+    engine = db._engines.pop(url, None)
+    if engine is not None:
+        engine.dispose()
+
+
+@pytest.fixture
+def db_url(tui_templates, tmp_path):
+    yield from _db(tui_templates, tmp_path, "plain")
+
+
+@pytest.fixture
+def hostile_url(tui_templates, tmp_path):
+    yield from _db(tui_templates, tmp_path, "hostile")
+
+
+@pytest.fixture
+def make_app(tmp_path):
+    from screens.app import HelpdeskApp
+    from screens.backend import Backend
+
+    def make(url: str, user: str | None = "alice", *, live: bool = False, keymap: Path | None = None, **kw):
+        return HelpdeskApp(
+            Backend(url, user),
+            live=live,
+            cursor_blink=False,
+            keymap_path=keymap or Path("/nonexistent/helpdesk/keymap.toml"),
+            **kw,
+        )
+
+    return make
+
+
+async def settle(pilot, rounds: int = 100) -> None:
+    """Wait until no worker but the live watcher is pending or running, and the screen
+    has processed what they sent back."""
+    app = pilot.app
+    for _ in range(rounds):
+        await pilot.pause()
+        busy = [
+            w for w in app.workers
+            if w.group != "poll" and w.state in (WorkerState.PENDING, WorkerState.RUNNING)
+        ]
+        if not busy:
+            await pilot.pause()
+            busy = [
+                w for w in app.workers
+                if w.group != "poll" and w.state in (WorkerState.PENDING, WorkerState.RUNNING)
+            ]
+            if not busy:
+                return
+        await app.workers.wait_for_complete(busy)
+    raise AssertionError("workers did not settle")
+
+
+async def press(pilot, *keys: str) -> None:
+    """Press keys one at a time, letting workers finish after each."""
+    for key in keys:
+        await pilot.press(key)
+        await settle(pilot)
+
+
+async def type_text(pilot, text: str) -> None:
+    await pilot.press(*[("space" if c == " " else c) for c in text])
+    await settle(pilot)

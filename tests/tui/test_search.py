@@ -1,0 +1,158 @@
+"""helpdesk.search: FTS5 on SQLite (migration 0002, kept current by triggers), LIKE
+elsewhere, what was typed never read as FTS syntax; and the models still agree with the
+migrations apart from the FTS objects."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlalchemy import text
+from sqlmodel import select
+
+from helpdesk import db, engine, search, service
+from helpdesk.context import Actor
+from helpdesk.models import Account, Ticket
+from helpdesk.search import TicketFilter
+
+ALICE = Actor("alice", "oncall")
+
+
+def ids(url: str, q: str, *, fts: bool = True) -> list[int]:
+    with db.read_session(url) as s:
+        if not fts:
+            s.info["has_fts"] = False
+        return sorted(t.id for t in search.search(s, q, limit=100))
+
+
+def test_the_migration_made_the_fts_table(db_url):
+    with db.read_session(db_url) as s:
+        assert search.has_fts(s)
+        n = s.exec(text("SELECT count(*) FROM ticket_fts")).one()[0]
+        assert n == s.exec(text("SELECT count(*) FROM ticket")).one()[0]
+
+
+@pytest.mark.parametrize("fts", [True, False], ids=["fts5", "like"])
+def test_search_finds_subjects_requesters_accounts_and_notes(db_url, fts):
+    assert ids(db_url, "Spam network", fts=fts) == [3]
+    assert ids(db_url, "impostor", fts=fts) == [6]
+    assert ids(db_url, "cmartin", fts=fts) == [2]  # account login
+    assert ids(db_url, "Vélo Libre", fts=fts) == [4, 9, 10]  # account organisation
+    assert ids(db_url, "titulaire", fts=fts) == [3]  # a note in the history
+    assert ids(db_url, "#5", fts=fts) == [5]
+
+
+def test_fts_ignores_accents_and_matches_prefixes(db_url):
+    assert ids(db_url, "oublie") == [1]
+    assert ids(db_url, "oubl") == [1]
+    assert ids(db_url, "INACTIVITE") == [7]
+
+
+@pytest.mark.parametrize(
+    "typed",
+    ['"', "a OR", "NEAR(a b)", "subject:x", "*", "-", "a AND NOT", "(", '"unbalanced', "^x", "{a b}", "x:"],
+)
+def test_what_is_typed_is_never_fts_syntax(db_url, typed):
+    with db.read_session(db_url) as s:
+        search.search(s, typed)  # no OperationalError
+        search.count(s, TicketFilter(text=typed))
+    query = search.fts_query(typed)
+    assert query == "" or re.fullmatch(r'"[\w ]+"\*( "[\w ]+"\*)*', query), query
+
+
+def test_triggers_follow_tickets_accounts_and_notes(db_url):
+    with db.write_session(db_url) as s:
+        acc = s.exec(select(Account).where(Account.login == "shop-c")).one()
+        acc.email = "owner@renamed.example"
+        s.add(acc)
+    assert ids(db_url, "renamed") == [8]
+    with db.write_session(db_url) as s:
+        t = s.get(Ticket, 5)
+        t.subject = "Zebra crossing"
+        s.add(t)
+    assert ids(db_url, "zebra") == [5] and ids(db_url, "back-office") == []
+    with db.write_session(db_url) as s:
+        engine.apply(s, 4, "contact", ALICE, note="Conseils hygiène de liste envoyés")
+    assert ids(db_url, "hygiene") == [4]
+    with db.write_session(db_url) as s:
+        out = service.open_ticket(s, queue="abuse", policy="indigos", actor=ALICE, account_login="cmartin",
+                                  subject="Quokka", fields={"category": "spam"})
+        new = out.ticket.id
+    assert ids(db_url, "quokka") == [new]
+    assert ids(db_url, "quokka", fts=False) == [new]
+
+
+def test_pages_filters_and_counts(db_url):
+    with db.read_session(db_url) as s:
+        flt = TicketFilter(queue="password-reset")
+        assert search.count(s, flt) == 4
+        rows = search.page(s, flt, "due", limit=2, offset=0)
+        rest = search.page(s, flt, "due", limit=2, offset=2)
+        assert [r.id for r in rows + rest] == [10, 5, 1, 6]
+        assert search.count(s, flt.with_(policy="indigos")) == 2
+        assert search.count(s, flt.with_(kind="done")) == 0
+        assert search.count(s, TicketFilter(assignee="alice")) == 1
+        assert search.count(s, TicketFilter(text="mot de passe")) == 2
+        assert [r.id for r in search.page(s, TicketFilter(), "age", limit=3)] == [9, 10, 1]
+        assert search.position(s, flt, "due", 1) == 2
+
+
+def test_models_and_migrations_agree_apart_from_fts(db_url):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlmodel import SQLModel
+
+    import helpdesk.models  # noqa: F401
+
+    def include(obj, name, type_, reflected, compare_to):
+        return not (name or "").startswith(search.FTS_TABLE)
+
+    with db.get_engine(db_url).connect() as conn:
+        ctx = MigrationContext.configure(conn, opts={"include_object": include, "compare_type": True})
+        diff = compare_metadata(ctx, SQLModel.metadata)
+    assert diff == []
+
+
+def test_migration_0002_downgrades_and_upgrades(db_url):
+    from alembic import command
+
+    from helpdesk import schema
+
+    cfg = schema.alembic_config(db_url)
+    with db.get_engine(db_url).begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0001")
+    with db.read_session(db_url) as s:
+        assert not search.has_fts(s)
+        assert ids(db_url, "impostor") == [6]  # LIKE
+    with db.get_engine(db_url).begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+    assert ids(db_url, "titulaire") == [3]  # rebuilt from the events' notes
+
+
+def test_tags_narrow_the_match_to_the_view_and_follow_state_changes(db_url):
+    active = TicketFilter(queue="password-reset", text="oublié")
+    everything = TicketFilter(queue="password-reset", kind="all", text="oublié")
+    with db.read_session(db_url) as s:
+        assert search.match_expression("oublié", active).endswith('AND tags : "tapasswordreset"')
+        assert search.count(s, active) == 1
+    with db.write_session(db_url) as s:
+        engine.apply(s, 1, "reject", ALICE, note="no")
+    with db.read_session(db_url) as s:
+        assert search.count(s, active) == 0
+        assert search.count(s, everything) == 1
+        assert search.count(s, everything.with_(kind="done")) == 1
+        assert search.count(s, everything.with_(policy="le-pic")) == 0
+
+
+def test_redacted_notes_leave_the_index(db_url):
+    from helpdesk import audit
+    from helpdesk.models import Event
+
+    assert ids(db_url, "titulaire") == [3]
+    with db.write_session(db_url) as s:
+        ev = s.exec(select(Event).where(Event.ticket_id == 3, Event.action == "contact")).one()
+        audit.redact(s, ev, actor="system", reason="retention")
+    assert ids(db_url, "titulaire") == []
+    assert ids(db_url, "retention") == [3]  # the redaction's own note
