@@ -139,11 +139,11 @@ class Ticket(SQLModel, table=True):
     lang: str = "fr"
     fields: dict = _json()
     checklist: list = _jsonlist()
-    parent_id: Optional[int] = Field(default=None, foreign_key="ticket.id")
-    assignee: Optional[str] = Field(default=None, max_length=64)
-    claimed_by: Optional[str] = Field(default=None, max_length=64)
+    parent_id: Optional[int] = Field(default=None, foreign_key="ticket.id", index=True)
+    assignee: Optional[str] = Field(default=None, max_length=64, index=True)
+    claimed_by: Optional[str] = Field(default=None, max_length=64, index=True)
     claim_expires: Optional[datetime] = _when()
-    opened_at: datetime = _when(nullable=False)
+    opened_at: datetime = _when(nullable=False, index=True)
     updated_at: datetime = _when(nullable=False)
     closed_at: Optional[datetime] = _when()
     due_at: Optional[datetime] = _when()
@@ -209,7 +209,7 @@ class Outbox(SQLModel, table=True):
     next_attempt_at: Optional[datetime] = _when()
     created_at: datetime = _when(nullable=False)
     sent_at: Optional[datetime] = _when()
-    message_id: str = ""
+    message_id: str = Field(default="", index=True)
     last_error: str = ""
     token_id: Optional[int] = Field(default=None, foreign_key="resettoken.id")
 

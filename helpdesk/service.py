@@ -367,13 +367,15 @@ def queue_counts(session: Session, now: datetime | None = None) -> dict[str, dic
     now = now or clock.now()
     out: dict[str, dict[str, int]] = {}
     rows = session.exec(
-        select(Ticket.queue, Ticket.state_kind, func.count()).where(Ticket.state_kind != "done").group_by(Ticket.queue, Ticket.state_kind)
+        select(Ticket.queue, Ticket.state_kind, func.count())
+        .where(Ticket.state_kind.in_(("open", "waiting")))  # IN uses the queue/state index; != scans
+        .group_by(Ticket.queue, Ticket.state_kind)
     )
     for queue, kind, n in rows:
         out.setdefault(queue, {"open": 0, "waiting": 0, "overdue": 0})[kind] = n
     for queue, n in session.exec(
         select(Ticket.queue, func.count())
-        .where(Ticket.state_kind != "done", Ticket.due_at.is_not(None), Ticket.due_at <= now)
+        .where(Ticket.state_kind.in_(("open", "waiting")), Ticket.due_at.is_not(None), Ticket.due_at <= now)
         .group_by(Ticket.queue)
     ):
         out.setdefault(queue, {"open": 0, "waiting": 0, "overdue": 0})["overdue"] = n
