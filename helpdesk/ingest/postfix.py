@@ -281,6 +281,20 @@ class Thresholds:
     bounce_min_messages: int = 20  # ... once the sender sent at least this many messages
     max_recipients: int | None = None  # optional: recipients per window
 
+    def breaches(self, messages: int, recipients: int, bounces: int, window: str) -> tuple[float, list[tuple[str, str]]]:
+        """The bounce ratio, and each limit these figures pass, as (kind, explanation)."""
+        ratio = bounces / recipients if recipients else (1.0 if bounces else 0.0)
+        found: list[tuple[str, str]] = []
+        if messages > self.burst:
+            found.append(("burst", f"{messages} messages in {window} (limit {self.burst})"))
+        if self.max_recipients is not None and recipients > self.max_recipients:
+            found.append(("recipients", f"{recipients} recipients in {window} (limit {self.max_recipients})"))
+        if messages >= self.bounce_min_messages and ratio > self.bounce_ratio:
+            found.append(
+                ("bounce_ratio", f"bounce ratio {ratio:.0%} over {recipients} recipients (limit {self.bounce_ratio:.0%})")
+            )
+        return ratio, found
+
 
 @dataclass(frozen=True, slots=True)
 class Alert:
@@ -493,19 +507,7 @@ class SenderStats:
         alerts = []
         for sender in sorted(self._senders):
             messages, recipients, bounces, deferrals = self.totals(sender)
-            ratio = bounces / recipients if recipients else (1.0 if bounces else 0.0)
-            found: list[tuple[str, str]] = []
-            if messages > thresholds.burst:
-                found.append(("burst", f"{messages} messages in {window} (limit {thresholds.burst})"))
-            if thresholds.max_recipients is not None and recipients > thresholds.max_recipients:
-                found.append(("recipients", f"{recipients} recipients in {window} (limit {thresholds.max_recipients})"))
-            if messages >= thresholds.bounce_min_messages and ratio > thresholds.bounce_ratio:
-                found.append(
-                    (
-                        "bounce_ratio",
-                        f"bounce ratio {ratio:.0%} over {recipients} recipients (limit {thresholds.bounce_ratio:.0%})",
-                    )
-                )
+            ratio, found = thresholds.breaches(messages, recipients, bounces, window)
             if found:
                 alerts.append(
                     Alert(

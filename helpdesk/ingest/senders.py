@@ -524,16 +524,7 @@ class SenderWindows:
             ):
                 continue
             messages, recipients, bounces, deferrals = self._window_totals(key)
-            ratio = bounces / recipients if recipients else (1.0 if bounces else 0.0)
-            found: list[tuple[str, str]] = []
-            if messages > limits.burst:
-                found.append(("burst", f"{messages} messages in {label} (limit {limits.burst})"))
-            if limits.max_recipients is not None and recipients > limits.max_recipients:
-                found.append(("recipients", f"{recipients} recipients in {label} (limit {limits.max_recipients})"))
-            if messages >= limits.bounce_min_messages and ratio > limits.bounce_ratio:
-                found.append(
-                    ("bounce_ratio", f"bounce ratio {ratio:.0%} over {recipients} recipients (limit {limits.bounce_ratio:.0%})")
-                )
+            ratio, found = limits.breaches(messages, recipients, bounces, label)
             if not found:
                 continue
             kinds = tuple(kind for kind, _ in found)
