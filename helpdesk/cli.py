@@ -667,8 +667,10 @@ def do_tui(args, out: Out, demo: bool = False) -> int:
         if "SSH_ORIGINAL_COMMAND" in os.environ:
             raise BadInput(_("this SSH key only opens the helpdesk, on a terminal; nothing else was run (connect with ssh -t)"))
         raise BadInput(_("the helpdesk needs a terminal; in scripts use the commands (helpdesk ticket list ...)"))
-    try:
-        from screens.app import run as run_tui
+    import importlib
+
+    try:  # the only place the core reaches the TUI, and only when it is asked to open it
+        run_tui = importlib.import_module("screens.app").run
     except ImportError as exc:
         raise BadInput(_("the TUI is not available: {error}").format(error=exc)) from None
     return run_tui(db=getattr(args, "db", None), user=getattr(args, "user", None) or os.environ.get("HELPDESK_USER"), demo=demo)
