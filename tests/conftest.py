@@ -90,19 +90,25 @@ def _volunteers(url: str) -> None:
             service.add_volunteer(s, login, role)
 
 
-@pytest.fixture
-def db_url(template_db, tmp_path):
-    """A fresh, initialised database for this test."""
+def fresh_copy(template: str, tmp_path: Path):
+    """Yield a new database copied from ``template`` (an SQLite path or URL, or a PostgreSQL
+    URL), dropped afterwards."""
     if PG:
         from sqlalchemy.engine import make_url
 
-        url = _pg_create(make_url(template_db).database)
+        url = _pg_create(make_url(template).database)
         yield url
         _pg_drop(url)
         return
     path = tmp_path / "helpdesk.db"
-    shutil.copyfile(template_db, path)
+    shutil.copyfile(template.removeprefix("sqlite:///"), path)
     yield f"sqlite:///{path}"
+
+
+@pytest.fixture
+def db_url(template_db, tmp_path):
+    """A fresh, initialised database for this test."""
+    yield from fresh_copy(template_db, tmp_path)
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ from helpdesk.errors import BadInput
 from helpdesk.mail import RESET_LINK_MARK
 from helpdesk.models import Event, Outbox, ResetToken
 
-from .conftest import PG, Helpdesk, _pg_create, _pg_drop
+from .conftest import PG, Helpdesk, _pg_create, _pg_drop, fresh_copy
 
 T0 = datetime(2025, 3, 1, 10, 0, tzinfo=clock.UTC)
 NOW = "2025-03-01T10:00:00Z"
@@ -193,16 +193,7 @@ def queued_template(template_db, tmp_path_factory):
 
 @pytest.fixture
 def url(queued_template, tmp_path):
-    if PG:
-        from sqlalchemy.engine import make_url
-
-        fresh = _pg_create(make_url(queued_template).database)
-        yield fresh
-        _pg_drop(fresh)
-        return
-    path = tmp_path / "helpdesk.db"
-    shutil.copyfile(make_path(queued_template), path)
-    yield f"sqlite:///{path}"
+    yield from fresh_copy(queued_template, tmp_path)
 
 
 def make_path(sqlite_url: str) -> str:
