@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import func, or_
 from sqlmodel import Session, select
 
-from helpdesk import audit, clock, engine, ledger
+from helpdesk import audit, clock, engine, ledger, networks
 from helpdesk.context import SYSTEM_ACTOR, Actor
 from helpdesk.errors import BadInput, NotFound, Refused
 from helpdesk.fields import EMAIL
@@ -126,6 +126,8 @@ def add_account(
                 value = clock.parse_day(value).isoformat()
             except clock.BadDate:
                 raise BadInput(_("field {name}: a date YYYY-MM-DD expected, not {value!r}").format(name=key, value=value)) from None
+        if key == "ips":
+            value = networks.normalise(value)
         checked[key] = clean(str(value))
     now = clock.now()
     acc = session.exec(select(Account).where(Account.policy_key == policy, Account.login == login)).first()

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from sqlmodel import Session, select
 
+from helpdesk import networks
 from helpdesk.models import Account, Policy, Workflow
 
 _SPLIT = re.compile(r"[\s,;]+")
@@ -49,16 +50,6 @@ def words(value: object) -> list[str]:
         return []
     items = value if isinstance(value, (list, tuple)) else _SPLIT.split(str(value))
     return [str(i).strip().lower() for i in items if str(i).strip()]
-
-
-def _networks(value: object) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    nets = []
-    for word in words(value):
-        try:
-            nets.append(ipaddress.ip_network(word, strict=False))
-        except ValueError:
-            continue
-    return nets
 
 
 @dataclass
@@ -94,7 +85,7 @@ class Directory:
                 d.by_address.setdefault(address.strip().lower(), []).append(ref)
             d.by_login.setdefault(login.strip().lower(), []).append(ref)
             fields = fields or {}
-            for net in _networks(fields.get("ips")):
+            for net in networks.lenient(fields.get("ips")):
                 if net.num_addresses == 1:
                     d.by_ip.setdefault(str(net.network_address), []).append(ref)
                 else:
