@@ -163,6 +163,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--field", action="append", default=[], metavar="K=V")
     p.add_argument("--check", action="append", default=[], metavar="ITEM", help=_("tick a checklist item"))
     p.add_argument("--if-version", type=int, help=_("refuse if the ticket changed since this version"))
+    p.add_argument("--mail-lang", choices=["fr", "en"], help=_("first set the language of the ticket's mails"))
+    p = cmd(tk, "assign", _("give a ticket to a volunteer ('-' for nobody)"))
+    p.add_argument("id", type=int)
+    p.add_argument("login")
+    p.add_argument("--if-version", type=int, help=_("refuse if the ticket changed since this version"))
+    p = cmd(tk, "lang", _("set the language of a ticket's mails"))
+    p.add_argument("id", type=int)
+    p.add_argument("lang", choices=["fr", "en"])
+    p.add_argument("--if-version", type=int, help=_("refuse if the ticket changed since this version"))
 
     cmd(sub, "sweep", _("run what is due: timers, expiries, inactivity scans"))
     p = cmd(sub, "backup", _("write a consistent copy of the database to a new file"))
@@ -434,12 +443,31 @@ def do_ticket(args, out: Out) -> int:
             for m in outcome.mails:
                 out.line("  " + _("mail queued to {to}: {subject}").format(to=m.to_addr, subject=m.subject))
         return 0
+    if args.sub in ("assign", "lang"):
+        with _session(args, write=True) as s:
+            actor = service.actor_for(s, user)
+            if args.sub == "assign":
+                ticket = service.assign(s, args.id, actor, None if args.login == "-" else args.login, expected_version=args.if_version)
+            else:
+                ticket = service.set_lang(s, args.id, actor, args.lang, expected_version=args.if_version)
+            view = service.ticket_view(s, ticket, actor)
+        if out.json:
+            out.data(view)
+        elif args.sub == "assign":
+            out.line(_("#{id}: assigned to {who}").format(id=args.id, who=view["assignee"] or "-"))
+        else:
+            out.line(_("#{id}: mails in {lang}").format(id=args.id, lang=view["lang"]))
+        return 0
     if args.sub == "act":
         with _session(args, write=True) as s:
             actor = service.actor_for(s, user)
+            version = args.if_version
+            if args.mail_lang:
+                ticket = service.set_lang(s, args.id, actor, args.mail_lang, expected_version=version)
+                version = ticket.version if version is not None else None
             outcome = engine.apply(
                 s, args.id, args.action, actor, note=args.note, fields=_pairs(args.field), checks=args.check,
-                expected_version=args.if_version,
+                expected_version=version,
             )
             if outcome.reveal:
                 reveal(outcome.reveal)  # before commit: if it cannot be shown, nothing happens

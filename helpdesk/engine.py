@@ -233,6 +233,29 @@ def _last_actor(session: Session, ticket_id: int) -> str:
     return ev.actor if ev else "?"
 
 
+def check_version(session: Session, ticket: Ticket, expected_version: int | None, d: Definition | None = None) -> None:
+    """No lost update: the caller saw ``expected_version``; if someone changed the ticket
+    since, say who and what state it is in now."""
+    if expected_version is None or ticket.version == expected_version:
+        return
+    who = _last_actor(session, ticket.id)
+    d = d or definition(session, ticket.workflow_id)
+    label = pick(d.states[ticket.state].label) if ticket.state in d.states else ticket.state
+    raise Conflict(
+        _("ticket #{id} was changed by {who} meanwhile; it is now «{state}»").format(id=ticket.id, who=who, state=label),
+        who,
+        ticket.state,
+    )
+
+
+def check_writer(session: Session, actor: Actor) -> None:
+    """Who may change anything at all: a known role; a trainer only on a training database."""
+    if actor.role == "trainer" and not is_training(session):
+        raise Refused("training-only", _("the trainer role works only on training databases"))
+    if actor.role not in RANK and not actor.is_system and actor.role != "trainer":
+        raise Refused("role", _("unknown role {role}").format(role=actor.role))
+
+
 def load_ticket(session: Session, ticket_id: int, *, for_update: bool = False) -> Ticket:
     ticket = session.get(Ticket, ticket_id, with_for_update=for_update) if for_update else session.get(Ticket, ticket_id)
     if ticket is None:
@@ -260,14 +283,7 @@ def apply(
     registry.load()
     ticket = load_ticket(session, ticket_id, for_update=True)
     d = definition(session, ticket.workflow_id)
-    if expected_version is not None and ticket.version != expected_version:
-        who = _last_actor(session, ticket.id)
-        label = pick(d.states[ticket.state].label) if ticket.state in d.states else ticket.state
-        raise Conflict(
-            _("ticket #{id} was changed by {who} meanwhile; it is now «{state}»").format(id=ticket.id, who=who, state=label),
-            who,
-            ticket.state,
-        )
+    check_version(session, ticket, expected_version, d)
     candidates = d.by_key(action)
     if not candidates or all(t.auto for t in candidates):
         known = ", ".join(sorted({t.key for t in d.transitions if not t.auto}))
@@ -479,10 +495,7 @@ def open_ticket(
 ) -> Outcome:
     registry.load()
     d = workflow_for(session, policy_key, queue)
-    if actor.role == "trainer" and not is_training(session):
-        raise Refused("training-only", _("the trainer role works only on training databases"))
-    if actor.role not in RANK and not actor.is_system and actor.role != "trainer":
-        raise Refused("role", _("unknown role {role}").format(role=actor.role))
+    check_writer(session, actor)
     now = now or clock.now()
     values = validate(d.workflow.fields, fields or {}, d.policy.timezone, metadata_only=d.workflow.metadata_only)
     missing = missing_required(d.workflow.fields, values)

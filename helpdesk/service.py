@@ -261,6 +261,7 @@ def ticket_view(session: Session, ticket: Ticket, actor: Actor, *, now: datetime
         "requester": ticket.requester,
         "subject": ticket.subject,
         "lang": ticket.lang,
+        "assignee": ticket.assignee,
         "fields": ticket.fields,
         "checklist": ticket.checklist,
         "parent": ticket.parent_id,
@@ -472,16 +473,9 @@ def release(session: Session, ticket_id: int, actor: Actor) -> bool:
 
 def assign(session: Session, ticket_id: int, actor: Actor, login: str | None, *, expected_version: int | None = None) -> Ticket:
     """Give a ticket to a volunteer (``None``: to nobody). Recorded as an event."""
-    from helpdesk.errors import Conflict
-
     ticket = engine.load_ticket(session, ticket_id, for_update=True)
-    if expected_version is not None and ticket.version != expected_version:
-        who = engine._last_actor(session, ticket.id)
-        raise Conflict(
-            _("ticket #{id} was changed by {who} meanwhile; it is now «{state}»").format(id=ticket.id, who=who, state=ticket.state),
-            who,
-            ticket.state,
-        )
+    engine.check_writer(session, actor)
+    engine.check_version(session, ticket, expected_version)
     if login is not None:
         v = session.get(Volunteer, login)
         if v is None or not v.active:
@@ -494,4 +488,25 @@ def assign(session: Session, ticket_id: int, actor: Actor, login: str | None, *,
     ticket.updated_at = clock.now()
     session.add(ticket)
     audit.record(session, actor=actor.login, action="assign", ticket_id=ticket.id, account_id=ticket.account_id, data={"assignee": [before, login]})
+    return ticket
+
+
+LANGS = ("fr", "en")
+
+
+def set_lang(session: Session, ticket_id: int, actor: Actor, lang: str, *, expected_version: int | None = None) -> Ticket:
+    """Choose the language of the mails a ticket sends (its requester's). Recorded as an event."""
+    if lang not in LANGS:
+        raise BadInput(_("unknown language {lang!r} (fr or en)").format(lang=lang))
+    ticket = engine.load_ticket(session, ticket_id, for_update=True)
+    engine.check_writer(session, actor)
+    engine.check_version(session, ticket, expected_version)
+    before = ticket.lang
+    if before == lang:
+        return ticket
+    ticket.lang = lang
+    ticket.version = (ticket.version or 0) + 1
+    ticket.updated_at = clock.now()
+    session.add(ticket)
+    audit.record(session, actor=actor.login, action="set-lang", ticket_id=ticket.id, account_id=ticket.account_id, data={"lang": [before, lang]})
     return ticket

@@ -310,8 +310,9 @@ class Backend:
             "checks": inputs.get("checks") or [],
         }
 
-    def preview(self, ticket_id: int, action: str, inputs: dict | None, version: int | None) -> Preview:
-        """Apply the action in a transaction that is rolled back, and report what it did."""
+    def preview(self, ticket_id: int, action: str, inputs: dict | None, version: int | None, lang: str | None = None) -> Preview:
+        """Apply the action in a transaction that is rolled back, and report what it did
+        (with the ticket's mails in ``lang`` when given)."""
         from helpdesk.models import Ticket as T
 
         eng = db.get_engine(self.url).execution_options(immediate=True)
@@ -329,6 +330,9 @@ class Backend:
                     (dl.name, dl.due_at, dl.status)
                     for dl in s.exec(select(Deadline).where(Deadline.ticket_id == t.id, Deadline.status.in_(("pending", "info"))))
                 }
+                if lang:
+                    service.set_lang(s, ticket_id, actor, lang, expected_version=version)
+                    version = None  # checked just now, in this transaction
                 outcome = engine.apply(s, ticket_id, action, actor, expected_version=version, **self._inputs(inputs))
                 s.flush()
                 tz = d.policy.timezone
@@ -368,9 +372,12 @@ class Backend:
             finally:
                 s.rollback()
 
-    def apply(self, ticket_id: int, action: str, inputs: dict | None, version: int | None) -> Applied:
+    def apply(self, ticket_id: int, action: str, inputs: dict | None, version: int | None, lang: str | None = None) -> Applied:
         with self.write() as s:
             actor = self._writer(s)
+            if lang:  # the language chosen in the preview, set in the same transaction
+                service.set_lang(s, ticket_id, actor, lang, expected_version=version)
+                version = None
             outcome = engine.apply(s, ticket_id, action, actor, expected_version=version, **self._inputs(inputs))
             label = service.state_label(s, outcome.ticket)
             mails = [{"to": m.to_addr, "subject": m.subject} for m in outcome.mails]
@@ -398,7 +405,8 @@ class Watcher:
     """Tells cheaply whether another connection changed the database since the last look.
 
     On SQLite, ``PRAGMA data_version`` on a connection of its own (created, used and closed
-    in the polling thread); elsewhere the last event id and the latest claim.
+    in the polling thread); elsewhere the last event id (every action, assignment or change
+    of language records one) and the unexpired claims, which record none.
     """
 
     def __init__(self, url: str):
@@ -415,8 +423,12 @@ class Watcher:
             from sqlalchemy import func
 
             last = s.exec(select(func.max(Event.id))).one()
-            claim = s.exec(select(func.max(Ticket.claim_expires))).one()
-            return (last, claim)
+            claims = s.exec(
+                select(Ticket.id, Ticket.claimed_by, Ticket.claim_expires)
+                .where(Ticket.claimed_by.is_not(None), Ticket.claim_expires > clock.now())
+                .order_by(Ticket.id)
+            ).all()
+            return (last, tuple(tuple(c) for c in claims))
 
     def close(self) -> None:
         if self._conn is not None:

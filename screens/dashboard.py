@@ -74,6 +74,9 @@ class DashboardScreen(BaseScreen):
             yield OptionList(id="recent", markup=False)
         yield Footer()
 
+    def on_resize(self) -> None:
+        self._fill_queues(self.data)
+
     def on_mount(self) -> None:
         self.query_one("#queues", OptionList).focus()
         self._fill_queues(None)
@@ -147,7 +150,13 @@ class DashboardScreen(BaseScreen):
                     (f"{c['waiting']:>5} ", "bold"), (_("waiting"), "dim"), "  ",
                     (f"{c['overdue']:>5} ", "bold reverse" if c["overdue"] else "bold"), (_("overdue"), "dim"),
                 )
-            line = assemble((f"{i} ", "bold"), (f"{title:<34}", ""), figures, one_line=True)
+            # The figures keep their room; a long title gives way at 80 columns (French
+            # "Réinitialisations de mot de passe" + three counts do not fit side by side).
+            room = (ol.scrollable_content_region.width or 78) - 2 - figures.cell_len - 2
+            width = max(12, min(34, room))
+            if len(title) > width:
+                title = title[: width - 1] + "…"
+            line = assemble((f"{i} ", "bold"), (f"{title:<{width}}", ""), "  ", figures, one_line=True)
             ol.add_option(Option(line, id=q))
         ol.highlighted = highlighted if highlighted is not None else 0
 

@@ -199,6 +199,8 @@ def preview_text(p: Preview, *, irreversible: bool, lang: str) -> Text:
         out.append(assemble(("! ", "bold"), w))
     if p.mails:
         out.append(Text(_("Mails to be queued ({n}), in {lang}:").format(n=len(p.mails), lang=lang_name(lang)), style="bold"))
+        other = "en" if lang == "fr" else "fr"
+        out.append(Text(_("(l: write them in {lang} instead)").format(lang=lang_name(other)), style="dim"))
         for m in p.mails:
             out.append(Text("─" * 40, style="dim"))
             out.append(assemble((_("To") + ": ", "bold"), m["to"]))
@@ -218,8 +220,11 @@ class ConfirmScreen(Dialog):
     BINDINGS = [
         Binding("y", "confirm", N_("Confirm"), id="confirm.yes"),
         Binding("n,escape", "cancel", N_("Cancel"), id="confirm.no"),
+        Binding("l", "switch_lang", N_("Mail language"), id="confirm.lang"),
     ]
 
+    #: What the dialog answers: True (go ahead), False (cancel), or ("lang", code): show the
+    #: same step again with the mails in that language.
     def __init__(self, preview: Preview, *, irreversible: bool, lang: str, ticket_id: int) -> None:
         super().__init__()
         self.preview = preview
@@ -253,6 +258,14 @@ class ConfirmScreen(Dialog):
 
     def action_cancel(self) -> None:
         self.dismiss(False)
+
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        if action == "switch_lang":
+            return bool(self.preview.mails)
+        return True
+
+    def action_switch_lang(self) -> None:
+        self.dismiss(("lang", "en" if self.lang == "fr" else "fr"))
 
 
 # --- messages ------------------------------------------------------------------------------

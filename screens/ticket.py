@@ -221,8 +221,9 @@ class TicketScreen(BaseScreen):
         ol.clear_options()
         self.numbered: list[dict] = []
         read_only = self.info is None or self.info.read_only
-        # Allowed first (numbered), then those a rule blocks, then those the state rules out.
-        ordered = sorted(v["actions"], key=lambda a: 0 if a["allowed"] else (2 if a["rule"] == "state" else 1))
+        # Allowed first (numbered), then those a rule blocks with its reason. Steps of other
+        # states ("rule": "state") are not this step's business: the checklist shows them.
+        ordered = sorted((a for a in v["actions"] if a["allowed"] or a["rule"] != "state"), key=lambda a: not a["allowed"])
         self.ordered = ordered
         for a in ordered:
             if a["allowed"]:
@@ -250,8 +251,13 @@ class TicketScreen(BaseScreen):
                     (" — " + a["reason"], "dim"),
                 )
             ol.add_option(Option(prompt, id=a["key"]))
-        if not v["actions"]:
-            ol.add_option(Option(Text(_("No action: the ticket is finished."), style="dim"), disabled=True))
+        if not ordered:
+            empty = (
+                _("No action: the ticket is finished.")
+                if v["state_kind"] == "done"
+                else _("No action at this step: a reply, a deadline or the clock moves it on.")
+            )
+            ol.add_option(Option(Text(empty, style="dim"), disabled=True))
         if highlighted is not None and highlighted < ol.option_count:
             ol.highlighted = highlighted
         elif ol.option_count:
@@ -431,11 +437,11 @@ class TicketScreen(BaseScreen):
         self.dry_run(a, {})
 
     @work(thread=True, exclusive=True, group="act", exit_on_error=False)
-    def dry_run(self, a: dict, inputs: dict) -> None:
+    def dry_run(self, a: dict, inputs: dict, lang: str | None = None) -> None:
         version = self.view["version"] if self.view else None
         self.app.call_from_thread(self._set_busy, True)
         try:
-            preview = self.backend.preview(self.ticket_id, a["key"], inputs, version)
+            preview = self.backend.preview(self.ticket_id, a["key"], inputs, version, lang)
         except HelpdeskError as exc:
             self.app.call_from_thread(self._failed, a, exc)
             return
@@ -444,34 +450,34 @@ class TicketScreen(BaseScreen):
             return
         finally:
             self.app.call_from_thread(self._set_busy, False)
-        self.app.call_from_thread(self._previewed, a, inputs, preview)
+        self.app.call_from_thread(self._previewed, a, inputs, preview, lang)
 
     def _set_busy(self, busy: bool) -> None:
         self.busy = busy
 
-    def _previewed(self, a: dict, inputs: dict, preview) -> None:
+    def _previewed(self, a: dict, inputs: dict, preview, lang: str | None = None) -> None:
         from screens.modals import ConfirmScreen
 
         must_ask = a["confirm"] or preview.mails or preview.account_status or preview.reveal
         if not must_ask:
-            self.apply(a, inputs)
+            self.apply(a, inputs, lang)
             return
 
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self.apply(a, inputs)
+        def answered(answer) -> None:
+            if isinstance(answer, tuple) and answer[0] == "lang":
+                self.dry_run(a, inputs, answer[1])  # the same step, mails in the other language
+            elif answer:
+                self.apply(a, inputs, lang)
 
-        self.app.push_screen(
-            ConfirmScreen(preview, irreversible=a["confirm"], lang=self.view["lang"] if self.view else "fr", ticket_id=self.ticket_id),
-            answered,
-        )
+        shown = lang or (self.view["lang"] if self.view else "fr")
+        self.app.push_screen(ConfirmScreen(preview, irreversible=a["confirm"], lang=shown, ticket_id=self.ticket_id), answered)
 
     @work(thread=True, exclusive=True, group="act", exit_on_error=False)
-    def apply(self, a: dict, inputs: dict) -> None:
+    def apply(self, a: dict, inputs: dict, lang: str | None = None) -> None:
         version = self.view["version"] if self.view else None
         self.app.call_from_thread(self._set_busy, True)
         try:
-            result = self.backend.apply(self.ticket_id, a["key"], inputs, version)
+            result = self.backend.apply(self.ticket_id, a["key"], inputs, version, lang if lang != (self.view or {}).get("lang") else None)
         except HelpdeskError as exc:
             self.app.call_from_thread(self._failed, a, exc)
             return

@@ -61,6 +61,28 @@ def test_mail_language_follows_the_requester(hd):
     assert mail["lang"] == "en" and "Confirming" in mail["subject"]
 
 
+def test_mail_language_and_assignee_can_be_changed(hd):
+    hd.now = "2026-11-23T10:00:00Z"
+    hd.account("sam", "indigos", "sam@example.org")
+    t = hd.open("closure", "indigos", "sam", "sam@example.org", "reason=request")
+    view = hd.ok("ticket", "lang", t["id"], "en", as_="alice")
+    assert view["lang"] == "en" and view["version"] == t["version"] + 1
+    # a stale version is a conflict, not a silent overwrite
+    r = hd.run("ticket", "lang", t["id"], "fr", "--if-version", t["version"], as_="alice")
+    assert r.code == 1 and r.json["rule"] == "conflict" and r.json["changed_by"] == "alice", r.json
+    hd.ok("ticket", "act", t["id"], "confirm", "--mail-lang", "fr", as_="alice")
+    mail = hd.ok("outbox", "list", "--ticket", t["id"])[0]
+    assert mail["lang"] == "fr"
+    view = hd.ok("ticket", "assign", t["id"], "bob", as_="alice")
+    assert view["assignee"] == "bob"
+    hd.bad("ticket", "assign", t["id"], "nobody-here", as_="alice")
+    assert hd.ok("ticket", "assign", t["id"], "-", as_="alice")["assignee"] is None
+    actions = [e["action"] for e in hd.show(t["id"])["events"]]
+    assert actions.count("set-lang") == 2 and actions.count("assign") == 2
+    # a trainer changes nothing on a database that is not for training
+    hd.refused("ticket", "lang", t["id"], "en", as_="tom", rule="training-only")
+
+
 def test_volunteer_and_account_errors(hd):
     hd.bad("volunteer", "add", "eve", "--role", "king")
     hd.bad("account", "add", "x", "--policy", "indigos", "--email", "not-an-address")

@@ -88,6 +88,33 @@ async def test_password_reset_by_link(db_url, make_app):
     assert (last.actor, last.action) == ("alice", "issue-reset-link")
 
 
+async def test_preview_switches_mail_language_and_keeps_it_only_if_confirmed(db_url, make_app):
+    app = make_app(db_url)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        screen = await open_ticket_by_search(pilot, "1", "oublié", 1)
+        await press(pilot, action_digit(screen, "issue-reset-link"))
+        assert app.screen.preview.mails[0]["lang"] == "fr"
+        await press(pilot, "l")  # the same step again, the mail in English
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmScreen)
+        mail = app.screen.preview.mails[0]
+        assert mail["lang"] == "en" and "Bonjour" not in mail["body"]
+        await press(pilot, "n")  # cancelled: nothing changed, not even the language
+        assert ticket(db_url, 1).lang == "fr" and outbox(db_url, 1) == []
+        await press(pilot, action_digit(screen, "issue-reset-link"))
+        await press(pilot, "l")
+        await settle(pilot)
+        await press(pilot, "y")
+        await settle(pilot)
+    t = ticket(db_url, 1)
+    assert (t.state, t.lang) == ("reset-issued", "en")
+    assert [m.lang for m in outbox(db_url, 1)] == ["en"]
+    with db.read_session(db_url) as s:
+        actions = [e.action for e in s.exec(select(Event).where(Event.ticket_id == 1).order_by(Event.id))]
+    assert actions[-2:] == ["set-lang", "issue-reset-link"]
+
+
 async def test_closure_confirm_then_deactivate_on_the_day(db_url, make_app):
     app = make_app(db_url)
     async with app.run_test(size=(80, 24)) as pilot:
