@@ -48,6 +48,10 @@ provider's own relay certificate), ``HELPDESK_MAIL_FROM`` (the sender when the p
 ``HELPDESK_RESET_URL``. Certificates are always verified; a password is never sent over
 an unencrypted connection to anything but the local host.
 
+A mail that left, or may have (``sent``, ``uncertain``), has its Message-ID recorded as a
+``MessageRef`` of its ticket (direction ``out``): a reply naming it in In-Reply-To or
+References threads onto that ticket through the same lookup as received mail.
+
 Each outcome is one audit event (``mail-sent``, ``mail-retry``, ``mail-failed``,
 ``mail-held``, ``mail-uncertain``) with actor ``system`` and ``{"outbox": id, ...}``: never a
 body, never a secret.
@@ -531,6 +535,15 @@ def _claim(session: Session, outbox_id: int, now: datetime, config: DeliveryConf
     return _Prepared(row.id, to.addr_spec, sender.addr_spec, message, secret)
 
 
+def remember_message_id(session: Session, row: Outbox, now: datetime) -> None:
+    """The Message-ID of a mail that left (or may have) becomes a ``MessageRef`` of its
+    ticket: a reply quoting it in In-Reply-To or References threads onto that ticket."""
+    if row.ticket_id is not None and row.message_id:
+        from helpdesk.ingest.records import add_message_ref
+
+        add_message_ref(session, row.message_id, row.ticket_id, now, direction="out")
+
+
 def _event(session: Session, row: Outbox, now: datetime, action: str, note: str = "", **data) -> None:
     audit.append(
         session,
@@ -558,6 +571,7 @@ def _settle(
         if outcome is None:
             row.status, row.sent_at, row.attempts, row.last_error = "sent", now, row.attempts + 1, ""
             row.next_attempt_at = None
+            remember_message_id(s, row, now)
             _event(s, row, now, "mail-sent", message_id=row.message_id)
             report.sent.append({**entry, "message_id": row.message_id})
         elif isinstance(outcome, _Held):
@@ -585,6 +599,7 @@ def _settle(
         elif isinstance(outcome, _Uncertain):
             row.attempts += 1
             row.status, row.next_attempt_at = "uncertain", None
+            remember_message_id(s, row, now)  # if it did arrive, replies must still thread
             row.last_error = _redact(f"may or may not have been sent, check with the recipient: {outcome.message}", secret)
             _event(s, row, now, "mail-uncertain", note=row.last_error)
             report.uncertain.append({**entry, "error": row.last_error})

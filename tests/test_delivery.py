@@ -597,3 +597,40 @@ def test_cli_exit_code_says_when_a_person_must_look(url, smtp, tmp_path):
     hd.env["HELPDESK_SMTP_SSL"] = "maybe"
     bad = hd.run("outbox", "send", now=NOW, json_out=False)
     assert bad.code == 2 and "HELPDESK_SMTP_SSL" in bad.err
+
+
+def test_replies_to_delivered_mails_thread_onto_their_tickets(url, smtp, tmp_path):
+    from tests.ingest.mailmaker import mail, maildir
+
+    smtp.handler.data_delay = 3  # the first mail is taken but answered too late: uncertain
+    first = deliver(url, now=T0, config=smtp_config(smtp, timeout=1), limit=1)
+    assert len(first.uncertain) == 1
+    smtp.handler.data_delay = 0
+    report = deliver(url, now=T0, config=smtp_config(smtp))
+    assert len(report.sent) == 2
+    sent = {r.template + str(r.id): r for r in rows(url)}
+    with db.read_session(url) as s:
+        from helpdesk.models import MessageRef
+
+        refs = {m.message_id: (m.ticket_id, m.direction) for m in s.exec(select(MessageRef))}
+    assert refs == {r.message_id: (r.ticket_id, "out") for r in sent.values()}  # the uncertain one too
+
+    hd = Helpdesk(url, tmp_path)
+    confirmation = rows(url)[1]  # carol's closure confirmation
+    reset = row_of(url, "reset-link")
+    uncertain = rows(url)[0]
+    replies = [
+        mail("carol@example.org", "contact@wigii.org", "Re: confirmation", "Je confirme la désactivation.",
+             message_id="<carol-ack@example.org>", in_reply_to=confirmation.message_id, date="Sat, 01 Mar 2025 12:00:00 +0100"),
+        mail("bob@example.org", "contact@wigii.org", "Re: lien", "Merci, le lien a fonctionné.",
+             message_id="<bob-thanks@example.org>", references=f"<unknown@elsewhere> {reset.message_id}"),
+        mail("bob@example.org", "contact@wigii.org", "Re: confirmation", "Bien reçu, je confirme.",
+             message_id="<bob-ack@example.org>", in_reply_to=uncertain.message_id, date="Sat, 01 Mar 2025 12:00:00 +0100"),
+    ]
+    summary = hd.ok("ingest", "mail", maildir(tmp_path / "replies", replies), now="2025-03-01T12:00:00Z")
+    assert summary["counts"]["threaded"] == 3 and summary["counts"]["opened"] == 0
+    got = {i["ticket"] for i in summary["items"]}
+    assert got == {confirmation.ticket_id, reset.ticket_id, uncertain.ticket_id}
+    assert {i["via"] for i in summary["items"]} == {"references"}  # by Message-ID, not by subject or sender
+    assert summary["counts"]["acknowledged"] == 2  # the mail whose fate was unknown did arrive
+    assert hd.show(confirmation.ticket_id)["state"] == hd.show(uncertain.ticket_id)["state"] == "scheduled"

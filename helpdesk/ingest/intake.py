@@ -6,8 +6,7 @@ For each mail, in this order:
    ``helpdesk.ingest.reports``.
 2. A Message-ID already on a ticket: a duplicate (the same mail delivered twice).
 3. Threading: In-Reply-To, then References (newest first), against the Message-IDs the
-   helpdesk received or sent (``MessageRef`` rows and the Message-IDs of delivered
-   ``Outbox`` mails), then the subject tag ``[policy #id]``, then — for a bare "je confirme"
+   helpdesk received or sent (``MessageRef`` rows, written for every delivered mail), then the subject tag ``[policy #id]``, then — for a bare "je confirme"
    with no thread at all — the one closure of that sender awaiting an acknowledgement.
    A threaded mail is kept on its ticket; an acknowledgement of a closure confirmation is
    recorded through the engine (``acknowledge``, actor ``intake``) when the sender is the

@@ -20,7 +20,7 @@ from sqlmodel import Session, select
 
 from helpdesk import audit, clock
 from helpdesk.context import Actor
-from helpdesk.models import Evidence, IngestCursor, MessageRef, Outbox, Quarantine, Ticket
+from helpdesk.models import Evidence, IngestCursor, MessageRef, Quarantine, Ticket
 from helpdesk.roles import SYSTEM
 from helpdesk.text import clean_line
 
@@ -111,17 +111,12 @@ def release_quarantined(session: Session, digest: str) -> None:
 
 
 def ticket_for_message_ids(session: Session, ids: list[str]) -> Ticket | None:
-    """The ticket one of these Message-IDs belongs to: one we received or sent (MessageRef),
-    or one of our own outgoing mails (Outbox.message_id, set when it was delivered)."""
+    """The ticket one of these Message-IDs belongs to: a mail we received, or one we sent
+    (delivery writes a ``MessageRef`` for every mail that left, see ``helpdesk.delivery``)."""
     for message_id in ids:
-        if not message_id:
-            continue
-        ref = session.exec(select(MessageRef).where(MessageRef.message_id == message_id)).first()
+        ref = known_message(session, message_id)
         if ref is not None:
             return session.get(Ticket, ref.ticket_id)
-        out = session.exec(select(Outbox).where(Outbox.message_id == message_id, Outbox.ticket_id.is_not(None))).first()
-        if out is not None:
-            return session.get(Ticket, out.ticket_id)
     return None
 
 
