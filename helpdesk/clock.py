@@ -8,6 +8,7 @@ All datetimes in the core are timezone-aware and stored in UTC.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from datetime import date, datetime, time, timezone
 from zoneinfo import ZoneInfo
 
@@ -32,6 +33,18 @@ def set_now(value: datetime | str | None) -> None:
         _fixed = parse_datetime(value)
     else:
         _fixed = as_utc(value)
+
+
+@contextmanager
+def fixed(value: datetime | str):
+    """Fix the clock for the duration of a block, then give back whatever it was."""
+    global _fixed
+    previous = _fixed
+    set_now(value)
+    try:
+        yield now()
+    finally:
+        _fixed = previous
 
 
 def now() -> datetime:
