@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import func, or_
 from sqlmodel import Session, select
 
-from helpdesk import audit, clock, engine, ledger, networks
+from helpdesk import audit, clock, engine, ledger, networks, settings
 from helpdesk.context import SYSTEM_ACTOR, Actor
 from helpdesk.errors import BadInput, NotFound, Refused
 from helpdesk.fields import EMAIL
@@ -243,11 +243,30 @@ def deadlines(session: Session, ticket: Ticket) -> list[Deadline]:
     )
 
 
-def ticket_view(session: Session, ticket: Ticket, actor: Actor, *, now: datetime | None = None) -> dict:
+def ticket_view(
+    session: Session, ticket: Ticket, actor: Actor, *, now: datetime | None = None, history: int | None = None
+) -> dict:
+    """Everything about a ticket that a screen or ``ticket show`` prints. ``history``: only
+    the latest events (``events_total`` says how many there are), so a ticket with a long
+    history costs what a screenful costs."""
     d = engine.definition(session, ticket.workflow_id)
     account = session.get(Account, ticket.account_id) if ticket.account_id else None
     state = d.states.get(ticket.state)
-    events = list(session.exec(select(Event).where(Event.ticket_id == ticket.id).order_by(Event.id)))
+    of_ticket = select(Event).where(Event.ticket_id == ticket.id)
+    if history is None:
+        events = list(session.exec(of_ticket.order_by(Event.id)))
+        total = len(events)
+        first = events[0] if events else None
+    else:
+        events = list(session.exec(of_ticket.order_by(Event.id.desc()).limit(history)))[::-1]
+        total = session.exec(select(func.count()).select_from(Event).where(Event.ticket_id == ticket.id)).one()
+        first = events[0] if total == len(events) else session.exec(of_ticket.order_by(Event.id).limit(1)).first()
+    visited = {
+        key
+        for pair in session.exec(select(Event.from_state, Event.to_state).where(Event.ticket_id == ticket.id).distinct())
+        for key in pair
+        if key
+    }
     dls = deadlines(session, ticket)
     return {
         "id": ticket.id,
@@ -278,10 +297,12 @@ def ticket_view(session: Session, ticket: Ticket, actor: Actor, *, now: datetime
         "steps": [
             {"key": s.key, "label": pick(s.label), "kind": s.kind, "current": s.key == ticket.state}
             for s in d.states.values()
-            if s.key in reachable(d, events[0].to_state if events else ticket.state)
+            if s.key in reachable(d, first.to_state if first else ticket.state)
         ],
+        "visited": sorted(visited),
         "actions": [a.as_dict() for a in engine.actions(session, ticket, actor, now)],
         "events": [event_view(e) for e in events],
+        "events_total": total,
     }
 
 
@@ -419,6 +440,7 @@ def policy_view(session: Session, key: str) -> dict:
         "lang": p.lang,
         "source": p.source,
         "params": p.params,
+        "settings": settings.view(session, p),
         "citations": p.citations,
         "workflows": workflows,
     }

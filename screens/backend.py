@@ -24,6 +24,8 @@ from helpdesk.i18n import _, pick
 from helpdesk.models import Account, Deadline, Event, Outbox, Policy, State, Ticket, Volunteer, Workflow
 
 QUEUES = ("password-reset", "closure", "abuse", "mail-reputation")
+#: How many of a ticket's latest events the ticket screen reads (its history is newest first).
+HISTORY = 100
 
 
 @dataclass(frozen=True)
@@ -275,7 +277,7 @@ class Backend:
         with self.read() as s:
             actor = self._actor(s)
             t = service.get_ticket(s, ticket_id)
-            view = service.ticket_view(s, t, actor)
+            view = service.ticket_view(s, t, actor, history=HISTORY)
             d = engine.definition(s, t.workflow_id)
             views = engine.actions(s, t, actor)
             texts = {a.key: a.citation_text for a in views}

@@ -295,7 +295,7 @@ class TicketScreen(BaseScreen):
         widget.update(Text("\n").join(parts))
 
     def _procedure(self, v: dict) -> Text:
-        visited = {e["to"] for e in v["events"] if e["to"]} | {e["from"] for e in v["events"] if e["from"]}
+        visited = set(v["visited"])
         lines = [Text(_("Procedure"), style="bold")]
         for st in v["steps"]:
             if st["current"]:
@@ -362,6 +362,9 @@ class TicketScreen(BaseScreen):
             )
             if e["note"]:
                 lines.append(assemble("    ", plain(e["note"], "italic", one_line=True, limit=400)))
+        older = v["events_total"] - len(v["events"])
+        if older > 0:
+            lines.append(Text(_("… and {n} earlier events (helpdesk ticket show {id})").format(n=older, id=v["id"]), style="dim"))
         return Text("\n").join(lines)
 
     def _mails(self, v: dict, tz: str) -> Text:

@@ -223,3 +223,27 @@ async def test_virtual_list_fetches_only_pages_on_screen(db_url, make_app):
         assert lst.cursor == lst.total - 1 and lst.current_id() is not None
         assert len(calls) <= 3 and all(limit == PAGE for _o, limit in calls)
         assert len(lst.loaded_rows()) < lst.total  # the pages seen, not the queue
+
+
+async def test_a_long_history_is_read_only_as_far_as_the_screen_shows(db_url, make_app, monkeypatch):
+    import screens.backend
+
+    monkeypatch.setattr(screens.backend, "HISTORY", 5)
+    bob = Actor("bob", "oncall")
+    with db.write_session(db_url) as s:
+        for i in range(12):  # twelve hand-overs: a long history
+            service.assign(s, 3, bob, "alice" if i % 2 == 0 else "bob")
+        full = service.ticket_view(s, service.get_ticket(s, 3), bob)
+    app = make_app(db_url)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        app.open_ticket(3)
+        await settle(pilot)
+        view = app.screen.view
+        assert len(view["events"]) == 5 and view["events_total"] == len(full["events"]) > 5
+        assert [e["id"] for e in view["events"]] == [e["id"] for e in full["events"][-5:]]
+        # the procedure still knows every state the ticket went through
+        assert set(view["visited"]) == {e["to"] for e in full["events"] if e["to"]} | {e["from"] for e in full["events"] if e["from"]}
+        history = str(app.screen.query_one("#history").render())
+        assert f"{len(full['events']) - 5} earlier events" in history
+        app.exit()
