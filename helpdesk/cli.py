@@ -183,6 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
     from helpdesk.ingest.commands import add_parsers as ingest_parsers
 
     ingest_parsers(sub, cmd)  # ingest mail|arf|dmarc|postfix, quarantine list|show
+    from helpdesk.training_cli import add_parser as training_parser
+
+    training_parser(sub, cmd)  # train [list|start|reset|clock|check]
 
     vol = sub.add_parser("volunteer", help=_("volunteers and roles")).add_subparsers(dest="sub", metavar="SUB", required=True)
     p = cmd(vol, "add", _("add a volunteer or change their role"))
@@ -690,7 +693,7 @@ def do_reset(args, out: Out) -> int:
     return 0 if result["valid"] else 1
 
 
-def do_tui(args, out: Out, demo: bool = False) -> int:
+def do_tui(args, out: Out, demo: bool = False, training: bool = False) -> int:
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         if "SSH_ORIGINAL_COMMAND" in os.environ:
             raise BadInput(_("this SSH key only opens the helpdesk, on a terminal; nothing else was run (connect with ssh -t)"))
@@ -701,7 +704,13 @@ def do_tui(args, out: Out, demo: bool = False) -> int:
         run_tui = importlib.import_module("screens.app").run
     except ImportError as exc:
         raise BadInput(_("the TUI is not available: {error}").format(error=exc)) from None
-    return run_tui(db=getattr(args, "db", None), user=getattr(args, "user", None) or os.environ.get("HELPDESK_USER"), demo=demo)
+    return run_tui(db=getattr(args, "db", None), user=getattr(args, "user", None) or os.environ.get("HELPDESK_USER"), demo=demo, **({"training": True} if training else {}))
+
+
+def _training_commands():
+    from helpdesk import training_cli  # train [list|start|reset|clock|check]
+
+    return training_cli
 
 
 def _ingest_commands():
@@ -724,6 +733,7 @@ COMMANDS = {
     "reset": do_reset,
     "ingest": lambda args, out: _ingest_commands().do_ingest(args, out),
     "quarantine": lambda args, out: _ingest_commands().do_quarantine(args, out),
+    "train": lambda args, out: _training_commands().do_train(args, out),
 }
 
 
@@ -740,6 +750,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if getattr(args, "now", None):
             clock.set_now(args.now)
+        elif not os.environ.get("HELPDESK_NOW") and args.command not in ("train", "demo"):
+            from helpdesk import training  # a training database lives at its own clock
+
+            training.adopt_clock(getattr(args, "db", None))
         if args.command in (None, "tui"):
             return do_tui(args, out)
         if args.command == "demo":
