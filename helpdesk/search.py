@@ -6,9 +6,12 @@ answers how many rows the filters match.
 
 Full-text search covers subjects, requesters, accounts (login, address, organisation) and
 the notes of the ticket's events. On SQLite it uses the FTS5 table ``ticket_fts`` that
-migration 0002 creates and keeps current with triggers; elsewhere (or on a database made
-without migrations) it falls back to ``LIKE``. What the person typed is never passed to
-FTS5 as query syntax: it is cut into words and quoted.
+migration 0002 creates and keeps current with triggers; on PostgreSQL, ``to_tsvector`` /
+``to_tsquery`` over the same text with case and accents folded (``PG_INDEXES`` are the GIN
+indexes that answer it without reading every row); elsewhere (or on an SQLite database
+made without migrations) it falls back to ``LIKE``. Everywhere: every chunk typed is a
+phrase whose last word is a prefix, all chunks required, accents ignored. What the person
+typed is never passed as query syntax: it is cut into words and quoted.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import exists, func, or_, text as sql_text
+from sqlalchemy import and_, exists, func, or_, text as sql_text
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, select
 
@@ -116,6 +119,79 @@ def match_expression(text: str, flt: "TicketFilter | None" = None) -> str:
     return expr
 
 
+# --- PostgreSQL full text ----------------------------------------------------------------
+# The text is lower-cased, stripped of the accents of Latin letters (translate(), so no
+# extension is needed and the expression stays immutable, hence indexable) and cut at
+# punctuation (so that an address or a dotted name gives its words, as FTS5 does); the
+# query goes through the same fold. The 'simple' configuration: no stemming, no stop words,
+# in any language. An index is used only when its expression is written exactly so: the
+# query below and PG_INDEXES are built from the same strings.
+
+_ACCENTED = "àáâãäåāăąçćčďèéêëēėęěìíîïīįłñńňòóôõöøōőùúûüūůűųýÿźżžÀÁÂÃÄÅĀĂĄÇĆČĎÈÉÊËĒĖĘĚÌÍÎÏĪĮŁÑŃŇÒÓÔÕÖØŌŐÙÚÛÜŪŮŰŲÝŸŹŻŽ"
+_PLAIN = "aaaaaaaaacccdeeeeeeeeiiiiiilnnnoooooooouuuuuuuuyyzzz" * 2
+
+
+def _fold(sql: str) -> str:
+    return f"translate(lower({sql}), '{_ACCENTED}', '{_PLAIN}')"
+
+
+def _document(sql: str) -> str:
+    return f"to_tsvector('simple'::regconfig, regexp_replace({_fold(sql)}, '[[:punct:]]+', ' ', 'g'))"
+
+
+def _pg_ticket(t: str = "") -> str:
+    return _document(f"{t}subject || ' ' || {t}requester")
+
+
+def _pg_account(a: str = "") -> str:
+    return _document(f"{a}login || ' ' || {a}email || ' ' || {a}org")
+
+
+def _pg_note(e: str = "") -> str:
+    return _document(f"{e}note")
+
+
+PG_INDEXES = [
+    f"CREATE INDEX ix_ticket_search ON ticket USING gin (({_pg_ticket()}))",
+    f"CREATE INDEX ix_account_search ON account USING gin (({_pg_account()}))",
+    f"CREATE INDEX ix_event_search ON event USING gin (({_pg_note()}))",
+]
+_PG_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+
+
+def ts_query(chunk: str) -> str:
+    """A ``to_tsquery`` text for one chunk typed: its words as a phrase, the last one a
+    prefix. Empty when the chunk has no word. Only letters and digits reach PostgreSQL."""
+    words = _PG_WORD.findall(chunk)
+    if not words:
+        return ""
+    return " <-> ".join(words) + ":*"
+
+
+def _pg_clauses(text: str) -> list:
+    clauses = []
+    for n, chunk in enumerate(text.split()):
+        query = ts_query(chunk)
+        if not query:
+            continue
+        q = f"to_tsquery('simple'::regconfig, {_fold(f'CAST(:ts{n} AS text)')})"
+        clauses.append(
+            sql_text(
+                # One set of ids per index, so that each is read through its own index.
+                f"ticket.id IN (SELECT t.id FROM ticket t WHERE {_pg_ticket('t.')} @@ {q}"
+                f" UNION SELECT t.id FROM ticket t WHERE t.account_id IN"
+                f" (SELECT a.id FROM account a WHERE {_pg_account('a.')} @@ {q})"
+                f" UNION SELECT e.ticket_id FROM event e WHERE {_pg_note('e.')} @@ {q})"
+            ).bindparams(**{f"ts{n}": query})
+        )
+    return clauses
+
+
+def has_pg_text(session: Session) -> bool:
+    """True on PostgreSQL (unless a caller turned full text off with ``info["has_fts"]``)."""
+    return session.get_bind().dialect.name == "postgresql" and session.info.get("has_fts", True)
+
+
 def has_fts(session: Session) -> bool:
     """True on SQLite databases that have the ``ticket_fts`` table (migration 0002)."""
     bind = session.get_bind()
@@ -183,6 +259,11 @@ def text_clauses(session: Session, text: str, flt: "TicketFilter | None" = None)
         )]
         matching = Ticket.id.in_(sql_text("SELECT value FROM json_each(:fts_ids)").bindparams(fts_ids=json.dumps(ids)))
         return [or_(matching, *by_id)]
+    if has_pg_text(session):
+        words = _pg_clauses(text)
+        if not words:
+            return [or_(*by_id)] if by_id else [Ticket.id.is_(None)]
+        return [or_(*by_id, and_(*words))] if by_id else words
     like = _like_clause(text)
     return [or_(*by_id, *like)] if by_id else like
 

@@ -1,6 +1,7 @@
 """Fixtures for the TUI tests: a seeded database copied per test, a fixed clock, an app
 factory with cursor blink off and no user keymap, and ``settle`` to wait for workers
-(never sleeping for a guessed time)."""
+(never sleeping for a guessed time). With ``HELPDESK_TEST_PG`` set, the seeded databases
+are PostgreSQL databases, copied per test from a template database."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from textual.worker import WorkerState
 
 from helpdesk import clock, db
 from helpdesk.i18n import set_lang
+from tests.conftest import PG, _pg_create, _pg_drop
 from tests.tui import seed
 
 
@@ -23,17 +25,20 @@ def _copy_sqlite(src: Path, dst: Path) -> None:
 
 
 @pytest.fixture(scope="session")
-def tui_templates(tmp_path_factory) -> dict[str, Path]:
+def tui_templates(tmp_path_factory):
+    """The seeded databases by name: SQLite files, or PostgreSQL URLs."""
     folder = tmp_path_factory.mktemp("tui-templates")
     out = {}
     for name, hostile in (("plain", False), ("hostile", True)):
-        path = folder / f"{name}.db"
-        url = f"sqlite:///{path}"
+        url = _pg_create() if PG else f"sqlite:///{folder / f'{name}.db'}"
         seed.build(url, hostile=hostile)
         db._engines.pop(url).dispose()
-        out[name] = path
+        out[name] = url if PG else folder / f"{name}.db"
     clock.set_now(None)
-    return out
+    yield out
+    if PG:
+        for url in out.values():
+            _pg_drop(url)
 
 
 @pytest.fixture(autouse=True)
@@ -46,6 +51,13 @@ def _fixed_clock_and_lang():
 
 
 def _db(tui_templates, tmp_path, name: str) -> str:
+    if PG:
+        from sqlalchemy.engine import make_url
+
+        url = _pg_create(make_url(tui_templates[name]).database)
+        yield url
+        _pg_drop(url)
+        return
     path = tmp_path / "helpdesk.db"
     _copy_sqlite(tui_templates[name], path)
     url = f"sqlite:///{path}"
