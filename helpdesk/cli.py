@@ -14,7 +14,7 @@ import os
 import sys
 from typing import Any
 
-from helpdesk import clock
+from helpdesk import clock, serve
 from helpdesk.errors import BadInput, HelpdeskError
 from helpdesk.i18n import _, set_lang
 
@@ -186,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     from helpdesk.training_cli import add_parser as training_parser
 
     training_parser(sub, cmd)  # train [list|start|reset|clock|check]
+    serve.add_parser(sub, cmd)  # serve [--host H] [--port P]: the TUI in a web browser
 
     vol = sub.add_parser("volunteer", help=_("volunteers and roles")).add_subparsers(dest="sub", metavar="SUB", required=True)
     p = cmd(vol, "add", _("add a volunteer or change their role"))
@@ -694,7 +695,7 @@ def do_reset(args, out: Out) -> int:
 
 
 def do_tui(args, out: Out, demo: bool = False, training: bool = False) -> int:
-    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+    if not (sys.stdin.isatty() and sys.stdout.isatty()) and not serve.in_browser():  # 'helpdesk serve' runs it under a web driver
         if "SSH_ORIGINAL_COMMAND" in os.environ:
             raise BadInput(_("this SSH key only opens the helpdesk, on a terminal; nothing else was run (connect with ssh -t)"))
         raise BadInput(_("the helpdesk needs a terminal; in scripts use the commands (helpdesk ticket list ...)"))
@@ -734,6 +735,7 @@ COMMANDS = {
     "ingest": lambda args, out: _ingest_commands().do_ingest(args, out),
     "quarantine": lambda args, out: _ingest_commands().do_quarantine(args, out),
     "train": lambda args, out: _training_commands().do_train(args, out),
+    "serve": serve.do_serve,
 }
 
 
