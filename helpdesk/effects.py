@@ -186,7 +186,11 @@ def renew_subscription(ctx: Ctx):
 
 @effect("record_log_access")
 def record_log_access(ctx: Ctx):
-    """Reading logs is itself recorded (the event carries the reason as its note)."""
+    """Reading logs is itself recorded: this step's event carries the reason as its note.
+    The role and the reason are checked by the one gate for sensitive reads."""
+    from helpdesk import service
+
+    service.read_sensitive(ctx.session, ctx.actor, "logs", reason=ctx.note, ticket_id=ctx.ticket.id, record=False)
     rows = list(
         ctx.session.exec(
             select(Evidence).where(Evidence.ticket_id == ctx.ticket.id, Evidence.kind.in_(["log", "arf", "dmarc"]))

@@ -115,6 +115,7 @@ class Backend:
         self.url = db.resolve_url(url)
         self.login = login or None
         self.info: Info | None = None
+        self._reads: set[int] = set()  # tickets of closed accounts whose reading is recorded
 
     # --- sessions ----------------------------------------------------------------------
 
@@ -273,7 +274,29 @@ class Backend:
 
     # --- one ticket ----------------------------------------------------------------------
 
+    def _read_closed_account(self, ticket_id: int) -> None:
+        """A ticket of a closed account shows that account's personal data: the first time
+        this session opens it, the reading is recorded (``service.read_sensitive``); without
+        a volunteer to record it against, it is refused."""
+        if ticket_id in self._reads:
+            return
+        with self.read() as s:
+            t = service.get_ticket(s, ticket_id)
+            closed = service.is_closed(s.get(Account, t.account_id) if t.account_id else None)
+        if not closed:
+            return
+        if self.info is None or self.info.actor is None:
+            raise Refused("sensitive-read", _("the personal data of a closed account is shown only to a volunteer, and the reading is recorded"))
+        with self.write() as s:
+            t = service.get_ticket(s, ticket_id)
+            service.read_sensitive(
+                s, self._writer(s), "personal-data", account=s.get(Account, t.account_id),
+                data={"ticket": ticket_id}, reason="ticket screen",
+            )
+        self._reads.add(ticket_id)
+
     def ticket(self, ticket_id: int) -> dict:
+        self._read_closed_account(ticket_id)
         with self.read() as s:
             actor = self._actor(s)
             t = service.get_ticket(s, ticket_id)
