@@ -1,0 +1,390 @@
+"""Training (issue 6): scenarios, the training database, the movable clock, the walkthrough.
+
+Every scenario's expected path is played headless through the real CLI (``helpdesk train
+check``); clock moves are shown making sweep act; reset really restores; nothing works on a
+production database; the walkthrough's feedback; strict loading of scenario files.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from helpdesk import clock, db, i18n, packs, scenarios, training
+from helpdesk.errors import Refused
+from tests.conftest import Helpdesk
+
+KEYS = scenarios.available()
+
+
+@pytest.fixture(scope="session")
+def training_cache(tmp_path_factory):
+    """One cache of pristine builds for the session's tests (never the user's own)."""
+    return str(tmp_path_factory.mktemp("training-cache"))
+
+
+@pytest.fixture
+def tr(empty_db_url, tmp_path, training_cache, monkeypatch) -> Helpdesk:
+    """The real CLI on a database that does not exist yet, to become a training one."""
+    monkeypatch.setenv("HELPDESK_TRAINING_CACHE", training_cache)
+    hd = Helpdesk(empty_db_url, tmp_path)
+    hd.env["HELPDESK_TRAINING_CACHE"] = training_cache
+    yield hd
+    training._adopted = None
+    clock.set_now(None)
+    db._engines.pop(db.resolve_url(empty_db_url), None)
+
+
+# --- the scenarios ------------------------------------------------------------------------
+
+
+def test_there_is_a_scenario_for_every_procedure_of_every_provider():
+    assert len(KEYS) >= 20
+    covered = {(sc.provider, sc.queue) for sc in scenarios.load_all()}
+    for key in packs.available():
+        for queue in packs.read_pack(key).queues:
+            assert (key, queue) in covered, f"no training scenario for {key} {queue}"
+
+
+@pytest.mark.parametrize("key", KEYS)
+def test_every_scenario_path_runs_headless(tr, key):
+    report = tr.ok("train", "check", key)
+    sc = scenarios.load(key)
+    assert report["ok"] is True and report["total"] == len(sc.steps) == len(report["steps"])
+    for step, result in zip(sc.steps, report["steps"]):
+        assert result["ok"], result
+        assert result["got"] == (step.refused or step.expect)
+    # The database checked is left at the end of the path: each ticket in its last expected state.
+    assert tr.ok("train", "clock")["scenario"] == key  # still a training database, at its moved clock
+    for name, tid in training.scenario_tickets(tr.url).items():
+        path = [s for s in sc.steps if s.ticket == name and not s.refused]
+        if path:
+            assert tr.show(tid)["state"] == path[-1].expect
+
+
+def test_check_reports_a_step_that_does_not_go_as_expected(tr, tmp_path, monkeypatch):
+    # A copy of a shipped scenario whose path expects a wrong state is caught, and says so.
+    data = tmp_path / "data"
+    (data / "scenarios").mkdir(parents=True)
+    root = Path(scenarios.__file__).resolve().parent.parent / "data"
+    for folder in ("policies", "workflows", "templates", "translations"):
+        (data / folder).symlink_to(root / folder)
+    text = (root / "scenarios" / "indigos-closure-request.toml").read_text(encoding="utf-8")
+    text = text.replace('action = "confirm"\nby = "alice"\nexpect = "scheduled"', 'action = "confirm"\nby = "alice"\nexpect = "cancelled"')
+    (data / "scenarios" / "indigos-closure-request.toml").write_text(text, encoding="utf-8")
+    from helpdesk import paths
+
+    monkeypatch.setattr(paths, "data_dir", lambda: data)
+    monkeypatch.setattr(scenarios, "data_dir", lambda: data)
+    report = training.check(tr.url, "indigos-closure-request")
+    assert not report.ok
+    assert [r.ok for r in report.steps] == [True, False]
+    assert report.steps[-1].expected == "cancelled" and report.steps[-1].got == "scheduled"
+
+
+def test_train_list(tr):
+    rows = tr.ok("train", "list")
+    assert [r["key"] for r in rows] == KEYS
+    wigii = next(r for r in rows if r["key"] == "wigii-closure-request")
+    assert wigii["provider"] == "wigii" and wigii["queue"] == "closure" and wigii["title"].startswith("Wigii")
+    english = tr.ok("train", "list", "--lang", "en")
+    assert next(r for r in english if r["key"] == "wigii-closure-request")["title"].startswith("Wigii: deactivate")
+
+
+# --- the clock -----------------------------------------------------------------------------
+
+
+def test_wigii_deactivation_happens_on_its_requested_day(tr):
+    seeded = tr.ok("train", "start", "wigii-closure-request")
+    tid = seeded["tickets"]["main"]
+    assert seeded["clock"] == "2026-11-23T08:00:00Z"
+    t = tr.act(tid, "complete", "--field", "system=https://relation.wigii.org")
+    assert t["state"] == "awaiting-ack"
+    assert t["events"][-1]["at"] == "2026-11-23T08:00:00Z"  # the CLI lives at the training clock
+    tr.act(tid, "acknowledge")
+    moved = tr.ok("train", "clock", "+1w")
+    assert (moved["from"], moved["to"]) == ("2026-11-23T08:00:00Z", "2026-11-30T08:00:00Z")
+    assert moved["sweep"]["taken"] == []
+    tr.refused("ticket", "act", tid, "deactivate", as_="bob", rule="day_reached", cite="Wigii CGU art. 9")
+    moved = tr.ok("train", "clock", "next")
+    assert moved["to"] == "2026-12-14T23:00:00Z"  # midnight on 15 December in Zurich
+    assert moved["sweep"]["taken"] == [{"ticket": tid, "action": "deactivate", "state": "deactivated"}]
+    assert tr.ok("account", "show", "jdupont")["status"] == "deactivated"
+    assert tr.ok("train", "clock")["clock"] == "2026-12-14T23:00:00Z"
+
+
+def test_a_space_notice_expires_after_two_months(tr):
+    tid = tr.ok("train", "start", "wigii-space-closure")["tickets"]["main"]
+    t = tr.act(tid, "give-notice", "--note", "espace obsolète", "--check", "notice-posted", as_="bob")
+    assert t["deadlines"]["notice-ends"] == "2027-01-23T08:00:00Z"
+    assert tr.ok("train", "clock", "+1m")["sweep"]["taken"] == []
+    assert tr.show(tid)["state"] == "notice"
+    moved = tr.ok("train", "clock", "+1m")  # calendar months: 23 January, same hour
+    assert moved["to"] == "2027-01-23T08:00:00Z"
+    assert moved["sweep"]["taken"] == [{"ticket": tid, "action": "deactivate", "state": "deactivated"}]
+    assert tr.ok("account", "show", "espace-voixdefete")["status"] == "deactivated"
+
+
+def test_a_temporary_sending_suspension_lifts(tr):
+    tid = tr.ok("train", "start", "indigos-mail-ladder")["tickets"]["main"]
+    tr.act(tid, "contact", "--note", "liste à nettoyer")
+    t = tr.act(tid, "suspend-sending", "--field", "until=2026-11-25T10:00:00+01:00", "--note", "rebonds", as_="bob")
+    assert t["state"] == "send-suspended"
+    assert tr.ok("account", "show", "amap-croix-rousse")["status"] == "send-suspended"
+    assert tr.ok("train", "clock", "+1d")["sweep"]["taken"] == []
+    moved = tr.ok("train", "clock", "next")
+    assert moved["to"] == "2026-11-25T09:00:00Z"
+    assert moved["sweep"]["taken"] == [{"ticket": tid, "action": "lift", "state": "contacted"}]
+    assert tr.ok("account", "show", "amap-croix-rousse")["status"] == "active"
+
+
+def test_clock_moves_that_make_no_sense_are_bad_input(tr):
+    tr.ok("train", "start", "le-pic-reset-member-scope")
+    tr.bad("train", "clock", "tomorrow")
+    assert "avant" in tr.bad("train", "clock", "P0D").err  # the clock only moves forward
+    tid = training.scenario_tickets(tr.url)["main"]
+    tr.act(tid, "redirect")
+    r = tr.bad("train", "clock", "next")  # the ticket is done: no deadline ahead
+    assert "échéance" in r.err
+
+
+def test_the_trainer_acts_on_a_training_database(tr):
+    tid = tr.ok("train", "start", "indigos-abuse-emergency")["tickets"]["main"]
+    t = tr.act(tid, "suspend", "--note", "démonstration : scan de ports en cours", as_="tom")
+    assert t["state"] == "suspended" and t["events"][-1]["actor"] == "tom"
+
+
+# --- reset ----------------------------------------------------------------------------------
+
+
+def _snapshot(hd: Helpdesk, tid: int) -> dict:
+    t = hd.show(tid)
+    return {
+        "state": t["state"],
+        "events": [(e["action"], e["actor"], e["at"]) for e in t["events"]],
+        "deadlines": t["deadlines"],
+        "outbox": [(m["template"], m["status"]) for m in hd.ok("outbox", "list")],
+        "clock": hd.ok("train", "clock")["clock"],
+        "account": hd.ok("account", "show", "jdupont")["status"],
+    }
+
+
+def test_reset_restores_state_events_outbox_and_clock(tr):
+    first = tr.ok("train", "start", "wigii-closure-request")
+    tid = first["tickets"]["main"]
+    before = _snapshot(tr, tid)
+    tr.act(tid, "complete", "--field", "system=https://relation.wigii.org")
+    tr.act(tid, "acknowledge")
+    tr.ok("train", "clock", "next")
+    changed = _snapshot(tr, tid)
+    assert changed != before and changed["account"] == "deactivated" and changed["state"] == "deactivated"
+    again = tr.ok("train", "reset")
+    assert again["scenario"] == "wigii-closure-request" and again["tickets"] == first["tickets"]
+    assert _snapshot(tr, tid) == before
+    assert tr.ok("audit", "verify")["ok"] is True
+
+
+def test_start_replaces_the_scenario_a_training_database_holds(tr):
+    tr.ok("train", "start", "wigii-closure-request")
+    seeded = tr.ok("train", "start", "le-pic-abuse-interrupt")
+    assert tr.ok("train", "clock")["scenario"] == "le-pic-abuse-interrupt"
+    accounts = [a["login"] for a in tr.ok("account", "list")]
+    assert accounts == ["asso-jardin"]
+    assert [t["id"] for t in tr.ok("ticket", "list")] == list(seeded["tickets"].values())
+
+
+# --- never on a production database ---------------------------------------------------------
+
+
+def test_nothing_works_on_a_production_database(hd):
+    hd.account("camille", "indigos", "camille@example.org")
+    for args in (("train", "start", "wigii-closure-request"), ("train", "reset", "wigii-closure-request"),
+                 ("train", "clock", "+1d"), ("train", "clock"), ("train", "check", "wigii-closure-request"), ("train",)):
+        refusal = hd.refused(*args, rule="training-only")
+        assert "formation" in refusal["message"]
+    assert [a["login"] for a in hd.ok("account", "list")] == ["camille"]
+    with db.read_session(hd.url) as s:
+        assert training._meta(s, "scenario") is None
+        with pytest.raises(Refused) as exc:
+            training.walkthrough(s, 1)
+        assert exc.value.rule == "training-only"
+    with pytest.raises(Refused):
+        training.advance(hd.url, "+1d")
+    assert training.adopt_clock(hd.url) is None
+
+
+def test_a_file_that_is_not_a_helpdesk_database_is_refused(tmp_path, cli_env, training_cache):
+    other = tmp_path / "notes.db"
+    con = sqlite3.connect(other)
+    con.execute("create table notes(x)")
+    con.commit()
+    con.close()
+    hd = Helpdesk(f"sqlite:///{other}", tmp_path)
+    hd.env["HELPDESK_TRAINING_CACHE"] = training_cache
+    hd.refused("train", "start", "wigii-closure-request", rule="training-only")
+    assert sqlite3.connect(other).execute("select name from sqlite_master").fetchall() == [("notes",)]
+
+
+def test_adopting_the_clock_never_creates_a_database(tmp_path):
+    missing = tmp_path / "nothing.db"
+    assert training.adopt_clock(f"sqlite:///{missing}") is None
+    assert not missing.exists()
+
+
+# --- the walkthrough and its feedback ---------------------------------------------------------
+
+
+@pytest.fixture
+def lesson(tr):
+    """The Wigii deactivation lesson, seeded in-process."""
+    seeded = training.seed(tr.url, "wigii-closure-request")
+    yield tr.url, seeded.tickets["main"]
+    i18n.set_lang(None)
+
+
+def test_walkthrough_shows_the_steps_with_the_article_in_french(lesson):
+    url, tid = lesson
+    w = training.walkthrough(url, tid)
+    sc = scenarios.load("wigii-closure-request")
+    assert w.title == sc.title["fr"] and w.goal == sc.goal["fr"]
+    assert [s.index for s in w.steps] == list(range(1, len(sc.steps) + 1))
+    assert [s.current for s in w.steps] == [True] + [False] * (len(sc.steps) - 1)
+    assert not any(s.done for s in w.steps)
+    first, ack = w.steps[0], w.steps[3]
+    assert first.refused == "not_in_states" and first.citation_key == "closure-ack"
+    assert first.citation == "Wigii CGU art. 9" and "quittancée" in first.citation_text  # the French original
+    assert ack.action == "acknowledge" and ack.label == "Enregistrer la quittance" and ack.who == "alice"
+    assert ack.check == sc.steps[3].check["fr"] and ack.clock == "P1D"
+    i18n.set_lang("en")
+    w = training.walkthrough(url, tid)
+    assert w.steps[3].check == sc.steps[3].check["en"] and w.steps[3].label == "Record the acknowledgement"
+    assert "quittancée" in w.steps[0].citation_text  # the article stays in French
+    assert training.walkthrough(url, 999) is None  # not a scenario ticket
+
+
+def test_out_of_order_and_refused_feedback(lesson):
+    url, tid = lesson
+    i18n.set_lang("en")
+    # The first step is to show deactivate being refused; acknowledging now is out of order.
+    message = training.feedback(url, tid, "acknowledge")
+    assert message.startswith("Out of order: step 1 expected") and "not_in_states" in message
+    # The expected refusal, named with its article.
+    message = training.feedback(url, tid, "deactivate", "not_in_states")
+    assert message == "As expected: «Deactivate the account» is refused by the rule not_in_states (Wigii CGU art. 9)."
+    training.record_refusal(url, tid, "deactivate", "not_in_states", by="alice")
+    w = training.walkthrough(url, tid)
+    assert w.steps[0].done and w.steps[1].current
+    # An unexpected refusal: the rule, the article, and what was expected instead.
+    message = training.feedback(url, tid, "acknowledge", "state")
+    assert message.startswith("«Record the acknowledgement» was refused by the rule state (Wigii CGU art. 9).")
+    assert "Step 2 expected: «Complete the request» (complete), by alice" in message
+    # The expected step, taken: no remark; the walkthrough moves on.
+    with db.write_session(url) as s:
+        from helpdesk import engine, service
+
+        engine.apply(s, tid, "complete", service.actor_for(s, "alice"), fields={"system": "https://relation.wigii.org"},
+                     now=training.clock_of(url))
+    assert training.feedback(url, tid, "complete") is None
+    w = training.walkthrough(url, tid)
+    assert [s.done for s in w.steps[:3]] == [True, True, False] and w.steps[2].current
+    assert w.steps[1].reached == "awaiting-ack"  # the automatic confirmation included
+    # A step taken out of order is off the path and said so; the path stays where it was.
+    with db.write_session(url) as s:
+        engine.apply(s, tid, "cancel", service.actor_for(s, "alice"), note="changement d'avis", now=training.clock_of(url))
+    i18n.set_lang(None)
+    message = training.feedback(url, tid, "cancel")
+    assert message.startswith("Hors de l'ordre prévu : étape 3 attendue : montrer que « Désactiver le compte »")
+    w = training.walkthrough(url, tid)
+    assert w.steps[2].current and [o["action"] for o in w.off_path] == ["cancel"]
+
+
+def test_clock_of_advance_and_adopt_clock_in_process(lesson):
+    url, tid = lesson
+    assert training.clock_of(url) == clock.parse_datetime("2026-11-23T08:00:00Z")
+    assert training.adopt_clock(url) == clock.parse_datetime("2026-11-23T08:00:00Z")
+    assert clock.now() == clock.parse_datetime("2026-11-23T08:00:00Z")
+    move = training.advance(url, "+1d")
+    assert clock.now() == move.after == clock.parse_datetime("2026-11-24T08:00:00Z")  # the process follows
+    assert move.as_dict()["sweep"]["taken"] == []
+    again = training.reset(url)
+    assert clock.now() == training.clock_of(url) == clock.parse_datetime("2026-11-23T08:00:00Z")
+    if url.startswith("sqlite"):
+        assert again.cached  # copied from the pristine build kept when it was seeded
+
+
+# --- strict loading -----------------------------------------------------------------------------
+
+GOOD = '''
+key = "{key}"
+provider = "wigii"
+queue = "closure"
+start = "2026-11-23T09:00:00"
+title = {{ fr = "Titre", en = "Title" }}
+goal = {{ fr = "But", en = "Goal" }}
+
+[[accounts]]
+login = "jdupont"
+email = "jean.dupont@example.org"
+
+[[tickets]]
+account = "jdupont"
+requester = "jean.dupont@example.org"
+opened_by = "alice"
+fields = {{ reason = "request", day = "2026-12-15", system = "https://relation.wigii.org" }}
+
+[[steps]]
+action = "acknowledge"
+by = "alice"
+expect = "scheduled"
+check = {{ fr = "Vérifier", en = "Check" }}
+'''
+
+
+def _write(tmp_path: Path, key: str, text: str) -> Path:
+    path = tmp_path / f"{key}.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    "change, complaint",
+    [
+        (('provider = "wigii"', 'provider = "wigi"'), "unknown provider 'wigi'"),
+        (('queue = "closure"', 'queue = "mail-reputation"'), "wigii has no 'mail-reputation' procedure"),
+        (('action = "acknowledge"', 'action = "acknowlege"'), "steps[1]: unknown action 'acknowlege' for wigii/closure"),
+        (('expect = "scheduled"', 'expect = "planned"'), "steps[1]: unknown state 'planned'"),
+        (('expect = "scheduled"', 'refused = "day_reachd"'), "steps[1]: rule 'day_reachd' cannot refuse 'acknowledge'"),
+        (('by = "alice"\nexpect', 'by = "mallory"\nexpect'), "steps[1]: by 'mallory'"),
+        (('check = { fr = "Vérifier", en = "Check" }', 'check = { fr = "Vérifier" }'), "steps[1].check"),
+        (('expect = "scheduled"', 'expect = "scheduled"\nclok = "P1D"'), "steps[1]: unknown key(s) clok"),
+        (('expect = "scheduled"', 'expect = "scheduled"\nclock = "tomorrow"'), "clock 'tomorrow'"),
+        (('reason = "request"', 'reason = "lapse"'), "closure reason 'lapse' is not one of wigii's"),
+        (('day = "2026-12-15"', 'dya = "2026-12-15"'), "tickets[1]: unknown field 'dya'"),
+        (('account = "jdupont"', 'account = "jdupond"'), "tickets[1]: account 'jdupond' is not among"),
+        (('start = "2026-11-23T09:00:00"', 'start = "23/11/2026"'), "start: not an ISO date"),
+    ],
+)
+def test_a_broken_scenario_file_is_refused_naming_the_file_and_the_element(tmp_path, change, complaint):
+    key = "broken-lesson"
+    assert scenarios.load_file(_write(tmp_path, key, GOOD.format(key=key))).steps[0].action == "acknowledge"
+    old, new = change
+    text = GOOD.format(key=key)
+    assert old in text
+    with pytest.raises(scenarios.ScenarioError) as exc:
+        scenarios.load_file(_write(tmp_path, key, text.replace(old, new, 1)))
+    message = str(exc.value)
+    assert message.startswith(f"{key}.toml: ") and complaint in message, message
+
+
+def test_a_scenario_key_must_match_its_file_and_toml_must_parse(tmp_path):
+    with pytest.raises(scenarios.ScenarioError, match="does not match the file name"):
+        scenarios.load_file(_write(tmp_path, "other-name", GOOD.format(key="lesson")))
+    with pytest.raises(scenarios.ScenarioError, match=r"^bad\.toml: "):
+        scenarios.load_file(_write(tmp_path, "bad", "key = \n"))
+
+
+def test_an_unknown_scenario_is_bad_input(tr):
+    r = tr.bad("train", "start", "no-such-lesson")
+    assert "no-such-lesson" in r.err
