@@ -217,6 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id", type=int)
     p = cmd(ob, "send", _("deliver the mails that are due (SMTP, or a Maildir when no SMTP host is set)"))
     p.add_argument("--limit", type=int, default=100)
+    from helpdesk.mail_commands import add_parsers as mail_parsers
+
+    mail_parsers(pol, ob, cmd)  # policy set, outbox retry|mark-sent
 
     rs = sub.add_parser("reset", help=_("one-time reset credentials")).add_subparsers(dest="sub", metavar="SUB", required=True)
     cmd(rs, "redeem", _("check and spend a one-time secret read from standard input"))
@@ -263,6 +266,8 @@ def do_policy(args, out: Out) -> int:
     from helpdesk import service
     from helpdesk.models import Policy, Workflow
 
+    if args.sub == "set":
+        return _mail_commands().do_policy_set(args, out)
     with _session(args) as s:
         if args.sub == "list":
             rows = []
@@ -286,6 +291,10 @@ def do_policy(args, out: Out) -> int:
                 if a["auto"]:
                     continue
                 out.line(f"  {a['key']:<20} {', '.join(a['from'])} → {a['to']}  [{a['role']}]  {a['citation']}")
+        if view.get("settings"):
+            out.line("")
+            out.line(_("Settings (helpdesk policy set {key} NAME=VALUE):").format(key=view["key"]), style="bold")
+            _mail_commands().print_settings(out, view["settings"])
     return 0
 
 
@@ -633,6 +642,8 @@ def do_audit(args, out: Out) -> int:
 
 
 def do_outbox(args, out: Out) -> int:
+    if args.sub in ("retry", "mark-sent"):
+        return _mail_commands().do_outbox_decision(args, out)
     from sqlmodel import select
 
     from helpdesk.models import Outbox
@@ -733,6 +744,12 @@ def _ingest_commands():
     from helpdesk.ingest import commands  # ingest mail|arf|dmarc|postfix, quarantine list|show
 
     return commands
+
+
+def _mail_commands():
+    from helpdesk import mail_commands  # policy set, outbox retry|mark-sent
+
+    return mail_commands
 
 
 COMMANDS = {

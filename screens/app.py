@@ -18,6 +18,7 @@ from screens import keymap as keymaps
 from screens.backend import Backend, Watcher
 from screens.base import N_, BaseScreen, translate_bindings
 from screens.commands import HelpdeskCommands
+from screens.training import CLOCK_STEPS
 
 POLL_SECONDS = 1.0
 
@@ -32,6 +33,9 @@ class HelpdeskApp(App[int]):
         Binding("question_mark", "keys", N_("Keys"), key_display="?", id="app.keys"),
         Binding("g", "goto", N_("Go to #"), show=False, id="app.goto"),
         Binding("ctrl+d", "dashboard", N_("Dashboard"), show=False, id="app.dashboard"),
+        # On a training database only: the trainer moves the clock and sweep runs.
+        *[Binding(key, f"move_clock('{step}')", label, show=False, id=f"app.clock{step.strip('+')}")
+          for key, step, label in CLOCK_STEPS],
     ]
 
     def __init__(
@@ -126,6 +130,32 @@ class HelpdeskApp(App[int]):
 
         self.push_screen(GotoScreen(), go)
 
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        if action == "move_clock":
+            info = self.backend.info
+            return bool(info and info.training and not info.read_only)
+        return True
+
+    def action_move_clock(self, step: str) -> None:
+        self.notify(_("Moving the clock ({step}) and running sweep…").format(step=step), timeout=2, markup=False)
+        self.move_clock(step)
+
+    @work(thread=True, exclusive=True, group="clock", exit_on_error=False)
+    def move_clock(self, step: str) -> None:
+        from screens.training import clock_move_text
+
+        try:
+            move = self.backend.move_clock(step)
+        except Exception as exc:  # noqa: BLE001 - refused or failed: said, never a crash
+            self.call_from_thread(self.show_message, _("The clock did not move"), Text(str(exc)), kind="error")
+            return
+        tz = self.backend.info.scenario_tz if self.backend.info else "Europe/Paris"
+        self.call_from_thread(self._clock_moved, clock_move_text(move, tz))
+
+    def _clock_moved(self, body: Text) -> None:
+        self.data_changed()
+        self.show_message(_("The clock moved"), body, kind="info")
+
     def action_dashboard(self) -> None:
         from screens.dashboard import DashboardScreen
 
@@ -149,6 +179,9 @@ class HelpdeskApp(App[int]):
                 except Exception:  # noqa: BLE001 - a locked or missing database: look again later
                     token = last
                 if last is not None and token != last:
+                    info = self.backend.info
+                    if info is not None and info.training:
+                        self.backend.follow_clock()  # the trainer may have moved it elsewhere
                     self.call_from_thread(self.data_changed)
                 last = token
                 time.sleep(self.poll_seconds)
@@ -160,6 +193,7 @@ class HelpdeskApp(App[int]):
         for screen in self.screen_stack:
             if isinstance(screen, BaseScreen):
                 screen.refresh_data()
+                screen.refresh_chrome()
 
 
 def _demo_database(user: str | None) -> tuple[str, str | None]:
@@ -181,7 +215,7 @@ def _demo_database(user: str | None) -> tuple[str, str | None]:
     return url, user
 
 
-def run(db: str | None = None, user: str | None = None, demo: bool = False) -> int:
+def run(db: str | None = None, user: str | None = None, demo: bool = False, training: bool = False) -> int:
     """Open the TUI; returns the exit code."""
     if demo:
         db, user = _demo_database(user)

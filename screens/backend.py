@@ -19,7 +19,7 @@ from sqlmodel import Session, select
 
 from helpdesk import clock, db, engine, search, service
 from helpdesk.context import Actor
-from helpdesk.errors import BadInput, HelpdeskError
+from helpdesk.errors import BadInput, Conflict, HelpdeskError, Refused
 from helpdesk.i18n import _, pick
 from helpdesk.models import Account, Deadline, Event, Outbox, Policy, State, Ticket, Volunteer, Workflow
 
@@ -50,6 +50,8 @@ class Info:
     states: dict[tuple[int, str], StateInfo]  # (workflow id, key) -> state
     queue_states: dict[str, list[tuple[str, str]]]  # queue -> [(key, label)] across packs
     volunteers: list[str]
+    scenario: str = ""  # on a training database: the scenario's title
+    scenario_tz: str = "Europe/Paris"  # and its provider's time zone (the clock is shown in it)
 
     @property
     def read_only(self) -> bool:
@@ -168,9 +170,20 @@ class Backend:
                 states[(st.workflow_id, st.key)] = info
                 queue_states.setdefault(wf_queue.get(st.workflow_id, ""), {}).setdefault(st.key, info.label)
             volunteers = list(s.exec(select(Volunteer.login).where(Volunteer.active).order_by(Volunteer.login)))
+            is_training = engine.is_training(s)
+            scenario, scenario_tz = "", "Europe/Paris"
+            if is_training:
+                from helpdesk import training
+
+                found = training.scenario_of(s)
+                if found is not None:
+                    scenario = found.title_text()
+                    scenario_tz = policies.get(found.provider, ("", scenario_tz))[1]
             self.info = Info(
                 url=self.url,
-                training=engine.is_training(s),
+                training=is_training,
+                scenario=scenario,
+                scenario_tz=scenario_tz,
                 actor=actor,
                 actor_name=name,
                 notice=notice,
@@ -180,7 +193,15 @@ class Backend:
                 queue_states={q: list(v.items()) for q, v in queue_states.items()},
                 volunteers=volunteers,
             )
+        if is_training:
+            self.follow_clock()
         return self.info
+
+    def follow_clock(self) -> None:
+        """On a training database, live at its clock (the trainer may have moved it)."""
+        from helpdesk import training
+
+        training.adopt_clock(self.url)
 
     # --- dashboard -----------------------------------------------------------------------
 
@@ -424,6 +445,36 @@ class Backend:
     def assign(self, ticket_id: int, login: str | None, version: int | None) -> None:
         with self.write() as s:
             service.assign(s, ticket_id, self._writer(s), login, expected_version=version)
+
+
+    # --- training databases ------------------------------------------------------------
+
+    def walkthrough(self, ticket_id: int) -> dict | None:
+        """The scenario's steps for a ticket of a training database (None elsewhere)."""
+        if self.info is None or not self.info.training:
+            return None
+        from helpdesk import training
+
+        with self.read() as s:
+            w = training.walkthrough(s, ticket_id)
+            return w.as_dict() if w else None
+
+    def training_feedback(self, ticket_id: int, action: str, refused: Refused | None = None) -> str | None:
+        """After an attempt on a scenario ticket: what the trainee should hear (None: in
+        order). A refusal is recorded on the ticket so the walkthrough can count it."""
+        if self.info is None or not self.info.training:
+            return None
+        from helpdesk import training
+
+        if refused is not None and self.info.actor is not None and not isinstance(refused, Conflict):
+            training.record_refusal(self.url, ticket_id, action, refused.rule, by=self.info.actor.login)
+        return training.feedback(self.url, ticket_id, action, refused)
+
+    def move_clock(self, step: str):
+        """Move a training database's clock and run sweep there (``training.ClockMove``)."""
+        from helpdesk import training
+
+        return training.advance(self.url, step)
 
 
 class Watcher:

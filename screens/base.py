@@ -103,7 +103,14 @@ class Banners(Static):
         self.set_class(False, "-training")
         if info is not None and info.training:
             self.set_class(True, "-training")
-            parts.append(Text(" ▲ " + _("TRAINING DATABASE — nothing here is real") + " ▲ ", style="bold reverse"))
+            from helpdesk import clock
+            from screens.backend import localise
+            from screens.training import banner_text
+
+            title, line = banner_text(info.scenario, localise(clock.now(), info.scenario_tz))
+            warning = Text(" ▲ " + _("TRAINING DATABASE — nothing here is real") + " ▲ ", style="bold reverse")
+            warning.no_wrap, warning.overflow = True, "ellipsis"
+            parts += [warning.append_text(title), line]
         if info is not None and info.read_only:
             parts.append(assemble(("! ", "bold"), info.notice))
         self.display = bool(parts)

@@ -28,6 +28,11 @@ class HelpdeskCommands(Provider):
         ]
         for q in QUEUES:
             out.append((_("Queue: {title}").format(title=titles.get(q, q)), partial(app.open_queue, q), ""))  # type: ignore[attr-defined]
+        if info and info.training and not info.read_only:
+            from screens.training import CLOCK_STEPS
+
+            for _key, step, label in CLOCK_STEPS:
+                out.append((_("Training clock: {label}").format(label=_(label)), partial(app.action_move_clock, step), _("then sweep runs")))  # type: ignore[attr-defined]
         screen = self.screen
         from screens.queue import QueueScreen
         from screens.ticket import TicketScreen
@@ -40,6 +45,8 @@ class HelpdeskCommands(Provider):
                 out.append((label, partial(screen.start, a), a.get("citation", "")))
             out.append((_("Show or hide the article's text"), screen.action_citation, ""))
             out.append((_("Take the ticket or give it back"), screen.action_take, ""))
+            if screen.walk is not None:
+                out.append((_("Show or hide the walkthrough"), screen.action_walkthrough, ""))
         if isinstance(screen, QueueScreen):
             out.append((_("Sort: next order"), screen.action_sort, _("due date, age, state")))
             out.append((_("Filter…"), screen.action_filter, _("provider, state, assignee")))

@@ -41,6 +41,16 @@ def ticket_line(app, row: Row, now) -> Text:
     )
 
 
+def _figures(c: dict[str, int], *, short: bool) -> Text:
+    """A queue's open, waiting and overdue counts; ``short`` labels for narrow screens."""
+    labels = (_("op."), _("wait."), _("late")) if short else (_("open"), _("waiting"), _("overdue"))
+    return assemble(
+        (f"{c['open']:>6} ", "bold"), (labels[0], "dim"), "  ",
+        (f"{c['waiting']:>5} ", "bold"), (labels[1], "dim"), "  ",
+        (f"{c['overdue']:>5} ", "bold reverse" if c["overdue"] else "bold"), (labels[2], "dim"),
+    )
+
+
 class DashboardScreen(BaseScreen):
     TOP_TITLE = "Dashboard"
 
@@ -139,24 +149,21 @@ class DashboardScreen(BaseScreen):
         highlighted = ol.highlighted
         ol.clear_options()
         titles = self.info.queue_titles if self.info else {}
+        width = ol.scrollable_content_region.width or 78
+        longest = max(len(titles.get(q, q)) for q in QUEUES)
+        zero = {"open": 0, "waiting": 0, "overdue": 0}
+        # Long labels when they fit beside the longest title (French titles at 80 columns
+        # do not), the same for every row so that the columns line up.
+        short = 2 + longest + 2 + _figures(zero, short=False).cell_len > width
         for i, q in enumerate(QUEUES, start=1):
-            c = (data.counts.get(q) if data else None) or {"open": 0, "waiting": 0, "overdue": 0}
+            c = (data.counts.get(q) if data else None) or zero
             title = titles.get(q, q)
-            if data is None:
-                figures = Text("…", style="dim")
-            else:
-                figures = assemble(
-                    (f"{c['open']:>6} ", "bold"), (_("open"), "dim"), "  ",
-                    (f"{c['waiting']:>5} ", "bold"), (_("waiting"), "dim"), "  ",
-                    (f"{c['overdue']:>5} ", "bold reverse" if c["overdue"] else "bold"), (_("overdue"), "dim"),
-                )
-            # The figures keep their room; a long title gives way at 80 columns (French
-            # "Réinitialisations de mot de passe" + three counts do not fit side by side).
-            room = (ol.scrollable_content_region.width or 78) - 2 - figures.cell_len - 2
-            width = max(12, min(34, room))
-            if len(title) > width:
-                title = title[: width - 1] + "…"
-            line = assemble((f"{i} ", "bold"), (f"{title:<{width}}", ""), "  ", figures, one_line=True)
+            figures = Text("…", style="dim") if data is None else _figures(c, short=short)
+            # The figures keep their room; a title too long for what is left gives way.
+            room = max(12, min(longest, width - 2 - _figures(zero, short=short).cell_len - 2))
+            if len(title) > room:
+                title = title[: room - 1] + "…"
+            line = assemble((f"{i} ", "bold"), (f"{title:<{room}}", ""), "  ", figures, one_line=True)
             ol.add_option(Option(line, id=q))
         ol.highlighted = highlighted if highlighted is not None else 0
 

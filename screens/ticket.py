@@ -48,6 +48,7 @@ class TicketScreen(BaseScreen):
         Binding("t", "take", N_("Take"), id="ticket.take"),
         Binding("d", "details", N_("Details"), show=False, id="ticket.details"),
         Binding("r", "reload", N_("Reload"), show=False, id="ticket.reload"),
+        Binding("w", "walkthrough", N_("Walkthrough"), id="ticket.walkthrough"),
     ]
 
     def __init__(self, ticket_id: int) -> None:
@@ -58,6 +59,8 @@ class TicketScreen(BaseScreen):
         self.holder: tuple[str, datetime] | None = None
         self.last_inputs: dict[str, dict] = {}
         self.busy = False
+        self.walk: dict | None = None  # the scenario's steps, on a training database
+        self.show_walkthrough = True
 
     def top_title(self) -> Text:
         return Text(f"#{self.ticket_id}")
@@ -72,6 +75,7 @@ class TicketScreen(BaseScreen):
                 yield OptionList(id="actions", markup=False)
                 yield Static(id="citation")
             with VerticalScroll(id="details"):
+                yield Static(id="walkthrough")
                 yield Static(id="procedure")
                 yield Static(id="deadlines")
                 yield Static(id="fields")
@@ -81,6 +85,7 @@ class TicketScreen(BaseScreen):
 
     def on_mount(self) -> None:
         self.query_one("#claim").display = False
+        self.query_one("#walkthrough").display = False
         self.query_one("#actions", OptionList).focus()
         self._layout()
         self.load()
@@ -108,6 +113,7 @@ class TicketScreen(BaseScreen):
     def load(self) -> None:
         try:
             view = self.backend.ticket(self.ticket_id)
+            walk = self.backend.walkthrough(self.ticket_id)
         except HelpdeskError as exc:
             self.app.call_from_thread(self._missing, str(exc))
             return
@@ -115,7 +121,7 @@ class TicketScreen(BaseScreen):
             self.app.call_from_thread(self._missing, f"{type(exc).__name__}: {exc}")
             return
         if not get_current_worker().is_cancelled:
-            self.app.call_from_thread(self.show, view)
+            self.app.call_from_thread(self.show, view, walk)
 
     def _missing(self, message: str) -> None:
         self.notify(message, severity="error", markup=False)
@@ -138,9 +144,11 @@ class TicketScreen(BaseScreen):
 
     # --- showing -------------------------------------------------------------------------
 
-    def show(self, view: dict) -> None:
+    def show(self, view: dict, walk: dict | None = None) -> None:
         old = self.view
         self.view = view
+        self.walk = walk
+        self._show_walkthrough()
         tz = view["timezone"]
         self.query_one("#topbar").set_title(
             assemble(f"#{view['id']} · ", view["queue_title"], " · ", view["policy"], one_line=True)
@@ -214,6 +222,23 @@ class TicketScreen(BaseScreen):
             widget.display = True
         else:
             widget.display = False
+
+    def _show_walkthrough(self) -> None:
+        from screens.training import walkthrough_text
+
+        widget = self.query_one("#walkthrough", Static)
+        widget.display = self.walk is not None and self.show_walkthrough
+        if widget.display:
+            widget.update(walkthrough_text(self.walk))
+
+    def action_walkthrough(self) -> None:
+        self.show_walkthrough = not self.show_walkthrough
+        self._show_walkthrough()
+
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        if action == "walkthrough":
+            return self.walk is not None
+        return True
 
     def _show_actions(self, v: dict) -> None:
         ol = self.query_one("#actions", OptionList)
@@ -421,6 +446,8 @@ class TicketScreen(BaseScreen):
                 _("Not possible now: {action}").format(action=a["label"]),
                 refusal_body(a["reason"], a["rule"], a["citation"], a.get("citation_text", "")),
             )
+            if self.walk is not None:  # a trainee's attempt counts, refused or not
+                self.blocked_attempt(a)
             return
         if a["fields"] or a["checklist"] or a["note_required"]:
             from screens.modals import ActionForm
@@ -440,13 +467,20 @@ class TicketScreen(BaseScreen):
         self.dry_run(a, {})
 
     @work(thread=True, exclusive=True, group="act", exit_on_error=False)
+    def blocked_attempt(self, a: dict) -> None:
+        feedback = self._feedback(a, Refused(a["rule"], a["reason"], a.get("citation", ""), a.get("citation_text", "")))
+        if feedback:
+            self.app.call_from_thread(self.notify, feedback, title=_("Walkthrough"), severity="information", timeout=12, markup=False)
+        self.app.call_from_thread(self.load)
+
+    @work(thread=True, exclusive=True, group="act", exit_on_error=False)
     def dry_run(self, a: dict, inputs: dict, lang: str | None = None) -> None:
         version = self.view["version"] if self.view else None
         self.app.call_from_thread(self._set_busy, True)
         try:
             preview = self.backend.preview(self.ticket_id, a["key"], inputs, version, lang)
         except HelpdeskError as exc:
-            self.app.call_from_thread(self._failed, a, exc)
+            self.app.call_from_thread(self._failed, a, exc, self._feedback(a, exc))
             return
         except Exception as exc:  # noqa: BLE001 - shown, never a crash
             self.app.call_from_thread(self._crashed, exc)
@@ -482,17 +516,30 @@ class TicketScreen(BaseScreen):
         try:
             result = self.backend.apply(self.ticket_id, a["key"], inputs, version, lang if lang != (self.view or {}).get("lang") else None)
         except HelpdeskError as exc:
-            self.app.call_from_thread(self._failed, a, exc)
+            self.app.call_from_thread(self._failed, a, exc, self._feedback(a, exc))
             return
         except Exception as exc:  # noqa: BLE001
             self.app.call_from_thread(self._crashed, exc)
             return
         finally:
             self.app.call_from_thread(self._set_busy, False)
-        self.app.call_from_thread(self._applied, a, result)
+        self.app.call_from_thread(self._applied, a, result, self._feedback(a))
 
-    def _applied(self, a: dict, result) -> None:
+    def _feedback(self, a: dict, exc: HelpdeskError | None = None) -> str | None:
+        """On a training database (in the worker's thread): what the walkthrough says of
+        this attempt — out of the expected order, or refused by a rule."""
+        if self.walk is None or (exc is not None and not isinstance(exc, Refused)):
+            return None
+        try:
+            return self.backend.training_feedback(self.ticket_id, a["key"], exc)  # type: ignore[arg-type]
+        except Exception:  # noqa: BLE001 - feedback is a help, never a failure of the step
+            return None
+
+    def _applied(self, a: dict, result, feedback: str | None = None) -> None:
         from screens.modals import material_body, reveal_body
+
+        if feedback:
+            self.notify(feedback, title=_("Walkthrough"), severity="warning", timeout=12, markup=False)
 
         self.last_inputs.pop(a["key"], None)
         message = _("{action}: done → {state}").format(action=a["label"], state=result.state_label)
@@ -505,8 +552,11 @@ class TicketScreen(BaseScreen):
             self.app.show_message(_("One-time code"), reveal_body(result.reveal), kind="reveal")  # type: ignore[attr-defined]
         self.load()
 
-    def _failed(self, a: dict, exc: HelpdeskError) -> None:
+    def _failed(self, a: dict, exc: HelpdeskError, feedback: str | None = None) -> None:
         from screens.modals import refusal_body
+
+        if feedback:
+            self.notify(feedback, title=_("Walkthrough"), severity="information", timeout=12, markup=False)
 
         if isinstance(exc, Conflict):
             self.app.show_message(  # type: ignore[attr-defined]

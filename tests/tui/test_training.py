@@ -1,0 +1,185 @@
+"""The TUI on a training database: the banner no one can miss, the guided walkthrough
+beside a scenario's ticket (steps, what to check, the French article), feedback on a step
+refused or taken out of order, and the trainer's clock keys running sweep."""
+
+from __future__ import annotations
+
+import pytest
+from sqlmodel import select
+
+from helpdesk import clock, db, training
+from helpdesk.models import Account, Event, Ticket
+from screens.modals import ActionForm, ConfirmScreen, MessageScreen
+from screens.ticket import TicketScreen
+from tests.conftest import PG
+from tests.tui.conftest import press, settle, type_text
+
+SCENARIO = "wigii-closure-request"
+
+
+@pytest.fixture
+def training_url(tmp_path):
+    if PG:
+        from tests.conftest import _pg_create, _pg_drop
+
+        url = _pg_create()
+    else:
+        url = f"sqlite:///{tmp_path / 'training.db'}"
+    seeded = training.seed(url, SCENARIO)
+    clock.set_now(None)  # the app adopts the training clock itself
+    yield url, seeded.tickets["main"] if "main" in seeded.tickets else next(iter(seeded.tickets.values()))
+    engine = db._engines.pop(url, None)
+    if engine is not None:
+        engine.dispose()
+    if PG:
+        _pg_drop(url)
+
+
+def walk_text(screen: TicketScreen) -> str:
+    return str(screen.query_one("#walkthrough").render())
+
+
+def current(screen: TicketScreen) -> dict:
+    return next(s for s in screen.walk["steps"] if s["current"])
+
+
+def select_action(screen: TicketScreen, key: str) -> None:
+    ol = screen.query_one("#actions")
+    index = next(i for i in range(ol.option_count) if ol.get_option_at_index(i).id == key)
+    ol.highlighted = index
+
+
+async def test_walkthrough_guides_a_scenario_and_the_clock_runs_sweep(training_url, make_app):
+    url, tid = training_url
+    app = make_app(url, "alice")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        banner = str(app.screen.query_one("#banners").render())
+        assert "TRAINING DATABASE" in banner and "Wigii" in banner and "F5" in banner
+        app.open_ticket(tid)
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, TicketScreen) and screen.walk is not None
+        text = walk_text(screen)
+        assert "Walkthrough" in text and "▶" in text
+        # step 1: show that deactivating is refused while the request is incomplete
+        step = current(screen)
+        assert step["index"] == 1 and step["refused"] == "not_in_states"
+        assert "Wigii" in step["citation"] and "art. 9" in step["citation"]
+        assert step["citation_text"] and step["citation_text"] in text.replace("\n", " ") or step["citation_text"][:30] in text
+        select_action(screen, "deactivate")
+        await press(pilot, "enter")
+        assert isinstance(app.screen, MessageScreen)  # the refusal, with its rule
+        await press(pilot, "escape")
+        await settle(pilot)
+        assert current(screen)["index"] == 2, screen.walk["steps"]
+        with db.read_session(url) as s:
+            refusals = list(s.exec(select(Event).where(Event.ticket_id == tid, Event.action == training.REFUSAL_EVENT)))
+        assert [(e.actor, e.data["action"], e.data["rule"]) for e in refusals] == [("alice", "deactivate", "not_in_states")]
+        # step 2: complete the request with the system address (a form, then the preview)
+        await press(pilot, digit(screen, "complete"))
+        assert isinstance(app.screen, ActionForm)
+        form = app.screen
+        form.query_one("#field-system").value = "https://relation.wigii.org"
+        await press(pilot, "ctrl+s")
+        if isinstance(app.screen, ConfirmScreen):
+            await press(pilot, "y")
+        await settle(pilot)
+        assert ticket(url, tid).state == "awaiting-ack"
+        assert current(screen)["index"] == 3
+        # step 3 (refusal shown), then step 4: the acknowledgement; after it the clock +1 day
+        select_action(screen, "deactivate")
+        await press(pilot, "enter")
+        await press(pilot, "escape")
+        await settle(pilot)
+        assert current(screen)["index"] == 4
+        await press(pilot, digit(screen, "acknowledge"))
+        if isinstance(app.screen, ActionForm):
+            await press(pilot, "ctrl+s")
+        if isinstance(app.screen, ConfirmScreen):
+            await press(pilot, "y")
+        await settle(pilot)
+        assert ticket(url, tid).state == "scheduled"
+        # the trainer's keys: +1 day moves the clock and runs sweep (nothing due yet)
+        before = training.clock_of(url)
+        await press(pilot, "f5")
+        assert isinstance(app.screen, MessageScreen) and "Clock" in app.screen.body.plain
+        await press(pilot, "escape")
+        after = training.clock_of(url)
+        assert after.date() > before.date()
+        assert clock.now() == after  # the app lives at the training clock
+        # step 5: deactivation before the day is refused, by the day rule
+        select_action(screen, "deactivate")
+        await press(pilot, "enter")
+        assert isinstance(app.screen, MessageScreen)
+        await press(pilot, "escape")
+        await settle(pilot)
+        assert current(screen)["index"] == 6
+        # step 6: to the next deadline, the requested day: sweep deactivates the account
+        await press(pilot, "f8")
+        assert isinstance(app.screen, MessageScreen)
+        body = app.screen.body.plain
+        assert "deactivate" in body, body
+        await press(pilot, "escape")
+        await settle(pilot)
+        assert ticket(url, tid).state == "deactivated"
+        with db.read_session(url) as s:
+            assert s.exec(select(Account).where(Account.login == "jdupont")).one().status == "deactivated"
+        assert current(screen)["index"] == 7
+        # step 7: the next deadline again: erasure
+        await press(pilot, "f8")
+        await press(pilot, "escape")
+        await settle(pilot)
+        assert ticket(url, tid).state == "erased"
+        assert screen.walk["finished"] and "Scenario complete" in walk_text(screen)
+        app.exit()
+
+
+def ticket(url: str, tid: int) -> Ticket:
+    with db.read_session(url) as s:
+        return s.get(Ticket, tid)
+
+
+def digit(screen: TicketScreen, key: str) -> str:
+    for i, a in enumerate(screen.numbered):
+        if a["key"] == key:
+            return str(i + 1)
+    raise AssertionError(f"{key} is not allowed: {[a['key'] for a in screen.numbered]}")
+
+
+async def test_clock_keys_do_nothing_on_a_real_database(db_url, make_app):
+    app = make_app(db_url, "bob")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        assert "TRAINING" not in str(app.screen.query_one("#banners").render())
+        before = clock.now()
+        await press(pilot, "f8")
+        assert not isinstance(app.screen, MessageScreen)
+        assert clock.now() == before
+        app.open_ticket(1)
+        await settle(pilot)
+        assert app.screen.walk is None and not app.screen.query_one("#walkthrough").display
+        app.exit()
+
+
+async def test_a_step_taken_out_of_order_is_told(training_url, make_app):
+    url, tid = training_url
+    app = make_app(url, "alice")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        app.open_ticket(tid)
+        await settle(pilot)
+        screen = app.screen
+        assert current(screen)["index"] == 1  # the path first shows deactivation refused
+        await press(pilot, digit(screen, "cancel"))  # allowed, but not this scenario's path
+        if isinstance(app.screen, ActionForm):
+            await type_text(pilot, "le demandeur renonce")
+            await press(pilot, "ctrl+s")
+        if isinstance(app.screen, ConfirmScreen):
+            await press(pilot, "y")
+        await settle(pilot)
+        assert ticket(url, tid).state == "cancelled"
+        told = [n.message for n in app._notifications if n.title == "Walkthrough"]
+        assert told and "step 1" in told[-1] and "deactivate" in told[-1], told
+        assert "Taken outside the expected path: cancel (alice)" in walk_text(screen)
+        app.exit()
