@@ -35,7 +35,8 @@ without further connection attempts.
 Reset links. A row with a ``token_id`` carries :data:`helpdesk.mail.RESET_LINK_MARK` in its
 body. At delivery the token's secret is minted (only its hash is stored; a new mint
 replaces the hash, so the link of an earlier, unfinished attempt can never work), the link
-is the policy's ``reset_url`` parameter (or ``HELPDESK_RESET_URL``) followed by the secret,
+is the provider's ``reset_url`` (see :mod:`helpdesk.settings`; else ``HELPDESK_RESET_URL``,
+an https address) followed by the secret,
 and it is put into the message that leaves, never into the row, an event, an error text or
 the report. A token that expired or was used before delivery is not sent: the row fails.
 
@@ -43,8 +44,8 @@ Configuration (:meth:`DeliveryConfig.from_env`): ``HELPDESK_SMTP_HOST`` (unset: 
 ``HELPDESK_SMTP_PORT`` (465 with SSL, 587 with STARTTLS, else 25), ``HELPDESK_SMTP_STARTTLS``,
 ``HELPDESK_SMTP_SSL`` (booleans, off by default), ``HELPDESK_SMTP_USER``,
 ``HELPDESK_SMTP_PASSWORD``, ``HELPDESK_SMTP_CAFILE`` (extra CA bundle to trust, e.g. a
-provider's own relay certificate), ``HELPDESK_MAIL_FROM`` (the sender when the pack has no
-``mail_from`` parameter), ``HELPDESK_MAILDIR`` (default ``<user data dir>/sent``) and
+provider's own relay certificate), ``HELPDESK_MAIL_FROM`` (the sender of the providers that have no
+``mail_from``, see :mod:`helpdesk.settings`), ``HELPDESK_MAILDIR`` (default ``<user data dir>/sent``) and
 ``HELPDESK_RESET_URL``. Certificates are always verified; a password is never sent over
 an unencrypted connection to anything but the local host.
 
@@ -74,7 +75,7 @@ from pathlib import Path
 
 from sqlmodel import Session, or_, select
 
-from helpdesk import audit, clock, db, tokens
+from helpdesk import audit, clock, db, settings, tokens
 from helpdesk.context import SYSTEM_ACTOR
 from helpdesk.errors import BadInput
 from helpdesk.mail import RESET_LINK_MARK
@@ -470,12 +471,11 @@ def _policy_for(session: Session, row: Outbox) -> Policy | None:
     return session.get(Policy, ticket.policy_key) if ticket is not None else None
 
 
-def _sender(policy: Policy | None, config: DeliveryConfig) -> Address:
-    params = (policy.params or {}) if policy else {}
+def _sender(policy: Policy | None, params: dict, config: DeliveryConfig) -> Address:
     addr = (params.get("mail_from") or config.default_from or "").strip()
     if not addr:
-        where = f"the pack {policy.key} has no mail_from parameter and " if policy else ""
-        raise _Held(f"no sender address: {where}HELPDESK_MAIL_FROM is not set")
+        how = f"'helpdesk policy set {policy.key} mail_from=ADDRESS', or " if policy else ""
+        raise _Held(f"no sender address: set one with {how}HELPDESK_MAIL_FROM for every provider")
     display = policy.name if policy else ""
     try:
         return mailbox_address(addr, display)
@@ -483,22 +483,25 @@ def _sender(policy: Policy | None, config: DeliveryConfig) -> Address:
         raise _Held(f"bad sender address in the configuration: {exc.message}") from None
 
 
-def _reply_to(policy: Policy | None) -> Address | None:
-    contact = ((policy.params or {}).get("contact") if policy else "") or ""
+def _reply_to(policy: Policy | None, params: dict) -> Address | None:
+    contact = params.get("contact") or ""
     try:
         return mailbox_address(contact, policy.name) if contact else None
     except _Permanent:
         return None
 
 
-def _reset_prefix(policy: Policy | None, config: DeliveryConfig) -> str:
-    prefix = (((policy.params or {}).get("reset_url") if policy else "") or config.reset_url or "").strip()
+def _reset_prefix(policy: Policy | None, params: dict, config: DeliveryConfig) -> str:
+    from helpdesk.settings import check_reset_url
+
+    prefix = (params.get("reset_url") or config.reset_url or "").strip()
     if not prefix:
-        where = f"the pack {policy.key} has no reset_url parameter and " if policy else ""
-        raise _Held(f"no reset link address: {where}HELPDESK_RESET_URL is not set")
-    if not re.match(r"https?://[^\s]+$", prefix):
-        raise _Held(f"the reset link address must be an http(s) URL prefix, not {header_text(prefix, 100)!r}")
-    return prefix
+        how = f"'helpdesk policy set {policy.key} reset_url=https://...', or " if policy else ""
+        raise _Held(f"no reset link address: set one with {how}HELPDESK_RESET_URL for every provider")
+    try:
+        return check_reset_url(prefix)
+    except BadInput:
+        raise _Held(f"the reset link address must be an https URL prefix, not {header_text(prefix, 100)!r}") from None
 
 
 def _claim(session: Session, outbox_id: int, now: datetime, config: DeliveryConfig) -> _Prepared:
@@ -508,8 +511,9 @@ def _claim(session: Session, outbox_id: int, now: datetime, config: DeliveryConf
     if row is None or row.status not in ("pending", "held") or (row.next_attempt_at and row.next_attempt_at > now):
         raise LookupError  # taken by another run meanwhile
     policy = _policy_for(session, row)
+    params = settings.params(session, policy)
     to = mailbox_address(row.to_addr)
-    sender = _sender(policy, config)
+    sender = _sender(policy, params, config)
     body = row.body
     secret = None
     token = None
@@ -521,14 +525,14 @@ def _claim(session: Session, outbox_id: int, now: datetime, config: DeliveryConf
             raise _Permanent("the reset token was already used: this link is not sent")
         if now >= token.expires_at:
             raise _Permanent(f"the reset token expired at {clock.iso(token.expires_at)} before the mail could be sent")
-        prefix = _reset_prefix(policy, config)
+        prefix = _reset_prefix(policy, params, config)
     if not row.message_id:
         row.message_id = make_msgid(domain=sender.domain)
     if token is not None:
         # A fresh secret every attempt: the hash of an earlier, unfinished one is replaced.
         secret = tokens.mint(session, token, now)
         body = body.replace(RESET_LINK_MARK, prefix + secret)
-    message = build_message(row, sender=sender, reply_to=_reply_to(policy), now=now, body=body)
+    message = build_message(row, sender=sender, reply_to=_reply_to(policy, params), now=now, body=body)
     row.status = "sending"
     row.next_attempt_at = now + config.lease  # the lease: after it, the row is "uncertain"
     session.add(row)

@@ -256,6 +256,13 @@ def check_writer(session: Session, actor: Actor) -> None:
         raise Refused("role", _("unknown role {role}").format(role=actor.role))
 
 
+def require_role(session: Session, actor: Actor, role: str) -> None:
+    """Refuse an action outside tickets (an outbox decision, a setting) to a lower role."""
+    check_writer(session, actor)
+    if not may(actor.role, role, is_training(session)):
+        raise Refused("role", _("reserved to the {role} role (you are {mine})").format(role=role, mine=actor.role))
+
+
 def load_ticket(session: Session, ticket_id: int, *, for_update: bool = False) -> Ticket:
     ticket = session.get(Ticket, ticket_id, with_for_update=for_update) if for_update else session.get(Ticket, ticket_id)
     if ticket is None:

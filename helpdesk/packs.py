@@ -171,6 +171,14 @@ def validate(pack: Pack) -> None:
         if key and key not in pack.citations:
             problems.append(f"{where}: citation {key!r} missing from [citations]")
 
+    from helpdesk.errors import BadInput
+    from helpdesk.settings import SETTINGS, check
+
+    for name in SETTINGS.keys() & pack.params.keys():
+        try:
+            check(name, pack.params[name])
+        except BadInput as exc:
+            problems.append(f"params.{exc}")
     for name, value in pack.params.items():
         if isinstance(value, str) and re.fullmatch(r"-?P(\d|T\d).*", value):
             try:

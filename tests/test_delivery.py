@@ -35,7 +35,8 @@ from .conftest import PG, Helpdesk, _pg_create, _pg_drop, fresh_copy
 T0 = datetime(2025, 3, 1, 10, 0, tzinfo=clock.UTC)
 NOW = "2025-03-01T10:00:00Z"
 RESET_URL = "https://wigii.example/reset?token="
-FROM = "helpdesk@wigii.example"
+FROM = "helpdesk@provider.example"  # HELPDESK_MAIL_FROM: the sender of providers that give none
+WIGII_FROM = "contact@wigii.org"  # Wigii's pack: the address its CGU give
 
 
 # --- a real SMTP server ------------------------------------------------------------------
@@ -256,12 +257,12 @@ def test_each_mail_is_delivered_once_with_proper_headers(url, smtp):
     by_id = {m["Message-ID"]: (raw, m) for raw, m in zip(smtp.messages, smtp.handler.parsed())}
     for r in stored.values():
         assert r.status == "sent" and r.sent_at == T0 and r.attempts == 1 and r.last_error == ""
-        assert r.message_id.startswith("<") and r.message_id.endswith("@wigii.example>")
+        assert r.message_id.startswith("<") and r.message_id.endswith("@wigii.org>")
         raw, msg = by_id[r.message_id]
-        assert raw["from"] == FROM and raw["to"] == [r.to_addr]
-        assert parseaddr(msg["From"])[1] == FROM
+        assert raw["from"] == WIGII_FROM and raw["to"] == [r.to_addr]  # the pack's, not the fallback
+        assert parseaddr(msg["From"])[1] == WIGII_FROM
         assert msg["From"].addresses[0].display_name == "Association wigii.org (systèmes Wigii)"
-        assert parseaddr(msg["Reply-To"])[1] == "contact@wigii.org"  # replies reach the intake
+        assert msg["Reply-To"] is None  # sent from the contact address: replies reach the intake
         assert msg["To"] == r.to_addr
         assert msg["Subject"] == r.subject  # RFC 2047-encoded on the wire, decoded here
         assert parsedate_to_datetime(msg["Date"]) == T0
@@ -462,7 +463,7 @@ def test_maildir_fallback_writes_one_file_per_mail(url, tmp_path):
     mails = {}
     for f in files:
         msg = email.message_from_bytes(f.read_bytes(), policy=email_policy.default)
-        assert msg["Auto-Submitted"] == "auto-replied" and parseaddr(msg["From"])[1] == FROM
+        assert msg["Auto-Submitted"] == "auto-replied" and parseaddr(msg["From"])[1] == WIGII_FROM
         mails[msg["Message-ID"]] = msg
     assert set(mails) == {r.message_id for r in rows(url)}
     reset = row_of(url, "reset-link")
@@ -538,10 +539,75 @@ def test_a_reset_link_is_held_until_a_reset_url_is_configured(url, smtp):
     assert len(smtp.messages) == 3
 
 
-def test_without_a_sender_address_mails_are_held(url, smtp):
-    report = deliver(url, now=T0, config=smtp_config(smtp, default_from=""))
-    assert len(report.held) == 3 and smtp.messages == []
-    assert "HELPDESK_MAIL_FROM" in rows(url)[0].last_error
+def test_a_provider_without_addresses_is_held_until_the_admin_sets_them(url, smtp, tmp_path):
+    """Indigos' charter gives no address and no text a reset page: its mails are held, saying
+    what to run; ``helpdesk policy set`` (techadmin, checked, audited) releases them."""
+    hd = Helpdesk(url, tmp_path)
+    hd.now = NOW
+    hd.env.update(HELPDESK_SMTP_HOST="127.0.0.1", HELPDESK_SMTP_PORT=str(smtp.port))
+    hd.account("camille", "indigos", "camille@example.org")
+    t = hd.open("password-reset", "indigos", "camille", "camille@example.org")
+    hd.act(t["id"], "issue-reset-link")
+    reset = rows(url)[-1]
+    assert reset.ticket_id == t["id"] and reset.template == "reset-link"
+
+    first = hd.run("outbox", "send")
+    assert first.code == 1  # a person must look
+    held = {h["outbox"]: h["error"] for h in first.json["held"]}
+    assert first.json["counts"]["sent"] == 2  # Wigii's confirmations: its pack gives the sender
+    assert "helpdesk policy set indigos mail_from=" in held[reset.id] and "HELPDESK_MAIL_FROM" in held[reset.id]
+    assert "helpdesk policy set wigii reset_url=" in held[row_of(url, "reset-link").id]
+
+    # Only a techadmin changes settings; values are checked.
+    hd.refused("policy", "set", "indigos", "mail_from=entraide@indigos.example", as_="bob", rule="role")
+    for bad in ("mail_from=a@indigos.example, b@indigos.example", "mail_from=entraide", "reset_url=http://cloud.indigos.example/r?t=",
+                "reset_url=https://", "colour=blue", "quarantine_retention=90 days"):
+        r = hd.bad("policy", "set", "indigos", bad, as_="chloe")
+        assert bad.split("=")[0] in r.err
+    hd.bad("policy", "set", "nosuch", "mail_from=a@b.example", as_="chloe")
+
+    done = hd.ok("policy", "set", "indigos", "mail_from=Entraide@Indigos.example", as_="chloe")
+    assert done["changed"] == {"mail_from": [None, "Entraide@indigos.example"]}
+    second = hd.run("outbox", "send")
+    assert second.json["counts"]["held"] == 2 and "helpdesk policy set indigos reset_url=" in second.json["held"][-1]["error"]
+
+    hd.ok("policy", "set", "indigos", "reset_url=https://cloud.indigos.example/reset#", as_="chloe")
+    shown = {s["name"]: s for s in hd.ok("policy", "show", "indigos")["settings"]}
+    assert (shown["mail_from"]["value"], shown["mail_from"]["source"]) == ("Entraide@indigos.example", "setting")
+    assert (shown["reset_url"]["value"], shown["reset_url"]["source"]) == ("https://cloud.indigos.example/reset#", "setting")
+    assert shown["intake"]["value"] is None and shown["intake"]["missing"]
+    human = hd.run("--lang", "en", "policy", "show", "indigos", json_out=False)
+    assert "https://cloud.indigos.example/reset#  (setting)" in human.out
+
+    third = hd.run("outbox", "send")
+    assert [s["outbox"] for s in third.json["sent"]] == [reset.id]
+    msg = next(m for m in smtp.handler.parsed() if m["Message-ID"] == row_of_id(url, reset.id).message_id)
+    assert parseaddr(msg["From"])[1] == "Entraide@indigos.example"
+    assert any(line.strip().startswith("https://cloud.indigos.example/reset#") for line in text(msg).splitlines())
+
+    # An empty value removes a setting; every change is in the audit trail, by whom.
+    hd.ok("policy", "set", "indigos", "reset_url=", as_="chloe")
+    assert {s["name"]: s for s in hd.ok("policy", "show", "indigos")["settings"]}["reset_url"]["value"] is None
+    changes = [e for e in events(url, "policy-settings")]
+    assert [e.actor for e in changes] == ["chloe"] * 3
+    assert changes[-1].data == {"policy": "indigos", "changed": {"reset_url": ["https://cloud.indigos.example/reset#", None]}}
+    assert hd.ok("audit", "verify")["ok"] is True
+
+
+def test_the_environment_gives_the_sender_of_providers_that_have_none(url, smtp, tmp_path):
+    hd = Helpdesk(url, tmp_path)
+    hd.now = NOW
+    hd.account("camille", "indigos", "camille@example.org")
+    hd.act(hd.open("password-reset", "indigos", "camille", "camille@example.org")["id"], "issue-reset-link")
+    report = deliver(url, now=T0, config=smtp_config(smtp))
+    assert len(report.sent) == 4 and not report.held
+    senders = {m["Message-ID"]: parseaddr(m["From"])[1] for m in smtp.handler.parsed()}
+    assert senders[rows(url)[-1].message_id] == FROM
+    assert sorted(senders.values()).count(WIGII_FROM) == 3
+
+
+def row_of_id(url: str, outbox_id: int) -> Outbox:
+    return next(r for r in rows(url) if r.id == outbox_id)
 
 
 def test_header_injection_and_bad_addresses(url, smtp):
@@ -634,3 +700,58 @@ def test_replies_to_delivered_mails_thread_onto_their_tickets(url, smtp, tmp_pat
     assert {i["via"] for i in summary["items"]} == {"references"}  # by Message-ID, not by subject or sender
     assert summary["counts"]["acknowledged"] == 2  # the mail whose fate was unknown did arrive
     assert hd.show(confirmation.ticket_id)["state"] == hd.show(uncertain.ticket_id)["state"] == "scheduled"
+
+
+def test_a_person_decides_what_becomes_of_uncertain_and_failed_mails(url, smtp, tmp_path):
+    hd = Helpdesk(url, tmp_path)
+    hd.now = "2025-03-01T10:30:00Z"
+    hd.env.update(HELPDESK_SMTP_HOST="127.0.0.1", HELPDESK_SMTP_PORT=str(smtp.port), HELPDESK_RESET_URL=RESET_URL)
+    smtp.handler.data_delay = 3  # taken by the server, answered too late: both confirmations uncertain
+    assert len(deliver(url, now=T0, config=smtp_config(smtp, timeout=1), limit=2).uncertain) == 2
+    smtp.handler.data_delay = 0
+    smtp.handler.rcpt_reply = "550 5.1.1 no such user"
+    assert hd.run("outbox", "send").json["counts"]["failed"] == 1  # the reset link, refused for good
+    smtp.handler.rcpt_reply = None
+    first, second, reset = rows(url)
+    assert (first.status, second.status, reset.status) == ("uncertain", "uncertain", "failed")
+    assert smtp.messages == []  # the server dropped them with the broken connection: nobody can tell
+
+    # Nothing is resent by itself, and only an on-call admin decides.
+    assert hd.run("outbox", "send").json["counts"]["sent"] == 0
+    hd.refused("outbox", "retry", first.id, "--note", "x", as_="alice", rule="role")
+    assert "--note" in hd.bad("outbox", "retry", first.id, as_="bob").err  # uncertain: say why
+    assert "--note" in hd.run("outbox", "mark-sent", first.id, as_="bob").err  # argparse: --note is required
+
+    marked = hd.ok("outbox", "mark-sent", first.id, "--note", "relay log: 250 queued as 4F2A1", as_="bob")
+    assert marked["status"] == "sent"
+    hd.refused("outbox", "mark-sent", first.id, "--note", "again", as_="bob", rule="outbox-status")
+    hd.refused("outbox", "mark-sent", reset.id, "--note", "sent by hand", as_="bob", rule="reset-link")
+    hd.ok("outbox", "retry", second.id, "--note", "Carol says nothing came", as_="bob")
+    hd.ok("outbox", "retry", reset.id, as_="bob")  # the address was fixed on the relay
+    assert [(r.status, r.attempts) for r in rows(url)[1:]] == [("pending", 0), ("pending", 0)]
+
+    report = hd.run("outbox", "send")
+    assert report.code == 0 and sorted(s["outbox"] for s in report.json["sent"]) == [second.id, reset.id]
+    assert hd.run("outbox", "send").json["counts"]["sent"] == 0
+    ids = [m["Message-ID"] for m in smtp.handler.parsed()]
+    assert sorted(ids) == sorted([second.message_id, reset.message_id])  # resent as the same messages
+    assert first.message_id not in ids  # marked sent: never sent again
+    assert row_of_id(url, first.id).sent_at == clock.parse_datetime("2025-03-01T10:30:00Z")
+
+    decisions = [(e.action, e.actor, e.note, e.data["outbox"]) for e in events(url, "mail-") if e.actor == "bob"]
+    assert decisions == [
+        ("mail-marked-sent", "bob", "relay log: 250 queued as 4F2A1", first.id),
+        ("mail-retry-ordered", "bob", "Carol says nothing came", second.id),
+        ("mail-retry-ordered", "bob", "", reset.id),
+    ]
+    assert hd.ok("audit", "verify")["ok"] is True
+
+
+def test_an_expired_reset_link_is_not_retried(url, smtp, tmp_path):
+    report = deliver(url, now=T0 + timedelta(hours=25), config=smtp_config(smtp))
+    reset = row_of(url, "reset-link")
+    assert [f["outbox"] for f in report.failed] == [reset.id]
+    hd = Helpdesk(url, tmp_path)
+    refused = hd.refused("outbox", "retry", reset.id, as_="bob", rule="reset-link", now="2025-03-02T12:00:00Z")
+    assert "expired" in refused["message"]
+    assert row_of(url, "reset-link").status == "failed"

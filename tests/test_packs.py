@@ -48,6 +48,33 @@ def test_citations_quote_the_seed_verbatim(key):
             if len(fragment) < 12:
                 continue
             assert fragment in seed, f"{key}.{name}: not in {pack['source']}: {fragment[:90]!r}"
+    # Notes explaining a parameter quote the text between « » word for word too.
+    for name, note in pack["params"].items():
+        if name.endswith("_note") and isinstance(note, str):
+            for fragment in re.findall(r"«\s*(.+?)\s*»", note):
+                assert norm(fragment) in seed, f"{key}.params.{name}: not in {pack['source']}: {fragment[:90]!r}"
+
+
+@pytest.mark.parametrize("key", ["wigii", "le-pic"])
+def test_packs_name_the_addresses_their_text_gives(key):
+    """Wigii's and Le PIC's texts give an address and a domain: their packs use them; the
+    others give none and leave them to the admin (helpdesk policy set)."""
+    pack = packs.read_pack(key)
+    contact = pack.params["contact"]
+    assert pack.params["mail_from"] == contact and pack.params["mail_domains"] == [contact.split("@")[1]]
+
+
+def test_a_pack_with_a_bad_address_or_reset_url_does_not_load(monkeypatch, tmp_path):
+    import shutil
+
+    copy = tmp_path / "data"
+    shutil.copytree(data_dir(), copy)
+    pol = copy / "policies" / "wigii.toml"
+    pol.write_text(pol.read_text().replace('mail_from = "contact@wigii.org"', 'mail_from = "contact@wigii.org, eve@evil.example"\nreset_url = "http://wigii.org/reset?t="', 1))
+    monkeypatch.setattr(packs, "data_dir", lambda: copy)
+    with pytest.raises(packs.PackError) as err:
+        packs.read_pack("wigii")
+    assert "mail_from" in str(err.value) and "reset_url" in str(err.value)
 
 
 def test_a_pack_naming_an_unknown_guard_does_not_load(monkeypatch, tmp_path):

@@ -4,9 +4,10 @@ a SASL login, an IP or a domain belongs to.
 Read once per run (small providers have hundreds or thousands of accounts), then looked up in
 memory. Sources, per policy pack and per account:
 
-- pack params ``intake`` (list of addresses the provider receives requests at) and ``contact``
-  (the address the policy text names, e.g. contact@wigii.org), ``mail_domains`` (the domains
-  whose DMARC reports concern the provider);
+- the provider's ``intake`` (list of addresses the provider receives requests at) and
+  ``contact`` (the address the policy text names, e.g. contact@wigii.org), ``mail_domains``
+  (the domains whose DMARC reports concern the provider): pack parameters, or settings the
+  admin gave with ``helpdesk policy set`` (``helpdesk.settings``);
 - account ``email``, ``contacts`` and ``login``; account fields ``ips`` (addresses and networks
   the account sends from or is hosted on, "192.0.2.7, 2001:db8::/64") and ``domains``
   (its sites and mail domains), set with ``helpdesk account add LOGIN --field ips=...``.
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 
 from sqlmodel import Session, select
 
-from helpdesk import networks
+from helpdesk import networks, settings
 from helpdesk.models import Account, Policy, Workflow
 
 _SPLIT = re.compile(r"[\s,;]+")
@@ -71,8 +72,9 @@ class Directory:
         queues: dict[str, set[str]] = {}
         for policy_key, queue in session.exec(select(Workflow.policy_key, Workflow.queue)):
             queues.setdefault(policy_key, set()).add(queue)
+        configured = settings.all_stored(session)
         for p in session.exec(select(Policy)):
-            params = dict(p.params or {})
+            params = settings.params(session, p, configured.get(p.key, {}))
             d.policies[p.key] = PolicyInfo(p.key, p.name, p.timezone, p.lang, params, queues.get(p.key, set()))
             for address in words(params.get("intake")) + words(params.get("contact")):
                 d.intake.setdefault(address, set()).add(p.key)
