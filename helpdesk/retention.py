@@ -6,6 +6,15 @@ Run by ``helpdesk sweep``. A ticket that has been closed for longer than the pac
 bodies and addresses of its mails, and the content of its evidence (the hashes stay).
 Evidence taken from logs goes after ``log_retention`` whatever the ticket's state
 (Le PIC: access traces are kept one year).
+
+Raw input that is on no ticket is deleted, not kept for ever: quarantined items (mails,
+reports, log lines ingestion could not use, released or not) after ``quarantine_retention``,
+and evidence kept on no ticket (a DMARC report whose figures opened no alert) after
+``evidence_retention``. Such rows cannot be told apart by provider, so the shortest period
+of all the providers in the database applies: a provider's setting (``helpdesk policy set``),
+else its pack's value (Le PIC: the 52 days of its per-site logs), else 90 days (see
+``helpdesk.settings``). Each purge is one ``retention-purge`` event: what, how many, up to
+which date and whose period; never the content.
 """
 
 from __future__ import annotations
@@ -14,11 +23,14 @@ from datetime import datetime
 
 from sqlmodel import Session, select
 
-from helpdesk import audit, clock, engine
+from sqlalchemy import delete, func
+
+from helpdesk import audit, clock, engine, settings
 from helpdesk.db import write_session
-from helpdesk.models import Event, Evidence, Outbox, Policy, Ticket
+from helpdesk.models import Event, Evidence, Outbox, Policy, Quarantine, Ticket
 
 REDACTED = "—"
+PURGE_BATCH = 5000  # rows deleted per kind and per sweep (cron runs sweep often)
 
 
 def redact_ticket(session: Session, ticket: Ticket, now: datetime) -> None:
@@ -85,3 +97,42 @@ def run(url: str | None, now: datetime, report) -> None:
                     e.redacted_at = now
                     s.add(e)
                     audit.record(s, actor="system", action="retention", ticket_id=e.ticket_id, at=now, data={"evidence": e.id})
+    _purge_untied(url, now, report)
+
+
+def untied_limit(session: Session, name: str, now: datetime) -> tuple[datetime, str, str]:
+    """The cut-off date of setting ``name`` for rows no provider can be told from: the most
+    recent one over all providers (the shortest period). Returns (date, period, policy)."""
+    best: tuple[datetime, str, str] | None = None
+    for policy in session.exec(select(Policy).order_by(Policy.key)):
+        period = str(settings.value(session, policy, name))
+        limit = clock.add(now, -clock.parse_duration(period), policy.timezone)
+        if best is None or limit > best[0]:
+            best = (limit, period, policy.key)
+    if best is None:
+        period = settings.SETTINGS[name].default
+        best = (clock.add(now, -clock.parse_duration(period), "UTC"), period, "")
+    return best
+
+
+def _purge_untied(url: str | None, now: datetime, report) -> None:
+    for name, model, extra in (
+        ("quarantine_retention", Quarantine, ()),
+        ("evidence_retention", Evidence, (Evidence.ticket_id.is_(None),)),
+    ):
+        with write_session(url) as s:
+            limit, period, policy = untied_limit(s, name, now)
+            ids = list(
+                s.exec(select(model.id).where(model.received_at <= limit, *extra).order_by(model.id).limit(PURGE_BATCH))
+            )
+            if not ids:
+                continue
+            kinds = dict(s.exec(select(model.kind, func.count()).where(model.id.in_(ids)).group_by(model.kind)).all())
+            s.exec(delete(model).where(model.id.in_(ids)))
+            what = model.__tablename__
+            audit.record(
+                s, actor="system", action="retention-purge", at=now,
+                data={"table": what, "rows": len(ids), "kinds": kinds, "first": ids[0], "last": ids[-1],
+                      "received_before": clock.iso(limit), "period": period, "policy": policy},
+            )
+        report.purged[what] = report.purged.get(what, 0) + len(ids)

@@ -32,9 +32,13 @@ class SweepReport:
     refused: list[dict] = field(default_factory=list)
     opened: list[dict] = field(default_factory=list)
     redacted: list[int] = field(default_factory=list)
+    purged: dict[str, int] = field(default_factory=dict)  # table -> rows deleted by retention
 
     def as_dict(self) -> dict:
-        return {"now": self.now, "taken": self.taken, "refused": self.refused, "opened": self.opened, "redacted": self.redacted}
+        return {
+            "now": self.now, "taken": self.taken, "refused": self.refused, "opened": self.opened, "redacted": self.redacted,
+            "purged": self.purged,
+        }
 
 
 def run(url: str | None = None, now: datetime | None = None, limit: int = 10_000) -> SweepReport:

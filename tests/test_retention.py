@@ -3,6 +3,8 @@ and the audit trail still verifies."""
 
 from __future__ import annotations
 
+import json
+
 from sqlalchemy import text
 
 from helpdesk import db
@@ -44,3 +46,49 @@ def test_reading_a_closed_accounts_data_is_audited(hd):
     with db.get_engine(hd.url).connect() as conn:
         rows = list(conn.execute(text("SELECT actor, action FROM event WHERE action = 'read-personal-data'")))
     assert [tuple(r) for r in rows] == [("alice", "read-personal-data")]
+
+
+def test_quarantine_and_evidence_on_no_ticket_are_purged_after_the_shortest_period(hd, tmp_path):
+    from tests.ingest.mailmaker import mail, maildir
+    from tests.ingest.test_reports_cli import _report
+
+    def count(sql: str) -> int:
+        with db.get_engine(hd.url).connect() as conn:
+            return conn.execute(text(sql)).scalar()
+
+    hd.now = "2026-03-01T10:00:00Z"
+    hd.account("camille", "indigos", "camille@example.org")
+    stray = mail("nobody@nowhere.example", "info@unknown.example", "Bonjour", "Une question.", message_id="<q1@nowhere.example>")
+    request = mail("camille@example.org", "x@indigos.example", "Mot de passe oublié", "J'ai oublié mon mot de passe.", message_id="<r1@example.org>")
+    summary = hd.ok("ingest", "mail", maildir(tmp_path / "in", [stray, request]))
+    assert sorted(i["outcome"] for i in summary["items"]) == ["opened", "quarantined"]
+    reports = tmp_path / "dmarc"
+    reports.mkdir()
+    (reports / "quiet.xml").write_bytes(_report("nobody-s.example", "d1", 100, 0))  # figures, no ticket
+    assert hd.ok("ingest", "dmarc", reports)["items"][0]["outcome"] == "recorded"
+    assert (count("select count(*) from quarantine"), count("select count(*) from evidence where ticket_id is null")) == (1, 1)
+
+    # Le PIC's pack: 52 days, the life of its per-site logs; the others' default is 90 days.
+    shown = {s["name"]: s for s in hd.ok("policy", "show", "indigos")["settings"]}
+    assert (shown["quarantine_retention"]["value"], shown["quarantine_retention"]["source"]) == ("P90D", "default")
+    assert hd.ok("sweep", now="2026-04-21T10:00:00Z")["purged"] == {}  # 51 days
+    swept = hd.ok("sweep", now="2026-04-23T10:00:00Z")  # 53 days
+    assert swept["purged"] == {"quarantine": 1, "evidence": 1}
+    assert count("select count(*) from quarantine") == 0 and count("select count(*) from evidence where ticket_id is null") == 0
+    assert count("select count(*) from evidence where ticket_id is not null") == 1  # a ticket's evidence follows its ticket
+    assert hd.ok("quarantine", "list") == []
+    with db.get_engine(hd.url).connect() as conn:
+        purges = [r[0] for r in conn.execute(text("select data from event where action = 'retention-purge' order by id"))]
+    purges = [json.loads(p) if isinstance(p, str) else p for p in purges]
+    assert [(p["table"], p["rows"], p["period"], p["policy"]) for p in purges] == [("quarantine", 1, "P52D", "le-pic"), ("evidence", 1, "P52D", "le-pic")]
+    assert purges[0]["kinds"] == {"mail": 1} and purges[1]["kinds"] == {"dmarc": 1}
+    assert "nowhere" not in json.dumps(purges)  # what and how many, never the content
+    assert hd.ok("sweep", now="2026-05-23T10:00:00Z")["purged"] == {}
+
+    # A shorter period set by an admin for one provider applies to everything no provider owns.
+    hd.ok("policy", "set", "indigos", "quarantine_retention=P30D", as_="chloe", now="2026-06-01T10:00:00Z")
+    again = mail("nobody@nowhere.example", "info@unknown.example", "Re: Bonjour", "Encore une question.", message_id="<q2@nowhere.example>")
+    hd.ok("ingest", "mail", maildir(tmp_path / "in2", [again]), now="2026-06-01T10:00:00Z")
+    assert hd.ok("sweep", now="2026-06-30T10:00:00Z")["purged"] == {}
+    assert hd.ok("sweep", now="2026-07-02T10:00:00Z")["purged"] == {"quarantine": 1}
+    assert hd.ok("audit", "verify")["ok"] is True
