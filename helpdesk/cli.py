@@ -118,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--email", required=True)
     p.add_argument("--kind", default="user", choices=["user", "admin", "employee", "member", "end-user"])
     p.add_argument("--org", default="")
-    p.add_argument("--contact", action="append", default=[], help=_("another registered contact address (repeatable)"))
+    p.add_argument("--contact", action="append", help=_("another registered contact address (repeatable; none given: unchanged)"))
     p.add_argument("--last-login")
     p.add_argument("--status", default="active")
     p.add_argument("--account-lang", default="", choices=["", "fr", "en"], help=_("language of the mails to this account"))
@@ -129,6 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("login")
     p.add_argument("--policy")
     p.add_argument("--reason", default="", help=_("why you read a closed account's personal data (recorded)"))
+    p = cmd(acc, "contact", _("add or remove an account's contact addresses"))
+    p.add_argument("login")
+    p.add_argument("--policy")
+    p.add_argument("--add", action="append", default=[], metavar="ADDRESS")
+    p.add_argument("--remove", action="append", default=[], metavar="ADDRESS")
     p = cmd(acc, "list", _("list accounts"))
     p.add_argument("--policy")
     p.add_argument("--status")
@@ -316,6 +321,12 @@ def do_account(args, out: Out) -> int:
         return 0
     if args.sub == "import":
         return _import_accounts(args, out)
+    if args.sub == "contact":
+        with _session(args, write=True) as s:
+            acc = service.change_contacts(s, service.find_account(s, args.login, args.policy), add=args.add, remove=args.remove)
+            view = service.account_view(s, acc)
+        out.data(view) if out.json else out.line(_("Contacts of {login}: {contacts}").format(login=acc.login, contacts=", ".join(acc.contacts) or "-"))
+        return 0
     with _session(args) as s:
         if args.sub == "show":
             acc = service.find_account(s, args.login, args.policy)

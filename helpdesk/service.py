@@ -131,14 +131,17 @@ def add_account(
         checked[key] = clean(str(value))
     now = clock.now()
     acc = session.exec(select(Account).where(Account.policy_key == policy, Account.login == login)).first()
+    before = None
     if acc is not None:
         _check_immutable(session, acc, checked)
+        before = (list(acc.contacts or []), dict(acc.fields or {}))
     if acc is None:
         acc = Account(policy_key=policy, login=clean(login).strip(), created_at=now, updated_at=now)
     acc.email = email
     acc.kind = kind
     acc.org = clean(org)
-    acc.contacts = [c.strip().lower() for c in contacts or []]
+    if contacts is not None:  # None: the contacts stay as they are
+        acc.contacts = [c.strip().lower() for c in contacts]
     acc.lang = lang
     acc.status = status
     if last_login:
@@ -147,10 +150,58 @@ def add_account(
         except clock.BadDate as exc:
             raise BadInput(str(exc)) from None
     acc.fields = {**(acc.fields or {}), **checked}
+    if before is not None:
+        _check_contacts(session, acc, *before)
     acc.updated_at = now
     session.add(acc)
     session.flush()
     return acc
+
+
+def change_contacts(session: Session, acc: Account, *, add: list[str] = (), remove: list[str] = ()) -> Account:
+    """Add and remove an account's contact addresses (``_check_contacts`` may refuse)."""
+    add = [a.strip().lower() for a in add]
+    remove = {r.strip().lower() for r in remove}
+    for address in add:
+        if not EMAIL.match(address):
+            raise BadInput(_("not an e-mail address: {address!r}").format(address=address))
+    old = list(acc.contacts or [])
+    unknown = sorted(remove - set(old))
+    if unknown:
+        raise BadInput(_("{address} is not a contact of {login}").format(address=", ".join(unknown), login=acc.login))
+    kept = [c for c in old if c not in remove]
+    acc.contacts = kept + [a for a in dict.fromkeys(add) if a not in kept]
+    _check_contacts(session, acc, old, dict(acc.fields or {}))
+    acc.updated_at = clock.now()
+    session.add(acc)
+    session.flush()
+    return acc
+
+
+def _check_contacts(session: Session, acc: Account, old_contacts: list[str], old_fields: dict) -> None:
+    """Le PIC: a member keeps its technical and administrative contacts; removing one needs
+    a replacement while the membership lasts (policy param ``contact_replacement`` names the
+    citation). ``acc`` holds the new values, ``old_*`` the ones before the change."""
+    policy = session.get(Policy, acc.policy_key)
+    cite = (policy.params or {}).get("contact_replacement")
+    if not cite or acc.kind != "member" or acc.status in CLOSED_STATUSES:
+        return
+    end = (acc.fields or {}).get("membership-end")
+    if end and clock.parse_day(end) < clock.local_day(clock.now(), policy.timezone):
+        return  # the membership is over
+    new = acc.contacts or []
+    removed = [c for c in old_contacts if c not in new]
+    added = [c for c in new if c not in old_contacts]
+    blanked = [k for k, v in old_fields.items() if k.startswith("contact-") and v and not (acc.fields or {}).get(k)]
+    if len(removed) > len(added) or blanked:
+        ref, _text = engine.citation(policy, cite)
+        raise Refused(
+            "contact-replacement",
+            _("{login} is a member: removing {removed} needs a replacement contact while the membership lasts").format(
+                login=acc.login, removed=", ".join(removed + blanked)
+            ),
+            ref,
+        )
 
 
 def _check_immutable(session: Session, acc: Account, fields: dict) -> None:

@@ -80,3 +80,31 @@ def test_logs_are_read_by_admins_with_a_reason(pic):
     hd.refused("ticket", "act", t["id"], "read-logs", "--note", "cpu", as_="alice", rule="role")
     t = hd.act(t["id"], "read-logs", "--note", "which script eats the CPU", as_="chloe")
     assert t["events"][-1]["action"] == "read-logs"
+
+
+def test_removing_a_members_contact_needs_a_replacement_while_the_membership_lasts(pic):
+    hd = pic
+    cite = "Le PIC, politique RGPD — Adhérents ayant un site"
+    contacts = hd.ok("account", "contact", "asso-jardin", "--add", "bureau@jardin.example", "--add", "Tresorier@jardin.example")["contacts"]
+    assert contacts == ["bureau@jardin.example", "tresorier@jardin.example"]
+    refusal = hd.refused("account", "contact", "asso-jardin", "--remove", "bureau@jardin.example", rule="contact-replacement", cite=cite)
+    assert "bureau@jardin.example" in refusal["message"]
+    # 'account add' again: no --contact leaves them alone; a list without one is a removal.
+    hd.account("asso-jardin", "le-pic", "tech@jardin.example", "--kind", "member", "--org", "Jardins partagés",
+               "--field", "contact-technique=Anne Martin")
+    hd.refused("account", "add", "asso-jardin", "--policy", "le-pic", "--email", "tech@jardin.example", "--kind", "member",
+               "--contact", "tresorier@jardin.example", rule="contact-replacement", cite=cite)
+    hd.refused("account", "add", "asso-jardin", "--policy", "le-pic", "--email", "tech@jardin.example", "--kind", "member",
+               "--field", "contact-technique=", rule="contact-replacement", cite=cite)
+    assert hd.ok("account", "show", "asso-jardin")["contacts"] == contacts
+    # With a replacement it goes through, by either command.
+    after = hd.ok("account", "contact", "asso-jardin", "--remove", "bureau@jardin.example", "--add", "secretariat@jardin.example")
+    assert after["contacts"] == ["tresorier@jardin.example", "secretariat@jardin.example"]
+    after = hd.account("asso-jardin", "le-pic", "tech@jardin.example", "--kind", "member",
+                       "--contact", "secretariat@jardin.example", "--contact", "president@jardin.example",
+                       "--field", "contact-technique=Paul Durand")
+    assert after["contacts"] == ["secretariat@jardin.example", "president@jardin.example"]
+    assert after["contact-technique"] == "Paul Durand"
+    # A membership that ended (asso-velo, 30 September) keeps no contact against its will.
+    assert hd.ok("account", "contact", "asso-velo", "--remove", "bureau@velo.example")["contacts"] == []
+    hd.bad("account", "contact", "asso-jardin", "--remove", "nobody@jardin.example")
