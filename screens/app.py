@@ -131,7 +131,7 @@ class HelpdeskApp(App[int]):
         self.push_screen(GotoScreen(), go)
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
-        if action == "move_clock":
+        if action in ("move_clock", "start_scenario"):
             info = self.backend.info
             return bool(info and info.training and not info.read_only)
         return True
@@ -151,6 +151,26 @@ class HelpdeskApp(App[int]):
             return
         tz = self.backend.info.scenario_tz if self.backend.info else "Europe/Paris"
         self.call_from_thread(self._clock_moved, clock_move_text(move, tz))
+
+    def action_start_scenario(self, key: str = "") -> None:
+        self.start_scenario(key or None)
+
+    @work(thread=True, exclusive=True, group="clock", exit_on_error=False)
+    def start_scenario(self, key: str | None) -> None:
+        """Back to a scenario's start (or to another scenario's): the whole training
+        database is replaced, so every screen goes back to the dashboard."""
+        try:
+            seeded = self.backend.start_scenario(key)
+        except Exception as exc:  # noqa: BLE001
+            self.call_from_thread(self.show_message, _("The scenario did not start"), Text(str(exc)), kind="error")
+            return
+        self.call_from_thread(self._scenario_started, seeded)
+
+    def _scenario_started(self, seeded) -> None:
+        self.action_dashboard()
+        self.data_changed()
+        tickets = ", ".join(f"#{tid}" for tid in seeded.tickets.values())
+        self.notify(_("Scenario {key} at its start: tickets {tickets}.").format(key=seeded.scenario, tickets=tickets), markup=False)
 
     def _clock_moved(self, body: Text) -> None:
         self.data_changed()

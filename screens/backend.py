@@ -476,6 +476,21 @@ class Backend:
 
         return training.advance(self.url, step)
 
+    def scenarios(self) -> list[dict]:
+        """The training scenarios (key, provider, queue, title), for the palette."""
+        from helpdesk import scenarios
+
+        return [sc.summary() for sc in scenarios.load_all()]
+
+    def start_scenario(self, key: str | None = None):
+        """Put this training database at the start of scenario ``key`` (None: the one it
+        holds again), then learn again what it holds (``training.Seeded``)."""
+        from helpdesk import training
+
+        seeded = training.reset(self.url, key)
+        self.load_info()
+        return seeded
+
 
 class Watcher:
     """Tells cheaply whether another connection changed the database since the last look.

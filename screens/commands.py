@@ -33,6 +33,9 @@ class HelpdeskCommands(Provider):
 
             for _key, step, label in CLOCK_STEPS:
                 out.append((_("Training clock: {label}").format(label=_(label)), partial(app.action_move_clock, step), _("then sweep runs")))  # type: ignore[attr-defined]
+            out.append((_("Training: this scenario again from its start"), partial(app.action_start_scenario, ""), ""))  # type: ignore[attr-defined]
+            for sc in self._scenarios():
+                out.append((_("Training scenario: {title}").format(title=sc["title"]), partial(app.action_start_scenario, sc["key"]), sc["key"]))  # type: ignore[attr-defined]
         screen = self.screen
         from screens.queue import QueueScreen
         from screens.ticket import TicketScreen
@@ -53,6 +56,16 @@ class HelpdeskCommands(Provider):
             out.append((_("Search"), screen.action_search, _("subjects, requesters, accounts, notes")))
             out.append((_("Clear filters"), screen.action_clear, ""))
         return out
+
+    def _scenarios(self) -> list[dict]:
+        cached = getattr(self.app, "_scenario_list", None)
+        if cached is None:
+            try:
+                cached = self.app.backend.scenarios()  # type: ignore[attr-defined]
+            except Exception:  # noqa: BLE001 - the palette never fails
+                cached = []
+            self.app._scenario_list = cached  # type: ignore[attr-defined]
+        return cached
 
     async def discover(self) -> Hits:
         for name, callback, help_text in self._commands():

@@ -7,8 +7,9 @@ from __future__ import annotations
 import pytest
 from sqlmodel import select
 
-from helpdesk import clock, db, training
-from helpdesk.models import Account, Event, Ticket
+from helpdesk import clock, db, engine, training
+from helpdesk.context import Actor
+from helpdesk.models import Account, Event, Outbox, Ticket
 from screens.modals import ActionForm, ConfirmScreen, MessageScreen
 from screens.ticket import TicketScreen
 from tests.conftest import PG
@@ -182,4 +183,36 @@ async def test_a_step_taken_out_of_order_is_told(training_url, make_app):
         told = [n.message for n in app._notifications if n.title == "Walkthrough"]
         assert told and "step 1" in told[-1] and "deactivate" in told[-1], told
         assert "Taken outside the expected path: cancel (alice)" in walk_text(screen)
+        app.exit()
+
+
+async def test_the_trainer_starts_a_scenario_again_or_another_one(training_url, make_app):
+    url, tid = training_url
+    start = training.clock_of(url)
+    app = make_app(url, "tom")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await press(pilot, "f7")  # a month later: the request went unanswered
+        await press(pilot, "escape")
+        assert training.clock_of(url) > start
+        with db.read_session(url) as s:
+            at_start = len(list(s.exec(select(Event).where(Event.ticket_id == tid))))
+            mails_at_start = [m.template for m in s.exec(select(Outbox))]
+        with db.write_session(url) as s:  # a trainee completes the request meanwhile
+            engine.apply(s, tid, "complete", Actor("alice", "volunteer"), fields={"system": "https://relation.wigii.org"})
+        assert ticket(url, tid).state == "awaiting-ack"
+        with db.read_session(url) as s:
+            assert len(list(s.exec(select(Outbox)))) > len(mails_at_start)  # the confirmation
+        app.action_start_scenario("")
+        await settle(pilot)
+        assert training.clock_of(url) == start and clock.now() == start
+        with db.read_session(url) as s:
+            assert len(list(s.exec(select(Event).where(Event.ticket_id == tid)))) == at_start
+            assert [m.template for m in s.exec(select(Outbox))] == mails_at_start
+        assert ticket(url, tid).state == "incomplete"
+        # another scenario: the banner follows
+        app.action_start_scenario("indigos-abuse-exchange")
+        await settle(pilot)
+        assert training.scenario_of(url).key == "indigos-abuse-exchange"
+        assert "Indigos" in str(app.screen.query_one("#banners").render())
         app.exit()
