@@ -73,7 +73,11 @@ class ImapSource(Source):
             else:
                 conn = imaplib.IMAP4(self.host, self.port, timeout=TIMEOUT)
                 if self.starttls:
-                    conn.starttls(ssl_context=self._context())
+                    try:
+                        conn.starttls(ssl_context=self._context())
+                    except imaplib.IMAP4.error as exc:
+                        conn.shutdown()
+                        raise SourceError(f"{self.label}: STARTTLS refused ({_text(exc)}); the password was not sent in clear") from None
             conn.login(self.user, password)
         except (OSError, socket.timeout, ssl.SSLError) as exc:
             raise SourceError(f"cannot reach {self.label}: {exc}") from None

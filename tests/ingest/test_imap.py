@@ -4,6 +4,7 @@ port and one passwd-file user. Skipped when Dovecot is not installed."""
 
 from __future__ import annotations
 
+import contextlib
 import imaplib
 import json
 import os
@@ -33,8 +34,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def dovecot():
+@contextlib.contextmanager
+def _dovecot(tls: tuple[Path, Path] | None = None):
+    """A Dovecot on 127.0.0.1; with ``tls`` (certificate, key) it also speaks IMAPS and
+    offers STARTTLS. Yields (imap port, imaps port or None)."""
     # Not under pytest's tmp_path: its parents are private (0700) and Dovecot's own processes
     # run as the dovecot user, who must read the passwd file and the mail folder.
     root = Path(tempfile.mkdtemp(prefix="helpdesk-dovecot-"))
@@ -54,6 +57,8 @@ def dovecot():
         shutil.chown(home, mail_user.pw_uid, mail_user.pw_gid)
         shutil.chown(home.parent, mail_user.pw_uid, mail_user.pw_gid)
     port = _free_port()
+    tls_port = _free_port() if tls else 0
+    ssl_conf = f"ssl = yes\nssl_cert = <{tls[0]}\nssl_key = <{tls[1]}\n" if tls else "ssl = no\n"
     (root / "passwd").write_text(f"{USER}:{{PLAIN}}{PASSWORD}:{mail_user.pw_uid}:{mail_user.pw_gid}::{home}\n")
     (root / "dovecot.conf").write_text(
         f"""
@@ -63,7 +68,7 @@ instance_name = helpdesk-test-{port}
 log_path = {root}/dovecot.log
 protocols = imap
 listen = 127.0.0.1
-ssl = no
+{ssl_conf}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 mail_location = maildir:~/Maildir
@@ -85,7 +90,8 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {tls_port}
   }}
 }}
 service anvil {{
@@ -95,20 +101,21 @@ service anvil {{
     )
     proc = subprocess.Popen([DOVECOT, "-F", "-c", str(root / "dovecot.conf")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 20
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
-                log = (root / "dovecot.log").read_text() if (root / "dovecot.log").exists() else ""
-                proc.kill()
-                shutil.rmtree(root, ignore_errors=True)
-                pytest.fail(f"dovecot did not start: {out}\n{log}")
-            time.sleep(0.1)
+    for listening in [port] + ([tls_port] if tls else []):
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", listening), timeout=1):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
+                    log = (root / "dovecot.log").read_text() if (root / "dovecot.log").exists() else ""
+                    proc.kill()
+                    shutil.rmtree(root, ignore_errors=True)
+                    pytest.fail(f"dovecot did not start: {out}\n{log}")
+                time.sleep(0.1)
     try:
-        yield port
+        yield port, (tls_port or None)
     finally:
         proc.terminate()
         try:
@@ -116,6 +123,36 @@ service anvil {{
         except subprocess.TimeoutExpired:
             proc.kill()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def dovecot():
+    with _dovecot() as (port, _none):
+        yield port
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory) -> tuple[Path, Path]:
+    """A throw-away self-signed certificate for 127.0.0.1 and localhost (openssl command)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed: IMAP over TLS not tested")
+    folder = Path(tempfile.mkdtemp(prefix="helpdesk-imap-tls-"))
+    folder.chmod(0o755)  # Dovecot's config process reads them
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+         "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )
+    yield cert, key
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def dovecot_tls(tls_files):
+    with _dovecot(tls_files) as (port, tls_port):
+        yield port, tls_port, tls_files[0]
 
 
 def _append(port: int, *messages: bytes) -> None:
@@ -171,3 +208,42 @@ def test_imap_mailbox_ingest(hd, dovecot):
     assert "wrong" not in refused.err
     missing = hd.bad("ingest", "mail", f"imap://{USER}@127.0.0.1:{dovecot}/INBOX")
     assert "HELPDESK_IMAP_PASSWORD" in missing.err
+    # This server has no TLS: asked for STARTTLS, the client stops before the password.
+    hd.env["HELPDESK_IMAP_PASSWORD"] = PASSWORD
+    clear = hd.bad("ingest", "mail", f"imap://{USER}@127.0.0.1:{dovecot}/INBOX?tls=starttls")
+    assert "STARTTLS" in clear.err and "not sent in clear" in clear.err
+
+
+def test_imaps_and_starttls_with_a_trusted_certificate(hd, dovecot_tls):
+    """``imaps://`` (TLS from the first byte) and ``imap://...?tls=starttls`` against the real
+    Dovecot serving a throw-away certificate; the client trusts it only through
+    ``HELPDESK_IMAP_CAFILE``."""
+    port, tls_port, cafile = dovecot_tls
+    hd.now = NOW
+    hd.account("camille", "indigos", "camille@example.net")
+    _append(
+        port,
+        mail("camille@example.net", "support@indigos.example", "Mot de passe oublié", "J'ai oublié mon mot de passe.", message_id="<t1@example.net>"),
+    )
+    hd.env["HELPDESK_IMAP_PASSWORD"] = PASSWORD
+    imaps = f"imaps://{USER}@127.0.0.1:{tls_port}/INBOX"
+    starttls = f"imap://{USER}@127.0.0.1:{port}/INBOX?tls=starttls"
+
+    # Not trusted yet: nothing is read, and the password was never sent.
+    for url in (imaps, starttls):
+        refused = hd.bad("ingest", "mail", url)
+        assert "certificate" in refused.err.lower() and PASSWORD not in refused.err
+
+    hd.env["HELPDESK_IMAP_CAFILE"] = str(cafile)
+    first = hd.ok("ingest", "mail", imaps)
+    assert first["source"] == f"imaps://{USER}@127.0.0.1:{tls_port}/INBOX" and first["counts"]["opened"] == 1
+    _append(
+        port,
+        mail("camille@example.net", "support@indigos.example", "Mot de passe perdu", "Je n'arrive plus à me connecter, mot de passe perdu.", message_id="<t2@example.net>"),
+    )
+    second = hd.ok("ingest", "mail", starttls)
+    # Another label (imap:// on another port), hence its own cursor: the first message is
+    # read again and recognised as a duplicate; the new one opens a ticket.
+    assert second["counts"]["opened"] == 1 and second["counts"]["duplicates"] == 1
+    assert second["source"] == f"imap://{USER}@127.0.0.1:{port}/INBOX"
+    assert len(hd.ok("ticket", "list", "--queue", "password-reset")) == 2
