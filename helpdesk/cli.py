@@ -560,15 +560,20 @@ def do_sweep(args, out: Out) -> int:
     if out.json:
         out.data(report.as_dict())
     else:
-        out.line(_("Sweep at {now}: {t} step(s) taken, {o} ticket(s) opened, {r} refused.").format(
-            now=report.now, t=len(report.taken), o=len(report.opened), r=len(report.refused)))
-        for t in report.taken:
-            out.line(f"  #{t['ticket']}: {t['action']} → {t['state']}")
-        for o in report.opened:
-            out.line(f"  #{o['ticket']}: {o['policy']} {o['account']} ({o['reason']})")
-        for r in report.refused:
-            out.line(f"  {r}", style="red")
+        print_sweep(out, report)
     return 0
+
+
+def print_sweep(out: Out, report) -> None:
+    """What a sweep did, for people (``sweep``, ``train clock``)."""
+    out.line(_("Sweep at {now}: {t} step(s) taken, {o} ticket(s) opened, {r} refused.").format(
+        now=report.now, t=len(report.taken), o=len(report.opened), r=len(report.refused)))
+    for t in report.taken:
+        out.line(f"  #{t['ticket']}: {t['action']} → {t['state']}")
+    for o in report.opened:
+        out.line(f"  #{o['ticket']}: {o['policy']} {o['account']} ({o['reason']})")
+    for r in report.refused:
+        out.line(f"  {r}", style="red")
 
 
 def do_backup(args, out: Out) -> int:

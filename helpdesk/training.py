@@ -295,14 +295,14 @@ def _cache_dir() -> Path:
 
 
 def _digest() -> str:
-    """What a pristine build depends on: the core's code, the shipped data, the schema."""
-    from helpdesk import __version__, schema
-    from helpdesk.paths import data_dir
+    """What a pristine build depends on: the core's code, and what a demo build depends on
+    (the shipped data, scenarios included, and the schema)."""
+    from helpdesk.demo import _cache_key
 
-    h = hashlib.sha256(f"{__version__}|{schema.HEAD}|".encode())
-    for root, suffixes in ((Path(__file__).resolve().parent, (".py",)), (data_dir(), (".toml", ".txt", ".mo"))):
-        for path in sorted(p for p in root.rglob("*") if p.suffix in suffixes and p.is_file()):
-            h.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    h = hashlib.sha256(_cache_key(True).encode())
+    root = Path(__file__).resolve().parent
+    for path in sorted(root.rglob("*.py")):
+        h.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
     return h.hexdigest()[:16]
 
 

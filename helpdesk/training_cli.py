@@ -124,16 +124,10 @@ def _clock(out, url: str, step: str | None) -> int:
     if out.json:
         out.data(move.as_dict())
         return 0
-    report = move.sweep
+    from helpdesk.cli import print_sweep
+
     out.line(_("Training clock: {before} → {after}").format(before=clock.iso(move.before), after=clock.iso(move.after)))
-    out.line(_("Sweep: {t} step(s) taken, {o} ticket(s) opened, {r} refused.").format(
-        t=len(report.taken), o=len(report.opened), r=len(report.refused)))
-    for t in report.taken:
-        out.line(f"  #{t['ticket']}: {t['action']} → {t['state']}")
-    for o in report.opened:
-        out.line(f"  #{o['ticket']}: {o['policy']} {o['account']} ({o['reason']})")
-    for r in report.refused:
-        out.line(f"  {r}", style="red")
+    print_sweep(out, move.sweep)
     return 0
 
 
