@@ -151,11 +151,12 @@ def _pg_note(e: str = "") -> str:
     return _document(f"{e}note")
 
 
-PG_INDEXES = [
-    f"CREATE INDEX ix_ticket_search ON ticket USING gin (({_pg_ticket()}))",
-    f"CREATE INDEX ix_account_search ON account USING gin (({_pg_account()}))",
-    f"CREATE INDEX ix_event_search ON event USING gin (({_pg_note()}))",
-]
+# Not in the models (like the FTS5 objects): a migration creates them on PostgreSQL only.
+PG_INDEXES = {
+    "ix_ticket_search": f"CREATE INDEX ix_ticket_search ON ticket USING gin (({_pg_ticket()}))",
+    "ix_account_search": f"CREATE INDEX ix_account_search ON account USING gin (({_pg_account()}))",
+    "ix_event_search": f"CREATE INDEX ix_event_search ON event USING gin (({_pg_note()}))",
+}
 _PG_WORD = re.compile(r"[^\W_]+", re.UNICODE)
 
 

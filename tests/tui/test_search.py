@@ -40,7 +40,7 @@ def test_postgresql_search_can_use_its_indexes(db_url):
     the GIN expression indexes of ``search.PG_INDEXES`` answer it."""
     with db.write_session(db_url) as s:
         assert search.has_pg_text(s) and not search.has_fts(s)
-        for ddl in search.PG_INDEXES:
+        for ddl in search.PG_INDEXES.values():
             s.exec(text(ddl))
         # The tables are tiny: keep the planner from reading them whole, as it would not
         # at a million rows.
@@ -49,7 +49,7 @@ def test_postgresql_search_can_use_its_indexes(db_url):
         q = select(Ticket.id).where(*search.text_clauses(s, "titulaire"))
         sql = str(q.compile(s.get_bind(), compile_kwargs={"literal_binds": True}))
         plan = "\n".join(r[0] for r in s.exec(text("EXPLAIN " + sql)))
-        for name in ("ix_ticket_search", "ix_account_search", "ix_event_search"):
+        for name in search.PG_INDEXES:
             assert name in plan, plan
         assert sorted(s.exec(q)) == [3]
 
@@ -127,7 +127,7 @@ def test_models_and_migrations_agree_apart_from_fts(db_url):
     import helpdesk.models  # noqa: F401
 
     def include(obj, name, type_, reflected, compare_to):
-        return not (name or "").startswith(search.FTS_TABLE)
+        return not (name or "").startswith(search.FTS_TABLE) and name not in search.PG_INDEXES
 
     with db.get_engine(db_url).connect() as conn:
         ctx = MigrationContext.configure(conn, opts={"include_object": include, "compare_type": True})
