@@ -527,10 +527,8 @@ def do_ticket(args, out: Out) -> int:
             account = s.get(Account, ticket.account_id) if ticket.account_id else None
             if service.is_closed(account):
                 read_sensitive(args, "personal-data", account=account, data={"ticket": ticket.id}, reason=args.reason or "ticket show")
-            view = service.ticket_view(s, ticket, actor)
+            view = service.ticket_view(s, ticket, actor, citation_texts=args.citations)
             if out.json:
-                for a in view["actions"]:
-                    a.pop("citation_text", None)
                 out.data(view)
             else:
                 _print_ticket(out, view, args.citations)

@@ -104,8 +104,10 @@ class ActionView:
     confirm: bool = False
     target: str = ""
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self, *, texts: bool = False) -> dict[str, Any]:
+        """The view as plain data; ``texts``: with the French text of the citation."""
         return {
+            **({"citation_text": self.citation_text} if texts else {}),
             "key": self.key,
             "label": self.label,
             "allowed": self.allowed,

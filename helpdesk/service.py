@@ -341,7 +341,8 @@ def deadlines(session: Session, ticket: Ticket) -> list[Deadline]:
 
 
 def ticket_view(
-    session: Session, ticket: Ticket, actor: Actor, *, now: datetime | None = None, history: int | None = None
+    session: Session, ticket: Ticket, actor: Actor, *, now: datetime | None = None, history: int | None = None,
+    citation_texts: bool = False,
 ) -> dict:
     """Everything about a ticket that a screen or ``ticket show`` prints. ``history``: only
     the latest events (``events_total`` says how many there are), so a ticket with a long
@@ -397,7 +398,7 @@ def ticket_view(
             if s.key in reachable(d, first.to_state if first else ticket.state)
         ],
         "visited": sorted(visited),
-        "actions": [a.as_dict() for a in engine.actions(session, ticket, actor, now)],
+        "actions": [a.as_dict(texts=citation_texts) for a in engine.actions(session, ticket, actor, now)],
         "events": [event_view(e) for e in events],
         "events_total": total,
     }

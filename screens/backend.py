@@ -321,12 +321,8 @@ class Backend:
         with self.read() as s:
             actor = self._actor(s)
             t = service.get_ticket(s, ticket_id)
-            view = service.ticket_view(s, t, actor, history=HISTORY)
+            view = service.ticket_view(s, t, actor, history=HISTORY, citation_texts=True)
             d = engine.definition(s, t.workflow_id)
-            views = engine.actions(s, t, actor)
-            texts = {a.key: a.citation_text for a in views}
-            for a in view["actions"]:
-                a["citation_text"] = texts.get(a["key"], "")
             account = s.get(Account, t.account_id) if t.account_id else None
             view.update(
                 policy_name=d.policy.name,

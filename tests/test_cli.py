@@ -104,3 +104,16 @@ def test_account_import_keeps_going_past_bad_rows(hd, tmp_path):
     assert r["imported"] == 2 and r["errors"][0]["line"] == 3
     acc = hd.ok("account", "show", "cpas-liege")
     assert acc["fields"]["signature-date"] == "2024-02-20" and acc["contacts"] == ["sec@cpas-liege.example"]
+
+
+def test_ticket_show_prints_the_french_articles_on_demand(hd):
+    hd.now = "2026-11-23T10:00:00Z"
+    hd.account("camille", "indigos", "camille@example.org")
+    t = hd.open("abuse", "indigos", "camille", "", "category=spam")
+    plain = hd.run("ticket", "show", t["id"], as_="bob", json_out=False).out
+    cited = hd.run("ticket", "show", t["id"], "--citations", as_="bob", json_out=False).out
+    assert "manifestement illicites" not in plain
+    assert "Charte Indigos" in cited and "« Il est interdit" in cited and "manifestement illicites" in cited
+    view = hd.ok("ticket", "show", t["id"], "--citations", as_="bob")
+    assert any("illicites" in a["citation_text"] for a in view["actions"])
+    assert all("citation_text" not in a for a in hd.show(t["id"])["actions"])
