@@ -12,7 +12,6 @@ from contextlib import contextmanager
 from datetime import date, datetime, time, timezone
 from zoneinfo import ZoneInfo
 
-from dateutil import parser as dateutil_parser
 from dateutil.relativedelta import relativedelta
 
 UTC = timezone.utc
@@ -63,13 +62,20 @@ def as_utc(value: datetime, tz: str | None = None) -> datetime:
     return value.astimezone(UTC)
 
 
+def _isoparse(text: str):
+    # dateutil's parser package costs ~50 ms to import; commands that read no date skip it.
+    from dateutil.parser import isoparse
+
+    return isoparse(text)
+
+
 def parse_datetime(text: str, tz: str | None = None) -> datetime:
     """Read an ISO-8601 date or date-time; a bare date means midnight in ``tz``."""
     text = (text or "").strip()
     if not text:
         raise BadDate("empty date")
     try:
-        value = dateutil_parser.isoparse(text)
+        value = _isoparse(text)
     except (ValueError, OverflowError) as exc:
         raise BadDate(f"not an ISO date: {text!r}") from exc
     if isinstance(value, date) and not isinstance(value, datetime):  # pragma: no cover
@@ -81,7 +87,7 @@ def parse_day(text: str) -> date:
     """Read an ISO calendar day (YYYY-MM-DD; a date-time keeps its day)."""
     text = (text or "").strip()
     try:
-        return dateutil_parser.isoparse(text).date()
+        return _isoparse(text).date()
     except (ValueError, OverflowError) as exc:
         raise BadDate(f"not an ISO day: {text!r}") from exc
 

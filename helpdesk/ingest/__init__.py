@@ -12,6 +12,14 @@
 Every entry point raises only ``ParseError`` (with a human reason) on bad input.
 """
 
-from helpdesk.ingest.errors import ParseError
-
 __all__ = ["ParseError"]
+
+
+def __getattr__(name: str):
+    # Lazy (PEP 562): importing one parser (the Postfix log reader, say) does not load the
+    # others' dependencies.
+    if name == "ParseError":
+        from helpdesk.ingest.errors import ParseError
+
+        return ParseError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

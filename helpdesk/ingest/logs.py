@@ -30,7 +30,7 @@ from sqlmodel import Session
 from helpdesk import clock
 from helpdesk.db import read_session, write_session
 from helpdesk.ingest import alerts, records
-from helpdesk.ingest.postfix import Alert, Thresholds
+from helpdesk.ingest.limits import Alert, Thresholds
 from helpdesk.ingest.routing import Directory, unique
 from helpdesk.ingest.run import MAX_LISTED, Progress, Summary
 from helpdesk.ingest.senders import BLOCK, SenderWindows, blocks

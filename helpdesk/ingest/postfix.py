@@ -20,6 +20,7 @@ from functools import lru_cache
 from typing import BinaryIO, ClassVar
 
 from helpdesk.ingest.errors import guarded
+from helpdesk.ingest.limits import Alert, Thresholds  # noqa: F401  (also imported from here)
 from helpdesk.ingest.text import clean
 
 _MONTHS = {m: i for i, m in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split(), 1)}
@@ -272,44 +273,6 @@ _PREFIX_CLASSIC = re.compile(r"^\s*([A-Za-z]{3})\s+\d{1,2}\s")
 
 
 # --- per-sender windows ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Thresholds:
-    burst: int = 200  # more messages than this in one window is an alert
-    bounce_ratio: float = 0.2  # more bounces per recipient than this ...
-    bounce_min_messages: int = 20  # ... once the sender sent at least this many messages
-    max_recipients: int | None = None  # optional: recipients per window
-
-    def breaches(self, messages: int, recipients: int, bounces: int, window: str) -> tuple[float, list[tuple[str, str]]]:
-        """The bounce ratio, and each limit these figures pass, as (kind, explanation)."""
-        ratio = bounces / recipients if recipients else (1.0 if bounces else 0.0)
-        found: list[tuple[str, str]] = []
-        if messages > self.burst:
-            found.append(("burst", f"{messages} messages in {window} (limit {self.burst})"))
-        if self.max_recipients is not None and recipients > self.max_recipients:
-            found.append(("recipients", f"{recipients} recipients in {window} (limit {self.max_recipients})"))
-        if messages >= self.bounce_min_messages and ratio > self.bounce_ratio:
-            found.append(
-                ("bounce_ratio", f"bounce ratio {ratio:.0%} over {recipients} recipients (limit {self.bounce_ratio:.0%})")
-            )
-        return ratio, found
-
-
-@dataclass(frozen=True, slots=True)
-class Alert:
-    """Figures only: who, when, how many.  Never content, subjects or recipients."""
-
-    sender: str
-    window_start: datetime
-    window_end: datetime
-    messages: int
-    recipients: int
-    bounces: int
-    deferrals: int
-    bounce_ratio: float
-    reason: str
-    kinds: tuple[str, ...] = ()  # "burst", "recipients", "bounce_ratio"
 
 
 @dataclass(slots=True)

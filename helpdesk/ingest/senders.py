@@ -27,7 +27,7 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, tzinfo
 
-from helpdesk.ingest.postfix import Alert, Thresholds
+from helpdesk.ingest.limits import Alert, Thresholds
 
 EPOCH = 946684800  # 2000-01-01T00:00:00Z, where SenderStats' slices start
 _MONTHS = {m.encode(): i for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), 1)}
@@ -131,33 +131,41 @@ class SenderWindows:
         next_rare = rare[0][0]
         queue, senders, active, dirty = self.queue, self.senders, self.active, self.dirty
         rfind, find, startswith = data.rfind, data.find, data.startswith
-        slice_s, count_loopback = self.slice_s, self.count_loopback
+        count_loopback = self.count_loopback
+        # The minute read last and the latest time, kept in locals: only _head and _rare
+        # (through _stamp and _advance) change them.
+        minute, minute_base, minute_idx = self._minute, self._minute_base, self._minute_idx
+        latest = self.now or UNKNOWN_TIME
+        _SENDER, _SASL, _LOOPBACK, _COUNTED, _SEEN = SENDER, SASL, LOOPBACK, COUNTED, SEEN  # locals: faster
         events = 0
         for m in _MAIN.finditer(data, 0, end):
             p = m.start()
-            while next_rare < p:
-                self._rare(data, next_rare, rare[ri][1], alerts)
-                ri += 1
-                next_rare = rare[ri][0]
+            if next_rare < p:
+                while next_rare < p:
+                    self._rare(data, next_rare, rare[ri][1], alerts)
+                    ri += 1
+                    next_rare = rare[ri][0]
+                minute, minute_base, minute_idx = self._minute, self._minute_base, self._minute_idx
+                latest = self.now or UNKNOWN_TIME
             which = m.lastindex
             if which == 1:  # client= with a SASL login
                 qid = data[rfind(b" ", 0, p) + 1 : p]
                 entry = queue.get(qid)
                 if entry is None:  # its time: the latest read ("unknown" before any)
-                    queue[qid] = [None, m.group(1).lower() or None, False, False, None, self.now or UNKNOWN_TIME]
+                    queue[qid] = [None, m.group(1).lower() or None, False, False, None, latest]
                 else:
-                    entry[SASL] = m.group(1).lower() or None
-                    entry[LOOPBACK] = False
+                    entry[_SASL] = m.group(1).lower() or None
+                    entry[_LOOPBACK] = False
                 events += 1
                 continue
             if which == 2:  # client= from loopback, without a login: a content filter's
                 qid = data[rfind(b" ", 0, p) + 1 : p]
                 entry = queue.get(qid)
                 if entry is None:
-                    queue[qid] = [None, None, True, False, None, self.now or UNKNOWN_TIME]
+                    queue[qid] = [None, None, True, False, None, latest]
                 else:
-                    entry[SASL] = None
-                    entry[LOOPBACK] = True
+                    entry[_SASL] = None
+                    entry[_LOOPBACK] = True
                 self._filter_seen = True
                 events += 1
                 continue
@@ -167,11 +175,13 @@ class SenderWindows:
             ls = rfind(b"\n", 0, p) + 1
             sp = rfind(b" ", ls, p)
             # (qmgr's "from=<s>, size=N, nrcpt=N" is Postfix's own: other lines must say so)
-            if startswith(self._minute, ls) and (which == 4 or (data[sp - 1] == 58 and find(b" postfix", ls, sp) >= 0)):
+            if startswith(minute, ls) and (which == 4 or (data[sp - 1] == 58 and find(b" postfix", ls, sp) >= 0)):
                 qid = data[sp + 1 : p]
-                ts, idx = self._minute_base, self._minute_idx
+                ts, idx = minute_base, minute_idx
             else:
                 head = self._head(data, p, alerts)
+                minute, minute_base, minute_idx = self._minute, self._minute_base, self._minute_idx
+                latest = self.now or UNKNOWN_TIME
                 if head is None:
                     continue
                 ts, idx, qid, ls = head
@@ -181,17 +191,18 @@ class SenderWindows:
                 if entry is None:
                     entry = queue[qid] = [None, None, False, False, None, ts]
                 else:
-                    entry[SEEN] = ts
-                if entry[COUNTED] or entry[SENDER] is not None:
+                    entry[_SEEN] = ts
+                if entry[_SENDER] is not None:  # (set before COUNTED, so it covers it)
                     continue  # qmgr logs from= again at each retry of a deferred message
-                key = entry[SASL] or m.group(3).lower()
-                entry[SENDER] = key
+                sender, nrcpt = m.group(3, 4)
+                key = entry[_SASL] or sender.lower()
+                entry[_SENDER] = key
                 if not key:
                     continue  # the null sender: bounces and notifications
-                if entry[LOOPBACK] and not entry[SASL] and not count_loopback:
+                if entry[_LOOPBACK] and not entry[_SASL] and not count_loopback:
                     continue  # re-injected by a content filter: counted under its first queue id
-                entry[COUNTED] = True
-                nrcpt = int(m.group(4))
+                entry[_COUNTED] = True
+                nrcpt = int(nrcpt)
                 # self._add(key, idx, 1, nrcpt, 0, 0), inlined
                 rec = senders.get(key)
                 if rec is None:
@@ -223,7 +234,7 @@ class SenderWindows:
             for q, kind in sorted(self._relays(data, end)):
                 self._rare(data, q, kind, alerts)
         # Queue ids removed in this block are forgotten last: all their lines were read.
-        if b"removed\r" in data:
+        if b"\r" in data:  # (one memchr: far cheaper than looking for "removed\r")
             for m in _REMOVED.finditer(data, 0, end):
                 p = m.start()
                 queue.pop(data[rfind(b" ", 0, p) + 1 : p], None)
