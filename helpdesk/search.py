@@ -102,9 +102,19 @@ def _tags(flt: "TicketFilter | None") -> list[str]:
         tags.append(tag("q", flt.queue))
     if flt.kind in ("open", "waiting", "done"):
         tags.append(tag("k", flt.kind))
+    elif flt.kind == "active" and not flt.queue:
+        # open or waiting, in any queue: without it a search in "all tickets" would match
+        # every finished ticket too (most of the table) and sort them out afterwards
+        tags.append(f'("{tag("k", "open")}" OR "{tag("k", "waiting")}")')
     if flt.policy:
         tags.append(tag("p", flt.policy))
     return tags
+
+
+def _tags_say_all(flt: "TicketFilter") -> bool:
+    """True when the tags of the match express the whole filter (no state, no assignee):
+    the number of rows FTS5 matched is then the count."""
+    return not flt.state and not flt.assignee and flt.kind in KINDS
 
 
 def match_expression(text: str, flt: "TicketFilter | None" = None) -> str:
@@ -115,8 +125,19 @@ def match_expression(text: str, flt: "TicketFilter | None" = None) -> str:
         return ""
     expr = f"{TEXT_COLUMNS} : ({query})"
     for t in _tags(flt):
-        expr += f' AND tags : "{t}"'
+        expr += f" AND tags : {t}" if t.startswith("(") else f' AND tags : "{t}"'
     return expr
+
+
+def _fts_ids(session: Session, query: str) -> list[int]:
+    """The rowids an FTS5 MATCH gives, asked once per session (count and page share it)."""
+    cache = session.info.setdefault("fts_ids", {})
+    ids = cache.get(query)
+    if ids is None:
+        # Straight from the driver: thousands of integers, no per-row result processing.
+        raw = session.connection().connection.driver_connection
+        ids = cache[query] = [r[0] for r in raw.execute(f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH ?", (query,))]
+    return ids
 
 
 # --- PostgreSQL full text ----------------------------------------------------------------
@@ -255,9 +276,7 @@ def text_clauses(session: Session, text: str, flt: "TicketFilter | None" = None)
             return [or_(*by_id)] if by_id else [Ticket.id.is_(None)]
         # Matched once, here: the count and both runs of a page then read the ids from a
         # JSON array instead of asking FTS5 again.
-        ids = [r[0] for r in session.exec(
-            sql_text(f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :fts").bindparams(fts=query)
-        )]
+        ids = _fts_ids(session, query)
         matching = Ticket.id.in_(sql_text("SELECT value FROM json_each(:fts_ids)").bindparams(fts_ids=json.dumps(ids)))
         return [or_(matching, *by_id)]
     if has_pg_text(session):
@@ -320,6 +339,10 @@ def _where(session: Session, flt: TicketFilter) -> list:
 
 
 def count(session: Session, flt: TicketFilter) -> int:
+    text = (flt.text or "").strip()
+    if text and not text.lstrip("#").isdigit() and _tags_say_all(flt) and has_fts(session):
+        query = match_expression(text, flt)
+        return len(_fts_ids(session, query)) if query else 0
     return session.exec(select(func.count()).select_from(Ticket).where(*_where(session, flt))).one()
 
 
@@ -342,9 +365,9 @@ def page(session: Session, flt: TicketFilter, order: str = "due", limit: int = 5
     match on ``due_at IS NULL``.
     """
     offset = max(0, offset)
-    if order != "due":
-        return _page(session, _where(session, flt), _order(order), limit, offset)
     where = _where(session, flt)
+    if order != "due":
+        return _page(session, where, _order(order), limit, offset)
     dated = where + [Ticket.due_at.is_not(None)]
     n_dated = session.exec(select(func.count()).select_from(Ticket).where(*dated)).one()
     rows: list[Row] = []

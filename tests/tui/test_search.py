@@ -178,3 +178,31 @@ def test_redacted_notes_leave_the_index(db_url):
         audit.redact(s, ev, actor="system", reason="retention")
     assert ids(db_url, "titulaire") == []
     assert ids(db_url, "retention") == [3]  # the redaction's own note
+
+
+def test_the_count_of_a_search_is_what_its_pages_hold_in_every_view(db_url):
+    """The count of a text search comes from the match alone when the tags express the
+    whole view; it must then be exactly what the pages list, finished tickets excluded."""
+    with db.write_session(db_url) as s:
+        engine.apply(s, 1, "reject", ALICE, note="no")  # a finished ticket that still matches
+    views = [
+        TicketFilter(text="mot"),
+        TicketFilter(text="mot", kind="all"),
+        TicketFilter(text="mot", kind="done"),
+        TicketFilter(text="mot", queue="password-reset"),
+        TicketFilter(text="mot", policy="indigos"),
+        TicketFilter(text="mot", assignee="-"),
+        TicketFilter(text="example"),
+        TicketFilter(text="example", kind="waiting"),
+    ]
+    with db.read_session(db_url) as s:
+        for flt in views:
+            listed = search.page(s, flt, "due", limit=1000)
+            assert search.count(s, flt) == len(listed), flt
+            kinds = {r.state_kind for r in listed}
+            if flt.kind == "active":
+                assert kinds <= {"open", "waiting"}, flt
+            elif flt.kind != "all":
+                assert kinds <= {flt.kind}, flt
+        assert search.count(s, TicketFilter(text="mot", kind="done")) >= 1
+        assert search.count(s, TicketFilter(text="mot")) < search.count(s, TicketFilter(text="mot", kind="all"))
