@@ -10,25 +10,19 @@ the check existed never stops a run.
 from __future__ import annotations
 
 import ipaddress
-import re
 
 from helpdesk.errors import BadInput
 from helpdesk.i18n import _
+from helpdesk.text import items
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-_SPLIT = re.compile(r"[\s,;]+")
-
-
-def _words(value: object) -> list[str]:
-    items = value if isinstance(value, (list, tuple)) else _SPLIT.split(str(value or ""))
-    return [str(i).strip() for i in items if str(i).strip()]
 
 
 def parse(value: object) -> list[Network]:
     """Every word an address or a network; host bits of a network are dropped
     (192.0.2.7/24 is 192.0.2.0/24). Raises BadInput naming the first bad word."""
     nets: list[Network] = []
-    for word in _words(value):
+    for word in items(value):
         try:
             net = ipaddress.ip_network(word, strict=False)
         except ValueError:
@@ -50,7 +44,7 @@ def normalise(value: object) -> str:
 def lenient(value: object) -> list[Network]:
     """The words that are addresses or networks; the others are skipped."""
     nets = []
-    for word in _words(value):
+    for word in items(value):
         try:
             nets.append(ipaddress.ip_network(word, strict=False))
         except ValueError:

@@ -33,6 +33,7 @@ from helpdesk import audit, clock
 from helpdesk.errors import BadInput
 from helpdesk.i18n import _
 from helpdesk.models import Meta, Policy
+from helpdesk.text import items
 
 PREFIX = "settings:"
 
@@ -83,12 +84,6 @@ SETTINGS = {
 ENV_FALLBACK = {"mail_from": "HELPDESK_MAIL_FROM", "reset_url": "HELPDESK_RESET_URL"}  # read by delivery
 
 _DOMAIN = re.compile(r"(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,62}")
-_SPLIT = re.compile(r"[\s,;]+")
-
-
-def _list(value) -> list[str]:
-    items = value if isinstance(value, (list, tuple)) else _SPLIT.split(str(value or ""))
-    return [str(i).strip() for i in items if str(i).strip()]
 
 
 def _address(name: str, value: str) -> str:
@@ -119,12 +114,12 @@ def check(name: str, value) -> str | list[str]:
     if spec.kind == "email":
         return _address(name, str(value).strip())
     if spec.kind == "emails":
-        found = [_address(name, v) for v in _list(value)]
+        found = [_address(name, v) for v in items(value)]
         if not found:
             raise BadInput(_("{name}: one e-mail address expected, not {value!r}").format(name=name, value=value))
         return found
     if spec.kind == "domains":
-        found = [_domain(name, v) for v in _list(value)]
+        found = [_domain(name, v) for v in items(value)]
         if not found:
             raise BadInput(_("{name}: a domain name expected, not {value!r}").format(name=name, value=value))
         return found

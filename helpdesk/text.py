@@ -46,3 +46,14 @@ def clean_line(s: str) -> str:
 def one_line(text: str, limit: int = 200) -> str:
     text = clean_line(text)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+_LIST_SEPARATORS = re.compile(r"[\s,;]+")
+
+
+def items(value: object) -> list[str]:
+    """A list given as a list or as one string ("a, b; c d"): its non-empty items, stripped."""
+    if value is None:
+        return []
+    parts = value if isinstance(value, (list, tuple)) else _LIST_SEPARATORS.split(str(value))
+    return [str(p).strip() for p in parts if str(p).strip()]

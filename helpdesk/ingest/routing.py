@@ -16,15 +16,13 @@ memory. Sources, per policy pack and per account:
 from __future__ import annotations
 
 import ipaddress
-import re
 from dataclasses import dataclass, field
 
 from sqlmodel import Session, select
 
 from helpdesk import networks, settings
 from helpdesk.models import Account, Policy, Workflow
-
-_SPLIT = re.compile(r"[\s,;]+")
+from helpdesk.text import items
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,10 +45,7 @@ class PolicyInfo:
 
 def words(value: object) -> list[str]:
     """A list param or field given as a list or as a "a, b c" string, lower-cased."""
-    if value is None:
-        return []
-    items = value if isinstance(value, (list, tuple)) else _SPLIT.split(str(value))
-    return [str(i).strip().lower() for i in items if str(i).strip()]
+    return [i.lower() for i in items(value)]
 
 
 @dataclass
