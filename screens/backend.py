@@ -207,21 +207,13 @@ class Backend:
 
     def dashboard(self, limit: int = 8) -> Dashboard:
         now = clock.now()
-        active = Ticket.state_kind.in_(("open", "waiting"))
         with self.read() as s:
             counts = self._queue_counts(s, now)
             mine: list[search.Row] = []
             login = self.info.actor.login if self.info and self.info.actor else None
             if login:
-                mine = self._rows(
-                    s,
-                    [Ticket.queue.in_(QUEUES), active, or_(Ticket.assignee == login, Ticket.claimed_by == login)],
-                    limit,
-                )
-            due = self._rows(
-                s, [active, Ticket.due_at.is_not(None), Ticket.due_at <= now + timedelta(days=1)], limit * 4,
-                order=[Ticket.due_at, Ticket.id],
-            )
+                mine = self._soonest(s, [or_(Ticket.assignee == login, Ticket.claimed_by == login)], limit)
+            due = self._soonest(s, [Ticket.due_at <= now + timedelta(days=1)], limit * 4, undated=False)
             policies = self.info.policies if self.info else {}
             due_today = []
             for r in due:
@@ -258,6 +250,24 @@ class Backend:
             ).one()
             out[q] = c
         return out
+
+    def _soonest(self, s: Session, where: list, limit: int, *, undated: bool = True) -> list[search.Row]:
+        """Open and waiting tickets matching ``where``, soonest due first (those with no date
+        after, oldest first). Read per queue and kind along the (queue, state_kind, due_at)
+        index, a few rows each: one query over the table would sort thousands of rows (a
+        busy volunteer's tickets) or walk the finished tickets of the due_at index first."""
+        parts = [(q, kind) for q in QUEUES for kind in ("open", "waiting")]
+
+        def run(extra: list, order: list) -> list[search.Row]:
+            out: list[search.Row] = []
+            for q, kind in parts:
+                out += self._rows(s, [Ticket.queue == q, Ticket.state_kind == kind, *where, *extra], limit, order=order)
+            return out
+
+        rows = sorted(run([Ticket.due_at.is_not(None)], [Ticket.due_at, Ticket.id]), key=lambda r: (r.due_at, r.id))[:limit]
+        if undated and len(rows) < limit:
+            rows += sorted(run([Ticket.due_at.is_(None)], [Ticket.id]), key=lambda r: r.id)[: limit - len(rows)]
+        return rows
 
     def _rows(self, s: Session, where: list, limit: int, order: list | None = None) -> list[search.Row]:
         q = (
