@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+import time
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import NamedTuple
@@ -129,15 +131,46 @@ def match_expression(text: str, flt: "TicketFilter | None" = None) -> str:
     return expr
 
 
+#: A search view asks for its count and its first page at once, from two threads and two
+#: sessions. Given the same ``share`` token (one refresh of one view: the caller makes a new
+#: token whenever it wants fresh data), the second reuses the first one's match.
+_shared: dict[tuple, tuple[float, list[int]]] = {}
+_shared_lock = threading.Lock()
+_key_locks: dict[tuple, threading.Lock] = {}
+SHARED_KEEP_SECONDS = 10.0
+
+
 def _fts_ids(session: Session, query: str) -> list[int]:
-    """The rowids an FTS5 MATCH gives, asked once per session (count and page share it)."""
+    """The rowids an FTS5 MATCH gives: once per session, and once per ``share`` token set
+    in ``session.info`` (the count and the pages of one refresh of a view)."""
     cache = session.info.setdefault("fts_ids", {})
     ids = cache.get(query)
-    if ids is None:
-        # Straight from the driver: thousands of integers, no per-row result processing.
-        raw = session.connection().connection.driver_connection
-        ids = cache[query] = [r[0] for r in raw.execute(f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH ?", (query,))]
+    if ids is not None:
+        return ids
+    token = session.info.get("share")
+    if token is None:
+        ids = _match(session, query)
+    else:
+        key = (str(session.get_bind().url), query, token)
+        with _shared_lock:
+            lock = _key_locks.setdefault(key, threading.Lock())
+        with lock:  # the other thread of the same refresh waits for this match, not a second one
+            found = _shared.get(key)
+            ids = found[1] if found is not None else _match(session, query)
+            now = time.monotonic()
+            with _shared_lock:
+                for old in [k for k, (t, _i) in _shared.items() if now - t > SHARED_KEEP_SECONDS]:
+                    _shared.pop(old, None)
+                    _key_locks.pop(old, None)
+                _shared[key] = (now, ids)
+    cache[query] = ids
     return ids
+
+
+def _match(session: Session, query: str) -> list[int]:
+    # Straight from the driver: thousands of integers, no per-row result processing.
+    raw = session.connection().connection.driver_connection
+    return [r[0] for r in raw.execute(f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH ?", (query,))]
 
 
 # --- PostgreSQL full text ----------------------------------------------------------------

@@ -286,12 +286,16 @@ class Backend:
 
     # --- queues --------------------------------------------------------------------------
 
-    def count(self, flt: search.TicketFilter) -> int:
+    def count(self, flt: search.TicketFilter, share: Any = None) -> int:
+        """How many rows a view holds. ``share``: a token naming one refresh of one view,
+        whose count and pages may then share one full-text match."""
         with self.read() as s:
+            s.info["share"] = share
             return search.count(s, flt)
 
-    def page(self, flt: search.TicketFilter, order: str, offset: int, limit: int) -> list[search.Row]:
+    def page(self, flt: search.TicketFilter, order: str, offset: int, limit: int, share: Any = None) -> list[search.Row]:
         with self.read() as s:
+            s.info["share"] = share
             return search.page(s, flt, order, limit=limit, offset=offset)
 
     def find(self, text: str, limit: int = 10) -> list[search.Row]:

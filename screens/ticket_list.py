@@ -175,7 +175,7 @@ class TicketList(Translated, ScrollView, can_focus=True):
     @work(thread=True, exclusive=True, group="list-count", exit_on_error=False)
     def _count(self, generation: int, flt: TicketFilter) -> None:
         try:
-            total = self.backend.count(flt)
+            total = self.backend.count(flt, share=(id(self), generation))
         except Exception as exc:  # noqa: BLE001 - shown, never fatal
             self.app.call_from_thread(self.post_message, self.Failed(str(exc)))
             return
@@ -206,7 +206,7 @@ class TicketList(Translated, ScrollView, can_focus=True):
     @work(thread=True, group="list-pages", exit_on_error=False)
     def _fetch(self, generation: int, page_no: int, flt: TicketFilter, order: str) -> None:
         try:
-            rows = self.backend.page(flt, order, page_no * PAGE, PAGE)
+            rows = self.backend.page(flt, order, page_no * PAGE, PAGE, share=(id(self), generation))
         except Exception as exc:  # noqa: BLE001
             self.app.call_from_thread(self.post_message, self.Failed(str(exc)))
             rows = None

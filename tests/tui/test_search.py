@@ -206,3 +206,22 @@ def test_the_count_of_a_search_is_what_its_pages_hold_in_every_view(db_url):
                 assert kinds <= {flt.kind}, flt
         assert search.count(s, TicketFilter(text="mot", kind="done")) >= 1
         assert search.count(s, TicketFilter(text="mot")) < search.count(s, TicketFilter(text="mot", kind="all"))
+
+
+@pytest.mark.skipif(bool(PG), reason="the shared match is the FTS5 path's (SQLite)")
+def test_count_and_pages_of_one_refresh_share_one_match(db_url):
+    flt = TicketFilter(queue="password-reset", text="oublié")
+    with db.read_session(db_url) as s:
+        s.info["share"] = ("view", 1)
+        assert search.count(s, flt) == 1
+    with db.write_session(db_url) as s:
+        engine.apply(s, 1, "reject", ALICE, note="no")  # leaves the view
+    with db.read_session(db_url) as s:  # the same refresh: the match it counted
+        s.info["share"] = ("view", 1)
+        assert [r.id for r in search.page(s, flt, "due")] == []  # rows are read afresh...
+        assert search.count(s, flt) == 1  # ...the match is the refresh's own
+    with db.read_session(db_url) as s:  # the next refresh sees the change
+        s.info["share"] = ("view", 2)
+        assert search.count(s, flt) == 0
+    with db.read_session(db_url) as s:  # and so does a session with no token
+        assert search.count(s, flt) == 0
