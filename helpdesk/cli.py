@@ -137,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = cmd(acc, "list", _("list accounts"))
     p.add_argument("--policy")
     p.add_argument("--status")
+    p.add_argument("--reason", default="", help=_("why you list closed accounts (recorded with the reading)"))
 
     tk = sub.add_parser("ticket", help=_("tickets")).add_subparsers(dest="sub", metavar="SUB", required=True)
     p = cmd(tk, "open", _("open a ticket"))
@@ -354,7 +355,11 @@ def do_account(args, out: Out) -> int:
             q = q.where(Account.policy_key == args.policy)
         if args.status:
             q = q.where(Account.status == args.status)
-        rows = [service.account_view(s, a) for a in s.exec(q.limit(1000))]
+        accounts = list(s.exec(q.limit(1000)))
+        closed = [a.id for a in accounts if service.is_closed(a)]
+        if closed:  # closed accounts' personal data is listed: the reading is recorded
+            read_sensitive(args, "personal-data", data={"accounts": closed}, reason=getattr(args, "reason", "") or "account list")
+        rows = [service.account_view(s, a) for a in accounts]
         if out.json:
             out.data(rows)
         else:

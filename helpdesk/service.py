@@ -222,7 +222,8 @@ def _check_immutable(session: Session, acc: Account, fields: dict) -> None:
 
 # What may be read by whom: log material (log lines, ARF and DMARC evidence) by techadmin;
 # the personal data of a closed account by anyone identified. Every read is an audited event.
-SENSITIVE = {"logs": "techadmin", "personal-data": None}
+#: What reading is recorded, and the role it needs (None: any volunteer, recorded).
+SENSITIVE = {"logs": "techadmin", "personal-data": None, "quarantine": None}
 CLOSED_STATUSES = ("deactivated", "erased")
 
 

@@ -54,3 +54,25 @@ def test_log_material_needs_techadmin_and_a_reason(hd):
     hd.act(tid, "read-logs", "--note", "times of the reported messages", as_="chloe")
     assert [(r[0], r[1], r[2], r[4]) for r in reads(hd.url)] == [("chloe", "read-logs", "times of the reported messages", tid)]
     assert hd.ok("audit", "verify")["ok"] is True
+
+
+def test_quarantined_input_and_lists_of_closed_accounts_are_recorded_reads(hd, tmp_path):
+    hd.now = "2026-01-10T10:00:00+01:00"
+    hd.account("open1", "indigos", "open1@example.org")
+    hd.ok("account", "list", as_="alice")
+    assert reads(hd.url) == []  # no closed account listed: nothing to record
+    hd.account("gone", "indigos", "gone@example.org", "--status", "erased")
+    listed = hd.ok("account", "list", "--status", "erased", "--reason", "erasure audit", as_="bob")
+    assert [a["login"] for a in listed] == ["gone"]
+    bad = tmp_path / "bad.eml"
+    bad.write_bytes(b"From: someone@example.net\nTo: x@indigos.example\nSubject: ?\n\nJe suis Jeanne, 12 rue des Lilas.\n")
+    summary = hd.ok("ingest", "mail", bad)
+    qid = summary["items"][0]["quarantine"]
+    raw = hd.run("quarantine", "show", qid, "--raw", "--reason", "triage", as_="alice", json_out=False)
+    assert raw.code == 0 and "rue des Lilas" in raw.out
+    rows = reads(hd.url)
+    assert [(r[0], r[1], r[2]) for r in rows] == [
+        ("bob", "read-personal-data", "erasure audit"),
+        ("alice", "read-quarantine", "triage"),
+    ]
+    assert hd.ok("audit", "verify")["ok"] is True

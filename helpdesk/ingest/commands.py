@@ -53,6 +53,7 @@ def add_parsers(sub, cmd) -> None:
     p.add_argument("--limit", type=int, default=100)
     p.add_argument("--offset", type=int, default=0)
     p = cmd(qu, "show", _("show one quarantined item: reason and a cleaned preview"))
+    p.add_argument("--reason", default="", help=_("why you read it (recorded with the reading)"))
     p.add_argument("id", type=int)
     p.add_argument("--raw", action="store_true", help=_("write the exact bytes to standard output"))
 
@@ -178,6 +179,8 @@ def do_quarantine(args, out) -> int:
                 out.table(["id", "kind", "received", "bytes", "reason", "source"], [[r["id"], r["kind"], r["received_at"], r["bytes"], r["reason"], r["source"]] for r in rows])
             return 0
         row = quarantine.get(s, args.id)
+        # Raw input may hold anyone's personal data: reading it is recorded.
+        cli.read_sensitive(args, "quarantine", data={"quarantine": row.id, "raw": bool(args.raw)}, reason=args.reason)
         if args.raw:
             sys.stdout.buffer.write(row.content)
             sys.stdout.flush()
