@@ -207,9 +207,9 @@ async def test_virtual_list_fetches_only_pages_on_screen(db_url, make_app):
     app = make_app(db_url)
     original = app.backend.page
 
-    def spy(flt, order, offset, limit):
+    def spy(flt, order, offset, limit, **kw):
         calls.append((offset, limit))
-        return original(flt, order, offset, limit)
+        return original(flt, order, offset, limit, **kw)
 
     app.backend.page = spy
     async with app.run_test(size=(80, 24)) as pilot:
