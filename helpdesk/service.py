@@ -594,22 +594,11 @@ def release(session: Session, ticket_id: int, actor: Actor) -> bool:
 
 def assign(session: Session, ticket_id: int, actor: Actor, login: str | None, *, expected_version: int | None = None) -> Ticket:
     """Give a ticket to a volunteer (``None``: to nobody). Recorded as an event."""
-    ticket = engine.load_ticket(session, ticket_id, for_update=True)
-    engine.check_writer(session, actor)
-    engine.check_version(session, ticket, expected_version)
     if login is not None:
         v = session.get(Volunteer, login)
         if v is None or not v.active:
             raise BadInput(_("unknown volunteer {login!r} (helpdesk volunteer add)").format(login=login))
-    before = ticket.assignee
-    if before == login:
-        return ticket
-    ticket.assignee = login
-    ticket.version = (ticket.version or 0) + 1
-    ticket.updated_at = clock.now()
-    session.add(ticket)
-    audit.record(session, actor=actor.login, action="assign", ticket_id=ticket.id, account_id=ticket.account_id, data={"assignee": [before, login]})
-    return ticket
+    return _set_ticket(session, ticket_id, actor, "assignee", login, "assign", expected_version)
 
 
 LANGS = ("fr", "en")
@@ -619,12 +608,24 @@ def set_lang(session: Session, ticket_id: int, actor: Actor, lang: str, *, expec
     """Choose the language of the mails a ticket sends (its requester's). Recorded as an event."""
     if lang not in LANGS:
         raise BadInput(_("unknown language {lang!r} (fr or en)").format(lang=lang))
+    return _set_ticket(session, ticket_id, actor, "lang", lang, "set-lang", expected_version)
+
+
+def _set_ticket(session: Session, ticket_id: int, actor: Actor, name: str, value, action: str, expected_version: int | None) -> Ticket:
+    """Change one attribute of a ticket outside its procedure: a writer, no lost update
+    (the version moves), and an event with the value before and after."""
     ticket = engine.load_ticket(session, ticket_id, for_update=True)
     engine.check_writer(session, actor)
     engine.check_version(session, ticket, expected_version)
-    before = ticket.lang
-    if before == lang:
+    before = getattr(ticket, name)
+    if before == value:
         return ticket
+    setattr(ticket, name, value)
+    ticket.version = (ticket.version or 0) + 1
+    ticket.updated_at = clock.now()
+    session.add(ticket)
+    audit.record(session, actor=actor.login, action=action, ticket_id=ticket.id, account_id=ticket.account_id, data={name: [before, value]})
+    return ticket
     ticket.lang = lang
     ticket.version = (ticket.version or 0) + 1
     ticket.updated_at = clock.now()
