@@ -472,11 +472,11 @@ class Backend:
     def training_feedback(self, ticket_id: int, action: str, refused: Refused | None = None) -> str | None:
         """After an attempt on a scenario ticket: what the trainee should hear (None: in
         order). A refusal is recorded on the ticket so the walkthrough can count it."""
-        if self.info is None or not self.info.training:
-            return None
+        if self.info is None or not self.info.training or isinstance(refused, Conflict):
+            return None  # a conflict is no step of the lesson: the ticket is shown afresh
         from helpdesk import training
 
-        if refused is not None and self.info.actor is not None and not isinstance(refused, Conflict):
+        if refused is not None and self.info.actor is not None:
             training.record_refusal(self.url, ticket_id, action, refused.rule, by=self.info.actor.login)
         return training.feedback(self.url, ticket_id, action, refused)
 
