@@ -56,6 +56,7 @@ class HelpdeskApp(App[int]):
         self.cursor_blink = cursor_blink
         self.changes = 0  # how many changes the watcher saw (tests read it)
         self._keymap_error = ""
+        self._ticket_screen = None  # the installed TicketScreen (see open_ticket)
         keymap, self._keymap_error = keymaps.load(self.keymap_path)
         if keymap:
             self.set_keymap(keymap)
@@ -103,7 +104,23 @@ class HelpdeskApp(App[int]):
 
         if isinstance(self.screen, TicketScreen) and self.screen.ticket_id == ticket_id:
             return
-        self.push_screen(TicketScreen(ticket_id))
+        # Read at once (a dozen milliseconds), so the screen is built with its ticket in one
+        # layout; when that is not possible or fails, the screen's worker loads it and says why.
+        try:
+            preloaded = self.backend.ticket_at_once(ticket_id)
+        except Exception:  # noqa: BLE001
+            preloaded = None
+        # One ticket screen, kept installed and pushed again for the next ticket: its
+        # widgets are built once. A ticket opened from a ticket gets a screen of its own.
+        screen = self._ticket_screen
+        if screen is None:
+            screen = self._ticket_screen = TicketScreen(ticket_id, preloaded)
+            self.install_screen(screen, "ticket")
+        elif screen in self.screen_stack:
+            screen = TicketScreen(ticket_id, preloaded)
+        else:
+            screen.switch_to(ticket_id, preloaded)
+        self.push_screen(screen)
 
     @work(thread=True, group="release", exit_on_error=False)
     def release_claim(self, ticket_id: int) -> None:

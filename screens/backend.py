@@ -313,12 +313,7 @@ class Backend:
         """A ticket of a closed account shows that account's personal data: the first time
         this session opens it, the reading is recorded (``service.read_sensitive``); without
         a volunteer to record it against, it is refused."""
-        if ticket_id in self._reads:
-            return
-        with self.read() as s:
-            t = service.get_ticket(s, ticket_id)
-            closed = service.is_closed(s.get(Account, t.account_id) if t.account_id else None)
-        if not closed:
+        if not self._unrecorded_closed(ticket_id):
             return
         if self.info is None or self.info.actor is None:
             raise Refused("sensitive-read", _("the personal data of a closed account is shown only to a volunteer, and the reading is recorded"))
@@ -330,8 +325,27 @@ class Backend:
             )
         self._reads.add(ticket_id)
 
+    def _unrecorded_closed(self, ticket_id: int) -> bool:
+        """Whether opening this ticket shows a closed account's data not yet recorded."""
+        if ticket_id in self._reads:
+            return False
+        with self.read() as s:
+            t = service.get_ticket(s, ticket_id)
+            return service.is_closed(s.get(Account, t.account_id) if t.account_id else None)
+
+    def ticket_at_once(self, ticket_id: int) -> tuple[dict, dict | None] | None:
+        """A ticket's view and walkthrough when they take only reads (a dozen milliseconds:
+        the screen opens with its data, in one layout). None when opening it must first
+        record a sensitive read, a write that may wait for a lock: a worker does that."""
+        if self._unrecorded_closed(ticket_id):
+            return None
+        return self._view(ticket_id), self.walkthrough(ticket_id)
+
     def ticket(self, ticket_id: int) -> dict:
         self._read_closed_account(ticket_id)
+        return self._view(ticket_id)
+
+    def _view(self, ticket_id: int) -> dict:
         with self.read() as s:
             actor = self._actor(s)
             t = service.get_ticket(s, ticket_id)

@@ -8,7 +8,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Footer, OptionList, Static
+from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 from textual.worker import get_current_worker
 
@@ -17,6 +17,7 @@ from helpdesk.i18n import _
 from helpdesk.search import Row
 from screens.backend import QUEUES, Dashboard, localise
 from screens.base import N_, BaseScreen
+from screens.keybar import KeyBar
 from screens.safe import assemble
 
 
@@ -82,7 +83,7 @@ class DashboardScreen(BaseScreen):
                     yield OptionList(id="due", markup=False)
             yield Static(Text(_("Recent activity"), style="bold"), classes="section")
             yield OptionList(id="recent", markup=False)
-        yield Footer()
+        yield KeyBar()
 
     def on_resize(self) -> None:
         self._fill_queues(self.data)

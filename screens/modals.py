@@ -11,7 +11,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import Button, Checkbox, Footer, Input, Label, Select, Static
+from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
 from helpdesk.errors import BadInput
 from helpdesk.fields import coerce
@@ -19,6 +19,7 @@ from helpdesk.i18n import _, pick
 from helpdesk.search import KINDS, TicketFilter
 from screens.backend import Preview
 from screens.base import N_, BaseModal, SafeInput, SafeTextArea
+from screens.keybar import KeyBar
 from screens.safe import assemble, plain
 
 
@@ -82,7 +83,7 @@ class ActionForm(Dialog):
             with Horizontal(classes="dialog-buttons"):
                 yield Button(_("Continue"), id="submit", variant="primary", compact=True)
                 yield Button(compact=True, label=_("Cancel"), id="cancel")
-        yield Footer()
+        yield KeyBar()
 
     def _field_widget(self, name: str, spec: dict):
         kind = spec.get("type", "string")
@@ -240,7 +241,7 @@ class ConfirmScreen(Dialog):
             with Horizontal(classes="dialog-buttons"):
                 yield Button(compact=True, label=_("Confirm (y)"), id="yes", variant="warning" if self.irreversible else "primary")
                 yield Button(compact=True, label=_("Cancel (n)"), id="no")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.query_one("#preview").focus()
@@ -289,7 +290,7 @@ class MessageScreen(Dialog):
                 yield Static(self.body)
             with Horizontal(classes="dialog-buttons"):
                 yield Button(compact=True, label=_("Close"), id="close")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.query_one("#close").focus()
@@ -375,7 +376,7 @@ class KeysScreen(Dialog):
                         (_("Change keys in {path} (binding id = \"keys\").").format(path=path or "keymap.toml"), "dim"),
                     )
                 )
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.query_one("#keys-body").focus()
@@ -395,7 +396,7 @@ class GotoScreen(Dialog):
             yield heading(_("Go to ticket number"))
             yield SafeInput(placeholder="#", type="integer", id="goto-number", compact=True)
             yield Static("", classes="error", id="goto-error")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.query_one(Input).focus()
@@ -464,7 +465,7 @@ class FilterScreen(Dialog):
             with Horizontal(classes="dialog-buttons"):
                 yield Button(compact=True, label=_("Apply"), id="apply", variant="primary")
                 yield Button(compact=True, label=_("Cancel"), id="cancel")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.query_one("#f-policy").focus()

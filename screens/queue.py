@@ -6,11 +6,12 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Input, Static
 
 from helpdesk.i18n import _
 from helpdesk.search import TicketFilter
 from screens.base import N_, BaseScreen, SafeInput
+from screens.keybar import KeyBar
 from screens.safe import assemble
 from screens.ticket_list import TicketList, header_text
 
@@ -61,7 +62,7 @@ class QueueScreen(BaseScreen):
         yield Static(id="status")
         yield Static(id="list-header")
         yield TicketList(id="tickets")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.query_one(TicketList).focus()

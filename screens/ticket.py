@@ -17,7 +17,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import Footer, OptionList, Static
+from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 from textual.worker import get_current_worker
 
@@ -25,7 +25,8 @@ from helpdesk import clock
 from helpdesk.errors import Conflict, HelpdeskError, Refused
 from helpdesk.i18n import _
 from screens.backend import localise, parse_iso
-from screens.base import N_, BaseScreen
+from screens.base import N_, BaseScreen, TopBar
+from screens.keybar import KeyBar
 from screens.safe import assemble, plain
 
 DIGITS = "123456789"
@@ -51,16 +52,25 @@ class TicketScreen(BaseScreen):
         Binding("w", "walkthrough", N_("Walkthrough"), id="ticket.walkthrough"),
     ]
 
-    def __init__(self, ticket_id: int) -> None:
+    def __init__(self, ticket_id: int, preloaded: tuple[dict, dict | None] | None = None) -> None:
         super().__init__()
+        self.show_walkthrough = True
+        self.switch_to(ticket_id, preloaded)
+
+    def switch_to(self, ticket_id: int, preloaded: tuple[dict, dict | None] | None = None) -> None:
+        """Show another ticket the next time the screen is shown: the app keeps one ticket
+        screen and pushes it again, which skips building its widgets (most of the time it
+        takes to open a ticket). ``preloaded``: (view, walkthrough) already read."""
         self.ticket_id = ticket_id
+        self.preloaded = preloaded
+        self.fresh = True  # not shown yet: done when the screen is next resumed
+        self.holding = False  # shown, and claimed for the volunteer
         self.view: dict | None = None
         self.show_citation_text = False
         self.holder: tuple[str, datetime] | None = None
         self.last_inputs: dict[str, dict] = {}
         self.busy = False
         self.walk: dict | None = None  # the scenario's steps, on a training database
-        self.show_walkthrough = True
 
     def top_title(self) -> Text:
         return Text(f"#{self.ticket_id}")
@@ -81,18 +91,59 @@ class TicketScreen(BaseScreen):
                 yield Static(id="fields")
                 yield Static(id="history")
                 yield Static(id="mails")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
+        self._layout()
+        self._renew = self.set_interval(CLAIM_RENEW_SECONDS, self.claim, pause=True)
+        self._opened()
+
+    def on_screen_resume(self) -> None:
+        super().on_screen_resume()
+        self._opened()
+
+    def _opened(self) -> None:
+        """Show the ticket set by :meth:`switch_to` (once; a modal closing resumes the
+        screen too, with the same ticket)."""
+        if not self.fresh or not self.is_mounted:
+            return
+        self.fresh = False
+        self.holding = True
+        self.query_one("#topbar", TopBar).set_title(self.top_title())
         self.query_one("#claim").display = False
         self.query_one("#walkthrough").display = False
-        self.query_one("#actions", OptionList).focus()
-        self._layout()
-        self.load()
-        self.claim()
-        self._renew = self.set_interval(CLAIM_RENEW_SECONDS, self.claim, pause=False)
+        actions = self.query_one("#actions", OptionList)
+        actions.highlighted = None
+        actions.focus()
+        self.query_one("#details", VerticalScroll).scroll_home(animate=False)
+        if self.preloaded is not None:
+            view, walk = self.preloaded
+            self.preloaded = None
+            self.show(view, walk)
+        else:
+            self.query_one("#summary", Static).update(Text(_("Loading…"), style="dim"))
+            for name in ("procedure", "deadlines", "fields", "history", "mails", "citation"):
+                self.query_one(f"#{name}", Static).update("")
+            actions.clear_options()
+            self.load()
+        # Claimed once the ticket is on screen: the claim is a write, and its thread would
+        # slow the first paint down.
+        self.call_after_refresh(self.claim)
+        self._renew.reset()
+        self._renew.resume()
+
+    def on_screen_suspend(self) -> None:
+        if self not in self.app.screen_stack:  # left (not covered by a form): let it go
+            self._left()
 
     def on_unmount(self) -> None:
+        self._left()
+
+    def _left(self) -> None:
+        if not self.holding:
+            return
+        self.holding = False
+        self._renew.pause()
         self.app.release_claim(self.ticket_id)  # type: ignore[attr-defined]
 
     def on_resize(self) -> None:
@@ -145,6 +196,8 @@ class TicketScreen(BaseScreen):
     # --- showing -------------------------------------------------------------------------
 
     def show(self, view: dict, walk: dict | None = None) -> None:
+        if view["id"] != self.ticket_id:  # a load for the ticket shown before
+            return
         old = self.view
         self.view = view
         self.walk = walk
