@@ -32,7 +32,7 @@ from helpdesk.db import read_session, write_session
 from helpdesk.ingest import alerts, records
 from helpdesk.ingest.limits import Alert, Thresholds
 from helpdesk.ingest.routing import Directory, unique
-from helpdesk.ingest.run import MAX_LISTED, Progress, Summary
+from helpdesk.ingest.summary import MAX_LISTED, Progress, Summary
 from helpdesk.ingest.senders import BLOCK, SenderWindows, blocks
 from helpdesk.models import Account
 
