@@ -106,6 +106,7 @@ class SenderWindows:
         self._minute_base = self._minute_idx = 0
         self._whole_minutes = self.slice_s % 60 == 0
         self._hours: dict[tuple, int] = {}
+        self._held: list | None = None  # checks waiting for the thresholds (see hold)
 
     # --- feeding ---------------------------------------------------------------------------------
 
@@ -521,6 +522,11 @@ class SenderWindows:
         minutes = self.window_s // 60
         label = f"{minutes // 60} h" if minutes and minutes % 60 == 0 else f"{minutes} min"
         senders, known = self.senders, self._limits
+        if self._held is not None:  # thresholds not known yet: keep the figures, decide later
+            totals = [(key, self._window_totals(key)) for key in dirty if key in senders]
+            self._held.append((window_start, window_end, label, self.now, totals))
+            return
+        now = self.now
         for key in dirty:
             limits = known.get(key, _UNKNOWN)
             if limits is _UNKNOWN:
@@ -534,38 +540,73 @@ class SenderWindows:
                 limits.max_recipients is None or rec[2] <= limits.max_recipients
             ):
                 continue
-            messages, recipients, bounces, deferrals = self._window_totals(key)
-            ratio, found = limits.breaches(messages, recipients, bounces, label)
-            if not found:
-                continue
-            kinds = tuple(kind for kind, _ in found)
-            previous = self.reported.get((key, kinds))
-            if previous is not None and self.now - previous < self.window_s:
-                continue  # the same sender and reasons: again only after a full window
-            self.reported[(key, kinds)] = self.now
-            alerts.append(
-                Alert(
-                    sender=key.decode("utf-8", "replace"),
-                    window_start=window_start,
-                    window_end=window_end,
-                    messages=messages,
-                    recipients=recipients,
-                    bounces=bounces,
-                    deferrals=deferrals,
-                    bounce_ratio=round(ratio, 4),
-                    reason="; ".join(text for _, text in found),
-                    kinds=kinds,
-                )
+            self._decide(alerts, key, self._window_totals(key), limits, window_start, window_end, label, now)
+        self._after_check(alerts, now)
+
+    def _decide(self, alerts: list[Alert], key: bytes, totals, limits: Thresholds, window_start, window_end, label: str, now: int) -> None:
+        messages, recipients, bounces, deferrals = totals
+        ratio, found = limits.breaches(messages, recipients, bounces, label)
+        if not found:
+            return
+        kinds = tuple(kind for kind, _ in found)
+        previous = self.reported.get((key, kinds))
+        if previous is not None and now - previous < self.window_s:
+            return  # the same sender and reasons: again only after a full window
+        self.reported[(key, kinds)] = now
+        alerts.append(
+            Alert(
+                sender=key.decode("utf-8", "replace"),
+                window_start=window_start,
+                window_end=window_end,
+                messages=messages,
+                recipients=recipients,
+                bounces=bounces,
+                deferrals=deferrals,
+                bounce_ratio=round(ratio, 4),
+                reason="; ".join(text for _, text in found),
+                kinds=kinds,
             )
+        )
+
+    def _after_check(self, alerts: list[Alert], now: int) -> None:
         if len(alerts) > 1:
             alerts.sort(key=lambda a: (a.window_end, a.sender))
-        for k in [k for k, when in self.reported.items() if self.now - when > 2 * self.window_s]:
+        for k in [k for k, when in self.reported.items() if now - when > 2 * self.window_s]:
             del self.reported[k]
+
+    # --- thresholds known late ---------------------------------------------------------------
+
+    def hold(self) -> None:
+        """Read on before the thresholds are known (they come from the database, which may
+        still be loading): each check keeps the window figures of the senders it would look
+        at, and ``release`` decides on them later, in order, as the checks would have."""
+        if self._held is None:
+            self._held = []
+
+    @property
+    def holding(self) -> bool:
+        return self._held is not None
+
+    def release(self, thresholds: Callable[[str], Thresholds | None]) -> list[Alert]:
+        """The thresholds are known: the alerts the held checks raise, in order."""
+        self.thresholds = thresholds
+        self._limits.clear()
+        held, self._held = self._held or [], None
+        alerts: list[Alert] = []
+        for window_start, window_end, label, now, totals in held:
+            for key, figures in totals:
+                limits = self._limit(key)
+                if limits is not None:
+                    self._decide(alerts, key, figures, limits, window_start, window_end, label, now)
+            self._after_check(alerts, now)
+        return alerts
 
     # --- saving and resuming ---------------------------------------------------------------------
 
     def snapshot(self) -> dict:
         """A JSON-able state to resume from (with the byte offset saved beside it)."""
+        if self._held is not None:
+            raise RuntimeError("checks are held: release them before saving the state")
 
         def s(b: bytes | None) -> str | None:
             return None if b is None else b.decode("latin-1")

@@ -124,6 +124,29 @@ def test_state_survives_a_snapshot():
         assert second.totals(sender) == whole.totals(sender)
 
 
+def test_checks_held_until_the_thresholds_come_give_the_same_alerts():
+    # The command reads on while the database layer loads: the thresholds come late.
+    lines = traffic(START, 90, {
+        ("carol", "carol@c.example"): (250, 1, 0),  # burst, and again after a window
+        ("alice@a.example", "alice@a.example"): (30, 2, 1),  # bounces
+        ("calm", "calm@c.example"): (15, 1, 0),
+    })
+    data = ("\n".join(lines) + "\n").encode()
+    limits = {"carol": Thresholds(burst=100), "alice@a.example": Thresholds(bounce_ratio=0.3), "calm": Thresholds(burst=5)}
+    direct = SenderWindows(year=2026, tz=UTC, thresholds=limits.get)
+    expected = direct.feed(data) + direct.finish()
+    assert {a.sender for a in expected} == {"carol", "alice@a.example", "calm"}
+    for cut in (len(data) // 5, len(data) // 2, len(data)):
+        cut = data.rfind(b"\n", 0, cut) + 1
+        late = SenderWindows(year=2026, tz=UTC)
+        late.hold()
+        got = late.feed(data[:cut])
+        assert got == [] and late.holding
+        got += late.release(limits.get)
+        got += late.feed(data[cut:]) + late.finish()
+        assert got == expected, cut
+
+
 def test_library_path(tmp_path):
     log = tmp_path / "mail.log"
     log.write_text("\n".join(traffic(START, 30, {("zed", "zed@z.example"): (260, 1, 0)})) + "\n")
