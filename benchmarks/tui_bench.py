@@ -126,18 +126,22 @@ def child(mode: str, url: str) -> None:
         await pilot.pause()  # one more refresh: the result is painted
 
     async def startup(pilot) -> None:
+        # The dashboard is mounted: its first paint is the first screen a person can use.
+        dash = app.screen
+        await until(pilot, lambda: getattr(dash, "data", None) is not None)
+        # Wall-clock times of the first paints, and of the first paint after the counts
+        # arrived: the Pilot returns only when the app is idle, later than they were shown.
+        out["painted"] = paints_wall[0]
+        out["dashboard_data"] = next(p for p in paints_wall if p >= dash_shown[0])
+        app.exit()
+
+    async def startup_queue(pilot) -> None:
         from screens.ticket_list import TicketList
 
-        out["painted"] = time.time()  # the dashboard is mounted and painted: keys work
-        dash = app.screen
         await pilot.press("1")  # straight to the first queue, as a hurried person would
         await until(pilot, lambda: app.screen.query(TicketList) and app.screen.query_one(TicketList).row_at(0) is not None)
-        await until(pilot, lambda: getattr(dash, "data", None) is not None)
-        # Wall-clock times of the first paint after the rows (and the counts) arrived: the
-        # Pilot's press returns only when the app is idle, later than the rows were shown.
         arrived = marks_wall["arrived"]
         out["queue_rows"] = next(p for p in paints_wall if p >= arrived)
-        out["dashboard_data"] = next(p for p in paints_wall if p >= dash_shown[0])
         app.exit()
 
     async def session(pilot) -> None:
@@ -247,6 +251,8 @@ def child(mode: str, url: str) -> None:
 
     if mode == "app":
         app.run(headless=True, size=(80, 24), auto_pilot=startup)
+    elif mode == "app-queue":
+        app.run(headless=True, size=(80, 24), auto_pilot=startup_queue)
     else:
         app.run(headless=True, size=(80, 24), auto_pilot=session)
     print(json.dumps(out))
@@ -300,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"helpdesk TUI benchmark — {args.n:,} tickets ({big}), Python {sys.version.split()[0]}")
     print()
-    runs: dict[str, list[dict]] = {"empty": [], "empty-db": [], "app": []}
+    runs: dict[str, list[dict]] = {"empty": [], "empty-db": [], "app": [], "app-queue": []}
     for _ in range(args.runs):
         for mode in runs:
             started, data = spawn(mode, big)
@@ -313,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  floor: empty app + sqlmodel + database opened    {ms(floor_db)}")
     painted = med["app"]["painted"]
     print(f"  helpdesk dashboard painted (interactive)         {ms(painted)}   {painted / floor_db:4.2f}× floor")
-    rows = med["app"]["queue_rows"]
+    rows = med["app-queue"]["queue_rows"]
     print(f"  helpdesk queue rows on screen (key 1 at once)    {ms(rows)}   {rows / floor_db:4.2f}× floor")
     print(f"  helpdesk dashboard counts on screen              {ms(med['app']['dashboard_data'])}")
     print()

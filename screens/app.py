@@ -229,7 +229,7 @@ class HelpdeskApp(App[int]):
         self.changes += 1
         for screen in self.screen_stack:
             if isinstance(screen, BaseScreen):
-                screen.refresh_data()
+                screen.data_changed()
                 screen.refresh_chrome()
 
 

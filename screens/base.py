@@ -143,11 +143,34 @@ class BaseScreen(Translated, Screen):
         for b in self.query(Banners):
             b.refresh_banners()
 
+    _stale = False  # the database changed while the screen was covered
+
+    @property
+    def shown(self) -> bool:
+        """On top, or seen under dialogs only (Textual's ``is_current`` also counts the
+        full screen right under the top one)."""
+        stack = self.app.screen_stack
+        if self not in stack:
+            return False
+        return all(isinstance(s, ModalScreen) for s in stack[stack.index(self) + 1 :])
+
+    def data_changed(self) -> None:
+        """The database changed (another process, or this one): a screen in sight reloads
+        now; a covered one when it is shown again, so that work nobody sees does not slow
+        down the screen being worked on."""
+        if self.shown:
+            self.refresh_data()
+        else:
+            self._stale = True
+
     def refresh_data(self) -> None:
-        """Called when the database changed (another process, or this one)."""
+        """Reload what the screen shows from the database."""
 
     def on_screen_resume(self) -> None:
         self.refresh_chrome()
+        if self._stale:
+            self._stale = False
+            self.refresh_data()
 
 
 class BaseModal(Translated, ModalScreen):

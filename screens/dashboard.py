@@ -91,7 +91,20 @@ class DashboardScreen(BaseScreen):
     def on_mount(self) -> None:
         self.query_one("#queues", OptionList).focus()
         self._fill_queues(None)
-        self.load()
+        # Painted first, loaded next: the screen and its keys are there at once, the
+        # figures follow (the reads hold the interpreter lock the painting needs).
+        self._started = False
+        self.call_after_refresh(self._start)
+
+    def _start(self) -> None:
+        if not self._started:
+            self._started = True
+            self.load()
+
+    def on_screen_suspend(self) -> None:
+        # Covered before its first paint (a key pressed at once): what the app learns at
+        # start (``load_info``) is still needed by the screen on top.
+        self._start()
 
     def refresh_data(self) -> None:
         self.load()
@@ -107,6 +120,11 @@ class DashboardScreen(BaseScreen):
             if first:
                 backend.load_info()
                 self.app.call_from_thread(self.app.info_loaded)  # type: ignore[attr-defined]
+            if not self.shown:
+                # Covered already (a key pressed at once): its figures are read when it is
+                # shown again, and meanwhile the screen on top has the database to itself.
+                self.app.call_from_thread(self._covered)
+                return
             data = backend.dashboard()
         except Exception as exc:  # noqa: BLE001 - e.g. a database from another version
             message = str(exc) if isinstance(exc, HelpdeskError) else f"{type(exc).__name__}: {exc}"
@@ -117,6 +135,12 @@ class DashboardScreen(BaseScreen):
             return
         if not get_current_worker().is_cancelled:
             self.app.call_from_thread(self.show, data)
+
+    def _covered(self) -> None:
+        if self.shown:  # shown again meanwhile
+            self.load()
+        else:
+            self._stale = True
 
     def show(self, data: Dashboard) -> None:
         self.data = data

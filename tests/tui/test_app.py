@@ -53,6 +53,55 @@ async def test_a_change_by_another_process_appears_within_two_seconds(db_url, ma
         app.exit()
 
 
+async def test_a_covered_screen_reloads_when_shown_again_not_while_covered(db_url, make_app):
+    app = make_app(db_url, live=True, poll_seconds=0.25)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        dash = app.screen
+        assert isinstance(dash, DashboardScreen)
+        before = dash.data.counts["abuse"]["open"]
+        await press(pilot, "3")
+        lst = app.screen.query_one(TicketList)
+        total = lst.total
+        with db.write_session(db_url) as s:  # another connection, as another process would
+            service.open_ticket(s, queue="abuse", policy="indigos", actor=Actor("bob", "volunteer"),
+                                account_login="jdupont", subject="New report", fields={"category": "spam"})
+        await wait_for(pilot, lambda: lst.total == total + 1, 2.0)
+        await settle(pilot)
+        # The dashboard under the queue was not read again: nobody could see it.
+        assert dash.data.counts["abuse"]["open"] == before
+        await press(pilot, "escape")
+        assert app.screen is dash
+        await wait_for(pilot, lambda: dash.data.counts["abuse"]["open"] == before + 1, 2.0)
+        app.exit()
+
+
+async def test_a_key_pressed_at_once_opens_the_queue_and_the_dashboard_fills_later(db_url, make_app):
+    app = make_app(db_url)
+    read_while_covered = []
+    dashboard = app.backend.dashboard
+
+    def spy(*args, **kwargs):
+        read_while_covered.append(not isinstance(app.screen, DashboardScreen))
+        return dashboard(*args, **kwargs)
+
+    app.backend.dashboard = spy
+    async with app.run_test(size=(80, 24)) as pilot:
+        dash = app.screen
+        await pilot.press("1")  # at once, before the dashboard's figures
+        await settle(pilot)
+        assert isinstance(app.screen, QueueScreen)
+        lst = app.screen.query_one(TicketList)
+        assert lst.counted and lst.total > 0 and lst.row_at(0) is not None
+        assert app.backend.info is not None  # what the screens need was still learnt
+        assert "alice" in str(app.screen.query_one("#topbar").render())
+        await press(pilot, "escape")
+        await wait_for(pilot, lambda: dash.data is not None, 2.0)
+        # The figures were read once the dashboard was in sight, never under the queue.
+        assert read_while_covered and not any(read_while_covered)
+        app.exit()
+
+
 async def test_keymap_file_changes_keys_and_the_keys_screen_lists_ids(db_url, make_app, tmp_path):
     keymap = tmp_path / "keymap.toml"
     keymap.write_text('[keymap]\n"queue.search" = "ctrl+f"\n"app.keys" = "f1"\n', encoding="utf-8")
