@@ -236,15 +236,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _session(args, write: bool = False):
-    from helpdesk import db, schema
+    from helpdesk import db
 
     url = db.resolve_url(getattr(args, "db", None))
+    check_schema(url)
+    return db.write_session(url) if write else db.read_session(url)
+
+
+def check_schema(url: str) -> None:
+    from helpdesk import schema
+
     rev = schema.current_revision(url)
     if rev is None:
         raise BadInput(_("the database {url} is not initialised: run 'helpdesk init'").format(url=url))
     if rev != schema.HEAD:
         raise BadInput(_("the database schema is out of date: run 'helpdesk init' to upgrade it"))
-    return db.write_session(url) if write else db.read_session(url)
 
 
 def _pairs(values):
@@ -803,7 +809,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if getattr(args, "now", None):
             clock.set_now(args.now)
-        elif not os.environ.get("HELPDESK_NOW") and args.command not in ("train", "demo"):
+        elif not os.environ.get("HELPDESK_NOW") and args.command not in ("train", "demo") and not _reads_logs(args):
             from helpdesk import training  # a training database lives at its own clock
 
             training.adopt_clock(getattr(args, "db", None))
@@ -818,6 +824,12 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(out, exc)
     except KeyboardInterrupt:
         return 130
+
+
+def _reads_logs(args) -> bool:
+    """'ingest postfix' reads its logs while the database layer loads beside it: the clock is
+    adopted there (helpdesk.ingest.commands._postfix_prologue), not before."""
+    return args.command == "ingest" and getattr(args, "sub", None) == "postfix"
 
 
 def _fail(out: Out, exc: HelpdeskError) -> int:

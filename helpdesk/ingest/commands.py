@@ -59,16 +59,16 @@ def add_parsers(sub, cmd) -> None:
 
 
 def do_ingest(args, out) -> int:
-    from helpdesk import cli, db
-    from helpdesk.errors import BadInput
-
-    with cli._session(args):
-        pass  # checks the schema
-    url = db.resolve_url(getattr(args, "db", None))
     progress = not out.json
     if args.sub == "postfix":
-        summary = _postfix(url, args, progress)
+        summary = _postfix(args, progress)
     else:
+        from helpdesk import cli, db
+        from helpdesk.errors import BadInput
+
+        with cli._session(args):
+            pass  # checks the schema
+        url = db.resolve_url(getattr(args, "db", None))
         from helpdesk.ingest import intake, reports, run
         from helpdesk.ingest.mailboxes import SourceError, open_source
 
@@ -97,10 +97,14 @@ def _check_policy(url: str, key: str) -> None:
             raise BadInput(_("unknown policy {key!r}").format(key=key))
 
 
-def _postfix(url: str, args, progress: bool):
+def _postfix(args, progress: bool):
+    """Reads the logs while the database layer loads beside (``logs.ingest_postfix_beside``):
+    nothing here imports it. The clock and the schema check are the database side's."""
+    import os
+
     from helpdesk import clock
     from helpdesk.errors import BadInput
-    from helpdesk.ingest.logs import ingest_postfix
+    from helpdesk.ingest import logs
 
     tz = None
     if args.tz:
@@ -121,11 +125,28 @@ def _postfix(url: str, args, progress: bool):
     if window < timedelta(minutes=1):
         raise BadInput(_("the window must be at least one minute"))
     for path in args.paths:
-        import os
-
         if not os.path.isfile(path):
             raise BadInput(_("no such log file: {path}").format(path=path))
-    return ingest_postfix(url, args.paths, year=args.year, tz=tz, window=window, from_start=args.from_start, show_progress=progress)
+    own_clock = bool(getattr(args, "now", None) or os.environ.get("HELPDESK_NOW"))
+    options = {"year": args.year, "tz": tz, "window": window, "from_start": args.from_start, "show_progress": progress}
+    if not hasattr(os, "fork"):
+        url = _postfix_prologue(getattr(args, "db", None), own_clock)
+        return logs.ingest_postfix(url, args.paths, **options)
+    return logs.ingest_postfix_beside(getattr(args, "db", None), args.paths, prologue=lambda db: _postfix_prologue(db, own_clock), **options)
+
+
+def _postfix_prologue(db_arg: str | None, own_clock: bool) -> str:
+    """What the other commands do before they run (``cli.main``, ``cli._session``): a training
+    database's clock, the schema check. Returns the database URL."""
+    from helpdesk import cli, db
+
+    url = db.resolve_url(db_arg)
+    if not own_clock:
+        from helpdesk import training
+
+        training.adopt_clock(url)
+    cli.check_schema(url)
+    return url
 
 
 def _print(out, summary) -> None:

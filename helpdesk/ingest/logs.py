@@ -15,26 +15,36 @@ is) gets one mail-reputation alert; while it is open, later figures are added to
 Senders of providers without a mail-reputation procedure are not watched; senders with no
 account are reported in the summary only (figures, no ticket: no provider to give it to).
 Unreadable Postfix lines are quarantined (first ``MAX_QUARANTINED_LINES`` of a run).
+
+The command (``ingest_postfix_beside``) reads the log while the database layer loads: a
+forked child imports the ORM, loads the directory and the cursors and then writes the
+checkpoints the reader sends it, while this process reads from the start of the first file,
+holding its checks until the thresholds arrive (``SenderWindows.hold``). When the cursor
+says the file was read before, that guess is dropped and the reading starts again from the
+cursor. This module imports nothing of the database layer at its top for that reason.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections import Counter
+import pickle
+import select
+import struct
+import traceback
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlmodel import Session
-
-from helpdesk import clock
-from helpdesk.db import read_session, write_session
-from helpdesk.ingest import alerts, records
+from helpdesk.errors import BadInput, HelpdeskError
 from helpdesk.ingest.limits import Alert, Thresholds
-from helpdesk.ingest.routing import Directory, unique
-from helpdesk.ingest.summary import MAX_LISTED, Progress, Summary
 from helpdesk.ingest.senders import BLOCK, SenderWindows, blocks
-from helpdesk.models import Account
+from helpdesk.ingest.summary import MAX_LISTED, Progress, Summary
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
+
+    from helpdesk.ingest.routing import Directory
 
 COMMIT_BYTES = 32 * 1024 * 1024  # a checkpoint (alerts, quarantined lines, position) this often
 MAX_QUARANTINED_LINES = 10_000
@@ -43,6 +53,8 @@ _COMPRESSED = (".gz", ".bz2", ".xz", ".zst", ".lz4", ".zip")
 
 def thresholds_for(directory: Directory):
     """Sender -> the thresholds of its provider; None when the provider does not watch mail."""
+    from helpdesk.ingest import alerts
+    from helpdesk.ingest.routing import unique
 
     def lookup(sender: str) -> Thresholds | None:
         ref = unique(directory.accounts_for_sender(sender))
@@ -92,31 +104,32 @@ def _rotated(path: Path, inode: int) -> Path | None:
     return None
 
 
-class _Reader:
-    """One file's run: feeds the analyser, checkpoints alerts and position together."""
+class _Store:
+    """The database side of a run: writes checkpoints (alerts, quarantined lines, cursor)."""
 
-    def __init__(self, url: str, path: Path, directory: Directory, summary: Summary, *, now, progress: Progress):
+    def __init__(self, url: str, directory: Directory, summary: Summary, *, now):
         self.url = url
-        self.path = path
         self.directory = directory
         self.summary = summary
         self.now = now
-        self.progress = progress
-        self.key = _cursor_key(path)
-        self.pending: list[Alert] = []
         self.quarantined = 0
 
-    def checkpoint(self, windows: SenderWindows, state: dict) -> None:
-        with write_session(self.url) as s:
-            for alert in self.pending:
-                self._alert(s, alert)
-            for line, reason in windows.bad:
-                self._quarantine(s, line, reason, state)
-            records.save_cursor(s, self.key, {**state, "stats": windows.snapshot()}, self.now)
-        self.pending = []
-        windows.bad.clear()
+    def checkpoint(self, path: Path, alerts: list[Alert], bad: list[tuple[bytes, str]], state: dict) -> None:
+        """One transaction: the alerts and bad lines read up to ``state`` (with the analyser's
+        state), and the cursor, so that a run stopped anywhere resumes without loss or repeat."""
+        from helpdesk.db import write_session
+        from helpdesk.ingest import records
 
-    def _quarantine(self, s: Session, line: bytes, reason: str, state: dict) -> None:
+        with write_session(self.url) as s:
+            for alert in alerts:
+                self._alert(s, path, alert)
+            for line, reason in bad:
+                self._quarantine(s, path, line, reason, state)
+            records.save_cursor(s, _cursor_key(path), state, self.now)
+
+    def _quarantine(self, s: Session, path: Path, line: bytes, reason: str, state: dict) -> None:
+        from helpdesk.ingest import records
+
         if self.quarantined >= MAX_QUARANTINED_LINES:
             self.summary.counts["bad_lines_not_kept"] += 1
             return
@@ -124,12 +137,17 @@ class _Reader:
         if records.seen_outcome(s, digest) is not None:
             self.summary.counts["duplicates"] += 1
             return
-        row = records.quarantine(s, data=line, kind="postfix", source=f"{self.path} before byte {state['offset']}", reason=reason, now=self.now)
+        row = records.quarantine(s, data=line, kind="postfix", source=f"{path} before byte {state['offset']}", reason=reason, now=self.now)
         records.mark(s, digest, "quarantined", now=self.now, quarantine=row.id)
         self.quarantined += 1
         self.summary.counts["quarantined"] += 1
 
-    def _alert(self, s: Session, alert: Alert) -> None:
+    def _alert(self, s: Session, path: Path, alert: Alert) -> None:
+        from helpdesk import clock
+        from helpdesk.ingest import alerts
+        from helpdesk.ingest.routing import unique
+        from helpdesk.models import Account
+
         ref = unique(self.directory.accounts_for_sender(alert.sender))
         figures = {
             "sender": alert.sender,
@@ -143,7 +161,7 @@ class _Reader:
         entry = {"sender": alert.sender, "reason": alert.reason, **{k: v for k, v in figures.items() if k != "sender"}}
         if ref is None:
             self.summary.counts["alerts_unmatched"] += 1
-            self._list({"outcome": "unmatched", **entry})
+            self._list(path, {"outcome": "unmatched", **entry})
             return
         signal = "volume" if any(k in ("burst", "recipients") for k in alert.kinds) else "bounces"
         status, ticket = alerts.raise_alert(
@@ -152,17 +170,36 @@ class _Reader:
             account=s.get(Account, ref.id),
             fields={"signal": signal, **figures},
             subject=f"{alert.sender}: {alert.reason}",
-            note=f"Postfix log {self.path.name}: {alert.reason}",
+            note=f"Postfix log {path.name}: {alert.reason}",
             now=self.now,
         )
         self.summary.counts["alerts_opened" if status == "opened" else "alerts_updated"] += 1
-        self._list({"outcome": status, "ticket": ticket.id, "policy": ref.policy, "account": ref.login, **entry})
+        self._list(path, {"outcome": status, "ticket": ticket.id, "policy": ref.policy, "account": ref.login, **entry})
 
-    def _list(self, entry: dict) -> None:
+    def _list(self, path: Path, entry: dict) -> None:
         if len(self.summary.items) < MAX_LISTED:
-            self.summary.items.append({"item": str(self.path), **entry})
+            self.summary.items.append({"item": str(path), **entry})
         else:
             self.summary.listed_all = False
+
+
+class _Reader:
+    """One file's run: feeds the analyser, checkpoints alerts and position together.
+
+    ``poll`` (while the analyser holds its checks) is asked after each block whether the
+    database side has answered; it releases the checks, or raises ``_Restart``."""
+
+    def __init__(self, store, path: Path, *, progress: Progress, poll=None):
+        self.store = store
+        self.path = path
+        self.progress = progress
+        self.poll = poll
+        self.pending: list[Alert] = []
+
+    def checkpoint(self, windows: SenderWindows, state: dict) -> None:
+        self.store.checkpoint(self.path, self.pending, list(windows.bad), {**state, "stats": windows.snapshot()})
+        self.pending = []
+        windows.bad.clear()
 
     def read(self, windows: SenderWindows, target: Path, offset: int, inode: int, first_hash: str | None) -> int:
         """Read ``target`` from ``offset`` to its last complete line; returns the new offset."""
@@ -172,10 +209,13 @@ class _Reader:
                 self.pending += windows.feed(data, end)
                 since += end
                 self.progress.advance(end)
+                if self.poll is not None and windows.holding:
+                    self.poll(self, windows, wait=False)
                 state = {"inode": inode, "offset": position, "first_line_hash": first_hash}
                 # Alerts wait for the next checkpoint: a run stopped before it reads these
-                # lines again from the last one, and raises them again, exactly once.
-                if since >= COMMIT_BYTES or len(windows.bad) >= 100:
+                # lines again from the last one, and raises them again, exactly once. (None
+                # while the checks are held: the database side is not there yet.)
+                if (since >= COMMIT_BYTES or len(windows.bad) >= 100) and not windows.holding:
                     self.checkpoint(windows, state)
                     since = 0
                 offset = position
@@ -193,28 +233,45 @@ def ingest_postfix(
     show_progress: bool = False,
     now=None,
 ) -> Summary:
+    """One process: the database first, then the logs (the library path, and the command's
+    where ``os.fork`` is missing)."""
+    from helpdesk import clock
+    from helpdesk.db import read_session
+    from helpdesk.ingest import records
+    from helpdesk.ingest.routing import Directory
+
     now = now or clock.now()
     summary = Summary(kind="postfix", source=", ".join(paths))
     with read_session(url) as s:
         directory = Directory.load(s)
         cursors = {p: ({} if from_start else records.load_cursor(s, _cursor_key(Path(p).expanduser().absolute()))) for p in paths}
-    if tz is None:
-        from dateutil.tz import tzlocal
-
-        tz = tzlocal()
+    store = _Store(url, directory, summary, now=now)
     lookup = thresholds_for(directory)
+    tz = tz or _local_zone()
     for given in paths:
         path = Path(given).expanduser().absolute()
         try:
-            _one_file(url, path, cursors[given], directory, summary, lookup, year=year, tz=tz, window=window, now=now, show_progress=show_progress)
+            _one_file(store, path, cursors[given], summary, lookup, year=year, tz=tz, window=window, show_progress=show_progress)
         except OSError as exc:
             summary.errors.append(f"{given}: {exc.strerror or exc}")
-    lines, events = summary.counts.get("lines", 0), summary.counts.get("events", 0)
-    summary.counts["ignored"] = max(0, lines - events - summary.counts.get("bad_lines", 0))
+    _finish_counts(summary)
     return summary
 
 
-def _one_file(url, path: Path, cursor: dict, directory, summary: Summary, lookup, *, year, tz, window, now, show_progress) -> None:
+def _local_zone() -> tzinfo:
+    from dateutil.tz import tzlocal
+
+    return tzlocal()
+
+
+def _finish_counts(summary: Summary) -> None:
+    lines, events = summary.counts.get("lines", 0), summary.counts.get("events", 0)
+    summary.counts["ignored"] = max(0, lines - events - summary.counts.get("bad_lines", 0))
+
+
+def _one_file(store, path: Path, cursor: dict | None, summary: Summary, lookup, *, year, tz, window, show_progress, poll=None) -> None:
+    """``cursor`` None: not known yet, read as a first run; ``lookup`` None: the thresholds
+    are not known yet, the checks are held. ``poll`` tells when the database side answers."""
     status = os.stat(path)
     with open(path, "rb") as handle:
         first_hash = _first_line_hash(handle)
@@ -225,6 +282,9 @@ def _one_file(url, path: Path, cursor: dict, directory, summary: Summary, lookup
         thresholds=lookup,
         not_after=None if year else status.st_mtime,
     )
+    if lookup is None:
+        windows.hold()
+    cursor = cursor or {}
     if cursor.get("stats"):
         windows.restore(cursor["stats"])
     offset = 0
@@ -242,13 +302,15 @@ def _one_file(url, path: Path, cursor: dict, directory, summary: Summary, lookup
     todo.append((path, offset, status.st_ino, first_hash))
     total = sum(max(0, t.stat().st_size - o) for t, o, _i, _h in todo)
     progress = Progress(show_progress, f"ingest postfix {path.name}", total)
-    reader = _Reader(url, path, directory, summary, now=now, progress=progress)
+    reader = _Reader(store, path, progress=progress, poll=poll)
     lines0, events0, bad0 = windows.lines, windows.events, windows.bad_count
     try:
         state = {"inode": status.st_ino, "offset": offset, "first_line_hash": first_hash}
         for target, start, inode, fhash in todo:
             end = reader.read(windows, target, start, inode, fhash)
             state = {"inode": inode, "offset": end, "first_line_hash": fhash}
+        if windows.holding:  # the whole file read before the database side answered
+            poll(reader, windows, wait=True)
         # done with any rotated file: the cursor points into the current one
         state = {"inode": status.st_ino, "offset": end, "first_line_hash": first_hash}
         reader.pending += windows.finish()
@@ -259,3 +321,209 @@ def _one_file(url, path: Path, cursor: dict, directory, summary: Summary, lookup
     summary.counts["events"] += windows.events - events0
     summary.counts["bad_lines"] += windows.bad_count - bad0
     summary.counts["bytes"] += total
+
+
+# --- the command: reading beside the database side --------------------------------------------
+
+
+class _Restart(Exception):
+    """The first file was read before: drop what was read as a first run."""
+
+
+class DatabaseSideError(Exception):
+    """The database side failed in an unexpected way (its traceback is the message)."""
+
+
+def ingest_postfix_beside(
+    db: str | None,
+    paths: list[str],
+    *,
+    year: int | None = None,
+    tz: tzinfo | None = None,
+    window: timedelta = timedelta(hours=1),
+    from_start: bool = False,
+    show_progress: bool = False,
+    prologue=None,
+) -> Summary:
+    """``helpdesk ingest postfix``: like ``ingest_postfix``, with the database layer loaded by
+    a forked child on the other core while this process reads. ``prologue(db)`` runs first
+    in the child (checks, clock) and returns the database URL."""
+    up_r, up_w = os.pipe()  # child -> this process
+    down_r, down_w = os.pipe()  # this process -> child
+    pid = os.fork()
+    if pid == 0:  # the database side
+        code = 0
+        try:
+            os.close(up_r)
+            os.close(down_w)
+            _database_side(_Link(down_r, up_w), db, paths, from_start=from_start, prologue=prologue)
+        except BaseException as exc:  # noqa: BLE001 (reported to the reader, which raises it)
+            code = 1
+            try:
+                _Link(None, up_w).send(("error", *_portable(exc)))
+            except BaseException:  # noqa: BLE001 (the reader is gone: nothing to tell)
+                pass
+        finally:
+            os._exit(code)
+    os.close(up_w)
+    os.close(down_r)
+    link = _Link(up_r, down_w)
+    summary = Summary(kind="postfix", source=", ".join(paths))
+    tz = tz or _local_zone()
+    options = {"year": year, "tz": tz, "window": window, "show_progress": show_progress}
+    try:
+        store = _RemoteStore(link)
+        for n, given in enumerate(paths):
+            path = Path(given).expanduser().absolute()
+            try:
+                if n == 0 and link.cursors is None:
+                    try:
+                        _one_file(store, path, {} if from_start else None, summary, None, poll=link.poll(given, from_start), **options)
+                        continue
+                    except _Restart:
+                        pass
+                link.wait()
+                _one_file(store, path, link.cursors[given], summary, link.lookup, **options)
+            except OSError as exc:
+                summary.errors.append(f"{given}: {exc.strerror or exc}")
+        link.send(("done",))
+        reply = link.receive()
+        if reply is None or reply[0] != "summary":
+            link.failed(reply)
+        _kind, counts, items, listed_all = reply
+        summary.counts.update(counts)
+        summary.items = items
+        summary.listed_all = listed_all
+    finally:
+        link.close()
+        os.waitpid(pid, 0)
+    _finish_counts(summary)
+    return summary
+
+
+def _database_side(link: "_Link", db: str | None, paths: list[str], *, from_start: bool, prologue) -> None:
+    from helpdesk import clock
+    from helpdesk.db import read_session, resolve_url
+    from helpdesk.ingest import records
+    from helpdesk.ingest.routing import Directory
+
+    url = prologue(db) if prologue is not None else resolve_url(db)
+    now = clock.now()
+    with read_session(url) as s:
+        directory = Directory.load(s)
+        cursors = {p: ({} if from_start else records.load_cursor(s, _cursor_key(Path(p).expanduser().absolute()))) for p in paths}
+    # Thresholds of every known sender key: lookup(key) for each login and address; any
+    # other sender has no account (default thresholds, figures without a ticket).
+    lookup = thresholds_for(directory)
+    table = {key: lookup(key) for key in {*directory.by_login, *directory.by_address}}
+    link.send(("ready", cursors, table))
+    summary = Summary(kind="postfix", source="")
+    store = _Store(url, directory, summary, now=now)
+    while True:
+        message = link.receive()
+        if message is None:  # the reader stopped (killed): what was committed stays
+            return
+        if message[0] == "checkpoint":
+            _kind, path, alerts, bad, state = message
+            store.checkpoint(Path(path), alerts, bad, state)
+        elif message[0] == "done":
+            link.send(("summary", dict(summary.counts), summary.items, summary.listed_all))
+            return
+
+
+def _portable(exc: BaseException) -> tuple:
+    """An exception as the reader can raise it again: HelpdeskErrors pickled, others as text."""
+    if isinstance(exc, HelpdeskError):
+        try:
+            data = pickle.dumps(exc)
+            pickle.loads(data)
+            return ("helpdesk", data, str(exc))
+        except Exception:  # noqa: BLE001
+            return ("helpdesk", None, str(exc))
+    if isinstance(exc, KeyboardInterrupt):
+        return ("interrupt", None, "")
+    return ("other", None, "".join(traceback.format_exception(exc)))
+
+
+class _RemoteStore:
+    """Checkpoints sent to the database side, which commits each one whole."""
+
+    def __init__(self, link: "_Link"):
+        self.link = link
+
+    def checkpoint(self, path: Path, alerts: list[Alert], bad: list[tuple[bytes, str]], state: dict) -> None:
+        self.link.wait()  # (the reader never checkpoints before, this is a safeguard)
+        self.link.send(("checkpoint", str(path), alerts, bad, state))
+
+
+_HEADER = struct.Struct("!Q")
+
+
+class _Link:
+    """Length-prefixed pickles over a pair of pipes, and what the database side answered."""
+
+    def __init__(self, rfd: int | None, wfd: int | None):
+        self.reader = os.fdopen(rfd, "rb") if rfd is not None else None
+        self.writer = os.fdopen(wfd, "wb") if wfd is not None else None
+        self.cursors: dict | None = None
+        self.lookup = None
+
+    def send(self, message: tuple) -> None:
+        data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            self.writer.write(_HEADER.pack(len(data)))
+            self.writer.write(data)
+            self.writer.flush()
+        except BrokenPipeError:  # the database side stopped: say why
+            self.failed(self.receive())
+
+    def receive(self) -> tuple | None:
+        header = self.reader.read(_HEADER.size)
+        if len(header) < _HEADER.size:
+            return None
+        size = _HEADER.unpack(header)[0]
+        data = self.reader.read(size)
+        return pickle.loads(data) if len(data) == size else None
+
+    def failed(self, reply: tuple | None):
+        if reply is not None and reply[0] == "error":
+            kind, data, text = reply[1:]
+            if kind == "helpdesk":
+                raise (pickle.loads(data) if data is not None else BadInput(text))
+            if kind == "interrupt":
+                raise KeyboardInterrupt
+            raise DatabaseSideError(text)
+        raise DatabaseSideError("the database side of the run stopped without a word")
+
+    def ready(self, reply: tuple | None) -> None:
+        if reply is None or reply[0] != "ready":
+            self.failed(reply)
+        _kind, self.cursors, table = reply
+        default = Thresholds()
+        self.lookup = lambda sender: table.get(sender.strip().lower(), default)
+
+    def wait(self) -> None:
+        if self.cursors is None:
+            self.ready(self.receive())
+
+    def poll(self, given: str, from_start: bool):
+        """The reader's ``poll`` for the first file, read before its cursor is known."""
+
+        def poll(reader: _Reader, windows: SenderWindows, *, wait: bool) -> None:
+            if not wait and not select.select([self.reader], [], [], 0)[0]:
+                return
+            self.wait()
+            if self.cursors.get(given) and not from_start:
+                reader.progress.close()
+                raise _Restart
+            reader.pending += windows.release(self.lookup)
+
+        return poll
+
+    def close(self) -> None:
+        for handle in (self.reader, self.writer):
+            if handle is not None:
+                try:
+                    handle.close()
+                except OSError:
+                    pass
