@@ -523,7 +523,11 @@ class SenderWindows:
         label = f"{minutes // 60} h" if minutes and minutes % 60 == 0 else f"{minutes} min"
         senders, known = self.senders, self._limits
         if self._held is not None:  # thresholds not known yet: keep the figures, decide later
-            totals = [(key, self._window_totals(key)) for key in dirty if key in senders]
+            first, totals = self.cur - self.buckets + 1, []
+            for key in dirty:
+                rec = senders.get(key)
+                if rec is not None:  # (_window_totals, inlined for the common case: nothing stale)
+                    totals.append((key, (rec[1], rec[2], rec[3], rec[4]) if rec[0] and rec[0][0][0] >= first else self._window_totals(key)))
             self._held.append((window_start, window_end, label, self.now, totals))
             return
         now = self.now
@@ -593,11 +597,20 @@ class SenderWindows:
         self._limits.clear()
         held, self._held = self._held or [], None
         alerts: list[Alert] = []
+        known = self._limits
         for window_start, window_end, label, now, totals in held:
             for key, figures in totals:
-                limits = self._limit(key)
-                if limits is not None:
-                    self._decide(alerts, key, figures, limits, window_start, window_end, label, now)
+                limits = known.get(key, _UNKNOWN)
+                if limits is _UNKNOWN:
+                    limits = self._limit(key)
+                if limits is None:
+                    continue
+                messages, recipients = figures[0], figures[1]
+                if messages <= limits.burst and messages < limits.bounce_min_messages and (
+                    limits.max_recipients is None or recipients <= limits.max_recipients
+                ):
+                    continue  # under every limit (as _check's shortcut)
+                self._decide(alerts, key, figures, limits, window_start, window_end, label, now)
             self._after_check(alerts, now)
         return alerts
 
