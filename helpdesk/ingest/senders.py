@@ -63,6 +63,24 @@ def zone_ok(minute: bytes) -> bool:
     return bool(minute) and minute[-1:] == b":"
 
 
+def scan(data: bytes, end: int) -> tuple[int, list[int], list[bytes]]:
+    """What ``feed`` needs of a block that does not depend on what came before: its number of
+    lines, where its bounced/deferred/expired statuses are, and the queue ids it removes.
+    Kept apart so that another process can do it ahead (``helpdesk.ingest.logs``)."""
+    lines = data.count(b"\n", 0, end)
+    statuses = [m.start() for m in _STATUS.finditer(data, 0, end)]
+    if b"\r" in data:  # (one memchr: far cheaper than looking for "removed\r")
+        removed = []
+        rfind = data.rfind
+        for m in _REMOVED.finditer(data, 0, end):
+            p = m.start()
+            removed.append(data[rfind(b" ", 0, p) + 1 : p])
+    else:  # the common case, a little faster: split at ": removed\n", the queue id ends each piece
+        pieces = (data if end == len(data) else data[:end]).split(b": removed\n")
+        removed = [piece[piece.rfind(b" ") + 1 :] for piece in pieces[:-1]]
+    return lines, statuses, removed
+
+
 class SenderWindows:
     def __init__(
         self,
@@ -110,20 +128,22 @@ class SenderWindows:
 
     # --- feeding ---------------------------------------------------------------------------------
 
-    def feed(self, data: bytes, end: int | None = None) -> list[Alert]:
+    def feed(self, data: bytes, end: int | None = None, scanned: tuple | None = None) -> list[Alert]:
         """Complete lines: ``data[:end]`` (all of it by default) ends with a newline. Returns
-        the alerts raised meanwhile.
+        the alerts raised meanwhile. ``scanned``: ``scan(data, end)``, if another process
+        already did it.
 
         The loop is the hot path of a million-line log: it inlines the common case (a from=
         line in the same minute as the line before) and leaves the rest to the methods."""
         if end is None:
             end = len(data)
-        self.lines += data.count(b"\n", 0, end)
+        lines, statuses, removed = scanned or scan(data, end)
+        self.lines += lines
         alerts: list[Alert] = []
         # Hand-overs to a loopback content filter are looked for once one is known to exist
         # (a client= line from loopback), which spares two scans of every block otherwise.
         filter_known = self._filter_seen
-        rare = [(m.start(), 1) for m in _STATUS.finditer(data, 0, end)]
+        rare = [(q, 1) for q in statuses]
         if filter_known:
             rare += self._relays(data, end)
         rare.sort()
@@ -235,17 +255,10 @@ class SenderWindows:
             for q, kind in sorted(self._relays(data, end)):
                 self._rare(data, q, kind, alerts)
         # Queue ids removed in this block are forgotten last: all their lines were read.
-        if b"\r" in data:  # (one memchr: far cheaper than looking for "removed\r")
-            for m in _REMOVED.finditer(data, 0, end):
-                p = m.start()
-                queue.pop(data[rfind(b" ", 0, p) + 1 : p], None)
-                events += 1
-        else:  # the common case, a little faster: split at ": removed\n", the queue id ends each piece
-            pop = queue.pop
-            pieces = (data if end == len(data) else data[:end]).split(b": removed\n")
-            for piece in pieces[:-1]:
-                pop(piece[piece.rfind(b" ") + 1 :], None)
-            events += len(pieces) - 1
+        pop = queue.pop
+        for qid in removed:
+            pop(qid, None)
+        events += len(removed)
         self.events += events
         return alerts
 
