@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING
 
 from helpdesk.errors import BadInput, HelpdeskError
 from helpdesk.ingest.limits import Alert, Thresholds
-from helpdesk.ingest.senders import BLOCK, SenderWindows, blocks
+from helpdesk.ingest.senders import BLOCK, SenderWindows, blocks, blocks_from, scan
 from helpdesk.ingest.summary import MAX_LISTED, Progress, Summary
 
 if TYPE_CHECKING:
@@ -204,9 +204,13 @@ class _Reader:
     def read(self, windows: SenderWindows, target: Path, offset: int, inode: int, first_hash: str | None) -> int:
         """Read ``target`` from ``offset`` to its last complete line; returns the new offset."""
         since = 0
+        scans = getattr(self.store, "scans", None)
+        origin = start = offset
         with open(target, "rb") as handle:
-            for data, end, position in blocks(handle, offset, BLOCK):
-                self.pending += windows.feed(data, end)
+            for index, (data, end, position) in enumerate(blocks(handle, offset, BLOCK)):
+                scanned = scans.take(target, origin, index, start, end) if scans is not None else None
+                self.pending += windows.feed(data, end, scanned)
+                start = position
                 since += end
                 self.progress.advance(end)
                 if self.poll is not None and windows.holding:
@@ -350,13 +354,15 @@ def ingest_postfix_beside(
     in the child (checks, clock) and returns the database URL."""
     up_r, up_w = os.pipe()  # child -> this process
     down_r, down_w = os.pipe()  # this process -> child
+    scan_r, scan_w = os.pipe()  # child -> this process: blocks scanned ahead
     pid = os.fork()
     if pid == 0:  # the database side
         code = 0
         try:
             os.close(up_r)
             os.close(down_w)
-            _database_side(_Link(down_r, up_w), db, paths, from_start=from_start, prologue=prologue)
+            os.close(scan_r)
+            _database_side(_Link(down_r, up_w), _Scanner(scan_w), db, paths, from_start=from_start, prologue=prologue)
         except BaseException as exc:  # noqa: BLE001 (reported to the reader, which raises it)
             code = 1
             try:
@@ -367,12 +373,14 @@ def ingest_postfix_beside(
             os._exit(code)
     os.close(up_w)
     os.close(down_r)
+    os.close(scan_w)
     link = _Link(up_r, down_w)
+    scans = _Scans(link, scan_r)
     summary = Summary(kind="postfix", source=", ".join(paths))
     tz = tz or _local_zone()
     options = {"year": year, "tz": tz, "window": window, "show_progress": show_progress}
     try:
-        store = _RemoteStore(link)
+        store = _RemoteStore(link, scans)
         for n, given in enumerate(paths):
             path = Path(given).expanduser().absolute()
             try:
@@ -395,13 +403,14 @@ def ingest_postfix_beside(
         summary.items = items
         summary.listed_all = listed_all
     finally:
+        scans.close()
         link.close()
         os.waitpid(pid, 0)
     _finish_counts(summary)
     return summary
 
 
-def _database_side(link: "_Link", db: str | None, paths: list[str], *, from_start: bool, prologue) -> None:
+def _database_side(link: "_Link", scanner: "_Scanner", db: str | None, paths: list[str], *, from_start: bool, prologue) -> None:
     from helpdesk import clock
     from helpdesk.db import read_session, resolve_url
     from helpdesk.ingest import records
@@ -420,13 +429,22 @@ def _database_side(link: "_Link", db: str | None, paths: list[str], *, from_star
     summary = Summary(kind="postfix", source="")
     store = _Store(url, directory, summary, now=now)
     while True:
+        if scanner.busy():  # checkpoints first; scanning ahead in between
+            wait = None if scanner.wants_to_write() else 0
+            readable, writable, _ = select.select([link.rfd], [scanner.wfd] if scanner.wants_to_write() else [], [], wait)
+            if not readable:
+                scanner.step()
+                continue
         message = link.receive()
         if message is None:  # the reader stopped (killed): what was committed stays
             return
         if message[0] == "checkpoint":
             _kind, path, alerts, bad, state = message
             store.checkpoint(Path(path), alerts, bad, state)
+        elif message[0] == "scan":
+            scanner.ask(*message[1:])
         elif message[0] == "done":
+            scanner.stop()
             link.send(("summary", dict(summary.counts), summary.items, summary.listed_all))
             return
 
@@ -448,8 +466,9 @@ def _portable(exc: BaseException) -> tuple:
 class _RemoteStore:
     """Checkpoints sent to the database side, which commits each one whole."""
 
-    def __init__(self, link: "_Link"):
+    def __init__(self, link: "_Link", scans: "_Scans | None" = None):
         self.link = link
+        self.scans = scans
 
     def checkpoint(self, path: Path, alerts: list[Alert], bad: list[tuple[bytes, str]], state: dict) -> None:
         self.link.wait()  # (the reader never checkpoints before, this is a safeguard)
@@ -460,10 +479,11 @@ _HEADER = struct.Struct("!Q")
 
 
 class _Link:
-    """Length-prefixed pickles over a pair of pipes, and what the database side answered."""
+    """Length-prefixed pickles over a pair of pipes, and what the database side answered.
+    Reads go straight to the file descriptor (no buffer), so that ``select`` tells the truth."""
 
     def __init__(self, rfd: int | None, wfd: int | None):
-        self.reader = os.fdopen(rfd, "rb") if rfd is not None else None
+        self.rfd = rfd
         self.writer = os.fdopen(wfd, "wb") if wfd is not None else None
         self.cursors: dict | None = None
         self.lookup = None
@@ -478,12 +498,14 @@ class _Link:
             self.failed(self.receive())
 
     def receive(self) -> tuple | None:
-        header = self.reader.read(_HEADER.size)
-        if len(header) < _HEADER.size:
+        header = _read_exactly(self.rfd, _HEADER.size)
+        if header is None:
             return None
-        size = _HEADER.unpack(header)[0]
-        data = self.reader.read(size)
-        return pickle.loads(data) if len(data) == size else None
+        data = _read_exactly(self.rfd, _HEADER.unpack(header)[0])
+        return pickle.loads(data) if data is not None else None
+
+    def readable(self) -> bool:
+        return bool(select.select([self.rfd], [], [], 0)[0])
 
     def failed(self, reply: tuple | None):
         if reply is not None and reply[0] == "error":
@@ -510,7 +532,7 @@ class _Link:
         """The reader's ``poll`` for the first file, read before its cursor is known."""
 
         def poll(reader: _Reader, windows: SenderWindows, *, wait: bool) -> None:
-            if not wait and not select.select([self.reader], [], [], 0)[0]:
+            if not wait and not self.readable():
                 return
             self.wait()
             if self.cursors.get(given) and not from_start:
@@ -521,9 +543,143 @@ class _Link:
         return poll
 
     def close(self) -> None:
-        for handle in (self.reader, self.writer):
-            if handle is not None:
+        for close, thing in ((os.close, self.rfd), (lambda h: h.close(), self.writer)):
+            if thing is not None:
                 try:
-                    handle.close()
+                    close(thing)
                 except OSError:
                     pass
+        self.rfd = self.writer = None
+
+
+def _read_exactly(fd: int, size: int) -> bytes | None:
+    parts, left = [], size
+    while left:
+        part = os.read(fd, min(left, 1 << 20))
+        if not part:
+            return None  # the other side is gone
+        parts.append(part)
+        left -= len(part)
+    return b"".join(parts)
+
+
+# --- scanning ahead, on the database side's idle core -------------------------------------------
+
+
+class _Scans:
+    """The reader's side of the scanning ahead: once the database side is ready, it is asked
+    to run ``senders.scan`` on the blocks a little ahead of the reader, and its results come
+    back on a pipe of their own, read without ever waiting (a block it has not done yet is
+    scanned by the reader, as always). A result is used only for the block it was made of:
+    same file, same start and end."""
+
+    AHEAD = 2  # blocks between the reader and the first block asked for
+    KEPT = 8  # results read ahead at most
+
+    def __init__(self, link: _Link, rfd: int):
+        self.link = link
+        self.rfd = rfd
+        os.set_blocking(rfd, False)
+        self.buffer = bytearray()
+        self.results: dict[tuple[int, int], tuple] = {}
+        self.asked: tuple | None = None  # (target, offset) of the current request
+        self.seq = 0
+
+    def take(self, target: Path, offset: int, index: int, start: int, end: int) -> tuple | None:
+        if self.link.cursors is None or self.rfd is None:
+            return None  # the database side is not ready (or is gone)
+        if self.asked != (target, offset):
+            self.asked = (target, offset)
+            self.seq += 1
+            self.results.clear()
+            self.link.send(("scan", self.seq, str(target), offset, index + self.AHEAD))
+            return None
+        if len(self.results) < self.KEPT:
+            self._drain()
+        found = self.results.pop((self.seq, start), None)
+        for key in [k for k in self.results if k[0] != self.seq or k[1] < start]:
+            del self.results[key]
+        if found is None or found[0] != end:
+            return None
+        return found[1:]
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                part = os.read(self.rfd, 1 << 20)
+            except BlockingIOError:
+                break
+            if not part:
+                self.close()
+                break
+            self.buffer += part
+        while len(self.buffer) >= _HEADER.size:
+            size = _HEADER.unpack_from(self.buffer)[0]
+            if len(self.buffer) < _HEADER.size + size:
+                break
+            seq, start, end, lines, statuses, removed = pickle.loads(self.buffer[_HEADER.size : _HEADER.size + size])
+            del self.buffer[: _HEADER.size + size]
+            if seq == self.seq:
+                self.results[(seq, start)] = (end, lines, statuses, removed)
+
+    def close(self) -> None:
+        if self.rfd is not None:
+            os.close(self.rfd)
+            self.rfd = None
+
+
+class _Scanner:
+    """The database side's part: scans blocks ahead between two checkpoints, and sends each
+    result when the pipe has room (never blocking on it: checkpoints come first)."""
+
+    def __init__(self, wfd: int):
+        self.wfd = wfd
+        os.set_blocking(wfd, False)
+        self.blocks = None
+        self.handle = None
+        self.seq = 0
+        self.out = b""  # a result not (wholly) sent yet
+
+    def ask(self, seq: int, path: str, offset: int, chunk: int) -> None:
+        self.stop()
+        self.seq = seq
+        try:
+            self.handle = open(path, "rb")
+        except OSError:
+            return
+        self.blocks = blocks_from(self.handle, offset, chunk, BLOCK)
+
+    def busy(self) -> bool:
+        return self.blocks is not None or bool(self.out)
+
+    def step(self) -> None:
+        """Send what waits, else scan the next block."""
+        if self.out:
+            try:
+                sent = os.write(self.wfd, self.out)
+            except BlockingIOError:
+                return
+            except OSError:  # the reader is gone
+                self.out = b""
+                self.stop()
+                return
+            self.out = self.out[sent:]
+            return
+        if self.blocks is None:
+            return
+        try:
+            start, data, end, _position = next(self.blocks)
+        except (StopIteration, OSError):
+            self.stop()
+            return
+        data = pickle.dumps((self.seq, start, end, *scan(data, end)), protocol=pickle.HIGHEST_PROTOCOL)
+        self.out = _HEADER.pack(len(data)) + data
+
+    def wants_to_write(self) -> bool:
+        return bool(self.out)
+
+    def stop(self) -> None:
+        self.blocks = None
+        if self.handle is not None:
+            self.handle.close()
+            self.handle = None

@@ -690,12 +690,12 @@ class SenderWindows:
 BLOCK = 1024 * 1024  # four regex passes over a block; its size changes little, memory a bit
 
 
-def blocks(handle, offset: int, block: int = BLOCK):
+def blocks(handle, offset: int, block: int = BLOCK, *, carry: bytes = b""):
     """``(data, end, end offset)``: ``data[:end]`` is complete lines read from ``offset`` (a
     last line without its newline is left for the next run: it may still be being written).
-    Each block is copied once (the carried-over partial line is small)."""
-    handle.seek(offset)
-    carry = b""
+    Each block is copied once (the carried-over partial line is small). ``carry``: the bytes
+    from ``offset`` on already read (the first block then reads from ``offset + len(carry)``)."""
+    handle.seek(offset + len(carry))
     position = offset
     while True:
         chunk = handle.read(block)
@@ -713,6 +713,23 @@ def blocks(handle, offset: int, block: int = BLOCK):
         position += cut
         carry = data[cut:]
         yield data, cut, position
+
+
+def blocks_from(handle, offset: int, chunk: int, block: int = BLOCK):
+    """The blocks ``blocks(handle, offset, block)`` yields from its ``chunk``-th read on (each
+    read is ``block`` bytes from ``offset``): ``(start offset, data, end, end offset)``, found
+    without reading what comes before but one block. Nothing when a line is longer than that."""
+    boundary = offset + chunk * block
+    back = min(block, boundary - offset)
+    handle.seek(boundary - back)
+    head = handle.read(back)
+    newline = head.rfind(b"\n")
+    if len(head) < back or newline < 0:
+        return
+    start = boundary - back + newline + 1
+    for data, end, position in blocks(handle, start, block, carry=head[newline + 1 :]):
+        yield start, data, end, position
+        start = position
 
 
 def analyse(path: str, *, year: int | None = None, tz: tzinfo | None = None, thresholds: Thresholds | None = None) -> dict:

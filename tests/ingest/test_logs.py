@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from helpdesk.ingest.postfix import SenderStats, Thresholds, iter_events, scan
-from helpdesk.ingest.senders import SenderWindows, analyse, blocks
+from helpdesk.ingest.senders import SenderWindows, analyse, blocks, blocks_from
 from tests.ingest.conftest import sample_files
 from tests.ingest.mailmaker import NOW, db_rows
 
@@ -147,6 +147,21 @@ def test_checks_held_until_the_thresholds_come_give_the_same_alerts():
         assert got == expected, cut
 
 
+def test_blocks_from_a_later_read_are_the_blocks_read_from_the_start():
+    # The command's database side scans blocks ahead of the reader, starting mid-file.
+    import io
+
+    data = b"".join(b"%d %s\n" % (n, b"x" * (n * 7919 % 300)) for n in range(20000)) + b"partial"
+    handle = io.BytesIO(data)
+    for offset in (0, data.find(b"\n", 12345) + 1):
+        whole, start = [], offset
+        for block, end, position in blocks(handle, offset, 4096):
+            whole.append((start, block, end, position))
+            start = position
+        for chunk in (1, 2, 7, len(whole) - 1, len(whole), len(whole) + 3):
+            assert list(blocks_from(handle, offset, chunk, 4096)) == whole[chunk:], (offset, chunk)
+
+
 def test_library_path(tmp_path):
     log = tmp_path / "mail.log"
     log.write_text("\n".join(traffic(START, 30, {("zed", "zed@z.example"): (260, 1, 0)})) + "\n")
@@ -234,6 +249,28 @@ def test_ingest_postfix_in_two_runs_gives_what_one_run_gives(hd, tmp_path):
     # One run over the same lines finds the same alert (on a fresh cursor, same open ticket).
     s = hd.ok("ingest", "postfix", whole, "--year", "2026", "--tz", "UTC")
     assert s["counts"]["alerts_opened"] == 0 and s["counts"]["alerts_updated"] == 1
+
+
+def test_ingest_postfix_big_resumed_run_counts_every_line_once(hd, tmp_path):
+    # Megabytes after the cursor: the reader takes blocks its database side scanned ahead.
+    _accounts(hd)
+    lines = traffic(START, 600, {
+        ("burster", "burster@indigos.example"): (3000, 1, 0),
+        (None, "bouncer@le-pic.example"): (1500, 2, 1),
+        ("calm", "calm@indigos.example"): (1500, 1, 0),
+    })
+    log = tmp_path / "mail.log"
+    log.write_text("\n".join(lines[:500]) + "\n")
+    s1 = hd.ok("ingest", "postfix", log, "--year", "2026", "--tz", "UTC")
+    with open(log, "a") as handle:
+        handle.write("\n".join(lines[500:]) + "\n")
+    assert log.stat().st_size > 3 * 1024 * 1024  # blocks of 1 MiB, scanned ahead from the third
+    s2 = hd.ok("ingest", "postfix", log, "--year", "2026", "--tz", "UTC")
+    whole = analyse(str(log), year=2026, tz=UTC)
+    assert s1["counts"]["lines"] + s2["counts"]["lines"] == whole["lines"] == len(lines)
+    assert s1["counts"]["events"] + s2["counts"]["events"] == whole["events"]
+    tickets = hd.ok("ticket", "list", "--queue", "mail-reputation")
+    assert sorted(t["account"] for t in tickets) == ["bouncer", "burster"]
 
 
 def test_ingest_postfix_bad_arguments(hd, tmp_path):
