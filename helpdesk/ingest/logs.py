@@ -31,7 +31,6 @@ import os
 import pickle
 import select
 import struct
-import traceback
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -208,7 +207,7 @@ class _Reader:
         origin = start = offset
         with open(target, "rb") as handle:
             for index, (data, end, position) in enumerate(blocks(handle, offset, BLOCK)):
-                scanned = scans.take(target, origin, index, start, end) if scans is not None else None
+                scanned = scans.take(target, inode, origin, index, start, end) if scans is not None else None
                 self.pending += windows.feed(data, end, scanned)
                 start = position
                 since += end
@@ -460,6 +459,8 @@ def _portable(exc: BaseException) -> tuple:
             return ("helpdesk", None, str(exc))
     if isinstance(exc, KeyboardInterrupt):
         return ("interrupt", None, "")
+    import traceback
+
     return ("other", None, "".join(traceback.format_exception(exc)))
 
 
@@ -585,14 +586,14 @@ class _Scans:
         self.asked: tuple | None = None  # (target, offset) of the current request
         self.seq = 0
 
-    def take(self, target: Path, offset: int, index: int, start: int, end: int) -> tuple | None:
+    def take(self, target: Path, inode: int, offset: int, index: int, start: int, end: int) -> tuple | None:
         if self.link.cursors is None or self.rfd is None:
             return None  # the database side is not ready (or is gone)
-        if self.asked != (target, offset):
-            self.asked = (target, offset)
+        if self.asked != (target, inode, offset):
+            self.asked = (target, inode, offset)
             self.seq += 1
             self.results.clear()
-            self.link.send(("scan", self.seq, str(target), offset, index + self.AHEAD))
+            self.link.send(("scan", self.seq, str(target), inode, offset, index + self.AHEAD))
             return None
         if len(self.results) < self.KEPT:
             self._drain()
@@ -640,12 +641,16 @@ class _Scanner:
         self.seq = 0
         self.out = b""  # a result not (wholly) sent yet
 
-    def ask(self, seq: int, path: str, offset: int, chunk: int) -> None:
+    def ask(self, seq: int, path: str, inode: int, offset: int, chunk: int) -> None:
         self.stop()
         self.seq = seq
         try:
             self.handle = open(path, "rb")
+            if os.fstat(self.handle.fileno()).st_ino != inode:  # rotated meanwhile: not the reader's file
+                self.stop()
+                return
         except OSError:
+            self.stop()
             return
         self.blocks = blocks_from(self.handle, offset, chunk, BLOCK)
 
