@@ -354,6 +354,7 @@ def ingest_postfix_beside(
     up_r, up_w = os.pipe()  # child -> this process
     down_r, down_w = os.pipe()  # this process -> child
     scan_r, scan_w = os.pipe()  # child -> this process: blocks scanned ahead
+    _widen(scan_w)
     pid = os.fork()
     if pid == 0:  # the database side
         code = 0
@@ -553,6 +554,18 @@ class _Link:
         self.rfd = self.writer = None
 
 
+def _widen(fd: int) -> None:
+    """A pipe that holds several scanned blocks (about 80 KB each), where the system allows it
+    (Linux: up to /proc/sys/fs/pipe-max-size, 1 MiB by default); else the default 64 KiB
+    lets the scanning ahead fall behind the reader, which then simply scans for itself."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, 1 << 20)
+    except (ImportError, AttributeError, OSError):
+        pass
+
+
 def _read_exactly(fd: int, size: int) -> bytes | None:
     parts, left = [], size
     while left:
@@ -569,7 +582,8 @@ def _read_exactly(fd: int, size: int) -> bytes | None:
 
 class _Scans:
     """The reader's side of the scanning ahead: once the database side is ready, it is asked
-    to run ``senders.scan`` on the blocks a little ahead of the reader, and its results come
+    to run ``senders.scan`` (the regex searches, about half of the reading) on the blocks a
+    little ahead of the reader, and its results come
     back on a pipe of their own, read without ever waiting (a block it has not done yet is
     scanned by the reader, as always). A result is used only for the block it was made of:
     same file, same start and end."""
@@ -583,17 +597,17 @@ class _Scans:
         os.set_blocking(rfd, False)
         self.buffer = bytearray()
         self.results: dict[tuple[int, int], tuple] = {}
-        self.asked: tuple | None = None  # (target, offset) of the current request
+        self.asked: tuple | None = None  # (target, inode, offset) of the current request
         self.seq = 0
+        self.first = 0  # the block asked for first
+        self.latest: int | None = None  # start of the latest block received
 
     def take(self, target: Path, inode: int, offset: int, index: int, start: int, end: int) -> tuple | None:
         if self.link.cursors is None or self.rfd is None:
             return None  # the database side is not ready (or is gone)
         if self.asked != (target, inode, offset):
             self.asked = (target, inode, offset)
-            self.seq += 1
-            self.results.clear()
-            self.link.send(("scan", self.seq, str(target), inode, offset, index + self.AHEAD))
+            self._ask(target, inode, offset, index)
             return None
         if len(self.results) < self.KEPT:
             self._drain()
@@ -601,8 +615,19 @@ class _Scans:
         for key in [k for k in self.results if k[0] != self.seq or k[1] < start]:
             del self.results[key]
         if found is None or found[0] != end:
+            # Fallen behind (the reader goes faster with its help than it scans): ask it to
+            # go on from a little ahead again, rather than scan blocks already read.
+            if found is None and index >= self.first + self.AHEAD and (self.latest is None or self.latest < start):
+                self._ask(target, inode, offset, index)
             return None
         return found[1:]
+
+    def _ask(self, target: Path, inode: int, offset: int, index: int) -> None:
+        self.seq += 1
+        self.results.clear()
+        self.first = index + self.AHEAD
+        self.latest = None
+        self.link.send(("scan", self.seq, str(target), inode, offset, self.first))
 
     def _drain(self) -> None:
         while True:
@@ -618,10 +643,11 @@ class _Scans:
             size = _HEADER.unpack_from(self.buffer)[0]
             if len(self.buffer) < _HEADER.size + size:
                 break
-            seq, start, end, lines, statuses, removed = pickle.loads(self.buffer[_HEADER.size : _HEADER.size + size])
+            seq, start, end, *scanned = pickle.loads(self.buffer[_HEADER.size : _HEADER.size + size])
             del self.buffer[: _HEADER.size + size]
             if seq == self.seq:
-                self.results[(seq, start)] = (end, lines, statuses, removed)
+                self.results[(seq, start)] = (end, *scanned)
+                self.latest = start
 
     def close(self) -> None:
         if self.rfd is not None:

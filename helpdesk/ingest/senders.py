@@ -63,11 +63,13 @@ def zone_ok(minute: bytes) -> bool:
     return bool(minute) and minute[-1:] == b":"
 
 
-def scan(data: bytes, end: int) -> tuple[int, list[int], list[bytes]]:
+def scan(data: bytes, end: int) -> tuple[int, list[int], list[bytes], list[tuple]]:
     """What ``feed`` needs of a block that does not depend on what came before: its number of
-    lines, where its bounced/deferred/expired statuses are, and the queue ids it removes.
-    Kept apart so that another process can do it ahead (``helpdesk.ingest.logs``)."""
+    lines, where its bounced/deferred/expired statuses are, the queue ids it removes, and the
+    matches of the main search (start, which alternative, groups). Kept apart so that another
+    process can do it ahead (``helpdesk.ingest.logs``)."""
     lines = data.count(b"\n", 0, end)
+    matches = [(m.start(), m.lastindex, m.groups()) for m in _MAIN.finditer(data, 0, end)]
     statuses = [m.start() for m in _STATUS.finditer(data, 0, end)]
     if b"\r" in data:  # (one memchr: far cheaper than looking for "removed\r")
         removed = []
@@ -78,7 +80,7 @@ def scan(data: bytes, end: int) -> tuple[int, list[int], list[bytes]]:
     else:  # the common case, a little faster: split at ": removed\n", the queue id ends each piece
         pieces = (data if end == len(data) else data[:end]).split(b": removed\n")
         removed = [piece[piece.rfind(b" ") + 1 :] for piece in pieces[:-1]]
-    return lines, statuses, removed
+    return lines, statuses, removed, matches
 
 
 class SenderWindows:
@@ -137,7 +139,7 @@ class SenderWindows:
         line in the same minute as the line before) and leaves the rest to the methods."""
         if end is None:
             end = len(data)
-        lines, statuses, removed = scanned or scan(data, end)
+        lines, statuses, removed, matches = scanned or scan(data, end)
         self.lines += lines
         alerts: list[Alert] = []
         # Hand-overs to a loopback content filter are looked for once one is known to exist
@@ -159,8 +161,7 @@ class SenderWindows:
         latest = self.now or UNKNOWN_TIME
         _SENDER, _SASL, _LOOPBACK, _COUNTED, _SEEN = SENDER, SASL, LOOPBACK, COUNTED, SEEN  # locals: faster
         events = 0
-        for m in _MAIN.finditer(data, 0, end):
-            p = m.start()
+        for p, which, g in matches:
             if next_rare < p:
                 while next_rare < p:
                     self._rare(data, next_rare, rare[ri][1], alerts)
@@ -168,14 +169,13 @@ class SenderWindows:
                     next_rare = rare[ri][0]
                 minute, minute_base, minute_idx = self._minute, self._minute_base, self._minute_idx
                 latest = self.now or UNKNOWN_TIME
-            which = m.lastindex
             if which == 1:  # client= with a SASL login
                 qid = data[rfind(b" ", 0, p) + 1 : p]
                 entry = queue.get(qid)
                 if entry is None:  # its time: the latest read ("unknown" before any)
-                    queue[qid] = [None, m.group(1).lower() or None, False, False, None, latest]
+                    queue[qid] = [None, g[0].lower() or None, False, False, None, latest]
                 else:
-                    entry[_SASL] = m.group(1).lower() or None
+                    entry[_SASL] = g[0].lower() or None
                     entry[_LOOPBACK] = False
                 events += 1
                 continue
@@ -215,7 +215,7 @@ class SenderWindows:
                     entry[_SEEN] = ts
                 if entry[_SENDER] is not None:  # (set before COUNTED, so it covers it)
                     continue  # qmgr logs from= again at each retry of a deferred message
-                sender, nrcpt = m.group(3, 4)
+                sender, nrcpt = g[2], g[3]
                 key = entry[_SASL] or sender.lower()
                 entry[_SENDER] = key
                 if not key:
@@ -243,7 +243,7 @@ class SenderWindows:
                 dirty.add(key)
             elif which == 3:
                 self._bad(data, ls, "from=< without its closing >")
-            elif b"status=expired" in m.group(5):
+            elif b"status=expired" in g[4]:
                 events += 1
                 entry = queue.get(qid)
                 if entry is not None and entry[SENDER]:
