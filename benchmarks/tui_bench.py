@@ -11,7 +11,9 @@ small one, then prints:
 - per-key latency moving in the queue (down, page down, end, home: until the row under
   the cursor is read and painted) and opening a ticket (until its view is painted), p50/p95;
 - search latency (from the filter applied to the count and first rows painted), p50/p95;
-- peak memory (max RSS) of the same session on the small and the large database.
+- peak memory (max RSS) of the same session on the small, a middle-sized and the large
+  database (flat: what grows from the small one is SQLite's page caches filling, up to
+  their bound; the middle size shows whether anything grows past it).
 
 Every measurement runs in a child process of this script (``--child``), headless, 80×24.
 Targets: start within 1.2× floor, p95 key < 50 ms, p95 search < 100 ms, memory flat in N.
@@ -181,6 +183,7 @@ def child(mode: str, url: str) -> None:
             await pilot.press(key)
             lat.setdefault(key, []).append(await settle_paint(t0, row_ready))
         out["keys"] = lat
+        out["rss_after"] = {"keys": peak_rss_kb()}
         opens = []
         for _ in range(20):
             t0 = time.perf_counter()
@@ -193,6 +196,7 @@ def child(mode: str, url: str) -> None:
                 await until(pilot, lambda: lst.row_at(lst.cursor) is not None)
             marks.pop("shown", None)
         out["open"] = opens
+        out["rss_after"]["open"] = peak_rss_kb()
         search = queue.query_one("#search")
         times = []
         for text in SEARCHES * 2:
@@ -292,6 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=1_000_000)
     p.add_argument("--small", type=int, default=10_000)
+    p.add_argument("--mid", type=int, default=100_000, help="a third size for the memory figure (0: none)")
     p.add_argument("--dir", default="/tmp", help="where the benchmark databases are kept")
     p.add_argument("--runs", type=int, default=5, help="start-up runs (the median is printed)")
     p.add_argument("--child")
@@ -303,6 +308,7 @@ def main(argv: list[str] | None = None) -> int:
 
     big = ensure_db(Path(args.dir) / f"helpdesk-bench-{args.n}.db", args.n)
     small = ensure_db(Path(args.dir) / f"helpdesk-bench-{args.small}.db", args.small)
+    mid = ensure_db(Path(args.dir) / f"helpdesk-bench-{args.mid}.db", args.mid) if args.mid else None
 
     print(f"helpdesk TUI benchmark — {args.n:,} tickets ({big}), Python {sys.version.split()[0]}")
     print()
@@ -325,8 +331,9 @@ def main(argv: list[str] | None = None) -> int:
     print()
 
     figures = {}
-    for label, url in (("large", big), ("small", small)):
-        _s, figures[label] = spawn("session", url)
+    for label, url in (("large", big), ("small", small), ("mid", mid)):
+        if url:
+            _s, figures[label] = spawn("session", url)
     f = figures["large"]
     print(f"queue of {f['queue_total']:,} open tickets (password resets), 80×24")
     every = [x for v in f["keys"].values() for x in v]
@@ -337,8 +344,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  search        n={len(f['search']):<4} p50 {ms(pct(f['search'], .5))}  p95 {ms(pct(f['search'], .95))}   (target p95 < 100 ms)")
     print()
     print("peak memory (peak RSS, VmHWM, of the same session)")
-    print(f"  {args.small:>9,} tickets  {figures['small']['maxrss_kb'] / 1024:7.1f} MiB")
-    print(f"  {args.n:>9,} tickets  {f['maxrss_kb'] / 1024:7.1f} MiB")
+    for n, label in sorted((size, label) for size, label in ((args.small, "small"), (args.mid, "mid"), (args.n, "large")) if label in figures):
+        print(f"  {n:>9,} tickets  {figures[label]['maxrss_kb'] / 1024:7.1f} MiB")
     return 0
 
 

@@ -16,10 +16,10 @@ typed is never passed as query syntax: it is cut into words and quoted.
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 import time
+from array import array
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import NamedTuple
@@ -133,16 +133,20 @@ def match_expression(text: str, flt: "TicketFilter | None" = None) -> str:
 
 #: A search view asks for its count and its first page at once, from two threads and two
 #: sessions. Given the same ``share`` token (one refresh of one view: the caller makes a new
-#: token whenever it wants fresh data), the second reuses the first one's match.
-_shared: dict[tuple, tuple[float, list[int]]] = {}
+#: token whenever it wants fresh data), the second reuses the first one's match. Only the
+#: latest few matches are kept, and for seconds only: what a person typing fast leaves behind
+#: must not add up (a match holds as many ids as tickets it finds, so more with more tickets).
+_shared: dict[tuple, tuple[float, array]] = {}
 _shared_lock = threading.Lock()
 _key_locks: dict[tuple, threading.Lock] = {}
 SHARED_KEEP_SECONDS = 10.0
+SHARED_KEEP = 4
 
 
-def _fts_ids(session: Session, query: str) -> list[int]:
-    """The rowids an FTS5 MATCH gives: once per session, and once per ``share`` token set
-    in ``session.info`` (the count and the pages of one refresh of a view)."""
+def _fts_ids(session: Session, query: str) -> array:
+    """The rowids an FTS5 MATCH gives (a compact array of 64-bit integers): once per
+    session, and once per ``share`` token set in ``session.info`` (the count and the pages
+    of one refresh of a view)."""
     cache = session.info.setdefault("fts_ids", {})
     ids = cache.get(query)
     if ids is not None:
@@ -159,18 +163,24 @@ def _fts_ids(session: Session, query: str) -> list[int]:
             ids = found[1] if found is not None else _match(session, query)
             now = time.monotonic()
             with _shared_lock:
-                for old in [k for k, (t, _i) in _shared.items() if now - t > SHARED_KEEP_SECONDS]:
-                    _shared.pop(old, None)
-                    _key_locks.pop(old, None)
                 _shared[key] = (now, ids)
+                newest = sorted(_shared, key=lambda k: _shared[k][0], reverse=True)
+                for n, old in enumerate(newest):
+                    if n >= SHARED_KEEP or now - _shared[old][0] > SHARED_KEEP_SECONDS:
+                        _shared.pop(old, None)
+                        _key_locks.pop(old, None)
     cache[query] = ids
     return ids
 
 
-def _match(session: Session, query: str) -> list[int]:
+def _match(session: Session, query: str) -> array:
     # Straight from the driver: thousands of integers, no per-row result processing.
     raw = session.connection().connection.driver_connection
-    return [r[0] for r in raw.execute(f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH ?", (query,))]
+    return array("q", (r[0] for r in raw.execute(f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH ?", (query,))))
+
+
+def _json_ids(ids: array) -> str:
+    return "[" + ",".join(map(str, ids)) + "]"
 
 
 # --- PostgreSQL full text ----------------------------------------------------------------
@@ -310,7 +320,7 @@ def text_clauses(session: Session, text: str, flt: "TicketFilter | None" = None)
         # Matched once, here: the count and both runs of a page then read the ids from a
         # JSON array instead of asking FTS5 again.
         ids = _fts_ids(session, query)
-        matching = Ticket.id.in_(sql_text("SELECT value FROM json_each(:fts_ids)").bindparams(fts_ids=json.dumps(ids)))
+        matching = Ticket.id.in_(sql_text("SELECT value FROM json_each(:fts_ids)").bindparams(fts_ids=_json_ids(ids)))
         return [or_(matching, *by_id)]
     if has_pg_text(session):
         words = _pg_clauses(text)
