@@ -151,8 +151,9 @@ def generate(path: Path, lines: int, seed: int = 1) -> dict:
 
 
 class _TreeRss:
-    """Samples (every 5 ms) the summed resident memory of a process's descendants, in KiB:
-    pages shared after a fork are counted in each process, so this errs on the high side."""
+    """Samples the summed resident memory of a process's descendants, in KiB, every 50 ms
+    (every 5 ms took enough of a core to slow the two-process command it measured): pages
+    shared after a fork are counted in each process, so this errs on the high side."""
 
     def __init__(self, pid: int):
         import threading
@@ -178,7 +179,7 @@ class _TreeRss:
         return children + [d for c in children for d in self._descendants(c)]
 
     def _run(self) -> None:
-        while not self._stop.wait(0.005):
+        while not self._stop.wait(0.05):
             total = 0
             for pid in self._descendants(self.pid):
                 try:
