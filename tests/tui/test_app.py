@@ -28,6 +28,12 @@ async def wait_for(pilot, condition, seconds: float = 2.0) -> float:
     return loop.time() - start
 
 
+def another_process_opens_an_abuse_report(db_url: str) -> None:
+    with db.write_session(db_url) as s:  # another connection, as another process would
+        service.open_ticket(s, queue="abuse", policy="indigos", actor=Actor("bob", "volunteer"),
+                            account_login="jdupont", subject="New report", fields={"category": "spam"})
+
+
 async def test_a_change_by_another_process_appears_within_two_seconds(db_url, make_app):
     app = make_app(db_url, live=True, poll_seconds=0.25)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -35,9 +41,7 @@ async def test_a_change_by_another_process_appears_within_two_seconds(db_url, ma
         await press(pilot, "3")
         lst = app.screen.query_one(TicketList)
         before = lst.total
-        with db.write_session(db_url) as s:  # another connection, as another process would
-            service.open_ticket(s, queue="abuse", policy="indigos", actor=Actor("bob", "volunteer"),
-                                account_login="jdupont", subject="New report", fields={"category": "spam"})
+        another_process_opens_an_abuse_report(db_url)
         took = await wait_for(pilot, lambda: lst.total == before + 1, 2.0)
         assert took < 2.0
         # and a ticket someone else opens shows who
@@ -63,9 +67,7 @@ async def test_a_covered_screen_reloads_when_shown_again_not_while_covered(db_ur
         await press(pilot, "3")
         lst = app.screen.query_one(TicketList)
         total = lst.total
-        with db.write_session(db_url) as s:  # another connection, as another process would
-            service.open_ticket(s, queue="abuse", policy="indigos", actor=Actor("bob", "volunteer"),
-                                account_login="jdupont", subject="New report", fields={"category": "spam"})
+        another_process_opens_an_abuse_report(db_url)
         await wait_for(pilot, lambda: lst.total == total + 1, 2.0)
         await settle(pilot)
         # The dashboard under the queue was not read again: nobody could see it.
