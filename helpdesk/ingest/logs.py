@@ -21,7 +21,9 @@ forked child imports the ORM, loads the directory and the cursors and then write
 checkpoints the reader sends it, while this process reads from the start of the first file,
 holding its checks until the thresholds arrive (``SenderWindows.hold``). When the cursor
 says the file was read before, that guess is dropped and the reading starts again from the
-cursor. This module imports nothing of the database layer at its top for that reason.
+cursor. Once ready, the child also runs the stateless searches (``senders.scan``) on blocks a
+little ahead of the reader, which uses a result only for the very block it was made of. This
+module imports nothing of the database layer at its top for these reasons.
 """
 
 from __future__ import annotations
