@@ -209,6 +209,18 @@ def hd(db_url, tmp_path) -> Helpdesk:
     return Helpdesk(db_url, tmp_path)
 
 
+def pytest_sessionstart(session):
+    """The tests start the real CLI in hundreds of subprocesses. Where the environment says
+    not to write byte code (PYTHONDONTWRITEBYTECODE), each of them would compile the
+    project's sources again: compile them once here, as an installed package has them."""
+    if hasattr(session.config, "workerinput"):  # an xdist worker: the controller did it
+        return
+    import compileall
+
+    for folder in ("helpdesk", "screens"):
+        compileall.compile_dir(ROOT / folder, quiet=1)
+
+
 @pytest.fixture
 def cli_env():
     return _clean_env()
