@@ -810,9 +810,9 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "now", None):
             clock.set_now(args.now)
         elif not os.environ.get("HELPDESK_NOW") and args.command not in ("train", "demo") and not _reads_logs(args):
-            from helpdesk import training  # a training database lives at its own clock
+            from helpdesk import training_clock  # a training database lives at its own clock
 
-            training.adopt_clock(getattr(args, "db", None))
+            training_clock.adopt_clock(getattr(args, "db", None))
         if args.command in (None, "tui"):
             return do_tui(args, out)
         if args.command == "demo":

@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import Iterator
 
 from sqlalchemy import inspect, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, func, select
 
@@ -46,13 +45,13 @@ from helpdesk.i18n import _, pick
 from helpdesk.models import Deadline, Event, Meta, Policy, Ticket
 from helpdesk.roles import SYSTEM
 from helpdesk.scenarios import VOLUNTEERS, Scenario, ScenarioError, StepSpec
+from helpdesk.training_clock import adopt_clock, follow, sqlite_path  # noqa: F401 (adopt_clock: part of this API)
 
 TRAINING_ONLY = "training-only"
 REFUSAL_EVENT = "training-refusal"  # a refused attempt recorded on a training ticket
 META_SCENARIO, META_CLOCK, META_TICKETS = "scenario", "clock", "scenario_tickets"
 _UNITS = {"d": "days", "w": "weeks", "m": "months", "y": "years"}
 
-_adopted: str | None = None  # the URL whose training clock this process lives at
 
 
 # --- where training databases live -----------------------------------------------------
@@ -69,17 +68,10 @@ def default_url() -> str:
     return f"sqlite:///{Path(user_data_dir('helpdesk', appauthor=False)) / 'training.db'}"
 
 
-def _sqlite_path(url: str) -> Path | None:
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite":
-        return None
-    return Path(parsed.database or ":memory:")
-
-
 def database_state(url: str | None = None) -> str:
     """``new`` (no file, or no table), ``training``, or ``production`` (anything else)."""
     url = db.resolve_url(url)
-    path = _sqlite_path(url)
+    path = sqlite_path(url)
     if path is not None and (not path.exists() or path.stat().st_size == 0):
         return "new"
     try:
@@ -166,37 +158,6 @@ def clock_of(url: str | None = None) -> datetime:
         return _clock(s)
 
 
-def adopt_clock(url: str | None = None) -> datetime | None:
-    """Make ``clock.now()`` the training clock of ``url`` if it is a training database with
-    a stored clock; returns that moment, or None (nothing changed). One read of ``Meta``;
-    never creates a database file, never raises."""
-    global _adopted
-    url = db.resolve_url(url)
-    path = _sqlite_path(url)
-    if path is not None and not path.is_file():
-        return None
-    try:
-        with db.get_engine(url).connect() as conn:
-            rows = dict(conn.execute(text("SELECT key, value FROM meta WHERE key IN ('training', 'clock')")).all())
-    except SQLAlchemyError:
-        return None
-    if rows.get("training") != "yes" or not rows.get("clock"):
-        return None
-    try:
-        moment = clock.parse_datetime(rows["clock"])
-    except clock.BadDate:
-        return None
-    clock.set_now(moment)
-    _adopted = url
-    return moment
-
-
-def _follow(url: str, moment: datetime) -> None:
-    """A process living at this database's training clock follows its moves."""
-    if _adopted == url:
-        clock.set_now(moment)
-
-
 def _timezone(session: Session) -> str:
     key = _meta(session, META_SCENARIO)
     if key:
@@ -259,7 +220,7 @@ def advance(url: str | None, step: str) -> ClockMove:
         _set_meta(s, **{META_CLOCK: clock.iso(after)})
     with clock.fixed(after):
         report = sweep.run(url, now=after)
-    _follow(url, after)
+    follow(url, after)
     return ClockMove(step, before, after, report)
 
 
@@ -342,7 +303,7 @@ def seed(url: str | None, key: str) -> Seeded:
     sc = scenarios.load(key)
     url = db.resolve_url(url)
     _require_target(url)
-    path = _sqlite_path(url)
+    path = sqlite_path(url)
     if path is None:
         _wipe(url)
         _build(url, sc)
@@ -379,7 +340,7 @@ def reset(url: str | None = None, key: str | None = None) -> Seeded:
         if not key:
             raise BadInput(_("which scenario? this training database holds none (helpdesk train list)"))
     sc = scenarios.load(key)
-    path = _sqlite_path(url)
+    path = sqlite_path(url)
     cache = _cache_path(sc) if path is not None else None
     if cache is not None and cache.is_file():
         _copy(cache, path)
@@ -392,7 +353,7 @@ def _seeded(url: str, started: float, *, cached: bool) -> Seeded:
         key = _meta(s, META_SCENARIO) or ""
         tickets = json.loads(_meta(s, META_TICKETS) or "{}")
         moment = _clock(s)
-    _follow(url, moment)
+    follow(url, moment)
     return Seeded(key, url, tickets, moment, cached, round(time.perf_counter() - started, 4))
 
 

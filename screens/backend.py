@@ -199,9 +199,9 @@ class Backend:
 
     def follow_clock(self) -> None:
         """On a training database, live at its clock (the trainer may have moved it)."""
-        from helpdesk import training
+        from helpdesk import training_clock
 
-        training.adopt_clock(self.url)
+        training_clock.adopt_clock(self.url)
 
     # --- dashboard -----------------------------------------------------------------------
 

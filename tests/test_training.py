@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from helpdesk import clock, db, i18n, packs, scenarios, training
+from helpdesk import clock, db, i18n, packs, scenarios, training, training_clock
 from helpdesk.errors import Refused
 from tests.conftest import Helpdesk
 
@@ -32,7 +32,7 @@ def tr(empty_db_url, tmp_path, training_cache, monkeypatch) -> Helpdesk:
     hd = Helpdesk(empty_db_url, tmp_path)
     hd.env["HELPDESK_TRAINING_CACHE"] = training_cache
     yield hd
-    training._adopted = None
+    training_clock.forget()
     clock.set_now(None)
     db._engines.pop(db.resolve_url(empty_db_url), None)
 

@@ -142,9 +142,9 @@ def _postfix_prologue(db_arg: str | None, own_clock: bool) -> str:
 
     url = db.resolve_url(db_arg)
     if not own_clock:
-        from helpdesk import training
+        from helpdesk import training_clock
 
-        training.adopt_clock(url)
+        training_clock.adopt_clock(url)
     cli.check_schema(url)
     return url
 
