@@ -10,7 +10,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import BindingsMap
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Input, Static, TextArea
+from textual.widgets import Input, Static
 
 from helpdesk.i18n import _
 from screens.safe import assemble
@@ -44,11 +44,6 @@ class Translated:
 class SafeInput(Input):
     """An Input whose cursor blinks only when the app says so (snapshots turn it off)."""
 
-    def on_mount(self) -> None:
-        self.cursor_blink = getattr(self.app, "cursor_blink", True)
-
-
-class SafeTextArea(TextArea):
     def on_mount(self) -> None:
         self.cursor_blink = getattr(self.app, "cursor_blink", True)
 

@@ -11,20 +11,28 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import Button, Checkbox, Input, Label, Select, Static
+from textual.widgets import Button, Checkbox, Input, Label, Select, Static, TextArea
 
 from helpdesk.errors import BadInput
 from helpdesk.fields import coerce
 from helpdesk.i18n import _, pick
 from helpdesk.search import KINDS, TicketFilter
 from screens.backend import Preview
-from screens.base import N_, BaseModal, SafeInput, SafeTextArea
+from screens.base import N_, BaseModal, SafeInput
 from screens.keybar import KeyBar
 from screens.safe import assemble, plain
 
 
 def heading(text: str) -> Static:
     return Static(Text(text, style="bold"), classes="dialog-title")
+
+
+class SafeTextArea(TextArea):
+    """A TextArea whose cursor blinks only when the app says so (snapshots turn it off).
+    Here, not in ``base``: only forms use it, and TextArea costs every start ~8 ms to import."""
+
+    def on_mount(self) -> None:
+        self.cursor_blink = getattr(self.app, "cursor_blink", True)
 
 
 class Dialog(BaseModal):
