@@ -68,6 +68,7 @@ class DashboardScreen(BaseScreen):
     def __init__(self) -> None:
         super().__init__()
         self.data: Dashboard | None = None
+        self._started = False  # its first load was asked for
 
     def compose(self) -> ComposeResult:
         yield from self.compose_top()
@@ -93,7 +94,6 @@ class DashboardScreen(BaseScreen):
         self._fill_queues(None)
         # Painted first, loaded next: the screen and its keys are there at once, the
         # figures follow (the reads hold the interpreter lock the painting needs).
-        self._started = False
         self.call_after_refresh(self._start)
 
     def _start(self) -> None:
