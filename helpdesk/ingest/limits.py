@@ -58,3 +58,21 @@ class Alert(
     bounce_ratio: float
     reason: str
     kinds: tuple[str, ...]
+
+    @classmethod
+    def of(cls, sender: str, window_start, window_end, totals: tuple[int, int, int, int], ratio: float, found: list[tuple[str, str]]) -> "Alert":
+        """The alert for ``totals`` (messages, recipients, bounces, deferrals) and the limits
+        ``Thresholds.breaches`` found passed: both analysers word and round it alike."""
+        messages, recipients, bounces, deferrals = totals
+        return cls(
+            sender=sender,
+            window_start=window_start,
+            window_end=window_end,
+            messages=messages,
+            recipients=recipients,
+            bounces=bounces,
+            deferrals=deferrals,
+            bounce_ratio=round(ratio, 4),
+            reason="; ".join(text for _, text in found),
+            kinds=tuple(kind for kind, _ in found),
+        )

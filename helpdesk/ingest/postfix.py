@@ -469,23 +469,10 @@ class SenderStats:
         window_start, window = self._window_start(), _duration(self.window)
         alerts = []
         for sender in sorted(self._senders):
-            messages, recipients, bounces, deferrals = self.totals(sender)
-            ratio, found = thresholds.breaches(messages, recipients, bounces, window)
+            totals = self.totals(sender)
+            ratio, found = thresholds.breaches(*totals[:3], window)
             if found:
-                alerts.append(
-                    Alert(
-                        sender=sender,
-                        window_start=window_start,
-                        window_end=self.now,
-                        messages=messages,
-                        recipients=recipients,
-                        bounces=bounces,
-                        deferrals=deferrals,
-                        bounce_ratio=round(ratio, 4),
-                        reason="; ".join(text for _, text in found),
-                        kinds=tuple(kind for kind, _ in found),
-                    )
-                )
+                alerts.append(Alert.of(sender, window_start, self.now, totals, ratio, found))
         return alerts
 
 

@@ -561,8 +561,7 @@ class SenderWindows:
         self._after_check(alerts, now)
 
     def _decide(self, alerts: list[Alert], key: bytes, totals, limits: Thresholds, window_start, window_end, label: str, now: int) -> None:
-        messages, recipients, bounces, deferrals = totals
-        ratio, found = limits.breaches(messages, recipients, bounces, label)
+        ratio, found = limits.breaches(*totals[:3], label)
         if not found:
             return
         kinds = tuple(kind for kind, _ in found)
@@ -570,20 +569,7 @@ class SenderWindows:
         if previous is not None and now - previous < self.window_s:
             return  # the same sender and reasons: again only after a full window
         self.reported[(key, kinds)] = now
-        alerts.append(
-            Alert(
-                sender=key.decode("utf-8", "replace"),
-                window_start=window_start,
-                window_end=window_end,
-                messages=messages,
-                recipients=recipients,
-                bounces=bounces,
-                deferrals=deferrals,
-                bounce_ratio=round(ratio, 4),
-                reason="; ".join(text for _, text in found),
-                kinds=kinds,
-            )
-        )
+        alerts.append(Alert.of(key.decode("utf-8", "replace"), window_start, window_end, totals, ratio, found))
 
     def _after_check(self, alerts: list[Alert], now: int) -> None:
         if len(alerts) > 1:
