@@ -753,7 +753,7 @@ def do_tui(args, out: Out, demo: bool = False, training: bool = False) -> int:
     import importlib
 
     try:  # the only place the core reaches the TUI, and only when it is asked to open it
-        run_tui = importlib.import_module("screens.app").run
+        run_tui = importlib.import_module("screens.start").run
     except ImportError as exc:
         raise BadInput(_("the TUI is not available: {error}").format(error=exc)) from None
     return run_tui(db=getattr(args, "db", None), user=getattr(args, "user", None) or os.environ.get("HELPDESK_USER"), demo=demo, **({"training": True} if training else {}))
@@ -809,8 +809,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if getattr(args, "now", None):
             clock.set_now(args.now)
-        elif not os.environ.get("HELPDESK_NOW") and args.command not in ("train", "demo") and not _reads_logs(args):
-            from helpdesk import training_clock  # a training database lives at its own clock
+        # A training database lives at its own clock. The TUI's backend process adopts it
+        # (screens.remote: the database layer loads there, beside Textual).
+        elif not os.environ.get("HELPDESK_NOW") and args.command not in (None, "tui", "train", "demo") and not _reads_logs(args):
+            from helpdesk import training_clock
 
             training_clock.adopt_clock(getattr(args, "db", None))
         if args.command in (None, "tui"):

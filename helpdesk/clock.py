@@ -34,6 +34,12 @@ def set_now(value: datetime | str | None) -> None:
         _fixed = as_utc(value)
 
 
+def fixed_at() -> datetime | None:
+    """The moment the clock is fixed at by :func:`set_now` (None: it follows the wall clock,
+    or ``HELPDESK_NOW``)."""
+    return _fixed
+
+
 @contextmanager
 def fixed(value: datetime | str):
     """Fix the clock for the duration of a block, then give back whatever it was."""

@@ -10,20 +10,7 @@ from sqlmodel import Session, select
 
 from helpdesk import clock
 from helpdesk.models import Account, Deadline, Event, Policy, Ticket, Transition, Workflow
-from helpdesk.roles import SYSTEM
-
-
-@dataclass(frozen=True)
-class Actor:
-    login: str
-    role: str
-
-    @property
-    def is_system(self) -> bool:
-        return self.role == SYSTEM
-
-
-SYSTEM_ACTOR = Actor(SYSTEM, SYSTEM)
+from helpdesk.roles import SYSTEM, SYSTEM_ACTOR, Actor  # noqa: F401 - re-exported
 
 
 @dataclass

@@ -30,6 +30,9 @@ class Refused(HelpdeskError):
         self.citation_text = text
         super().__init__(f"{reason} [{citation}]" if citation else reason)
 
+    def __reduce__(self):  # pickled whole: it crosses from the TUI's backend process
+        return type(self), (self.rule, self.reason, self.citation, self.citation_text), self.__dict__
+
     def as_dict(self) -> dict:
         return {
             "error": "refused",
@@ -46,6 +49,9 @@ class Conflict(Refused):
         super().__init__("conflict", reason)
         self.changed_by = changed_by
         self.state = state
+
+    def __reduce__(self):
+        return type(self), (self.reason, self.changed_by, self.state), self.__dict__
 
     def as_dict(self) -> dict:
         d = super().as_dict()

@@ -7,9 +7,26 @@ databases, where it may demonstrate every step. ``system`` is the clock (sweep, 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 ROLES = ("volunteer", "oncall", "techadmin", "trainer")
 RANK = {"volunteer": 1, "oncall": 2, "techadmin": 3}
 SYSTEM = "system"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts: a volunteer's login and role, or the system (the clock)."""
+
+    login: str
+    role: str
+
+    @property
+    def is_system(self) -> bool:
+        return self.role == SYSTEM
+
+
+SYSTEM_ACTOR = Actor(SYSTEM, SYSTEM)
 
 
 def rank(role: str, training: bool) -> int:

@@ -20,54 +20,17 @@ import re
 import threading
 import time
 from array import array
-from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import NamedTuple
 
 from sqlalchemy import and_, exists, func, or_, text as sql_text
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, select
 
+from helpdesk.filters import KINDS, ORDERS, Row, TicketFilter  # noqa: F401 - re-exported
 from helpdesk.models import Account, Event, Ticket
 
 FTS_TABLE = "ticket_fts"
-ORDERS = ("due", "age", "state", "new")
-KINDS = ("active", "open", "waiting", "done", "all")
-
 _WORD = re.compile(r"\w+", re.UNICODE)
-
-
-@dataclass(frozen=True)
-class TicketFilter:
-    """What a queue view shows. ``kind``: ``active`` (open and waiting, the default),
-    ``open``, ``waiting``, ``done`` or ``all``; ``assignee`` a login, or ``-`` for nobody."""
-
-    queue: str | None = None
-    policy: str | None = None
-    state: str | None = None
-    kind: str = "active"
-    assignee: str | None = None
-    text: str = ""
-
-    def with_(self, **changes) -> "TicketFilter":
-        return replace(self, **changes)
-
-
-class Row(NamedTuple):
-    id: int
-    queue: str
-    policy: str
-    workflow_id: int
-    state: str
-    state_kind: str
-    account: str | None
-    requester: str
-    subject: str
-    due_at: datetime | None
-    opened_at: datetime
-    assignee: str | None
-    claimed_by: str | None
-    claim_expires: datetime | None
 
 
 # --- full text --------------------------------------------------------------------------

@@ -1,11 +1,10 @@
-"""The helpdesk's Textual app, and ``run()`` which ``helpdesk`` / ``helpdesk demo`` call."""
+"""The helpdesk's Textual app (``screens.start`` opens it for ``helpdesk`` / ``helpdesk demo``)."""
 
 from __future__ import annotations
 
-import os
-import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import work
@@ -15,10 +14,12 @@ from textual.worker import get_current_worker
 
 from helpdesk.i18n import _
 from screens import keymap as keymaps
-from screens.backend import Backend, Watcher
 from screens.base import N_, BaseScreen, translate_bindings
 from screens.commands import HelpdeskCommands
 from screens.training import CLOCK_STEPS
+
+if TYPE_CHECKING:
+    from screens.backend import Backend
 
 POLL_SECONDS = 1.0
 
@@ -40,7 +41,7 @@ class HelpdeskApp(App[int]):
 
     def __init__(
         self,
-        backend: Backend,
+        backend: Backend,  # or a screens.remote.RemoteBackend: the same calls
         *,
         live: bool = True,
         poll_seconds: float = POLL_SECONDS,
@@ -207,12 +208,11 @@ class HelpdeskApp(App[int]):
     def watch_database(self) -> None:
         """Polls the database cheaply; when another connection changed it, screens reload."""
         worker = get_current_worker()
-        watcher = Watcher(self.backend.url)
         try:
             last = None
             while not worker.is_cancelled:
                 try:
-                    token = watcher.token()
+                    token = self.backend.changes()
                 except Exception:  # noqa: BLE001 - a locked or missing database: look again later
                     token = last
                 if last is not None and token != last:
@@ -223,7 +223,10 @@ class HelpdeskApp(App[int]):
                 last = token
                 time.sleep(self.poll_seconds)
         finally:
-            watcher.close()
+            try:
+                self.backend.stop_watching()
+            except Exception:  # noqa: BLE001 - closing at exit
+                pass
 
     def data_changed(self) -> None:
         self.changes += 1
@@ -231,35 +234,3 @@ class HelpdeskApp(App[int]):
             if isinstance(screen, BaseScreen):
                 screen.data_changed()
                 screen.refresh_chrome()
-
-
-def _demo_database(user: str | None) -> tuple[str, str | None]:
-    from helpdesk import demo
-
-    url = demo.demo_url()
-    sys.stderr.write(_("Building a demo database…") + "\n")
-    demo.build_demo(url)
-    if not user:
-        from sqlmodel import select
-
-        from helpdesk import db
-        from helpdesk.models import Volunteer
-
-        with db.read_session(url) as s:
-            people = list(s.exec(select(Volunteer).where(Volunteer.active).order_by(Volunteer.login)))
-        ranked = sorted(people, key=lambda v: {"trainer": 0, "techadmin": 1, "oncall": 2}.get(v.role, 3))
-        user = ranked[0].login if ranked else None
-    return url, user
-
-
-def run(db: str | None = None, user: str | None = None, demo: bool = False, training: bool = False) -> int:
-    """Open the TUI; returns the exit code."""
-    if demo:
-        db, user = _demo_database(user)
-    app = HelpdeskApp(Backend(db, user))
-    app.run()
-    return app.return_code or 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(run(os.environ.get("HELPDESK_DB"), os.environ.get("HELPDESK_USER")))

@@ -9,7 +9,7 @@ can cross back to the UI thread. This module does not import Textual.
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass, field
+import threading
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,95 +22,9 @@ from helpdesk.context import Actor
 from helpdesk.errors import BadInput, Conflict, HelpdeskError, Refused
 from helpdesk.i18n import _, pick
 from helpdesk.models import Account, Deadline, Event, Outbox, Policy, State, Ticket, Volunteer, Workflow
-
-QUEUES = ("password-reset", "closure", "abuse", "mail-reputation")
-#: How many of a ticket's latest events the ticket screen reads (its history is newest first).
-HISTORY = 100
-
-
-@dataclass(frozen=True)
-class StateInfo:
-    key: str
-    label: str
-    kind: str
-    position: int
-
-
-@dataclass
-class Info:
-    """What the app learns once, at start."""
-
-    url: str
-    training: bool
-    actor: Actor | None  # None: read-only
-    actor_name: str
-    notice: str  # why the app is read-only, when it is
-    policies: dict[str, tuple[str, str]]  # key -> (name, timezone)
-    queue_titles: dict[str, str]
-    states: dict[tuple[int, str], StateInfo]  # (workflow id, key) -> state
-    queue_states: dict[str, list[tuple[str, str]]]  # queue -> [(key, label)] across packs
-    volunteers: list[str]
-    scenario: str = ""  # on a training database: the scenario's title
-    scenario_tz: str = "Europe/Paris"  # and its provider's time zone (the clock is shown in it)
-
-    @property
-    def read_only(self) -> bool:
-        return self.actor is None
-
-    def state_label(self, workflow_id: int, key: str) -> str:
-        s = self.states.get((workflow_id, key))
-        return s.label if s else key
-
-
-@dataclass
-class Dashboard:
-    counts: dict[str, dict[str, int]]
-    mine: list[search.Row]
-    due_today: list[search.Row]
-    recent: list[dict]
-    now: datetime
-
-
-@dataclass
-class Preview:
-    """What an action would do, computed by applying it in a transaction rolled back."""
-
-    action: str
-    label: str
-    from_state: str
-    to_state: str
-    steps: list[dict]  # the events: this action then any automatic step
-    mails: list[dict]  # to, subject, body, lang, template
-    deadlines: list[dict]  # name, at, status, action: the dates set or changed
-    account: str | None
-    account_status: tuple[str, str] | None  # (before, after) when it changes
-    reveal: int  # how many one-time secrets would be shown
-    output: int  # how many pieces of material (logs) would be shown
-    linked: list[int] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-
-
-@dataclass
-class Applied:
-    ticket_id: int
-    state_label: str
-    mails: list[dict]
-    reveal: list[dict]
-    output: list[dict]
-
-
-def localise(moment: datetime | None, tz: str, with_time: bool = True) -> str:
-    if moment is None:
-        return ""
-    from zoneinfo import ZoneInfo
-
-    local = clock.as_utc(moment).astimezone(ZoneInfo(tz))
-    return local.strftime("%Y-%m-%d %H:%M" if with_time else "%Y-%m-%d")
-
-
-def parse_iso(value: str | None) -> datetime | None:
-    return clock.parse_datetime(value) if value else None
-
+from screens.answers import (  # noqa: F401 - the screens' names for them, re-exported
+    HISTORY, QUEUES, Applied, ClockMoved, Dashboard, Info, Preview, Started, StateInfo, localise, parse_iso,
+)
 
 class Backend:
     def __init__(self, url: str | None, login: str | None):
@@ -118,6 +32,8 @@ class Backend:
         self.login = login or None
         self.info: Info | None = None
         self._reads: set[int] = set()  # tickets of closed accounts whose reading is recorded
+        self._watcher: Watcher | None = None
+        self._watching = threading.Lock()
 
     # --- sessions ----------------------------------------------------------------------
 
@@ -494,11 +410,12 @@ class Backend:
             training.record_refusal(self.url, ticket_id, action, refused.rule, by=self.info.actor.login)
         return training.feedback(self.url, ticket_id, action, refused)
 
-    def move_clock(self, step: str):
-        """Move a training database's clock and run sweep there (``training.ClockMove``)."""
+    def move_clock(self, step: str) -> ClockMoved:
+        """Move a training database's clock and run sweep there."""
         from helpdesk import training
 
-        return training.advance(self.url, step)
+        move = training.advance(self.url, step)
+        return ClockMoved(move.step, move.before, move.after, move.sweep.as_dict())
 
     def scenarios(self) -> list[dict]:
         """The training scenarios (key, provider, queue, title), for the palette."""
@@ -506,21 +423,41 @@ class Backend:
 
         return [sc.summary() for sc in scenarios.load_all()]
 
-    def start_scenario(self, key: str | None = None):
+    def start_scenario(self, key: str | None = None) -> Started:
         """Put this training database at the start of scenario ``key`` (None: the one it
-        holds again), then learn again what it holds (``training.Seeded``)."""
+        holds again), then learn again what it holds."""
         from helpdesk import training
 
         seeded = training.reset(self.url, key)
         self.load_info()
-        return seeded
+        return Started(seeded.scenario, dict(seeded.tickets))
+
+    # --- live ------------------------------------------------------------------------------
+
+    def changes(self) -> Any:
+        """A token that changes when another connection changed the database (``Watcher``);
+        the app's live poll compares two."""
+        with self._watching:
+            if self._watcher is None:
+                self._watcher = Watcher(self.url)
+            return self._watcher.token()
+
+    def stop_watching(self) -> None:
+        """Close what ``changes`` holds open (the live poll stopped)."""
+        with self._watching:
+            if self._watcher is not None:
+                self._watcher.close()
+                self._watcher = None
+
+    def close(self) -> None:
+        self.stop_watching()
 
 
 class Watcher:
     """Tells cheaply whether another connection changed the database since the last look.
 
-    On SQLite, ``PRAGMA data_version`` on a connection of its own (created, used and closed
-    in the polling thread); elsewhere the last event id (every action, assignment or change
+    On SQLite, ``PRAGMA data_version`` on a connection of its own (used by one thread at a
+    time: ``Backend.changes`` holds a lock); elsewhere the last event id (every action, assignment or change
     of language records one) and the unexpired claims, which record none.
     """
 
@@ -532,7 +469,7 @@ class Watcher:
         parsed = make_url(self.url)
         if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
             if self._conn is None:
-                self._conn = sqlite3.connect(parsed.database, timeout=1.0)
+                self._conn = sqlite3.connect(parsed.database, timeout=1.0, check_same_thread=False)
             return self._conn.execute("PRAGMA data_version").fetchone()[0]
         with db.read_session(self.url) as s:
             from sqlalchemy import func

@@ -99,7 +99,7 @@ class Banners(Static):
         if info is not None and info.training:
             self.set_class(True, "-training")
             from helpdesk import clock
-            from screens.backend import localise
+            from screens.answers import localise
             from screens.training import banner_text
 
             title, line = banner_text(info.scenario, localise(clock.now(), info.scenario_tz))

@@ -11,7 +11,7 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.content import Content
 
 from helpdesk.i18n import _
-from screens.backend import QUEUES
+from screens.answers import QUEUES
 from screens.safe import scrub
 
 

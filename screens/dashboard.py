@@ -14,8 +14,8 @@ from textual.worker import get_current_worker
 
 from helpdesk.errors import HelpdeskError
 from helpdesk.i18n import _
-from helpdesk.search import Row
-from screens.backend import QUEUES, Dashboard, localise
+from helpdesk.filters import Row
+from screens.answers import QUEUES, Dashboard, localise
 from screens.base import N_, BaseScreen
 from screens.keybar import KeyBar
 from screens.safe import assemble

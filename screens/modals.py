@@ -16,8 +16,8 @@ from textual.widgets import Button, Checkbox, Input, Label, Select, Static, Text
 from helpdesk.errors import BadInput
 from helpdesk.fields import coerce
 from helpdesk.i18n import _, pick
-from helpdesk.search import KINDS, TicketFilter
-from screens.backend import Preview
+from helpdesk.filters import KINDS, TicketFilter
+from screens.answers import Preview
 from screens.base import N_, BaseModal, SafeInput
 from screens.keybar import KeyBar
 from screens.safe import assemble, plain

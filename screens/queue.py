@@ -9,7 +9,7 @@ from textual.binding import Binding
 from textual.widgets import Input, Static
 
 from helpdesk.i18n import _
-from helpdesk.search import TicketFilter
+from helpdesk.filters import TicketFilter
 from screens.base import N_, BaseScreen, SafeInput
 from screens.keybar import KeyBar
 from screens.safe import assemble

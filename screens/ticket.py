@@ -24,7 +24,7 @@ from textual.worker import get_current_worker
 from helpdesk import clock
 from helpdesk.errors import Conflict, HelpdeskError, Refused
 from helpdesk.i18n import _
-from screens.backend import localise, parse_iso
+from screens.answers import localise, parse_iso
 from screens.base import N_, BaseScreen, TopBar
 from screens.keybar import KeyBar
 from screens.safe import assemble, plain

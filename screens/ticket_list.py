@@ -28,8 +28,8 @@ from textual.worker import get_current_worker
 
 from helpdesk import clock
 from helpdesk.i18n import _
-from helpdesk.search import Row, TicketFilter
-from screens.backend import localise
+from helpdesk.filters import Row, TicketFilter
+from screens.answers import localise
 from screens.base import N_, Translated
 from screens.safe import fit, scrub
 

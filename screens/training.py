@@ -80,22 +80,23 @@ def banner_text(scenario: str, now_local: str) -> tuple[Text, Text]:
 
 
 def clock_move_text(move, tz_name: str) -> Text:
-    """What sweep did when the clock moved: steps taken, tickets opened, refusals."""
-    from screens.backend import localise
+    """What sweep did when the clock moved (a ``ClockMoved``): steps taken, tickets opened,
+    refusals."""
+    from screens.answers import localise
 
     report = move.sweep
     lines = [assemble((_("Clock") + ": ", "bold"), localise(move.before, tz_name), " → ", (localise(move.after, tz_name), "bold"))]
-    if not (report.taken or report.opened or report.refused or report.redacted):
+    if not (report["taken"] or report["opened"] or report["refused"] or report["redacted"]):
         lines.append(Text(_("Nothing was due: sweep had nothing to do."), style="dim"))
     def where(row: dict) -> str:
         return f"#{row['ticket']} " if row.get("ticket") else f"{row.get('account', '?')} "
 
-    for t in report.taken:
+    for t in report["taken"]:
         lines.append(assemble("  ✔ ", where(t), (str(t.get("action", "")), "bold"), f" → {t.get('state') or ''}"))
-    for o in report.opened:
+    for o in report["opened"]:
         lines.append(assemble("  + ", where(o), _("opened"), f" ({o.get('account', '')}: {o.get('reason', '')})"))
-    for r in report.refused:
+    for r in report["refused"]:
         lines.append(assemble("  ✘ ", where(r), str(r.get("action", "")), "  ", str(r.get("reason") or "")))
-    if report.redacted:
-        lines.append(Text(_("Personal data redacted in {n} ticket(s).").format(n=len(report.redacted))))
+    if report["redacted"]:
+        lines.append(Text(_("Personal data redacted in {n} ticket(s).").format(n=len(report["redacted"]))))
     return Text("\n").join(lines)

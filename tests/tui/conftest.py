@@ -1,5 +1,5 @@
 """Fixtures for the TUI tests: a seeded database copied per test, a fixed clock, an app
-factory with cursor blink off and no user keymap, and ``settle`` to wait for workers
+factory (its backend in a process of its own, as in use) with cursor blink off and no user keymap, and ``settle`` to wait for workers
 (never sleeping for a guessed time). With ``HELPDESK_TEST_PG`` set, the seeded databases
 are PostgreSQL databases, copied per test from a template database."""
 
@@ -77,21 +77,54 @@ def hostile_url(tui_templates, tmp_path):
     yield from _db(tui_templates, tmp_path, "hostile")
 
 
+SCENARIO = "wigii-closure-request"
+
+
+@pytest.fixture
+def training_url(tmp_path):
+    """A training database at the start of ``SCENARIO``, and its main ticket."""
+    from helpdesk import training
+
+    if PG:
+        url = _pg_create()
+    else:
+        url = f"sqlite:///{tmp_path / 'training.db'}"
+    seeded = training.seed(url, SCENARIO)
+    clock.set_now(None)  # the app adopts the training clock itself
+    yield url, seeded.tickets["main"] if "main" in seeded.tickets else next(iter(seeded.tickets.values()))
+    engine = db._engines.pop(url, None)
+    if engine is not None:
+        engine.dispose()
+    if PG:
+        _pg_drop(url)
+
+
 @pytest.fixture
 def make_app(tmp_path):
+    """Builds the app as ``helpdesk`` does: its backend in a process of its own
+    (``screens.remote``). ``remote=False``: the backend in this process, for a test that
+    changes the backend module itself."""
     from screens.app import HelpdeskApp
     from screens.backend import Backend
+    from screens.remote import RemoteBackend
 
-    def make(url: str, user: str | None = "alice", *, live: bool = False, keymap: Path | None = None, **kw):
+    opened = []
+
+    def make(url: str, user: str | None = "alice", *, live: bool = False, keymap: Path | None = None,
+             remote: bool = True, **kw):
+        backend = RemoteBackend(url, user) if remote else Backend(url, user)
+        opened.append(backend)
         return HelpdeskApp(
-            Backend(url, user),
+            backend,
             live=live,
             cursor_blink=False,
             keymap_path=keymap or Path("/nonexistent/helpdesk/keymap.toml"),
             **kw,
         )
 
-    return make
+    yield make
+    for backend in opened:
+        backend.close()
 
 
 async def settle(pilot, rounds: int = 100) -> None:

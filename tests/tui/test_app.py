@@ -285,7 +285,7 @@ async def test_a_long_history_is_read_only_as_far_as_the_screen_shows(db_url, ma
         for i in range(12):  # twelve hand-overs: a long history
             service.assign(s, 3, bob, "alice" if i % 2 == 0 else "bob")
         full = service.ticket_view(s, service.get_ticket(s, 3), bob)
-    app = make_app(db_url)
+    app = make_app(db_url, remote=False)  # HISTORY is changed in this process
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
         app.open_ticket(3)

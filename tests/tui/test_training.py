@@ -4,7 +4,6 @@ refused or taken out of order, and the trainer's clock keys running sweep."""
 
 from __future__ import annotations
 
-import pytest
 from sqlmodel import select
 
 from helpdesk import clock, db, engine, training
@@ -12,28 +11,7 @@ from helpdesk.context import Actor
 from helpdesk.models import Account, Event, Outbox, Ticket
 from screens.modals import ActionForm, ConfirmScreen, MessageScreen
 from screens.ticket import TicketScreen
-from tests.conftest import PG
 from tests.tui.conftest import press, settle, type_text
-
-SCENARIO = "wigii-closure-request"
-
-
-@pytest.fixture
-def training_url(tmp_path):
-    if PG:
-        from tests.conftest import _pg_create, _pg_drop
-
-        url = _pg_create()
-    else:
-        url = f"sqlite:///{tmp_path / 'training.db'}"
-    seeded = training.seed(url, SCENARIO)
-    clock.set_now(None)  # the app adopts the training clock itself
-    yield url, seeded.tickets["main"] if "main" in seeded.tickets else next(iter(seeded.tickets.values()))
-    engine = db._engines.pop(url, None)
-    if engine is not None:
-        engine.dispose()
-    if PG:
-        _pg_drop(url)
 
 
 def walk_text(screen: TicketScreen) -> str:
