@@ -7,3 +7,7 @@ backend in a process of its own (``screens.remote``): the screens hold only plai
 this package imports nothing heavy: ``screens.start`` is loaded by ``helpdesk`` /
 ``helpdesk demo`` only.
 """
+
+#: Allocations between two young garbage collections in the app's and the backend's
+#: processes (Python's default: 700; see ``HelpdeskApp._tune_collector``).
+GC_YOUNG = 10_000

@@ -24,6 +24,7 @@ This module imports neither Textual nor the database layer.
 from __future__ import annotations
 
 import collections
+import gc
 import itertools
 import os
 import pickle
@@ -38,6 +39,7 @@ from typing import Any
 from helpdesk import clock
 from helpdesk.errors import BadInput, HelpdeskError, Refused
 from helpdesk.i18n import _, current_lang, set_lang
+from screens import GC_YOUNG
 
 #: The ``Backend`` methods the app may call.
 CALLS = frozenset({
@@ -369,6 +371,10 @@ def serve(calls_in, answers_out) -> None:
             backend.load_info()
         except Exception:  # noqa: BLE001 - the app's next load_info says why
             pass
+    # The database layer and the core, loaded, live as long as the process: out of the
+    # collector's sight (as the app does with Textual: HelpdeskApp._tune_collector).
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG, *gc.get_threshold()[1:])
     send = threading.Lock()
 
     def answer(call_id: int, name: str, args: tuple, kwargs: dict) -> None:
