@@ -216,6 +216,7 @@ def child(mode: str, url: str) -> None:
             ))
         out["search"] = times
         out["maxrss_kb"] = peak()
+        out["app_kb"] = peak_rss_kb()
         app.exit()
 
     import asyncio
@@ -353,7 +354,9 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print("peak memory (peak RSS, VmHWM, of the same session: the app's process plus the backend's)")
     for n, label in sorted((size, label) for size, label in ((args.small, "small"), (args.mid, "mid"), (args.n, "large")) if label in figures):
-        print(f"  {n:>9,} tickets  {figures[label]['maxrss_kb'] / 1024:7.1f} MiB")
+        f = figures[label]
+        print(f"  {n:>9,} tickets  {f['maxrss_kb'] / 1024:7.1f} MiB"
+              f"   (app {f['app_kb'] / 1024:5.1f} + backend {(f['maxrss_kb'] - f['app_kb']) / 1024:5.1f})")
     return 0
 
 

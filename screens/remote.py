@@ -135,12 +135,13 @@ def _read(stream) -> Any:
 
 
 class _Call:
-    __slots__ = ("done", "ok", "value")
+    __slots__ = ("done", "ok", "value", "proc")
 
     def __init__(self) -> None:
         self.done = threading.Event()
         self.ok = False
         self.value: Any = None
+        self.proc: subprocess.Popen | None = None  # the process asked
 
 
 class RemoteBackend:
@@ -218,14 +219,15 @@ class RemoteBackend:
             self._last_words.append(raw.decode("utf-8", "replace").rstrip())
 
     def _gone(self, proc: subprocess.Popen) -> None:
-        """The process ended: every call still waiting on it fails, saying why."""
+        """The process ended (died, or closed): every call still waiting on it fails,
+        saying why."""
         with self._lock:
-            if self._proc is not proc:
-                return
-            self._proc = None
-            pending, self._pending = self._pending, {}
+            if self._proc is proc:
+                self._proc = None
+            lost = [i for i, call in self._pending.items() if call.proc is proc]
+            calls = [self._pending.pop(i) for i in lost]
         why = self._why(proc)
-        for call in pending.values():
+        for call in calls:
             call.ok, call.value = False, BackendGone(why)
             call.done.set()
 
@@ -254,17 +256,17 @@ class RemoteBackend:
     # --- calls ----------------------------------------------------------------------------
 
     def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
-        call = _Call()
+        call, call_id = _Call(), next(self._ids)
+        data = pickle.dumps((call_id, name, args, kwargs), protocol=pickle.HIGHEST_PROTOCOL)
         with self._lock:
             if self._closed:
                 raise BackendGone(_("the database process was closed"))
             if self._proc is None:
                 self._start()  # it died: a new one, which learns again what the app knows
-            proc = self._proc
-            call_id = next(self._ids)
+            proc = call.proc = self._proc
             self._pending[call_id] = call
         try:
-            _write(proc.stdin, self._send, (call_id, name, args, kwargs))
+            _write_bytes(proc.stdin, self._send, data)
         except (OSError, ValueError):  # a broken pipe: the answers thread says why
             pass
         call.done.wait()

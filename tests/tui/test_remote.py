@@ -188,3 +188,19 @@ def test_closing_ends_the_backend_process(db_url):
     assert not _alive(pid)
     with pytest.raises(BackendGone):
         remote.dashboard()
+
+
+def test_a_call_still_waiting_when_the_app_closes_fails_and_never_hangs(db_url, tmp_path):
+    """A backend that never answers (this one reads its calls until its pipe closes): at
+    close, the call waiting on it fails with BackendGone; no thread is left waiting."""
+    mute = tmp_path / "python"
+    mute.write_text("#!/bin/sh\ncat > /dev/null\n")
+    mute.chmod(0o755)
+    remote = RemoteBackend(db_url, "alice", python=str(mute))
+    with ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(remote.dashboard)
+        time.sleep(0.2)
+        assert not waiting.done()
+        remote.close()
+        with pytest.raises(BackendGone):
+            waiting.result(timeout=10)
