@@ -1,3 +1,3 @@
-from helpdesk.cli import main
+from helpdesk.command import main
 
 raise SystemExit(main())

@@ -33,13 +33,12 @@ import subprocess
 import sys
 import threading
 import traceback
-from pathlib import Path
 from typing import Any
 
 from helpdesk import clock
 from helpdesk.errors import BadInput, HelpdeskError, Refused
 from helpdesk.i18n import _, current_lang, set_lang
-from screens import GC_YOUNG
+from screens import GC_YOUNG, early
 
 #: The ``Backend`` methods the app may call.
 CALLS = frozenset({
@@ -49,7 +48,6 @@ CALLS = frozenset({
 })
 WORKERS = 8  # threads answering calls in the backend process
 _FRAME = struct.Struct("!I")
-_ROOT = str(Path(__file__).resolve().parent.parent)  # where the ``screens`` package lives
 
 
 class BackendGone(HelpdeskError):
@@ -169,14 +167,10 @@ class RemoteBackend:
     # --- the process ----------------------------------------------------------------------
 
     def _start(self) -> None:
-        """Start the backend process (under ``self._lock``). Its first frame tells it the
-        database, the volunteer, the clock and the language of this process."""
-        code = f"import sys\nif {_ROOT!r} not in sys.path: sys.path.append({_ROOT!r})\nfrom screens.remote import main\nmain()\n"
-        proc = subprocess.Popen(
-            [self.python, "-P", "-c", code],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            start_new_session=True,  # the terminal's signals are the app's to handle
-        )
+        """Start the backend process (under ``self._lock``), or take the one ``prespawn``
+        started. Its first frame tells it the database, the volunteer, the clock and the
+        language of this process."""
+        proc = early.take(self.python) or early.spawn(self.python)
         self._proc = proc
         self._last_words.clear()
         init = {
@@ -360,13 +354,15 @@ def main() -> None:
 def serve(calls_in, answers_out) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
+    # The database layer loads first: the app may still be reading its command line
+    # (``prespawn``), and it says which database and volunteer only then.
+    from screens.backend import Backend
+
     init = _read(calls_in)
     if init is None:
         return
     clock.set_now(init["now"])
     set_lang(init["lang"])
-    from screens.backend import Backend
-
     backend = Backend(init["url"], init["login"])
     if init.get("load_info"):
         try:

@@ -117,3 +117,15 @@ def test_ticket_show_prints_the_french_articles_on_demand(hd):
     view = hd.ok("ticket", "show", t["id"], "--citations", as_="bob")
     assert any("illicites" in a["citation_text"] for a in view["actions"])
     assert all("citation_text" not in a for a in hd.show(t["id"])["actions"])
+
+
+def test_the_command_tells_the_tui_from_the_other_commands_before_parsing():
+    """``helpdesk.command`` starts the TUI's backend process before the parser is built:
+    it must know every other command by name."""
+    from helpdesk import cli, command
+
+    assert command.COMMANDS == set(cli.COMMANDS)
+    assert command.opens_tui([]) and command.opens_tui(["--db", "x.db", "--as", "alice"]) and command.opens_tui(["demo"])
+    assert command.opens_tui(["tui", "--lang", "en"])
+    for argv in (["ticket", "list"], ["--db", "x.db", "sweep"], ["--help"], ["demo", "-h"], ["train", "start", "k"]):
+        assert not command.opens_tui(argv), argv
