@@ -7,7 +7,9 @@ small one, then prints:
 
 - start-up: time from process start to the dashboard's first paint and to the queue's
   rows on screen, next to floors measured the same way in the same run: an empty Textual
-  app, and an empty Textual app that also imports sqlmodel and opens the database;
+  app, and an empty Textual app that also imports sqlmodel and opens the database. Twice:
+  headless (the app built as ``helpdesk`` builds it, paints seen from inside), then the
+  ``helpdesk`` command itself in a pseudo-terminal (the text seen on the terminal);
 - per-key latency moving in the queue (down, page down, end, home: until the row under
   the cursor is read and painted) and opening a ticket (until its view is painted), p50/p95;
 - search latency (from the filter applied to the count and first rows painted), p50/p95
@@ -272,6 +274,84 @@ def child(mode: str, url: str) -> None:
     print(json.dumps(out))
 
 
+# --- the real command, in a terminal ----------------------------------------------------------
+
+EMPTY_APP = """
+import sys
+from textual.app import App
+from textual.widgets import Static
+if sys.argv[1:]:
+    import sqlmodel
+    from sqlalchemy import text
+    from helpdesk import db
+    with db.read_session(sys.argv[1]) as s:
+        s.exec(text("SELECT count(*) FROM volunteer")).one()
+class Empty(App):
+    def compose(self):
+        yield Static("EMPTY-PAINTED")
+Empty().run()
+"""
+
+
+def in_terminal(argv: list[str], marker: str, press: bytes = b"", limit: float = 30.0) -> float:
+    """Seconds from starting ``argv`` in a pseudo-terminal of 80×24 to ``marker`` written
+    on it (``press``: keys typed at once, before the program reads them)."""
+    import fcntl
+    import pty
+    import select
+    import struct
+    import termios
+
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TERM="xterm-256color", TEXTUAL_ANIMATIONS="none")
+    env.pop("NO_COLOR", None)
+    started = time.perf_counter()
+    pid, fd = pty.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.execve(argv[0], argv, env)
+    try:
+        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+        if press:
+            os.write(fd, press)
+        seen, wanted = b"", marker.encode()
+        while time.perf_counter() - started < limit:
+            if select.select([fd], [], [], 0.05)[0]:
+                try:
+                    seen += os.read(fd, 1 << 16)
+                except OSError:
+                    break
+                if wanted in seen:
+                    return time.perf_counter() - started
+        raise RuntimeError(f"{marker!r} never showed: {seen[-2000:]!r}")
+    finally:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        os.close(fd)
+
+
+def terminal_startup(url: str, runs: int) -> None:
+    """The command a volunteer types, ``helpdesk``, against the floors, both in a terminal:
+    what the headless figures above leave out (the command line, the terminal driver)."""
+    helpdesk = str(Path(sys.executable).with_name("helpdesk"))
+    if not Path(helpdesk).exists():
+        print("(no 'helpdesk' command beside this Python: the terminal figures are skipped)")
+        return
+    command = [helpdesk, "--db", url, "--as", "bench", "--now", NOW, "--lang", "fr"]
+    times: dict[str, list[float]] = {"empty": [], "floor": [], "dashboard": [], "rows": []}
+    for _ in range(runs):
+        times["empty"].append(in_terminal([sys.executable, "-c", EMPTY_APP], "EMPTY-PAINTED"))
+        times["floor"].append(in_terminal([sys.executable, "-c", EMPTY_APP, url], "EMPTY-PAINTED"))
+        times["dashboard"].append(in_terminal(command, "Tableau de bord"))
+        times["rows"].append(in_terminal(command, "▸", press=b"1"))  # the queue's cursor row
+    med = {k: statistics.median(v) for k, v in times.items()}
+    print("start-up of the command itself in a terminal (pseudo-terminal 80×24, process start → on the")
+    print("terminal, median of %d)" % runs)
+    print(f"  floor: empty Textual app painted                 {ms(med['empty'])}")
+    print(f"  floor: empty app + sqlmodel + database opened    {ms(med['floor'])}")
+    print(f"  helpdesk: dashboard painted                      {ms(med['dashboard'])}   {med['dashboard'] / med['floor']:4.2f}× floor")
+    print(f"  helpdesk: queue rows on screen (key 1 at once)   {ms(med['rows'])}   {med['rows'] / med['floor']:4.2f}× floor")
+    print()
+
+
 def spawn(mode: str, url: str) -> tuple[float, dict]:
     env = dict(os.environ, PYTHONPATH=str(ROOT), TEXTUAL_ANIMATIONS="none")
     env.pop("NO_COLOR", None)
@@ -310,6 +390,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dir", default="/tmp", help="where the benchmark databases are kept")
     p.add_argument("--runs", type=int, default=5, help="start-up runs (the median is printed)")
     p.add_argument("--sessions", type=int, default=3, help="sessions whose latencies are pooled")
+    p.add_argument("--no-terminal", dest="terminal", action="store_false",
+                   help="skip the start-up of the 'helpdesk' command in a pseudo-terminal")
     p.add_argument("--child")
     p.add_argument("--db")
     args = p.parse_args(argv)
@@ -340,6 +422,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  helpdesk queue rows on screen (key 1 at once)    {ms(rows)}   {rows / floor_db:4.2f}× floor")
     print(f"  helpdesk dashboard counts on screen              {ms(med['app']['dashboard_data'])}")
     print()
+    if args.terminal:
+        terminal_startup(big, args.runs)
 
     figures = {}
     for label, url in (("large", big), ("small", small), ("mid", mid)):
