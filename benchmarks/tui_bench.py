@@ -114,6 +114,9 @@ def child(mode: str, url: str) -> None:
         print(json.dumps(out))
         return
 
+    import gc
+
+    gc.disable()  # as 'helpdesk' does when it opens the TUI (helpdesk.command)
     from helpdesk import clock
 
     clock.set_now(NOW)

@@ -9,6 +9,7 @@ Textual nor the screens.
 
 from __future__ import annotations
 
+import gc
 import sys
 
 #: The commands that do not open the TUI (``helpdesk.cli.COMMANDS``; a test keeps them equal).
@@ -30,6 +31,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     early = None
     if opens_tui(argv):
+        # No collection while Textual and the screens load: what they make stays alive,
+        # and collecting it anyway took a tenth of the start. The app turns the collector
+        # back on once its first screen is painted (HelpdeskApp._tune_collector).
+        gc.disable()
         try:
             from screens import early
         except ImportError:  # the core alone: helpdesk.cli says the TUI is missing
@@ -41,5 +46,6 @@ def main(argv: list[str] | None = None) -> int:
 
         return run(argv)
     finally:
+        gc.enable()
         if early is not None:
             early.discard()  # unless the TUI took it

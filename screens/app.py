@@ -88,7 +88,11 @@ class HelpdeskApp(App[int]):
         out of the collector's sight, a full collection no longer walks it."""
         self._gc_before = gc.get_threshold()
         gc.set_threshold(GC_YOUNG, *self._gc_before[1:])
-        self.call_after_refresh(gc.freeze)
+        self.call_after_refresh(self._settled)
+
+    def _settled(self) -> None:
+        gc.freeze()
+        gc.enable()  # off while the app loaded, when 'helpdesk' opened it (helpdesk.command)
 
     def on_unmount(self) -> None:
         gc.unfreeze()  # another app in this process (tests) starts afresh

@@ -18,7 +18,10 @@ _early: subprocess.Popen | None = None
 def spawn(python: str) -> subprocess.Popen:
     """A backend process: it loads the database layer, then waits for the first frame
     (which database, which volunteer) on its standard input."""
-    code = f"import sys\nif {ROOT!r} not in sys.path: sys.path.append({ROOT!r})\nfrom screens.remote import main\nmain()\n"
+    code = (
+        "import gc, sys\ngc.disable()  # while the database layer loads: screens.remote.serve turns it on\n"
+        f"if {ROOT!r} not in sys.path: sys.path.append({ROOT!r})\nfrom screens.remote import main\nmain()\n"
+    )
     return subprocess.Popen(
         [python, "-P", "-c", code],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

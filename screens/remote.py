@@ -369,10 +369,12 @@ def serve(calls_in, answers_out) -> None:
             backend.load_info()
         except Exception:  # noqa: BLE001 - the app's next load_info says why
             pass
-    # The database layer and the core, loaded, live as long as the process: out of the
-    # collector's sight (as the app does with Textual: HelpdeskApp._tune_collector).
+    # The collector was off while the database layer loaded (a tenth of the time went to
+    # collections finding nothing: it is all alive). What is loaded lives as long as the
+    # process: frozen, out of the collector's sight (as in the app: HelpdeskApp._tune_collector).
     gc.freeze()
     gc.set_threshold(GC_YOUNG, *gc.get_threshold()[1:])
+    gc.enable()
     send = threading.Lock()
 
     def answer(call_id: int, name: str, args: tuple, kwargs: dict) -> None:
