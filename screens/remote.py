@@ -35,10 +35,10 @@ import threading
 import traceback
 from typing import Any
 
-from helpdesk import clock
+from helpdesk import clock, command
 from helpdesk.errors import BadInput, HelpdeskError, Refused
 from helpdesk.i18n import _, current_lang, set_lang
-from screens import GC_YOUNG, early
+from screens import GC_YOUNG
 
 #: The ``Backend`` methods the app may call.
 CALLS = frozenset({
@@ -170,7 +170,7 @@ class RemoteBackend:
         """Start the backend process (under ``self._lock``), or take the one ``prespawn``
         started. Its first frame tells it the database, the volunteer, the clock and the
         language of this process."""
-        proc = early.take(self.python) or early.spawn(self.python)
+        proc = command.take(self.python) or command.spawn(self.python)
         self._proc = proc
         self._last_words.clear()
         init = {
