@@ -14,3 +14,9 @@ def data_dir() -> Path:
         if (candidate / "policies").is_dir():
             return candidate
     raise RuntimeError(f"helpdesk data folder not found near {here}")
+
+
+def template_names(lang: str = "fr") -> list[str]:
+    """The mail templates shipped in ``lang``, by key."""
+    folder = data_dir() / "templates" / lang
+    return sorted(p.stem for p in folder.glob("*.txt"))

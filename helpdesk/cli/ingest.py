@@ -63,11 +63,11 @@ def do_ingest(args, out) -> int:
     if args.sub == "postfix":
         summary = _postfix(args, progress)
     else:
-        from helpdesk.cli import main
+        from helpdesk.cli import common
         from helpdesk.storage import db
         from helpdesk.base.errors import BadInput
 
-        with main._session(args):
+        with common.session(args):
             pass  # checks the schema
         url = db.resolve_url(getattr(args, "db", None))
         from helpdesk.ingest import intake, reports, pipeline
@@ -139,7 +139,7 @@ def _postfix(args, progress: bool):
 def _postfix_prologue(db_arg: str | None, own_clock: bool) -> str:
     """What the other commands do before they run (``cli.main``, ``cli._session``): a training
     database's clock, the schema check. Returns the database URL."""
-    from helpdesk.cli import main
+    from helpdesk.cli import common
     from helpdesk.storage import db
 
     url = db.resolve_url(db_arg)
@@ -147,7 +147,7 @@ def _postfix_prologue(db_arg: str | None, own_clock: bool) -> str:
         from helpdesk.training import clock as training_clock
 
         training_clock.adopt_clock(url)
-    main.check_schema(url)
+    common.check_schema(url)
     return url
 
 
@@ -190,10 +190,10 @@ def _print(out, summary) -> None:
 
 
 def do_quarantine(args, out) -> int:
-    from helpdesk.cli import main
+    from helpdesk.cli import common
     from helpdesk.ingest import quarantine
 
-    with main._session(args) as s:
+    with common.session(args) as s:
         if args.sub == "list":
             rows = quarantine.rows(s, kind=args.kind, include_released=args.all, limit=args.limit, offset=args.offset)
             if out.json:
@@ -203,7 +203,7 @@ def do_quarantine(args, out) -> int:
             return 0
         row = quarantine.get(s, args.id)
         # Raw input may hold anyone's personal data: reading it is recorded.
-        main.read_sensitive(args, "quarantine", data={"quarantine": row.id, "raw": bool(args.raw)}, reason=args.reason)
+        common.read_sensitive(args, "quarantine", data={"quarantine": row.id, "raw": bool(args.raw)}, reason=args.reason)
         if args.raw:
             sys.stdout.buffer.write(row.content)
             sys.stdout.flush()

@@ -35,14 +35,14 @@ def _actor(args, s):
 
 
 def do_policy_set(args, out) -> int:
-    from helpdesk.cli import main
+    from helpdesk.cli import common
     from helpdesk.policy import provider_settings
     from helpdesk.workflow.engine import require_role
     from helpdesk.base.fields import parse_pairs
     from helpdesk.storage.models import Policy
 
     values = parse_pairs(args.values)
-    with main._session(args, write=True) as s:
+    with common.session(args, write=True) as s:
         actor = _actor(args, s)
         require_role(s, actor, "techadmin")
         changed = provider_settings.change(s, args.key, values, actor.login)
@@ -67,10 +67,10 @@ def print_settings(out, view: list[dict]) -> None:
 
 
 def do_outbox_decision(args, out) -> int:
-    from helpdesk.cli import main
+    from helpdesk.cli import common
     from helpdesk.outgoing import decisions
 
-    with main._session(args, write=True) as s:
+    with common.session(args, write=True) as s:
         actor = _actor(args, s)
         if args.sub == "retry":
             row = decisions.retry(s, args.id, actor, note=args.note)

@@ -22,9 +22,8 @@ from urllib.parse import urlsplit
 
 from helpdesk.base.errors import BadInput
 from helpdesk.base.i18n import _, current_lang
+from helpdesk.cli.common import WEB_DRIVER, in_browser  # noqa: F401 - serve.in_browser
 
-# The driver textual-serve asks Textual to use in the programs it starts (TEXTUAL_DRIVER).
-WEB_DRIVER = "textual.drivers.web_driver:WebDriver"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 
@@ -35,11 +34,6 @@ def add_parser(sub, cmd) -> None:
     p.add_argument("--host", default=DEFAULT_HOST, help=_("address to listen on (default {host}: this machine only)").format(host=DEFAULT_HOST))
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=_("port to listen on (default {port})").format(port=DEFAULT_PORT))
     p.add_argument("--training", action="store_true", help=_("serve the training TUI (helpdesk train) instead of the demo"))
-
-
-def in_browser() -> bool:
-    """True in a run that textual-serve started: its screen is a web page, not a terminal."""
-    return os.environ.get("TEXTUAL_DRIVER") == WEB_DRIVER
 
 
 def is_loopback(host: str) -> bool:
@@ -93,7 +87,7 @@ def _identity(args) -> str:
 def _check_database(args) -> None:
     """A ``--db`` must be ready before anyone opens the page; say so when it is not a
     training database, since real people's data will be on the wall."""
-    from helpdesk.cli import main
+    from helpdesk.cli import common
     from helpdesk.workflow import engine
     from helpdesk.training import sandbox
     from helpdesk.cli.train import training_url
@@ -101,7 +95,7 @@ def _check_database(args) -> None:
     if args.training:  # a new file is seeded by the first run; production is refused
         sandbox._require_target(training_url(args))
         return
-    with main._session(args) as s:
+    with common.session(args) as s:
         if not engine.is_training(s):
             sys.stderr.write(_("warning: this is not a training database; real accounts and tickets will be shown") + "\n")
 

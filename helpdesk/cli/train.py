@@ -71,7 +71,7 @@ def do_train(args, out) -> int:
 
 
 def _open(args, out, url: str) -> int:
-    from helpdesk.cli import main
+    from helpdesk.cli import common
     from helpdesk.training import scenarios, sandbox
 
     state = sandbox.database_state(url)
@@ -87,7 +87,7 @@ def _open(args, out, url: str) -> int:
     args.db = url
     if not getattr(args, "user", None) and not os.environ.get("HELPDESK_USER"):
         args.user = TRAINER
-    return main.do_tui(args, out, training=True)
+    return common.do_tui(args, out, training=True)
 
 
 def _list(out) -> int:
@@ -126,7 +126,7 @@ def _clock(out, url: str, step: str | None) -> int:
     if out.json:
         out.data(move.as_dict())
         return 0
-    from helpdesk.cli.main import print_sweep
+    from helpdesk.cli.common import print_sweep
 
     out.line(_("Training clock: {before} → {after}").format(before=clock.iso(move.before), after=clock.iso(move.after)))
     print_sweep(out, move.sweep)

@@ -22,7 +22,7 @@ import ssl
 from collections.abc import Iterator
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from helpdesk.ingest.mailboxes import MAX_ITEM_BYTES, Item, Source, SourceError
+from helpdesk.ingest.items import MAX_ITEM_BYTES, Item, Source, SourceError
 
 TIMEOUT = 60
 

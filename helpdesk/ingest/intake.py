@@ -24,8 +24,6 @@ The raw mail is kept as ``Evidence`` with its sha256.
 
 from __future__ import annotations
 
-import email.parser
-import email.policy
 import ipaddress
 import re
 from datetime import date
@@ -39,6 +37,7 @@ from helpdesk.base.errors import HelpdeskError
 from helpdesk.base.fields import EMAIL
 from helpdesk.ingest import store
 from helpdesk.ingest.errors import ParseError
+from helpdesk.ingest.mime import top_headers  # noqa: F401 - intake.top_headers
 from helpdesk.ingest.mailboxes import Item
 from helpdesk.ingest.message import ParsedMail, addresses, parse_mail
 from helpdesk.ingest.requests import classify, closure_items, is_acknowledgement, new_text, reports_suspicious_access
@@ -126,22 +125,6 @@ def _carries_dmarc(mail: ParsedMail) -> bool:
     if _DMARC_SUBJECT.search(mail.subject or ""):
         return True
     return any(a.filename and _DMARC_NAME.search(a.filename) and a.data[:2] in (b"\x1f\x8b", b"PK") for a in mail.attachments)
-
-
-def top_headers(raw: bytes) -> dict[str, str]:
-    """The top-level headers, first value of each, lower-case names (a cheap parse)."""
-    end = raw.find(b"\n\n")
-    end2 = raw.find(b"\r\n\r\n")
-    cut = min(x for x in (end, end2, 256 * 1024) if x >= 0)
-    try:
-        msg = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(raw[: cut + 4])
-    except Exception:  # the stdlib parser is tolerant; a failure here only loses hints
-        return {}
-    out: dict[str, str] = {}
-    for name, value in msg.items():
-        if isinstance(name, str):
-            out.setdefault(name.lower(), str(value))
-    return out
 
 
 # --- threading --------------------------------------------------------------------------------

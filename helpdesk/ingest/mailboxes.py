@@ -12,44 +12,9 @@ from __future__ import annotations
 import mailbox as stdlib_mailbox
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-MAX_ITEM_BYTES = 100 * 1024 * 1024  # larger files are quarantined unread (their start kept)
-
-
-class SourceError(Exception):
-    """The source as a whole cannot be read (missing path, login refused, connection lost)."""
-
-
-@dataclass
-class Item:
-    key: str  # where in the source: "cur/1700000000.M1.host:2,S", "mbox #12", "uid 42"
-    data: bytes
-    source: str  # the source's label (a path, or an IMAP URL without its password)
-    position: dict | None = None  # cursor state to save with this item (IMAP)
-    too_large: int | None = None  # the real size, when ``data`` is only the start
-
-
-class Source:
-    label = ""
-    cursor_key: str | None = None  # IngestCursor row the positions belong to
-
-    def __len__(self) -> int:  # items to expect, for the progress bar
-        return 0
-
-    def __iter__(self) -> Iterator[Item]:
-        return iter(())
-
-    def close(self) -> None:
-        pass
-
-    def __enter__(self) -> "Source":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
+from helpdesk.ingest.items import MAX_ITEM_BYTES, Item, Source, SourceError  # noqa: F401 - re-exported
 
 def _read(path: Path) -> tuple[bytes, int | None]:
     size = path.stat().st_size

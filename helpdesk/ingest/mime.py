@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import binascii
 import email
+import email.parser
 import email.policy
 import io
 import quopri
@@ -298,3 +299,19 @@ def salvage_multipart(part: Message) -> list[Message]:
         except Exception:
             continue
     return parts
+
+
+def top_headers(raw: bytes) -> dict[str, str]:
+    """The top-level headers, first value of each, lower-case names (a cheap parse)."""
+    end = raw.find(b"\n\n")
+    end2 = raw.find(b"\r\n\r\n")
+    cut = min(x for x in (end, end2, 256 * 1024) if x >= 0)
+    try:
+        msg = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(raw[: cut + 4])
+    except Exception:  # the stdlib parser is tolerant; a failure here only loses hints
+        return {}
+    out: dict[str, str] = {}
+    for name, value in msg.items():
+        if isinstance(name, str):
+            out.setdefault(name.lower(), str(value))
+    return out

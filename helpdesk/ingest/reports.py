@@ -28,6 +28,7 @@ from collections import Counter
 
 from sqlmodel import Session, select
 
+from helpdesk.ingest.mime import top_headers
 from helpdesk.base import clock
 from helpdesk.workflow import engine
 from helpdesk.ingest import alerts, store
@@ -235,8 +236,6 @@ def _xarf(session: Session, item: Item, digest: str, run: Run, report: ArfReport
 
 
 def _message_id(raw: bytes) -> str | None:
-    from helpdesk.ingest.intake import top_headers
-
     value = top_headers(raw).get("message-id") or ""
     found = re.search(r"<[^<>\s]{1,900}>", value)
     return clean_line(found.group(0)) if found else None

@@ -76,7 +76,8 @@ from pathlib import Path
 from sqlmodel import Session, or_, select
 
 from helpdesk.storage import audit, db
-from helpdesk.base import clock
+from helpdesk.base import addresses, clock
+from helpdesk.base.addresses import header_text
 from helpdesk.policy import provider_settings
 from helpdesk.rules import tokens
 from helpdesk.rules.context import SYSTEM_ACTOR
@@ -251,35 +252,12 @@ class _Held(_Outcome):
 
 # --- the messages ------------------------------------------------------------------------
 
-_HEADER_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
-_ADDR_UNSAFE = set(" \t\r\n<>,;:\"()[]\\")
-
-
-def header_text(value: str, limit: int = 900) -> str:
-    """Header-safe text: no newline, no control character, whatever the data held."""
-    value = " ".join(_HEADER_UNSAFE.sub(" ", value or "").split())
-    return value[:limit]
-
-
 def mailbox_address(addr: str, display: str = "") -> Address:
-    """A single plain addr-spec (no list, no comment, no group), as an ``Address``."""
-    addr = (addr or "").strip()
-    if not addr or any(c in _ADDR_UNSAFE or ord(c) < 32 for c in addr) or addr.count("@") != 1:
-        raise _Permanent(f"not a single mail address: {header_text(addr, 100)!r}")
-    local, domain = addr.split("@")
-    if not local or not domain or domain.startswith(".") or domain.endswith(".") or ".." in domain:
-        raise _Permanent(f"not a single mail address: {header_text(addr, 100)!r}")
-    if not local.isascii():
-        raise _Permanent(f"internationalised address not supported: {header_text(addr, 100)!r}")
-    if not domain.isascii():
-        try:
-            domain = domain.encode("idna").decode("ascii")
-        except UnicodeError:
-            raise _Permanent(f"bad domain in address: {header_text(addr, 100)!r}") from None
+    """A single plain addr-spec as an ``Address``; anything else fails this mail for good."""
     try:
-        return Address(display_name=header_text(display, 200), username=local, domain=domain.lower())
-    except (ValueError, TypeError) as exc:
-        raise _Permanent(f"not a mail address: {header_text(addr, 100)!r} ({exc})") from None
+        return addresses.mailbox_address(addr, display)
+    except addresses.BadAddress as exc:
+        raise _Permanent(exc.message) from None
 
 
 def build_message(row: Outbox, *, sender: Address, reply_to: Address | None, now: datetime, body: str) -> EmailMessage:

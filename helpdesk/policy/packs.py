@@ -20,7 +20,7 @@ from sqlmodel import Session, delete, select
 from helpdesk.base import clock
 from helpdesk.rules import registry
 from helpdesk.storage.models import Policy, State, Transition, Workflow
-from helpdesk.base.paths import data_dir
+from helpdesk.base.paths import data_dir, template_names
 
 QUEUES = ("password-reset", "closure", "abuse", "mail-reputation")
 STATE_KINDS = ("open", "waiting", "done")
@@ -162,9 +162,6 @@ def read_pack(key: str) -> Pack:
 
 def validate(pack: Pack) -> None:
     """Everything the data names must exist."""
-    from helpdesk.workflow.compose import template_names
-
-    registry.load()
     templates = {lang: set(template_names(lang)) for lang in ("fr", "en")}
     problems: list[str] = []
 

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 
 from sqlmodel import Session, select
 
+from helpdesk.base.addresses import BadAddress, mailbox_address
 from helpdesk.storage import audit
 from helpdesk.base import clock
 from helpdesk.base.errors import BadInput
@@ -88,11 +89,9 @@ _DOMAIN = re.compile(r"(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[
 
 
 def _address(name: str, value: str) -> str:
-    from helpdesk.outgoing.delivery import _Outcome, mailbox_address
-
     try:
         return mailbox_address(value).addr_spec
-    except _Outcome:
+    except BadAddress:
         raise BadInput(_("{name}: one e-mail address expected, not {value!r}").format(name=name, value=value)) from None
 
 

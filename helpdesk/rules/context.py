@@ -33,6 +33,7 @@ class Ctx:
     output: list = field(default_factory=list)  # material the action shows (e.g. logs read)
     event_data: dict = field(default_factory=dict)
     token: Any = None  # the ResetToken an effect created, for the mail that carries it
+    open_ticket: Any = None  # the engine's open_ticket, for an effect that opens a linked ticket
     _ledger: list | None = None
 
     @property

@@ -10,7 +10,8 @@ from helpdesk.rules.context import Ctx
 from helpdesk.rules.guards import not_served_by, registered_contacts
 from helpdesk.base.i18n import pick
 from helpdesk.storage.models import Deadline, Evidence, ResetToken
-from helpdesk.rules.registry import effect
+from helpdesk.rules.naming import effect
+from helpdesk.rules.sensitive import read_sensitive
 from helpdesk.base.untrusted import clean
 
 
@@ -87,13 +88,11 @@ def create_reset_token(ctx: Ctx, channel: str = "email"):
 
 @effect("open_linked_ticket")
 def open_linked_ticket(ctx: Ctx, when: str, queue: str, fields: dict):
-    from helpdesk.workflow.engine import open_ticket
-
     if ctx.fields.get(when) is not True:
         return
     if queue not in _queues(ctx):
         return
-    outcome = open_ticket(
+    outcome = ctx.open_ticket(
         ctx.session,
         queue=queue,
         policy_key=ctx.policy.key,
@@ -189,9 +188,7 @@ def renew_subscription(ctx: Ctx):
 def record_log_access(ctx: Ctx):
     """Reading logs is itself recorded: this step's event carries the reason as its note.
     The role and the reason are checked by the one gate for sensitive reads."""
-    from helpdesk.service import api
-
-    api.read_sensitive(ctx.session, ctx.actor, "logs", reason=ctx.note, ticket_id=ctx.ticket.id, record=False)
+    read_sensitive(ctx.session, ctx.actor, "logs", reason=ctx.note, ticket_id=ctx.ticket.id, record=False)
     rows = list(
         ctx.session.exec(
             select(Evidence).where(Evidence.ticket_id == ctx.ticket.id, Evidence.kind.in_(["log", "arf", "dmarc"]))

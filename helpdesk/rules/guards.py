@@ -11,7 +11,7 @@ from helpdesk.rules import ledger
 from helpdesk.rules.context import Ctx
 from helpdesk.base.fields import TRUE
 from helpdesk.base.i18n import _, pick
-from helpdesk.rules.registry import guard
+from helpdesk.rules.naming import guard
 from helpdesk.base.roles import RANK, rank
 
 

@@ -21,6 +21,7 @@ from helpdesk.base.i18n import _, pick
 from helpdesk.storage.models import Account, Deadline, Event, Policy, State, Ticket, Volunteer, Workflow
 from helpdesk.base.roles import ROLES
 from helpdesk.base.untrusted import clean
+from helpdesk.rules.sensitive import SENSITIVE, read_sensitive  # noqa: F401 - the service's gate
 
 ACCOUNT_KINDS = ("user", "admin", "employee", "member", "end-user")
 ACCOUNT_STATUSES = ("active", "restricted", "send-suspended", "suspended", "deactivated", "erased")
@@ -224,49 +225,11 @@ def _check_immutable(session: Session, acc: Account, fields: dict) -> None:
 
 # --- reading sensitive data -------------------------------------------------------------
 
-# What may be read by whom: log material (log lines, ARF and DMARC evidence) by techadmin;
-# the personal data of a closed account by anyone identified. Every read is an audited event.
-#: What reading is recorded, and the role it needs (None: any volunteer, recorded).
-SENSITIVE = {"logs": "techadmin", "personal-data": None, "quarantine": None}
 CLOSED_STATUSES = ("deactivated", "erased")
 
 
 def is_closed(acc: Account | None) -> bool:
     return acc is not None and acc.status in CLOSED_STATUSES
-
-
-def read_sensitive(
-    session: Session,
-    actor: Actor,
-    what: str,
-    *,
-    reason: str = "",
-    ticket_id: int | None = None,
-    account: Account | None = None,
-    data: dict | None = None,
-    record: bool = True,
-) -> Event | None:
-    """The one gate for reading log material or a closed account's personal data, from the
-    CLI, the TUI or a step: refuses a role below the one ``SENSITIVE`` names
-    (and a trainer outside a training database), requires a reason for material, and records
-    the read as a ``read-<what>`` event with the reason as its note. ``record=False`` when the
-    caller's own event is the record (the ``read-logs`` step records itself)."""
-    role = SENSITIVE[what]
-    if role:
-        engine.require_role(session, actor, role)
-        if not clean(reason).strip():
-            raise BadInput(_("say why you read this: a reason is recorded with the reading"))
-    elif actor.role == "trainer" and not engine.is_training(session):
-        raise Refused("training-only", _("the trainer role works only on training databases"))
-    if not record:
-        return None
-    payload = {"what": what, **(data or {})}
-    if account is not None:
-        payload["status"] = account.status
-    return audit.record(
-        session, actor=actor.login, action=f"read-{what}", note=clean(reason).strip(), ticket_id=ticket_id,
-        account_id=account.id if account is not None else None, data=payload,
-    )
 
 
 def account_view(session: Session, acc: Account) -> dict:
@@ -629,10 +592,4 @@ def _set_ticket(session: Session, ticket_id: int, actor: Actor, name: str, value
     ticket.updated_at = clock.now()
     session.add(ticket)
     audit.record(session, actor=actor.login, action=action, ticket_id=ticket.id, account_id=ticket.account_id, data={name: [before, value]})
-    return ticket
-    ticket.lang = lang
-    ticket.version = (ticket.version or 0) + 1
-    ticket.updated_at = clock.now()
-    session.add(ticket)
-    audit.record(session, actor=actor.login, action="set-lang", ticket_id=ticket.id, account_id=ticket.account_id, data={"lang": [before, lang]})
     return ticket

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from helpdesk.base.i18n import pick
 from helpdesk.storage.models import Outbox
-from helpdesk.base.paths import data_dir
+from helpdesk.base.paths import data_dir, template_names  # noqa: F401 - compose.template_names
 from helpdesk.base.untrusted import one_line
 
 RESET_LINK_MARK = "[[reset-link]]"  # replaced by the one-time link at delivery, never stored
@@ -35,9 +35,6 @@ def _env():
     )
 
 
-def template_names(lang: str = "fr") -> list[str]:
-    folder = data_dir() / "templates" / lang
-    return sorted(p.stem for p in folder.glob("*.txt"))
 
 
 def fmt_day(value: datetime | None, lang: str, tz: str) -> str:
@@ -77,7 +74,7 @@ def subject_tag(policy_key: str, ticket_id: int) -> str:
 
 def build_context(ctx, **extra) -> dict:
     """What every template may use; values are untrusted text inserted as text."""
-    from helpdesk.workflow.engine import citation
+    from helpdesk.policy.citations import citation
     from helpdesk.storage.models import Deadline
     from sqlmodel import select
 

@@ -18,12 +18,14 @@ from helpdesk.storage import audit
 from helpdesk.base import clock
 from helpdesk.workflow import compose
 from helpdesk.rules import registry
+from helpdesk.policy.citations import citation  # noqa: F401 - engine.citation for callers
+from helpdesk.rules.access import check_writer, is_training, require_role  # noqa: F401 - engine.* for callers
 from helpdesk.rules.context import SYSTEM_ACTOR, Actor, Ctx
 from helpdesk.base.errors import BadInput, Conflict, NotFound, Refused
 from helpdesk.base.fields import missing_required, validate
 from helpdesk.base.i18n import _, pick
-from helpdesk.storage.models import Account, Deadline, Event, Meta, Policy, State, Ticket, Transition, Workflow
-from helpdesk.base.roles import RANK, may
+from helpdesk.storage.models import Account, Deadline, Event, Policy, State, Ticket, Transition, Workflow
+from helpdesk.base.roles import may
 from helpdesk.base.untrusted import clean
 
 MAX_AUTO_STEPS = 10
@@ -79,13 +81,7 @@ def workflow_for(session: Session, policy_key: str, queue: str) -> Definition:
     return definition(session, wf.id)
 
 
-def is_training(session: Session) -> bool:
-    cache = session.info.get("training")
-    if cache is None:
-        meta = session.get(Meta, "training")
-        cache = bool(meta and meta.value == "yes")
-        session.info["training"] = cache
-    return cache
+
 
 
 # --- what may be done ------------------------------------------------------------------
@@ -124,11 +120,6 @@ class ActionView:
             "confirm": self.confirm,
             "target": self.target,
         }
-
-
-def citation(policy: Policy, key: str) -> tuple[str, str]:
-    entry = (policy.citations or {}).get(key) or {}
-    return entry.get("ref", ""), entry.get("text", "")
 
 
 def _check(ctx: Ctx, transition: Transition) -> Refused | None:
@@ -175,13 +166,13 @@ def make_ctx(session: Session, ticket: Ticket, actor: Actor, now: datetime | Non
         actor=actor,
         now=now or clock.now(),
         training=is_training(session),
+        open_ticket=open_ticket,
     )
 
 
 def actions(session: Session, ticket: Ticket, actor: Actor, now: datetime | None = None) -> list[ActionView]:
     """Every action a person could take on this ticket: allowed ones, and blocked ones with
     the rule that blocks them and its citation. Automatic steps are not listed."""
-    registry.load()
     d = definition(session, ticket.workflow_id)
     ctx = make_ctx(session, ticket, actor, now)
     state = d.states.get(ticket.state)
@@ -253,21 +244,6 @@ def check_version(session: Session, ticket: Ticket, expected_version: int | None
     )
 
 
-def check_writer(session: Session, actor: Actor) -> None:
-    """Who may change anything at all: a known role; a trainer only on a training database."""
-    if actor.role == "trainer" and not is_training(session):
-        raise Refused("training-only", _("the trainer role works only on training databases"))
-    if actor.role not in RANK and not actor.is_system and actor.role != "trainer":
-        raise Refused("role", _("unknown role {role}").format(role=actor.role))
-
-
-def require_role(session: Session, actor: Actor, role: str) -> None:
-    """Refuse an action outside tickets (an outbox decision, a setting) to a lower role."""
-    check_writer(session, actor)
-    if not may(actor.role, role, is_training(session)):
-        raise Refused("role", _("reserved to the {role} role (you are {mine})").format(role=role, mine=actor.role))
-
-
 def load_ticket(session: Session, ticket_id: int, *, for_update: bool = False) -> Ticket:
     ticket = session.get(Ticket, ticket_id, with_for_update=for_update) if for_update else session.get(Ticket, ticket_id)
     if ticket is None:
@@ -292,7 +268,6 @@ def apply(
     Raises ``Refused`` (exit 1), ``BadInput``/``NotFound`` (exit 2) or ``Conflict``; the caller's
     transaction is then rolled back, so nothing of a refused action remains.
     """
-    registry.load()
     ticket = load_ticket(session, ticket_id, for_update=True)
     d = definition(session, ticket.workflow_id)
     check_version(session, ticket, expected_version, d)
@@ -505,7 +480,6 @@ def open_ticket(
     note: str = "",
     now: datetime | None = None,
 ) -> Outcome:
-    registry.load()
     d = workflow_for(session, policy_key, queue)
     check_writer(session, actor)
     now = now or clock.now()
