@@ -6,7 +6,7 @@ from sqlmodel import select
 
 from helpdesk import clock, dates, tokens
 from helpdesk.context import Ctx
-from helpdesk.guards import not_served_by, registered_contacts
+from helpdesk.guards import acknowledgement_reply, not_served_by, registered_contacts
 from helpdesk.i18n import pick
 from helpdesk.models import Deadline, Evidence, ResetToken
 from helpdesk.registry import effect
@@ -201,3 +201,14 @@ def record_log_access(ctx: Ctx):
         # The stored evidence stays raw; what is shown is cleaned of terminal controls.
         text = clean(e.content.decode("utf-8", "replace"))
         ctx.output.append({"evidence": e.id, "kind": e.kind, "sha256": e.sha256, "text": text})
+
+
+@effect("record_acknowledgement")
+def record_acknowledgement(ctx: Ctx):
+    """Where the user's acknowledgement came from: the reply threaded on the ticket, or the
+    volunteer's note that names it."""
+    reply = acknowledgement_reply(ctx)
+    if reply is not None:
+        ctx.event_data["acknowledgement"] = {"source": "mail", "evidence": reply.id}
+    else:
+        ctx.event_data["acknowledgement"] = {"source": "note"}

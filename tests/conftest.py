@@ -209,6 +209,52 @@ def hd(db_url, tmp_path) -> Helpdesk:
     return Helpdesk(db_url, tmp_path)
 
 
+class InProcessHelpdesk(Helpdesk):
+    """The same real command line, called in-process through its entry function
+    (``helpdesk.cli.main``): the clock and the language are reset after each call."""
+
+    def run(self, *args, as_: str | None = None, now: str | None = None, json_out: bool = True, stdin: str | None = None) -> Result:
+        import contextlib
+        import io
+
+        from helpdesk import cli, clock, i18n
+
+        argv = ["--db", self.url]
+        if as_:
+            argv += ["--as", as_]
+        when = now or self.now
+        if when:
+            argv += ["--now", when]
+        argv += [str(a) for a in args]
+        if json_out:
+            argv.append("--json")
+        out, err = io.StringIO(), io.StringIO()
+        saved_stdin = sys.stdin
+        if stdin is not None:
+            sys.stdin = io.StringIO(stdin)
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                try:
+                    code = cli.main(argv)
+                except SystemExit as exc:  # argparse: bad usage
+                    code = exc.code if isinstance(exc.code, int) else 2
+        finally:
+            sys.stdin = saved_stdin
+            clock.set_now(None)
+            i18n.set_lang(None)
+        return Result(code, out.getvalue(), err.getvalue())
+
+
+@pytest.fixture
+def hdi(db_url, tmp_path, monkeypatch) -> InProcessHelpdesk:
+    """``hd``, in-process: for scenario tests where the process itself does not matter."""
+    for name in [k for k in os.environ if k.startswith("HELPDESK_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("COLUMNS", "200")
+    return InProcessHelpdesk(db_url, tmp_path)
+
+
 def pytest_sessionstart(session):
     """The tests start the real CLI in hundreds of subprocesses. Where the environment says
     not to write byte code (PYTHONDONTWRITEBYTECODE), each of them would compile the
