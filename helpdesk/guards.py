@@ -263,15 +263,6 @@ def acknowledgement_reply(ctx: Ctx):
     return ctx.session.exec(q.order_by(Evidence.id.desc())).first()
 
 
-@guard("acknowledgement_recorded")
-def acknowledgement_recorded(ctx: Ctx):
-    """Wigii CGU art. 9: the confirmation is "quittancée par l'utilisateur": the step records
-    where the acknowledgement came from, the threaded reply or a volunteer's note naming it."""
-    if ctx.note or ctx.actor.is_system or acknowledgement_reply(ctx) is not None:
-        return None
-    return _("no acknowledgement on this ticket: none of the user's replies is threaded here; if it came another way, say which in a note (--note)")
-
-
 @guard("binding_date_reached")
 def binding_date_reached(ctx: Ctx):
     """The date the provider's text makes binding (pack param ``binding_deadlines``) is here."""

@@ -44,7 +44,7 @@ def test_deactivation_request_three_items_ack_and_day(wigii):
     assert hd.show(tid)["fields"]["system"] == "https://relation.wigii.org"
 
     # Art. 9: the acknowledgement is recorded with where it came from; no one-key step.
-    hd.refused("ticket", "act", tid, "acknowledge", rule="acknowledgement_recorded", cite="Wigii CGU art. 9")
+    hd.bad("ticket", "act", tid, "acknowledge")
     t = hd.act(tid, "acknowledge", "--note", "acknowledged by phone call from Jean Dupont, 14:05")
     assert t["state"] == "scheduled"
     assert t["deadlines"]["deactivation"] == "2026-12-14T23:00:00Z"  # midnight in Zurich
