@@ -259,3 +259,20 @@ def test_known_wrong_citations_stay_fixed():
     assert "avec droit administrateur. […] les administrateurs de chaque association" in reset
     # Wigii art. 5: the log is for technical administrators: the role refusal cites it.
     assert TABLE["wigii"]["abuse/read-logs"] == TABLE["wigii"]["abuse/read-logs/log_purpose_given"] == "Wigii CGU art. 5 et 8"
+
+
+def test_every_parameter_a_pack_declares_is_read():
+    """A parameter nothing reads is a promise nobody keeps (Le PIC's site_logs_retention and
+    access_logs_retention were): each is named by the code or by a workflow."""
+    from pathlib import Path
+
+    from helpdesk.paths import data_dir
+
+    root = Path(__file__).resolve().parent.parent
+    corpus = "\n".join(p.read_text(encoding="utf-8") for p in (root / "helpdesk").rglob("*.py"))
+    corpus += "\n".join(p.read_text(encoding="utf-8") for p in (data_dir() / "workflows").glob("*.toml"))
+    for key in packs.available():
+        for name in packs.read_pack(key).params:
+            if name.endswith("_note"):
+                continue  # shown beside its parameter
+            assert f'"{name}"' in corpus or f"param:{name}" in corpus, f"{key}: params.{name} is read by nothing"
