@@ -204,15 +204,21 @@ def prior_step_or_grave(ctx: Ctx, steps: list[str]):
     )
 
 
+def _quoting(quote: str | None, reason: str) -> str:
+    """A refusal that quotes the pack's article as it is written (``quote``: the words of
+    the text, given by the workflow for the packs whose text holds them)."""
+    return f"« {quote} » — {reason}" if quote else reason
+
+
 @guard("prior_exchange_or_compromise")
-def prior_exchange_or_compromise(ctx: Ctx):
+def prior_exchange_or_compromise(ctx: Ctx, quote: str | None = None):
     """Indigos art. 7 and 11: sending is suspended after a prevention exchange on this alert,
     or at once on compromise or in an emergency (on-call, reason recorded)."""
     if _true(ctx.fields.get("compromised")):
         return None
     return _this_matter_or(
         ctx, {"contact", "warning"}, "urgent",
-        _("« Cela peut aller d'un simple échange de prévention à une suspension temporaire d'envoi » (art. 7): a prevention exchange first, except in an emergency (--field urgent=yes, on-call, reason recorded) or on compromise"),
+        _quoting(quote, _("a prevention exchange first, except in an emergency (--field urgent=yes, on-call, reason recorded) or on compromise")),
     )
 
 
@@ -222,12 +228,12 @@ ACCOUNT_SUSPENSION_GROUNDS = ("grave-risk", "manifest-abuse", "compromise")
 
 
 @guard("suspension_grounds")
-def suspension_grounds(ctx: Ctx):
+def suspension_grounds(ctx: Ctx, quote: str | None = None):
     """Indigos art. 7: the account is suspended only on one of the three grounds the text
     names, recorded with the step (``ground``, or ``compromised=yes``)."""
     ground = ctx.fields.get("ground") or ("compromise" if _true(ctx.fields.get("compromised")) else None)
     if ground not in ACCOUNT_SUSPENSION_GROUNDS:
-        return _("« voire à une suspension du compte en cas de risque grave, d'abus manifeste ou de compromission » (art. 7): record the ground (--field ground=grave-risk|manifest-abuse|compromise)")
+        return _quoting(quote, _("record the ground of the account suspension (--field ground=grave-risk|manifest-abuse|compromise)"))
     return None
 
 

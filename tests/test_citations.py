@@ -276,3 +276,19 @@ def test_every_parameter_a_pack_declares_is_read():
             if name.endswith("_note"):
                 continue  # shown beside its parameter
             assert f'"{name}"' in corpus or f"param:{name}" in corpus, f"{key}: params.{name} is read by nothing"
+
+
+def test_refusals_quote_their_article_as_it_is_written():
+    """A guard that quotes its article in the refusal quotes words of the citation it
+    names, which the pack tests hold to the seed word for word (Indigos art. 7)."""
+    quoted = 0
+    for key in packs.available():
+        p = packs.read_pack(key)
+        for wf in p.workflows.values():
+            for t in wf["transitions"]:
+                for g in t["guards"]:
+                    quote = (g.get("args") or {}).get("quote")
+                    if quote:
+                        quoted += 1
+                        assert quote in p.citations[g.get("cite") or t["cite"]]["text"], (key, t["key"], g["name"])
+    assert quoted >= 2
