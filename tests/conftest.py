@@ -142,16 +142,21 @@ class Helpdesk:
         self.now: str | None = None
         self.env = _clean_env()
 
-    def run(self, *args, as_: str | None = None, now: str | None = None, json_out: bool = True, stdin: str | None = None) -> Result:
-        cmd = [sys.executable, "-m", "helpdesk", "--db", self.url]
+    def argv(self, args, as_: str | None, now: str | None, json_out: bool) -> list[str]:
+        """The command line after the program's name: database, volunteer, clock, JSON."""
+        argv = ["--db", self.url]
         if as_:
-            cmd += ["--as", as_]
+            argv += ["--as", as_]
         when = now or self.now
         if when:
-            cmd += ["--now", when]
-        cmd += [str(a) for a in args]
+            argv += ["--now", when]
+        argv += [str(a) for a in args]
         if json_out:
-            cmd.append("--json")
+            argv.append("--json")
+        return argv
+
+    def run(self, *args, as_: str | None = None, now: str | None = None, json_out: bool = True, stdin: str | None = None) -> Result:
+        cmd = [sys.executable, "-m", "helpdesk", *self.argv(args, as_, now, json_out)]
         p = subprocess.run(cmd, capture_output=True, text=True, env=self.env, input=stdin, timeout=120)
         assert "Traceback" not in p.stderr, p.stderr
         return Result(p.returncode, p.stdout, p.stderr)
@@ -219,15 +224,7 @@ class InProcessHelpdesk(Helpdesk):
 
         from helpdesk import cli, clock, i18n
 
-        argv = ["--db", self.url]
-        if as_:
-            argv += ["--as", as_]
-        when = now or self.now
-        if when:
-            argv += ["--now", when]
-        argv += [str(a) for a in args]
-        if json_out:
-            argv.append("--json")
+        argv = self.argv(args, as_, now, json_out)
         out, err = io.StringIO(), io.StringIO()
         saved_stdin = sys.stdin
         if stdin is not None:

@@ -14,14 +14,20 @@ def mails(hd, tid):
     return [hd.ok("outbox", "show", m["id"]) for m in hd.ok("outbox", "list", "--ticket", tid)]
 
 
+def at(hd, now: str, *accounts: tuple):
+    """The in-process CLI at ``now``, with these accounts (``account add`` arguments)."""
+    hd.now = now
+    for args in accounts:
+        hd.account(*args)
+    return hd
+
+
 # --- the sanctions ledger informs; the text decides ------------------------------------------
 
 
 @pytest.fixture
 def indigos(hdi):
-    hdi.now = NOW
-    hdi.account("camille", "indigos", "camille@example.org")
-    return hdi
+    return at(hdi, NOW, ("camille", "indigos", "camille@example.org"))
 
 
 def test_indigos_a_contact_on_another_matter_long_ago_does_not_count(indigos):
@@ -71,11 +77,9 @@ def test_a_warning_is_always_possible_on_a_new_matter(indigos):
 
 @pytest.fixture
 def cp(hdi):
-    hdi.now = "2026-06-15T10:00:00+02:00"
-    hdi.account("cpas-namur", "communesplone", "informatique@cpas-namur.example", "--kind", "member",
-                "--org", "CPAS de Namur", "--contact", "secretariat@cpas-namur.example",
-                "--field", "signature-date=2025-06-10")
-    return hdi
+    return at(hdi, "2026-06-15T10:00:00+02:00",
+              ("cpas-namur", "communesplone", "informatique@cpas-namur.example", "--kind", "member",
+               "--org", "CPAS de Namur", "--contact", "secretariat@cpas-namur.example", "--field", "signature-date=2025-06-10"))
 
 
 def test_communesplone_a_grave_matter_may_go_to_suspension_or_the_authorities_at_once(cp):
@@ -105,10 +109,8 @@ def test_communesplone_a_grave_matter_may_go_to_suspension_or_the_authorities_at
 
 @pytest.fixture
 def pic(hdi):
-    hdi.now = NOW
-    hdi.account("asso-jardin", "le-pic", "tech@jardin.example", "--kind", "member", "--org", "Jardins partagés",
-                "--contact", "bureau@jardin.example", "--field", "membership-end=2027-09-30")
-    return hdi
+    return at(hdi, NOW, ("asso-jardin", "le-pic", "tech@jardin.example", "--kind", "member", "--org", "Jardins partagés",
+                         "--contact", "bureau@jardin.example", "--field", "membership-end=2027-09-30"))
 
 
 def test_le_pic_has_no_warning_suspension_or_closure_of_a_member(pic):
