@@ -165,10 +165,6 @@ class Backend:
                 select(func.count()).select_from(Ticket).where(Ticket.queue == q, active, Ticket.due_at <= now)
             ).one()
             out[q] = c
-        # Tickets carrying a date the provider's text makes binding (issue 12): the figure
-        # the dashboard shows apart from the indicative targets.
-        for q, n in service.binding_counts(s).items():
-            out.setdefault(q, {"open": 0, "waiting": 0, "overdue": 0})["binding"] = n
         return out
 
     def _soonest(self, s: Session, where: list, limit: int, *, undated: bool = True) -> list[search.Row]:
