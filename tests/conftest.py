@@ -143,16 +143,21 @@ class Helpdesk:
         self.now: str | None = None
         self.env = _clean_env()
 
-    def run(self, *args, as_: str | None = None, now: str | None = None, json_out: bool = True, stdin: str | None = None) -> Result:
-        cmd = [sys.executable, "-m", "helpdesk", "--db", self.url]
+    def argv(self, args, as_: str | None, now: str | None, json_out: bool) -> list[str]:
+        """The command line after the program's name: database, volunteer, clock, JSON."""
+        argv = ["--db", self.url]
         if as_:
-            cmd += ["--as", as_]
+            argv += ["--as", as_]
         when = now or self.now
         if when:
-            cmd += ["--now", when]
-        cmd += [str(a) for a in args]
+            argv += ["--now", when]
+        argv += [str(a) for a in args]
         if json_out:
-            cmd.append("--json")
+            argv.append("--json")
+        return argv
+
+    def run(self, *args, as_: str | None = None, now: str | None = None, json_out: bool = True, stdin: str | None = None) -> Result:
+        cmd = [sys.executable, "-m", "helpdesk", *self.argv(args, as_, now, json_out)]
         p = subprocess.run(cmd, capture_output=True, text=True, env=self.env, input=stdin, timeout=120)
         assert "Traceback" not in p.stderr, p.stderr
         return Result(p.returncode, p.stdout, p.stderr)
@@ -208,6 +213,45 @@ class Helpdesk:
 @pytest.fixture
 def hd(db_url, tmp_path) -> Helpdesk:
     return Helpdesk(db_url, tmp_path)
+
+
+class InProcessHelpdesk(Helpdesk):
+    """The same real command line, called in-process through its entry function
+    (``helpdesk.cli.main.main``): the clock and the language are reset after each call."""
+
+    def run(self, *args, as_: str | None = None, now: str | None = None, json_out: bool = True, stdin: str | None = None) -> Result:
+        import contextlib
+        import io
+
+        from helpdesk.cli import main
+        from helpdesk.base import clock, i18n
+
+        argv = self.argv(args, as_, now, json_out)
+        out, err = io.StringIO(), io.StringIO()
+        saved_stdin = sys.stdin
+        if stdin is not None:
+            sys.stdin = io.StringIO(stdin)
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                try:
+                    code = main.main(argv)
+                except SystemExit as exc:  # argparse: bad usage
+                    code = exc.code if isinstance(exc.code, int) else 2
+        finally:
+            sys.stdin = saved_stdin
+            clock.set_now(None)
+            i18n.set_lang(None)
+        return Result(code, out.getvalue(), err.getvalue())
+
+
+@pytest.fixture
+def hdi(db_url, tmp_path, monkeypatch) -> InProcessHelpdesk:
+    """``hd``, in-process: for scenario tests where the process itself does not matter."""
+    for name in [k for k in os.environ if k.startswith("HELPDESK_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("COLUMNS", "200")
+    return InProcessHelpdesk(db_url, tmp_path)
 
 
 def pytest_sessionstart(session):

@@ -58,8 +58,18 @@ def test_contract_examples():
 def test_late_renewal_starts_the_day_after_the_previous_end(previous_end):
     start, end = dates.renewal_after_lapse(previous_end)
     assert start == previous_end + relativedelta(days=1)
-    assert end == previous_end + relativedelta(years=1)
+    assert end == start + relativedelta(years=1) - relativedelta(days=1)  # one year from its start
     assert start <= end
+
+
+def test_a_renewal_from_1_march_runs_to_29_february_of_a_leap_year():
+    assert dates.renewal_after_lapse(date(2027, 2, 28)) == (date(2027, 3, 1), date(2028, 2, 29))
+    assert dates.renewal_after_lapse(date(2026, 11, 30)) == (date(2026, 12, 1), date(2027, 11, 30))
+
+
+def test_more_than_a_year_after_a_leap_day():
+    assert dates.inactive_from(date(2024, 2, 29)) == date(2025, 3, 1)
+    assert dates.inactive_from(date(2025, 11, 24)) == date(2026, 11, 25)
 
 
 @given(days)

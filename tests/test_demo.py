@@ -259,8 +259,12 @@ def test_bulk_service_views(bulk_db):
             select(Ticket.queue, func.count()).where(Ticket.state_kind != "done", Ticket.due_at <= NOW).group_by(Ticket.queue)
         ):
             expected[queue]["overdue"] = n
+        binding = {q: c.pop("binding") for q, c in counts.items() if "binding" in c}
         assert counts == expected
         assert sum(c["overdue"] for c in counts.values()) > 0
+        # Open tickets carrying a date the text makes binding (Le PIC's removal, a
+        # convention's 48 months): counted apart from the indicative targets.
+        assert binding == api.binding_counts(s) and set(binding) <= {"closure"}
 
 
 def test_bulk_audit_chain_verifies(bulk_db):

@@ -83,7 +83,7 @@ def test_a_pack_naming_an_unknown_guard_does_not_load(monkeypatch, tmp_path):
     copy = tmp_path / "data"
     shutil.copytree(data_dir(), copy)
     wf = copy / "workflows" / "abuse.toml"
-    wf.write_text(wf.read_text().replace('name = "ladder_allows"', 'name = "no_such_guard"', 1))
+    wf.write_text(wf.read_text().replace('name = "prior_exchange_or_emergency"', 'name = "no_such_guard"', 1))
     monkeypatch.setattr(packs, "data_dir", lambda: copy)
     with pytest.raises(packs.PackError, match="no_such_guard"):
         packs.read_pack("indigos")

@@ -106,7 +106,7 @@ def test_wigii_deactivation_happens_on_its_requested_day(tr):
     t = tr.act(tid, "complete", "--field", "system=https://relation.wigii.org")
     assert t["state"] == "awaiting-ack"
     assert t["events"][-1]["at"] == "2026-11-23T08:00:00Z"  # the CLI lives at the training clock
-    tr.act(tid, "acknowledge")
+    tr.act(tid, "acknowledge", "--note", "acknowledged by the reply mail of jean.dupont@example.org")
     moved = tr.ok("train", "clock", "+1w")
     assert (moved["from"], moved["to"]) == ("2026-11-23T08:00:00Z", "2026-11-30T08:00:00Z")
     assert moved["sweep"]["taken"] == []
@@ -179,7 +179,7 @@ def test_reset_restores_state_events_outbox_and_clock(tr):
     tid = first["tickets"]["main"]
     before = _snapshot(tr, tid)
     tr.act(tid, "complete", "--field", "system=https://relation.wigii.org")
-    tr.act(tid, "acknowledge")
+    tr.act(tid, "acknowledge", "--note", "acknowledged by the reply mail of jean.dupont@example.org")
     tr.ok("train", "clock", "next")
     changed = _snapshot(tr, tid)
     assert changed != before and changed["account"] == "deactivated" and changed["state"] == "deactivated"

@@ -58,10 +58,25 @@ def contract_dates(
     return ContractDates(start, tuple(renewals), max_end, next_renewal, notice_limit, effective, late)
 
 
+def period_end(start: date, period: relativedelta = relativedelta(years=1)) -> date:
+    """The last day of a period that runs from ``start``: one year from 2027-03-01 is paid
+    up to and including 2028-02-29."""
+    return start + period - relativedelta(days=1)
+
+
 def renewal_after_lapse(previous_end: date, period: relativedelta = relativedelta(years=1)) -> tuple[date, date]:
-    """Weentime art. 8: a renewal, even late, starts the day after the previous end."""
+    """Weentime art. 8: a renewal, even late, starts the day after the previous end and runs
+    one period from that start."""
     start = previous_end + relativedelta(days=1)
-    return start, previous_end + period
+    return start, period_end(start, period)
+
+
+def inactive_from(last_seen: date, period: relativedelta = relativedelta(years=1)) -> date:
+    """Wigii CGU art. 9, "ne s'était pas logué depuis plus d'une année": the first day on
+    which more than ``period`` has passed since the day of the last login. A login on
+    2024-02-29 completes its year on 2025-02-28; it is more than a year from 2025-03-01.
+    The deactivation guard and the inactivity sweep both ask this function."""
+    return last_seen + period + relativedelta(days=1)
 
 
 def membership_data_removal(membership_end: date, within: relativedelta = relativedelta(years=1)) -> date:

@@ -284,8 +284,7 @@ def do_account(args, out: Out) -> int:
                 out.line(_("Sanctions ledger:"), style="bold")
                 if not view["sanctions"]:
                     out.line("  " + _("(none)"))
-                for r in view["sanctions"]:
-                    out.line(f"  {r['at']}  #{r['ticket']}  {r['step']:<16} {r['actor']}  {r['note']}")
+                _print_ledger(out, view["sanctions"])
             return 0
         q = select(Account).order_by(Account.policy_key, Account.login)
         if args.policy:
@@ -356,11 +355,16 @@ def _print_ticket(out: Out, view: dict, citations: bool) -> None:
         for d in view["deadline_details"]:
             extra = f"  → {d['action']}" if d["action"] else ""
             note = f"  ({d['note']})" if d["note"] else ""
-            out.line(f"  {d['name']:<18} {d['at']}  [{d['status']}]{extra}{note}")
+            kind = "  " + _("BINDING (the text fixes this date)") if d.get("binding") else "  " + _("indicative") if d.get("indicative") else ""
+            out.line(f"  {d['name']:<18} {d['at']}  [{d['status']}]{kind}{extra}{note}")
     out.line("")
     out.line(_("Procedure:"), style="bold")
     for st in view["steps"]:
         out.line(("▶ " if st["current"] else "  ") + f"{st['label']} ({st['key']})", style="bold" if st["current"] else None)
+    if view.get("sanctions"):
+        out.line("")
+        out.line(_("Sanctions ledger of the account (informs; decides nothing):"), style="bold")
+        _print_ledger(out, view["sanctions"], current=view["id"])
     out.line("")
     out.line(_("Actions:"), style="bold")
     for a in view["actions"]:
@@ -378,6 +382,14 @@ def _print_ticket(out: Out, view: dict, citations: bool) -> None:
     for e in view["events"]:
         arrow = f"{e['from'] or ''} → {e['to']}" if e["to"] and e["to"] != e["from"] else ""
         out.line(f"  {e['at']}  {e['actor']:<10} {e['action']:<18} {arrow}  {e['note']}")
+
+
+def _print_ledger(out: Out, rows: list[dict], current: int | None = None) -> None:
+    from rich.text import Text
+
+    for r in rows:
+        here = "  " + _("(this ticket)") if current is not None and r["ticket"] == current else ""
+        out.line(Text(f"  {r['at']}  #{r['ticket']} {r.get('queue') or ''}  {r['step']:<16} {r['actor']}  {r['note']}{here}"))
 
 
 def do_ticket(args, out: Out) -> int:
@@ -464,14 +476,16 @@ def do_ticket(args, out: Out) -> int:
             include_done=args.all, overdue_at=clock.now() if args.overdue else None, order=args.sort,
             limit=args.limit, offset=args.offset,
         )
-        data = [api.ticket_row(s, t) for t in rows]
+        binding = api.binding_dates(s, rows)
+        data = [api.ticket_row(s, t, binding=binding) for t in rows]
         if out.json:
             out.data(data)
         else:
             now = clock.iso(clock.now())
             out.table(
-                ["id", "queue", "policy", "state", "account", "due", "subject"],
-                [[r["id"], r["queue"], r["policy"], r["state"], r["account"] or "-", ("! " if r["due_at"] and r["due_at"] <= now else "") + (r["due_at"] or ""), r["subject"]] for r in data],
+                ["id", "queue", "policy", "state", "account", "due", _("binding date (text)"), "subject"],
+                [[r["id"], r["queue"], r["policy"], r["state"], r["account"] or "-", ("! " if r["due_at"] and r["due_at"] <= now else "") + (r["due_at"] or ""),
+                  f"{r['binding_at']} ({r['binding']})" if r["binding_at"] else "", r["subject"]] for r in data],
             )
     return 0
 

@@ -63,23 +63,10 @@ class Ctx:
             .order_by(Deadline.id.desc())
         ).first()
 
-    def ledger(self) -> list[Event]:
-        """The account's sanctions ledger, across abuse and mail-reputation tickets."""
-        if self._ledger is None:
-            if self.account is None:
-                self._ledger = []
-            else:
-                self._ledger = list(
-                    self.session.exec(
-                        select(Event)
-                        .where(Event.account_id == self.account.id, Event.sanction.is_not(None))
-                        .order_by(Event.id)
-                    )
-                )
-        return self._ledger
-
     def this_ticket_steps(self) -> set[str]:
-        return {e.sanction for e in self.ledger() if e.ticket_id == self.ticket.id}
-
-    def earlier_steps(self) -> list[Event]:
-        return [e for e in self.ledger() if e.ticket_id != self.ticket.id]
+        """The sanction steps already taken on this ticket (this matter)."""
+        if self._ledger is None:
+            self._ledger = list(
+                self.session.exec(select(Event).where(Event.ticket_id == self.ticket.id, Event.sanction.is_not(None)))
+            )
+        return {e.sanction for e in self._ledger}

@@ -7,7 +7,7 @@ from sqlmodel import select
 from helpdesk.base import clock, dates
 from helpdesk.rules import tokens
 from helpdesk.rules.context import Ctx
-from helpdesk.rules.guards import not_served_by, registered_contacts
+from helpdesk.rules.guards import acknowledgement_reply, not_served_by, registered_contacts
 from helpdesk.base.i18n import pick
 from helpdesk.storage.models import Deadline, Evidence, ResetToken
 from helpdesk.rules.naming import effect
@@ -199,3 +199,14 @@ def record_log_access(ctx: Ctx):
         # The stored evidence stays raw; what is shown is cleaned of terminal controls.
         text = clean(e.content.decode("utf-8", "replace"))
         ctx.output.append({"evidence": e.id, "kind": e.kind, "sha256": e.sha256, "text": text})
+
+
+@effect("record_acknowledgement")
+def record_acknowledgement(ctx: Ctx):
+    """Where the user's acknowledgement came from: the reply threaded on the ticket, or the
+    volunteer's note that names it."""
+    reply = acknowledgement_reply(ctx)
+    if reply is not None:
+        ctx.event_data["acknowledgement"] = {"source": "mail", "evidence": reply.id}
+    else:
+        ctx.event_data["acknowledgement"] = {"source": "note"}

@@ -6,8 +6,7 @@ these functions only know how to check one fact.
 
 from __future__ import annotations
 
-from helpdesk.base import clock
-from helpdesk.rules import ledger
+from helpdesk.base import clock, dates
 from helpdesk.rules.context import Ctx
 from helpdesk.base.fields import TRUE
 from helpdesk.base.i18n import _, pick
@@ -143,11 +142,11 @@ def inactive_for(ctx: Ctx, param: str, states: list[str] | None = None):
         return None
     if ctx.account is None:
         return _("no account is linked to this ticket")
-    since = ctx.account.last_login or ctx.account.created_at
-    limit = clock.add(since, ctx.duration_param(param), ctx.tz)
-    if ctx.now <= limit:
+    since = clock.local_day(ctx.account.last_login or ctx.account.created_at, ctx.tz)
+    first = dates.inactive_from(since, ctx.duration_param(param))
+    if clock.local_day(ctx.now, ctx.tz) < first:
         return _("the account was used on {date}: not inactive long enough before {limit}").format(
-            date=clock.local_day(since, ctx.tz).isoformat(), limit=clock.local_day(limit, ctx.tz).isoformat()
+            date=since.isoformat(), limit=first.isoformat()
         )
     return None
 
@@ -160,68 +159,121 @@ def deadline_reached(ctx: Ctx, deadline: str):
     return None
 
 
-def _emergency(ctx: Ctx) -> str | None:
-    """None if this is a well-founded emergency, else why not."""
-    if not _true(ctx.fields.get("urgent")):
-        return "not-urgent"
+def _well_founded(ctx: Ctx, field: str) -> str | None:
+    """None if ``field`` (an emergency, a grave matter) is set, by an on-call admin or
+    higher, with its reason recorded; else why not ("unset" when the field is not set)."""
+    if not _true(ctx.fields.get(field)):
+        return "unset"
     if rank(ctx.actor.role, ctx.training) < RANK["oncall"]:
-        return _("an emergency step is reserved to on-call and admin roles")
+        return _("this step without the earlier ones is reserved to on-call and admin roles")
     if not ctx.note:
-        return _("an emergency needs a recorded reason (--note)")
+        return _("taking this step at once needs its reason recorded (--note)")
     return None
 
 
-def _unless_emergency(ctx: Ctx, refusal: str) -> str | None:
-    """Pass a well-founded emergency; otherwise say what is missing for one, or ``refusal``."""
-    why = _emergency(ctx)
+def _this_matter_or(ctx: Ctx, steps: set[str], field: str, refusal: str) -> str | None:
+    """Pass when one of ``steps`` was taken on this ticket (this matter: the ledger of other
+    tickets informs, it never stands in for them), or when ``field`` is well founded."""
+    if ctx.this_ticket_steps() & steps:
+        return None
+    why = _well_founded(ctx, field)
     if why is None:
         return None
-    return refusal if why == "not-urgent" else why
+    return refusal if why == "unset" else why
 
 
 @guard("prior_exchange_or_emergency")
 def prior_exchange_or_emergency(ctx: Ctx):
-    if ctx.this_ticket_steps() & {"contact", "warning"} or ctx.earlier_steps():
-        return None
-    return _unless_emergency(
-        ctx, _("except in an emergency, an exchange and an attempt at regularisation come first (record a contact)")
+    """Indigos art. 11: an exchange and an attempt at regularisation on this matter first,
+    except in an emergency or a special constraint (on-call, reason recorded)."""
+    return _this_matter_or(
+        ctx, {"contact", "warning"}, "urgent",
+        _("except in an emergency, an exchange and an attempt at regularisation come first on this matter (record a contact)"),
     )
 
 
-@guard("prior_step_or_emergency")
-def prior_step_or_emergency(ctx: Ctx, steps: list[str]):
-    reached = ctx.this_ticket_steps() | {e.sanction for e in ctx.earlier_steps()}
-    if reached & set(steps) or ledger.highest(ctx.earlier_steps()) >= ledger.LEVEL["suspension"]:
-        return None
-    return _unless_emergency(ctx, _("the graduated response starts with: {steps}").format(steps=", ".join(steps)))
+@guard("prior_step_or_grave")
+def prior_step_or_grave(ctx: Ctx, steps: list[str]):
+    """CommunesPlone art. 6.11: sanctions "selon la gravité": a minor matter starts with the
+    earlier rungs; a grave one (on-call, gravity recorded as the reason) may skip them."""
+    return _this_matter_or(
+        ctx, set(steps), "grave",
+        _("according to the gravity: on this matter, first {steps}, unless it is grave (--field grave=yes, on-call, reason recorded)").format(
+            steps=", ".join(steps)
+        ),
+    )
 
 
-@guard("ladder_allows")
-def ladder_allows(ctx: Ctx, step: str):
-    earlier = ctx.earlier_steps()
-    top = ledger.highest(earlier)
-    if ledger.restarts(step, top):
-        last = earlier[-1]
-        return _("second offence: this account already reached «{top}» (ticket #{ticket}, {date}); the ladder goes on from there").format(
-            top=ledger.top_step(earlier), ticket=last.ticket_id, date=clock.local_day(last.at, ctx.tz).isoformat()
-        )
-    return None
+def _quoting(quote: str | None, reason: str) -> str:
+    """A refusal that quotes the pack's article as it is written (``quote``: the words of
+    the text, given by the workflow for the packs whose text holds them)."""
+    return f"« {quote} » — {reason}" if quote else reason
 
 
 @guard("prior_exchange_or_compromise")
-def prior_exchange_or_compromise(ctx: Ctx):
+def prior_exchange_or_compromise(ctx: Ctx, quote: str | None = None):
+    """Indigos art. 7 and 11: sending is suspended after a prevention exchange on this alert,
+    or at once on compromise or in an emergency (on-call, reason recorded)."""
     if _true(ctx.fields.get("compromised")):
         return None
-    if ctx.this_ticket_steps() or ctx.earlier_steps():
-        return None
-    return _("the ladder starts with a prevention exchange (contact), except when the account is compromised")
+    return _this_matter_or(
+        ctx, {"contact", "warning"}, "urgent",
+        _quoting(quote, _("a prevention exchange first, except in an emergency (--field urgent=yes, on-call, reason recorded) or on compromise")),
+    )
 
 
-@guard("prior_send_suspension_or_compromise")
-def prior_send_suspension_or_compromise(ctx: Ctx):
-    if _true(ctx.fields.get("compromised")):
-        return None
-    reached = ctx.this_ticket_steps() | {e.sanction for e in ctx.earlier_steps()}
-    if reached & {"send-suspension", "suspension", "interruption", "closure"}:
-        return None
-    return _("account suspension comes after a temporary suspension of sending, or at once on compromise")
+#: Indigos art. 7: "une suspension du compte en cas de risque grave, d'abus manifeste ou de
+#: compromission".
+ACCOUNT_SUSPENSION_GROUNDS = ("grave-risk", "manifest-abuse", "compromise")
+
+
+@guard("suspension_grounds")
+def suspension_grounds(ctx: Ctx, quote: str | None = None):
+    """Indigos art. 7: the account is suspended only on one of the three grounds the text
+    names, recorded with the step (``ground``, or ``compromised=yes``)."""
+    ground = ctx.fields.get("ground") or ("compromise" if _true(ctx.fields.get("compromised")) else None)
+    if ground not in ACCOUNT_SUSPENSION_GROUNDS:
+        return _quoting(quote, _("record the ground of the account suspension (--field ground=grave-risk|manifest-abuse|compromise)"))
+    return None
+
+
+#: Wigii CGU art. 5: the four purposes for which the activity log may be used.
+LOG_PURPOSES = ("technical", "statistics", "misuse", "judicial-order")
+
+
+@guard("log_purpose_given")
+def log_purpose_given(ctx: Ctx):
+    """Wigii CGU art. 5: the log is used only "à des fins de résolution de problème technique,
+    de statistique, de résolution en contrariété d'usage ou d'investigation sur ordre
+    d'instance juridique": one of these purposes, besides the note."""
+    if ctx.fields.get("purpose") not in LOG_PURPOSES:
+        return _("reading the logs needs one of the purposes the text gives (--field purpose=technical|statistics|misuse|judicial-order)")
+    return None
+
+
+def acknowledgement_reply(ctx: Ctx):
+    """The mail threaded on this ticket since the confirmation went out, if one came: the
+    user's acknowledgement ("quittancée") arrives as a reply."""
+    from sqlmodel import select
+
+    from helpdesk.storage.models import Event, Evidence
+
+    sent = ctx.session.exec(
+        select(Event.at)
+        .where(Event.ticket_id == ctx.ticket.id, Event.to_state == ctx.ticket.state)
+        .order_by(Event.id.desc())
+    ).first()
+    q = select(Evidence).where(Evidence.ticket_id == ctx.ticket.id, Evidence.kind == "mail")
+    if sent is not None:
+        q = q.where(Evidence.received_at > sent)
+    return ctx.session.exec(q.order_by(Evidence.id.desc())).first()
+
+
+@guard("binding_date_reached")
+def binding_date_reached(ctx: Ctx):
+    """The date the provider's text makes binding (pack param ``binding_deadlines``) is here."""
+    for name in ctx.param("binding_deadlines") or []:
+        dl = ctx.deadline(name)
+        if dl is not None and ctx.now >= dl.due_at:
+            return None
+    return _("the date the text fixes is not reached yet")

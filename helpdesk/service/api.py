@@ -9,10 +9,10 @@ from typing import Any
 from sqlalchemy import func, or_
 from sqlmodel import Session, select
 
+from helpdesk.rules import accounts as account_rules, ledger
 from helpdesk.storage import audit
 from helpdesk.base import clock, networks
 from helpdesk.workflow import engine
-from helpdesk.rules import ledger
 from helpdesk.policy import provider_settings
 from helpdesk.rules.context import SYSTEM_ACTOR, Actor
 from helpdesk.base.errors import BadInput, NotFound, Refused
@@ -146,7 +146,7 @@ def add_account(
     acc.kind = kind
     acc.org = clean(org)
     if contacts is not None:  # None: the contacts stay as they are
-        acc.contacts = [c.strip().lower() for c in contacts]
+        acc.contacts = account_rules.normalise_contacts(contacts)
     acc.lang = lang
     acc.status = status
     if last_login:
@@ -156,7 +156,8 @@ def add_account(
             raise BadInput(str(exc)) from None
     acc.fields = {**(acc.fields or {}), **checked}
     if before is not None:
-        _check_contacts(session, acc, *before)
+        account_rules.check_contacts_kept(session, acc, *before)
+    account_rules.check_one_admin(session, acc)
     acc.updated_at = now
     session.add(acc)
     session.flush()
@@ -164,7 +165,7 @@ def add_account(
 
 
 def change_contacts(session: Session, acc: Account, *, add: list[str] = (), remove: list[str] = ()) -> Account:
-    """Add and remove an account's contact addresses (``_check_contacts`` may refuse)."""
+    """Add and remove an account's contact addresses (``account_rules`` may refuse)."""
     add = [a.strip().lower() for a in add]
     remove = {r.strip().lower() for r in remove}
     for address in add:
@@ -176,37 +177,11 @@ def change_contacts(session: Session, acc: Account, *, add: list[str] = (), remo
         raise BadInput(_("{address} is not a contact of {login}").format(address=", ".join(unknown), login=acc.login))
     kept = [c for c in old if c not in remove]
     acc.contacts = kept + [a for a in dict.fromkeys(add) if a not in kept]
-    _check_contacts(session, acc, old, dict(acc.fields or {}))
+    account_rules.check_contacts_kept(session, acc, old, dict(acc.fields or {}))
     acc.updated_at = clock.now()
     session.add(acc)
     session.flush()
     return acc
-
-
-def _check_contacts(session: Session, acc: Account, old_contacts: list[str], old_fields: dict) -> None:
-    """Le PIC: a member keeps its technical and administrative contacts; removing one needs
-    a replacement while the membership lasts (policy param ``contact_replacement`` names the
-    citation). ``acc`` holds the new values, ``old_*`` the ones before the change."""
-    policy = session.get(Policy, acc.policy_key)
-    cite = (policy.params or {}).get("contact_replacement")
-    if not cite or acc.kind != "member" or acc.status in CLOSED_STATUSES:
-        return
-    end = (acc.fields or {}).get("membership-end")
-    if end and clock.parse_day(end) < clock.local_day(clock.now(), policy.timezone):
-        return  # the membership is over
-    new = acc.contacts or []
-    removed = [c for c in old_contacts if c not in new]
-    added = [c for c in new if c not in old_contacts]
-    blanked = [k for k, v in old_fields.items() if k.startswith("contact-") and v and not (acc.fields or {}).get(k)]
-    if len(removed) > len(added) or blanked:
-        ref, _text = engine.citation(policy, cite)
-        raise Refused(
-            "contact-replacement",
-            _("{login} is a member: removing {removed} needs a replacement contact while the membership lasts").format(
-                login=acc.login, removed=", ".join(removed + blanked)
-            ),
-            ref,
-        )
 
 
 def _check_immutable(session: Session, acc: Account, fields: dict) -> None:
@@ -233,9 +208,7 @@ def is_closed(acc: Account | None) -> bool:
 
 
 def account_view(session: Session, acc: Account) -> dict:
-    sanctions = list(
-        session.exec(select(Event).where(Event.account_id == acc.id, Event.sanction.is_not(None)).order_by(Event.id))
-    )
+    sanctions = ledger.of_account(session, acc.id)
     return {
         **{k: v for k, v in (acc.fields or {}).items()},
         "login": acc.login,
@@ -248,7 +221,7 @@ def account_view(session: Session, acc: Account) -> dict:
         "last_login": clock.iso(acc.last_login),
         "lang": acc.lang,
         "fields": acc.fields,
-        "sanctions": ledger.as_rows(sanctions),
+        "sanctions": ledger.as_rows(sanctions, session),
     }
 
 
@@ -308,6 +281,41 @@ def deadlines(session: Session, ticket: Ticket) -> list[Deadline]:
     )
 
 
+# --- dates the texts make binding --------------------------------------------------------
+
+#: The response target every ticket gets is the team's own, indicative (never binding).
+INDICATIVE_DEADLINES = ("respond-by",)
+
+
+def binding_names(policy: Policy | None) -> set[str]:
+    """The deadlines a provider's text makes binding (pack param ``binding_deadlines``: Le PIC
+    removes a non-renewing member's data "au plus tard après une année", a CommunesPlone
+    convention ends at 48 months). ``sweep`` takes their step on the day if no one has."""
+    return set(((policy.params or {}) if policy else {}).get("binding_deadlines") or [])
+
+
+def binding_dates(session: Session, tickets: list[Ticket]) -> dict[int, Deadline]:
+    """For each ticket, its soonest binding date still ahead of the procedure (pending, or
+    shown and not yet turned into a timer)."""
+    names: set[str] = set()
+    for key in {t.policy_key for t in tickets}:
+        names |= binding_names(session.get(Policy, key))
+    if not names or not tickets:
+        return {}
+    out: dict[int, Deadline] = {}
+    by_id = {t.id: t for t in tickets}
+    rows = session.exec(
+        select(Deadline)
+        .where(Deadline.ticket_id.in_(list(by_id)), Deadline.name.in_(sorted(names)), Deadline.status.in_(("pending", "info")))
+        .order_by(Deadline.due_at)
+    )
+    for dl in rows:
+        t = by_id[dl.ticket_id]
+        if t.state_kind != "done" and dl.ticket_id not in out and dl.name in binding_names(session.get(Policy, t.policy_key)):
+            out[dl.ticket_id] = dl
+    return out
+
+
 def ticket_view(
     session: Session, ticket: Ticket, actor: Actor, *, now: datetime | None = None, history: int | None = None,
     citation_texts: bool = False,
@@ -334,6 +342,7 @@ def ticket_view(
         if key
     }
     dls = deadlines(session, ticket)
+    binding = binding_names(d.policy)
     return {
         "id": ticket.id,
         "queue": ticket.queue,
@@ -357,7 +366,11 @@ def ticket_view(
         "version": ticket.version,
         "deadlines": {dl.name: clock.iso(dl.due_at) for dl in dls},
         "deadline_details": [
-            {"name": dl.name, "at": clock.iso(dl.due_at), "status": dl.status, "action": dl.action, "note": dl.note}
+            {
+                "name": dl.name, "at": clock.iso(dl.due_at), "status": dl.status, "action": dl.action, "note": dl.note,
+                # binding: a date the provider's text fixes; indicative: the team's own target
+                "binding": dl.name in binding, "indicative": dl.name in INDICATIVE_DEADLINES,
+            }
             for dl in dls
         ],
         "steps": [
@@ -369,6 +382,9 @@ def ticket_view(
         "actions": [a.as_dict(texts=citation_texts) for a in engine.actions(session, ticket, actor, now)],
         "events": [event_view(e) for e in events],
         "events_total": total,
+        # The account's sanctions ledger across queues: shown where the decision is taken;
+        # it informs, it never unlocks or blocks a step.
+        "sanctions": ledger.as_rows(ledger.of_account(session, ticket.account_id), session),
     }
 
 
@@ -430,7 +446,7 @@ def list_tickets(
     return list(session.exec(q.offset(offset).limit(limit)))
 
 
-def ticket_row(session: Session, t: Ticket, accounts: dict[int, str] | None = None) -> dict:
+def ticket_row(session: Session, t: Ticket, accounts: dict[int, str] | None = None, binding: dict[int, Deadline] | None = None) -> dict:
     login = None
     if t.account_id:
         login = accounts.get(t.account_id) if accounts is not None else None
@@ -447,6 +463,8 @@ def ticket_row(session: Session, t: Ticket, accounts: dict[int, str] | None = No
         "requester": t.requester,
         "subject": t.subject,
         "due_at": clock.iso(t.due_at),
+        "binding_at": clock.iso(b.due_at) if (b := (binding if binding is not None else binding_dates(session, [t])).get(t.id)) else None,
+        "binding": b.name if b else None,
         "opened_at": clock.iso(t.opened_at),
         "assignee": t.assignee,
     }
@@ -469,6 +487,29 @@ def queue_counts(session: Session, now: datetime | None = None) -> dict[str, dic
         .group_by(Ticket.queue)
     ):
         out.setdefault(queue, {"open": 0, "waiting": 0, "overdue": 0})["overdue"] = n
+    for queue, n in binding_counts(session).items():
+        out.setdefault(queue, {"open": 0, "waiting": 0, "overdue": 0})["binding"] = n
+    return out
+
+
+def binding_counts(session: Session) -> dict[str, int]:
+    """Per queue, the open tickets that carry a date the provider's text makes binding."""
+    out: dict[str, int] = {}
+    for policy in session.exec(select(Policy)):
+        names = binding_names(policy)
+        if not names:
+            continue
+        rows = session.exec(
+            select(Ticket.queue, func.count(func.distinct(Ticket.id)))
+            .join(Deadline, Deadline.ticket_id == Ticket.id)
+            .where(
+                Ticket.policy_key == policy.key, Ticket.state_kind.in_(("open", "waiting")),
+                Deadline.name.in_(sorted(names)), Deadline.status.in_(("pending", "info")),
+            )
+            .group_by(Ticket.queue)
+        )
+        for queue, n in rows:
+            out[queue] = out.get(queue, 0) + n
     return out
 
 

@@ -223,6 +223,10 @@ NOTES = {
         "Envoi massif en cours, rebonds en hausse : suspension temporaire de l'envoi.",
         "Plaintes répétées : envoi suspendu le temps de corriger la liste.",
     ),
+    "acknowledge": (
+        "Quittance reçue par courriel en réponse à notre confirmation.",
+        "Quittance donnée par téléphone par le titulaire, rappelé au numéro connu.",
+    ),
     "emergency": (
         "Urgence : compte compromis qui envoie du spam en ce moment.",
         "Urgence : intrusion en cours signalée par le titulaire lui-même.",
@@ -667,6 +671,12 @@ class _Demo:
         if note is None:
             note = self.note(step.action) if t.note_required or self.rng.random() < 0.25 else ""
         fields = {k: (v(self.now) if callable(v) else v) for k, v in (step.fields or {}).items()}
+        wf_fields = d.workflow.fields or {}
+        if step.action == "read-logs" and "purpose" in wf_fields:  # Wigii art. 5: a purpose the text gives
+            fields.setdefault("purpose", self.rng.choice(["technical", "misuse", "misuse"]))
+        if ticket.queue == "mail-reputation" and step.action == "suspend" and "ground" in wf_fields \
+                and not (ticket.fields or {}).get("compromised"):
+            fields.setdefault("ground", "manifest-abuse")  # Indigos art. 7: one of its three grounds
         try:
             out = engine.apply(
                 self.s, plan.ticket_id, step.action, self.actor(t.role, step.by), note=note, fields=fields,
@@ -896,8 +906,10 @@ class _Demo:
         first = "interrupt" if plan.policy == "le-pic" else "suspend"
         steps = [
             Step("read-logs", after=timedelta(minutes=self.rng.randint(5, 25))) if self.rng.random() < 0.5 else None,
+            # CommunesPlone art. 6.11 grades by gravity: a warning first on this matter.
+            Step("warn", after=timedelta(minutes=self.rng.randint(5, 20))) if plan.policy == "communesplone" else None,
             Step(first, after=timedelta(minutes=self.rng.randint(10, 50)), note=self.note("emergency")),
-            Step("reinstate", after=timedelta(hours=self.rng.randint(3, 40))),
+            Step("restore-application" if first == "interrupt" else "reinstate", after=timedelta(hours=self.rng.randint(3, 40))),
         ]
         self.schedule(Plan(plan.policy, "abuse", plan.account, self.now, steps=[s for s in steps if s], ticket_id=linked,
                            stop=None if self.now < self.end - timedelta(days=3) else "suspended", label="compromise follow-up"))
@@ -997,7 +1009,8 @@ class _Demo:
 
     def abuse(self, policy: str, start: datetime, path: list, *, acc: Account | None = None, category: str | None = None,
               urgent: bool = False, stop: str | None = None, subject: str | None = None, reporter: str | None = None,
-              logs: bool | None = None, agent: str = "Mozilla/5.0 (X11; Linux x86_64)", label: str = "") -> Plan:
+              logs: bool | None = None, agent: str = "Mozilla/5.0 (X11; Linux x86_64)", label: str = "",
+              extra: dict | None = None) -> Plan:
         rng = self.rng
         acc = acc or self.take(policy, "sanction")
         category = category or rng.choice(["spam", "spam", "illicit-content", "harassment", "security", "resources", "illegal", "compromise"])
@@ -1006,6 +1019,7 @@ class _Demo:
         fields: dict[str, Any] = {"category": category, "reporter": reporter or who}
         if urgent:
             fields["urgent"] = "yes"
+        fields.update(extra or {})
         if category in ("security", "compromise", "spam", "resources"):
             fields["source-ip"] = rng.choice(["192.0.2.", "198.51.100.", "203.0.113."]) + str(rng.randint(2, 250))
         if category in ("illicit-content", "compromise", "illegal"):
@@ -1059,6 +1073,8 @@ class _Demo:
             subject = f"Relais listé sur {f['blocklist']}"
         if compromised:
             f["compromised"] = "yes"
+            if policy == "communesplone":  # art. 6.11 "selon la gravité": a compromise is grave
+                f["grave"] = "yes"
         p = Plan(policy, "mail-reputation", acc, start, subject=subject, fields=f, stop=stop, label=label or f"{policy} mail",
                  steps=[s if isinstance(s, Step) else Step(s) for s in path])
         self.schedule(p)
@@ -1132,21 +1148,32 @@ class _Demo:
         for policy in self.policies:
             self.abuse(policy, b(4, 0.2), [], stop="open")
             self.abuse(policy, b(10, 2), ["contact"], stop="contacted")
-            self.abuse(policy, b(12, 2), ["warn"], stop="warned")
             self.abuse(policy, b(200, 20), ["contact", "resolve"])
+            if policy == "le-pic":  # its text gives one measure: interrupting a compromised application
+                continue
+            self.abuse(policy, b(12, 2), ["warn"], stop="warned")
             self.abuse(policy, b(30, 5), self.suspend_path(policy), stop="suspended")
-            self.abuse(policy, b(200, 40), [*self.suspend_path(policy), "close-account"], stop="account-closed")
+            # Closed recently (erasure still ahead), and long ago (erased on its date).
+            self.abuse(policy, b(20, 2), [*self.suspend_path(policy), "close-account"], stop="account-closed")
+            self.abuse(policy, b(200, 60), [*self.suspend_path(policy), "close-account"])
             self.abuse(policy, b(250, 40), [*self.suspend_path(policy), "reinstate"])
         self.abuse("communesplone", b(300, 60), ["warn", "suspend", "report-authorities"], category="illegal")
         self.abuse("indigos", b(60, 10), [Step("suspend", note=self.note("emergency"))], category="compromise", urgent=True,
                    label="indigos emergency suspension")
         self.abuse("le-pic", b(20, 3), [Step("interrupt")], category="compromise", urgent=True, stop="interrupted")
-        self.abuse("le-pic", b(200, 30), [Step("interrupt"), "reinstate"], category="resources")
+        self.abuse("le-pic", b(200, 30), [Step("interrupt"), "restore-application"], category="resources")
+        # Abuse on a member's own site: redirected to that association.
+        p = self.abuse("le-pic", b(60, 2), ["redirect"], category="harassment", extra={"scope": "member"}, label="le-pic member site")
+        p.requester = p.requester or self.stranger()
 
         # Mail reputation: the ladder of Indigos 7 (figures only).
         for policy in ("indigos", "communesplone", "le-pic"):
             self.mail(policy, b(2, 0.1), [], stop="alert")
             self.mail(policy, b(9, 2), ["contact"], stop="contacted")
+            if policy == "le-pic":  # advice, and the interruption of a compromised application
+                self.mail(policy, b(15, 4), [Step("interrupt", note=self.note("emergency"))], compromised=True, stop="interrupted")
+                self.mail(policy, b(150, 20), ["contact", Step("interrupt", note=self.note("emergency")), "restore-application"], compromised=True)
+                continue
             self.mail(policy, self.ago(1, rng.randint(1, 12)), ["contact", self.suspend_sending((80, 120))], stop="send-suspended")
             self.mail(policy, b(200, 20), ["contact", self.suspend_sending(), Step(None), "resolve"])
             self.mail(policy, b(15, 4), [Step("suspend", note=self.note("emergency"))], compromised=True, stop="suspended")
@@ -1194,29 +1221,29 @@ class _Demo:
 
     def repeat(self) -> None:
         """Accounts with a sanctions ledger across abuse and mail-reputation tickets: the
-        ladder goes on from where the last offence left it."""
+        ledger is shown with each new matter, which has its own procedure."""
         b = self.between
-        # Indigos: two mail-reputation episodes, then spam: no second warning, suspension, closure.
+        # Indigos: two mail-reputation episodes, then spam: an exchange again, suspension, closure.
         acc = self.take("indigos", "repeat")
         self.mail("indigos", b(230, 200), ["contact", self.suspend_sending(), Step(None), "resolve"], acc=acc, signal="volume")
         self.mail("indigos", b(130, 100), ["contact", self.suspend_sending(), Step(None), "resolve"], acc=acc, signal="complaint")
-        self.abuse("indigos", b(40, 25), ["suspend", "close-account"], acc=acc, category="spam", logs=True)
+        self.abuse("indigos", b(40, 25), ["contact", "suspend", "close-account"], acc=acc, category="spam", logs=True)
         self.repeat_offenders.append({"policy": "indigos", "login": acc.login})
         # CommunesPlone: a warning, a mail episode, then illegal use: suspension, authorities.
         acc = self.take("communesplone", "sanction")
         self.abuse("communesplone", b(320, 280), ["warn", "resolve"], acc=acc, category="resources")
         self.mail("communesplone", b(170, 140), ["contact", self.suspend_sending(), Step(None), "resolve"], acc=acc, signal="bounces")
-        self.abuse("communesplone", b(35, 20), ["suspend", "report-authorities"], acc=acc, category="illegal")
+        self.abuse("communesplone", b(35, 20), ["warn", "suspend", "report-authorities"], acc=acc, category="illegal")
         self.repeat_offenders.append({"policy": "communesplone", "login": acc.login})
-        # Le PIC: an interrupted application, then resources again: straight to suspension.
+        # Le PIC: an interrupted application, then resources again: interrupted again.
         acc = self.take("le-pic", "sanction")
-        self.abuse("le-pic", b(260, 220), [Step("interrupt"), "reinstate"], acc=acc, category="compromise")
-        self.abuse("le-pic", b(20, 8), ["suspend"], acc=acc, category="resources", stop="suspended")
+        self.abuse("le-pic", b(260, 220), [Step("interrupt"), "restore-application"], acc=acc, category="compromise")
+        self.abuse("le-pic", b(20, 8), [Step("interrupt")], acc=acc, category="resources", stop="interrupted")
         self.repeat_offenders.append({"policy": "le-pic", "login": acc.login})
         # Wigii: warned once; the second time the ladder goes on at suspension.
         acc = self.take("wigii", "sanction")
         self.abuse("wigii", b(300, 250), ["warn", "resolve"], acc=acc, category="harassment")
-        self.abuse("wigii", b(90, 50), ["suspend", "reinstate"], acc=acc, category="harassment")
+        self.abuse("wigii", b(90, 50), ["warn", "suspend", "reinstate"], acc=acc, category="harassment")
         self.repeat_offenders.append({"policy": "wigii", "login": acc.login})
 
     def special(self) -> None:

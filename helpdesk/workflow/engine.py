@@ -134,9 +134,14 @@ def _check_role(ctx: Ctx, transition: Transition) -> Refused | None:
         ref, text = citation(ctx.policy, transition.cite)
         return Refused("clock-only", _("this step is taken by the clock only"), ref, text)
     if not may(ctx.actor.role, transition.role, ctx.training):
+        # The step's article: where the text reserves it (Wigii art. 5: the log to technical
+        # administrators), the refusal quotes it.
+        ref, text = citation(ctx.policy, transition.cite)
         return Refused(
             "role",
             _("reserved to the {role} role (you are {mine})").format(role=transition.role, mine=ctx.actor.role),
+            ref,
+            text,
         )
     return None
 
@@ -369,10 +374,17 @@ def _take(ctx: Ctx, d: Definition, transition: Transition) -> Event:
 
 
 def _leave_state(ctx: Ctx, state: str, *, done_action: str) -> None:
+    st = definition(ctx.session, ctx.ticket.workflow_id).states.get(state)
+    # Dates shown on the ticket that this state's timers fired on stay shown when it is left
+    # some other way (the next state may fire on them too).
+    shown = {t["at"][len("deadline:"):] for t in (st.timers if st else []) if t.get("at", "").startswith("deadline:") and not t.get("deadline")}
     for dl in ctx.session.exec(
         select(Deadline).where(Deadline.ticket_id == ctx.ticket.id, Deadline.state == state, Deadline.status == "pending")
     ):
-        dl.status = "done" if dl.action == done_action else "cancelled"
+        if dl.action != done_action and dl.name in shown:
+            dl.status, dl.action, dl.state = "info", None, None
+        else:
+            dl.status = "done" if dl.action == done_action else "cancelled"
         ctx.session.add(dl)
 
 
@@ -529,7 +541,6 @@ def open_ticket(
                 note=(d.policy.params or {}).get("response_target_note", ""),
             )
         )
-    _enter_state(ctx, state)
     for spec in d.workflow.on_open:
         when = spec.get("when")
         if isinstance(when, dict) and any(values.get(k) != v for k, v in when.items()):
@@ -537,6 +548,9 @@ def open_ticket(
         if isinstance(when, str) and not values.get(when):
             continue
         registry.EFFECTS[spec["name"]](ctx, **(spec.get("args") or {}))
+    # After the opening effects, so a timer of the first state can fire on a date they set
+    # (a binding date: the end of a convention, the removal of a member's data).
+    _enter_state(ctx, state)
     compose.flush_pending(ctx)
     refresh_due(session, ticket)
     event = Event(

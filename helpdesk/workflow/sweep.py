@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable
 
+from dateutil.relativedelta import relativedelta
+from sqlalchemy import func
 from sqlmodel import Session, select
 
 from helpdesk.storage import audit
@@ -153,11 +155,20 @@ def scan_inactivity(url, policy_key: str, now: datetime, report: SweepReport) ->
     """Wigii art. 9: accounts not logged in for more than one year."""
 
     def candidates(s: Session, policy: Policy):
-        limit = clock.add(now, -clock.parse_duration(policy.params["inactivity_after"]), policy.timezone)
+        period = clock.parse_duration(policy.params["inactivity_after"])
+        today = clock.local_day(now, policy.timezone)
+        # A loose bound in the database first (no one seen within the period, give or take
+        # the leap day, is a candidate), then the one definition the deactivation guard uses.
+        bound = clock.add(now, -period + relativedelta(days=2), policy.timezone)
         return [
             a
-            for a in s.exec(select(Account).where(Account.policy_key == policy.key, Account.status == "active"))
-            if (a.last_login or a.created_at) < limit
+            for a in s.exec(
+                select(Account).where(
+                    Account.policy_key == policy.key, Account.status == "active",
+                    func.coalesce(Account.last_login, Account.created_at) < bound,
+                )
+            )
+            if today >= dates.inactive_from(clock.local_day(a.last_login or a.created_at, policy.timezone), period)
         ]
 
     _open_for(url, policy_key, now, report, candidates, {"reason": "inactivity"}, "inactive for more than the policy allows",

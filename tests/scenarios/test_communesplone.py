@@ -145,8 +145,8 @@ def test_sanction_ladder_warning_suspension_authorities(cp):
     t = hd.open("abuse", "communesplone", "cpas-namur", "cert@example.be", "category=security")
     tid = t["id"]
     hd.refused("ticket", "act", tid, "suspend", "--note", "intrusion attempts", as_="bob",
-               rule="prior_step_or_emergency", cite="CommunesPlone art. 6.11")
-    hd.refused("ticket", "act", tid, "report-authorities", "--note", "x", as_="bob", rule="state")
+               rule="prior_step_or_grave", cite="CommunesPlone art. 6.11")
+    hd.refused("ticket", "act", tid, "report-authorities", "--note", "x", as_="bob", rule="prior_step_or_grave", cite="CommunesPlone art. 6.11")
     t = hd.act(tid, "warn", "--note", "ZMI access shared with a third party")
     assert t["state"] == "warned"
     hd.refused("ticket", "act", tid, "suspend", "--note", "again", as_="alice", rule="role")
@@ -161,6 +161,6 @@ def test_sanction_ladder_warning_suspension_authorities(cp):
 
 def test_grave_facts_may_skip_the_warning_with_a_reason(cp):
     hd = cp
-    t = hd.open("abuse", "communesplone", "cpas-namur", "cert@example.be", "category=illegal", "urgent=yes")
+    t = hd.open("abuse", "communesplone", "cpas-namur", "cert@example.be", "category=illegal", "grave=yes")
     t = hd.act(t["id"], "suspend", "--note", "illegal content published on the CPAS site", as_="bob")
     assert t["state"] == "suspended"

@@ -43,26 +43,30 @@ def test_emergency_path_needs_oncall_and_a_recorded_reason(indigos):
     assert ledger[0]["note"] == "outgoing port scan from the account, now"
 
 
-def test_second_offence_does_not_start_again_at_the_first_step(indigos):
+def test_the_ledger_informs_but_each_matter_needs_its_own_exchange(indigos):
+    """Indigos art. 11: an exchange on each new matter before a suspension; an old contact
+    on another ticket does not count, and an old warning does not refuse a new one."""
     hd = indigos
     first = hd.open("abuse", "indigos", "camille", "a@example.net", "category=illicit-content")["id"]
     hd.act(first, "warn", "--note", "illicit files shared publicly")
     hd.act(first, "resolve", "--note", "files removed")
+    alert = hd.open("mail-reputation", "indigos", "camille", "", "signal=volume", "messages=900", as_="bob")["id"]
+    hd.act(alert, "contact", "--note", "900 messages in an hour: was it you?", as_="bob")
 
-    # A second case, in the mail-reputation queue: the ledger is per account, across queues.
-    alert = hd.open("mail-reputation", "indigos", "camille", "", "signal=volume", "sender=camille@example.org", "messages=900", as_="bob")["id"]
-    # A prior exchange is on the ledger: sending can be suspended without a new contact.
-    t = hd.act(alert, "suspend-sending", "--field", "until=2026-11-30T10:00:00+01:00", "--note", "900 messages in an hour", as_="bob")
-    assert t["state"] == "send-suspended"
-
-    third = hd.open("abuse", "indigos", "camille", "b@example.net", "category=illicit-content")["id"]
-    refusal = hd.refused("ticket", "act", third, "warn", "--note", "again", rule="ladder_allows", cite="Charte Indigos")
-    assert f"#{first}" in refusal["message"] or "warning" in refusal["message"] or "avert" in refusal["message"]
-    # ...and no new exchange is needed before suspension: it already took place.
-    t = hd.act(third, "suspend", "--note", "third offence", as_="bob")
+    # Two years later, a new, unrelated matter.
+    later = "2028-11-23T10:00:00+01:00"
+    third = hd.open("abuse", "indigos", "camille", "b@example.net", "category=harassment", now=later)["id"]
+    view = hd.show(third, now=later)
+    assert [r["step"] for r in view["sanctions"]] == ["warning", "contact"]  # shown where the decision is taken
+    assert {r["queue"] for r in view["sanctions"]} == {"abuse", "mail-reputation"}
+    hd.refused("ticket", "act", third, "suspend", "--note", "again", as_="bob", now=later,
+               rule="prior_exchange_or_emergency", cite="Charte Indigos art. 11")
+    t = hd.act(third, "warn", "--note", "messages reported as harassment", now=later)  # a warning is always possible
+    assert t["state"] == "warned"
+    t = hd.act(third, "suspend", "--note", "went on after the warning", as_="bob", now=later)
     assert t["state"] == "suspended"
     steps = [r["step"] for r in hd.ok("account", "show", "camille")["sanctions"]]
-    assert steps == ["warning", "send-suspension", "suspension"]
+    assert steps == ["warning", "contact", "warning", "suspension"]
 
 
 def test_mail_ladder_contact_then_temporary_send_suspension_then_account(indigos):
@@ -72,7 +76,8 @@ def test_mail_ladder_contact_then_temporary_send_suspension_then_account(indigos
     assert t["fields"]["bounce-ratio"] == 0.66
     hd.refused("ticket", "act", tid, "suspend-sending", "--field", "until=2026-11-25", "--note", "x", as_="bob",
                rule="prior_exchange_or_compromise", cite="Charte Indigos art. 7")
-    hd.refused("ticket", "act", tid, "suspend", "--note", "x", as_="bob", rule="prior_send_suspension_or_compromise")
+    refusal = hd.refused("ticket", "act", tid, "suspend", "--note", "x", as_="bob", rule="suspension_grounds", cite="Charte Indigos art. 7")
+    assert "en cas de risque grave, d'abus manifeste ou de compromission" in refusal["message"]
     hd.act(tid, "contact", "--note", "your list has many dead addresses", as_="bob")
     hd.bad("ticket", "act", tid, "suspend-sending", "--note", "x", as_="bob")  # needs until
     hd.refused("ticket", "act", tid, "suspend-sending", "--field", "until=2026-11-01", "--note", "x", as_="bob", rule="field_in_future")
@@ -90,7 +95,7 @@ def test_mail_ladder_contact_then_temporary_send_suspension_then_account(indigos
     assert hd.ok("account", "show", "camille")["status"] == "active"
 
     # A later relapse: the account suspension is now open (after a temporary suspension).
-    t = hd.act(tid, "suspend", "--note", "sending again to dead lists", as_="bob", now="2026-11-28T10:00:00+01:00")
+    t = hd.act(tid, "suspend", "--field", "ground=manifest-abuse", "--note", "sending again to dead lists", as_="bob", now="2026-11-28T10:00:00+01:00")
     assert t["state"] == "suspended"
     assert hd.ok("account", "show", "camille")["status"] == "suspended"
 

@@ -69,7 +69,8 @@ def test_compromised_application_interrupted_before_contact(pic):
     t = hd.act(tid, "interrupt", "--note", "WordPress defaced, spam script running", as_="bob")
     assert t["state"] == "interrupted"
     assert hd.ok("account", "show", "asso-jardin")["sanctions"][0]["step"] == "interruption"
-    t = hd.act(tid, "reinstate", "--note", "site restored from a clean backup", as_="bob")
+    assert hd.ok("account", "show", "asso-jardin")["status"] == "active"  # the application, not the account
+    t = hd.act(tid, "restore-application", "--note", "site restored from a clean backup", as_="bob")
     assert t["state"] == "resolved"
     assert hd.ok("account", "show", "asso-jardin")["status"] == "active"
 

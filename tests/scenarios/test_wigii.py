@@ -43,7 +43,9 @@ def test_deactivation_request_three_items_ack_and_day(wigii):
     assert "quittance" in refusal["message"]
     assert hd.show(tid)["fields"]["system"] == "https://relation.wigii.org"
 
-    t = hd.act(tid, "acknowledge")
+    # Art. 9: the acknowledgement is recorded with where it came from; no one-key step.
+    hd.bad("ticket", "act", tid, "acknowledge")
+    t = hd.act(tid, "acknowledge", "--note", "acknowledged by phone call from Jean Dupont, 14:05")
     assert t["state"] == "scheduled"
     assert t["deadlines"]["deactivation"] == "2026-12-14T23:00:00Z"  # midnight in Zurich
 
@@ -158,9 +160,10 @@ def test_abuse_logs_reserved_to_technical_admins(wigii):
     hd = wigii
     t = hd.open("abuse", "wigii", "jdupont", "victim@example.net", "category=harassment")
     tid = t["id"]
-    hd.refused("ticket", "act", tid, "read-logs", "--note", "harassment report", as_="bob", rule="role")
-    hd.bad("ticket", "act", tid, "read-logs", as_="chloe")  # a reason must be recorded
-    t = hd.act(tid, "read-logs", "--note", "check the reported messages' times", as_="chloe")
+    hd.refused("ticket", "act", tid, "read-logs", "--note", "harassment report", as_="bob", rule="role", cite="Wigii CGU art. 5")
+    hd.refused("ticket", "act", tid, "read-logs", "--note", "curious", as_="chloe", rule="log_purpose_given", cite="Wigii CGU art. 5")
+    hd.bad("ticket", "act", tid, "read-logs", "--field", "purpose=misuse", as_="chloe")  # a reason must be recorded
+    t = hd.act(tid, "read-logs", "--field", "purpose=misuse", "--note", "check the reported messages' times", as_="chloe")
     assert t["state"] == "open"  # reading changes nothing but the trail
     read = t["events"][-1]
     assert read["action"] == "read-logs" and read["actor"] == "chloe" and read["note"]

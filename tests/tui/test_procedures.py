@@ -173,10 +173,22 @@ async def test_abuse_warning_needs_a_note(db_url, make_app):
 
 
 async def test_mail_reputation_contact_then_suspend_sending(db_url, make_app):
+    # Indigos art. 7 (Le PIC's text, ticket 4, gives no suspension of sending).
+    from helpdesk.service import api
+
+    with db.write_session(db_url) as s:
+        tid = api.open_ticket(
+            s, queue="mail-reputation", policy="indigos", actor=Actor("alice", "oncall"), account_login="cmartin",
+            subject="Bounce ratio 0.45 on 300 messages",
+            fields={"signal": "bounces", "messages": "300", "bounces": "135", "bounce-ratio": "0.45"},
+        ).ticket.id
     app = make_app(db_url)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
-        screen = await open_ticket_by_search(pilot, "4", "bounce", 4)
+        app.open_ticket(tid)
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, TicketScreen) and screen.ticket_id == tid
         blocked = next(a for a in screen.view["actions"] if a["key"] == "suspend-sending")
         assert not blocked["allowed"]  # no prevention exchange yet
         # 1. the prevention exchange
@@ -187,7 +199,7 @@ async def test_mail_reputation_contact_then_suspend_sending(db_url, make_app):
         await press(pilot, "ctrl+s")
         assert isinstance(app.screen, ConfirmScreen)  # it sends a mail: shown first
         await press(pilot, "y")
-        assert ticket(db_url, 4).state == "contacted"
+        assert ticket(db_url, tid).state == "contacted"
         # 2. suspend sending until a date, with a validated date field
         await press(pilot, action_digit(screen, "suspend-sending"))
         form = app.screen
@@ -207,10 +219,10 @@ async def test_mail_reputation_contact_then_suspend_sending(db_url, make_app):
         assert confirm.preview.account_status == ("active", "send-suspended")
         assert any(d["name"] == "sending-resumes" and d["at"] == "2026-03-05 12:00" for d in confirm.preview.deadlines)
         await press(pilot, "y")
-    t = ticket(db_url, 4)
+    t = ticket(db_url, tid)
     assert t.state == "send-suspended"
     assert t.fields["until"] == "2026-03-05T11:00:00Z"  # 12:00 in Paris
-    assert account(db_url, "asso-velo").status == "send-suspended"
+    assert account(db_url, "cmartin").status == "send-suspended"
 
 
 async def test_blocked_action_shows_rule_and_citation(db_url, make_app):

@@ -76,8 +76,10 @@ async def test_walkthrough_guides_a_scenario_and_the_clock_runs_sweep(training_u
         await settle(pilot)
         assert current(screen)["index"] == 4
         await press(pilot, digit(screen, "acknowledge"))
-        if isinstance(app.screen, ActionForm):
-            await press(pilot, "ctrl+s")
+        assert isinstance(app.screen, ActionForm)  # art. 9: recorded with where it came from
+        app.screen.query_one("#note").focus()
+        await type_text(pilot, "reply mail from jean.dupont@example.org")
+        await press(pilot, "ctrl+s")
         if isinstance(app.screen, ConfirmScreen):
             await press(pilot, "y")
         await settle(pilot)
