@@ -120,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--org", default="")
     p.add_argument("--contact", action="append", help=_("another registered contact address (repeatable; none given: unchanged)"))
     p.add_argument("--last-login")
-    p.add_argument("--status", default="active")
+    p.add_argument("--status", help=_("load an existing directory: the account's status (techadmin only, recorded)"))
     p.add_argument("--account-lang", default="", choices=["", "fr", "en"], help=_("language of the mails to this account"))
     p.add_argument("--field", action="append", default=[], metavar="K=V")
     p = cmd(acc, "import", _("import accounts from a CSV file (login,policy,email,kind,org,last_login,contacts,...)"))
@@ -200,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = cmd(vol, "add", _("add a volunteer or change their role"))
     p.add_argument("login")
     p.add_argument("--role", required=True, choices=["volunteer", "oncall", "techadmin", "trainer"])
+    p.add_argument("--policy", action="append", default=[], help=_("the role covers this provider only (repeatable; default: all)"))
     p.add_argument("--name", default="")
     p.add_argument("--ssh-key", help=_("an OpenSSH public key, or the path of a .pub file"))
     cmd(vol, "list", _("list volunteers"))
@@ -313,7 +314,7 @@ def do_policy(args, out: Out) -> int:
 def do_account(args, out: Out) -> int:
     from sqlmodel import select
 
-    from helpdesk import service
+    from helpdesk import engine, service
     from helpdesk.models import Account
 
     if args.sub == "add":
@@ -321,7 +322,7 @@ def do_account(args, out: Out) -> int:
             acc = service.add_account(
                 s, login=args.login, policy=args.policy, email=args.email, kind=args.kind, org=args.org,
                 contacts=args.contact, last_login=args.last_login, fields=_pairs(args.field),
-                lang=args.account_lang, status=args.status,
+                lang=args.account_lang, status=args.status, actor=service.actor_for(s, _user(args)),
             )
             view = service.account_view(s, acc)
         out.data(view) if out.json else out.line(_("Account {login} ({policy}) saved.").format(login=acc.login, policy=acc.policy_key))
@@ -330,13 +331,16 @@ def do_account(args, out: Out) -> int:
         return _import_accounts(args, out)
     if args.sub == "contact":
         with _session(args, write=True) as s:
-            acc = service.change_contacts(s, service.find_account(s, args.login, args.policy), add=args.add, remove=args.remove)
+            actor = service.actor_for(s, _user(args))
+            acc = service.change_contacts(s, service.find_account(s, args.login, args.policy), add=args.add, remove=args.remove, actor=actor)
             view = service.account_view(s, acc)
         out.data(view) if out.json else out.line(_("Contacts of {login}: {contacts}").format(login=acc.login, contacts=", ".join(acc.contacts) or "-"))
         return 0
     with _session(args) as s:
+        reader = service.actor_for(s, _user(args), required=False)
         if args.sub == "show":
             acc = service.find_account(s, args.login, args.policy)
+            engine.check_scope(reader, acc.policy_key)
             view = service.account_view(s, acc)
             if service.is_closed(acc):
                 read_sensitive(args, "personal-data", account=acc, reason=args.reason or "account show")
@@ -356,7 +360,11 @@ def do_account(args, out: Out) -> int:
                 for r in view["sanctions"]:
                     out.line(f"  {r['at']}  #{r['ticket']}  {r['step']:<16} {r['actor']}  {r['note']}")
             return 0
+        service.check_filters(s, policy=args.policy, status=args.status)
+        engine.check_scope(reader, args.policy)
         q = select(Account).order_by(Account.policy_key, Account.login)
+        if reader.policies:
+            q = q.where(Account.policy_key.in_(reader.policies))
         if args.policy:
             q = q.where(Account.policy_key == args.policy)
         if args.status:
@@ -371,6 +379,11 @@ def do_account(args, out: Out) -> int:
         else:
             out.table(["login", "policy", "kind", "status", "email"], [[r["login"], r["policy"], r["kind"], r["status"], r["email"]] for r in rows])
     return 0
+
+
+def _user(args) -> str | None:
+    """The login given by --as or HELPDESK_USER (checked by ``service.actor_for``)."""
+    return getattr(args, "user", None) or os.environ.get("HELPDESK_USER")
 
 
 def read_sensitive(args, what: str, **kw) -> None:
@@ -401,6 +414,7 @@ def _import_accounts(args, out: Out) -> int:
     base = {"login", "policy", "email", "kind", "org", "last_login", "contacts", "status", "lang"}
     done, errors = 0, []
     with handle, _session(args, write=True) as s:
+        actor = service.actor_for(s, _user(args))
         reader = csv.DictReader(handle)
         missing = {"login", "policy", "email"} - set(reader.fieldnames or [])
         if missing:
@@ -412,13 +426,13 @@ def _import_accounts(args, out: Out) -> int:
                         s, login=row["login"], policy=row["policy"], email=row["email"], kind=row.get("kind") or "user",
                         org=row.get("org") or "", last_login=row.get("last_login") or None,
                         contacts=[c for c in (row.get("contacts") or "").split(";") if c.strip()],
-                        status=row.get("status") or "active", lang=row.get("lang") or "",
-                        fields={k: v for k, v in row.items() if k not in base and k and v},
+                        status=row.get("status") or None, lang=row.get("lang") or "",
+                        fields={k: v for k, v in row.items() if k not in base and k and v}, actor=actor,
                     )
                 done += 1
             except HelpdeskError as exc:
                 errors.append({"line": n, "error": str(exc)})
-        audit.record(s, actor="system", action="account-import", data={"file": os.path.basename(args.path), "imported": done, "errors": len(errors)})
+        audit.record(s, actor=actor.login, action="account-import", data={"file": os.path.basename(args.path), "imported": done, "errors": len(errors)})
     if out.json:
         out.data({"imported": done, "errors": errors})
     else:
@@ -534,7 +548,7 @@ def do_ticket(args, out: Out) -> int:
         if args.sub == "show":
             from helpdesk.models import Account
 
-            ticket = service.get_ticket(s, args.id)
+            ticket = service.get_ticket(s, args.id, actor)
             account = s.get(Account, ticket.account_id) if ticket.account_id else None
             if service.is_closed(account):
                 read_sensitive(args, "personal-data", account=account, data={"ticket": ticket.id}, reason=args.reason or "ticket show")
@@ -547,7 +561,7 @@ def do_ticket(args, out: Out) -> int:
         rows = service.list_tickets(
             s, queue=args.queue, state=args.state, policy=args.policy, account=args.account, assignee=args.assignee,
             include_done=args.all, overdue_at=clock.now() if args.overdue else None, order=args.sort,
-            limit=args.limit, offset=args.offset,
+            limit=args.limit, offset=args.offset, actor=actor,
         )
         data = [service.ticket_row(s, t) for t in rows]
         if out.json:
@@ -588,16 +602,22 @@ def print_sweep(out: Out, report) -> None:
 def do_backup(args, out: Out) -> int:
     from helpdesk import backup, db
 
-    _session(args).__enter__().close()  # checks the schema
+    from helpdesk import service
+
     url = db.resolve_url(getattr(args, "db", None))
-    user = getattr(args, "user", None) or os.environ.get("HELPDESK_USER") or "system"
+    with _session(args) as s:
+        actor = service.actor_for(s, _user(args)) if _user(args) or args.command == "restore" else service.installer()
+        if args.command == "restore":  # replaces everything: a techadmin's act
+            from helpdesk.engine import require_role
+
+            require_role(s, actor, "techadmin")
     if args.command == "backup":
-        result = backup.backup(url, args.path, actor=user)
+        result = backup.backup(url, args.path, actor=actor.login)
         out.data(result) if out.json else out.line(_("Backup written: {path} ({n} bytes)").format(path=result["path"], n=result["bytes"]))
         return 0
     if not args.yes:
         raise BadInput(_("restoring replaces everything in {url}: add --yes").format(url=url))
-    result = backup.restore(url, args.path)
+    result = backup.restore(url, args.path, actor=actor.login)
     out.data(result) if out.json else out.line(_("Restored from {path}.").format(path=result["path"]))
     return 0
 
@@ -610,24 +630,28 @@ def do_volunteer(args, out: Out) -> int:
 
     if args.sub == "add":
         with _session(args, write=True) as s:
-            v = service.add_volunteer(s, args.login, args.role, name=args.name, ssh_key=args.ssh_key)
-            data = {"login": v.login, "role": v.role, "name": v.name, "ssh_keys": len(v.ssh_keys)}
+            admin = service.volunteer_admin(s, _user(args))
+            v = service.add_volunteer(s, args.login, args.role, name=args.name, ssh_key=args.ssh_key, policies=args.policy, actor=admin)
+            data = {"login": v.login, "role": v.role, "policies": v.policies, "name": v.name, "ssh_keys": len(v.ssh_keys)}
         out.data(data) if out.json else out.line(_("Volunteer {login}: {role}").format(login=v.login, role=v.role))
         return 0
     if args.sub in ("remove-key", "deactivate"):
         with _session(args, write=True) as s:
-            v = service.withdraw(s, args.login, key=args.key if args.sub == "remove-key" else None)
+            admin = service.volunteer_admin(s, _user(args))
+            v = service.withdraw(s, args.login, key=args.key if args.sub == "remove-key" else None, actor=admin)
             data = {"login": v.login, "active": v.active, "ssh_keys": len(v.ssh_keys)}
         out.data(data) if out.json else out.line(_("Volunteer {login}: {n} key(s), {state}").format(
             login=v.login, n=len(v.ssh_keys), state=_("active") if v.active else _("withdrawn")))
         return 0
-    if args.sub == "authorized-keys":
+    if args.sub == "authorized-keys":  # withdrawn volunteers, and any row not a sane login and key, are left out
         from helpdesk import sshkeys
+        from helpdesk.roles import login_problem
 
         program = args.program or _this_program()
         db = getattr(args, "db", None) or os.environ.get("HELPDESK_DB")
         with _session(args) as s:
-            rows = [(v.login, k) for v in s.exec(select(Volunteer).where(Volunteer.active).order_by(Volunteer.login)) for k in v.ssh_keys]
+            rows = [(v.login, k) for v in s.exec(select(Volunteer).where(Volunteer.active).order_by(Volunteer.login))
+                    if login_problem(v.login) is None for k in v.ssh_keys if sshkeys.is_key_line(k)]
         lines = [sshkeys.authorized_keys_line(login, key, program=program, db=db) for login, key in rows]
         if out.json:
             out.data([{"login": login, "line": line} for (login, _k), line in zip(rows, lines)])
@@ -635,8 +659,10 @@ def do_volunteer(args, out: Out) -> int:
             sys.stdout.write("".join(line + "\n" for line in lines))
         return 0
     with _session(args) as s:
-        rows = [{"login": v.login, "role": v.role, "name": v.name, "active": v.active} for v in s.exec(select(Volunteer).order_by(Volunteer.login))]
-    out.data(rows) if out.json else out.table(["login", "role", "name"], [[r["login"], r["role"], r["name"]] for r in rows])
+        rows = [{"login": v.login, "role": v.role, "policies": v.policies or [], "name": v.name, "active": v.active} for v in s.exec(select(Volunteer).order_by(Volunteer.login))]
+    out.data(rows) if out.json else out.table(
+        ["login", "role", "policies", "name", "active"],
+        [[r["login"], r["role"], ", ".join(r["policies"]) or "*", r["name"], "" if r["active"] else _("withdrawn")] for r in rows])
     return 0
 
 

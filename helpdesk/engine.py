@@ -136,6 +136,8 @@ def _check(ctx: Ctx, transition: Transition) -> Refused | None:
 def _check_role(ctx: Ctx, transition: Transition) -> Refused | None:
     if ctx.actor.role == "trainer" and not ctx.training:
         return Refused("training-only", _("the trainer role works only on training databases"))
+    if not ctx.actor.covers(ctx.policy.key):
+        return scope_refusal(ctx.actor, ctx.policy.key)
     if not ctx.actor.is_system and transition.system_only:
         ref, text = citation(ctx.policy, transition.cite)
         return Refused("clock-only", _("this step is taken by the clock only"), ref, text)
@@ -250,17 +252,35 @@ def check_version(session: Session, ticket: Ticket, expected_version: int | None
     )
 
 
-def check_writer(session: Session, actor: Actor) -> None:
-    """Who may change anything at all: a known role; a trainer only on a training database."""
+def scope_refusal(actor: Actor, policy_key: str | None) -> Refused:
+    return Refused(
+        "scope",
+        _("{login}'s role covers {scope} only, not {policy}").format(
+            login=actor.login, scope=", ".join(actor.policies), policy=policy_key
+        ),
+    )
+
+
+def check_scope(actor: Actor, policy_key: str | None) -> None:
+    """Refuse a volunteer whose role is scoped to other providers (``volunteer add --policy``)."""
+    if not actor.covers(policy_key):
+        raise scope_refusal(actor, policy_key)
+
+
+def check_writer(session: Session, actor: Actor, policy_key: str | None = None) -> None:
+    """Who may change anything at all: a known role; a trainer only on a training database;
+    a role scoped to providers only within them."""
     if actor.role == "trainer" and not is_training(session):
         raise Refused("training-only", _("the trainer role works only on training databases"))
     if actor.role not in RANK and not actor.is_system and actor.role != "trainer":
         raise Refused("role", _("unknown role {role}").format(role=actor.role))
+    check_scope(actor, policy_key)
 
 
-def require_role(session: Session, actor: Actor, role: str) -> None:
-    """Refuse an action outside tickets (an outbox decision, a setting) to a lower role."""
-    check_writer(session, actor)
+def require_role(session: Session, actor: Actor, role: str, policy_key: str | None = None) -> None:
+    """Refuse an action outside tickets (an outbox decision, a setting) to a lower role, or
+    to a role scoped to other providers than ``policy_key``."""
+    check_writer(session, actor, policy_key)
     if not may(actor.role, role, is_training(session)):
         raise Refused("role", _("reserved to the {role} role (you are {mine})").format(role=role, mine=actor.role))
 
@@ -291,6 +311,7 @@ def apply(
     """
     registry.load()
     ticket = load_ticket(session, ticket_id, for_update=True)
+    check_scope(actor, ticket.policy_key)
     d = definition(session, ticket.workflow_id)
     check_version(session, ticket, expected_version, d)
     candidates = d.by_key(action)
@@ -504,7 +525,7 @@ def open_ticket(
 ) -> Outcome:
     registry.load()
     d = workflow_for(session, policy_key, queue)
-    check_writer(session, actor)
+    check_writer(session, actor, policy_key)
     now = now or clock.now()
     values = validate(d.workflow.fields, fields or {}, d.policy.timezone, metadata_only=d.workflow.metadata_only)
     missing = missing_required(d.workflow.fields, values)

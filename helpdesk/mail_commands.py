@@ -43,7 +43,7 @@ def do_policy_set(args, out) -> int:
     values = parse_pairs(args.values)
     with cli._session(args, write=True) as s:
         actor = _actor(args, s)
-        require_role(s, actor, "techadmin")
+        require_role(s, actor, "techadmin", args.key)
         changed = settings.change(s, args.key, values, actor.login)
         view = settings.view(s, s.get(Policy, args.key))
     if out.json:

@@ -66,13 +66,10 @@ class Backend:
             actor, name, notice = None, "", ""
             if not self.login:
                 notice = _("Read-only: no volunteer given (--as LOGIN or HELPDESK_USER).")
-            else:
-                try:
-                    actor = service.actor_for(s, self.login)
-                    v = s.get(Volunteer, actor.login)
-                    name = v.name if v else ""
-                except HelpdeskError as exc:
-                    notice = _("Read-only: {error}").format(error=str(exc))
+            else:  # a login that names no active volunteer opens nothing, not even read-only
+                actor = service.actor_for(s, self.login)
+                v = s.get(Volunteer, actor.login)
+                name = v.name if v else ""
             policies = {p.key: (p.name, p.timezone) for p in s.exec(select(Policy).order_by(Policy.key))}
             titles: dict[str, str] = {}
             wf_queue: dict[int, str] = {}
