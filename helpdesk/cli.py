@@ -14,8 +14,8 @@ import os
 import sys
 from typing import Any
 
-from helpdesk import clock, serve
-from helpdesk.errors import BadInput, HelpdeskError
+from helpdesk import bounds, clock, serve
+from helpdesk.errors import BadInput, HelpdeskError, Refused
 from helpdesk.i18n import _, set_lang
 
 QUEUES = ("password-reset", "closure", "abuse", "mail-reputation")
@@ -158,28 +158,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help=_("include finished tickets"))
     p.add_argument("--overdue", action="store_true")
     p.add_argument("--sort", choices=["due", "age", "state", "new"], default="due")
-    p.add_argument("--limit", type=int, default=100)
-    p.add_argument("--offset", type=int, default=0)
+    p.add_argument("--limit", type=bounds.limit, default=100)
+    p.add_argument("--offset", type=bounds.offset, default=0)
     p = cmd(tk, "show", _("state, deadlines, history, allowed and blocked actions"))
-    p.add_argument("id", type=int)
+    p.add_argument("id", type=bounds.ident)
     p.add_argument("--citations", action="store_true", help=_("print the French text of each citation"))
     p.add_argument("--reason", default="", help=_("why you read a closed account's personal data (recorded)"))
     p = cmd(tk, "act", _("take an action on a ticket"))
-    p.add_argument("id", type=int)
+    p.add_argument("id", type=bounds.ident)
     p.add_argument("action")
     p.add_argument("--note", default="")
     p.add_argument("--field", action="append", default=[], metavar="K=V")
     p.add_argument("--check", action="append", default=[], metavar="ITEM", help=_("tick a checklist item"))
-    p.add_argument("--if-version", type=int, help=_("refuse if the ticket changed since this version"))
+    p.add_argument("--if-version", type=bounds.ident, help=_("refuse if the ticket changed since this version"))
     p.add_argument("--mail-lang", choices=["fr", "en"], help=_("first set the language of the ticket's mails"))
     p = cmd(tk, "assign", _("give a ticket to a volunteer ('-' for nobody)"))
-    p.add_argument("id", type=int)
+    p.add_argument("id", type=bounds.ident)
     p.add_argument("login")
-    p.add_argument("--if-version", type=int, help=_("refuse if the ticket changed since this version"))
+    p.add_argument("--if-version", type=bounds.ident, help=_("refuse if the ticket changed since this version"))
     p = cmd(tk, "lang", _("set the language of a ticket's mails"))
-    p.add_argument("id", type=int)
+    p.add_argument("id", type=bounds.ident)
     p.add_argument("lang", choices=["fr", "en"])
-    p.add_argument("--if-version", type=int, help=_("refuse if the ticket changed since this version"))
+    p.add_argument("--if-version", type=bounds.ident, help=_("refuse if the ticket changed since this version"))
 
     cmd(sub, "sweep", _("run what is due: timers, expiries, inactivity scans"))
     p = cmd(sub, "backup", _("write a consistent copy of the database to a new file"))
@@ -213,17 +213,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("login")
 
     au = sub.add_parser("audit", help=_("the audit trail")).add_subparsers(dest="sub", metavar="SUB", required=True)
-    cmd(au, "verify", _("check that no event was changed, deleted or reordered"))
+    p = cmd(au, "verify", _("check that no event was changed, deleted or reordered"))
+    p.add_argument("--anchors", help=_("a file of heads written by 'audit anchor' (env HELPDESK_AUDIT_ANCHORS)"))
+    p = cmd(au, "anchor", _("append the chain's head, timestamped, to a file or to syslog (for cron)"))
+    p.add_argument("--file", help=_("the anchor file, outside the database (env HELPDESK_AUDIT_ANCHORS)"))
+    p.add_argument("--syslog", action="store_true", help=_("write the head to syslog as well (or instead, with no file)"))
 
     ob = sub.add_parser("outbox", help=_("mails queued by procedures")).add_subparsers(dest="sub", metavar="SUB", required=True)
     p = cmd(ob, "list", _("list queued mails"))
     p.add_argument("--status")
-    p.add_argument("--ticket", type=int)
-    p.add_argument("--limit", type=int, default=100)
+    p.add_argument("--ticket", type=bounds.ident)
+    p.add_argument("--limit", type=bounds.limit, default=100)
     p = cmd(ob, "show", _("show one queued mail"))
-    p.add_argument("id", type=int)
+    p.add_argument("id", type=bounds.ident)
     p = cmd(ob, "send", _("deliver the mails that are due (SMTP, or a Maildir when no SMTP host is set)"))
-    p.add_argument("--limit", type=int, default=100)
+    p.add_argument("--limit", type=bounds.limit, default=100)
     from helpdesk.mail_commands import add_parsers as mail_parsers
 
     mail_parsers(pol, ob, cmd)  # policy set, outbox retry|mark-sent
@@ -405,12 +409,11 @@ def read_sensitive(args, what: str, **kw) -> None:
 
 
 def _import_accounts(args, out: Out) -> int:
-    from helpdesk import audit, service
+    import io
 
-    try:
-        handle = open(args.path, newline="", encoding="utf-8-sig")
-    except OSError as exc:
-        raise BadInput(_("cannot read {path}: {error}").format(path=args.path, error=exc.strerror)) from None
+    from helpdesk import audit, files, service
+
+    handle = io.StringIO(files.read_text(args.path), newline="")  # a regular UTF-8 file, capped
     base = {"login", "policy", "email", "kind", "org", "last_login", "contacts", "status", "lang"}
     done, errors = 0, []
     with handle, _session(args, write=True) as s:
@@ -432,7 +435,7 @@ def _import_accounts(args, out: Out) -> int:
                 done += 1
             except HelpdeskError as exc:
                 errors.append({"line": n, "error": str(exc)})
-        audit.record(s, actor=actor.login, action="account-import", data={"file": os.path.basename(args.path), "imported": done, "errors": len(errors)})
+        audit.record(s, actor=actor.login, action="account-import", data={"file": files.shown(os.path.basename(args.path)), "imported": done, "errors": len(errors)})
     if out.json:
         out.data({"imported": done, "errors": errors})
     else:
@@ -677,19 +680,57 @@ def _this_program() -> str:
 
 
 def do_audit(args, out: Out) -> int:
-    from helpdesk import audit
+    from helpdesk import audit, files
 
+    if args.sub == "anchor":
+        return do_audit_anchor(args, out)
+    anchors: list = []
+    path = args.anchors or os.environ.get("HELPDESK_AUDIT_ANCHORS")
+    if path:
+        anchors, bad = audit.read_anchors(files.read_text(path))
+        if bad:
+            raise BadInput(_("{path}: line(s) {lines} are not anchors").format(path=files.shown(path), lines=", ".join(map(str, bad[:10]))))
     with _session(args) as s:
-        count, problems = audit.verify(s)
+        count, problems = audit.verify(s, anchors=anchors)
+        head = audit.head(s)
     if out.json:
-        out.data({"events": count, "ok": not problems, "problems": [p.as_dict() for p in problems]})
+        out.data({"events": count, "ok": not problems, "head": head, "anchors": len(anchors), "problems": [p.as_dict() for p in problems]})
     elif problems:
         out.line(_("The audit trail is damaged ({n} events read):").format(n=count), style="bold red")
         for p in problems:
             out.line(f"  event {p.event_id}: {p.what}")
     else:
         out.line(_("The audit trail is intact: {n} events chained.").format(n=count))
+        out.line(_("Head: event {id}, {hash}").format(**head))
+        if anchors:
+            out.line(_("{n} anchor(s) checked.").format(n=len(anchors)))
     return 1 if problems else 0
+
+
+def do_audit_anchor(args, out: Out) -> int:
+    """Write the chain's head outside the database, once the chain verified: a later
+    ``audit verify --anchors`` then catches a chain recomputed, cut short or started again."""
+    from helpdesk import audit, files
+
+    path = args.file or os.environ.get("HELPDESK_AUDIT_ANCHORS")
+    if not path and not args.syslog:
+        raise BadInput(_("where to? give --file PATH (or HELPDESK_AUDIT_ANCHORS) or --syslog"))
+    with _session(args) as s:
+        count, problems = audit.verify(s)
+        head = audit.head(s)
+    if problems:
+        raise Refused("audit-chain", _("the audit trail is damaged: run 'helpdesk audit verify'; nothing was anchored"))
+    anchor = audit.Anchor(clock.iso(clock.now()), head["id"], head["hash"])
+    if path:
+        files.append_private(path, anchor.line() + "\n")
+    if args.syslog:
+        import syslog
+
+        syslog.openlog("helpdesk", 0, syslog.LOG_AUTH)
+        syslog.syslog(syslog.LOG_NOTICE, "helpdesk-audit-anchor " + anchor.line())
+    data = {"at": anchor.at, "id": anchor.id, "hash": anchor.hash, "events": count, "file": path, "syslog": bool(args.syslog)}
+    out.data(data) if out.json else out.line(_("Head anchored: event {id}, {hash}").format(id=anchor.id, hash=anchor.hash))
+    return 0
 
 
 def do_outbox(args, out: Out) -> int:
@@ -824,6 +865,9 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    from helpdesk import files
+
+    files.private_umask()  # the database, its WAL, backups, the sent Maildir: 0600 in 0700 folders
     lang = None
     if "--lang" in argv:
         i = argv.index("--lang")
@@ -852,6 +896,31 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(out, exc)
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        said = database_error(exc)
+        if said is None:
+            raise
+        return _fail(out, said)
+
+
+def database_error(exc: BaseException) -> HelpdeskError | None:
+    """What a person is told when the database cannot do what was asked: busy (another
+    writer held it too long), unreachable, or a number it cannot hold. None: a bug."""
+    if isinstance(exc, OverflowError):
+        return BadInput(_("a number is too large: ids and counts go up to 2^63 - 1"))
+    if not type(exc).__module__.startswith("sqlalchemy"):
+        return None
+    from sqlalchemy.exc import DBAPIError, OperationalError
+
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    first = text[0] if text else type(exc).__name__
+    if "locked" in first or "busy" in first:
+        return BadInput(_("the database is busy: another helpdesk command held it too long; nothing was changed, try again"))
+    if isinstance(exc, OperationalError):
+        return BadInput(_("the database cannot be used: {error}").format(error=first[:300]))
+    if isinstance(exc, DBAPIError):
+        return BadInput(_("the database refused the request: {error}").format(error=first[:300]))
+    return None
 
 
 def _reads_logs(args) -> bool:

@@ -41,7 +41,7 @@ def redact_ticket(session: Session, ticket: Ticket, now: datetime) -> None:
     ticket.fields = {k: v for k, v in (ticket.fields or {}).items() if k not in personal}
     ticket.redacted_at = now
     session.add(ticket)
-    for ev in session.exec(select(Event).where(Event.ticket_id == ticket.id, Event.redacted_at.is_(None))):
+    for ev in list(session.exec(select(Event).where(Event.ticket_id == ticket.id, Event.redacted_at.is_(None)))):
         if ev.note or ev.data:
             audit.redact(session, ev, actor="system", reason="retention", at=now)
     for mail in session.exec(select(Outbox).where(Outbox.ticket_id == ticket.id)):

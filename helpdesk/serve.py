@@ -20,6 +20,7 @@ import shlex
 import sys
 from urllib.parse import urlsplit
 
+from helpdesk import bounds
 from helpdesk.errors import BadInput
 from helpdesk.i18n import _, current_lang
 
@@ -33,7 +34,7 @@ def add_parser(sub, cmd) -> None:
     """The ``serve`` sub-command (``cmd`` adds the global options)."""
     p = cmd(sub, "serve", _("show the TUI in a web browser (demo by default), e.g. on a projector"))
     p.add_argument("--host", default=DEFAULT_HOST, help=_("address to listen on (default {host}: this machine only)").format(host=DEFAULT_HOST))
-    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=_("port to listen on (default {port})").format(port=DEFAULT_PORT))
+    p.add_argument("--port", type=bounds.port, default=DEFAULT_PORT, help=_("port to listen on (default {port})").format(port=DEFAULT_PORT))
     p.add_argument("--training", action="store_true", help=_("serve the training TUI (helpdesk train) instead of the demo"))
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import func, or_
 from sqlmodel import Session, select
 
 from helpdesk import audit, clock, engine, ledger, networks, settings
+from helpdesk.bounds import MAX_INT
 from helpdesk.context import SYSTEM_ACTOR, Actor
 from helpdesk.errors import BadInput, NotFound, Refused
 from helpdesk.fields import EMAIL
@@ -20,7 +21,6 @@ from helpdesk.roles import ROLES, SYSTEM, login_problem
 from helpdesk.text import clean
 
 ACCOUNT_KINDS = ("user", "admin", "employee", "member", "end-user")
-MAX_INT = 2**63 - 1  # the largest id or count a database column holds
 ACCOUNT_STATUSES = ("active", "restricted", "send-suspended", "suspended", "deactivated", "erased")
 
 
