@@ -48,11 +48,30 @@ def run(url: str | None = None, now: datetime | None = None, limit: int = 10_000
     for policy_key, features in _policies(url):
         for feature, scan in SCANS.items():
             if feature in features:
-                scan(url, policy_key, now, report)
+                isolated(report, {"policy": policy_key, "scan": feature}, scan, url, policy_key, now, report)
     from helpdesk import retention
 
     retention.run(url, now, report)
     return report
+
+
+def isolated(report: SweepReport, item: dict, step: Callable, *args) -> bool:
+    """Run one item of the sweep; if it fails, report it (and why) and go on with the rest:
+    one bad setting, date or row never stops every later sweep. Its own transaction was
+    rolled back, so nothing of it half-remains."""
+    try:
+        step(*args)
+        return True
+    except Exception as exc:  # noqa: BLE001 - reported, and the sweep goes on
+        report.refused.append({**item, "reason": failure(exc)})
+        return False
+
+
+def failure(exc: BaseException) -> str:
+    """What went wrong with one item, for the report and the audit trail."""
+    if isinstance(exc, HelpdeskError):
+        return str(exc)
+    return f"{type(exc).__name__}: {str(exc)[:300]}"
 
 
 def _policies(url):
@@ -100,11 +119,12 @@ def _run_timers(url, now, report: SweepReport, due: list[int]) -> None:
                     continue
                 outcome = engine.apply(s, dl.ticket_id, dl.action, SYSTEM_ACTOR, now=now, note=f"{dl.name}: {clock.iso(dl.due_at)}")
                 report.taken.append({"ticket": dl.ticket_id, "action": dl.action, "state": outcome.ticket.state})
-        except HelpdeskError as exc:
+        except Exception as exc:  # noqa: BLE001 - a refused or broken timer is recorded; the others run
+            why = failure(exc)
             with write_session(url) as s:
                 dl = s.get(Deadline, deadline_id)
                 dl.status = "failed"
-                dl.note = str(exc)[:500]
+                dl.note = why[:500]
                 s.add(dl)
                 audit.record(
                     s,
@@ -112,10 +132,10 @@ def _run_timers(url, now, report: SweepReport, due: list[int]) -> None:
                     actor="system",
                     action="timer-refused",
                     ticket_id=dl.ticket_id,
-                    note=str(exc),
+                    note=why,
                     data={"timer": dl.action, "rule": getattr(exc, "rule", "")},
                 )
-            report.refused.append({"ticket": dl.ticket_id, "action": dl.action, "reason": str(exc)})
+            report.refused.append({"ticket": dl.ticket_id, "action": dl.action, "reason": why})
 
 
 def _has_open(s: Session, account_id: int, queue: str) -> bool:
