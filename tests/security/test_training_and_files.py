@@ -99,12 +99,15 @@ def test_the_database_its_wal_and_backups_are_private_whatever_the_umask(tmp_pat
 
 def test_the_sent_maildir_is_private(attacker, tmp_path):
     attacker.ok("account", "add", "jd", "--policy", "wigii", "--email", "jd@example.org", as_="alice")
-    attacker.ok("ticket", "open", "password-reset", "--policy", "wigii", "--account", "jd", "--requester", "jd@example.org", as_="alice")
+    t = attacker.ok("ticket", "open", "password-reset", "--policy", "wigii", "--account", "jd", "--requester", "jd@example.org", as_="alice")
+    attacker.ok("ticket", "act", t["id"], "issue-reset-link", as_="alice")
     old = os.umask(0o000)
     try:
-        attacker.run("outbox", "send", env={"HELPDESK_MAILDIR": str(tmp_path / "sent")})
+        attacker.run("outbox", "send", env={"HELPDESK_MAILDIR": str(tmp_path / "sent"), "HELPDESK_MAIL_FROM": "helpdesk@provider.example",
+                                            "HELPDESK_RESET_URL": "https://wigii.example/reset?token="})
     finally:
         os.umask(old)
+    assert attacker.ok("outbox", "list", "--status", "sent"), "a mail was delivered to the Maildir"
     for root, dirs, files in os.walk(tmp_path / "sent"):
         assert os.stat(root).st_mode & 0o777 == 0o700, root
         for f in files:
