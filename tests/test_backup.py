@@ -17,7 +17,7 @@ def test_backup_restore_round_trip(hd, tmp_path):
     hd.open("abuse", "indigos", "camille", "", "category=harassment")
     assert len(hd.ok("ticket", "list")) == 2
 
-    hd.bad("restore", str(copy))  # needs --yes
+    hd.bad("restore", str(copy), as_="chloe")  # needs --yes
     hd.ok("restore", str(copy), "--yes")
     rows = hd.ok("ticket", "list")
     assert [r["id"] for r in rows] == [t["id"]]
@@ -26,4 +26,4 @@ def test_backup_restore_round_trip(hd, tmp_path):
     actions = [e["action"] for e in view["events"]]
     assert actions == ["open", "contact"]
     assert hd.ok("audit", "verify")["ok"] is True
-    hd.bad("restore", str(tmp_path / "nope.dump"), "--yes")
+    hd.bad("restore", str(tmp_path / "nope.dump"), "--yes", as_="chloe")

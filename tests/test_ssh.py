@@ -418,8 +418,8 @@ def server(template_db, tmp_path_factory):
         try:
             for login in ("alice", "bob", "stranger", "control"):
                 srv.new_key(login)
-            srv.helpdesk("volunteer", "add", "alice", "--role", "volunteer", "--ssh-key", srv.public("alice"))
-            srv.helpdesk("volunteer", "add", "bob", "--role", "oncall", "--ssh-key", srv.public("bob"))
+            srv.helpdesk("--as", "chloe", "volunteer", "add", "alice", "--role", "volunteer", "--ssh-key", srv.public("alice"))
+            srv.helpdesk("--as", "chloe", "volunteer", "add", "bob", "--role", "oncall", "--ssh-key", srv.public("bob"))
             srv.write_authorized_keys()
             yield srv
         finally:
@@ -562,14 +562,14 @@ def test_an_unknown_key_is_refused(server):
 def test_a_removed_key_or_withdrawn_volunteer_is_refused_once_the_keys_are_written_again(server):
     srv = server
     dora, eve = srv.new_key("dora"), srv.new_key("eve")
-    srv.helpdesk("volunteer", "add", "dora", "--role", "volunteer", "--ssh-key", srv.public("dora"))
-    srv.helpdesk("volunteer", "add", "eve", "--role", "oncall", "--ssh-key", srv.public("eve"))
+    srv.helpdesk("--as", "chloe", "volunteer", "add", "dora", "--role", "volunteer", "--ssh-key", srv.public("dora"))
+    srv.helpdesk("--as", "chloe", "volunteer", "add", "eve", "--role", "oncall", "--ssh-key", srv.public("eve"))
     assert not srv.authenticates(dora)[0], "a key works only once authorized_keys is written again"
     srv.write_authorized_keys()
     assert srv.authenticates(dora)[0] and srv.authenticates(eve)[0]
 
-    srv.helpdesk("volunteer", "remove-key", "dora", srv.public("dora"))
-    srv.helpdesk("volunteer", "deactivate", "eve")
+    srv.helpdesk("--as", "chloe", "volunteer", "remove-key", "dora", srv.public("dora"))
+    srv.helpdesk("--as", "chloe", "volunteer", "deactivate", "eve")
     assert srv.authenticates(dora)[0], "authorized_keys still holds the key until it is written again"
     text = srv.write_authorized_keys()
     assert "helpdesk:dora" not in text and "helpdesk:eve" not in text

@@ -107,6 +107,9 @@ def local_day(moment: datetime, tz: str) -> date:
     return moment.astimezone(ZoneInfo(tz)).date()
 
 
+MAX_DURATION_YEARS = 100  # no period in a provider's text or a setting is longer
+
+
 def parse_duration(text: str) -> relativedelta:
     """An ISO-8601 duration (``P1Y``, ``P2M``, ``P10D``, ``PT24H``, ``P1Y2M3DT4H``) as a relativedelta.
 
@@ -123,15 +126,21 @@ def parse_duration(text: str) -> relativedelta:
     if not m or text.strip() in ("P", "PT", "-P"):
         raise BadDate(f"not an ISO-8601 duration: {text!r}")
     sign = -1 if m.group(1) else 1
-    y, mo, w, d, h, mi, s = (int(g or 0) for g in m.groups()[1:])
+    y, mo, w, d, h, mi, s = (int(g or 0) if len(g or "") < 12 else 10**12 for g in m.groups()[1:])
+    if y * 366 + mo * 31 + w * 7 + d + h / 24 + mi / 1440 + s / 86400 > MAX_DURATION_YEARS * 366:
+        raise BadDate(f"a duration of at most {MAX_DURATION_YEARS} years expected, not {text.strip()[:40]!r}")
     return sign * relativedelta(years=y, months=mo, weeks=w, days=d, hours=h, minutes=mi, seconds=s)
 
 
 def add(moment: datetime, delta: relativedelta, tz: str) -> datetime:
     """``moment + delta`` counted on the provider's calendar: one month from midnight on
-    1 December in Paris is midnight on 1 January in Paris, whatever UTC says."""
+    1 December in Paris is midnight on 1 January in Paris, whatever UTC says. A date past
+    the calendar's end (year 9999) is a ``BadDate``."""
     local = moment.astimezone(ZoneInfo(tz))
-    return (local + delta).astimezone(UTC)
+    try:
+        return (local + delta).astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise BadDate(f"{iso(moment)} + {delta}: past the end of the calendar") from None
 
 
 def iso(value: datetime | None) -> str | None:

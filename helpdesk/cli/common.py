@@ -111,7 +111,8 @@ def print_sweep(out: Out, report) -> None:
     for o in report.opened:
         out.line(f"  #{o['ticket']}: {o['policy']} {o['account']} ({o['reason']})")
     for r in report.refused:
-        out.line(f"  {r}", style="red")
+        where = " ".join(f"{k}={v}" for k, v in r.items() if k != "reason")
+        out.line(f"  {where}: {r.get('reason', '')}", style="red")
 
 
 #: The driver textual-serve asks Textual to use in the programs it starts (TEXTUAL_DRIVER).

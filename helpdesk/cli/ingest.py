@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import sys
 
+from helpdesk.base import bounds
 from helpdesk.base.i18n import _
 
 KINDS = ("mail", "arf", "dmarc", "postfix")
@@ -41,7 +42,7 @@ def add_parsers(sub, cmd) -> None:
             p.add_argument("--queue", choices=QUEUES, help=_("every new request goes to this queue (triage)"))
     p = cmd(ing, "postfix", _("Postfix logs: per-sender volumes and bounces, alerts past the thresholds"))
     p.add_argument("paths", nargs="+", metavar="LOG")
-    p.add_argument("--year", type=int, help=_("year of classic syslog time stamps (default: the file's)"))
+    p.add_argument("--year", type=bounds.year, help=_("year of classic syslog time stamps (default: the file's)"))
     p.add_argument("--tz", help=_("time zone of classic syslog time stamps (default: this machine's)"))
     p.add_argument("--window", default="PT1H", help=_("sliding window, ISO-8601 (default PT1H)"))
     p.add_argument("--from-start", action="store_true", help=_("read the whole file again, ignoring where the last run stopped"))
@@ -50,11 +51,11 @@ def add_parsers(sub, cmd) -> None:
     p = cmd(qu, "list", _("list quarantined items, newest first"))
     p.add_argument("--kind", choices=KINDS)
     p.add_argument("--all", action="store_true", help=_("include items released since"))
-    p.add_argument("--limit", type=int, default=100)
-    p.add_argument("--offset", type=int, default=0)
+    p.add_argument("--limit", type=bounds.limit, default=100)
+    p.add_argument("--offset", type=bounds.offset, default=0)
     p = cmd(qu, "show", _("show one quarantined item: reason and a cleaned preview"))
     p.add_argument("--reason", default="", help=_("why you read it (recorded with the reading)"))
-    p.add_argument("id", type=int)
+    p.add_argument("id", type=bounds.ident)
     p.add_argument("--raw", action="store_true", help=_("write the exact bytes to standard output"))
 
 

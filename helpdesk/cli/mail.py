@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 
+from helpdesk.base import bounds
 from helpdesk.base.i18n import _
 
 
@@ -21,10 +22,10 @@ def add_parsers(policy_sub, outbox_sub, cmd) -> None:
     p.add_argument("key")
     p.add_argument("values", nargs="+", metavar="NAME=VALUE", help=_("the settings are listed by 'helpdesk policy show KEY'"))
     p = cmd(outbox_sub, "retry", _("send a held, failed or uncertain mail again (uncertain: after checking it did not arrive)"))
-    p.add_argument("id", type=int)
+    p.add_argument("id", type=bounds.ident)
     p.add_argument("--note", default="", help=_("why (required for an uncertain mail)"))
     p = cmd(outbox_sub, "mark-sent", _("record that a held, failed or uncertain mail did reach its recipient"))
-    p.add_argument("id", type=int)
+    p.add_argument("id", type=bounds.ident)
     p.add_argument("--note", required=True, help=_("how it is known (the relay's log, the recipient)"))
 
 
@@ -44,7 +45,7 @@ def do_policy_set(args, out) -> int:
     values = parse_pairs(args.values)
     with common.session(args, write=True) as s:
         actor = _actor(args, s)
-        require_role(s, actor, "techadmin")
+        require_role(s, actor, "techadmin", args.key)
         changed = provider_settings.change(s, args.key, values, actor.login)
         view = provider_settings.view(s, s.get(Policy, args.key))
     if out.json:

@@ -12,11 +12,11 @@ import csv
 import os
 import sys
 
-from helpdesk.base import clock
+from helpdesk.base import bounds, clock
 from helpdesk.cli import serve
 from helpdesk.cli.common import Out, check_schema, do_tui, print_sweep, read_sensitive, reveal  # noqa: F401
 from helpdesk.cli.common import session as _session
-from helpdesk.base.errors import BadInput, HelpdeskError
+from helpdesk.base.errors import BadInput, HelpdeskError, Refused
 from helpdesk.base.i18n import _, set_lang
 
 QUEUES = ("password-reset", "closure", "abuse", "mail-reputation")
@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--org", default="")
     p.add_argument("--contact", action="append", help=_("another registered contact address (repeatable; none given: unchanged)"))
     p.add_argument("--last-login")
-    p.add_argument("--status", default="active")
+    p.add_argument("--status", help=_("load an existing directory: the account's status (techadmin only, recorded)"))
     p.add_argument("--account-lang", default="", choices=["", "fr", "en"], help=_("language of the mails to this account"))
     p.add_argument("--field", action="append", default=[], metavar="K=V")
     p = cmd(acc, "import", _("import accounts from a CSV file (login,policy,email,kind,org,last_login,contacts,...)"))
@@ -106,28 +106,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help=_("include finished tickets"))
     p.add_argument("--overdue", action="store_true")
     p.add_argument("--sort", choices=["due", "age", "state", "new"], default="due")
-    p.add_argument("--limit", type=int, default=100)
-    p.add_argument("--offset", type=int, default=0)
+    p.add_argument("--limit", type=bounds.limit, default=100)
+    p.add_argument("--offset", type=bounds.offset, default=0)
     p = cmd(tk, "show", _("state, deadlines, history, allowed and blocked actions"))
-    p.add_argument("id", type=int)
+    p.add_argument("id", type=bounds.ident)
     p.add_argument("--citations", action="store_true", help=_("print the French text of each citation"))
     p.add_argument("--reason", default="", help=_("why you read a closed account's personal data (recorded)"))
     p = cmd(tk, "act", _("take an action on a ticket"))
-    p.add_argument("id", type=int)
+    p.add_argument("id", type=bounds.ident)
     p.add_argument("action")
     p.add_argument("--note", default="")
     p.add_argument("--field", action="append", default=[], metavar="K=V")
     p.add_argument("--check", action="append", default=[], metavar="ITEM", help=_("tick a checklist item"))
-    p.add_argument("--if-version", type=int, help=_("refuse if the ticket changed since this version"))
+    p.add_argument("--if-version", type=bounds.ident, help=_("refuse if the ticket changed since this version"))
     p.add_argument("--mail-lang", choices=["fr", "en"], help=_("first set the language of the ticket's mails"))
     p = cmd(tk, "assign", _("give a ticket to a volunteer ('-' for nobody)"))
-    p.add_argument("id", type=int)
+    p.add_argument("id", type=bounds.ident)
     p.add_argument("login")
-    p.add_argument("--if-version", type=int, help=_("refuse if the ticket changed since this version"))
+    p.add_argument("--if-version", type=bounds.ident, help=_("refuse if the ticket changed since this version"))
     p = cmd(tk, "lang", _("set the language of a ticket's mails"))
-    p.add_argument("id", type=int)
+    p.add_argument("id", type=bounds.ident)
     p.add_argument("lang", choices=["fr", "en"])
-    p.add_argument("--if-version", type=int, help=_("refuse if the ticket changed since this version"))
+    p.add_argument("--if-version", type=bounds.ident, help=_("refuse if the ticket changed since this version"))
 
     cmd(sub, "sweep", _("run what is due: timers, expiries, inactivity scans"))
     p = cmd(sub, "backup", _("write a consistent copy of the database to a new file"))
@@ -148,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = cmd(vol, "add", _("add a volunteer or change their role"))
     p.add_argument("login")
     p.add_argument("--role", required=True, choices=["volunteer", "oncall", "techadmin", "trainer"])
+    p.add_argument("--policy", action="append", default=[], help=_("the role covers this provider only (repeatable; default: all)"))
     p.add_argument("--name", default="")
     p.add_argument("--ssh-key", help=_("an OpenSSH public key, or the path of a .pub file"))
     cmd(vol, "list", _("list volunteers"))
@@ -160,17 +161,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("login")
 
     au = sub.add_parser("audit", help=_("the audit trail")).add_subparsers(dest="sub", metavar="SUB", required=True)
-    cmd(au, "verify", _("check that no event was changed, deleted or reordered"))
+    p = cmd(au, "verify", _("check that no event was changed, deleted or reordered"))
+    p.add_argument("--anchors", help=_("a file of heads written by 'audit anchor' (env HELPDESK_AUDIT_ANCHORS)"))
+    p = cmd(au, "anchor", _("append the chain's head, timestamped, to a file or to syslog (for cron)"))
+    p.add_argument("--file", help=_("the anchor file, outside the database (env HELPDESK_AUDIT_ANCHORS)"))
+    p.add_argument("--syslog", action="store_true", help=_("write the head to syslog as well (or instead, with no file)"))
 
     ob = sub.add_parser("outbox", help=_("mails queued by procedures")).add_subparsers(dest="sub", metavar="SUB", required=True)
     p = cmd(ob, "list", _("list queued mails"))
     p.add_argument("--status")
-    p.add_argument("--ticket", type=int)
-    p.add_argument("--limit", type=int, default=100)
+    p.add_argument("--ticket", type=bounds.ident)
+    p.add_argument("--limit", type=bounds.limit, default=100)
     p = cmd(ob, "show", _("show one queued mail"))
-    p.add_argument("id", type=int)
+    p.add_argument("id", type=bounds.ident)
     p = cmd(ob, "send", _("deliver the mails that are due (SMTP, or a Maildir when no SMTP host is set)"))
-    p.add_argument("--limit", type=int, default=100)
+    p.add_argument("--limit", type=bounds.limit, default=100)
     from helpdesk.cli.mail import add_parsers as mail_parsers
 
     mail_parsers(pol, ob, cmd)  # policy set, outbox retry|mark-sent
@@ -244,6 +249,7 @@ def do_policy(args, out: Out) -> int:
 def do_account(args, out: Out) -> int:
     from sqlmodel import select
 
+    from helpdesk.workflow import engine
     from helpdesk.service import api
     from helpdesk.storage.models import Account
 
@@ -252,7 +258,7 @@ def do_account(args, out: Out) -> int:
             acc = api.add_account(
                 s, login=args.login, policy=args.policy, email=args.email, kind=args.kind, org=args.org,
                 contacts=args.contact, last_login=args.last_login, fields=_pairs(args.field),
-                lang=args.account_lang, status=args.status,
+                lang=args.account_lang, status=args.status, actor=api.actor_for(s, _user(args)),
             )
             view = api.account_view(s, acc)
         out.data(view) if out.json else out.line(_("Account {login} ({policy}) saved.").format(login=acc.login, policy=acc.policy_key))
@@ -261,13 +267,16 @@ def do_account(args, out: Out) -> int:
         return _import_accounts(args, out)
     if args.sub == "contact":
         with _session(args, write=True) as s:
-            acc = api.change_contacts(s, api.find_account(s, args.login, args.policy), add=args.add, remove=args.remove)
+            actor = api.actor_for(s, _user(args))
+            acc = api.change_contacts(s, api.find_account(s, args.login, args.policy), add=args.add, remove=args.remove, actor=actor)
             view = api.account_view(s, acc)
         out.data(view) if out.json else out.line(_("Contacts of {login}: {contacts}").format(login=acc.login, contacts=", ".join(acc.contacts) or "-"))
         return 0
     with _session(args) as s:
+        reader = api.actor_for(s, _user(args), required=False)
         if args.sub == "show":
             acc = api.find_account(s, args.login, args.policy)
+            engine.check_scope(reader, acc.policy_key)
             view = api.account_view(s, acc)
             if api.is_closed(acc):
                 read_sensitive(args, "personal-data", account=acc, reason=args.reason or "account show")
@@ -286,7 +295,11 @@ def do_account(args, out: Out) -> int:
                     out.line("  " + _("(none)"))
                 _print_ledger(out, view["sanctions"])
             return 0
+        api.check_filters(s, policy=args.policy, status=args.status)
+        engine.check_scope(reader, args.policy)
         q = select(Account).order_by(Account.policy_key, Account.login)
+        if reader.policies:
+            q = q.where(Account.policy_key.in_(reader.policies))
         if args.policy:
             q = q.where(Account.policy_key == args.policy)
         if args.status:
@@ -303,17 +316,23 @@ def do_account(args, out: Out) -> int:
     return 0
 
 
+def _user(args) -> str | None:
+    """The login given by --as or HELPDESK_USER (checked by ``service.actor_for``)."""
+    return getattr(args, "user", None) or os.environ.get("HELPDESK_USER")
+
+
 def _import_accounts(args, out: Out) -> int:
+    import io
+
     from helpdesk.storage import audit
+    from helpdesk.base import files
     from helpdesk.service import api
 
-    try:
-        handle = open(args.path, newline="", encoding="utf-8-sig")
-    except OSError as exc:
-        raise BadInput(_("cannot read {path}: {error}").format(path=args.path, error=exc.strerror)) from None
+    handle = io.StringIO(files.read_text(args.path), newline="")  # a regular UTF-8 file, capped
     base = {"login", "policy", "email", "kind", "org", "last_login", "contacts", "status", "lang"}
     done, errors = 0, []
     with handle, _session(args, write=True) as s:
+        actor = api.actor_for(s, _user(args))
         reader = csv.DictReader(handle)
         missing = {"login", "policy", "email"} - set(reader.fieldnames or [])
         if missing:
@@ -325,13 +344,13 @@ def _import_accounts(args, out: Out) -> int:
                         s, login=row["login"], policy=row["policy"], email=row["email"], kind=row.get("kind") or "user",
                         org=row.get("org") or "", last_login=row.get("last_login") or None,
                         contacts=[c for c in (row.get("contacts") or "").split(";") if c.strip()],
-                        status=row.get("status") or "active", lang=row.get("lang") or "",
-                        fields={k: v for k, v in row.items() if k not in base and k and v},
+                        status=row.get("status") or None, lang=row.get("lang") or "",
+                        fields={k: v for k, v in row.items() if k not in base and k and v}, actor=actor,
                     )
                 done += 1
             except HelpdeskError as exc:
                 errors.append({"line": n, "error": str(exc)})
-        audit.record(s, actor="system", action="account-import", data={"file": os.path.basename(args.path), "imported": done, "errors": len(errors)})
+        audit.record(s, actor=actor.login, action="account-import", data={"file": files.shown(os.path.basename(args.path)), "imported": done, "errors": len(errors)})
     if out.json:
         out.data({"imported": done, "errors": errors})
     else:
@@ -461,7 +480,7 @@ def do_ticket(args, out: Out) -> int:
         if args.sub == "show":
             from helpdesk.storage.models import Account
 
-            ticket = api.get_ticket(s, args.id)
+            ticket = api.get_ticket(s, args.id, actor)
             account = s.get(Account, ticket.account_id) if ticket.account_id else None
             if api.is_closed(account):
                 read_sensitive(args, "personal-data", account=account, data={"ticket": ticket.id}, reason=args.reason or "ticket show")
@@ -474,7 +493,7 @@ def do_ticket(args, out: Out) -> int:
         rows = api.list_tickets(
             s, queue=args.queue, state=args.state, policy=args.policy, account=args.account, assignee=args.assignee,
             include_done=args.all, overdue_at=clock.now() if args.overdue else None, order=args.sort,
-            limit=args.limit, offset=args.offset,
+            limit=args.limit, offset=args.offset, actor=actor,
         )
         binding = api.binding_dates(s, rows)
         data = [api.ticket_row(s, t, binding=binding) for t in rows]
@@ -506,16 +525,22 @@ def do_sweep(args, out: Out) -> int:
 def do_backup(args, out: Out) -> int:
     from helpdesk.storage import backup, db
 
-    _session(args).__enter__().close()  # checks the schema
+    from helpdesk.service import api
+
     url = db.resolve_url(getattr(args, "db", None))
-    user = getattr(args, "user", None) or os.environ.get("HELPDESK_USER") or "system"
+    with _session(args) as s:
+        actor = api.actor_for(s, _user(args)) if _user(args) or args.command == "restore" else api.installer()
+        if args.command == "restore":  # replaces everything: a techadmin's act
+            from helpdesk.workflow.engine import require_role
+
+            require_role(s, actor, "techadmin")
     if args.command == "backup":
-        result = backup.backup(url, args.path, actor=user)
+        result = backup.backup(url, args.path, actor=actor.login)
         out.data(result) if out.json else out.line(_("Backup written: {path} ({n} bytes)").format(path=result["path"], n=result["bytes"]))
         return 0
     if not args.yes:
         raise BadInput(_("restoring replaces everything in {url}: add --yes").format(url=url))
-    result = backup.restore(url, args.path)
+    result = backup.restore(url, args.path, actor=actor.login)
     out.data(result) if out.json else out.line(_("Restored from {path}.").format(path=result["path"]))
     return 0
 
@@ -528,24 +553,28 @@ def do_volunteer(args, out: Out) -> int:
 
     if args.sub == "add":
         with _session(args, write=True) as s:
-            v = api.add_volunteer(s, args.login, args.role, name=args.name, ssh_key=args.ssh_key)
-            data = {"login": v.login, "role": v.role, "name": v.name, "ssh_keys": len(v.ssh_keys)}
+            admin = api.volunteer_admin(s, _user(args))
+            v = api.add_volunteer(s, args.login, args.role, name=args.name, ssh_key=args.ssh_key, policies=args.policy, actor=admin)
+            data = {"login": v.login, "role": v.role, "policies": v.policies, "name": v.name, "ssh_keys": len(v.ssh_keys)}
         out.data(data) if out.json else out.line(_("Volunteer {login}: {role}").format(login=v.login, role=v.role))
         return 0
     if args.sub in ("remove-key", "deactivate"):
         with _session(args, write=True) as s:
-            v = api.withdraw(s, args.login, key=args.key if args.sub == "remove-key" else None)
+            admin = api.volunteer_admin(s, _user(args))
+            v = api.withdraw(s, args.login, key=args.key if args.sub == "remove-key" else None, actor=admin)
             data = {"login": v.login, "active": v.active, "ssh_keys": len(v.ssh_keys)}
         out.data(data) if out.json else out.line(_("Volunteer {login}: {n} key(s), {state}").format(
             login=v.login, n=len(v.ssh_keys), state=_("active") if v.active else _("withdrawn")))
         return 0
-    if args.sub == "authorized-keys":
+    if args.sub == "authorized-keys":  # withdrawn volunteers, and any row not a sane login and key, are left out
         from helpdesk.service import sshkeys
+        from helpdesk.base.roles import login_problem
 
         program = args.program or _this_program()
         db = getattr(args, "db", None) or os.environ.get("HELPDESK_DB")
         with _session(args) as s:
-            rows = [(v.login, k) for v in s.exec(select(Volunteer).where(Volunteer.active).order_by(Volunteer.login)) for k in v.ssh_keys]
+            rows = [(v.login, k) for v in s.exec(select(Volunteer).where(Volunteer.active).order_by(Volunteer.login))
+                    if login_problem(v.login) is None for k in v.ssh_keys if sshkeys.is_key_line(k)]
         lines = [sshkeys.authorized_keys_line(login, key, program=program, db=db) for login, key in rows]
         if out.json:
             out.data([{"login": login, "line": line} for (login, _k), line in zip(rows, lines)])
@@ -553,8 +582,10 @@ def do_volunteer(args, out: Out) -> int:
             sys.stdout.write("".join(line + "\n" for line in lines))
         return 0
     with _session(args) as s:
-        rows = [{"login": v.login, "role": v.role, "name": v.name, "active": v.active} for v in s.exec(select(Volunteer).order_by(Volunteer.login))]
-    out.data(rows) if out.json else out.table(["login", "role", "name"], [[r["login"], r["role"], r["name"]] for r in rows])
+        rows = [{"login": v.login, "role": v.role, "policies": v.policies or [], "name": v.name, "active": v.active} for v in s.exec(select(Volunteer).order_by(Volunteer.login))]
+    out.data(rows) if out.json else out.table(
+        ["login", "role", "policies", "name", "active"],
+        [[r["login"], r["role"], ", ".join(r["policies"]) or "*", r["name"], "" if r["active"] else _("withdrawn")] for r in rows])
     return 0
 
 
@@ -570,18 +601,58 @@ def _this_program() -> str:
 
 def do_audit(args, out: Out) -> int:
     from helpdesk.storage import audit
+    from helpdesk.base import files
 
+    if args.sub == "anchor":
+        return do_audit_anchor(args, out)
+    anchors: list = []
+    path = args.anchors or os.environ.get("HELPDESK_AUDIT_ANCHORS")
+    if path:
+        anchors, bad = audit.read_anchors(files.read_text(path))
+        if bad:
+            raise BadInput(_("{path}: line(s) {lines} are not anchors").format(path=files.shown(path), lines=", ".join(map(str, bad[:10]))))
     with _session(args) as s:
-        count, problems = audit.verify(s)
+        count, problems = audit.verify(s, anchors=anchors)
+        head = audit.head(s)
     if out.json:
-        out.data({"events": count, "ok": not problems, "problems": [p.as_dict() for p in problems]})
+        out.data({"events": count, "ok": not problems, "head": head, "anchors": len(anchors), "problems": [p.as_dict() for p in problems]})
     elif problems:
         out.line(_("The audit trail is damaged ({n} events read):").format(n=count), style="bold red")
         for p in problems:
             out.line(f"  event {p.event_id}: {p.what}")
     else:
         out.line(_("The audit trail is intact: {n} events chained.").format(n=count))
+        out.line(_("Head: event {id}, {hash}").format(**head))
+        if anchors:
+            out.line(_("{n} anchor(s) checked.").format(n=len(anchors)))
     return 1 if problems else 0
+
+
+def do_audit_anchor(args, out: Out) -> int:
+    """Write the chain's head outside the database, once the chain verified: a later
+    ``audit verify --anchors`` then catches a chain recomputed, cut short or started again."""
+    from helpdesk.storage import audit
+    from helpdesk.base import files
+
+    path = args.file or os.environ.get("HELPDESK_AUDIT_ANCHORS")
+    if not path and not args.syslog:
+        raise BadInput(_("where to? give --file PATH (or HELPDESK_AUDIT_ANCHORS) or --syslog"))
+    with _session(args) as s:
+        count, problems = audit.verify(s)
+        head = audit.head(s)
+    if problems:
+        raise Refused("audit-chain", _("the audit trail is damaged: run 'helpdesk audit verify'; nothing was anchored"))
+    anchor = audit.Anchor(clock.iso(clock.now()), head["id"], head["hash"])
+    if path:
+        files.append_private(path, anchor.line() + "\n")
+    if args.syslog:
+        import syslog
+
+        syslog.openlog("helpdesk", 0, syslog.LOG_AUTH)
+        syslog.syslog(syslog.LOG_NOTICE, "helpdesk-audit-anchor " + anchor.line())
+    data = {"at": anchor.at, "id": anchor.id, "hash": anchor.hash, "events": count, "file": path, "syslog": bool(args.syslog)}
+    out.data(data) if out.json else out.line(_("Head anchored: event {id}, {hash}").format(id=anchor.id, hash=anchor.hash))
+    return 0
 
 
 def do_outbox(args, out: Out) -> int:
@@ -704,6 +775,9 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    from helpdesk.base import files
+
+    files.private_umask()  # the database, its WAL, backups, the sent Maildir: 0600 in 0700 folders
     lang = None
     if "--lang" in argv:
         i = argv.index("--lang")
@@ -732,6 +806,31 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(out, exc)
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        said = database_error(exc)
+        if said is None:
+            raise
+        return _fail(out, said)
+
+
+def database_error(exc: BaseException) -> HelpdeskError | None:
+    """What a person is told when the database cannot do what was asked: busy (another
+    writer held it too long), unreachable, or a number it cannot hold. None: a bug."""
+    if isinstance(exc, OverflowError):
+        return BadInput(_("a number is too large: ids and counts go up to 2^63 - 1"))
+    if not type(exc).__module__.startswith("sqlalchemy"):
+        return None
+    from sqlalchemy.exc import DBAPIError, OperationalError
+
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    first = text[0] if text else type(exc).__name__
+    if "locked" in first or "busy" in first:
+        return BadInput(_("the database is busy: another helpdesk command held it too long; nothing was changed, try again"))
+    if isinstance(exc, OperationalError):
+        return BadInput(_("the database cannot be used: {error}").format(error=first[:300]))
+    if isinstance(exc, DBAPIError):
+        return BadInput(_("the database refused the request: {error}").format(error=first[:300]))
+    return None
 
 
 def _reads_logs(args) -> bool:

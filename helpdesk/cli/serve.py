@@ -20,20 +20,37 @@ import shlex
 import sys
 from urllib.parse import urlsplit
 
+from helpdesk.base import bounds
 from helpdesk.base.errors import BadInput
 from helpdesk.base.i18n import _, current_lang
 from helpdesk.cli.common import WEB_DRIVER, in_browser  # noqa: F401 - serve.in_browser
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
+DEFAULT_SESSIONS = 8  # each browser runs a helpdesk of its own (about 120 MiB): a cap keeps the machine up
+
+
+def session_cap(args) -> int:
+    """How many browsers may be served at once: ``--sessions``, else HELPDESK_SERVE_SESSIONS."""
+    if getattr(args, "sessions", None):
+        return args.sessions
+    raw = os.environ.get("HELPDESK_SERVE_SESSIONS", "").strip()
+    if not raw:
+        return DEFAULT_SESSIONS
+    try:
+        return bounds.limit(raw)
+    except Exception:  # noqa: BLE001 - argparse's ArgumentTypeError, said as bad input
+        raise BadInput(_("HELPDESK_SERVE_SESSIONS: a whole number of 1 or more expected, not {value!r}").format(value=raw)) from None
 
 
 def add_parser(sub, cmd) -> None:
     """The ``serve`` sub-command (``cmd`` adds the global options)."""
     p = cmd(sub, "serve", _("show the TUI in a web browser (demo by default), e.g. on a projector"))
     p.add_argument("--host", default=DEFAULT_HOST, help=_("address to listen on (default {host}: this machine only)").format(host=DEFAULT_HOST))
-    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=_("port to listen on (default {port})").format(port=DEFAULT_PORT))
+    p.add_argument("--port", type=bounds.port, default=DEFAULT_PORT, help=_("port to listen on (default {port})").format(port=DEFAULT_PORT))
     p.add_argument("--training", action="store_true", help=_("serve the training TUI (helpdesk train) instead of the demo"))
+    p.add_argument("--sessions", type=bounds.limit, default=None,
+                   help=_("browsers served at once, each its own helpdesk process (default {n}; env HELPDESK_SERVE_SESSIONS)").format(n=DEFAULT_SESSIONS))
 
 
 def is_loopback(host: str) -> bool:
@@ -45,6 +62,26 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def refusal(listening: str, host_header: str, origin: str | None, scheme: str) -> str | None:
+    """Why a request may not reach the helpdesk, or None: asked under another site's name
+    (DNS rebinding to 127.0.0.1), or from a page of another origin, scheme included
+    (``https://host`` is not ``http://host``)."""
+    try:
+        host = urlsplit("//" + host_header).hostname or ""
+    except ValueError:
+        return "host"
+    if is_loopback(listening) and not is_loopback(host):
+        return "host"
+    if origin is not None:
+        try:
+            parts = urlsplit(origin)
+        except ValueError:
+            return "origin"
+        if parts.scheme.lower() != scheme.lower() or parts.netloc.lower() != host_header.lower():
+            return "origin"
+    return None
 
 
 def what(args) -> str:
@@ -116,8 +153,10 @@ def do_serve(args, out) -> int:
             )
             + "\n"
         )
+    cap = session_cap(args)
     os.environ.update(environment(args))
     server = server_class(command(args), host=args.host, port=args.port, title="helpdesk")
+    server.max_sessions = cap
     try:
         server.serve()
     except OSError as exc:
@@ -144,28 +183,31 @@ def _server_class():
         def __init__(self, *args, **kwargs) -> None:
             super().__init__(*args, **kwargs)
             self._sessions: set[asyncio.Task] = set()  # one per browser connected
+            self.max_sessions = DEFAULT_SESSIONS
 
-        def _refuse(self, request) -> str | None:
-            """Why this request may not reach the helpdesk, or None."""
-            host = urlsplit("//" + request.host).hostname or ""
-            if is_loopback(self.host) and not is_loopback(host):
-                return "host"  # DNS rebinding: another site's name pointing at 127.0.0.1
-            origin = request.headers.get("Origin")
-            if origin is not None and urlsplit(origin).netloc.lower() != request.host.lower():
-                return "origin"  # a page from another site opening our websocket
-            return None
+        async def _make_app(self):
+            """textual-serve's application, every route of it (the page, the websocket,
+            /static/, /download/) behind the same Host and Origin check."""
+            app = await super()._make_app()
+
+            @web.middleware
+            async def same_site(request, handler):
+                if why := refusal(self.host, request.host, request.headers.get("Origin"), request.scheme):
+                    raise web.HTTPForbidden(text=f"refused ({why})")
+                return await handler(request)
+
+            app.middlewares.append(same_site)
+            return app
 
         async def handle_index(self, request):
-            if why := self._refuse(request):
-                raise web.HTTPForbidden(text=f"refused ({why})")
             # The page tells the browser where the websocket is: at the address it used,
             # which is not --host when that is 0.0.0.0 or behind a name.
             self.public_url = f"{request.scheme}://{request.host}"
             return await super().handle_index(request)
 
         async def handle_websocket(self, request):
-            if why := self._refuse(request):
-                raise web.HTTPForbidden(text=f"refused ({why})")
+            if len(self._sessions) >= self.max_sessions:
+                raise web.HTTPServiceUnavailable(text=f"refused (sessions: {self.max_sessions} browsers are served already)")
             task = asyncio.current_task()
             self._sessions.add(task)
             try:

@@ -82,6 +82,7 @@ from helpdesk.policy import provider_settings
 from helpdesk.rules import tokens
 from helpdesk.rules.context import SYSTEM_ACTOR
 from helpdesk.base.errors import BadInput
+from helpdesk.base.i18n import _
 from helpdesk.workflow.compose import RESET_LINK_MARK
 from helpdesk.storage.models import Event, Outbox, Policy, ResetToken, Ticket
 
@@ -612,12 +613,27 @@ def _stale_leases(url: str, now: datetime, config: DeliveryConfig, report: Deliv
 # --- the run -----------------------------------------------------------------------------
 
 
+def _refuse_training(url: str) -> None:
+    """A training database never delivers mail: its mails are read where they are queued
+    (``outbox show``, the ticket in the interface)."""
+    from helpdesk.workflow.engine import is_training
+    from helpdesk.base.errors import Refused
+
+    with db.read_session(url) as s:
+        if is_training(s):
+            raise Refused(
+                "training-separation",
+                _("a training database never delivers mail: read its mails with 'helpdesk outbox show ID' or on the ticket"),
+            )
+
+
 def deliver(url: str | None = None, *, now: datetime | None = None, config: DeliveryConfig | None = None, limit: int = 100) -> DeliveryReport:
     """Deliver the due outbox rows (at most ``limit``) and say what became of them."""
     now = clock.as_utc(now) if now is not None else clock.now()
     config = config if config is not None else DeliveryConfig.from_env()
     config.check()
     url = db.resolve_url(url)
+    _refuse_training(url)
     report = DeliveryReport(now=clock.iso(now), transport=config.describe())
     _stale_leases(url, now, config, report)
 

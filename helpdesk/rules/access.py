@@ -20,16 +20,34 @@ def is_training(session: Session) -> bool:
     return cache
 
 
-def check_writer(session: Session, actor: Actor) -> None:
-    """Who may change anything at all: a known role; a trainer only on a training database."""
+def scope_refusal(actor: Actor, policy_key: str | None) -> Refused:
+    return Refused(
+        "scope",
+        _("{login}'s role covers {scope} only, not {policy}").format(
+            login=actor.login, scope=", ".join(actor.policies), policy=policy_key
+        ),
+    )
+
+
+def check_scope(actor: Actor, policy_key: str | None) -> None:
+    """Refuse a volunteer whose role is scoped to other providers (``volunteer add --policy``)."""
+    if not actor.covers(policy_key):
+        raise scope_refusal(actor, policy_key)
+
+
+def check_writer(session: Session, actor: Actor, policy_key: str | None = None) -> None:
+    """Who may change anything at all: a known role; a trainer only on a training database;
+    a role scoped to providers only within them."""
     if actor.role == "trainer" and not is_training(session):
         raise Refused("training-only", _("the trainer role works only on training databases"))
     if actor.role not in RANK and not actor.is_system and actor.role != "trainer":
         raise Refused("role", _("unknown role {role}").format(role=actor.role))
+    check_scope(actor, policy_key)
 
 
-def require_role(session: Session, actor: Actor, role: str) -> None:
-    """Refuse an action outside tickets (an outbox decision, a setting) to a lower role."""
-    check_writer(session, actor)
+def require_role(session: Session, actor: Actor, role: str, policy_key: str | None = None) -> None:
+    """Refuse an action outside tickets (an outbox decision, a setting) to a lower role, or
+    to a role scoped to other providers than ``policy_key``."""
+    check_writer(session, actor, policy_key)
     if not may(actor.role, role, is_training(session)):
         raise Refused("role", _("reserved to the {role} role (you are {mine})").format(role=role, mine=actor.role))

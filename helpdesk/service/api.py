@@ -3,6 +3,7 @@ caller (one session per user action) and returns plain data or model rows."""
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 from typing import Any
 
@@ -14,12 +15,13 @@ from helpdesk.storage import audit
 from helpdesk.base import clock, networks
 from helpdesk.workflow import engine
 from helpdesk.policy import provider_settings
+from helpdesk.base.bounds import MAX_INT
 from helpdesk.rules.context import SYSTEM_ACTOR, Actor
 from helpdesk.base.errors import BadInput, NotFound, Refused
 from helpdesk.base.fields import EMAIL
 from helpdesk.base.i18n import _, pick
 from helpdesk.storage.models import Account, Deadline, Event, Policy, State, Ticket, Volunteer, Workflow
-from helpdesk.base.roles import ROLES
+from helpdesk.base.roles import ROLES, SYSTEM, login_problem
 from helpdesk.base.untrusted import clean
 from helpdesk.rules.sensitive import SENSITIVE, read_sensitive  # noqa: F401 - the service's gate
 
@@ -30,27 +32,86 @@ ACCOUNT_STATUSES = ("active", "restricted", "send-suspended", "suspended", "deac
 # --- people ------------------------------------------------------------------------------
 
 
+def check_login(login) -> str:
+    """A login given to ``--as``, ``HELPDESK_USER`` or ``volunteer add``: the pattern of
+    ``roles.LOGIN``, and none of the names the core uses for its own steps."""
+    problem = login_problem(login)
+    if problem == "reserved":
+        raise Refused("reserved-login", _("{login!r} is a name the helpdesk uses for its own steps: no volunteer may use it").format(login=login))
+    if problem:
+        raise BadInput(_("a login is a letter or digit, then letters, digits, '-', '_' or '.', at most 64: {login!r}").format(login=login))
+    return login
+
+
 def actor_for(session: Session, login: str | None, *, required: bool = True) -> Actor:
     if not login:
         if required:
             raise BadInput(_("who is acting? give --as LOGIN or set HELPDESK_USER"))
         return Actor("-", "volunteer")
-    if login == "system":
-        return SYSTEM_ACTOR
+    check_login(login)
     v = session.get(Volunteer, login)
-    if v is None or not v.active:
+    if v is None:
         raise BadInput(_("unknown volunteer {login!r} (helpdesk volunteer add)").format(login=login))
-    return Actor(v.login, v.role)
+    if not v.active:
+        raise Refused("withdrawn", _("{login} was withdrawn: their access is closed").format(login=login))
+    return Actor(v.login, v.role, tuple(v.policies or ()))
 
 
-def add_volunteer(session: Session, login: str, role: str, *, name: str = "", ssh_key: str | None = None) -> Volunteer:
+def installer() -> Actor:
+    """Who sets up a database that has no technical administrator yet: the Unix user."""
+    import getpass
+
+    try:
+        who = getpass.getuser()
+    except (KeyError, OSError):
+        who = str(os.getuid())
+    return Actor(f"unix:{clean(who)[:58]}", "installer")
+
+
+def volunteer_admin(session: Session, login: str | None) -> Actor:
+    """Who manages volunteers: a techadmin (``--as``). Only while the database has no active
+    technical administrator may the Unix user set it up without one (the first techadmin)."""
+    if login:
+        actor = actor_for(session, login)
+        engine.require_role(session, actor, "techadmin")
+        return actor
+    if session.exec(select(Volunteer.login).where(Volunteer.active, Volunteer.role == "techadmin")).first() is None:
+        return installer()
+    raise BadInput(_("who is acting? give --as LOGIN or set HELPDESK_USER"))
+
+
+def _check_grant(session: Session, actor: Actor, v: Volunteer | None, policies: list[str]) -> None:
+    """A techadmin scoped to providers manages only volunteers within that scope, and grants
+    no more than it has. The installer and the core itself are not scoped."""
+    if actor.role in ("installer", SYSTEM) or not actor.policies:
+        return
+    for key in [*policies, *((v.policies or []) if v is not None else [])] or [None]:
+        if key is None or key not in actor.policies:
+            raise engine.scope_refusal(actor, key or _("all providers"))
+
+
+def add_volunteer(
+    session: Session, login: str, role: str, *, name: str = "", ssh_key: str | None = None,
+    policies: list[str] | None = None, actor: Actor = SYSTEM_ACTOR,
+) -> Volunteer:
+    """Add a volunteer or change their role, scope, name or keys: a techadmin's act (or the
+    installer's, or the core's when it builds a training database), recorded before → after."""
+    if actor.role not in ("installer", SYSTEM):
+        engine.require_role(session, actor, "techadmin")
     if role not in ROLES:
         raise BadInput(_("unknown role {role!r} (roles: {roles})").format(role=role, roles=", ".join(ROLES)))
-    login = login.strip()
-    if not login or not login.replace("-", "").replace("_", "").replace(".", "").isalnum():
-        raise BadInput(_("a login is letters, digits, '-', '_' or '.': {login!r}").format(login=login))
-    v = session.get(Volunteer, login) or Volunteer(login=login, created_at=clock.now())
+    login = check_login(login.strip() if isinstance(login, str) else login)
+    scope = sorted(set(policies or []))
+    for key in scope:
+        if session.get(Policy, key) is None:
+            raise BadInput(_("unknown policy {key!r}").format(key=key))
+    v = session.get(Volunteer, login)
+    _check_grant(session, actor, v, scope)
+    before = _volunteer_facts(v) if v is not None else None
+    if v is None:
+        v = Volunteer(login=login, created_at=clock.now())
     v.role = role
+    v.policies = scope
     v.name = clean(name) or v.name
     v.active = True
     if ssh_key:
@@ -62,17 +123,28 @@ def add_volunteer(session: Session, login: str, role: str, *, name: str = "", ss
                 raise BadInput(_("this key already identifies {login}: one key, one person").format(login=other.login))
         v.ssh_keys = sorted(set(v.ssh_keys or []) | {key})
     session.add(v)
-    audit.record(session, actor="system", action="volunteer-add", data={"login": login, "role": role})
+    after = _volunteer_facts(v)
+    if before != after:
+        audit.record(session, actor=actor.login, action="volunteer-add", data={"login": login, "role": role, "before": before, "after": after})
     return v
 
 
-def withdraw(session: Session, login: str, *, key: str | None = None) -> Volunteer:
-    """Remove one key of a volunteer, or (no key) withdraw the volunteer altogether."""
+def _volunteer_facts(v: Volunteer) -> dict:
+    return {"role": v.role, "policies": list(v.policies or []), "active": bool(v.active), "name": v.name, "ssh_keys": len(v.ssh_keys or [])}
+
+
+def withdraw(session: Session, login: str, *, key: str | None = None, actor: Actor = SYSTEM_ACTOR) -> Volunteer:
+    """Remove one key of a volunteer, or (no key) withdraw the volunteer altogether: a
+    techadmin's act, recorded before → after."""
     from helpdesk.service import sshkeys
 
+    if actor.role not in ("installer", SYSTEM):
+        engine.require_role(session, actor, "techadmin")
     v = session.get(Volunteer, login)
     if v is None:
         raise NotFound(_("unknown volunteer {login!r} (helpdesk volunteer add)").format(login=login))
+    _check_grant(session, actor, v, [])
+    before = _volunteer_facts(v)
     if key is None:
         v.active = False
     else:
@@ -81,7 +153,7 @@ def withdraw(session: Session, login: str, *, key: str | None = None) -> Volunte
             raise BadInput(_("{login} has no such key").format(login=login))
         v.ssh_keys = [k for k in v.ssh_keys if k != wanted]
     session.add(v)
-    audit.record(session, actor="system", action="volunteer-withdraw", data={"login": login, "key": bool(key)})
+    audit.record(session, actor=actor.login, action="volunteer-withdraw", data={"login": login, "key": bool(key), "before": before, "after": _volunteer_facts(v)})
     return v
 
 
@@ -112,14 +184,19 @@ def add_account(
     last_login: str | None = None,
     fields: dict | None = None,
     lang: str = "",
-    status: str = "active",
+    status: str | None = None,
+    actor: Actor = SYSTEM_ACTOR,
 ) -> Account:
+    """Add or update an account, recorded before → after. ``status`` (None: a new account is
+    active, an existing one keeps its status) loads an existing directory: an account's status
+    otherwise changes only through a procedure, so setting it is a techadmin's act."""
     if session.get(Policy, policy) is None:
         raise BadInput(_("unknown policy {key!r}").format(key=policy))
+    engine.check_writer(session, actor, policy)
     if kind not in ACCOUNT_KINDS:
         raise BadInput(_("unknown account kind {kind!r} ({kinds})").format(kind=kind, kinds=", ".join(ACCOUNT_KINDS)))
-    if status not in ACCOUNT_STATUSES:
-        raise BadInput(_("unknown account status {status!r}").format(status=status))
+    if status is not None and status not in ACCOUNT_STATUSES:
+        raise BadInput(_("unknown account status {status!r} ({statuses})").format(status=status, statuses=", ".join(ACCOUNT_STATUSES)))
     email = email.strip().lower()
     for address in [email, *(contacts or [])]:
         if address and not EMAIL.match(address):
@@ -140,15 +217,20 @@ def add_account(
     if acc is not None:
         _check_immutable(session, acc, checked)
         before = (list(acc.contacts or []), dict(acc.fields or {}))
+    if status is not None and status != (acc.status if acc is not None else "active") and not actor.is_system:
+        engine.require_role(session, actor, "techadmin", policy)
+    facts_before = account_facts(acc) if acc is not None else None
     if acc is None:
         acc = Account(policy_key=policy, login=clean(login).strip(), created_at=now, updated_at=now)
+        status = status or "active"
     acc.email = email
     acc.kind = kind
     acc.org = clean(org)
     if contacts is not None:  # None: the contacts stay as they are
         acc.contacts = account_rules.normalise_contacts(contacts)
     acc.lang = lang
-    acc.status = status
+    if status is not None:
+        acc.status = status
     if last_login:
         try:
             acc.last_login = clock.parse_datetime(last_login)
@@ -161,11 +243,38 @@ def add_account(
     acc.updated_at = now
     session.add(acc)
     session.flush()
+    _record_account_change(session, actor, "account-add" if facts_before is None else "account-update", acc, facts_before)
     return acc
 
 
-def change_contacts(session: Session, acc: Account, *, add: list[str] = (), remove: list[str] = ()) -> Account:
-    """Add and remove an account's contact addresses (``account_rules`` may refuse)."""
+def account_facts(acc: Account) -> dict:
+    """What an account change is recorded with, before and after."""
+    return {
+        "email": acc.email, "kind": acc.kind, "org": acc.org, "contacts": list(acc.contacts or []), "status": acc.status,
+        "lang": acc.lang, "last_login": clock.iso(acc.last_login), "fields": dict(acc.fields or {}),
+    }
+
+
+def _record_account_change(session: Session, actor: Actor, action: str, acc: Account, before: dict | None) -> None:
+    """An event for a change of an account, with what changed before → after (nothing
+    changed: no event)."""
+    after = account_facts(acc)
+    if before is not None:
+        changed = sorted(k for k in after if after[k] != before.get(k))
+        if not changed:
+            return
+        before, after = {k: before.get(k) for k in changed}, {k: after[k] for k in changed}
+    audit.record(
+        session, actor=actor.login, action=action, account_id=acc.id,
+        data={"login": acc.login, "policy": acc.policy_key, "before": before, "after": after},
+    )
+
+
+def change_contacts(session: Session, acc: Account, *, add: list[str] = (), remove: list[str] = (), actor: Actor = SYSTEM_ACTOR) -> Account:
+    """Add and remove an account's contact addresses (``account_rules`` may refuse),
+    recorded before → after: a contact address is where a password reset may be sent."""
+    engine.check_writer(session, actor, acc.policy_key)
+    facts_before = account_facts(acc)
     add = [a.strip().lower() for a in add]
     remove = {r.strip().lower() for r in remove}
     for address in add:
@@ -181,6 +290,7 @@ def change_contacts(session: Session, acc: Account, *, add: list[str] = (), remo
     acc.updated_at = clock.now()
     session.add(acc)
     session.flush()
+    _record_account_change(session, actor, "account-contacts", acc, facts_before)
     return acc
 
 
@@ -401,8 +511,12 @@ def reachable(d: engine.Definition, start: str) -> set[str]:
     return seen
 
 
-def get_ticket(session: Session, ticket_id: int) -> Ticket:
-    return engine.load_ticket(session, ticket_id)
+def get_ticket(session: Session, ticket_id: int, actor: Actor | None = None) -> Ticket:
+    """A ticket, if ``actor``'s role reaches its provider."""
+    ticket = engine.load_ticket(session, ticket_id)
+    if actor is not None:
+        engine.check_scope(actor, ticket.policy_key)
+    return ticket
 
 
 def list_tickets(
@@ -418,8 +532,16 @@ def list_tickets(
     order: str = "due",
     limit: int = 100,
     offset: int = 0,
+    actor: Actor | None = None,
 ) -> list[Ticket]:
+    """Tickets matching the filters, among those ``actor``'s role reaches. A filter naming
+    no known provider or volunteer is bad input, not an empty list."""
+    check_filters(session, policy=policy, assignee=assignee, limit=limit, offset=offset)
+    if actor is not None:
+        engine.check_scope(actor, policy)
     q = select(Ticket)
+    if actor is not None and actor.policies:
+        q = q.where(Ticket.policy_key.in_(actor.policies))
     if queue:
         q = q.where(Ticket.queue == queue)
     if state:
@@ -444,6 +566,20 @@ def list_tickets(
     else:
         q = q.order_by(Ticket.id.desc())
     return list(session.exec(q.offset(offset).limit(limit)))
+
+
+def check_filters(session: Session, *, policy: str | None = None, assignee: str | None = None, status: str | None = None,
+                  limit: int | None = None, offset: int | None = None) -> None:
+    if policy and session.get(Policy, policy) is None:
+        raise BadInput(_("unknown policy {key!r}").format(key=policy))
+    if assignee and session.get(Volunteer, assignee) is None:
+        raise BadInput(_("unknown volunteer {login!r} (helpdesk volunteer add)").format(login=assignee))
+    if status and status not in ACCOUNT_STATUSES:
+        raise BadInput(_("unknown account status {status!r} ({statuses})").format(status=status, statuses=", ".join(ACCOUNT_STATUSES)))
+    if limit is not None and not 1 <= limit <= MAX_INT:
+        raise BadInput(_("--limit is a number from 1 to {max}").format(max=MAX_INT))
+    if offset is not None and not 0 <= offset <= MAX_INT:
+        raise BadInput(_("--offset is a number from 0 to {max}").format(max=MAX_INT))
 
 
 def ticket_row(session: Session, t: Ticket, accounts: dict[int, str] | None = None, binding: dict[int, Deadline] | None = None) -> dict:

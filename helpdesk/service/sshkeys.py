@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import errno
+import re
 import shlex
 import struct
 from pathlib import Path
@@ -57,6 +58,13 @@ def normalise(text: str) -> str:
     if inner != kind:
         raise BadInput(_("the key says it is {a} but holds a {b} key").format(a=kind, b=inner))
     return f"{kind} {blob}"
+
+
+def is_key_line(key) -> bool:
+    """Whether a stored key is what ``normalise`` makes: ``type base64`` on one line, so
+    that an ``authorized_keys`` line built from it can hold nothing else."""
+    parts = key.split(" ") if isinstance(key, str) else []
+    return len(parts) == 2 and parts[0] in KEY_TYPES and re.fullmatch(r"[A-Za-z0-9+/]+={0,2}", parts[1]) is not None
 
 
 def forced_command(login: str, *, program: str, db: str | None = None) -> str:

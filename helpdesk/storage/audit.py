@@ -84,8 +84,8 @@ def record(session: Session, *, actor: str, action: str, note: str = "", ticket_
 def redact(session: Session, event: Event, *, actor: str, reason: str, at=None) -> None:
     """Remove an event's personal content; the chain still verifies, and the redaction is
     itself an event."""
-    if event.redacted_at is not None:
-        return
+    if event.redacted_at is not None or event.action == "redact":
+        return  # a redaction event holds no personal data and is the proof of another's
     event.note = ""
     event.data = {"redacted": True}
     event.redacted_at = at or clock.now()
@@ -102,13 +102,23 @@ class Problem:
         return {"event": self.event_id, "problem": self.what}
 
 
-def verify(session: Session, batch: int = 5000) -> tuple[int, list[Problem]]:
-    """Walk the chain. Returns the number of events read and what is wrong with it."""
+def verify(session: Session, batch: int = 5000, anchors: list["Anchor"] | None = None) -> tuple[int, list[Problem]]:
+    """Walk the chain. Returns the number of events read and what is wrong with it.
+
+    An event marked redacted needs a later ``redact`` event naming it (``redact`` writes
+    both): marking a row redacted by hand hides no edit. ``anchors`` (heads written outside
+    the database by ``audit anchor``) catch what a chain recomputed after an edit, cut short
+    or started again would otherwise pass: each anchored event must still be there with the
+    anchored hash."""
     problems: list[Problem] = []
     prev_hash = ""
     prev_id = 0
     count = 0
     last_seen = 0
+    marked: list[int] = []
+    justified: set[int] = set()
+    wanted = {a.id for a in anchors or []}
+    found: dict[int, str] = {}
     while True:
         rows = list(session.exec(select(Event).where(Event.id > last_seen).order_by(Event.id).limit(batch)))
         if not rows:
@@ -123,9 +133,64 @@ def verify(session: Session, batch: int = 5000) -> tuple[int, list[Problem]]:
                 problems.append(Problem(ev.id, "its content does not match its hash: it was changed or moved"))
             elif ev.redacted_at is None and content_digest(ev.note, ev.data) != ev.content_digest:
                 problems.append(Problem(ev.id, "its note or data does not match its hash: it was changed"))
+            if ev.redacted_at is not None:
+                marked.append(ev.id)
+            elif ev.action == "redact" and isinstance(ev.data, dict) and isinstance(ev.data.get("event"), int):
+                justified.add(ev.data["event"])
+            if ev.id in wanted:
+                found[ev.id] = ev.hash
             prev_hash, prev_id = ev.hash, ev.id
         last_seen = rows[-1].id
+    for event_id in marked:
+        if event_id not in justified:
+            problems.append(Problem(event_id, "it is marked redacted but no redaction event in the chain names it"))
     head = session.get(ChainHead, 1)
     if head is not None and (head.last_id != prev_id or head.last_hash != prev_hash):
         problems.append(Problem(head.last_id, "the chain's last event is missing or was changed"))
+    for a in anchors or []:
+        if a.id not in found:
+            problems.append(Problem(a.id, f"anchored at {a.at} but no longer in the chain: the chain was cut short or started again"))
+        elif found[a.id] != a.hash:
+            problems.append(Problem(a.id, f"its hash differs from the one anchored at {a.at}: the chain was recomputed"))
     return count, problems
+
+
+def head(session: Session) -> dict:
+    """The chain's head, as ``audit anchor`` writes it outside the database."""
+    row = session.get(ChainHead, 1)
+    return {"id": row.last_id if row else 0, "hash": row.last_hash if row else ""}
+
+
+@dataclass
+class Anchor:
+    """A chain head written outside the database at ``at``: event ``id`` had ``hash``."""
+
+    at: str
+    id: int
+    hash: str
+
+    def line(self) -> str:
+        return json.dumps({"at": self.at, "id": self.id, "hash": self.hash}, sort_keys=True)
+
+
+def read_anchors(text: str) -> tuple[list[Anchor], list[int]]:
+    """The anchors of an anchor file, and the numbers of the lines that are not anchors."""
+    found: list[Anchor] = []
+    bad: list[int] = []
+    for n, raw in enumerate(text.splitlines(), start=1):
+        raw = raw.strip()
+        if not raw:
+            continue
+        if "helpdesk-audit-anchor " in raw:  # a syslog line: the JSON follows the tag
+            raw = raw.split("helpdesk-audit-anchor ", 1)[1]
+        try:
+            d = json.loads(raw)
+            a = Anchor(str(d["at"]), d["id"], d["hash"])
+        except (ValueError, KeyError, TypeError):
+            bad.append(n)
+            continue
+        if not isinstance(a.id, int) or isinstance(a.id, bool) or a.id < 0 or not isinstance(a.hash, str):
+            bad.append(n)
+        elif a.id > 0:
+            found.append(a)
+    return found, bad

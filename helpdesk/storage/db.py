@@ -15,9 +15,18 @@ from typing import Iterator
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlmodel import Session, create_engine
 
 BUSY_TIMEOUT_MS = 30_000
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of an SQLite URL (None for another database)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    return Path(parsed.database or ":memory:")
 
 
 def default_url() -> str:
@@ -41,9 +50,24 @@ def get_engine(url: str | None = None) -> Engine:
     url = resolve_url(url)
     engine = _engines.get(url)
     if engine is None:
-        engine = _make_engine(url)
+        try:
+            engine = _make_engine(url)
+        except (ArgumentError, NoSuchModuleError, ImportError, ValueError) as exc:
+            from helpdesk.base.errors import BadInput
+
+            raise BadInput(f"--db: not a database URL this helpdesk can open: {_safe(url)} ({type(exc).__name__})") from None
         _engines[url] = engine
     return engine
+
+
+def _safe(url: str) -> str:
+    """A URL as it may be printed: no password, no control characters."""
+    from helpdesk.base.files import shown
+
+    try:
+        return shown(make_url(url).render_as_string(hide_password=True))
+    except Exception:  # noqa: BLE001 - not even parseable: shown as given, escaped
+        return shown(url)
 
 
 def _make_engine(url: str) -> Engine:
@@ -55,7 +79,9 @@ def _make_engine(url: str) -> Engine:
 
     database = parsed.database
     if database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+        from helpdesk.base.files import make_private_dir
+
+        make_private_dir(Path(database).parent)
     engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
 
     @event.listens_for(engine, "connect")

@@ -107,6 +107,7 @@ class Volunteer(Table, table=True):
     login: str = Field(primary_key=True, max_length=64)
     name: str = ""
     role: str = "volunteer"
+    policies: list = _jsonlist()  # the providers the role covers; empty: all of them
     ssh_keys: list = _jsonlist()
     active: bool = True
     created_at: datetime = _when(nullable=False)

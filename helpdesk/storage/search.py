@@ -326,6 +326,9 @@ def search(session: Session, text: str, limit: int = 50, offset: int = 0) -> lis
 
 def _where(session: Session, flt: TicketFilter) -> list:
     where = []
+    scope = session.info.get("scope")  # the providers the reader's role covers (roles.Actor.policies)
+    if scope:
+        where.append(Ticket.policy_key.in_(scope))
     if flt.queue:
         where.append(Ticket.queue == flt.queue)
     if flt.policy:

@@ -9,24 +9,15 @@ moves the clock and calls :func:`follow`.
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
 
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from helpdesk.base import clock
 from helpdesk.storage import db
+from helpdesk.storage.db import sqlite_path  # noqa: F401 - training.clock.sqlite_path
 
 _adopted: str | None = None  # the URL whose training clock this process lives at
-
-
-def sqlite_path(url: str) -> Path | None:
-    """The file of an SQLite URL (None for another database)."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite":
-        return None
-    return Path(parsed.database or ":memory:")
 
 
 def adopt_clock(url: str | None = None) -> datetime | None:

@@ -52,6 +52,16 @@ class Backend:
             return self.info.actor
         return Actor("-", "volunteer")
 
+    def _scope(self) -> list:
+        """The condition keeping a role scoped to providers within them (none: all)."""
+        actor = self.info.actor if self.info is not None else None
+        return [Ticket.policy_key.in_(actor.policies)] if actor is not None and actor.policies else []
+
+    def _scoped(self, session: Session) -> Session:
+        actor = self.info.actor if self.info is not None else None
+        session.info["scope"] = actor.policies if actor is not None else ()
+        return session
+
     def _writer(self, session: Session) -> Actor:
         if self.info is None or self.info.actor is None:
             raise BadInput(self.info.notice if self.info else _("read-only: no volunteer given"))
@@ -69,13 +79,10 @@ class Backend:
             actor, name, notice = None, "", ""
             if not self.login:
                 notice = _("Read-only: no volunteer given (--as LOGIN or HELPDESK_USER).")
-            else:
-                try:
-                    actor = api.actor_for(s, self.login)
-                    v = s.get(Volunteer, actor.login)
-                    name = v.name if v else ""
-                except HelpdeskError as exc:
-                    notice = _("Read-only: {error}").format(error=str(exc))
+            else:  # a login that names no active volunteer opens nothing, not even read-only
+                actor = api.actor_for(s, self.login)
+                v = s.get(Volunteer, actor.login)
+                name = v.name if v else ""
             policies = {p.key: (p.name, p.timezone) for p in s.exec(select(Policy).order_by(Policy.key))}
             titles: dict[str, str] = {}
             wf_queue: dict[int, str] = {}
@@ -149,7 +156,10 @@ class Backend:
                     "to": e.to_state,
                     "note": e.note,
                 }
-                for e in s.exec(select(Event).order_by(Event.id.desc()).limit(limit))
+                for e in s.exec(
+                    select(Event).join(Ticket, Ticket.id == Event.ticket_id).where(*self._scope()).order_by(Event.id.desc()).limit(limit)
+                    if self._scope() else select(Event).order_by(Event.id.desc()).limit(limit)
+                )
             ]
         return Dashboard(counts=counts, mine=mine, due_today=due_today[:limit], recent=recent, now=now)
 
@@ -163,9 +173,9 @@ class Backend:
         for q in QUEUES:
             c = {"open": 0, "waiting": 0, "overdue": 0}
             for kind in ("open", "waiting"):
-                c[kind] = s.exec(select(func.count()).select_from(Ticket).where(Ticket.queue == q, Ticket.state_kind == kind)).one()
+                c[kind] = s.exec(select(func.count()).select_from(Ticket).where(Ticket.queue == q, Ticket.state_kind == kind, *self._scope())).one()
             c["overdue"] = s.exec(
-                select(func.count()).select_from(Ticket).where(Ticket.queue == q, active, Ticket.due_at <= now)
+                select(func.count()).select_from(Ticket).where(Ticket.queue == q, active, Ticket.due_at <= now, *self._scope())
             ).one()
             out[q] = c
         return out
@@ -197,7 +207,7 @@ class Backend:
             )
             .select_from(Ticket)
             .outerjoin(Account, Account.id == Ticket.account_id)
-            .where(*where)
+            .where(*where, *self._scope())
             .order_by(*(order or [Ticket.due_at.is_(None), Ticket.due_at, Ticket.id]))
             .limit(limit)
         )
@@ -210,12 +220,12 @@ class Backend:
         whose count and pages may then share one full-text match."""
         with self.read() as s:
             s.info["share"] = share
-            return search.count(s, flt)
+            return search.count(self._scoped(s), flt)
 
     def page(self, flt: search.TicketFilter, order: str, offset: int, limit: int, share: Any = None) -> list[search.Row]:
         with self.read() as s:
             s.info["share"] = share
-            return search.page(s, flt, order, limit=limit, offset=offset)
+            return search.page(self._scoped(s), flt, order, limit=limit, offset=offset)
 
     def find(self, text: str, limit: int = 10) -> list[search.Row]:
         """Tickets for the command palette: by number, then by full-text search."""
@@ -249,7 +259,7 @@ class Backend:
         if ticket_id in self._reads:
             return False
         with self.read() as s:
-            t = api.get_ticket(s, ticket_id)
+            t = api.get_ticket(s, ticket_id, self._actor(s))
             return api.is_closed(s.get(Account, t.account_id) if t.account_id else None)
 
     def ticket_at_once(self, ticket_id: int) -> tuple[dict, dict | None] | None:
@@ -267,7 +277,7 @@ class Backend:
     def _view(self, ticket_id: int) -> dict:
         with self.read() as s:
             actor = self._actor(s)
-            t = api.get_ticket(s, ticket_id)
+            t = api.get_ticket(s, ticket_id, actor)
             view = api.ticket_view(s, t, actor, history=HISTORY, citation_texts=True)
             d = engine.definition(s, t.workflow_id)
             account = s.get(Account, t.account_id) if t.account_id else None

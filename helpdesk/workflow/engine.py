@@ -19,7 +19,7 @@ from helpdesk.base import clock
 from helpdesk.workflow import compose
 from helpdesk.rules import registry
 from helpdesk.policy.citations import citation  # noqa: F401 - engine.citation for callers
-from helpdesk.rules.access import check_writer, is_training, require_role  # noqa: F401 - engine.* for callers
+from helpdesk.rules.access import check_scope, check_writer, is_training, require_role, scope_refusal  # noqa: F401 - engine.* for callers
 from helpdesk.rules.context import SYSTEM_ACTOR, Actor, Ctx
 from helpdesk.base.errors import BadInput, Conflict, NotFound, Refused
 from helpdesk.base.fields import missing_required, validate
@@ -130,6 +130,8 @@ def _check(ctx: Ctx, transition: Transition) -> Refused | None:
 def _check_role(ctx: Ctx, transition: Transition) -> Refused | None:
     if ctx.actor.role == "trainer" and not ctx.training:
         return Refused("training-only", _("the trainer role works only on training databases"))
+    if not ctx.actor.covers(ctx.policy.key):
+        return scope_refusal(ctx.actor, ctx.policy.key)
     if not ctx.actor.is_system and transition.system_only:
         ref, text = citation(ctx.policy, transition.cite)
         return Refused("clock-only", _("this step is taken by the clock only"), ref, text)
@@ -274,6 +276,7 @@ def apply(
     transaction is then rolled back, so nothing of a refused action remains.
     """
     ticket = load_ticket(session, ticket_id, for_update=True)
+    check_scope(actor, ticket.policy_key)
     d = definition(session, ticket.workflow_id)
     check_version(session, ticket, expected_version, d)
     candidates = d.by_key(action)
@@ -493,7 +496,7 @@ def open_ticket(
     now: datetime | None = None,
 ) -> Outcome:
     d = workflow_for(session, policy_key, queue)
-    check_writer(session, actor)
+    check_writer(session, actor, policy_key)
     now = now or clock.now()
     values = validate(d.workflow.fields, fields or {}, d.policy.timezone, metadata_only=d.workflow.metadata_only)
     missing = missing_required(d.workflow.fields, values)

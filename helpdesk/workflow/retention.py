@@ -30,6 +30,7 @@ from helpdesk.base import clock
 from helpdesk.workflow import engine
 from helpdesk.policy import provider_settings
 from helpdesk.storage.db import write_session
+from helpdesk.workflow.isolation import isolated
 from helpdesk.storage.models import Event, Evidence, Outbox, Policy, Quarantine, Ticket
 
 REDACTED = "—"
@@ -44,7 +45,7 @@ def redact_ticket(session: Session, ticket: Ticket, now: datetime) -> None:
     ticket.fields = {k: v for k, v in (ticket.fields or {}).items() if k not in personal}
     ticket.redacted_at = now
     session.add(ticket)
-    for ev in session.exec(select(Event).where(Event.ticket_id == ticket.id, Event.redacted_at.is_(None))):
+    for ev in list(session.exec(select(Event).where(Event.ticket_id == ticket.id, Event.redacted_at.is_(None)))):
         if ev.note or ev.data:
             audit.redact(session, ev, actor="system", reason="retention", at=now)
     for mail in session.exec(select(Outbox).where(Outbox.ticket_id == ticket.id)):
@@ -67,40 +68,48 @@ def run(url: str | None, now: datetime, report) -> None:
     with write_session(url) as s:
         policies = list(s.exec(select(Policy)))
     for policy in policies:
-        params = policy.params or {}
-        if params.get("retention_closed"):
-            limit = clock.add(now, -clock.parse_duration(params["retention_closed"]), policy.timezone)
-            with write_session(url) as s:
-                ids = list(
-                    s.exec(
-                        select(Ticket.id).where(
-                            Ticket.policy_key == policy.key,
-                            Ticket.state_kind == "done",
-                            Ticket.redacted_at.is_(None),
-                            Ticket.closed_at.is_not(None),
-                            Ticket.closed_at <= limit,
-                        )
+        isolated(report, {"policy": policy.key, "scan": "retention"}, _run_policy, url, policy, now, report)
+    isolated(report, {"scan": "retention-purge"}, _purge_untied, url, now, report)
+
+
+def _run_policy(url: str | None, policy: Policy, now: datetime, report) -> None:
+    params = policy.params or {}
+    if params.get("retention_closed"):
+        limit = clock.add(now, -clock.parse_duration(params["retention_closed"]), policy.timezone)
+        with write_session(url) as s:
+            ids = list(
+                s.exec(
+                    select(Ticket.id).where(
+                        Ticket.policy_key == policy.key,
+                        Ticket.state_kind == "done",
+                        Ticket.redacted_at.is_(None),
+                        Ticket.closed_at.is_not(None),
+                        Ticket.closed_at <= limit,
                     )
                 )
-            for tid in ids:
-                with write_session(url) as s:
-                    redact_ticket(s, s.get(Ticket, tid), now)
+            )
+        for tid in ids:
+            if isolated(report, {"ticket": tid, "scan": "retention"}, _redact_one, url, tid, now):
                 report.redacted.append(tid)
-        if params.get("log_retention"):
-            limit = clock.add(now, -clock.parse_duration(params["log_retention"]), policy.timezone)
-            with write_session(url) as s:
-                rows = s.exec(
-                    select(Evidence)
-                    .join(Ticket, Ticket.id == Evidence.ticket_id)
-                    .where(Ticket.policy_key == policy.key, Evidence.kind == "log", Evidence.redacted_at.is_(None),
-                           Evidence.received_at <= limit)
-                )
-                for e in rows:
-                    e.content = b""
-                    e.redacted_at = now
-                    s.add(e)
-                    audit.record(s, actor="system", action="retention", ticket_id=e.ticket_id, at=now, data={"evidence": e.id})
-    _purge_untied(url, now, report)
+    if params.get("log_retention"):
+        limit = clock.add(now, -clock.parse_duration(params["log_retention"]), policy.timezone)
+        with write_session(url) as s:
+            rows = s.exec(
+                select(Evidence)
+                .join(Ticket, Ticket.id == Evidence.ticket_id)
+                .where(Ticket.policy_key == policy.key, Evidence.kind == "log", Evidence.redacted_at.is_(None),
+                       Evidence.received_at <= limit)
+            )
+            for e in rows:
+                e.content = b""
+                e.redacted_at = now
+                s.add(e)
+                audit.record(s, actor="system", action="retention", ticket_id=e.ticket_id, at=now, data={"evidence": e.id})
+
+
+def _redact_one(url: str | None, ticket_id: int, now: datetime) -> None:
+    with write_session(url) as s:
+        redact_ticket(s, s.get(Ticket, ticket_id), now)
 
 
 def untied_limit(session: Session, name: str, now: datetime) -> tuple[datetime, str, str]:
@@ -109,7 +118,10 @@ def untied_limit(session: Session, name: str, now: datetime) -> tuple[datetime, 
     best: tuple[datetime, str, str] | None = None
     for policy in session.exec(select(Policy).order_by(Policy.key)):
         period = str(provider_settings.value(session, policy, name))
-        limit = clock.add(now, -clock.parse_duration(period), policy.timezone)
+        try:
+            limit = clock.add(now, -clock.parse_duration(period), policy.timezone)
+        except clock.BadDate:  # a value stored before settings were bounded: the others decide
+            continue
         if best is None or limit > best[0]:
             best = (limit, period, policy.key)
     if best is None:

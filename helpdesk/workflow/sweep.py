@@ -24,8 +24,9 @@ from helpdesk.base import clock, dates
 from helpdesk.workflow import engine
 from helpdesk.rules.context import SYSTEM_ACTOR
 from helpdesk.storage.db import write_session
-from helpdesk.base.errors import HelpdeskError, Refused
+from helpdesk.base.errors import Refused
 from helpdesk.base.i18n import _
+from helpdesk.workflow.isolation import failure, isolated  # noqa: F401 - sweep.isolated, sweep.failure
 from helpdesk.storage.models import Account, Deadline, Policy, Ticket, Workflow
 
 
@@ -52,7 +53,7 @@ def run(url: str | None = None, now: datetime | None = None, limit: int = 10_000
     for policy_key, features in _policies(url):
         for feature, scan in SCANS.items():
             if feature in features:
-                scan(url, policy_key, now, report)
+                isolated(report, {"policy": policy_key, "scan": feature}, scan, url, policy_key, now, report)
     from helpdesk.workflow import retention
 
     retention.run(url, now, report)
@@ -104,11 +105,12 @@ def _run_timers(url, now, report: SweepReport, due: list[int]) -> None:
                     continue
                 outcome = engine.apply(s, dl.ticket_id, dl.action, SYSTEM_ACTOR, now=now, note=f"{dl.name}: {clock.iso(dl.due_at)}")
                 report.taken.append({"ticket": dl.ticket_id, "action": dl.action, "state": outcome.ticket.state})
-        except HelpdeskError as exc:
+        except Exception as exc:  # noqa: BLE001 - a refused or broken timer is recorded; the others run
+            why = failure(exc)
             with write_session(url) as s:
                 dl = s.get(Deadline, deadline_id)
                 dl.status = "failed"
-                dl.note = str(exc)[:500]
+                dl.note = why[:500]
                 s.add(dl)
                 audit.record(
                     s,
@@ -116,10 +118,10 @@ def _run_timers(url, now, report: SweepReport, due: list[int]) -> None:
                     actor="system",
                     action="timer-refused",
                     ticket_id=dl.ticket_id,
-                    note=str(exc),
+                    note=why,
                     data={"timer": dl.action, "rule": getattr(exc, "rule", "")},
                 )
-            report.refused.append({"ticket": dl.ticket_id, "action": dl.action, "reason": str(exc)})
+            report.refused.append({"ticket": dl.ticket_id, "action": dl.action, "reason": why})
 
 
 def _has_open(s: Session, account_id: int, queue: str) -> bool:

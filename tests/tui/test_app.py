@@ -213,12 +213,14 @@ async def test_training_banner(db_url, make_app):
         assert "TRAINING" in str(app.screen.query_one("#banners").render())
 
 
-async def test_unknown_volunteer_is_read_only_with_a_notice(db_url, make_app):
+async def test_unknown_volunteer_opens_nothing(db_url, make_app):
+    """A login that names no active volunteer is not shown even read-only (issue 13)."""
     app = make_app(db_url, user="mallory")
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
-        assert app.backend.info.read_only
-        assert "mallory" in str(app.screen.query_one("#banners").render())
+        assert app.backend.info is None
+        await press(pilot, "enter")
+    assert app.return_code == 2
 
 
 async def test_uninitialised_database_exits_with_code_2(tmp_path, make_app):

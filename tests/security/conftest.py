@@ -1,0 +1,115 @@
+"""The attacker's harness: the real CLI in-process, through its entry function
+(``helpdesk.cli.main.main``), on a real database copied from the template (alice volunteer,
+bob oncall, chloe techadmin, tom trainer). In-process keeps a few hundred generated
+command lines fast; what a run changes in the process (clock, language, umask, cached
+engines) is put back after it."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sys
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass
+
+import pytest
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def json(self):
+        return json.loads(self.out)
+
+
+def run_cli(argv: list[str], env: dict | None = None) -> Run:
+    """``helpdesk ARGV`` in this process. A traceback fails the test: it is never an answer."""
+    from helpdesk.cli import main
+    from helpdesk.base import clock, i18n
+
+    saved_env = {k: v for k, v in os.environ.items() if k.startswith("HELPDESK_")}
+    for k in saved_env:
+        del os.environ[k]
+    os.environ.update(env or {})
+    umask = os.umask(0o022)
+    os.umask(umask)
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        with redirect_stdout(out), redirect_stderr(err):
+            try:
+                code = main.main([str(a) if not isinstance(a, str) else a for a in argv])
+            except SystemExit as exc:  # argparse: bad usage (2) or --help (0)
+                code = exc.code if isinstance(exc.code, int) else 2
+    finally:
+        for k in [k for k in os.environ if k.startswith("HELPDESK_")]:
+            del os.environ[k]
+        os.environ.update(saved_env)
+        os.umask(umask)
+        clock.set_now(None)
+        i18n.set_lang(None)
+    return Run(code, out.getvalue(), err.getvalue())
+
+
+class Attacker:
+    """Command lines on one database; ``as_`` is the login given to --as (None: no --as)."""
+
+    def __init__(self, url: str):
+        self.url = url
+
+    def run(self, *args, as_: str | None = None, env: dict | None = None, json_out: bool = True) -> Run:
+        argv = ["--db", self.url]
+        if as_ is not None:
+            argv += ["--as", as_]
+        argv += [str(a) for a in args]
+        if json_out:
+            argv.append("--json")
+        return run_cli(argv, env)
+
+    def ok(self, *args, **kw):
+        r = self.run(*args, **kw)
+        assert r.code == 0, f"{args}: exit {r.code}\n{r.out}\n{r.err}"
+        return r.json if kw.get("json_out", True) else r
+
+    def refused(self, *args, rule: str | None = None, **kw) -> dict:
+        r = self.run(*args, **kw)
+        assert r.code == 1, f"{args}: expected a refusal (1), got {r.code}\n{r.out}\n{r.err}"
+        if rule:
+            assert r.json["rule"] == rule, r.json
+        return r.json
+
+    def bad(self, *args, **kw) -> Run:
+        r = self.run(*args, **kw)
+        assert r.code == 2, f"{args}: expected bad input (2), got {r.code}\n{r.out}\n{r.err}"
+        assert r.err.strip() and "Traceback" not in r.err, r.err
+        return r
+
+    def events(self, action: str | None = None) -> list:
+        from sqlmodel import select
+
+        from helpdesk.storage import db
+        from helpdesk.storage.models import Event
+
+        with db.read_session(self.url) as s:
+            q = select(Event).order_by(Event.id)
+            if action:
+                q = q.where(Event.action == action)
+            return list(s.exec(q))
+
+
+@pytest.fixture
+def attacker(db_url):
+    yield Attacker(db_url)
+    from helpdesk.storage import db
+
+    engine = db._engines.pop(db_url, None)
+    if engine is not None:
+        engine.dispose()
+
+
+def pytest_configure(config):
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 3000))
