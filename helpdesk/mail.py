@@ -12,6 +12,7 @@ from datetime import datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+from helpdesk import messages
 from helpdesk.i18n import pick
 from helpdesk.models import Outbox
 from helpdesk.paths import data_dir
@@ -21,12 +22,13 @@ RESET_LINK_MARK = "[[reset-link]]"  # replaced by the one-time link at delivery,
 LOCALES = {"fr": "fr_FR", "en": "en_GB"}
 
 
-@lru_cache(maxsize=1)
-def _env():
+@lru_cache(maxsize=2)
+def _env(folder: str = "templates"):
+    """Procedure templates (``templates``) or saved replies (``replies``) under ``data/``."""
     from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
     return Environment(
-        loader=FileSystemLoader(str(data_dir() / "templates")),
+        loader=FileSystemLoader(str(data_dir() / folder)),
         autoescape=False,
         undefined=StrictUndefined,
         keep_trailing_newline=True,
@@ -35,9 +37,8 @@ def _env():
     )
 
 
-def template_names(lang: str = "fr") -> list[str]:
-    folder = data_dir() / "templates" / lang
-    return sorted(p.stem for p in folder.glob("*.txt"))
+def template_names(lang: str = "fr", folder: str = "templates") -> list[str]:
+    return sorted(p.stem for p in (data_dir() / folder / lang).glob("*.txt"))
 
 
 def fmt_day(value: datetime | None, lang: str, tz: str) -> str:
@@ -56,10 +57,10 @@ def fmt_moment(value: datetime | None, lang: str, tz: str) -> str:
     return format_datetime(value, format="long", tzinfo=ZoneInfo(tz), locale=LOCALES.get(lang, "fr_FR"))
 
 
-def render(name: str, lang: str, policy_key: str, context: dict) -> tuple[str, str]:
+def render(name: str, lang: str, policy_key: str, context: dict, folder: str = "templates") -> tuple[str, str]:
     from jinja2 import TemplateNotFound
 
-    env = _env()
+    env = _env(folder)
     try:
         template = env.get_template(f"{lang}/{policy_key}/{name}.txt")
     except TemplateNotFound:
@@ -145,7 +146,9 @@ def queue_mail(ctx, template: str, to_addr: str, **extra) -> Outbox:
         token_id=ctx.token.id if (ctx.token is not None and RESET_LINK_MARK in body) else None,
     )
     ctx.session.add(mail)
+    ctx.session.flush()
     ctx.mails.append(mail)
+    messages.record_outgoing(ctx.session, mail, author=ctx.actor.login)  # a message of the conversation
     return mail
 
 

@@ -153,13 +153,21 @@ _QUOTE_HEADER = re.compile(
 
 def new_text(text: str) -> str:
     """The text the sender wrote: no quoted lines, nothing after a reply or forward header."""
-    kept = []
-    for line in text.splitlines():
+    return split_quoted(text)[0]
+
+
+def split_quoted(text: str) -> tuple[str, str]:
+    """``(new, quoted)``: what the sender wrote, and the quoted history (``>`` lines, and
+    everything from a reply or forward header on), so that a screen can fold the second."""
+    kept: list[str] = []
+    quoted: list[str] = []
+    lines = text.splitlines()
+    for n, line in enumerate(lines):
         if _QUOTE_HEADER.match(line):
+            quoted.extend(lines[n:])
             break
-        if not line.lstrip().startswith(">"):
-            kept.append(line)
-    return "\n".join(kept)
+        (quoted if line.lstrip().startswith(">") else kept).append(line)
+    return "\n".join(kept), "\n".join(quoted)
 
 
 def _normalise(text: str) -> str:
@@ -247,16 +255,30 @@ _RULES: dict[str, list[tuple[re.Pattern[str], int]]] = {
 def classify(subject: str, body: str) -> str | None:
     """The queue a request belongs to ("password-reset", "closure", "abuse",
     "mail-reputation"), or None when nothing clear stands out.  The subject counts double."""
+    return classify_explained(subject, body)[0]
+
+
+def classify_explained(subject: str, body: str) -> tuple[str | None, list[str]]:
+    """``classify`` and why: the words of the subject and the new text that the chosen
+    queue's rules matched (folded as they were compared: lower case, no accents)."""
     subject_n = _normalise(_REPLY_PREFIX.sub("", subject or ""))
     body_n = _normalise(new_text(body or ""))
     scores = {}
+    matched: dict[str, list[str]] = {}
     for queue in QUEUES:
         score = 0
+        words: list[str] = []
         for pattern, weight in _RULES[queue]:
-            score += weight * (2 * len(pattern.findall(subject_n)) + min(len(pattern.findall(body_n)), 3))
+            in_subject, in_body = pattern.findall(subject_n), pattern.findall(body_n)
+            score += weight * (2 * len(in_subject) + min(len(in_body), 3))
+            for found in (*in_subject, *in_body):
+                text = found if isinstance(found, str) else " ".join(found)
+                if text and text not in words:
+                    words.append(text)
         scores[queue] = score
+        matched[queue] = words
     best = max(QUEUES, key=lambda q: scores[q])  # ties go to the first in QUEUES
-    return best if scores[best] >= 2 else None
+    return (best, matched[best][:10]) if scores[best] >= 2 else (None, [])
 
 
 # --- Wigii closure (CGU art. 9) ---------------------------------------------------------------
