@@ -18,7 +18,7 @@ from helpdesk import clock, serve
 from helpdesk.errors import BadInput, HelpdeskError
 from helpdesk.i18n import _, set_lang
 
-QUEUES = ("password-reset", "closure", "abuse", "mail-reputation")
+QUEUES = ("password-reset", "closure", "abuse", "mail-reputation", "general")
 
 
 # --- output ------------------------------------------------------------------------------
@@ -160,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sort", choices=["due", "age", "state", "new"], default="due")
     p.add_argument("--limit", type=int, default=100)
     p.add_argument("--offset", type=int, default=0)
+    p.add_argument("--search", metavar="TEXT", help=_("full-text search: subjects, requesters, accounts, notes and messages"))
     p = cmd(tk, "show", _("state, deadlines, history, allowed and blocked actions"))
     p.add_argument("id", type=int)
     p.add_argument("--citations", action="store_true", help=_("print the French text of each citation"))
@@ -188,6 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path")
     p.add_argument("--yes", action="store_true", help=_("confirm: what is in the database now is replaced"))
 
+    from helpdesk.conversation_commands import add_parsers as conversation_parsers
+
+    conversation_parsers(tk, cmd)  # ticket reply|comment|ask|account|merge|convert|replies
     from helpdesk.ingest.commands import add_parsers as ingest_parsers
 
     ingest_parsers(sub, cmd)  # ingest mail|arf|dmarc|postfix, quarantine list|show
@@ -464,11 +468,18 @@ def _print_ticket(out: Out, view: dict, citations: bool) -> None:
     for e in view["events"]:
         arrow = f"{e['from'] or ''} → {e['to']}" if e["to"] and e["to"] != e["from"] else ""
         out.line(f"  {e['at']}  {e['actor']:<10} {e['action']:<18} {arrow}  {e['note']}")
+    from helpdesk.conversation_commands import print_conversation
+
+    print_conversation(out, view)
 
 
 def do_ticket(args, out: Out) -> int:
-    from helpdesk import engine, service
+    from helpdesk import conversation_commands, engine, service
 
+    if args.sub in conversation_commands.SUBCOMMANDS:
+        return conversation_commands.do_conversation(args, out)
+    if args.sub == "list" and args.search:
+        return conversation_commands.do_search(args, out)
     user = getattr(args, "user", None) or os.environ.get("HELPDESK_USER")
     if args.sub == "open":
         with _session(args, write=True) as s:

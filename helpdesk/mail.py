@@ -134,6 +134,12 @@ def _parse(value):
 def queue_mail(ctx, template: str, to_addr: str, **extra) -> Outbox:
     lang = ctx.ticket.lang if ctx.ticket.lang in LOCALES else "fr"
     subject, body = render(template, lang, ctx.policy.key, build_context(ctx, **extra))
+    return enqueue(ctx, template, to_addr, subject, body, lang)
+
+
+def enqueue(ctx, template: str, to_addr: str, subject: str, body: str, lang: str) -> Outbox:
+    """Queue a rendered mail of the ticket, its subject tagged ``[policy #id]``, and record it
+    as a message of the ticket's conversation."""
     mail = Outbox(
         ticket_id=ctx.ticket.id,
         template=template,
@@ -148,7 +154,7 @@ def queue_mail(ctx, template: str, to_addr: str, **extra) -> Outbox:
     ctx.session.add(mail)
     ctx.session.flush()
     ctx.mails.append(mail)
-    messages.record_outgoing(ctx.session, mail, author=ctx.actor.login)  # a message of the conversation
+    messages.record_outgoing(ctx.session, mail, author=ctx.actor.login)
     return mail
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import func, or_
 from sqlmodel import Session, select
 
-from helpdesk import audit, clock, engine, ledger, networks, settings
+from helpdesk import audit, clock, conversation, engine, ledger, messages, networks, settings
 from helpdesk.context import SYSTEM_ACTOR, Actor
 from helpdesk.errors import BadInput, NotFound, Refused
 from helpdesk.fields import EMAIL
@@ -351,7 +351,9 @@ def ticket_view(
     d = engine.definition(session, ticket.workflow_id)
     account = session.get(Account, ticket.account_id) if ticket.account_id else None
     state = d.states.get(ticket.state)
-    of_ticket = select(Event).where(Event.ticket_id == ticket.id)
+    merged_from = conversation.merged_sources(session, ticket)
+    # The history of the tickets merged into this one shows here too.
+    of_ticket = select(Event).where(Event.ticket_id.in_([ticket.id, *merged_from]) if merged_from else Event.ticket_id == ticket.id)
     if history is None:
         events = list(session.exec(of_ticket.order_by(Event.id)))
         total = len(events)
@@ -372,7 +374,7 @@ def ticket_view(
         "queue": ticket.queue,
         "policy": ticket.policy_key,
         "state": ticket.state,
-        "state_label": pick(state.label) if state else ticket.state,
+        "state_label": pick(state.label) if state else (_("merged") if ticket.merged_into else ticket.state),
         "state_kind": ticket.state_kind,
         "account": account.login if account else None,
         "account_status": account.status if account else None,
@@ -402,6 +404,13 @@ def ticket_view(
         "actions": [a.as_dict(texts=citation_texts) for a in engine.actions(session, ticket, actor, now)],
         "events": [event_view(e) for e in events],
         "events_total": total,
+        "timezone": d.policy.timezone,
+        "merged_into": ticket.merged_into,
+        "merged_from": merged_from,
+        "classification": conversation.classification(session, ticket),
+        "candidates": conversation.candidates(session, ticket),
+        "waiting_on": conversation.waiting_on(session, ticket),
+        "messages": messages.of_ticket(session, ticket, limit=history),
     }
 
 
