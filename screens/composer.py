@@ -57,6 +57,14 @@ class Composer(Dialog):
                 yield Button(compact=True, label=_("Cancel (esc)"), id="do-cancel")
         yield KeyBar()
 
+    def on_mount(self) -> None:
+        if self.kind == "ask":
+            items = self.query_one("#items", SelectionList)
+            items.highlighted = 0 if self.items else None
+            items.focus()
+        else:
+            self.query_one("#text", SafeTextArea).focus()
+
     def request(self) -> dict:
         req: dict = {"kind": self.kind, "text": None, "template": None, "items": []}
         if self.kind == "ask":
