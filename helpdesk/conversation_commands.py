@@ -153,16 +153,8 @@ def print_conversation(out, view: dict) -> None:
     """The conversation under ``ticket show``: each message whole, the quoted history folded."""
     from rich.text import Text
 
-    if view.get("merged_into"):
-        out.line(_("merged into #{id}").format(id=view["merged_into"]), style="bold")
-    if view.get("classification"):
-        c = view["classification"]
-        words = ", ".join(f"«{w}»" for w in c["words"]) or _("no procedure's words")
-        out.line(_("classified as {queue}: {words}").format(queue=c["queue"], words=words))
-    if view.get("candidates"):
-        out.line(_("accounts the complaint names (none chosen): {logins}").format(logins=", ".join(view["candidates"])))
-    if view.get("waiting_on") == "requester":
-        out.line(_("waiting for the requester's answer"), style="bold")
+    for line, style in summary_lines(view):
+        out.line(line, style=style)
     if not view.get("messages"):
         return
     out.line("")
@@ -188,6 +180,23 @@ def local_time(at: str | None, tz: str) -> str:
     if not at:
         return ""
     return clock.as_utc(clock.parse_datetime(at)).astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M") + f" ({tz})"
+
+
+def summary_lines(view: dict) -> list[tuple[str, str | None]]:
+    """What the conversation says about the ticket as a whole: where it was merged, why its
+    queue was chosen, the accounts a complaint names, whether it waits on the requester."""
+    lines: list[tuple[str, str | None]] = []
+    if view.get("merged_into"):
+        lines.append((_("merged into #{id}").format(id=view["merged_into"]), "bold"))
+    if view.get("classification"):
+        c = view["classification"]
+        words = ", ".join(f"«{w}»" for w in c["words"]) or _("no procedure's words")
+        lines.append((_("classified as {queue}: {words}").format(queue=c["queue"], words=words), None))
+    if view.get("candidates"):
+        lines.append((_("accounts the complaint names (none chosen): {logins}").format(logins=", ".join(view["candidates"])), None))
+    if view.get("waiting_on") == "requester":
+        lines.append((_("waiting for the requester's answer"), "bold"))
+    return lines
 
 
 def message_heading(m: dict, tz: str = "UTC") -> str:

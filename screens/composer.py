@@ -13,11 +13,12 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import Button, Select, SelectionList, Static
+from textual.widgets import Button, Input, Select, SelectionList, Static
 
 from helpdesk.i18n import _
 from screens.base import N_
 from screens.keybar import KeyBar
+from screens.base import SafeInput
 from screens.modals import Dialog, SafeTextArea, heading
 from screens.safe import plain
 
@@ -122,6 +123,38 @@ class Composer(Dialog):
             self.action_preview()
             return
         self.dismiss(req)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class AskValue(Dialog):
+    """One value asked for (the account to set, the ticket to merge into); answers the
+    text typed, or ``None``."""
+
+    BINDINGS = [Binding("escape", "cancel", N_("Cancel"), id="askvalue.cancel")]
+
+    def __init__(self, title: str, hint: str = "", placeholder: str = "") -> None:
+        super().__init__()
+        self.title_text = title
+        self.hint = hint
+        self.placeholder = placeholder
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog-box"):
+            yield heading(self.title_text)
+            if self.hint:
+                yield Static(plain(self.hint, "dim"))
+            yield SafeInput(placeholder=self.placeholder, id="value", compact=True)
+        yield KeyBar()
+
+    def on_mount(self) -> None:
+        self.query_one(Input).focus()
+
+    @on(Input.Submitted)
+    def _submitted(self, event: Input.Submitted) -> None:
+        if event.value.strip():
+            self.dismiss(event.value.strip())
 
     def action_cancel(self) -> None:
         self.dismiss(None)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from helpdesk.conversation_commands import attachment_line, message_heading
+from helpdesk.conversation_commands import attachment_line, message_heading, summary_lines
 from helpdesk.i18n import _
 from screens.safe import plain
 
@@ -19,10 +19,11 @@ STYLES = {"in": "bold", "out": "bold cyan", "note": "bold yellow"}
 
 def conversation_text(view: dict) -> Text:
     messages = view.get("messages") or []
-    if not messages:
+    about = [plain(line, style or "") for line, style in summary_lines(view)]
+    if not messages and not about:
         return Text("")
     tz = view.get("timezone") or "UTC"
-    lines = [Text("\n" + _("Conversation:"), style="bold")]
+    lines = [Text("\n" + _("Conversation:"), style="bold"), *about]
     for m in messages:
         lines.append(plain(message_heading(m, tz), STYLES.get(m["direction"], "bold")))
         if m.get("subject"):

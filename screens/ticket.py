@@ -26,7 +26,7 @@ from helpdesk.errors import Conflict, HelpdeskError, Refused
 from helpdesk.i18n import _
 from screens.answers import localise, parse_iso
 from screens.base import N_, BaseScreen, TopBar
-from screens.composer import Composer
+from screens.composer import AskValue, Composer
 from screens.conversation import Conversation
 from screens.keybar import KeyBar
 from screens.safe import assemble, plain
@@ -55,6 +55,8 @@ class TicketScreen(BaseScreen):
         Binding("m", "compose('reply')", N_("Reply"), id="ticket.reply"),
         Binding("n", "compose('note')", N_("Note"), id="ticket.note"),
         Binding("k", "compose('ask')", N_("Ask"), id="ticket.ask"),
+        Binding("a", "set_account", N_("Account"), show=False, id="ticket.account"),
+        Binding("j", "merge", N_("Merge"), show=False, id="ticket.merge"),
     ]
 
     def __init__(self, ticket_id: int, preloaded: tuple[dict, dict | None] | None = None) -> None:
@@ -705,3 +707,47 @@ class TicketScreen(BaseScreen):
         said = _("Note saved (never mailed).") if request["kind"] == "note" else _("Mail queued.")
         self.app.call_from_thread(self.notify, said, markup=False)
         self.app.call_from_thread(self.load)
+
+    def action_set_account(self) -> None:
+        if self.view is None or self.info is None or self.info.read_only:
+            self.notify(_("Read-only"), markup=False)
+            return
+        hint = ""
+        if self.view.get("candidates"):
+            hint = _("Named by the complaint: {logins}").format(logins=", ".join(self.view["candidates"]))
+        self.app.push_screen(
+            AskValue(_("#{id}: the account it is about").format(id=self.ticket_id), hint, _("login ('-': none)")),
+            lambda login: self.change_account(login) if login else None,
+        )
+
+    @work(thread=True, exclusive=True, group="act", exit_on_error=False)
+    def change_account(self, login: str) -> None:
+        try:
+            self.backend.set_account(self.ticket_id, None if login == "-" else login, self.view["version"] if self.view else None)
+        except HelpdeskError as exc:
+            self.app.call_from_thread(self._failed, {"label": _("Account")}, exc)
+            return
+        self.app.call_from_thread(self.load)
+
+    def action_merge(self) -> None:
+        if self.view is None or self.info is None or self.info.read_only:
+            self.notify(_("Read-only"), markup=False)
+            return
+        self.app.push_screen(
+            AskValue(_("#{id}: merge into ticket number").format(id=self.ticket_id),
+                     _("Its conversation and history move there; later mails too."), "#"),
+            lambda into: self.merge_into(into) if into else None,
+        )
+
+    @work(thread=True, exclusive=True, group="act", exit_on_error=False)
+    def merge_into(self, into: str) -> None:
+        number = into.strip().lstrip("#")
+        if not number.isdigit():
+            self.app.call_from_thread(self.notify, _("a ticket number"), markup=False)
+            return
+        try:
+            self.backend.merge(self.ticket_id, int(number))
+        except HelpdeskError as exc:
+            self.app.call_from_thread(self._failed, {"label": _("Merge")}, exc)
+            return
+        self.app.call_from_thread(self.app.open_ticket, int(number))

@@ -136,3 +136,25 @@ def test_composer_preview_snapshot(snap_compare, db_url, make_app, size):
         await press(pilot, "f3")
 
     assert snap_compare(make_app(db_url), terminal_size=size, run_before=run_before)
+
+
+async def test_set_account_and_merge_from_the_ticket_screen(db_url, make_app):
+    from helpdesk.models import Account, Ticket
+
+    app = make_app(db_url)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        app.open_ticket(6)
+        await settle(pilot)
+        await press(pilot, "a")
+        await type_text(pilot, "cmartin")
+        await press(pilot, "enter")
+        await press(pilot, "j")
+        await type_text(pilot, "1")
+        await press(pilot, "enter")
+        assert isinstance(app.screen, TicketScreen) and app.screen.ticket_id == 1
+        assert "Merged into" not in str(app.screen.query_one("#conversation").render())
+    with db.read_session(db_url) as s:
+        six = s.get(Ticket, 6)
+        assert six.merged_into == 1 and six.state_kind == "done"
+        assert s.get(Account, six.account_id).login == "cmartin"
