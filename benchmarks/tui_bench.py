@@ -215,26 +215,21 @@ def child(mode: str, url: str) -> None:
         out["open"] = opens
         out["rss_after"]["open"] = peak()
         search = queue.query_one("#search")
-        times = []
-        for text in SEARCHES * 2:
-            search.value = text
-            t0 = time.perf_counter()
-            queue._apply_search()
-            times.append(await settle_paint(
-                t0, lambda: max(marks.get("counted", 0.0), marks.get("arrived", 0.0))
-                if lst.counted and (lst.total == 0 or lst.row_at(0) is not None) else None,
-            ))
-        out["search"] = times
-        body_times = []
-        for text in BODY_SEARCHES * 2:
-            search.value = text
-            t0 = time.perf_counter()
-            queue._apply_search()
-            body_times.append(await settle_paint(
-                t0, lambda: max(marks.get("counted", 0.0), marks.get("arrived", 0.0))
-                if lst.counted and (lst.total == 0 or lst.row_at(0) is not None) else None,
-            ))
-        out["body_search"] = body_times
+
+        async def searches(texts: list[str]) -> list[float]:
+            times = []
+            for text in texts * 2:
+                search.value = text
+                t0 = time.perf_counter()
+                queue._apply_search()
+                times.append(await settle_paint(
+                    t0, lambda: max(marks.get("counted", 0.0), marks.get("arrived", 0.0))
+                    if lst.counted and (lst.total == 0 or lst.row_at(0) is not None) else None,
+                ))
+            return times
+
+        out["search"] = await searches(SEARCHES)
+        out["body_search"] = await searches(BODY_SEARCHES)
         out["maxrss_kb"] = peak()
         out["app_kb"] = peak_rss_kb()
         app.exit()

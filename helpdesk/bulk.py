@@ -386,22 +386,19 @@ def _sqlite_fast(conn: Connection):
 
 def _drop_indexes(conn: Connection) -> list[str]:
     """Set aside the secondary indexes of the tables we fill; return their CREATE statements."""
-    rows = conn.exec_driver_sql(
-        "SELECT name, sql FROM sqlite_master WHERE type='index' AND sql IS NOT NULL AND tbl_name IN ('ticket','event','deadline','message')"
-    ).fetchall()
-    for name, _sql in rows:
-        conn.exec_driver_sql(f'DROP INDEX "{name}"')
-    return [sql for _name, sql in rows]
+    return _set_aside(conn, "index", "sql IS NOT NULL AND tbl_name IN ('ticket','event','deadline','message')")
 
 
 def _drop_message_triggers(conn: Connection) -> list[str]:
     """Set aside the triggers that index each message as it is inserted (migration 0007);
     return their CREATE statements. None on a database without ``message_fts``."""
-    rows = conn.exec_driver_sql(
-        "SELECT name, sql FROM sqlite_master WHERE type='trigger' AND tbl_name = 'message' AND name LIKE 'message_fts_%'"
-    ).fetchall()
+    return _set_aside(conn, "trigger", "tbl_name = 'message' AND name LIKE 'message_fts_%'")
+
+
+def _set_aside(conn: Connection, kind: str, where: str) -> list[str]:
+    rows = conn.exec_driver_sql(f"SELECT name, sql FROM sqlite_master WHERE type='{kind}' AND {where}").fetchall()
     for name, _sql in rows:
-        conn.exec_driver_sql(f'DROP TRIGGER "{name}"')
+        conn.exec_driver_sql(f'DROP {kind.upper()} "{name}"')
     return [sql for _name, sql in rows]
 
 

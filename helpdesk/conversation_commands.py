@@ -24,31 +24,34 @@ SUBCOMMANDS = ("reply", "comment", "ask", "account", "merge", "convert", "replie
 PROCEDURES = ("password-reset", "closure", "abuse", "mail-reputation")
 
 
-def add_parsers(ticket_sub, cmd) -> None:
-    p = cmd(ticket_sub, "reply", _("mail the requester (or a registered contact of the account) in the ticket's thread"))
+def _on_ticket(ticket_sub, cmd, name: str, help: str, *, versioned: bool = False):
+    """A sub-command on one ticket (``ID``), guarded by ``--if-version`` when it changes it."""
+    p = cmd(ticket_sub, name, help)
     p.add_argument("id", type=int)
+    if versioned:
+        p.add_argument("--if-version", type=int, help=_("refuse if the ticket changed since this version"))
+    return p
+
+
+def add_parsers(ticket_sub, cmd) -> None:
+    p = _on_ticket(ticket_sub, cmd, "reply", _("mail the requester (or a registered contact of the account) in the ticket's thread"),
+                   versioned=True)
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--text", help=_("the text of the reply"))
     what.add_argument("--file", help=_("a file holding the text of the reply ('-': standard input)"))
     what.add_argument("--template", metavar="KEY", help=_("a saved reply (helpdesk ticket replies)"))
     p.add_argument("--to", metavar="ADDRESS", help=_("the requester (default) or a registered contact of the account"))
-    p.add_argument("--if-version", type=int, help=_("refuse if the ticket changed since this version"))
-    p = cmd(ticket_sub, "comment", _("add an internal note for the other volunteers (never mailed)"))
-    p.add_argument("id", type=int)
+    p = _on_ticket(ticket_sub, cmd, "comment", _("add an internal note for the other volunteers (never mailed)"))
     p.add_argument("--text", required=True)
-    p = cmd(ticket_sub, "ask", _("ask the requester for what the procedure lacks; the ticket waits for the answer"))
-    p.add_argument("id", type=int)
+    p = _on_ticket(ticket_sub, cmd, "ask", _("ask the requester for what the procedure lacks; the ticket waits for the answer"))
     p.add_argument("--missing", nargs="+", required=True, metavar="ITEM")
     p.add_argument("--to", metavar="ADDRESS")
-    p = cmd(ticket_sub, "account", _("set or change the account a ticket is about ('-': none)"))
-    p.add_argument("id", type=int)
+    p = _on_ticket(ticket_sub, cmd, "account", _("set or change the account a ticket is about ('-': none)"), versioned=True)
     p.add_argument("login")
-    p.add_argument("--if-version", type=int, help=_("refuse if the ticket changed since this version"))
     p = cmd(ticket_sub, "merge", _("merge ticket SRC into INTO (same provider and queue)"))
     p.add_argument("src", type=int)
     p.add_argument("into", type=int)
-    p = cmd(ticket_sub, "convert", _("turn a general ticket into a procedure, keeping its conversation"))
-    p.add_argument("id", type=int)
+    p = _on_ticket(ticket_sub, cmd, "convert", _("turn a general ticket into a procedure, keeping its conversation"))
     p.add_argument("queue", choices=PROCEDURES)
     p.add_argument("--field", action="append", default=[], metavar="K=V")
     cmd(ticket_sub, "replies", _("list the saved replies"))

@@ -168,12 +168,17 @@ def _match(session: Session, query: str, text: str = "", flt: "TicketFilter | No
 
 def has_message_fts(session: Session) -> bool:
     """True on SQLite databases that have the ``message_fts`` table (migration 0007)."""
-    cache = session.info.get("has_message_fts")
+    return _has_table(session, MESSAGE_FTS, "has_message_fts")
+
+
+def _has_table(session: Session, name: str, key: str) -> bool:
+    """Whether the SQLite table ``name`` exists, asked once per session (``info[key]``)."""
+    cache = session.info.get(key)
     if cache is None:
         found = session.exec(
-            sql_text("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = :n").bindparams(n=MESSAGE_FTS)
+            sql_text("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = :n").bindparams(n=name)
         ).first()
-        cache = session.info["has_message_fts"] = found is not None
+        cache = session.info[key] = found is not None
     return cache
 
 
@@ -269,13 +274,7 @@ def has_fts(session: Session) -> bool:
     bind = session.get_bind()
     if bind.dialect.name != "sqlite":
         return False
-    cache = session.info.get("has_fts")
-    if cache is None:
-        found = session.exec(
-            sql_text("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = :n").bindparams(n=FTS_TABLE)
-        ).first()
-        cache = session.info["has_fts"] = found is not None
-    return cache
+    return _has_table(session, FTS_TABLE, "has_fts")
 
 
 def _like(text: str) -> str:
