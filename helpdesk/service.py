@@ -561,6 +561,8 @@ def search_accounts(session: Session, text: str, limit: int = 20) -> list[Accoun
 
 def state_label(session: Session, ticket: Ticket) -> str:
     s = session.exec(select(State).where(State.workflow_id == ticket.workflow_id, State.key == ticket.state)).first()
+    if s is None and ticket.merged_into is not None:
+        return _("merged")
     return pick(s.label) if s else ticket.state
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from helpdesk import clock
+from helpdesk.i18n import _
 from helpdesk.filters import Row
 from helpdesk.roles import Actor
 
@@ -49,6 +50,8 @@ class Info:
 
     def state_label(self, workflow_id: int, key: str) -> str:
         s = self.states.get((workflow_id, key))
+        if s is None and key == "merged":  # a ticket merged into another (helpdesk.conversation.merge)
+            return _("merged")
         return s.label if s else key
 
 
