@@ -10,8 +10,8 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from helpdesk.conversation_commands import attachment_line, message_heading, summary_lines
-from helpdesk.i18n import _
+from helpdesk.cli.conversation import attachment_line, message_heading, summary_lines
+from helpdesk.base.i18n import _
 from screens.safe import plain
 
 STYLES = {"in": "bold", "out": "bold cyan", "note": "bold yellow"}
