@@ -16,8 +16,12 @@ that would take hours — but what it writes is what the engine would have writt
   ``helpdesk.storage.audit``, checked against it at start-up) and ``ChainHead`` is moved to the
   last one, so ``helpdesk audit verify`` stays green.
 
-Not generated: mails, reset tokens, evidence, and account statuses that follow the tickets
-(accounts stay ``active``). Deterministic for a given ``seed`` and ``now``.
+- every ticket has the mail that opened it as the first message of its conversation: a
+  body of a few hundred words of ordinary French (``body``), so that search over message
+  bodies is measured on text of realistic size.
+
+Not generated: outgoing mails, reset tokens, evidence, and account statuses that follow the
+tickets (accounts stay ``active``). Deterministic for a given ``seed`` and ``now``.
 
 On SQLite the load turns off foreign-key checks and fsyncs and sets aside the secondary
 indexes of the tables it fills, then rebuilds them; everything is put back at the end.
@@ -45,13 +49,13 @@ from sqlalchemy.engine import Connection
 
 from helpdesk.storage import audit, db
 from helpdesk.base import clock
-from helpdesk.storage.models import Account, ChainHead, Deadline, Event, Policy, State, Ticket, Transition, Volunteer, Workflow
+from helpdesk.storage.models import Account, ChainHead, Deadline, Event, Message, Policy, State, Ticket, Transition, Volunteer, Workflow
 
 BATCH = 10_000
 UTC = timezone.utc
 
 # Share of tickets per queue (packs without a queue just skip it).
-QUEUE_WEIGHT = {"password-reset": 40, "closure": 20, "abuse": 25, "mail-reputation": 15}
+QUEUE_WEIGHT = {"password-reset": 40, "closure": 20, "abuse": 25, "mail-reputation": 15, "general": 10}
 STEP_DELAYS = [600, 1800, 3600, 2 * 3600, 5 * 3600, 20 * 3600, 30 * 3600, 3 * 86400, 6 * 86400]
 NOTES = ("Fait.", "Vu avec le titulaire.", "Motif consigné dans le dossier.", "Régularisé.", "Urgence : compte compromis.")
 SUBJECTS = {
@@ -59,7 +63,72 @@ SUBJECTS = {
     "closure": ("Demande de désactivation de mon compte", "Fermeture du compte {login}", "Fin d'abonnement"),
     "abuse": ("Spam envoyé depuis {login}", "Contenu illicite signalé", "Tentatives d'intrusion", "Consommation anormale"),
     "mail-reputation": ("Volume d'envoi inhabituel ({login})", "Rebonds en hausse", "Plaintes FBL", "DMARC en échec"),
+    "general": ("Question sur les sauvegardes", "Quota de stockage", "Renseignement", "Facture de l'année"),
 }
+# The mail that opened a ticket: a greeting, sentences of its queue and of everyday life
+# (a few hundred words), a closing. Ordinary French, as people write to a helpdesk.
+GREETINGS = ("Bonjour,", "Bonjour à toute l'équipe,", "Madame, Monsieur,", "Bonsoir,", "Salut à vous,")
+CLOSINGS = ("Merci d'avance pour votre aide.", "Bien cordialement,", "Je reste disponible si besoin.", "Merci beaucoup, bonne journée.")
+BODY_SENTENCES = {
+    "password-reset": (
+        "Depuis ce matin je n'arrive plus à me connecter à mon compte, le mot de passe est refusé.",
+        "J'ai essayé la procédure de réinitialisation mais je ne reçois aucun message.",
+        "Il est possible que j'aie changé mon mot de passe sur mon téléphone sans m'en souvenir.",
+        "Mon identifiant est bien celui que vous avez créé l'an dernier pour l'association.",
+        "Pourriez-vous me renvoyer un lien pour choisir un nouveau mot de passe ?",
+        "La page affiche une erreur après trois tentatives et bloque l'accès pendant une heure.",
+    ),
+    "closure": (
+        "Notre association cesse ses activités à la fin du trimestre et nous souhaitons fermer le compte.",
+        "Nous avons déjà exporté les documents partagés et les agendas de l'équipe.",
+        "Merci de nous indiquer la date à laquelle les données seront effacées de vos serveurs.",
+        "Le bureau a voté la dissolution lors de l'assemblée générale du mois dernier.",
+        "Pouvez-vous confirmer que les sauvegardes seront elles aussi supprimées ?",
+        "Je vous écris au nom du trésorier qui n'a plus accès à sa messagerie.",
+    ),
+    "abuse": (
+        "Je reçois depuis plusieurs jours des messages publicitaires envoyés depuis une adresse de chez vous.",
+        "Le site hébergé chez vous affiche des propos injurieux envers notre commune.",
+        "Nos journaux montrent des tentatives de connexion répétées depuis une de vos adresses IP.",
+        "Vous trouverez ci-dessous les en-têtes complets du message reçu hier soir.",
+        "Nous demandons que ce contenu soit retiré dans les meilleurs délais.",
+        "Ces envois continuent malgré nos demandes de désinscription.",
+    ),
+    "mail-reputation": (
+        "Nos courriels arrivent dans les indésirables chez plusieurs fournisseurs depuis lundi.",
+        "Le serveur de la mairie rejette nos messages avec une erreur de réputation.",
+        "Nous avons envoyé la lettre d'information à nos adhérents mardi, comme chaque mois.",
+        "Les destinataires nous signalent que nos invitations ne leur parviennent plus.",
+        "Est-ce que notre domaine figure sur une liste de blocage ?",
+        "Le nombre de rebonds a fortement augmenté depuis la dernière campagne.",
+    ),
+    "general": (
+        "Est-ce que les pièces jointes de nos agendas partagés sont sauvegardées chaque nuit ?",
+        "Nous voudrions savoir combien d'espace de stockage il nous reste pour cette année.",
+        "La facture de la cotisation n'est pas arrivée chez notre trésorière.",
+        "Pouvez-vous nous dire si une formation est prévue pour les nouveaux bénévoles ?",
+        "Nous aimerions ajouter deux adresses pour les membres du conseil.",
+        "Le calendrier partagé ne se synchronise plus avec nos téléphones.",
+    ),
+}
+EVERYDAY = (
+    "Je vous remercie pour le travail que vous faites pour les associations de la région.",
+    "Nous utilisons vos services depuis plusieurs années et nous en sommes très contents.",
+    "La réunion du conseil d'administration a lieu jeudi prochain à la salle des fêtes.",
+    "Notre secrétaire est en congé jusqu'à la fin du mois, je la remplace pour le moment.",
+    "Nous préparons la fête du quartier et nous avons besoin que tout fonctionne.",
+    "Plusieurs bénévoles travaillent depuis chez eux avec des ordinateurs assez anciens.",
+    "Je ne suis pas très à l'aise avec l'informatique, excusez-moi si ma question est naïve.",
+    "Le bureau se réunit le mardi soir, vous pouvez m'appeler avant dix-huit heures.",
+    "Nous avons changé de fournisseur d'accès à internet au printemps.",
+    "La nouvelle présidente souhaite que les comptes soient à jour avant l'été.",
+    "Nos adhérents consultent surtout les documents depuis leur téléphone.",
+    "Je joins une capture d'écran du message qui s'affiche à l'écran.",
+    "Nous avons eu une coupure de courant dans nos locaux la semaine dernière.",
+    "Le club de randonnée partage les mêmes outils que nous depuis cette année.",
+    "Il faudrait que tout soit réglé avant l'assemblée générale de septembre.",
+    "Merci de me répondre à cette adresse plutôt qu'à celle de l'association.",
+)
 FIRST = ("marie", "jean", "camille", "lucas", "lea", "hugo", "chloe", "louis", "manon", "ines", "sarah", "karim", "amira", "youssef", "elise", "paul")
 LAST = ("martin", "dubois", "leroy", "moreau", "simon", "laurent", "michel", "garcia", "peeters", "janssens", "trabelsi", "gharbi", "faure", "roux")
 # Account kinds a provider does not serve (its not_served table), and its ordinary kinds.
@@ -267,9 +336,18 @@ def generate(url: str, n_tickets: int, *, seed: int = 1, now: datetime | None = 
         try:
             with conn.begin():
                 dropped = _drop_indexes(conn) if sqlite else []
+                first_message = conn.exec_driver_sql('SELECT COALESCE(MAX(id), 0) + 1 FROM "message"').scalar()
+                triggers = _drop_message_triggers(conn) if sqlite else []
                 counts = _load(conn, sqlite, rng, now, n_tickets, recipes, weights, roster, policies)
                 for sql in dropped:
                     conn.exec_driver_sql(sql)
+                if triggers:  # the new messages into the search index at once, then its triggers back
+                    conn.exec_driver_sql(
+                        "INSERT INTO message_fts(rowid, subject, body) SELECT id, subject, body FROM message WHERE id >= ?",
+                        (first_message,),
+                    )
+                    for sql in triggers:
+                        conn.exec_driver_sql(sql)
                 if not sqlite:
                     _reset_sequences(conn)
         finally:
@@ -309,16 +387,24 @@ def _sqlite_fast(conn: Connection):
 
 def _drop_indexes(conn: Connection) -> list[str]:
     """Set aside the secondary indexes of the tables we fill; return their CREATE statements."""
-    rows = conn.exec_driver_sql(
-        "SELECT name, sql FROM sqlite_master WHERE type='index' AND sql IS NOT NULL AND tbl_name IN ('ticket','event','deadline')"
-    ).fetchall()
+    return _set_aside(conn, "index", "sql IS NOT NULL AND tbl_name IN ('ticket','event','deadline','message')")
+
+
+def _drop_message_triggers(conn: Connection) -> list[str]:
+    """Set aside the triggers that index each message as it is inserted (migration 0007);
+    return their CREATE statements. None on a database without ``message_fts``."""
+    return _set_aside(conn, "trigger", "tbl_name = 'message' AND name LIKE 'message_fts_%'")
+
+
+def _set_aside(conn: Connection, kind: str, where: str) -> list[str]:
+    rows = conn.exec_driver_sql(f"SELECT name, sql FROM sqlite_master WHERE type='{kind}' AND {where}").fetchall()
     for name, _sql in rows:
-        conn.exec_driver_sql(f'DROP INDEX "{name}"')
+        conn.exec_driver_sql(f'DROP {kind.upper()} "{name}"')
     return [sql for _name, sql in rows]
 
 
 def _reset_sequences(conn: Connection) -> None:
-    for name in ("account", "ticket", "event", "deadline"):
+    for name in ("account", "ticket", "event", "deadline", "message"):
         conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), (SELECT COALESCE(MAX(id), 1) FROM {name}))"))
 
 
@@ -332,6 +418,21 @@ TICKET_COLS = (
 EVENT_COLS = ("id", "at", "actor", "ticket_id", "account_id", "action", "from_state", "to_state", "note", "sanction", "data",
               "content_digest", "prev_hash", "hash")
 DEADLINE_COLS = ("id", "ticket_id", "name", "due_at", "action", "state", "status", "note")
+MESSAGE_COLS = ("id", "ticket_id", "at", "direction", "author", "from_addr", "from_name", "to_addrs", "subject", "body", "attachments",
+                "message_id")
+
+
+def body(rand, queue: str, first: str) -> str:
+    """A mail of a few hundred words (about 20 sentences): the queue's sentences mixed with
+    everyday ones, in paragraphs, signed."""
+    own = BODY_SENTENCES.get(queue, BODY_SENTENCES["general"])
+    paragraphs = []
+    for _p in range(3 + int(rand() * 3)):
+        n = 3 + int(rand() * 4)
+        paragraphs.append(" ".join(own[int(rand() * len(own))] if rand() < 0.4 else EVERYDAY[int(rand() * len(EVERYDAY))]
+                                   for _s in range(n)))
+    return "\n\n".join([GREETINGS[int(rand() * len(GREETINGS))], *paragraphs, CLOSINGS[int(rand() * len(CLOSINGS))],
+                        first.capitalize()])
 
 
 class _Writer:
@@ -407,7 +508,9 @@ def _load(conn, sqlite, rng, now, n_tickets, recipes, weights, roster, policies)
             return value
 
     max_id = lambda name: conn.exec_driver_sql(f'SELECT COALESCE(MAX(id), 0) FROM "{name}"').scalar()  # noqa: E731
-    next_account, next_ticket, next_event, next_deadline = (max_id(n) + 1 for n in ("account", "ticket", "event", "deadline"))
+    next_account, next_ticket, next_event, next_deadline, next_message = (
+        max_id(n) + 1 for n in ("account", "ticket", "event", "deadline", "message")
+    )
     ch = ChainHead.__table__
     head = conn.execute(select(ch.c.last_id, ch.c.last_hash).where(ch.c.id == 1)).first()
     last = conn.execute(select(Event.__table__.c.id, Event.__table__.c.hash).order_by(Event.__table__.c.id.desc()).limit(1)).first()
@@ -420,6 +523,8 @@ def _load(conn, sqlite, rng, now, n_tickets, recipes, weights, roster, policies)
     w_ticket = _Writer(conn, Ticket, TICKET_COLS, sqlite)
     w_event = _Writer(conn, Event, EVENT_COLS, sqlite)
     w_deadline = _Writer(conn, Deadline, DEADLINE_COLS, sqlite)
+    w_message = _Writer(conn, Message, MESSAGE_COLS, sqlite)
+    mid = next_message
 
     # Accounts: about one per four tickets, in proportion to each policy's share.
     share: dict[str, float] = {}
@@ -545,9 +650,10 @@ def _load(conn, sqlite, rng, now, n_tickets, recipes, weights, roster, policies)
                 overdue += 1
         subjects = SUBJECTS[r.queue]
         requester = "" if r.queue == "mail-reputation" else email if rand() < 0.85 else f"someone{int(rand() * 1e6)}@example.net"
+        subject = subjects[int(rand() * len(subjects))].format(login=login)
         w_ticket.add((
             tid, r.queue, r.policy, r.workflow_id, r.state, r.kind, acc_id, requester,
-            subjects[int(rand() * len(subjects))].format(login=login), "en" if rand() < 0.05 else policies[r.policy].lang,
+            subject, "en" if rand() < 0.05 else policies[r.policy].lang,
             (json.dumps(fields, ensure_ascii=False) if changed else fields_json) if sqlite else fields,
             as_json(checklist) if checklist else empty_list, None,
             people[int(rand() * len(people))] if r.kind != "done" and rand() < 0.2 else None, None, None,
@@ -561,11 +667,16 @@ def _load(conn, sqlite, rng, now, n_tickets, recipes, weights, roster, policies)
                          content, prev_hash, h))
             prev_hash = h
             eid += 1
+        if r.queue != "mail-reputation":  # alerts hold figures, never a mail's text
+            sender = requester or email
+            w_message.add((mid, tid, when(t0), "in", "", sender, "", as_json([f"contact@{r.policy}.example.org"]), subject,
+                           body(rand, r.queue, login.split(".")[0]), empty_list, f"<{tid}.{mid}@bulk.example>"))
+            mid += 1
         tid += 1
-        if w_event.full or w_ticket.full:
-            for w in (w_ticket, w_event, w_deadline):  # parents first: foreign keys hold
+        if w_event.full or w_ticket.full or w_message.full:
+            for w in (w_ticket, w_event, w_deadline, w_message):  # parents first: foreign keys hold
                 w.flush()
-    for w in (w_ticket, w_event, w_deadline):
+    for w in (w_ticket, w_event, w_deadline, w_message):
         w.flush()
 
     if eid > next_event:
@@ -574,4 +685,4 @@ def _load(conn, sqlite, rng, now, n_tickets, recipes, weights, roster, policies)
         else:
             conn.execute(ch.update().where(ch.c.id == 1).values(last_id=eid - 1, last_hash=prev_hash))
     return {"tickets": w_ticket.count, "events": w_event.count, "deadlines": w_deadline.count, "accounts": w_account.count,
-            "overdue": overdue}
+            "messages": w_message.count, "overdue": overdue}

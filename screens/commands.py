@@ -48,6 +48,11 @@ class HelpdeskCommands(Provider):
                 out.append((label, partial(screen.start, a), a.get("citation", "")))
             out.append((_("Show or hide the article's text"), screen.action_citation, ""))
             out.append((_("Take the ticket or give it back"), screen.action_take, ""))
+            out.append((_("Reply to the requester"), partial(screen.action_compose, "reply"), ""))
+            out.append((_("Add an internal note"), partial(screen.action_compose, "note"), ""))
+            out.append((_("Ask the requester for what is missing"), partial(screen.action_compose, "ask"), ""))
+            out.append((_("Set the account it is about"), screen.action_set_account, ""))
+            out.append((_("Merge into another ticket"), screen.action_merge, ""))
             if screen.walk is not None:
                 out.append((_("Show or hide the walkthrough"), screen.action_walkthrough, ""))
         if isinstance(screen, QueueScreen):

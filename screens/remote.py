@@ -46,6 +46,7 @@ CALLS = frozenset({
     "load_info", "follow_clock", "dashboard", "count", "page", "find", "ticket_at_once", "ticket",
     "preview", "apply", "claim", "release", "assign", "walkthrough", "training_feedback",
     "move_clock", "scenarios", "start_scenario", "changes", "stop_watching",
+    "saved_replies", "ask_items", "draft", "converse", "set_account", "merge",
 })
 WORKERS = 8  # threads answering calls in the backend process
 _FRAME = struct.Struct("!I")
@@ -297,6 +298,24 @@ class RemoteBackend:
 
     def preview(self, ticket_id: int, action: str, inputs: dict | None, version: int | None, lang: str | None = None):
         return self._call("preview", ticket_id, action, inputs, version, lang)
+
+    def saved_replies(self, lang: str = "fr") -> list[str]:
+        return self._call("saved_replies", lang)
+
+    def ask_items(self, ticket_id: int) -> dict[str, str]:
+        return self._call("ask_items", ticket_id)
+
+    def draft(self, ticket_id: int, request: dict) -> dict:
+        return self._call("draft", ticket_id, request)
+
+    def converse(self, ticket_id: int, request: dict, version: int | None) -> None:
+        return self._call("converse", ticket_id, request, version)
+
+    def set_account(self, ticket_id: int, login: str | None, version: int | None) -> None:
+        return self._call("set_account", ticket_id, login, version)
+
+    def merge(self, src: int, into: int) -> None:
+        return self._call("merge", src, into)
 
     def apply(self, ticket_id: int, action: str, inputs: dict | None, version: int | None, lang: str | None = None):
         return self._call("apply", ticket_id, action, inputs, version, lang)

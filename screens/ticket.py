@@ -26,6 +26,8 @@ from helpdesk.base.errors import Conflict, HelpdeskError, Refused
 from helpdesk.base.i18n import _
 from helpdesk.tui_api.views import localise, parse_iso
 from screens.base import N_, BaseScreen, TopBar
+from screens.composer import AskValue, Composer
+from screens.conversation import Conversation
 from screens.keybar import KeyBar
 from screens.safe import assemble, plain
 
@@ -50,6 +52,11 @@ class TicketScreen(BaseScreen):
         Binding("d", "details", N_("Details"), show=False, id="ticket.details"),
         Binding("r", "reload", N_("Reload"), show=False, id="ticket.reload"),
         Binding("w", "walkthrough", N_("Walkthrough"), id="ticket.walkthrough"),
+        Binding("m", "compose('reply')", N_("Reply"), id="ticket.reply"),
+        Binding("n", "compose('note')", N_("Note"), id="ticket.note"),
+        Binding("k", "compose('ask')", N_("Ask"), id="ticket.ask"),
+        Binding("a", "set_account", N_("Account"), show=False, id="ticket.account"),
+        Binding("j", "merge", N_("Merge"), show=False, id="ticket.merge"),
     ]
 
     def __init__(self, ticket_id: int, preloaded: tuple[dict, dict | None] | None = None) -> None:
@@ -91,6 +98,7 @@ class TicketScreen(BaseScreen):
                 yield Static(id="fields")
                 yield Static(id="history")
                 yield Static(id="mails")
+                yield Conversation(id="conversation")
         yield KeyBar()
 
     def on_mount(self) -> None:
@@ -214,6 +222,7 @@ class TicketScreen(BaseScreen):
         self.query_one("#fields", Static).update(self._fields(view))
         self.query_one("#history", Static).update(self._history(view, tz))
         self.query_one("#mails", Static).update(self._mails(view, tz))
+        self.query_one("#conversation", Conversation).update_view(view)
         me = self.info.actor.login if self.info and self.info.actor else None
         if old is not None and old["version"] != view["version"] and not self.busy:
             who = view["events"][-1]["actor"] if view["events"] else "?"
@@ -652,3 +661,93 @@ class TicketScreen(BaseScreen):
             return
         self.app.call_from_thread(self.notify, _("Assigned to {who}").format(who=login) if login else _("Given back"), markup=False)
         self.app.call_from_thread(self.load)
+
+    # --- the conversation: reply, note, ask (screens.composer) ------------------------------
+
+    def action_compose(self, kind: str) -> None:
+        if self.view is None or self.info is None or self.info.read_only:
+            self.notify(_("Read-only"), markup=False)
+            return
+        self.open_composer(kind)
+
+    @work(thread=True, exclusive=True, group="act", exit_on_error=False)
+    def open_composer(self, kind: str) -> None:
+        lang = (self.view or {}).get("lang") or "fr"
+        replies = self.backend.saved_replies(lang) if kind == "reply" else []
+        items = self.backend.ask_items(self.ticket_id) if kind == "ask" else {}
+        self.app.call_from_thread(
+            self.app.push_screen,
+            Composer(kind, self.ticket_id, replies=replies, items=items, preview=self._draft),
+            self._composed,
+        )
+
+    def _draft(self, request: dict, answer) -> None:
+        self.draft(request, answer)
+
+    @work(thread=True, exclusive=True, group="draft", exit_on_error=False)
+    def draft(self, request: dict, answer) -> None:
+        try:
+            draft = self.backend.draft(self.ticket_id, request)
+        except HelpdeskError as exc:
+            self.app.call_from_thread(answer, None, str(exc))
+            return
+        self.app.call_from_thread(answer, draft)
+
+    def _composed(self, request: dict | None) -> None:
+        if request is not None:
+            self.converse(request)
+
+    @work(thread=True, exclusive=True, group="act", exit_on_error=False)
+    def converse(self, request: dict) -> None:
+        try:
+            self.backend.converse(self.ticket_id, request, self.view["version"] if self.view else None)
+        except HelpdeskError as exc:
+            self.app.call_from_thread(self._failed, {"label": _("Reply")}, exc)
+            return
+        said = _("Note saved (never mailed).") if request["kind"] == "note" else _("Mail queued.")
+        self.app.call_from_thread(self.notify, said, markup=False)
+        self.app.call_from_thread(self.load)
+
+    def action_set_account(self) -> None:
+        if self.view is None or self.info is None or self.info.read_only:
+            self.notify(_("Read-only"), markup=False)
+            return
+        hint = ""
+        if self.view.get("candidates"):
+            hint = _("Named by the complaint: {logins}").format(logins=", ".join(self.view["candidates"]))
+        self.app.push_screen(
+            AskValue(_("#{id}: the account it is about").format(id=self.ticket_id), hint, _("login ('-': none)")),
+            lambda login: self.change_account(login) if login else None,
+        )
+
+    @work(thread=True, exclusive=True, group="act", exit_on_error=False)
+    def change_account(self, login: str) -> None:
+        try:
+            self.backend.set_account(self.ticket_id, None if login == "-" else login, self.view["version"] if self.view else None)
+        except HelpdeskError as exc:
+            self.app.call_from_thread(self._failed, {"label": _("Account")}, exc)
+            return
+        self.app.call_from_thread(self.load)
+
+    def action_merge(self) -> None:
+        if self.view is None or self.info is None or self.info.read_only:
+            self.notify(_("Read-only"), markup=False)
+            return
+        self.app.push_screen(
+            AskValue(_("#{id}: merge into ticket number").format(id=self.ticket_id),
+                     _("Its conversation and history move there; later mails too."), "#"),
+            lambda into: self.merge_into(into) if into else None,
+        )
+
+    @work(thread=True, exclusive=True, group="act", exit_on_error=False)
+    def merge_into(self, into: str) -> None:
+        number = into.strip().lstrip("#")
+        if not number.isdigit():
+            self.app.call_from_thread(self.notify, _("a ticket number"), markup=False)
+            return
+        try:
+            self.backend.merge(self.ticket_id, int(number))
+        except HelpdeskError as exc:
+            self.app.call_from_thread(self._failed, {"label": _("Merge")}, exc)
+            return
+        self.app.call_from_thread(self.app.open_ticket, int(number))

@@ -16,7 +16,7 @@ def data_dir() -> Path:
     raise RuntimeError(f"helpdesk data folder not found near {here}")
 
 
-def template_names(lang: str = "fr") -> list[str]:
-    """The mail templates shipped in ``lang``, by key."""
-    folder = data_dir() / "templates" / lang
-    return sorted(p.stem for p in folder.glob("*.txt"))
+def template_names(lang: str = "fr", folder: str = "templates") -> list[str]:
+    """The mail templates (or, with ``folder="replies"``, the saved replies) shipped in
+    ``lang``, by key."""
+    return sorted(p.stem for p in (data_dir() / folder / lang).glob("*.txt"))

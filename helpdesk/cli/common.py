@@ -84,6 +84,13 @@ def check_schema(url: str) -> None:
         raise BadInput(_("the database schema is out of date: run 'helpdesk init' to upgrade it"))
 
 
+def pairs(values):
+    """``k=v`` arguments (``--field``) as a dict; a malformed one is bad input."""
+    from helpdesk.base.fields import parse_pairs
+
+    return parse_pairs(values)
+
+
 def read_sensitive(args, what: str, **kw) -> None:
     """Record a sensitive read (``service.read_sensitive``: role, reason, audit event) in a
     transaction of its own, before anything is shown. Without --as, the personal data of a

@@ -15,11 +15,11 @@ import sys
 from helpdesk.base import bounds, clock
 from helpdesk.cli import serve
 from helpdesk.cli.common import Out, check_schema, do_tui, print_sweep, read_sensitive, reveal  # noqa: F401
-from helpdesk.cli.common import session as _session
+from helpdesk.cli.common import pairs as _pairs, session as _session
 from helpdesk.base.errors import BadInput, HelpdeskError, Refused
 from helpdesk.base.i18n import _, set_lang
 
-QUEUES = ("password-reset", "closure", "abuse", "mail-reputation")
+QUEUES = ("password-reset", "closure", "abuse", "mail-reputation", "general")
 
 
 # --- output ------------------------------------------------------------------------------
@@ -108,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sort", choices=["due", "age", "state", "new"], default="due")
     p.add_argument("--limit", type=bounds.limit, default=100)
     p.add_argument("--offset", type=bounds.offset, default=0)
+    p.add_argument("--search", metavar="TEXT", help=_("full-text search: subjects, requesters, accounts, notes and messages"))
     p = cmd(tk, "show", _("state, deadlines, history, allowed and blocked actions"))
     p.add_argument("id", type=bounds.ident)
     p.add_argument("--citations", action="store_true", help=_("print the French text of each citation"))
@@ -136,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path")
     p.add_argument("--yes", action="store_true", help=_("confirm: what is in the database now is replaced"))
 
+    from helpdesk.cli.conversation import add_parsers as conversation_parsers
+
+    conversation_parsers(tk, cmd)  # ticket reply|comment|ask|account|merge|convert|replies
     from helpdesk.cli.ingest import add_parsers as ingest_parsers
 
     ingest_parsers(sub, cmd)  # ingest mail|arf|dmarc|postfix, quarantine list|show
@@ -186,12 +190,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # --- commands ----------------------------------------------------------------------------
-
-
-def _pairs(values):
-    from helpdesk.base.fields import parse_pairs
-
-    return parse_pairs(values)
 
 
 def do_init(args, out: Out) -> int:
@@ -401,6 +399,9 @@ def _print_ticket(out: Out, view: dict, citations: bool) -> None:
     for e in view["events"]:
         arrow = f"{e['from'] or ''} → {e['to']}" if e["to"] and e["to"] != e["from"] else ""
         out.line(f"  {e['at']}  {e['actor']:<10} {e['action']:<18} {arrow}  {e['note']}")
+    from helpdesk.cli.conversation import print_conversation
+
+    print_conversation(out, view)
 
 
 def _print_ledger(out: Out, rows: list[dict], current: int | None = None) -> None:
@@ -412,9 +413,14 @@ def _print_ledger(out: Out, rows: list[dict], current: int | None = None) -> Non
 
 
 def do_ticket(args, out: Out) -> int:
+    from helpdesk.cli import conversation
     from helpdesk.workflow import engine
     from helpdesk.service import api
 
+    if args.sub in conversation.SUBCOMMANDS:
+        return conversation.do_conversation(args, out)
+    if args.sub == "list" and args.search:
+        return conversation.do_search(args, out)
     user = getattr(args, "user", None) or os.environ.get("HELPDESK_USER")
     if args.sub == "open":
         with _session(args, write=True) as s:

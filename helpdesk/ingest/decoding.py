@@ -237,16 +237,36 @@ class _TextExtractor(HTMLParser):
 
 
 def html_to_text(markup: str) -> str:
-    """Readable plain text from an HTML body (no scripts, styles or tags), cleaned."""
-    parser = _TextExtractor()
+    """Readable plain text from an HTML body, never rendered: html2text (a well-kept
+    library) keeps paragraphs, lists, quotes and link targets; scripts, styles and images
+    go. Cleaned of control characters. Falls back to stripping tags if it fails."""
     try:
-        parser.feed(markup)
-        parser.close()
-        text = "".join(parser.chunks)
-    except Exception:  # html.parser can still trip on broken marked sections
-        text = html.unescape(_TAG.sub(" ", markup))
-    lines = (" ".join(line.split()) for line in clean(text).split("\n"))
+        text = _html2text(markup)
+    except Exception:  # a converter failure must not lose the mail: the plain fallback
+        parser = _TextExtractor()
+        try:
+            parser.feed(markup)
+            parser.close()
+            text = "".join(parser.chunks)
+        except Exception:  # html.parser can still trip on broken marked sections
+            text = html.unescape(_TAG.sub(" ", markup))
+    lines = (" ".join(line.split()) if not line.lstrip().startswith(">") else line.rstrip() for line in clean(text).split("\n"))
     return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
+
+
+def _html2text(markup: str) -> str:
+    import html2text
+
+    h = html2text.HTML2Text()
+    h.body_width = 0  # no re-wrapping: lines as the sender wrote them
+    h.ignore_images = True
+    h.ignore_emphasis = True  # no ** or _ around words
+    h.ignore_tables = False
+    h.protect_links = False
+    h.unicode_snob = True  # letters as they are, not ASCII look-alikes
+    h.skip_internal_links = True
+    h.ul_item_mark = "-"
+    return h.handle(markup)
 
 
 # --- language -------------------------------------------------------------------------------

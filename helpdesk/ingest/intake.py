@@ -16,10 +16,14 @@ For each mail, in this order:
    the policy's ``contact``) or, failing that, from the sender's account; the queue from the
    text (French or English); the account from the sender (its email or declared contacts) or
    the account the request names. No provider: quarantined, "no provider for this address".
-   A request that fits no queue, or an automatic message that answers nothing, is
-   quarantined too: nothing is lost, and ``helpdesk quarantine`` shows it for triage.
+   A request that is none of the four procedures is a person writing: a ticket of the
+   plain ``general`` queue, which a volunteer answers or converts (``ticket convert``). The
+   words that chose the queue are recorded (a ``classified`` event) so a misfiled request
+   shows. An automatic message that answers nothing, or an empty one, is quarantined:
+   nothing is lost, and ``helpdesk quarantine`` shows it for triage.
 
-The raw mail is kept as ``Evidence`` with its sha256.
+The raw mail is kept as ``Evidence`` with its sha256, and its text as a ``Message`` of the
+ticket's conversation (``helpdesk.storage.messages``).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from sqlmodel import Session, select
 
 from helpdesk.base import clock
 from helpdesk.workflow import engine
+from helpdesk.storage import messages
 from helpdesk.base.errors import HelpdeskError
 from helpdesk.base.fields import EMAIL
 from helpdesk.ingest import store
@@ -40,11 +45,12 @@ from helpdesk.ingest.errors import ParseError
 from helpdesk.ingest.mime import top_headers  # noqa: F401 - intake.top_headers
 from helpdesk.ingest.mailboxes import Item
 from helpdesk.ingest.message import ParsedMail, addresses, parse_mail
-from helpdesk.ingest.requests import classify, closure_items, is_acknowledgement, new_text, reports_suspicious_access
+from helpdesk.ingest.requests import classify, classify_explained, closure_items, is_acknowledgement, new_text, reports_suspicious_access
 from helpdesk.ingest.routing import AccountRef, unique
 from helpdesk.ingest.pipeline import Outcome, Reject, Run
 from helpdesk.workflow.compose import LOCALES
 from helpdesk.storage.models import Account, Ticket
+from helpdesk.policy.packs import GENERAL
 from helpdesk.base.untrusted import one_line
 
 NO_PROVIDER = "no provider for this address"
@@ -54,6 +60,7 @@ _DMARC_SUBJECT = re.compile(r"report[ _-]?domain\s*:", re.IGNORECASE)
 _DMARC_NAME = re.compile(r"![^!]*!\d{6,}!\d{6,}|\.xml(?:\.gz)?$|\.zip$", re.IGNORECASE)
 _IP = re.compile(r"(?<![\w.:])(?:\d{1,3}\.){3}\d{1,3}(?![\w.])|(?<![\w:])[0-9a-f]{1,4}(?::[0-9a-f]{0,4}){2,7}(?![\w:])", re.IGNORECASE)
 _URL = re.compile(r"\bhttps?://[^\s<>\"'()\[\]]+", re.IGNORECASE)
+_ADDRESS = re.compile(r"[\w.+-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63})+", re.UNICODE)
 
 # Abuse categories (Indigos art. 5, plus compromised accounts, art. 3) guessed from the text;
 # the highest score wins, ties go to the first; the volunteer sees and may change it.
@@ -131,6 +138,21 @@ def _carries_dmarc(mail: ParsedMail) -> bool:
 
 
 def thread_target(session: Session, mail: ParsedMail) -> tuple[Ticket | None, str]:
+    """The ticket a mail answers, and how it was found; a merged ticket's mail goes where
+    it was merged (``ticket merge``)."""
+    ticket, how = _thread_target(session, mail)
+    return (merged_target(session, ticket), how) if ticket is not None else (None, how)
+
+
+def merged_target(session: Session, ticket: Ticket) -> Ticket:
+    seen = {ticket.id}
+    while ticket.merged_into is not None and ticket.merged_into not in seen:
+        ticket = session.get(Ticket, ticket.merged_into)
+        seen.add(ticket.id)
+    return ticket
+
+
+def _thread_target(session: Session, mail: ParsedMail) -> tuple[Ticket | None, str]:
     ids = ([mail.in_reply_to] if mail.in_reply_to else []) + list(reversed(mail.references))
     ticket = store.ticket_for_message_ids(session, ids)
     if ticket is not None:
@@ -164,16 +186,19 @@ def add_to_ticket(session: Session, item: Item, mail: ParsedMail, ticket: Ticket
     now = run.now
     evidence = store.keep_evidence(session, data=item.data, kind="mail", source=f"{item.source} {item.key}", ticket_id=ticket.id, now=now)
     store.add_message_ref(session, mail.message_id, ticket.id, now)
+    message = messages.record_incoming(session, ticket.id, mail, evidence_id=evidence.id, now=now)
     store.record(
         session,
         "mail-received",
         ticket=ticket,
         note=f"mail from {mail.from_addr or '?'} ({how})",
-        data={"evidence": evidence.id, "from": mail.from_addr, "message_id": mail.message_id, "via": how},
+        data={"evidence": evidence.id, "message": message.id, "from": mail.from_addr, "message_id": mail.message_id, "via": how},
         now=now,
     )
     store.touch(session, ticket, now)
     outcome = Outcome("threaded", ticket=ticket.id, details={"queue": ticket.queue, "policy": ticket.policy_key, "via": how})
+    if ticket.queue == GENERAL and ticket.state != "received":
+        _reopen(session, ticket, mail, run)  # the person wrote again: it needs reading
     if ticket.queue != "closure" or ticket.state_kind == "done":
         return outcome
     if is_acknowledgement(mail.subject, mail.text_body):
@@ -198,6 +223,14 @@ def _acknowledge(session: Session, ticket: Ticket, mail: ParsedMail, run: Run) -
         data = exc.as_dict()
         store.record(session, "acknowledgement-refused", ticket=ticket, note=str(exc), data={"rule": data.get("rule", data.get("error"))}, now=run.now)
         return False
+
+
+def _reopen(session: Session, ticket: Ticket, mail: ParsedMail, run: Run) -> None:
+    try:
+        with session.begin_nested():
+            engine.apply(session, ticket.id, "reopen", store.ACTOR, note=f"mail from {mail.from_addr or '?'}", now=run.now)
+    except HelpdeskError as exc:
+        store.record(session, "reopen-refused", ticket=ticket, note=str(exc), now=run.now)
 
 
 def _complete(session: Session, ticket: Ticket, mail: ParsedMail, run: Run) -> None:
@@ -265,8 +298,10 @@ def _account_named(run: Run, policy: str, name: str | None) -> AccountRef | None
     return unique(refs)
 
 
-def _reported_account(run: Run, policy: str, text: str) -> tuple[AccountRef | None, str | None, str | None]:
-    """For an abuse report: an account hosted at an IP or site the text names."""
+def _reported_account(run: Run, policy: str, text: str) -> tuple[list[AccountRef], str | None, str | None]:
+    """For an abuse report (a third party complaining): the accounts of ``policy`` the text
+    names (an account's address, a site or mail domain it hosts, one of its ``ips``), the
+    first IP and the first URL. One clear match is attached; several are only candidates."""
     ips, hosts = [], []
     for match in _IP.finditer(text):
         try:
@@ -281,8 +316,12 @@ def _reported_account(run: Run, policy: str, text: str) -> tuple[AccountRef | No
             host = None
         if host:
             hosts.append(host)
-    refs = [r for ip in ips for r in run.directory.accounts_for_ip(ip)] + [r for h in hosts for r in run.directory.accounts_for_domain(h)]
-    return unique([r for r in refs if r.policy == policy]), (ips[0] if ips else None), (urls[0] if urls else None)
+    d = run.directory
+    named = [a.lower().rstrip(".") for a in _ADDRESS.findall(_URL.sub(" ", text))]
+    refs = [r for ip in ips for r in d.accounts_for_ip(ip)] + [r for h in hosts for r in d.accounts_for_domain(h)]
+    refs += [r for a in named for r in d.accounts_for_address(a) + d.accounts_for_domain(a.rpartition("@")[2])]
+    found = list({r.id: r for r in refs if r.policy == policy}.values())
+    return found, (ips[0] if ips else None), (urls[0] if urls else None)
 
 
 def new_request(session: Session, item: Item, mail: ParsedMail, headers: dict[str, str], run: Run) -> Outcome:
@@ -292,20 +331,32 @@ def new_request(session: Session, item: Item, mail: ParsedMail, headers: dict[st
     if info is None:
         raise Reject(f"unknown policy {policy!r}")
     body = mail.text_body or ""
-    queue = run.queue or classify(mail.subject, body)
-    if queue is None:
-        raise Reject("request not understood: not a password reset, closure, abuse or mail-reputation request")
+    if not body.strip() and not (mail.subject or "").strip() and not mail.attachments:
+        raise Reject("empty mail: no subject, no text, no attachment")
+    queue, matched = (run.queue, []) if run.queue else classify_explained(mail.subject, body)
+    # A request that is none of the procedures is a person writing: the plain queue.
+    queue = queue or GENERAL
     if queue not in info.queues:
         raise Reject(f"{policy} has no {queue} procedure")
     sender = (mail.from_addr or "").strip().lower()
     requester = sender if EMAIL.match(sender) else ""
     fields: dict = {}
     notes = [f"received by mail from {sender or '?'}"]
+    if run.queue:
+        notes.append(f"queue {queue} set by the ingest run")
+    elif matched:
+        notes.append(f"classified as {queue}: " + ", ".join(f"«{w}»" for w in matched))
+    else:
+        notes.append("classified as general: none of the procedures' words were found")
     account: AccountRef | None = None
+    candidates: list[AccountRef] = []
     if queue == "abuse":
         # The sender reports someone else: the account is the one reported, never the sender's.
         text = new_text(body)
-        account, ip, url = _reported_account(run, policy, text)
+        candidates, ip, url = _reported_account(run, policy, f"{mail.subject or ''}\n{text}")
+        account = unique(candidates)
+        if account is None and candidates:
+            notes.append("several accounts are named, none chosen: " + ", ".join(sorted(r.login for r in candidates)))
         fields["category"] = guess_category(f"{mail.subject}\n{text}")
         notes.append(f"category guessed from the text: {fields['category']}")
         if requester:
@@ -344,9 +395,23 @@ def new_request(session: Session, item: Item, mail: ParsedMail, headers: dict[st
         now=run.now,
     )
     ticket = opened.ticket
-    store.keep_evidence(session, data=item.data, kind="mail", source=f"{item.source} {item.key}", ticket_id=ticket.id, now=run.now)
+    evidence = store.keep_evidence(session, data=item.data, kind="mail", source=f"{item.source} {item.key}", ticket_id=ticket.id, now=run.now)
     store.add_message_ref(session, mail.message_id, ticket.id, run.now)
+    message = messages.record_incoming(session, ticket.id, mail, evidence_id=evidence.id, now=run.now)
+    store.record(
+        session,
+        "classified",
+        ticket=ticket,
+        note=notes[1],
+        data={
+            "queue": queue, "words": matched, "by": "run" if run.queue else "text", "message": message.id,
+            "candidates": sorted(r.login for r in candidates) if len(candidates) > 1 else [],
+        },
+        now=run.now,
+    )
     details = {"queue": queue, "policy": policy, "account": acc.login if acc else None, "state": ticket.state}
+    if len(candidates) > 1:
+        details["candidates"] = sorted(r.login for r in candidates)
     if ticket.fields.get("suspicious"):
         linked = [t.id for t in session.exec(select(Ticket).where(Ticket.parent_id == ticket.id))]
         if linked:

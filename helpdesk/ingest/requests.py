@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 
 from dateutil.parser import parser, parserinfo
 
+from helpdesk.base.quoting import new_text, split_quoted  # noqa: F401 - requests.split_quoted
+
 QUEUES = ("password-reset", "closure", "abuse", "mail-reputation")
 
 
@@ -144,24 +146,6 @@ def _resolve(year: int | None, month: int, day: int, today: date) -> date | None
 
 # --- text preparation -----------------------------------------------------------------------
 
-_QUOTE_HEADER = re.compile(
-    r"^\s*(?:le .{0,120}a [ée]crit\s*:|on .{0,120}wrote\s*:|-{2,}\s*(?:original message|message d'origine|"
-    r"forwarded message|message transf[ée]r[ée])\s*-{2,}|(?:de|from)\s*:.*@.*)\s*$",
-    re.IGNORECASE,
-)
-
-
-def new_text(text: str) -> str:
-    """The text the sender wrote: no quoted lines, nothing after a reply or forward header."""
-    kept = []
-    for line in text.splitlines():
-        if _QUOTE_HEADER.match(line):
-            break
-        if not line.lstrip().startswith(">"):
-            kept.append(line)
-    return "\n".join(kept)
-
-
 def _normalise(text: str) -> str:
     text = text.replace("’", "'").replace("‘", "'").replace("\u00a0", " ").lower()
     text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
@@ -247,16 +231,30 @@ _RULES: dict[str, list[tuple[re.Pattern[str], int]]] = {
 def classify(subject: str, body: str) -> str | None:
     """The queue a request belongs to ("password-reset", "closure", "abuse",
     "mail-reputation"), or None when nothing clear stands out.  The subject counts double."""
+    return classify_explained(subject, body)[0]
+
+
+def classify_explained(subject: str, body: str) -> tuple[str | None, list[str]]:
+    """``classify`` and why: the words of the subject and the new text that the chosen
+    queue's rules matched (folded as they were compared: lower case, no accents)."""
     subject_n = _normalise(_REPLY_PREFIX.sub("", subject or ""))
     body_n = _normalise(new_text(body or ""))
     scores = {}
+    matched: dict[str, list[str]] = {}
     for queue in QUEUES:
         score = 0
+        words: list[str] = []
         for pattern, weight in _RULES[queue]:
-            score += weight * (2 * len(pattern.findall(subject_n)) + min(len(pattern.findall(body_n)), 3))
+            in_subject, in_body = pattern.findall(subject_n), pattern.findall(body_n)
+            score += weight * (2 * len(in_subject) + min(len(in_body), 3))
+            for found in (*in_subject, *in_body):
+                text = found if isinstance(found, str) else " ".join(found)
+                if text and text not in words:
+                    words.append(text)
         scores[queue] = score
+        matched[queue] = words
     best = max(QUEUES, key=lambda q: scores[q])  # ties go to the first in QUEUES
-    return best if scores[best] >= 2 else None
+    return (best, matched[best][:10]) if scores[best] >= 2 else (None, [])
 
 
 # --- Wigii closure (CGU art. 9) ---------------------------------------------------------------

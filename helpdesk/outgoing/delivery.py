@@ -75,7 +75,7 @@ from pathlib import Path
 
 from sqlmodel import Session, or_, select
 
-from helpdesk.storage import audit, db
+from helpdesk.storage import audit, db, messages
 from helpdesk.base import addresses, clock
 from helpdesk.base.addresses import header_text
 from helpdesk.policy import provider_settings
@@ -515,6 +515,12 @@ def _claim(session: Session, outbox_id: int, now: datetime, config: DeliveryConf
         secret = tokens.mint(session, token, now)
         body = body.replace(RESET_LINK_MARK, prefix + secret)
     message = build_message(row, sender=sender, reply_to=_reply_to(policy, params), now=now, body=body)
+    if row.ticket_id is not None:  # in the ticket's thread: the requester's client shows one conversation
+        parent, references = messages.thread_ids(session, row.ticket_id, leaving=row.id)
+        if parent:
+            message["In-Reply-To"] = parent
+        if references:
+            message["References"] = " ".join(references)
     row.status = "sending"
     row.next_attempt_at = now + config.lease  # the lease: after it, the row is "uncertain"
     session.add(row)

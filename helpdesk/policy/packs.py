@@ -23,6 +23,10 @@ from helpdesk.storage.models import Policy, State, Transition, Workflow
 from helpdesk.base.paths import data_dir, template_names
 
 QUEUES = ("password-reset", "closure", "abuse", "mail-reputation")
+#: The plain queue of every provider: a person writing about something that is none of the
+#: procedures. Its workflow (``plain = true``) holds no rule of a provider's text, so its
+#: steps cite none.
+GENERAL = "general"
 STATE_KINDS = ("open", "waiting", "done")
 
 
@@ -147,8 +151,10 @@ def read_pack(key: str) -> Pack:
         raise PackError(f"{path.name}: key {pack.key!r} does not match the file name")
     if "contact" in doc:
         pack.params.setdefault("contact", doc["contact"])
+    if GENERAL not in pack.queues:
+        pack.queues.append(GENERAL)
     for queue in pack.queues:
-        if queue not in QUEUES:
+        if queue not in (*QUEUES, GENERAL):
             raise PackError(f"{key}: unknown queue {queue!r}")
         wpath = data_dir() / "workflows" / f"{queue}.toml"
         wraw = wpath.read_bytes()
@@ -209,7 +215,7 @@ def validate(pack: Pack) -> None:
             if t["target"] != "=" and t["target"] not in states:
                 problems.append(f"{where}: target state {t['target']!r} does not exist")
             cite(where, t.get("cite", ""))
-            if not t.get("cite"):
+            if not t.get("cite") and not wf.get("plain"):
                 problems.append(f"{where}: no citation")
             for g in t["guards"]:
                 if g["name"] not in registry.GUARDS:

@@ -11,8 +11,9 @@ from sqlalchemy import func, or_
 from sqlmodel import Session, select
 
 from helpdesk.rules import accounts as account_rules, ledger
-from helpdesk.storage import audit
+from helpdesk.storage import audit, messages
 from helpdesk.base import clock, networks
+from helpdesk.service import conversation
 from helpdesk.workflow import engine
 from helpdesk.policy import provider_settings
 from helpdesk.base.bounds import MAX_INT
@@ -436,7 +437,9 @@ def ticket_view(
     d = engine.definition(session, ticket.workflow_id)
     account = session.get(Account, ticket.account_id) if ticket.account_id else None
     state = d.states.get(ticket.state)
-    of_ticket = select(Event).where(Event.ticket_id == ticket.id)
+    merged_from = conversation.merged_sources(session, ticket)
+    # The history of the tickets merged into this one shows here too.
+    of_ticket = select(Event).where(Event.ticket_id.in_([ticket.id, *merged_from]) if merged_from else Event.ticket_id == ticket.id)
     if history is None:
         events = list(session.exec(of_ticket.order_by(Event.id)))
         total = len(events)
@@ -458,7 +461,7 @@ def ticket_view(
         "queue": ticket.queue,
         "policy": ticket.policy_key,
         "state": ticket.state,
-        "state_label": pick(state.label) if state else ticket.state,
+        "state_label": pick(state.label) if state else (_("merged") if ticket.merged_into else ticket.state),
         "state_kind": ticket.state_kind,
         "account": account.login if account else None,
         "account_status": account.status if account else None,
@@ -495,6 +498,13 @@ def ticket_view(
         # The account's sanctions ledger across queues: shown where the decision is taken;
         # it informs, it never unlocks or blocks a step.
         "sanctions": ledger.as_rows(ledger.of_account(session, ticket.account_id), session),
+        "timezone": d.policy.timezone,
+        "merged_into": ticket.merged_into,
+        "merged_from": merged_from,
+        "classification": conversation.classification(session, ticket),
+        "candidates": conversation.candidates(session, ticket),
+        "waiting_on": conversation.waiting_on(session, ticket),
+        "messages": messages.of_ticket(session, ticket, limit=history),
     }
 
 
@@ -696,6 +706,8 @@ def search_accounts(session: Session, text: str, limit: int = 20) -> list[Accoun
 
 def state_label(session: Session, ticket: Ticket) -> str:
     s = session.exec(select(State).where(State.workflow_id == ticket.workflow_id, State.key == ticket.state)).first()
+    if s is None and ticket.merged_into is not None:
+        return _("merged")
     return pick(s.label) if s else ticket.state
 
 

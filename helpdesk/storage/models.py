@@ -158,6 +158,7 @@ class Ticket(Table, table=True):
     closed_at: Optional[datetime] = _when()
     due_at: Optional[datetime] = _when()
     redacted_at: Optional[datetime] = _when()  # personal data removed after the retention period
+    merged_into: Optional[int] = Field(default=None, foreign_key="ticket.id")  # ``ticket merge``: where it went
     version: int = 1
 
 
@@ -298,3 +299,31 @@ class DmarcStat(Table, table=True):
     passed: int = 0
     failed: int = 0
     policy_key: Optional[str] = Field(default=None, foreign_key="policy.key")
+
+
+class Message(Table, table=True):
+    """One message of a ticket's conversation: a mail received (``in``), a mail sent
+    (``out``: a procedure's template or a volunteer's reply, its delivery status read from
+    its ``outbox`` row, never copied) or an internal note (``note``, never mailed).
+
+    The text is cleaned of control characters on entry; HTML was turned into text; the
+    attachments are listed (name, type, size, sha256), never opened. Retention empties the
+    personal content (``redacted_at``); the audit chain holds only references to rows."""
+
+    __table_args__ = (Index("ix_message_ticket_at", "ticket_id", "at", "id"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="ticket.id")
+    at: datetime = _when(nullable=False)
+    direction: str = Field(default="in", max_length=8)  # in | out | note
+    author: str = Field(default="", max_length=64)  # the volunteer who wrote it (out, note)
+    from_addr: str = Field(default="", max_length=320)
+    from_name: str = ""
+    to_addrs: list = _jsonlist()
+    subject: str = ""
+    body: str = Field(default="", sa_column=Column(Text, nullable=False))
+    attachments: list = _jsonlist()  # [{name, type, size, sha256}]
+    message_id: str = Field(default="", max_length=998)
+    outbox_id: Optional[int] = Field(default=None, foreign_key="outbox.id", index=True)
+    evidence_id: Optional[int] = Field(default=None, foreign_key="evidence.id")
+    redacted_at: Optional[datetime] = _when()

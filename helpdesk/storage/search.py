@@ -4,9 +4,10 @@ Queues can hold a million tickets, so nothing here loads a whole table: ``page``
 the filters, the sort key, LIMIT and OFFSET into SQL and returns light rows; ``count``
 answers how many rows the filters match.
 
-Full-text search covers subjects, requesters, accounts (login, address, organisation) and
-the notes of the ticket's events. On SQLite it uses the FTS5 table ``ticket_fts`` that
-migration 0002 creates and keeps current with triggers; on PostgreSQL, ``to_tsvector`` /
+Full-text search covers subjects, requesters, accounts (login, address, organisation),
+the notes of the ticket's events and the subjects and bodies of its messages (the
+conversation). On SQLite it uses the FTS5 table ``ticket_fts`` that migration 0002 creates
+and keeps current with triggers, and ``message_fts`` (migration 0007) for the messages; on PostgreSQL, ``to_tsvector`` /
 ``to_tsquery`` over the same text with case and accents folded (``PG_INDEXES`` are the GIN
 indexes that answer it without reading every row); elsewhere (or on an SQLite database
 made without migrations) it falls back to ``LIKE``. Everywhere: every chunk typed is a
@@ -27,9 +28,10 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, select
 
 from helpdesk.storage.filters import KINDS, ORDERS, Row, TicketFilter  # noqa: F401 - re-exported
-from helpdesk.storage.models import Account, Event, Ticket
+from helpdesk.storage.models import Account, Event, Message, Ticket
 
 FTS_TABLE = "ticket_fts"
+MESSAGE_FTS = "message_fts"
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
@@ -82,6 +84,12 @@ def _tags_say_all(flt: "TicketFilter") -> bool:
     return not flt.state and not flt.assignee and flt.kind in KINDS
 
 
+def tags_expression(flt: "TicketFilter | None") -> str:
+    """The filter's tags alone, as an FTS5 expression on ``ticket_fts`` (empty: no filter)."""
+    parts = [f"tags : {t}" if t.startswith("(") else f'tags : "{t}"' for t in _tags(flt)]
+    return " AND ".join(parts)
+
+
 def match_expression(text: str, flt: "TicketFilter | None" = None) -> str:
     """The whole MATCH: the words typed, looked for in the text columns only, and the
     filter's tags. Empty when nothing was typed that can be looked for."""
@@ -89,9 +97,8 @@ def match_expression(text: str, flt: "TicketFilter | None" = None) -> str:
     if not query:
         return ""
     expr = f"{TEXT_COLUMNS} : ({query})"
-    for t in _tags(flt):
-        expr += f" AND tags : {t}" if t.startswith("(") else f' AND tags : "{t}"'
-    return expr
+    tags = tags_expression(flt)
+    return f"{expr} AND {tags}" if tags else expr
 
 
 #: A search view asks for its count and its first page at once, from two threads and two
@@ -106,7 +113,7 @@ SHARED_KEEP_SECONDS = 10.0
 SHARED_KEEP = 4
 
 
-def _fts_ids(session: Session, query: str) -> array:
+def _fts_ids(session: Session, query: str, text: str = "", flt: "TicketFilter | None" = None) -> array:
     """The rowids an FTS5 MATCH gives (a compact array of 64-bit integers): once per
     session, and once per ``share`` token set in ``session.info`` (the count and the pages
     of one refresh of a view)."""
@@ -116,14 +123,14 @@ def _fts_ids(session: Session, query: str) -> array:
         return ids
     token = session.info.get("share")
     if token is None:
-        ids = _match(session, query)
+        ids = _match(session, query, text, flt)
     else:
         key = (str(session.get_bind().url), query, token)
         with _shared_lock:
             lock = _key_locks.setdefault(key, threading.Lock())
         with lock:  # the other thread of the same refresh waits for this match, not a second one
             found = _shared.get(key)
-            ids = found[1] if found is not None else _match(session, query)
+            ids = found[1] if found is not None else _match(session, query, text, flt)
             now = time.monotonic()
             with _shared_lock:
                 _shared[key] = (now, ids)
@@ -136,10 +143,43 @@ def _fts_ids(session: Session, query: str) -> array:
     return ids
 
 
-def _match(session: Session, query: str) -> array:
+def _match(session: Session, query: str, text: str = "", flt: "TicketFilter | None" = None) -> array:
+    """The tickets ``query`` matches in ``ticket_fts``, then those whose messages hold every
+    chunk of ``text`` (narrowed by the filter's tags, so the count stays exact)."""
     # Straight from the driver: thousands of integers, no per-row result processing.
     raw = session.connection().connection.driver_connection
-    return array("q", (r[0] for r in raw.execute(f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH ?", (query,))))
+    ids = array("q", (r[0] for r in raw.execute(f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH ?", (query,))))
+    words = fts_query(text)
+    if not words or not has_message_fts(session):
+        return ids
+    sql = (
+        f"SELECT DISTINCT m.ticket_id FROM message m WHERE m.id IN"
+        f" (SELECT rowid FROM {MESSAGE_FTS} WHERE {MESSAGE_FTS} MATCH ?)"
+    )
+    params: tuple = (words,)
+    tags = tags_expression(flt)
+    if tags:
+        sql += f" AND m.ticket_id IN (SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH ?)"
+        params += (tags,)
+    seen = set(ids)
+    ids.extend(sorted(r[0] for r in raw.execute(sql, params) if r[0] not in seen))
+    return ids
+
+
+def has_message_fts(session: Session) -> bool:
+    """True on SQLite databases that have the ``message_fts`` table (migration 0007)."""
+    return _has_table(session, MESSAGE_FTS, "has_message_fts")
+
+
+def _has_table(session: Session, name: str, key: str) -> bool:
+    """Whether the SQLite table ``name`` exists, asked once per session (``info[key]``)."""
+    cache = session.info.get(key)
+    if cache is None:
+        found = session.exec(
+            sql_text("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = :n").bindparams(n=name)
+        ).first()
+        cache = session.info[key] = found is not None
+    return cache
 
 
 def _json_ids(ids: array) -> str:
@@ -178,6 +218,14 @@ def _pg_note(e: str = "") -> str:
     return _document(f"{e}note")
 
 
+def _pg_message(m: str = "") -> str:
+    return _document(f"{m}subject || ' ' || {m}body")
+
+
+#: Made by migration 0007 (PostgreSQL only), the expression the query below uses.
+PG_MESSAGE_INDEX = f"CREATE INDEX ix_message_search ON message USING gin (({_pg_message()}))"
+
+
 # Not in the models (like the FTS5 objects): a migration creates them on PostgreSQL only.
 PG_INDEXES = {
     "ix_ticket_search": f"CREATE INDEX ix_ticket_search ON ticket USING gin (({_pg_ticket()}))",
@@ -209,7 +257,8 @@ def _pg_clauses(text: str) -> list:
                 f"ticket.id IN (SELECT t.id FROM ticket t WHERE {_pg_ticket('t.')} @@ {q}"
                 f" UNION SELECT t.id FROM ticket t WHERE t.account_id IN"
                 f" (SELECT a.id FROM account a WHERE {_pg_account('a.')} @@ {q})"
-                f" UNION SELECT e.ticket_id FROM event e WHERE {_pg_note('e.')} @@ {q})"
+                f" UNION SELECT e.ticket_id FROM event e WHERE {_pg_note('e.')} @@ {q}"
+                f" UNION SELECT m.ticket_id FROM message m WHERE {_pg_message('m.')} @@ {q})"
             ).bindparams(**{f"ts{n}": query})
         )
     return clauses
@@ -225,13 +274,7 @@ def has_fts(session: Session) -> bool:
     bind = session.get_bind()
     if bind.dialect.name != "sqlite":
         return False
-    cache = session.info.get("has_fts")
-    if cache is None:
-        found = session.exec(
-            sql_text("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = :n").bindparams(n=FTS_TABLE)
-        ).first()
-        cache = session.info["has_fts"] = found is not None
-    return cache
+    return _has_table(session, FTS_TABLE, "has_fts")
 
 
 def _like(text: str) -> str:
@@ -263,6 +306,14 @@ def _like_clause(text: str):
                 exists(
                     select(Event.id).where(Event.ticket_id == Ticket.id, Event.note.ilike(like, escape="\\")).correlate(Ticket)
                 ),
+                exists(
+                    select(Message.id)
+                    .where(
+                        Message.ticket_id == Ticket.id,
+                        or_(Message.subject.ilike(like, escape="\\"), Message.body.ilike(like, escape="\\")),
+                    )
+                    .correlate(Ticket)
+                ),
             )
         )
     return clauses
@@ -282,7 +333,7 @@ def text_clauses(session: Session, text: str, flt: "TicketFilter | None" = None)
             return [or_(*by_id)] if by_id else [Ticket.id.is_(None)]
         # Matched once, here: the count and both runs of a page then read the ids from a
         # JSON array instead of asking FTS5 again.
-        ids = _fts_ids(session, query)
+        ids = _fts_ids(session, query, text, flt)
         matching = Ticket.id.in_(sql_text("SELECT value FROM json_each(:fts_ids)").bindparams(fts_ids=_json_ids(ids)))
         return [or_(matching, *by_id)]
     if has_pg_text(session):
@@ -310,6 +361,16 @@ def search(session: Session, text: str, limit: int = 50, offset: int = 0) -> lis
                 sql_text(
                     f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :fts ORDER BY rank LIMIT :limit OFFSET :offset"
                 ).bindparams(fts=query, limit=limit, offset=offset)
+            )
+            ids += [r[0] for r in rows if r[0] not in ids]
+        words = fts_query(text)
+        if words and len(ids) < limit and has_message_fts(session):
+            # Then the tickets whose conversation holds the words, best message first.
+            rows = session.exec(
+                sql_text(
+                    f"SELECT m.ticket_id FROM {MESSAGE_FTS} f JOIN message m ON m.id = f.rowid"
+                    f" WHERE {MESSAGE_FTS} MATCH :fts ORDER BY f.rank LIMIT :limit"
+                ).bindparams(fts=words, limit=4 * limit)
             )
             ids += [r[0] for r in rows if r[0] not in ids]
         ids = ids[:limit]
@@ -351,7 +412,7 @@ def count(session: Session, flt: TicketFilter) -> int:
     text = (flt.text or "").strip()
     if text and not text.lstrip("#").isdigit() and _tags_say_all(flt) and has_fts(session):
         query = match_expression(text, flt)
-        return len(_fts_ids(session, query)) if query else 0
+        return len(_fts_ids(session, query, text, flt)) if query else 0
     return session.exec(select(func.count()).select_from(Ticket).where(*_where(session, flt))).one()
 
 

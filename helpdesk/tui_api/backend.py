@@ -18,9 +18,9 @@ from sqlalchemy.engine import make_url
 from sqlmodel import Session, select
 
 from helpdesk.base import clock
+from helpdesk.service import conversation, api
 from helpdesk.storage import db, search
 from helpdesk.workflow import engine
-from helpdesk.service import api
 from helpdesk.rules.context import Actor
 from helpdesk.base.errors import BadInput, Conflict, HelpdeskError, Refused
 from helpdesk.base.i18n import _, pick
@@ -382,6 +382,48 @@ class Backend:
             mails = [{"to": m.to_addr, "subject": m.subject} for m in outcome.mails]
             result = Applied(ticket_id, label, mails, list(outcome.reveal), list(outcome.output))
         return result
+
+    # --- the conversation -----------------------------------------------------------------
+
+    def saved_replies(self, lang: str = "fr") -> list[str]:
+        return conversation.saved_replies(lang)
+
+    def ask_items(self, ticket_id: int) -> dict[str, str]:
+        with self.read() as s:
+            t = api.get_ticket(s, ticket_id)
+            return conversation.ask_items(t.policy_key, t.queue, t.lang if t.lang in ("fr", "en") else "fr")
+
+    def draft(self, ticket_id: int, request: dict) -> dict:
+        """The mail a reply or an ask would send, rendered and checked, nothing queued."""
+        with self.read() as s:
+            actor = self._actor(s)
+            t = api.get_ticket(s, ticket_id)
+            if request["kind"] == "ask":
+                known = conversation.ask_items(t.policy_key, t.queue, t.lang if t.lang in ("fr", "en") else "fr")
+                if not request["items"]:
+                    raise BadInput(_("say what is missing (--missing ITEM; here: {items})").format(items=", ".join(known) or "-"))
+                extra = {"items": [known[i] for i in request["items"] if i in known]}
+                return conversation.compose(s, t, actor, template="ask", extra=extra).as_dict()
+            return conversation.compose(s, t, actor, text=request["text"], template=request["template"]).as_dict()
+
+    def converse(self, ticket_id: int, request: dict, version: int | None) -> None:
+        """Send a reply or an ask, or save a note (``request`` from the composer)."""
+        with self.write() as s:
+            actor = self._writer(s)
+            if request["kind"] == "note":
+                conversation.comment(s, ticket_id, actor, request["text"] or "")
+            elif request["kind"] == "ask":
+                conversation.ask(s, ticket_id, actor, request["items"], expected_version=version)
+            else:
+                conversation.reply(s, ticket_id, actor, text=request["text"], template=request["template"], expected_version=version)
+
+    def set_account(self, ticket_id: int, login: str | None, version: int | None) -> None:
+        with self.write() as s:
+            conversation.set_account(s, ticket_id, self._writer(s), login, expected_version=version)
+
+    def merge(self, src: int, into: int) -> None:
+        with self.write() as s:
+            conversation.merge(s, src, into, self._writer(s))
 
     def claim(self, ticket_id: int) -> tuple[str | None, datetime | None]:
         if self.info is None or self.info.actor is None:

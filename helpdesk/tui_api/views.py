@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from helpdesk.base import clock
+from helpdesk.base.i18n import _
 from helpdesk.storage.filters import Row
 from helpdesk.base.roles import Actor
 
@@ -49,6 +50,8 @@ class Info:
 
     def state_label(self, workflow_id: int, key: str) -> str:
         s = self.states.get((workflow_id, key))
+        if s is None and key == "merged":  # a ticket merged into another (helpdesk.service.conversation.merge)
+            return _("merged")
         return s.label if s else key
 
 

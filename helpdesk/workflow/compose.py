@@ -12,6 +12,7 @@ from datetime import datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+from helpdesk.storage import messages
 from helpdesk.base.i18n import pick
 from helpdesk.storage.models import Outbox
 from helpdesk.base.paths import data_dir, template_names  # noqa: F401 - compose.template_names
@@ -21,12 +22,13 @@ RESET_LINK_MARK = "[[reset-link]]"  # replaced by the one-time link at delivery,
 LOCALES = {"fr": "fr_FR", "en": "en_GB"}
 
 
-@lru_cache(maxsize=1)
-def _env():
+@lru_cache(maxsize=2)
+def _env(folder: str = "templates"):
+    """Procedure templates (``templates``) or saved replies (``replies``) under ``data/``."""
     from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
     return Environment(
-        loader=FileSystemLoader(str(data_dir() / "templates")),
+        loader=FileSystemLoader(str(data_dir() / folder)),
         autoescape=False,
         undefined=StrictUndefined,
         keep_trailing_newline=True,
@@ -53,10 +55,10 @@ def fmt_moment(value: datetime | None, lang: str, tz: str) -> str:
     return format_datetime(value, format="long", tzinfo=ZoneInfo(tz), locale=LOCALES.get(lang, "fr_FR"))
 
 
-def render(name: str, lang: str, policy_key: str, context: dict) -> tuple[str, str]:
+def render(name: str, lang: str, policy_key: str, context: dict, folder: str = "templates") -> tuple[str, str]:
     from jinja2 import TemplateNotFound
 
-    env = _env()
+    env = _env(folder)
     try:
         template = env.get_template(f"{lang}/{policy_key}/{name}.txt")
     except TemplateNotFound:
@@ -130,6 +132,12 @@ def _parse(value):
 def queue_mail(ctx, template: str, to_addr: str, **extra) -> Outbox:
     lang = ctx.ticket.lang if ctx.ticket.lang in LOCALES else "fr"
     subject, body = render(template, lang, ctx.policy.key, build_context(ctx, **extra))
+    return enqueue(ctx, template, to_addr, subject, body, lang)
+
+
+def enqueue(ctx, template: str, to_addr: str, subject: str, body: str, lang: str) -> Outbox:
+    """Queue a rendered mail of the ticket, its subject tagged ``[policy #id]``, and record it
+    as a message of the ticket's conversation."""
     mail = Outbox(
         ticket_id=ctx.ticket.id,
         template=template,
@@ -142,7 +150,9 @@ def queue_mail(ctx, template: str, to_addr: str, **extra) -> Outbox:
         token_id=ctx.token.id if (ctx.token is not None and RESET_LINK_MARK in body) else None,
     )
     ctx.session.add(mail)
+    ctx.session.flush()
     ctx.mails.append(mail)
+    messages.record_outgoing(ctx.session, mail, author=ctx.actor.login)
     return mail
 
 

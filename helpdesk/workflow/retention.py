@@ -3,7 +3,9 @@
 Run by ``helpdesk sweep``. A ticket that has been closed for longer than the pack's
 ``retention_closed`` loses its requester address, subject, the fields its workflow marks
 ``personal``, the text of its events (redacted so the audit chain still verifies), the
-bodies and addresses of its mails, and the content of its evidence (the hashes stay).
+bodies and addresses of its mails, the messages of its conversation (addresses, subjects,
+texts, attachment names; sizes and hashes stay) and the content of its evidence (the
+hashes stay).
 Evidence taken from logs goes after ``log_retention`` whatever the ticket's state
 (Le PIC: access traces are kept one year).
 
@@ -25,7 +27,7 @@ from sqlmodel import Session, select
 
 from sqlalchemy import delete, func
 
-from helpdesk.storage import audit
+from helpdesk.storage import audit, messages
 from helpdesk.base import clock
 from helpdesk.workflow import engine
 from helpdesk.policy import provider_settings
@@ -60,8 +62,9 @@ def redact_ticket(session: Session, ticket: Ticket, now: datetime) -> None:
         e.content = b""
         e.redacted_at = now
         session.add(e)
+    n = messages.redact(session, ticket.id, now)
     audit.record(session, actor="system", action="retention", ticket_id=ticket.id, at=now,
-                 data={"closed_at": clock.iso(ticket.closed_at)})
+                 data={"closed_at": clock.iso(ticket.closed_at), "messages": n})
 
 
 def run(url: str | None, now: datetime, report) -> None:
