@@ -79,7 +79,8 @@ _AUTO_SUBJECT_STRICT = re.compile(
     re.IGNORECASE,
 )
 _SES_TYPE = re.compile(rb'\\?"notificationType\\?"\s*:\s*\\?"(Bounce|Complaint|Delivery)')
-_STATUS = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
+_STATUS = re.compile(r"(?<![\d.])([45])\.(\d{1,3})\.(\d{1,3})(?![\d.])")  # in words: failures only
+_STATUS_FIELD = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")  # RFC 3464 Status:
 _REPLY = re.compile(r"(?<![\d.#-])([245][0-5]\d)(?:[ -]|$)(?![\d.:/])")
 _ADDR = re.compile(r"<?([A-Za-z0-9._%+=/'!#$&*?^`{|}~-]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63})>?")
 _MSGID_LINE = re.compile(r"^\s*(?:>\s*)?message-id\s*:\s*(<[^<>\s]{1,900}>)", re.IGNORECASE | re.MULTILINE)
@@ -199,7 +200,8 @@ def _from_report(msg: Message, parts: list, reports: list[Message]) -> Bounce:
             if not rcpt and not fields.get("status") and not fields.get("action"):
                 continue
             diagnostic = _after_semicolon(fields.get("diagnostic-code", ""))
-            status = _status(fields.get("status", "")) or _status(diagnostic)
+            found = _STATUS_FIELD.search(fields.get("status", ""))
+            status = ".".join(found.groups()) if found else _status(diagnostic)
             failures.append(
                 Failure(
                     recipient=_address(_after_semicolon(rcpt or "")) if rcpt else None,
