@@ -428,6 +428,10 @@ def _import_accounts(args, out: Out) -> int:
     return 2 if errors and not done else 0
 
 
+def _bounce_kinds() -> dict[str, str]:
+    return {"failed": _("returned"), "blocked": _("refused as spam"), "delayed": _("delayed"), "complaint": _("complaint")}
+
+
 def _print_ticket(out: Out, view: dict, citations: bool) -> None:
     from rich.text import Text
 
@@ -443,6 +447,17 @@ def _print_ticket(out: Out, view: dict, citations: bool) -> None:
             extra = f"  → {d['action']}" if d["action"] else ""
             note = f"  ({d['note']})" if d["note"] else ""
             out.line(f"  {d['name']:<18} {d['at']}  [{d['status']}]{extra}{note}")
+    for a in view.get("attention", []):
+        out.line("")
+        out.line(_("⚠ Mail #{id} to {to} came back: {reason}").format(id=a["outbox"], to=a["to"] or "-", reason=a["text"] or a["status"] or "-"), style="bold red")
+        out.line(_("  Its reader never received it: the ticket waits for a volunteer, not for them (helpdesk outbox retry {id} --note ..., or another address or channel).").format(id=a["outbox"]))
+    if view.get("mails"):
+        out.line("")
+        out.line(_("Mails:"), style="bold")
+        for m in view["mails"]:
+            out.line(f"  #{m['id']:<5} {m['status']:<10} {m['to'] or '-'}  {m['subject']}")
+            if m["bounce"] and m["status"] != "bounced":
+                out.line("        " + _("{kind}: {reason}").format(kind=_bounce_kinds().get(m["bounce"]["kind"], m["bounce"]["kind"]), reason=m["bounce"]["reason"] or "-"), style="dim")
     out.line("")
     out.line(_("Procedure:"), style="bold")
     for st in view["steps"]:
@@ -676,7 +691,8 @@ def do_outbox(args, out: Out) -> int:
     def row(m: Outbox, body: bool = False) -> dict:
         d = {"id": m.id, "ticket": m.ticket_id, "to": m.to_addr, "subject": m.subject, "template": m.template,
              "lang": m.lang, "status": m.status, "attempts": m.attempts, "created_at": clock.iso(m.created_at),
-             "sent_at": clock.iso(m.sent_at), "last_error": m.last_error}
+             "sent_at": clock.iso(m.sent_at), "last_error": m.last_error,
+             "bounce": {"at": clock.iso(m.bounced_at), "kind": m.bounce_kind, "status": m.bounce_status or None, "reason": m.bounce_reason} if m.bounce_kind else None}
         if body:
             d["body"] = m.body
         return d

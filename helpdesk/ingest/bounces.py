@@ -81,7 +81,7 @@ _AUTO_SUBJECT_STRICT = re.compile(
 _SES_TYPE = re.compile(rb'\\?"notificationType\\?"\s*:\s*\\?"(Bounce|Complaint|Delivery)')
 _STATUS = re.compile(r"(?<![\d.])([45])\.(\d{1,3})\.(\d{1,3})(?![\d.])")  # in words: failures only
 _STATUS_FIELD = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")  # RFC 3464 Status:
-_REPLY = re.compile(r"(?<![\d.#-])([245][0-5]\d)(?:[ -]|$)(?![\d.:/])")
+_REPLY = re.compile(r"(?<![\d.#:/-])([245][0-5]\d)(?=[ -]|$)", re.MULTILINE)
 _ADDR = re.compile(r"<?([A-Za-z0-9._%+=/'!#$&*?^`{|}~-]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63})>?")
 _MSGID_LINE = re.compile(r"^\s*(?:>\s*)?message-id\s*:\s*(<[^<>\s]{1,900}>)", re.IGNORECASE | re.MULTILINE)
 _SUBJECT_LINE = re.compile(r"^\s*(?:>\s*)?subject\s*:\s*(.{0,500})$", re.IGNORECASE | re.MULTILINE)
@@ -506,6 +506,10 @@ def _body_text(msg: Message) -> str:
 
 
 def _part_text(part: Message) -> str:
+    payload = part.get_payload()
+    if isinstance(payload, list) and mime.content_type(part) in _REPORT_TYPES:
+        # The parser reads a delivery-status body as header blocks: write them back.
+        return "\n".join(decode_bytes(mime.message_bytes(block), ["utf-8"]) for block in payload if isinstance(block, Message))
     try:
         data = mime.payload_bytes(part)
     except Exception:  # a broken part reads as nothing
