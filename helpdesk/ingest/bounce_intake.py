@@ -25,7 +25,6 @@ returned message itself: it may carry a reset link's secret or a person's mail.
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 
 from sqlmodel import Session, select
@@ -39,7 +38,6 @@ from helpdesk.models import Account, Outbox, Ticket
 from helpdesk.text import clean_line, one_line
 
 EVIDENCE_KIND = "bounce"
-_TAG = re.compile(r"\[([a-z0-9][a-z0-9-]{0,63}) #(\d{1,12})\]", re.IGNORECASE)
 _EVENTS = {"failed": "mail-bounced", "blocked": "mail-bounced", "delayed": "mail-delayed", "complaint": "mail-complaint"}
 _LEFT = ("sent", "uncertain", "bounced")  # statuses of a mail that may have left
 
@@ -78,11 +76,10 @@ def find_outbox(session: Session, bounce: Bounce, mail: ParsedMail) -> Outbox | 
     recipients = {r.lower() for r in bounce.recipients}
     if not recipients:
         return None
+    from helpdesk.ingest.intake import tagged_tickets
+
     for subject in (bounce.original_subject, mail.subject or ""):
-        for match in _TAG.finditer(subject):
-            ticket = session.get(Ticket, int(match.group(2)))
-            if ticket is None or ticket.policy_key != match.group(1).lower():
-                continue
+        for ticket in tagged_tickets(session, subject):
             rows = session.exec(
                 select(Outbox).where(Outbox.ticket_id == ticket.id, Outbox.status.in_(_LEFT)).order_by(Outbox.id.desc())
             )

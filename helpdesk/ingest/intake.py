@@ -176,10 +176,8 @@ def thread_target(session: Session, mail: ParsedMail) -> tuple[Ticket | None, st
     ticket = records.ticket_for_message_ids(session, ids)
     if ticket is not None:
         return ticket, "references"
-    for match in _TAG.finditer(mail.subject or ""):
-        found = session.get(Ticket, int(match.group(2)))
-        if found is not None and found.policy_key == match.group(1).lower():
-            return found, "subject tag"
+    for found in tagged_tickets(session, mail.subject):
+        return found, "subject tag"
     if mail.from_addr and is_acknowledgement(mail.subject, mail.text_body) and classify(mail.subject, mail.text_body) is None:
         waiting = list(
             session.exec(
@@ -189,6 +187,14 @@ def thread_target(session: Session, mail: ParsedMail) -> tuple[Ticket | None, st
         if len(waiting) == 1:
             return waiting[0], "sender awaiting acknowledgement"
     return None, ""
+
+
+def tagged_tickets(session: Session, subject: str | None):
+    """The tickets a subject names by our ``[policy #id]`` tag, in order."""
+    for match in _TAG.finditer(subject or ""):
+        found = session.get(Ticket, int(match.group(2)))
+        if found is not None and found.policy_key == match.group(1).lower():
+            yield found
 
 
 def _speaks_for(session: Session, ticket: Ticket, sender: str | None) -> bool:
