@@ -193,7 +193,7 @@ def _from_report(msg: Message, parts: list, reports: list[Message]) -> Bounce:
         text = _part_text(report)
         blocks = re.split(r"\r?\n[ \t]*\r?\n", text.strip())
         head = _fields(blocks[0]) if blocks else {}
-        reporter = reporter or _after_semicolon(head.get("reporting-mta", ""))
+        reporter = reporter or clean_line(_after_semicolon(head.get("reporting-mta", "")))[:300]
         for block in blocks:
             fields = _fields(block)
             rcpt = fields.get("final-recipient") or fields.get("original-recipient")
@@ -208,7 +208,7 @@ def _from_report(msg: Message, parts: list, reports: list[Message]) -> Bounce:
                     status=status,
                     code=_reply(diagnostic),
                     diagnostic=clean_line(diagnostic)[:500],
-                    action=(fields.get("action") or "").strip().lower()[:16],
+                    action=clean_line(fields.get("action") or "").lower()[:16],
                 )
             )
     texts = _texts(parts)
