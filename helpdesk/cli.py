@@ -221,6 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=100)
     p = cmd(ob, "show", _("show one queued mail"))
     p.add_argument("id", type=int)
+    p = cmd(ob, "bounces", _("list the bounces received, newest first: the server's reason and the mail of ours it returned"))
+    p.add_argument("--unmatched", action="store_true", help=_("only those that name no mail of ours"))
+    p.add_argument("--limit", type=int, default=100)
     p = cmd(ob, "send", _("deliver the mails that are due (SMTP, or a Maildir when no SMTP host is set)"))
     p.add_argument("--limit", type=int, default=100)
     from helpdesk.mail_commands import add_parsers as mail_parsers
@@ -715,6 +718,16 @@ def do_outbox(args, out: Out) -> int:
         return report.exit_code
 
     with _session(args) as s:
+        if args.sub == "bounces":
+            from helpdesk.ingest import bounce_intake
+
+            rows = bounce_intake.rows(s, unmatched=args.unmatched, limit=args.limit)
+            if out.json:
+                out.data(rows)
+            else:
+                out.table(["id", "ticket", "outbox", "recipient", "reason"],
+                          [[r["id"], r["ticket"] or "-", r["outbox"] or "-", r["recipient"] or "-", r["reason"] or r["status"] or "-"] for r in rows])
+            return 0
         if args.sub == "show":
             m = s.get(Outbox, args.id)
             if m is None:

@@ -176,3 +176,28 @@ def metadata(bounce: Bounce, row: Outbox | None) -> bytes:
         ],
     }
     return (json.dumps(data, ensure_ascii=False, indent=1) + "\n").encode("utf-8")
+
+
+def rows(session: Session, *, unmatched: bool = False, limit: int = 100) -> list[dict]:
+    """The bounces received, newest first (``helpdesk outbox bounces``): what each said and
+    the mail of ours it returned, if any. A redacted or purged one is gone with its ticket's
+    or its own retention period."""
+    from helpdesk import clock
+    from helpdesk.models import Evidence
+
+    q = select(Evidence).where(Evidence.kind == EVIDENCE_KIND, Evidence.redacted_at.is_(None)).order_by(Evidence.id.desc())
+    if unmatched:
+        q = q.where(Evidence.ticket_id.is_(None))
+    out = []
+    for e in session.exec(q.limit(limit)):
+        try:
+            data = json.loads(bytes(e.content).decode("utf-8"))
+        except ValueError:
+            continue
+        first = (data.get("failures") or [{}])[0]
+        out.append({
+            "id": e.id, "received_at": clock.iso(e.received_at), "kind": data.get("kind"), "ticket": e.ticket_id,
+            "outbox": data.get("outbox"), "recipient": first.get("recipient"), "status": first.get("status"),
+            "reason": first.get("reason") or "", "reporter": data.get("reporter") or "",
+        })
+    return out

@@ -155,6 +155,25 @@ def test_an_unmatched_bounce_is_recorded_never_as_a_request_not_understood(hd, t
     assert hd.ok("ticket", "list", "--all") == [] and hd.ok("quarantine", "list") == []
     [(kind, ticket, content)] = db_rows(hd.url, "SELECT kind, ticket_id, content FROM evidence")
     assert kind == "bounce" and ticket is None and b"nobody@gone.example" in bytes(content)
+    [row] = hd.ok("outbox", "bounces", "--unmatched")
+    assert (row["recipient"], row["status"], row["ticket"], row["outbox"], row["kind"]) == ("nobody@gone.example", "5.1.1", None, None, "failed")
+    assert "user unknown" in row["reason"]
+    human = hd.run("outbox", "bounces", json_out=False)
+    assert human.code == 0 and "nobody@gone.example" in human.out
+    again = hd.run("ingest", "mail", maildir(tmp_path / "in2", [bounce]), "--lang", "en", json_out=False)
+    assert again.code == 0 and "0 opened" in again.out
+
+
+def test_hostile_words_in_a_bounce_are_shown_as_text(hd, tmp_path):
+    ticket = _reset_ticket(hd, tmp_path)
+    [sent] = _sent(tmp_path / "sent")
+    dsn = _postfix_dsn(sent.as_bytes(), "jean.dupont@example.org", status="5.1.1", diagnostic="550 5.1.1 [bold red]gone[/] \x1b]52;c;ZXZpbA==\x07 \x1b[2J")
+    summary = hd.run("ingest", "mail", maildir(tmp_path / "in", [dsn]), "--lang", "en", json_out=False)
+    assert summary.code == 0 and "1 returned mail(s) of ours marked on their tickets" in summary.out
+    out = hd.run("ticket", "show", ticket, "--lang", "en", json_out=False).out
+    assert "[bold red]gone[/]" in out and "\x1b" not in out and "\x07" not in out
+    reason = hd.show(ticket)["mails"][0]["bounce"]["reason"]
+    assert "[bold red]gone[/]" in reason and not any(c in reason for c in "\x1b\x07")
 
 
 def test_a_refusal_as_spam_is_a_mail_reputation_signal_for_the_provider(hd, tmp_path):
