@@ -7,8 +7,8 @@ The real command line in a subprocess; mails really delivered into a Maildir by
 
 The public corpus of real bounces (sisimai's ``set-of-emails``) is no package of any
 registry CI reaches, and public data is not copied into this repository: its test runs
-when ``HELPDESK_BOUNCE_CORPUS`` points at a checkout of it (or at its ``maildir/bsd``),
-and is skipped otherwise."""
+when ``HELPDESK_BOUNCE_CORPUS`` points at a checkout of it (or at its ``maildir/bsd``), or
+when the shared samples hold it as ``set-of-emails``, and is skipped otherwise."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.ingest.conftest import samples_dir
 from tests.ingest.mailmaker import NOW, db_rows, mail, maildir
 
 RESET_URL = "https://wigii.example/reset?token="
@@ -199,12 +200,14 @@ def test_a_refusal_as_spam_is_a_mail_reputation_signal_for_the_provider(hd, tmp_
 
 
 def _corpus() -> Path | None:
-    root = os.environ.get("HELPDESK_BOUNCE_CORPUS")
-    if not root:
-        return None
-    for candidate in (Path(root) / "maildir" / "bsd", Path(root)):
-        if candidate.is_dir() and any(candidate.glob("*.eml")):
-            return candidate
+    """$HELPDESK_BOUNCE_CORPUS, else ``set-of-emails`` among the shared samples."""
+    samples = samples_dir()
+    for root in (os.environ.get("HELPDESK_BOUNCE_CORPUS"), samples / "set-of-emails" if samples else None):
+        if not root:
+            continue
+        for candidate in (Path(root) / "maildir" / "bsd", Path(root)):
+            if candidate.is_dir() and any(candidate.glob("*.eml")):
+                return candidate
     return None
 
 
