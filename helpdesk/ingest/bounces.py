@@ -78,6 +78,7 @@ _AUTO_SUBJECT_STRICT = re.compile(
     r"メールエラー|error notification",
     re.IGNORECASE,
 )
+_REPORT_HINT = re.compile(rb"(?i)message/(?:global-)?delivery-status|notificationType")
 _SES_TYPE = re.compile(rb'\\?"notificationType\\?"\s*:\s*\\?"(Bounce|Complaint|Delivery)')
 _STATUS = re.compile(r"(?<![\d.])([45])\.(\d{1,3})\.(\d{1,3})(?![\d.])")  # in words: failures only
 _STATUS_FIELD = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")  # RFC 3464 Status:
@@ -164,7 +165,10 @@ class Bounce:
 def recognise(raw: bytes) -> Bounce | None:
     """The delivery report this mail is, or None when it is not one. Never raises but
     ParseError (an unreadable mail), like the other parsers."""
-    msg = mime.load_message(raw, MAX_MAIL_BYTES)
+    data = bytes(raw)
+    if not _REPORT_HINT.search(data[:2_000_000]) and not _could_be_bounce(data):
+        return None  # most mail: its headers alone say it is written by a person
+    msg = mime.load_message(data, MAX_MAIL_BYTES)
     try:
         parts = list(mime.walk(msg))
     except ParseError:
@@ -337,6 +341,25 @@ def _looks_like_bounce(msg: Message) -> str | None:
     if forwarded and _AUTO_SUBJECT_STRICT.search(subject[forwarded.end() :]) and _QUOTED_DAEMON.search(_body_text(msg)[:20000]):
         return "delivery report forwarded by a person"
     return None  # a vacation or out-of-office answer (RFC 3834) is not about delivery
+
+
+def _could_be_bounce(data: bytes) -> bool:
+    """A cheap first look at the top headers: False only when no rule of
+    ``_looks_like_bounce`` can match."""
+    try:
+        head = mime.parse_headers_only(data[: data.find(b"\n\n") + 2 if b"\n\n" in data[:262_144] else 262_144])
+    except ParseError:
+        return True
+    subject = mime.text_header(head, "subject") or ""
+    if mime.header_values(head, "x-failed-recipients") or _COMPLAINT_SUBJECT.search(subject) or _FORWARD.match(subject):
+        return True
+    sender = _sender(head)
+    automatic = " ".join(mime.header_values(head, "auto-submitted")).strip().lower().startswith("auto-")
+    null_sender = " ".join(mime.header_values(head, "return-path")).strip() in ("<>", "<<>>")
+    return bool(
+        automatic or null_sender or _DAEMON_NAME.search(" ".join(mime.header_values(head, "from")))
+        or (sender and (_DAEMON.match(sender if "@" in sender else sender + "@") or re.match(r"no[-_.]?reply@|[\w.-]+-(?:admin|owner|request)@|owner-", sender)))
+    )
 
 
 def _has_returned_message(msg: Message) -> bool:
