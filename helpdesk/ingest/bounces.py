@@ -290,7 +290,8 @@ def _from_ses(msg: Message, parts: list) -> Bounce | None:
     bounce = Bounce(form="ses", kind=kind, failures=failures, reporter=reporter, why=f"Amazon SES {kind_key.lower()} notification")
     bounce.original_message_ids = _unique([i if i.startswith("<") else f"<{i}>" for i in ids if i])
     bounce.original_subject = clean_line(str(headers.get("subject") or ""))[:300]
-    source = mail.get("source") or (headers.get("from") or [""])[0] if isinstance(headers.get("from"), list) else mail.get("source")
+    written_by = headers.get("from") if isinstance(headers.get("from"), list) else []
+    source = mail.get("source") or (written_by[0] if written_by else "")
     bounce.original_from = _address(str(source or "")) or ""
     return bounce
 

@@ -7,8 +7,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import HealthCheck, given, settings
 
-from helpdesk.ingest.bounces import recognise
+from helpdesk.ingest.bounces import Bounce, recognise
+from helpdesk.ingest.errors import ParseError
+from tests.ingest.conftest import mangled
 from tests.ingest.mailmaker import mail
 
 OURS = "<20261123.1.helpdesk@wigii.org>"
@@ -122,3 +125,28 @@ def test_hostile_text_comes_out_clean():
     b = recognise(raw)
     assert "\x1b" not in b.reason and "\x07" not in b.reason and "\x1b" not in b.reporter
     assert "[bold red]gone" in b.reason
+
+
+def _forms() -> list[bytes]:
+    return [
+        _multipart(
+            "MAILER-DAEMON@mx.example.org", "Undelivered Mail Returned to Sender",
+            [("text/plain", "Your message could not be delivered."),
+             ("message/delivery-status", "Reporting-MTA: dns; mx\n\nFinal-Recipient: rfc822; jean@example.org\nAction: failed\nStatus: 5.1.1\nDiagnostic-Code: smtp; 550 5.1.1 unknown"),
+             ("text/rfc822-headers", COPY)],
+            ctype="multipart/report; report-type=delivery-status",
+        ),
+        mail("Mail Delivery System <Mailer-Daemon@x.example>", "contact@wigii.org", "Mail delivery failed", "  jean@example.org\n    550 5.1.1 gone\n\n------ This is a copy of the message ------\n" + COPY),
+        mail("no-reply@sns.amazonaws.com", "contact@wigii.org", "AWS Notification Message", json.dumps({"notificationType": "Bounce", "bounce": {"bouncedRecipients": [{"emailAddress": "jean@example.org"}]}, "mail": {}})),
+    ]
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(raw=mangled(_forms()))
+def test_mangled_bounces_give_a_bounce_none_or_a_clear_parse_error(raw):
+    try:
+        found = recognise(raw)
+    except ParseError as exc:
+        assert exc.reason.strip()
+        return
+    assert found is None or isinstance(found, Bounce) and found.kind in ("failed", "delayed", "blocked", "complaint", "delivered")
