@@ -29,13 +29,13 @@ from collections import Counter
 
 from sqlmodel import Session, select
 
-from helpdesk.ingest import alerts, records
+from helpdesk.ingest import alerts, store
 from helpdesk.ingest.bounces import Bounce
 from helpdesk.ingest.mailboxes import Item
 from helpdesk.ingest.message import ParsedMail
-from helpdesk.ingest.run import Outcome, Reject, Run
-from helpdesk.models import Account, Outbox, Ticket
-from helpdesk.text import clean_line, one_line
+from helpdesk.ingest.pipeline import Outcome, Reject, Run
+from helpdesk.storage.models import Account, Outbox, Ticket
+from helpdesk.base.untrusted import clean_line, one_line
 
 EVIDENCE_KIND = "bounce"
 _EVENTS = {"failed": "mail-bounced", "blocked": "mail-bounced", "delayed": "mail-delayed", "complaint": "mail-complaint"}
@@ -63,7 +63,7 @@ def handle(session: Session, item: Item, mail: ParsedMail, headers: dict[str, st
         details["signal"] = "blocklist" if bounce.kind == "blocked" else "complaint"
         extra["alerts_" + status] += 1
     tied = ticket.id if ticket is not None else None
-    records.keep_evidence(session, data=metadata(bounce, row), kind=EVIDENCE_KIND, source=source, ticket_id=tied, now=run.now)
+    store.keep_evidence(session, data=metadata(bounce, row), kind=EVIDENCE_KIND, source=source, ticket_id=tied, now=run.now)
     return Outcome("recorded", ticket=tied or (alert[1].id if alert else None), details=details, extra=extra)
 
 
@@ -108,8 +108,8 @@ def mark(session: Session, row: Outbox, bounce: Bounce, ticket: Ticket | None, r
         "outbox": row.id, "kind": bounce.kind, "status": status, "reason": reason, "recipient": row.to_addr,
         "template": row.template, "reporter": one_line(bounce.reporter, 200), "from": before, "to": row.status,
     }
-    records.record(session, _EVENTS[bounce.kind], ticket=ticket, note=f"mail #{row.id} to {row.to_addr}: {reason}", data=data, now=run.now)
-    records.touch(session, ticket, run.now)
+    store.record(session, _EVENTS[bounce.kind], ticket=ticket, note=f"mail #{row.id} to {row.to_addr}: {reason}", data=data, now=run.now)
+    store.touch(session, ticket, run.now)
 
 
 def _signal(session: Session, bounce: Bounce, mail: ParsedMail, headers: dict[str, str], run: Run, ticket: Ticket | None):
@@ -182,8 +182,8 @@ def rows(session: Session, *, unmatched: bool = False, limit: int = 100) -> list
     """The bounces received, newest first (``helpdesk outbox bounces``): what each said and
     the mail of ours it returned, if any. A redacted or purged one is gone with its ticket's
     or its own retention period."""
-    from helpdesk import clock
-    from helpdesk.models import Evidence
+    from helpdesk.base import clock
+    from helpdesk.storage.models import Evidence
 
     q = select(Evidence).where(Evidence.kind == EVIDENCE_KIND, Evidence.redacted_at.is_(None)).order_by(Evidence.id.desc())
     if unmatched:

@@ -40,7 +40,7 @@ from email.message import Message
 from helpdesk.ingest import mime
 from helpdesk.ingest.errors import ParseError
 from helpdesk.ingest.message import MAX_MAIL_BYTES
-from helpdesk.ingest.text import clean_line, decode_bytes
+from helpdesk.ingest.decoding import clean_line, decode_bytes
 
 KINDS = ("failed", "delayed", "blocked", "complaint", "delivered")
 

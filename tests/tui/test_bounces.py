@@ -6,7 +6,7 @@ import email
 import json
 from email import policy as email_policy
 
-from helpdesk.cli import main
+from helpdesk.cli.main import main
 from screens.ticket import TicketScreen
 from tests.ingest.mailmaker import maildir
 from tests.tui.conftest import press, settle, type_text
