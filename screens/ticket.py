@@ -263,6 +263,11 @@ class TicketScreen(BaseScreen):
             deadline_bits.append("—")
         deadline_bits += ["  ", (_("Assignee") + ": ", "dim"), v.get("assignee") or "—", "  ", (_("Mail language") + ": ", "dim"), v["lang"]]
         lines.append(assemble(*deadline_bits, one_line=True))
+        for a in v.get("attention") or []:  # a mail of ours came back: a volunteer decides
+            lines.append(assemble(
+                (_("⚠ Mail #{id} to {to} came back: {reason}").format(id=a["outbox"], to=a["to"] or "—", reason=a["text"] or a["status"] or "—"), "bold reverse"),
+                one_line=True,
+            ))
         return Text("\n").join(lines)
 
     def _show_claim(self, v: dict) -> None:

@@ -174,6 +174,12 @@ def _print(out, summary) -> None:
                 r=c["recorded"], d=c["duplicates"], q=c["quarantined"],
             )
         )
+    if c.get("bounces") or c.get("bounces_unmatched") or c.get("delivery_notices"):
+        out.line(
+            _("Bounces: {m} returned mail(s) of ours marked on their tickets, {u} unmatched (helpdesk outbox bounces), {d} delivery notice(s).").format(
+                m=c.get("bounces", 0), u=c.get("bounces_unmatched", 0), d=c.get("delivery_notices", 0),
+            )
+        )
     shown = [item for item in data["items"] if item.get("outcome") != "duplicate"]
     for item in shown[:HUMAN_LINES]:
         where = f"#{item['ticket']}" if item.get("ticket") else (f"quarantine #{item['quarantine']}" if item.get("quarantine") else "")

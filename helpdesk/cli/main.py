@@ -178,6 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=bounds.limit, default=100)
     p = cmd(ob, "show", _("show one queued mail"))
     p.add_argument("id", type=bounds.ident)
+    p = cmd(ob, "bounces", _("list the bounces received, newest first: the server's reason and the mail of ours it returned"))
+    p.add_argument("--unmatched", action="store_true", help=_("only those that name no mail of ours"))
+    p.add_argument("--limit", type=bounds.limit, default=100)
     p = cmd(ob, "send", _("deliver the mails that are due (SMTP, or a Maildir when no SMTP host is set)"))
     p.add_argument("--limit", type=bounds.limit, default=100)
     from helpdesk.cli.mail import add_parsers as mail_parsers
@@ -358,6 +361,10 @@ def _import_accounts(args, out: Out) -> int:
     return 2 if errors and not done else 0
 
 
+def _bounce_kinds() -> dict[str, str]:
+    return {"failed": _("returned"), "blocked": _("refused as spam"), "delayed": _("delayed"), "complaint": _("complaint")}
+
+
 def _print_ticket(out: Out, view: dict, citations: bool) -> None:
     from rich.text import Text
 
@@ -374,6 +381,17 @@ def _print_ticket(out: Out, view: dict, citations: bool) -> None:
             note = f"  ({d['note']})" if d["note"] else ""
             kind = "  " + _("BINDING (the text fixes this date)") if d.get("binding") else "  " + _("indicative") if d.get("indicative") else ""
             out.line(f"  {d['name']:<18} {d['at']}  [{d['status']}]{kind}{extra}{note}")
+    for a in view.get("attention", []):
+        out.line("")
+        out.line(_("⚠ Mail #{id} to {to} came back: {reason}").format(id=a["outbox"], to=a["to"] or "-", reason=a["text"] or a["status"] or "-"), style="bold red")
+        out.line(_("  Its reader never received it: the ticket waits for a volunteer, not for them (helpdesk outbox retry {id} --note ..., or another address or channel).").format(id=a["outbox"]))
+    if view.get("mails"):
+        out.line("")
+        out.line(_("Mails:"), style="bold")
+        for m in view["mails"]:
+            out.line(f"  #{m['id']:<5} {m['status']:<10} {m['to'] or '-'}  {m['subject']}")
+            if m["bounce"] and m["status"] != "bounced":
+                out.line("        " + _("{kind}: {reason}").format(kind=_bounce_kinds().get(m["bounce"]["kind"], m["bounce"]["kind"]), reason=m["bounce"]["reason"] or "-"), style="dim")
     out.line("")
     out.line(_("Procedure:"), style="bold")
     for st in view["steps"]:
@@ -671,7 +689,8 @@ def do_outbox(args, out: Out) -> int:
     def row(m: Outbox, body: bool = False) -> dict:
         d = {"id": m.id, "ticket": m.ticket_id, "to": m.to_addr, "subject": m.subject, "template": m.template,
              "lang": m.lang, "status": m.status, "attempts": m.attempts, "created_at": clock.iso(m.created_at),
-             "sent_at": clock.iso(m.sent_at), "last_error": m.last_error}
+             "sent_at": clock.iso(m.sent_at), "last_error": m.last_error,
+             "bounce": {"at": clock.iso(m.bounced_at), "kind": m.bounce_kind, "status": m.bounce_status or None, "reason": m.bounce_reason} if m.bounce_kind else None}
         if body:
             d["body"] = m.body
         return d
@@ -695,6 +714,16 @@ def do_outbox(args, out: Out) -> int:
         return report.exit_code
 
     with _session(args) as s:
+        if args.sub == "bounces":
+            from helpdesk.ingest import bounce_intake
+
+            rows = bounce_intake.rows(s, unmatched=args.unmatched, limit=args.limit)
+            if out.json:
+                out.data(rows)
+            else:
+                out.table(["id", "ticket", "outbox", "recipient", "reason"],
+                          [[r["id"], r["ticket"] or "-", r["outbox"] or "-", r["recipient"] or "-", r["reason"] or r["status"] or "-"] for r in rows])
+            return 0
         if args.sub == "show":
             m = s.get(Outbox, args.id)
             if m is None:

@@ -28,8 +28,7 @@ def open_alert(session: Session, *, policy: str, account_id: int | None, domain:
     if not domain:
         return None
     for ticket in session.exec(q.where(Ticket.account_id.is_(None)).order_by(Ticket.id)):
-        fields = ticket.fields or {}
-        if fields.get("signal") == "dmarc" and fields.get("domain") == domain:
+        if (ticket.fields or {}).get("domain") == domain:
             return ticket
     return None
 

@@ -3,7 +3,9 @@
 For each mail, in this order:
 
 1. Reports arriving in a mailbox (ARF/X-ARF complaints, DMARC aggregate reports) go to
-   ``helpdesk.ingest.reports``.
+   ``helpdesk.ingest.reports``; delivery status notifications (bounces, in any of their
+   forms: ``helpdesk.ingest.bounces``) to ``helpdesk.ingest.bounce_intake``, and never open
+   a ticket.
 2. A Message-ID already on a ticket: a duplicate (the same mail delivered twice).
 3. Threading: In-Reply-To, then References (newest first), against the Message-IDs the
    helpdesk received or sent (``MessageRef`` rows, written for every delivered mail), then the subject tag ``[policy #id]``, then — for a bare "je confirme"
@@ -56,6 +58,12 @@ from helpdesk.base.untrusted import one_line
 NO_PROVIDER = "no provider for this address"
 _TAG = re.compile(r"\[([a-z0-9][a-z0-9-]{0,63}) #(\d{1,12})\]", re.IGNORECASE)
 _FEEDBACK_PART = re.compile(rb"content-type:\s*message/feedback-report", re.IGNORECASE)
+# Automatic replies that carry no Auto-Submitted header (RFC 3834) say so in their subject.
+_AUTO_REPLY_SUBJECT = re.compile(
+    r"\s*(?:automatic reply|auto[- ]?reply|auto[- ]?response|autorespons\w*|out of (?:the )?office|"
+    r"r[ée]ponse automatique|absence|abwesenheitsnotiz|automatische antwort)\b",
+    re.IGNORECASE,
+)
 _DMARC_SUBJECT = re.compile(r"report[ _-]?domain\s*:", re.IGNORECASE)
 _DMARC_NAME = re.compile(r"![^!]*!\d{6,}!\d{6,}|\.xml(?:\.gz)?$|\.zip$", re.IGNORECASE)
 _IP = re.compile(r"(?<![\w.:])(?:\d{1,3}\.){3}\d{1,3}(?![\w.])|(?<![\w:])[0-9a-f]{1,4}(?::[0-9a-f]{0,4}){2,7}(?![\w:])", re.IGNORECASE)
@@ -99,6 +107,11 @@ def handle_mail(session: Session, item: Item, digest: str, run: Run) -> Outcome:
         from helpdesk.ingest import reports
 
         return reports.handle_dmarc(session, item, digest, run)
+    bounce = _bounce(item.data)
+    if bounce is not None:
+        from helpdesk.ingest import bounce_intake
+
+        return bounce_intake.handle(session, item, mail, top_headers(item.data), bounce, run)
     known = store.known_message(session, mail.message_id)
     if known is not None:
         return Outcome("duplicate", ticket=known.ticket_id, reason=f"Message-ID {one_line(mail.message_id, 80)} already on #{known.ticket_id}")
@@ -109,7 +122,19 @@ def handle_mail(session: Session, item: Item, digest: str, run: Run) -> Outcome:
     auto = (headers.get("auto-submitted") or "no").strip().lower()
     if auto != "no" or headers.get("x-autoreply") or (headers.get("precedence") or "").lower() in ("bulk", "junk", "auto_reply"):
         raise Reject(f"automatic message ({one_line(auto if auto != 'no' else 'bulk/auto-reply', 40)}) that answers no ticket")
+    if _AUTO_REPLY_SUBJECT.match(mail.subject or ""):
+        raise Reject("automatic message (an automatic reply, by its subject) that answers no ticket")
     return new_request(session, item, mail, headers, run)
+
+
+def _bounce(raw: bytes):
+    """The delivery report this mail is (``helpdesk.ingest.bounces``), or None."""
+    from helpdesk.ingest.bounces import recognise
+
+    try:
+        return recognise(raw)
+    except ParseError:
+        return None
 
 
 def report_shape(raw: bytes) -> str | None:
@@ -157,10 +182,8 @@ def _thread_target(session: Session, mail: ParsedMail) -> tuple[Ticket | None, s
     ticket = store.ticket_for_message_ids(session, ids)
     if ticket is not None:
         return ticket, "references"
-    for match in _TAG.finditer(mail.subject or ""):
-        found = session.get(Ticket, int(match.group(2)))
-        if found is not None and found.policy_key == match.group(1).lower():
-            return found, "subject tag"
+    for found in tagged_tickets(session, mail.subject):
+        return found, "subject tag"
     if mail.from_addr and is_acknowledgement(mail.subject, mail.text_body) and classify(mail.subject, mail.text_body) is None:
         waiting = list(
             session.exec(
@@ -170,6 +193,14 @@ def _thread_target(session: Session, mail: ParsedMail) -> tuple[Ticket | None, s
         if len(waiting) == 1:
             return waiting[0], "sender awaiting acknowledgement"
     return None, ""
+
+
+def tagged_tickets(session: Session, subject: str | None):
+    """The tickets a subject names by our ``[policy #id]`` tag, in order."""
+    for match in _TAG.finditer(subject or ""):
+        found = session.get(Ticket, int(match.group(2)))
+        if found is not None and found.policy_key == match.group(1).lower():
+            yield found
 
 
 def _speaks_for(session: Session, ticket: Ticket, sender: str | None) -> bool:
@@ -262,7 +293,8 @@ def _today(mail: ParsedMail, tz: str, run: Run) -> date:
     return clock.local_day(when, tz)
 
 
-def _recipients(mail: ParsedMail, headers: dict[str, str]) -> list[str]:
+def recipients(mail: ParsedMail, headers: dict[str, str]) -> list[str]:
+    """The addresses a mail was written or delivered to, lower-case."""
     found = list(mail.to_addrs) + list(mail.cc_addrs)
     for name in ("delivered-to", "x-original-to", "envelope-to"):
         if headers.get(name):
@@ -276,7 +308,7 @@ def choose_policy(mail: ParsedMail, headers: dict[str, str], run: Run) -> tuple[
     senders = d.accounts_for_address(mail.from_addr)
     if run.policy:
         return run.policy, [r for r in senders if r.policy == run.policy]
-    written_to = d.intake_policies(_recipients(mail, headers))
+    written_to = d.intake_policies(recipients(mail, headers))
     if len(written_to) == 1:
         policy = next(iter(written_to))
         return policy, [r for r in senders if r.policy == policy]

@@ -7,6 +7,9 @@ statuses wait for a person instead, and ``helpdesk outbox list --status ...`` sh
   held mails leave at the next ``outbox send`` once it is given. ``retry`` makes one due now.
 - ``failed``: the server refused it for good, or every retry failed. ``retry`` puts it back
   in the queue with a fresh round of attempts (the address was corrected, the relay fixed).
+- ``bounced``: it left, and the receiving side returned it (``helpdesk.ingest.bounce_intake``
+  records the server's reason). ``retry --note`` sends it again once the cause is dealt with
+  (a full mailbox emptied, a refusal lifted); a dead address needs another address instead.
 - ``uncertain``: the connection broke after the server took the message; it may or may not
   have arrived. Nothing ever resends it by itself. The person who checked (the relay's
   log, the recipient) decides: ``mark-sent`` when it did arrive, ``retry --note`` when it
@@ -35,7 +38,7 @@ from helpdesk.base.i18n import _
 from helpdesk.storage.models import Outbox, ResetToken
 from helpdesk.base.untrusted import clean
 
-WAITING = ("held", "failed", "uncertain")
+WAITING = ("held", "failed", "uncertain", "bounced")
 ROLE = "oncall"
 
 
@@ -44,15 +47,15 @@ def _load(session: Session, outbox_id: int, actor: Actor, action: str, note: str
     row = session.get(Outbox, outbox_id, with_for_update=True, populate_existing=True)
     if row is None:
         raise NotFound(_("no mail #{id} in the outbox").format(id=outbox_id))
-    if row.status not in WAITING:
+    if row.status not in WAITING or (row.status == "bounced" and action == "mark-sent"):
         raise Refused(
             "outbox-status",
-            _("mail #{id} is {status}: only held, failed or uncertain mails wait for a decision").format(id=row.id, status=row.status),
+            _("mail #{id} is {status}: only held, failed, uncertain or bounced mails wait for a decision, and a bounced mail did not arrive").format(id=row.id, status=row.status),
         )
     if not row.to_addr or not row.body:
         raise Refused("retention", _("mail #{id} was emptied by retention: there is nothing left to send").format(id=row.id))
     note = clean(note or "").strip()
-    if not note and (action == "mark-sent" or row.status == "uncertain"):
+    if not note and (action == "mark-sent" or row.status in ("uncertain", "bounced")):
         raise BadInput(_("{action} needs a note recording the reason (--note)").format(action=action))
     return row, note
 

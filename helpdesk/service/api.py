@@ -505,7 +505,29 @@ def ticket_view(
         "candidates": conversation.candidates(session, ticket),
         "waiting_on": conversation.waiting_on(session, ticket),
         "messages": messages.of_ticket(session, ticket, limit=history),
+        **mails_view(session, ticket),
     }
+
+
+def mails_view(session: Session, ticket: Ticket) -> dict:
+    """The ticket's outgoing mails with what came back about them, and what that leaves a
+    person to decide: a mail the receiving side returned never reached its reader, so the
+    ticket waits for a volunteer (a new address, another channel), not for that reader.
+    No provider's text says more, so the procedure's state is left as it is."""
+    from helpdesk.storage.models import Outbox
+
+    mails = []
+    attention = []
+    for m in session.exec(select(Outbox).where(Outbox.ticket_id == ticket.id).order_by(Outbox.id)):
+        bounce = None
+        if m.bounce_kind:
+            bounce = {"at": clock.iso(m.bounced_at), "kind": m.bounce_kind, "status": m.bounce_status or None, "reason": m.bounce_reason}
+        mails.append({"id": m.id, "to": m.to_addr, "subject": m.subject, "template": m.template, "status": m.status,
+                      "sent_at": clock.iso(m.sent_at), "bounce": bounce})
+        if m.status == "bounced":
+            attention.append({"reason": "mail-bounced", "outbox": m.id, "to": m.to_addr, "template": m.template,
+                              "status": m.bounce_status or None, "text": m.bounce_reason})
+    return {"mails": mails, "attention": attention, "waiting_on": "volunteer" if attention else None}
 
 
 def reachable(d: engine.Definition, start: str) -> set[str]:

@@ -214,7 +214,8 @@ class Outbox(Table, table=True):
     to_addr: str = Field(max_length=320)
     subject: str = ""
     body: str = Field(default="", sa_column=Column(Text, nullable=False))
-    # pending | sending | sent | failed | held | uncertain (see helpdesk.outgoing.delivery)
+    # pending | sending | sent | failed | held | uncertain (see helpdesk.outgoing.delivery), or
+    # bounced: it left, and the receiving side returned it (helpdesk.ingest.bounce_intake)
     status: str = Field(default="pending", index=True)
     attempts: int = 0
     next_attempt_at: Optional[datetime] = _when()
@@ -223,6 +224,12 @@ class Outbox(Table, table=True):
     message_id: str = Field(default="", index=True)
     last_error: str = ""
     token_id: Optional[int] = Field(default=None, foreign_key="resettoken.id")
+    # What came back about it: failed | blocked | delayed | complaint, with the server's
+    # enhanced status code ("5.1.1") and its words ("550 5.1.1 user unknown").
+    bounced_at: Optional[datetime] = _when()
+    bounce_kind: str = Field(default="", sa_column_kwargs={"server_default": ""})
+    bounce_status: str = Field(default="", sa_column_kwargs={"server_default": ""})
+    bounce_reason: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
 
 
 class ResetToken(Table, table=True):

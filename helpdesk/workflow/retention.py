@@ -56,6 +56,7 @@ def redact_ticket(session: Session, ticket: Ticket, now: datetime) -> None:
             mail.last_error = "retention period over before delivery"
         mail.body = ""
         mail.to_addr = ""
+        mail.bounce_reason = ""  # the server's words name the address
         mail.subject = REDACTED
         session.add(mail)
     for e in session.exec(select(Evidence).where(Evidence.ticket_id == ticket.id, Evidence.redacted_at.is_(None))):
