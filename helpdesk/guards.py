@@ -166,7 +166,7 @@ def _emergency(ctx: Ctx) -> str | None:
     if rank(ctx.actor.role, ctx.training) < RANK["oncall"]:
         return _("an emergency step is reserved to on-call and admin roles")
     if not ctx.note:
-        return _("an emergency needs a recorded reason (--note)")
+        return _("an emergency needs a recorded reason (the note of the step)")
     return None
 
 
