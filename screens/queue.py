@@ -65,6 +65,7 @@ class QueueScreen(BaseScreen):
         yield KeyBar()
 
     def on_mount(self) -> None:
+        self.list.all_queues = self.queue is None
         self.query_one(TicketList).focus()
         self._show()
 
@@ -105,7 +106,7 @@ class QueueScreen(BaseScreen):
         self.query_one("#status", Static).update(assemble(*parts, one_line=True))
 
     def on_resize(self) -> None:
-        self.query_one("#list-header", Static).update(header_text(self.list.size.width or self.size.width))
+        self.query_one("#list-header", Static).update(header_text(self.list.scrollable_content_region.width or self.size.width, self.queue is None))
 
     def refresh_data(self) -> None:
         self._show(keep_cursor=True)
@@ -113,7 +114,7 @@ class QueueScreen(BaseScreen):
     @on(TicketList.Counted)
     def _counted(self, event: TicketList.Counted) -> None:
         self._status()
-        self.query_one("#list-header", Static).update(header_text(self.list.size.width or self.size.width))
+        self.query_one("#list-header", Static).update(header_text(self.list.scrollable_content_region.width or self.size.width, self.queue is None))
 
     @on(TicketList.Failed)
     def _failed(self, event: TicketList.Failed) -> None:

@@ -94,7 +94,7 @@ async def test_a_volunteer_is_refused_the_logs_and_nothing_is_recorded(db_url, m
         await settle(pilot)
         message = app.screen
         assert isinstance(message, MessageScreen)
-        assert "techadmin" in message.body.plain and "victim@example.net" not in message.body.plain
+        assert "technical admin" in message.body.plain and "victim@example.net" not in message.body.plain
     assert events(db_url, "read-logs") == []
 
 
