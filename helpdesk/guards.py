@@ -10,6 +10,7 @@ from helpdesk import clock, ledger
 from helpdesk.context import Ctx
 from helpdesk.fields import TRUE
 from helpdesk.i18n import _, pick
+from helpdesk.labels import choice, label
 from helpdesk.registry import guard
 from helpdesk.roles import RANK, rank
 
@@ -40,7 +41,7 @@ def account_usable(ctx: Ctx):
     if ctx.account is None:
         return _("no account is linked to this ticket")
     if ctx.account.status in ("deactivated", "erased"):
-        return _("the account is {status}").format(status=ctx.account.status)
+        return _("the account is {status}").format(status=label("account-status", ctx.account.status))
     return None
 
 
@@ -96,17 +97,22 @@ def fields_missing(ctx: Ctx, fields: list[str]):
     return None
 
 
+def _field(ctx: Ctx, name: str) -> str:
+    """A field as a person reads it: its label in the workflow."""
+    return pick(((ctx.workflow.fields or {}).get(name) or {}).get("label")) or name
+
+
 @guard("field_true")
 def field_true(ctx: Ctx, field: str, otherwise: str | None = None):
     if not _true(ctx.fields.get(field)) and not (otherwise and _true(ctx.fields.get(otherwise))):
-        return _("required: {field} (yes)").format(field=field)
+        return _("required: {field} (yes)").format(field=_field(ctx, field))
     return None
 
 
 @guard("field_in")
 def field_in(ctx: Ctx, field: str, values: list[str]):
     if ctx.fields.get(field) not in values:
-        return _("only when {field} is one of: {values}").format(field=field, values=", ".join(values))
+        return _("only when {field} is one of: {values}").format(field=_field(ctx, field), values=", ".join(choice(field, v) for v in values))
     return None
 
 
@@ -114,7 +120,7 @@ def field_in(ctx: Ctx, field: str, values: list[str]):
 def field_in_future(ctx: Ctx, field: str):
     value = ctx.fields.get(field)
     if value and clock.parse_datetime(value, ctx.tz) <= ctx.now:
-        return _("{field} must be in the future").format(field=field)
+        return _("{field} must be in the future").format(field=_field(ctx, field))
     return None
 
 
@@ -155,7 +161,7 @@ def inactive_for(ctx: Ctx, param: str, states: list[str] | None = None):
 def deadline_reached(ctx: Ctx, deadline: str):
     dl = ctx.deadline(deadline)
     if dl is not None and ctx.now < dl.due_at:
-        return _("not before {name}: {date}").format(name=deadline, date=clock.local_day(dl.due_at, ctx.tz).isoformat())
+        return _("not before {name}: {date}").format(name=label("deadline", deadline), date=clock.local_day(dl.due_at, ctx.tz).isoformat())
     return None
 
 
@@ -192,7 +198,7 @@ def prior_step_or_emergency(ctx: Ctx, steps: list[str]):
     reached = ctx.this_ticket_steps() | {e.sanction for e in ctx.earlier_steps()}
     if reached & set(steps) or ledger.highest(ctx.earlier_steps()) >= ledger.LEVEL["suspension"]:
         return None
-    return _unless_emergency(ctx, _("the graduated response starts with: {steps}").format(steps=", ".join(steps)))
+    return _unless_emergency(ctx, _("the graduated response starts with: {steps}").format(steps=", ".join(label("sanction", st) for st in steps)))
 
 
 @guard("ladder_allows")
@@ -202,7 +208,7 @@ def ladder_allows(ctx: Ctx, step: str):
     if ledger.restarts(step, top):
         last = earlier[-1]
         return _("second offence: this account already reached «{top}» (ticket #{ticket}, {date}); the ladder goes on from there").format(
-            top=ledger.top_step(earlier), ticket=last.ticket_id, date=clock.local_day(last.at, ctx.tz).isoformat()
+            top=label("sanction", ledger.top_step(earlier)), ticket=last.ticket_id, date=clock.local_day(last.at, ctx.tz).isoformat()
         )
     return None
 

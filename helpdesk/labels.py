@@ -70,3 +70,17 @@ def missing() -> set[tuple[str, str]]:
 
 def forget_missing() -> None:
     _missing.clear()
+
+
+def timer_note(name: str, at_iso: str) -> str:
+    """The note of a step the clock took for a timer: ``name: ISO`` (stored as is; a screen
+    shows it with :func:`read_timer_note`, labelled and in local time)."""
+    return f"{name}: {at_iso}"
+
+
+def read_timer_note(note: str) -> tuple[str, str] | None:
+    """``(deadline name, ISO moment)`` if ``note`` is a timer's note, else None."""
+    name, sep, at = (note or "").partition(": ")
+    if sep and has("deadline", name) and at[:4].isdigit() and "T" in at:
+        return name, at
+    return None

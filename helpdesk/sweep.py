@@ -17,7 +17,7 @@ from typing import Callable
 
 from sqlmodel import Session, select
 
-from helpdesk import audit, clock, dates, engine
+from helpdesk import labels, audit, clock, dates, engine
 from helpdesk.context import SYSTEM_ACTOR
 from helpdesk.db import write_session
 from helpdesk.errors import HelpdeskError, Refused
@@ -98,7 +98,7 @@ def _run_timers(url, now, report: SweepReport, due: list[int]) -> None:
                 dl = s.get(Deadline, deadline_id)
                 if dl is None or dl.status != "pending":
                     continue
-                outcome = engine.apply(s, dl.ticket_id, dl.action, SYSTEM_ACTOR, now=now, note=f"{dl.name}: {clock.iso(dl.due_at)}")
+                outcome = engine.apply(s, dl.ticket_id, dl.action, SYSTEM_ACTOR, now=now, note=labels.timer_note(dl.name, clock.iso(dl.due_at)))
                 report.taken.append({"ticket": dl.ticket_id, "action": dl.action, "state": outcome.ticket.state})
         except HelpdeskError as exc:
             with write_session(url) as s:

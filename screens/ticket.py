@@ -26,6 +26,8 @@ from helpdesk.errors import Conflict, HelpdeskError, Refused
 from helpdesk.i18n import _, pick
 from helpdesk.labels import choice, label
 from helpdesk.labels import event as event_label
+from helpdesk.labels import has as has_label
+from helpdesk.labels import read_timer_note
 from screens.answers import HISTORY, localise, parse_iso
 from screens.base import N_, BaseScreen, TopBar
 from screens.keybar import KeyBar
@@ -42,6 +44,13 @@ def _when(value: Any, tz: str) -> str:
     if isinstance(value, str):
         value = parse_iso(value)
     return localise(value, tz)
+
+
+def _is_moment(value: str) -> bool:
+    try:
+        return parse_iso(value) is not None
+    except (ValueError, TypeError):
+        return False
 
 
 class TicketScreen(BaseScreen):
@@ -506,7 +515,9 @@ class TicketScreen(BaseScreen):
             for key, value in sorted((v.get("account_fields") or {}).items()):
                 if value in (None, "", [], {}):
                     continue
-                lines.append(assemble("   ", (label("account-field", key) + ": ", "dim"), str(value)))
+                name = label("account-field", key) if has_label("account-field", key) else label("deadline", key)
+                shown = f"{_when(value, tz)} {tz}" if isinstance(value, str) and "T" in value and _is_moment(value) else str(value)
+                lines.append(assemble("   ", (name + ": ", "dim"), shown))
         lines.append(assemble(" ", (_("Mail language") + ": ", "dim"), _("French") if v["lang"] == "fr" else _("English")))
         lines.append(Text("\n" + _("Sanctions ledger of the account"), style="bold"))
         if not v.get("sanctions"):
@@ -564,12 +575,14 @@ class TicketScreen(BaseScreen):
         specs = v.get("field_specs") or {}
         for k, val in items:
             spec = specs.get(k) or {}
-            name = pick(spec.get("label")) or k
+            # A field of the workflow has its label there; a date an effect noted on the
+            # ticket (contract-end, membership-end…) is labelled as the date it is.
+            name = pick(spec.get("label")) or label("deadline", k)
             if val is True:
                 shown = "☑ " + _("yes")
             elif val is False:
                 shown = "☐ " + _("no")
-            elif spec.get("type") == "datetime" and isinstance(val, str) and parse_iso(val):
+            elif isinstance(val, str) and "T" in val and _is_moment(val):
                 shown = f"{_when(val, v['timezone'])} {v['timezone']}"
             else:
                 shown = choice(k, val)
@@ -597,7 +610,9 @@ class TicketScreen(BaseScreen):
                 )
             )
             if e["note"]:
-                lines.append(assemble("    ", plain(e["note"], "italic")))
+                timer = read_timer_note(e["note"])
+                note = f"{label('deadline', timer[0])}: {_when(timer[1], tz)} {tz}" if timer else e["note"]
+                lines.append(assemble("    ", plain(note, "italic")))
         older = v["events_total"] - len(v["events"])
         if older > 0:
             lines.append(Text(_("… {n} earlier events: they load when you reach this line.").format(n=older), style="dim"))
