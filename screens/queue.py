@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Input, Static
 
-from helpdesk.i18n import _
+from helpdesk.i18n import _, n_
 from helpdesk.filters import TicketFilter
 from screens.base import N_, BaseScreen, SafeInput
 from screens.keybar import KeyBar
@@ -80,7 +80,7 @@ class QueueScreen(BaseScreen):
     def _status(self) -> None:
         flt = self.flt
         lst = self.list
-        total = Text(_("{n} tickets").format(n=f"{lst.total:,}".replace(",", " ")) if lst.counted else _("counting…"), style="bold")
+        total = Text(n_("{n} ticket", "{n} tickets", lst.total).format(n=f"{lst.total:,}".replace(",", " ")) if lst.counted else _("counting…"), style="bold")
         me = self.info.actor.login if self.info and self.info.actor else None
         assignee = _("all") if not flt.assignee else (_("nobody") if flt.assignee == "-" else flt.assignee)
         if me and flt.assignee == me:

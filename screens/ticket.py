@@ -23,7 +23,7 @@ from textual.worker import get_current_worker
 
 from helpdesk import clock
 from helpdesk.errors import Conflict, HelpdeskError, Refused
-from helpdesk.i18n import _, pick
+from helpdesk.i18n import _, n_, pick
 from helpdesk.labels import choice, label
 from helpdesk.labels import event as event_label
 from helpdesk.labels import has as has_label
@@ -785,7 +785,7 @@ class TicketScreen(BaseScreen):
         self.own_step = True
         message = _("{action}: done → {state}").format(action=a["label"], state=result.state_label)
         if result.mails:
-            message += "\n" + _("{n} mail(s) queued").format(n=len(result.mails))
+            message += "\n" + n_("{n} mail queued", "{n} mails queued", len(result.mails)).format(n=len(result.mails))
         self.notify(message, title=f"#{self.ticket_id}", markup=False)
         if result.output:
             self.app.show_message(_("Logs (this reading is recorded)"), material_body(result.output), kind="material")  # type: ignore[attr-defined]

@@ -313,3 +313,22 @@ def test_reading_logs_does_not_meet_the_response_target(db_url):
     with db.read_session(db_url) as s:
         dl = s.exec(select(Deadline).where(Deadline.ticket_id == 9, Deadline.name == "respond-by")).one()
         assert dl.status == "done"  # a mail went to the account holder
+
+
+async def test_counts_agree_with_their_number(db_url, make_app):
+    from helpdesk.i18n import set_lang
+
+    set_lang("fr")
+    app = make_app(db_url)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        ol = app.screen.query_one("#queues")
+        lines = [str(ol.get_option_at_index(i).prompt) for i in range(ol.option_count)]
+        mail_line = next(line for line in lines if "réputation" in line)
+        assert "1 ouvert " in mail_line + " " and "ouverts" not in mail_line
+        assert "ouverts" in next(line for line in lines if "mot de passe" in line)
+        app.open_queue("mail-reputation")
+        await settle(pilot)
+        status = str(app.screen.query_one("#status").render())
+        assert status.startswith("1 ticket ") and "tickets" not in status
+        app.exit()
