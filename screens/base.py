@@ -70,7 +70,9 @@ class TopBar(Static):
         elif info.actor is None:
             who = Text(_("read-only"), style="bold")
         else:
-            who = assemble((info.actor.login, "bold"), f" ({info.actor.role})")
+            from helpdesk.base.labels import label
+
+            who = assemble((info.actor.login, "bold"), f" ({label('role', info.actor.role)})")
         title = self.title_text if isinstance(self.title_text, Text) else Text(self.title_text)
         bar = assemble(("helpdesk", "bold"), " · ", title)
         width = self.content_region.width or self.size.width

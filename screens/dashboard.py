@@ -13,7 +13,7 @@ from textual.widgets.option_list import Option
 from textual.worker import get_current_worker
 
 from helpdesk.base.errors import HelpdeskError
-from helpdesk.base.i18n import _
+from helpdesk.base.i18n import _, np_
 from helpdesk.storage.filters import Row
 from helpdesk.tui_api.views import QUEUES, Dashboard, localise
 from screens.base import N_, BaseScreen
@@ -44,7 +44,14 @@ def ticket_line(app, row: Row, now) -> Text:
 
 def _figures(c: dict[str, int], *, short: bool) -> Text:
     """A queue's open, waiting and overdue counts; ``short`` labels for narrow screens."""
-    labels = (_("op."), _("wait."), _("late")) if short else (_("open"), _("waiting"), _("overdue"))
+    if short:
+        labels = (_("op."), _("wait."), _("late"))
+    else:
+        labels = (
+            np_("count", "open", "open", c["open"]),
+            np_("count", "waiting", "waiting", c["waiting"]),
+            np_("count", "overdue", "overdue", c["overdue"]),
+        )
     return assemble(
         (f"{c['open']:>6} ", "bold"), (labels[0], "dim"), "  ",
         (f"{c['waiting']:>5} ", "bold"), (labels[1], "dim"), "  ",

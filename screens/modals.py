@@ -20,7 +20,7 @@ from helpdesk.storage.filters import KINDS, TicketFilter
 from helpdesk.tui_api.views import Preview
 from screens.base import N_, BaseModal, SafeInput
 from screens.keybar import KeyBar
-from screens.safe import assemble, plain
+from screens.safe import assemble, fit, plain
 
 
 def heading(text: str) -> Static:
@@ -183,6 +183,8 @@ class ActionForm(Dialog):
 
 
 def preview_text(p: Preview, *, irreversible: bool, lang: str) -> Text:
+    from helpdesk.base.labels import label
+
     out: list[Text] = []
     if irreversible:
         out.append(Text(_("This step cannot be undone. Read what it will do:"), style="bold"))
@@ -191,13 +193,13 @@ def preview_text(p: Preview, *, irreversible: bool, lang: str) -> Text:
         out.append(assemble("  ", (_("then automatically") + ": ", "dim"), step["action"], " → ", step["to"] or ""))
     if p.account_status:
         before, after = p.account_status
-        out.append(assemble((_("Account") + ": ", "bold"), p.account or "", "  ", before, " → ", (after, "bold")))
+        out.append(assemble((_("Account") + ": ", "bold"), p.account or "", "  ", label("account-status", before), " → ", (label("account-status", after), "bold")))
     if p.deadlines:
         out.append(Text(_("Dates set:"), style="bold"))
         for d in p.deadlines:
             extra = f"  → {d['action']}" if d.get("action") else ""
             note = f"  ({d['note']})" if d.get("note") else ""
-            out.append(assemble("  ", (d["name"], ""), "  ", (d["at"], "bold"), extra, note))
+            out.append(assemble("  ", (label("deadline", d["name"]), ""), "  ", (d["at"], "bold"), extra, note))
     if p.linked:
         out.append(assemble((_("Linked ticket opened") + ": ", "bold"), ", ".join(f"#{i}" for i in p.linked)))
     if p.reveal:
@@ -314,7 +316,9 @@ class MessageScreen(Dialog):
 def refusal_body(reason: str, rule: str = "", citation: str = "", citation_text: str = "") -> Text:
     parts = [plain(reason, "bold")]
     if rule:
-        parts.append(assemble((_("Rule") + ": ", "dim"), rule))
+        from helpdesk.base.labels import label
+
+        parts.append(assemble((_("Rule") + ": ", "dim"), label("rule", rule)))
     if citation:
         parts.append(assemble((_("Policy") + ": ", "dim"), (citation, "italic")))
     if citation_text:
@@ -369,7 +373,9 @@ class KeysScreen(Dialog):
             if mark in seen:
                 continue
             seen.add(mark)
-            rows.append(assemble((f"{app.get_key_display(b):>10}", "bold"), "  ", (f"{b.description:<26}", ""), (b.id or "", "dim")))
+            # The label in a column of its own, cut to fit, and the id after a gap: they
+            # never run into each other, whatever the language.
+            rows.append(assemble((f"{app.get_key_display(b):>10}", "bold"), "  ", fit(b.description, 32), "  ", (b.id or "", "dim"), one_line=True))
         path = getattr(app, "keymap_path", None)
         if path is not None:
             home = str(Path.home())
@@ -380,7 +386,13 @@ class KeysScreen(Dialog):
                 yield Static(Text("\n").join(rows) if rows else Text(_("No key here.")))
                 yield Static(
                     assemble(
-                        ("\n" + _("Digits run the actions numbered on a ticket. Ctrl+P opens the command palette.") + "\n", ""),
+                        ("\n" + _("Digits run the actions numbered on a ticket; each action keeps its digit from step to step. Ctrl+P opens the command palette.") + "\n", ""),
+                        (_("Marks") + "\n", "bold"),
+                        _("  …  the action asks for fields, a checklist or a note first") + "\n",
+                        _("  !  the action asks for confirmation (it sends mail or has legal weight)") + "\n",
+                        _("  ✘  blocked: the rule and its article follow") + "\n",
+                        _("  ⚑  someone else has the ticket open;  @  assigned to you") + "\n",
+                        _("  !  before a date: overdue;  ▶  the current step;  ▸  the cursor, or where the keys are") + "\n\n",
                         (_("Change keys in {path} (binding id = \"keys\").").format(path=path or "keymap.toml"), "dim"),
                     )
                 )

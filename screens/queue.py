@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Input, Static
 
-from helpdesk.base.i18n import _
+from helpdesk.base.i18n import _, n_
 from helpdesk.storage.filters import TicketFilter
 from screens.base import N_, BaseScreen, SafeInput
 from screens.keybar import KeyBar
@@ -65,6 +65,7 @@ class QueueScreen(BaseScreen):
         yield KeyBar()
 
     def on_mount(self) -> None:
+        self.list.all_queues = self.queue is None
         self.query_one(TicketList).focus()
         self._show()
 
@@ -79,7 +80,7 @@ class QueueScreen(BaseScreen):
     def _status(self) -> None:
         flt = self.flt
         lst = self.list
-        total = Text(_("{n} tickets").format(n=f"{lst.total:,}".replace(",", " ")) if lst.counted else _("counting…"), style="bold")
+        total = Text(n_("{n} ticket", "{n} tickets", lst.total).format(n=f"{lst.total:,}".replace(",", " ")) if lst.counted else _("counting…"), style="bold")
         me = self.info.actor.login if self.info and self.info.actor else None
         assignee = _("all") if not flt.assignee else (_("nobody") if flt.assignee == "-" else flt.assignee)
         if me and flt.assignee == me:
@@ -105,7 +106,7 @@ class QueueScreen(BaseScreen):
         self.query_one("#status", Static).update(assemble(*parts, one_line=True))
 
     def on_resize(self) -> None:
-        self.query_one("#list-header", Static).update(header_text(self.list.size.width or self.size.width))
+        self.query_one("#list-header", Static).update(header_text(self.list.scrollable_content_region.width or self.size.width, self.queue is None))
 
     def refresh_data(self) -> None:
         self._show(keep_cursor=True)
@@ -113,7 +114,7 @@ class QueueScreen(BaseScreen):
     @on(TicketList.Counted)
     def _counted(self, event: TicketList.Counted) -> None:
         self._status()
-        self.query_one("#list-header", Static).update(header_text(self.list.size.width or self.size.width))
+        self.query_one("#list-header", Static).update(header_text(self.list.scrollable_content_region.width or self.size.width, self.queue is None))
 
     @on(TicketList.Failed)
     def _failed(self, event: TicketList.Failed) -> None:

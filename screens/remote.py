@@ -293,8 +293,8 @@ class RemoteBackend:
     def ticket_at_once(self, ticket_id: int):
         return self._call("ticket_at_once", ticket_id)
 
-    def ticket(self, ticket_id: int) -> dict:
-        return self._call("ticket", ticket_id)
+    def ticket(self, ticket_id: int, history: int | None = None) -> dict:
+        return self._call("ticket", ticket_id, *(() if history is None else (history,)))
 
     def preview(self, ticket_id: int, action: str, inputs: dict | None, version: int | None, lang: str | None = None):
         return self._call("preview", ticket_id, action, inputs, version, lang)

@@ -16,20 +16,25 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import OptionList, Static
+from textual.containers import Horizontal, Vertical
+from textual.widgets import ContentSwitcher, OptionList, Static
 from textual.widgets.option_list import Option
 from textual.worker import get_current_worker
 
 from helpdesk.base import clock
 from helpdesk.base.errors import Conflict, HelpdeskError, Refused
-from helpdesk.base.i18n import _
-from helpdesk.tui_api.views import localise, parse_iso
+from helpdesk.base.i18n import _, n_, pick
+from helpdesk.base.labels import choice, label
+from helpdesk.base.labels import event as event_label
+from helpdesk.base.labels import has as has_label
+from helpdesk.base.labels import read_timer_note
+from helpdesk.tui_api.views import HISTORY, localise, parse_iso
 from screens.base import N_, BaseScreen, TopBar
 from screens.composer import AskValue, Composer
-from screens.conversation import Conversation
+from screens.conversation import conversation_text
 from screens.keybar import KeyBar
 from screens.safe import assemble, plain
+from screens.ticket_panes import Pane, PaneBar, TextPane
 
 DIGITS = "123456789"
 CLAIM_RENEW_SECONDS = 180
@@ -43,13 +48,22 @@ def _when(value: Any, tz: str) -> str:
     return localise(value, tz)
 
 
+def _is_moment(value: str) -> bool:
+    try:
+        return parse_iso(value) is not None
+    except (ValueError, TypeError):
+        return False
+
+
 class TicketScreen(BaseScreen):
     BINDINGS = [
         Binding("escape", "back", N_("Back"), id="ticket.back"),
         *[Binding(d, f"act({i})", N_("Run the action with this number"), show=False, id=f"ticket.action{d}") for i, d in enumerate(DIGITS)],
         Binding("c", "citation", N_("Article"), id="ticket.citation"),
         Binding("t", "take", N_("Take"), id="ticket.take"),
-        Binding("d", "details", N_("Details"), show=False, id="ticket.details"),
+        Binding("d", "details", N_("Panes"), show=False, id="ticket.details"),
+        Binding("[", "pane(-1)", N_("Previous pane"), show=False, id="ticket.pane_previous"),
+        Binding("]", "pane(1)", N_("Next pane"), show=False, id="ticket.pane_next"),
         Binding("r", "reload", N_("Reload"), show=False, id="ticket.reload"),
         Binding("w", "walkthrough", N_("Walkthrough"), id="ticket.walkthrough"),
         Binding("m", "compose('reply')", N_("Reply"), id="ticket.reply"),
@@ -59,9 +73,11 @@ class TicketScreen(BaseScreen):
         Binding("j", "merge", N_("Merge"), show=False, id="ticket.merge"),
     ]
 
+    #: The panes under the actions, in order (see ``screens.ticket_panes``).
+    PANES: list[Pane] = []
+
     def __init__(self, ticket_id: int, preloaded: tuple[dict, dict | None] | None = None) -> None:
         super().__init__()
-        self.show_walkthrough = True
         self.switch_to(ticket_id, preloaded)
 
     def switch_to(self, ticket_id: int, preloaded: tuple[dict, dict | None] | None = None) -> None:
@@ -78,6 +94,9 @@ class TicketScreen(BaseScreen):
         self.last_inputs: dict[str, dict] = {}
         self.busy = False
         self.walk: dict | None = None  # the scenario's steps, on a training database
+        self.own_step = False  # the next change shown is this volunteer's own step
+        self.history_limit: int | None = None  # events asked for (None: the backend's HISTORY); more page in at the end
+        self.loading_more = False
 
     def top_title(self) -> Text:
         return Text(f"#{self.ticket_id}")
@@ -88,26 +107,89 @@ class TicketScreen(BaseScreen):
         yield Static(id="claim")
         with Horizontal(id="ticket-body"):
             with Vertical(id="actions-pane"):
-                yield Static(Text(_("Actions"), style="bold"), classes="section")
+                yield Static(id="actions-title", classes="section")
                 yield OptionList(id="actions", markup=False)
                 yield Static(id="citation")
-            with VerticalScroll(id="details"):
-                yield Static(id="walkthrough")
-                yield Static(id="procedure")
-                yield Static(id="deadlines")
-                yield Static(id="fields")
-                yield Static(id="history")
-                yield Static(id="mails")
-                yield Conversation(id="conversation")
+            with Vertical(id="details"):
+                yield PaneBar(id="pane-bar")
+                with ContentSwitcher(id="panes", initial=f"pane-{self.PANES[0].id}"):
+                    for pane in self.PANES:
+                        if pane.widget is not None:
+                            widget = pane.widget()
+                            widget.id = f"pane-{pane.id}"
+                            yield widget
+                        else:
+                            yield TextPane(pane.id)
         yield KeyBar()
+
+    # --- panes -------------------------------------------------------------------------------
+
+    def visible_panes(self) -> list[Pane]:
+        return [p for p in self.PANES if p.visible(self, self.view)]
+
+    @property
+    def current_pane(self) -> str:
+        current = self.query_one("#panes", ContentSwitcher).current or ""
+        return current.removeprefix("pane-")
+
+    def pane_widget(self, pane_id: str | None = None):
+        return self.query_one(f"#pane-{pane_id or self.current_pane}")
+
+    def show_pane(self, pane_id: str, *, focus: bool | None = None) -> None:
+        """Show a pane; ``focus``: give it the keys (None: keep them where they are)."""
+        switcher = self.query_one("#panes", ContentSwitcher)
+        had_focus = self._pane_has_focus()
+        switcher.current = f"pane-{pane_id}"
+        if focus or (focus is None and had_focus):
+            self.pane_widget(pane_id).focus()
+        self._show_pane_bar()
+
+    def _pane_has_focus(self) -> bool:
+        focused = self.focused
+        switcher = self.query_one("#panes", ContentSwitcher)
+        return focused is not None and (focused is switcher or switcher in focused.ancestors)
+
+    def action_pane(self, step: int) -> None:
+        panes = self.visible_panes()
+        ids = [p.id for p in panes]
+        current = self.current_pane
+        i = ids.index(current) if current in ids else 0
+        self.show_pane(ids[(i + step) % len(ids)])
+
+    def _show_pane_bar(self) -> None:
+        focused = self._pane_has_focus()
+        self.query_one("#pane-bar", PaneBar).show_panes(self.visible_panes(), self.current_pane, focused)
+        title = Text(("▸ " if not focused else "  ") + _("Actions"), style="bold" if not focused else "dim")
+        self.query_one("#actions-title", Static).update(title)
+
+    def on_descendant_focus(self) -> None:
+        self._show_pane_bar()
+
+    def on_descendant_blur(self) -> None:
+        self.call_after_refresh(self._show_pane_bar)
+
+    def pane_end_reached(self, pane_id: str) -> None:
+        """A pane was scrolled to its end: the history pages in its earlier events."""
+        v = self.view
+        if pane_id == "history" and v and not self.loading_more and v["events_total"] > len(v["events"]):
+            self.loading_more = True
+            self.history_limit = len(v["events"]) + HISTORY
+            self.load()
+
+    def _fill_panes(self, view: dict) -> None:
+        for pane in self.PANES:
+            widget = self.pane_widget(pane.id)
+            if pane.text is not None:
+                widget.update(pane.text(self, view))
+            elif hasattr(widget, "show_ticket"):
+                widget.show_ticket(view)
+        if self.current_pane not in [p.id for p in self.visible_panes()]:
+            self.show_pane(self.visible_panes()[0].id)
+        self._show_pane_bar()
 
     def on_mount(self) -> None:
         self._layout()
         self._renew = self.set_interval(CLAIM_RENEW_SECONDS, self.claim, pause=True)
-        self._opened()
-
-    def on_screen_resume(self) -> None:
-        super().on_screen_resume()
         self._opened()
 
     def _opened(self) -> None:
@@ -116,22 +198,27 @@ class TicketScreen(BaseScreen):
         if not self.fresh or not self.is_mounted:
             return
         self.fresh = False
+        self.first_show = True
+        self.history_limit = None
         self.holding = True
         self.query_one("#topbar", TopBar).set_title(self.top_title())
         self.query_one("#claim").display = False
-        self.query_one("#walkthrough").display = False
         actions = self.query_one("#actions", OptionList)
         actions.highlighted = None
         actions.focus()
-        self.query_one("#details", VerticalScroll).scroll_home(animate=False)
+        self.show_pane(self.PANES[0].id, focus=False)
+        for pane in self.PANES:
+            self.pane_widget(pane.id).scroll_home(animate=False)
         if self.preloaded is not None:
             view, walk = self.preloaded
             self.preloaded = None
             self.show(view, walk)
         else:
             self.query_one("#summary", Static).update(Text(_("Loading…"), style="dim"))
-            for name in ("procedure", "deadlines", "fields", "history", "mails", "citation"):
-                self.query_one(f"#{name}", Static).update("")
+            for pane in self.PANES:
+                if pane.text is not None:
+                    self.pane_widget(pane.id).update(Text(""))
+            self.query_one("#citation", Static).update("")
             actions.clear_options()
             self.load()
         # Claimed once the ticket is on screen: the claim is a write, and its thread would
@@ -140,8 +227,22 @@ class TicketScreen(BaseScreen):
         self._renew.reset()
         self._renew.resume()
 
+    def on_screen_resume(self) -> None:
+        super().on_screen_resume()
+        if not self.fresh and not self.holding and self.view is not None:
+            # Back on this ticket after another one covered it: claim it again.
+            self.holding = True
+            self.claim()
+            self._renew.reset()
+            self._renew.resume()
+        self._opened()
+
     def on_screen_suspend(self) -> None:
-        if self not in self.app.screen_stack:  # left (not covered by a form): let it go
+        # Left, or covered by another ticket (``g`` from a ticket): let it go. A form or a
+        # dialog over this ticket keeps it.
+        from textual.screen import ModalScreen
+
+        if self not in self.app.screen_stack or not isinstance(self.app.screen_stack[-1], ModalScreen):
             self._left()
 
     def on_unmount(self) -> None:
@@ -171,7 +272,7 @@ class TicketScreen(BaseScreen):
     @work(thread=True, exclusive=True, group="load", exit_on_error=False)
     def load(self) -> None:
         try:
-            view = self.backend.ticket(self.ticket_id)
+            view = self.backend.ticket(self.ticket_id, self.history_limit)
             walk = self.backend.walkthrough(self.ticket_id)
         except HelpdeskError as exc:
             self.app.call_from_thread(self._missing, str(exc))
@@ -209,7 +310,10 @@ class TicketScreen(BaseScreen):
         old = self.view
         self.view = view
         self.walk = walk
-        self._show_walkthrough()
+        self.loading_more = False
+        if getattr(self, "first_show", False):
+            self.first_show = False
+            self.show_pane("walkthrough" if walk is not None else self.PANES[0].id, focus=False)
         tz = view["timezone"]
         self.query_one("#topbar").set_title(
             assemble(f"#{view['id']} · ", view["queue_title"], " · ", view["policy"], one_line=True)
@@ -217,52 +321,45 @@ class TicketScreen(BaseScreen):
         self.query_one("#summary", Static).update(self._summary(view, tz))
         self._show_claim(view)
         self._show_actions(view)
-        self.query_one("#procedure", Static).update(self._procedure(view))
-        self.query_one("#deadlines", Static).update(self._deadlines(view, tz))
-        self.query_one("#fields", Static).update(self._fields(view))
-        self.query_one("#history", Static).update(self._history(view, tz))
-        self.query_one("#mails", Static).update(self._mails(view, tz))
-        self.query_one("#conversation", Conversation).update_view(view)
+        self._fill_panes(view)
+        self._label_take()
         me = self.info.actor.login if self.info and self.info.actor else None
-        if old is not None and old["version"] != view["version"] and not self.busy:
+        if old is not None and old["id"] == view["id"] and old["version"] != view["version"] and not self.busy:
             who = view["events"][-1]["actor"] if view["events"] else "?"
-            if who != me:
+            if who != me and not self.own_step:
                 self.notify(_("#{id} was changed by {who}.").format(id=view["id"], who=who), markup=False)
+        self.own_step = False
 
     def _summary(self, v: dict, tz: str) -> Text:
-        lines = [
-            assemble((f"#{v['id']} ", "bold"), (v["subject"] or _("(no subject)"), "bold"), one_line=True),
-            assemble(
-                (_("State") + ": ", "dim"), (v["state_label"], "bold reverse" if v["state_kind"] != "done" else "bold"),
-                f" ({v['state_kind']})  ",
-                (_("Provider") + ": ", "dim"), v["policy_name"],
-                one_line=True,
-            ),
-            assemble(
-                (_("Account") + ": ", "dim"),
-                (v["account"] or "—", "bold"),
-                f" ({v['account_status']})" if v["account_status"] else "",
-                ("  " + v["account_email"]) if v.get("account_email") else "",
-                "  ",
-                (_("Requester") + ": ", "dim"),
-                v["requester"] or "—",
-                one_line=True,
-            ),
-        ]
+        """Four lines that fit 80 columns: subject; state and due date; account; requester."""
         due = v.get("due_at")
         now = v.get("now") or clock.now()
         overdue = bool(due and parse_iso(due) <= now and v["state_kind"] != "done")
         pending = [d for d in v["deadline_details"] if d["status"] == "pending"]
-        deadline_bits: list = [(_("Due") + ": ", "dim")]
+        state_line: list = [
+            (_("State") + ": ", "dim"),
+            (v["state_label"], "bold reverse" if v["state_kind"] != "done" else "bold"),
+            " (" + label("state-kind", v["state_kind"]) + ")   ",
+            (_("Assignee") + ": ", "dim"), v.get("assignee") or "—",
+        ]
+        due_line: list = [(_("Due") + ": ", "dim")]
         if due:
-            deadline_bits.append((("! " if overdue else "") + _when(due, tz), "bold reverse" if overdue else "bold"))
-            names = [d["name"] for d in pending if d["at"] == due]
+            due_line.append((("! " if overdue else "") + f"{_when(due, tz)} {tz}", "bold reverse" if overdue else "bold"))
+            names = [label("deadline", d["name"]) for d in pending if d["at"] == due]
             if names:
-                deadline_bits.append(f" ({', '.join(names)})")
+                due_line.append(f" ({', '.join(names)})")
         else:
-            deadline_bits.append("—")
-        deadline_bits += ["  ", (_("Assignee") + ": ", "dim"), v.get("assignee") or "—", "  ", (_("Mail language") + ": ", "dim"), v["lang"]]
-        lines.append(assemble(*deadline_bits, one_line=True))
+            due_line.append("—")
+        account: list = [(_("Account") + ": ", "dim"), (v["account"] or "—", "bold")]
+        if v["account_status"]:
+            account.append(" (" + label("account-status", v["account_status"]) + ")")
+        account += ["   ", (_("Requester") + ": ", "dim"), v["requester"] or "—"]
+        lines = [
+            assemble((f"#{v['id']} ", "bold"), (v["subject"] or _("(no subject)"), "bold"), one_line=True),
+            assemble(*state_line, one_line=True),
+            assemble(*due_line, one_line=True),
+            assemble(*account, one_line=True),
+        ]
         for a in v.get("attention") or []:  # a mail of ours came back: a volunteer decides
             lines.append(assemble(
                 (_("⚠ Mail #{id} to {to} came back: {reason}").format(id=a["outbox"], to=a["to"] or "—", reason=a["text"] or a["status"] or "—"), "bold reverse"),
@@ -290,42 +387,46 @@ class TicketScreen(BaseScreen):
         else:
             widget.display = False
 
-    def _show_walkthrough(self) -> None:
-        from screens.training import walkthrough_text
-
-        widget = self.query_one("#walkthrough", Static)
-        widget.display = self.walk is not None and self.show_walkthrough
-        if widget.display:
-            widget.update(walkthrough_text(self.walk))
-
     def action_walkthrough(self) -> None:
-        self.show_walkthrough = not self.show_walkthrough
-        self._show_walkthrough()
+        """Show the scenario's walkthrough pane (and back to the one shown before)."""
+        if self.current_pane == "walkthrough":
+            self.show_pane(getattr(self, "pane_before_walk", "details"))
+        else:
+            self.pane_before_walk = self.current_pane
+            self.show_pane("walkthrough")
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         if action == "walkthrough":
             return self.walk is not None
         return True
 
+    def _digits(self, v: dict) -> dict[str, str]:
+        """Each action's key: its place in the procedure (the workflow's order), the same
+        on every step of the ticket, so that a digit never changes meaning under the
+        fingers. Actions past the ninth are reached with the arrows and Enter."""
+        keys = list(dict.fromkeys(a["key"] for a in v["actions"]))
+        return {k: DIGITS[i] for i, k in enumerate(keys) if i < len(DIGITS)}
+
     def _show_actions(self, v: dict) -> None:
         ol = self.query_one("#actions", OptionList)
         highlighted = ol.highlighted
         ol.clear_options()
-        self.numbered: list[dict] = []
         read_only = self.info is None or self.info.read_only
-        # Allowed first (numbered), then those a rule blocks with its reason. Steps of other
-        # states ("rule": "state") are not this step's business: the checklist shows them.
-        ordered = sorted((a for a in v["actions"] if a["allowed"] or a["rule"] != "state"), key=lambda a: not a["allowed"])
+        digits = self._digits(v)
+        # Allowed first, then those a rule blocks with its reason (those that need only
+        # the reason the form asks for are shown as allowed). Steps of other states
+        # ("rule": "state") are not this step's business: the checklist shows them.
+        def takeable(a: dict) -> bool:
+            return a["allowed"] or a.get("needs_note", False)
+
+        ordered = sorted((a for a in v["actions"] if takeable(a) or a["rule"] != "state"), key=lambda a: not takeable(a))
         self.ordered = ordered
+        self.by_digit = {digits[a["key"]]: a for a in ordered if takeable(a) and a["key"] in digits}
         for a in ordered:
-            if a["allowed"]:
-                if len(self.numbered) < len(DIGITS):
-                    digit = DIGITS[len(self.numbered)]
-                    self.numbered.append(a)
-                else:
-                    digit = " "
+            if takeable(a):
+                digit = digits.get(a["key"], " ")
                 needs = []
-                if a["fields"] or a["checklist"] or a["note_required"]:
+                if a["fields"] or a["checklist"] or a["note_required"] or a.get("needs_note"):
                     needs.append("…")
                 if a["confirm"]:
                     needs.append("!")
@@ -335,6 +436,8 @@ class TicketScreen(BaseScreen):
                     (a["label"], "bold"),
                     (" " + "".join(needs)) if needs else "",
                 )
+                if a.get("needs_note") and not a["allowed"]:
+                    prompt.append_text(assemble((" — " + _("with the reason it needs"), "dim")))
             else:
                 prompt = assemble(
                     ("✘", "dim"),
@@ -353,9 +456,17 @@ class TicketScreen(BaseScreen):
         if highlighted is not None and highlighted < ol.option_count:
             ol.highlighted = highlighted
         elif ol.option_count:
-            first = next((i for i, a in enumerate(ordered) if a["allowed"]), 0)
+            first = next((i for i, a in enumerate(ordered) if takeable(a)), 0)
             ol.highlighted = first
         self._show_citation()
+
+    def digit_of(self, key: str) -> str | None:
+        """The digit that runs action ``key`` now (None if it cannot be taken)."""
+        return next((d for d, a in getattr(self, "by_digit", {}).items() if a["key"] == key), None)
+
+    def pane_text(self, pane_id: str) -> str:
+        """What a text pane shows, as plain text (tests, the palette)."""
+        return str(self.pane_widget(pane_id).query_one(".pane-text", Static).render())
 
     def _action(self, key: str | None) -> dict | None:
         if not self.view or key is None:
@@ -379,14 +490,17 @@ class TicketScreen(BaseScreen):
         if a is None or not a.get("citation"):
             widget.update("")
             return
-        parts = [assemble(("§ ", "bold"), (a["citation"], "italic"))]
-        if self.show_citation_text and a.get("citation_text"):
-            parts.append(assemble("« ", (a["citation_text"], "italic"), " »"))
-        elif a.get("citation_text"):
-            parts.append(Text(_("c: show the article's text"), style="dim"))
-        widget.update(Text("\n").join(parts))
+        line = assemble(("§ ", "bold"), (a["citation"], "italic"), one_line=True)
+        if a.get("citation_text"):
+            line.append_text(Text("  " + _("c: read the article"), style="dim"))
+        widget.update(line)
 
-    def _procedure(self, v: dict) -> Text:
+    # --- the panes' text ---------------------------------------------------------------------
+
+    def _details(self, v: dict) -> Text:
+        """The procedure, then who is concerned: requester, account and its contacts, the
+        sanctions ledger, the linked tickets."""
+        tz = v["timezone"]
         visited = set(v["visited"])
         lines = [Text(_("Procedure"), style="bold")]
         for st in v["steps"]:
@@ -398,75 +512,132 @@ class TicketScreen(BaseScreen):
                 mark, style = "○", "dim"
             end = "  " + _("(end)") if st["kind"] == "done" else ""
             lines.append(assemble(f" {mark} ", (st["label"], style), (end, "dim")))
+        lines.append(Text("\n" + _("People"), style="bold"))
+        lines.append(assemble(" ", (_("Requester") + ": ", "dim"), v["requester"] or "—"))
+        lines.append(assemble(" ", (_("Provider") + ": ", "dim"), v["policy_name"]))
+        if v["account"]:
+            status = label("account-status", v["account_status"]) if v["account_status"] else ""
+            lines.append(assemble(" ", (_("Account") + ": ", "dim"), (v["account"], "bold"), f" ({status})" if status else ""))
+            if v.get("account_org"):
+                lines.append(assemble("   ", (_("Organisation") + ": ", "dim"), v["account_org"]))
+            if v.get("account_email"):
+                lines.append(assemble("   ", (_("E-mail") + ": ", "dim"), v["account_email"]))
+            for contact in v.get("account_contacts") or []:
+                lines.append(assemble("   ", (_("Contact") + ": ", "dim"), contact))
+            for key, value in sorted((v.get("account_fields") or {}).items()):
+                if value in (None, "", [], {}):
+                    continue
+                name = label("account-field", key) if has_label("account-field", key) else label("deadline", key)
+                shown = f"{_when(value, tz)} {tz}" if isinstance(value, str) and "T" in value and _is_moment(value) else str(value)
+                lines.append(assemble("   ", (name + ": ", "dim"), shown))
+        lines.append(assemble(" ", (_("Mail language") + ": ", "dim"), _("French") if v["lang"] == "fr" else _("English")))
+        lines.append(Text("\n" + _("Sanctions ledger of the account"), style="bold"))
+        if not v.get("sanctions"):
+            lines.append(Text(" " + (_("No sanction recorded.") if v["account"] else _("No account.")), style="dim"))
+        for row in v.get("sanctions") or []:
+            lines.append(
+                assemble(
+                    " ", (_when(row["at"], tz), "dim"), " ", (label("sanction", row["step"]), "bold"),
+                    f"  #{row['ticket']}  ", row["actor"], one_line=True,
+                )
+            )
+            if row.get("note"):
+                lines.append(assemble("    ", plain(row["note"], "italic")))
+        if v.get("linked"):
+            lines.append(Text("\n" + _("Linked tickets"), style="bold"))
+            for other in v["linked"]:
+                relation = _("parent") if other["relation"] == "parent" else _("child")
+                lines.append(
+                    assemble(" ", (f"#{other['id']}", "bold"), f" ({relation}) ", other["queue_title"], " · ", other["state_label"],
+                             ("  " + other["subject"]) if other.get("subject") else "", one_line=True)
+                )
+            lines.append(Text(" " + _("g: go to a ticket by its number"), style="dim"))
         return Text("\n").join(lines)
 
-    def _deadlines(self, v: dict, tz: str) -> Text:
+    def _deadlines(self, v: dict) -> Text:
+        tz = v["timezone"]
         if not v["deadline_details"]:
-            return Text("")
+            return Text(_("No date on this ticket."), style="dim")
         now = v.get("now") or clock.now()
-        lines = [Text("\n" + _("Dates") + f"  ({tz})", style="bold")]
+        lines = [Text(_("Dates") + f"  ({tz})", style="bold")]
         for d in v["deadline_details"]:
             at = parse_iso(d["at"])
             late = d["status"] == "pending" and at is not None and at <= now
             lines.append(
                 assemble(
-                    " ",
-                    ("!" if late else " "),
-                    (f"{d['name']:<18}", ""),
+                    ("! " if late else "  "),
+                    (label("deadline", d["name"]), "bold"),
+                    "  ",
                     (_when(d["at"], tz), "bold" if d["status"] == "pending" else ""),
-                    (f"  {d['status']}", "dim"),
-                    (f"  → {d['action']}", "dim") if d.get("action") else "",
-                    ("  " + d["note"], "dim") if d.get("note") else "",
-                    one_line=True,
+                    ("  " + (_("overdue") if late else label("deadline-status", d["status"])), "bold" if late else "dim"),
                 )
             )
+            if d.get("action"):
+                step = v.get("step_labels", {}).get(d["action"], d["action"])
+                lines.append(assemble("    ", ("→ " + step, "dim")))
+            if d.get("note"):
+                lines.append(assemble("    ", plain(d["note"], "dim")))
         return Text("\n").join(lines)
 
     def _fields(self, v: dict) -> Text:
         items = [(k, val) for k, val in (v["fields"] or {}).items() if val not in (None, "")]
         if not items and not v.get("checklist"):
-            return Text("")
-        lines = [Text("\n" + _("Fields"), style="bold")]
+            return Text(_("No field filled in."), style="dim")
+        lines = [Text(_("Fields"), style="bold")]
         specs = v.get("field_specs") or {}
-        from helpdesk.base.i18n import pick
-
         for k, val in items:
-            label = pick((specs.get(k) or {}).get("label")) or k
-            shown = _("yes") if val is True else (_("no") if val is False else val)
-            lines.append(assemble(" ", (label + ": ", "dim"), shown, one_line=True))
+            spec = specs.get(k) or {}
+            # A field of the workflow has its label there; a date an effect noted on the
+            # ticket (contract-end, membership-end…) is labelled as the date it is.
+            name = pick(spec.get("label")) or label("deadline", k)
+            if val is True:
+                shown = "☑ " + _("yes")
+            elif val is False:
+                shown = "☐ " + _("no")
+            elif isinstance(val, str) and "T" in val and _is_moment(val):
+                shown = f"{_when(val, v['timezone'])} {v['timezone']}"
+            else:
+                shown = choice(k, val)
+            lines.append(assemble(" ", (name + ": ", "dim"), shown))
+        if v.get("checklist"):
+            lines.append(Text("\n" + _("Checklist"), style="bold"))
         for item in v.get("checklist") or []:
             lines.append(assemble(" ☑ ", v.get("checklist_labels", {}).get(item, item)))
         return Text("\n").join(lines)
 
-    def _history(self, v: dict, tz: str) -> Text:
+    def _history(self, v: dict) -> Text:
+        tz = v["timezone"]
         labels = v.get("state_labels", {})
-        lines = [Text("\n" + _("History"), style="bold")]
+        steps = v.get("step_labels", {})
+        lines = [Text(_("History") + f"  ({tz}, " + _("newest first") + ")", style="bold")]
         for e in reversed(v["events"]):
             arrow = ""
             if e["to"] and e["to"] != e["from"]:
                 arrow = f" → {labels.get(e['to'], e['to'])}"
+            who = label("role", "system") if e["actor"] == "system" else e["actor"]
             lines.append(
                 assemble(
-                    (_when(e["at"], tz), "dim"), " ", (e["actor"], "bold"), " ", e["action"], arrow,
-                    (f"  [{e['sanction']}]", "dim") if e.get("sanction") else "",
-                    one_line=True,
+                    (_when(e["at"], tz), "dim"), " ", (who, "bold"), " ", event_label(e["action"], steps), arrow,
+                    (f"  [{label('sanction', e['sanction'])}]", "dim") if e.get("sanction") else "",
                 )
             )
             if e["note"]:
-                lines.append(assemble("    ", plain(e["note"], "italic", one_line=True, limit=400)))
+                timer = read_timer_note(e["note"])
+                note = f"{label('deadline', timer[0])}: {_when(timer[1], tz)} {tz}" if timer else e["note"]
+                lines.append(assemble("    ", plain(note, "italic")))
         older = v["events_total"] - len(v["events"])
         if older > 0:
-            lines.append(Text(_("… and {n} earlier events (helpdesk ticket show {id})").format(n=older, id=v["id"]), style="dim"))
+            lines.append(Text(_("… {n} earlier events: they load when you reach this line.").format(n=older), style="dim"))
         return Text("\n").join(lines)
 
-    def _mails(self, v: dict, tz: str) -> Text:
+    def _mails(self, v: dict) -> Text:
+        tz = v["timezone"]
         if not v.get("mails"):
-            return Text("")
-        lines = [Text("\n" + _("Mails"), style="bold")]
+            return Text(_("No mail for this ticket."), style="dim")
+        lines = [Text(_("Mails") + f"  ({tz})", style="bold")]
         for m in v["mails"]:
-            lines.append(
-                assemble((_when(m["at"], tz), "dim"), " ", (m["status"], "bold"), " ", m["to"], "  ", m["subject"], one_line=True)
-            )
+            lines.append(assemble((_when(m["at"], tz), "dim"), " ", (label("mail-status", m["status"]), "bold"), " ", m["to"]))
+            lines.append(assemble("    ", m["subject"]))
         return Text("\n").join(lines)
 
     # --- acting ----------------------------------------------------------------------------
@@ -475,21 +646,31 @@ class TicketScreen(BaseScreen):
         self.app.pop_screen()
 
     def action_citation(self) -> None:
-        self.show_citation_text = not self.show_citation_text
-        self._show_citation()
+        """The highlighted action's article, whole, in a dialog that scrolls."""
+        a = self._highlighted_action()
+        if a is None or not a.get("citation"):
+            self.notify(_("No article for this line."), markup=False)
+            return
+        body = [assemble(("§ ", "bold"), (a["citation"], "bold italic"))]
+        if a.get("citation_text"):
+            body.append(assemble("« ", (a["citation_text"], "italic"), " »"))
+        self.app.show_message(a["label"], Text("\n\n").join(body), kind="citation")  # type: ignore[attr-defined]
 
     def action_details(self) -> None:
-        details = self.query_one("#details")
-        if details.has_focus:
+        """Give the keys to the pane shown, or back to the actions."""
+        if self._pane_has_focus():
             self.query_one("#actions").focus()
         else:
-            details.focus()
+            self.pane_widget().focus()
 
     def action_act(self, index: int) -> None:
         if self.view is None:
             return
-        if index < len(getattr(self, "numbered", [])):
-            self.start(self.numbered[index])
+        a = getattr(self, "by_digit", {}).get(DIGITS[index])
+        if a is not None:
+            self.start(a)
+        else:
+            self.notify(_("Key {digit} runs no action on this step.").format(digit=DIGITS[index]), markup=False)
 
     @on(OptionList.OptionSelected, "#actions")
     def _selected(self, event: OptionList.OptionSelected) -> None:
@@ -503,10 +684,13 @@ class TicketScreen(BaseScreen):
             return
         if self.info is None or self.info.read_only:
             self.app.show_message(  # type: ignore[attr-defined]
-                _("Read-only"), plain(self.info.notice if self.info else _("read-only")), kind="refusal"
+                _("Read-only"), plain(_("This session is read-only: nothing can be changed from it.")), kind="refusal"
             )
             return
-        if not a["allowed"]:
+        if not a["allowed"] and a.get("needs_note"):
+            # Blocked only for want of a recorded reason (an emergency): the form asks for it.
+            a = {**a, "note_required": True}
+        elif not a["allowed"]:
             from screens.modals import refusal_body
 
             self.app.show_message(  # type: ignore[attr-defined]
@@ -574,7 +758,8 @@ class TicketScreen(BaseScreen):
                 self.apply(a, inputs, lang)
 
         shown = lang or (self.view["lang"] if self.view else "fr")
-        self.app.push_screen(ConfirmScreen(preview, irreversible=a["confirm"], lang=shown, ticket_id=self.ticket_id), answered)
+        irreversible = a.get("irreversible", a["confirm"])
+        self.app.push_screen(ConfirmScreen(preview, irreversible=irreversible, lang=shown, ticket_id=self.ticket_id), answered)
 
     @work(thread=True, exclusive=True, group="act", exit_on_error=False)
     def apply(self, a: dict, inputs: dict, lang: str | None = None) -> None:
@@ -609,9 +794,10 @@ class TicketScreen(BaseScreen):
             self.notify(feedback, title=_("Walkthrough"), severity="warning", timeout=12, markup=False)
 
         self.last_inputs.pop(a["key"], None)
+        self.own_step = True
         message = _("{action}: done → {state}").format(action=a["label"], state=result.state_label)
         if result.mails:
-            message += "\n" + _("{n} mail(s) queued").format(n=len(result.mails))
+            message += "\n" + n_("{n} mail queued", "{n} mails queued", len(result.mails)).format(n=len(result.mails))
         self.notify(message, title=f"#{self.ticket_id}", markup=False)
         if result.output:
             self.app.show_message(_("Logs (this reading is recorded)"), material_body(result.output), kind="material")  # type: ignore[attr-defined]
@@ -650,9 +836,23 @@ class TicketScreen(BaseScreen):
 
     # --- taking a ticket -----------------------------------------------------------------------
 
+    def _label_take(self) -> None:
+        """``t`` says what it will do: take the ticket, or give it back when you hold it."""
+        from dataclasses import replace
+
+        wanted = _("Give back") if self._holds() else _("Take")
+        bindings = self._bindings.key_to_bindings.get("t", [])
+        if bindings and bindings[0].description != wanted:
+            self._bindings.key_to_bindings["t"] = [replace(b, description=wanted) for b in bindings]
+            self.refresh_bindings()
+
+    def _holds(self) -> bool:
+        me = self.info.actor.login if self.info and self.info.actor else None
+        return bool(self.view and me and self.view.get("assignee") == me)
+
     def action_take(self) -> None:
         if self.view is None or self.info is None or self.info.read_only:
-            self.notify(_("Read-only"), markup=False)
+            self.notify(_("This session is read-only: nothing can be changed from it."), markup=False)
             return
         me = self.info.actor.login
         self.assign(None if self.view.get("assignee") == me else me)
@@ -664,8 +864,7 @@ class TicketScreen(BaseScreen):
         except HelpdeskError as exc:
             self.app.call_from_thread(self._failed, {"label": _("Take / give back")}, exc)
             return
-        self.app.call_from_thread(self.notify, _("Assigned to {who}").format(who=login) if login else _("Given back"), markup=False)
-        self.app.call_from_thread(self.load)
+        self.app.call_from_thread(self._assigned, login)
 
     # --- the conversation: reply, note, ask (screens.composer) ------------------------------
 
@@ -756,3 +955,25 @@ class TicketScreen(BaseScreen):
             self.app.call_from_thread(self._failed, {"label": _("Merge")}, exc)
             return
         self.app.call_from_thread(self.app.open_ticket, int(number))
+
+    def _assigned(self, login: str | None) -> None:
+        self.own_step = True
+        self.notify(_("Assigned to {who}").format(who=login) if login else _("Given back"), markup=False)
+        self.load()
+
+
+TicketScreen.PANES = [
+    Pane("details", N_("Details"), text=TicketScreen._details),
+    Pane("walkthrough", N_("Walkthrough"), text=lambda screen, v: _walkthrough(screen), shown=lambda screen, v: screen.walk is not None),
+    Pane("dates", N_("Dates"), text=TicketScreen._deadlines),
+    Pane("fields", N_("Fields"), text=TicketScreen._fields),
+    Pane("history", N_("History"), text=TicketScreen._history),
+    Pane("mails", N_("Mails"), text=TicketScreen._mails),
+    Pane("conversation", N_("Conversation"), text=lambda screen, v: conversation_text(v)),
+]
+
+
+def _walkthrough(screen: TicketScreen) -> Text:
+    from screens.training import walkthrough_text
+
+    return walkthrough_text(screen.walk) if screen.walk is not None else Text("")

@@ -29,6 +29,7 @@ from textual.worker import get_current_worker
 from helpdesk.base import clock
 from helpdesk.base.i18n import _
 from helpdesk.storage.filters import Row, TicketFilter
+from helpdesk.base.labels import label
 from helpdesk.tui_api.views import localise
 from screens.base import N_, Translated
 from screens.safe import fit, scrub
@@ -40,41 +41,44 @@ PAGE = 64
 PAGES_KEPT = 32
 
 
-def columns(width: int) -> list[tuple[str, int]]:
-    """(name, width) of each column for a list ``width`` cells wide; the subject takes the rest."""
+def columns(width: int, all_queues: bool = False) -> list[tuple[str, int]]:
+    """(name, width) of each column for a list ``width`` cells wide; the subject takes the rest.
+    A list of every queue shows each row's queue and assignee (below 100 columns, instead
+    of the provider, which the ticket shows)."""
     if width < 100:
         policy, state, account = 9, 12, 10
     elif width < 140:
         policy, state, account = 13, 16, 14
     else:
         policy, state, account = 14, 26, 18
-    cols = [
-        ("mark", 1),
-        ("id", 7),
-        ("flag", 1),
-        ("due", 11),
-        ("policy", policy),
-        ("state", state),
-        ("account", account),
-    ]
+    cols = [("mark", 1), ("id", 7), ("flag", 1), ("due", 11)]
+    if all_queues:
+        cols.append(("queue", 11))
+        if width >= 100:
+            cols.append(("policy", policy))
+        cols += [("state", 10 if width < 100 else state), ("assignee", 8 if width < 100 else 10), ("account", 9 if width < 100 else account)]
+    else:
+        cols += [("policy", policy), ("state", state), ("account", account)]
     used = sum(w + 1 for _n, w in cols)
     cols.append(("subject", max(8, width - used)))
     return cols
 
 
-def header_text(width: int) -> Text:
+def header_text(width: int, all_queues: bool = False) -> Text:
     names = {
         "mark": "",
         "id": _("#"),
         "flag": "",
         "due": _("Due"),
+        "queue": _("Queue"),
         "policy": _("Provider"),
         "state": _("State"),
+        "assignee": _("Assignee"),
         "account": _("Account"),
         "subject": _("Subject"),
     }
     out = Text()
-    for name, w in columns(width):
+    for name, w in columns(width, all_queues):
         out.append_text(fit(names[name], w))
         out.append(" ")
     out.truncate(width)
@@ -106,6 +110,7 @@ class TicketList(Translated, ScrollView, can_focus=True):
     TicketList {
         height: 1fr;
         background: $surface;
+        overflow-x: hidden;
     }
     TicketList > .ticket-list--cursor { background: $accent 40%; text-style: bold; }
     TicketList:focus > .ticket-list--cursor { background: $accent; color: $text; text-style: bold; }
@@ -147,6 +152,7 @@ class TicketList(Translated, ScrollView, can_focus=True):
         self._style_cache: dict[str, Style] = {}
         self._inflight: set[tuple[int, int]] = set()
         self._keep_id: int | None = None
+        self.all_queues = False  # every queue in one list: show each row's queue and assignee
 
     @property
     def backend(self) -> "Backend":
@@ -187,7 +193,7 @@ class TicketList(Translated, ScrollView, can_focus=True):
             return
         self.total = total
         self.counted = True
-        self.virtual_size = Size(self.size.width, total)
+        self.virtual_size = Size(self.scrollable_content_region.width, total)
         if self.cursor >= total:
             self.cursor = max(0, total - 1)
         self._lines.clear()
@@ -250,7 +256,7 @@ class TicketList(Translated, ScrollView, can_focus=True):
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
         index = scroll_y + y
-        width = self.size.width
+        width = self.scrollable_content_region.width
         if index >= self.total or (not self.counted and index > 0):
             if index == 0 and not self.counted:
                 return self._message(_("Loading…"), width)
@@ -289,11 +295,13 @@ class TicketList(Translated, ScrollView, can_focus=True):
             "flag": "⚑" if claimed else ("@" if me and row.assignee == me else ""),
             "due": ("!" if overdue else " ") + (localise(row.due_at, tz, with_time=False) if row.due_at else "—"),
             "policy": scrub(row.policy),
+            "queue": label("queue-short", row.queue),
+            "assignee": scrub(row.assignee or "—"),
             "state": scrub(info.state_label(row.workflow_id, row.state) if info else row.state),
             "account": scrub(row.account or row.requester or "—"),
             "subject": scrub(row.subject or "—"),
         }
-        for k in ("policy", "state", "account", "subject"):
+        for k in ("policy", "queue", "assignee", "state", "account", "subject"):
             values[k] = " ".join(values[k].split())
         return values, overdue, row.state_kind
 
@@ -322,7 +330,7 @@ class TicketList(Translated, ScrollView, can_focus=True):
         if selected:
             line_style = line_style + styles["cursor"]
         segments = []
-        for name, w in columns(width):
+        for name, w in columns(width, self.all_queues):
             value = "▸" if (name == "mark" and selected) else values.get(name, "")
             text = set_cell_size(value, w) if cell_len(value) <= w else set_cell_size(value, w - 1) + "…"
             style = line_style + styles["overdue"] if (name == "due" and overdue) else line_style
@@ -333,7 +341,8 @@ class TicketList(Translated, ScrollView, can_focus=True):
     def on_resize(self) -> None:
         self._lines.clear()
         if self.counted:
-            self.virtual_size = Size(self.size.width, self.total)
+            self.virtual_size = Size(self.scrollable_content_region.width, self.total)
+            self._scroll_to_cursor()
 
     def on_focus(self) -> None:
         self.refresh()
@@ -354,7 +363,7 @@ class TicketList(Translated, ScrollView, can_focus=True):
 
     def _scroll_to_cursor(self) -> bool:
         """Scroll so the cursor is on screen; True if the view moved."""
-        height = max(1, self.size.height)
+        height = self.rows_shown()
         top = int(self.scroll_offset.y)
         if self.cursor < top:
             self.scroll_to(y=self.cursor, animate=False, immediate=True)
@@ -375,11 +384,15 @@ class TicketList(Translated, ScrollView, can_focus=True):
     def action_cursor_down(self) -> None:
         self._move(self.cursor + 1)
 
+    def rows_shown(self) -> int:
+        """How many rows are on screen: the region inside the scrollbars."""
+        return max(1, self.scrollable_content_region.height)
+
     def action_page_up(self) -> None:
-        self._move(self.cursor - max(1, self.size.height - 1))
+        self._move(self.cursor - max(1, self.rows_shown() - 1))
 
     def action_page_down(self) -> None:
-        self._move(self.cursor + max(1, self.size.height - 1))
+        self._move(self.cursor + max(1, self.rows_shown() - 1))
 
     def action_first(self) -> None:
         self._move(0)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from helpdesk.base.i18n import _
+from helpdesk.base.i18n import _, n_
 from screens.base import N_
 from screens.safe import assemble, plain
 
@@ -98,5 +98,5 @@ def clock_move_text(move, tz_name: str) -> Text:
     for r in report["refused"]:
         lines.append(assemble("  ✘ ", where(r), str(r.get("action", "")), "  ", str(r.get("reason") or "")))
     if report["redacted"]:
-        lines.append(Text(_("Personal data redacted in {n} ticket(s).").format(n=len(report["redacted"]))))
+        lines.append(Text(n_("Personal data redacted in {n} ticket.", "Personal data redacted in {n} tickets.", len(report["redacted"])).format(n=len(report["redacted"]))))
     return Text("\n").join(lines)

@@ -21,7 +21,7 @@ from babel.messages.pofile import read_po, write_po
 ROOT = Path(__file__).resolve().parent.parent
 PO = ROOT / "data" / "translations" / "fr" / "LC_MESSAGES" / "helpdesk.po"
 MO = PO.with_suffix(".mo")
-KEYWORDS = {"_": None, "tr": (1,), "N_": None}
+KEYWORDS = {"_": None, "tr": (1,), "N_": None, "n_": (1, 2), "np_": ((1, "c"), 2, 3)}
 
 
 def extracted() -> Catalog:
@@ -62,8 +62,9 @@ def missing(catalog: Catalog, template: Catalog) -> list[str]:
     for m in template:
         if not m.id:
             continue
-        t = catalog.get(m.id)
-        if t is None or not t.string or t.fuzzy:
+        t = catalog.get(m.id, context=m.context)
+        strings = t.string if t is not None and isinstance(t.string, (tuple, list)) else (t.string if t is not None else "",)
+        if t is None or not all(strings) or t.fuzzy:
             out.append(m.id)
     return out
 

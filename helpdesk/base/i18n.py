@@ -48,6 +48,18 @@ def _(message: str) -> str:
     return _catalog(current_lang()).gettext(message)
 
 
+def n_(singular: str, plural: str, n: int) -> str:
+    """The form for ``n`` of an interface message ("1 ticket", "2 tickets"; in French the
+    singular for 0 and 1)."""
+    return _catalog(current_lang()).ngettext(singular, plural, n)
+
+
+def np_(context: str, singular: str, plural: str, n: int) -> str:
+    """:func:`n_` for a word that also stands alone elsewhere (``context`` tells them apart:
+    "open" counted on the dashboard, "open" as a filter)."""
+    return _catalog(current_lang()).npgettext(context, singular, plural, n)
+
+
 def tr(message: str, lang: str | None) -> str:
     return _catalog(lang or current_lang()).gettext(message)
 

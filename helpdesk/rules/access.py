@@ -6,6 +6,7 @@ from sqlmodel import Session
 
 from helpdesk.base.errors import Refused
 from helpdesk.base.i18n import _
+from helpdesk.base.labels import label
 from helpdesk.base.roles import RANK, may
 from helpdesk.storage.models import Meta
 from helpdesk.rules.context import Actor
@@ -50,4 +51,4 @@ def require_role(session: Session, actor: Actor, role: str, policy_key: str | No
     to a role scoped to other providers than ``policy_key``."""
     check_writer(session, actor, policy_key)
     if not may(actor.role, role, is_training(session)):
-        raise Refused("role", _("reserved to the {role} role (you are {mine})").format(role=role, mine=actor.role))
+        raise Refused("role", _("reserved to the {role} role (you are {mine})").format(role=label("role", role), mine=label("role", actor.role)))

@@ -10,6 +10,7 @@ from helpdesk.base import clock, dates
 from helpdesk.rules.context import Ctx
 from helpdesk.base.fields import TRUE
 from helpdesk.base.i18n import _, pick
+from helpdesk.base.labels import choice, label
 from helpdesk.rules.naming import guard
 from helpdesk.base.roles import RANK, rank
 
@@ -40,7 +41,7 @@ def account_usable(ctx: Ctx):
     if ctx.account is None:
         return _("no account is linked to this ticket")
     if ctx.account.status in ("deactivated", "erased"):
-        return _("the account is {status}").format(status=ctx.account.status)
+        return _("the account is {status}").format(status=label("account-status", ctx.account.status))
     return None
 
 
@@ -96,17 +97,22 @@ def fields_missing(ctx: Ctx, fields: list[str]):
     return None
 
 
+def _field(ctx: Ctx, name: str) -> str:
+    """A field as a person reads it: its label in the workflow."""
+    return pick(((ctx.workflow.fields or {}).get(name) or {}).get("label")) or name
+
+
 @guard("field_true")
 def field_true(ctx: Ctx, field: str, otherwise: str | None = None):
     if not _true(ctx.fields.get(field)) and not (otherwise and _true(ctx.fields.get(otherwise))):
-        return _("required: {field} (yes)").format(field=field)
+        return _("required: {field} (yes)").format(field=_field(ctx, field))
     return None
 
 
 @guard("field_in")
 def field_in(ctx: Ctx, field: str, values: list[str]):
     if ctx.fields.get(field) not in values:
-        return _("only when {field} is one of: {values}").format(field=field, values=", ".join(values))
+        return _("only when {field} is one of: {values}").format(field=_field(ctx, field), values=", ".join(choice(field, v) for v in values))
     return None
 
 
@@ -114,7 +120,7 @@ def field_in(ctx: Ctx, field: str, values: list[str]):
 def field_in_future(ctx: Ctx, field: str):
     value = ctx.fields.get(field)
     if value and clock.parse_datetime(value, ctx.tz) <= ctx.now:
-        return _("{field} must be in the future").format(field=field)
+        return _("{field} must be in the future").format(field=_field(ctx, field))
     return None
 
 
@@ -155,7 +161,7 @@ def inactive_for(ctx: Ctx, param: str, states: list[str] | None = None):
 def deadline_reached(ctx: Ctx, deadline: str):
     dl = ctx.deadline(deadline)
     if dl is not None and ctx.now < dl.due_at:
-        return _("not before {name}: {date}").format(name=deadline, date=clock.local_day(dl.due_at, ctx.tz).isoformat())
+        return _("not before {name}: {date}").format(name=label("deadline", deadline), date=clock.local_day(dl.due_at, ctx.tz).isoformat())
     return None
 
 
@@ -167,7 +173,7 @@ def _well_founded(ctx: Ctx, field: str) -> str | None:
     if rank(ctx.actor.role, ctx.training) < RANK["oncall"]:
         return _("this step without the earlier ones is reserved to on-call and admin roles")
     if not ctx.note:
-        return _("taking this step at once needs its reason recorded (--note)")
+        return _("taking this step at once needs its reason recorded (the note of the step)")
     return None
 
 
@@ -199,7 +205,7 @@ def prior_step_or_grave(ctx: Ctx, steps: list[str]):
     return _this_matter_or(
         ctx, set(steps), "grave",
         _("according to the gravity: on this matter, first {steps}, unless it is grave (--field grave=yes, on-call, reason recorded)").format(
-            steps=", ".join(steps)
+            steps=", ".join(label("sanction", st) for st in steps)
         ),
     )
 

@@ -781,13 +781,14 @@ class _Demo:
         for i, city in enumerate(cities):
             slug = _slug(city)
             domain = f"cpas-{slug}.example.org"
+            phone = f"+32 {60 + i % 30} {(i * 37) % 90 + 10} {(i * 53) % 90 + 10} {(i * 71) % 90 + 10}"  # the number a code is read out to
             pool = ("sanction", "sanction", "reset", "sanction", "closure", "sanction")[i % 6] if i >= 6 else "special"
             sig = self.end - relativedelta(months=rng.randint(14, 44), days=rng.randint(0, 27))
             acc = self.add_account(
                 "communesplone", pool, login=f"cpas-{slug}", email=f"informatique@{domain}", kind="member",
                 org=_of("CPAS", city), contacts=[f"direction@{domain}", f"secretariat@{domain}"],
                 last_login=self.recent_login(90), created=self.created(),
-                fields={"signature-date": sig.date().isoformat(), "commune-signed": rng.choice(["oui", "non"])},
+                fields={"signature-date": sig.date().isoformat(), "commune-signed": rng.choice(["oui", "non"]), "phone": phone},
             )
             members.append(acc)
             for _j in range(rng.randint(1, 3)):
@@ -796,6 +797,7 @@ class _Demo:
                 self.add_account(
                     "communesplone", "end-user", login=login, email=f"{_slug(first)}.{_slug(last)}@{domain}",
                     kind="end-user", org=_of("CPAS", city), last_login=self.recent_login(), created=self.created(),
+                    fields={"phone": phone},
                 )
         self.cpas_special = [m for m in members if m in self.pools[("communesplone", "special")]]
 

@@ -270,15 +270,17 @@ class Backend:
             return None
         return self._view(ticket_id), self.walkthrough(ticket_id)
 
-    def ticket(self, ticket_id: int) -> dict:
+    def ticket(self, ticket_id: int, history: int | None = None) -> dict:
+        """A ticket's view with its latest ``history`` events (``HISTORY`` by default; the
+        screen pages in more)."""
         self._read_closed_account(ticket_id)
-        return self._view(ticket_id)
+        return self._view(ticket_id, history)
 
-    def _view(self, ticket_id: int) -> dict:
+    def _view(self, ticket_id: int, history: int | None = None) -> dict:
         with self.read() as s:
             actor = self._actor(s)
             t = api.get_ticket(s, ticket_id, actor)
-            view = api.ticket_view(s, t, actor, history=HISTORY, citation_texts=True)
+            view = api.ticket_view(s, t, actor, history=max(1, history or HISTORY), citation_texts=True)
             d = engine.definition(s, t.workflow_id)
             account = s.get(Account, t.account_id) if t.account_id else None
             view.update(
@@ -290,6 +292,17 @@ class Backend:
                 field_specs=d.workflow.fields or {},
                 checklist_labels={k: pick((v or {}).get("label")) or k for k, v in (d.workflow.checklist or {}).items()},
                 state_labels={k: pick(st.label) for k, st in d.states.items()},
+                step_labels={tr.key: pick(tr.label) for tr in d.transitions},
+                account_kind=account.kind if account else "",
+                account_contacts=list(account.contacts or []) if account else [],
+                account_fields=dict(account.fields or {}) if account else {},
+                sanctions=api.account_view(s, account)["sanctions"] if account else [],
+                linked=[
+                    {"id": other.id, "queue_title": pick(engine.definition(s, other.workflow_id).workflow.title),
+                     "state_label": api.state_label(s, other), "subject": other.subject,
+                     "relation": "parent" if other.id == t.parent_id else "child"}
+                    for other in s.exec(select(Ticket).where(or_(Ticket.id == t.parent_id, Ticket.parent_id == t.id)).order_by(Ticket.id))
+                ],
                 assignee=t.assignee,
                 claimed_by=t.claimed_by,
                 claim_expires=t.claim_expires,
@@ -335,17 +348,18 @@ class Backend:
                 outcome = engine.apply(s, ticket_id, action, actor, expected_version=version, **self._inputs(inputs))
                 s.flush()
                 tz = d.policy.timezone
+                step_labels = {tr.key: pick(tr.label) for tr in d.transitions}
                 deadlines = []
                 for dl in s.exec(
                     select(Deadline).where(Deadline.ticket_id == t.id, Deadline.status.in_(("pending", "info"))).order_by(Deadline.due_at)
                 ):
                     if (dl.name, dl.due_at, dl.status) not in before:
-                        deadlines.append({"name": dl.name, "at": localise(dl.due_at, tz), "status": dl.status, "action": dl.action, "note": dl.note})
+                        deadlines.append({"name": dl.name, "at": localise(dl.due_at, tz), "status": dl.status, "action": step_labels.get(dl.action or "", dl.action), "note": dl.note})
                 status_after = account.status if account else None
                 labels = {k: pick(st.label) for k, st in d.states.items()}
                 steps, linked, warnings = [], [], []
                 for e in outcome.events:
-                    steps.append({"action": e.action, "actor": e.actor, "from": labels.get(e.from_state or "", e.from_state), "to": labels.get(e.to_state or "", e.to_state)})
+                    steps.append({"action": step_labels.get(e.action, e.action), "actor": e.actor, "from": labels.get(e.from_state or "", e.from_state), "to": labels.get(e.to_state or "", e.to_state)})
                     if (e.data or {}).get("linked"):
                         linked.append(e.data["linked"])
                     warnings += (e.data or {}).get("warnings", [])

@@ -23,6 +23,7 @@ from helpdesk.rules.access import check_scope, check_writer, is_training, requir
 from helpdesk.rules.context import SYSTEM_ACTOR, Actor, Ctx
 from helpdesk.base.errors import BadInput, Conflict, NotFound, Refused
 from helpdesk.base.fields import missing_required, validate
+from helpdesk.base.labels import label
 from helpdesk.base.i18n import _, pick
 from helpdesk.storage.models import Account, Deadline, Event, Policy, State, Ticket, Transition, Workflow
 from helpdesk.base.roles import may
@@ -102,6 +103,8 @@ class ActionView:
     note_required: bool = False
     confirm: bool = False
     target: str = ""
+    undo: str = ""  # the step that undoes this one (lift, reinstate), if any
+    needs_note: bool = False  # blocked only for want of a recorded reason: the note unblocks it
 
     def as_dict(self, *, texts: bool = False) -> dict[str, Any]:
         """The view as plain data; ``texts``: with the French text of the citation."""
@@ -118,6 +121,9 @@ class ActionView:
             "checklist": self.checklist,
             "note_required": self.note_required,
             "confirm": self.confirm,
+            "irreversible": self.confirm and not self.undo,
+            "undo": self.undo,
+            "needs_note": self.needs_note,
             "target": self.target,
         }
 
@@ -141,7 +147,7 @@ def _check_role(ctx: Ctx, transition: Transition) -> Refused | None:
         ref, text = citation(ctx.policy, transition.cite)
         return Refused(
             "role",
-            _("reserved to the {role} role (you are {mine})").format(role=transition.role, mine=ctx.actor.role),
+            _("reserved to the {role} role (you are {mine})").format(role=label("role", transition.role), mine=label("role", ctx.actor.role)),
             ref,
             text,
         )
@@ -200,6 +206,7 @@ def actions(session: Session, ticket: Ticket, actor: Actor, now: datetime | None
             confirm=t.confirm,
             citation=ref,
             citation_text=text,
+            undo=_undo(d, t),
         )
         chosen = here.get(t.key)
         if chosen is None:
@@ -215,8 +222,31 @@ def actions(session: Session, ticket: Ticket, actor: Actor, now: datetime | None
             else:
                 view.rule, view.reason = refusal.rule, refusal.reason
                 view.citation, view.citation_text = refusal.citation or ref, refusal.citation_text or text
+                view.needs_note = _note_unblocks(ctx, chosen)
         views[t.key] = view
     return list(views.values())
+
+
+def _undo(d: "Definition", t: Transition) -> str:
+    """The step that undoes ``t``: one leaving its target state that puts the account back
+    to active (lifting a sending suspension, reinstating a suspended account)."""
+    for back in d.from_state(t.target):
+        for effect in back.effects or []:
+            if effect.get("name") == "set_account_status" and (effect.get("args") or {}).get("status") == "active":
+                return back.key
+    return ""
+
+
+def _note_unblocks(ctx: Ctx, t: Transition) -> bool:
+    """Whether ``t`` is refused only because no reason is recorded yet: checked again as if
+    a note were given (an emergency step asks for its reason in the form)."""
+    if ctx.note:
+        return False
+    ctx.note = "\u2026"
+    try:
+        return _check(ctx, t) is None
+    finally:
+        ctx.note = ""
 
 
 # --- applying an action ----------------------------------------------------------------
@@ -342,9 +372,11 @@ def _take(ctx: Ctx, d: Definition, transition: Transition) -> Event:
         ticket.state_kind = state.kind
         ticket.closed_at = ctx.now if state.kind == "done" else None
         _enter_state(ctx, state)
-    if not ctx.actor.is_system:
-        _settle_deadline(ctx, "respond-by")
     compose.flush_pending(ctx)
+    if not ctx.actor.is_system and (ctx.mails or ticket.state_kind == "done"):
+        # Only a step that answers (a mail goes out) or ends the ticket meets the response
+        # target: reading logs or noting a field answers nobody.
+        _settle_deadline(ctx, "respond-by")
     ticket.updated_at = ctx.now
     ticket.version = (ticket.version or 0) + 1
     refresh_due(ctx.session, ticket)

@@ -19,8 +19,8 @@ from dateutil.relativedelta import relativedelta
 from sqlalchemy import func
 from sqlmodel import Session, select
 
+from helpdesk.base import labels, clock, dates
 from helpdesk.storage import audit
-from helpdesk.base import clock, dates
 from helpdesk.workflow import engine
 from helpdesk.rules.context import SYSTEM_ACTOR
 from helpdesk.storage.db import write_session
@@ -103,7 +103,7 @@ def _run_timers(url, now, report: SweepReport, due: list[int]) -> None:
                 dl = s.get(Deadline, deadline_id)
                 if dl is None or dl.status != "pending":
                     continue
-                outcome = engine.apply(s, dl.ticket_id, dl.action, SYSTEM_ACTOR, now=now, note=f"{dl.name}: {clock.iso(dl.due_at)}")
+                outcome = engine.apply(s, dl.ticket_id, dl.action, SYSTEM_ACTOR, now=now, note=labels.timer_note(dl.name, clock.iso(dl.due_at)))
                 report.taken.append({"ticket": dl.ticket_id, "action": dl.action, "state": outcome.ticket.state})
         except Exception as exc:  # noqa: BLE001 - a refused or broken timer is recorded; the others run
             why = failure(exc)

@@ -78,7 +78,7 @@ async def test_hostile_strings_on_every_screen(hostile_url, make_app):
         await settle(pilot)
         assert app.is_running and isinstance(app.screen, TicketScreen)
         # a note with the same text goes into the preview and the history as text
-        digit = next(str(i + 1) for i, a in enumerate(screen.numbered) if a["key"] == "contact")
+        digit = screen.digit_of("contact")
         await press(pilot, digit)
         form = app.screen
         assert isinstance(form, ActionForm)

@@ -54,7 +54,7 @@ def attach_log(url: str, ticket_id: int) -> None:
 
 
 async def read_logs(pilot, screen: TicketScreen, reason: str) -> None:
-    digit = next(str(i + 1) for i, a in enumerate(screen.numbered) if a["key"] == "read-logs")
+    digit = screen.digit_of("read-logs")
     await press(pilot, digit)
     form = pilot.app.screen
     assert isinstance(form, ActionForm)
@@ -89,12 +89,12 @@ async def test_a_volunteer_is_refused_the_logs_and_nothing_is_recorded(db_url, m
         await settle(pilot)
         screen = app.screen
         a = next(a for a in screen.view["actions"] if a["key"] == "read-logs")
-        assert not a["allowed"] and a["rule"] == "role" and "techadmin" in a["reason"]
+        assert not a["allowed"] and a["rule"] == "role" and "technical admin" in a["reason"]
         screen.start(a)
         await settle(pilot)
         message = app.screen
         assert isinstance(message, MessageScreen)
-        assert "techadmin" in message.body.plain and "victim@example.net" not in message.body.plain
+        assert "technical admin" in message.body.plain and "victim@example.net" not in message.body.plain
     assert events(db_url, "read-logs") == []
 
 

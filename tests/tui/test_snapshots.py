@@ -106,3 +106,18 @@ def test_keys(snap_compare, db_url, make_app, size):
 @pytest.mark.parametrize("size", SIZES)
 def test_hostile_ticket(snap_compare, hostile_url, make_app, size):
     assert snap_compare(make_app(hostile_url), terminal_size=size, run_before=keys("ticket:9"))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_ticket_history_pane_has_the_keys(snap_compare, db_url, make_app, size):
+    assert snap_compare(make_app(db_url), terminal_size=size, run_before=keys("ticket:3", "tab", "]", "]", "]"))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_ticket_details_pane(snap_compare, db_url, make_app, size):
+    assert snap_compare(make_app(db_url), terminal_size=size, run_before=keys("ticket:5", "d", "pagedown"))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_all_tickets_at_the_end(snap_compare, db_url, make_app, size):
+    assert snap_compare(make_app(db_url), terminal_size=size, run_before=keys("t", "end"))

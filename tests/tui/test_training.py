@@ -18,7 +18,7 @@ from tests.tui.conftest import press, settle, type_text
 
 
 def walk_text(screen: TicketScreen) -> str:
-    return str(screen.query_one("#walkthrough").render())
+    return screen.pane_text("walkthrough")
 
 
 def current(screen: TicketScreen) -> dict:
@@ -125,10 +125,10 @@ def ticket(url: str, tid: int) -> Ticket:
 
 
 def digit(screen: TicketScreen, key: str) -> str:
-    for i, a in enumerate(screen.numbered):
-        if a["key"] == key:
-            return str(i + 1)
-    raise AssertionError(f"{key} is not allowed: {[a['key'] for a in screen.numbered]}")
+    found = screen.digit_of(key)
+    if found is None:
+        raise AssertionError(f"{key} is not allowed: {list(screen.by_digit)}")
+    return found
 
 
 async def test_clock_keys_do_nothing_on_a_real_database(db_url, make_app):
@@ -142,7 +142,7 @@ async def test_clock_keys_do_nothing_on_a_real_database(db_url, make_app):
         assert clock.now() == before
         app.open_ticket(1)
         await settle(pilot)
-        assert app.screen.walk is None and not app.screen.query_one("#walkthrough").display
+        assert app.screen.walk is None and "walkthrough" not in [p.id for p in app.screen.visible_panes()]
         app.exit()
 
 
