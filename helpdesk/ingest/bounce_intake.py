@@ -30,6 +30,7 @@ from collections import Counter
 from sqlmodel import Session, select
 
 from helpdesk.ingest import alerts, store
+from helpdesk.ingest.addressing import choose_policy, recipients, tagged_tickets
 from helpdesk.ingest.bounces import Bounce
 from helpdesk.ingest.mailboxes import Item
 from helpdesk.ingest.message import ParsedMail
@@ -76,8 +77,6 @@ def find_outbox(session: Session, bounce: Bounce, mail: ParsedMail) -> Outbox | 
     recipients = {r.lower() for r in bounce.recipients}
     if not recipients:
         return None
-    from helpdesk.ingest.intake import tagged_tickets
-
     for subject in (bounce.original_subject, mail.subject or ""):
         for ticket in tagged_tickets(session, subject):
             rows = session.exec(
@@ -114,8 +113,6 @@ def mark(session: Session, row: Outbox, bounce: Bounce, ticket: Ticket | None, r
 
 def _signal(session: Session, bounce: Bounce, mail: ParsedMail, headers: dict[str, str], run: Run, ticket: Ticket | None):
     """A refusal for spam or reputation, or a complaint, about mail we sent: an alert."""
-    from helpdesk.ingest.intake import choose_policy
-
     policy = ticket.policy_key if ticket is not None else None
     if policy is None:
         try:
@@ -144,8 +141,6 @@ def _signal(session: Session, bounce: Bounce, mail: ParsedMail, headers: dict[st
 
 
 def _written_to(mail: ParsedMail, headers: dict[str, str]) -> list[str]:
-    from helpdesk.ingest.intake import recipients
-
     return recipients(mail, headers)
 
 

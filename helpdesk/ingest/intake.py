@@ -48,6 +48,7 @@ from helpdesk.ingest.mime import top_headers  # noqa: F401 - intake.top_headers
 from helpdesk.ingest.mailboxes import Item
 from helpdesk.ingest.message import ParsedMail, addresses, parse_mail
 from helpdesk.ingest.requests import classify, classify_explained, closure_items, is_acknowledgement, new_text, reports_suspicious_access
+from helpdesk.ingest.addressing import NO_PROVIDER, choose_policy, recipients, tagged_tickets  # noqa: F401 - intake.*
 from helpdesk.ingest.routing import AccountRef, unique
 from helpdesk.ingest.pipeline import Outcome, Reject, Run
 from helpdesk.workflow.compose import LOCALES
@@ -55,8 +56,8 @@ from helpdesk.storage.models import Account, Ticket
 from helpdesk.policy.packs import GENERAL
 from helpdesk.base.untrusted import one_line
 
-NO_PROVIDER = "no provider for this address"
-_TAG = re.compile(r"\[([a-z0-9][a-z0-9-]{0,63}) #(\d{1,12})\]", re.IGNORECASE)
+
+
 _FEEDBACK_PART = re.compile(rb"content-type:\s*message/feedback-report", re.IGNORECASE)
 # Automatic replies that carry no Auto-Submitted header (RFC 3834) say so in their subject.
 _AUTO_REPLY_SUBJECT = re.compile(
@@ -195,14 +196,6 @@ def _thread_target(session: Session, mail: ParsedMail) -> tuple[Ticket | None, s
     return None, ""
 
 
-def tagged_tickets(session: Session, subject: str | None):
-    """The tickets a subject names by our ``[policy #id]`` tag, in order."""
-    for match in _TAG.finditer(subject or ""):
-        found = session.get(Ticket, int(match.group(2)))
-        if found is not None and found.policy_key == match.group(1).lower():
-            yield found
-
-
 def _speaks_for(session: Session, ticket: Ticket, sender: str | None) -> bool:
     sender = (sender or "").strip().lower()
     if not sender:
@@ -291,36 +284,6 @@ def _today(mail: ParsedMail, tz: str, run: Run) -> date:
     if when is None or abs((when - run.now).days) > 366:
         when = run.now
     return clock.local_day(when, tz)
-
-
-def recipients(mail: ParsedMail, headers: dict[str, str]) -> list[str]:
-    """The addresses a mail was written or delivered to, lower-case."""
-    found = list(mail.to_addrs) + list(mail.cc_addrs)
-    for name in ("delivered-to", "x-original-to", "envelope-to"):
-        if headers.get(name):
-            found += [a for _n, a in addresses([headers[name]])]
-    return [a.strip().lower() for a in found]
-
-
-def choose_policy(mail: ParsedMail, headers: dict[str, str], run: Run) -> tuple[str, list[AccountRef]]:
-    """The provider of a new request and the sender's accounts with that provider."""
-    d = run.directory
-    senders = d.accounts_for_address(mail.from_addr)
-    if run.policy:
-        return run.policy, [r for r in senders if r.policy == run.policy]
-    written_to = d.intake_policies(recipients(mail, headers))
-    if len(written_to) == 1:
-        policy = next(iter(written_to))
-        return policy, [r for r in senders if r.policy == policy]
-    candidates = {r.policy for r in senders} & written_to if written_to else {r.policy for r in senders}
-    if len(candidates) == 1:
-        policy = next(iter(candidates))
-        return policy, [r for r in senders if r.policy == policy]
-    if len(candidates) > 1:
-        raise Reject(f"the sender has accounts with several providers ({', '.join(sorted(candidates))}) and wrote to none of their intake addresses")
-    if written_to:
-        raise Reject(f"written to several providers ({', '.join(sorted(written_to))}) by a sender known to none of them")
-    raise Reject(NO_PROVIDER)
 
 
 def _account_named(run: Run, policy: str, name: str | None) -> AccountRef | None:
