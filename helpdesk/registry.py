@@ -31,4 +31,4 @@ def effect(name: str):
 
 def load() -> None:
     """Import the modules that register guards and effects."""
-    from helpdesk import effects, guards  # noqa: F401
+    from helpdesk import effects, guards, service_actions  # noqa: F401

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import func, or_
 from sqlmodel import Session, select
 
-from helpdesk import audit, clock, engine, ledger, networks, settings
+from helpdesk import audit, clock, engine, ledger, networks, service_actions, settings
 from helpdesk.context import SYSTEM_ACTOR, Actor
 from helpdesk.errors import BadInput, NotFound, Refused
 from helpdesk.fields import EMAIL
@@ -402,6 +402,7 @@ def ticket_view(
         "actions": [a.as_dict(texts=citation_texts) for a in engine.actions(session, ticket, actor, now)],
         "events": [event_view(e) for e in events],
         "events_total": total,
+        "service_actions": service_actions.of_ticket(session, ticket.id),
     }
 
 

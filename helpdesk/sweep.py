@@ -33,11 +33,12 @@ class SweepReport:
     opened: list[dict] = field(default_factory=list)
     redacted: list[int] = field(default_factory=list)
     purged: dict[str, int] = field(default_factory=dict)  # table -> rows deleted by retention
+    actions: dict = field(default_factory=dict)  # service actions carried out (helpdesk.service_actions)
 
     def as_dict(self) -> dict:
         return {
             "now": self.now, "taken": self.taken, "refused": self.refused, "opened": self.opened, "redacted": self.redacted,
-            "purged": self.purged,
+            "purged": self.purged, "actions": self.actions,
         }
 
 
@@ -52,6 +53,10 @@ def run(url: str | None = None, now: datetime | None = None, limit: int = 10_000
     from helpdesk import retention
 
     retention.run(url, now, report)
+    from helpdesk import service_actions
+
+    ran = service_actions.run(url, now)
+    report.actions = ran.as_dict() if (ran.done or ran.retried or ran.failed or ran.uncertain or ran.waiting) else {}
     return report
 
 
