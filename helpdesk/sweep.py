@@ -132,7 +132,9 @@ def _has_open(s: Session, account_id: int, queue: str) -> bool:
     )
 
 
-def _open_for(url, policy_key: str, now: datetime, report: SweepReport, candidates: Callable[[Session, Policy], list], fields: dict, note: str, subject: str = "") -> None:
+def _open_for(url, policy_key: str, now: datetime, report: SweepReport, candidates: Callable[[Session, Policy], list], fields: dict, note, subject: str = "") -> None:
+    """Open a closure for each candidate with none open. ``note``: a text, or a function of
+    the session and the account giving one."""
     with write_session(url) as s:
         policy = s.get(Policy, policy_key)
         if s.exec(select(Workflow.id).where(Workflow.policy_key == policy_key, Workflow.queue == "closure")).first() is None:
@@ -143,7 +145,7 @@ def _open_for(url, policy_key: str, now: datetime, report: SweepReport, candidat
             try:
                 outcome = engine.open_ticket(
                     s, queue="closure", policy_key=policy_key, actor=SYSTEM_ACTOR, account=acc,
-                    requester="", fields=dict(fields), note=note, now=now,
+                    requester="", fields=dict(fields), note=note(s, acc) if callable(note) else note, now=now,
                     subject=subject.format(login=acc.login),
                 )
             except Refused as exc:  # pragma: no cover - a pack without that reason
@@ -163,7 +165,15 @@ def scan_inactivity(url, policy_key: str, now: datetime, report: SweepReport) ->
             if (a.last_login or a.created_at) < limit
         ]
 
-    _open_for(url, policy_key, now, report, candidates, {"reason": "inactivity"}, "inactive for more than the policy allows",
+    def note(s: Session, acc: Account) -> str:
+        from helpdesk import logins
+
+        seen, source = logins.latest(s, acc)
+        if seen is None:  # never seen by any source: counted from its addition, not "forever"
+            return "inactive for more than the policy allows: no login seen by any source since the account was added on " + clock.iso(acc.created_at)
+        return f"inactive for more than the policy allows: last login {clock.iso(seen)} (source: {source})"
+
+    _open_for(url, policy_key, now, report, candidates, {"reason": "inactivity"}, note,
               _("Inactivity: {login} has not logged in for more than a year"))
 
 
