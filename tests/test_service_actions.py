@@ -95,7 +95,7 @@ def test_failed_and_uncertain_wait_for_a_person(indigos):
     codes = [hd.run("actions", "run", now=w + ":00+01:00").code for w in when]
     assert codes[-1] == 1 and set(codes[:-1]) == {0}
     lock = next(a for a in hd.ok("actions", "list") if a["kind"] == "lock")
-    assert lock["status"] == "failed" and lock["attempts"] == 8 and "after 8 attempts" in lock["answer"]
+    assert lock["status"] == "failed" and lock["attempts"] == 8 and "après 8 tentatives" in lock["answer"]
     shown = hd.ok("ticket", "show", tid)["service_actions"]
     assert any(a["needs_attention"] for a in shown)
     human = hd.ok("ticket", "show", tid, json_out=False).out
@@ -162,7 +162,7 @@ def test_configuration_errors_name_the_file_and_line(hd):
     r = hd.run("connectors", "check")
     assert r.code == 1 and "chmod 600" in r.out and "s3cret" not in r.out
     hd.env["HELPDESK_CONFIG"] = str(hd.tmp_path / "missing.toml")
-    assert "no such file" in hd.bad("connectors", "check").err
+    assert "fichier introuvable" in hd.bad("connectors", "check").err
 
 
 def test_policyd_listen_address_comes_from_flag_env_or_file(hd):
