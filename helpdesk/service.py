@@ -402,8 +402,28 @@ def ticket_view(
         "actions": [a.as_dict(texts=citation_texts) for a in engine.actions(session, ticket, actor, now)],
         "events": [event_view(e) for e in events],
         "events_total": total,
-        "service_actions": service_actions.of_ticket(session, ticket.id),
+        "service_actions": [{**a, "line": service_actions.describe(a)} for a in service_actions.of_ticket(session, ticket.id)],
     }
+
+
+def actions_needing_attention(session: Session, limit: int = 8) -> tuple[int, list[dict]]:
+    """Failed and uncertain service actions, for the dashboard: how many, and the oldest,
+    each with the line a person reads."""
+    total, rows = service_actions.needing_attention(session, limit)
+    for a in rows:
+        a["line"] = _("service action #{id} {status}: {what} (ticket #{ticket})").format(
+            id=a["id"], status=a["status"], what=service_actions.describe(a), ticket=a["ticket"])
+    return total, rows
+
+
+def actions_described(actions: list) -> list[str]:
+    """The service actions a step queues, one line each, for its preview."""
+    lines = []
+    for row in actions:
+        a = service_actions.view(row)
+        prefix = _("would have done") + ": " if a["status"] == "would-have-done" else ""
+        lines.append(prefix + service_actions.describe(a))
+    return lines
 
 
 def reachable(d: engine.Definition, start: str) -> set[str]:

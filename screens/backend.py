@@ -148,7 +148,9 @@ class Backend:
                 }
                 for e in s.exec(select(Event).order_by(Event.id.desc()).limit(limit))
             ]
-        return Dashboard(counts=counts, mine=mine, due_today=due_today[:limit], recent=recent, now=now)
+            waiting, actions = service.actions_needing_attention(s, limit)
+        return Dashboard(counts=counts, mine=mine, due_today=due_today[:limit], recent=recent, now=now,
+                         actions_waiting=waiting, actions=actions)
 
     def _queue_counts(self, s: Session, now: datetime) -> dict[str, dict[str, int]]:
         """Open, waiting and overdue per queue, each read from the (queue, state_kind, due_at)
@@ -354,6 +356,7 @@ class Backend:
                     output=len(outcome.output),
                     linked=linked,
                     warnings=warnings,
+                    actions=service.actions_described(outcome.actions),
                 )
             finally:
                 s.rollback()
