@@ -177,6 +177,12 @@ class Dovecot:
     config: Path
     last_login_file: Path
     users: dict
+    imaps_port: int | None = None
+    http_port: int = 0  # the doveadm HTTP API, key in root/doveadm.key
+
+    def api_toml(self, name: str = "mailbox-api", policies: str = '["indigos", "wigii"]') -> str:
+        return (f'[connectors.{name}]\ntype = "dovecot"\npolicies = {policies}\n'
+                f'api_url = "http://127.0.0.1:{self.http_port}/doveadm/v1"\napi_key_file = "{self.root / "doveadm.key"}"\n')
 
     def connector_toml(self, name: str = "mailbox", policies: str = '["indigos", "wigii"]') -> str:
         return (f'[connectors.{name}]\ntype = "dovecot"\npolicies = {policies}\ndoveadm = "{DOVEADM}"\n'
@@ -184,9 +190,10 @@ class Dovecot:
 
 
 @contextlib.contextmanager
-def dovecot(users: dict[str, str]):
+def dovecot(users: dict[str, str], tls: tuple[Path, Path] | None = None):
     """Dovecot with IMAP, a passwd-file of ``users`` (login -> password), the last_login
-    plugin writing a file dict, doveadm's socket, and an auth listener for Postfix's SASL."""
+    plugin writing a file dict, doveadm's socket, and an auth listener for Postfix's SASL.
+    With ``tls`` (certificate, key) it also speaks IMAPS and offers STARTTLS."""
     root = _private_root("helpdesk-dovecot-")
     for sub in ("run", "state", "home"):
         (root / sub).mkdir()
@@ -211,6 +218,12 @@ def dovecot(users: dict[str, str]):
         shutil.chown(dict_dir, mail_user.pw_uid, mail_user.pw_gid)
     last_login = dict_dir / "last-login.dict"
     imap_port, auth_port = free_port(), free_port()
+    imaps_port = free_port() if tls else 0
+    http_port = free_port()
+    api_key = "doveadm-api-key"
+    (root / "doveadm.key").write_text(api_key)
+    (root / "doveadm.key").chmod(0o600)
+    ssl_conf = f"ssl = yes\nssl_cert = <{tls[0]}\nssl_key = <{tls[1]}\n" if tls else "ssl = no\n"
     conf = root / "dovecot.conf"
     conf.write_text(f"""
 base_dir = {root}/run
@@ -219,7 +232,7 @@ instance_name = helpdesk-test-{imap_port}
 log_path = {root}/dovecot.log
 protocols = imap
 listen = 127.0.0.1
-ssl = no
+{ssl_conf}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 mail_location = maildir:~/Maildir
@@ -246,7 +259,8 @@ service imap-login {{
     port = {imap_port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {imaps_port}
   }}
 }}
 service auth {{
@@ -258,12 +272,21 @@ service auth {{
 service anvil {{
   chroot =
 }}
+doveadm_api_key = {api_key}
+service doveadm {{
+  inet_listener http {{
+    address = 127.0.0.1
+    port = {http_port}
+  }}
+}}
 """)
     proc = subprocess.Popen([DOVECOT, "-F", "-c", str(conf)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         wait_port(imap_port, proc, "dovecot", root / "dovecot.log")
         wait_port(auth_port, proc, "dovecot auth", root / "dovecot.log")
-        yield Dovecot(imap_port, auth_port, root, conf, last_login, users)
+        if tls:
+            wait_port(imaps_port, proc, "dovecot imaps", root / "dovecot.log")
+        yield Dovecot(imap_port, auth_port, root, conf, last_login, users, imaps_port or None, http_port)
     finally:
         stop(proc)
         shutil.rmtree(root, ignore_errors=True)

@@ -52,6 +52,9 @@ def test_directory_lock_unlock_force_sync_and_last_login(hd):
         configure(hd, ldap.connector_toml())
         hd.now = NOW
 
+        check = hd.ok("connectors", "check", "indigos")
+        assert check["connectors"][0]["ok"] and "bound as" in check["connectors"][0]["answer"]
+
         # account sync: accounts and their last logins, from the directory.
         report = hd.ok("account", "sync", "indigos", as_="bob")
         assert sorted(report["added"]) == ["camille", "dominique"] and report["logins"] == 1
@@ -260,3 +263,32 @@ def test_policyd_never_answers_garbage_and_survives_the_database(hd, tmp_path):
     assert broken.decide("camille") == "DUNNO"
     closed = pd.Answerer(f"sqlite:///{tmp_path / 'nothing-here.db'}", on_error="DEFER_IF_PERMIT")
     assert closed.decide("camille").startswith("DEFER_IF_PERMIT")
+
+
+@servers.needs_dovecot
+def test_sessions_are_closed_through_the_doveadm_http_api(hd):
+    with servers.dovecot({"camille": "imap-pass"}) as mail:
+        configure(hd, mail.api_toml(policies='["indigos"]'))
+        hd.now = NOW
+        hd.account("camille", "indigos", "camille@example.org")
+        assert hd.ok("connectors", "check")["connectors"][0]["ok"]
+        imap = imaplib.IMAP4("127.0.0.1", mail.imap_port)
+        imap.login("camille", "imap-pass")
+        assert imap.noop()[0] == "OK"
+        tid = hd.open("abuse", "indigos", "camille", "cert@example.net", "category=security", "urgent=yes", as_="bob")["id"]
+        hd.act(tid, "suspend", "--note", "account sending spam", as_="bob")
+        run = hd.ok("actions", "run")
+        assert [e["kind"] for e in run["done"]] == ["revoke-sessions"]
+        with pytest.raises((imaplib.IMAP4.abort, OSError, EOFError)):
+            for _ in range(20):
+                imap.noop()
+                time.sleep(0.1)
+        # Nobody left to kick: kicking again is done, not an error (idempotent).
+        from helpdesk import config, connectors
+
+        conn = connectors.by_name(config.parse(mail.api_toml(policies='["indigos"]')), "mailbox-api")
+        assert "nobody to kick" in conn.run("revoke-sessions", "camille", {})
+        # A wrong key is refused for good, and said so.
+        (mail.root / "doveadm.key").write_text("wrong-key")
+        check = hd.run("connectors", "check")
+        assert check.code == 1 and "401" in check.out

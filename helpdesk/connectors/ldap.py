@@ -158,27 +158,26 @@ class Ldap(Connector):
         if not dn:
             raise Permanent(f"{self.name}: no account {self.login_attr}={login} under {self.base}")
 
-    def _do_lock(self, login: str, params: dict) -> str:
+    def _set_lock(self, login: str, locked: bool) -> str:
+        """Lock (a replace) or unlock (a delete; already absent is fine), then read it back."""
+
         def act(conn, dn):
             ldap3 = _ldap3()
             self._need(dn, login)
-            self._modify(conn, dn, {"pwdAccountLockedTime": [(ldap3.MODIFY_REPLACE, [LOCKED])]})
-            if not self._read(conn, dn, ["pwdAccountLockedTime"]).get("pwdaccountlockedtime"):
-                raise Uncertain(f"{self.name}: the server accepted the lock of {dn} but does not show it")
-            return f"{dn} locked (pwdAccountLockedTime)"
+            change = (ldap3.MODIFY_REPLACE, [LOCKED]) if locked else (ldap3.MODIFY_DELETE, [])
+            self._modify(conn, dn, {"pwdAccountLockedTime": [change]}, absent_ok=not locked)
+            shows = bool(self._read(conn, dn, ["pwdAccountLockedTime"]).get("pwdaccountlockedtime"))
+            if shows != locked:
+                raise Uncertain(f"{self.name}: the server accepted the change on {dn} but shows {'no ' if locked else 'a '}lock")
+            return f"{dn} locked (pwdAccountLockedTime)" if locked else f"{dn} unlocked"
 
         return self._with(login, act)
+
+    def _do_lock(self, login: str, params: dict) -> str:
+        return self._set_lock(login, True)
 
     def _do_unlock(self, login: str, params: dict) -> str:
-        def act(conn, dn):
-            ldap3 = _ldap3()
-            self._need(dn, login)
-            self._modify(conn, dn, {"pwdAccountLockedTime": [(ldap3.MODIFY_DELETE, [])]}, absent_ok=True)
-            if self._read(conn, dn, ["pwdAccountLockedTime"]).get("pwdaccountlockedtime"):
-                raise Uncertain(f"{self.name}: {dn} still shows a lock after the unlock")
-            return f"{dn} unlocked"
-
-        return self._with(login, act)
+        return self._set_lock(login, False)
 
     def _do_force_change(self, login: str, params: dict) -> str:
         def act(conn, dn):
