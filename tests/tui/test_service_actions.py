@@ -61,3 +61,8 @@ async def test_preview_lists_service_actions_and_failures_show_until_dealt_with(
         recent = dash.query_one("#recent")
         first = str(recent.get_option_at_index(0).prompt)
         assert "failed" in first and "suspend-sending" in first and "#4" in first
+        # Its ticket shows it too, with the service's answer.
+        app.open_ticket(4)
+        await settle(pilot)
+        shown = static_text(app.screen, "#deadlines")
+        assert "failed" in shown and "policy table unreachable" in shown and "smtp-block" in shown
