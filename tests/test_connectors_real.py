@@ -288,3 +288,25 @@ def test_sessions_are_closed_through_the_doveadm_http_api(hd):
 
         conn = connectors.by_name(config.parse(mail.api_toml(policies='["indigos"]')), "mailbox-api")
         assert "nobody to kick" in conn.run("revoke-sessions", "camille", {})
+
+
+async def test_policyd_answers_on_a_unix_socket_for_postfix_only(hd, tmp_path):
+    import asyncio
+    import stat
+
+    from helpdesk import policyd as pd
+
+    hd.account("camille", "indigos", "camille@example.org", "--status", "suspended")
+    path = tmp_path / "policy.sock"
+    server = await pd.start(hd.url, ("unix", str(path)))
+    try:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o660  # Postfix's group, nobody else
+        reader, writer = await asyncio.open_unix_connection(str(path))
+        writer.write(b"request=smtpd_access_policy\nprotocol_state=RCPT\nsasl_username=camille\n\n")
+        await writer.drain()
+        answer = await reader.readuntil(b"\n\n")
+        assert answer == b"action=REJECT compte suspendu\n\n"
+        writer.close()
+    finally:
+        server.close()
+        await server.wait_closed()
