@@ -4,7 +4,7 @@
 
 It builds a database (an SQLite file; a fresh PostgreSQL database too with ``--pg`` or
 ``HELPDESK_BENCH_PG``) with ``--accounts`` accounts, a tenth of them with a sending block
-(half running, half ended), starts the real policy server (:func:`helpdesk.policyd.start`,
+(half running, half ended), starts the real policy server (:func:`helpdesk.connectors.policyd.start`,
 the code ``helpdesk policyd`` runs) pinned to one core, and sends it requests as Postfix
 does: one connection, one request after the other, each answered before the next, for
 random SASL logins (blocked, free, unknown). Beside it, the **floor**: an asyncio server
@@ -37,10 +37,11 @@ sys.path.insert(0, str(ROOT))
 
 def build(url: str, accounts: int) -> dict[str, str]:
     """Accounts and blocks; returns the expected answer kind per login."""
-    from helpdesk import db, schema
-    from helpdesk.models import Account, MailBlock
+    from helpdesk.storage import db
+    from helpdesk.policy import install
+    from helpdesk.storage.models import Account, MailBlock
 
-    schema.init(url, ["indigos"])
+    install.init(url, ["indigos"])
     now = datetime.now(timezone.utc)
     expected: dict[str, str] = {}
     with db.write_session(url) as s:
@@ -59,7 +60,7 @@ def build(url: str, accounts: int) -> dict[str, str]:
 
 def _server(kind: str, url: str, port: int, ready) -> None:
     os.sched_setaffinity(0, {0})
-    from helpdesk import policyd
+    from helpdesk.connectors import policyd
 
     async def floor_handle(reader, writer):
         while True:

@@ -29,8 +29,8 @@ def configure(hd, *tables: str) -> None:
 
 
 def done_events(hd, kind: str) -> int:
-    from helpdesk import db
-    from helpdesk.models import Event
+    from helpdesk.storage import db
+    from helpdesk.storage.models import Event
     from sqlmodel import select
 
     with db.read_session(hd.url) as s:
@@ -87,7 +87,8 @@ def test_directory_lock_unlock_force_sync_and_last_login(hd):
         assert "pwdReset: TRUE" in ldap_attrs(ldap, "camille")
 
         # The reset page's call: the server hashes the password it is given.
-        from helpdesk import config, connectors
+        from helpdesk.base import config
+        from helpdesk import connectors
 
         os.environ["HELPDESK_CONFIG"] = hd.env["HELPDESK_CONFIG"]
         try:
@@ -257,7 +258,7 @@ def test_policyd_never_answers_garbage_and_survives_the_database(hd, tmp_path):
         out = policyd.communicate(timeout=10)[0].decode()
     assert "bad request" in out
 
-    from helpdesk import policyd as pd
+    from helpdesk.connectors import policyd as pd
 
     broken = pd.Answerer(f"sqlite:///{tmp_path / 'nothing-here.db'}")
     assert broken.decide("camille") == "DUNNO"
@@ -284,7 +285,8 @@ def test_sessions_are_closed_through_the_doveadm_http_api(hd):
                 imap.noop()
                 time.sleep(0.1)
         # Nobody left to kick: kicking again is done, not an error (idempotent).
-        from helpdesk import config, connectors
+        from helpdesk.base import config
+        from helpdesk import connectors
 
         conn = connectors.by_name(config.parse(mail.api_toml(policies='["indigos"]')), "mailbox-api")
         assert "nobody to kick" in conn.run("revoke-sessions", "camille", {})
@@ -294,7 +296,7 @@ async def test_policyd_answers_on_a_unix_socket_for_postfix_only(hd, tmp_path):
     import asyncio
     import stat
 
-    from helpdesk import policyd as pd
+    from helpdesk.connectors import policyd as pd
 
     hd.account("camille", "indigos", "camille@example.org", "--status", "suspended")
     path = tmp_path / "policy.sock"

@@ -166,7 +166,7 @@ def test_configuration_errors_name_the_file_and_line(hd):
 
 
 def test_policyd_listen_address_comes_from_flag_env_or_file(hd):
-    from helpdesk import config
+    from helpdesk.base import config
 
     cfg = config.parse('[policyd]\nlisten = "127.0.0.1:10040"\non_error = "defer_if_permit"\n')
     assert cfg.get("policyd.listen") == "127.0.0.1:10040"

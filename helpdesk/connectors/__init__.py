@@ -1,8 +1,8 @@
 """Connectors: the services a step acts on (directory, mail server, sessions...).
 
 One module per service, each a :class:`Connector` built from its ``[connectors.NAME]``
-table of ``helpdesk.toml`` (:mod:`helpdesk.config`). The action queue
-(:mod:`helpdesk.service_actions`) calls :meth:`Connector.run` with one action, and reads
+table of ``helpdesk.toml`` (:mod:`helpdesk.base.config`). The action queue
+(:mod:`helpdesk.outgoing.actions`) calls :meth:`Connector.run` with one action, and reads
 the outcome from how it returns:
 
 - it returns a short text (the service's answer): **done**;
@@ -31,7 +31,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
-    from helpdesk.config import Config
+    from helpdesk.base.config import Config
 
 KINDS = ("lock", "unlock", "force-change", "revoke-sessions", "suspend-sending", "lift-sending", "erase", "read-last-login")
 

@@ -9,7 +9,7 @@
 - ``set_password`` (the reset page, never queued): the Password Modify extended operation
   (RFC 3062); the server hashes it and applies its policy.
 - last login: ``pwdLastSuccess`` (``lastbind on``), which Dovecot's bind authentication
-  updates too. An admin's reset may clear it: :mod:`helpdesk.logins` keeps what was read.
+  updates too. An admin's reset may clear it: :mod:`helpdesk.service.logins` keeps what was read.
 
 Every write is read back; a write the server accepted but that does not show is
 ``uncertain``.

@@ -1,4 +1,4 @@
-"""Postfix: sending blocks that ``helpdesk policyd`` answers from (:mod:`helpdesk.policyd`).
+"""Postfix: sending blocks that ``helpdesk policyd`` answers from (:mod:`helpdesk.connectors.policyd`).
 
 Postfix asks the policy service about each authenticated sender; nothing is pushed to
 Postfix itself. ``suspend-sending`` writes a block (its ``until``, if any: after it the
@@ -19,7 +19,8 @@ import socket
 from sqlalchemy.exc import OperationalError
 from sqlmodel import delete, select
 
-from helpdesk import clock, db
+from helpdesk.base import clock
+from helpdesk.storage import db
 from helpdesk.connectors import Connector, Permanent, Temporary
 
 
@@ -32,7 +33,7 @@ class Postfix(Connector):
         return str((fields or {}).get(self.setting("login_field", "mail-login")) or login)
 
     def _write(self, fn) -> str:
-        from helpdesk.models import MailBlock  # noqa: F401 - the table the callers use
+        from helpdesk.storage.models import MailBlock  # noqa: F401 - the table the callers use
 
         try:
             with db.write_session(self.db_url) as s:
@@ -41,7 +42,7 @@ class Postfix(Connector):
             raise Temporary(f"database: {exc.orig}") from None
 
     def _do_suspend_sending(self, target: str, params: dict) -> str:
-        from helpdesk.models import MailBlock
+        from helpdesk.storage.models import MailBlock
 
         until = clock.parse_datetime(params["until"]) if params.get("until") else None
 
@@ -57,7 +58,7 @@ class Postfix(Connector):
         return self._write(write)
 
     def _do_lift_sending(self, target: str, params: dict) -> str:
-        from helpdesk.models import MailBlock
+        from helpdesk.storage.models import MailBlock
 
         def write(s) -> str:
             q = delete(MailBlock).where(MailBlock.login == target)
@@ -69,8 +70,8 @@ class Postfix(Connector):
         return self._write(write)
 
     def check(self) -> str:
-        from helpdesk import config as config_mod
-        from helpdesk.models import MailBlock
+        from helpdesk.base import config as config_mod
+        from helpdesk.storage.models import MailBlock
 
         with db.read_session(self.db_url) as s:
             s.exec(select(MailBlock.id).limit(1)).all()

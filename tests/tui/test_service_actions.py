@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from sqlmodel import select
 
-from helpdesk import db
-from helpdesk.models import ServiceAction
+from helpdesk.storage import db
+from helpdesk.storage.models import ServiceAction
 from screens.dashboard import DashboardScreen
 from screens.modals import ActionForm, ConfirmScreen
 from tests.tui.conftest import press, settle, type_text
