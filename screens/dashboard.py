@@ -158,6 +158,9 @@ class DashboardScreen(BaseScreen):
         highlighted = recent.highlighted
         recent.clear_options()
         tz = "Europe/Paris"
+        for a in data.actions:  # failed or uncertain service actions wait for a person: first
+            line = assemble(("! ", "bold red"), (a["line"], "red"), one_line=True)
+            recent.add_option(Option(line, id=f"t{a['ticket']}-a{a['id']}" if a["ticket"] else f"a{a['id']}"))
         for e in data.recent:
             line = assemble(
                 (localise(e["at"], tz), "dim"),

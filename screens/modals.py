@@ -194,6 +194,9 @@ def preview_text(p: Preview, *, irreversible: bool, lang: str) -> Text:
     if p.account_status:
         before, after = p.account_status
         out.append(assemble((_("Account") + ": ", "bold"), p.account or "", "  ", label("account-status", before), " → ", (label("account-status", after), "bold")))
+    if p.actions:
+        out.append(Text(_("Service actions:"), style="bold"))
+        out.extend(assemble("  ", a) for a in p.actions)
     if p.deadlines:
         out.append(Text(_("Dates set:"), style="bold"))
         for d in p.deadlines:

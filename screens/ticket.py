@@ -557,7 +557,8 @@ class TicketScreen(BaseScreen):
     def _deadlines(self, v: dict) -> Text:
         tz = v["timezone"]
         if not v["deadline_details"]:
-            return Text(_("No date on this ticket."), style="dim")
+            actions = self._service_actions(v)
+            return Text("\n").join(actions) if actions else Text(_("No date on this ticket."), style="dim")
         now = v.get("now") or clock.now()
         lines = [Text(_("Dates") + f"  ({tz})", style="bold")]
         for d in v["deadline_details"]:
@@ -577,7 +578,19 @@ class TicketScreen(BaseScreen):
                 lines.append(assemble("    ", ("→ " + step, "dim")))
             if d.get("note"):
                 lines.append(assemble("    ", plain(d["note"], "dim")))
-        return Text("\n").join(lines)
+        return Text("\n").join(lines + self._service_actions(v))
+
+    def _service_actions(self, v: dict) -> list[Text]:
+        """The ticket's actions on the real services; failed and uncertain ones marked."""
+        actions = v.get("service_actions") or []
+        if not actions:
+            return []
+        lines = [Text("\n" + _("Service actions:"), style="bold")]
+        for a in actions:
+            lines.append(assemble(
+                " ", ("!" if a["needs_attention"] else " "), (f"#{a['id']} ", "dim"), (a["status"], "bold red" if a["needs_attention"] else "bold"),
+                "  ", a["line"], ("  — " + a["answer"], "dim") if a["answer"] else "", one_line=True))
+        return lines
 
     def _fields(self, v: dict) -> Text:
         items = [(k, val) for k, val in (v["fields"] or {}).items() if val not in (None, "")]

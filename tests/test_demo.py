@@ -15,7 +15,8 @@ from sqlmodel import select
 from helpdesk.storage import audit, db
 from benchmarks import bulk
 from helpdesk.training import demo
-from helpdesk.workflow import engine, sweep
+from helpdesk.service import sweep
+from helpdesk.workflow import engine
 from helpdesk.policy import install
 from helpdesk.service import api
 from helpdesk.rules.context import Actor

@@ -16,8 +16,8 @@ from importlib.util import find_spec
 
 #: The commands that do not open the TUI (``helpdesk.cli.main.COMMANDS``; a test keeps them equal).
 COMMANDS = frozenset({
-    "account", "audit", "backup", "ingest", "init", "outbox", "policy", "quarantine", "reset", "restore",
-    "serve", "sweep", "ticket", "train", "volunteer",
+    "account", "actions", "audit", "backup", "connectors", "ingest", "init", "outbox", "policy", "policyd", "quarantine",
+    "reset", "restore", "serve", "sweep", "ticket", "train", "volunteer",
 })
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # holds ``helpdesk`` and ``screens``
 

@@ -121,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="append", default=[], metavar="ITEM", help=_("tick a checklist item"))
     p.add_argument("--if-version", type=bounds.ident, help=_("refuse if the ticket changed since this version"))
     p.add_argument("--mail-lang", choices=["fr", "en"], help=_("first set the language of the ticket's mails"))
+    p.add_argument("--dry-run", action="store_true", help=_("print what the step would do (mails, service actions) and do nothing"))
     p = cmd(tk, "assign", _("give a ticket to a volunteer ('-' for nobody)"))
     p.add_argument("id", type=bounds.ident)
     p.add_argument("login")
@@ -187,6 +188,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     mail_parsers(pol, ob, cmd)  # policy set, outbox retry|mark-sent
 
+    from helpdesk.cli.actions import add_parsers as action_parsers
+
+    action_parsers(sub, acc, cmd)  # actions list|run|retry|mark-done, connectors check, account sync, policyd
+
     rs = sub.add_parser("reset", help=_("one-time reset credentials")).add_subparsers(dest="sub", metavar="SUB", required=True)
     cmd(rs, "redeem", _("check and spend a one-time secret read from standard input"))
     return parser
@@ -248,6 +253,8 @@ def do_policy(args, out: Out) -> int:
 
 
 def do_account(args, out: Out) -> int:
+    if args.sub == "sync":
+        return _actions_cli().do_account_sync(args, out)
     from sqlmodel import select
 
     from helpdesk.workflow import engine
@@ -412,6 +419,7 @@ def _print_ticket(out: Out, view: dict, citations: bool) -> None:
             out.line(f"      {a['reason']} ({a['rule']})", style="dim")
         if citations and a.get("citation_text"):
             out.line(f"      « {a['citation_text']} »", style="italic")
+    _actions_cli().print_of_ticket(out, view.get("service_actions") or [])
     out.line("")
     out.line(_("History:"), style="bold")
     for e in view["events"]:
@@ -483,10 +491,13 @@ def do_ticket(args, out: Out) -> int:
                 s, args.id, args.action, actor, note=args.note, fields=_pairs(args.field), checks=args.check,
                 expected_version=version,
             )
+            if args.dry_run:
+                return _actions_cli().dry_run(s, args, outcome, out)  # rolled back: nothing happens
             if outcome.reveal:
                 reveal(outcome.reveal)  # before commit: if it cannot be shown, nothing happens
             view = api.ticket_view(s, outcome.ticket, actor)
             view["mails_queued"] = [m.id for m in outcome.mails]
+            view["actions_queued"] = [a.id for a in outcome.actions]
             if outcome.output:
                 view["material"] = outcome.output
         if out.json:
@@ -495,6 +506,7 @@ def do_ticket(args, out: Out) -> int:
             out.line(_("#{id}: {action} done → {state}").format(id=args.id, action=args.action, state=view["state_label"]))
             for m in outcome.mails:
                 out.line("  " + _("mail queued to {to}: {subject}").format(to=m.to_addr, subject=m.subject))
+            _actions_cli().print_queued(out, outcome.actions)
             for item in outcome.output:
                 out.line(f"--- evidence {item['evidence']} ({item['kind']}, sha256 {item['sha256'][:12]}) ---", style="bold")
                 out.line(item["text"])
@@ -535,7 +547,7 @@ def do_ticket(args, out: Out) -> int:
 
 def do_sweep(args, out: Out) -> int:
     from helpdesk.storage import db
-    from helpdesk.workflow import sweep
+    from helpdesk.service import sweep
 
     _session(args).__enter__().close()  # checks the schema
     report = sweep.run(db.resolve_url(getattr(args, "db", None)))
@@ -543,6 +555,8 @@ def do_sweep(args, out: Out) -> int:
         out.data(report.as_dict())
     else:
         print_sweep(out, report)
+        if report.actions:
+            _actions_cli().print_run(out, report.actions)
     return 0
 
 
@@ -783,6 +797,12 @@ def _ingest_commands():
     return ingest
 
 
+def _actions_cli():
+    from helpdesk.cli import actions  # actions, connectors, account sync, policyd
+
+    return actions
+
+
 def _mail_commands():
     from helpdesk.cli import mail  # policy set, outbox retry|mark-sent
 
@@ -805,6 +825,9 @@ COMMANDS = {
     "quarantine": lambda args, out: _ingest_commands().do_quarantine(args, out),
     "train": lambda args, out: _training_commands().do_train(args, out),
     "serve": serve.do_serve,
+    "actions": lambda args, out: _actions_cli().do_actions(args, out),
+    "connectors": lambda args, out: _actions_cli().do_connectors(args, out),
+    "policyd": lambda args, out: _actions_cli().do_policyd(args, out),
 }
 
 

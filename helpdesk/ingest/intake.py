@@ -46,7 +46,7 @@ from helpdesk.ingest import store
 from helpdesk.ingest.errors import ParseError
 from helpdesk.ingest.mime import top_headers  # noqa: F401 - intake.top_headers
 from helpdesk.ingest.mailboxes import Item
-from helpdesk.ingest.message import ParsedMail, addresses, parse_mail
+from helpdesk.ingest.message import ParsedMail, parse_mail
 from helpdesk.ingest.requests import classify, classify_explained, closure_items, is_acknowledgement, new_text, reports_suspicious_access
 from helpdesk.ingest.addressing import NO_PROVIDER, choose_policy, recipients, tagged_tickets  # noqa: F401 - intake.*
 from helpdesk.ingest.routing import AccountRef, unique

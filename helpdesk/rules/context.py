@@ -28,6 +28,7 @@ class Ctx:
     note: str = ""
     checks: set = field(default_factory=set)
     mails: list = field(default_factory=list)  # Outbox rows queued by effects
+    actions: list = field(default_factory=list)  # ServiceAction rows queued by effects
     pending_mails: list = field(default_factory=list)  # rendered once the step is complete
     reveal: list = field(default_factory=list)  # one-time secrets for the actor's eyes only
     output: list = field(default_factory=list)  # material the action shows (e.g. logs read)

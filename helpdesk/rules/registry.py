@@ -8,5 +8,5 @@ imports both, so the maps are complete.
 
 from __future__ import annotations
 
-from helpdesk.rules import effects, guards  # noqa: F401 - they register their names
+from helpdesk.rules import effects, guards, service_actions  # noqa: F401 - they register their names
 from helpdesk.rules.naming import EFFECTS, GUARDS  # noqa: F401 - the maps

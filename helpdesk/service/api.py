@@ -15,6 +15,7 @@ from helpdesk.storage import audit, messages
 from helpdesk.base import clock, networks
 from helpdesk.service import conversation
 from helpdesk.workflow import engine
+from helpdesk.outgoing import actions as service_actions
 from helpdesk.policy import provider_settings
 from helpdesk.base.bounds import MAX_INT
 from helpdesk.rules.context import SYSTEM_ACTOR, Actor
@@ -506,6 +507,7 @@ def ticket_view(
         "waiting_on": conversation.waiting_on(session, ticket),
         "messages": messages.of_ticket(session, ticket, limit=history),
         **mails_view(session, ticket),
+        "service_actions": [{**a, "line": service_actions.describe(a)} for a in service_actions.of_ticket(session, ticket.id)],
     }
 
 
@@ -528,6 +530,26 @@ def mails_view(session: Session, ticket: Ticket) -> dict:
             attention.append({"reason": "mail-bounced", "outbox": m.id, "to": m.to_addr, "template": m.template,
                               "status": m.bounce_status or None, "text": m.bounce_reason})
     return {"mails": mails, "attention": attention, "waiting_on": "volunteer" if attention else None}
+
+
+def actions_needing_attention(session: Session, limit: int = 8) -> tuple[int, list[dict]]:
+    """Failed and uncertain service actions, for the dashboard: how many, and the oldest,
+    each with the line a person reads."""
+    total, rows = service_actions.needing_attention(session, limit)
+    for a in rows:
+        a["line"] = _("service action #{id} {status}: {what} (ticket #{ticket})").format(
+            id=a["id"], status=a["status"], what=service_actions.describe(a), ticket=a["ticket"])
+    return total, rows
+
+
+def actions_described(actions: list) -> list[str]:
+    """The service actions a step queues, one line each, for its preview."""
+    lines = []
+    for row in actions:
+        a = service_actions.view(row)
+        prefix = _("would have done") + ": " if a["status"] == "would-have-done" else ""
+        lines.append(prefix + service_actions.describe(a))
+    return lines
 
 
 def reachable(d: engine.Definition, start: str) -> set[str]:

@@ -334,3 +334,59 @@ class Message(Table, table=True):
     outbox_id: Optional[int] = Field(default=None, foreign_key="outbox.id", index=True)
     evidence_id: Optional[int] = Field(default=None, foreign_key="evidence.id")
     redacted_at: Optional[datetime] = _when()
+
+
+class ServiceAction(Table, table=True):
+    """An action on a real service (lock an account, kick its sessions, suspend its
+    sending...) queued by a step and carried out after it commits (helpdesk.outgoing.actions).
+
+    ``status``: pending | running | done | failed | uncertain | would-have-done (training).
+    While ``running``, ``next_attempt_at`` holds the end of the runner's lease."""
+
+    __table_args__ = (Index("ix_serviceaction_status_due", "status", "next_attempt_at"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    ticket_id: Optional[int] = Field(default=None, foreign_key="ticket.id", index=True)
+    account_id: Optional[int] = Field(default=None, foreign_key="account.id", index=True)
+    policy_key: str = Field(max_length=64)
+    connector: str = Field(max_length=64)  # the [connectors.NAME] of helpdesk.toml
+    service: str = Field(default="", max_length=16)  # its type: ldap, dovecot, postfix...
+    kind: str = Field(max_length=32)  # lock, unlock, force-change, revoke-sessions...
+    target: str = Field(default="", max_length=255)  # the account's name on that service
+    params: dict = _json()  # e.g. {"until": ISO} for suspend-sending
+    status: str = Field(default="pending", max_length=16)
+    attempts: int = 0
+    next_attempt_at: Optional[datetime] = _when()
+    created_at: datetime = _when(nullable=False)
+    done_at: Optional[datetime] = _when()
+    last_error: str = Field(default="", sa_column=Column(Text, nullable=False))  # the service's answer
+    result: str = Field(default="", sa_column=Column(Text, nullable=False))
+
+
+class MailBlock(Table, table=True):
+    """A sending block that ``helpdesk policyd`` answers Postfix from: written by the
+    postfix connector, keyed by the SASL login. ``until`` empty: until lifted."""
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    login: str = Field(max_length=255, index=True)
+    policy_key: str = Field(max_length=64)
+    ticket_id: Optional[int] = Field(default=None, index=True)
+    until: Optional[datetime] = _when()
+    reason: str = Field(default="", max_length=32)  # send-suspended | suspended | deactivated
+    lang: str = Field(default="fr", max_length=8)
+    timezone: str = Field(default="Europe/Paris", max_length=64)
+    set_at: datetime = _when(nullable=False)
+
+
+class LoginSeen(Table, table=True):
+    """The latest login of an account that one source reported (a directory, Dovecot...),
+    kept as our own history: a source that forgets (an admin reset clears LDAP's
+    pwdLastSuccess) never moves it back."""
+
+    __table_args__ = (UniqueConstraint("account_id", "source"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="account.id", index=True)
+    source: str = Field(max_length=64)  # connector name, or "import" for a given date
+    seen_at: datetime = _when(nullable=False)
+    read_at: datetime = _when(nullable=False)

@@ -41,7 +41,8 @@ from sqlmodel import Session, select
 
 from helpdesk.storage import audit, db
 from helpdesk.base import clock, dates
-from helpdesk.workflow import engine, sweep
+from helpdesk.service import sweep
+from helpdesk.workflow import engine
 from helpdesk.policy import install
 from helpdesk.rules.context import SYSTEM_ACTOR, Actor
 from helpdesk.base.errors import HelpdeskError

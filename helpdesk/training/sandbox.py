@@ -204,7 +204,7 @@ class ClockMove:
     step: str
     before: datetime
     after: datetime
-    sweep: object  # helpdesk.workflow.sweep.SweepReport
+    sweep: object  # helpdesk.service.sweep.SweepReport
 
     def as_dict(self) -> dict:
         return {"step": self.step, "from": clock.iso(self.before), "to": clock.iso(self.after), "sweep": self.sweep.as_dict()}
@@ -212,7 +212,7 @@ class ClockMove:
 
 def advance(url: str | None, step: str) -> ClockMove:
     """Move the training clock and run ``sweep`` at the new moment."""
-    from helpdesk.workflow import sweep
+    from helpdesk.service import sweep
 
     url = db.resolve_url(url)
     with db.write_session(url) as s:
@@ -393,7 +393,7 @@ def _build(url: str, sc: Scenario) -> None:
 
 def _open(url: str, sc: Scenario, t) -> int:
     from helpdesk.service import api
-    from helpdesk.workflow import sweep
+    from helpdesk.service import sweep
     from helpdesk.rules.context import SYSTEM_ACTOR
 
     with db.read_session(url) as s:

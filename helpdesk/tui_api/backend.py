@@ -161,7 +161,9 @@ class Backend:
                     if self._scope() else select(Event).order_by(Event.id.desc()).limit(limit)
                 )
             ]
-        return Dashboard(counts=counts, mine=mine, due_today=due_today[:limit], recent=recent, now=now)
+            waiting, actions = api.actions_needing_attention(s, limit)
+        return Dashboard(counts=counts, mine=mine, due_today=due_today[:limit], recent=recent, now=now,
+                         actions_waiting=waiting, actions=actions)
 
     def _queue_counts(self, s: Session, now: datetime) -> dict[str, dict[str, int]]:
         """Open, waiting and overdue per queue, each read from the (queue, state_kind, due_at)
@@ -381,6 +383,7 @@ class Backend:
                     output=len(outcome.output),
                     linked=linked,
                     warnings=warnings,
+                    actions=api.actions_described(outcome.actions),
                 )
             finally:
                 s.rollback()

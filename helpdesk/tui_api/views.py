@@ -62,6 +62,8 @@ class Dashboard:
     due_today: list[Row]
     recent: list[dict]
     now: datetime
+    actions_waiting: int = 0  # failed or uncertain service actions (helpdesk.outgoing.actions)
+    actions: list[dict] = field(default_factory=list)  # the oldest of them, each with a line to show
 
 
 @dataclass
@@ -81,6 +83,7 @@ class Preview:
     output: int  # how many pieces of material (logs) would be shown
     linked: list[int] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    actions: list[str] = field(default_factory=list)  # service actions it queues, one line each
 
 
 @dataclass
@@ -112,7 +115,7 @@ class ClockMoved:
     step: str
     before: datetime
     after: datetime
-    sweep: dict  # helpdesk.workflow.sweep.SweepReport.as_dict(): taken, opened, refused, redacted…
+    sweep: dict  # helpdesk.service.sweep.SweepReport.as_dict(): taken, opened, refused, redacted…
 
 
 @dataclass

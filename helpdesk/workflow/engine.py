@@ -259,6 +259,7 @@ class Outcome:
     mails: list
     reveal: list
     output: list
+    actions: list = field(default_factory=list)  # service actions queued (helpdesk.outgoing.actions)
 
 
 def _last_actor(session: Session, ticket_id: int) -> str:
@@ -348,7 +349,7 @@ def apply(
 
     events = [_take(ctx, d, transition)]
     events += run_automatic(session, ticket, now=ctx.now, mails=ctx.mails)
-    return Outcome(ticket, events, ctx.mails, ctx.reveal, ctx.output)
+    return Outcome(ticket, events, ctx.mails, ctx.reveal, ctx.output, ctx.actions)
 
 
 def _take(ctx: Ctx, d: Definition, transition: Transition) -> Event:
@@ -390,6 +391,8 @@ def _take(ctx: Ctx, d: Definition, transition: Transition) -> Event:
     if ctx.mails:
         ctx.session.flush()
         data["mails"] = [m.id for m in ctx.mails]
+    if ctx.actions:
+        data["service_actions"] = [a.id for a in ctx.actions]
     event = Event(
         at=ctx.now,
         actor=ctx.actor.login,

@@ -8,16 +8,14 @@ import contextlib
 import imaplib
 import json
 import os
-import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
+from tests import servers
 from tests.ingest.mailmaker import NOW, db_rows, mail
 
 DOVECOT = shutil.which("dovecot") or next((p for p in ("/usr/sbin/dovecot", "/usr/local/sbin/dovecot") if os.path.exists(p)), None)
@@ -28,101 +26,12 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
 def _dovecot(tls: tuple[Path, Path] | None = None):
-    """A Dovecot on 127.0.0.1; with ``tls`` (certificate, key) it also speaks IMAPS and
-    offers STARTTLS. Yields (imap port, imaps port or None)."""
-    # Not under pytest's tmp_path: its parents are private (0700) and Dovecot's own processes
-    # run as the dovecot user, who must read the passwd file and the mail folder.
-    root = Path(tempfile.mkdtemp(prefix="helpdesk-dovecot-"))
-    root.chmod(0o755)
-    home = root / "home" / USER
-    home.mkdir(parents=True)
-    for sub in ("run", "state"):
-        (root / sub).mkdir()
-    if os.geteuid() == 0:
-        internal, login = "dovecot", "dovenull"
-        mail_user = pwd.getpwnam("dovecot")
-    else:
-        me = pwd.getpwuid(os.geteuid())
-        internal = login = me.pw_name
-        mail_user = me
-    if os.geteuid() == 0:
-        shutil.chown(home, mail_user.pw_uid, mail_user.pw_gid)
-        shutil.chown(home.parent, mail_user.pw_uid, mail_user.pw_gid)
-    port = _free_port()
-    tls_port = _free_port() if tls else 0
-    ssl_conf = f"ssl = yes\nssl_cert = <{tls[0]}\nssl_key = <{tls[1]}\n" if tls else "ssl = no\n"
-    (root / "passwd").write_text(f"{USER}:{{PLAIN}}{PASSWORD}:{mail_user.pw_uid}:{mail_user.pw_gid}::{home}\n")
-    (root / "dovecot.conf").write_text(
-        f"""
-base_dir = {root}/run
-state_dir = {root}/state
-instance_name = helpdesk-test-{port}
-log_path = {root}/dovecot.log
-protocols = imap
-listen = 127.0.0.1
-{ssl_conf}
-disable_plaintext_auth = no
-auth_mechanisms = plain login
-mail_location = maildir:~/Maildir
-default_internal_user = {internal}
-default_login_user = {login}
-first_valid_uid = {min(mail_user.pw_uid, 1) if mail_user.pw_uid else 0}
-passdb {{
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%u {root}/passwd
-}}
-userdb {{
-  driver = passwd-file
-  args = username_format=%u {root}/passwd
-}}
-service imap-login {{
-  chroot =
-  inet_listener imap {{
-    address = 127.0.0.1
-    port = {port}
-  }}
-  inet_listener imaps {{
-    address = 127.0.0.1
-    port = {tls_port}
-  }}
-}}
-service anvil {{
-  chroot =
-}}
-"""
-    )
-    proc = subprocess.Popen([DOVECOT, "-F", "-c", str(root / "dovecot.conf")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 20
-    for listening in [port] + ([tls_port] if tls else []):
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", listening), timeout=1):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
-                    log = (root / "dovecot.log").read_text() if (root / "dovecot.log").exists() else ""
-                    proc.kill()
-                    shutil.rmtree(root, ignore_errors=True)
-                    pytest.fail(f"dovecot did not start: {out}\n{log}")
-                time.sleep(0.1)
-    try:
-        yield port, (tls_port or None)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        shutil.rmtree(root, ignore_errors=True)
+    """A Dovecot on 127.0.0.1 (tests/servers.py) with one user; with ``tls`` (certificate,
+    key) it also speaks IMAPS and offers STARTTLS. Yields (imap port, imaps port or None)."""
+    with servers.dovecot({USER: PASSWORD}, tls=tls) as server:
+        yield server.imap_port, server.imaps_port
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """outbox rows remember a bounce: when, what kind, the server's status code and reason
 
-Revision ID: 0009
+Revision ID: 0008
 Revises: 0007
 """
 from alembic import op
@@ -8,7 +8,7 @@ import sqlalchemy as sa
 import helpdesk.storage.columns
 
 
-revision = '0009'
+revision = '0008'
 down_revision = '0007'
 branch_labels = None
 depends_on = None

@@ -38,11 +38,12 @@ class SweepReport:
     opened: list[dict] = field(default_factory=list)
     redacted: list[int] = field(default_factory=list)
     purged: dict[str, int] = field(default_factory=dict)  # table -> rows deleted by retention
+    actions: dict = field(default_factory=dict)  # service actions carried out (helpdesk.outgoing.actions)
 
     def as_dict(self) -> dict:
         return {
             "now": self.now, "taken": self.taken, "refused": self.refused, "opened": self.opened, "redacted": self.redacted,
-            "purged": self.purged,
+            "purged": self.purged, "actions": self.actions,
         }
 
 
@@ -57,6 +58,10 @@ def run(url: str | None = None, now: datetime | None = None, limit: int = 10_000
     from helpdesk.workflow import retention
 
     retention.run(url, now, report)
+    from helpdesk.outgoing import actions as service_actions
+
+    ran = service_actions.run(url, now)
+    report.actions = ran.as_dict() if (ran.done or ran.retried or ran.failed or ran.uncertain or ran.waiting) else {}
     return report
 
 
@@ -133,7 +138,9 @@ def _has_open(s: Session, account_id: int, queue: str) -> bool:
     )
 
 
-def _open_for(url, policy_key: str, now: datetime, report: SweepReport, candidates: Callable[[Session, Policy], list], fields: dict, note: str, subject: str = "") -> None:
+def _open_for(url, policy_key: str, now: datetime, report: SweepReport, candidates: Callable[[Session, Policy], list], fields: dict, note, subject: str = "") -> None:
+    """Open a closure for each candidate with none open. ``note``: a text, or a function of
+    the session and the account giving one."""
     with write_session(url) as s:
         policy = s.get(Policy, policy_key)
         if s.exec(select(Workflow.id).where(Workflow.policy_key == policy_key, Workflow.queue == "closure")).first() is None:
@@ -144,7 +151,7 @@ def _open_for(url, policy_key: str, now: datetime, report: SweepReport, candidat
             try:
                 outcome = engine.open_ticket(
                     s, queue="closure", policy_key=policy_key, actor=SYSTEM_ACTOR, account=acc,
-                    requester="", fields=dict(fields), note=note, now=now,
+                    requester="", fields=dict(fields), note=note(s, acc) if callable(note) else note, now=now,
                     subject=subject.format(login=acc.login),
                 )
             except Refused as exc:  # pragma: no cover - a pack without that reason
@@ -173,7 +180,15 @@ def scan_inactivity(url, policy_key: str, now: datetime, report: SweepReport) ->
             if today >= dates.inactive_from(clock.local_day(a.last_login or a.created_at, policy.timezone), period)
         ]
 
-    _open_for(url, policy_key, now, report, candidates, {"reason": "inactivity"}, "inactive for more than the policy allows",
+    def note(s: Session, acc: Account) -> str:
+        from helpdesk.service import logins
+
+        seen, source = logins.latest(s, acc)
+        if seen is None:  # never seen by any source: counted from its addition, not "forever"
+            return "inactive for more than the policy allows: no login seen by any source since the account was added on " + clock.iso(acc.created_at)
+        return f"inactive for more than the policy allows: last login {clock.iso(seen)} (source: {source})"
+
+    _open_for(url, policy_key, now, report, candidates, {"reason": "inactivity"}, note,
               _("Inactivity: {login} has not logged in for more than a year"))
 
 

@@ -1,0 +1,296 @@
+"""The action queue: what a step does on the real services, carried out after it commits.
+
+A step's effects name **service actions** (``{ name = "service_actions", args = { kinds =
+["lock", "revoke-sessions"] } }`` in a workflow): one row per action and per connector of
+the provider that can do it (:mod:`helpdesk.connectors`, configured in ``helpdesk.toml``),
+queued in the step's own transaction, so a refused step queues nothing. ``helpdesk actions
+run`` and ``helpdesk sweep`` carry them out, the way ``outbox send`` carries mails::
+
+    pending ──> running ─┬─> done                  (the service did it)
+       ^                 ├─> pending (retry)       (service down, busy: backoff 1 min ... 6 h)
+       │                 ├─> failed                (the service refused, or too many attempts)
+       │                 └─> uncertain             (it may or may not have acted)
+       └──── retry (oncall, with a note) ── failed, uncertain ── mark-done (oncall, note) ──> done
+
+Each action is idempotent (see :mod:`helpdesk.connectors`), so a run that died mid-way
+(its lease ran out) simply runs it again. Actions of one account on one connector run in
+the order they were queued: an unlock never overtakes the lock before it; a later action
+waits while an earlier one is not done.
+
+Every outcome is an audit event (``service-action-done``, ``-retry``, ``-failed``,
+``-uncertain``, and a person's ``-retry-ordered`` and ``-marked-done``) carrying the
+service's answer. Failed and uncertain actions show on their ticket and on the dashboard
+until someone deals with them.
+
+A training database never touches a service: its actions are recorded as
+``would-have-done`` and never run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from helpdesk.storage import audit
+from helpdesk.base import clock, config
+from helpdesk import connectors
+from helpdesk.storage.db import write_session
+from helpdesk.workflow.engine import is_training, require_role
+from helpdesk.base.errors import BadInput, NotFound, Refused
+from helpdesk.base.i18n import _
+from helpdesk.storage.models import Account, ServiceAction
+from helpdesk.rules.service_actions import BLOCK_REASONS  # noqa: F401 - actions.BLOCK_REASONS
+from helpdesk.base.untrusted import clean
+
+LEASE = timedelta(minutes=5)
+MAX_ATTEMPTS = 8
+MAX_ERROR = 500
+WAITING = ("failed", "uncertain")
+SETTLED = ("done", "would-have-done")
+ROLE = "oncall"
+
+
+# --- carrying them out ---------------------------------------------------------------------
+
+
+@dataclass
+class RunReport:
+    now: str
+    done: list[dict] = field(default_factory=list)
+    retried: list[dict] = field(default_factory=list)
+    failed: list[dict] = field(default_factory=list)
+    uncertain: list[dict] = field(default_factory=list)
+    waiting: int = 0  # failed or uncertain actions already waiting for a person
+
+    def as_dict(self) -> dict:
+        return {"now": self.now, "done": self.done, "retried": self.retried, "failed": self.failed,
+                "uncertain": self.uncertain, "waiting": self.waiting}
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if (self.failed or self.uncertain) else 0
+
+
+def _due(s: Session, now: datetime, limit: int) -> list[int]:
+    """Pending actions due now, and running ones whose lease ran out, each only if no
+    earlier action of its account on its connector is still unsettled."""
+    rows = list(
+        s.exec(
+            select(ServiceAction)
+            .where(
+                ServiceAction.status.in_(("pending", "running")),
+                ServiceAction.next_attempt_at <= now,
+            )
+            .order_by(ServiceAction.id)
+            .limit(limit)
+        )
+    )
+    out = []
+    for row in rows:
+        earlier = s.exec(
+            select(ServiceAction.id).where(
+                ServiceAction.account_id == row.account_id,
+                ServiceAction.connector == row.connector,
+                ServiceAction.id < row.id,
+                ServiceAction.status.not_in(SETTLED),
+            ).limit(1)
+        ).first()
+        if earlier is None:
+            out.append(row.id)
+    return out
+
+
+def run(url: str | None = None, now: datetime | None = None, limit: int = 200, *, cfg: config.Config | None = None) -> RunReport:
+    """Carry out the actions that are due. Each one is leased and committed before the
+    service is called, and its outcome committed after, so two runs never do one twice
+    at the same time and a crash loses nothing."""
+    now = now or clock.now()
+    report = RunReport(now=clock.iso(now))
+    with write_session(url) as s:
+        if is_training(s):
+            return report  # never touches a service; its actions are "would have done"
+        due = _due(s, now, limit)
+        report.waiting = s.exec(select(func.count()).select_from(ServiceAction).where(ServiceAction.status.in_(WAITING))).one()
+    if not due:
+        return report
+    cfg = cfg or config.load()
+    built: dict[str, connectors.Connector | None] = {}
+    for action_id in due:
+        with write_session(url) as s:
+            row = s.get(ServiceAction, action_id, with_for_update=True, populate_existing=True)
+            if row is None or row.status not in ("pending", "running") or (row.next_attempt_at and row.next_attempt_at > now):
+                continue
+            expired = row.status == "running"
+            row.status, row.attempts, row.next_attempt_at = "running", row.attempts + 1, now + LEASE
+            s.add(row)
+            if expired:
+                audit.record(s, actor="system", action="service-action-retry", ticket_id=row.ticket_id, account_id=row.account_id,
+                             at=now, note="lease ran out: run again (idempotent)", data=_data(row))
+            kind, target, params, name = row.kind, row.target, dict(row.params or {}), row.connector
+        if name not in built:
+            built[name] = connectors.by_name(cfg, name)
+        conn = built[name]
+        outcome, answer = _call(conn, kind, target, params, url)
+        _settle(url, action_id, outcome, answer, now, report)
+    return report
+
+
+def _call(conn, kind: str, target: str, params: dict, url: str | None) -> tuple[str, str]:
+    if conn is None:
+        return "failed", _("no connector of that name in helpdesk.toml any more")
+    if hasattr(conn, "db_url"):
+        conn.db_url = url
+    try:
+        return "done", conn.run(kind, target, params)
+    except connectors.Temporary as exc:
+        return "retry", str(exc)
+    except connectors.Permanent as exc:
+        return "failed", str(exc)
+    except connectors.Uncertain as exc:
+        return "uncertain", str(exc)
+    except config.ConfigError as exc:
+        return "failed", str(exc)
+    except Exception as exc:  # a connector's bug must not stop the queue; a person looks
+        return "uncertain", f"{type(exc).__name__}: {exc}"
+
+
+def _data(row: ServiceAction, answer: str = "") -> dict:
+    d = {"action": row.id, "kind": row.kind, "connector": row.connector, "target": row.target, "attempts": row.attempts}
+    if answer:
+        d["answer"] = answer
+    return d
+
+
+def _settle(url, action_id: int, outcome: str, answer: str, now: datetime, report: RunReport) -> None:
+    from helpdesk.outgoing.delivery import backoff  # the outbox's schedule; SMTP stays out of `ticket show`
+
+    answer = clean(answer or "")[:MAX_ERROR]
+    with write_session(url) as s:
+        row = s.get(ServiceAction, action_id, with_for_update=True, populate_existing=True)
+        if outcome == "retry" and row.attempts >= MAX_ATTEMPTS:
+            outcome, answer = "failed", _("{answer} (after {n} attempts)").format(answer=answer, n=row.attempts)
+        if outcome == "done":
+            row.status, row.done_at, row.next_attempt_at, row.result, row.last_error = "done", now, None, answer, ""
+        elif outcome == "retry":
+            row.status, row.next_attempt_at, row.last_error = "pending", now + backoff(row.attempts), answer
+        else:
+            row.status, row.next_attempt_at, row.last_error = outcome, None, answer
+        s.add(row)
+        event = {"done": "service-action-done", "retry": "service-action-retry", "failed": "service-action-failed",
+                 "uncertain": "service-action-uncertain"}[outcome]
+        audit.record(s, actor="system", action=event, ticket_id=row.ticket_id, account_id=row.account_id, at=now,
+                     data=_data(row, answer))
+        entry = {**_data(row, answer), "ticket": row.ticket_id, "next_attempt_at": clock.iso(row.next_attempt_at)}
+    {"done": report.done, "retry": report.retried, "failed": report.failed, "uncertain": report.uncertain}[outcome].append(entry)
+
+
+# --- a person's decisions ------------------------------------------------------------------
+
+
+def _load(s: Session, action_id: int, actor, verb: str, note: str, allowed: tuple[str, ...]) -> tuple[ServiceAction, str]:
+    require_role(s, actor, ROLE)
+    row = s.get(ServiceAction, action_id, with_for_update=True, populate_existing=True)
+    if row is None:
+        raise NotFound(_("no service action #{id}").format(id=action_id))
+    if row.status not in allowed:
+        raise Refused("action-status", _("service action #{id} is {status}: {verb} applies to {allowed} actions").format(
+            id=row.id, status=row.status, verb=verb, allowed=", ".join(allowed)))
+    note = clean(note or "").strip()
+    if not note:
+        raise BadInput(_("{verb} needs a note recording the reason (--note)").format(verb=verb))
+    return row, note
+
+
+def retry(s: Session, action_id: int, actor, *, note: str, now: datetime | None = None) -> ServiceAction:
+    """A failed or uncertain action runs again, due now, with a fresh round of attempts."""
+    now = now or clock.now()
+    row, note = _load(s, action_id, actor, "retry", note, WAITING)
+    before = {"status": row.status, "attempts": row.attempts, "error": row.last_error}
+    row.status, row.attempts, row.next_attempt_at = "pending", 0, now
+    s.add(row)
+    audit.record(s, actor=actor.login, action="service-action-retry-ordered", ticket_id=row.ticket_id,
+                 account_id=row.account_id, note=note, at=now, data={**_data(row), "from": before})
+    return row
+
+
+def mark_done(s: Session, action_id: int, actor, *, note: str, now: datetime | None = None) -> ServiceAction:
+    """Record that a person did it (or checked it was done); the note says how."""
+    now = now or clock.now()
+    row, note = _load(s, action_id, actor, "mark-done", note, ("pending", *WAITING))
+    before = {"status": row.status, "attempts": row.attempts, "error": row.last_error}
+    row.status, row.done_at, row.next_attempt_at = "done", now, None
+    row.result = _("marked done by {who}").format(who=actor.login)
+    s.add(row)
+    audit.record(s, actor=actor.login, action="service-action-marked-done", ticket_id=row.ticket_id,
+                 account_id=row.account_id, note=note, at=now, data={**_data(row), "from": before})
+    return row
+
+
+# --- what screens and commands show ----------------------------------------------------------
+
+
+def view(row: ServiceAction, login: str | None = None) -> dict:
+    """One action as plain data (stable keys, UTC times)."""
+    return {
+        "id": row.id,
+        "ticket": row.ticket_id,
+        "account": login,
+        "policy": row.policy_key,
+        "kind": row.kind,
+        "connector": row.connector,
+        "service": row.service,
+        "target": row.target,
+        "until": (row.params or {}).get("until"),
+        "timezone": (row.params or {}).get("timezone", "Europe/Paris"),
+        "status": row.status,
+        "attempts": row.attempts,
+        "next_attempt_at": clock.iso(row.next_attempt_at) if row.status == "pending" else None,
+        "created_at": clock.iso(row.created_at),
+        "done_at": clock.iso(row.done_at),
+        "answer": row.last_error or row.result,
+        "needs_attention": row.status in WAITING,
+    }
+
+
+def listing(s: Session, *, status: str | None = None, ticket: int | None = None, limit: int = 100) -> list[dict]:
+    q = select(ServiceAction, Account.login).join(Account, Account.id == ServiceAction.account_id, isouter=True)
+    if status:
+        q = q.where(ServiceAction.status == status)
+    if ticket is not None:
+        q = q.where(ServiceAction.ticket_id == ticket)
+    return [view(row, login) for row, login in s.exec(q.order_by(ServiceAction.id).limit(limit))]
+
+
+def of_ticket(s: Session, ticket_id: int) -> list[dict]:
+    return listing(s, ticket=ticket_id, limit=1000)
+
+
+def needing_attention(s: Session, limit: int = 20) -> tuple[int, list[dict]]:
+    """Failed and uncertain actions, for the dashboard: how many, and the oldest first."""
+    total = s.exec(select(func.count()).select_from(ServiceAction).where(ServiceAction.status.in_(WAITING))).one()
+    q = (
+        select(ServiceAction, Account.login)
+        .join(Account, Account.id == ServiceAction.account_id, isouter=True)
+        .where(ServiceAction.status.in_(WAITING))
+        .order_by(ServiceAction.id)
+        .limit(limit)
+    )
+    return total, [view(row, login) for row, login in s.exec(q)]
+
+
+def local_time(value: str, tz: str | None) -> str:
+    """A stored UTC time as a person reads it: in the provider's zone, the zone named."""
+    from zoneinfo import ZoneInfo
+
+    tz = tz or "Europe/Paris"
+    return clock.parse_datetime(value).astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M") + f" ({tz})"
+
+
+def describe(a: dict) -> str:
+    """One line a person reads: what, on which system, for whom."""
+    until = " " + _("until {when}").format(when=local_time(a["until"], a.get("timezone"))) if a.get("until") else ""
+    where = a["connector"] if a["connector"] != "-" else _("no service configured")
+    return f"{a['kind']}{until} · {a['target']} · {where}"
