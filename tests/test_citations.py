@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from helpdesk import packs
+from helpdesk.policy import packs
 
 
 def cited_rules(key: str) -> dict[str, str]:
@@ -260,7 +260,7 @@ def test_every_parameter_a_pack_declares_is_read():
     access_logs_retention were): each is named by the code or by a workflow."""
     from pathlib import Path
 
-    from helpdesk.paths import data_dir
+    from helpdesk.base.paths import data_dir
 
     root = Path(__file__).resolve().parent.parent
     corpus = "\n".join(p.read_text(encoding="utf-8") for p in (root / "helpdesk").rglob("*.py"))

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from sqlmodel import select
 
-from helpdesk import clock, db, engine
-from helpdesk.context import Actor
-from helpdesk.models import Account, Deadline, Event, Outbox, Ticket
+from helpdesk.base import clock
+from helpdesk.storage import db
+from helpdesk.workflow import engine
+from helpdesk.rules.context import Actor
+from helpdesk.storage.models import Account, Deadline, Event, Outbox, Ticket
 from screens.modals import ActionForm, ConfirmScreen, MessageScreen
 from screens.queue import QueueScreen
 from screens.ticket import TicketScreen
@@ -172,10 +174,10 @@ async def test_abuse_warning_needs_a_note(db_url, make_app):
 
 async def test_mail_reputation_contact_then_suspend_sending(db_url, make_app):
     # Indigos art. 7 (Le PIC's text, ticket 4, gives no suspension of sending).
-    from helpdesk import service
+    from helpdesk.service import api
 
     with db.write_session(db_url) as s:
-        tid = service.open_ticket(
+        tid = api.open_ticket(
             s, queue="mail-reputation", policy="indigos", actor=Actor("alice", "oncall"), account_login="cmartin",
             subject="Bounce ratio 0.45 on 300 messages",
             fields={"signal": "bounces", "messages": "300", "bounces": "135", "bounce-ratio": "0.45"},
