@@ -50,8 +50,9 @@ def test_log_material_needs_techadmin_and_a_reason(hd):
     tid = hd.open("abuse", "wigii", "spammer", "", "category=spam", as_="bob")["id"]
     hd.refused("ticket", "act", tid, "read-logs", "--note", "why not", as_="alice", rule="role")
     hd.refused("ticket", "act", tid, "read-logs", "--note", "why not", as_="tom", rule="training-only")
-    hd.bad("ticket", "act", tid, "read-logs", as_="chloe")
-    hd.act(tid, "read-logs", "--note", "times of the reported messages", as_="chloe")
+    hd.refused("ticket", "act", tid, "read-logs", "--note", "why not", as_="chloe", rule="log_purpose_given", cite="Wigii CGU art. 5")
+    hd.bad("ticket", "act", tid, "read-logs", "--field", "purpose=misuse", as_="chloe")
+    hd.act(tid, "read-logs", "--field", "purpose=misuse", "--note", "times of the reported messages", as_="chloe")
     assert [(r[0], r[1], r[2], r[4]) for r in reads(hd.url)] == [("chloe", "read-logs", "times of the reported messages", tid)]
     assert hd.ok("audit", "verify")["ok"] is True
 

@@ -1156,9 +1156,10 @@ class _Demo:
                 continue
             self.abuse(policy, b(12, 2), ["warn"], stop="warned")
             self.abuse(policy, b(30, 5), self.suspend_path(policy), stop="suspended")
-            # Closed recently (erasure still ahead), and long ago (erased on its date).
-            self.abuse(policy, b(20, 2), [*self.suspend_path(policy), "close-account"], stop="account-closed")
-            self.abuse(policy, b(200, 60), [*self.suspend_path(policy), "close-account"])
+            if policy in ("indigos", "wigii"):  # the texts that give closing an account
+                # Closed recently (erasure still ahead), and long ago (erased on its date).
+                self.abuse(policy, b(20, 2), [*self.suspend_path(policy), "close-account"], stop="account-closed")
+                self.abuse(policy, b(200, 60), [*self.suspend_path(policy), "close-account"])
             self.abuse(policy, b(250, 40), [*self.suspend_path(policy), "reinstate"])
         self.abuse("communesplone", b(300, 60), ["warn", "suspend", "report-authorities"], category="illegal")
         self.abuse("indigos", b(60, 10), [Step("suspend", note=self.note("emergency"))], category="compromise", urgent=True,
