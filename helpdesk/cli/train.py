@@ -65,12 +65,12 @@ def do_train(args, out) -> int:
         seeded = sandbox.seed(url, args.key) if sub == "start" else sandbox.reset(url, args.key)
         _print_seeded(out, seeded)
         return 0
-    state = sandbox.database_state(url)  # clock, check: on a seeded training database only
-    if state == "new":
-        raise BadInput(_("no training database at {url}: start one with 'helpdesk train start'").format(url=url))
+    state = sandbox.database_state(url)
     if state == "production":
         raise sandbox._not_training(url)
-    if sub == "clock":
+    if sub == "clock":  # the clock of a seeded training database only (check seeds its own)
+        if state == "new":
+            raise BadInput(_("no training database at {url}: start one with 'helpdesk train start'").format(url=url))
         return _clock(out, url, args.step)
     return _check(args, out, url)
 
