@@ -2,7 +2,7 @@
 
     python benchmarks/tui_bench.py [--n 1000000] [--small 10000] [--db PATH]
 
-Builds (once, then reuses) a database of N tickets with ``helpdesk.bulk.generate`` and a
+Builds (once, then reuses) a database of N tickets with ``benchmarks.bulk.generate`` and a
 small one, then prints:
 
 - start-up: time from process start to the dashboard's first paint and to the queue's
@@ -14,7 +14,7 @@ small one, then prints:
   the cursor is read and painted) and opening a ticket (until its view is painted), p50/p95;
 - search latency (from the filter applied to the count and first rows painted), p50/p95
   (latencies pooled over ``--sessions`` sessions), and the same for words found only in the
-  bodies of the tickets' mails (a few hundred words each, ``helpdesk.bulk``);
+  bodies of the tickets' mails (a few hundred words each, ``benchmarks.bulk``);
 - peak memory (max RSS) of the same session, the app's process plus its backend's
   (``screens.remote``), on the small, a middle-sized and the large database (flat: what grows from the small one is SQLite's page caches filling, up to
   their bound; the middle size shows whether anything grows past it).
@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 NOW = "2026-03-02T11:00:00Z"
 SEARCHES = ["mot", "passe", "oublié", "mot de passe", "spam", "intrusion", "rebonds", "dmarc", "jean", "martin",
             "cpas", "marie dubois", "fleurus", "zzzz", "compte"]
-# Words that only the bodies of the mails hold (helpdesk.bulk.body), not subjects or notes.
+# Words that only the bodies of the mails hold (benchmarks.bulk.body), not subjects or notes.
 BODY_SEARCHES = ["sauvegardées", "assemblée générale", "trésorière", "randonnée", "coupure de courant",
                  "salle des fêtes", "capture d'écran", "synchronise"]
 
@@ -49,7 +49,11 @@ BODY_SEARCHES = ["sauvegardées", "assemblée générale", "trésorière", "rand
 
 
 def ensure_db(path: Path, n: int) -> str:
-    from helpdesk import bulk, clock, db, schema, service
+    from benchmarks import bulk
+    from helpdesk.base import clock
+    from helpdesk.storage import db
+    from helpdesk.policy import install
+    from helpdesk.service import api
 
     url = f"sqlite:///{path}"
     marker = path.with_suffix(".ready")
@@ -60,9 +64,9 @@ def ensure_db(path: Path, n: int) -> str:
     clock.set_now(NOW)
     print(f"building {path} with {n:,} tickets…", file=sys.stderr, flush=True)
     t0 = time.perf_counter()
-    schema.init(url)
+    install.init(url)
     with db.write_session(url) as s:
-        service.add_volunteer(s, "bench", "techadmin", name="Benchmark")
+        api.add_volunteer(s, "bench", "techadmin", name="Benchmark")
     bulk.generate(url, n)
     print(f"  built in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
     marker.write_text(str(n))
@@ -98,7 +102,7 @@ def child(mode: str, url: str) -> None:
             import sqlmodel  # noqa: F401
             from sqlalchemy import text
 
-            from helpdesk import db
+            from helpdesk.storage import db
 
             with db.read_session(url) as s:
                 s.exec(text("SELECT count(*) FROM volunteer")).one()
@@ -120,8 +124,8 @@ def child(mode: str, url: str) -> None:
 
     import gc
 
-    gc.disable()  # as 'helpdesk' does when it opens the TUI (helpdesk.command)
-    from helpdesk import clock
+    gc.disable()  # as 'helpdesk' does when it opens the TUI (helpdesk.cli.entry)
+    from helpdesk.base import clock
 
     clock.set_now(NOW)
     from screens.start import open_backend
@@ -295,7 +299,7 @@ from textual.widgets import Static
 if sys.argv[1:]:
     import sqlmodel
     from sqlalchemy import text
-    from helpdesk import db
+    from helpdesk.storage import db
     with db.read_session(sys.argv[1]) as s:
         s.exec(text("SELECT count(*) FROM volunteer")).one()
 class Empty(App):

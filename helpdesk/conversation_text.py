@@ -5,14 +5,14 @@ provider's zone, the zone named."""
 
 from __future__ import annotations
 
-from helpdesk.i18n import _
+from helpdesk.base.i18n import _
 
 
 def local_time(at: str | None, tz: str) -> str:
     """A UTC ISO time as the provider's local time, the zone named."""
     from zoneinfo import ZoneInfo
 
-    from helpdesk import clock
+    from helpdesk.base import clock
 
     if not at:
         return ""

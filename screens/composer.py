@@ -15,7 +15,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Input, Select, SelectionList, Static
 
-from helpdesk.i18n import _
+from helpdesk.base.i18n import _
 from screens.base import N_
 from screens.keybar import KeyBar
 from screens.base import SafeInput

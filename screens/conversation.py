@@ -11,7 +11,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from helpdesk.conversation_text import attachment_line, message_heading, summary_lines
-from helpdesk.i18n import _
+from helpdesk.base.i18n import _
 from screens.safe import plain
 
 STYLES = {"in": "bold", "out": "bold cyan", "note": "bold yellow"}

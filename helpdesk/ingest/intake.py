@@ -23,7 +23,7 @@ For each mail, in this order:
    nothing is lost, and ``helpdesk quarantine`` shows it for triage.
 
 The raw mail is kept as ``Evidence`` with its sha256, and its text as a ``Message`` of the
-ticket's conversation (``helpdesk.messages``).
+ticket's conversation (``helpdesk.storage.messages``).
 """
 
 from __future__ import annotations
@@ -37,20 +37,22 @@ from urllib.parse import urlsplit
 
 from sqlmodel import Session, select
 
-from helpdesk import clock, engine, messages
-from helpdesk.errors import HelpdeskError
-from helpdesk.fields import EMAIL
-from helpdesk.ingest import records
+from helpdesk.base import clock
+from helpdesk.workflow import engine
+from helpdesk.storage import messages
+from helpdesk.base.errors import HelpdeskError
+from helpdesk.base.fields import EMAIL
+from helpdesk.ingest import store
 from helpdesk.ingest.errors import ParseError
 from helpdesk.ingest.mailboxes import Item
 from helpdesk.ingest.message import ParsedMail, addresses, parse_mail
 from helpdesk.ingest.requests import classify, classify_explained, closure_items, is_acknowledgement, new_text, reports_suspicious_access
 from helpdesk.ingest.routing import AccountRef, unique
-from helpdesk.ingest.run import Outcome, Reject, Run
-from helpdesk.mail import LOCALES
-from helpdesk.models import Account, Ticket
-from helpdesk.packs import GENERAL
-from helpdesk.text import one_line
+from helpdesk.ingest.pipeline import Outcome, Reject, Run
+from helpdesk.workflow.compose import LOCALES
+from helpdesk.storage.models import Account, Ticket
+from helpdesk.policy.packs import GENERAL
+from helpdesk.base.untrusted import one_line
 
 NO_PROVIDER = "no provider for this address"
 _TAG = re.compile(r"\[([a-z0-9][a-z0-9-]{0,63}) #(\d{1,12})\]", re.IGNORECASE)
@@ -98,7 +100,7 @@ def handle_mail(session: Session, item: Item, digest: str, run: Run) -> Outcome:
         from helpdesk.ingest import reports
 
         return reports.handle_dmarc(session, item, digest, run)
-    known = records.known_message(session, mail.message_id)
+    known = store.known_message(session, mail.message_id)
     if known is not None:
         return Outcome("duplicate", ticket=known.ticket_id, reason=f"Message-ID {one_line(mail.message_id, 80)} already on #{known.ticket_id}")
     headers = top_headers(item.data)
@@ -169,7 +171,7 @@ def merged_target(session: Session, ticket: Ticket) -> Ticket:
 
 def _thread_target(session: Session, mail: ParsedMail) -> tuple[Ticket | None, str]:
     ids = ([mail.in_reply_to] if mail.in_reply_to else []) + list(reversed(mail.references))
-    ticket = records.ticket_for_message_ids(session, ids)
+    ticket = store.ticket_for_message_ids(session, ids)
     if ticket is not None:
         return ticket, "references"
     for match in _TAG.finditer(mail.subject or ""):
@@ -199,10 +201,10 @@ def _speaks_for(session: Session, ticket: Ticket, sender: str | None) -> bool:
 
 def add_to_ticket(session: Session, item: Item, mail: ParsedMail, ticket: Ticket, how: str, run: Run) -> Outcome:
     now = run.now
-    evidence = records.keep_evidence(session, data=item.data, kind="mail", source=f"{item.source} {item.key}", ticket_id=ticket.id, now=now)
-    records.add_message_ref(session, mail.message_id, ticket.id, now)
+    evidence = store.keep_evidence(session, data=item.data, kind="mail", source=f"{item.source} {item.key}", ticket_id=ticket.id, now=now)
+    store.add_message_ref(session, mail.message_id, ticket.id, now)
     message = messages.record_incoming(session, ticket.id, mail, evidence_id=evidence.id, now=now)
-    records.record(
+    store.record(
         session,
         "mail-received",
         ticket=ticket,
@@ -210,7 +212,7 @@ def add_to_ticket(session: Session, item: Item, mail: ParsedMail, ticket: Ticket
         data={"evidence": evidence.id, "message": message.id, "from": mail.from_addr, "message_id": mail.message_id, "via": how},
         now=now,
     )
-    records.touch(session, ticket, now)
+    store.touch(session, ticket, now)
     outcome = Outcome("threaded", ticket=ticket.id, details={"queue": ticket.queue, "policy": ticket.policy_key, "via": how})
     if ticket.queue == GENERAL and ticket.state != "received":
         _reopen(session, ticket, mail, run)  # the person wrote again: it needs reading
@@ -228,24 +230,24 @@ def add_to_ticket(session: Session, item: Item, mail: ParsedMail, ticket: Ticket
 def _acknowledge(session: Session, ticket: Ticket, mail: ParsedMail, run: Run) -> bool:
     if not _speaks_for(session, ticket, mail.from_addr):
         reason = f"{mail.from_addr or 'an unknown sender'} is neither the requester nor a registered contact of the account"
-        records.record(session, "acknowledgement-refused", ticket=ticket, note=reason, data={"rule": "identity"}, now=run.now)
+        store.record(session, "acknowledgement-refused", ticket=ticket, note=reason, data={"rule": "identity"}, now=run.now)
         return False
     try:
         with session.begin_nested():
-            engine.apply(session, ticket.id, "acknowledge", records.ACTOR, note=f"acknowledged by mail from {mail.from_addr}", now=run.now)
+            engine.apply(session, ticket.id, "acknowledge", store.ACTOR, note=f"acknowledged by mail from {mail.from_addr}", now=run.now)
         return True
     except HelpdeskError as exc:
         data = exc.as_dict()
-        records.record(session, "acknowledgement-refused", ticket=ticket, note=str(exc), data={"rule": data.get("rule", data.get("error"))}, now=run.now)
+        store.record(session, "acknowledgement-refused", ticket=ticket, note=str(exc), data={"rule": data.get("rule", data.get("error"))}, now=run.now)
         return False
 
 
 def _reopen(session: Session, ticket: Ticket, mail: ParsedMail, run: Run) -> None:
     try:
         with session.begin_nested():
-            engine.apply(session, ticket.id, "reopen", records.ACTOR, note=f"mail from {mail.from_addr or '?'}", now=run.now)
+            engine.apply(session, ticket.id, "reopen", store.ACTOR, note=f"mail from {mail.from_addr or '?'}", now=run.now)
     except HelpdeskError as exc:
-        records.record(session, "reopen-refused", ticket=ticket, note=str(exc), now=run.now)
+        store.record(session, "reopen-refused", ticket=ticket, note=str(exc), now=run.now)
 
 
 def _complete(session: Session, ticket: Ticket, mail: ParsedMail, run: Run) -> None:
@@ -261,9 +263,9 @@ def _complete(session: Session, ticket: Ticket, mail: ParsedMail, run: Run) -> N
         return
     try:
         with session.begin_nested():
-            engine.apply(session, ticket.id, "complete", records.ACTOR, fields=given, note=f"items given by mail from {mail.from_addr}", now=run.now)
+            engine.apply(session, ticket.id, "complete", store.ACTOR, fields=given, note=f"items given by mail from {mail.from_addr}", now=run.now)
     except HelpdeskError as exc:
-        records.record(session, "completion-refused", ticket=ticket, note=str(exc), now=run.now)
+        store.record(session, "completion-refused", ticket=ticket, note=str(exc), now=run.now)
 
 
 # --- a new request --------------------------------------------------------------------------
@@ -400,7 +402,7 @@ def new_request(session: Session, item: Item, mail: ParsedMail, headers: dict[st
         session,
         queue=queue,
         policy_key=policy,
-        actor=records.ACTOR,
+        actor=store.ACTOR,
         account=acc,
         requester=requester,
         subject=one_line(mail.subject or "", 300),
@@ -410,10 +412,10 @@ def new_request(session: Session, item: Item, mail: ParsedMail, headers: dict[st
         now=run.now,
     )
     ticket = opened.ticket
-    evidence = records.keep_evidence(session, data=item.data, kind="mail", source=f"{item.source} {item.key}", ticket_id=ticket.id, now=run.now)
-    records.add_message_ref(session, mail.message_id, ticket.id, run.now)
+    evidence = store.keep_evidence(session, data=item.data, kind="mail", source=f"{item.source} {item.key}", ticket_id=ticket.id, now=run.now)
+    store.add_message_ref(session, mail.message_id, ticket.id, run.now)
     message = messages.record_incoming(session, ticket.id, mail, evidence_id=evidence.id, now=run.now)
-    records.record(
+    store.record(
         session,
         "classified",
         ticket=ticket,

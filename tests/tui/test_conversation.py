@@ -8,9 +8,10 @@ from __future__ import annotations
 import pytest
 from sqlmodel import select
 
-from helpdesk import clock, db, messages
+from helpdesk.base import clock
+from helpdesk.storage import db, messages
 from helpdesk.ingest.message import parse_mail
-from helpdesk.models import Message, Outbox
+from helpdesk.storage.models import Message, Outbox
 from screens.composer import Composer
 from screens.ticket import TicketScreen
 from tests.tui.conftest import press, settle, type_text
@@ -139,7 +140,7 @@ def test_composer_preview_snapshot(snap_compare, db_url, make_app, size):
 
 
 async def test_set_account_and_merge_from_the_ticket_screen(db_url, make_app):
-    from helpdesk.models import Account, Ticket
+    from helpdesk.storage.models import Account, Ticket
 
     app = make_app(db_url)
     async with app.run_test(size=(80, 24)) as pilot:

@@ -1,0 +1,178 @@
+"""The CLI commands of a ticket's conversation (``helpdesk.cli.main`` hands over here)::
+
+    helpdesk ticket reply ID (--text TEXT | --file F | --template KEY) [--to ADDRESS]
+    helpdesk ticket comment ID --text TEXT            an internal note, never mailed
+    helpdesk ticket ask ID --missing ITEM [ITEM...]    ask the requester for what is missing
+    helpdesk ticket account ID LOGIN                   set the account a ticket is about ("-": none)
+    helpdesk ticket merge SRC INTO                     same provider and queue
+    helpdesk ticket convert ID QUEUE [--field K=V]...  a general ticket becomes a procedure
+    helpdesk ticket replies [--lang fr|en]             the saved replies
+    helpdesk ticket list --search TEXT                 full text, message bodies included
+
+All but ``replies`` and ``list`` need ``--as``. Exit codes as everywhere: 1 refused by a
+rule (a credential in a reply names the provider's article), 2 bad input.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from helpdesk.conversation_text import attachment_line, message_heading, summary_lines
+from helpdesk.base.i18n import _
+
+SUBCOMMANDS = ("reply", "comment", "ask", "account", "merge", "convert", "replies")
+PROCEDURES = ("password-reset", "closure", "abuse", "mail-reputation")
+
+
+def _on_ticket(ticket_sub, cmd, name: str, help: str, *, versioned: bool = False):
+    """A sub-command on one ticket (``ID``), guarded by ``--if-version`` when it changes it."""
+    p = cmd(ticket_sub, name, help)
+    p.add_argument("id", type=int)
+    if versioned:
+        p.add_argument("--if-version", type=int, help=_("refuse if the ticket changed since this version"))
+    return p
+
+
+def add_parsers(ticket_sub, cmd) -> None:
+    p = _on_ticket(ticket_sub, cmd, "reply", _("mail the requester (or a registered contact of the account) in the ticket's thread"),
+                   versioned=True)
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--text", help=_("the text of the reply"))
+    what.add_argument("--file", help=_("a file holding the text of the reply ('-': standard input)"))
+    what.add_argument("--template", metavar="KEY", help=_("a saved reply (helpdesk ticket replies)"))
+    p.add_argument("--to", metavar="ADDRESS", help=_("the requester (default) or a registered contact of the account"))
+    p = _on_ticket(ticket_sub, cmd, "comment", _("add an internal note for the other volunteers (never mailed)"))
+    p.add_argument("--text", required=True)
+    p = _on_ticket(ticket_sub, cmd, "ask", _("ask the requester for what the procedure lacks; the ticket waits for the answer"))
+    p.add_argument("--missing", nargs="+", required=True, metavar="ITEM")
+    p.add_argument("--to", metavar="ADDRESS")
+    p = _on_ticket(ticket_sub, cmd, "account", _("set or change the account a ticket is about ('-': none)"), versioned=True)
+    p.add_argument("login")
+    p = cmd(ticket_sub, "merge", _("merge ticket SRC into INTO (same provider and queue)"))
+    p.add_argument("src", type=int)
+    p.add_argument("into", type=int)
+    p = _on_ticket(ticket_sub, cmd, "convert", _("turn a general ticket into a procedure, keeping its conversation"))
+    p.add_argument("queue", choices=PROCEDURES)
+    p.add_argument("--field", action="append", default=[], metavar="K=V")
+    cmd(ticket_sub, "replies", _("list the saved replies"))
+
+
+def _read_text(args) -> str | None:
+    from helpdesk.base.errors import BadInput
+
+    if getattr(args, "file", None) is None:
+        return getattr(args, "text", None)
+    if args.file == "-":
+        return sys.stdin.read()
+    try:
+        with open(args.file, encoding="utf-8") as f:
+            return f.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(_("cannot read {path}: {error}").format(path=args.file, error=exc.__class__.__name__)) from None
+
+
+def do_conversation(args, out) -> int:
+    from helpdesk.cli import main
+    from helpdesk.service import conversation, api
+
+    user = getattr(args, "user", None) or os.environ.get("HELPDESK_USER")
+    if args.sub == "replies":
+        lang = getattr(args, "lang", None) or "fr"
+        keys = conversation.saved_replies(lang)
+        if out.json:
+            out.data(keys)
+        else:
+            for key in keys:
+                out.line(key)
+        return 0
+    with main._session(args, write=True) as s:
+        actor = api.actor_for(s, user)
+        if args.sub == "reply":
+            row = conversation.reply(s, args.id, actor, text=_read_text(args), template=args.template, to=args.to,
+                                     expected_version=args.if_version)
+            data = {"ticket": args.id, "outbox": row.id, "to": row.to_addr, "subject": row.subject, "status": row.status}
+            said = _("#{id}: reply queued to {to}: {subject}").format(id=args.id, to=row.to_addr, subject=row.subject)
+        elif args.sub == "ask":
+            row = conversation.ask(s, args.id, actor, args.missing, to=args.to)
+            data = {"ticket": args.id, "outbox": row.id, "to": row.to_addr, "subject": row.subject, "missing": args.missing}
+            said = _("#{id}: asked {to} for: {items}").format(id=args.id, to=row.to_addr, items=", ".join(args.missing))
+        elif args.sub == "comment":
+            msg = conversation.comment(s, args.id, actor, args.text)
+            data = {"ticket": args.id, "message": msg.id}
+            said = _("#{id}: note added (never mailed)").format(id=args.id)
+        elif args.sub == "account":
+            outcome = conversation.set_account(s, args.id, actor, None if args.login == "-" else args.login,
+                                               expected_version=args.if_version)
+            data = api.ticket_view(s, outcome.ticket, actor)
+            said = _("#{id}: account {login}").format(id=args.id, login=data["account"] or "-")
+        elif args.sub == "merge":
+            into = conversation.merge(s, args.src, args.into, actor)
+            data = {"ticket": args.src, "merged_into": into.id}
+            said = _("#{src} merged into #{into}").format(src=args.src, into=into.id)
+        else:
+            outcome = conversation.convert(s, args.id, actor, args.queue, main._pairs(args.field))
+            data = api.ticket_view(s, outcome.ticket, actor)
+            data["converted_from"] = args.id
+            said = _("#{id} converted: {queue} ticket #{new} ({state})").format(
+                id=args.id, queue=args.queue, new=outcome.ticket.id, state=data["state_label"]
+            )
+    if out.json:
+        out.data(data)
+    else:
+        out.line(said)
+    return 0
+
+
+def do_search(args, out) -> int:
+    """``ticket list --search TEXT``: the TUI's search, with the list's filters."""
+    from helpdesk.cli import main
+    from helpdesk.base import clock
+    from helpdesk.storage import search
+    from helpdesk.storage.filters import TicketFilter
+
+    flt = TicketFilter(
+        queue=args.queue, policy=args.policy, state=args.state, assignee=args.assignee,
+        kind="all" if (args.all or args.state) else "active", text=args.search,
+    )
+    with main._session(args) as s:
+        rows = search.page(s, flt, order=args.sort, limit=args.limit, offset=args.offset)
+        if args.account:
+            rows = [r for r in rows if r.account == args.account]
+        if args.overdue:
+            now = clock.now()
+            rows = [r for r in rows if r.due_at is not None and r.due_at <= now]
+    data = [
+        {"id": r.id, "queue": r.queue, "policy": r.policy, "state": r.state, "state_kind": r.state_kind, "account": r.account,
+         "requester": r.requester, "subject": r.subject, "due_at": clock.iso(r.due_at), "opened_at": clock.iso(r.opened_at),
+         "assignee": r.assignee}
+        for r in rows
+    ]
+    if out.json:
+        out.data(data)
+    else:
+        out.table(["id", "queue", "policy", "state", "account", "due", "subject"],
+                  [[r["id"], r["queue"], r["policy"], r["state"], r["account"] or "-", r["due_at"] or "", r["subject"]] for r in data])
+    return 0
+
+
+def print_conversation(out, view: dict) -> None:
+    """The conversation under ``ticket show``: each message whole, the quoted history folded."""
+    from rich.text import Text
+
+    for line, style in summary_lines(view):
+        out.line(line, style=style)
+    if not view.get("messages"):
+        return
+    out.line("")
+    out.line(_("Conversation:"), style="bold")
+    for m in view["messages"]:
+        out.line(Text(message_heading(m, view.get("timezone") or "UTC"), style="bold"))
+        if m["subject"]:
+            out.line(Text("    " + _("Subject: {s}").format(s=m["subject"])))
+        for a in m["attachments"]:
+            out.line(Text("    " + attachment_line(a)))
+        for line in (m["new"] or "").splitlines():
+            out.line(Text("    " + line))
+        if m["quoted"]:
+            out.line(Text("    " + _("[{n} quoted lines folded]").format(n=len(m["quoted"].splitlines()))), style="dim")
