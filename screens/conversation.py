@@ -10,7 +10,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from helpdesk.cli.conversation import attachment_line, message_heading, summary_lines
+from helpdesk.service.conversation_text import attachment_line, message_heading, summary_lines
 from helpdesk.base.i18n import _
 from screens.safe import plain
 

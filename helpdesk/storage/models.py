@@ -158,7 +158,7 @@ class Ticket(Table, table=True):
     closed_at: Optional[datetime] = _when()
     due_at: Optional[datetime] = _when()
     redacted_at: Optional[datetime] = _when()  # personal data removed after the retention period
-    merged_into: Optional[int] = Field(default=None, foreign_key="ticket.id")  # ``ticket merge``: where it went
+    merged_into: Optional[int] = Field(default=None, foreign_key="ticket.id", index=True)  # ``ticket merge``: where it went
     version: int = 1
 
 

@@ -1100,6 +1100,14 @@ class _Demo:
         for policy in ("weentime", "communesplone", "le-pic"):
             self.reset(policy, b(120, 5), "redirected")
 
+        # General questions (none of the procedures): one waiting, one answered, one closed.
+        questions = ("Sauvegarde des pièces jointes", "Espace de stockage restant", "Facture de la cotisation")
+        for policy in self.policies:
+            for n, steps in enumerate(([], ["answer"], ["answer", "close"])):
+                acc = self.pick(policy, "reset")
+                self.schedule(Plan(policy, "general", acc, b(20 - 6 * n, 0.2 + n), subject=questions[n], requester=acc.email,
+                                   steps=[Step(a) for a in steps], label=f"{policy} general question"))
+
         # Wigii closures: every state of the request, inactivity and space procedures.
         self.closure("wigii", b(2, 0.5), "stranger", label="wigii closure left received")
         self.closure("wigii", b(2, 0.3), "incomplete", stop="incomplete")

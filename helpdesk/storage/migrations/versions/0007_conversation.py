@@ -76,6 +76,8 @@ def upgrade() -> None:
     else:
         op.add_column("ticket", sa.Column("merged_into", sa.Integer(), nullable=True))
         op.create_foreign_key("fk_ticket_merged_into", "ticket", "ticket", ["merged_into"], ["id"])
+    # Opening a ticket looks up the tickets merged into it.
+    op.create_index("ix_ticket_merged_into", "ticket", ["merged_into"], unique=False)
     if dialect == "sqlite":
         for statement in SQLITE:
             op.execute(statement)
@@ -87,6 +89,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     dialect = op.get_bind().dialect.name
+    op.drop_index("ix_ticket_merged_into", table_name="ticket")
     if dialect == "sqlite":
         for statement in SQLITE_DROPS:
             op.execute(statement)
