@@ -21,13 +21,19 @@ def cited_rules(key: str) -> dict[str, str]:
 
     out: dict[str, str] = {}
     for queue, wf in p.workflows.items():
+        if wf.get("plain"):  # the general queue applies no rule of the text (its steps cite none)
+            assert not any(t.get("cite") or t["guards"] for t in wf["transitions"]), queue
+            continue
         for t in wf["transitions"]:
             k = f"{queue}/{t['key']}"
             if k in out:  # one action key over several sources: the same rules
                 continue
             out[k] = ref(t["cite"])
-            for g in t["guards"]:
-                out[f"{k}/{g['name']}"] = ref(g.get("cite") or t["cite"])
+            seen: dict[str, int] = {}
+            for g in t["guards"]:  # a guard named twice on a step: name, name#2, name#3...
+                seen[g["name"]] = seen.get(g["name"], 0) + 1
+                n = seen[g["name"]]
+                out[f"{k}/{g['name']}" + (f"#{n}" if n > 1 else "")] = ref(g.get("cite") or t["cite"])
     for param in ("contact_replacement", "one_admin_per_client"):
         if p.params.get(param):
             out[f"account/{param}"] = ref(p.params[param])
@@ -86,6 +92,9 @@ TABLE = {
         'mail-reputation/resolve': 'Convention CommunesPlone art. 6.10 et 6.11',
     },
     'indigos': {
+        'mail-reputation/secure-compromised': 'Charte Indigos art. 7',
+        'mail-reputation/secure-compromised/field_in_future': 'Charte Indigos art. 7',
+        'mail-reputation/secure-compromised/field_true': 'Charte Indigos art. 3',
         'password-reset/issue-reset-link': 'Charte Indigos art. 2',
         'password-reset/issue-reset-link/account_usable': 'Charte Indigos art. 2',
         'password-reset/issue-reset-link/requester_is_contact': 'Charte Indigos art. 2 et 3',
@@ -177,7 +186,7 @@ TABLE = {
         'closure/record-renewal': 'CGU Weentime art. 8',
         'closure/deactivate': 'CGU Weentime art. 15',
         'closure/deactivate/not_in_states': 'CGU Weentime art. 15',
-        'closure/deactivate/not_in_states': 'CGU Weentime art. 8',
+        'closure/deactivate/not_in_states#2': 'CGU Weentime art. 8',
         'closure/deactivate/requester_served': 'CGU Weentime art. 15',
         'closure/deactivate/day_reached': 'CGU Weentime art. 8',
         'closure/erase': 'CGU Weentime art. 6 et 10.2',
@@ -212,8 +221,8 @@ TABLE = {
         'closure/give-notice': 'Wigii CGU art. 9',
         'closure/deactivate': 'Wigii CGU art. 9',
         'closure/deactivate/not_in_states': 'Wigii CGU art. 9',
-        'closure/deactivate/not_in_states': 'Wigii CGU art. 9',
-        'closure/deactivate/not_in_states': 'Wigii CGU art. 9',
+        'closure/deactivate/not_in_states#2': 'Wigii CGU art. 9',
+        'closure/deactivate/not_in_states#3': 'Wigii CGU art. 9',
         'closure/deactivate/day_reached': 'Wigii CGU art. 9',
         'closure/deactivate/inactive_for': 'Wigii CGU art. 9',
         'closure/deactivate/deadline_reached': 'Wigii CGU art. 9',
