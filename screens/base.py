@@ -16,7 +16,6 @@ from helpdesk.base.i18n import _
 from screens.safe import assemble
 
 if TYPE_CHECKING:
-    from screens.app import HelpdeskApp
     from helpdesk.tui_api.backend import Backend, Info
 
 

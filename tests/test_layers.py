@@ -23,6 +23,15 @@ def test_the_import_contracts_hold():
     assert "Contracts: 2 kept, 0 broken." in p.stdout
 
 
+def test_the_tree_passes_the_linter():
+    """ruff, with the rules of pyproject.toml: no unused or undefined name, no repeated key."""
+    exe = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
+    assert exe, "ruff is part of the test extra"
+    p = subprocess.run([exe, "check", "--no-cache", "helpdesk", "screens", "tests", "benchmarks"],
+                       capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert p.returncode == 0, p.stdout[-4000:] + p.stderr[-2000:]
+
+
 def _cycles(graph: grimp.ImportGraph, modules: set[str]) -> list[list[str]]:
     """Strongly connected groups of more than one module (Tarjan, iterative)."""
     edges = {m: sorted(i for i in graph.find_modules_directly_imported_by(m) if i in modules and i != m) for m in modules}

@@ -21,7 +21,6 @@ import re
 import threading
 import time
 from array import array
-from datetime import datetime
 
 from sqlalchemy import and_, exists, func, or_, text as sql_text
 from sqlalchemy.orm import aliased

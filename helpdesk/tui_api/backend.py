@@ -22,7 +22,7 @@ from helpdesk.service import conversation, api
 from helpdesk.storage import db, search
 from helpdesk.workflow import engine
 from helpdesk.rules.context import Actor
-from helpdesk.base.errors import BadInput, Conflict, HelpdeskError, Refused
+from helpdesk.base.errors import BadInput, Conflict, Refused
 from helpdesk.base.i18n import _, pick
 from helpdesk.storage.models import Account, Deadline, Event, Outbox, Policy, State, Ticket, Volunteer, Workflow
 from helpdesk.tui_api.views import (  # noqa: F401 - the screens' names for them, re-exported

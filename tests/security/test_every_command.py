@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import PG
-from tests.security.conftest import Attacker, run_cli
+from tests.security.conftest import run_cli
 
 # Commands that open the TUI, a web server or the network, or wait on a terminal: driven
 # by their own tests, not fed random arguments here.

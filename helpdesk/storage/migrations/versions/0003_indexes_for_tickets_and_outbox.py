@@ -5,9 +5,6 @@ Revises: 0002
 Create Date: 2026-11-23 02:07:20.455053
 """
 from alembic import op
-import sqlalchemy as sa
-import sqlmodel
-import helpdesk.storage.columns
 
 
 revision = '0003'
