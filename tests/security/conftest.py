@@ -27,7 +27,7 @@ class Run:
         return json.loads(self.out)
 
 
-def run_cli(argv: list[str], env: dict | None = None) -> Run:
+def run_cli(argv: list[str], env: dict | None = None, stdin: str = "") -> Run:
     """``helpdesk ARGV`` in this process. A traceback fails the test: it is never an answer."""
     from helpdesk import cli, clock, i18n
 
@@ -38,6 +38,7 @@ def run_cli(argv: list[str], env: dict | None = None) -> Run:
     umask = os.umask(0o022)
     os.umask(umask)
     out, err = io.StringIO(), io.StringIO()
+    saved_stdin, sys.stdin = sys.stdin, io.StringIO(stdin)
     try:
         with redirect_stdout(out), redirect_stderr(err):
             try:
@@ -49,6 +50,7 @@ def run_cli(argv: list[str], env: dict | None = None) -> Run:
             del os.environ[k]
         os.environ.update(saved_env)
         os.umask(umask)
+        sys.stdin = saved_stdin
         clock.set_now(None)
         i18n.set_lang(None)
     return Run(code, out.getvalue(), err.getvalue())
