@@ -7,24 +7,15 @@ engines) is put back after it."""
 from __future__ import annotations
 
 import io
-import json
 import os
 import sys
 from contextlib import redirect_stderr, redirect_stdout
-from dataclasses import dataclass
 
 import pytest
 
+from tests.conftest import Result
 
-@dataclass
-class Run:
-    code: int
-    out: str
-    err: str
-
-    @property
-    def json(self):
-        return json.loads(self.out)
+Run = Result  # exit code, stdout, stderr (and .json), as the subprocess harness has it
 
 
 def run_cli(argv: list[str], env: dict | None = None, stdin: str = "") -> Run:
