@@ -49,10 +49,10 @@ def test_concurrent_sessions_are_capped(serve):  # noqa: F811
 
     async def two():
         async with aiohttp.ClientSession() as http:
-            first = await http.ws_connect(url, timeout=30)
+            first = await http.ws_connect(url)
             try:
                 with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
-                    await http.ws_connect(url, timeout=30)
+                    await http.ws_connect(url)
                 return refused.value.status
             finally:
                 await first.close()
