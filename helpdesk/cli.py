@@ -267,8 +267,13 @@ def _pairs(values):
 def do_init(args, out: Out) -> int:
     from helpdesk import db, schema
 
+    from helpdesk.packs import PackError
+
     url = db.resolve_url(getattr(args, "db", None))
-    changed = schema.init(url, args.policy, training=True if args.training else None)
+    try:
+        changed = schema.init(url, args.policy, training=True if args.training else None)
+    except PackError as exc:
+        raise BadInput(str(exc)) from None
     if out.json:
         out.data({"database": url, "loaded": changed, "revision": schema.current_revision(url)})
     else:
@@ -909,6 +914,8 @@ def database_error(exc: BaseException) -> HelpdeskError | None:
     writer held it too long), unreachable, or a number it cannot hold. None: a bug."""
     if isinstance(exc, OverflowError):
         return BadInput(_("a number is too large: ids and counts go up to 2^63 - 1"))
+    if isinstance(exc, UnicodeEncodeError) and "surrogates" in str(exc):  # bytes that were not UTF-8 on the command line
+        return BadInput(_("an argument is not valid UTF-8 text"))
     if not type(exc).__module__.startswith("sqlalchemy"):
         return None
     from sqlalchemy.exc import DBAPIError, OperationalError
