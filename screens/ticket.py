@@ -21,10 +21,10 @@ from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 from textual.worker import get_current_worker
 
-from helpdesk import clock
-from helpdesk.errors import Conflict, HelpdeskError, Refused
-from helpdesk.i18n import _
-from screens.answers import localise, parse_iso
+from helpdesk.base import clock
+from helpdesk.base.errors import Conflict, HelpdeskError, Refused
+from helpdesk.base.i18n import _
+from helpdesk.tui_api.views import localise, parse_iso
 from screens.base import N_, BaseScreen, TopBar
 from screens.keybar import KeyBar
 from screens.safe import assemble, plain
@@ -414,7 +414,7 @@ class TicketScreen(BaseScreen):
             return Text("")
         lines = [Text("\n" + _("Fields"), style="bold")]
         specs = v.get("field_specs") or {}
-        from helpdesk.i18n import pick
+        from helpdesk.base.i18n import pick
 
         for k, val in items:
             label = pick((specs.get(k) or {}).get("label")) or k

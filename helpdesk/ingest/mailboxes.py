@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from helpdesk.files import shown
+from helpdesk.base.files import shown
 
 MAX_ITEM_BYTES = 100 * 1024 * 1024  # larger files are quarantined unread (their start kept)
 

@@ -1,5 +1,5 @@
 """The attacker's harness: the real CLI in-process, through its entry function
-(``helpdesk.cli.main``), on a real database copied from the template (alice volunteer,
+(``helpdesk.cli.main.main``), on a real database copied from the template (alice volunteer,
 bob oncall, chloe techadmin, tom trainer). In-process keeps a few hundred generated
 command lines fast; what a run changes in the process (clock, language, umask, cached
 engines) is put back after it."""
@@ -20,7 +20,8 @@ Run = Result  # exit code, stdout, stderr (and .json), as the subprocess harness
 
 def run_cli(argv: list[str], env: dict | None = None, stdin: str = "") -> Run:
     """``helpdesk ARGV`` in this process. A traceback fails the test: it is never an answer."""
-    from helpdesk import cli, clock, i18n
+    from helpdesk.cli import main
+    from helpdesk.base import clock, i18n
 
     saved_env = {k: v for k, v in os.environ.items() if k.startswith("HELPDESK_")}
     for k in saved_env:
@@ -33,7 +34,7 @@ def run_cli(argv: list[str], env: dict | None = None, stdin: str = "") -> Run:
     try:
         with redirect_stdout(out), redirect_stderr(err):
             try:
-                code = cli.main([str(a) if not isinstance(a, str) else a for a in argv])
+                code = main.main([str(a) if not isinstance(a, str) else a for a in argv])
             except SystemExit as exc:  # argparse: bad usage (2) or --help (0)
                 code = exc.code if isinstance(exc.code, int) else 2
     finally:
@@ -83,8 +84,8 @@ class Attacker:
     def events(self, action: str | None = None) -> list:
         from sqlmodel import select
 
-        from helpdesk import db
-        from helpdesk.models import Event
+        from helpdesk.storage import db
+        from helpdesk.storage.models import Event
 
         with db.read_session(self.url) as s:
             q = select(Event).order_by(Event.id)
@@ -96,7 +97,7 @@ class Attacker:
 @pytest.fixture
 def attacker(db_url):
     yield Attacker(db_url)
-    from helpdesk import db
+    from helpdesk.storage import db
 
     engine = db._engines.pop(db_url, None)
     if engine is not None:

@@ -7,8 +7,9 @@ import json
 import pytest
 from sqlmodel import select
 
-from helpdesk import audit, clock, db
-from helpdesk.models import ChainHead, Event
+from helpdesk.storage import audit, db
+from helpdesk.base import clock
+from helpdesk.storage.models import ChainHead, Event
 
 
 def _some_history(attacker, n: int = 3) -> None:

@@ -27,7 +27,7 @@ HOSTILE = [
 
 def commands() -> list[tuple[tuple[str, ...], argparse.ArgumentParser]]:
     """Every (sub)command of the CLI and its parser, found by walking the parser itself."""
-    from helpdesk.cli import build_parser
+    from helpdesk.cli.main import build_parser
 
     found = []
 
@@ -66,7 +66,7 @@ def value_for(action, path_values):
     name = (action.dest or "").lower()
     if name in ("path", "file", "anchors", "source", "target") or "path" in name:
         return st.sampled_from(path_values)
-    if action.type is not None and getattr(action.type, "__module__", "") == "helpdesk.bounds":
+    if action.type is not None and getattr(action.type, "__module__", "") == "helpdesk.base.bounds":
         return st.one_of(st.sampled_from(HUGE), st.integers(-5, 5).map(str))
     return st.one_of(st.sampled_from(HOSTILE + HUGE), st.text(max_size=30))
 
@@ -158,8 +158,8 @@ def test_a_read_command_on_a_missing_sqlite_file_does_not_create_it(tmp_path):
 def test_a_long_duration_is_refused_when_set_and_a_stored_one_breaks_no_sweep(attacker):
     # Found: one quarantine_retention=P99999Y broke every later sweep.
     attacker.bad("policy", "set", "indigos", "quarantine_retention=P99999Y", as_="chloe")
-    from helpdesk import db
-    from helpdesk.models import Meta
+    from helpdesk.storage import db
+    from helpdesk.storage.models import Meta
 
     with db.write_session(attacker.url) as s:  # stored before settings were bounded
         s.add(Meta(key="settings:indigos", value='{"quarantine_retention": "P99999Y", "evidence_retention": "P99999Y"}'))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlmodel import select
 
-from helpdesk import db
-from helpdesk.models import Account, Volunteer
+from helpdesk.storage import db
+from helpdesk.storage.models import Account, Volunteer
 
 EVIL_URL = "reset_url=https://evil.example/reset?token="
 
@@ -37,13 +37,13 @@ def test_logins_are_validated(attacker, login):
 
 
 def test_authorized_keys_cannot_be_made_to_emit_an_extra_line(attacker):
-    from helpdesk import sshkeys
+    from helpdesk.service import sshkeys
 
     key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFauJdVsDgCCqV6858Decxhv6iRJOR/qlP9fijLcPVre"
     attacker.ok("volunteer", "add", "dora", "--role", "volunteer", "--ssh-key", key, as_="chloe")
     with db.write_session(attacker.url) as s:  # rows written behind the CLI's back
         s.add(Volunteer(login="evil\nssh-rsa AAAAB3 attacker", role="techadmin", ssh_keys=[key.replace("AAAAC3", "AAAAC4")], active=True,
-                        created_at=sshkeys and __import__("helpdesk.clock", fromlist=["now"]).now()))
+                        created_at=sshkeys and __import__("helpdesk.base.clock", fromlist=["now"]).now()))
         s.get(Volunteer, "alice").ssh_keys = ["ssh-ed25519 AAAA\ncommand=\"sh\" ssh-ed25519 AAAA"]
     r = attacker.run("volunteer", "authorized-keys", "--program", "/usr/bin/helpdesk", json_out=False)
     assert r.code == 0, r.err
@@ -169,14 +169,14 @@ def test_a_role_scoped_to_a_provider_stays_within_it(attacker):
 
 
 def test_the_tui_backend_keeps_the_scope(attacker):
-    from screens.backend import Backend
+    from helpdesk.tui_api.backend import Backend
 
     attacker.ok("volunteer", "add", "wanda", "--role", "techadmin", "--policy", "wigii", as_="chloe")
     attacker.ok("account", "add", "p1", "--policy", "le-pic", "--email", "p1@example.org", as_="alice")
     tp = attacker.ok("ticket", "open", "abuse", "--policy", "le-pic", "--account", "p1", "--field", "category=harassment", as_="bob")["id"]
     b = Backend(attacker.url, "wanda")
     b.load_info()
-    from helpdesk.errors import Refused
+    from helpdesk.base.errors import Refused
 
     with pytest.raises(Refused):
         b.ticket(tp)
@@ -188,9 +188,9 @@ def test_the_tui_backend_keeps_the_scope(attacker):
 def test_a_withdrawn_volunteer_is_out_at_once(attacker):
     # Found: 'helpdesk --as alice' still opened the interface read-only, personal data shown,
     # until someone re-ran 'volunteer authorized-keys'.
-    from screens.backend import Backend
+    from helpdesk.tui_api.backend import Backend
 
-    from helpdesk.errors import Refused
+    from helpdesk.base.errors import Refused
 
     attacker.ok("volunteer", "deactivate", "alice", as_="chloe")
     attacker.refused("ticket", "list", as_="alice", rule="withdrawn")

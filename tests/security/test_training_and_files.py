@@ -16,7 +16,8 @@ def test_init_training_refuses_a_database_holding_production_data(attacker):
     attacker.ok("account", "add", "jd", "--policy", "wigii", "--email", "jd@example.org", as_="alice")
     attacker.refused("init", "--training", rule="training-separation")
     attacker.ok("ticket", "list", as_="alice")  # still production, untouched
-    from helpdesk import db, engine
+    from helpdesk.storage import db
+    from helpdesk.workflow import engine
 
     with db.read_session(attacker.url) as s:
         assert not engine.is_training(s)

@@ -1,0 +1,118 @@
+"""Database engine and sessions.
+
+SQLite is the embedded default (a file in the user data directory) with WAL, foreign keys
+and a busy timeout; any SQLAlchemy URL works through ``--db`` / ``HELPDESK_DB``.
+Write transactions on SQLite start with ``BEGIN IMMEDIATE`` so that two processes never
+both read and then fail to upgrade their lock: one waits for the other instead.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+from sqlmodel import Session, create_engine
+
+BUSY_TIMEOUT_MS = 30_000
+
+
+def default_url() -> str:
+    from platformdirs import user_data_dir
+
+    folder = Path(user_data_dir("helpdesk", appauthor=False))
+    return f"sqlite:///{folder / 'helpdesk.db'}"
+
+
+def resolve_url(url: str | None = None) -> str:
+    url = url or os.environ.get("HELPDESK_DB") or default_url()
+    if "://" not in url:  # a bare path means an SQLite file
+        url = f"sqlite:///{Path(url).expanduser().absolute()}"
+    return url
+
+
+_engines: dict[str, Engine] = {}
+
+
+def get_engine(url: str | None = None) -> Engine:
+    url = resolve_url(url)
+    engine = _engines.get(url)
+    if engine is None:
+        try:
+            engine = _make_engine(url)
+        except (ArgumentError, NoSuchModuleError, ImportError, ValueError) as exc:
+            from helpdesk.base.errors import BadInput
+
+            raise BadInput(f"--db: not a database URL this helpdesk can open: {_safe(url)} ({type(exc).__name__})") from None
+        _engines[url] = engine
+    return engine
+
+
+def _safe(url: str) -> str:
+    """A URL as it may be printed: no password, no control characters."""
+    from helpdesk.base.files import shown
+
+    try:
+        return shown(make_url(url).render_as_string(hide_password=True))
+    except Exception:  # noqa: BLE001 - not even parseable: shown as given, escaped
+        return shown(url)
+
+
+def _make_engine(url: str) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        if parsed.drivername == "postgresql":
+            url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+        return create_engine(url, pool_pre_ping=True)
+
+    database = parsed.database
+    if database and database != ":memory:":
+        from helpdesk.base.files import make_private_dir
+
+        make_private_dir(Path(database).parent)
+    engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):  # pragma: no branch
+        # Let SQLAlchemy, not pysqlite, say when transactions begin (see _on_begin).
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):
+        immediate = conn.get_execution_options().get("immediate", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+@contextmanager
+def read_session(url: str | None = None) -> Iterator[Session]:
+    with Session(get_engine(url), expire_on_commit=False) as session:
+        yield session
+
+
+@contextmanager
+def write_session(url: str | None = None) -> Iterator[Session]:
+    """One transaction: committed when the block ends, rolled back on any exception."""
+    engine = get_engine(url).execution_options(immediate=True)
+    with Session(engine, expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+def is_sqlite(session: Session) -> bool:
+    return session.get_bind().dialect.name == "sqlite"
