@@ -64,8 +64,8 @@ def append_private(path, text: str) -> None:
 def read_bytes(path, cap: int = READ_CAP) -> bytes:
     """The content of a regular file given by name, at most ``cap`` bytes (more: refused)."""
     p = Path(path).expanduser()
-    try:
-        with open(p, "rb") as handle:
+    try:  # O_NONBLOCK: opening a FIFO does not wait for a writer, it is refused below
+        with os.fdopen(os.open(p, os.O_RDONLY | os.O_NONBLOCK), "rb") as handle:
             if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
                 raise BadInput(_("{path} is not a regular file").format(path=shown(p)))
             data = handle.read(cap + 1)

@@ -204,8 +204,13 @@ def do_init(args, out: Out) -> int:
     from helpdesk.storage import db
     from helpdesk.policy import install
 
+    from helpdesk.policy.packs import PackError
+
     url = db.resolve_url(getattr(args, "db", None))
-    changed = install.init(url, args.policy, training=True if args.training else None)
+    try:
+        changed = install.init(url, args.policy, training=True if args.training else None)
+    except PackError as exc:
+        raise BadInput(str(exc)) from None
     if out.json:
         out.data({"database": url, "loaded": changed, "revision": install.current_revision(url)})
     else:
@@ -876,6 +881,8 @@ def database_error(exc: BaseException) -> HelpdeskError | None:
     writer held it too long), unreachable, or a number it cannot hold. None: a bug."""
     if isinstance(exc, OverflowError):
         return BadInput(_("a number is too large: ids and counts go up to 2^63 - 1"))
+    if isinstance(exc, UnicodeEncodeError) and "surrogates" in str(exc):  # bytes that were not UTF-8 on the command line
+        return BadInput(_("an argument is not valid UTF-8 text"))
     if not type(exc).__module__.startswith("sqlalchemy"):
         return None
     from sqlalchemy.exc import DBAPIError, OperationalError

@@ -15,13 +15,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from helpdesk.ingest.items import MAX_ITEM_BYTES, Item, Source, SourceError  # noqa: F401 - re-exported
+from helpdesk.base.files import shown
 
 def _read(path: Path) -> tuple[bytes, int | None]:
-    size = path.stat().st_size
+    """An item's bytes, or its first 64 KiB and its size when it is too large. The cap is
+    on the bytes actually read, not on what ``stat`` says (a device or a growing file)."""
     with open(path, "rb") as handle:
-        if size > MAX_ITEM_BYTES:
-            return handle.read(64 * 1024), size
-        return handle.read(), None
+        data = handle.read(MAX_ITEM_BYTES + 1)
+        if len(data) > MAX_ITEM_BYTES:
+            return data[: 64 * 1024], max(len(data), os.fstat(handle.fileno()).st_size)
+        return data, None
 
 
 class Maildir(Source):
@@ -126,7 +129,9 @@ def open_source(target: str, *, environ: dict | None = None) -> Source:
         return ImapSource(target, environ=environ if environ is not None else dict(os.environ))
     path = Path(target).expanduser()
     if not path.exists():
-        raise SourceError(f"no such file or folder: {target}")
+        raise SourceError(f"no such file or folder: {shown(target)}")
+    if not (path.is_dir() or path.is_file()):  # a device, a FIFO, a socket: never read until it ends
+        raise SourceError(f"not a regular file or a folder: {shown(target)}")
     if is_maildir(path):
         return Maildir(path)
     if path.is_file() and is_mbox(path):

@@ -28,10 +28,12 @@ module imports nothing of the database layer at its top for these reasons.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import pickle
 import select
+import stat
 import struct
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
@@ -278,6 +280,8 @@ def _one_file(store, path: Path, cursor: dict | None, summary: Summary, lookup, 
     """``cursor`` None: not known yet, read as a first run; ``lookup`` None: the thresholds
     are not known yet, the checks are held. ``poll`` tells when the database side answers."""
     status = os.stat(path)
+    if not stat.S_ISREG(status.st_mode):  # a device or a FIFO has no end and no offset to resume at
+        raise OSError(errno.EINVAL, "not a regular file")
     with open(path, "rb") as handle:
         first_hash = _first_line_hash(handle)
     windows = SenderWindows(

@@ -299,6 +299,8 @@ def handle_dmarc(session: Session, item: Item, digest: str, run: Run) -> Outcome
         return Outcome("updated", ticket=updated[0], tickets=tickets, details=details, extra=extra)
     if added:
         return Outcome("recorded", details=details, extra=extra)
+    if not any(summarise(r) for r, _b in parsed):  # no record at all: nothing to repeat
+        return Outcome("empty", reason="the report holds no records", details=details, extra=extra)
     return Outcome("duplicate", reason="report already recorded (same reporter, report id and domain)", details=details, extra=extra)
 
 

@@ -21,7 +21,7 @@ LOG_COUNTS = (
 
 @dataclass
 class Outcome:
-    outcome: str  # opened | threaded | updated | recorded | duplicate | quarantined
+    outcome: str  # opened | threaded | updated | recorded | duplicate | empty | quarantined
     ticket: int | None = None
     tickets: list[int] = field(default_factory=list)  # more than one (a DMARC mail, say)
     quarantine: int | None = None

@@ -7,27 +7,18 @@ engines) is put back after it."""
 from __future__ import annotations
 
 import io
-import json
 import os
 import sys
 from contextlib import redirect_stderr, redirect_stdout
-from dataclasses import dataclass
 
 import pytest
 
+from tests.conftest import Result
 
-@dataclass
-class Run:
-    code: int
-    out: str
-    err: str
-
-    @property
-    def json(self):
-        return json.loads(self.out)
+Run = Result  # exit code, stdout, stderr (and .json), as the subprocess harness has it
 
 
-def run_cli(argv: list[str], env: dict | None = None) -> Run:
+def run_cli(argv: list[str], env: dict | None = None, stdin: str = "") -> Run:
     """``helpdesk ARGV`` in this process. A traceback fails the test: it is never an answer."""
     from helpdesk.cli import main
     from helpdesk.base import clock, i18n
@@ -39,6 +30,7 @@ def run_cli(argv: list[str], env: dict | None = None) -> Run:
     umask = os.umask(0o022)
     os.umask(umask)
     out, err = io.StringIO(), io.StringIO()
+    saved_stdin, sys.stdin = sys.stdin, io.StringIO(stdin)
     try:
         with redirect_stdout(out), redirect_stderr(err):
             try:
@@ -50,6 +42,7 @@ def run_cli(argv: list[str], env: dict | None = None) -> Run:
             del os.environ[k]
         os.environ.update(saved_env)
         os.umask(umask)
+        sys.stdin = saved_stdin
         clock.set_now(None)
         i18n.set_lang(None)
     return Run(code, out.getvalue(), err.getvalue())

@@ -122,6 +122,9 @@ def test_every_command_answers_0_1_or_2_without_a_traceback(db_url, paths, tmp_p
     ["policy", "set", "indigos", "quarantine_retention=P99999Y"],
     ["ticket", "list", "--as", "a\udcff"],
     ["--as", "x\ny", "ticket", "list"],
+    ["init", "--policy", ""],  # found by the generated arguments below
+    ["policy", "show", "a\udcffb"],
+    ["account", "show", "a\udcffb"],
 ])
 def test_known_tracebacks_are_now_bad_input(attacker, argv):
     attacker.bad(*argv, as_="chloe" if "--as" not in argv else None)
