@@ -91,7 +91,7 @@ def test_an_import_is_checked_and_recorded_row_by_row(attacker, tmp_path):
     csv.write_text("login,policy,email,status\nu1,wigii,u1@example.org,\nu2,wigii,u2@example.org,erased\n")
     attacker.bad("account", "import", csv)
     r = attacker.ok("account", "import", csv, as_="alice")
-    assert r["imported"] == 1 and "techadmin" in r["errors"][0]["error"]
+    assert r["imported"] == 1 and "admin technique" in r["errors"][0]["error"]  # the role, by its French label
     assert [e.data["login"] for e in attacker.events("account-add")] == ["u1"]
     assert attacker.events("account-import")[-1].actor == "alice"
 
@@ -158,7 +158,7 @@ def test_a_role_scoped_to_a_provider_stays_within_it(attacker):
     attacker.refused("volunteer", "add", "mallory", "--role", "techadmin", as_="wanda", rule="scope")
     attacker.refused("volunteer", "deactivate", "chloe", as_="wanda", rule="scope")
     # Within Wigii the role is whole.
-    attacker.ok("ticket", "act", tw, "read-logs", "--note", "reported spam run", as_="wanda")
+    attacker.ok("ticket", "act", tw, "read-logs", "--note", "reported spam run", "--field", "purpose=misuse", as_="wanda")
     attacker.ok("policy", "set", "wigii", "reset_url=https://wigii.example/reset?t=", as_="wanda")
     attacker.ok("volunteer", "add", "walt", "--role", "volunteer", "--policy", "wigii", as_="wanda")
     attacker.refused("ticket", "show", tp, as_="walt", rule="scope")
