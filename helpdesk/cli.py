@@ -54,9 +54,11 @@ class Out:
         from rich.table import Table
         from rich.text import Text
 
+        from helpdesk.cli_text import header
+
         t = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
         for c in columns:
-            t.add_column(c, overflow="fold")
+            t.add_column(header(c), overflow="fold")
         for r in rows:
             t.add_row(*[Text("" if v is None else str(v)) for v in r])
         self.console.print(t)
@@ -428,21 +430,28 @@ def _import_accounts(args, out: Out) -> int:
     return 2 if errors and not done else 0
 
 
-def _print_ticket(out: Out, view: dict, citations: bool) -> None:
+def _print_ticket(out: Out, view: dict, citations: bool, tz: str = "UTC") -> None:
+    """A ticket for a person: labels, not keys; times in the provider's zone (``tz``)."""
     from rich.text import Text
 
+    from helpdesk.cli_text import local
+    from helpdesk.labels import choice, event, label, read_timer_note
+
+    steps = {st["key"]: st["label"] for st in view["steps"]}
+    step_labels = {a["key"]: a["label"] for a in view["actions"]}
     out.line(Text(f"#{view['id']}  ", style="bold"), Text(view["subject"] or "-"))
-    out.line(f"{view['queue']} · {view['policy']} · {view['state_label']} ({view['state']}) · v{view['version']}")
-    out.line(_("account: {a} ({s}) · requester: {r}").format(a=view["account"] or "-", s=view["account_status"] or "-", r=view["requester"] or "-"))
+    out.line(f"{view['queue']} · {view['policy']} · {view['state_label']} ({label('state-kind', view['state_kind'])}) · v{view['version']}")
+    status = label("account-status", view["account_status"]) if view["account_status"] else "-"
+    out.line(_("account: {a} ({s}) · requester: {r}").format(a=view["account"] or "-", s=status, r=view["requester"] or "-"))
     if view["fields"]:
-        out.line(_("fields: ") + ", ".join(f"{k}={v}" for k, v in view["fields"].items()))
+        out.line(_("fields: ") + ", ".join(f"{k}={choice(k, v)}" for k, v in view["fields"].items()))
     if view["deadline_details"]:
         out.line("")
-        out.line(_("Deadlines:"), style="bold")
+        out.line(_("Deadlines:") + f"  ({tz})", style="bold")
         for d in view["deadline_details"]:
-            extra = f"  → {d['action']}" if d["action"] else ""
+            extra = f"  → {step_labels.get(d['action'], d['action'])}" if d["action"] else ""
             note = f"  ({d['note']})" if d["note"] else ""
-            out.line(f"  {d['name']:<18} {d['at']}  [{d['status']}]{extra}{note}")
+            out.line(f"  {label('deadline', d['name']):<28} {local(d['at'], tz, zone=False)}  [{label('deadline-status', d['status'])}]{extra}{note}")
     out.line("")
     out.line(_("Procedure:"), style="bold")
     for st in view["steps"]:
@@ -456,14 +465,16 @@ def _print_ticket(out: Out, view: dict, citations: bool) -> None:
             line += f"  [{a['citation']}]"
         out.line(line, style=None if a["allowed"] else "dim")
         if not a["allowed"] and a["rule"] != "state":
-            out.line(f"      {a['reason']} ({a['rule']})", style="dim")
+            out.line(f"      {a['reason']} ({label('rule', a['rule'])})", style="dim")
         if citations and a.get("citation_text"):
             out.line(f"      « {a['citation_text']} »", style="italic")
     out.line("")
-    out.line(_("History:"), style="bold")
+    out.line(_("History:") + f"  ({tz})", style="bold")
     for e in view["events"]:
-        arrow = f"{e['from'] or ''} → {e['to']}" if e["to"] and e["to"] != e["from"] else ""
-        out.line(f"  {e['at']}  {e['actor']:<10} {e['action']:<18} {arrow}  {e['note']}")
+        arrow = f"{steps.get(e['from'] or '', e['from'] or '')} → {steps.get(e['to'], e['to'])}" if e["to"] and e["to"] != e["from"] else ""
+        timer = read_timer_note(e["note"])
+        note = f"{label('deadline', timer[0])}: {local(timer[1], tz, zone=False)}" if timer else e["note"]
+        out.line(f"  {local(e['at'], tz, zone=False)}  {e['actor']:<10} {event(e['action'], step_labels):<18} {arrow}  {note}")
 
 
 def do_ticket(args, out: Out) -> int:
@@ -542,7 +553,7 @@ def do_ticket(args, out: Out) -> int:
             if out.json:
                 out.data(view)
             else:
-                _print_ticket(out, view, args.citations)
+                _print_ticket(out, view, args.citations, engine.definition(s, ticket.workflow_id).policy.timezone)
             return 0
         rows = service.list_tickets(
             s, queue=args.queue, state=args.state, policy=args.policy, account=args.account, assignee=args.assignee,
@@ -553,11 +564,23 @@ def do_ticket(args, out: Out) -> int:
         if out.json:
             out.data(data)
         else:
+            from sqlmodel import select
+
+            from helpdesk.cli_text import local
+            from helpdesk.models import Policy
+
             now = clock.iso(clock.now())
+            zones = {p.key: p.timezone for p in s.exec(select(Policy))}
+            labels = {t.id: service.state_label(s, t) for t in rows}
             out.table(
                 ["id", "queue", "policy", "state", "account", "due", "subject"],
-                [[r["id"], r["queue"], r["policy"], r["state"], r["account"] or "-", ("! " if r["due_at"] and r["due_at"] <= now else "") + (r["due_at"] or ""), r["subject"]] for r in data],
+                [[r["id"], r["queue"], r["policy"], labels.get(r["id"], r["state"]), r["account"] or "-",
+                  ("! " if r["due_at"] and r["due_at"] <= now else "") + local(r["due_at"], zones.get(r["policy"], "UTC"), zone=False), r["subject"]]
+                 for r in data],
             )
+            shown = sorted({(r["policy"], zones.get(r["policy"], "UTC")) for r in data})
+            if shown:
+                out.line(_("Times in each provider's zone: {zones}").format(zones=", ".join(f"{k} {z}" for k, z in shown)), style="dim")
     return 0
 
 

@@ -332,3 +332,22 @@ async def test_counts_agree_with_their_number(db_url, make_app):
         status = str(app.screen.query_one("#status").render())
         assert status.startswith("1 ticket ") and "tickets" not in status
         app.exit()
+
+
+async def test_a_checkbox_shows_its_state_as_a_character(db_url, make_app):
+    from screens.modals import Tick
+
+    app = make_app(db_url, "alice")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        screen = await _open(pilot, 5)
+        await press(pilot, screen.digit_of("give-code-by-phone"))
+        form = app.screen
+        assert isinstance(form, ActionForm)
+        box = form.query_one(Tick)
+        assert "Called the account's registered number" in str(box.label)
+        assert "▐ ▌" in str(box.render())
+        box.value = True
+        await settle(pilot)
+        assert "▐X▌" in str(box.render())
+        app.exit()
