@@ -351,3 +351,20 @@ async def test_a_checkbox_shows_its_state_as_a_character(db_url, make_app):
         await settle(pilot)
         assert "▐X▌" in str(box.render())
         app.exit()
+
+
+async def test_the_banner_and_the_clock_keys_fit_80_columns(training_url, make_app):
+    from helpdesk.i18n import set_lang
+
+    url, _tid = training_url
+    for lang, last in (("fr", "F8 éch. suivante"), ("en", "F8 next deadline")):
+        set_lang(lang)
+        app = make_app(url, "tom")
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(pilot)
+            banner = app.screen.query_one("#banners")
+            lines = [line.text for line in banner.render_lines(banner.region.reset_offset)]
+            clock_line = next(line for line in lines if last in line)
+            assert "…" not in clock_line and clock_line.rstrip().endswith(last)
+            assert lines[0].count("▲") == 2  # the warning, whole (the scenario's title may be cut)
+            app.exit()
