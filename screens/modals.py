@@ -45,9 +45,13 @@ class SafeTextArea(TextArea):
 
 
 class Dialog(BaseModal):
-    """A modal with a box in the middle and a footer."""
+    """A modal with a box in the middle and a footer. Opening one clears the notices: they
+    speak of what came before, and would cover the dialog's buttons on a small terminal."""
 
     DEFAULT_CLASSES = "dialog"
+
+    def on_screen_resume(self) -> None:
+        self.app.clear_notifications()
 
 
 # --- the action form ---------------------------------------------------------------------
