@@ -368,3 +368,21 @@ async def test_the_banner_and_the_clock_keys_fit_80_columns(training_url, make_a
             assert "…" not in clock_line and clock_line.rstrip().endswith(last)
             assert lines[0].count("▲") == 2  # the warning, whole (the scenario's title may be cut)
             app.exit()
+
+
+async def test_the_users_acknowledgement_asks_for_confirmation(db_url, make_app):
+    with db.write_session(db_url) as s:
+        engine.apply(s, 11, "complete", ALICE, fields={"system": "https://espace-b.wigii.org", "day": "2026-03-20"})
+    app = make_app(db_url, "alice")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        screen = await _open(pilot, 11)
+        assert ticket(db_url, 11).state == "awaiting-ack"
+        await press(pilot, screen.digit_of("acknowledge"))
+        assert isinstance(app.screen, ConfirmScreen)  # not on a single key
+        assert ticket(db_url, 11).state == "awaiting-ack"
+        await press(pilot, "n")
+        assert ticket(db_url, 11).state == "awaiting-ack"
+        await press(pilot, screen.digit_of("acknowledge"), "y")
+        assert ticket(db_url, 11).state == "scheduled"
+        app.exit()
