@@ -69,8 +69,12 @@ class HelpdeskApp(App[int]):
         return DashboardScreen()
 
     def on_mount(self) -> None:
-        if self.console.color_system in ("standard", "windows") and "textual-ansi" in self.available_themes:
-            self.theme = "textual-ansi"  # 16-colour terminals: use the terminal's own palette
+        if self.console.color_system in ("standard", "windows"):
+            # 16 colours: the accent (the list cursor) would become the red of errors and
+            # of the training banner; a theme whose accent stays apart.
+            theme = sixteen_colour_theme(self.current_theme)
+            self.register_theme(theme)
+            self.theme = theme.name
         if self._keymap_error:
             self.notify(self._keymap_error, title=_("Keymap"), severity="warning", markup=False)
         if self.live:
@@ -258,3 +262,11 @@ class HelpdeskApp(App[int]):
             if isinstance(screen, BaseScreen):
                 screen.data_changed()
                 screen.refresh_chrome()
+
+
+def sixteen_colour_theme(base):
+    """``base`` with an accent and a warning that a 16-colour terminal shows as yellow,
+    never as the red it shows for errors."""
+    from dataclasses import replace
+
+    return replace(base, name="helpdesk-16", accent="#ffff00", warning="#ffff00")

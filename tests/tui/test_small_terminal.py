@@ -386,3 +386,18 @@ async def test_the_users_acknowledgement_asks_for_confirmation(db_url, make_app)
         await press(pilot, screen.digit_of("acknowledge"), "y")
         assert ticket(db_url, 11).state == "scheduled"
         app.exit()
+
+
+def test_in_16_colours_the_cursor_is_not_the_red_of_errors():
+    from rich.color import Color, ColorSystem
+    from textual.theme import BUILTIN_THEMES
+
+    from screens.app import sixteen_colour_theme
+
+    def sixteen(value: str) -> int:
+        return Color.parse(value).downgrade(ColorSystem.STANDARD).number
+
+    base = BUILTIN_THEMES["textual-dark"]
+    assert sixteen(base.accent) == sixteen(base.error)  # why the theme exists
+    theme = sixteen_colour_theme(base)
+    assert sixteen(theme.accent) != sixteen(theme.error) and sixteen(theme.warning) != sixteen(theme.error)
