@@ -160,6 +160,27 @@ class HelpdeskApp(App[int]):
 
     # --- app actions ---------------------------------------------------------------------------
 
+    def get_system_commands(self, screen):
+        """Textual's own palette entries, in the interface's language; "Keys" opens the
+        helpdesk's key list."""
+        from textual.app import SystemCommand
+
+        yield SystemCommand(_("Theme"), _("Change the colours of the interface"), self.action_change_theme)
+        yield SystemCommand(_("Quit"), _("Quit the helpdesk"), self.action_quit)
+        yield SystemCommand(_("Keys"), _("The keys that work here, and what the marks mean"), self.action_keys)
+        if screen.maximized is not None:
+            yield SystemCommand(_("Minimise"), _("Give the other panes their place back"), screen.action_minimize)
+        elif screen.focused is not None and screen.focused.allow_maximize:
+            yield SystemCommand(_("Maximise"), _("Give the whole screen to the focused pane"), screen.action_maximize)
+        yield SystemCommand(_("Screenshot"), _("Save an SVG picture of the screen"), lambda: self.set_timer(0.1, self.deliver_screenshot))
+
+    def action_command_palette(self) -> None:
+        """The command palette, its prompt in the interface's language."""
+        from textual.command import CommandPalette
+
+        if self.use_command_palette and not CommandPalette.is_open(self):
+            self.push_screen(CommandPalette(id="--command-palette", placeholder=_("Search for commands…")))
+
     def action_keys(self) -> None:
         from screens.modals import KeysScreen
 

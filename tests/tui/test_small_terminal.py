@@ -401,3 +401,22 @@ def test_in_16_colours_the_cursor_is_not_the_red_of_errors():
     assert sixteen(base.accent) == sixteen(base.error)  # why the theme exists
     theme = sixteen_colour_theme(base)
     assert sixteen(theme.accent) != sixteen(theme.error) and sixteen(theme.warning) != sixteen(theme.error)
+
+
+async def test_the_palette_speaks_french_throughout(db_url, make_app):
+    from textual.command import CommandPalette
+
+    from helpdesk.i18n import set_lang
+
+    set_lang("fr")
+    app = make_app(db_url)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert {"Thème", "Quitter", "Touches"} <= set(titles), titles
+        assert not {"Theme", "Quit", "Keys", "Screenshot"} & set(titles)
+        await press(pilot, "ctrl+p")
+        palette = app.screen
+        assert isinstance(palette, CommandPalette)
+        assert "Chercher une commande" in str(palette.query_one("Input").placeholder)
+        app.exit()
