@@ -69,9 +69,10 @@ class HelpdeskApp(App[int]):
         return DashboardScreen()
 
     def on_mount(self) -> None:
-        if self.console.color_system in ("standard", "windows"):
+        if self.console.color_system in ("standard", "windows") and not self.is_headless:
             # 16 colours: the accent (the list cursor) would become the red of errors and
-            # of the training banner; a theme whose accent stays apart.
+            # of the training banner; a theme whose accent stays apart. (Not headless: the
+            # snapshots must not depend on the TERM of the machine that takes them.)
             theme = sixteen_colour_theme(self.current_theme)
             self.register_theme(theme)
             self.theme = theme.name
