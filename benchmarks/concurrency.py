@@ -8,7 +8,7 @@ PostgreSQL database when a server URL is given, it sets up one volunteer per pro
 account and mail-reputation tickets (whose ``contact`` step can be repeated): one ticket of
 its own per process and a few "hot" tickets that every process works on. Then each
 process, all released at the same moment, takes ``--actions`` actions through the library
-(``helpdesk.db.write_session`` + ``helpdesk.engine.apply``, as the TUI does; not the CLI,
+(``helpdesk.storage.db.write_session`` + ``helpdesk.workflow.engine.apply``, as the TUI does; not the CLI,
 so the figures measure the database and not Python's start-up). An action reads the
 ticket's version, then applies ``contact`` with ``expected_version``: on its own ticket it
 always succeeds; on a hot ticket someone else may have been faster, and that is a
@@ -48,10 +48,12 @@ ACTION = "contact"
 
 def worker(url: str, index: int, own: int, hot: list[int], actions: int, hot_share: float, seed: int, start, results,
            writer_lock: str = "") -> None:
-    from helpdesk import db, engine, registry
-    from helpdesk.context import Actor
-    from helpdesk.errors import Conflict, HelpdeskError
-    from helpdesk.models import Ticket
+    from helpdesk.storage import db
+    from helpdesk.workflow import engine
+    from helpdesk.rules import registry
+    from helpdesk.rules.context import Actor
+    from helpdesk.base.errors import Conflict, HelpdeskError
+    from helpdesk.storage.models import Ticket
 
     login = f"w{index:02d}"
     actor = Actor(login, "volunteer")
@@ -114,18 +116,20 @@ def _queued(write_session, path: str):
 
 
 def setup(url: str, processes: int, hot_tickets: int) -> tuple[list[int], list[int]]:
-    from helpdesk import db, schema, service
-    from helpdesk.context import Actor
+    from helpdesk.storage import db
+    from helpdesk.policy import install
+    from helpdesk.service import api
+    from helpdesk.rules.context import Actor
 
-    schema.init(url, [POLICY])
+    install.init(url, [POLICY])
     with db.write_session(url) as s:
         for i in range(processes):
-            service.add_volunteer(s, f"w{i:02d}", "volunteer")
-        service.add_account(s, login="bench", policy=POLICY, email="bench@example.org")
+            api.add_volunteer(s, f"w{i:02d}", "volunteer")
+        api.add_account(s, login="bench", policy=POLICY, email="bench@example.org")
         opener = Actor("w00", "volunteer")
 
         def open_one() -> int:
-            return service.open_ticket(s, queue=QUEUE, policy=POLICY, actor=opener, account_login="bench",
+            return api.open_ticket(s, queue=QUEUE, policy=POLICY, actor=opener, account_login="bench",
                                        fields={"signal": "volume"}).ticket.id
 
         own = [open_one() for _ in range(processes)]
@@ -138,8 +142,8 @@ def check(url: str, tickets: list[int], outcome: list[dict]) -> tuple[dict, list
     """Counts read back from the database, and what is wrong with it ([] when nothing is)."""
     from sqlmodel import func, select
 
-    from helpdesk import audit, db
-    from helpdesk.models import Event, Ticket
+    from helpdesk.storage import audit, db
+    from helpdesk.storage.models import Event, Ticket
 
     problems: list[str] = []
     succeeded = Counter(t for r in outcome for t, _note in r["done"])
@@ -284,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             ok &= run("PostgreSQL", url, args)
         finally:
-            from helpdesk import db
+            from helpdesk.storage import db
 
             db.get_engine(url).dispose()
             _pg_drop(args.pg, name)

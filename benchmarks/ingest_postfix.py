@@ -8,7 +8,7 @@ compromised account doing both), then runs, each in a child process measured by
 ``/usr/bin/time -v`` (or ``resource.getrusage`` of the children when it is missing):
 
 - ``pflogsumm`` (Debian package ``pflogsumm``) on the file;
-- our library path (``helpdesk.ingest.senders.analyse``: parse, correlate, sliding windows,
+- our library path (``helpdesk.ingest.postfix_senders.analyse``: parse, correlate, sliding windows,
   alerts; no database);
 - the real command ``helpdesk ingest postfix FILE`` on a fresh SQLite database with accounts
   for the abusive senders (alerts become mail-reputation tickets).
@@ -230,7 +230,7 @@ def measure(cmd: list[str], env: dict | None = None) -> tuple[float, float, int,
 LIBRARY = """
 import json, sys
 from datetime import UTC
-from helpdesk.ingest.senders import analyse
+from helpdesk.ingest.postfix_senders import analyse
 result = analyse(sys.argv[1], year=2027, tz=UTC)
 print(json.dumps(result))
 """

@@ -2,7 +2,7 @@
 
 Creates (or upgrades) the database at PATH (an SQLite file path or an SQLAlchemy URL),
 loads the policy packs, adds N tickets with accounts and hash-chained history through
-``helpdesk.bulk.generate``, and prints the time taken.
+``benchmarks.bulk.generate``, and prints the time taken.
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from helpdesk import bulk, db, schema  # noqa: E402
+from benchmarks import bulk
+from helpdesk.storage import db
+from helpdesk.policy import install  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     url = db.resolve_url(args.path)
     t0 = time.perf_counter()
-    schema.init(url)
+    install.init(url)
     t1 = time.perf_counter()
     counts = bulk.generate(url, args.n, seed=args.seed)
     t2 = time.perf_counter()

@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="helpdesk-training-bench-") as scratch:
         os.environ["HELPDESK_TRAINING_CACHE"] = os.path.join(scratch, "cache")
-        from helpdesk import scenarios, training
+        from helpdesk.training import scenarios, sandbox
 
         keys = args.keys or scenarios.available()
         everything: list[float] = []
@@ -39,16 +39,16 @@ def main(argv: list[str] | None = None) -> int:
         for key in keys:
             url = f"sqlite:///{Path(scratch) / (key + '.db')}"
             t0 = time.perf_counter()
-            training.seed(url, key)
+            sandbox.seed(url, key)
             build = time.perf_counter() - t0
             times = []
             for _ in range(args.repeat):
-                training.advance(url, "+1w")
+                sandbox.advance(url, "+1w")
                 t0 = time.perf_counter()
-                seeded = training.reset(url, key)
+                seeded = sandbox.reset(url, key)
                 times.append(time.perf_counter() - t0)
                 assert seeded.cached, f"{key}: reset did not use the pristine build"
-            training._forget(url)
+            sandbox._forget(url)
             everything += times
             print(f"{key:<36} {build:>8.2f} {statistics.median(times):>12.4f} {max(times):>12.4f}")
         p50, worst = statistics.median(everything), max(everything)

@@ -2,7 +2,7 @@
 
     python benchmarks/tui_bench.py [--n 1000000] [--small 10000] [--db PATH]
 
-Builds (once, then reuses) a database of N tickets with ``helpdesk.bulk.generate`` and a
+Builds (once, then reuses) a database of N tickets with ``benchmarks.bulk.generate`` and a
 small one, then prints:
 
 - start-up: time from process start to the dashboard's first paint and to the queue's
@@ -45,7 +45,11 @@ SEARCHES = ["mot", "passe", "oublié", "mot de passe", "spam", "intrusion", "reb
 
 
 def ensure_db(path: Path, n: int) -> str:
-    from helpdesk import bulk, clock, db, schema, service
+    from benchmarks import bulk
+    from helpdesk.base import clock
+    from helpdesk.storage import db
+    from helpdesk.policy import install
+    from helpdesk.service import api
 
     url = f"sqlite:///{path}"
     marker = path.with_suffix(".ready")
@@ -56,9 +60,9 @@ def ensure_db(path: Path, n: int) -> str:
     clock.set_now(NOW)
     print(f"building {path} with {n:,} tickets…", file=sys.stderr, flush=True)
     t0 = time.perf_counter()
-    schema.init(url)
+    install.init(url)
     with db.write_session(url) as s:
-        service.add_volunteer(s, "bench", "techadmin", name="Benchmark")
+        api.add_volunteer(s, "bench", "techadmin", name="Benchmark")
     bulk.generate(url, n)
     print(f"  built in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
     marker.write_text(str(n))
@@ -94,7 +98,7 @@ def child(mode: str, url: str) -> None:
             import sqlmodel  # noqa: F401
             from sqlalchemy import text
 
-            from helpdesk import db
+            from helpdesk.storage import db
 
             with db.read_session(url) as s:
                 s.exec(text("SELECT count(*) FROM volunteer")).one()
@@ -116,8 +120,8 @@ def child(mode: str, url: str) -> None:
 
     import gc
 
-    gc.disable()  # as 'helpdesk' does when it opens the TUI (helpdesk.command)
-    from helpdesk import clock
+    gc.disable()  # as 'helpdesk' does when it opens the TUI (helpdesk.cli.entry)
+    from helpdesk.base import clock
 
     clock.set_now(NOW)
     from screens.start import open_backend
@@ -286,7 +290,7 @@ from textual.widgets import Static
 if sys.argv[1:]:
     import sqlmodel
     from sqlalchemy import text
-    from helpdesk import db
+    from helpdesk.storage import db
     with db.read_session(sys.argv[1]) as s:
         s.exec(text("SELECT count(*) FROM volunteer")).one()
 class Empty(App):

@@ -1,3 +1,3 @@
-from helpdesk.command import main
+from helpdesk.cli.entry import main
 
 raise SystemExit(main())

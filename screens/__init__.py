@@ -1,9 +1,9 @@
 """The Textual app of the helpdesk: screens, widgets and their .tcss.
 
-Everything here talks to the core through ``screens.backend`` (which calls
-``helpdesk.service`` and the engine) and holds no business rule. ``helpdesk`` runs that
+Everything here talks to the core through ``helpdesk.tui_api.backend`` (which calls
+``helpdesk.service.api`` and the engine) and holds no business rule. ``helpdesk`` runs that
 backend in a process of its own (``screens.remote``): the screens hold only plain data
-(``screens.answers``, ``helpdesk.filters``) and never import the database layer. Importing
+(``helpdesk.tui_api.views``, ``helpdesk.storage.filters``) and never import the database layer. Importing
 this package imports nothing heavy: ``screens.start`` is loaded by ``helpdesk`` /
 ``helpdesk demo`` only.
 """

@@ -13,14 +13,14 @@ from textual.app import App
 from textual.binding import Binding
 from textual.worker import get_current_worker
 
-from helpdesk.i18n import _
+from helpdesk.base.i18n import _
 from screens import GC_YOUNG, keymap as keymaps
 from screens.base import N_, BaseScreen, translate_bindings
 from screens.commands import HelpdeskCommands
 from screens.training import CLOCK_STEPS
 
 if TYPE_CHECKING:
-    from screens.backend import Backend
+    from helpdesk.tui_api.backend import Backend
 
 POLL_SECONDS = 1.0
 
@@ -97,7 +97,7 @@ class HelpdeskApp(App[int]):
 
     def _settled(self) -> None:
         gc.freeze()
-        gc.enable()  # off while the app loaded, when 'helpdesk' opened it (helpdesk.command)
+        gc.enable()  # off while the app loaded, when 'helpdesk' opened it (helpdesk.cli.entry)
 
     def on_unmount(self) -> None:
         gc.unfreeze()  # another app in this process (tests) starts afresh

@@ -12,12 +12,12 @@ from textual.binding import BindingsMap
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Input, Static
 
-from helpdesk.i18n import _
+from helpdesk.base.i18n import _
 from screens.safe import assemble
 
 if TYPE_CHECKING:
     from screens.app import HelpdeskApp
-    from screens.backend import Backend, Info
+    from helpdesk.tui_api.backend import Backend, Info
 
 
 def N_(message: str) -> str:
@@ -70,7 +70,7 @@ class TopBar(Static):
         elif info.actor is None:
             who = Text(_("read-only"), style="bold")
         else:
-            from helpdesk.labels import label
+            from helpdesk.base.labels import label
 
             who = assemble((info.actor.login, "bold"), f" ({label('role', info.actor.role)})")
         title = self.title_text if isinstance(self.title_text, Text) else Text(self.title_text)
@@ -100,8 +100,8 @@ class Banners(Static):
         self.set_class(False, "-training")
         if info is not None and info.training:
             self.set_class(True, "-training")
-            from helpdesk import clock
-            from screens.answers import localise
+            from helpdesk.base import clock
+            from helpdesk.tui_api.views import localise
             from screens.training import banner_text
 
             title, line = banner_text(info.scenario, localise(clock.now(), info.scenario_tz))

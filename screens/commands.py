@@ -10,8 +10,8 @@ from functools import partial
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.content import Content
 
-from helpdesk.i18n import _
-from screens.answers import QUEUES
+from helpdesk.base.i18n import _
+from helpdesk.tui_api.views import QUEUES
 from screens.safe import scrub
 
 

@@ -12,10 +12,10 @@ from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 from textual.worker import get_current_worker
 
-from helpdesk.errors import HelpdeskError
-from helpdesk.i18n import _, np_
-from helpdesk.filters import Row
-from screens.answers import QUEUES, Dashboard, localise
+from helpdesk.base.errors import HelpdeskError
+from helpdesk.base.i18n import _, np_
+from helpdesk.storage.filters import Row
+from helpdesk.tui_api.views import QUEUES, Dashboard, localise
 from screens.base import N_, BaseScreen
 from screens.keybar import KeyBar
 from screens.safe import assemble
@@ -157,7 +157,7 @@ class DashboardScreen(BaseScreen):
         recent = self.query_one("#recent", OptionList)
         highlighted = recent.highlighted
         recent.clear_options()
-        from helpdesk.labels import label
+        from helpdesk.base.labels import label
 
         for e in data.recent:
             what = e.get("action_label") or label("event", e["action"])

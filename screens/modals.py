@@ -13,11 +13,11 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Checkbox, Input, Label, Select, Static, TextArea
 
-from helpdesk.errors import BadInput
-from helpdesk.fields import coerce
-from helpdesk.i18n import _, pick
-from helpdesk.filters import KINDS, TicketFilter
-from screens.answers import Preview
+from helpdesk.base.errors import BadInput
+from helpdesk.base.fields import coerce
+from helpdesk.base.i18n import _, pick
+from helpdesk.storage.filters import KINDS, TicketFilter
+from helpdesk.tui_api.views import Preview
 from screens.base import N_, BaseModal, SafeInput
 from screens.keybar import KeyBar
 from screens.safe import assemble, fit, plain
@@ -196,7 +196,7 @@ class ActionForm(Dialog):
 
 
 def preview_text(p: Preview, *, irreversible: bool, lang: str) -> Text:
-    from helpdesk.labels import label
+    from helpdesk.base.labels import label
 
     out: list[Text] = []
     if irreversible:
@@ -329,7 +329,7 @@ class MessageScreen(Dialog):
 def refusal_body(reason: str, rule: str = "", citation: str = "", citation_text: str = "") -> Text:
     parts = [plain(reason, "bold")]
     if rule:
-        from helpdesk.labels import label
+        from helpdesk.base.labels import label
 
         parts.append(assemble((_("Rule") + ": ", "dim"), label("rule", rule)))
     if citation:

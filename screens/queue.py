@@ -8,8 +8,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Input, Static
 
-from helpdesk.i18n import _, n_
-from helpdesk.filters import TicketFilter
+from helpdesk.base.i18n import _, n_
+from helpdesk.storage.filters import TicketFilter
 from screens.base import N_, BaseScreen, SafeInput
 from screens.keybar import KeyBar
 from screens.safe import assemble

@@ -5,9 +5,9 @@ the core load on one processor while Textual loads and paints on the other, and 
 reads (counting a million tickets, a full-text search) never hold the interpreter lock
 of the process that draws the screen and answers keys.
 
-``RemoteBackend`` has ``screens.backend.Backend``'s methods. Each call goes over a pipe
-as a pickled frame and comes back as plain data (``screens.answers``) or as the error it
-raised: ``helpdesk.errors`` cross as they are, with their rule and citation; any other
+``RemoteBackend`` has ``helpdesk.tui_api.backend.Backend``'s methods. Each call goes over a pipe
+as a pickled frame and comes back as plain data (``helpdesk.tui_api.views``) or as the error it
+raised: ``helpdesk.base.errors`` cross as they are, with their rule and citation; any other
 error crosses as a ``BackendError`` named after it (``OperationalError: …``) with the
 backend's traceback. Calls from several threads are answered concurrently by a pool of
 threads in the backend process, each matched to its caller by an id.
@@ -35,9 +35,10 @@ import threading
 import traceback
 from typing import Any
 
-from helpdesk import clock, command
-from helpdesk.errors import BadInput, HelpdeskError, Refused
-from helpdesk.i18n import _, current_lang, set_lang
+from helpdesk.base import clock
+from helpdesk.cli import entry
+from helpdesk.base.errors import BadInput, HelpdeskError, Refused
+from helpdesk.base.i18n import _, current_lang, set_lang
 from screens import GC_YOUNG
 
 #: The ``Backend`` methods the app may call.
@@ -79,7 +80,7 @@ def _rebuild_error(name: str, message: str, tb: str) -> BackendError:
 
 
 def _portable(exc: BaseException) -> BaseException:
-    """The error as the app's process can unpickle it without the core: ``helpdesk.errors``
+    """The error as the app's process can unpickle it without the core: ``helpdesk.base.errors``
     classes as they are (a subclass defined elsewhere becomes its base there); anything
     else a ``BackendError`` carrying its name, message and traceback."""
     if isinstance(exc, HelpdeskError):
@@ -148,7 +149,7 @@ class RemoteBackend:
     def __init__(self, url: str | None, login: str | None, *, python: str | None = None):
         self.url = url or ""  # the resolved URL once ``load_info`` answered (``info.url``)
         self.login = login or None
-        self.info = None  # screens.answers.Info, once load_info answered
+        self.info = None  # helpdesk.tui_api.views.Info, once load_info answered
         self.python = python or sys.executable
         self._lock = threading.Lock()  # the process, the pending calls
         self._send = threading.Lock()
@@ -170,7 +171,7 @@ class RemoteBackend:
         """Start the backend process (under ``self._lock``), or take the one ``prespawn``
         started. Its first frame tells it the database, the volunteer, the clock and the
         language of this process."""
-        proc = command.take(self.python) or command.spawn(self.python)
+        proc = entry.take(self.python) or entry.spawn(self.python)
         self._proc = proc
         self._last_words.clear()
         init = {
@@ -356,7 +357,7 @@ def serve(calls_in, answers_out) -> None:
 
     # The database layer loads first: the app may still be reading its command line
     # (``prespawn``), and it says which database and volunteer only then.
-    from screens.backend import Backend
+    from helpdesk.tui_api.backend import Backend
 
     init = _read(calls_in)
     if init is None:

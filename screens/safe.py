@@ -2,7 +2,7 @@
 
 Subjects, bodies, requesters, notes, account data, field values, log material: every string
 that came from outside goes through :func:`plain` (or :func:`assemble`), which cleans it
-with :func:`helpdesk.text.clean` and wraps it in a Rich ``Text``. A ``Text`` is never
+with :func:`helpdesk.base.untrusted.clean` and wraps it in a Rich ``Text``. A ``Text`` is never
 parsed for markup, so ``[@click=app.quit]`` stays a few brackets on the screen.
 """
 
@@ -13,10 +13,10 @@ from typing import Iterable, Union
 
 from rich.text import Text
 
-from helpdesk.text import clean
+from helpdesk.base.untrusted import clean
 
 # Bidirectional overrides and isolates can reorder what the terminal shows; they are
-# dropped too (helpdesk.text.clean keeps them, being about terminal controls).
+# dropped too (helpdesk.base.untrusted.clean keeps them, being about terminal controls).
 _BIDI = re.compile("[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]")
 
 Part = Union[str, Text, tuple[str, str], None]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 
-from helpdesk.i18n import _
+from helpdesk.base.i18n import _
 
 
 def open_backend(db: str | None, user: str | None):
@@ -16,7 +16,7 @@ def open_backend(db: str | None, user: str | None):
     try:
         return RemoteBackend(db, user)
     except OSError:  # no subprocess here: the database layer loads in this process
-        from screens.backend import Backend
+        from helpdesk.tui_api.backend import Backend
 
         return Backend(db, user)
 
@@ -24,8 +24,9 @@ def open_backend(db: str | None, user: str | None):
 def _demo_database(user: str | None) -> tuple[str, str | None]:
     from sqlmodel import select
 
-    from helpdesk import db, demo
-    from helpdesk.models import Volunteer
+    from helpdesk.storage import db
+    from helpdesk.training import demo
+    from helpdesk.storage.models import Volunteer
 
     url = demo.demo_url()
     sys.stderr.write(_("Building a demo database…") + "\n")

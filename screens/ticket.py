@@ -21,14 +21,14 @@ from textual.widgets import ContentSwitcher, OptionList, Static
 from textual.widgets.option_list import Option
 from textual.worker import get_current_worker
 
-from helpdesk import clock
-from helpdesk.errors import Conflict, HelpdeskError, Refused
-from helpdesk.i18n import _, n_, pick
-from helpdesk.labels import choice, label
-from helpdesk.labels import event as event_label
-from helpdesk.labels import has as has_label
-from helpdesk.labels import read_timer_note
-from screens.answers import HISTORY, localise, parse_iso
+from helpdesk.base import clock
+from helpdesk.base.errors import Conflict, HelpdeskError, Refused
+from helpdesk.base.i18n import _, n_, pick
+from helpdesk.base.labels import choice, label
+from helpdesk.base.labels import event as event_label
+from helpdesk.base.labels import has as has_label
+from helpdesk.base.labels import read_timer_note
+from helpdesk.tui_api.views import HISTORY, localise, parse_iso
 from screens.base import N_, BaseScreen, TopBar
 from screens.keybar import KeyBar
 from screens.safe import assemble, plain

@@ -26,16 +26,16 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.worker import get_current_worker
 
-from helpdesk import clock
-from helpdesk.i18n import _
-from helpdesk.filters import Row, TicketFilter
-from helpdesk.labels import label
-from screens.answers import localise
+from helpdesk.base import clock
+from helpdesk.base.i18n import _
+from helpdesk.storage.filters import Row, TicketFilter
+from helpdesk.base.labels import label
+from helpdesk.tui_api.views import localise
 from screens.base import N_, Translated
 from screens.safe import fit, scrub
 
 if TYPE_CHECKING:
-    from screens.backend import Backend
+    from helpdesk.tui_api.backend import Backend
 
 PAGE = 64
 PAGES_KEPT = 32

@@ -21,7 +21,7 @@ from textual.containers import VerticalScroll
 from textual.widget import Widget
 from textual.widgets import Static
 
-from helpdesk.i18n import _
+from helpdesk.base.i18n import _
 from screens.base import N_, Translated
 
 if TYPE_CHECKING:

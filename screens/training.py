@@ -1,7 +1,7 @@
 """What a training database adds to the screens: the guided walkthrough beside a scenario's
 ticket, the banner's scenario and clock, and what the clock did when the trainer moved it.
 
-Everything shown comes from ``helpdesk.training`` (through the backend): the steps, the
+Everything shown comes from ``helpdesk.training.sandbox`` (through the backend): the steps, the
 article behind each in French, what to check, done and current flags. Nothing is decided
 here.
 """
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from helpdesk.i18n import _, n_
+from helpdesk.base.i18n import _, n_
 from screens.base import N_
-from helpdesk.labels import choice
+from helpdesk.base.labels import choice
 from screens.safe import assemble, plain
 
 #: The trainer's clock keys: (key, step given to ``training.advance``, label).
@@ -83,7 +83,7 @@ def banner_text(scenario: str, now_local: str) -> tuple[Text, Text]:
 def clock_move_text(move, tz_name: str) -> Text:
     """What sweep did when the clock moved (a ``ClockMoved``): steps taken, tickets opened,
     refusals."""
-    from screens.answers import localise
+    from helpdesk.tui_api.views import localise
 
     report = move.sweep
     lines = [assemble((_("Clock") + ": ", "bold"), localise(move.before, tz_name), " → ", (localise(move.after, tz_name), "bold"))]

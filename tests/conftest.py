@@ -45,7 +45,7 @@ def _pg_drop(url: str) -> None:
     import psycopg
     from sqlalchemy.engine import make_url
 
-    from helpdesk import db
+    from helpdesk.storage import db
 
     db._engines.pop(url, None)
     name = make_url(url).database
@@ -58,13 +58,13 @@ def _pg_drop(url: str) -> None:
 def template_db(tmp_path_factory):
     """A database initialised once (schema, all packs, four volunteers: alice volunteer,
     bob oncall, chloe techadmin, tom trainer); tests get copies of it."""
-    from helpdesk import schema
+    from helpdesk.policy import install
 
     if PG:
         url = _pg_create()
-        schema.init(url)
+        install.init(url)
         _volunteers(url)
-        from helpdesk import db
+        from helpdesk.storage import db
 
         db.get_engine(url).dispose()
         db._engines.pop(url, None)
@@ -73,9 +73,9 @@ def template_db(tmp_path_factory):
         return
     path = tmp_path_factory.mktemp("template") / "template.db"
     url = f"sqlite:///{path}"
-    schema.init(url)
+    install.init(url)
     _volunteers(url)
-    from helpdesk import db
+    from helpdesk.storage import db
 
     db.get_engine(url).dispose()
     db._engines.pop(url, None)
@@ -83,11 +83,12 @@ def template_db(tmp_path_factory):
 
 
 def _volunteers(url: str) -> None:
-    from helpdesk import db, service
+    from helpdesk.storage import db
+    from helpdesk.service import api
 
     with db.write_session(url) as s:
         for login, role in (("alice", "volunteer"), ("bob", "oncall"), ("chloe", "techadmin"), ("tom", "trainer")):
-            service.add_volunteer(s, login, role)
+            api.add_volunteer(s, login, role)
 
 
 def fresh_copy(template: str, tmp_path: Path):

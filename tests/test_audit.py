@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
-from helpdesk import db
+from helpdesk.storage import db
 
 
 @pytest.fixture
@@ -64,8 +64,8 @@ def test_human_output_of_verify(trail):
 def test_a_redacted_event_still_verifies_but_a_changed_note_does_not(trail):
     from sqlmodel import select
 
-    from helpdesk import audit
-    from helpdesk.models import Event
+    from helpdesk.storage import audit
+    from helpdesk.storage.models import Event
 
     with db.write_session(trail.url) as s:
         ev = s.exec(select(Event).where(Event.action == "contact")).one()

@@ -120,12 +120,12 @@ def test_ticket_show_prints_the_french_articles_on_demand(hd):
 
 
 def test_the_command_tells_the_tui_from_the_other_commands_before_parsing():
-    """``helpdesk.command`` starts the TUI's backend process before the parser is built:
+    """``helpdesk.cli.entry`` starts the TUI's backend process before the parser is built:
     it must know every other command by name."""
-    from helpdesk import cli, command
+    from helpdesk.cli import main, entry
 
-    assert command.COMMANDS == set(cli.COMMANDS)
-    assert command.opens_tui([]) and command.opens_tui(["--db", "x.db", "--as", "alice"]) and command.opens_tui(["demo"])
-    assert command.opens_tui(["tui", "--lang", "en"])
+    assert entry.COMMANDS == set(main.COMMANDS)
+    assert entry.opens_tui([]) and entry.opens_tui(["--db", "x.db", "--as", "alice"]) and entry.opens_tui(["demo"])
+    assert entry.opens_tui(["tui", "--lang", "en"])
     for argv in (["ticket", "list"], ["--db", "x.db", "sweep"], ["--help"], ["demo", "-h"], ["train", "start", "k"]):
-        assert not command.opens_tui(argv), argv
+        assert not entry.opens_tui(argv), argv

@@ -1,6 +1,6 @@
 """Many volunteers at once: no lost update, no "database is locked", no fork in the chain.
 
-Every racer is a real process running the real command line (``helpdesk.cli.main``) on
+Every racer is a real process running the real command line (``helpdesk.cli.main.main``) on
 the same database: an SQLite file in WAL mode, or with ``HELPDESK_TEST_PG`` one PostgreSQL
 database. Each racer imports everything first, says it is ready, then waits for a start
 line (a file) so that all of them hit the database at the same moment.
@@ -18,13 +18,14 @@ import pytest
 
 from sqlmodel import select
 
-from helpdesk import db, service
-from helpdesk.context import Actor
-from helpdesk.models import Event, Ticket
+from helpdesk.storage import db
+from helpdesk.service import api
+from helpdesk.rules.context import Actor
+from helpdesk.storage.models import Event, Ticket
 
 RACER = r"""
 import contextlib, io, json, os, sys, time
-import helpdesk.cli, helpdesk.db, helpdesk.engine, helpdesk.service, helpdesk.schema, sqlmodel  # before the start line
+import helpdesk.cli.main, helpdesk.storage.db, helpdesk.workflow.engine, helpdesk.service.api, helpdesk.policy.install, sqlmodel  # before the start line
 folder, me, commands = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 results = []
 for k, argv in enumerate(commands):
@@ -34,7 +35,7 @@ for k, argv in enumerate(commands):
     out = io.StringIO()
     try:
         with contextlib.redirect_stdout(out):
-            code = helpdesk.cli.main(argv)
+            code = helpdesk.cli.main.main(argv)
         results.append({"code": code, "out": out.getvalue()})
     except BaseException as exc:  # what must never happen: an error that escapes the CLI
         results.append({"code": "exception", "out": f"{type(exc).__name__}: {exc}"})
@@ -115,10 +116,10 @@ def camille(hd):
 def _open_many(url: str, n: int, queue: str = "mail-reputation") -> list[int]:
     """Open n tickets in one transaction (faster than n commands)."""
     with db.write_session(url) as s:
-        service.add_account(s, login="dana", policy="indigos", email="dana@example.org")
+        api.add_account(s, login="dana", policy="indigos", email="dana@example.org")
         actor = Actor("alice", "volunteer")
         ids = [
-            service.open_ticket(s, queue=queue, policy="indigos", actor=actor, account_login="dana",
+            api.open_ticket(s, queue=queue, policy="indigos", actor=actor, account_login="dana",
                                 fields={"signal": "volume"}).ticket.id
             for _ in range(n)
         ]

@@ -19,7 +19,7 @@ def _modules():
 
 def test_no_core_module_imports_textual(cli_env):
     names = list(_modules())
-    assert "helpdesk.engine" in names and "helpdesk.cli" in names
+    assert "helpdesk.workflow.engine" in names and "helpdesk.cli.main" in names
     code = (
         "import importlib, sys\n"
         f"for name in {names!r}:\n"

@@ -8,7 +8,7 @@ from dateutil.relativedelta import relativedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpdesk import clock, dates
+from helpdesk.base import clock, dates
 
 days = st.dates(min_value=date(2000, 1, 1), max_value=date(2090, 12, 31))
 

@@ -24,11 +24,13 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from sqlmodel import select
 
-from helpdesk import audit, clock, db, tokens
-from helpdesk.delivery import BACKOFF, DeliveryConfig, deliver
-from helpdesk.errors import BadInput
-from helpdesk.mail import RESET_LINK_MARK
-from helpdesk.models import Event, Outbox, ResetToken
+from helpdesk.storage import audit, db
+from helpdesk.base import clock
+from helpdesk.rules import tokens
+from helpdesk.outgoing.delivery import BACKOFF, DeliveryConfig, deliver
+from helpdesk.base.errors import BadInput
+from helpdesk.workflow.compose import RESET_LINK_MARK
+from helpdesk.storage.models import Event, Outbox, ResetToken
 
 from .conftest import PG, Helpdesk, _pg_create, _pg_drop, fresh_copy
 
@@ -472,7 +474,7 @@ def test_maildir_fallback_writes_one_file_per_mail(url, tmp_path):
 
 
 def test_a_crash_after_sending_is_reported_never_resent(url, smtp, monkeypatch):
-    from helpdesk import delivery
+    from helpdesk.outgoing import delivery
 
     real = delivery._SMTPTransport.send
 
@@ -676,7 +678,7 @@ def test_replies_to_delivered_mails_thread_onto_their_tickets(url, smtp, tmp_pat
     assert len(report.sent) == 2
     sent = {r.template + str(r.id): r for r in rows(url)}
     with db.read_session(url) as s:
-        from helpdesk.models import MessageRef
+        from helpdesk.storage.models import MessageRef
 
         refs = {m.message_id: (m.ticket_id, m.direction) for m in s.exec(select(MessageRef))}
     assert refs == {r.message_id: (r.ticket_id, "out") for r in sent.values()}  # the uncertain one too

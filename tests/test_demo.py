@@ -12,9 +12,14 @@ import pytest
 from sqlalchemy import func
 from sqlmodel import select
 
-from helpdesk import audit, bulk, db, demo, engine, schema, service, sweep
-from helpdesk.context import Actor
-from helpdesk.models import Account, Deadline, Event, ResetToken, State, Ticket
+from helpdesk.storage import audit, db
+from benchmarks import bulk
+from helpdesk.training import demo
+from helpdesk.workflow import engine, sweep
+from helpdesk.policy import install
+from helpdesk.service import api
+from helpdesk.rules.context import Actor
+from helpdesk.storage.models import Account, Deadline, Event, ResetToken, State, Ticket
 
 NOW = datetime(2026, 11, 23, 9, 30, tzinfo=timezone.utc)
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
@@ -148,7 +153,7 @@ def test_the_scenarios_trainers_show(demo_db):
         # Repeat offenders: one sanctions ledger across abuse and mail-reputation tickets.
         assert len(summary["repeat_offenders"]) >= 3
         for r in summary["repeat_offenders"]:
-            view = service.account_view(s, service.find_account(s, r["login"], r["policy"]))
+            view = api.account_view(s, api.find_account(s, r["login"], r["policy"]))
             assert len({x["ticket"] for x in view["sanctions"]}) >= 2, r
         ledger_queues = set(
             s.exec(
@@ -171,7 +176,7 @@ def test_every_ticket_can_be_viewed(demo_db):
     url, _summary = demo_db
     with db.read_session(url) as s:
         for t in s.exec(select(Ticket).order_by(Ticket.id)).all()[::7]:
-            view = service.ticket_view(s, t, Actor("bob", "oncall"), now=NOW)
+            view = api.ticket_view(s, t, Actor("bob", "oncall"), now=NOW)
             assert view["events"] and view["events"][0]["action"] == "open"
 
 
@@ -195,10 +200,10 @@ def test_demo_url_is_a_fresh_file_in_the_cache(tmp_path, monkeypatch):
 @pytest.fixture(scope="module")
 def bulk_db(tmp_path_factory):
     url = f"sqlite:///{tmp_path_factory.mktemp('bulk') / 'bulk.db'}"
-    schema.init(url)
+    install.init(url)
     with db.write_session(url) as s:
         for login, role in (("alice", "volunteer"), ("bob", "oncall"), ("chloe", "techadmin")):
-            service.add_volunteer(s, login, role)
+            api.add_volunteer(s, login, role)
     counts = bulk.generate(url, 2000, seed=3, now=NOW)
     yield url, counts
     _forget(url)
@@ -239,12 +244,12 @@ def test_bulk_tickets_follow_the_workflow_tables(bulk_db):
 def test_bulk_service_views(bulk_db):
     url, _counts = bulk_db
     with db.read_session(url) as s:
-        rows = service.list_tickets(s, limit=50)
+        rows = api.list_tickets(s, limit=50)
         assert len(rows) == 50 and all(r.state_kind != "done" for r in rows)
-        for t in rows[:10] + service.list_tickets(s, include_done=True, order="new", limit=10):
-            view = service.ticket_view(s, t, Actor("bob", "oncall"), now=NOW)
+        for t in rows[:10] + api.list_tickets(s, include_done=True, order="new", limit=10):
+            view = api.ticket_view(s, t, Actor("bob", "oncall"), now=NOW)
             assert view["events"][0]["action"] == "open"
-        counts = service.queue_counts(s, NOW)
+        counts = api.queue_counts(s, NOW)
         expected: dict = {}
         for queue, kind, n in s.exec(
             select(Ticket.queue, Ticket.state_kind, func.count()).where(Ticket.state_kind != "done").group_by(Ticket.queue, Ticket.state_kind)
@@ -295,7 +300,7 @@ def test_bulk_appends_to_an_existing_chain(demo_db, tmp_path):
             assert problems == []
             assert count == demo_db[1]["events"] + counts["events"]
             # The engine keeps working on bulk tickets.
-            t = service.list_tickets(s, queue="password-reset", state="received", limit=1)[0]
+            t = api.list_tickets(s, queue="password-reset", state="received", limit=1)[0]
         with db.write_session(url) as s:
             engine.apply(s, t.id, "reject", Actor("alice", "volunteer"), note="test", now=NOW)
         with db.read_session(url) as s:

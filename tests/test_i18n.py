@@ -15,6 +15,6 @@ def test_every_message_is_translated_and_compiled(cli_env):
 
 
 def test_templates_exist_in_both_languages():
-    from helpdesk import mail
+    from helpdesk.workflow import compose
 
-    assert mail.template_names("fr") == mail.template_names("en")
+    assert compose.template_names("fr") == compose.template_names("en")

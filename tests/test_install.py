@@ -19,7 +19,7 @@ def test_wheel_ships_the_data_and_the_command_works_outside_the_checkout(tmp_pat
     names = set(zipfile.ZipFile(wheel).namelist())
     for needed in ("helpdesk/data/policies/wigii.toml", "helpdesk/data/workflows/closure.toml",
                    "helpdesk/data/templates/fr/reset-link.txt", "helpdesk/data/translations/fr/LC_MESSAGES/helpdesk.mo",
-                   "helpdesk/migrations/versions/0001_initial_schema.py", "screens/app.py"):
+                   "helpdesk/storage/migrations/versions/0001_initial_schema.py", "screens/app.py"):
         assert needed in names, needed
 
     # A fresh virtual environment that gets helpdesk from the wheel and borrows the

@@ -9,8 +9,8 @@ import unicodedata
 
 import pytest
 
-from helpdesk import packs
-from helpdesk.paths import data_dir
+from helpdesk.policy import packs
+from helpdesk.base.paths import data_dir
 from tests.conftest import ROOT
 
 SEEDS = ROOT.parent / "shared" / "seeds"
@@ -104,20 +104,22 @@ def test_a_pack_missing_a_citation_does_not_load(monkeypatch, tmp_path):
 @pytest.mark.parametrize("key", KEYS)
 def test_every_template_renders_for_every_pack(key, db_url):
     """Every mail, in both languages, renders with and without the dates a ticket may have."""
-    from helpdesk import db, mail, service
-    from helpdesk.context import Actor
+    from helpdesk.storage import db
+    from helpdesk.workflow import compose
+    from helpdesk.service import api
+    from helpdesk.rules.context import Actor
 
     with db.write_session(db_url) as s:
-        service.add_account(s, login="acc", policy=key, email="acc@example.org")
-        t = service.open_ticket(s, queue="abuse", policy=key, actor=Actor("bob", "oncall"), account_login="acc", fields={"category": "spam"}).ticket
-        from helpdesk.engine import make_ctx
+        api.add_account(s, login="acc", policy=key, email="acc@example.org")
+        t = api.open_ticket(s, queue="abuse", policy=key, actor=Actor("bob", "oncall"), account_login="acc", fields={"category": "spam"}).ticket
+        from helpdesk.workflow.engine import make_ctx
 
         ctx = make_ctx(s, t, Actor("bob", "oncall"))
         for lang in ("fr", "en"):
             t.lang = lang
-            for name in mail.template_names(lang):
-                subject, body = mail.render(name, lang, key, mail.build_context(ctx, redirect_to="X"))
+            for name in compose.template_names(lang):
+                subject, body = compose.render(name, lang, key, compose.build_context(ctx, redirect_to="X"))
                 assert subject and body.strip()
                 assert "{{" not in body and "{%" not in body
-        assert mail.template_names("fr") == mail.template_names("en")
+        assert compose.template_names("fr") == compose.template_names("en")
         s.rollback()

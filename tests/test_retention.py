@@ -7,7 +7,7 @@ import json
 
 from sqlalchemy import text
 
-from helpdesk import db
+from helpdesk.storage import db
 
 
 def test_closed_ticket_redacted_after_a_year(hd):

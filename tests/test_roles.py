@@ -7,10 +7,13 @@ from __future__ import annotations
 import pytest
 from sqlmodel import select
 
-from helpdesk import db, engine, roles, service
-from helpdesk.context import Actor
-from helpdesk.errors import Refused
-from helpdesk.models import Transition, Workflow
+from helpdesk.storage import db
+from helpdesk.workflow import engine
+from helpdesk.base import roles
+from helpdesk.service import api
+from helpdesk.rules.context import Actor
+from helpdesk.base.errors import Refused
+from helpdesk.storage.models import Transition, Workflow
 
 
 def _matrix(url):
@@ -25,14 +28,14 @@ def test_role_matrix(db_url):
     accounts = {}
     with db.write_session(db_url) as s:
         for policy in {c[0] for c in cases}:
-            accounts[policy] = service.add_account(s, login="acc", policy=policy, email="acc@example.org", kind="member").login
+            accounts[policy] = api.add_account(s, login="acc", policy=policy, email="acc@example.org", kind="member").login
     for policy, queue, action, required in cases:
         fields = {"closure": {"reason": "request"}, "abuse": {"category": "compromise"}}.get(queue, {})
         if policy == "communesplone" and queue == "closure":
             fields = {"reason": "non-renewal"}
         for role in ("volunteer", "oncall", "techadmin"):
             with db.write_session(db_url) as s:
-                t = service.open_ticket(s, queue=queue, policy=policy, actor=Actor("bob", "oncall"), account_login="acc", fields=fields).ticket
+                t = api.open_ticket(s, queue=queue, policy=policy, actor=Actor("bob", "oncall"), account_login="acc", fields=fields).ticket
                 views = {a.key: a for a in engine.actions(s, t, Actor("x", role))}
                 view = views[action]
                 allowed_by_role = roles.may(role, required, False)
@@ -49,17 +52,17 @@ def test_role_matrix(db_url):
 
 
 def test_trainer_only_on_training_databases(db_url):
-    from helpdesk.models import Meta
+    from helpdesk.storage.models import Meta
 
     with db.write_session(db_url) as s:
-        service.add_account(s, login="acc", policy="indigos", email="acc@example.org")
+        api.add_account(s, login="acc", policy="indigos", email="acc@example.org")
         with pytest.raises(Refused) as exc:
-            service.open_ticket(s, queue="abuse", policy="indigos", actor=Actor("tom", "trainer"), account_login="acc", fields={"category": "spam"})
+            api.open_ticket(s, queue="abuse", policy="indigos", actor=Actor("tom", "trainer"), account_login="acc", fields={"category": "spam"})
         assert exc.value.rule == "training-only"
     with db.write_session(db_url) as s:
         s.add(Meta(key="training", value="yes"))
     with db.write_session(db_url) as s:
-        t = service.open_ticket(s, queue="abuse", policy="indigos", actor=Actor("tom", "trainer"), account_login="acc", fields={"category": "spam", "urgent": "yes"}).ticket
+        t = api.open_ticket(s, queue="abuse", policy="indigos", actor=Actor("tom", "trainer"), account_login="acc", fields={"category": "spam", "urgent": "yes"}).ticket
         out = engine.apply(s, t.id, "suspend", Actor("tom", "trainer"), note="demonstrating the emergency path")
         assert out.ticket.state == "suspended"
 

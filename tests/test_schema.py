@@ -6,11 +6,12 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlmodel import SQLModel
 
-from helpdesk import db, schema
+from helpdesk.storage import db
+from helpdesk.policy import install
 
 
 def test_models_and_migrations_agree(empty_db_url):
-    schema.upgrade(empty_db_url)
+    install.upgrade(empty_db_url)
     with db.get_engine(empty_db_url).connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), SQLModel.metadata)
     diff = [d for d in diff if not _is_search_index(d)]
@@ -20,7 +21,7 @@ def test_models_and_migrations_agree(empty_db_url):
 def _is_search_index(d) -> bool:
     """Full-text search objects are made by migrations, not by models: SQLite's FTS5 table
     (0002) and PostgreSQL's GIN expression indexes (0004)."""
-    from helpdesk.search import PG_INDEXES
+    from helpdesk.storage.search import PG_INDEXES
 
     text = repr(d)
     name = getattr(d[1], "name", "") if isinstance(d, tuple) and len(d) > 1 else ""
@@ -28,14 +29,14 @@ def _is_search_index(d) -> bool:
 
 
 def test_head_constant_is_alembics_head():
-    assert schema.HEAD == schema.head_revision()
+    assert install.HEAD == install.head_revision()
 
 
 def test_init_is_idempotent_and_reloads_changed_packs(empty_db_url):
-    first = schema.init(empty_db_url)
+    first = install.init(empty_db_url)
     assert sorted(first) == ["communesplone", "indigos", "le-pic", "weentime", "wigii"]
-    assert schema.init(empty_db_url) == []
-    assert schema.is_current(empty_db_url)
+    assert install.init(empty_db_url) == []
+    assert install.is_current(empty_db_url)
 
 
 def test_sqlite_pragmas(db_url):

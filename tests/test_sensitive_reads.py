@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
-from helpdesk import db
+from helpdesk.storage import db
 
 
 def reads(url: str) -> list[tuple]:

@@ -142,9 +142,9 @@ def queue_titles(url: str, lang: str) -> dict[str, str]:
     """The queues' titles as the packs in this database give them."""
     from sqlmodel import select
 
-    from helpdesk import db
-    from helpdesk.i18n import pick
-    from helpdesk.models import Workflow
+    from helpdesk.storage import db
+    from helpdesk.base.i18n import pick
+    from helpdesk.storage.models import Workflow
 
     titles: dict[str, str] = {}
     with db.read_session(url) as s:
@@ -203,17 +203,17 @@ def test_lang_and_identity_reach_the_page(serve, browser, db_url):
 @needs_browser
 @pytest.mark.slow
 def test_the_training_tui_in_a_browser_moves_its_clock(serve, browser, tmp_path):
-    from helpdesk import training
+    from helpdesk.training import sandbox
 
     url = f"sqlite:///{tmp_path / 'training.db'}"  # new: the first run seeds a scenario
     served = serve(options=("--training",), db=url)
     text = open_page(browser, served, "the training dashboard", lambda t: "FORMATION" in t and "tom (trainer)" in t)
     assert "Tableau de bord" in text, text
-    before = training.clock_of(url)
+    before = sandbox.clock_of(url)
     # F5 moves the training clock a day; the browser must hand it over, not reload the page.
     browser.find_element("css selector", ".xterm-helper-textarea").send_keys(Keys.F5)
-    wait_for("the training clock a day later", lambda: training.clock_of(url) == before + timedelta(days=1), TIMEOUT,
-             lambda: f"clock {training.clock_of(url)}\n{screen(browser)}\n{served.output()}")
+    wait_for("the training clock a day later", lambda: sandbox.clock_of(url) == before + timedelta(days=1), TIMEOUT,
+             lambda: f"clock {sandbox.clock_of(url)}\n{screen(browser)}\n{served.output()}")
     assert "FORMATION" in screen(browser)
 
 

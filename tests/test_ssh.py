@@ -311,7 +311,7 @@ def _python_for(as_account: list[str], env: dict) -> tuple[str, list[str]]:
     same = shutil.which(f"python{sys.version_info.major}.{sys.version_info.minor}", path="/usr/local/bin:/usr/bin")
     if same and same != sys.executable:
         candidates.append((same, [*ours, *venv_libs]))
-    modules = ["helpdesk.cli", "screens.app", "textual", "sqlmodel"] + (["psycopg"] if PG else [])
+    modules = ["helpdesk.cli.main", "screens.app", "textual", "sqlmodel"] + (["psycopg"] if PG else [])
     needed = (f"import importlib.util as u, sys; missing = [m for m in {modules!r} if u.find_spec(m) is None]; "
               "sys.exit('missing: ' + ', '.join(missing) if missing else 0)")
     tried = []

@@ -12,8 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from helpdesk import clock, db, i18n, packs, scenarios, training, training_clock
-from helpdesk.errors import Refused
+from helpdesk.base import clock, i18n
+from helpdesk.storage import db
+from helpdesk.policy import packs
+from helpdesk.training import scenarios, sandbox, clock as training_clock
+from helpdesk.base.errors import Refused
 from tests.conftest import Helpdesk
 
 KEYS = scenarios.available()
@@ -58,7 +61,7 @@ def test_every_scenario_path_runs_headless(tr, key):
         assert result["got"] == (step.refused or step.expect)
     # The database checked is left at the end of the path: each ticket in its last expected state.
     assert tr.ok("train", "clock")["scenario"] == key  # still a training database, at its moved clock
-    for name, tid in training.scenario_tickets(tr.url).items():
+    for name, tid in sandbox.scenario_tickets(tr.url).items():
         path = [s for s in sc.steps if s.ticket == name and not s.refused]
         if path:
             assert tr.show(tid)["state"] == path[-1].expect
@@ -68,17 +71,17 @@ def test_check_reports_a_step_that_does_not_go_as_expected(tr, tmp_path, monkeyp
     # A copy of a shipped scenario whose path expects a wrong state is caught, and says so.
     data = tmp_path / "data"
     (data / "scenarios").mkdir(parents=True)
-    root = Path(scenarios.__file__).resolve().parent.parent / "data"
+    root = Path(scenarios.__file__).resolve().parents[2] / "data"
     for folder in ("policies", "workflows", "templates", "translations"):
         (data / folder).symlink_to(root / folder)
     text = (root / "scenarios" / "indigos-closure-request.toml").read_text(encoding="utf-8")
     text = text.replace('action = "confirm"\nby = "alice"\nexpect = "scheduled"', 'action = "confirm"\nby = "alice"\nexpect = "cancelled"')
     (data / "scenarios" / "indigos-closure-request.toml").write_text(text, encoding="utf-8")
-    from helpdesk import paths
+    from helpdesk.base import paths
 
     monkeypatch.setattr(paths, "data_dir", lambda: data)
     monkeypatch.setattr(scenarios, "data_dir", lambda: data)
-    report = training.check(tr.url, "indigos-closure-request")
+    report = sandbox.check(tr.url, "indigos-closure-request")
     assert not report.ok
     assert [r.ok for r in report.steps] == [True, False]
     assert report.steps[-1].expected == "cancelled" and report.steps[-1].got == "scheduled"
@@ -144,7 +147,7 @@ def test_clock_moves_that_make_no_sense_are_bad_input(tr):
     tr.ok("train", "start", "le-pic-reset-member-scope")
     tr.bad("train", "clock", "tomorrow")
     assert "avant" in tr.bad("train", "clock", "P0D").err  # the clock only moves forward
-    tid = training.scenario_tickets(tr.url)["main"]
+    tid = sandbox.scenario_tickets(tr.url)["main"]
     tr.act(tid, "redirect")
     r = tr.bad("train", "clock", "next")  # the ticket is done: no deadline ahead
     assert "échéance" in r.err
@@ -206,13 +209,13 @@ def test_nothing_works_on_a_production_database(hd):
         assert "formation" in refusal["message"]
     assert [a["login"] for a in hd.ok("account", "list")] == ["camille"]
     with db.read_session(hd.url) as s:
-        assert training._meta(s, "scenario") is None
+        assert sandbox._meta(s, "scenario") is None
         with pytest.raises(Refused) as exc:
-            training.walkthrough(s, 1)
+            sandbox.walkthrough(s, 1)
         assert exc.value.rule == "training-only"
     with pytest.raises(Refused):
-        training.advance(hd.url, "+1d")
-    assert training.adopt_clock(hd.url) is None
+        sandbox.advance(hd.url, "+1d")
+    assert sandbox.adopt_clock(hd.url) is None
 
 
 def test_a_file_that_is_not_a_helpdesk_database_is_refused(tmp_path, cli_env, training_cache):
@@ -229,7 +232,7 @@ def test_a_file_that_is_not_a_helpdesk_database_is_refused(tmp_path, cli_env, tr
 
 def test_adopting_the_clock_never_creates_a_database(tmp_path):
     missing = tmp_path / "nothing.db"
-    assert training.adopt_clock(f"sqlite:///{missing}") is None
+    assert sandbox.adopt_clock(f"sqlite:///{missing}") is None
     assert not missing.exists()
 
 
@@ -239,14 +242,14 @@ def test_adopting_the_clock_never_creates_a_database(tmp_path):
 @pytest.fixture
 def lesson(tr):
     """The Wigii deactivation lesson, seeded in-process."""
-    seeded = training.seed(tr.url, "wigii-closure-request")
+    seeded = sandbox.seed(tr.url, "wigii-closure-request")
     yield tr.url, seeded.tickets["main"]
     i18n.set_lang(None)
 
 
 def test_walkthrough_shows_the_steps_with_the_article_in_french(lesson):
     url, tid = lesson
-    w = training.walkthrough(url, tid)
+    w = sandbox.walkthrough(url, tid)
     sc = scenarios.load("wigii-closure-request")
     assert w.title == sc.title["fr"] and w.goal == sc.goal["fr"]
     assert [s.index for s in w.steps] == list(range(1, len(sc.steps) + 1))
@@ -258,58 +261,59 @@ def test_walkthrough_shows_the_steps_with_the_article_in_french(lesson):
     assert ack.action == "acknowledge" and ack.label == "Enregistrer la quittance" and ack.who == "alice"
     assert ack.check == sc.steps[3].check["fr"] and ack.clock == "P1D"
     i18n.set_lang("en")
-    w = training.walkthrough(url, tid)
+    w = sandbox.walkthrough(url, tid)
     assert w.steps[3].check == sc.steps[3].check["en"] and w.steps[3].label == "Record the acknowledgement"
     assert "quittancée" in w.steps[0].citation_text  # the article stays in French
-    assert training.walkthrough(url, 999) is None  # not a scenario ticket
+    assert sandbox.walkthrough(url, 999) is None  # not a scenario ticket
 
 
 def test_out_of_order_and_refused_feedback(lesson):
     url, tid = lesson
     i18n.set_lang("en")
     # The first step is to show deactivate being refused; acknowledging now is out of order.
-    message = training.feedback(url, tid, "acknowledge")
+    message = sandbox.feedback(url, tid, "acknowledge")
     assert message.startswith("Out of order: step 1 expected") and "not_in_states" in message
     # The expected refusal, named with its article.
-    message = training.feedback(url, tid, "deactivate", "not_in_states")
+    message = sandbox.feedback(url, tid, "deactivate", "not_in_states")
     assert message == "As expected: «Deactivate the account» is refused by the rule not_in_states (Wigii CGU art. 9)."
-    training.record_refusal(url, tid, "deactivate", "not_in_states", by="alice")
-    w = training.walkthrough(url, tid)
+    sandbox.record_refusal(url, tid, "deactivate", "not_in_states", by="alice")
+    w = sandbox.walkthrough(url, tid)
     assert w.steps[0].done and w.steps[1].current
     # An unexpected refusal: the rule, the article, and what was expected instead.
-    message = training.feedback(url, tid, "acknowledge", "state")
+    message = sandbox.feedback(url, tid, "acknowledge", "state")
     assert message.startswith("«Record the acknowledgement» was refused by the rule state (Wigii CGU art. 9).")
     assert "Step 2 expected: «Complete the request» (complete), by alice" in message
     # The expected step, taken: no remark; the walkthrough moves on.
     with db.write_session(url) as s:
-        from helpdesk import engine, service
+        from helpdesk.workflow import engine
+        from helpdesk.service import api
 
-        engine.apply(s, tid, "complete", service.actor_for(s, "alice"), fields={"system": "https://relation.wigii.org"},
-                     now=training.clock_of(url))
-    assert training.feedback(url, tid, "complete") is None
-    w = training.walkthrough(url, tid)
+        engine.apply(s, tid, "complete", api.actor_for(s, "alice"), fields={"system": "https://relation.wigii.org"},
+                     now=sandbox.clock_of(url))
+    assert sandbox.feedback(url, tid, "complete") is None
+    w = sandbox.walkthrough(url, tid)
     assert [s.done for s in w.steps[:3]] == [True, True, False] and w.steps[2].current
     assert w.steps[1].reached == "awaiting-ack"  # the automatic confirmation included
     # A step taken out of order is off the path and said so; the path stays where it was.
     with db.write_session(url) as s:
-        engine.apply(s, tid, "cancel", service.actor_for(s, "alice"), note="changement d'avis", now=training.clock_of(url))
+        engine.apply(s, tid, "cancel", api.actor_for(s, "alice"), note="changement d'avis", now=sandbox.clock_of(url))
     i18n.set_lang(None)
-    message = training.feedback(url, tid, "cancel")
+    message = sandbox.feedback(url, tid, "cancel")
     assert message.startswith("Hors de l'ordre prévu : étape 3 attendue : montrer que « Désactiver le compte »")
-    w = training.walkthrough(url, tid)
+    w = sandbox.walkthrough(url, tid)
     assert w.steps[2].current and [o["action"] for o in w.off_path] == ["cancel"]
 
 
 def test_clock_of_advance_and_adopt_clock_in_process(lesson):
     url, tid = lesson
-    assert training.clock_of(url) == clock.parse_datetime("2026-11-23T08:00:00Z")
-    assert training.adopt_clock(url) == clock.parse_datetime("2026-11-23T08:00:00Z")
+    assert sandbox.clock_of(url) == clock.parse_datetime("2026-11-23T08:00:00Z")
+    assert sandbox.adopt_clock(url) == clock.parse_datetime("2026-11-23T08:00:00Z")
     assert clock.now() == clock.parse_datetime("2026-11-23T08:00:00Z")
-    move = training.advance(url, "+1d")
+    move = sandbox.advance(url, "+1d")
     assert clock.now() == move.after == clock.parse_datetime("2026-11-24T08:00:00Z")  # the process follows
     assert move.as_dict()["sweep"]["taken"] == []
-    again = training.reset(url)
-    assert clock.now() == training.clock_of(url) == clock.parse_datetime("2026-11-23T08:00:00Z")
+    again = sandbox.reset(url)
+    assert clock.now() == sandbox.clock_of(url) == clock.parse_datetime("2026-11-23T08:00:00Z")
     if url.startswith("sqlite"):
         assert again.cached  # copied from the pristine build kept when it was seeded
 

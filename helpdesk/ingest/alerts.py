@@ -13,9 +13,9 @@ from datetime import datetime
 
 from sqlmodel import Session, select
 
-from helpdesk import engine
-from helpdesk.ingest import records
-from helpdesk.models import Account, Ticket
+from helpdesk.workflow import engine
+from helpdesk.ingest import store
+from helpdesk.storage.models import Account, Ticket
 
 QUEUE = "mail-reputation"
 
@@ -48,14 +48,14 @@ def raise_alert(
     figures = {k: v for k, v in fields.items() if v not in (None, "")}
     existing = open_alert(session, policy=policy, account_id=account.id if account else None, domain=figures.get("domain"))
     if existing is not None:
-        records.record(session, "alert-figures", ticket=existing, note=note, data={"figures": figures}, now=now)
-        records.touch(session, existing, now)
+        store.record(session, "alert-figures", ticket=existing, note=note, data={"figures": figures}, now=now)
+        store.touch(session, existing, now)
         return "updated", existing
     outcome = engine.open_ticket(
         session,
         queue=QUEUE,
         policy_key=policy,
-        actor=records.ACTOR,
+        actor=store.ACTOR,
         account=account,
         subject=subject,
         fields=figures,

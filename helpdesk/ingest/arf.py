@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from helpdesk.ingest import mime
 from helpdesk.ingest.errors import ParseError, guarded
 from helpdesk.ingest.message import addresses, parse_date
-from helpdesk.ingest.text import clean_line, decode_bytes, decode_header
+from helpdesk.ingest.decoding import clean_line, decode_bytes, decode_header
 
 MAX_REPORT_BYTES = 20 * 1024 * 1024
 MAX_FIELDS = 500

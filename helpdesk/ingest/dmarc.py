@@ -23,7 +23,7 @@ from defusedxml.ElementTree import iterparse
 
 from helpdesk.ingest import mime
 from helpdesk.ingest.errors import ParseError, guarded
-from helpdesk.ingest.text import clean_line
+from helpdesk.ingest.decoding import clean_line
 
 MAX_COMPRESSED_BYTES = 20 * 1024 * 1024  # gzip or zip input
 MAX_XML_BYTES = 50 * 1024 * 1024  # XML, given as such or once decompressed

@@ -6,7 +6,7 @@ import functools
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
-from helpdesk.ingest.text import clean_line
+from helpdesk.ingest.decoding import clean_line
 
 P = ParamSpec("P")
 R = TypeVar("R")

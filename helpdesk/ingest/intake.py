@@ -33,19 +33,20 @@ from urllib.parse import urlsplit
 
 from sqlmodel import Session, select
 
-from helpdesk import clock, engine
-from helpdesk.errors import HelpdeskError
-from helpdesk.fields import EMAIL
-from helpdesk.ingest import records
+from helpdesk.base import clock
+from helpdesk.workflow import engine
+from helpdesk.base.errors import HelpdeskError
+from helpdesk.base.fields import EMAIL
+from helpdesk.ingest import store
 from helpdesk.ingest.errors import ParseError
 from helpdesk.ingest.mailboxes import Item
 from helpdesk.ingest.message import ParsedMail, addresses, parse_mail
 from helpdesk.ingest.requests import classify, closure_items, is_acknowledgement, new_text, reports_suspicious_access
 from helpdesk.ingest.routing import AccountRef, unique
-from helpdesk.ingest.run import Outcome, Reject, Run
-from helpdesk.mail import LOCALES
-from helpdesk.models import Account, Ticket
-from helpdesk.text import one_line
+from helpdesk.ingest.pipeline import Outcome, Reject, Run
+from helpdesk.workflow.compose import LOCALES
+from helpdesk.storage.models import Account, Ticket
+from helpdesk.base.untrusted import one_line
 
 NO_PROVIDER = "no provider for this address"
 _TAG = re.compile(r"\[([a-z0-9][a-z0-9-]{0,63}) #(\d{1,12})\]", re.IGNORECASE)
@@ -92,7 +93,7 @@ def handle_mail(session: Session, item: Item, digest: str, run: Run) -> Outcome:
         from helpdesk.ingest import reports
 
         return reports.handle_dmarc(session, item, digest, run)
-    known = records.known_message(session, mail.message_id)
+    known = store.known_message(session, mail.message_id)
     if known is not None:
         return Outcome("duplicate", ticket=known.ticket_id, reason=f"Message-ID {one_line(mail.message_id, 80)} already on #{known.ticket_id}")
     headers = top_headers(item.data)
@@ -148,7 +149,7 @@ def top_headers(raw: bytes) -> dict[str, str]:
 
 def thread_target(session: Session, mail: ParsedMail) -> tuple[Ticket | None, str]:
     ids = ([mail.in_reply_to] if mail.in_reply_to else []) + list(reversed(mail.references))
-    ticket = records.ticket_for_message_ids(session, ids)
+    ticket = store.ticket_for_message_ids(session, ids)
     if ticket is not None:
         return ticket, "references"
     for match in _TAG.finditer(mail.subject or ""):
@@ -178,9 +179,9 @@ def _speaks_for(session: Session, ticket: Ticket, sender: str | None) -> bool:
 
 def add_to_ticket(session: Session, item: Item, mail: ParsedMail, ticket: Ticket, how: str, run: Run) -> Outcome:
     now = run.now
-    evidence = records.keep_evidence(session, data=item.data, kind="mail", source=f"{item.source} {item.key}", ticket_id=ticket.id, now=now)
-    records.add_message_ref(session, mail.message_id, ticket.id, now)
-    records.record(
+    evidence = store.keep_evidence(session, data=item.data, kind="mail", source=f"{item.source} {item.key}", ticket_id=ticket.id, now=now)
+    store.add_message_ref(session, mail.message_id, ticket.id, now)
+    store.record(
         session,
         "mail-received",
         ticket=ticket,
@@ -188,7 +189,7 @@ def add_to_ticket(session: Session, item: Item, mail: ParsedMail, ticket: Ticket
         data={"evidence": evidence.id, "from": mail.from_addr, "message_id": mail.message_id, "via": how},
         now=now,
     )
-    records.touch(session, ticket, now)
+    store.touch(session, ticket, now)
     outcome = Outcome("threaded", ticket=ticket.id, details={"queue": ticket.queue, "policy": ticket.policy_key, "via": how})
     if ticket.queue != "closure" or ticket.state_kind == "done":
         return outcome
@@ -204,15 +205,15 @@ def add_to_ticket(session: Session, item: Item, mail: ParsedMail, ticket: Ticket
 def _acknowledge(session: Session, ticket: Ticket, mail: ParsedMail, run: Run) -> bool:
     if not _speaks_for(session, ticket, mail.from_addr):
         reason = f"{mail.from_addr or 'an unknown sender'} is neither the requester nor a registered contact of the account"
-        records.record(session, "acknowledgement-refused", ticket=ticket, note=reason, data={"rule": "identity"}, now=run.now)
+        store.record(session, "acknowledgement-refused", ticket=ticket, note=reason, data={"rule": "identity"}, now=run.now)
         return False
     try:
         with session.begin_nested():
-            engine.apply(session, ticket.id, "acknowledge", records.ACTOR, note=f"acknowledged by mail from {mail.from_addr}", now=run.now)
+            engine.apply(session, ticket.id, "acknowledge", store.ACTOR, note=f"acknowledged by mail from {mail.from_addr}", now=run.now)
         return True
     except HelpdeskError as exc:
         data = exc.as_dict()
-        records.record(session, "acknowledgement-refused", ticket=ticket, note=str(exc), data={"rule": data.get("rule", data.get("error"))}, now=run.now)
+        store.record(session, "acknowledgement-refused", ticket=ticket, note=str(exc), data={"rule": data.get("rule", data.get("error"))}, now=run.now)
         return False
 
 
@@ -229,9 +230,9 @@ def _complete(session: Session, ticket: Ticket, mail: ParsedMail, run: Run) -> N
         return
     try:
         with session.begin_nested():
-            engine.apply(session, ticket.id, "complete", records.ACTOR, fields=given, note=f"items given by mail from {mail.from_addr}", now=run.now)
+            engine.apply(session, ticket.id, "complete", store.ACTOR, fields=given, note=f"items given by mail from {mail.from_addr}", now=run.now)
     except HelpdeskError as exc:
-        records.record(session, "completion-refused", ticket=ticket, note=str(exc), now=run.now)
+        store.record(session, "completion-refused", ticket=ticket, note=str(exc), now=run.now)
 
 
 # --- a new request --------------------------------------------------------------------------
@@ -350,7 +351,7 @@ def new_request(session: Session, item: Item, mail: ParsedMail, headers: dict[st
         session,
         queue=queue,
         policy_key=policy,
-        actor=records.ACTOR,
+        actor=store.ACTOR,
         account=acc,
         requester=requester,
         subject=one_line(mail.subject or "", 300),
@@ -360,8 +361,8 @@ def new_request(session: Session, item: Item, mail: ParsedMail, headers: dict[st
         now=run.now,
     )
     ticket = opened.ticket
-    records.keep_evidence(session, data=item.data, kind="mail", source=f"{item.source} {item.key}", ticket_id=ticket.id, now=run.now)
-    records.add_message_ref(session, mail.message_id, ticket.id, run.now)
+    store.keep_evidence(session, data=item.data, kind="mail", source=f"{item.source} {item.key}", ticket_id=ticket.id, now=run.now)
+    store.add_message_ref(session, mail.message_id, ticket.id, run.now)
     details = {"queue": queue, "policy": policy, "account": acc.login if acc else None, "state": ticket.state}
     if ticket.fields.get("suspicious"):
         linked = [t.id for t in session.exec(select(Ticket).where(Ticket.parent_id == ticket.id))]

@@ -14,7 +14,7 @@ from dateutil import parser as date_parser
 
 from helpdesk.ingest import mime
 from helpdesk.ingest.errors import guarded
-from helpdesk.ingest.text import clean_line, decode_header, guess_language, html_to_text
+from helpdesk.ingest.decoding import clean_line, decode_header, guess_language, html_to_text
 
 MAX_MAIL_BYTES = 50 * 1024 * 1024
 MAX_BODY_CHARS = 1_000_000

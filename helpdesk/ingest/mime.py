@@ -19,7 +19,7 @@ from email.message import Message
 from email.utils import collapse_rfc2231_value
 
 from helpdesk.ingest.errors import ParseError
-from helpdesk.ingest.text import (
+from helpdesk.ingest.decoding import (
     clean,
     clean_line,
     decode_bytes,

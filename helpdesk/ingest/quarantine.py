@@ -11,10 +11,10 @@ from __future__ import annotations
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from helpdesk import clock
-from helpdesk.errors import NotFound
-from helpdesk.models import Quarantine
-from helpdesk.text import clean, one_line
+from helpdesk.base import clock
+from helpdesk.base.errors import NotFound
+from helpdesk.storage.models import Quarantine
+from helpdesk.base.untrusted import clean, one_line
 
 PREVIEW_CHARS = 4000
 

@@ -28,16 +28,17 @@ from collections import Counter
 
 from sqlmodel import Session, select
 
-from helpdesk import clock, engine
-from helpdesk.ingest import alerts, records
+from helpdesk.base import clock
+from helpdesk.workflow import engine
+from helpdesk.ingest import alerts, store
 from helpdesk.ingest.arf import ArfReport, parse_arf
 from helpdesk.ingest.dmarc import DmarcReport, extract_reports_from_mail, parse_dmarc, summarise
 from helpdesk.ingest.errors import ParseError
 from helpdesk.ingest.mailboxes import Item
 from helpdesk.ingest.routing import AccountRef, unique
-from helpdesk.ingest.run import Outcome, Reject, Run
-from helpdesk.models import Account, DmarcStat
-from helpdesk.text import clean_line, one_line
+from helpdesk.ingest.pipeline import Outcome, Reject, Run
+from helpdesk.storage.models import Account, DmarcStat
+from helpdesk.base.untrusted import clean_line, one_line
 
 COMPLAINT_TYPES = ("abuse", "fraud", "virus")
 DMARC_FAIL_MIN = 10  # defaults when a pack sets no dmarc_fail_min / dmarc_fail_ratio
@@ -156,7 +157,7 @@ def handle_arf(session: Session, item: Item, digest: str, run: Run) -> Outcome:
     except ParseError as exc:
         raise Reject(f"not a usable abuse report: {exc.reason}", kind="arf") from None
     message_id = _message_id(item.data)
-    known = records.known_message(session, message_id)
+    known = store.known_message(session, message_id)
     if known is not None:
         return Outcome("duplicate", ticket=known.ticket_id, reason="report already on a ticket (same Message-ID)")
     if report.kind == "xarf":
@@ -179,14 +180,14 @@ def handle_arf(session: Session, item: Item, digest: str, run: Run) -> Outcome:
         if signal != "complaint" or not run.directory.has_queue(ref.policy, "abuse"):
             raise Reject(f"{ref.policy} has no mail-reputation procedure for a {kind} report", kind="arf")
         opened = engine.open_ticket(
-            session, queue="abuse", policy_key=ref.policy, actor=records.ACTOR, account=account,
+            session, queue="abuse", policy_key=ref.policy, actor=store.ACTOR, account=account,
             requester=report.reporter or "", subject=f"Complaint ({kind}) from {report.reporter or '?'} about {sender}",
             fields={k: v for k, v in {"category": "spam", "reporter": report.reporter, "source-ip": report.source_ip}.items() if v},
             note=f"ARF {kind} report; account found by {how}", now=run.now,
         )
         ticket = opened.ticket
-        records.keep_evidence(session, data=arf_metadata(report, digest), kind="arf", source=source, ticket_id=ticket.id, now=run.now)
-        records.add_message_ref(session, message_id, ticket.id, run.now)
+        store.keep_evidence(session, data=arf_metadata(report, digest), kind="arf", source=source, ticket_id=ticket.id, now=run.now)
+        store.add_message_ref(session, message_id, ticket.id, run.now)
         return Outcome("opened", ticket=ticket.id, details={"queue": "abuse", "policy": ref.policy, "account": ref.login, "found_by": how})
     fields = {
         "signal": signal,
@@ -201,8 +202,8 @@ def handle_arf(session: Session, item: Item, digest: str, run: Run) -> Outcome:
         subject=f"{what.capitalize()} about {sender} ({report.reporter or 'unknown reporter'})",
         note=f"ARF {kind} report from {report.reporter or '?'}; account found by {how}", now=run.now,
     )
-    records.keep_evidence(session, data=arf_metadata(report, digest), kind="arf", source=source, ticket_id=ticket.id, now=run.now)
-    records.add_message_ref(session, message_id, ticket.id, run.now)
+    store.keep_evidence(session, data=arf_metadata(report, digest), kind="arf", source=source, ticket_id=ticket.id, now=run.now)
+    store.add_message_ref(session, message_id, ticket.id, run.now)
     return Outcome(status, ticket=ticket.id, details={"queue": alerts.QUEUE, "policy": ref.policy, "account": ref.login, "signal": signal, "found_by": how})
 
 
@@ -222,14 +223,14 @@ def _xarf(session: Session, item: Item, digest: str, run: Run, report: ArfReport
         fields["url"] = one_line(report.reported_uris[0], 300)
     report_type = report.xarf.get("Report-Type") or report.xarf.get("Category") or category
     opened = engine.open_ticket(
-        session, queue="abuse", policy_key=ref.policy, actor=records.ACTOR, account=account,
+        session, queue="abuse", policy_key=ref.policy, actor=store.ACTOR, account=account,
         requester=report.reporter or "",
         subject=one_line(f"X-ARF {report_type} report from {report.reporter or '?'} about {report.source_ip or ref.login}", 300),
         fields={k: v for k, v in fields.items() if v}, note=f"X-ARF report; account found by {how}", now=run.now,
     )
     ticket = opened.ticket
-    records.keep_evidence(session, data=item.data, kind="arf", source=f"{item.source} {item.key}", ticket_id=ticket.id, now=run.now)
-    records.add_message_ref(session, message_id, ticket.id, run.now)
+    store.keep_evidence(session, data=item.data, kind="arf", source=f"{item.source} {item.key}", ticket_id=ticket.id, now=run.now)
+    store.add_message_ref(session, message_id, ticket.id, run.now)
     return Outcome("opened", ticket=ticket.id, details={"queue": "abuse", "policy": ref.policy, "account": ref.login, "category": category, "found_by": how})
 
 
@@ -270,7 +271,7 @@ def handle_dmarc(session: Session, item: Item, digest: str, run: Run) -> Outcome
         raise Reject("; ".join(f"{one_line(n, 80)}: {r}" for n, _b, r in problems) or "no DMARC report", kind="dmarc")
     source = f"{item.source} {item.key}"
     for name, blob, reason in problems:  # one bad attachment among good ones
-        records.quarantine(session, data=blob, kind="dmarc", source=f"{source} {name}", reason=reason, now=run.now)
+        store.quarantine(session, data=blob, kind="dmarc", source=f"{source} {name}", reason=reason, now=run.now)
     extra: Counter = Counter(dmarc_reports=len(parsed))
     if problems:
         extra["quarantined_parts"] = len(problems)
@@ -291,7 +292,7 @@ def handle_dmarc(session: Session, item: Item, digest: str, run: Run) -> Outcome
     tickets = sorted(set(opened + updated))
     evidence_ticket = tickets[0] if tickets else None
     if added:
-        records.keep_evidence(session, data=item.data, kind="dmarc", source=source, ticket_id=evidence_ticket, now=run.now)
+        store.keep_evidence(session, data=item.data, kind="dmarc", source=source, ticket_id=evidence_ticket, now=run.now)
     details = {"reports": [{"org": r.org_name, "report_id": r.report_id, "domain": r.domain} for r, _b in parsed]}
     if opened:
         return Outcome("opened", ticket=opened[0], tickets=tickets, details=details, extra=extra)
@@ -304,7 +305,7 @@ def handle_dmarc(session: Session, item: Item, digest: str, run: Run) -> Outcome
 
 def _domain_figures(session: Session, run: Run, report: DmarcReport, blob: bytes, domain: str, counts: dict) -> tuple[str, int | None]:
     org = one_line(report.org_name or "", 255)
-    report_id = one_line(report.report_id or "", 200) or "sha256:" + records.sha256(blob)[:32]
+    report_id = one_line(report.report_id or "", 200) or "sha256:" + store.sha256(blob)[:32]
     domain = one_line(domain, 255).lower()
     exists = session.exec(
         select(DmarcStat.id).where(DmarcStat.org_name == org, DmarcStat.report_id == report_id, DmarcStat.domain == domain)

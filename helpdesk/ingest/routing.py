@@ -7,7 +7,7 @@ memory. Sources, per policy pack and per account:
 - the provider's ``intake`` (list of addresses the provider receives requests at) and
   ``contact`` (the address the policy text names, e.g. contact@wigii.org), ``mail_domains``
   (the domains whose DMARC reports concern the provider): pack parameters, or settings the
-  admin gave with ``helpdesk policy set`` (``helpdesk.settings``);
+  admin gave with ``helpdesk policy set`` (``helpdesk.policy.provider_settings``);
 - account ``email``, ``contacts`` and ``login``; account fields ``ips`` (addresses and networks
   the account sends from or is hosted on, "192.0.2.7, 2001:db8::/64") and ``domains``
   (its sites and mail domains), set with ``helpdesk account add LOGIN --field ips=...``.
@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 
 from sqlmodel import Session, select
 
-from helpdesk import networks, settings
-from helpdesk.models import Account, Policy, Workflow
-from helpdesk.text import items
+from helpdesk.base import networks
+from helpdesk.policy import provider_settings
+from helpdesk.storage.models import Account, Policy, Workflow
+from helpdesk.base.untrusted import items
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,9 +68,9 @@ class Directory:
         queues: dict[str, set[str]] = {}
         for policy_key, queue in session.exec(select(Workflow.policy_key, Workflow.queue)):
             queues.setdefault(policy_key, set()).add(queue)
-        configured = settings.all_stored(session)
+        configured = provider_settings.all_stored(session)
         for p in session.exec(select(Policy)):
-            params = settings.params(session, p, configured.get(p.key, {}))
+            params = provider_settings.params(session, p, configured.get(p.key, {}))
             d.policies[p.key] = PolicyInfo(p.key, p.name, p.timezone, p.lang, params, queues.get(p.key, set()))
             for address in words(params.get("intake")) + words(params.get("contact")):
                 d.intake.setdefault(address, set()).add(p.key)

@@ -1,7 +1,7 @@
 """What an ingest run reports: the summary (counts, items, errors) and the progress bar.
 
 Light on purpose (no database import): ``helpdesk ingest postfix`` reads its log with this
-and the analyser alone while the database layer loads beside it (``helpdesk.ingest.logs``).
+and the analyser alone while the database layer loads beside it (``helpdesk.ingest.postfix_log``).
 """
 
 from __future__ import annotations

@@ -75,7 +75,7 @@ def db_rows(url: str, sql: str, *params):
     named :p0, :p1..."""
     from sqlalchemy import text
 
-    from helpdesk import db
+    from helpdesk.storage import db
 
     with db.get_engine(url).connect() as conn:
         return [tuple(r) for r in conn.execute(text(sql), {f"p{i}": v for i, v in enumerate(params)})]

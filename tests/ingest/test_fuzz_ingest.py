@@ -10,13 +10,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from helpdesk import db
-from helpdesk.ingest import intake, records, reports
-from helpdesk.ingest.logs import ingest_postfix
+from helpdesk.storage import db
+from helpdesk.ingest import intake, store, reports
+from helpdesk.ingest.postfix_log import ingest_postfix
 from helpdesk.ingest.mailboxes import Item
 from helpdesk.ingest.routing import Directory
-from helpdesk.ingest.run import Run, ingest_one
-from helpdesk.models import Evidence, Quarantine
+from helpdesk.ingest.pipeline import Run, ingest_one
+from helpdesk.storage.models import Evidence, Quarantine
 from tests.ingest.conftest import mangled, sample_files
 from tests.ingest.mailmaker import mail
 
@@ -44,12 +44,12 @@ ORIGINALS = _originals()
 
 @pytest.fixture
 def fuzz_db(db_url):
-    from helpdesk import service
+    from helpdesk.service import api
 
     with db.write_session(db_url) as s:
-        service.add_account(s, login="camille", policy="indigos", email="camille@example.net")
-        service.add_account(s, login="jdupont", policy="wigii", email="jean.dupont@example.org")
-        service.add_account(s, login="spammer", policy="indigos", email="somespammer@example.net", fields={"ips": "10.0.0.0/8"})
+        api.add_account(s, login="camille", policy="indigos", email="camille@example.net")
+        api.add_account(s, login="jdupont", policy="wigii", email="jean.dupont@example.org")
+        api.add_account(s, login="spammer", policy="indigos", email="somespammer@example.net", fields={"ips": "10.0.0.0/8"})
     return db_url
 
 
@@ -65,9 +65,9 @@ def test_mangled_items_are_used_or_quarantined(fuzz_db, raw, kind):
     outcome = ingest_one(fuzz_db, Item(f"fuzz-{next(_keys)}", raw, "fuzz"), run, HANDLERS[kind])
     assert outcome.outcome in ("opened", "threaded", "updated", "recorded", "duplicate", "quarantined")
     assert not outcome.reason.startswith("internal error"), outcome.reason
-    digest = records.sha256(raw)
+    digest = store.sha256(raw)
     with db.read_session(fuzz_db) as s:
-        assert records.seen_outcome(s, digest) is not None  # dealt with, and remembered
+        assert store.seen_outcome(s, digest) is not None  # dealt with, and remembered
         if outcome.outcome == "quarantined":
             row = s.get(Quarantine, outcome.quarantine)
             assert row is not None and bytes(row.content) == raw and row.reason

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from helpdesk.ingest.postfix import SenderStats, Thresholds, iter_events, scan
-from helpdesk.ingest.senders import SenderWindows, analyse, blocks, blocks_from
+from tests.ingest.postfix_reference import SenderStats, Thresholds, iter_events, scan
+from helpdesk.ingest.postfix_senders import SenderWindows, analyse, blocks, blocks_from
 from tests.ingest.conftest import sample_files
 from tests.ingest.mailmaker import NOW, db_rows
 

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from helpdesk.ingest.errors import ParseError
-from helpdesk.ingest.postfix import (
+from tests.ingest.postfix_reference import (
     MAX_LINE_BYTES,
     LogCursor,
     LogEvent,

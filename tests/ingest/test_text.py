@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from helpdesk.ingest.errors import ParseError
-from helpdesk.ingest.text import (
+from helpdesk.ingest.decoding import (
     clean,
     clean_line,
     decode_bytes,

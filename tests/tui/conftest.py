@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from textual.worker import WorkerState
 
-from helpdesk import clock, db
-from helpdesk.i18n import set_lang
+from helpdesk.base import clock
+from helpdesk.storage import db
+from helpdesk.base.i18n import set_lang
 from tests.conftest import PG, _pg_create, _pg_drop
 from tests.tui import seed
 
@@ -83,13 +84,13 @@ SCENARIO = "wigii-closure-request"
 @pytest.fixture
 def training_url(tmp_path):
     """A training database at the start of ``SCENARIO``, and its main ticket."""
-    from helpdesk import training
+    from helpdesk.training import sandbox
 
     if PG:
         url = _pg_create()
     else:
         url = f"sqlite:///{tmp_path / 'training.db'}"
-    seeded = training.seed(url, SCENARIO)
+    seeded = sandbox.seed(url, SCENARIO)
     clock.set_now(None)  # the app adopts the training clock itself
     yield url, seeded.tickets["main"] if "main" in seeded.tickets else next(iter(seeded.tickets.values()))
     engine = db._engines.pop(url, None)
@@ -105,7 +106,7 @@ def make_app(tmp_path):
     (``screens.remote``). ``remote=False``: the backend in this process, for a test that
     changes the backend module itself."""
     from screens.app import HelpdeskApp
-    from screens.backend import Backend
+    from helpdesk.tui_api.backend import Backend
     from screens.remote import RemoteBackend
 
     opened = []

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 
-from helpdesk import db, service
-from helpdesk.context import Actor
-from helpdesk.i18n import set_lang
-from helpdesk.models import Meta
+from helpdesk.storage import db
+from helpdesk.service import api
+from helpdesk.rules.context import Actor
+from helpdesk.base.i18n import set_lang
+from helpdesk.storage.models import Meta
 from screens.dashboard import DashboardScreen
 from screens.modals import GotoScreen, KeysScreen
 from screens.queue import QueueScreen
@@ -30,7 +31,7 @@ async def wait_for(pilot, condition, seconds: float = 2.0) -> float:
 
 def another_process_opens_an_abuse_report(db_url: str) -> None:
     with db.write_session(db_url) as s:  # another connection, as another process would
-        service.open_ticket(s, queue="abuse", policy="indigos", actor=Actor("bob", "volunteer"),
+        api.open_ticket(s, queue="abuse", policy="indigos", actor=Actor("bob", "volunteer"),
                             account_login="jdupont", subject="New report", fields={"category": "spam"})
 
 
@@ -50,8 +51,8 @@ async def test_a_change_by_another_process_appears_within_two_seconds(db_url, ma
         screen = app.screen
         assert not screen.query_one("#claim").display
         with db.write_session(db_url) as s:
-            service.release(s, 3, Actor("alice", "oncall"))
-            service.claim(s, 3, Actor("tess", "techadmin"))
+            api.release(s, 3, Actor("alice", "oncall"))
+            api.claim(s, 3, Actor("tess", "techadmin"))
         await wait_for(pilot, lambda: screen.query_one("#claim").display, 2.0)
         assert "tess" in str(screen.query_one("#claim").render())
         app.exit()
@@ -252,7 +253,7 @@ async def test_virtual_list_fetches_only_pages_on_screen(db_url, make_app):
     with db.write_session(db_url) as s:
         alice = Actor("alice", "oncall")
         for i in range(3 * PAGE + 10):
-            service.open_ticket(s, queue="abuse", policy="indigos", actor=alice, account_login="jdupont",
+            api.open_ticket(s, queue="abuse", policy="indigos", actor=alice, account_login="jdupont",
                                 subject=f"bulk {i}", fields={"category": "spam"})
     calls = []
     app = make_app(db_url)
@@ -277,14 +278,14 @@ async def test_virtual_list_fetches_only_pages_on_screen(db_url, make_app):
 
 
 async def test_a_long_history_is_read_only_as_far_as_the_screen_shows(db_url, make_app, monkeypatch):
-    import screens.backend
+    import helpdesk.tui_api.backend
 
-    monkeypatch.setattr(screens.backend, "HISTORY", 5)
+    monkeypatch.setattr(helpdesk.tui_api.backend, "HISTORY", 5)
     bob = Actor("bob", "oncall")
     with db.write_session(db_url) as s:
         for i in range(12):  # twelve hand-overs: a long history
-            service.assign(s, 3, bob, "alice" if i % 2 == 0 else "bob")
-        full = service.ticket_view(s, service.get_ticket(s, 3), bob)
+            api.assign(s, 3, bob, "alice" if i % 2 == 0 else "bob")
+        full = api.ticket_view(s, api.get_ticket(s, 3), bob)
     app = make_app(db_url, remote=False)  # HISTORY is changed in this process
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)

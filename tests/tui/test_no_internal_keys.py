@@ -11,10 +11,12 @@ from datetime import datetime, timezone
 import pytest
 from sqlmodel import select
 
-from helpdesk import clock, db, demo, labels
-from helpdesk.i18n import pick, set_lang
-from helpdesk.models import State, Ticket, Transition
-from helpdesk.paths import data_dir
+from helpdesk.base import clock, labels
+from helpdesk.storage import db
+from helpdesk.training import demo
+from helpdesk.base.i18n import pick, set_lang
+from helpdesk.storage.models import State, Ticket, Transition
+from helpdesk.base.paths import data_dir
 from screens.modals import KeysScreen
 from screens.queue import QueueScreen
 from screens.ticket import TicketScreen

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from sqlmodel import select
 
-from helpdesk import clock, db, engine
-from helpdesk.context import Actor
-from helpdesk.models import Account, Deadline, Event, Outbox, Ticket
+from helpdesk.base import clock
+from helpdesk.storage import db
+from helpdesk.workflow import engine
+from helpdesk.rules.context import Actor
+from helpdesk.storage.models import Account, Deadline, Event, Outbox, Ticket
 from screens.modals import ActionForm, ConfirmScreen, MessageScreen
 from screens.queue import QueueScreen
 from screens.ticket import TicketScreen

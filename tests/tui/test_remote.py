@@ -14,12 +14,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from helpdesk import clock, db
-from helpdesk.errors import BadInput, Conflict, NotFound, Refused
-from helpdesk.filters import TicketFilter
-from helpdesk.models import Ticket
-from screens.answers import QUEUES, ClockMoved
-from screens.backend import Backend
+from helpdesk.base import clock
+from helpdesk.storage import db
+from helpdesk.base.errors import BadInput, Conflict, NotFound, Refused
+from helpdesk.storage.filters import TicketFilter
+from helpdesk.storage.models import Ticket
+from helpdesk.tui_api.views import QUEUES, ClockMoved
+from helpdesk.tui_api.backend import Backend
 from screens.remote import BackendError, BackendGone, RemoteBackend
 from tests.conftest import ROOT
 
@@ -37,12 +38,12 @@ def test_the_apps_process_never_loads_the_database_layer(db_url, cli_env):
     SQLModel and pydantic to the backend process."""
     code = f"""
 import sys
-from helpdesk import clock
+from helpdesk.base import clock
 clock.set_now("2026-03-02T11:00:00Z")
 import screens.start, screens.app, screens.dashboard, screens.queue, screens.ticket, screens.ticket_list
 import screens.modals, screens.commands, screens.training, screens.keybar
 from screens.remote import RemoteBackend
-from helpdesk.filters import TicketFilter
+from helpdesk.storage.filters import TicketFilter
 b = RemoteBackend({db_url!r}, "alice")
 b.load_info(); b.dashboard(); flt = TicketFilter(queue="abuse")
 rows = b.page(flt, "due", 0, 10); b.count(flt); b.count(flt.with_(text="spam"))

@@ -1,4 +1,4 @@
-"""helpdesk.search: FTS5 on SQLite (migration 0002, kept current by triggers), full text
+"""helpdesk.storage.search: FTS5 on SQLite (migration 0002, kept current by triggers), full text
 (to_tsvector) on PostgreSQL, LIKE elsewhere, what was typed never read as query syntax;
 and the models still agree with the migrations apart from the FTS objects."""
 
@@ -10,10 +10,12 @@ import pytest
 from sqlalchemy import text
 from sqlmodel import select
 
-from helpdesk import db, engine, search, service
-from helpdesk.context import Actor
-from helpdesk.models import Account, Ticket
-from helpdesk.search import TicketFilter
+from helpdesk.storage import db, search
+from helpdesk.workflow import engine
+from helpdesk.service import api
+from helpdesk.rules.context import Actor
+from helpdesk.storage.models import Account, Ticket
+from helpdesk.storage.search import TicketFilter
 from tests.conftest import PG
 
 ALICE = Actor("alice", "oncall")
@@ -98,7 +100,7 @@ def test_triggers_follow_tickets_accounts_and_notes(db_url):
         engine.apply(s, 4, "contact", ALICE, note="Conseils hygiène de liste envoyés")
     assert ids(db_url, "hygiene") == [4]
     with db.write_session(db_url) as s:
-        out = service.open_ticket(s, queue="abuse", policy="indigos", actor=ALICE, account_login="cmartin",
+        out = api.open_ticket(s, queue="abuse", policy="indigos", actor=ALICE, account_login="cmartin",
                                   subject="Quokka", fields={"category": "spam"})
         new = out.ticket.id
     assert ids(db_url, "quokka") == [new]
@@ -125,7 +127,7 @@ def test_models_and_migrations_agree_apart_from_fts(db_url):
     from alembic.migration import MigrationContext
     from sqlmodel import SQLModel
 
-    import helpdesk.models  # noqa: F401
+    import helpdesk.storage.models  # noqa: F401
 
     def include(obj, name, type_, reflected, compare_to):
         return not (name or "").startswith(search.FTS_TABLE) and name not in search.PG_INDEXES
@@ -139,9 +141,9 @@ def test_models_and_migrations_agree_apart_from_fts(db_url):
 def test_migration_0002_downgrades_and_upgrades(db_url):
     from alembic import command
 
-    from helpdesk import schema
+    from helpdesk.policy import install
 
-    cfg = schema.alembic_config(db_url)
+    cfg = install.alembic_config(db_url)
     with db.get_engine(db_url).begin() as conn:
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, "0001")
@@ -170,8 +172,8 @@ def test_tags_narrow_the_match_to_the_view_and_follow_state_changes(db_url):
 
 
 def test_redacted_notes_leave_the_index(db_url):
-    from helpdesk import audit
-    from helpdesk.models import Event
+    from helpdesk.storage import audit
+    from helpdesk.storage.models import Event
 
     assert ids(db_url, "titulaire") == [3]
     with db.write_session(db_url) as s:

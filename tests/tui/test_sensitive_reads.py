@@ -11,8 +11,8 @@ import sys
 
 from sqlmodel import select
 
-from helpdesk import db
-from helpdesk.models import Account, Event, Evidence
+from helpdesk.storage import db
+from helpdesk.storage.models import Account, Event, Evidence
 from screens.modals import ActionForm, MessageScreen
 from screens.ticket import TicketScreen
 from tests.conftest import _clean_env
@@ -45,7 +45,7 @@ def close_account(url: str, login: str) -> int:
 
 
 def attach_log(url: str, ticket_id: int) -> None:
-    from helpdesk import clock
+    from helpdesk.base import clock
 
     with db.write_session(url) as s:
         data = LOG_LINE.encode()

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from sqlmodel import select
 
-from helpdesk import db, engine, service
-from helpdesk.context import Actor
-from helpdesk.models import Deadline, Event, Ticket
+from helpdesk.storage import db
+from helpdesk.workflow import engine
+from helpdesk.service import api
+from helpdesk.rules.context import Actor
+from helpdesk.storage.models import Deadline, Event, Ticket
 from screens.keybar import KeyBar
 from screens.modals import ActionForm, ConfirmScreen, KeysScreen, MessageScreen
 from screens.queue import QueueScreen
@@ -30,7 +32,7 @@ def ticket(url: str, tid: int) -> Ticket:
 def _long_history(url: str, tid: int = 3, hand_overs: int = 14) -> None:
     with db.write_session(url) as s:
         for i in range(hand_overs):
-            service.assign(s, tid, ALICE, "alice" if i % 2 == 0 else "bob")
+            api.assign(s, tid, ALICE, "alice" if i % 2 == 0 else "bob")
     with db.write_session(url) as s:
         engine.apply(s, tid, "warn", ALICE, note=LONG_NOTE)
 
@@ -77,9 +79,9 @@ async def test_every_pane_scrolls_with_the_keys_and_shows_who_has_them(db_url, m
 
 
 async def test_history_notes_are_whole_and_earlier_events_page_in(db_url, make_app, monkeypatch):
-    import screens.backend
+    import helpdesk.tui_api.backend
 
-    monkeypatch.setattr(screens.backend, "HISTORY", 5)
+    monkeypatch.setattr(helpdesk.tui_api.backend, "HISTORY", 5)
     import screens.ticket
 
     monkeypatch.setattr(screens.ticket, "HISTORY", 5)
@@ -126,12 +128,12 @@ async def test_the_article_is_read_whole(db_url, make_app):
 
 async def test_details_show_requester_contacts_phone_ledger_and_links(db_url, make_app):
     with db.write_session(db_url) as s:
-        acc = service.find_account(s, "mairie-a", "communesplone")
+        acc = api.find_account(s, "mairie-a", "communesplone")
         acc.contacts = ["secretariat@mairie-a.example"]
         acc.fields = {**acc.fields, "phone": "+32 81 24 60 00"}
         s.add(acc)
     with db.write_session(db_url) as s:
-        linked = service.open_ticket(s, queue="password-reset", policy="indigos", actor=ALICE, account_login="jdupont",
+        linked = api.open_ticket(s, queue="password-reset", policy="indigos", actor=ALICE, account_login="jdupont",
                                      requester="jean.dupont@example.org", subject="Accès suspect", fields={"suspicious": True})
         parent = linked.ticket.id
     app = make_app(db_url)
@@ -174,7 +176,7 @@ async def test_action_keys_keep_their_meaning_from_step_to_step(db_url, make_app
 
 async def test_an_emergency_blocked_only_for_its_reason_opens_the_form(db_url, make_app):
     with db.write_session(db_url) as s:
-        tid = service.open_ticket(s, queue="abuse", policy="indigos", actor=ALICE, account_login="cmartin",
+        tid = api.open_ticket(s, queue="abuse", policy="indigos", actor=ALICE, account_login="cmartin",
                                   requester="cert@example.net", subject="Intrusion en cours",
                                   fields={"category": "security", "urgent": True}).ticket.id
     app = make_app(db_url, "alice")
@@ -250,7 +252,7 @@ async def test_claims_follow_the_screen_you_are_on(db_url, make_app):
 async def test_lists_never_hide_a_row_nor_keep_the_cursor_off_screen(db_url, make_app):
     with db.write_session(db_url) as s:
         for i in range(40):
-            service.open_ticket(s, queue="abuse", policy="indigos", actor=ALICE, account_login="jdupont",
+            api.open_ticket(s, queue="abuse", policy="indigos", actor=ALICE, account_login="jdupont",
                                 requester="noc@example.net", subject=f"Rapport {i}", fields={"category": "spam"})
     app = make_app(db_url, "alice")
     async with app.run_test(size=(80, 24)) as pilot:
@@ -281,7 +283,7 @@ async def test_lists_never_hide_a_row_nor_keep_the_cursor_off_screen(db_url, mak
 
 
 async def test_key_help_keeps_labels_apart_from_ids_and_explains_the_marks(db_url, make_app):
-    from helpdesk.i18n import set_lang
+    from helpdesk.base.i18n import set_lang
 
     set_lang("fr")
     app = make_app(db_url)
@@ -316,7 +318,7 @@ def test_reading_logs_does_not_meet_the_response_target(db_url):
 
 
 async def test_counts_agree_with_their_number(db_url, make_app):
-    from helpdesk.i18n import set_lang
+    from helpdesk.base.i18n import set_lang
 
     set_lang("fr")
     app = make_app(db_url)
@@ -354,7 +356,7 @@ async def test_a_checkbox_shows_its_state_as_a_character(db_url, make_app):
 
 
 async def test_the_banner_and_the_clock_keys_fit_80_columns(training_url, make_app):
-    from helpdesk.i18n import set_lang
+    from helpdesk.base.i18n import set_lang
 
     url, _tid = training_url
     for lang, last in (("fr", "F8 éch. suivante"), ("en", "F8 next deadline")):
@@ -406,7 +408,7 @@ def test_in_16_colours_the_cursor_is_not_the_red_of_errors():
 async def test_the_palette_speaks_french_throughout(db_url, make_app):
     from textual.command import CommandPalette
 
-    from helpdesk.i18n import set_lang
+    from helpdesk.base.i18n import set_lang
 
     set_lang("fr")
     app = make_app(db_url)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from helpdesk import db
-from helpdesk.models import Meta
+from helpdesk.storage import db
+from helpdesk.storage.models import Meta
 from tests.tui.conftest import press, settle
 
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((120, 40), id="120x40")]

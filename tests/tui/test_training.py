@@ -6,9 +6,12 @@ from __future__ import annotations
 
 from sqlmodel import select
 
-from helpdesk import clock, db, engine, training
-from helpdesk.context import Actor
-from helpdesk.models import Account, Event, Outbox, Ticket
+from helpdesk.base import clock
+from helpdesk.storage import db
+from helpdesk.workflow import engine
+from helpdesk.training import sandbox
+from helpdesk.rules.context import Actor
+from helpdesk.storage.models import Account, Event, Outbox, Ticket
 from screens.modals import ActionForm, ConfirmScreen, MessageScreen
 from screens.ticket import TicketScreen
 from tests.tui.conftest import press, settle, type_text
@@ -53,7 +56,7 @@ async def test_walkthrough_guides_a_scenario_and_the_clock_runs_sweep(training_u
         await settle(pilot)
         assert current(screen)["index"] == 2, screen.walk["steps"]
         with db.read_session(url) as s:
-            refusals = list(s.exec(select(Event).where(Event.ticket_id == tid, Event.action == training.REFUSAL_EVENT)))
+            refusals = list(s.exec(select(Event).where(Event.ticket_id == tid, Event.action == sandbox.REFUSAL_EVENT)))
         assert [(e.actor, e.data["action"], e.data["rule"]) for e in refusals] == [("alice", "deactivate", "not_in_states")]
         # step 2: complete the request with the system address (a form, then the preview)
         await press(pilot, digit(screen, "complete"))
@@ -80,11 +83,11 @@ async def test_walkthrough_guides_a_scenario_and_the_clock_runs_sweep(training_u
         await settle(pilot)
         assert ticket(url, tid).state == "scheduled"
         # the trainer's keys: +1 day moves the clock and runs sweep (nothing due yet)
-        before = training.clock_of(url)
+        before = sandbox.clock_of(url)
         await press(pilot, "f5")
         assert isinstance(app.screen, MessageScreen) and "Clock" in app.screen.body.plain
         await press(pilot, "escape")
-        after = training.clock_of(url)
+        after = sandbox.clock_of(url)
         assert after.date() > before.date()
         assert clock.now() == after  # the app lives at the training clock
         # step 5: deactivation before the day is refused, by the day rule
@@ -166,13 +169,13 @@ async def test_a_step_taken_out_of_order_is_told(training_url, make_app):
 
 async def test_the_trainer_starts_a_scenario_again_or_another_one(training_url, make_app):
     url, tid = training_url
-    start = training.clock_of(url)
+    start = sandbox.clock_of(url)
     app = make_app(url, "tom")
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
         await press(pilot, "f7")  # a month later: the request went unanswered
         await press(pilot, "escape")
-        assert training.clock_of(url) > start
+        assert sandbox.clock_of(url) > start
         with db.read_session(url) as s:
             at_start = len(list(s.exec(select(Event).where(Event.ticket_id == tid))))
             mails_at_start = [m.template for m in s.exec(select(Outbox))]
@@ -183,7 +186,7 @@ async def test_the_trainer_starts_a_scenario_again_or_another_one(training_url, 
             assert len(list(s.exec(select(Outbox)))) > len(mails_at_start)  # the confirmation
         app.action_start_scenario("")
         await settle(pilot)
-        assert training.clock_of(url) == start and clock.now() == start
+        assert sandbox.clock_of(url) == start and clock.now() == start
         with db.read_session(url) as s:
             assert len(list(s.exec(select(Event).where(Event.ticket_id == tid)))) == at_start
             assert [m.template for m in s.exec(select(Outbox))] == mails_at_start
@@ -191,6 +194,6 @@ async def test_the_trainer_starts_a_scenario_again_or_another_one(training_url, 
         # another scenario: the banner follows
         app.action_start_scenario("indigos-abuse-exchange")
         await settle(pilot)
-        assert training.scenario_of(url).key == "indigos-abuse-exchange"
+        assert sandbox.scenario_of(url).key == "indigos-abuse-exchange"
         assert "Indigos" in str(app.screen.query_one("#banners").render())
         app.exit()

@@ -1,0 +1,185 @@
+"""The ``train`` command of the CLI (``helpdesk.cli.main`` hands over here).
+
+    helpdesk train                      open the TUI on the training database, as tom (trainer)
+    helpdesk train list                 the scenarios: key, provider, queue, title
+    helpdesk train start KEY            build the training database for a scenario
+    helpdesk train reset [KEY]          back to the scenario's start (state, events, clock)
+    helpdesk train clock [STEP]         show the training clock, or move it (+1d, +1w, +1m, next)
+                                        and run sweep at the new moment
+    helpdesk train check [KEY|--all]    play a scenario's expected path headless; exit 1 on a mismatch
+
+The training database is ``--db`` or ``HELPDESK_TRAINING_DB``, by default ``training.db`` in
+the user data directory — never ``HELPDESK_DB``. It must be a training database or a new
+file: an existing production database is refused, never turned into a training one.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+from helpdesk.base import clock
+from helpdesk.base.errors import BadInput
+from helpdesk.base.i18n import _
+
+DEFAULT_SCENARIO = "wigii-closure-request"  # what a new training database starts with
+TRAINER = "tom"
+
+
+def add_parser(sub, cmd) -> None:
+    """The ``train`` sub-commands (``cmd`` adds the global options)."""
+    tr = cmd(sub, "train", _("training: scenarios, a movable clock, the TUI on a training database"))
+    trs = tr.add_subparsers(dest="sub", metavar="SUB")
+    cmd(trs, "list", _("list the training scenarios"))
+    p = cmd(trs, "start", _("build the training database for a scenario"))
+    p.add_argument("key")
+    p = cmd(trs, "reset", _("put the training database back at the scenario's start"))
+    p.add_argument("key", nargs="?", help=_("the scenario (default: the one the database holds)"))
+    p = cmd(trs, "clock", _("show the training clock, or move it and run sweep"))
+    p.add_argument("step", nargs="?", help=_("+1d, +1w, +1m, an ISO-8601 duration (P2M), or next (the next deadline)"))
+    p = cmd(trs, "check", _("play a scenario's expected path headless and report each step"))
+    p.add_argument("key", nargs="?")
+    p.add_argument("--all", action="store_true", help=_("every scenario"))
+
+
+def training_url(args) -> str:
+    from helpdesk.storage import db
+    from helpdesk.training import sandbox
+
+    given = getattr(args, "db", None)
+    return db.resolve_url(given) if given else sandbox.default_url()
+
+
+def do_train(args, out) -> int:
+    from helpdesk.training import sandbox
+
+    url = training_url(args)
+    if not getattr(args, "now", None) and not os.environ.get("HELPDESK_NOW"):
+        sandbox.adopt_clock(url)
+    sub = getattr(args, "sub", None)
+    if sub is None:
+        return _open(args, out, url)
+    if sub == "list":
+        return _list(out)
+    if sub in ("start", "reset"):
+        seeded = sandbox.seed(url, args.key) if sub == "start" else sandbox.reset(url, args.key)
+        _print_seeded(out, seeded)
+        return 0
+    if sub == "clock":
+        return _clock(out, url, args.step)
+    return _check(args, out, url)
+
+
+def _open(args, out, url: str) -> int:
+    from helpdesk.cli import main
+    from helpdesk.training import scenarios, sandbox
+
+    state = sandbox.database_state(url)
+    if state == "production":
+        raise sandbox._not_training(url)
+    if state == "new":
+        keys = scenarios.available()
+        if not keys:
+            raise BadInput(_("no training scenario in {path}").format(path=scenarios.scenarios_dir()))
+        sandbox.seed(url, DEFAULT_SCENARIO if DEFAULT_SCENARIO in keys else keys[0])
+    if not getattr(args, "now", None) and not os.environ.get("HELPDESK_NOW"):
+        sandbox.adopt_clock(url)
+    args.db = url
+    if not getattr(args, "user", None) and not os.environ.get("HELPDESK_USER"):
+        args.user = TRAINER
+    return main.do_tui(args, out, training=True)
+
+
+def _list(out) -> int:
+    from helpdesk.training import scenarios
+
+    rows = [sc.summary() for sc in scenarios.load_all()]
+    if out.json:
+        out.data(rows)
+    else:
+        out.table(["key", "provider", "queue", "title"], [[r["key"], r["provider"], r["queue"], r["title"]] for r in rows])
+    return 0
+
+
+def _print_seeded(out, seeded) -> None:
+    if out.json:
+        out.data(seeded.as_dict())
+        return
+    tickets = ", ".join(f"#{tid} ({name})" for name, tid in seeded.tickets.items())
+    out.line(_("Scenario {key} ready in {url}").format(key=seeded.scenario, url=seeded.url))
+    out.line(_("Tickets: {tickets}").format(tickets=tickets))
+    out.line(_("Training clock: {moment}").format(moment=clock.iso(seeded.clock)))
+
+
+def _clock(out, url: str, step: str | None) -> int:
+    from helpdesk.training import sandbox
+
+    if not step:
+        moment = sandbox.clock_of(url)
+        scenario = sandbox.scenario_of(url)
+        if out.json:
+            out.data({"clock": clock.iso(moment), "scenario": scenario.key if scenario else None})
+        else:
+            out.line(_("Training clock: {moment}").format(moment=clock.iso(moment)))
+        return 0
+    move = sandbox.advance(url, step)
+    if out.json:
+        out.data(move.as_dict())
+        return 0
+    from helpdesk.cli.main import print_sweep
+
+    out.line(_("Training clock: {before} → {after}").format(before=clock.iso(move.before), after=clock.iso(move.after)))
+    print_sweep(out, move.sweep)
+    return 0
+
+
+def _check(args, out, url: str) -> int:
+    from helpdesk.training import scenarios, sandbox
+
+    if args.all:
+        keys = scenarios.available()
+    elif args.key:
+        keys = [args.key]
+    else:
+        held = sandbox.scenario_of(url) if sandbox.database_state(url) == "training" else None
+        if held is None:
+            raise BadInput(_("which scenario? give its key or --all (helpdesk train list)"))
+        keys = [held.key]
+    for key in keys:
+        scenarios.load(key)  # a broken scenario file is bad input before anything runs
+    explicit = bool(getattr(args, "db", None))
+    with tempfile.TemporaryDirectory(prefix="helpdesk-train-check-") as scratch:
+        target = url if explicit else f"sqlite:///{os.path.join(scratch, 'check.db')}"
+        reports = [sandbox.check(target, key) for key in keys]
+        if not explicit:
+            sandbox._forget(target)
+    if out.json:
+        out.data(reports[0].as_dict() if len(reports) == 1 and not args.all else [r.as_dict() for r in reports])
+    else:
+        for report in reports:
+            _print_check(out, report)
+    return 0 if all(r.ok for r in reports) else 1
+
+
+def _print_check(out, report) -> None:
+    from helpdesk.training import scenarios
+
+    sc = scenarios.load(report.scenario)
+    out.line(f"{sc.key} — {sc.title_text()}", style="bold")
+    for r in report.steps:
+        mark = "✔" if r.ok else "✘"
+        who = _("the clock") if r.by == "system" else r.by
+        if r.refusal:
+            what = _("refused by {rule}").format(rule=r.got)
+        else:
+            what = f"→ {r.got}"
+        line = f"  {mark} {r.index}. {r.action} ({who}) {what}"
+        if r.clock and r.swept is not None:
+            line += "  " + _("[clock {moment}]").format(moment=r.clock)
+        out.line(line, style=None if r.ok else "red")
+        if not r.ok:
+            out.line("      " + (r.message or _("expected {expected}").format(expected=r.expected)), style="red")
+    for missing in sc.steps[len(report.steps):]:
+        out.line(f"  · {missing.index}. {missing.action} " + _("(not played)"), style="dim")
+    out.line(_("{n}/{total} step(s) as expected").format(n=sum(r.ok for r in report.steps), total=report.total),
+             style="bold" if report.ok else "bold red")

@@ -1,0 +1,142 @@
+"""One ingest run over a source of items (mails, reports): one transaction per item, the
+item's dedupe marker and the source's cursor written in it, bad items quarantined, a progress
+bar for people and a summary for everyone.
+
+Bad input never stops a run. An item a handler cannot use raises ``Reject(reason)``: what it
+had written is rolled back to a savepoint and the item is quarantined in the same
+transaction. An unexpected error (a bug met on hostile input) rolls the item back whole and
+quarantines it in a fresh transaction, with the error as its reason. Only a source that
+cannot be read at all (a lost IMAP connection) ends the run; what was committed stays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from helpdesk.base import clock
+from helpdesk.storage.db import read_session, write_session
+from helpdesk.base.errors import HelpdeskError
+from helpdesk.ingest import store
+from helpdesk.ingest.mailboxes import Item, Source, SourceError
+from helpdesk.ingest.routing import Directory
+from helpdesk.ingest.summary import COUNTS, LOG_COUNTS, MAX_LISTED, Outcome, Progress, Summary  # noqa: F401 (re-exported)
+
+
+class Reject(Exception):
+    """This item cannot be used: quarantine it with this reason."""
+
+    def __init__(self, reason: str, kind: str | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.kind = kind  # what the item turned out to be (a report found in a mailbox)
+
+
+@dataclass
+class Run:
+    """What handlers share during a run."""
+
+    url: str
+    kind: str
+    directory: Directory
+    now: datetime
+    policy: str | None = None  # --policy: every item belongs to this provider
+    queue: str | None = None  # --queue: every request goes to this queue (triage of quarantined mail)
+
+
+Handler = Callable[[Session, Item, str, Run], Outcome]
+
+
+def process(session: Session, item: Item, run: Run, handler: Handler) -> Outcome:
+    """Deal with one item inside the caller's transaction."""
+    digest = store.sha256(item.data)
+    seen = store.seen_outcome(session, digest)
+    if seen is not None and seen.get("outcome") != "quarantined":
+        return Outcome("duplicate", ticket=seen.get("ticket"), reason="already ingested (same content)")
+    try:
+        with session.begin_nested():
+            if item.too_large is not None:
+                raise Reject(f"too large to ingest ({item.too_large} bytes); only its first 64 KiB are kept here")
+            outcome = handler(session, item, digest, run)
+    except (Reject, HelpdeskError) as exc:
+        reason = exc.reason if isinstance(exc, Reject) else str(exc)
+        kind = (exc.kind if isinstance(exc, Reject) else None) or run.kind
+        if seen is not None:  # quarantined before, and still not usable
+            return Outcome("duplicate", quarantine=seen.get("quarantine"), reason=f"still quarantined: {reason}")
+        row = store.quarantine(session, data=item.data, kind=kind, source=f"{item.source} {item.key}", reason=reason, now=run.now)
+        store.mark(session, digest, "quarantined", now=run.now, quarantine=row.id)
+        return Outcome("quarantined", quarantine=row.id, reason=row.reason)
+    store.mark(session, digest, outcome.outcome, now=run.now, ticket=outcome.ticket or (outcome.tickets[0] if outcome.tickets else None))
+    if seen is not None:
+        store.release_quarantined(session, digest)
+    return outcome
+
+
+def ingest(
+    url: str,
+    source: Source,
+    *,
+    kind: str,
+    handler: Handler,
+    policy: str | None = None,
+    queue: str | None = None,
+    show_progress: bool = False,
+    now: datetime | None = None,
+) -> Summary:
+    now = now or clock.now()
+    summary = Summary(kind=kind, source=source.label)
+    with read_session(url) as s:
+        directory = Directory.load(s)
+        cursor = store.load_cursor(s, source.cursor_key) if source.cursor_key else {}
+    run = Run(url=url, kind=kind, directory=directory, now=now, policy=policy, queue=queue)
+    plan = getattr(source, "plan", None)
+    if plan is not None:
+        plan(cursor)
+    progress = Progress(show_progress, f"ingest {kind}", len(source))
+    try:
+        for item in source:
+            outcome = ingest_one(url, item, run, handler, source)
+            summary.add(item.key, outcome)
+            progress.advance()
+    except SourceError as exc:
+        summary.errors.append(str(exc))
+    finally:
+        progress.close()
+    return summary
+
+
+def ingest_one(url: str, item: Item, run: Run, handler: Handler, source: Source | None = None) -> Outcome:
+    """One item in its own transaction (with its source's position, if any)."""
+    source = source or Source()
+    try:
+        with write_session(url) as s:
+            outcome = process(s, item, run, handler)
+            if item.position is not None and source.cursor_key:
+                store.save_cursor(s, source.cursor_key, item.position, run.now)
+        return outcome
+    except IntegrityError:
+        # Another run committed the same item (or Message-ID) first.
+        with write_session(url) as s:
+            if item.position is not None and source.cursor_key:
+                store.save_cursor(s, source.cursor_key, item.position, run.now)
+        return Outcome("duplicate", reason="ingested meanwhile by another run")
+    except Exception as exc:  # a bug met on this input: keep the input, go on with the next
+        reason = f"internal error while ingesting: {type(exc).__name__}: {exc}"
+        with write_session(url) as s:
+            digest = store.sha256(item.data)
+            seen = store.seen_outcome(s, digest)
+            if seen is not None and seen.get("outcome") != "quarantined":
+                return Outcome("duplicate", ticket=seen.get("ticket"))
+            row = None
+            if seen is None:
+                row = store.quarantine(s, data=item.data, kind=run.kind, source=f"{item.source} {item.key}", reason=reason, now=run.now)
+                store.mark(s, digest, "quarantined", now=run.now, quarantine=row.id)
+            if item.position is not None and source.cursor_key:
+                store.save_cursor(s, source.cursor_key, item.position, run.now)
+        if row is None:
+            return Outcome("duplicate", quarantine=seen.get("quarantine") if seen else None, reason=f"still quarantined: {reason}")
+        return Outcome("quarantined", quarantine=row.id, reason=row.reason)

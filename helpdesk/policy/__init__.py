@@ -1,0 +1,2 @@
+"""Policy: the providers' packs (parameters, citations, features) and their
+operational settings."""

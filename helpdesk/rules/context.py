@@ -1,0 +1,84 @@
+"""What a guard or an effect sees when an action is checked or applied."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, select
+
+from helpdesk.base import clock
+from helpdesk.storage.models import Account, Deadline, Event, Policy, Ticket, Transition, Workflow
+from helpdesk.base.roles import SYSTEM, SYSTEM_ACTOR, Actor  # noqa: F401 - re-exported
+
+
+@dataclass
+class Ctx:
+    session: Session
+    ticket: Ticket
+    account: Account | None
+    policy: Policy
+    workflow: Workflow
+    actor: Actor
+    now: datetime
+    training: bool = False
+    transition: Transition | None = None
+    given: dict = field(default_factory=dict)  # fields given with this action
+    note: str = ""
+    checks: set = field(default_factory=set)
+    mails: list = field(default_factory=list)  # Outbox rows queued by effects
+    pending_mails: list = field(default_factory=list)  # rendered once the step is complete
+    reveal: list = field(default_factory=list)  # one-time secrets for the actor's eyes only
+    output: list = field(default_factory=list)  # material the action shows (e.g. logs read)
+    event_data: dict = field(default_factory=dict)
+    token: Any = None  # the ResetToken an effect created, for the mail that carries it
+    _ledger: list | None = None
+
+    @property
+    def tz(self) -> str:
+        return self.policy.timezone
+
+    @property
+    def fields(self) -> dict:
+        """The ticket's fields as they will be once this action's fields are in."""
+        merged = dict(self.ticket.fields or {})
+        merged.update(self.given)
+        return merged
+
+    def param(self, name: str, default: Any = None) -> Any:
+        return (self.policy.params or {}).get(name, default)
+
+    def duration_param(self, name: str):
+        value = self.param(name)
+        if not value:
+            raise KeyError(f"policy {self.policy.key} has no parameter {name}")
+        return clock.parse_duration(value)
+
+    def deadline(self, name: str) -> Deadline | None:
+        return self.session.exec(
+            select(Deadline)
+            .where(Deadline.ticket_id == self.ticket.id, Deadline.name == name, Deadline.status != "cancelled")
+            .order_by(Deadline.id.desc())
+        ).first()
+
+    def ledger(self) -> list[Event]:
+        """The account's sanctions ledger, across abuse and mail-reputation tickets."""
+        if self._ledger is None:
+            if self.account is None:
+                self._ledger = []
+            else:
+                self._ledger = list(
+                    self.session.exec(
+                        select(Event)
+                        .where(Event.account_id == self.account.id, Event.sanction.is_not(None))
+                        .order_by(Event.id)
+                    )
+                )
+        return self._ledger
+
+    def this_ticket_steps(self) -> set[str]:
+        return {e.sanction for e in self.ledger() if e.ticket_id == self.ticket.id}
+
+    def earlier_steps(self) -> list[Event]:
+        return [e for e in self.ledger() if e.ticket_id != self.ticket.id]

@@ -1,0 +1,427 @@
+"""Finding tickets: the filters, sort orders and full-text search of the queue views.
+
+Queues can hold a million tickets, so nothing here loads a whole table: ``page`` pushes
+the filters, the sort key, LIMIT and OFFSET into SQL and returns light rows; ``count``
+answers how many rows the filters match.
+
+Full-text search covers subjects, requesters, accounts (login, address, organisation) and
+the notes of the ticket's events. On SQLite it uses the FTS5 table ``ticket_fts`` that
+migration 0002 creates and keeps current with triggers; on PostgreSQL, ``to_tsvector`` /
+``to_tsquery`` over the same text with case and accents folded (``PG_INDEXES`` are the GIN
+indexes that answer it without reading every row); elsewhere (or on an SQLite database
+made without migrations) it falls back to ``LIKE``. Everywhere: every chunk typed is a
+phrase whose last word is a prefix, all chunks required, accents ignored. What the person
+typed is never passed as query syntax: it is cut into words and quoted.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from array import array
+from datetime import datetime
+
+from sqlalchemy import and_, exists, func, or_, text as sql_text
+from sqlalchemy.orm import aliased
+from sqlmodel import Session, select
+
+from helpdesk.storage.filters import KINDS, ORDERS, Row, TicketFilter  # noqa: F401 - re-exported
+from helpdesk.storage.models import Account, Event, Ticket
+
+FTS_TABLE = "ticket_fts"
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+# --- full text --------------------------------------------------------------------------
+
+
+TEXT_COLUMNS = "{subject requester account notes}"
+
+
+def fts_query(text: str) -> str:
+    """An FTS5 MATCH expression for what was typed: every chunk a quoted phrase, the last
+    word of each a prefix, all of them required. Empty when there is no word to look for."""
+    parts = []
+    for chunk in (text or "").split():
+        words = _WORD.findall(chunk)
+        if words:
+            parts.append('"' + " ".join(words) + '"*')
+    return " ".join(parts)
+
+
+def tag(kind: str, value: str) -> str:
+    """A tag token of the ``tags`` column (migration 0002 writes the same): ``tq`` queue,
+    ``tk`` state kind, ``tp`` provider, ``ta`` open or waiting in a queue."""
+    return "t" + kind + re.sub(r"\W", "", value.replace("-", "")).lower()
+
+
+def _tags(flt: "TicketFilter | None") -> list[str]:
+    """The tags a filter implies, so that FTS5 narrows the match to the view by itself."""
+    if flt is None:
+        return []
+    tags = []
+    if flt.queue and flt.kind == "active":
+        tags.append(tag("a", flt.queue))
+    elif flt.queue:
+        tags.append(tag("q", flt.queue))
+    if flt.kind in ("open", "waiting", "done"):
+        tags.append(tag("k", flt.kind))
+    elif flt.kind == "active" and not flt.queue:
+        # open or waiting, in any queue: without it a search in "all tickets" would match
+        # every finished ticket too (most of the table) and sort them out afterwards
+        tags.append(f'("{tag("k", "open")}" OR "{tag("k", "waiting")}")')
+    if flt.policy:
+        tags.append(tag("p", flt.policy))
+    return tags
+
+
+def _tags_say_all(flt: "TicketFilter") -> bool:
+    """True when the tags of the match express the whole filter (no state, no assignee):
+    the number of rows FTS5 matched is then the count."""
+    return not flt.state and not flt.assignee and flt.kind in KINDS
+
+
+def match_expression(text: str, flt: "TicketFilter | None" = None) -> str:
+    """The whole MATCH: the words typed, looked for in the text columns only, and the
+    filter's tags. Empty when nothing was typed that can be looked for."""
+    query = fts_query(text)
+    if not query:
+        return ""
+    expr = f"{TEXT_COLUMNS} : ({query})"
+    for t in _tags(flt):
+        expr += f" AND tags : {t}" if t.startswith("(") else f' AND tags : "{t}"'
+    return expr
+
+
+#: A search view asks for its count and its first page at once, from two threads and two
+#: sessions. Given the same ``share`` token (one refresh of one view: the caller makes a new
+#: token whenever it wants fresh data), the second reuses the first one's match. Only the
+#: latest few matches are kept, and for seconds only: what a person typing fast leaves behind
+#: must not add up (a match holds as many ids as tickets it finds, so more with more tickets).
+_shared: dict[tuple, tuple[float, array]] = {}
+_shared_lock = threading.Lock()
+_key_locks: dict[tuple, threading.Lock] = {}
+SHARED_KEEP_SECONDS = 10.0
+SHARED_KEEP = 4
+
+
+def _fts_ids(session: Session, query: str) -> array:
+    """The rowids an FTS5 MATCH gives (a compact array of 64-bit integers): once per
+    session, and once per ``share`` token set in ``session.info`` (the count and the pages
+    of one refresh of a view)."""
+    cache = session.info.setdefault("fts_ids", {})
+    ids = cache.get(query)
+    if ids is not None:
+        return ids
+    token = session.info.get("share")
+    if token is None:
+        ids = _match(session, query)
+    else:
+        key = (str(session.get_bind().url), query, token)
+        with _shared_lock:
+            lock = _key_locks.setdefault(key, threading.Lock())
+        with lock:  # the other thread of the same refresh waits for this match, not a second one
+            found = _shared.get(key)
+            ids = found[1] if found is not None else _match(session, query)
+            now = time.monotonic()
+            with _shared_lock:
+                _shared[key] = (now, ids)
+                newest = sorted(_shared, key=lambda k: _shared[k][0], reverse=True)
+                for n, old in enumerate(newest):
+                    if n >= SHARED_KEEP or now - _shared[old][0] > SHARED_KEEP_SECONDS:
+                        _shared.pop(old, None)
+                        _key_locks.pop(old, None)
+    cache[query] = ids
+    return ids
+
+
+def _match(session: Session, query: str) -> array:
+    # Straight from the driver: thousands of integers, no per-row result processing.
+    raw = session.connection().connection.driver_connection
+    return array("q", (r[0] for r in raw.execute(f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH ?", (query,))))
+
+
+def _json_ids(ids: array) -> str:
+    return "[" + ",".join(map(str, ids)) + "]"
+
+
+# --- PostgreSQL full text ----------------------------------------------------------------
+# The text is lower-cased, stripped of the accents of Latin letters (translate(), so no
+# extension is needed and the expression stays immutable, hence indexable) and cut at
+# punctuation (so that an address or a dotted name gives its words, as FTS5 does); the
+# query goes through the same fold. The 'simple' configuration: no stemming, no stop words,
+# in any language. An index is used only when its expression is written exactly so: the
+# query below and PG_INDEXES are built from the same strings.
+
+_ACCENTED = "àáâãäåāăąçćčďèéêëēėęěìíîïīįłñńňòóôõöøōőùúûüūůűųýÿźżžÀÁÂÃÄÅĀĂĄÇĆČĎÈÉÊËĒĖĘĚÌÍÎÏĪĮŁÑŃŇÒÓÔÕÖØŌŐÙÚÛÜŪŮŰŲÝŸŹŻŽ"
+_PLAIN = "aaaaaaaaacccdeeeeeeeeiiiiiilnnnoooooooouuuuuuuuyyzzz" * 2
+
+
+def _fold(sql: str) -> str:
+    return f"translate(lower({sql}), '{_ACCENTED}', '{_PLAIN}')"
+
+
+def _document(sql: str) -> str:
+    return f"to_tsvector('simple'::regconfig, regexp_replace({_fold(sql)}, '[[:punct:]]+', ' ', 'g'))"
+
+
+def _pg_ticket(t: str = "") -> str:
+    return _document(f"{t}subject || ' ' || {t}requester")
+
+
+def _pg_account(a: str = "") -> str:
+    return _document(f"{a}login || ' ' || {a}email || ' ' || {a}org")
+
+
+def _pg_note(e: str = "") -> str:
+    return _document(f"{e}note")
+
+
+# Not in the models (like the FTS5 objects): a migration creates them on PostgreSQL only.
+PG_INDEXES = {
+    "ix_ticket_search": f"CREATE INDEX ix_ticket_search ON ticket USING gin (({_pg_ticket()}))",
+    "ix_account_search": f"CREATE INDEX ix_account_search ON account USING gin (({_pg_account()}))",
+    "ix_event_search": f"CREATE INDEX ix_event_search ON event USING gin (({_pg_note()}))",
+}
+_PG_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+
+
+def ts_query(chunk: str) -> str:
+    """A ``to_tsquery`` text for one chunk typed: its words as a phrase, the last one a
+    prefix. Empty when the chunk has no word. Only letters and digits reach PostgreSQL."""
+    words = _PG_WORD.findall(chunk)
+    if not words:
+        return ""
+    return " <-> ".join(words) + ":*"
+
+
+def _pg_clauses(text: str) -> list:
+    clauses = []
+    for n, chunk in enumerate(text.split()):
+        query = ts_query(chunk)
+        if not query:
+            continue
+        q = f"to_tsquery('simple'::regconfig, {_fold(f'CAST(:ts{n} AS text)')})"
+        clauses.append(
+            sql_text(
+                # One set of ids per index, so that each is read through its own index.
+                f"ticket.id IN (SELECT t.id FROM ticket t WHERE {_pg_ticket('t.')} @@ {q}"
+                f" UNION SELECT t.id FROM ticket t WHERE t.account_id IN"
+                f" (SELECT a.id FROM account a WHERE {_pg_account('a.')} @@ {q})"
+                f" UNION SELECT e.ticket_id FROM event e WHERE {_pg_note('e.')} @@ {q})"
+            ).bindparams(**{f"ts{n}": query})
+        )
+    return clauses
+
+
+def has_pg_text(session: Session) -> bool:
+    """True on PostgreSQL (unless a caller turned full text off with ``info["has_fts"]``)."""
+    return session.get_bind().dialect.name == "postgresql" and session.info.get("has_fts", True)
+
+
+def has_fts(session: Session) -> bool:
+    """True on SQLite databases that have the ``ticket_fts`` table (migration 0002)."""
+    bind = session.get_bind()
+    if bind.dialect.name != "sqlite":
+        return False
+    cache = session.info.get("has_fts")
+    if cache is None:
+        found = session.exec(
+            sql_text("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = :n").bindparams(n=FTS_TABLE)
+        ).first()
+        cache = session.info["has_fts"] = found is not None
+    return cache
+
+
+def _like(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _like_clause(text: str):
+    acc = aliased(Account)
+    clauses = []
+    for chunk in text.split():
+        like = _like(chunk)
+        clauses.append(
+            or_(
+                Ticket.subject.ilike(like, escape="\\"),
+                Ticket.requester.ilike(like, escape="\\"),
+                exists(
+                    select(acc.id)
+                    .where(
+                        acc.id == Ticket.account_id,
+                        or_(
+                            acc.login.ilike(like, escape="\\"),
+                            acc.email.ilike(like, escape="\\"),
+                            acc.org.ilike(like, escape="\\"),
+                        ),
+                    )
+                    .correlate(Ticket)
+                ),
+                exists(
+                    select(Event.id).where(Event.ticket_id == Ticket.id, Event.note.ilike(like, escape="\\")).correlate(Ticket)
+                ),
+            )
+        )
+    return clauses
+
+
+def text_clauses(session: Session, text: str, flt: "TicketFilter | None" = None) -> list:
+    """WHERE clauses on ``Ticket`` for a full-text search (none when ``text`` is blank).
+    With ``flt``, the FTS5 match is narrowed by the filter's tags as well."""
+    text = (text or "").strip()
+    if not text:
+        return []
+    number = text.lstrip("#")
+    by_id = [Ticket.id == int(number)] if number.isdigit() and len(number) < 12 else []
+    if has_fts(session):
+        query = match_expression(text, flt)
+        if not query:
+            return [or_(*by_id)] if by_id else [Ticket.id.is_(None)]
+        # Matched once, here: the count and both runs of a page then read the ids from a
+        # JSON array instead of asking FTS5 again.
+        ids = _fts_ids(session, query)
+        matching = Ticket.id.in_(sql_text("SELECT value FROM json_each(:fts_ids)").bindparams(fts_ids=_json_ids(ids)))
+        return [or_(matching, *by_id)]
+    if has_pg_text(session):
+        words = _pg_clauses(text)
+        if not words:
+            return [or_(*by_id)] if by_id else [Ticket.id.is_(None)]
+        return [or_(*by_id, and_(*words))] if by_id else words
+    like = _like_clause(text)
+    return [or_(*by_id, *like)] if by_id else like
+
+
+def search(session: Session, text: str, limit: int = 50, offset: int = 0) -> list[Ticket]:
+    """Tickets matching ``text``, best first (FTS5 rank on SQLite, newest first elsewhere)."""
+    text = (text or "").strip()
+    if not text:
+        return []
+    if has_fts(session):
+        query = match_expression(text)
+        ids: list[int] = []
+        number = text.lstrip("#")
+        if number.isdigit() and offset == 0 and len(number) < 12 and session.get(Ticket, int(number)) is not None:
+            ids.append(int(number))
+        if query:
+            rows = session.exec(
+                sql_text(
+                    f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :fts ORDER BY rank LIMIT :limit OFFSET :offset"
+                ).bindparams(fts=query, limit=limit, offset=offset)
+            )
+            ids += [r[0] for r in rows if r[0] not in ids]
+        ids = ids[:limit]
+        if not ids:
+            return []
+        found = {t.id: t for t in session.exec(select(Ticket).where(Ticket.id.in_(ids)))}
+        return [found[i] for i in ids if i in found]
+    q = select(Ticket).where(*text_clauses(session, text)).order_by(Ticket.id.desc())
+    return list(session.exec(q.offset(offset).limit(limit)))
+
+
+# --- filtered, sorted pages -------------------------------------------------------------
+
+
+def _where(session: Session, flt: TicketFilter) -> list:
+    where = []
+    if flt.queue:
+        where.append(Ticket.queue == flt.queue)
+    if flt.policy:
+        where.append(Ticket.policy_key == flt.policy)
+    if flt.state:
+        where.append(Ticket.state == flt.state)
+    if flt.kind == "active":
+        where.append(Ticket.state_kind.in_(("open", "waiting")))
+    elif flt.kind in ("open", "waiting", "done"):
+        where.append(Ticket.state_kind == flt.kind)
+    if flt.assignee == "-":
+        where.append(Ticket.assignee.is_(None))
+    elif flt.assignee:
+        where.append(Ticket.assignee == flt.assignee)
+    where += text_clauses(session, flt.text, flt)
+    return where
+
+
+def count(session: Session, flt: TicketFilter) -> int:
+    text = (flt.text or "").strip()
+    if text and not text.lstrip("#").isdigit() and _tags_say_all(flt) and has_fts(session):
+        query = match_expression(text, flt)
+        return len(_fts_ids(session, query)) if query else 0
+    return session.exec(select(func.count()).select_from(Ticket).where(*_where(session, flt))).one()
+
+
+def _order(order: str) -> list:
+    if order == "age":
+        return [Ticket.opened_at, Ticket.id]
+    if order == "state":
+        return [Ticket.state, Ticket.due_at.is_(None), Ticket.due_at, Ticket.id]
+    if order == "new":
+        return [Ticket.id.desc()]
+    # Overdue and soonest first; tickets with no date after them, oldest first.
+    return [Ticket.due_at.is_(None), Ticket.due_at, Ticket.id]
+
+
+def page(session: Session, flt: TicketFilter, order: str = "due", limit: int = 50, offset: int = 0) -> list[Row]:
+    """One page of the rows ``flt`` matches, in ``order``: only these rows are read.
+
+    The due-date order is read in two runs so that each can follow an index: the tickets
+    with a date (``due_at, id``), then those without (``id``), instead of sorting the whole
+    match on ``due_at IS NULL``.
+    """
+    offset = max(0, offset)
+    where = _where(session, flt)
+    if order != "due":
+        return _page(session, where, _order(order), limit, offset)
+    dated = where + [Ticket.due_at.is_not(None)]
+    n_dated = session.exec(select(func.count()).select_from(Ticket).where(*dated)).one()
+    rows: list[Row] = []
+    if offset < n_dated:
+        rows = _page(session, dated, [Ticket.due_at, Ticket.id], limit, offset)
+    if len(rows) < limit:
+        # Open and waiting tickets without a date are few: read them from the (queue,
+        # state_kind, due_at) index and sort their ids ("id + 0" keeps SQLite from walking
+        # the whole table in id order instead). Finished ones are most of the table: walk
+        # the due_at index, which holds them in id order.
+        by_id = [Ticket.id + 0] if flt.kind in ("active", "open", "waiting") else [Ticket.id]
+        rows += _page(session, where + [Ticket.due_at.is_(None)], by_id, limit - len(rows), max(0, offset - n_dated))
+    return rows
+
+
+def _page(session: Session, where: list, order_by: list, limit: int, offset: int) -> list[Row]:
+    # The page's ids first, sorted on what the indexes hold (no row is read to sort), then
+    # only those rows with their account.
+    ids = select(Ticket.id).where(*where).order_by(*order_by).offset(offset).limit(limit)
+    q = (
+        select(
+            Ticket.id,
+            Ticket.queue,
+            Ticket.policy_key,
+            Ticket.workflow_id,
+            Ticket.state,
+            Ticket.state_kind,
+            Account.login,
+            Ticket.requester,
+            Ticket.subject,
+            Ticket.due_at,
+            Ticket.opened_at,
+            Ticket.assignee,
+            Ticket.claimed_by,
+            Ticket.claim_expires,
+        )
+        .select_from(Ticket)
+        .outerjoin(Account, Account.id == Ticket.account_id)
+        .where(Ticket.id.in_(ids))
+        .order_by(*order_by)
+    )
+    return [Row(*r) for r in session.exec(q)]
+
+
+def position(session: Session, flt: TicketFilter, order: str, ticket_id: int, limit: int = 100_000) -> int | None:
+    """Where a ticket stands in a view (its row index), or None; scans at most ``limit`` ids."""
+    q = select(Ticket.id).select_from(Ticket).where(*_where(session, flt)).order_by(*_order(order)).limit(limit)
+    for i, tid in enumerate(session.exec(q)):
+        if tid == ticket_id:
+            return i
+    return None

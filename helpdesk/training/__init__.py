@@ -1,0 +1,1 @@
+"""Training: the sandbox database, its clock, scenarios and the demo."""

@@ -1,0 +1,516 @@
+"""What the screens ask of the core, one call per user action.
+
+Every public method opens its own database session, does its work and closes it: the
+screens call these from thread workers, never from the event loop, and never share a
+session across threads. The results are plain data (dataclasses, dicts, tuples) so they
+can cross back to the UI thread. This module does not import Textual.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_
+from sqlalchemy.engine import make_url
+from sqlmodel import Session, select
+
+from helpdesk.base import clock
+from helpdesk.storage import db, search
+from helpdesk.workflow import engine
+from helpdesk.service import api
+from helpdesk.rules.context import Actor
+from helpdesk.base.errors import BadInput, Conflict, HelpdeskError, Refused
+from helpdesk.base.i18n import _, pick
+from helpdesk.storage.models import Account, Deadline, Event, Outbox, Policy, State, Ticket, Volunteer, Workflow
+from helpdesk.tui_api.views import (  # noqa: F401 - the screens' names for them, re-exported
+    HISTORY, QUEUES, Applied, ClockMoved, Dashboard, Info, Preview, Started, StateInfo, localise, parse_iso,
+)
+
+class Backend:
+    def __init__(self, url: str | None, login: str | None):
+        self.url = db.resolve_url(url)
+        self.login = login or None
+        self.info: Info | None = None
+        self._reads: set[int] = set()  # tickets of closed accounts whose reading is recorded
+        self._watcher: Watcher | None = None
+        self._watching = threading.Lock()
+
+    # --- sessions ----------------------------------------------------------------------
+
+    def read(self):
+        return db.read_session(self.url)
+
+    def write(self):
+        return db.write_session(self.url)
+
+    def _actor(self, session: Session) -> Actor:
+        """The acting volunteer; read-only sessions act as nobody (``-``) and may not write."""
+        if self.info is not None and self.info.actor is not None:
+            return self.info.actor
+        return Actor("-", "volunteer")
+
+    def _writer(self, session: Session) -> Actor:
+        if self.info is None or self.info.actor is None:
+            raise BadInput(self.info.notice if self.info else _("read-only: no volunteer given"))
+        return api.actor_for(session, self.info.actor.login)
+
+    # --- once, at start ----------------------------------------------------------------
+
+    def load_info(self) -> Info:
+        from helpdesk.policy import install
+
+        rev = install.current_revision(self.url)
+        if rev is None:
+            raise BadInput(_("the database {url} is not initialised: run 'helpdesk init'").format(url=self.url))
+        with self.read() as s:
+            actor, name, notice = None, "", ""
+            if not self.login:
+                notice = _("Read-only: no volunteer given (--as LOGIN or HELPDESK_USER).")
+            else:
+                try:
+                    actor = api.actor_for(s, self.login)
+                    v = s.get(Volunteer, actor.login)
+                    name = v.name if v else ""
+                except HelpdeskError as exc:
+                    notice = _("Read-only: {error}").format(error=str(exc))
+            policies = {p.key: (p.name, p.timezone) for p in s.exec(select(Policy).order_by(Policy.key))}
+            titles: dict[str, str] = {}
+            wf_queue: dict[int, str] = {}
+            for wf in s.exec(select(Workflow).order_by(Workflow.id)):
+                titles.setdefault(wf.queue, pick(wf.title))
+                wf_queue[wf.id] = wf.queue
+            states: dict[tuple[int, str], StateInfo] = {}
+            queue_states: dict[str, dict[str, str]] = {}
+            for st in s.exec(select(State).order_by(State.workflow_id, State.position)):
+                info = StateInfo(st.key, pick(st.label), st.kind, st.position)
+                states[(st.workflow_id, st.key)] = info
+                queue_states.setdefault(wf_queue.get(st.workflow_id, ""), {}).setdefault(st.key, info.label)
+            volunteers = list(s.exec(select(Volunteer.login).where(Volunteer.active).order_by(Volunteer.login)))
+            is_training = engine.is_training(s)
+            scenario, scenario_tz = "", "Europe/Paris"
+            if is_training:
+                from helpdesk.training import sandbox
+
+                found = sandbox.scenario_of(s)
+                if found is not None:
+                    scenario = found.title_text()
+                    scenario_tz = policies.get(found.provider, ("", scenario_tz))[1]
+            self.info = Info(
+                url=self.url,
+                training=is_training,
+                scenario=scenario,
+                scenario_tz=scenario_tz,
+                actor=actor,
+                actor_name=name,
+                notice=notice,
+                policies=policies,
+                queue_titles={q: titles.get(q, q) for q in QUEUES if q in titles} or {q: q for q in QUEUES},
+                states=states,
+                queue_states={q: list(v.items()) for q, v in queue_states.items()},
+                volunteers=volunteers,
+            )
+        if is_training:
+            self.follow_clock()
+        return self.info
+
+    def follow_clock(self) -> None:
+        """On a training database, live at its clock (the trainer may have moved it)."""
+        from helpdesk.training import clock as training_clock
+
+        training_clock.adopt_clock(self.url)
+
+    # --- dashboard -----------------------------------------------------------------------
+
+    def dashboard(self, limit: int = 8) -> Dashboard:
+        now = clock.now()
+        with self.read() as s:
+            counts = self._queue_counts(s, now)
+            mine: list[search.Row] = []
+            login = self.info.actor.login if self.info and self.info.actor else None
+            if login:
+                mine = self._soonest(s, [or_(Ticket.assignee == login, Ticket.claimed_by == login)], limit)
+            due = self._soonest(s, [Ticket.due_at <= now + timedelta(days=1)], limit * 4, undated=False)
+            policies = self.info.policies if self.info else {}
+            due_today = []
+            for r in due:
+                tz = policies.get(r.policy, ("", "Europe/Paris"))[1]
+                if clock.local_day(r.due_at, tz) <= clock.local_day(now, tz):
+                    due_today.append(r)
+            recent = [
+                {
+                    "id": e.id,
+                    "at": e.at,
+                    "actor": e.actor,
+                    "action": e.action,
+                    "ticket": e.ticket_id,
+                    "to": e.to_state,
+                    "note": e.note,
+                }
+                for e in s.exec(select(Event).order_by(Event.id.desc()).limit(limit))
+            ]
+            # Labels and zones for a person: each event's step and state by its ticket's
+            # procedure, its time in the ticket's provider's zone.
+            workflows = dict(s.exec(select(Ticket.id, Ticket.workflow_id).where(Ticket.id.in_({e["ticket"] for e in recent if e["ticket"]}))).all())
+            for e in recent:
+                wid = workflows.get(e["ticket"])
+                if wid is None:
+                    continue
+                d = engine.definition(s, wid)
+                e["tz"] = d.policy.timezone
+                e["action_label"] = next((pick(t.label) for t in d.transitions if t.key == e["action"]), None)
+                e["to_label"] = pick(d.states[e["to"]].label) if e["to"] in d.states else e["to"]
+        return Dashboard(counts=counts, mine=mine, due_today=due_today[:limit], recent=recent, now=now)
+
+    def _queue_counts(self, s: Session, now: datetime) -> dict[str, dict[str, int]]:
+        """Open, waiting and overdue per queue, each read from the (queue, state_kind, due_at)
+        index (``service.queue_counts`` does the same with ``!= 'done'``, which scans)."""
+        from sqlalchemy import func
+
+        out: dict[str, dict[str, int]] = {}
+        active = Ticket.state_kind.in_(("open", "waiting"))
+        for q in QUEUES:
+            c = {"open": 0, "waiting": 0, "overdue": 0}
+            for kind in ("open", "waiting"):
+                c[kind] = s.exec(select(func.count()).select_from(Ticket).where(Ticket.queue == q, Ticket.state_kind == kind)).one()
+            c["overdue"] = s.exec(
+                select(func.count()).select_from(Ticket).where(Ticket.queue == q, active, Ticket.due_at <= now)
+            ).one()
+            out[q] = c
+        return out
+
+    def _soonest(self, s: Session, where: list, limit: int, *, undated: bool = True) -> list[search.Row]:
+        """Open and waiting tickets matching ``where``, soonest due first (those with no date
+        after, oldest first). Read per queue and kind along the (queue, state_kind, due_at)
+        index, a few rows each: one query over the table would sort thousands of rows (a
+        busy volunteer's tickets) or walk the finished tickets of the due_at index first."""
+        parts = [(q, kind) for q in QUEUES for kind in ("open", "waiting")]
+
+        def run(extra: list, order: list) -> list[search.Row]:
+            out: list[search.Row] = []
+            for q, kind in parts:
+                out += self._rows(s, [Ticket.queue == q, Ticket.state_kind == kind, *where, *extra], limit, order=order)
+            return out
+
+        rows = sorted(run([Ticket.due_at.is_not(None)], [Ticket.due_at, Ticket.id]), key=lambda r: (r.due_at, r.id))[:limit]
+        if undated and len(rows) < limit:
+            rows += sorted(run([Ticket.due_at.is_(None)], [Ticket.id]), key=lambda r: r.id)[: limit - len(rows)]
+        return rows
+
+    def _rows(self, s: Session, where: list, limit: int, order: list | None = None) -> list[search.Row]:
+        q = (
+            select(
+                Ticket.id, Ticket.queue, Ticket.policy_key, Ticket.workflow_id, Ticket.state, Ticket.state_kind,
+                Account.login, Ticket.requester, Ticket.subject, Ticket.due_at, Ticket.opened_at, Ticket.assignee,
+                Ticket.claimed_by, Ticket.claim_expires,
+            )
+            .select_from(Ticket)
+            .outerjoin(Account, Account.id == Ticket.account_id)
+            .where(*where)
+            .order_by(*(order or [Ticket.due_at.is_(None), Ticket.due_at, Ticket.id]))
+            .limit(limit)
+        )
+        return [search.Row(*r) for r in s.exec(q)]
+
+    # --- queues --------------------------------------------------------------------------
+
+    def count(self, flt: search.TicketFilter, share: Any = None) -> int:
+        """How many rows a view holds. ``share``: a token naming one refresh of one view,
+        whose count and pages may then share one full-text match."""
+        with self.read() as s:
+            s.info["share"] = share
+            return search.count(s, flt)
+
+    def page(self, flt: search.TicketFilter, order: str, offset: int, limit: int, share: Any = None) -> list[search.Row]:
+        with self.read() as s:
+            s.info["share"] = share
+            return search.page(s, flt, order, limit=limit, offset=offset)
+
+    def find(self, text: str, limit: int = 10) -> list[search.Row]:
+        """Tickets for the command palette: by number, then by full-text search."""
+        with self.read() as s:
+            ids = [t.id for t in search.search(s, text, limit=limit)]
+            if not ids:
+                return []
+            rows = {r.id: r for r in self._rows(s, [Ticket.id.in_(ids)], limit)}
+            return [rows[i] for i in ids if i in rows]
+
+    # --- one ticket ----------------------------------------------------------------------
+
+    def _read_closed_account(self, ticket_id: int) -> None:
+        """A ticket of a closed account shows that account's personal data: the first time
+        this session opens it, the reading is recorded (``service.read_sensitive``); without
+        a volunteer to record it against, it is refused."""
+        if not self._unrecorded_closed(ticket_id):
+            return
+        if self.info is None or self.info.actor is None:
+            raise Refused("sensitive-read", _("the personal data of a closed account is shown only to a volunteer, and the reading is recorded"))
+        with self.write() as s:
+            t = api.get_ticket(s, ticket_id)
+            api.read_sensitive(
+                s, self._writer(s), "personal-data", account=s.get(Account, t.account_id),
+                data={"ticket": ticket_id}, reason="ticket screen",
+            )
+        self._reads.add(ticket_id)
+
+    def _unrecorded_closed(self, ticket_id: int) -> bool:
+        """Whether opening this ticket shows a closed account's data not yet recorded."""
+        if ticket_id in self._reads:
+            return False
+        with self.read() as s:
+            t = api.get_ticket(s, ticket_id)
+            return api.is_closed(s.get(Account, t.account_id) if t.account_id else None)
+
+    def ticket_at_once(self, ticket_id: int) -> tuple[dict, dict | None] | None:
+        """A ticket's view and walkthrough when they take only reads (a dozen milliseconds:
+        the screen opens with its data, in one layout). None when opening it must first
+        record a sensitive read, a write that may wait for a lock: a worker does that."""
+        if self._unrecorded_closed(ticket_id):
+            return None
+        return self._view(ticket_id), self.walkthrough(ticket_id)
+
+    def ticket(self, ticket_id: int, history: int | None = None) -> dict:
+        """A ticket's view with its latest ``history`` events (``HISTORY`` by default; the
+        screen pages in more)."""
+        self._read_closed_account(ticket_id)
+        return self._view(ticket_id, history)
+
+    def _view(self, ticket_id: int, history: int | None = None) -> dict:
+        with self.read() as s:
+            actor = self._actor(s)
+            t = api.get_ticket(s, ticket_id)
+            view = api.ticket_view(s, t, actor, history=max(1, history or HISTORY), citation_texts=True)
+            d = engine.definition(s, t.workflow_id)
+            account = s.get(Account, t.account_id) if t.account_id else None
+            view.update(
+                policy_name=d.policy.name,
+                timezone=d.policy.timezone,
+                queue_title=pick(d.workflow.title),
+                account_email=account.email if account else "",
+                account_org=account.org if account else "",
+                field_specs=d.workflow.fields or {},
+                checklist_labels={k: pick((v or {}).get("label")) or k for k, v in (d.workflow.checklist or {}).items()},
+                state_labels={k: pick(st.label) for k, st in d.states.items()},
+                step_labels={tr.key: pick(tr.label) for tr in d.transitions},
+                account_kind=account.kind if account else "",
+                account_contacts=list(account.contacts or []) if account else [],
+                account_fields=dict(account.fields or {}) if account else {},
+                sanctions=api.account_view(s, account)["sanctions"] if account else [],
+                linked=[
+                    {"id": other.id, "queue_title": pick(engine.definition(s, other.workflow_id).workflow.title),
+                     "state_label": api.state_label(s, other), "subject": other.subject,
+                     "relation": "parent" if other.id == t.parent_id else "child"}
+                    for other in s.exec(select(Ticket).where(or_(Ticket.id == t.parent_id, Ticket.parent_id == t.id)).order_by(Ticket.id))
+                ],
+                assignee=t.assignee,
+                claimed_by=t.claimed_by,
+                claim_expires=t.claim_expires,
+                mails=[
+                    {"id": m.id, "to": m.to_addr, "subject": m.subject, "status": m.status, "at": m.created_at, "lang": m.lang}
+                    for m in s.exec(select(Outbox).where(Outbox.ticket_id == t.id).order_by(Outbox.id))
+                ],
+                now=clock.now(),
+            )
+        return view
+
+    def _inputs(self, inputs: dict | None) -> dict:
+        inputs = inputs or {}
+        return {
+            "note": inputs.get("note", ""),
+            "fields": inputs.get("fields") or {},
+            "checks": inputs.get("checks") or [],
+        }
+
+    def preview(self, ticket_id: int, action: str, inputs: dict | None, version: int | None, lang: str | None = None) -> Preview:
+        """Apply the action in a transaction that is rolled back, and report what it did
+        (with the ticket's mails in ``lang`` when given)."""
+        from helpdesk.storage.models import Ticket as T
+
+        eng = db.get_engine(self.url).execution_options(immediate=True)
+        with Session(eng, expire_on_commit=False) as s:
+            try:
+                actor = self._writer(s)
+                t = s.get(T, ticket_id)
+                if t is None:
+                    raise BadInput(_("no ticket #{id}").format(id=ticket_id))
+                d = engine.definition(s, t.workflow_id)
+                from_state = t.state
+                account = s.get(Account, t.account_id) if t.account_id else None
+                status_before = account.status if account else None
+                before = {
+                    (dl.name, dl.due_at, dl.status)
+                    for dl in s.exec(select(Deadline).where(Deadline.ticket_id == t.id, Deadline.status.in_(("pending", "info"))))
+                }
+                if lang:
+                    api.set_lang(s, ticket_id, actor, lang, expected_version=version)
+                    version = None  # checked just now, in this transaction
+                outcome = engine.apply(s, ticket_id, action, actor, expected_version=version, **self._inputs(inputs))
+                s.flush()
+                tz = d.policy.timezone
+                step_labels = {tr.key: pick(tr.label) for tr in d.transitions}
+                deadlines = []
+                for dl in s.exec(
+                    select(Deadline).where(Deadline.ticket_id == t.id, Deadline.status.in_(("pending", "info"))).order_by(Deadline.due_at)
+                ):
+                    if (dl.name, dl.due_at, dl.status) not in before:
+                        deadlines.append({"name": dl.name, "at": localise(dl.due_at, tz), "status": dl.status, "action": step_labels.get(dl.action or "", dl.action), "note": dl.note})
+                status_after = account.status if account else None
+                labels = {k: pick(st.label) for k, st in d.states.items()}
+                steps, linked, warnings = [], [], []
+                for e in outcome.events:
+                    steps.append({"action": step_labels.get(e.action, e.action), "actor": e.actor, "from": labels.get(e.from_state or "", e.from_state), "to": labels.get(e.to_state or "", e.to_state)})
+                    if (e.data or {}).get("linked"):
+                        linked.append(e.data["linked"])
+                    warnings += (e.data or {}).get("warnings", [])
+                label = next((pick(tr.label) for tr in d.transitions if tr.key == action), action)
+                return Preview(
+                    action=action,
+                    label=label,
+                    from_state=labels.get(from_state, from_state),
+                    to_state=labels.get(outcome.ticket.state, outcome.ticket.state),
+                    steps=steps,
+                    mails=[
+                        {"to": m.to_addr, "subject": m.subject, "body": m.body, "lang": m.lang, "template": m.template}
+                        for m in outcome.mails
+                    ],
+                    deadlines=deadlines,
+                    account=account.login if account else None,
+                    account_status=(status_before, status_after) if status_before != status_after else None,
+                    reveal=len(outcome.reveal),
+                    output=len(outcome.output),
+                    linked=linked,
+                    warnings=warnings,
+                )
+            finally:
+                s.rollback()
+
+    def apply(self, ticket_id: int, action: str, inputs: dict | None, version: int | None, lang: str | None = None) -> Applied:
+        with self.write() as s:
+            actor = self._writer(s)
+            if lang:  # the language chosen in the preview, set in the same transaction
+                api.set_lang(s, ticket_id, actor, lang, expected_version=version)
+                version = None
+            outcome = engine.apply(s, ticket_id, action, actor, expected_version=version, **self._inputs(inputs))
+            label = api.state_label(s, outcome.ticket)
+            mails = [{"to": m.to_addr, "subject": m.subject} for m in outcome.mails]
+            result = Applied(ticket_id, label, mails, list(outcome.reveal), list(outcome.output))
+        return result
+
+    def claim(self, ticket_id: int) -> tuple[str | None, datetime | None]:
+        if self.info is None or self.info.actor is None:
+            return None, None
+        with self.write() as s:
+            return api.claim(s, ticket_id, self._writer(s))
+
+    def release(self, ticket_id: int) -> None:
+        if self.info is None or self.info.actor is None:
+            return
+        with self.write() as s:
+            api.release(s, ticket_id, self._writer(s))
+
+    def assign(self, ticket_id: int, login: str | None, version: int | None) -> None:
+        with self.write() as s:
+            api.assign(s, ticket_id, self._writer(s), login, expected_version=version)
+
+
+    # --- training databases ------------------------------------------------------------
+
+    def walkthrough(self, ticket_id: int) -> dict | None:
+        """The scenario's steps for a ticket of a training database (None elsewhere)."""
+        if self.info is None or not self.info.training:
+            return None
+        from helpdesk.training import sandbox
+
+        with self.read() as s:
+            w = sandbox.walkthrough(s, ticket_id)
+            return w.as_dict() if w else None
+
+    def training_feedback(self, ticket_id: int, action: str, refused: Refused | None = None) -> str | None:
+        """After an attempt on a scenario ticket: what the trainee should hear (None: in
+        order). A refusal is recorded on the ticket so the walkthrough can count it."""
+        if self.info is None or not self.info.training or isinstance(refused, Conflict):
+            return None  # a conflict is no step of the lesson: the ticket is shown afresh
+        from helpdesk.training import sandbox
+
+        if refused is not None and self.info.actor is not None:
+            sandbox.record_refusal(self.url, ticket_id, action, refused.rule, by=self.info.actor.login)
+        return sandbox.feedback(self.url, ticket_id, action, refused)
+
+    def move_clock(self, step: str) -> ClockMoved:
+        """Move a training database's clock and run sweep there."""
+        from helpdesk.training import sandbox
+
+        move = sandbox.advance(self.url, step)
+        return ClockMoved(move.step, move.before, move.after, move.sweep.as_dict())
+
+    def scenarios(self) -> list[dict]:
+        """The training scenarios (key, provider, queue, title), for the palette."""
+        from helpdesk.training import scenarios
+
+        return [sc.summary() for sc in scenarios.load_all()]
+
+    def start_scenario(self, key: str | None = None) -> Started:
+        """Put this training database at the start of scenario ``key`` (None: the one it
+        holds again), then learn again what it holds."""
+        from helpdesk.training import sandbox
+
+        seeded = sandbox.reset(self.url, key)
+        self.load_info()
+        return Started(seeded.scenario, dict(seeded.tickets))
+
+    # --- live ------------------------------------------------------------------------------
+
+    def changes(self) -> Any:
+        """A token that changes when another connection changed the database (``Watcher``);
+        the app's live poll compares two."""
+        with self._watching:
+            if self._watcher is None:
+                self._watcher = Watcher(self.url)
+            return self._watcher.token()
+
+    def stop_watching(self) -> None:
+        """Close what ``changes`` holds open (the live poll stopped)."""
+        with self._watching:
+            if self._watcher is not None:
+                self._watcher.close()
+                self._watcher = None
+
+    def close(self) -> None:
+        self.stop_watching()
+
+
+class Watcher:
+    """Tells cheaply whether another connection changed the database since the last look.
+
+    On SQLite, ``PRAGMA data_version`` on a connection of its own (used by one thread at a
+    time: ``Backend.changes`` holds a lock); elsewhere the last event id (every action, assignment or change
+    of language records one) and the unexpired claims, which record none.
+    """
+
+    def __init__(self, url: str):
+        self.url = db.resolve_url(url)
+        self._conn: sqlite3.Connection | None = None
+
+    def token(self) -> Any:
+        parsed = make_url(self.url)
+        if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+            if self._conn is None:
+                self._conn = sqlite3.connect(parsed.database, timeout=1.0, check_same_thread=False)
+            return self._conn.execute("PRAGMA data_version").fetchone()[0]
+        with db.read_session(self.url) as s:
+            from sqlalchemy import func
+
+            last = s.exec(select(func.max(Event.id))).one()
+            claims = s.exec(
+                select(Ticket.id, Ticket.claimed_by, Ticket.claim_expires)
+                .where(Ticket.claimed_by.is_not(None), Ticket.claim_expires > clock.now())
+                .order_by(Ticket.id)
+            ).all()
+            return (last, tuple(tuple(c) for c in claims))
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None

@@ -1,0 +1,141 @@
+"""Retention: personal data of closed tickets is redacted after the provider's period.
+
+Run by ``helpdesk sweep``. A ticket that has been closed for longer than the pack's
+``retention_closed`` loses its requester address, subject, the fields its workflow marks
+``personal``, the text of its events (redacted so the audit chain still verifies), the
+bodies and addresses of its mails, and the content of its evidence (the hashes stay).
+Evidence taken from logs goes after ``log_retention`` whatever the ticket's state
+(Le PIC: access traces are kept one year).
+
+Raw input that is on no ticket is deleted, not kept for ever: quarantined items (mails,
+reports, log lines ingestion could not use, released or not) after ``quarantine_retention``,
+and evidence kept on no ticket (a DMARC report whose figures opened no alert) after
+``evidence_retention``. Such rows cannot be told apart by provider, so the shortest period
+of all the providers in the database applies: a provider's setting (``helpdesk policy set``),
+else its pack's value (Le PIC: the 52 days of its per-site logs), else 90 days (see
+``helpdesk.policy.provider_settings``). Each purge is one ``retention-purge`` event: what, how many, up to
+which date and whose period; never the content.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel import Session, select
+
+from sqlalchemy import delete, func
+
+from helpdesk.storage import audit
+from helpdesk.base import clock
+from helpdesk.workflow import engine
+from helpdesk.policy import provider_settings
+from helpdesk.storage.db import write_session
+from helpdesk.storage.models import Event, Evidence, Outbox, Policy, Quarantine, Ticket
+
+REDACTED = "—"
+PURGE_BATCH = 5000  # rows deleted per kind and per sweep (cron runs sweep often)
+
+
+def redact_ticket(session: Session, ticket: Ticket, now: datetime) -> None:
+    d = engine.definition(session, ticket.workflow_id)
+    personal = {name for name, spec in (d.workflow.fields or {}).items() if spec.get("personal")}
+    ticket.requester = ""
+    ticket.subject = REDACTED
+    ticket.fields = {k: v for k, v in (ticket.fields or {}).items() if k not in personal}
+    ticket.redacted_at = now
+    session.add(ticket)
+    for ev in session.exec(select(Event).where(Event.ticket_id == ticket.id, Event.redacted_at.is_(None))):
+        if ev.note or ev.data:
+            audit.redact(session, ev, actor="system", reason="retention", at=now)
+    for mail in session.exec(select(Outbox).where(Outbox.ticket_id == ticket.id)):
+        if mail.status in ("pending", "held", "sending"):
+            mail.status = "failed"
+            mail.last_error = "retention period over before delivery"
+        mail.body = ""
+        mail.to_addr = ""
+        mail.subject = REDACTED
+        session.add(mail)
+    for e in session.exec(select(Evidence).where(Evidence.ticket_id == ticket.id, Evidence.redacted_at.is_(None))):
+        e.content = b""
+        e.redacted_at = now
+        session.add(e)
+    audit.record(session, actor="system", action="retention", ticket_id=ticket.id, at=now,
+                 data={"closed_at": clock.iso(ticket.closed_at)})
+
+
+def run(url: str | None, now: datetime, report) -> None:
+    with write_session(url) as s:
+        policies = list(s.exec(select(Policy)))
+    for policy in policies:
+        params = policy.params or {}
+        if params.get("retention_closed"):
+            limit = clock.add(now, -clock.parse_duration(params["retention_closed"]), policy.timezone)
+            with write_session(url) as s:
+                ids = list(
+                    s.exec(
+                        select(Ticket.id).where(
+                            Ticket.policy_key == policy.key,
+                            Ticket.state_kind == "done",
+                            Ticket.redacted_at.is_(None),
+                            Ticket.closed_at.is_not(None),
+                            Ticket.closed_at <= limit,
+                        )
+                    )
+                )
+            for tid in ids:
+                with write_session(url) as s:
+                    redact_ticket(s, s.get(Ticket, tid), now)
+                report.redacted.append(tid)
+        if params.get("log_retention"):
+            limit = clock.add(now, -clock.parse_duration(params["log_retention"]), policy.timezone)
+            with write_session(url) as s:
+                rows = s.exec(
+                    select(Evidence)
+                    .join(Ticket, Ticket.id == Evidence.ticket_id)
+                    .where(Ticket.policy_key == policy.key, Evidence.kind == "log", Evidence.redacted_at.is_(None),
+                           Evidence.received_at <= limit)
+                )
+                for e in rows:
+                    e.content = b""
+                    e.redacted_at = now
+                    s.add(e)
+                    audit.record(s, actor="system", action="retention", ticket_id=e.ticket_id, at=now, data={"evidence": e.id})
+    _purge_untied(url, now, report)
+
+
+def untied_limit(session: Session, name: str, now: datetime) -> tuple[datetime, str, str]:
+    """The cut-off date of setting ``name`` for rows no provider can be told from: the most
+    recent one over all providers (the shortest period). Returns (date, period, policy)."""
+    best: tuple[datetime, str, str] | None = None
+    for policy in session.exec(select(Policy).order_by(Policy.key)):
+        period = str(provider_settings.value(session, policy, name))
+        limit = clock.add(now, -clock.parse_duration(period), policy.timezone)
+        if best is None or limit > best[0]:
+            best = (limit, period, policy.key)
+    if best is None:
+        period = provider_settings.SETTINGS[name].default
+        best = (clock.add(now, -clock.parse_duration(period), "UTC"), period, "")
+    return best
+
+
+def _purge_untied(url: str | None, now: datetime, report) -> None:
+    for name, model, extra in (
+        ("quarantine_retention", Quarantine, ()),
+        ("evidence_retention", Evidence, (Evidence.ticket_id.is_(None),)),
+    ):
+        with write_session(url) as s:
+            limit, period, policy = untied_limit(s, name, now)
+            ids = list(
+                s.exec(select(model.id).where(model.received_at <= limit, *extra).order_by(model.id).limit(PURGE_BATCH))
+            )
+            if not ids:
+                continue
+            kinds = dict(s.exec(select(model.kind, func.count()).where(model.id.in_(ids)).group_by(model.kind)).all())
+            s.exec(delete(model).where(model.id.in_(ids)))
+            what = model.__tablename__
+            audit.record(
+                s, actor="system", action="retention-purge", at=now,
+                data={"table": what, "rows": len(ids), "kinds": kinds, "first": ids[0], "last": ids[-1],
+                      "received_before": clock.iso(limit), "period": period, "policy": policy},
+            )
+        report.purged[what] = report.purged.get(what, 0) + len(ids)
