@@ -69,8 +69,13 @@ class HelpdeskApp(App[int]):
         return DashboardScreen()
 
     def on_mount(self) -> None:
-        if self.console.color_system in ("standard", "windows") and "textual-ansi" in self.available_themes:
-            self.theme = "textual-ansi"  # 16-colour terminals: use the terminal's own palette
+        if self.console.color_system in ("standard", "windows") and not self.is_headless:
+            # 16 colours: the accent (the list cursor) would become the red of errors and
+            # of the training banner; a theme whose accent stays apart. (Not headless: the
+            # snapshots must not depend on the TERM of the machine that takes them.)
+            theme = sixteen_colour_theme(self.current_theme)
+            self.register_theme(theme)
+            self.theme = theme.name
         if self._keymap_error:
             self.notify(self._keymap_error, title=_("Keymap"), severity="warning", markup=False)
         if self.live:
@@ -155,6 +160,27 @@ class HelpdeskApp(App[int]):
             pass
 
     # --- app actions ---------------------------------------------------------------------------
+
+    def get_system_commands(self, screen):
+        """Textual's own palette entries, in the interface's language; "Keys" opens the
+        helpdesk's key list."""
+        from textual.app import SystemCommand
+
+        yield SystemCommand(_("Theme"), _("Change the colours of the interface"), self.action_change_theme)
+        yield SystemCommand(_("Quit"), _("Quit the helpdesk"), self.action_quit)
+        yield SystemCommand(_("Keys"), _("The keys that work here, and what the marks mean"), self.action_keys)
+        if screen.maximized is not None:
+            yield SystemCommand(_("Minimise"), _("Give the other panes their place back"), screen.action_minimize)
+        elif screen.focused is not None and screen.focused.allow_maximize:
+            yield SystemCommand(_("Maximise"), _("Give the whole screen to the focused pane"), screen.action_maximize)
+        yield SystemCommand(_("Screenshot"), _("Save an SVG picture of the screen"), lambda: self.set_timer(0.1, self.deliver_screenshot))
+
+    def action_command_palette(self) -> None:
+        """The command palette, its prompt in the interface's language."""
+        from textual.command import CommandPalette
+
+        if self.use_command_palette and not CommandPalette.is_open(self):
+            self.push_screen(CommandPalette(id="--command-palette", placeholder=_("Search for commands…")))
 
     def action_keys(self) -> None:
         from screens.modals import KeysScreen
@@ -258,3 +284,11 @@ class HelpdeskApp(App[int]):
             if isinstance(screen, BaseScreen):
                 screen.data_changed()
                 screen.refresh_chrome()
+
+
+def sixteen_colour_theme(base):
+    """``base`` with an accent and a warning that a 16-colour terminal shows as yellow,
+    never as the red it shows for errors."""
+    from dataclasses import replace
+
+    return replace(base, name="helpdesk-16", accent="#ffff00", warning="#ffff00")

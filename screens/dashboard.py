@@ -157,19 +157,22 @@ class DashboardScreen(BaseScreen):
         recent = self.query_one("#recent", OptionList)
         highlighted = recent.highlighted
         recent.clear_options()
-        tz = "Europe/Paris"
+        from helpdesk.base.labels import label
+
         for a in data.actions:  # failed or uncertain service actions wait for a person: first
             line = assemble(("! ", "bold red"), (a["line"], "red"), one_line=True)
             recent.add_option(Option(line, id=f"t{a['ticket']}-a{a['id']}" if a["ticket"] else f"a{a['id']}"))
         for e in data.recent:
+            what = e.get("action_label") or label("event", e["action"])
+            who = label("role", "system") if e["actor"] == "system" else e["actor"]
             line = assemble(
-                (localise(e["at"], tz), "dim"),
+                (localise(e["at"], e.get("tz") or "Europe/Paris"), "dim"),
                 " ",
-                (e["actor"], "bold"),
+                (who, "bold"),
                 " ",
-                e["action"],
+                what,
                 (f" #{e['ticket']}" if e["ticket"] else ""),
-                (f" → {e['to']}" if e["to"] else ""),
+                (f" → {e.get('to_label') or e['to']}" if e["to"] else ""),
                 ("  " + e["note"]) if e["note"] else "",
                 one_line=True,
             )

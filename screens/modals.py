@@ -23,6 +23,15 @@ from screens.keybar import KeyBar
 from screens.safe import assemble, fit, plain
 
 
+class Tick(Checkbox):
+    """A checkbox whose state is a character ("X" ticked, blank not), not only a colour:
+    it reads the same with NO_COLOR and in 16 colours."""
+
+    @property
+    def BUTTON_INNER(self) -> str:  # type: ignore[override]
+        return "X" if self.value else " "
+
+
 def heading(text: str) -> Static:
     return Static(Text(text, style="bold"), classes="dialog-title")
 
@@ -36,9 +45,13 @@ class SafeTextArea(TextArea):
 
 
 class Dialog(BaseModal):
-    """A modal with a box in the middle and a footer."""
+    """A modal with a box in the middle and a footer. Opening one clears the notices: they
+    speak of what came before, and would cover the dialog's buttons on a small terminal."""
 
     DEFAULT_CLASSES = "dialog"
+
+    def on_screen_resume(self) -> None:
+        self.app.clear_notifications()
 
 
 # --- the action form ---------------------------------------------------------------------
@@ -80,7 +93,7 @@ class ActionForm(Dialog):
                 if a.get("checklist"):
                     yield Label(Text(_("Checklist (every item must be ticked)"), style="bold"), classes="field-label")
                     for item in a["checklist"]:
-                        yield Checkbox(plain(self.checklist_labels.get(item, item)), id=f"check-{item}")
+                        yield Tick(plain(self.checklist_labels.get(item, item)), id=f"check-{item}")
                     yield Static("", id="err-checklist", classes="error")
                 yield Label(
                     assemble((_("Note"), "bold"), " *" if a.get("note_required") else "", ("  " + _("(recorded in the history)"), "dim")),
@@ -101,7 +114,7 @@ class ActionForm(Dialog):
             options = [(Text(c), c) for c in spec.get("choices", [])]
             return Select(options, prompt=_("Choose…"), id=wid, value=value if value in spec.get("choices", []) else Select.NULL, compact=True)
         if kind == "bool":
-            return Checkbox(_("yes"), value=value is True, id=wid)
+            return Tick(_("yes"), value=value is True, id=wid)
         placeholder = {
             "date": _("YYYY-MM-DD"),
             "datetime": _("YYYY-MM-DD HH:MM (time in {tz})").format(tz=self.tz),

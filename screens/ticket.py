@@ -695,6 +695,7 @@ class TicketScreen(BaseScreen):
         """Begin an action: refusal, form, dry run, confirmation, apply."""
         if self.busy or self.view is None:
             return
+        self.app.clear_notifications()  # what was said of the step before is done with
         if self.info is None or self.info.read_only:
             self.app.show_message(  # type: ignore[attr-defined]
                 _("Read-only"), plain(_("This session is read-only: nothing can be changed from it.")), kind="refusal"
@@ -704,14 +705,10 @@ class TicketScreen(BaseScreen):
             # Blocked only for want of a recorded reason (an emergency): the form asks for it.
             a = {**a, "note_required": True}
         elif not a["allowed"]:
-            from screens.modals import refusal_body
-
-            self.app.show_message(  # type: ignore[attr-defined]
-                _("Not possible now: {action}").format(action=a["label"]),
-                refusal_body(a["reason"], a["rule"], a["citation"], a.get("citation_text", "")),
-            )
             if self.walk is not None:  # a trainee's attempt counts, refused or not
                 self.blocked_attempt(a)
+            else:
+                self._show_refusal(a)
             return
         if a["fields"] or a["checklist"] or a["note_required"]:
             from screens.modals import ActionForm
@@ -733,9 +730,18 @@ class TicketScreen(BaseScreen):
     @work(thread=True, exclusive=True, group="act", exit_on_error=False)
     def blocked_attempt(self, a: dict) -> None:
         feedback = self._feedback(a, Refused(a["rule"], a["reason"], a.get("citation", ""), a.get("citation_text", "")))
-        if feedback:
-            self.app.call_from_thread(self.notify, feedback, title=_("Walkthrough"), severity="information", timeout=12, markup=False)
+        self.app.call_from_thread(self._show_refusal, a, feedback)
         self.app.call_from_thread(self.load)
+
+    def _show_refusal(self, a: dict, feedback: str | None = None) -> None:
+        """The refusal, with what the walkthrough says of it inside the dialog (a notice
+        would cover the dialog's buttons on a small terminal)."""
+        from screens.modals import refusal_body
+
+        body = refusal_body(a["reason"], a["rule"], a["citation"], a.get("citation_text", ""))
+        if feedback:
+            body = Text("\n\n").join([body, assemble((_("Walkthrough") + ": ", "bold"), feedback)])
+        self.app.show_message(_("Not possible now: {action}").format(action=a["label"]), body)  # type: ignore[attr-defined]
 
     @work(thread=True, exclusive=True, group="act", exit_on_error=False)
     def dry_run(self, a: dict, inputs: dict, lang: str | None = None) -> None:

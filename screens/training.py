@@ -12,6 +12,7 @@ from rich.text import Text
 
 from helpdesk.base.i18n import _, n_
 from screens.base import N_
+from helpdesk.base.labels import choice
 from screens.safe import assemble, plain
 
 #: The trainer's clock keys: (key, step given to ``training.advance``, label).
@@ -73,7 +74,7 @@ def banner_text(scenario: str, now_local: str) -> tuple[Text, Text]:
     line with the clock and the trainer's clock keys. Each stays on one line."""
     keys = "  ".join(f"{key.upper()} {_(label)}" for key, _step, label in CLOCK_STEPS)
     title = assemble("  ", (scenario or "", "bold"), one_line=True)
-    line = assemble((_("Clock") + ": ", ""), (now_local, "bold"), "  ·  ", keys, one_line=True)
+    line = assemble((_("Clock") + ": ", ""), (now_local, "bold"), " · ", keys, one_line=True)
     for t in (title, line):
         t.no_wrap, t.overflow = True, "ellipsis"
     return title, line
@@ -87,14 +88,14 @@ def clock_move_text(move, tz_name: str) -> Text:
     report = move.sweep
     lines = [assemble((_("Clock") + ": ", "bold"), localise(move.before, tz_name), " → ", (localise(move.after, tz_name), "bold"))]
     if not (report["taken"] or report["opened"] or report["refused"] or report["redacted"]):
-        lines.append(Text(_("Nothing was due: sweep had nothing to do."), style="dim"))
+        lines.append(Text(_("Nothing was due: the clock had nothing to do."), style="dim"))
     def where(row: dict) -> str:
         return f"#{row['ticket']} " if row.get("ticket") else f"{row.get('account', '?')} "
 
     for t in report["taken"]:
         lines.append(assemble("  ✔ ", where(t), (str(t.get("action", "")), "bold"), f" → {t.get('state') or ''}"))
     for o in report["opened"]:
-        lines.append(assemble("  + ", where(o), _("opened"), f" ({o.get('account', '')}: {o.get('reason', '')})"))
+        lines.append(assemble("  + ", where(o), _("opened"), f" ({o.get('account', '')}: {choice('reason', o.get('reason', ''))})"))
     for r in report["refused"]:
         lines.append(assemble("  ✘ ", where(r), str(r.get("action", "")), "  ", str(r.get("reason") or "")))
     if report["redacted"]:

@@ -72,6 +72,6 @@ def test_cli_refuses_a_volunteer_an_oncall_step(hd):
     hd.account("camille", "indigos", "camille@example.org")
     t = hd.open("abuse", "indigos", "camille", "", "category=spam", "urgent=yes")
     refusal = hd.refused("ticket", "act", t["id"], "suspend", "--note", "spam run", as_="alice", rule="role")
-    assert "oncall" in refusal["message"]
+    assert "astreinte" in refusal["message"]  # the role by its label (rule "role" is the stable key)
     r = hd.run("ticket", "act", t["id"], "suspend", "--note", "spam run", as_="alice", json_out=False)
-    assert r.code == 1 and "oncall" in r.err
+    assert r.code == 1 and "astreinte" in r.err

@@ -42,9 +42,11 @@ class Out:
         from rich.table import Table
         from rich.text import Text
 
+        from helpdesk.cli.text import header
+
         t = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
         for c in columns:
-            t.add_column(c, overflow="fold")
+            t.add_column(header(c), overflow="fold")
         for r in rows:
             t.add_row(*[Text("" if v is None else str(v)) for v in r])
         self.console.print(t)

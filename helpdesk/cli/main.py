@@ -377,22 +377,29 @@ def _bounce_kinds() -> dict[str, str]:
     return {"failed": _("returned"), "blocked": _("refused as spam"), "delayed": _("delayed"), "complaint": _("complaint")}
 
 
-def _print_ticket(out: Out, view: dict, citations: bool) -> None:
+def _print_ticket(out: Out, view: dict, citations: bool, tz: str = "UTC") -> None:
+    """A ticket for a person: labels, not keys; times in the provider's zone (``tz``)."""
     from rich.text import Text
 
+    from helpdesk.cli.text import local
+    from helpdesk.base.labels import choice, event, label, read_timer_note
+
+    steps = {st["key"]: st["label"] for st in view["steps"]}
+    step_labels = {a["key"]: a["label"] for a in view["actions"]}
     out.line(Text(f"#{view['id']}  ", style="bold"), Text(view["subject"] or "-"))
-    out.line(f"{view['queue']} · {view['policy']} · {view['state_label']} ({view['state']}) · v{view['version']}")
-    out.line(_("account: {a} ({s}) · requester: {r}").format(a=view["account"] or "-", s=view["account_status"] or "-", r=view["requester"] or "-"))
+    out.line(f"{view['queue']} · {view['policy']} · {view['state_label']} ({label('state-kind', view['state_kind'])}) · v{view['version']}")
+    status = label("account-status", view["account_status"]) if view["account_status"] else "-"
+    out.line(_("account: {a} ({s}) · requester: {r}").format(a=view["account"] or "-", s=status, r=view["requester"] or "-"))
     if view["fields"]:
-        out.line(_("fields: ") + ", ".join(f"{k}={v}" for k, v in view["fields"].items()))
+        out.line(_("fields: ") + ", ".join(f"{k}={choice(k, v)}" for k, v in view["fields"].items()))
     if view["deadline_details"]:
         out.line("")
-        out.line(_("Deadlines:"), style="bold")
+        out.line(_("Deadlines:") + f"  ({tz})", style="bold")
         for d in view["deadline_details"]:
-            extra = f"  → {d['action']}" if d["action"] else ""
+            extra = f"  → {step_labels.get(d['action'], d['action'])}" if d["action"] else ""
             note = f"  ({d['note']})" if d["note"] else ""
             kind = "  " + _("BINDING (the text fixes this date)") if d.get("binding") else "  " + _("indicative") if d.get("indicative") else ""
-            out.line(f"  {d['name']:<18} {d['at']}  [{d['status']}]{kind}{extra}{note}")
+            out.line(f"  {label('deadline', d['name']):<28} {local(d['at'], tz, zone=False)}  [{label('deadline-status', d['status'])}]{kind}{extra}{note}")
     for a in view.get("attention", []):
         out.line("")
         out.line(_("⚠ Mail #{id} to {to} came back: {reason}").format(id=a["outbox"], to=a["to"] or "-", reason=a["text"] or a["status"] or "-"), style="bold red")
@@ -421,15 +428,17 @@ def _print_ticket(out: Out, view: dict, citations: bool) -> None:
             line += f"  [{a['citation']}]"
         out.line(line, style=None if a["allowed"] else "dim")
         if not a["allowed"] and a["rule"] != "state":
-            out.line(f"      {a['reason']} ({a['rule']})", style="dim")
+            out.line(f"      {a['reason']} ({label('rule', a['rule'])})", style="dim")
         if citations and a.get("citation_text"):
             out.line(f"      « {a['citation_text']} »", style="italic")
     _actions_cli().print_of_ticket(out, view.get("service_actions") or [])
     out.line("")
-    out.line(_("History:"), style="bold")
+    out.line(_("History:") + f"  ({tz})", style="bold")
     for e in view["events"]:
-        arrow = f"{e['from'] or ''} → {e['to']}" if e["to"] and e["to"] != e["from"] else ""
-        out.line(f"  {e['at']}  {e['actor']:<10} {e['action']:<18} {arrow}  {e['note']}")
+        arrow = f"{steps.get(e['from'] or '', e['from'] or '')} → {steps.get(e['to'], e['to'])}" if e["to"] and e["to"] != e["from"] else ""
+        timer = read_timer_note(e["note"])
+        note = f"{label('deadline', timer[0])}: {local(timer[1], tz, zone=False)}" if timer else e["note"]
+        out.line(f"  {local(e['at'], tz, zone=False)}  {e['actor']:<10} {event(e['action'], step_labels):<18} {arrow}  {note}")
     from helpdesk.cli.conversation import print_conversation
 
     print_conversation(out, view)
@@ -529,7 +538,7 @@ def do_ticket(args, out: Out) -> int:
             if out.json:
                 out.data(view)
             else:
-                _print_ticket(out, view, args.citations)
+                _print_ticket(out, view, args.citations, engine.definition(s, ticket.workflow_id).policy.timezone)
             return 0
         rows = api.list_tickets(
             s, queue=args.queue, state=args.state, policy=args.policy, account=args.account, assignee=args.assignee,
@@ -541,12 +550,26 @@ def do_ticket(args, out: Out) -> int:
         if out.json:
             out.data(data)
         else:
+            from sqlmodel import select
+
+            from helpdesk.base import labels as labels_
+            from helpdesk.cli.text import local
+            from helpdesk.storage.models import Policy
+
             now = clock.iso(clock.now())
+            zones = {p.key: p.timezone for p in s.exec(select(Policy))}
+            labels = {t.id: api.state_label(s, t) for t in rows}
             out.table(
                 ["id", "queue", "policy", "state", "account", "due", _("binding date (text)"), "subject"],
-                [[r["id"], r["queue"], r["policy"], r["state"], r["account"] or "-", ("! " if r["due_at"] and r["due_at"] <= now else "") + (r["due_at"] or ""),
-                  f"{r['binding_at']} ({r['binding']})" if r["binding_at"] else "", r["subject"]] for r in data],
+                [[r["id"], r["queue"], r["policy"], labels.get(r["id"], r["state"]), r["account"] or "-",
+                  ("! " if r["due_at"] and r["due_at"] <= now else "") + local(r["due_at"], zones.get(r["policy"], "UTC"), zone=False),
+                  f"{local(r['binding_at'], zones.get(r['policy'], 'UTC'), zone=False)} ({labels_.label('deadline', r['binding'])})" if r["binding_at"] else "",
+                  r["subject"]]
+                 for r in data],
             )
+            shown = sorted({(r["policy"], zones.get(r["policy"], "UTC")) for r in data})
+            if shown:
+                out.line(_("Times in each provider's zone: {zones}").format(zones=", ".join(f"{k} {z}" for k, z in shown)), style="dim")
     return 0
 
 

@@ -161,6 +161,17 @@ class Backend:
                     if self._scope() else select(Event).order_by(Event.id.desc()).limit(limit)
                 )
             ]
+            # Labels and zones for a person: each event's step and state by its ticket's
+            # procedure, its time in the ticket's provider's zone.
+            workflows = dict(s.exec(select(Ticket.id, Ticket.workflow_id).where(Ticket.id.in_({e["ticket"] for e in recent if e["ticket"]}))).all())
+            for e in recent:
+                wid = workflows.get(e["ticket"])
+                if wid is None:
+                    continue
+                d = engine.definition(s, wid)
+                e["tz"] = d.policy.timezone
+                e["action_label"] = next((pick(t.label) for t in d.transitions if t.key == e["action"]), None)
+                e["to_label"] = pick(d.states[e["to"]].label) if e["to"] in d.states else e["to"]
             waiting, actions = api.actions_needing_attention(s, limit)
         return Dashboard(counts=counts, mine=mine, due_today=due_today[:limit], recent=recent, now=now,
                          actions_waiting=waiting, actions=actions)

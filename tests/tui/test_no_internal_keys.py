@@ -77,13 +77,13 @@ def shown_keys(text: str, keys: set[str], lang: str) -> dict[str, str]:
 
 def _texts(screen) -> list[str]:
     out = [str(w.render()) for w in screen.query("Static")]
+    for ol in screen.query("OptionList"):
+        out += [str(ol.get_option_at_index(i).prompt) for i in range(ol.option_count)]
     if isinstance(screen, TicketScreen):
         out += [screen.pane_text(p.id) for p in screen.PANES if p.text is not None]
         # Mail subjects are written in the mail's language, which may not be the screen's.
         for m in screen.view["mails"]:
             out = [text.replace(m["subject"], "") for text in out]
-        ol = screen.query_one("#actions")
-        out += [str(ol.get_option_at_index(i).prompt) for i in range(ol.option_count)]
     for lst in screen.query(TicketList):
         out += [lst.render_line(y).text for y in range(lst.rows_shown())]
     return out

@@ -334,3 +334,91 @@ async def test_counts_agree_with_their_number(db_url, make_app):
         status = str(app.screen.query_one("#status").render())
         assert status.startswith("1 ticket ") and "tickets" not in status
         app.exit()
+
+
+async def test_a_checkbox_shows_its_state_as_a_character(db_url, make_app):
+    from screens.modals import Tick
+
+    app = make_app(db_url, "alice")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        screen = await _open(pilot, 5)
+        await press(pilot, screen.digit_of("give-code-by-phone"))
+        form = app.screen
+        assert isinstance(form, ActionForm)
+        box = form.query_one(Tick)
+        assert "Called the account's registered number" in str(box.label)
+        assert "▐ ▌" in str(box.render())
+        box.value = True
+        await settle(pilot)
+        assert "▐X▌" in str(box.render())
+        app.exit()
+
+
+async def test_the_banner_and_the_clock_keys_fit_80_columns(training_url, make_app):
+    from helpdesk.base.i18n import set_lang
+
+    url, _tid = training_url
+    for lang, last in (("fr", "F8 éch. suivante"), ("en", "F8 next deadline")):
+        set_lang(lang)
+        app = make_app(url, "tom")
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(pilot)
+            banner = app.screen.query_one("#banners")
+            lines = [line.text for line in banner.render_lines(banner.region.reset_offset)]
+            clock_line = next(line for line in lines if last in line)
+            assert "…" not in clock_line and clock_line.rstrip().endswith(last)
+            assert lines[0].count("▲") == 2  # the warning, whole (the scenario's title may be cut)
+            app.exit()
+
+
+async def test_the_users_acknowledgement_asks_for_confirmation(db_url, make_app):
+    with db.write_session(db_url) as s:
+        engine.apply(s, 11, "complete", ALICE, fields={"system": "https://espace-b.wigii.org", "day": "2026-03-20"})
+    app = make_app(db_url, "alice")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        screen = await _open(pilot, 11)
+        assert ticket(db_url, 11).state == "awaiting-ack"
+        await press(pilot, screen.digit_of("acknowledge"))
+        assert isinstance(app.screen, ConfirmScreen)  # not on a single key
+        assert ticket(db_url, 11).state == "awaiting-ack"
+        await press(pilot, "n")
+        assert ticket(db_url, 11).state == "awaiting-ack"
+        await press(pilot, screen.digit_of("acknowledge"), "y")
+        assert ticket(db_url, 11).state == "scheduled"
+        app.exit()
+
+
+def test_in_16_colours_the_cursor_is_not_the_red_of_errors():
+    from rich.color import Color, ColorSystem
+    from textual.theme import BUILTIN_THEMES
+
+    from screens.app import sixteen_colour_theme
+
+    def sixteen(value: str) -> int:
+        return Color.parse(value).downgrade(ColorSystem.STANDARD).number
+
+    base = BUILTIN_THEMES["textual-dark"]
+    assert sixteen(base.accent) == sixteen(base.error)  # why the theme exists
+    theme = sixteen_colour_theme(base)
+    assert sixteen(theme.accent) != sixteen(theme.error) and sixteen(theme.warning) != sixteen(theme.error)
+
+
+async def test_the_palette_speaks_french_throughout(db_url, make_app):
+    from textual.command import CommandPalette
+
+    from helpdesk.base.i18n import set_lang
+
+    set_lang("fr")
+    app = make_app(db_url)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert {"Thème", "Quitter", "Touches"} <= set(titles), titles
+        assert not {"Theme", "Quit", "Keys", "Screenshot"} & set(titles)
+        await press(pilot, "ctrl+p")
+        palette = app.screen
+        assert isinstance(palette, CommandPalette)
+        assert "Chercher une commande" in str(palette.query_one("Input").placeholder)
+        app.exit()
