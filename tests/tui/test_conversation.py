@@ -5,6 +5,8 @@ the real app (its backend in a process of its own), and SVG snapshots at 80×24 
 
 from __future__ import annotations
 
+from textual.widgets import Static
+
 import pytest
 from sqlmodel import select
 
@@ -54,7 +56,7 @@ async def test_reply_note_and_ask_through_the_composer(db_url, make_app):
         await settle(pilot)
         screen = app.screen
         assert isinstance(screen, TicketScreen)
-        shown = str(screen.query_one("#conversation").render())
+        shown = str(screen.pane_widget("conversation").query_one(Static).render())
         assert "▼" in shown and "received from jean.dupont@example.org" in shown and "✎ note by bob" in shown
         assert "capture.png (image/png" in shown and "toujours pas à me connecter" in shown
         assert "quoted lines folded" in shown and "ancien message" not in shown
@@ -93,7 +95,7 @@ async def test_reply_note_and_ask_through_the_composer(db_url, make_app):
         )
         await press(pilot, "ctrl+s")
         assert isinstance(app.screen, TicketScreen)
-        shown = str(app.screen.query_one("#conversation").render())
+        shown = str(app.screen.pane_widget("conversation").query_one(Static).render())
         assert "▲ sent to jean.dupont@example.org by alice" in shown
     rows = _conversation(db_url, 1)
     assert [r.direction for r in rows] == ["in", "note", "out", "note", "out"]
@@ -112,7 +114,7 @@ def _scrolled_to_conversation():
         await settle(pilot)
         pilot.app.open_ticket(1)
         await settle(pilot)
-        pilot.app.screen.query_one("#conversation").scroll_visible(animate=False, top=True)
+        pilot.app.screen.show_pane("conversation")
         await settle(pilot)
 
     return run_before
@@ -154,7 +156,7 @@ async def test_set_account_and_merge_from_the_ticket_screen(db_url, make_app):
         await type_text(pilot, "1")
         await press(pilot, "enter")
         assert isinstance(app.screen, TicketScreen) and app.screen.ticket_id == 1
-        assert "Merged into" not in str(app.screen.query_one("#conversation").render())
+        assert "Merged into" not in str(app.screen.pane_widget("conversation").query_one(Static).render())
     with db.read_session(db_url) as s:
         six = s.get(Ticket, 6)
         assert six.merged_into == 1 and six.state_kind == "done"
