@@ -160,3 +160,18 @@ async def press(pilot, *keys: str) -> None:
 async def type_text(pilot, text: str) -> None:
     await pilot.press(*[("space" if c == " " else c) for c in text])
     await settle(pilot)
+
+
+def indigos_mail_alert(url: str) -> int:
+    """A new Indigos mail-reputation alert on cmartin (art. 7: sending, then the account, may
+    be suspended; Le PIC's text, the seed's ticket 4, gives neither). Its id."""
+    from helpdesk.rules.context import Actor
+    from helpdesk.service import api
+    from helpdesk.storage import db
+
+    with db.write_session(url) as s:
+        return api.open_ticket(
+            s, queue="mail-reputation", policy="indigos", actor=Actor("alice", "oncall"), account_login="cmartin",
+            subject="Bounce ratio 0.45 on 300 messages",
+            fields={"signal": "bounces", "messages": "300", "bounces": "135", "bounce-ratio": "0.45"},
+        ).ticket.id

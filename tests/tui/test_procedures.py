@@ -15,7 +15,7 @@ from screens.modals import ActionForm, ConfirmScreen, MessageScreen
 from screens.queue import QueueScreen
 from screens.ticket import TicketScreen
 from screens.ticket_list import TicketList
-from tests.tui.conftest import press, settle, type_text
+from tests.tui.conftest import indigos_mail_alert, press, settle, type_text
 
 
 def ticket(url: str, tid: int) -> Ticket:
@@ -173,15 +173,7 @@ async def test_abuse_warning_needs_a_note(db_url, make_app):
 
 
 async def test_mail_reputation_contact_then_suspend_sending(db_url, make_app):
-    # Indigos art. 7 (Le PIC's text, ticket 4, gives no suspension of sending).
-    from helpdesk.service import api
-
-    with db.write_session(db_url) as s:
-        tid = api.open_ticket(
-            s, queue="mail-reputation", policy="indigos", actor=Actor("alice", "oncall"), account_login="cmartin",
-            subject="Bounce ratio 0.45 on 300 messages",
-            fields={"signal": "bounces", "messages": "300", "bounces": "135", "bounce-ratio": "0.45"},
-        ).ticket.id
+    tid = indigos_mail_alert(db_url)  # Indigos art. 7
     app = make_app(db_url)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)

@@ -18,7 +18,7 @@ from screens.modals import ActionForm, ConfirmScreen, KeysScreen, MessageScreen
 from screens.queue import QueueScreen
 from screens.ticket import TicketScreen
 from screens.ticket_list import TicketList
-from tests.tui.conftest import press, settle, type_text
+from tests.tui.conftest import indigos_mail_alert, press, settle, type_text
 
 ALICE = Actor("alice", "oncall")
 LONG_NOTE = "Début de la note. " + "Une phrase de plus sur ce qui s'est passé. " * 30 + "Fin de la note."
@@ -204,13 +204,7 @@ async def test_an_emergency_blocked_only_for_its_reason_opens_the_form(db_url, m
 
 
 async def test_irreversible_only_for_steps_with_no_undo(db_url, make_app):
-    # Indigos art. 7 suspends sending, then the account (Le PIC's text, ticket 4, gives neither).
-    with db.write_session(db_url) as s:
-        tid = api.open_ticket(
-            s, queue="mail-reputation", policy="indigos", actor=Actor("alice", "oncall"), account_login="cmartin",
-            subject="Bounce ratio 0.45 on 300 messages",
-            fields={"signal": "bounces", "messages": "300", "bounces": "135", "bounce-ratio": "0.45"},
-        ).ticket.id
+    tid = indigos_mail_alert(db_url)
     app = make_app(db_url)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
