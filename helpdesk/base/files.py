@@ -54,8 +54,11 @@ def append_private(path, text: str) -> None:
     p = Path(path).expanduser()
     try:
         make_private_dir(p.parent)
-        fd = os.open(p, os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE_FILE)
+        # O_NONBLOCK: a FIFO with no reader is refused at once instead of waited on
+        fd = os.open(p, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK, PRIVATE_FILE)
         with os.fdopen(fd, "a", encoding="utf-8") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise BadInput(_("{path} is not a regular file").format(path=shown(p)))
             handle.write(text)
     except OSError as exc:
         raise BadInput(_("cannot write {path}: {error}").format(path=shown(p), error=exc.strerror)) from None
