@@ -588,7 +588,7 @@ class TicketScreen(BaseScreen):
         lines = [Text("\n" + _("Service actions:"), style="bold")]
         for a in actions:
             lines.append(assemble(
-                " ", ("!" if a["needs_attention"] else " "), (f"#{a['id']} ", "dim"), (a["status"], "bold red" if a["needs_attention"] else "bold"),
+                " ", ("!" if a["needs_attention"] else " "), (f"#{a['id']} ", "dim"), (label("service-action-status", a["status"]), "bold red" if a["needs_attention"] else "bold"),
                 "  ", a["line"], ("  — " + a["answer"], "dim") if a["answer"] else "", one_line=True))
         return lines
 

@@ -169,8 +169,9 @@ def test_the_dashboard_shows_in_a_browser(serve, browser, db_url, tmp_path):
     text = open_page(browser, served, "the dashboard's queues on the page", lambda t: titles["password-reset"] in t)
     browser.save_screenshot(str(tmp_path / "dashboard.png"))
     assert "Tableau de bord" in text and "Files" in text, text
-    for title in titles.values():
-        assert title in text, text
+    for queue, title in titles.items():
+        if queue != "general":  # the dashboard lists the four procedures
+            assert title in text, text
     assert "tom (trainer)" in text, text  # the identity it was served with
     # Keys typed in the page reach the helpdesk: '3' opens the abuse queue.
     browser.find_element("css selector", ".xterm-helper-textarea").send_keys("3")

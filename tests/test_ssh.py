@@ -459,10 +459,10 @@ def test_each_key_opens_the_tui_as_its_volunteer(terminals):
     alice = srv.open_terminal("alice", srv.ssh(srv.keys / "alice", "-t"))
     bob = srv.open_terminal("bob", srv.ssh(srv.keys / "bob", "-t"))
     # The top bar names the acting volunteer and role: two keys, two identities, at once.
-    top_a = srv.wait_screen(alice, "alice (volunteer)").splitlines()[0]
-    top_b = srv.wait_screen(bob, "bob (oncall)").splitlines()[0]
-    assert "helpdesk" in top_a and "alice (volunteer)" in top_a and "bob" not in top_a, top_a
-    assert "helpdesk" in top_b and "bob (oncall)" in top_b and "alice" not in top_b, top_b
+    top_a = srv.wait_screen(alice, "alice (bénévole)").splitlines()[0]
+    top_b = srv.wait_screen(bob, "bob (astreinte)").splitlines()[0]
+    assert "helpdesk" in top_a and "alice (bénévole)" in top_a and "bob" not in top_a, top_a
+    assert "helpdesk" in top_b and "bob (astreinte)" in top_b and "alice" not in top_b, top_b
 
     srv.tmux("send-keys", "-t", alice, "q")  # the dashboard's quit key
     srv.tmux("send-keys", "-t", bob, "C-q")  # the app's quit key, anywhere
@@ -483,7 +483,7 @@ def test_a_key_runs_the_helpdesk_whatever_command_is_asked(terminals):
     }
     names = [srv.open_terminal(f"cmd-{k}", argv) for k, argv in asked.items()]
     for name in names:
-        screen = srv.wait_screen(name, "alice (volunteer)")
+        screen = srv.wait_screen(name, "alice (bénévole)")
         assert "pwned" not in screen and "uid=" not in screen
     for name in names:
         srv.tmux("send-keys", "-t", name, "C-q")

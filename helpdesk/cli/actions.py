@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 
 from helpdesk.base.i18n import _
+from helpdesk.base.labels import label
 
 
 def add_parsers(sub, account_sub, cmd) -> None:
@@ -126,7 +127,7 @@ def print_of_ticket(out, actions: list[dict]) -> None:
     out.line("")
     out.line(_("Service actions:"), style="bold")
     for a in actions:
-        line = f"  #{a['id']} [{a['status']}] {service_actions.describe(a)}"
+        line = f"  #{a['id']} [{label('service-action-status', a['status'])}] {service_actions.describe(a)}"
         if a["answer"]:
             line += f" — {a['answer']}"
         out.line(line, style="red" if a["needs_attention"] else None)

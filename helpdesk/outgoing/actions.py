@@ -41,6 +41,7 @@ from helpdesk.storage.db import write_session
 from helpdesk.workflow.engine import is_training, require_role
 from helpdesk.base.errors import BadInput, NotFound, Refused
 from helpdesk.base.i18n import _
+from helpdesk.base.labels import label
 from helpdesk.storage.models import Account, ServiceAction
 from helpdesk.rules.service_actions import BLOCK_REASONS  # noqa: F401 - actions.BLOCK_REASONS
 from helpdesk.base.untrusted import clean
@@ -293,4 +294,4 @@ def describe(a: dict) -> str:
     """One line a person reads: what, on which system, for whom."""
     until = " " + _("until {when}").format(when=local_time(a["until"], a.get("timezone"))) if a.get("until") else ""
     where = a["connector"] if a["connector"] != "-" else _("no service configured")
-    return f"{a['kind']}{until} · {a['target']} · {where}"
+    return f"{label('service-action', a['kind'])}{until} · {a['target']} · {where}"

@@ -529,7 +529,9 @@ def mails_view(session: Session, ticket: Ticket) -> dict:
         if m.status == "bounced":
             attention.append({"reason": "mail-bounced", "outbox": m.id, "to": m.to_addr, "template": m.template,
                               "status": m.bounce_status or None, "text": m.bounce_reason})
-    return {"mails": mails, "attention": attention, "waiting_on": "volunteer" if attention else None}
+    # A returned mail makes the ticket wait for a volunteer; otherwise the conversation
+    # says who it waits on (ticket_view's waiting_on stays).
+    return {"mails": mails, "attention": attention, **({"waiting_on": "volunteer"} if attention else {})}
 
 
 def actions_needing_attention(session: Session, limit: int = 8) -> tuple[int, list[dict]]:

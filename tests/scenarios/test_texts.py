@@ -60,7 +60,7 @@ def test_indigos_an_emergency_still_skips_the_exchange_with_a_recorded_reason(in
     tid = hd.open("abuse", "indigos", "camille", "cert@example.net", "category=security", "urgent=yes")["id"]
     hd.refused("ticket", "act", tid, "suspend", "--note", "scan", as_="alice", rule="role", cite="Charte Indigos art. 11")
     refusal = hd.refused("ticket", "act", tid, "suspend", as_="bob", rule="prior_exchange_or_emergency")
-    assert "--note" in refusal["message"]
+    assert "note" in refusal["message"]  # the reason goes in the step's note
     assert hd.act(tid, "suspend", "--note", "outgoing port scan, now", as_="bob")["state"] == "suspended"
 
 
@@ -94,7 +94,7 @@ def test_communesplone_a_grave_matter_may_go_to_suspension_or_the_authorities_at
     grave = hd.open("abuse", "communesplone", "cpas-namur", "police@example.be", "category=illegal", "grave=yes")["id"]
     hd.refused("ticket", "act", grave, "report-authorities", "--note", "x", as_="alice", rule="role")
     refusal = hd.refused("ticket", "act", grave, "report-authorities", as_="bob", rule="prior_step_or_grave")
-    assert "--note" in refusal["message"]
+    assert "note" in refusal["message"]  # the reason goes in the step's note
     t = hd.act(grave, "report-authorities", "--note", "gravity: child abuse material on the site", as_="bob")
     assert t["state"] == "reported"
 
@@ -152,7 +152,7 @@ def test_indigos_mail_ladder_emergencies_and_the_three_grounds_of_art_7(indigos)
     until = "--field", "until=2026-11-25T10:00:00+01:00"
     hd.refused("ticket", "act", tid, "suspend-sending", *until, "--note", "x", as_="alice", rule="role", cite="Charte Indigos art. 7")
     refusal = hd.refused("ticket", "act", tid, "suspend-sending", *until, as_="bob", rule="prior_exchange_or_compromise")
-    assert "--note" in refusal["message"]
+    assert "note" in refusal["message"]  # the reason goes in the step's note
     t = hd.act(tid, "suspend-sending", *until, "--note", "40 complaints in an hour, still sending", as_="bob")
     assert t["state"] == "send-suspended"
 

@@ -84,6 +84,11 @@ def _texts(screen) -> list[str]:
         # Mail subjects are written in the mail's language, which may not be the screen's.
         for m in screen.view["mails"]:
             out = [text.replace(m["subject"], "") for text in out]
+        # What people wrote (the conversation's subjects and texts) is theirs, in their words.
+        written = [line.strip() for m in screen.view.get("messages") or [] for field in ("subject", "new", "quoted", "body")
+                   for line in (m.get(field) or "").splitlines() if line.strip()]
+        for line in sorted(written, key=len, reverse=True):
+            out = [text.replace(line, "") for text in out]
     for lst in screen.query(TicketList):
         out += [lst.render_line(y).text for y in range(lst.rows_shown())]
     return out

@@ -23,8 +23,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("outbox") as batch:
-        batch.drop_column("bounce_reason")
-        batch.drop_column("bounce_status")
-        batch.drop_column("bounce_kind")
-        batch.drop_column("bounced_at")
+    # Plain ALTER TABLE ... DROP COLUMN, also on SQLite: a batch copy of the outbox table
+    # would drop a table that the conversation's messages (0007) refer to.
+    for name in ("bounce_reason", "bounce_status", "bounce_kind", "bounced_at"):
+        if op.get_bind().dialect.name == "sqlite":
+            op.execute(f"ALTER TABLE outbox DROP COLUMN {name}")
+        else:
+            op.drop_column("outbox", name)
