@@ -172,7 +172,7 @@ def test_the_dashboard_shows_in_a_browser(serve, browser, db_url, tmp_path):
     for queue, title in titles.items():
         if queue != "general":  # the dashboard lists the four procedures
             assert title in text, text
-    assert "tom (trainer)" in text, text  # the identity it was served with
+    assert "tom (formateur)" in text, text  # the identity it was served with
     # Keys typed in the page reach the helpdesk: '3' opens the abuse queue.
     browser.find_element("css selector", ".xterm-helper-textarea").send_keys("3")
     wait_for("the abuse queue after pressing 3", lambda: "Tableau de bord" not in screen(browser).splitlines()[0], TIMEOUT,
@@ -208,7 +208,7 @@ def test_the_training_tui_in_a_browser_moves_its_clock(serve, browser, tmp_path)
 
     url = f"sqlite:///{tmp_path / 'training.db'}"  # new: the first run seeds a scenario
     served = serve(options=("--training",), db=url)
-    text = open_page(browser, served, "the training dashboard", lambda t: "FORMATION" in t and "tom (trainer)" in t)
+    text = open_page(browser, served, "the training dashboard", lambda t: "FORMATION" in t and "tom (formateur)" in t)
     assert "Tableau de bord" in text, text
     before = sandbox.clock_of(url)
     # F5 moves the training clock a day; the browser must hand it over, not reload the page.

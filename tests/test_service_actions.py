@@ -99,7 +99,7 @@ def test_failed_and_uncertain_wait_for_a_person(indigos):
     shown = hd.ok("ticket", "show", tid)["service_actions"]
     assert any(a["needs_attention"] for a in shown)
     human = hd.ok("ticket", "show", tid, json_out=False).out
-    assert "lock" in human and "[failed]" in human
+    assert "verrouiller le compte" in human and "[échoué]" in human  # by their labels
 
     # A volunteer may not decide; oncall may, with a note; both are audited.
     hd.refused("actions", "retry", lock["id"], "--note", "directory is back", as_="alice", rule="role")
@@ -134,7 +134,7 @@ def test_a_training_database_records_what_it_would_have_done(hd, tmp_path):
     hd.url = str(training)
     hd.ok("init", "--training")
     hd.ok("volunteer", "add", "bob", "--role", "oncall", as_="")  # the first volunteer of a new database
-    hd.account("camille", "indigos", "camille@example.org")
+    hd.ok("account", "add", "camille", "--policy", "indigos", "--email", "camille@example.org", as_="bob")
     ldap_nowhere(hd, closed_port())
     tid = hd.open("abuse", "indigos", "camille", "cert@example.net", "category=security", "urgent=yes", as_="bob")["id"]
     view = hd.act(tid, "suspend", "--note", "scan", as_="bob")

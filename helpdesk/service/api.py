@@ -22,6 +22,7 @@ from helpdesk.rules.context import SYSTEM_ACTOR, Actor
 from helpdesk.base.errors import BadInput, NotFound, Refused
 from helpdesk.base.fields import EMAIL
 from helpdesk.base.i18n import _, pick
+from helpdesk.base.labels import label
 from helpdesk.storage.models import Account, Deadline, Event, Policy, State, Ticket, Volunteer, Workflow
 from helpdesk.base.roles import ROLES, SYSTEM, login_problem
 from helpdesk.base.untrusted import clean
@@ -540,7 +541,7 @@ def actions_needing_attention(session: Session, limit: int = 8) -> tuple[int, li
     total, rows = service_actions.needing_attention(session, limit)
     for a in rows:
         a["line"] = _("service action #{id} {status}: {what} (ticket #{ticket})").format(
-            id=a["id"], status=a["status"], what=service_actions.describe(a), ticket=a["ticket"])
+            id=a["id"], status=label("service-action-status", a["status"]), what=service_actions.describe(a), ticket=a["ticket"])
     return total, rows
 
 
