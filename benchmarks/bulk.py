@@ -49,26 +49,84 @@ from sqlalchemy.engine import Connection
 
 from helpdesk.storage import audit, db
 from helpdesk.base import clock
-from helpdesk.storage.models import Account, ChainHead, Deadline, Event, Message, Policy, State, Ticket, Transition, Volunteer, Workflow
+from helpdesk.storage.models import (
+    Account,
+    ChainHead,
+    Deadline,
+    Event,
+    Message,
+    Policy,
+    State,
+    Ticket,
+    Transition,
+    Volunteer,
+    Workflow,
+)
 
 BATCH = 10_000
 UTC = timezone.utc
 
 # Share of tickets per queue (packs without a queue just skip it).
-QUEUE_WEIGHT = {"password-reset": 40, "closure": 20, "abuse": 25, "mail-reputation": 15, "general": 10}
+QUEUE_WEIGHT = {
+    "password-reset": 40,
+    "closure": 20,
+    "abuse": 25,
+    "mail-reputation": 15,
+    "general": 10,
+}
 STEP_DELAYS = [600, 1800, 3600, 2 * 3600, 5 * 3600, 20 * 3600, 30 * 3600, 3 * 86400, 6 * 86400]
-NOTES = ("Fait.", "Vu avec le titulaire.", "Motif consigné dans le dossier.", "Régularisé.", "Urgence : compte compromis.")
+NOTES = (
+    "Fait.",
+    "Vu avec le titulaire.",
+    "Motif consigné dans le dossier.",
+    "Régularisé.",
+    "Urgence : compte compromis.",
+)
 SUBJECTS = {
-    "password-reset": ("Mot de passe oublié", "Impossible de me connecter", "Réinitialisation du mot de passe ({login})"),
-    "closure": ("Demande de désactivation de mon compte", "Fermeture du compte {login}", "Fin d'abonnement"),
-    "abuse": ("Spam envoyé depuis {login}", "Contenu illicite signalé", "Tentatives d'intrusion", "Consommation anormale"),
-    "mail-reputation": ("Volume d'envoi inhabituel ({login})", "Rebonds en hausse", "Plaintes FBL", "DMARC en échec"),
-    "general": ("Question sur les sauvegardes", "Quota de stockage", "Renseignement", "Facture de l'année"),
+    "password-reset": (
+        "Mot de passe oublié",
+        "Impossible de me connecter",
+        "Réinitialisation du mot de passe ({login})",
+    ),
+    "closure": (
+        "Demande de désactivation de mon compte",
+        "Fermeture du compte {login}",
+        "Fin d'abonnement",
+    ),
+    "abuse": (
+        "Spam envoyé depuis {login}",
+        "Contenu illicite signalé",
+        "Tentatives d'intrusion",
+        "Consommation anormale",
+    ),
+    "mail-reputation": (
+        "Volume d'envoi inhabituel ({login})",
+        "Rebonds en hausse",
+        "Plaintes FBL",
+        "DMARC en échec",
+    ),
+    "general": (
+        "Question sur les sauvegardes",
+        "Quota de stockage",
+        "Renseignement",
+        "Facture de l'année",
+    ),
 }
 # The mail that opened a ticket: a greeting, sentences of its queue and of everyday life
 # (a few hundred words), a closing. Ordinary French, as people write to a helpdesk.
-GREETINGS = ("Bonjour,", "Bonjour à toute l'équipe,", "Madame, Monsieur,", "Bonsoir,", "Salut à vous,")
-CLOSINGS = ("Merci d'avance pour votre aide.", "Bien cordialement,", "Je reste disponible si besoin.", "Merci beaucoup, bonne journée.")
+GREETINGS = (
+    "Bonjour,",
+    "Bonjour à toute l'équipe,",
+    "Madame, Monsieur,",
+    "Bonsoir,",
+    "Salut à vous,",
+)
+CLOSINGS = (
+    "Merci d'avance pour votre aide.",
+    "Bien cordialement,",
+    "Je reste disponible si besoin.",
+    "Merci beaucoup, bonne journée.",
+)
 BODY_SENTENCES = {
     "password-reset": (
         "Depuis ce matin je n'arrive plus à me connecter à mon compte, le mot de passe est refusé.",
@@ -129,8 +187,40 @@ EVERYDAY = (
     "Il faudrait que tout soit réglé avant l'assemblée générale de septembre.",
     "Merci de me répondre à cette adresse plutôt qu'à celle de l'association.",
 )
-FIRST = ("marie", "jean", "camille", "lucas", "lea", "hugo", "chloe", "louis", "manon", "ines", "sarah", "karim", "amira", "youssef", "elise", "paul")
-LAST = ("martin", "dubois", "leroy", "moreau", "simon", "laurent", "michel", "garcia", "peeters", "janssens", "trabelsi", "gharbi", "faure", "roux")
+FIRST = (
+    "marie",
+    "jean",
+    "camille",
+    "lucas",
+    "lea",
+    "hugo",
+    "chloe",
+    "louis",
+    "manon",
+    "ines",
+    "sarah",
+    "karim",
+    "amira",
+    "youssef",
+    "elise",
+    "paul",
+)
+LAST = (
+    "martin",
+    "dubois",
+    "leroy",
+    "moreau",
+    "simon",
+    "laurent",
+    "michel",
+    "garcia",
+    "peeters",
+    "janssens",
+    "trabelsi",
+    "gharbi",
+    "faure",
+    "roux",
+)
 # Account kinds a provider does not serve (its not_served table), and its ordinary kinds.
 KINDS = {
     "weentime": (("admin", "employee"), ("employee",)),
@@ -180,32 +270,86 @@ def _content_fast(note, data_json) -> str:
     return hashlib.sha256((_CONTENT % (data_json, _enc(note))).encode()).hexdigest()
 
 
-def _canonical_fast(eid, at_iso, actor, ticket, account, action, frm, to, note, sanction, data_json, content=None) -> bytes:
+def _canonical_fast(
+    eid, at_iso, actor, ticket, account, action, frm, to, note, sanction, data_json, content=None
+) -> bytes:
     """``audit.canonical`` without building an Event: same bytes (checked by ``_check_digest``)."""
     content = content or _content_fast(note, data_json)
     return (
-        _CANON % ("null" if account is None else account, _enc(action), _enc(actor), at_iso, content, _enc(frm), eid,
-                  _enc(sanction), ticket, _enc(to))
+        _CANON
+        % (
+            "null" if account is None else account,
+            _enc(action),
+            _enc(actor),
+            at_iso,
+            content,
+            _enc(frm),
+            eid,
+            _enc(sanction),
+            ticket,
+            _enc(to),
+        )
     ).encode()
 
 
 def _check_digest() -> None:
     """The fast hash must be ``audit.digest``'s: fail at once if the canonical form changed."""
     samples = [
-        (7, datetime(2024, 2, 29, 13, 5, 7, tzinfo=UTC), "system", 3, None, "open", None, "received", "", None,
-         {"fields": {"b": 1, "a": [True, None, 0.25, "é"], "day": "2024-03-01"}}),
-        (8, datetime(2025, 12, 31, 23, 59, 59, tzinfo=UTC), "bob", 3, 12, "suspend", "open", "suspended",
-         "Urgence : « compte » compromis\n", "suspension", {}),
+        (
+            7,
+            datetime(2024, 2, 29, 13, 5, 7, tzinfo=UTC),
+            "system",
+            3,
+            None,
+            "open",
+            None,
+            "received",
+            "",
+            None,
+            {"fields": {"b": 1, "a": [True, None, 0.25, "é"], "day": "2024-03-01"}},
+        ),
+        (
+            8,
+            datetime(2025, 12, 31, 23, 59, 59, tzinfo=UTC),
+            "bob",
+            3,
+            12,
+            "suspend",
+            "open",
+            "suspended",
+            "Urgence : « compte » compromis\n",
+            "suspension",
+            {},
+        ),
     ]
     prev = "prev"
     for eid, at, actor, tid, aid, action, frm, to, note, sanction, data in samples:
-        ev = SimpleNamespace(id=eid, at=at, actor=actor, ticket_id=tid, account_id=aid, action=action, from_state=frm,
-                             to_state=to, note=note, sanction=sanction, data=data,
-                             content_digest=audit.content_digest(note, data))
+        ev = SimpleNamespace(
+            id=eid,
+            at=at,
+            actor=actor,
+            ticket_id=tid,
+            account_id=aid,
+            action=action,
+            from_state=frm,
+            to_state=to,
+            note=note,
+            sanction=sanction,
+            data=data,
+            content_digest=audit.content_digest(note, data),
+        )
         at_iso = at.replace(tzinfo=None).isoformat() + "Z"
-        fast = hashlib.sha256(prev.encode() + b"\n" + _canonical_fast(eid, at_iso, actor, tid, aid, action, frm, to, note, sanction, _enc_data(data))).hexdigest()
+        fast = hashlib.sha256(
+            prev.encode()
+            + b"\n"
+            + _canonical_fast(
+                eid, at_iso, actor, tid, aid, action, frm, to, note, sanction, _enc_data(data)
+            )
+        ).hexdigest()
         if fast != audit.digest(prev, ev):
-            raise RuntimeError("benchmarks.bulk: audit.canonical changed; update bulk._canonical_fast")
+            raise RuntimeError(
+                "benchmarks.bulk: audit.canonical changed; update bulk._canonical_fast"
+            )
         prev = fast
 
 
@@ -234,8 +378,19 @@ def _recipes(session) -> list[Recipe]:
     for wf in session.execute(select(Workflow).order_by(Workflow.id)).scalars():
         policy = session.get(Policy, wf.policy_key)
         params = policy.params or {}
-        states = {s.key: s for s in session.execute(select(State).where(State.workflow_id == wf.id).order_by(State.position)).scalars()}
-        transitions = list(session.execute(select(Transition).where(Transition.workflow_id == wf.id).order_by(Transition.position)).scalars())
+        states = {
+            s.key: s
+            for s in session.execute(
+                select(State).where(State.workflow_id == wf.id).order_by(State.position)
+            ).scalars()
+        }
+        transitions = list(
+            session.execute(
+                select(Transition)
+                .where(Transition.workflow_id == wf.id)
+                .order_by(Transition.position)
+            ).scalars()
+        )
         if policy.key not in features_of:
             try:
                 features_of[policy.key] = packs.read_pack(policy.key).features
@@ -257,7 +412,9 @@ def _recipes(session) -> list[Recipe]:
         for state0, fields0 in starts:
             for state_key, path in _paths(states, transitions, state0).items():
                 fields = dict(fields0)
-                needs_other = any(g["name"] == "requester_not_served" for t in path for g in t.guards)
+                needs_other = any(
+                    g["name"] == "requester_not_served" for t in path for g in t.guards
+                )
                 if needs_other and not not_served_kinds:
                     if "member-scope" in features and "scope" in (wf.fields or {}):
                         fields["scope"] = "member"
@@ -277,13 +434,26 @@ def _recipes(session) -> list[Recipe]:
                         fields["letter"] = True
                     if t.key == "complete":
                         given["system"] = "https://espace.example.org"
-                    steps.append((t.key, None, t.target, t.sanction, "system" if system else t.role, t.note_required, given, sorted(t.checklist)))
+                    steps.append(
+                        (
+                            t.key,
+                            None,
+                            t.target,
+                            t.sanction,
+                            "system" if system else t.role,
+                            t.note_required,
+                            given,
+                            sorted(t.checklist),
+                        )
+                    )
                 # State entered last: its timers, to show as pending deadlines.
                 timers = []
                 for tm in states[state_key].timers:
                     at = tm.get("at", "")
-                    name = tm.get("deadline") or (at[len("deadline:"):] if at.startswith("deadline:") else tm["action"])
-                    field = at[len("field:"):] if at.startswith("field:") else None
+                    name = tm.get("deadline") or (
+                        at[len("deadline:") :] if at.startswith("deadline:") else tm["action"]
+                    )
+                    field = at[len("field:") :] if at.startswith("field:") else None
                     timers.append((tm["action"], name, field))
                 if wf.queue == "closure" and fields.get("reason") == "request":
                     fields.setdefault("day", None)
@@ -293,8 +463,21 @@ def _recipes(session) -> list[Recipe]:
                     fields["category"] = None
                 if wf.queue == "mail-reputation":
                     fields["signal"] = None
-                out.append(Recipe(wf.id, policy.key, wf.queue, state0, fields, steps, state_key, states[state_key].kind,
-                                  needs_other, respond_by, timers))
+                out.append(
+                    Recipe(
+                        wf.id,
+                        policy.key,
+                        wf.queue,
+                        state0,
+                        fields,
+                        steps,
+                        state_key,
+                        states[state_key].kind,
+                        needs_other,
+                        respond_by,
+                        timers,
+                    )
+                )
     return out
 
 
@@ -323,7 +506,12 @@ def generate(url: str, n_tickets: int, *, seed: int = 1, now: datetime | None = 
     sqlite = engine.dialect.name == "sqlite"
     with db.read_session(url) as s:
         recipes = _recipes(s)
-        volunteers = [(v.login, v.role) for v in s.execute(select(Volunteer).where(Volunteer.active).order_by(Volunteer.login)).scalars()]
+        volunteers = [
+            (v.login, v.role)
+            for v in s.execute(
+                select(Volunteer).where(Volunteer.active).order_by(Volunteer.login)
+            ).scalars()
+        ]
         policies = {p.key: p for p in s.execute(select(Policy)).scalars()}
     if not recipes:
         raise ValueError("no workflows in the database: run 'helpdesk init' first")
@@ -336,12 +524,18 @@ def generate(url: str, n_tickets: int, *, seed: int = 1, now: datetime | None = 
         try:
             with conn.begin():
                 dropped = _drop_indexes(conn) if sqlite else []
-                first_message = conn.exec_driver_sql('SELECT COALESCE(MAX(id), 0) + 1 FROM "message"').scalar()
+                first_message = conn.exec_driver_sql(
+                    'SELECT COALESCE(MAX(id), 0) + 1 FROM "message"'
+                ).scalar()
                 triggers = _drop_message_triggers(conn) if sqlite else []
-                counts = _load(conn, sqlite, rng, now, n_tickets, recipes, weights, roster, policies)
+                counts = _load(
+                    conn, sqlite, rng, now, n_tickets, recipes, weights, roster, policies
+                )
                 for sql in dropped:
                     conn.exec_driver_sql(sql)
-                if triggers:  # the new messages into the search index at once, then its triggers back
+                if (
+                    triggers
+                ):  # the new messages into the search index at once, then its triggers back
                     conn.exec_driver_sql(
                         "INSERT INTO message_fts(rowid, subject, body) SELECT id, subject, body FROM message WHERE id >= ?",
                         (first_message,),
@@ -365,14 +559,19 @@ def _roster(volunteers: list[tuple[str, str]]) -> dict[str, list[str]]:
     rank = {login: RANK.get(role, 0) for login, role in volunteers}
     out = {}
     for role, need in RANK.items():
-        out[role] = [login for login, r in rank.items() if r >= need] or [{"volunteer": "alice", "oncall": "bob", "techadmin": "chloe"}[role]]
+        out[role] = [login for login, r in rank.items() if r >= need] or [
+            {"volunteer": "alice", "oncall": "bob", "techadmin": "chloe"}[role]
+        ]
     return out
 
 
 def _sqlite_fast(conn: Connection):
     """Load-time settings of this connection (outside any transaction), and their undoing."""
     raw = conn.connection.dbapi_connection
-    before = {name: raw.execute(f"PRAGMA {name}").fetchone()[0] for name in ("foreign_keys", "synchronous", "cache_size", "temp_store")}
+    before = {
+        name: raw.execute(f"PRAGMA {name}").fetchone()[0]
+        for name in ("foreign_keys", "synchronous", "cache_size", "temp_store")
+    }
     raw.execute("PRAGMA foreign_keys=OFF")
     raw.execute("PRAGMA synchronous=OFF")
     raw.execute("PRAGMA cache_size=-262144")
@@ -387,7 +586,9 @@ def _sqlite_fast(conn: Connection):
 
 def _drop_indexes(conn: Connection) -> list[str]:
     """Set aside the secondary indexes of the tables we fill; return their CREATE statements."""
-    return _set_aside(conn, "index", "sql IS NOT NULL AND tbl_name IN ('ticket','event','deadline','message')")
+    return _set_aside(
+        conn, "index", "sql IS NOT NULL AND tbl_name IN ('ticket','event','deadline','message')"
+    )
 
 
 def _drop_message_triggers(conn: Connection) -> list[str]:
@@ -397,7 +598,9 @@ def _drop_message_triggers(conn: Connection) -> list[str]:
 
 
 def _set_aside(conn: Connection, kind: str, where: str) -> list[str]:
-    rows = conn.exec_driver_sql(f"SELECT name, sql FROM sqlite_master WHERE type='{kind}' AND {where}").fetchall()
+    rows = conn.exec_driver_sql(
+        f"SELECT name, sql FROM sqlite_master WHERE type='{kind}' AND {where}"
+    ).fetchall()
     for name, _sql in rows:
         conn.exec_driver_sql(f'DROP {kind.upper()} "{name}"')
     return [sql for _name, sql in rows]
@@ -405,21 +608,82 @@ def _set_aside(conn: Connection, kind: str, where: str) -> list[str]:
 
 def _reset_sequences(conn: Connection) -> None:
     for name in ("account", "ticket", "event", "deadline", "message"):
-        conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), (SELECT COALESCE(MAX(id), 1) FROM {name}))"))
+        conn.execute(
+            text(
+                f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), (SELECT COALESCE(MAX(id), 1) FROM {name}))"
+            )
+        )
 
 
-
-
-ACCOUNT_COLS = ("id", "policy_key", "login", "kind", "email", "org", "contacts", "status", "lang", "last_login", "fields", "created_at", "updated_at")
-TICKET_COLS = (
-    "id", "queue", "policy_key", "workflow_id", "state", "state_kind", "account_id", "requester", "subject", "lang", "fields",
-    "checklist", "parent_id", "assignee", "claimed_by", "claim_expires", "opened_at", "updated_at", "closed_at", "due_at", "version",
+ACCOUNT_COLS = (
+    "id",
+    "policy_key",
+    "login",
+    "kind",
+    "email",
+    "org",
+    "contacts",
+    "status",
+    "lang",
+    "last_login",
+    "fields",
+    "created_at",
+    "updated_at",
 )
-EVENT_COLS = ("id", "at", "actor", "ticket_id", "account_id", "action", "from_state", "to_state", "note", "sanction", "data",
-              "content_digest", "prev_hash", "hash")
+TICKET_COLS = (
+    "id",
+    "queue",
+    "policy_key",
+    "workflow_id",
+    "state",
+    "state_kind",
+    "account_id",
+    "requester",
+    "subject",
+    "lang",
+    "fields",
+    "checklist",
+    "parent_id",
+    "assignee",
+    "claimed_by",
+    "claim_expires",
+    "opened_at",
+    "updated_at",
+    "closed_at",
+    "due_at",
+    "version",
+)
+EVENT_COLS = (
+    "id",
+    "at",
+    "actor",
+    "ticket_id",
+    "account_id",
+    "action",
+    "from_state",
+    "to_state",
+    "note",
+    "sanction",
+    "data",
+    "content_digest",
+    "prev_hash",
+    "hash",
+)
 DEADLINE_COLS = ("id", "ticket_id", "name", "due_at", "action", "state", "status", "note")
-MESSAGE_COLS = ("id", "ticket_id", "at", "direction", "author", "from_addr", "from_name", "to_addrs", "subject", "body", "attachments",
-                "message_id")
+MESSAGE_COLS = (
+    "id",
+    "ticket_id",
+    "at",
+    "direction",
+    "author",
+    "from_addr",
+    "from_name",
+    "to_addrs",
+    "subject",
+    "body",
+    "attachments",
+    "message_id",
+)
 
 
 def body(rand, queue: str, first: str) -> str:
@@ -429,10 +693,22 @@ def body(rand, queue: str, first: str) -> str:
     paragraphs = []
     for _p in range(3 + int(rand() * 3)):
         n = 3 + int(rand() * 4)
-        paragraphs.append(" ".join(own[int(rand() * len(own))] if rand() < 0.4 else EVERYDAY[int(rand() * len(EVERYDAY))]
-                                   for _s in range(n)))
-    return "\n\n".join([GREETINGS[int(rand() * len(GREETINGS))], *paragraphs, CLOSINGS[int(rand() * len(CLOSINGS))],
-                        first.capitalize()])
+        paragraphs.append(
+            " ".join(
+                own[int(rand() * len(own))]
+                if rand() < 0.4
+                else EVERYDAY[int(rand() * len(EVERYDAY))]
+                for _s in range(n)
+            )
+        )
+    return "\n\n".join(
+        [
+            GREETINGS[int(rand() * len(GREETINGS))],
+            *paragraphs,
+            CLOSINGS[int(rand() * len(CLOSINGS))],
+            first.capitalize(),
+        ]
+    )
 
 
 class _Writer:
@@ -453,7 +729,9 @@ class _Writer:
             elif c.nullable or c.primary_key:
                 fill.append(None)
             else:
-                raise RuntimeError(f"benchmarks.bulk does not know the column {model.__tablename__}.{c.name}: add it to bulk's column lists")
+                raise RuntimeError(
+                    f"benchmarks.bulk does not know the column {model.__tablename__}.{c.name}: add it to bulk's column lists"
+                )
             cols = (*cols, c.name)
         if fill:
             extra = tuple(fill)
@@ -496,26 +774,36 @@ def _load(conn, sqlite, rng, now, n_tickets, recipes, weights, roster, policies)
         return f"{day_of(ts)}T{hms[ts % 86400]}Z"
 
     if sqlite:
+
         def when(ts: int) -> str:
             return f"{day_of(ts)} {hms[ts % 86400]}.000000"
 
         as_json = json.dumps
     else:
+
         def when(ts: int):
             return datetime.fromtimestamp(ts, UTC)
 
         def as_json(value):
             return value
 
-    max_id = lambda name: conn.exec_driver_sql(f'SELECT COALESCE(MAX(id), 0) FROM "{name}"').scalar()  # noqa: E731
+    max_id = lambda name: conn.exec_driver_sql(
+        f'SELECT COALESCE(MAX(id), 0) FROM "{name}"'
+    ).scalar()  # noqa: E731
     next_account, next_ticket, next_event, next_deadline, next_message = (
         max_id(n) + 1 for n in ("account", "ticket", "event", "deadline", "message")
     )
     ch = ChainHead.__table__
     head = conn.execute(select(ch.c.last_id, ch.c.last_hash).where(ch.c.id == 1)).first()
-    last = conn.execute(select(Event.__table__.c.id, Event.__table__.c.hash).order_by(Event.__table__.c.id.desc()).limit(1)).first()
+    last = conn.execute(
+        select(Event.__table__.c.id, Event.__table__.c.hash)
+        .order_by(Event.__table__.c.id.desc())
+        .limit(1)
+    ).first()
     if head is not None and last is not None and head.last_id != last.id:
-        raise RuntimeError("the audit chain head does not point at the last event: run 'helpdesk audit verify'")
+        raise RuntimeError(
+            "the audit chain head does not point at the last event: run 'helpdesk audit verify'"
+        )
     prev_hash = last.hash if last else ""
     now_ts = int(now.timestamp())
 
@@ -539,13 +827,31 @@ def _load(conn, sqlite, rng, now, n_tickets, recipes, weights, roster, policies)
         kinds, other = KINDS.get(policy, (("user",), ()))
         for i in range(max(4, int(n_accounts * share[policy] / total))):
             kind = kinds[i % len(kinds)] if not other or i % 5 else other[0]
-            first, last_name = FIRST[int(rng.random() * len(FIRST))], LAST[int(rng.random() * len(LAST))]
+            first, last_name = (
+                FIRST[int(rng.random() * len(FIRST))],
+                LAST[int(rng.random() * len(LAST))],
+            )
             login = f"{first}.{last_name}.{aid}"
             email = f"{login}@{policy}.example.org"
             created = now_ts - int(rng.uniform(400, 2000) * 86400)
             last_login = now_ts - int(rng.random() * 500 * 86400)
-            w_account.add((aid, policy, login, kind, email, "", empty_list, "active", "", when(last_login), empty_obj,
-                           when(created), when(created)))
+            w_account.add(
+                (
+                    aid,
+                    policy,
+                    login,
+                    kind,
+                    email,
+                    "",
+                    empty_list,
+                    "active",
+                    "",
+                    when(last_login),
+                    empty_obj,
+                    when(created),
+                    when(created),
+                )
+            )
             if w_account.full:
                 w_account.flush()
             pools.setdefault((policy, kind in other), []).append((aid, login, email))
@@ -562,7 +868,16 @@ def _load(conn, sqlite, rng, now, n_tickets, recipes, weights, roster, policies)
     done_recipes = [recipes[i] for i in done_idx]
     live_recipes = [recipes[i] for i in live_idx]
     done_total, live_total = done_w[-1], live_w[-1]
-    categories = ("spam", "spam", "illicit-content", "harassment", "security", "resources", "illegal", "compromise")
+    categories = (
+        "spam",
+        "spam",
+        "illicit-content",
+        "harassment",
+        "security",
+        "resources",
+        "illegal",
+        "compromise",
+    )
     signals = ("volume", "bounces", "complaint", "dmarc", "blocklist")
     people = roster["volunteer"]
     rand = rng.random
@@ -588,7 +903,12 @@ def _load(conn, sqlite, rng, now, n_tickets, recipes, weights, roster, policies)
                 fields["urgent"] = True
         elif "signal" in fields:
             messages = int(200 + rand() * 3000)
-            fields.update(signal=signals[int(rand() * 5)], sender=email, messages=messages, bounces=int(messages * rand() * 0.5))
+            fields.update(
+                signal=signals[int(rand() * 5)],
+                sender=email,
+                messages=messages,
+                bounces=int(messages * rand() * 0.5),
+            )
         times = [t0]
         for _s in r.steps:
             times.append(times[-1] + STEP_DELAYS[int(rand() * n_delays)])
@@ -625,7 +945,18 @@ def _load(conn, sqlite, rng, now, n_tickets, recipes, weights, roster, policies)
             if checks:
                 checklist = sorted(set(checklist) | set(checks))
                 data["checklist"] = checks
-            evs.append((ts, who, key, state, to, NOTES[int(rand() * len(NOTES))] if note_req else "", sanction, _enc_data(data)))
+            evs.append(
+                (
+                    ts,
+                    who,
+                    key,
+                    state,
+                    to,
+                    NOTES[int(rand() * len(NOTES))] if note_req else "",
+                    sanction,
+                    _enc_data(data),
+                )
+            )
             state = to
         # Pending deadlines of a ticket not done; due_at is the earliest.
         due_at = None
@@ -639,7 +970,11 @@ def _load(conn, sqlite, rng, now, n_tickets, recipes, weights, roster, policies)
                 if field == "day":
                     day = day_of(due)
                     fields["day"] = day
-                    due = int(clock.start_of_day(datetime.fromisoformat(day).date(), policies[r.policy].timezone).timestamp())
+                    due = int(
+                        clock.start_of_day(
+                            datetime.fromisoformat(day).date(), policies[r.policy].timezone
+                        ).timestamp()
+                    )
                 elif field:
                     fields[field] = iso(due)
                 changed = True
@@ -649,28 +984,99 @@ def _load(conn, sqlite, rng, now, n_tickets, recipes, weights, roster, policies)
             if due_at is not None and due_at <= now_ts:
                 overdue += 1
         subjects = SUBJECTS[r.queue]
-        requester = "" if r.queue == "mail-reputation" else email if rand() < 0.85 else f"someone{int(rand() * 1e6)}@example.net"
+        requester = (
+            ""
+            if r.queue == "mail-reputation"
+            else email
+            if rand() < 0.85
+            else f"someone{int(rand() * 1e6)}@example.net"
+        )
         subject = subjects[int(rand() * len(subjects))].format(login=login)
-        w_ticket.add((
-            tid, r.queue, r.policy, r.workflow_id, r.state, r.kind, acc_id, requester,
-            subject, "en" if rand() < 0.05 else policies[r.policy].lang,
-            (json.dumps(fields, ensure_ascii=False) if changed else fields_json) if sqlite else fields,
-            as_json(checklist) if checklist else empty_list, None,
-            people[int(rand() * len(people))] if r.kind != "done" and rand() < 0.2 else None, None, None,
-            when(t0), when(last_ts), when(last_ts) if r.kind == "done" else None, when(due_at) if due_at is not None else None,
-            len(evs),
-        ))
+        w_ticket.add(
+            (
+                tid,
+                r.queue,
+                r.policy,
+                r.workflow_id,
+                r.state,
+                r.kind,
+                acc_id,
+                requester,
+                subject,
+                "en" if rand() < 0.05 else policies[r.policy].lang,
+                (json.dumps(fields, ensure_ascii=False) if changed else fields_json)
+                if sqlite
+                else fields,
+                as_json(checklist) if checklist else empty_list,
+                None,
+                people[int(rand() * len(people))] if r.kind != "done" and rand() < 0.2 else None,
+                None,
+                None,
+                when(t0),
+                when(last_ts),
+                when(last_ts) if r.kind == "done" else None,
+                when(due_at) if due_at is not None else None,
+                len(evs),
+            )
+        )
         for ts, who, action, frm, to, note, sanction, data_json in evs:
             content = _content_fast(note, data_json)
-            h = sha(prev_hash.encode() + b"\n" + _canonical_fast(eid, iso(ts), who, tid, acc_id, action, frm, to, note, sanction, data_json, content)).hexdigest()
-            w_event.add((eid, when(ts), who, tid, acc_id, action, frm, to, note, sanction, data_json if sqlite else json.loads(data_json),
-                         content, prev_hash, h))
+            h = sha(
+                prev_hash.encode()
+                + b"\n"
+                + _canonical_fast(
+                    eid,
+                    iso(ts),
+                    who,
+                    tid,
+                    acc_id,
+                    action,
+                    frm,
+                    to,
+                    note,
+                    sanction,
+                    data_json,
+                    content,
+                )
+            ).hexdigest()
+            w_event.add(
+                (
+                    eid,
+                    when(ts),
+                    who,
+                    tid,
+                    acc_id,
+                    action,
+                    frm,
+                    to,
+                    note,
+                    sanction,
+                    data_json if sqlite else json.loads(data_json),
+                    content,
+                    prev_hash,
+                    h,
+                )
+            )
             prev_hash = h
             eid += 1
         if r.queue != "mail-reputation":  # alerts hold figures, never a mail's text
             sender = requester or email
-            w_message.add((mid, tid, when(t0), "in", "", sender, "", as_json([f"contact@{r.policy}.example.org"]), subject,
-                           body(rand, r.queue, login.split(".")[0]), empty_list, f"<{tid}.{mid}@bulk.example>"))
+            w_message.add(
+                (
+                    mid,
+                    tid,
+                    when(t0),
+                    "in",
+                    "",
+                    sender,
+                    "",
+                    as_json([f"contact@{r.policy}.example.org"]),
+                    subject,
+                    body(rand, r.queue, login.split(".")[0]),
+                    empty_list,
+                    f"<{tid}.{mid}@bulk.example>",
+                )
+            )
             mid += 1
         tid += 1
         if w_event.full or w_ticket.full or w_message.full:
@@ -683,6 +1089,14 @@ def _load(conn, sqlite, rng, now, n_tickets, recipes, weights, roster, policies)
         if head is None:
             conn.execute(ch.insert(), [{"id": 1, "last_id": eid - 1, "last_hash": prev_hash}])
         else:
-            conn.execute(ch.update().where(ch.c.id == 1).values(last_id=eid - 1, last_hash=prev_hash))
-    return {"tickets": w_ticket.count, "events": w_event.count, "deadlines": w_deadline.count, "accounts": w_account.count,
-            "messages": w_message.count, "overdue": overdue}
+            conn.execute(
+                ch.update().where(ch.c.id == 1).values(last_id=eid - 1, last_hash=prev_hash)
+            )
+    return {
+        "tickets": w_ticket.count,
+        "events": w_event.count,
+        "deadlines": w_deadline.count,
+        "accounts": w_account.count,
+        "messages": w_message.count,
+        "overdue": overdue,
+    }

@@ -46,8 +46,18 @@ ACTION = "contact"
 # --- the workers ----------------------------------------------------------------------------
 
 
-def worker(url: str, index: int, own: int, hot: list[int], actions: int, hot_share: float, seed: int, start, results,
-           writer_lock: str = "") -> None:
+def worker(
+    url: str,
+    index: int,
+    own: int,
+    hot: list[int],
+    actions: int,
+    hot_share: float,
+    seed: int,
+    start,
+    results,
+    writer_lock: str = "",
+) -> None:
     from helpdesk.storage import db
     from helpdesk.workflow import engine
     from helpdesk.rules import registry
@@ -88,8 +98,16 @@ def worker(url: str, index: int, own: int, hot: list[int], actions: int, hot_sha
             errors.append(f"{type(exc).__name__}: {exc}")
         except Exception as exc:  # noqa: BLE001 - "database is locked", deadlocks...: counted, shown
             errors.append(f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
-    results.put({"index": index, "done": done, "conflicts": conflicts, "errors": errors,
-                 "latencies": latencies, "seconds": time.perf_counter() - began})
+    results.put(
+        {
+            "index": index,
+            "done": done,
+            "conflicts": conflicts,
+            "errors": errors,
+            "latencies": latencies,
+            "seconds": time.perf_counter() - began,
+        }
+    )
 
 
 def _queued(write_session, path: str):
@@ -129,8 +147,14 @@ def setup(url: str, processes: int, hot_tickets: int) -> tuple[list[int], list[i
         opener = Actor("w00", "volunteer")
 
         def open_one() -> int:
-            return api.open_ticket(s, queue=QUEUE, policy=POLICY, actor=opener, account_login="bench",
-                                       fields={"signal": "volume"}).ticket.id
+            return api.open_ticket(
+                s,
+                queue=QUEUE,
+                policy=POLICY,
+                actor=opener,
+                account_login="bench",
+                fields={"signal": "volume"},
+            ).ticket.id
 
         own = [open_one() for _ in range(processes)]
         hot = [open_one() for _ in range(hot_tickets)]
@@ -153,29 +177,55 @@ def check(url: str, tickets: list[int], outcome: list[dict]) -> tuple[dict, list
         for t in tickets:
             ticket = s.get(Ticket, t)
             if ticket.version != 1 + succeeded[t]:
-                wrong_versions.append(f"#{t}: version {ticket.version}, expected {1 + succeeded[t]}")
-        recorded = dict(s.exec(select(Event.note, func.count()).where(Event.action == ACTION).group_by(Event.note)).all())
+                wrong_versions.append(
+                    f"#{t}: version {ticket.version}, expected {1 + succeeded[t]}"
+                )
+        recorded = dict(
+            s.exec(
+                select(Event.note, func.count()).where(Event.action == ACTION).group_by(Event.note)
+            ).all()
+        )
         events, broken = audit.verify(s)
     db.get_engine(url).dispose()
     lost = notes - set(recorded)
     twice = {n for n, c in recorded.items() if c != 1}
     stray = set(recorded) - notes
     logins = {f"w{r['index']:02d}" for r in outcome}
-    misreported = [(r["index"], who) for r in outcome for _t, who in r["conflicts"] if who == f"w{r['index']:02d}" or who not in logins]
+    misreported = [
+        (r["index"], who)
+        for r in outcome
+        for _t, who in r["conflicts"]
+        if who == f"w{r['index']:02d}" or who not in logins
+    ]
     if lost:
-        problems.append(f"{len(lost)} successful action(s) left no event (lost updates), e.g. {sorted(lost)[:3]}")
+        problems.append(
+            f"{len(lost)} successful action(s) left no event (lost updates), e.g. {sorted(lost)[:3]}"
+        )
     if twice:
         problems.append(f"{len(twice)} action(s) recorded more than once, e.g. {sorted(twice)[:3]}")
     if stray:
-        problems.append(f"{len(stray)} event(s) of actions that were refused, e.g. {sorted(stray)[:3]}")
+        problems.append(
+            f"{len(stray)} event(s) of actions that were refused, e.g. {sorted(stray)[:3]}"
+        )
     if wrong_versions:
-        problems.append(f"{len(wrong_versions)} ticket version(s) do not count the changes: {wrong_versions[:3]}")
+        problems.append(
+            f"{len(wrong_versions)} ticket version(s) do not count the changes: {wrong_versions[:3]}"
+        )
     if misreported:
-        problems.append(f"{len(misreported)} conflict(s) do not name another volunteer, e.g. {misreported[:3]}")
+        problems.append(
+            f"{len(misreported)} conflict(s) do not name another volunteer, e.g. {misreported[:3]}"
+        )
     if broken:
         problems.append(f"audit chain broken: {[p.as_dict() for p in broken[:3]]}")
-    counts = {"events": sum(recorded.values()), "lost": len(lost), "duplicated": len(twice), "stray": len(stray),
-              "wrong_versions": len(wrong_versions), "chain_events": events, "chain_ok": not broken}
+    counts = {
+        "events": sum(recorded.values()),
+        "lost": len(lost),
+        "duplicated": len(twice),
+        "stray": len(stray),
+        "wrong_versions": len(wrong_versions),
+        "chain_events": events,
+        "chain_ok": not broken,
+    }
     return counts, problems
 
 
@@ -190,14 +240,23 @@ def run(label: str, url: str, args) -> bool:
     t0 = time.perf_counter()
     own, hot = setup(url, args.processes, args.hot_tickets)
     print(f"\n== {label}: {url}")
-    print(f"   set-up {time.perf_counter() - t0:.1f}s: {args.processes} volunteers, {len(own)} own + {len(hot)} hot tickets")
+    print(
+        f"   set-up {time.perf_counter() - t0:.1f}s: {args.processes} volunteers, {len(own)} own + {len(hot)} hot tickets"
+    )
 
     ctx = mp.get_context("spawn")
     start = ctx.Barrier(args.processes + 1)
     results = ctx.Queue()
-    lock = f"{url.removeprefix('sqlite:///')}.writelock" if args.writer_lock and url.startswith("sqlite") else ""
+    lock = (
+        f"{url.removeprefix('sqlite:///')}.writelock"
+        if args.writer_lock and url.startswith("sqlite")
+        else ""
+    )
     procs = [
-        ctx.Process(target=worker, args=(url, i, own[i], hot, args.actions, args.hot, args.seed, start, results, lock))
+        ctx.Process(
+            target=worker,
+            args=(url, i, own[i], hot, args.actions, args.hot, args.seed, start, results, lock),
+        )
         for i in range(args.processes)
     ]
     for p in procs:
@@ -218,16 +277,26 @@ def run(label: str, url: str, args) -> bool:
     hot_set = set(hot)
     on_hot = sum(1 for r in outcome for t, _n in r["done"] if t in hot_set)
     ms = lambda v: f"{v * 1000:.1f} ms"  # noqa: E731
-    print(f"   {args.processes} processes x {args.actions} actions = {attempted} attempted in {wall:.2f}s")
-    print(f"   succeeded {done} ({on_hot} on the hot tickets), conflicts {conflicts} (reported, naming who changed "
-          f"the ticket), errors {len(errors)}")
-    print(f"   events recorded {counts['events']}: lost {counts['lost']}, duplicated {counts['duplicated']}, "
-          f"from refused actions {counts['stray']}; tickets whose version is not 1 + successes: {counts['wrong_versions']}; "
-          f"audit chain {'verifies' if counts['chain_ok'] else 'BROKEN'} ({counts['chain_events']} events)")
-    print(f"   throughput {attempted / wall:.0f} actions/s attempted, {done / wall:.0f} changes/s committed")
-    print(f"   latency of an action (write transaction, commit included): p50 {ms(percentile(latencies, 50))}, "
-          f"p95 {ms(percentile(latencies, 95))}, p99 {ms(percentile(latencies, 99))}, max {ms(max(latencies, default=0))}, "
-          f"mean {ms(statistics.fmean(latencies) if latencies else 0)}")
+    print(
+        f"   {args.processes} processes x {args.actions} actions = {attempted} attempted in {wall:.2f}s"
+    )
+    print(
+        f"   succeeded {done} ({on_hot} on the hot tickets), conflicts {conflicts} (reported, naming who changed "
+        f"the ticket), errors {len(errors)}"
+    )
+    print(
+        f"   events recorded {counts['events']}: lost {counts['lost']}, duplicated {counts['duplicated']}, "
+        f"from refused actions {counts['stray']}; tickets whose version is not 1 + successes: {counts['wrong_versions']}; "
+        f"audit chain {'verifies' if counts['chain_ok'] else 'BROKEN'} ({counts['chain_events']} events)"
+    )
+    print(
+        f"   throughput {attempted / wall:.0f} actions/s attempted, {done / wall:.0f} changes/s committed"
+    )
+    print(
+        f"   latency of an action (write transaction, commit included): p50 {ms(percentile(latencies, 50))}, "
+        f"p95 {ms(percentile(latencies, 95))}, p99 {ms(percentile(latencies, 99))}, max {ms(max(latencies, default=0))}, "
+        f"mean {ms(statistics.fmean(latencies) if latencies else 0)}"
+    )
     for e, n in Counter(errors).most_common(5):
         print(f"   ERROR x{n}: {e}")
     for p in problems:
@@ -241,7 +310,9 @@ def _pg_database(server: str) -> tuple[str, str]:
 
     base = make_url(server)
     name = "hd_bench_" + uuid.uuid4().hex[:8]
-    with psycopg.connect(base.set(drivername="postgresql").render_as_string(hide_password=False), autocommit=True) as conn:
+    with psycopg.connect(
+        base.set(drivername="postgresql").render_as_string(hide_password=False), autocommit=True
+    ) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     return base.set(database=name).render_as_string(hide_password=False), name
 
@@ -251,7 +322,9 @@ def _pg_drop(server: str, name: str) -> None:
     from sqlalchemy.engine import make_url
 
     base = make_url(server)
-    with psycopg.connect(base.set(drivername="postgresql").render_as_string(hide_password=False), autocommit=True) as conn:
+    with psycopg.connect(
+        base.set(drivername="postgresql").render_as_string(hide_password=False), autocommit=True
+    ) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
@@ -259,14 +332,23 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--processes", type=int, default=16)
     p.add_argument("--actions", type=int, default=200, help="actions per process")
-    p.add_argument("--hot", type=float, default=0.25, help="share of actions on the shared hot tickets")
+    p.add_argument(
+        "--hot", type=float, default=0.25, help="share of actions on the shared hot tickets"
+    )
     p.add_argument("--hot-tickets", type=int, default=4)
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--pg", default=os.environ.get("HELPDESK_BENCH_PG", ""), help="a PostgreSQL server URL (env HELPDESK_BENCH_PG)")
+    p.add_argument(
+        "--pg",
+        default=os.environ.get("HELPDESK_BENCH_PG", ""),
+        help="a PostgreSQL server URL (env HELPDESK_BENCH_PG)",
+    )
     p.add_argument("--no-sqlite", action="store_true")
     p.add_argument("--keep", help="keep the SQLite database in this directory")
-    p.add_argument("--writer-lock", action="store_true",
-                   help="experiment: SQLite writers queue on an flock() before BEGIN IMMEDIATE")
+    p.add_argument(
+        "--writer-lock",
+        action="store_true",
+        help="experiment: SQLite writers queue on an flock() before BEGIN IMMEDIATE",
+    )
     args = p.parse_args(argv)
     os.environ.pop("HELPDESK_NOW", None)
 
@@ -276,7 +358,9 @@ def main(argv: list[str] | None = None) -> int:
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"concurrency-{uuid.uuid4().hex[:6]}.db"
         try:
-            label = "SQLite (WAL, BEGIN IMMEDIATE, busy timeout" + (", writers queued on flock)" if args.writer_lock else ")")
+            label = "SQLite (WAL, BEGIN IMMEDIATE, busy timeout" + (
+                ", writers queued on flock)" if args.writer_lock else ")"
+            )
             ok &= run(label, f"sqlite:///{path}", args)
         finally:
             if not args.keep:

@@ -61,7 +61,11 @@ class _Writer:
     def stamp(self, when: datetime) -> str:
         key = (int(when.timestamp()), self.iso)
         if key != self._last[:2]:
-            text = f"{when:%Y-%m-%dT%H:%M:%S}" if self.iso else f"{when:%b} {when.day:>2} {when:%H:%M:%S}"
+            text = (
+                f"{when:%Y-%m-%dT%H:%M:%S}"
+                if self.iso
+                else f"{when:%b} {when.day:>2} {when:%H:%M:%S}"
+            )
             self._last = (*key, text)
         if self.iso:
             return f"{self._last[2]}.{when.microsecond:06d}+00:00"
@@ -97,38 +101,78 @@ def generate(path: Path, lines: int, seed: int = 1) -> dict:
             pid = rng.randrange(1000, 60000)
             noise = rng.random()
             if noise < 0.15:
-                w.emit(now, "postscreen", 900, f"CONNECT from [{ip}]:{rng.randrange(1024, 65535)} to [192.0.2.25]:25")
+                w.emit(
+                    now,
+                    "postscreen",
+                    900,
+                    f"CONNECT from [{ip}]:{rng.randrange(1024, 65535)} to [192.0.2.25]:25",
+                )
                 w.emit(now, "postscreen", 900, f"PASS OLD [{ip}]:{rng.randrange(1024, 65535)}")
                 continue
             if noise < 0.20:
                 w.emit(now, "smtpd", pid, f"connect from unknown[{ip}]")
                 w.emit(
-                    now, "smtpd", pid,
+                    now,
+                    "smtpd",
+                    pid,
                     f"NOQUEUE: reject: RCPT from unknown[{ip}]: 554 5.7.1 <x@{rng.choice(domains)}>: Relay access denied; "
                     f"from=<spam@{rng.choice(domains)}> to=<x@{rng.choice(domains)}> proto=ESMTP helo=<bad>",
                 )
-                w.emit(now, "smtpd", pid, f"disconnect from unknown[{ip}] ehlo=1 mail=1 rcpt=0/1 commands=2/3")
+                w.emit(
+                    now,
+                    "smtpd",
+                    pid,
+                    f"disconnect from unknown[{ip}] ehlo=1 mail=1 rcpt=0/1 commands=2/3",
+                )
                 continue
             if noise < 0.22:
-                w.emit(now, "anvil", 77, f"statistics: max connection rate 3/60s for (smtp:{ip}) at {w.stamp(now)}")
+                w.emit(
+                    now,
+                    "anvil",
+                    77,
+                    f"statistics: max connection rate 3/60s for (smtp:{ip}) at {w.stamp(now)}",
+                )
                 continue
             sender = rng.choice(senders)
             behaviour = None
             for name in abusers:  # an abusive hour: one message in three is theirs
-                if abuse_hours[name] <= now < abuse_hours[name] + timedelta(hours=1) and rng.random() < 0.6:
+                if (
+                    abuse_hours[name] <= now < abuse_hours[name] + timedelta(hours=1)
+                    and rng.random() < 0.6
+                ):
                     sender, behaviour = name, ABUSERS[name][1]
                     counts["abusive"] += 1
                     break
             qid = _qid(rng)
             host = f"client{rng.randrange(5000)}.isp.example"
             w.emit(now, "submission/smtpd", pid, f"connect from {host}[{ip}]")
-            w.emit(now, "submission/smtpd", pid, f"{qid}: client={host}[{ip}], sasl_method=PLAIN, sasl_username={sender}")
-            w.emit(now, "cleanup", pid + 1, f"{qid}: message-id=<{qid}.{rng.randrange(10**9)}@{sender.split('@')[1]}>")
+            w.emit(
+                now,
+                "submission/smtpd",
+                pid,
+                f"{qid}: client={host}[{ip}], sasl_method=PLAIN, sasl_username={sender}",
+            )
+            w.emit(
+                now,
+                "cleanup",
+                pid + 1,
+                f"{qid}: message-id=<{qid}.{rng.randrange(10**9)}@{sender.split('@')[1]}>",
+            )
             nrcpt = 1 if rng.random() < 0.8 else rng.randrange(2, 6)
             if behaviour in ("burst", "both"):
                 nrcpt = rng.randrange(5, 20)
-            w.emit(now, "qmgr", 300, f"{qid}: from=<{sender}>, size={rng.randrange(800, 90000)}, nrcpt={nrcpt} (queue active)")
-            w.emit(now, "submission/smtpd", pid, f"disconnect from {host}[{ip}] ehlo=1 auth=1 mail=1 rcpt={nrcpt} data=1 quit=1 commands=6")
+            w.emit(
+                now,
+                "qmgr",
+                300,
+                f"{qid}: from=<{sender}>, size={rng.randrange(800, 90000)}, nrcpt={nrcpt} (queue active)",
+            )
+            w.emit(
+                now,
+                "submission/smtpd",
+                pid,
+                f"disconnect from {host}[{ip}] ehlo=1 auth=1 mail=1 rcpt={nrcpt} data=1 quit=1 commands=6",
+            )
             later = now + timedelta(seconds=rng.randrange(1, 5))
             bounce_rate = 0.6 if behaviour in ("bounces", "both") else 0.01
             for _ in range(nrcpt):
@@ -137,12 +181,27 @@ def generate(path: Path, lines: int, seed: int = 1) -> dict:
                 roll = rng.random()
                 if roll < bounce_rate:
                     counts["bounced"] += 1
-                    w.emit(later, "smtp", pid + 2, f"{qid}: to=<{rcpt}>, relay={relay}, delay=1.2, delays=0.1/0/0.5/0.6, dsn=5.1.1, status=bounced (host said: 550 5.1.1 user unknown)")
+                    w.emit(
+                        later,
+                        "smtp",
+                        pid + 2,
+                        f"{qid}: to=<{rcpt}>, relay={relay}, delay=1.2, delays=0.1/0/0.5/0.6, dsn=5.1.1, status=bounced (host said: 550 5.1.1 user unknown)",
+                    )
                 elif roll < bounce_rate + 0.02:
                     counts["deferred"] += 1
-                    w.emit(later, "smtp", pid + 2, f"{qid}: to=<{rcpt}>, relay={relay}, delay=3, delays=0.1/0/3/0, dsn=4.4.1, status=deferred (connect timed out)")
+                    w.emit(
+                        later,
+                        "smtp",
+                        pid + 2,
+                        f"{qid}: to=<{rcpt}>, relay={relay}, delay=3, delays=0.1/0/3/0, dsn=4.4.1, status=deferred (connect timed out)",
+                    )
                 else:
-                    w.emit(later, "smtp", pid + 2, f"{qid}: to=<{rcpt}>, relay={relay}, delay=0.9, delays=0.1/0/0.3/0.5, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as {_qid(rng)})")
+                    w.emit(
+                        later,
+                        "smtp",
+                        pid + 2,
+                        f"{qid}: to=<{rcpt}>, relay={relay}, delay=0.9, delays=0.1/0/0.3/0.5, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as {_qid(rng)})",
+                    )
             w.emit(later, "qmgr", 300, f"{qid}: removed")
             counts["messages"] += 1
     counts["lines"] = w.lines
@@ -186,7 +245,10 @@ class _TreeRss:
             for pid in self._descendants(self.pid):
                 try:
                     with open(f"/proc/{pid}/status") as handle:
-                        total += next((int(line.split()[1]) for line in handle if line.startswith("VmRSS:")), 0)
+                        total += next(
+                            (int(line.split()[1]) for line in handle if line.startswith("VmRSS:")),
+                            0,
+                        )
                 except OSError:
                     continue
             self.peak = max(self.peak, total)
@@ -199,7 +261,13 @@ def measure(cmd: list[str], env: dict | None = None) -> tuple[float, float, int,
     if timer:
         with tempfile.NamedTemporaryFile("r", suffix=".time") as report:
             t0 = time.perf_counter()
-            proc = subprocess.Popen([timer, "-v", "-o", report.name, *cmd], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+            proc = subprocess.Popen(
+                [timer, "-v", "-o", report.name, *cmd],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=env,
+            )
             tree = _TreeRss(proc.pid)
             tree.start()
             stdout, stderr = proc.communicate()
@@ -209,7 +277,10 @@ def measure(cmd: list[str], env: dict | None = None) -> tuple[float, float, int,
         if proc.returncode != 0:
             raise SystemExit(f"{cmd[0]} failed ({proc.returncode}): {stderr[-2000:]}")
         rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", text).group(1))
-        cpu = sum(float(re.search(rf"{kind} time \(seconds\): ([\d.]+)", text).group(1)) for kind in ("User", "System"))
+        cpu = sum(
+            float(re.search(rf"{kind} time \(seconds\): ([\d.]+)", text).group(1))
+            for kind in ("User", "System")
+        )
         # time -v gives the largest process's peak; a command of two processes (the Postfix
         # reader and its database side) is charged the peak of their sum, sampled.
         return elapsed, cpu, max(rss, tree.peak), stdout
@@ -241,10 +312,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lines", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", help="keep the log and database in this folder")
-    parser.add_argument("--skip-cli", action="store_true", help="do not run the real command (database path)")
-    parser.add_argument("--runs", type=int, default=1, help="run each this many times, print the medians")
     parser.add_argument(
-        "--no-bytecode", action="store_true", help="keep PYTHONDONTWRITEBYTECODE if set: every run compiles our sources"
+        "--skip-cli", action="store_true", help="do not run the real command (database path)"
+    )
+    parser.add_argument(
+        "--runs", type=int, default=1, help="run each this many times, print the medians"
+    )
+    parser.add_argument(
+        "--no-bytecode",
+        action="store_true",
+        help="keep PYTHONDONTWRITEBYTECODE if set: every run compiles our sources",
     )
     args = parser.parse_args(argv)
 
@@ -254,8 +331,10 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     counts = generate(log, args.lines, args.seed)
     size = log.stat().st_size
-    print(f"log        {log}  {counts['lines']:,} lines, {size / 1e6:.1f} MB, {counts['messages']:,} messages "
-          f"({counts['abusive']:,} abusive), generated in {time.perf_counter() - t0:.1f} s")
+    print(
+        f"log        {log}  {counts['lines']:,} lines, {size / 1e6:.1f} MB, {counts['messages']:,} messages "
+        f"({counts['abusive']:,} abusive), generated in {time.perf_counter() - t0:.1f} s"
+    )
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     env = {k: v for k, v in env.items() if not k.startswith("HELPDESK_")}
     if not args.no_bytecode:
@@ -265,30 +344,83 @@ def main(argv: list[str] | None = None) -> int:
         env["PYTHONPYCACHEPREFIX"] = str(folder / "pycache")
     import json
 
-    pflogsumm = shutil.which("pflogsumm") or ("/usr/sbin/pflogsumm" if os.path.exists("/usr/sbin/pflogsumm") else None)
+    pflogsumm = shutil.which("pflogsumm") or (
+        "/usr/sbin/pflogsumm" if os.path.exists("/usr/sbin/pflogsumm") else None
+    )
     if not pflogsumm:
         print("pflogsumm is not installed (apt-get install pflogsumm): no comparison")
     prepared = folder / "prepared.db"
     if not args.skip_cli:
         url = f"sqlite:///{prepared}"
-        subprocess.run([sys.executable, "-m", "helpdesk", "--db", url, "init"], env=env, check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "helpdesk", "--db", url, "init"],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
         for login, (policy, _kind) in ABUSERS.items():
             subprocess.run(
-                [sys.executable, "-m", "helpdesk", "--db", url, "account", "add", login, "--policy", policy, "--email", login],
-                env=env, check=True, capture_output=True,
+                [
+                    sys.executable,
+                    "-m",
+                    "helpdesk",
+                    "--db",
+                    url,
+                    "account",
+                    "add",
+                    login,
+                    "--policy",
+                    policy,
+                    "--email",
+                    login,
+                ],
+                env=env,
+                check=True,
+                capture_output=True,
             )
-        subprocess.run([sys.executable, "-c", f"import sqlite3; sqlite3.connect({str(prepared)!r}).execute('pragma wal_checkpoint(truncate)')"], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                f"import sqlite3; sqlite3.connect({str(prepared)!r}).execute('pragma wal_checkpoint(truncate)')",
+            ],
+            check=True,
+        )
 
     # A warm-up on the first lines (not measured): byte code written, files in the page cache.
     warm = folder / "warm.log"
     with open(log, "rb") as source, open(warm, "wb") as target:
         target.writelines(line for _, line in zip(range(5000), source))
-    subprocess.run([sys.executable, "-c", LIBRARY, str(warm)], env=env, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-c", LIBRARY, str(warm)], env=env, check=True, capture_output=True
+    )
     if not args.skip_cli:
         shutil.copy(prepared, folder / "warm.db")
         warm_url = f"sqlite:///{folder / 'warm.db'}"
-        subprocess.run([sys.executable, "-m", "helpdesk", "--db", warm_url, "ingest", "postfix", str(warm), "--json"], env=env, check=True, capture_output=True)
-    print("byte code   " + ("not cached (PYTHONDONTWRITEBYTECODE): every run compiles the sources" if args.no_bytecode else "cached, as installed (--no-bytecode: compiled at each run)"))
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "helpdesk",
+                "--db",
+                warm_url,
+                "ingest",
+                "postfix",
+                str(warm),
+                "--json",
+            ],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+    print(
+        "byte code   "
+        + (
+            "not cached (PYTHONDONTWRITEBYTECODE): every run compiles the sources"
+            if args.no_bytecode
+            else "cached, as installed (--no-bytecode: compiled at each run)"
+        )
+    )
 
     samples: dict[str, list[tuple[float, float, int]]] = {}
     notes: dict[str, str] = {}
@@ -299,25 +431,48 @@ def main(argv: list[str] | None = None) -> int:
         secs, cpu, rss, out = measure([sys.executable, "-c", LIBRARY, str(log)], env)
         result = json.loads(out)
         samples.setdefault("helpdesk (library)", []).append((secs, cpu, rss))
-        notes["helpdesk (library)"] = f"{len(result['alerts'])} alert(s): " + ", ".join(sorted({a['sender'] for a in result['alerts']}))
+        notes["helpdesk (library)"] = f"{len(result['alerts'])} alert(s): " + ", ".join(
+            sorted({a["sender"] for a in result["alerts"]})
+        )
         if not args.skip_cli:
             db = folder / "bench.db"
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{db}{suffix}").unlink(missing_ok=True)
             shutil.copy(prepared, db)
-            cmd = [sys.executable, "-m", "helpdesk", "--db", f"sqlite:///{db}", "ingest", "postfix", str(log), "--json", "--year", "2027", "--tz", "UTC"]
+            cmd = [
+                sys.executable,
+                "-m",
+                "helpdesk",
+                "--db",
+                f"sqlite:///{db}",
+                "ingest",
+                "postfix",
+                str(log),
+                "--json",
+                "--year",
+                "2027",
+                "--tz",
+                "UTC",
+            ]
             secs, cpu, rss, out = measure(cmd, env)
             c = json.loads(out)["counts"]
             samples.setdefault("helpdesk ingest postfix", []).append((secs, cpu, rss))
-            notes["helpdesk ingest postfix"] = f"{c['alerts_opened']} ticket(s) opened, {c['alerts_updated']} figure event(s)"
-    rows = [(name, *(statistics.median(x[i] for x in runs) for i in range(3)), notes.get(name, "")) for name, runs in samples.items()]
+            notes["helpdesk ingest postfix"] = (
+                f"{c['alerts_opened']} ticket(s) opened, {c['alerts_updated']} figure event(s)"
+            )
+    rows = [
+        (name, *(statistics.median(x[i] for x in runs) for i in range(3)), notes.get(name, ""))
+        for name, runs in samples.items()
+    ]
 
     n = counts["lines"]
     print()
     label = "median of %d runs" % args.runs if args.runs > 1 else "one run"
     print(f"{label:26}{'wall s':>8}{'lines/s':>11}{'CPU s':>8}{'lines/CPU s':>13}{'peak RSS':>11}")
     for name, secs, cpu, rss, note in rows:
-        print(f"{name:26}{secs:8.2f}{n / secs:11,.0f}{cpu:8.2f}{n / max(cpu, 1e-9):13,.0f}{rss / 1024:8.1f} MB  {note}")
+        print(
+            f"{name:26}{secs:8.2f}{n / secs:11,.0f}{cpu:8.2f}{n / max(cpu, 1e-9):13,.0f}{rss / 1024:8.1f} MB  {note}"
+        )
     if args.runs > 1:
         for name, runs in samples.items():
             print(f"  {name}: wall s of each run " + " ".join(f"{x[0]:.2f}" for x in runs))
@@ -332,7 +487,9 @@ def main(argv: list[str] | None = None) -> int:
             name, secs, _cpu, rss, _note = rows[-1]
             speedup = base[1] / secs
             verdict = "met" if speedup >= 8 and rss < base[3] else "NOT met"
-            print(f"target (real command >= 8x pflogsumm's throughput, lower peak memory): {verdict} ({speedup:.1f}x, {rss / 1024:.0f} MB vs {base[3] / 1024:.0f} MB)")
+            print(
+                f"target (real command >= 8x pflogsumm's throughput, lower peak memory): {verdict} ({speedup:.1f}x, {rss / 1024:.0f} MB vs {base[3] / 1024:.0f} MB)"
+            )
     if not args.keep:
         shutil.rmtree(folder, ignore_errors=True)
     return 0

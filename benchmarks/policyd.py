@@ -47,13 +47,28 @@ def build(url: str, accounts: int) -> dict[str, str]:
     with db.write_session(url) as s:
         for i in range(accounts):
             login = f"user{i:06d}"
-            s.add(Account(policy_key="indigos", login=login, email=f"{login}@example.org", created_at=now, updated_at=now))
+            s.add(
+                Account(
+                    policy_key="indigos",
+                    login=login,
+                    email=f"{login}@example.org",
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
             expected[login] = "DUNNO"
             if i % 10 == 0:
                 running = i % 20 == 0
-                s.add(MailBlock(login=login, policy_key="indigos", ticket_id=None,
-                                until=now + timedelta(days=3) if running else now - timedelta(days=1),
-                                reason="send-suspended", set_at=now))
+                s.add(
+                    MailBlock(
+                        login=login,
+                        policy_key="indigos",
+                        ticket_id=None,
+                        until=now + timedelta(days=3) if running else now - timedelta(days=1),
+                        reason="send-suspended",
+                        set_at=now,
+                    )
+                )
                 expected[login] = "REJECT" if running else "DUNNO"
     return expected
 
@@ -97,7 +112,9 @@ def _request(login: str) -> bytes:
 def measure(kind: str, url: str, logins: list[str], expected: dict[str, str] | None) -> dict:
     port = _free_port()
     ready = mp.get_context("fork").Event()
-    proc = mp.get_context("fork").Process(target=_server, args=(kind, url, port, ready), daemon=True)
+    proc = mp.get_context("fork").Process(
+        target=_server, args=(kind, url, port, ready), daemon=True
+    )
     proc.start()
     ready.wait(30)
     os.sched_setaffinity(0, {1} if os.cpu_count() and os.cpu_count() > 1 else {0})
@@ -116,7 +133,9 @@ def measure(kind: str, url: str, logins: list[str], expected: dict[str, str] | N
         answer = f.readline()
         f.readline()
         latencies.append(time.perf_counter() - t0)
-        if expected is not None and not answer.decode().startswith("action=" + expected.get(login, "DUNNO")):
+        if expected is not None and not answer.decode().startswith(
+            "action=" + expected.get(login, "DUNNO")
+        ):
             wrong += 1
     elapsed = time.perf_counter() - start
     sock.close()
@@ -124,8 +143,14 @@ def measure(kind: str, url: str, logins: list[str], expected: dict[str, str] | N
     proc.join(5)
     latencies.sort()
     ms = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000  # noqa: E731
-    return {"p50": ms(0.50), "p99": ms(0.99), "max": latencies[-1] * 1000, "rps": len(logins) / elapsed,
-            "mean": statistics.mean(latencies) * 1000, "wrong": wrong}
+    return {
+        "p50": ms(0.50),
+        "p99": ms(0.99),
+        "max": latencies[-1] * 1000,
+        "rps": len(logins) / elapsed,
+        "mean": statistics.mean(latencies) * 1000,
+        "wrong": wrong,
+    }
 
 
 def _free_port() -> int:
@@ -142,7 +167,9 @@ def _pg_database(base: str) -> str:
 
     name = "hd_bench_" + uuid.uuid4().hex[:8]
     u = make_url(base)
-    with psycopg.connect(u.set(drivername="postgresql").render_as_string(hide_password=False), autocommit=True) as conn:
+    with psycopg.connect(
+        u.set(drivername="postgresql").render_as_string(hide_password=False), autocommit=True
+    ) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     return u.set(database=name).render_as_string(hide_password=False)
 
@@ -158,18 +185,27 @@ def main() -> int:
         targets.append(("PostgreSQL", _pg_database(args.pg)))
     rng = random.Random(7)
     ok = True
-    print(f"{args.requests} requests on one connection, {args.accounts} accounts (a tenth with a block); server pinned to one core")
+    print(
+        f"{args.requests} requests on one connection, {args.accounts} accounts (a tenth with a block); server pinned to one core"
+    )
     print(f"{'':<22}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'req/s':>10}")
     floor = None
     for name, url in targets:
         expected = build(url, args.accounts)
-        logins = [rng.choice(list(expected)) if rng.random() < 0.9 else f"unknown{rng.randrange(10**6)}" for _ in range(args.requests)]
+        logins = [
+            rng.choice(list(expected)) if rng.random() < 0.9 else f"unknown{rng.randrange(10**6)}"
+            for _ in range(args.requests)
+        ]
         if floor is None:
             floor = measure("floor", url, logins, None)
-            print(f"{'floor (no lookup)':<22}{floor['p50']:>9.3f}{floor['p99']:>9.3f}{floor['max']:>9.3f}{floor['rps']:>10.0f}")
+            print(
+                f"{'floor (no lookup)':<22}{floor['p50']:>9.3f}{floor['p99']:>9.3f}{floor['max']:>9.3f}{floor['rps']:>10.0f}"
+            )
         r = measure("policyd", url, logins, expected)
-        print(f"{'policyd on ' + name:<22}{r['p50']:>9.3f}{r['p99']:>9.3f}{r['max']:>9.3f}{r['rps']:>10.0f}"
-              f"   lookup cost {r['mean'] - floor['mean']:.3f} ms/request, wrong answers: {r['wrong']}")
+        print(
+            f"{'policyd on ' + name:<22}{r['p50']:>9.3f}{r['p99']:>9.3f}{r['max']:>9.3f}{r['rps']:>10.0f}"
+            f"   lookup cost {r['mean'] - floor['mean']:.3f} ms/request, wrong answers: {r['wrong']}"
+        )
         ok = ok and r["wrong"] == 0
     return 0 if ok else 1
 

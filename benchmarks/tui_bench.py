@@ -38,11 +38,34 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 NOW = "2026-03-02T11:00:00Z"
-SEARCHES = ["mot", "passe", "oublié", "mot de passe", "spam", "intrusion", "rebonds", "dmarc", "jean", "martin",
-            "cpas", "marie dubois", "fleurus", "zzzz", "compte"]
+SEARCHES = [
+    "mot",
+    "passe",
+    "oublié",
+    "mot de passe",
+    "spam",
+    "intrusion",
+    "rebonds",
+    "dmarc",
+    "jean",
+    "martin",
+    "cpas",
+    "marie dubois",
+    "fleurus",
+    "zzzz",
+    "compte",
+]
 # Words that only the bodies of the mails hold (benchmarks.bulk.body), not subjects or notes.
-BODY_SEARCHES = ["sauvegardées", "assemblée générale", "trésorière", "randonnée", "coupure de courant",
-                 "salle des fêtes", "capture d'écran", "synchronise"]
+BODY_SEARCHES = [
+    "sauvegardées",
+    "assemblée générale",
+    "trésorière",
+    "randonnée",
+    "coupure de courant",
+    "salle des fêtes",
+    "capture d'écran",
+    "synchronise",
+]
 
 
 # --- the databases ------------------------------------------------------------------------
@@ -162,7 +185,13 @@ def child(mode: str, url: str) -> None:
         from screens.ticket_list import TicketList
 
         await pilot.press("1")  # straight to the first queue, as a hurried person would
-        await until(pilot, lambda: app.screen.query(TicketList) and app.screen.query_one(TicketList).row_at(0) is not None)
+        await until(
+            pilot,
+            lambda: (
+                app.screen.query(TicketList)
+                and app.screen.query_one(TicketList).row_at(0) is not None
+            ),
+        )
         arrived = marks_wall["arrived"]
         out["queue_rows"] = next(p for p in paints_wall if p >= arrived)
         app.exit()
@@ -189,7 +218,13 @@ def child(mode: str, url: str) -> None:
         dash = app.screen
         await until(pilot, lambda: getattr(dash, "data", None) is not None)
         await pilot.press("1")
-        await until(pilot, lambda: app.screen.query(TicketList) and app.screen.query_one(TicketList).row_at(0) is not None)
+        await until(
+            pilot,
+            lambda: (
+                app.screen.query(TicketList)
+                and app.screen.query_one(TicketList).row_at(0) is not None
+            ),
+        )
         queue = app.screen
         lst = queue.query_one(TicketList)
         out["queue_total"] = lst.total
@@ -209,7 +244,16 @@ def child(mode: str, url: str) -> None:
         for _ in range(20):
             t0 = time.perf_counter()
             await pilot.press("enter")
-            opens.append(await settle_paint(t0, lambda: marks.get("shown") if isinstance(app.screen, TicketScreen) and app.screen.view is not None else None))
+            opens.append(
+                await settle_paint(
+                    t0,
+                    lambda: (
+                        marks.get("shown")
+                        if isinstance(app.screen, TicketScreen) and app.screen.view is not None
+                        else None
+                    ),
+                )
+            )
             await pilot.press("escape")
             await until(pilot, lambda: app.screen is queue)
             for _k in range(3):
@@ -226,10 +270,16 @@ def child(mode: str, url: str) -> None:
                 search.value = text
                 t0 = time.perf_counter()
                 queue._apply_search()
-                times.append(await settle_paint(
-                    t0, lambda: max(marks.get("counted", 0.0), marks.get("arrived", 0.0))
-                    if lst.counted and (lst.total == 0 or lst.row_at(0) is not None) else None,
-                ))
+                times.append(
+                    await settle_paint(
+                        t0,
+                        lambda: (
+                            max(marks.get("counted", 0.0), marks.get("arrived", 0.0))
+                            if lst.counted and (lst.total == 0 or lst.row_at(0) is not None)
+                            else None
+                        ),
+                    )
+                )
             return times
 
         out["search"] = await searches(SEARCHES)
@@ -359,12 +409,18 @@ def terminal_startup(url: str, runs: int) -> None:
         times["dashboard"].append(in_terminal(command, "Tableau de bord"))
         times["rows"].append(in_terminal(command, "▸", press=b"1"))  # the queue's cursor row
     med = {k: statistics.median(v) for k, v in times.items()}
-    print("start-up of the command itself in a terminal (pseudo-terminal 80×24, process start → on the")
+    print(
+        "start-up of the command itself in a terminal (pseudo-terminal 80×24, process start → on the"
+    )
     print("terminal, median of %d)" % runs)
     print(f"  floor: empty Textual app painted                 {ms(med['empty'])}")
     print(f"  floor: empty app + sqlmodel + database opened    {ms(med['floor'])}")
-    print(f"  helpdesk: dashboard painted                      {ms(med['dashboard'])}   {med['dashboard'] / med['floor']:4.2f}× floor")
-    print(f"  helpdesk: queue rows on screen (key 1 at once)   {ms(med['rows'])}   {med['rows'] / med['floor']:4.2f}× floor")
+    print(
+        f"  helpdesk: dashboard painted                      {ms(med['dashboard'])}   {med['dashboard'] / med['floor']:4.2f}× floor"
+    )
+    print(
+        f"  helpdesk: queue rows on screen (key 1 at once)   {ms(med['rows'])}   {med['rows'] / med['floor']:4.2f}× floor"
+    )
     print()
 
 
@@ -374,7 +430,10 @@ def spawn(mode: str, url: str) -> tuple[float, dict]:
     started = time.time()
     done = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), "--child", mode, "--db", url],
-        env=env, capture_output=True, text=True, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if done.returncode != 0:
         raise RuntimeError(f"child {mode} failed:\n{done.stderr[-3000:]}")
@@ -402,12 +461,18 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=1_000_000)
     p.add_argument("--small", type=int, default=10_000)
-    p.add_argument("--mid", type=int, default=100_000, help="a third size for the memory figure (0: none)")
+    p.add_argument(
+        "--mid", type=int, default=100_000, help="a third size for the memory figure (0: none)"
+    )
     p.add_argument("--dir", default="/tmp", help="where the benchmark databases are kept")
     p.add_argument("--runs", type=int, default=5, help="start-up runs (the median is printed)")
     p.add_argument("--sessions", type=int, default=3, help="sessions whose latencies are pooled")
-    p.add_argument("--no-terminal", dest="terminal", action="store_false",
-                   help="skip the start-up of the 'helpdesk' command in a pseudo-terminal")
+    p.add_argument(
+        "--no-terminal",
+        dest="terminal",
+        action="store_false",
+        help="skip the start-up of the 'helpdesk' command in a pseudo-terminal",
+    )
     p.add_argument("--child")
     p.add_argument("--db")
     args = p.parse_args(argv)
@@ -417,7 +482,9 @@ def main(argv: list[str] | None = None) -> int:
 
     big = ensure_db(Path(args.dir) / f"helpdesk-bench-{args.n}.db", args.n)
     small = ensure_db(Path(args.dir) / f"helpdesk-bench-{args.small}.db", args.small)
-    mid = ensure_db(Path(args.dir) / f"helpdesk-bench-{args.mid}.db", args.mid) if args.mid else None
+    mid = (
+        ensure_db(Path(args.dir) / f"helpdesk-bench-{args.mid}.db", args.mid) if args.mid else None
+    )
 
     print(f"helpdesk TUI benchmark — {args.n:,} tickets ({big}), Python {sys.version.split()[0]}")
     print()
@@ -426,16 +493,22 @@ def main(argv: list[str] | None = None) -> int:
         for mode in runs:
             started, data = spawn(mode, big)
             runs[mode].append({k: v - started for k, v in data.items()})
-    med = {mode: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for mode, rs in runs.items()}
+    med = {
+        mode: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for mode, rs in runs.items()
+    }
     floor_empty = med["empty"]["painted"]
     floor_db = med["empty-db"]["painted"]
     print("start-up (process start → …, median of %d)" % args.runs)
     print(f"  floor: empty Textual app painted                 {ms(floor_empty)}")
     print(f"  floor: empty app + sqlmodel + database opened    {ms(floor_db)}")
     painted = med["app"]["painted"]
-    print(f"  helpdesk dashboard painted (interactive)         {ms(painted)}   {painted / floor_db:4.2f}× floor")
+    print(
+        f"  helpdesk dashboard painted (interactive)         {ms(painted)}   {painted / floor_db:4.2f}× floor"
+    )
     rows = med["app-queue"]["queue_rows"]
-    print(f"  helpdesk queue rows on screen (key 1 at once)    {ms(rows)}   {rows / floor_db:4.2f}× floor")
+    print(
+        f"  helpdesk queue rows on screen (key 1 at once)    {ms(rows)}   {rows / floor_db:4.2f}× floor"
+    )
     print(f"  helpdesk dashboard counts on screen              {ms(med['app']['dashboard_data'])}")
     print()
     if args.terminal:
@@ -458,18 +531,36 @@ def main(argv: list[str] | None = None) -> int:
     print(f"queue of {f['queue_total']:,} open tickets (password resets), 80×24")
     every = [x for v in f["keys"].values() for x in v]
     for key, values in f["keys"].items():
-        print(f"  key {key:<9} n={len(values):<4} p50 {ms(pct(values, .5))}  p95 {ms(pct(values, .95))}")
-    print(f"  all keys      n={len(every):<4} p50 {ms(pct(every, .5))}  p95 {ms(pct(every, .95))}   (target p95 < 50 ms)")
-    print(f"  open ticket   n={len(f['open']):<4} p50 {ms(pct(f['open'], .5))}  p95 {ms(pct(f['open'], .95))}")
-    print(f"  search        n={len(f['search']):<4} p50 {ms(pct(f['search'], .5))}  p95 {ms(pct(f['search'], .95))}   (target p95 < 100 ms)")
-    print(f"  body search   n={len(f['body_search']):<4} p50 {ms(pct(f['body_search'], .5))}  p95 {ms(pct(f['body_search'], .95))}"
-          "   (words only in mail bodies; target p95 < 100 ms)")
+        print(
+            f"  key {key:<9} n={len(values):<4} p50 {ms(pct(values, 0.5))}  p95 {ms(pct(values, 0.95))}"
+        )
+    print(
+        f"  all keys      n={len(every):<4} p50 {ms(pct(every, 0.5))}  p95 {ms(pct(every, 0.95))}   (target p95 < 50 ms)"
+    )
+    print(
+        f"  open ticket   n={len(f['open']):<4} p50 {ms(pct(f['open'], 0.5))}  p95 {ms(pct(f['open'], 0.95))}"
+    )
+    print(
+        f"  search        n={len(f['search']):<4} p50 {ms(pct(f['search'], 0.5))}  p95 {ms(pct(f['search'], 0.95))}   (target p95 < 100 ms)"
+    )
+    print(
+        f"  body search   n={len(f['body_search']):<4} p50 {ms(pct(f['body_search'], 0.5))}  p95 {ms(pct(f['body_search'], 0.95))}"
+        "   (words only in mail bodies; target p95 < 100 ms)"
+    )
     print()
-    print("peak memory (peak RSS, VmHWM, of the same session: the app's process plus the backend's)")
-    for n, label in sorted((size, label) for size, label in ((args.small, "small"), (args.mid, "mid"), (args.n, "large")) if label in figures):
+    print(
+        "peak memory (peak RSS, VmHWM, of the same session: the app's process plus the backend's)"
+    )
+    for n, label in sorted(
+        (size, label)
+        for size, label in ((args.small, "small"), (args.mid, "mid"), (args.n, "large"))
+        if label in figures
+    ):
         f = figures[label]
-        print(f"  {n:>9,} tickets  {f['maxrss_kb'] / 1024:7.1f} MiB"
-              f"   (app {f['app_kb'] / 1024:5.1f} + backend {(f['maxrss_kb'] - f['app_kb']) / 1024:5.1f})")
+        print(
+            f"  {n:>9,} tickets  {f['maxrss_kb'] / 1024:7.1f} MiB"
+            f"   (app {f['app_kb'] / 1024:5.1f} + backend {(f['maxrss_kb'] - f['app_kb']) / 1024:5.1f})"
+        )
     return 0
 
 

@@ -31,13 +31,19 @@ class HelpdeskApp(App[int]):
     COMMANDS = App.COMMANDS | {HelpdeskCommands}
     BINDINGS = [
         Binding("ctrl+q", "quit", N_("Quit"), show=False, priority=True, id="app.quit"),
-        Binding("ctrl+p", "command_palette", N_("Commands"), show=False, priority=True, id="app.palette"),
+        Binding(
+            "ctrl+p", "command_palette", N_("Commands"), show=False, priority=True, id="app.palette"
+        ),
         Binding("question_mark", "keys", N_("Keys"), key_display="?", id="app.keys"),
         Binding("g", "goto", N_("Go to #"), show=False, id="app.goto"),
         Binding("ctrl+d", "dashboard", N_("Dashboard"), show=False, id="app.dashboard"),
         # On a training database only: the trainer moves the clock and sweep runs.
-        *[Binding(key, f"move_clock('{step}')", label, show=False, id=f"app.clock{step.strip('+')}")
-          for key, step, label in CLOCK_STEPS],
+        *[
+            Binding(
+                key, f"move_clock('{step}')", label, show=False, id=f"app.clock{step.strip('+')}"
+            )
+            for key, step, label in CLOCK_STEPS
+        ],
     ]
 
     def __init__(
@@ -117,7 +123,9 @@ class HelpdeskApp(App[int]):
         def close(_result) -> None:
             self.exit(return_code=2, message=message)
 
-        self.push_screen(MessageScreen(_("Cannot open the helpdesk"), Text(message), kind="error"), close)
+        self.push_screen(
+            MessageScreen(_("Cannot open the helpdesk"), Text(message), kind="error"), close
+        )
 
     def show_message(self, title: str, body: Text, *, kind: str = "refusal") -> None:
         from screens.modals import MessageScreen
@@ -166,21 +174,37 @@ class HelpdeskApp(App[int]):
         helpdesk's key list."""
         from textual.app import SystemCommand
 
-        yield SystemCommand(_("Theme"), _("Change the colours of the interface"), self.action_change_theme)
+        yield SystemCommand(
+            _("Theme"), _("Change the colours of the interface"), self.action_change_theme
+        )
         yield SystemCommand(_("Quit"), _("Quit the helpdesk"), self.action_quit)
-        yield SystemCommand(_("Keys"), _("The keys that work here, and what the marks mean"), self.action_keys)
+        yield SystemCommand(
+            _("Keys"), _("The keys that work here, and what the marks mean"), self.action_keys
+        )
         if screen.maximized is not None:
-            yield SystemCommand(_("Minimise"), _("Give the other panes their place back"), screen.action_minimize)
+            yield SystemCommand(
+                _("Minimise"), _("Give the other panes their place back"), screen.action_minimize
+            )
         elif screen.focused is not None and screen.focused.allow_maximize:
-            yield SystemCommand(_("Maximise"), _("Give the whole screen to the focused pane"), screen.action_maximize)
-        yield SystemCommand(_("Screenshot"), _("Save an SVG picture of the screen"), lambda: self.set_timer(0.1, self.deliver_screenshot))
+            yield SystemCommand(
+                _("Maximise"),
+                _("Give the whole screen to the focused pane"),
+                screen.action_maximize,
+            )
+        yield SystemCommand(
+            _("Screenshot"),
+            _("Save an SVG picture of the screen"),
+            lambda: self.set_timer(0.1, self.deliver_screenshot),
+        )
 
     def action_command_palette(self) -> None:
         """The command palette, its prompt in the interface's language."""
         from textual.command import CommandPalette
 
         if self.use_command_palette and not CommandPalette.is_open(self):
-            self.push_screen(CommandPalette(id="--command-palette", placeholder=_("Search for commands…")))
+            self.push_screen(
+                CommandPalette(id="--command-palette", placeholder=_("Search for commands…"))
+            )
 
     def action_keys(self) -> None:
         from screens.modals import KeysScreen
@@ -205,7 +229,11 @@ class HelpdeskApp(App[int]):
         return True
 
     def action_move_clock(self, step: str) -> None:
-        self.notify(_("Moving the clock ({step}) and running sweep…").format(step=step), timeout=2, markup=False)
+        self.notify(
+            _("Moving the clock ({step}) and running sweep…").format(step=step),
+            timeout=2,
+            markup=False,
+        )
         self.move_clock(step)
 
     @work(thread=True, exclusive=True, group="clock", exit_on_error=False)
@@ -215,7 +243,9 @@ class HelpdeskApp(App[int]):
         try:
             move = self.backend.move_clock(step)
         except Exception as exc:  # noqa: BLE001 - refused or failed: said, never a crash
-            self.call_from_thread(self.show_message, _("The clock did not move"), Text(str(exc)), kind="error")
+            self.call_from_thread(
+                self.show_message, _("The clock did not move"), Text(str(exc)), kind="error"
+            )
             return
         tz = self.backend.info.scenario_tz if self.backend.info else "Europe/Paris"
         self.call_from_thread(self._clock_moved, clock_move_text(move, tz))
@@ -230,7 +260,9 @@ class HelpdeskApp(App[int]):
         try:
             seeded = self.backend.start_scenario(key)
         except Exception as exc:  # noqa: BLE001
-            self.call_from_thread(self.show_message, _("The scenario did not start"), Text(str(exc)), kind="error")
+            self.call_from_thread(
+                self.show_message, _("The scenario did not start"), Text(str(exc)), kind="error"
+            )
             return
         self.call_from_thread(self._scenario_started, seeded)
 
@@ -238,7 +270,12 @@ class HelpdeskApp(App[int]):
         self.action_dashboard()
         self.data_changed()
         tickets = ", ".join(f"#{tid}" for tid in seeded.tickets.values())
-        self.notify(_("Scenario {key} at its start: tickets {tickets}.").format(key=seeded.scenario, tickets=tickets), markup=False)
+        self.notify(
+            _("Scenario {key} at its start: tickets {tickets}.").format(
+                key=seeded.scenario, tickets=tickets
+            ),
+            markup=False,
+        )
 
     def _clock_moved(self, body: Text) -> None:
         self.data_changed()

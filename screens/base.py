@@ -30,7 +30,9 @@ def translate_bindings(node) -> None:
     old: BindingsMap = node._bindings
     fresh = BindingsMap()
     for key, bindings in old.key_to_bindings.items():
-        fresh.key_to_bindings[key] = [replace(b, description=_(b.description)) if b.description else b for b in bindings]
+        fresh.key_to_bindings[key] = [
+            replace(b, description=_(b.description)) if b.description else b for b in bindings
+        ]
     node._bindings = fresh
 
 
@@ -104,7 +106,9 @@ class Banners(Static):
             from screens.training import banner_text
 
             title, line = banner_text(info.scenario, localise(clock.now(), info.scenario_tz))
-            warning = Text(" ▲ " + _("TRAINING DATABASE — nothing here is real") + " ▲ ", style="bold reverse")
+            warning = Text(
+                " ▲ " + _("TRAINING DATABASE — nothing here is real") + " ▲ ", style="bold reverse"
+            )
             warning.no_wrap, warning.overflow = True, "ellipsis"
             parts += [warning.append_text(title), line]
         if info is not None and info.read_only:

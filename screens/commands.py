@@ -27,15 +27,35 @@ class HelpdeskCommands(Provider):
             (_("Keys"), app.action_keys, _("every key and its id for keymap.toml")),  # type: ignore[attr-defined]
         ]
         for q in QUEUES:
-            out.append((_("Queue: {title}").format(title=titles.get(q, q)), partial(app.open_queue, q), ""))  # type: ignore[attr-defined]
+            out.append(
+                (_("Queue: {title}").format(title=titles.get(q, q)), partial(app.open_queue, q), "")
+            )  # type: ignore[attr-defined]
         if info and info.training and not info.read_only:
             from screens.training import CLOCK_STEPS
 
             for _key, step, label in CLOCK_STEPS:
-                out.append((_("Training clock: {label}").format(label=_(label)), partial(app.action_move_clock, step), _("then sweep runs")))  # type: ignore[attr-defined]
-            out.append((_("Training: this scenario again from its start"), partial(app.action_start_scenario, ""), ""))  # type: ignore[attr-defined]
+                out.append(
+                    (
+                        _("Training clock: {label}").format(label=_(label)),
+                        partial(app.action_move_clock, step),
+                        _("then sweep runs"),
+                    )
+                )  # type: ignore[attr-defined]
+            out.append(
+                (
+                    _("Training: this scenario again from its start"),
+                    partial(app.action_start_scenario, ""),
+                    "",
+                )
+            )  # type: ignore[attr-defined]
             for sc in self._scenarios():
-                out.append((_("Training scenario: {title}").format(title=sc["title"]), partial(app.action_start_scenario, sc["key"]), sc["key"]))  # type: ignore[attr-defined]
+                out.append(
+                    (
+                        _("Training scenario: {title}").format(title=sc["title"]),
+                        partial(app.action_start_scenario, sc["key"]),
+                        sc["key"],
+                    )
+                )  # type: ignore[attr-defined]
         screen = self.screen
         from screens.queue import QueueScreen
         from screens.ticket import TicketScreen
@@ -50,7 +70,13 @@ class HelpdeskCommands(Provider):
             out.append((_("Take the ticket or give it back"), screen.action_take, ""))
             out.append((_("Reply to the requester"), partial(screen.action_compose, "reply"), ""))
             out.append((_("Add an internal note"), partial(screen.action_compose, "note"), ""))
-            out.append((_("Ask the requester for what is missing"), partial(screen.action_compose, "ask"), ""))
+            out.append(
+                (
+                    _("Ask the requester for what is missing"),
+                    partial(screen.action_compose, "ask"),
+                    "",
+                )
+            )
             out.append((_("Set the account it is about"), screen.action_set_account, ""))
             out.append((_("Merge into another ticket"), screen.action_merge, ""))
             if screen.walk is not None:
@@ -58,7 +84,9 @@ class HelpdeskCommands(Provider):
         if isinstance(screen, QueueScreen):
             out.append((_("Sort: next order"), screen.action_sort, _("due date, age, state")))
             out.append((_("Filter…"), screen.action_filter, _("provider, state, assignee")))
-            out.append((_("Search"), screen.action_search, _("subjects, requesters, accounts, notes")))
+            out.append(
+                (_("Search"), screen.action_search, _("subjects, requesters, accounts, notes"))
+            )
             out.append((_("Clear filters"), screen.action_clear, ""))
         return out
 
@@ -81,13 +109,23 @@ class HelpdeskCommands(Provider):
         for name, callback, help_text in self._commands():
             score = matcher.match(name)
             if score > 0:
-                yield Hit(score, matcher.highlight(Content(name).plain) if "[" not in name else Content(name), callback, text=name)
+                yield Hit(
+                    score,
+                    matcher.highlight(Content(name).plain) if "[" not in name else Content(name),
+                    callback,
+                    text=name,
+                )
         text = query.strip()
         if not text:
             return
         number = text.lstrip("#")
         if number.isdigit():
-            yield Hit(1.0, Content(_("Open ticket #{n}").format(n=number)), partial(self.app.open_ticket, int(number)), text=text)  # type: ignore[attr-defined]
+            yield Hit(
+                1.0,
+                Content(_("Open ticket #{n}").format(n=number)),
+                partial(self.app.open_ticket, int(number)),
+                text=text,
+            )  # type: ignore[attr-defined]
         if len(text) < 3:
             return
         try:

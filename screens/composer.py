@@ -30,7 +30,15 @@ class Composer(Dialog):
         Binding("ctrl+s,f2", "send", N_("Send"), id="composer.send"),
     ]
 
-    def __init__(self, kind: str, ticket_id: int, *, replies: list[str] = (), items: dict | None = None, preview=None) -> None:
+    def __init__(
+        self,
+        kind: str,
+        ticket_id: int,
+        *,
+        replies: list[str] = (),
+        items: dict | None = None,
+        preview=None,
+    ) -> None:
         super().__init__()
         self.kind = kind  # reply | note | ask
         self.ticket_id = ticket_id
@@ -40,13 +48,23 @@ class Composer(Dialog):
         self.previewed: dict | None = None
 
     def compose(self) -> ComposeResult:
-        title = {"reply": _("#{id}: reply"), "note": _("#{id}: internal note"), "ask": _("#{id}: ask for what is missing")}[self.kind]
+        title = {
+            "reply": _("#{id}: reply"),
+            "note": _("#{id}: internal note"),
+            "ask": _("#{id}: ask for what is missing"),
+        }[self.kind]
         with Vertical(classes="dialog-box wide"):
             yield heading(title.format(id=self.ticket_id))
             if self.kind == "reply" and self.replies:
-                yield Select([(k, k) for k in self.replies], prompt=_("Saved reply (or write below)"), id="template")
+                yield Select(
+                    [(k, k) for k in self.replies],
+                    prompt=_("Saved reply (or write below)"),
+                    id="template",
+                )
             if self.kind == "ask":
-                yield SelectionList[str](*[(text, key) for key, text in self.items.items()], id="items")
+                yield SelectionList[str](
+                    *[(text, key) for key, text in self.items.items()], id="items"
+                )
             else:
                 yield SafeTextArea(id="text")
             with VerticalScroll(classes="dialog-body", id="preview"):
@@ -54,7 +72,11 @@ class Composer(Dialog):
             with Horizontal(classes="dialog-buttons"):
                 if self.kind != "note":
                     yield Button(compact=True, label=_("Preview (F3)"), id="do-preview")
-                yield Button(compact=True, label=_("Send (ctrl+s)") if self.kind != "note" else _("Save (ctrl+s)"), id="do-send")
+                yield Button(
+                    compact=True,
+                    label=_("Send (ctrl+s)") if self.kind != "note" else _("Save (ctrl+s)"),
+                    id="do-send",
+                )
                 yield Button(compact=True, label=_("Cancel (esc)"), id="do-cancel")
         yield KeyBar()
 

@@ -27,13 +27,20 @@ def conversation_text(view: dict) -> Text:
     for m in messages:
         lines.append(plain(message_heading(m, tz), STYLES.get(m["direction"], "bold")))
         if m.get("subject"):
-            lines.append(plain("  " + _("Subject: {s}").format(s=m["subject"]), one_line=True, limit=300))
+            lines.append(
+                plain("  " + _("Subject: {s}").format(s=m["subject"]), one_line=True, limit=300)
+            )
         for a in m.get("attachments") or []:
             lines.append(plain("  " + attachment_line(a), "dim"))
         for line in (m.get("new") or "").splitlines() or [""]:
             lines.append(plain("  " + line))
         if m.get("quoted"):
-            lines.append(Text("  " + _("[{n} quoted lines folded]").format(n=len(m["quoted"].splitlines())), style="dim"))
+            lines.append(
+                Text(
+                    "  " + _("[{n} quoted lines folded]").format(n=len(m["quoted"].splitlines())),
+                    style="dim",
+                )
+            )
     return Text("\n").join(lines)
 
 

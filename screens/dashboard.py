@@ -53,9 +53,14 @@ def _figures(c: dict[str, int], *, short: bool) -> Text:
             np_("count", "overdue", "overdue", c["overdue"]),
         )
     return assemble(
-        (f"{c['open']:>6} ", "bold"), (labels[0], "dim"), "  ",
-        (f"{c['waiting']:>5} ", "bold"), (labels[1], "dim"), "  ",
-        (f"{c['overdue']:>5} ", "bold reverse" if c["overdue"] else "bold"), (labels[2], "dim"),
+        (f"{c['open']:>6} ", "bold"),
+        (labels[0], "dim"),
+        "  ",
+        (f"{c['waiting']:>5} ", "bold"),
+        (labels[1], "dim"),
+        "  ",
+        (f"{c['overdue']:>5} ", "bold reverse" if c["overdue"] else "bold"),
+        (labels[2], "dim"),
     )
 
 
@@ -152,8 +157,15 @@ class DashboardScreen(BaseScreen):
     def show(self, data: Dashboard) -> None:
         self.data = data
         self._fill_queues(data)
-        self._fill(self.query_one("#mine", OptionList), data.mine, _("Nothing assigned to you or open by you."), data)
-        self._fill(self.query_one("#due", OptionList), data.due_today, _("Nothing due today."), data)
+        self._fill(
+            self.query_one("#mine", OptionList),
+            data.mine,
+            _("Nothing assigned to you or open by you."),
+            data,
+        )
+        self._fill(
+            self.query_one("#due", OptionList), data.due_today, _("Nothing due today."), data
+        )
         recent = self.query_one("#recent", OptionList)
         highlighted = recent.highlighted
         recent.clear_options()
@@ -161,7 +173,9 @@ class DashboardScreen(BaseScreen):
 
         for a in data.actions:  # failed or uncertain service actions wait for a person: first
             line = assemble(("! ", "bold red"), (a["line"], "red"), one_line=True)
-            recent.add_option(Option(line, id=f"t{a['ticket']}-a{a['id']}" if a["ticket"] else f"a{a['id']}"))
+            recent.add_option(
+                Option(line, id=f"t{a['ticket']}-a{a['id']}" if a["ticket"] else f"a{a['id']}")
+            )
         for e in data.recent:
             what = e.get("action_label") or label("event", e["action"])
             who = label("role", "system") if e["actor"] == "system" else e["actor"]
@@ -176,7 +190,9 @@ class DashboardScreen(BaseScreen):
                 ("  " + e["note"]) if e["note"] else "",
                 one_line=True,
             )
-            recent.add_option(Option(line, id=f"t{e['ticket']}-{e['id']}" if e["ticket"] else f"e{e['id']}"))
+            recent.add_option(
+                Option(line, id=f"t{e['ticket']}-{e['id']}" if e["ticket"] else f"e{e['id']}")
+            )
         if not data.recent:
             recent.add_option(Option(Text(_("Nothing yet."), style="dim"), disabled=True))
         if highlighted is not None and highlighted < recent.option_count:
@@ -201,7 +217,9 @@ class DashboardScreen(BaseScreen):
             room = max(12, min(longest, width - 2 - _figures(zero, short=short).cell_len - 2))
             if len(title) > room:
                 title = title[: room - 1] + "…"
-            line = assemble((f"{i} ", "bold"), (f"{title:<{room}}", ""), "  ", figures, one_line=True)
+            line = assemble(
+                (f"{i} ", "bold"), (f"{title:<{room}}", ""), "  ", figures, one_line=True
+            )
             ol.add_option(Option(line, id=q))
         ol.highlighted = highlighted if highlighted is not None else 0
 

@@ -117,5 +117,3 @@ class KeyBar(Static):
                 event.stop()
                 self.app.simulate_key(key)
                 return
-
-

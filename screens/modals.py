@@ -69,7 +69,9 @@ class ActionForm(Dialog):
         Binding("ctrl+s,f2", "submit", N_("Continue"), id="form.submit"),
     ]
 
-    def __init__(self, action: dict, specs: dict, checklist_labels: dict, prefill: dict, tz: str) -> None:
+    def __init__(
+        self, action: dict, specs: dict, checklist_labels: dict, prefill: dict, tz: str
+    ) -> None:
         super().__init__()
         self.action = action
         self.specs = specs
@@ -91,15 +93,24 @@ class ActionForm(Dialog):
                     yield self._field_widget(name, spec)
                     yield Static("", id=f"err-{name}", classes="error")
                 if a.get("checklist"):
-                    yield Label(Text(_("Checklist (every item must be ticked)"), style="bold"), classes="field-label")
+                    yield Label(
+                        Text(_("Checklist (every item must be ticked)"), style="bold"),
+                        classes="field-label",
+                    )
                     for item in a["checklist"]:
                         yield Tick(plain(self.checklist_labels.get(item, item)), id=f"check-{item}")
                     yield Static("", id="err-checklist", classes="error")
                 yield Label(
-                    assemble((_("Note"), "bold"), " *" if a.get("note_required") else "", ("  " + _("(recorded in the history)"), "dim")),
+                    assemble(
+                        (_("Note"), "bold"),
+                        " *" if a.get("note_required") else "",
+                        ("  " + _("(recorded in the history)"), "dim"),
+                    ),
                     classes="field-label",
                 )
-                yield SafeTextArea(self.prefill.get("note", ""), id="note", classes="note", compact=True)
+                yield SafeTextArea(
+                    self.prefill.get("note", ""), id="note", classes="note", compact=True
+                )
                 yield Static("", id="err-note", classes="error")
             with Horizontal(classes="dialog-buttons"):
                 yield Button(_("Continue"), id="submit", variant="primary", compact=True)
@@ -112,7 +123,13 @@ class ActionForm(Dialog):
         wid = f"field-{name}"
         if kind == "choice":
             options = [(Text(c), c) for c in spec.get("choices", [])]
-            return Select(options, prompt=_("Choose…"), id=wid, value=value if value in spec.get("choices", []) else Select.NULL, compact=True)
+            return Select(
+                options,
+                prompt=_("Choose…"),
+                id=wid,
+                value=value if value in spec.get("choices", []) else Select.NULL,
+                compact=True,
+            )
         if kind == "bool":
             return Tick(_("yes"), value=value is True, id=wid)
         placeholder = {
@@ -122,7 +139,9 @@ class ActionForm(Dialog):
             "float": _("a number"),
             "email": _("an e-mail address"),
         }.get(kind, "")
-        return SafeInput("" if value is None else str(value), placeholder=placeholder, id=wid, compact=True)
+        return SafeInput(
+            "" if value is None else str(value), placeholder=placeholder, id=wid, compact=True
+        )
 
     def on_mount(self) -> None:
         self.focus_next()
@@ -203,10 +222,27 @@ def preview_text(p: Preview, *, irreversible: bool, lang: str) -> Text:
         out.append(Text(_("This step cannot be undone. Read what it will do:"), style="bold"))
     out.append(assemble((_("State") + ": ", "bold"), p.from_state, " → ", (p.to_state, "bold")))
     for step in p.steps[1:]:
-        out.append(assemble("  ", (_("then automatically") + ": ", "dim"), step["action"], " → ", step["to"] or ""))
+        out.append(
+            assemble(
+                "  ",
+                (_("then automatically") + ": ", "dim"),
+                step["action"],
+                " → ",
+                step["to"] or "",
+            )
+        )
     if p.account_status:
         before, after = p.account_status
-        out.append(assemble((_("Account") + ": ", "bold"), p.account or "", "  ", label("account-status", before), " → ", (label("account-status", after), "bold")))
+        out.append(
+            assemble(
+                (_("Account") + ": ", "bold"),
+                p.account or "",
+                "  ",
+                label("account-status", before),
+                " → ",
+                (label("account-status", after), "bold"),
+            )
+        )
     if p.actions:
         out.append(Text(_("Service actions:"), style="bold"))
         out.extend(assemble("  ", a) for a in p.actions)
@@ -215,19 +251,46 @@ def preview_text(p: Preview, *, irreversible: bool, lang: str) -> Text:
         for d in p.deadlines:
             extra = f"  → {d['action']}" if d.get("action") else ""
             note = f"  ({d['note']})" if d.get("note") else ""
-            out.append(assemble("  ", (label("deadline", d["name"]), ""), "  ", (d["at"], "bold"), extra, note))
+            out.append(
+                assemble(
+                    "  ", (label("deadline", d["name"]), ""), "  ", (d["at"], "bold"), extra, note
+                )
+            )
     if p.linked:
-        out.append(assemble((_("Linked ticket opened") + ": ", "bold"), ", ".join(f"#{i}" for i in p.linked)))
+        out.append(
+            assemble(
+                (_("Linked ticket opened") + ": ", "bold"), ", ".join(f"#{i}" for i in p.linked)
+            )
+        )
     if p.reveal:
-        out.append(Text(_("A one-time code will be shown to you, once, to read out on the phone."), style="bold"))
+        out.append(
+            Text(
+                _("A one-time code will be shown to you, once, to read out on the phone."),
+                style="bold",
+            )
+        )
     if p.output:
-        out.append(Text(_("The logs will be shown to you; the reading is recorded with your note."), style="bold"))
+        out.append(
+            Text(
+                _("The logs will be shown to you; the reading is recorded with your note."),
+                style="bold",
+            )
+        )
     for w in p.warnings:
         out.append(assemble(("! ", "bold"), w))
     if p.mails:
-        out.append(Text(_("Mails to be queued ({n}), in {lang}:").format(n=len(p.mails), lang=lang_name(lang)), style="bold"))
+        out.append(
+            Text(
+                _("Mails to be queued ({n}), in {lang}:").format(
+                    n=len(p.mails), lang=lang_name(lang)
+                ),
+                style="bold",
+            )
+        )
         other = "en" if lang == "fr" else "fr"
-        out.append(Text(_("(l: write them in {lang} instead)").format(lang=lang_name(other)), style="dim"))
+        out.append(
+            Text(_("(l: write them in {lang} instead)").format(lang=lang_name(other)), style="dim")
+        )
         for m in p.mails:
             out.append(Text("─" * 40, style="dim"))
             out.append(assemble((_("To") + ": ", "bold"), m["to"]))
@@ -261,11 +324,22 @@ class ConfirmScreen(Dialog):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog-box wide"):
-            yield heading(_("#{id}: {action} — what will happen").format(id=self.ticket_id, action=self.preview.label))
+            yield heading(
+                _("#{id}: {action} — what will happen").format(
+                    id=self.ticket_id, action=self.preview.label
+                )
+            )
             with VerticalScroll(classes="dialog-body", id="preview"):
-                yield Static(preview_text(self.preview, irreversible=self.irreversible, lang=self.lang))
+                yield Static(
+                    preview_text(self.preview, irreversible=self.irreversible, lang=self.lang)
+                )
             with Horizontal(classes="dialog-buttons"):
-                yield Button(compact=True, label=_("Confirm (y)"), id="yes", variant="warning" if self.irreversible else "primary")
+                yield Button(
+                    compact=True,
+                    label=_("Confirm (y)"),
+                    id="yes",
+                    variant="warning" if self.irreversible else "primary",
+                )
                 yield Button(compact=True, label=_("Cancel (n)"), id="no")
         yield KeyBar()
 
@@ -348,7 +422,13 @@ def reveal_body(secrets: list[dict]) -> Text:
         parts.append(Text(""))
         parts.append(plain("      " + s.get("secret", ""), "bold reverse"))
         parts.append(Text(""))
-        parts.append(plain(_("Valid once, until {expires}. It will not be shown again.").format(expires=s.get("expires", ""))))
+        parts.append(
+            plain(
+                _("Valid once, until {expires}. It will not be shown again.").format(
+                    expires=s.get("expires", "")
+                )
+            )
+        )
     return Text("\n").join(parts)
 
 
@@ -356,13 +436,18 @@ def material_body(items: list[dict]) -> Text:
     parts = []
     for item in items:
         parts.append(
-            plain(f"--- evidence {item.get('evidence')} ({item.get('kind')}, sha256 {str(item.get('sha256', ''))[:12]}) ---", "bold")
+            plain(
+                f"--- evidence {item.get('evidence')} ({item.get('kind')}, sha256 {str(item.get('sha256', ''))[:12]}) ---",
+                "bold",
+            )
         )
         text = str(item.get("text", ""))
         if len(text) > 200_000:
             text = text[:200_000] + "\n…"
         parts.append(plain(text))
-    return Text("\n").join(parts) if parts else Text(_("No log material is attached to this ticket."))
+    return (
+        Text("\n").join(parts) if parts else Text(_("No log material is attached to this ticket."))
+    )
 
 
 # --- keys ----------------------------------------------------------------------------------
@@ -391,25 +476,52 @@ class KeysScreen(Dialog):
             seen.add(mark)
             # The label in a column of its own, cut to fit, and the id after a gap: they
             # never run into each other, whatever the language.
-            rows.append(assemble((f"{app.get_key_display(b):>10}", "bold"), "  ", fit(b.description, 32), "  ", (b.id or "", "dim"), one_line=True))
+            rows.append(
+                assemble(
+                    (f"{app.get_key_display(b):>10}", "bold"),
+                    "  ",
+                    fit(b.description, 32),
+                    "  ",
+                    (b.id or "", "dim"),
+                    one_line=True,
+                )
+            )
         path = getattr(app, "keymap_path", None)
         if path is not None:
             home = str(Path.home())
-            path = "~" + str(path)[len(home):] if str(path).startswith(home + "/") else str(path)
+            path = "~" + str(path)[len(home) :] if str(path).startswith(home + "/") else str(path)
         with Vertical(classes="dialog-box wide"):
             yield heading(_("Keys"))
             with VerticalScroll(classes="dialog-body", id="keys-body"):
                 yield Static(Text("\n").join(rows) if rows else Text(_("No key here.")))
                 yield Static(
                     assemble(
-                        ("\n" + _("Digits run the actions numbered on a ticket; each action keeps its digit from step to step. Ctrl+P opens the command palette.") + "\n", ""),
+                        (
+                            "\n"
+                            + _(
+                                "Digits run the actions numbered on a ticket; each action keeps its digit from step to step. Ctrl+P opens the command palette."
+                            )
+                            + "\n",
+                            "",
+                        ),
                         (_("Marks") + "\n", "bold"),
                         _("  …  the action asks for fields, a checklist or a note first") + "\n",
-                        _("  !  the action asks for confirmation (it sends mail or has legal weight)") + "\n",
+                        _(
+                            "  !  the action asks for confirmation (it sends mail or has legal weight)"
+                        )
+                        + "\n",
                         _("  ✘  blocked: the rule and its article follow") + "\n",
                         _("  ⚑  someone else has the ticket open;  @  assigned to you") + "\n",
-                        _("  !  before a date: overdue;  ▶  the current step;  ▸  the cursor, or where the keys are") + "\n\n",
-                        (_("Change keys in {path} (binding id = \"keys\").").format(path=path or "keymap.toml"), "dim"),
+                        _(
+                            "  !  before a date: overdue;  ▶  the current step;  ▸  the cursor, or where the keys are"
+                        )
+                        + "\n\n",
+                        (
+                            _('Change keys in {path} (binding id = "keys").').format(
+                                path=path or "keymap.toml"
+                            ),
+                            "dim",
+                        ),
                     )
                 )
         yield KeyBar()
@@ -480,9 +592,21 @@ class FilterScreen(Dialog):
             yield heading(_("Filter the queue"))
             with VerticalScroll(classes="dialog-body"):
                 yield Label(_("Provider"))
-                yield Select([(Text(p), p) for p in policies], prompt=_("all"), id="f-policy", compact=True, value=self.flt.policy or Select.NULL)
+                yield Select(
+                    [(Text(p), p) for p in policies],
+                    prompt=_("all"),
+                    id="f-policy",
+                    compact=True,
+                    value=self.flt.policy or Select.NULL,
+                )
                 yield Label(_("Show"))
-                yield Select([(Text(kind_label(k)), k) for k in KINDS], allow_blank=False, id="f-kind", compact=True, value=self.flt.kind)
+                yield Select(
+                    [(Text(kind_label(k)), k) for k in KINDS],
+                    allow_blank=False,
+                    id="f-kind",
+                    compact=True,
+                    value=self.flt.kind,
+                )
                 yield Label(_("State"))
                 yield Select(
                     [(assemble(label, (f"  {key}", "dim")), key) for key, label in states],
@@ -495,8 +619,11 @@ class FilterScreen(Dialog):
                 yield Select(
                     [(Text(_("nobody")), "-")] + [(Text(p), p) for p in people],
                     prompt=_("all"),
-                    id="f-assignee", compact=True,
-                    value=self.flt.assignee if self.flt.assignee in (["-"] + people) else Select.NULL,
+                    id="f-assignee",
+                    compact=True,
+                    value=self.flt.assignee
+                    if self.flt.assignee in (["-"] + people)
+                    else Select.NULL,
                 )
             with Horizontal(classes="dialog-buttons"):
                 yield Button(compact=True, label=_("Apply"), id="apply", variant="primary")

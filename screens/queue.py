@@ -19,7 +19,9 @@ SORTS = ("due", "age", "state")
 
 
 def sort_label(order: str) -> str:
-    return {"due": _("due date"), "age": _("age"), "state": _("state"), "new": _("newest")}.get(order, order)
+    return {"due": _("due date"), "age": _("age"), "state": _("state"), "new": _("newest")}.get(
+        order, order
+    )
 
 
 def kind_label(kind: str) -> str:
@@ -44,7 +46,9 @@ class QueueScreen(BaseScreen):
         Binding("r", "reload", N_("Reload"), show=False, id="queue.reload"),
     ]
 
-    def __init__(self, queue: str | None, *, flt: TicketFilter | None = None, order: str = "due") -> None:
+    def __init__(
+        self, queue: str | None, *, flt: TicketFilter | None = None, order: str = "due"
+    ) -> None:
         super().__init__()
         self.queue = queue
         self.flt = flt or TicketFilter(queue=queue)
@@ -53,12 +57,18 @@ class QueueScreen(BaseScreen):
 
     def top_title(self) -> Text:
         info = self.info
-        title = info.queue_titles.get(self.queue, self.queue) if (info and self.queue) else (self.queue or _("All queues"))
+        title = (
+            info.queue_titles.get(self.queue, self.queue)
+            if (info and self.queue)
+            else (self.queue or _("All queues"))
+        )
         return Text(title or "")
 
     def compose(self) -> ComposeResult:
         yield from self.compose_top()
-        yield SafeInput(placeholder=_("Search subjects, requesters, accounts, notes  (/)"), id="search")
+        yield SafeInput(
+            placeholder=_("Search subjects, requesters, accounts, notes  (/)"), id="search"
+        )
         yield Static(id="status")
         yield Static(id="list-header")
         yield TicketList(id="tickets")
@@ -80,9 +90,16 @@ class QueueScreen(BaseScreen):
     def _status(self) -> None:
         flt = self.flt
         lst = self.list
-        total = Text(n_("{n} ticket", "{n} tickets", lst.total).format(n=f"{lst.total:,}".replace(",", " ")) if lst.counted else _("counting…"), style="bold")
+        total = Text(
+            n_("{n} ticket", "{n} tickets", lst.total).format(n=f"{lst.total:,}".replace(",", " "))
+            if lst.counted
+            else _("counting…"),
+            style="bold",
+        )
         me = self.info.actor.login if self.info and self.info.actor else None
-        assignee = _("all") if not flt.assignee else (_("nobody") if flt.assignee == "-" else flt.assignee)
+        assignee = (
+            _("all") if not flt.assignee else (_("nobody") if flt.assignee == "-" else flt.assignee)
+        )
         if me and flt.assignee == me:
             assignee = _("me")
         state = _("any")
@@ -106,7 +123,11 @@ class QueueScreen(BaseScreen):
         self.query_one("#status", Static).update(assemble(*parts, one_line=True))
 
     def on_resize(self) -> None:
-        self.query_one("#list-header", Static).update(header_text(self.list.scrollable_content_region.width or self.size.width, self.queue is None))
+        self.query_one("#list-header", Static).update(
+            header_text(
+                self.list.scrollable_content_region.width or self.size.width, self.queue is None
+            )
+        )
 
     def refresh_data(self) -> None:
         self._show(keep_cursor=True)
@@ -114,11 +135,17 @@ class QueueScreen(BaseScreen):
     @on(TicketList.Counted)
     def _counted(self, event: TicketList.Counted) -> None:
         self._status()
-        self.query_one("#list-header", Static).update(header_text(self.list.scrollable_content_region.width or self.size.width, self.queue is None))
+        self.query_one("#list-header", Static).update(
+            header_text(
+                self.list.scrollable_content_region.width or self.size.width, self.queue is None
+            )
+        )
 
     @on(TicketList.Failed)
     def _failed(self, event: TicketList.Failed) -> None:
-        self.notify(event.error, title=_("Could not read the queue"), severity="error", markup=False)
+        self.notify(
+            event.error, title=_("Could not read the queue"), severity="error", markup=False
+        )
 
     @on(TicketList.Opened)
     def _opened(self, event: TicketList.Opened) -> None:
@@ -158,7 +185,9 @@ class QueueScreen(BaseScreen):
         self.query_one("#search", Input).focus()
 
     def action_sort(self) -> None:
-        self.order = SORTS[(SORTS.index(self.order) + 1) % len(SORTS)] if self.order in SORTS else SORTS[0]
+        self.order = (
+            SORTS[(SORTS.index(self.order) + 1) % len(SORTS)] if self.order in SORTS else SORTS[0]
+        )
         self._show()
 
     def action_provider(self) -> None:

@@ -42,12 +42,36 @@ from helpdesk.base.i18n import _, current_lang, set_lang
 from screens import GC_YOUNG
 
 #: The ``Backend`` methods the app may call.
-CALLS = frozenset({
-    "load_info", "follow_clock", "dashboard", "count", "page", "find", "ticket_at_once", "ticket",
-    "preview", "apply", "claim", "release", "assign", "walkthrough", "training_feedback",
-    "move_clock", "scenarios", "start_scenario", "changes", "stop_watching",
-    "saved_replies", "ask_items", "draft", "converse", "set_account", "merge",
-})
+CALLS = frozenset(
+    {
+        "load_info",
+        "follow_clock",
+        "dashboard",
+        "count",
+        "page",
+        "find",
+        "ticket_at_once",
+        "ticket",
+        "preview",
+        "apply",
+        "claim",
+        "release",
+        "assign",
+        "walkthrough",
+        "training_feedback",
+        "move_clock",
+        "scenarios",
+        "start_scenario",
+        "changes",
+        "stop_watching",
+        "saved_replies",
+        "ask_items",
+        "draft",
+        "converse",
+        "set_account",
+        "merge",
+    }
+)
 WORKERS = 8  # threads answering calls in the backend process
 _FRAME = struct.Struct("!I")
 
@@ -182,9 +206,13 @@ class RemoteBackend:
             "lang": current_lang(),
             "load_info": self.info is not None,  # a restart: learn again what it knew
         }
-        words = threading.Thread(target=self._stderr, args=(proc,), name="backend-stderr", daemon=True)
+        words = threading.Thread(
+            target=self._stderr, args=(proc,), name="backend-stderr", daemon=True
+        )
         words.start()
-        threading.Thread(target=self._answers, args=(proc, words), name="backend-answers", daemon=True).start()
+        threading.Thread(
+            target=self._answers, args=(proc, words), name="backend-answers", daemon=True
+        ).start()
         try:
             _write(proc.stdin, self._send, init)
         except OSError:  # it died at once: the answers thread says why
@@ -296,7 +324,14 @@ class RemoteBackend:
     def ticket(self, ticket_id: int, history: int | None = None) -> dict:
         return self._call("ticket", ticket_id, *(() if history is None else (history,)))
 
-    def preview(self, ticket_id: int, action: str, inputs: dict | None, version: int | None, lang: str | None = None):
+    def preview(
+        self,
+        ticket_id: int,
+        action: str,
+        inputs: dict | None,
+        version: int | None,
+        lang: str | None = None,
+    ):
         return self._call("preview", ticket_id, action, inputs, version, lang)
 
     def saved_replies(self, lang: str = "fr") -> list[str]:
@@ -317,7 +352,14 @@ class RemoteBackend:
     def merge(self, src: int, into: int) -> None:
         return self._call("merge", src, into)
 
-    def apply(self, ticket_id: int, action: str, inputs: dict | None, version: int | None, lang: str | None = None):
+    def apply(
+        self,
+        ticket_id: int,
+        action: str,
+        inputs: dict | None,
+        version: int | None,
+        lang: str | None = None,
+    ):
         return self._call("apply", ticket_id, action, inputs, version, lang)
 
     def claim(self, ticket_id: int):
@@ -405,9 +447,13 @@ def serve(calls_in, answers_out) -> None:
         except BaseException as exc:  # noqa: BLE001 - every error goes back to the caller
             ok, value = False, _portable(exc)
         try:
-            data = pickle.dumps((call_id, ok, value, clock.fixed_at()), protocol=pickle.HIGHEST_PROTOCOL)
+            data = pickle.dumps(
+                (call_id, ok, value, clock.fixed_at()), protocol=pickle.HIGHEST_PROTOCOL
+            )
         except Exception as exc:  # noqa: BLE001 - an answer that cannot cross says so
-            data = pickle.dumps((call_id, False, _portable(exc), clock.fixed_at()), protocol=pickle.HIGHEST_PROTOCOL)
+            data = pickle.dumps(
+                (call_id, False, _portable(exc), clock.fixed_at()), protocol=pickle.HIGHEST_PROTOCOL
+            )
         try:
             _write_bytes(answers_out, send, data)
         except (OSError, ValueError):  # the app is gone

@@ -29,7 +29,9 @@ def scrub(value: object) -> str:
     return _BIDI.sub("", clean(str(value))).replace("\t", "    ")
 
 
-def plain(value: object, style: str = "", *, one_line: bool = False, limit: int | None = None) -> Text:
+def plain(
+    value: object, style: str = "", *, one_line: bool = False, limit: int | None = None
+) -> Text:
     """Untrusted ``value`` as a ``Text`` (never markup)."""
     text = scrub(value)
     if one_line:

@@ -33,13 +33,19 @@ def _demo_database(user: str | None) -> tuple[str, str | None]:
     demo.build_demo(url)
     if not user:
         with db.read_session(url) as s:
-            people = list(s.exec(select(Volunteer).where(Volunteer.active).order_by(Volunteer.login)))
-        ranked = sorted(people, key=lambda v: {"trainer": 0, "techadmin": 1, "oncall": 2}.get(v.role, 3))
+            people = list(
+                s.exec(select(Volunteer).where(Volunteer.active).order_by(Volunteer.login))
+            )
+        ranked = sorted(
+            people, key=lambda v: {"trainer": 0, "techadmin": 1, "oncall": 2}.get(v.role, 3)
+        )
         user = ranked[0].login if ranked else None
     return url, user
 
 
-def run(db: str | None = None, user: str | None = None, demo: bool = False, training: bool = False) -> int:
+def run(
+    db: str | None = None, user: str | None = None, demo: bool = False, training: bool = False
+) -> int:
     """Open the TUI; returns the exit code."""
     if demo:
         db, user = _demo_database(user)

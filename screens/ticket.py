@@ -58,7 +58,16 @@ def _is_moment(value: str) -> bool:
 class TicketScreen(BaseScreen):
     BINDINGS = [
         Binding("escape", "back", N_("Back"), id="ticket.back"),
-        *[Binding(d, f"act({i})", N_("Run the action with this number"), show=False, id=f"ticket.action{d}") for i, d in enumerate(DIGITS)],
+        *[
+            Binding(
+                d,
+                f"act({i})",
+                N_("Run the action with this number"),
+                show=False,
+                id=f"ticket.action{d}",
+            )
+            for i, d in enumerate(DIGITS)
+        ],
         Binding("c", "citation", N_("Article"), id="ticket.citation"),
         Binding("t", "take", N_("Take"), id="ticket.take"),
         Binding("d", "details", N_("Panes"), show=False, id="ticket.details"),
@@ -95,7 +104,9 @@ class TicketScreen(BaseScreen):
         self.busy = False
         self.walk: dict | None = None  # the scenario's steps, on a training database
         self.own_step = False  # the next change shown is this volunteer's own step
-        self.history_limit: int | None = None  # events asked for (None: the backend's HISTORY); more page in at the end
+        self.history_limit: int | None = (
+            None  # events asked for (None: the backend's HISTORY); more page in at the end
+        )
         self.loading_more = False
 
     def top_title(self) -> Text:
@@ -158,8 +169,12 @@ class TicketScreen(BaseScreen):
 
     def _show_pane_bar(self) -> None:
         focused = self._pane_has_focus()
-        self.query_one("#pane-bar", PaneBar).show_panes(self.visible_panes(), self.current_pane, focused)
-        title = Text(("▸ " if not focused else "  ") + _("Actions"), style="bold" if not focused else "dim")
+        self.query_one("#pane-bar", PaneBar).show_panes(
+            self.visible_panes(), self.current_pane, focused
+        )
+        title = Text(
+            ("▸ " if not focused else "  ") + _("Actions"), style="bold" if not focused else "dim"
+        )
         self.query_one("#actions-title", Static).update(title)
 
     def on_descendant_focus(self) -> None:
@@ -171,7 +186,12 @@ class TicketScreen(BaseScreen):
     def pane_end_reached(self, pane_id: str) -> None:
         """A pane was scrolled to its end: the history pages in its earlier events."""
         v = self.view
-        if pane_id == "history" and v and not self.loading_more and v["events_total"] > len(v["events"]):
+        if (
+            pane_id == "history"
+            and v
+            and not self.loading_more
+            and v["events_total"] > len(v["events"])
+        ):
             self.loading_more = True
             self.history_limit = len(v["events"]) + HISTORY
             self.load()
@@ -242,7 +262,9 @@ class TicketScreen(BaseScreen):
         # dialog over this ticket keeps it.
         from textual.screen import ModalScreen
 
-        if self not in self.app.screen_stack or not isinstance(self.app.screen_stack[-1], ModalScreen):
+        if self not in self.app.screen_stack or not isinstance(
+            self.app.screen_stack[-1], ModalScreen
+        ):
             self._left()
 
     def on_unmount(self) -> None:
@@ -324,10 +346,17 @@ class TicketScreen(BaseScreen):
         self._fill_panes(view)
         self._label_take()
         me = self.info.actor.login if self.info and self.info.actor else None
-        if old is not None and old["id"] == view["id"] and old["version"] != view["version"] and not self.busy:
+        if (
+            old is not None
+            and old["id"] == view["id"]
+            and old["version"] != view["version"]
+            and not self.busy
+        ):
             who = view["events"][-1]["actor"] if view["events"] else "?"
             if who != me and not self.own_step:
-                self.notify(_("#{id} was changed by {who}.").format(id=view["id"], who=who), markup=False)
+                self.notify(
+                    _("#{id} was changed by {who}.").format(id=view["id"], who=who), markup=False
+                )
         self.own_step = False
 
     def _summary(self, v: dict, tz: str) -> Text:
@@ -340,11 +369,17 @@ class TicketScreen(BaseScreen):
             (_("State") + ": ", "dim"),
             (v["state_label"], "bold reverse" if v["state_kind"] != "done" else "bold"),
             " (" + label("state-kind", v["state_kind"]) + ")   ",
-            (_("Assignee") + ": ", "dim"), v.get("assignee") or "—",
+            (_("Assignee") + ": ", "dim"),
+            v.get("assignee") or "—",
         ]
         due_line: list = [(_("Due") + ": ", "dim")]
         if due:
-            due_line.append((("! " if overdue else "") + f"{_when(due, tz)} {tz}", "bold reverse" if overdue else "bold"))
+            due_line.append(
+                (
+                    ("! " if overdue else "") + f"{_when(due, tz)} {tz}",
+                    "bold reverse" if overdue else "bold",
+                )
+            )
             names = [label("deadline", d["name"]) for d in pending if d["at"] == due]
             if names:
                 due_line.append(f" ({', '.join(names)})")
@@ -355,16 +390,27 @@ class TicketScreen(BaseScreen):
             account.append(" (" + label("account-status", v["account_status"]) + ")")
         account += ["   ", (_("Requester") + ": ", "dim"), v["requester"] or "—"]
         lines = [
-            assemble((f"#{v['id']} ", "bold"), (v["subject"] or _("(no subject)"), "bold"), one_line=True),
+            assemble(
+                (f"#{v['id']} ", "bold"), (v["subject"] or _("(no subject)"), "bold"), one_line=True
+            ),
             assemble(*state_line, one_line=True),
             assemble(*due_line, one_line=True),
             assemble(*account, one_line=True),
         ]
         for a in v.get("attention") or []:  # a mail of ours came back: a volunteer decides
-            lines.append(assemble(
-                (_("⚠ Mail #{id} to {to} came back: {reason}").format(id=a["outbox"], to=a["to"] or "—", reason=a["text"] or a["status"] or "—"), "bold reverse"),
-                one_line=True,
-            ))
+            lines.append(
+                assemble(
+                    (
+                        _("⚠ Mail #{id} to {to} came back: {reason}").format(
+                            id=a["outbox"],
+                            to=a["to"] or "—",
+                            reason=a["text"] or a["status"] or "—",
+                        ),
+                        "bold reverse",
+                    ),
+                    one_line=True,
+                )
+            )
         return Text("\n").join(lines)
 
     def _show_claim(self, v: dict) -> None:
@@ -372,15 +418,24 @@ class TicketScreen(BaseScreen):
         holder = self.holder
         now = v.get("now") or clock.now()
         me = self.info.actor.login if self.info and self.info.actor else None
-        if holder is None and v.get("claimed_by") and v["claimed_by"] != me and v.get("claim_expires") and v["claim_expires"] > now:
+        if (
+            holder is None
+            and v.get("claimed_by")
+            and v["claimed_by"] != me
+            and v.get("claim_expires")
+            and v["claim_expires"] > now
+        ):
             holder = (v["claimed_by"], v["claim_expires"])
         if holder:
             widget.update(
                 assemble(
                     ("⚑ ", "bold"),
-                    (_("{who} has this ticket open (until {until}): agree before acting.").format(
-                        who=holder[0], until=localise(holder[1], v["timezone"])[11:]
-                    ), "bold"),
+                    (
+                        _(
+                            "{who} has this ticket open (until {until}): agree before acting."
+                        ).format(who=holder[0], until=localise(holder[1], v["timezone"])[11:]),
+                        "bold",
+                    ),
                 )
             )
             widget.display = True
@@ -413,13 +468,17 @@ class TicketScreen(BaseScreen):
         ol.clear_options()
         read_only = self.info is None or self.info.read_only
         digits = self._digits(v)
+
         # Allowed first, then those a rule blocks with its reason (those that need only
         # the reason the form asks for are shown as allowed). Steps of other states
         # ("rule": "state") are not this step's business: the checklist shows them.
         def takeable(a: dict) -> bool:
             return a["allowed"] or a.get("needs_note", False)
 
-        ordered = sorted((a for a in v["actions"] if takeable(a) or a["rule"] != "state"), key=lambda a: not takeable(a))
+        ordered = sorted(
+            (a for a in v["actions"] if takeable(a) or a["rule"] != "state"),
+            key=lambda a: not takeable(a),
+        )
         self.ordered = ordered
         self.by_digit = {digits[a["key"]]: a for a in ordered if takeable(a) and a["key"] in digits}
         for a in ordered:
@@ -517,7 +576,14 @@ class TicketScreen(BaseScreen):
         lines.append(assemble(" ", (_("Provider") + ": ", "dim"), v["policy_name"]))
         if v["account"]:
             status = label("account-status", v["account_status"]) if v["account_status"] else ""
-            lines.append(assemble(" ", (_("Account") + ": ", "dim"), (v["account"], "bold"), f" ({status})" if status else ""))
+            lines.append(
+                assemble(
+                    " ",
+                    (_("Account") + ": ", "dim"),
+                    (v["account"], "bold"),
+                    f" ({status})" if status else "",
+                )
+            )
             if v.get("account_org"):
                 lines.append(assemble("   ", (_("Organisation") + ": ", "dim"), v["account_org"]))
             if v.get("account_email"):
@@ -527,18 +593,42 @@ class TicketScreen(BaseScreen):
             for key, value in sorted((v.get("account_fields") or {}).items()):
                 if value in (None, "", [], {}):
                     continue
-                name = label("account-field", key) if has_label("account-field", key) else label("deadline", key)
-                shown = f"{_when(value, tz)} {tz}" if isinstance(value, str) and "T" in value and _is_moment(value) else str(value)
+                name = (
+                    label("account-field", key)
+                    if has_label("account-field", key)
+                    else label("deadline", key)
+                )
+                shown = (
+                    f"{_when(value, tz)} {tz}"
+                    if isinstance(value, str) and "T" in value and _is_moment(value)
+                    else str(value)
+                )
                 lines.append(assemble("   ", (name + ": ", "dim"), shown))
-        lines.append(assemble(" ", (_("Mail language") + ": ", "dim"), _("French") if v["lang"] == "fr" else _("English")))
+        lines.append(
+            assemble(
+                " ",
+                (_("Mail language") + ": ", "dim"),
+                _("French") if v["lang"] == "fr" else _("English"),
+            )
+        )
         lines.append(Text("\n" + _("Sanctions ledger of the account"), style="bold"))
         if not v.get("sanctions"):
-            lines.append(Text(" " + (_("No sanction recorded.") if v["account"] else _("No account.")), style="dim"))
+            lines.append(
+                Text(
+                    " " + (_("No sanction recorded.") if v["account"] else _("No account.")),
+                    style="dim",
+                )
+            )
         for row in v.get("sanctions") or []:
             lines.append(
                 assemble(
-                    " ", (_when(row["at"], tz), "dim"), " ", (label("sanction", row["step"]), "bold"),
-                    f"  #{row['ticket']}  ", row["actor"], one_line=True,
+                    " ",
+                    (_when(row["at"], tz), "dim"),
+                    " ",
+                    (label("sanction", row["step"]), "bold"),
+                    f"  #{row['ticket']}  ",
+                    row["actor"],
+                    one_line=True,
                 )
             )
             if row.get("note"):
@@ -548,8 +638,16 @@ class TicketScreen(BaseScreen):
             for other in v["linked"]:
                 relation = _("parent") if other["relation"] == "parent" else _("child")
                 lines.append(
-                    assemble(" ", (f"#{other['id']}", "bold"), f" ({relation}) ", other["queue_title"], " · ", other["state_label"],
-                             ("  " + other["subject"]) if other.get("subject") else "", one_line=True)
+                    assemble(
+                        " ",
+                        (f"#{other['id']}", "bold"),
+                        f" ({relation}) ",
+                        other["queue_title"],
+                        " · ",
+                        other["state_label"],
+                        ("  " + other["subject"]) if other.get("subject") else "",
+                        one_line=True,
+                    )
                 )
             lines.append(Text(" " + _("g: go to a ticket by its number"), style="dim"))
         return Text("\n").join(lines)
@@ -558,7 +656,11 @@ class TicketScreen(BaseScreen):
         tz = v["timezone"]
         if not v["deadline_details"]:
             actions = self._service_actions(v)
-            return Text("\n").join(actions) if actions else Text(_("No date on this ticket."), style="dim")
+            return (
+                Text("\n").join(actions)
+                if actions
+                else Text(_("No date on this ticket."), style="dim")
+            )
         now = v.get("now") or clock.now()
         lines = [Text(_("Dates") + f"  ({tz})", style="bold")]
         for d in v["deadline_details"]:
@@ -570,7 +672,10 @@ class TicketScreen(BaseScreen):
                     (label("deadline", d["name"]), "bold"),
                     "  ",
                     (_when(d["at"], tz), "bold" if d["status"] == "pending" else ""),
-                    ("  " + (_("overdue") if late else label("deadline-status", d["status"])), "bold" if late else "dim"),
+                    (
+                        "  " + (_("overdue") if late else label("deadline-status", d["status"])),
+                        "bold" if late else "dim",
+                    ),
                 )
             )
             if d.get("action"):
@@ -587,9 +692,21 @@ class TicketScreen(BaseScreen):
             return []
         lines = [Text("\n" + _("Service actions:"), style="bold")]
         for a in actions:
-            lines.append(assemble(
-                " ", ("!" if a["needs_attention"] else " "), (f"#{a['id']} ", "dim"), (label("service-action-status", a["status"]), "bold red" if a["needs_attention"] else "bold"),
-                "  ", a["line"], ("  — " + a["answer"], "dim") if a["answer"] else "", one_line=True))
+            lines.append(
+                assemble(
+                    " ",
+                    ("!" if a["needs_attention"] else " "),
+                    (f"#{a['id']} ", "dim"),
+                    (
+                        label("service-action-status", a["status"]),
+                        "bold red" if a["needs_attention"] else "bold",
+                    ),
+                    "  ",
+                    a["line"],
+                    ("  — " + a["answer"], "dim") if a["answer"] else "",
+                    one_line=True,
+                )
+            )
         return lines
 
     def _fields(self, v: dict) -> Text:
@@ -630,17 +747,31 @@ class TicketScreen(BaseScreen):
             who = label("role", "system") if e["actor"] == "system" else e["actor"]
             lines.append(
                 assemble(
-                    (_when(e["at"], tz), "dim"), " ", (who, "bold"), " ", event_label(e["action"], steps), arrow,
+                    (_when(e["at"], tz), "dim"),
+                    " ",
+                    (who, "bold"),
+                    " ",
+                    event_label(e["action"], steps),
+                    arrow,
                     (f"  [{label('sanction', e['sanction'])}]", "dim") if e.get("sanction") else "",
                 )
             )
             if e["note"]:
                 timer = read_timer_note(e["note"])
-                note = f"{label('deadline', timer[0])}: {_when(timer[1], tz)} {tz}" if timer else e["note"]
+                note = (
+                    f"{label('deadline', timer[0])}: {_when(timer[1], tz)} {tz}"
+                    if timer
+                    else e["note"]
+                )
                 lines.append(assemble("    ", plain(note, "italic")))
         older = v["events_total"] - len(v["events"])
         if older > 0:
-            lines.append(Text(_("… {n} earlier events: they load when you reach this line.").format(n=older), style="dim"))
+            lines.append(
+                Text(
+                    _("… {n} earlier events: they load when you reach this line.").format(n=older),
+                    style="dim",
+                )
+            )
         return Text("\n").join(lines)
 
     def _mails(self, v: dict) -> Text:
@@ -649,7 +780,15 @@ class TicketScreen(BaseScreen):
             return Text(_("No mail for this ticket."), style="dim")
         lines = [Text(_("Mails") + f"  ({tz})", style="bold")]
         for m in v["mails"]:
-            lines.append(assemble((_when(m["at"], tz), "dim"), " ", (label("mail-status", m["status"]), "bold"), " ", m["to"]))
+            lines.append(
+                assemble(
+                    (_when(m["at"], tz), "dim"),
+                    " ",
+                    (label("mail-status", m["status"]), "bold"),
+                    " ",
+                    m["to"],
+                )
+            )
             lines.append(assemble("    ", m["subject"]))
         return Text("\n").join(lines)
 
@@ -683,7 +822,10 @@ class TicketScreen(BaseScreen):
         if a is not None:
             self.start(a)
         else:
-            self.notify(_("Key {digit} runs no action on this step.").format(digit=DIGITS[index]), markup=False)
+            self.notify(
+                _("Key {digit} runs no action on this step.").format(digit=DIGITS[index]),
+                markup=False,
+            )
 
     @on(OptionList.OptionSelected, "#actions")
     def _selected(self, event: OptionList.OptionSelected) -> None:
@@ -698,7 +840,9 @@ class TicketScreen(BaseScreen):
         self.app.clear_notifications()  # what was said of the step before is done with
         if self.info is None or self.info.read_only:
             self.app.show_message(  # type: ignore[attr-defined]
-                _("Read-only"), plain(_("This session is read-only: nothing can be changed from it.")), kind="refusal"
+                _("Read-only"),
+                plain(_("This session is read-only: nothing can be changed from it.")),
+                kind="refusal",
             )
             return
         if not a["allowed"] and a.get("needs_note"):
@@ -713,7 +857,10 @@ class TicketScreen(BaseScreen):
         if a["fields"] or a["checklist"] or a["note_required"]:
             from screens.modals import ActionForm
 
-            prefill = self.last_inputs.get(a["key"]) or {"fields": dict(self.view["fields"] or {}), "note": ""}
+            prefill = self.last_inputs.get(a["key"]) or {
+                "fields": dict(self.view["fields"] or {}),
+                "note": "",
+            }
 
             def filled(inputs: dict | None) -> None:
                 if inputs is not None:
@@ -721,7 +868,13 @@ class TicketScreen(BaseScreen):
                     self.dry_run(a, inputs)
 
             self.app.push_screen(
-                ActionForm(a, self.view.get("field_specs") or {}, self.view.get("checklist_labels") or {}, prefill, self.view["timezone"]),
+                ActionForm(
+                    a,
+                    self.view.get("field_specs") or {},
+                    self.view.get("checklist_labels") or {},
+                    prefill,
+                    self.view["timezone"],
+                ),
                 filled,
             )
             return
@@ -729,7 +882,9 @@ class TicketScreen(BaseScreen):
 
     @work(thread=True, exclusive=True, group="act", exit_on_error=False)
     def blocked_attempt(self, a: dict) -> None:
-        feedback = self._feedback(a, Refused(a["rule"], a["reason"], a.get("citation", ""), a.get("citation_text", "")))
+        feedback = self._feedback(
+            a, Refused(a["rule"], a["reason"], a.get("citation", ""), a.get("citation_text", ""))
+        )
         self.app.call_from_thread(self._show_refusal, a, feedback)
         self.app.call_from_thread(self.load)
 
@@ -778,14 +933,23 @@ class TicketScreen(BaseScreen):
 
         shown = lang or (self.view["lang"] if self.view else "fr")
         irreversible = a.get("irreversible", a["confirm"])
-        self.app.push_screen(ConfirmScreen(preview, irreversible=irreversible, lang=shown, ticket_id=self.ticket_id), answered)
+        self.app.push_screen(
+            ConfirmScreen(preview, irreversible=irreversible, lang=shown, ticket_id=self.ticket_id),
+            answered,
+        )
 
     @work(thread=True, exclusive=True, group="act", exit_on_error=False)
     def apply(self, a: dict, inputs: dict, lang: str | None = None) -> None:
         version = self.view["version"] if self.view else None
         self.app.call_from_thread(self._set_busy, True)
         try:
-            result = self.backend.apply(self.ticket_id, a["key"], inputs, version, lang if lang != (self.view or {}).get("lang") else None)
+            result = self.backend.apply(
+                self.ticket_id,
+                a["key"],
+                inputs,
+                version,
+                lang if lang != (self.view or {}).get("lang") else None,
+            )
         except HelpdeskError as exc:
             self.app.call_from_thread(self._failed, a, exc, self._feedback(a, exc))
             return
@@ -810,16 +974,22 @@ class TicketScreen(BaseScreen):
         from screens.modals import material_body, reveal_body
 
         if feedback:
-            self.notify(feedback, title=_("Walkthrough"), severity="warning", timeout=12, markup=False)
+            self.notify(
+                feedback, title=_("Walkthrough"), severity="warning", timeout=12, markup=False
+            )
 
         self.last_inputs.pop(a["key"], None)
         self.own_step = True
         message = _("{action}: done → {state}").format(action=a["label"], state=result.state_label)
         if result.mails:
-            message += "\n" + n_("{n} mail queued", "{n} mails queued", len(result.mails)).format(n=len(result.mails))
+            message += "\n" + n_("{n} mail queued", "{n} mails queued", len(result.mails)).format(
+                n=len(result.mails)
+            )
         self.notify(message, title=f"#{self.ticket_id}", markup=False)
         if result.output:
-            self.app.show_message(_("Logs (this reading is recorded)"), material_body(result.output), kind="material")  # type: ignore[attr-defined]
+            self.app.show_message(
+                _("Logs (this reading is recorded)"), material_body(result.output), kind="material"
+            )  # type: ignore[attr-defined]
         if result.reveal:
             self.app.show_message(_("One-time code"), reveal_body(result.reveal), kind="reveal")  # type: ignore[attr-defined]
         self.load()
@@ -828,7 +998,9 @@ class TicketScreen(BaseScreen):
         from screens.modals import refusal_body
 
         if feedback:
-            self.notify(feedback, title=_("Walkthrough"), severity="information", timeout=12, markup=False)
+            self.notify(
+                feedback, title=_("Walkthrough"), severity="information", timeout=12, markup=False
+            )
 
         if isinstance(exc, Conflict):
             self.app.show_message(  # type: ignore[attr-defined]
@@ -836,7 +1008,9 @@ class TicketScreen(BaseScreen):
                 assemble(
                     (str(exc), "bold"),
                     "\n",
-                    _("Nothing was applied. The ticket is shown as it is now: read it again before acting."),
+                    _(
+                        "Nothing was applied. The ticket is shown as it is now: read it again before acting."
+                    ),
                 ),
                 kind="conflict",
             )
@@ -848,10 +1022,16 @@ class TicketScreen(BaseScreen):
             )
             self.load()
         else:
-            self.app.show_message(_("Cannot do that: {action}").format(action=a["label"]), plain(str(exc)), kind="error")  # type: ignore[attr-defined]
+            self.app.show_message(
+                _("Cannot do that: {action}").format(action=a["label"]),
+                plain(str(exc)),
+                kind="error",
+            )  # type: ignore[attr-defined]
 
     def _crashed(self, exc: Exception) -> None:
-        self.app.show_message(_("Unexpected error"), plain(f"{type(exc).__name__}: {exc}"), kind="error")  # type: ignore[attr-defined]
+        self.app.show_message(
+            _("Unexpected error"), plain(f"{type(exc).__name__}: {exc}"), kind="error"
+        )  # type: ignore[attr-defined]
 
     # --- taking a ticket -----------------------------------------------------------------------
 
@@ -871,7 +1051,9 @@ class TicketScreen(BaseScreen):
 
     def action_take(self) -> None:
         if self.view is None or self.info is None or self.info.read_only:
-            self.notify(_("This session is read-only: nothing can be changed from it."), markup=False)
+            self.notify(
+                _("This session is read-only: nothing can be changed from it."), markup=False
+            )
             return
         me = self.info.actor.login
         self.assign(None if self.view.get("assignee") == me else me)
@@ -923,7 +1105,9 @@ class TicketScreen(BaseScreen):
     @work(thread=True, exclusive=True, group="act", exit_on_error=False)
     def converse(self, request: dict) -> None:
         try:
-            self.backend.converse(self.ticket_id, request, self.view["version"] if self.view else None)
+            self.backend.converse(
+                self.ticket_id, request, self.view["version"] if self.view else None
+            )
         except HelpdeskError as exc:
             self.app.call_from_thread(self._failed, {"label": _("Reply")}, exc)
             return
@@ -937,16 +1121,26 @@ class TicketScreen(BaseScreen):
             return
         hint = ""
         if self.view.get("candidates"):
-            hint = _("Named by the complaint: {logins}").format(logins=", ".join(self.view["candidates"]))
+            hint = _("Named by the complaint: {logins}").format(
+                logins=", ".join(self.view["candidates"])
+            )
         self.app.push_screen(
-            AskValue(_("#{id}: the account it is about").format(id=self.ticket_id), hint, _("login ('-': none)")),
+            AskValue(
+                _("#{id}: the account it is about").format(id=self.ticket_id),
+                hint,
+                _("login ('-': none)"),
+            ),
             lambda login: self.change_account(login) if login else None,
         )
 
     @work(thread=True, exclusive=True, group="act", exit_on_error=False)
     def change_account(self, login: str) -> None:
         try:
-            self.backend.set_account(self.ticket_id, None if login == "-" else login, self.view["version"] if self.view else None)
+            self.backend.set_account(
+                self.ticket_id,
+                None if login == "-" else login,
+                self.view["version"] if self.view else None,
+            )
         except HelpdeskError as exc:
             self.app.call_from_thread(self._failed, {"label": _("Account")}, exc)
             return
@@ -957,8 +1151,11 @@ class TicketScreen(BaseScreen):
             self.notify(_("Read-only"), markup=False)
             return
         self.app.push_screen(
-            AskValue(_("#{id}: merge into ticket number").format(id=self.ticket_id),
-                     _("Its conversation and history move there; later mails too."), "#"),
+            AskValue(
+                _("#{id}: merge into ticket number").format(id=self.ticket_id),
+                _("Its conversation and history move there; later mails too."),
+                "#",
+            ),
             lambda into: self.merge_into(into) if into else None,
         )
 
@@ -977,13 +1174,20 @@ class TicketScreen(BaseScreen):
 
     def _assigned(self, login: str | None) -> None:
         self.own_step = True
-        self.notify(_("Assigned to {who}").format(who=login) if login else _("Given back"), markup=False)
+        self.notify(
+            _("Assigned to {who}").format(who=login) if login else _("Given back"), markup=False
+        )
         self.load()
 
 
 TicketScreen.PANES = [
     Pane("details", N_("Details"), text=TicketScreen._details),
-    Pane("walkthrough", N_("Walkthrough"), text=lambda screen, v: _walkthrough(screen), shown=lambda screen, v: screen.walk is not None),
+    Pane(
+        "walkthrough",
+        N_("Walkthrough"),
+        text=lambda screen, v: _walkthrough(screen),
+        shown=lambda screen, v: screen.walk is not None,
+    ),
     Pane("dates", N_("Dates"), text=TicketScreen._deadlines),
     Pane("fields", N_("Fields"), text=TicketScreen._fields),
     Pane("history", N_("History"), text=TicketScreen._history),

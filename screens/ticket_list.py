@@ -56,7 +56,11 @@ def columns(width: int, all_queues: bool = False) -> list[tuple[str, int]]:
         cols.append(("queue", 11))
         if width >= 100:
             cols.append(("policy", policy))
-        cols += [("state", 10 if width < 100 else state), ("assignee", 8 if width < 100 else 10), ("account", 9 if width < 100 else account)]
+        cols += [
+            ("state", 10 if width < 100 else state),
+            ("assignee", 8 if width < 100 else 10),
+            ("account", 9 if width < 100 else account),
+        ]
     else:
         cols += [("policy", policy), ("state", state), ("account", account)]
     used = sum(w + 1 for _n, w in cols)
@@ -281,7 +285,9 @@ class TicketList(Translated, ScrollView, can_focus=True):
 
     def _message(self, text: str, width: int) -> Strip:
         style = self.get_component_rich_style("ticket-list--loading")
-        return Strip([Segment(text[:width], style)]).extend_cell_length(width, self._styles()["base"])
+        return Strip([Segment(text[:width], style)]).extend_cell_length(
+            width, self._styles()["base"]
+        )
 
     def _cells(self, row: Row) -> tuple[dict[str, str], bool, str]:
         """The text of each column of a row (cleaned once), whether it is overdue, its kind."""
@@ -289,11 +295,17 @@ class TicketList(Translated, ScrollView, can_focus=True):
         tz = info.policies.get(row.policy, ("", "Europe/Paris"))[1] if info else "Europe/Paris"
         overdue = row.due_at is not None and row.state_kind != "done" and row.due_at <= self.now
         me = info.actor.login if info and info.actor else None
-        claimed = row.claimed_by and row.claimed_by != me and row.claim_expires is not None and row.claim_expires > self.now
+        claimed = (
+            row.claimed_by
+            and row.claimed_by != me
+            and row.claim_expires is not None
+            and row.claim_expires > self.now
+        )
         values = {
             "id": f"#{row.id}",
             "flag": "⚑" if claimed else ("@" if me and row.assignee == me else ""),
-            "due": ("!" if overdue else " ") + (localise(row.due_at, tz, with_time=False) if row.due_at else "—"),
+            "due": ("!" if overdue else " ")
+            + (localise(row.due_at, tz, with_time=False) if row.due_at else "—"),
             "policy": scrub(row.policy),
             "queue": label("queue-short", row.queue),
             "assignee": scrub(row.assignee or "—"),
@@ -306,7 +318,11 @@ class TicketList(Translated, ScrollView, can_focus=True):
         return values, overdue, row.state_kind
 
     def _styles(self) -> dict[str, Style]:
-        key = (self.app.theme, self.has_focus, self.app.current_theme.dark if hasattr(self.app, "current_theme") else None)
+        key = (
+            self.app.theme,
+            self.has_focus,
+            self.app.current_theme.dark if hasattr(self.app, "current_theme") else None,
+        )
         if self._style_key != key:
             base = self.rich_style
             self._style_cache = {
@@ -326,13 +342,19 @@ class TicketList(Translated, ScrollView, can_focus=True):
             self._cell_cache[(self.generation, row.id)] = cells
         values, overdue, kind = cells
         styles = self._styles()
-        line_style = styles.get(kind, styles["base"]) if kind in ("waiting", "done") else styles["base"]
+        line_style = (
+            styles.get(kind, styles["base"]) if kind in ("waiting", "done") else styles["base"]
+        )
         if selected:
             line_style = line_style + styles["cursor"]
         segments = []
         for name, w in columns(width, self.all_queues):
             value = "▸" if (name == "mark" and selected) else values.get(name, "")
-            text = set_cell_size(value, w) if cell_len(value) <= w else set_cell_size(value, w - 1) + "…"
+            text = (
+                set_cell_size(value, w)
+                if cell_len(value) <= w
+                else set_cell_size(value, w - 1) + "…"
+            )
             style = line_style + styles["overdue"] if (name == "due" and overdue) else line_style
             segments.append(Segment(text, style))
             segments.append(Segment(" ", line_style))

@@ -87,7 +87,10 @@ class PaneBar(Static):
                 out.append(" │ ", style="dim")
             name = _(pane.label)
             if pane.id == current:
-                out.append(("▸ " if focused else "• ") + name, style="bold reverse" if focused else "bold underline")
+                out.append(
+                    ("▸ " if focused else "• ") + name,
+                    style="bold reverse" if focused else "bold underline",
+                )
             else:
                 out.append(name, style="dim")
         out.append("  " + _("(Tab, ← →)"), style="dim")

@@ -45,7 +45,11 @@ def walkthrough_text(w: dict, *, with_articles: bool = True) -> Text:
             what = "→ " + (step["expect_label"] or step["expect"])
         before = ""
         if step["clock"]:
-            before = _("clock {step}, then ").format(step=_("to the next deadline") if step["clock"] == "next-deadline" else step["clock"])
+            before = _("clock {step}, then ").format(
+                step=_("to the next deadline")
+                if step["clock"] == "next-deadline"
+                else step["clock"]
+            )
         lines.append(
             assemble(
                 f" {mark} {step['index']}. ",
@@ -63,7 +67,11 @@ def walkthrough_text(w: dict, *, with_articles: bool = True) -> Text:
                 lines.append(assemble("     « ", (step["citation_text"], "italic"), " »"))
     if w.get("off_path"):
         taken = ", ".join(f"{o['action']} ({o['actor']})" for o in w["off_path"])
-        lines.append(assemble(("! ", "bold"), _("Taken outside the expected path: {steps}").format(steps=taken)))
+        lines.append(
+            assemble(
+                ("! ", "bold"), _("Taken outside the expected path: {steps}").format(steps=taken)
+            )
+        )
     if w.get("finished"):
         lines.append(Text("✔ " + _("Scenario complete: every step was taken."), style="bold"))
     return Text("\n").join(lines)
@@ -86,18 +94,47 @@ def clock_move_text(move, tz_name: str) -> Text:
     from helpdesk.tui_api.views import localise
 
     report = move.sweep
-    lines = [assemble((_("Clock") + ": ", "bold"), localise(move.before, tz_name), " → ", (localise(move.after, tz_name), "bold"))]
+    lines = [
+        assemble(
+            (_("Clock") + ": ", "bold"),
+            localise(move.before, tz_name),
+            " → ",
+            (localise(move.after, tz_name), "bold"),
+        )
+    ]
     if not (report["taken"] or report["opened"] or report["refused"] or report["redacted"]):
         lines.append(Text(_("Nothing was due: the clock had nothing to do."), style="dim"))
+
     def where(row: dict) -> str:
         return f"#{row['ticket']} " if row.get("ticket") else f"{row.get('account', '?')} "
 
     for t in report["taken"]:
-        lines.append(assemble("  ✔ ", where(t), (str(t.get("action", "")), "bold"), f" → {t.get('state') or ''}"))
+        lines.append(
+            assemble(
+                "  ✔ ", where(t), (str(t.get("action", "")), "bold"), f" → {t.get('state') or ''}"
+            )
+        )
     for o in report["opened"]:
-        lines.append(assemble("  + ", where(o), _("opened"), f" ({o.get('account', '')}: {choice('reason', o.get('reason', ''))})"))
+        lines.append(
+            assemble(
+                "  + ",
+                where(o),
+                _("opened"),
+                f" ({o.get('account', '')}: {choice('reason', o.get('reason', ''))})",
+            )
+        )
     for r in report["refused"]:
-        lines.append(assemble("  ✘ ", where(r), str(r.get("action", "")), "  ", str(r.get("reason") or "")))
+        lines.append(
+            assemble("  ✘ ", where(r), str(r.get("action", "")), "  ", str(r.get("reason") or ""))
+        )
     if report["redacted"]:
-        lines.append(Text(n_("Personal data redacted in {n} ticket.", "Personal data redacted in {n} tickets.", len(report["redacted"])).format(n=len(report["redacted"]))))
+        lines.append(
+            Text(
+                n_(
+                    "Personal data redacted in {n} ticket.",
+                    "Personal data redacted in {n} tickets.",
+                    len(report["redacted"]),
+                ).format(n=len(report["redacted"]))
+            )
+        )
     return Text("\n").join(lines)

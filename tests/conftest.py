@@ -36,7 +36,9 @@ def _pg_create(template: str | None = None) -> str:
 
     name = "hd_" + uuid.uuid4().hex[:12]
     base = make_url(PG)
-    with psycopg.connect(base.set(drivername="postgresql").render_as_string(hide_password=False), autocommit=True) as conn:
+    with psycopg.connect(
+        base.set(drivername="postgresql").render_as_string(hide_password=False), autocommit=True
+    ) as conn:
         conn.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
     return base.set(database=name).render_as_string(hide_password=False)
 
@@ -50,7 +52,9 @@ def _pg_drop(url: str) -> None:
     db._engines.pop(url, None)
     name = make_url(url).database
     base = make_url(PG)
-    with psycopg.connect(base.set(drivername="postgresql").render_as_string(hide_password=False), autocommit=True) as conn:
+    with psycopg.connect(
+        base.set(drivername="postgresql").render_as_string(hide_password=False), autocommit=True
+    ) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
@@ -87,7 +91,12 @@ def _volunteers(url: str) -> None:
     from helpdesk.service import api
 
     with db.write_session(url) as s:
-        for login, role in (("alice", "volunteer"), ("bob", "oncall"), ("chloe", "techadmin"), ("tom", "trainer")):
+        for login, role in (
+            ("alice", "volunteer"),
+            ("bob", "oncall"),
+            ("chloe", "techadmin"),
+            ("tom", "trainer"),
+        ):
             api.add_volunteer(s, login, role)
 
 
@@ -145,13 +154,25 @@ class Helpdesk:
 
     #: Commands that change accounts, volunteers or settings need an identity: without
     #: ``as_`` the tests give them the template's techadmin (``as_=""``: no --as at all).
-    ADMIN = {("account", "add"), ("account", "import"), ("account", "contact"), ("volunteer", "add"),
-             ("volunteer", "deactivate"), ("volunteer", "remove-key"), ("policy", "set"), ("restore",)}
+    ADMIN = {
+        ("account", "add"),
+        ("account", "import"),
+        ("account", "contact"),
+        ("volunteer", "add"),
+        ("volunteer", "deactivate"),
+        ("volunteer", "remove-key"),
+        ("policy", "set"),
+        ("restore",),
+    }
 
     def argv(self, args, as_: str | None, now: str | None, json_out: bool) -> list[str]:
         """The command line after the program's name: database, volunteer, clock, JSON."""
         argv = ["--db", self.url]
-        if as_ is None and (tuple(args[:2]) in self.ADMIN or tuple(args[:1]) in self.ADMIN) and "HELPDESK_USER" not in self.env:
+        if (
+            as_ is None
+            and (tuple(args[:2]) in self.ADMIN or tuple(args[:1]) in self.ADMIN)
+            and "HELPDESK_USER" not in self.env
+        ):
             as_ = "chloe"
         if as_:
             argv += ["--as", as_]
@@ -163,9 +184,18 @@ class Helpdesk:
             argv.append("--json")
         return argv
 
-    def run(self, *args, as_: str | None = None, now: str | None = None, json_out: bool = True, stdin: str | None = None) -> Result:
+    def run(
+        self,
+        *args,
+        as_: str | None = None,
+        now: str | None = None,
+        json_out: bool = True,
+        stdin: str | None = None,
+    ) -> Result:
         cmd = [sys.executable, "-m", "helpdesk", *self.argv(args, as_, now, json_out)]
-        p = subprocess.run(cmd, capture_output=True, text=True, env=self.env, input=stdin, timeout=120)
+        p = subprocess.run(
+            cmd, capture_output=True, text=True, env=self.env, input=stdin, timeout=120
+        )
         assert "Traceback" not in p.stderr, p.stderr
         return Result(p.returncode, p.stdout, p.stderr)
 
@@ -196,7 +226,16 @@ class Helpdesk:
     def account(self, login: str, policy: str, email: str, *extra) -> dict:
         return self.ok("account", "add", login, "--policy", policy, "--email", email, *extra)
 
-    def open(self, queue: str, policy: str, account: str | None, requester: str = "", *fields, as_="alice", **kw) -> dict:
+    def open(
+        self,
+        queue: str,
+        policy: str,
+        account: str | None,
+        requester: str = "",
+        *fields,
+        as_="alice",
+        **kw,
+    ) -> dict:
         args = ["ticket", "open", queue, "--policy", policy]
         if account:
             args += ["--account", account]
@@ -226,7 +265,14 @@ class InProcessHelpdesk(Helpdesk):
     """The same real command line, called in-process through its entry function
     (``helpdesk.cli.main.main``): the clock and the language are reset after each call."""
 
-    def run(self, *args, as_: str | None = None, now: str | None = None, json_out: bool = True, stdin: str | None = None) -> Result:
+    def run(
+        self,
+        *args,
+        as_: str | None = None,
+        now: str | None = None,
+        json_out: bool = True,
+        stdin: str | None = None,
+    ) -> Result:
         import contextlib
         import io
 

@@ -19,16 +19,28 @@ from pathlib import Path
 import pytest
 
 SLAPD = shutil.which("slapd") or next((p for p in ("/usr/sbin/slapd",) if os.path.exists(p)), None)
-DOVECOT = shutil.which("dovecot") or next((p for p in ("/usr/sbin/dovecot",) if os.path.exists(p)), None)
-DOVEADM = shutil.which("doveadm") or next((p for p in ("/usr/bin/doveadm",) if os.path.exists(p)), None)
-POSTFIX = shutil.which("postfix") or next((p for p in ("/usr/sbin/postfix",) if os.path.exists(p)), None)
+DOVECOT = shutil.which("dovecot") or next(
+    (p for p in ("/usr/sbin/dovecot",) if os.path.exists(p)), None
+)
+DOVEADM = shutil.which("doveadm") or next(
+    (p for p in ("/usr/bin/doveadm",) if os.path.exists(p)), None
+)
+POSTFIX = shutil.which("postfix") or next(
+    (p for p in ("/usr/sbin/postfix",) if os.path.exists(p)), None
+)
 LDAPADD = shutil.which("ldapadd")
 
 needs_slapd = pytest.mark.skipif(
-    SLAPD is None or LDAPADD is None, reason="slapd or ldap-utils is not installed (apt-get install -y slapd ldap-utils)"
+    SLAPD is None or LDAPADD is None,
+    reason="slapd or ldap-utils is not installed (apt-get install -y slapd ldap-utils)",
 )
-needs_dovecot = pytest.mark.skipif(DOVECOT is None or DOVEADM is None, reason="Dovecot is not installed (apt-get install -y dovecot-imapd)")
-needs_postfix = pytest.mark.skipif(POSTFIX is None, reason="Postfix is not installed (apt-get install -y postfix)")
+needs_dovecot = pytest.mark.skipif(
+    DOVECOT is None or DOVEADM is None,
+    reason="Dovecot is not installed (apt-get install -y dovecot-imapd)",
+)
+needs_postfix = pytest.mark.skipif(
+    POSTFIX is None, reason="Postfix is not installed (apt-get install -y postfix)"
+)
 
 SUFFIX = "dc=example,dc=org"
 ADMIN_DN = f"cn=admin,{SUFFIX}"
@@ -42,7 +54,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_port(port: int, proc: subprocess.Popen, what: str, log: Path | None = None, timeout: float = 20) -> None:
+def wait_port(
+    port: int, proc: subprocess.Popen, what: str, log: Path | None = None, timeout: float = 20
+) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -84,24 +98,38 @@ class Slapd:
     secret_file: Path
 
     def ldif(self, text: str) -> None:
-        p = subprocess.run([LDAPADD, "-x", "-H", self.url, "-D", ADMIN_DN, "-w", ADMIN_PW], input=text, capture_output=True, text=True)
+        p = subprocess.run(
+            [LDAPADD, "-x", "-H", self.url, "-D", ADMIN_DN, "-w", ADMIN_PW],
+            input=text,
+            capture_output=True,
+            text=True,
+        )
         assert p.returncode == 0, p.stderr
 
     def add_user(self, login: str, password: str, mail: str = "") -> str:
         dn = f"uid={login},{USERS}"
-        self.ldif(f"dn: {dn}\nobjectClass: inetOrgPerson\nuid: {login}\ncn: {login}\nsn: {login}\n"
-                  f"mail: {mail or login + '@example.org'}\nuserPassword: {password}\n")
+        self.ldif(
+            f"dn: {dn}\nobjectClass: inetOrgPerson\nuid: {login}\ncn: {login}\nsn: {login}\n"
+            f"mail: {mail or login + '@example.org'}\nuserPassword: {password}\n"
+        )
         return dn
 
     def bind(self, login: str, password: str) -> bool:
-        p = subprocess.run(["ldapwhoami", "-x", "-H", self.url, "-D", f"uid={login},{USERS}", "-w", password],
-                           capture_output=True, text=True)
+        p = subprocess.run(
+            ["ldapwhoami", "-x", "-H", self.url, "-D", f"uid={login},{USERS}", "-w", password],
+            capture_output=True,
+            text=True,
+        )
         return p.returncode == 0
 
-    def connector_toml(self, name: str = "directory", policies: str = '["indigos", "wigii"]') -> str:
-        return (f'[connectors.{name}]\ntype = "ldap"\npolicies = {policies}\nurl = "{self.url}"\n'
-                f'bind_dn = "{ADMIN_DN}"\npassword_file = "{self.secret_file}"\nbase = "{USERS}"\n'
-                f'user_filter = "(objectClass=inetOrgPerson)"\n')
+    def connector_toml(
+        self, name: str = "directory", policies: str = '["indigos", "wigii"]'
+    ) -> str:
+        return (
+            f'[connectors.{name}]\ntype = "ldap"\npolicies = {policies}\nurl = "{self.url}"\n'
+            f'bind_dn = "{ADMIN_DN}"\npassword_file = "{self.secret_file}"\nbase = "{USERS}"\n'
+            f'user_filter = "(objectClass=inetOrgPerson)"\n'
+        )
 
 
 @contextlib.contextmanager
@@ -130,8 +158,11 @@ overlay ppolicy
 ppolicy_default "cn=default,ou=policies,{SUFFIX}"
 """)
     url = f"ldap://127.0.0.1:{port}"
-    proc = subprocess.Popen([SLAPD, "-f", str(root / "slapd.conf"), "-h", url + "/", "-d", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [SLAPD, "-f", str(root / "slapd.conf"), "-h", url + "/", "-d", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         wait_port(port, proc, "slapd")
         secret = root / "admin.secret"
@@ -181,12 +212,16 @@ class Dovecot:
     http_port: int = 0  # the doveadm HTTP API, key in root/doveadm.key
 
     def api_toml(self, name: str = "mailbox-api", policies: str = '["indigos", "wigii"]') -> str:
-        return (f'[connectors.{name}]\ntype = "dovecot"\npolicies = {policies}\n'
-                f'api_url = "http://127.0.0.1:{self.http_port}/doveadm/v1"\napi_key_file = "{self.root / "doveadm.key"}"\n')
+        return (
+            f'[connectors.{name}]\ntype = "dovecot"\npolicies = {policies}\n'
+            f'api_url = "http://127.0.0.1:{self.http_port}/doveadm/v1"\napi_key_file = "{self.root / "doveadm.key"}"\n'
+        )
 
     def connector_toml(self, name: str = "mailbox", policies: str = '["indigos", "wigii"]') -> str:
-        return (f'[connectors.{name}]\ntype = "dovecot"\npolicies = {policies}\ndoveadm = "{DOVEADM}"\n'
-                f'config = "{self.config}"\nlast_login_file = "{self.last_login_file}"\n')
+        return (
+            f'[connectors.{name}]\ntype = "dovecot"\npolicies = {policies}\ndoveadm = "{DOVEADM}"\n'
+            f'config = "{self.config}"\nlast_login_file = "{self.last_login_file}"\n'
+        )
 
 
 @contextlib.contextmanager
@@ -280,13 +315,17 @@ service doveadm {{
   }}
 }}
 """)
-    proc = subprocess.Popen([DOVECOT, "-F", "-c", str(conf)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [DOVECOT, "-F", "-c", str(conf)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     try:
         wait_port(imap_port, proc, "dovecot", root / "dovecot.log")
         wait_port(auth_port, proc, "dovecot auth", root / "dovecot.log")
         if tls:
             wait_port(imaps_port, proc, "dovecot imaps", root / "dovecot.log")
-        yield Dovecot(imap_port, auth_port, root, conf, last_login, users, imaps_port or None, http_port)
+        yield Dovecot(
+            imap_port, auth_port, root, conf, last_login, users, imaps_port or None, http_port
+        )
     finally:
         stop(proc)
         shutil.rmtree(root, ignore_errors=True)
@@ -378,7 +417,9 @@ smtpd_recipient_restrictions = permit_sasl_authenticated, reject
 """)
     (conf / "master.cf").write_text(MASTER_CF.format(port=f"127.0.0.1:{port}"))
     subprocess.run([POSTFIX, "-c", str(conf), "set-permissions"], capture_output=True, text=True)
-    proc = subprocess.Popen([POSTFIX, "-c", str(conf), "start-fg"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [POSTFIX, "-c", str(conf), "start-fg"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     server = Postfix(port, root)
     try:
         wait_port(port, proc, "postfix", root / "maillog")

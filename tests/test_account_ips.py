@@ -12,7 +12,9 @@ def arf(source_ip: str, reported_from: str = "someone@elsewhere.example") -> byt
     boundary = "arf-boundary-1"
     return (
         "From: <fbl@isp.example>\r\nTo: <abuse@provider.example>\r\nSubject: FW: spam\r\n"
-        "Date: Mon, 23 Nov 2026 09:00:00 +0100\r\nMessage-ID: <arf-" + source_ip.replace(":", "-") + "@isp.example>\r\n"
+        "Date: Mon, 23 Nov 2026 09:00:00 +0100\r\nMessage-ID: <arf-"
+        + source_ip.replace(":", "-")
+        + "@isp.example>\r\n"
         "MIME-Version: 1.0\r\n"
         f'Content-Type: multipart/report; report-type=feedback-report; boundary="{boundary}"\r\n\r\n'
         f"--{boundary}\r\nContent-Type: text/plain\r\n\r\nA complaint.\r\n"
@@ -26,13 +28,31 @@ def arf(source_ip: str, reported_from: str = "someone@elsewhere.example") -> byt
 
 def test_ips_are_checked_and_stored_in_canonical_form(hd, tmp_path):
     hd.now = NOW
-    acc = hd.account("web", "indigos", "web@example.org", "--field", "ips=192.0.2.7; 198.51.100.9/24  2001:DB8:0:0::/64")
+    acc = hd.account(
+        "web",
+        "indigos",
+        "web@example.org",
+        "--field",
+        "ips=192.0.2.7; 198.51.100.9/24  2001:DB8:0:0::/64",
+    )
     assert acc["fields"]["ips"] == "192.0.2.7, 198.51.100.0/24, 2001:db8::/64"
 
     for bad in ("192.0.2.300", "2001:db8::/129", "example.org", "0.0.0.0/0"):
-        r = hd.bad("account", "add", "web2", "--policy", "indigos", "--email", "web2@example.org", "--field", f"ips={bad}")
+        r = hd.bad(
+            "account",
+            "add",
+            "web2",
+            "--policy",
+            "indigos",
+            "--email",
+            "web2@example.org",
+            "--field",
+            f"ips={bad}",
+        )
         assert bad in r.err and "ips" in r.err
-    assert [a["login"] for a in hd.ok("account", "list", "--policy", "indigos")] == ["web"]  # nothing half-saved
+    assert [a["login"] for a in hd.ok("account", "list", "--policy", "indigos")] == [
+        "web"
+    ]  # nothing half-saved
 
     csv = tmp_path / "accounts.csv"
     csv.write_text(
@@ -43,26 +63,50 @@ def test_ips_are_checked_and_stored_in_canonical_form(hd, tmp_path):
     )
     result = hd.ok("account", "import", csv)
     assert result["imported"] == 1
-    assert [e["line"] for e in result["errors"]] == [3] and "203.0.113.0/33" in result["errors"][0]["error"]
+    assert [e["line"] for e in result["errors"]] == [3] and "203.0.113.0/33" in result["errors"][0][
+        "error"
+    ]
     assert hd.ok("account", "show", "good")["fields"]["ips"] == "203.0.113.0/28"
 
 
 def test_a_report_naming_an_address_inside_a_network_finds_the_account(hd, tmp_path):
     hd.now = NOW
-    hd.account("hosted", "indigos", "hosted@example.org", "--field", "ips=203.0.113.64/26, 2001:db8:42::/48")
+    hd.account(
+        "hosted",
+        "indigos",
+        "hosted@example.org",
+        "--field",
+        "ips=203.0.113.64/26, 2001:db8:42::/48",
+    )
     hd.account("single", "indigos", "single@example.org", "--field", "ips=203.0.113.5")
 
-    summary = hd.ok("ingest", "arf", maildir(tmp_path / "arf", [arf("203.0.113.77"), arf("2001:db8:42:7::25"), arf("203.0.113.5")]), "--policy", "indigos")
+    summary = hd.ok(
+        "ingest",
+        "arf",
+        maildir(
+            tmp_path / "arf", [arf("203.0.113.77"), arf("2001:db8:42:7::25"), arf("203.0.113.5")]
+        ),
+        "--policy",
+        "indigos",
+    )
     found = sorted((i["account"], i["outcome"]) for i in summary["items"])
-    assert found == [("hosted", "opened"), ("hosted", "updated"), ("single", "opened")], summary["items"]
+    assert found == [("hosted", "opened"), ("hosted", "updated"), ("single", "opened")], summary[
+        "items"
+    ]
 
     # Outside every network: nobody is blamed.
-    outside = hd.ok("ingest", "arf", maildir(tmp_path / "arf2", [arf("203.0.113.200")]), "--policy", "indigos")
-    assert outside["items"][0]["outcome"] == "quarantined" and not outside["items"][0].get("account")
+    outside = hd.ok(
+        "ingest", "arf", maildir(tmp_path / "arf2", [arf("203.0.113.200")]), "--policy", "indigos"
+    )
+    assert outside["items"][0]["outcome"] == "quarantined" and not outside["items"][0].get(
+        "account"
+    )
 
     # An abuse complaint by mail naming an address of the network.
     complaint = mail(
-        "victim@example.com", "abuse@provider.example", "Spam et attaque",
+        "victim@example.com",
+        "abuse@provider.example",
+        "Spam et attaque",
         "Bonjour, des tentatives de connexion (brute force) viennent de 2001:db8:42::beef depuis ce matin.",
         message_id="<complaint@example.com>",
     )

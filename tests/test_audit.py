@@ -50,9 +50,12 @@ def test_the_last_event_deleted_is_found(trail):
 
 
 def test_reordered_events_are_found(trail):
-    _sql(trail, """UPDATE event SET note = CASE action WHEN 'contact' THEN 'a warning' WHEN 'warn' THEN 'first exchange' END,
+    _sql(
+        trail,
+        """UPDATE event SET note = CASE action WHEN 'contact' THEN 'a warning' WHEN 'warn' THEN 'first exchange' END,
                    action = CASE action WHEN 'contact' THEN 'warn' WHEN 'warn' THEN 'contact' END
-                   WHERE action IN ('contact', 'warn')""")
+                   WHERE action IN ('contact', 'warn')""",
+    )
     assert _broken(trail)["problems"]
 
 

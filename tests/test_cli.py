@@ -3,15 +3,30 @@ untrusted text printed literally."""
 
 from __future__ import annotations
 
-HOSTILE = "[@click=app.quit]x[/] [link=\"http://x\"]y[/link] [bold]gras [/ \x1b]52;c;Zm9v\x07 \x1b[2J fin"
+HOSTILE = (
+    '[@click=app.quit]x[/] [link="http://x"]y[/link] [bold]gras [/ \x1b]52;c;Zm9v\x07 \x1b[2J fin'
+)
 
 
 def test_ticket_show_json_keys(hd):
     hd.now = "2026-11-23T10:00:00Z"
     hd.account("camille", "indigos", "camille@example.org")
-    t = hd.open("closure", "indigos", "camille", "camille@example.org", "reason=request", "day=2026-12-01")
+    t = hd.open(
+        "closure", "indigos", "camille", "camille@example.org", "reason=request", "day=2026-12-01"
+    )
     view = hd.show(t["id"])
-    for key in ("id", "queue", "policy", "state", "account", "requester", "fields", "deadlines", "actions", "events"):
+    for key in (
+        "id",
+        "queue",
+        "policy",
+        "state",
+        "account",
+        "requester",
+        "fields",
+        "deadlines",
+        "actions",
+        "events",
+    ):
         assert key in view
     for a in view["actions"]:
         assert {"key", "label", "allowed", "reason", "citation"} <= set(a)
@@ -26,8 +41,22 @@ def test_ticket_show_json_keys(hd):
 def test_untrusted_text_is_printed_literally(hd):
     hd.now = "2026-11-23T10:00:00Z"
     hd.account("camille", "indigos", "camille@example.org")
-    t = hd.ok("ticket", "open", "abuse", "--policy", "indigos", "--account", "camille", "--subject", HOSTILE,
-              "--field", "category=spam", "--note", HOSTILE, as_="alice")
+    t = hd.ok(
+        "ticket",
+        "open",
+        "abuse",
+        "--policy",
+        "indigos",
+        "--account",
+        "camille",
+        "--subject",
+        HOSTILE,
+        "--field",
+        "category=spam",
+        "--note",
+        HOSTILE,
+        as_="alice",
+    )
     assert "\x1b" not in t["subject"] and "\x07" not in t["subject"]
     assert "[@click=app.quit]x[/]" in t["subject"]
     for args in (("ticket", "show", t["id"]), ("ticket", "list")):
@@ -43,7 +72,18 @@ def test_english_interface(hd):
     hd.account("camille", "indigos", "camille@example.org")
     t = hd.open("abuse", "indigos", "camille", "", "category=spam")
     fr = hd.run("ticket", "act", t["id"], "suspend", "--note", "x", as_="bob", json_out=False)
-    en = hd.run("--lang", "en", "ticket", "act", t["id"], "suspend", "--note", "x", as_="bob", json_out=False)
+    en = hd.run(
+        "--lang",
+        "en",
+        "ticket",
+        "act",
+        t["id"],
+        "suspend",
+        "--note",
+        "x",
+        as_="bob",
+        json_out=False,
+    )
     assert fr.code == en.code == 1
     assert "refusé" in fr.err and "refused" in en.err
     assert fr.err != en.err
@@ -103,7 +143,9 @@ def test_account_import_keeps_going_past_bad_rows(hd, tmp_path):
     r = hd.ok("account", "import", str(f))
     assert r["imported"] == 2 and r["errors"][0]["line"] == 3
     acc = hd.ok("account", "show", "cpas-liege")
-    assert acc["fields"]["signature-date"] == "2024-02-20" and acc["contacts"] == ["sec@cpas-liege.example"]
+    assert acc["fields"]["signature-date"] == "2024-02-20" and acc["contacts"] == [
+        "sec@cpas-liege.example"
+    ]
 
 
 def test_ticket_show_prints_the_french_articles_on_demand(hd):
@@ -113,7 +155,11 @@ def test_ticket_show_prints_the_french_articles_on_demand(hd):
     plain = hd.run("ticket", "show", t["id"], as_="bob", json_out=False).out
     cited = hd.run("ticket", "show", t["id"], "--citations", as_="bob", json_out=False).out
     assert "manifestement illicites" not in plain
-    assert "Charte Indigos" in cited and "« Il est interdit" in cited and "manifestement illicites" in cited
+    assert (
+        "Charte Indigos" in cited
+        and "« Il est interdit" in cited
+        and "manifestement illicites" in cited
+    )
     view = hd.ok("ticket", "show", t["id"], "--citations", as_="bob")
     assert any("illicites" in a["citation_text"] for a in view["actions"])
     assert all("citation_text" not in a for a in hd.show(t["id"])["actions"])
@@ -125,7 +171,17 @@ def test_the_command_tells_the_tui_from_the_other_commands_before_parsing():
     from helpdesk.cli import main, entry
 
     assert entry.COMMANDS == set(main.COMMANDS)
-    assert entry.opens_tui([]) and entry.opens_tui(["--db", "x.db", "--as", "alice"]) and entry.opens_tui(["demo"])
+    assert (
+        entry.opens_tui([])
+        and entry.opens_tui(["--db", "x.db", "--as", "alice"])
+        and entry.opens_tui(["demo"])
+    )
     assert entry.opens_tui(["tui", "--lang", "en"])
-    for argv in (["ticket", "list"], ["--db", "x.db", "sweep"], ["--help"], ["demo", "-h"], ["train", "start", "k"]):
+    for argv in (
+        ["ticket", "list"],
+        ["--db", "x.db", "sweep"],
+        ["--help"],
+        ["demo", "-h"],
+        ["train", "start", "k"],
+    ):
         assert not entry.opens_tui(argv), argv

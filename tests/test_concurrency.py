@@ -43,7 +43,9 @@ sys.stdout.write(json.dumps(results))
 """
 
 
-def race(hd, tmp_path: Path, racers: list[list[list[str]]], *, rounds: bool = False, timeout: float = 120) -> list[list[dict]]:
+def race(
+    hd, tmp_path: Path, racers: list[list[list[str]]], *, rounds: bool = False, timeout: float = 120
+) -> list[list[dict]]:
     """Start one process per racer (each a list of CLI argv), release them all at once, and
     return each one's results: [{"code": exit code, "out": its stdout}, ...].
 
@@ -53,8 +55,18 @@ def race(hd, tmp_path: Path, racers: list[list[list[str]]], *, rounds: bool = Fa
     folder.mkdir()
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", RACER, str(folder), str(i), json.dumps([["--db", hd.url, *cmd, "--json"] for cmd in commands])],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=hd.env,
+            [
+                sys.executable,
+                "-c",
+                RACER,
+                str(folder),
+                str(i),
+                json.dumps([["--db", hd.url, *cmd, "--json"] for cmd in commands]),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=hd.env,
         )
         for i, commands in enumerate(racers)
     ]
@@ -62,7 +74,9 @@ def race(hd, tmp_path: Path, racers: list[list[list[str]]], *, rounds: bool = Fa
 
     def release(k: int) -> None:
         deadline = time.monotonic() + timeout
-        while not all((folder / f"ready-{i}-{k}").exists() for i in range(len(procs)) if k < len(racers[i])):
+        while not all(
+            (folder / f"ready-{i}-{k}").exists() for i in range(len(procs)) if k < len(racers[i])
+        ):
             failed = [p for p in procs if p.poll() is not None and p.returncode != 0]
             if failed:
                 pytest.fail(f"a racer died: {failed[0].communicate()[1]}")
@@ -119,8 +133,14 @@ def _open_many(url: str, n: int, queue: str = "mail-reputation") -> list[int]:
         api.add_account(s, login="dana", policy="indigos", email="dana@example.org")
         actor = Actor("alice", "volunteer")
         ids = [
-            api.open_ticket(s, queue=queue, policy="indigos", actor=actor, account_login="dana",
-                                fields={"signal": "volume"}).ticket.id
+            api.open_ticket(
+                s,
+                queue=queue,
+                policy="indigos",
+                actor=actor,
+                account_login="dana",
+                fields={"signal": "volume"},
+            ).ticket.id
             for _ in range(n)
         ]
     db.get_engine(url).dispose()
@@ -139,10 +159,14 @@ def test_two_people_at_the_same_moment_one_wins_the_other_is_told_who(camille, t
         "bob": ("warn", "warned"),
         "chloe": ("contact", "contacted"),
     }
-    results = race(hd, tmp_path, [
-        [act(t["id"], action, login, "--note", f"{login} was here", "--if-version", "1")]
-        for login, (action, _state) in intents.items()
-    ])
+    results = race(
+        hd,
+        tmp_path,
+        [
+            [act(t["id"], action, login, "--note", f"{login} was here", "--if-version", "1")]
+            for login, (action, _state) in intents.items()
+        ],
+    )
     outcomes = dict(zip(intents, (r[0] for r in results)))
     winners = [login for login, r in outcomes.items() if r["code"] == 0]
     assert len(winners) == 1, outcomes
@@ -162,7 +186,10 @@ def test_two_people_at_the_same_moment_one_wins_the_other_is_told_who(camille, t
 
     view = hd.show(t["id"], as_="alice")
     assert view["version"] == 2 and view["state"] == new_state
-    assert [(e["actor"], e["action"]) for e in view["events"]] == [("alice", "open"), (winner, intents[winner][0])]
+    assert [(e["actor"], e["action"]) for e in view["events"]] == [
+        ("alice", "open"),
+        (winner, intents[winner][0]),
+    ]
     assert hd.ok("audit", "verify")["ok"] is True
 
 
@@ -170,10 +197,26 @@ def test_a_crowd_racing_on_one_version_leaves_exactly_one_change(hd, tmp_path):
     (ticket,) = _open_many(hd.url, 1)
     people, rounds = ["alice", "bob", "chloe", "alice", "bob", "chloe"], 3
     # In round k everybody acts at once on version 1 + k: exactly one change per round.
-    results = race(hd, tmp_path, [
-        [act(ticket, "contact", login, "--note", f"round {k} racer {i}", "--if-version", str(1 + k)) for k in range(rounds)]
-        for i, login in enumerate(people)
-    ], rounds=True)
+    results = race(
+        hd,
+        tmp_path,
+        [
+            [
+                act(
+                    ticket,
+                    "contact",
+                    login,
+                    "--note",
+                    f"round {k} racer {i}",
+                    "--if-version",
+                    str(1 + k),
+                )
+                for k in range(rounds)
+            ]
+            for i, login in enumerate(people)
+        ],
+        rounds=True,
+    )
     winners = []
     for k in range(rounds):
         codes = [r[k]["code"] for r in results]
@@ -183,7 +226,11 @@ def test_a_crowd_racing_on_one_version_leaves_exactly_one_change(hd, tmp_path):
         for r in results:
             if r[k]["code"] == 1:
                 refusal = json.loads(r[k]["out"])
-                assert (refusal["rule"], refusal["changed_by"], refusal["state"]) == ("conflict", winner, "contacted")
+                assert (refusal["rule"], refusal["changed_by"], refusal["state"]) == (
+                    "conflict",
+                    winner,
+                    "contacted",
+                )
     version, state, events = state_of(hd.url, ticket)
     assert (version, state) == (1 + rounds, "contacted")
     assert [(a, n) for a, action, n in events if action == "contact"] == winners
@@ -199,16 +246,25 @@ def test_concurrent_writers_on_different_tickets_all_succeed(hd, tmp_path):
     before = hd.ok("audit", "verify")
     assert before["ok"] is True
     people = ["alice", "bob", "chloe"]
-    results = race(hd, tmp_path, [
-        [act(ticket, "contact", people[i % 3], "--note", f"writer {i} action {k}") for k in range(each)]
-        for i, ticket in enumerate(tickets)
-    ])
+    results = race(
+        hd,
+        tmp_path,
+        [
+            [
+                act(ticket, "contact", people[i % 3], "--note", f"writer {i} action {k}")
+                for k in range(each)
+            ]
+            for i, ticket in enumerate(tickets)
+        ],
+    )
     for r in results:
         assert [x["code"] for x in r] == [0] * each, r  # no "database is locked", no conflict
     for i, ticket in enumerate(tickets):
         version, _state, events = state_of(hd.url, ticket)
         assert version == 1 + each
-        assert [n for _a, action, n in events if action == "contact"] == [f"writer {i} action {k}" for k in range(each)]
+        assert [n for _a, action, n in events if action == "contact"] == [
+            f"writer {i} action {k}" for k in range(each)
+        ]
     after = hd.ok("audit", "verify")
     assert after["ok"] is True, after["problems"]  # one chain, no fork
     assert after["events"] == before["events"] + writers * each
@@ -217,10 +273,23 @@ def test_concurrent_writers_on_different_tickets_all_succeed(hd, tmp_path):
 def test_concurrent_writers_on_one_ticket_without_if_version_lose_nothing(hd, tmp_path):
     (ticket,) = _open_many(hd.url, 1)
     writers, each = 6, 3
-    results = race(hd, tmp_path, [
-        [act(ticket, "contact", ["alice", "bob", "chloe"][i % 3], "--note", f"writer {i} action {k}") for k in range(each)]
-        for i in range(writers)
-    ])
+    results = race(
+        hd,
+        tmp_path,
+        [
+            [
+                act(
+                    ticket,
+                    "contact",
+                    ["alice", "bob", "chloe"][i % 3],
+                    "--note",
+                    f"writer {i} action {k}",
+                )
+                for k in range(each)
+            ]
+            for i in range(writers)
+        ],
+    )
     assert all(x["code"] == 0 for r in results for x in r), results
     version, _state, events = state_of(hd.url, ticket)
     assert version == 1 + writers * each

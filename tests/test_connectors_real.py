@@ -34,12 +34,35 @@ def done_events(hd, kind: str) -> int:
     from sqlmodel import select
 
     with db.read_session(hd.url) as s:
-        return sum(1 for e in s.exec(select(Event).where(Event.action == "service-action-done")) if e.data.get("kind") == kind)
+        return sum(
+            1
+            for e in s.exec(select(Event).where(Event.action == "service-action-done"))
+            if e.data.get("kind") == kind
+        )
 
 
 def ldap_attrs(server: servers.Slapd, login: str) -> str:
-    p = subprocess.run(["ldapsearch", "-x", "-LLL", "-H", server.url, "-D", servers.ADMIN_DN, "-w", servers.ADMIN_PW,
-                        "-b", f"uid={login},{servers.USERS}", "-s", "base", "(objectClass=*)", "+"], capture_output=True, text=True)
+    p = subprocess.run(
+        [
+            "ldapsearch",
+            "-x",
+            "-LLL",
+            "-H",
+            server.url,
+            "-D",
+            servers.ADMIN_DN,
+            "-w",
+            servers.ADMIN_PW,
+            "-b",
+            f"uid={login},{servers.USERS}",
+            "-s",
+            "base",
+            "(objectClass=*)",
+            "+",
+        ],
+        capture_output=True,
+        text=True,
+    )
     return p.stdout
 
 
@@ -64,7 +87,15 @@ def test_directory_lock_unlock_force_sync_and_last_login(hd):
         assert servers.ADMIN_PW not in str(report)
 
         # An emergency suspension locks the account: binds fail.
-        tid = hd.open("abuse", "indigos", "camille", "cert@example.net", "category=security", "urgent=yes", as_="bob")["id"]
+        tid = hd.open(
+            "abuse",
+            "indigos",
+            "camille",
+            "cert@example.net",
+            "category=security",
+            "urgent=yes",
+            as_="bob",
+        )["id"]
         hd.act(tid, "suspend", "--note", "outgoing port scan, now", as_="bob")
         assert ldap.bind("camille", "old-pass")  # nothing happens before the queue runs
         run = hd.ok("actions", "run")
@@ -81,8 +112,24 @@ def test_directory_lock_unlock_force_sync_and_last_login(hd):
         assert "pwdAccountLockedTime" not in ldap_attrs(ldap, "camille")
 
         # A compromised mailbox: the next login must change the password.
-        alert = hd.open("mail-reputation", "indigos", "camille", "", "signal=volume", "compromised=yes", as_="bob")["id"]
-        hd.act(alert, "secure-compromised", "--field", "until=2026-11-30T10:00", "--note", "password stolen", as_="bob")
+        alert = hd.open(
+            "mail-reputation",
+            "indigos",
+            "camille",
+            "",
+            "signal=volume",
+            "compromised=yes",
+            as_="bob",
+        )["id"]
+        hd.act(
+            alert,
+            "secure-compromised",
+            "--field",
+            "until=2026-11-30T10:00",
+            "--note",
+            "password stolen",
+            as_="bob",
+        )
         hd.ok("actions", "run")
         assert "pwdReset: TRUE" in ldap_attrs(ldap, "camille")
 
@@ -99,8 +146,23 @@ def test_directory_lock_unlock_force_sync_and_last_login(hd):
         assert ldap.bind("dominique", "brand-new-pass") and not ldap.bind("dominique", "pass-2")
 
         # The directory forgets (an admin reset clears pwdLastSuccess): we do not.
-        subprocess.run(["ldappasswd", "-x", "-H", ldap.url, "-D", servers.ADMIN_DN, "-w", servers.ADMIN_PW, "-s", "reset-by-admin",
-                        f"uid=camille,{servers.USERS}"], check=True, capture_output=True)
+        subprocess.run(
+            [
+                "ldappasswd",
+                "-x",
+                "-H",
+                ldap.url,
+                "-D",
+                servers.ADMIN_DN,
+                "-w",
+                servers.ADMIN_PW,
+                "-s",
+                "reset-by-admin",
+                f"uid=camille,{servers.USERS}",
+            ],
+            check=True,
+            capture_output=True,
+        )
         assert "pwdLastSuccess" not in ldap_attrs(ldap, "camille")
         hd.ok("account", "sync", "indigos", as_="bob")
         assert hd.ok("account", "show", "camille")["last_login"] == first_seen
@@ -111,11 +173,19 @@ def test_directory_lock_unlock_force_sync_and_last_login(hd):
 def test_a_directory_down_during_the_step_is_retried_and_nothing_is_done_twice(hd):
     with servers.slapd() as ldap:
         ldap.add_user("camille", "old-pass")
-        configure(hd, ldap.connector_toml().replace('base = ', 'timeout = 2\nbase = '))
+        configure(hd, ldap.connector_toml().replace("base = ", "timeout = 2\nbase = "))
         hd.now = NOW
         hd.ok("account", "sync", "indigos", as_="bob")
         pid = int((ldap.root / "slapd.pid").read_text())
-        tid = hd.open("abuse", "indigos", "camille", "cert@example.net", "category=security", "urgent=yes", as_="bob")["id"]
+        tid = hd.open(
+            "abuse",
+            "indigos",
+            "camille",
+            "cert@example.net",
+            "category=security",
+            "urgent=yes",
+            as_="bob",
+        )["id"]
         os.kill(pid, signal.SIGSTOP)  # the directory hangs
         try:
             hd.act(tid, "suspend", "--note", "scan", as_="bob")
@@ -141,8 +211,15 @@ def test_deactivation_on_its_day_locks_the_account_and_closes_its_imap_session(h
         configure(hd, ldap.connector_toml(), mail.connector_toml())
         hd.now = NOW
         hd.ok("account", "sync", "indigos", as_="bob")
-        tid = hd.open("closure", "indigos", "camille", "camille@example.org", "reason=request", "system=cloud",
-                      "day=2026-11-25")["id"]
+        tid = hd.open(
+            "closure",
+            "indigos",
+            "camille",
+            "camille@example.org",
+            "reason=request",
+            "system=cloud",
+            "day=2026-11-25",
+        )["id"]
         assert hd.act(tid, "confirm")["state"] == "scheduled"
 
         imap = imaplib.IMAP4("127.0.0.1", mail.imap_port)
@@ -178,7 +255,9 @@ def test_last_login_is_the_latest_across_sources_and_names_its_source(hd):
         hd.account("never", "wigii", "never@example.org")
         report = hd.ok("account", "sync", "wigii", as_="bob")
         assert report["updated"] == ["camille"] and report["added"] == []
-        seen = datetime.fromisoformat(hd.ok("account", "show", "camille")["last_login"].replace("Z", "+00:00"))
+        seen = datetime.fromisoformat(
+            hd.ok("account", "show", "camille")["last_login"].replace("Z", "+00:00")
+        )
         assert abs(seen - datetime.now(timezone.utc)) < timedelta(minutes=5)
 
     # More than a year later, the inactivity scan (Wigii art. 9) says which source saw the
@@ -194,8 +273,22 @@ def test_last_login_is_the_latest_across_sources_and_names_its_source(hd):
 
 def _policyd(hd, port: int) -> subprocess.Popen:
     env = dict(hd.env)
-    proc = subprocess.Popen([sys.executable, "-m", "helpdesk", "--db", hd.url, "policyd", "--listen", f"127.0.0.1:{port}"],
-                            env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "helpdesk",
+            "--db",
+            hd.url,
+            "policyd",
+            "--listen",
+            f"127.0.0.1:{port}",
+        ],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     servers.wait_port(port, proc, "helpdesk policyd")
     return proc
 
@@ -219,13 +312,33 @@ def test_postfix_rejects_a_suspended_sender_until_the_suspension_ends(hd):
         try:
             with servers.postfix(sasl_port=mail.auth_port, policy=f"inet:127.0.0.1:{port}") as mta:
                 assert _send(mta.port, "camille", "pw-c")[0] == 250
-                until = datetime.now(timezone.utc) + timedelta(seconds=40)  # room for a slow shared machine
-                alert = hd.open("mail-reputation", "indigos", "camille", "", "signal=volume", "compromised=yes", as_="bob")["id"]
-                hd.act(alert, "suspend-sending", "--field", f"until={until.isoformat()}", "--note", "900 mails an hour", as_="bob")
+                until = datetime.now(timezone.utc) + timedelta(
+                    seconds=40
+                )  # room for a slow shared machine
+                alert = hd.open(
+                    "mail-reputation",
+                    "indigos",
+                    "camille",
+                    "",
+                    "signal=volume",
+                    "compromised=yes",
+                    as_="bob",
+                )["id"]
+                hd.act(
+                    alert,
+                    "suspend-sending",
+                    "--field",
+                    f"until={until.isoformat()}",
+                    "--note",
+                    "900 mails an hour",
+                    as_="bob",
+                )
                 hd.ok("actions", "run")
 
                 code, text = _send(mta.port, "camille", "pw-c")
-                assert datetime.now(timezone.utc) < until, "the machine was too slow to check before the end"
+                assert datetime.now(timezone.utc) < until, (
+                    "the machine was too slow to check before the end"
+                )
                 assert code == 554 and b"5.7.1" in text and b"suspendu" in text, text
                 assert _send(mta.port, "dominique", "pw-d")[0] == 250
 
@@ -244,7 +357,9 @@ def test_policyd_never_answers_garbage_and_survives_the_database(hd, tmp_path):
     policyd = _policyd(hd, port)
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-            s.sendall(b"request=smtpd_access_policy\nsasl_username=camille\n\nrequest=smtpd_access_policy\nsasl_username=nobody\n\n")
+            s.sendall(
+                b"request=smtpd_access_policy\nsasl_username=camille\n\nrequest=smtpd_access_policy\nsasl_username=nobody\n\n"
+            )
             answer = b""
             while answer.count(b"\n\n") < 2:
                 answer += s.recv(4096)
@@ -276,7 +391,15 @@ def test_sessions_are_closed_through_the_doveadm_http_api(hd):
         imap = imaplib.IMAP4("127.0.0.1", mail.imap_port)
         imap.login("camille", "imap-pass")
         assert imap.noop()[0] == "OK"
-        tid = hd.open("abuse", "indigos", "camille", "cert@example.net", "category=security", "urgent=yes", as_="bob")["id"]
+        tid = hd.open(
+            "abuse",
+            "indigos",
+            "camille",
+            "cert@example.net",
+            "category=security",
+            "urgent=yes",
+            as_="bob",
+        )["id"]
         hd.act(tid, "suspend", "--note", "account sending spam", as_="bob")
         run = hd.ok("actions", "run")
         assert [e["kind"] for e in run["done"]] == ["revoke-sessions"]
@@ -288,7 +411,9 @@ def test_sessions_are_closed_through_the_doveadm_http_api(hd):
         from helpdesk.base import config
         from helpdesk import connectors
 
-        conn = connectors.by_name(config.parse(mail.api_toml(policies='["indigos"]')), "mailbox-api")
+        conn = connectors.by_name(
+            config.parse(mail.api_toml(policies='["indigos"]')), "mailbox-api"
+        )
         assert "nobody to kick" in conn.run("revoke-sessions", "camille", {})
 
 

@@ -36,7 +36,9 @@ JVBERi0xLjQK
 
 def _setup(hd, tmp_path):
     hd.now = NOW
-    hd.env.update(HELPDESK_MAILDIR=str(tmp_path / "sent"), HELPDESK_MAIL_FROM="helpdesk@example.org")
+    hd.env.update(
+        HELPDESK_MAILDIR=str(tmp_path / "sent"), HELPDESK_MAIL_FROM="helpdesk@example.org"
+    )
     hd.account("jdupont", "wigii", "jean.dupont@example.org")
     hd.account("cpas", "communesplone", "it@cpas.example", "--kind", "member")
 
@@ -45,7 +47,9 @@ def _sent(tmp_path) -> list:
     return [message_from_bytes(bytes(m)) for m in mailbox.Maildir(tmp_path / "sent", create=False)]
 
 
-def test_a_general_question_in_html_is_answered_the_answer_threads_back_then_it_is_converted(hd, tmp_path):
+def test_a_general_question_in_html_is_answered_the_answer_threads_back_then_it_is_converted(
+    hd, tmp_path
+):
     _setup(hd, tmp_path)
     summary = hd.ok("ingest", "mail", maildir(tmp_path / "in", [HTML_MAIL]))
     assert summary["counts"]["opened"] == 1 and summary["counts"]["quarantined"] == 0
@@ -56,32 +60,56 @@ def test_a_general_question_in_html_is_answered_the_answer_threads_back_then_it_
     [first] = view["messages"]
     assert first["direction"] == "in" and first["from"] == "jean.dupont@example.org"
     assert "pièces jointes sont sauvegardées chaque nuit" in first["body"]
-    assert "<b>" not in first["body"] and "alert" not in first["body"]  # turned into text, scripts gone
+    assert (
+        "<b>" not in first["body"] and "alert" not in first["body"]
+    )  # turned into text, scripts gone
     assert "Le 20 nov." in first["quoted"] and "Le 20 nov." not in first["new"]  # folded, not lost
     assert first["attachments"] == [
-        {"name": "facture.pdf", "type": "application/pdf", "size": 9, "sha256": hashlib.sha256(b"%PDF-1.4\n").hexdigest()}
+        {
+            "name": "facture.pdf",
+            "type": "application/pdf",
+            "size": 9,
+            "sha256": hashlib.sha256(b"%PDF-1.4\n").hexdigest(),
+        }
     ]
 
     # A reply, an internal note, then delivery: only the reply leaves, in the thread.
-    sent = hd.ok("ticket", "reply", tid, "--text", "Oui, chaque nuit, gardées 30 jours.", as_="alice")
+    sent = hd.ok(
+        "ticket", "reply", tid, "--text", "Oui, chaque nuit, gardées 30 jours.", as_="alice"
+    )
     assert sent["to"] == "jean.dupont@example.org" and sent["subject"].startswith(f"[wigii #{tid}]")
     hd.ok("ticket", "comment", tid, "--text", "vérifié avec Infomaniak", as_="alice")
     hd.ok("outbox", "send")
     [out] = _sent(tmp_path)
-    assert out["In-Reply-To"] == "<html-1@example.org>" and "<html-1@example.org>" in out["References"]
+    assert (
+        out["In-Reply-To"] == "<html-1@example.org>" and "<html-1@example.org>" in out["References"]
+    )
     body = out.get_payload(decode=True).decode()
-    assert "chaque nuit, gardées 30 jours" in body and "Infomaniak" not in body  # the note is never mailed
+    assert (
+        "chaque nuit, gardées 30 jours" in body and "Infomaniak" not in body
+    )  # the note is never mailed
     view = hd.show(tid)
     assert view["state"] == "answered"
     assert [m["direction"] for m in view["messages"]] == ["in", "out", "note"]
-    assert view["messages"][1]["status"] == "sent" and view["messages"][1]["message_id"] == out["Message-ID"]
+    assert (
+        view["messages"][1]["status"] == "sent"
+        and view["messages"][1]["message_id"] == out["Message-ID"]
+    )
 
     # The requester answers in the thread: the answer lands on the ticket, which needs reading again.
-    answer = mail("jean.dupont@example.org", "contact@wigii.org", "Re: " + " ".join(out["Subject"].split()), "Merci ! Et les agendas ?",
-                  message_id="<html-2@example.org>", in_reply_to=out["Message-ID"])
+    answer = mail(
+        "jean.dupont@example.org",
+        "contact@wigii.org",
+        "Re: " + " ".join(out["Subject"].split()),
+        "Merci ! Et les agendas ?",
+        message_id="<html-2@example.org>",
+        in_reply_to=out["Message-ID"],
+    )
     assert hd.ok("ingest", "mail", maildir(tmp_path / "in2", [answer]))["counts"]["threaded"] == 1
     view = hd.show(tid)
-    assert view["state"] == "received" and view["messages"][-1]["body"] == "Merci ! Et les agendas ?"
+    assert (
+        view["state"] == "received" and view["messages"][-1]["body"] == "Merci ! Et les agendas ?"
+    )
 
     # Search finds a word of a body only.
     assert [r["id"] for r in hd.ok("ticket", "list", "--search", "agendas")] == [tid]
@@ -90,7 +118,12 @@ def test_a_general_question_in_html_is_answered_the_answer_threads_back_then_it_
     # Misfiled after all: converted into a closure, the conversation kept.
     conv = hd.ok("ticket", "convert", tid, "closure", "--field", "reason=request", as_="alice")
     assert conv["queue"] == "closure" and conv["converted_from"] == tid
-    assert [m["direction"] for m in conv["messages"]][:4] == ["in", "out", "note", "in"]  # then the procedure's own mail
+    assert [m["direction"] for m in conv["messages"]][:4] == [
+        "in",
+        "out",
+        "note",
+        "in",
+    ]  # then the procedure's own mail
     old = hd.show(tid)
     assert old["merged_into"] == conv["id"] and old["state_kind"] == "done"
     text = hd.run("ticket", "show", tid, json_out=False)
@@ -100,13 +133,34 @@ def test_a_general_question_in_html_is_answered_the_answer_threads_back_then_it_
 def test_a_credential_in_a_reply_on_a_password_reset_is_refused_citing_the_provider(hd, tmp_path):
     _setup(hd, tmp_path)
     t = hd.open("password-reset", "communesplone", "cpas", "it@cpas.example")
-    refused = hd.refused("ticket", "reply", t["id"], "--text", "Votre nouveau mot de passe : Xk7#pQ2m9", rule="no-mail-credentials",
-                         cite="6.7")
+    refused = hd.refused(
+        "ticket",
+        "reply",
+        t["id"],
+        "--text",
+        "Votre nouveau mot de passe : Xk7#pQ2m9",
+        rule="no-mail-credentials",
+        cite="6.7",
+    )
     assert refused["citation"] == "Convention CommunesPlone art. 6.7"
-    hd.refused("ticket", "reply", t["id"], "--text", "Utilisez ce code : 4F7G-99QZ-ab12", rule="no-mail-credentials")
+    hd.refused(
+        "ticket",
+        "reply",
+        t["id"],
+        "--text",
+        "Utilisez ce code : 4F7G-99QZ-ab12",
+        rule="no-mail-credentials",
+    )
     assert not db_rows(hd.url, "select id from outbox where body like '%Xk7%'")
     assert not [m for m in hd.show(t["id"])["messages"] if "Xk7" in m["body"]]
-    hd.ok("ticket", "reply", t["id"], "--text", "Nous vous appelons demain matin au numéro enregistré.", as_="alice")
+    hd.ok(
+        "ticket",
+        "reply",
+        t["id"],
+        "--text",
+        "Nous vous appelons demain matin au numéro enregistré.",
+        as_="alice",
+    )
     # A reply goes to the requester or a registered contact only.
     r = hd.bad("ticket", "reply", t["id"], "--text", "bonjour", "--to", "someone@else.example")
     assert "registered contact" in r.err or "contact enregistré" in r.err
@@ -115,8 +169,13 @@ def test_a_credential_in_a_reply_on_a_password_reset_is_refused_citing_the_provi
 def test_saved_replies_and_an_ask_that_brings_the_missing_day_back(hd, tmp_path):
     _setup(hd, tmp_path)
     assert "resolved" in hd.ok("ticket", "replies")
-    request = mail("jean.dupont@example.org", "contact@wigii.org", "Désactivation de mon compte",
-                   "Bonjour, je souhaite la désactivation de mon compte jdupont sur https://club.wigii.org.", message_id="<c1@example.org>")
+    request = mail(
+        "jean.dupont@example.org",
+        "contact@wigii.org",
+        "Désactivation de mon compte",
+        "Bonjour, je souhaite la désactivation de mon compte jdupont sur https://club.wigii.org.",
+        message_id="<c1@example.org>",
+    )
     tid = hd.ok("ingest", "mail", maildir(tmp_path / "in", [request]))["items"][0]["ticket"]
     assert hd.show(tid)["state"] == "incomplete"
     hd.bad("ticket", "ask", tid, "--missing", "shoe-size")
@@ -126,19 +185,43 @@ def test_saved_replies_and_an_ask_that_brings_the_missing_day_back(hd, tmp_path)
     assert "art. 9" in view["messages"][-1]["body"]  # Wigii's wording of its three items
     hd.ok("outbox", "send")
     [asked] = [m for m in _sent(tmp_path) if "nous manque" in m["Subject"]]
-    answer = mail("jean.dupont@example.org", "contact@wigii.org", "Re: " + " ".join(asked["Subject"].split()), "Le 1er mars 2027, merci.",
-                  message_id="<c2@example.org>", in_reply_to=asked["Message-ID"])
+    answer = mail(
+        "jean.dupont@example.org",
+        "contact@wigii.org",
+        "Re: " + " ".join(asked["Subject"].split()),
+        "Le 1er mars 2027, merci.",
+        message_id="<c2@example.org>",
+        in_reply_to=asked["Message-ID"],
+    )
     hd.ok("ingest", "mail", maildir(tmp_path / "in2", [answer]))
     view = hd.show(tid)
-    assert view["fields"]["day"] == "2027-03-01" and view["state"] == "awaiting-ack" and view["waiting_on"] is None
+    assert (
+        view["fields"]["day"] == "2027-03-01"
+        and view["state"] == "awaiting-ack"
+        and view["waiting_on"] is None
+    )
     saved = hd.ok("ticket", "reply", tid, "--template", "received", as_="alice")
     assert saved["subject"].startswith(f"[wigii #{tid}]")
 
 
-def test_merge_moves_the_conversation_and_later_mails_and_two_merges_at_once_end_with_one(hd, tmp_path):
+def test_merge_moves_the_conversation_and_later_mails_and_two_merges_at_once_end_with_one(
+    hd, tmp_path
+):
     _setup(hd, tmp_path)
-    a = mail("jean.dupont@example.org", "contact@wigii.org", "Mot de passe oublié", "J'ai oublié mon mot de passe.", message_id="<m1@example.org>")
-    b = mail("jean.dupont@example.org", "contact@wigii.org", "Mot de passe oublié (bis)", "Toujours pas de mot de passe.", message_id="<m2@example.org>")
+    a = mail(
+        "jean.dupont@example.org",
+        "contact@wigii.org",
+        "Mot de passe oublié",
+        "J'ai oublié mon mot de passe.",
+        message_id="<m1@example.org>",
+    )
+    b = mail(
+        "jean.dupont@example.org",
+        "contact@wigii.org",
+        "Mot de passe oublié (bis)",
+        "Toujours pas de mot de passe.",
+        message_id="<m2@example.org>",
+    )
     items = hd.ok("ingest", "mail", maildir(tmp_path / "in", [a, b]))["items"]
     src, into = sorted(i["ticket"] for i in items)
     other = hd.open("closure", "wigii", "jdupont", "", "reason=request")
@@ -151,7 +234,10 @@ def test_merge_moves_the_conversation_and_later_mails_and_two_merges_at_once_end
     def merge(who, s, i):
         results[who] = hd.run("ticket", "merge", s, i, as_=who)
 
-    threads = [threading.Thread(target=merge, args=("alice", src, into)), threading.Thread(target=merge, args=("bob", into, src))]
+    threads = [
+        threading.Thread(target=merge, args=("alice", src, into)),
+        threading.Thread(target=merge, args=("bob", into, src)),
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -166,8 +252,13 @@ def test_merge_moves_the_conversation_and_later_mails_and_two_merges_at_once_end
     assert hd.show(gone)["merged_into"] == kept
 
     # A later mail threaded to the merged ticket lands on the one it was merged into.
-    late = mail("jean.dupont@example.org", "contact@wigii.org", f"Re: [wigii #{gone}] Mot de passe", "Des nouvelles ?",
-                message_id="<m3@example.org>")
+    late = mail(
+        "jean.dupont@example.org",
+        "contact@wigii.org",
+        f"Re: [wigii #{gone}] Mot de passe",
+        "Des nouvelles ?",
+        message_id="<m3@example.org>",
+    )
     out = hd.ok("ingest", "mail", maildir(tmp_path / "in2", [late]))
     assert out["items"][0]["ticket"] == kept
     assert hd.show(kept)["messages"][-1]["body"] == "Des nouvelles ?"
@@ -178,14 +269,28 @@ def test_a_third_party_complaint_finds_the_account_or_lists_candidates(hd, tmp_p
     _setup(hd, tmp_path)
     hd.account("mallory", "wigii", "mallory@club.example")
     hd.account("trudy", "wigii", "trudy@club.example")
-    one = mail("victim@elsewhere.example", "contact@wigii.org", "Menaces",
-               "Bonjour, l'adresse jean.dupont@example.org m'envoie des menaces depuis une semaine.", message_id="<a1@x.example>")
-    two = mail("victim2@elsewhere.example", "contact@wigii.org", "Harcèlement",
-               "mallory@club.example et trudy@club.example me harcèlent, ce sont des menaces.", message_id="<a2@x.example>")
+    one = mail(
+        "victim@elsewhere.example",
+        "contact@wigii.org",
+        "Menaces",
+        "Bonjour, l'adresse jean.dupont@example.org m'envoie des menaces depuis une semaine.",
+        message_id="<a1@x.example>",
+    )
+    two = mail(
+        "victim2@elsewhere.example",
+        "contact@wigii.org",
+        "Harcèlement",
+        "mallory@club.example et trudy@club.example me harcèlent, ce sont des menaces.",
+        message_id="<a2@x.example>",
+    )
     items = hd.ok("ingest", "mail", maildir(tmp_path / "in", [one, two]))["items"]
     by_msg = {i["item"]: i["ticket"] for i in items}
     first, second = (hd.show(t) for t in sorted(by_msg.values()))
-    assert first["queue"] == "abuse" and first["account"] == "jdupont" and first["requester"] == "victim@elsewhere.example"
+    assert (
+        first["queue"] == "abuse"
+        and first["account"] == "jdupont"
+        and first["requester"] == "victim@elsewhere.example"
+    )
     assert second["account"] is None and second["candidates"] == ["mallory", "trudy"]
     view = hd.ok("ticket", "account", second["id"], "trudy", as_="alice")
     assert view["account"] == "trudy" and view["candidates"] == []
@@ -196,12 +301,25 @@ def test_a_third_party_complaint_finds_the_account_or_lists_candidates(hd, tmp_p
 def test_retention_redacts_the_messages_and_the_chain_still_verifies(hd, tmp_path):
     _setup(hd, tmp_path)
     tid = hd.ok("ingest", "mail", maildir(tmp_path / "in", [HTML_MAIL]))["items"][0]["ticket"]
-    hd.ok("ticket", "comment", tid, "--text", "numéro de téléphone de Jean : 06 12 34 56 78", as_="alice")
+    hd.ok(
+        "ticket",
+        "comment",
+        tid,
+        "--text",
+        "numéro de téléphone de Jean : 06 12 34 56 78",
+        as_="alice",
+    )
     hd.act(tid, "close")
     hd.ok("sweep", now="2028-06-01T10:00:00Z")
     view = hd.show(tid, now="2028-06-01T10:00:00Z")
     assert all(m["redacted"] and m["body"] == "" and m["from"] is None for m in view["messages"])
-    assert view["messages"][0]["attachments"][0]["sha256"] and view["messages"][0]["attachments"][0]["name"] == ""
-    assert hd.ok("ticket", "list", "--search", "sauvegardées", "--all", now="2028-06-01T10:00:00Z") == []
+    assert (
+        view["messages"][0]["attachments"][0]["sha256"]
+        and view["messages"][0]["attachments"][0]["name"] == ""
+    )
+    assert (
+        hd.ok("ticket", "list", "--search", "sauvegardées", "--all", now="2028-06-01T10:00:00Z")
+        == []
+    )
     verify = hd.run("audit", "verify", now="2028-06-01T10:00:00Z")
     assert verify.code == 0

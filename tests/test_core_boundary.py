@@ -27,7 +27,9 @@ def test_no_core_module_imports_textual(cli_env):
         "bad = sorted(m for m in sys.modules if m == 'textual' or m.startswith('textual.') or m == 'screens' or m.startswith('screens.'))\n"
         "print(','.join(bad))\n"
     )
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=cli_env)
+    p = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=cli_env
+    )
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip() == ""
 
@@ -36,9 +38,22 @@ def test_read_and_act_commands_do_not_import_textual(hd):
     hd.now = "2026-11-23T10:00:00Z"
     hd.account("camille", "indigos", "camille@example.org")
     t = hd.open("abuse", "indigos", "camille", "", "category=spam")
-    for args in (("ticket", "show", t["id"]), ("ticket", "list"), ("ticket", "act", t["id"], "contact", "--note", "hello", "--as", "alice")):
-        p = subprocess.run([sys.executable, "-X", "importtime", "-m", "helpdesk", "--db", hd.url, *map(str, args)],
-                           capture_output=True, text=True, env=hd.env, cwd=ROOT)
+    for args in (
+        ("ticket", "show", t["id"]),
+        ("ticket", "list"),
+        ("ticket", "act", t["id"], "contact", "--note", "hello", "--as", "alice"),
+    ):
+        p = subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", "helpdesk", "--db", hd.url, *map(str, args)],
+            capture_output=True,
+            text=True,
+            env=hd.env,
+            cwd=ROOT,
+        )
         assert p.returncode == 0, p.stderr[-2000:]
-        imported = [line.split("|")[-1].strip() for line in p.stderr.splitlines() if line.startswith("import time:")]
+        imported = [
+            line.split("|")[-1].strip()
+            for line in p.stderr.splitlines()
+            if line.startswith("import time:")
+        ]
         assert not [m for m in imported if m.split(".")[0] in ("textual", "screens")], args

@@ -45,10 +45,17 @@ def test_non_renewal_takes_effect_at_the_first_renewal_at_least_a_month_away(sig
 
 def test_contract_examples():
     c = dates.contract_dates(date(2025, 6, 10), date(2026, 6, 15))
-    assert (c.start, c.next_renewal, c.effective_end, c.late) == (date(2025, 7, 1), date(2026, 7, 1), date(2027, 7, 1), True)
+    assert (c.start, c.next_renewal, c.effective_end, c.late) == (
+        date(2025, 7, 1),
+        date(2026, 7, 1),
+        date(2027, 7, 1),
+        True,
+    )
     c = dates.contract_dates(date(2025, 6, 10), date(2026, 6, 1))  # exactly one month before
     assert (c.effective_end, c.late) == (date(2026, 7, 1), False)
-    c = dates.contract_dates(date(2025, 6, 1), date(2025, 6, 2))  # signed on the 1st: starts the month after
+    c = dates.contract_dates(
+        date(2025, 6, 1), date(2025, 6, 2)
+    )  # signed on the 1st: starts the month after
     assert c.start == date(2025, 7, 1)
     c = dates.contract_dates(date(2025, 6, 10), date(2028, 6, 20))  # too late for the last renewal
     assert c.effective_end == c.max_end == date(2029, 7, 1)
@@ -80,7 +87,11 @@ def test_membership_data_removed_within_one_calendar_year(end):
 
 
 @given(
-    st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2090, 1, 1), timezones=st.just(timezone.utc)),
+    st.datetimes(
+        min_value=datetime(2000, 1, 1),
+        max_value=datetime(2090, 1, 1),
+        timezones=st.just(timezone.utc),
+    ),
     st.sampled_from(["Europe/Paris", "Europe/Brussels", "Europe/Zurich", "Africa/Tunis"]),
     st.integers(min_value=0, max_value=30),
 )
@@ -91,7 +102,12 @@ def test_months_are_counted_on_the_providers_calendar(moment, tz, months):
 
 
 @given(
-    st.integers(0, 5), st.integers(0, 24), st.integers(0, 4), st.integers(0, 40), st.integers(0, 48), st.integers(0, 90)
+    st.integers(0, 5),
+    st.integers(0, 24),
+    st.integers(0, 4),
+    st.integers(0, 40),
+    st.integers(0, 48),
+    st.integers(0, 90),
 )
 def test_iso_durations_read_as_calendar_units(y, mo, w, d, h, mi):
     text = "P" + "".join(f"{n}{u}" for n, u in ((y, "Y"), (mo, "M"), (w, "W"), (d, "D")) if n)
@@ -99,7 +115,9 @@ def test_iso_durations_read_as_calendar_units(y, mo, w, d, h, mi):
         text += "T" + "".join(f"{n}{u}" for n, u in ((h, "H"), (mi, "M")) if n)
     if text == "P":
         return
-    assert clock.parse_duration(text) == relativedelta(years=y, months=mo, weeks=w, days=d, hours=h, minutes=mi)
+    assert clock.parse_duration(text) == relativedelta(
+        years=y, months=mo, weeks=w, days=d, hours=h, minutes=mi
+    )
 
 
 @given(st.text(max_size=20))

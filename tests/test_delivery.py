@@ -65,16 +65,25 @@ class Collector:
             await asyncio.sleep(self.data_delay)
         with self.lock:
             self.messages.append(
-                {"from": envelope.mail_from, "to": list(envelope.rcpt_tos), "raw": envelope.content,
-                 "tls": server.transport.get_extra_info("ssl_object") is not None}
+                {
+                    "from": envelope.mail_from,
+                    "to": list(envelope.rcpt_tos),
+                    "raw": envelope.content,
+                    "tls": server.transport.get_extra_info("ssl_object") is not None,
+                }
             )
         return "250 2.0.0 queued"
 
     def parsed(self) -> list[email.message.EmailMessage]:
-        return [email.message_from_bytes(m["raw"], policy=email_policy.default) for m in self.messages]
+        return [
+            email.message_from_bytes(m["raw"], policy=email_policy.default) for m in self.messages
+        ]
 
     def authenticator(self, server, session, envelope, mechanism, auth_data):
-        ok = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == (b"relay", b"s3cret")
+        ok = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == (
+            b"relay",
+            b"s3cret",
+        )
         if isinstance(auth_data, LoginPassword):
             self.auth.append((mechanism, auth_data.login, auth_data.password))
         return AuthResult(success=ok, handled=False)  # handled=False: the server answers 535
@@ -95,7 +104,12 @@ class SMTPServer:
 
     def start(self) -> SMTPServer:
         self.controller = Controller(
-            self.handler, hostname="127.0.0.1", port=self.port, server_hostname="mx.test", ready_timeout=5, **self.params
+            self.handler,
+            hostname="127.0.0.1",
+            port=self.port,
+            server_hostname="mx.test",
+            ready_timeout=5,
+            **self.params,
         )
         self.controller.start()
         return self
@@ -114,7 +128,9 @@ class SMTPServer:
 def smtp_factory():
     servers: list[SMTPServer] = []
 
-    def make(port: int | None = None, start: bool = True, auth: bool = False, **params) -> SMTPServer:
+    def make(
+        port: int | None = None, start: bool = True, auth: bool = False, **params
+    ) -> SMTPServer:
         server = SMTPServer(port or free_port(), **params)
         if auth:
             server.params["authenticator"] = server.handler.authenticator
@@ -132,7 +148,14 @@ def smtp(smtp_factory) -> SMTPServer:
 
 
 def smtp_config(server: SMTPServer, **kw) -> DeliveryConfig:
-    base = dict(smtp_host="127.0.0.1", smtp_port=server.port, default_from=FROM, reset_url=RESET_URL, helo="client.test", timeout=5)
+    base = dict(
+        smtp_host="127.0.0.1",
+        smtp_port=server.port,
+        default_from=FROM,
+        reset_url=RESET_URL,
+        helo="client.test",
+        timeout=5,
+    )
     base.update(kw)
     return DeliveryConfig(**base)
 
@@ -145,10 +168,28 @@ def tls_files(tmp_path_factory) -> tuple[Path, Path]:
     folder = tmp_path_factory.mktemp("tls")
     cert, key = folder / "cert.pem", folder / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-         "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
-        check=True, capture_output=True,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
     )
     return cert, key
 
@@ -184,7 +225,15 @@ def queued_template(template_db, tmp_path_factory):
     hd.account("bob", "wigii", "bob@example.org")
     hd.account("carol", "wigii", "carol@example.org")
     for login in ("bob", "carol"):
-        t = hd.open("closure", "wigii", login, f"{login}@example.org", "reason=request", "system=https://x.wigii.org", "day=2025-04-01")
+        t = hd.open(
+            "closure",
+            "wigii",
+            login,
+            f"{login}@example.org",
+            "reason=request",
+            "system=https://x.wigii.org",
+            "day=2025-04-01",
+        )
         assert t["mails_queued"], t
     t = hd.open("password-reset", "wigii", "bob", "bob@example.org")
     view = hd.act(t["id"], "issue-reset-link")
@@ -230,7 +279,7 @@ def text(msg: email.message.EmailMessage) -> str:
 def link_secret(msg: email.message.EmailMessage) -> str:
     body = text(msg)
     line = next(line.strip() for line in body.splitlines() if line.strip().startswith(RESET_URL))
-    return line[len(RESET_URL):]
+    return line[len(RESET_URL) :]
 
 
 # --- tests -------------------------------------------------------------------------------
@@ -238,7 +287,11 @@ def link_secret(msg: email.message.EmailMessage) -> str:
 
 def test_the_template_queues_three_mails(url):
     got = rows(url)
-    assert [r.template for r in got] == ["closure-confirmation", "closure-confirmation", "reset-link"]
+    assert [r.template for r in got] == [
+        "closure-confirmation",
+        "closure-confirmation",
+        "reset-link",
+    ]
     assert all(r.status == "pending" for r in got)
     reset = got[2]
     assert reset.token_id is not None and RESET_LINK_MARK in reset.body
@@ -247,12 +300,20 @@ def test_the_template_queues_three_mails(url):
 
 def test_each_mail_is_delivered_once_with_proper_headers(url, smtp):
     report = deliver(url, now=T0, config=smtp_config(smtp))
-    assert len(report.sent) == 3 and not (report.retried or report.failed or report.held or report.uncertain)
+    assert len(report.sent) == 3 and not (
+        report.retried or report.failed or report.held or report.uncertain
+    )
     assert report.exit_code == 0
     assert len(smtp.messages) == 3
 
     again = deliver(url, now=T0 + timedelta(hours=1), config=smtp_config(smtp))
-    assert again.as_dict()["counts"] == {"sent": 0, "retried": 0, "failed": 0, "held": 0, "uncertain": 0}
+    assert again.as_dict()["counts"] == {
+        "sent": 0,
+        "retried": 0,
+        "failed": 0,
+        "held": 0,
+        "uncertain": 0,
+    }
     assert len(smtp.messages) == 3  # nothing twice
 
     stored = {r.id: r for r in rows(url)}
@@ -261,7 +322,9 @@ def test_each_mail_is_delivered_once_with_proper_headers(url, smtp):
         assert r.status == "sent" and r.sent_at == T0 and r.attempts == 1 and r.last_error == ""
         assert r.message_id.startswith("<") and r.message_id.endswith("@wigii.org>")
         raw, msg = by_id[r.message_id]
-        assert raw["from"] == WIGII_FROM and raw["to"] == [r.to_addr]  # the pack's, not the fallback
+        assert raw["from"] == WIGII_FROM and raw["to"] == [
+            r.to_addr
+        ]  # the pack's, not the fallback
         assert parseaddr(msg["From"])[1] == WIGII_FROM
         assert msg["From"].addresses[0].display_name == "Association wigii.org (systèmes Wigii)"
         assert msg["Reply-To"] is None  # sent from the contact address: replies reach the intake
@@ -287,7 +350,9 @@ def test_each_mail_is_delivered_once_with_proper_headers(url, smtp):
 def test_reset_link_works_once_and_the_secret_is_nowhere_else(url, smtp, tmp_path):
     hd = Helpdesk(url, tmp_path)
     hd.env.update(
-        HELPDESK_SMTP_HOST="127.0.0.1", HELPDESK_SMTP_PORT=str(smtp.port), HELPDESK_MAIL_FROM=FROM,
+        HELPDESK_SMTP_HOST="127.0.0.1",
+        HELPDESK_SMTP_PORT=str(smtp.port),
+        HELPDESK_MAIL_FROM=FROM,
         HELPDESK_RESET_URL=RESET_URL,
     )
     result = hd.run("outbox", "send", now=NOW)
@@ -342,7 +407,9 @@ def test_an_outage_loses_nothing_and_sends_nothing_twice(url, smtp_factory):
     # Still down: the second wait is longer.
     second = deliver(url, now=T0 + BACKOFF[0], config=cfg)
     assert len(second.retried) == 3
-    assert all(r.next_attempt_at == T0 + BACKOFF[0] + BACKOFF[1] and r.attempts == 2 for r in rows(url))
+    assert all(
+        r.next_attempt_at == T0 + BACKOFF[0] + BACKOFF[1] and r.attempts == 2 for r in rows(url)
+    )
 
     server.start()
     back = T0 + BACKOFF[0] + BACKOFF[1]
@@ -350,10 +417,18 @@ def test_an_outage_loses_nothing_and_sends_nothing_twice(url, smtp_factory):
     assert len(report.sent) == 3
     assert deliver(url, now=back + timedelta(hours=1), config=cfg).sent == []
     assert len(server.messages) == 3  # exactly one copy of each
-    assert sorted(m["to"][0] for m in server.messages) == ["bob@example.org", "bob@example.org", "carol@example.org"]
+    assert sorted(m["to"][0] for m in server.messages) == [
+        "bob@example.org",
+        "bob@example.org",
+        "carol@example.org",
+    ]
     assert all(r.status == "sent" and r.attempts == 3 and r.sent_at == back for r in rows(url))
 
-    msg = next(m for m in server.handler.parsed() if m["Message-ID"] == row_of(url, "reset-link").message_id)
+    msg = next(
+        m
+        for m in server.handler.parsed()
+        if m["Message-ID"] == row_of(url, "reset-link").message_id
+    )
     assert tokens.hash_secret(link_secret(msg)) == token_of(url, reset.token_id).token_hash
     assert [e.action for e in events(url)].count("mail-retry") == 6
 
@@ -374,7 +449,12 @@ def test_a_temporary_refusal_backs_off_then_gives_up(url, smtp):
         else:
             assert len(report.failed) == 3 and report.exit_code == 1
     assert waits == [timedelta(minutes=m) for m in (1, 5, 30, 120, 360, 360, 360)]
-    assert all(r.status == "failed" and r.attempts == 8 and r.last_error.startswith("gave up after 8 attempts") for r in rows(url))
+    assert all(
+        r.status == "failed"
+        and r.attempts == 8
+        and r.last_error.startswith("gave up after 8 attempts")
+        for r in rows(url)
+    )
     assert smtp.messages == []
     # A failed mail is never tried again.
     assert deliver(url, now=when + timedelta(days=1), config=cfg).as_dict()["counts"]["failed"] == 0
@@ -395,7 +475,9 @@ def test_a_retry_mints_a_new_secret_and_keeps_the_message_id(url, smtp):
     msg = next(m for m in smtp.handler.parsed() if m["Message-ID"] == first.message_id)
     token = token_of(url, first.token_id)
     # The secret of the refused attempt can never work: its hash was replaced.
-    assert token.token_hash != first_hash and tokens.hash_secret(link_secret(msg)) == token.token_hash
+    assert (
+        token.token_hash != first_hash and tokens.hash_secret(link_secret(msg)) == token.token_hash
+    )
     assert token.minted_at == T0 + BACKOFF[0]
 
 
@@ -416,7 +498,10 @@ def test_a_permanent_refusal_marks_the_mail_failed(url, smtp):
 def test_starttls_with_a_verified_certificate_and_auth(url, smtp_factory, tls_files, mechanism):
     other = "PLAIN" if mechanism == "LOGIN" else "LOGIN"
     server = smtp_factory(
-        tls_context=server_tls(tls_files), require_starttls=True, auth=True, auth_require_tls=True,
+        tls_context=server_tls(tls_files),
+        require_starttls=True,
+        auth=True,
+        auth_require_tls=True,
         auth_exclude_mechanism=[other],
     )
     creds = dict(starttls=True, username="relay", password="s3cret")
@@ -428,7 +513,13 @@ def test_starttls_with_a_verified_certificate_and_auth(url, smtp_factory, tls_fi
 
     # A wrong password: retried, nothing sent.
     later = T0 + BACKOFF[0]
-    report = deliver(url, now=later, config=smtp_config(server, starttls=True, username="relay", password="nope", cafile=str(tls_files[0])))
+    report = deliver(
+        url,
+        now=later,
+        config=smtp_config(
+            server, starttls=True, username="relay", password="nope", cafile=str(tls_files[0])
+        ),
+    )
     assert len(report.retried) == 3 and "535" in rows(url)[0].last_error
     assert server.messages == []
 
@@ -441,7 +532,9 @@ def test_starttls_with_a_verified_certificate_and_auth(url, smtp_factory, tls_fi
 
 
 def test_starttls_required_but_not_offered_sends_nothing(url, smtp):
-    report = deliver(url, now=T0, config=smtp_config(smtp, starttls=True, username="relay", password="s3cret"))
+    report = deliver(
+        url, now=T0, config=smtp_config(smtp, starttls=True, username="relay", password="s3cret")
+    )
     assert len(report.retried) == 3 and "STARTTLS" in rows(url)[0].last_error
     assert smtp.messages == []
 
@@ -455,7 +548,9 @@ def test_implicit_tls(url, smtp_factory, tls_files):
 def test_maildir_fallback_writes_one_file_per_mail(url, tmp_path):
     hd = Helpdesk(url, tmp_path)
     folder = tmp_path / "sent"
-    hd.env.update(HELPDESK_MAIL_FROM=FROM, HELPDESK_RESET_URL=RESET_URL, HELPDESK_MAILDIR=str(folder))
+    hd.env.update(
+        HELPDESK_MAIL_FROM=FROM, HELPDESK_RESET_URL=RESET_URL, HELPDESK_MAILDIR=str(folder)
+    )
     first = hd.run("outbox", "send", now=NOW)
     assert first.code == 0, first.err
     assert first.json["transport"] == f"maildir:{folder}" and first.json["counts"]["sent"] == 3
@@ -529,9 +624,15 @@ def test_an_expired_reset_link_is_not_sent(url, smtp):
 def test_a_reset_link_is_held_until_a_reset_url_is_configured(url, smtp):
     reset = row_of(url, "reset-link")
     report = deliver(url, now=T0, config=smtp_config(smtp, reset_url=""))
-    assert len(report.sent) == 2 and [h["outbox"] for h in report.held] == [reset.id] and report.exit_code == 1
+    assert (
+        len(report.sent) == 2
+        and [h["outbox"] for h in report.held] == [reset.id]
+        and report.exit_code == 1
+    )
     r = row_of(url, "reset-link")
-    assert r.status == "held" and "HELPDESK_RESET_URL" in r.last_error and "reset_url" in r.last_error
+    assert (
+        r.status == "held" and "HELPDESK_RESET_URL" in r.last_error and "reset_url" in r.last_error
+    )
     assert token_of(url, reset.token_id).token_hash == ""
     # Looked at again on the next run, quietly while nothing changed.
     deliver(url, now=T0 + timedelta(minutes=1), config=smtp_config(smtp, reset_url=""))
@@ -557,13 +658,24 @@ def test_a_provider_without_addresses_is_held_until_the_admin_sets_them(url, smt
     assert first.code == 1  # a person must look
     held = {h["outbox"]: h["error"] for h in first.json["held"]}
     assert first.json["counts"]["sent"] == 2  # Wigii's confirmations: its pack gives the sender
-    assert "helpdesk policy set indigos mail_from=" in held[reset.id] and "HELPDESK_MAIL_FROM" in held[reset.id]
+    assert (
+        "helpdesk policy set indigos mail_from=" in held[reset.id]
+        and "HELPDESK_MAIL_FROM" in held[reset.id]
+    )
     assert "helpdesk policy set wigii reset_url=" in held[row_of(url, "reset-link").id]
 
     # Only a techadmin changes settings; values are checked.
-    hd.refused("policy", "set", "indigos", "mail_from=entraide@indigos.example", as_="bob", rule="role")
-    for bad in ("mail_from=a@indigos.example, b@indigos.example", "mail_from=entraide", "reset_url=http://cloud.indigos.example/r?t=",
-                "reset_url=https://", "colour=blue", "quarantine_retention=90 days"):
+    hd.refused(
+        "policy", "set", "indigos", "mail_from=entraide@indigos.example", as_="bob", rule="role"
+    )
+    for bad in (
+        "mail_from=a@indigos.example, b@indigos.example",
+        "mail_from=entraide",
+        "reset_url=http://cloud.indigos.example/r?t=",
+        "reset_url=https://",
+        "colour=blue",
+        "quarantine_retention=90 days",
+    ):
         r = hd.bad("policy", "set", "indigos", bad, as_="chloe")
         assert bad.split("=")[0] in r.err
     hd.bad("policy", "set", "nosuch", "mail_from=a@b.example", as_="chloe")
@@ -571,28 +683,47 @@ def test_a_provider_without_addresses_is_held_until_the_admin_sets_them(url, smt
     done = hd.ok("policy", "set", "indigos", "mail_from=Entraide@Indigos.example", as_="chloe")
     assert done["changed"] == {"mail_from": [None, "Entraide@indigos.example"]}
     second = hd.run("outbox", "send")
-    assert second.json["counts"]["held"] == 2 and "helpdesk policy set indigos reset_url=" in second.json["held"][-1]["error"]
+    assert (
+        second.json["counts"]["held"] == 2
+        and "helpdesk policy set indigos reset_url=" in second.json["held"][-1]["error"]
+    )
 
     hd.ok("policy", "set", "indigos", "reset_url=https://cloud.indigos.example/reset#", as_="chloe")
     shown = {s["name"]: s for s in hd.ok("policy", "show", "indigos")["settings"]}
-    assert (shown["mail_from"]["value"], shown["mail_from"]["source"]) == ("Entraide@indigos.example", "setting")
-    assert (shown["reset_url"]["value"], shown["reset_url"]["source"]) == ("https://cloud.indigos.example/reset#", "setting")
+    assert (shown["mail_from"]["value"], shown["mail_from"]["source"]) == (
+        "Entraide@indigos.example",
+        "setting",
+    )
+    assert (shown["reset_url"]["value"], shown["reset_url"]["source"]) == (
+        "https://cloud.indigos.example/reset#",
+        "setting",
+    )
     assert shown["intake"]["value"] is None and shown["intake"]["missing"]
     human = hd.run("--lang", "en", "policy", "show", "indigos", json_out=False)
     assert "https://cloud.indigos.example/reset#  (setting)" in human.out
 
     third = hd.run("outbox", "send")
     assert [s["outbox"] for s in third.json["sent"]] == [reset.id]
-    msg = next(m for m in smtp.handler.parsed() if m["Message-ID"] == row_of_id(url, reset.id).message_id)
+    msg = next(
+        m for m in smtp.handler.parsed() if m["Message-ID"] == row_of_id(url, reset.id).message_id
+    )
     assert parseaddr(msg["From"])[1] == "Entraide@indigos.example"
-    assert any(line.strip().startswith("https://cloud.indigos.example/reset#") for line in text(msg).splitlines())
+    assert any(
+        line.strip().startswith("https://cloud.indigos.example/reset#")
+        for line in text(msg).splitlines()
+    )
 
     # An empty value removes a setting; every change is in the audit trail, by whom.
     hd.ok("policy", "set", "indigos", "reset_url=", as_="chloe")
-    assert {s["name"]: s for s in hd.ok("policy", "show", "indigos")["settings"]}["reset_url"]["value"] is None
+    assert {s["name"]: s for s in hd.ok("policy", "show", "indigos")["settings"]}["reset_url"][
+        "value"
+    ] is None
     changes = [e for e in events(url, "policy-settings")]
     assert [e.actor for e in changes] == ["chloe"] * 3
-    assert changes[-1].data == {"policy": "indigos", "changed": {"reset_url": ["https://cloud.indigos.example/reset#", None]}}
+    assert changes[-1].data == {
+        "policy": "indigos",
+        "changed": {"reset_url": ["https://cloud.indigos.example/reset#", None]},
+    }
     assert hd.ok("audit", "verify")["ok"] is True
 
 
@@ -600,7 +731,10 @@ def test_the_environment_gives_the_sender_of_providers_that_have_none(url, smtp,
     hd = Helpdesk(url, tmp_path)
     hd.now = NOW
     hd.account("camille", "indigos", "camille@example.org")
-    hd.act(hd.open("password-reset", "indigos", "camille", "camille@example.org")["id"], "issue-reset-link")
+    hd.act(
+        hd.open("password-reset", "indigos", "camille", "camille@example.org")["id"],
+        "issue-reset-link",
+    )
     report = deliver(url, now=T0, config=smtp_config(smtp))
     assert len(report.sent) == 4 and not report.held
     senders = {m["Message-ID"]: parseaddr(m["From"])[1] for m in smtp.handler.parsed()}
@@ -614,12 +748,36 @@ def row_of_id(url: str, outbox_id: int) -> Outbox:
 
 def test_header_injection_and_bad_addresses(url, smtp):
     with db.write_session(url) as s:
-        s.add(Outbox(ticket_id=1, to_addr="eve@example.org", subject="Hello\r\nBcc: mallory@evil.example\n\nbody?",
-                     body="text\n.\n.hidden\n", created_at=T0, next_attempt_at=T0))
-        s.add(Outbox(ticket_id=1, to_addr="a@example.org, mallory@evil.example", subject="two", body="x\n",
-                     created_at=T0, next_attempt_at=T0))
-        s.add(Outbox(ticket_id=1, to_addr="a@example.org\r\nBcc: mallory@evil.example", subject="two", body="x\n",
-                     created_at=T0, next_attempt_at=T0))
+        s.add(
+            Outbox(
+                ticket_id=1,
+                to_addr="eve@example.org",
+                subject="Hello\r\nBcc: mallory@evil.example\n\nbody?",
+                body="text\n.\n.hidden\n",
+                created_at=T0,
+                next_attempt_at=T0,
+            )
+        )
+        s.add(
+            Outbox(
+                ticket_id=1,
+                to_addr="a@example.org, mallory@evil.example",
+                subject="two",
+                body="x\n",
+                created_at=T0,
+                next_attempt_at=T0,
+            )
+        )
+        s.add(
+            Outbox(
+                ticket_id=1,
+                to_addr="a@example.org\r\nBcc: mallory@evil.example",
+                subject="two",
+                body="x\n",
+                created_at=T0,
+                next_attempt_at=T0,
+            )
+        )
     report = deliver(url, now=T0, config=smtp_config(smtp))
     assert len(report.sent) == 4 and len(report.failed) == 2
     assert all("mallory" not in repr(m["to"]) for m in smtp.messages)
@@ -629,13 +787,28 @@ def test_header_injection_and_bad_addresses(url, smtp):
 
 
 def test_configuration_from_the_environment():
-    cfg = DeliveryConfig.from_env({
-        "HELPDESK_SMTP_HOST": "mail.example.org", "HELPDESK_SMTP_STARTTLS": "yes", "HELPDESK_SMTP_USER": "u",
-        "HELPDESK_SMTP_PASSWORD": "p", "HELPDESK_MAIL_FROM": FROM, "HELPDESK_RESET_URL": RESET_URL,
-    })
-    assert (cfg.smtp_host, cfg.port, cfg.starttls, cfg.ssl, cfg.username, cfg.default_from) == ("mail.example.org", 587, True, False, "u", FROM)
+    cfg = DeliveryConfig.from_env(
+        {
+            "HELPDESK_SMTP_HOST": "mail.example.org",
+            "HELPDESK_SMTP_STARTTLS": "yes",
+            "HELPDESK_SMTP_USER": "u",
+            "HELPDESK_SMTP_PASSWORD": "p",
+            "HELPDESK_MAIL_FROM": FROM,
+            "HELPDESK_RESET_URL": RESET_URL,
+        }
+    )
+    assert (cfg.smtp_host, cfg.port, cfg.starttls, cfg.ssl, cfg.username, cfg.default_from) == (
+        "mail.example.org",
+        587,
+        True,
+        False,
+        "u",
+        FROM,
+    )
     assert "password=" not in repr(cfg)  # never printed by accident
-    assert DeliveryConfig.from_env({"HELPDESK_SMTP_HOST": "h", "HELPDESK_SMTP_SSL": "1"}).port == 465
+    assert (
+        DeliveryConfig.from_env({"HELPDESK_SMTP_HOST": "h", "HELPDESK_SMTP_SSL": "1"}).port == 465
+    )
     assert DeliveryConfig.from_env({"HELPDESK_SMTP_HOST": "h"}).port == 25
     empty = DeliveryConfig.from_env({"HELPDESK_MAILDIR": "/srv/sent"})
     assert empty.describe() == "maildir:/srv/sent"
@@ -644,24 +817,36 @@ def test_configuration_from_the_environment():
     with pytest.raises(BadInput):
         DeliveryConfig.from_env({"HELPDESK_SMTP_PORT": "twenty-five"})
     with pytest.raises(BadInput):  # a password in clear to a remote host
-        DeliveryConfig.from_env({"HELPDESK_SMTP_HOST": "mail.example.org", "HELPDESK_SMTP_USER": "u"}).check()
+        DeliveryConfig.from_env(
+            {"HELPDESK_SMTP_HOST": "mail.example.org", "HELPDESK_SMTP_USER": "u"}
+        ).check()
     DeliveryConfig.from_env({"HELPDESK_SMTP_HOST": "127.0.0.1", "HELPDESK_SMTP_USER": "u"}).check()
 
 
 def test_cli_exit_code_says_when_a_person_must_look(url, smtp, tmp_path):
     hd = Helpdesk(url, tmp_path)
-    hd.env.update(HELPDESK_SMTP_HOST="127.0.0.1", HELPDESK_SMTP_PORT=str(smtp.port), HELPDESK_MAIL_FROM=FROM)
+    hd.env.update(
+        HELPDESK_SMTP_HOST="127.0.0.1", HELPDESK_SMTP_PORT=str(smtp.port), HELPDESK_MAIL_FROM=FROM
+    )
     smtp.handler.rcpt_reply = "550 5.1.1 no such user"
     r = hd.run("--lang", "en", "outbox", "send", "--limit", "1", now=NOW, json_out=False)
     assert r.code == 1 and "1 failed" in r.out and "550" in r.out
     smtp.handler.rcpt_reply = None
-    r = hd.run("--lang", "en", "outbox", "send", now=NOW, json_out=False)  # no reset URL: the link is held
+    r = hd.run(
+        "--lang", "en", "outbox", "send", now=NOW, json_out=False
+    )  # no reset URL: the link is held
     assert r.code == 1 and "1 held" in r.out and "HELPDESK_RESET_URL" in r.out
     hd.env["HELPDESK_RESET_URL"] = RESET_URL
     r = hd.run("outbox", "send", now=NOW)
     assert r.code == 0 and r.json["counts"]["sent"] == 1
     r = hd.run("outbox", "send", now=NOW)
-    assert r.code == 0 and r.json["counts"] == {"sent": 0, "retried": 0, "failed": 0, "held": 0, "uncertain": 0}
+    assert r.code == 0 and r.json["counts"] == {
+        "sent": 0,
+        "retried": 0,
+        "failed": 0,
+        "held": 0,
+        "uncertain": 0,
+    }
     hd.env["HELPDESK_SMTP_SSL"] = "maybe"
     bad = hd.run("outbox", "send", now=NOW, json_out=False)
     assert bad.code == 2 and "HELPDESK_SMTP_SSL" in bad.err
@@ -681,66 +866,121 @@ def test_replies_to_delivered_mails_thread_onto_their_tickets(url, smtp, tmp_pat
         from helpdesk.storage.models import MessageRef
 
         refs = {m.message_id: (m.ticket_id, m.direction) for m in s.exec(select(MessageRef))}
-    assert refs == {r.message_id: (r.ticket_id, "out") for r in sent.values()}  # the uncertain one too
+    assert refs == {
+        r.message_id: (r.ticket_id, "out") for r in sent.values()
+    }  # the uncertain one too
 
     hd = Helpdesk(url, tmp_path)
     confirmation = rows(url)[1]  # carol's closure confirmation
     reset = row_of(url, "reset-link")
     uncertain = rows(url)[0]
     replies = [
-        mail("carol@example.org", "contact@wigii.org", "Re: confirmation", "Je confirme la désactivation.",
-             message_id="<carol-ack@example.org>", in_reply_to=confirmation.message_id, date="Sat, 01 Mar 2025 12:00:00 +0100"),
-        mail("bob@example.org", "contact@wigii.org", "Re: lien", "Merci, le lien a fonctionné.",
-             message_id="<bob-thanks@example.org>", references=f"<unknown@elsewhere> {reset.message_id}"),
-        mail("bob@example.org", "contact@wigii.org", "Re: confirmation", "Bien reçu, je confirme.",
-             message_id="<bob-ack@example.org>", in_reply_to=uncertain.message_id, date="Sat, 01 Mar 2025 12:00:00 +0100"),
+        mail(
+            "carol@example.org",
+            "contact@wigii.org",
+            "Re: confirmation",
+            "Je confirme la désactivation.",
+            message_id="<carol-ack@example.org>",
+            in_reply_to=confirmation.message_id,
+            date="Sat, 01 Mar 2025 12:00:00 +0100",
+        ),
+        mail(
+            "bob@example.org",
+            "contact@wigii.org",
+            "Re: lien",
+            "Merci, le lien a fonctionné.",
+            message_id="<bob-thanks@example.org>",
+            references=f"<unknown@elsewhere> {reset.message_id}",
+        ),
+        mail(
+            "bob@example.org",
+            "contact@wigii.org",
+            "Re: confirmation",
+            "Bien reçu, je confirme.",
+            message_id="<bob-ack@example.org>",
+            in_reply_to=uncertain.message_id,
+            date="Sat, 01 Mar 2025 12:00:00 +0100",
+        ),
     ]
-    summary = hd.ok("ingest", "mail", maildir(tmp_path / "replies", replies), now="2025-03-01T12:00:00Z")
+    summary = hd.ok(
+        "ingest", "mail", maildir(tmp_path / "replies", replies), now="2025-03-01T12:00:00Z"
+    )
     assert summary["counts"]["threaded"] == 3 and summary["counts"]["opened"] == 0
     got = {i["ticket"] for i in summary["items"]}
     assert got == {confirmation.ticket_id, reset.ticket_id, uncertain.ticket_id}
-    assert {i["via"] for i in summary["items"]} == {"references"}  # by Message-ID, not by subject or sender
+    assert {i["via"] for i in summary["items"]} == {
+        "references"
+    }  # by Message-ID, not by subject or sender
     assert summary["counts"]["acknowledged"] == 2  # the mail whose fate was unknown did arrive
-    assert hd.show(confirmation.ticket_id)["state"] == hd.show(uncertain.ticket_id)["state"] == "scheduled"
+    assert (
+        hd.show(confirmation.ticket_id)["state"]
+        == hd.show(uncertain.ticket_id)["state"]
+        == "scheduled"
+    )
 
 
 def test_a_person_decides_what_becomes_of_uncertain_and_failed_mails(url, smtp, tmp_path):
     hd = Helpdesk(url, tmp_path)
     hd.now = "2025-03-01T10:30:00Z"
-    hd.env.update(HELPDESK_SMTP_HOST="127.0.0.1", HELPDESK_SMTP_PORT=str(smtp.port), HELPDESK_RESET_URL=RESET_URL)
-    smtp.handler.data_delay = 3  # taken by the server, answered too late: both confirmations uncertain
+    hd.env.update(
+        HELPDESK_SMTP_HOST="127.0.0.1",
+        HELPDESK_SMTP_PORT=str(smtp.port),
+        HELPDESK_RESET_URL=RESET_URL,
+    )
+    smtp.handler.data_delay = (
+        3  # taken by the server, answered too late: both confirmations uncertain
+    )
     assert len(deliver(url, now=T0, config=smtp_config(smtp, timeout=1), limit=2).uncertain) == 2
     smtp.handler.data_delay = 0
     smtp.handler.rcpt_reply = "550 5.1.1 no such user"
-    assert hd.run("outbox", "send").json["counts"]["failed"] == 1  # the reset link, refused for good
+    assert (
+        hd.run("outbox", "send").json["counts"]["failed"] == 1
+    )  # the reset link, refused for good
     smtp.handler.rcpt_reply = None
     first, second, reset = rows(url)
     assert (first.status, second.status, reset.status) == ("uncertain", "uncertain", "failed")
-    assert smtp.messages == []  # the server dropped them with the broken connection: nobody can tell
+    assert (
+        smtp.messages == []
+    )  # the server dropped them with the broken connection: nobody can tell
 
     # Nothing is resent by itself, and only an on-call admin decides.
     assert hd.run("outbox", "send").json["counts"]["sent"] == 0
     hd.refused("outbox", "retry", first.id, "--note", "x", as_="alice", rule="role")
     assert "--note" in hd.bad("outbox", "retry", first.id, as_="bob").err  # uncertain: say why
-    assert "--note" in hd.run("outbox", "mark-sent", first.id, as_="bob").err  # argparse: --note is required
+    assert (
+        "--note" in hd.run("outbox", "mark-sent", first.id, as_="bob").err
+    )  # argparse: --note is required
 
-    marked = hd.ok("outbox", "mark-sent", first.id, "--note", "relay log: 250 queued as 4F2A1", as_="bob")
+    marked = hd.ok(
+        "outbox", "mark-sent", first.id, "--note", "relay log: 250 queued as 4F2A1", as_="bob"
+    )
     assert marked["status"] == "sent"
     hd.refused("outbox", "mark-sent", first.id, "--note", "again", as_="bob", rule="outbox-status")
-    hd.refused("outbox", "mark-sent", reset.id, "--note", "sent by hand", as_="bob", rule="reset-link")
+    hd.refused(
+        "outbox", "mark-sent", reset.id, "--note", "sent by hand", as_="bob", rule="reset-link"
+    )
     hd.ok("outbox", "retry", second.id, "--note", "Carol says nothing came", as_="bob")
     hd.ok("outbox", "retry", reset.id, as_="bob")  # the address was fixed on the relay
     assert [(r.status, r.attempts) for r in rows(url)[1:]] == [("pending", 0), ("pending", 0)]
 
     report = hd.run("outbox", "send")
-    assert report.code == 0 and sorted(s["outbox"] for s in report.json["sent"]) == [second.id, reset.id]
+    assert report.code == 0 and sorted(s["outbox"] for s in report.json["sent"]) == [
+        second.id,
+        reset.id,
+    ]
     assert hd.run("outbox", "send").json["counts"]["sent"] == 0
     ids = [m["Message-ID"] for m in smtp.handler.parsed()]
-    assert sorted(ids) == sorted([second.message_id, reset.message_id])  # resent as the same messages
+    assert sorted(ids) == sorted(
+        [second.message_id, reset.message_id]
+    )  # resent as the same messages
     assert first.message_id not in ids  # marked sent: never sent again
     assert row_of_id(url, first.id).sent_at == clock.parse_datetime("2025-03-01T10:30:00Z")
 
-    decisions = [(e.action, e.actor, e.note, e.data["outbox"]) for e in events(url, "mail-") if e.actor == "bob"]
+    decisions = [
+        (e.action, e.actor, e.note, e.data["outbox"])
+        for e in events(url, "mail-")
+        if e.actor == "bob"
+    ]
     assert decisions == [
         ("mail-marked-sent", "bob", "relay log: 250 queued as 4F2A1", first.id),
         ("mail-retry-ordered", "bob", "Carol says nothing came", second.id),
@@ -754,6 +994,8 @@ def test_an_expired_reset_link_is_not_retried(url, smtp, tmp_path):
     reset = row_of(url, "reset-link")
     assert [f["outbox"] for f in report.failed] == [reset.id]
     hd = Helpdesk(url, tmp_path)
-    refused = hd.refused("outbox", "retry", reset.id, as_="bob", rule="reset-link", now="2025-03-02T12:00:00Z")
+    refused = hd.refused(
+        "outbox", "retry", reset.id, as_="bob", rule="reset-link", now="2025-03-02T12:00:00Z"
+    )
     assert "2025-03-02T10:00:00Z" in refused["message"]  # when the link expired
     assert row_of(url, "reset-link").status == "failed"

@@ -46,7 +46,9 @@ def demo_db(tmp_path_factory):
 def test_no_step_crashes_inside_the_core(demo_db):
     """Every step the demo takes is an allowed one: none may end in an exception."""
     _url, summary = demo_db
-    assert summary["failures"] == [], "steps crashed inside the core:\n" + json.dumps(summary["failures"], indent=1, ensure_ascii=False)
+    assert summary["failures"] == [], "steps crashed inside the core:\n" + json.dumps(
+        summary["failures"], indent=1, ensure_ascii=False
+    )
 
 
 def test_every_reachable_state_has_a_ticket(demo_db):
@@ -73,7 +75,9 @@ def test_summary_counts_match_the_tables(demo_db):
     with db.read_session(url) as s:
         assert summary["tickets"] == s.exec(select(func.count()).select_from(Ticket)).one()
         rows = s.exec(
-            select(Ticket.policy_key, Ticket.queue, Ticket.state, func.count()).group_by(Ticket.policy_key, Ticket.queue, Ticket.state)
+            select(Ticket.policy_key, Ticket.queue, Ticket.state, func.count()).group_by(
+                Ticket.policy_key, Ticket.queue, Ticket.state
+            )
         ).all()
         for policy, queue, state, n in rows:
             assert summary["states"][policy][queue][state] == n
@@ -107,7 +111,11 @@ def test_hostile_text_is_stored_without_control_characters(demo_db):
         tickets = s.exec(select(Ticket)).all()
         accounts = s.exec(select(Account)).all()
         notes = s.exec(select(Event.note)).all()
-    texts = [t.subject for t in tickets] + [t.requester for t in tickets] + [json.dumps(t.fields, ensure_ascii=False) for t in tickets]
+    texts = (
+        [t.subject for t in tickets]
+        + [t.requester for t in tickets]
+        + [json.dumps(t.fields, ensure_ascii=False) for t in tickets]
+    )
     texts += [a.org for a in accounts] + [a.login for a in accounts] + list(notes)
     assert not [t for t in texts if CONTROL.search(t)]
     subjects = {t.subject for t in tickets}
@@ -130,25 +138,39 @@ def test_the_scenarios_trainers_show(demo_db):
     with db.read_session(url) as s:
         # A reset reporting suspicious access opened a linked compromise ticket.
         linked = s.exec(select(Ticket).where(Ticket.parent_id.is_not(None))).all()
-        assert linked and all(t.queue == "abuse" and t.fields["category"] == "compromise" for t in linked)
+        assert linked and all(
+            t.queue == "abuse" and t.fields["category"] == "compromise" for t in linked
+        )
         assert all(s.get(Ticket, t.parent_id).queue == "password-reset" for t in linked)
         # Weentime employees and CPAS end users are redirected.
         for policy, kind in (("weentime", "employee"), ("communesplone", "end-user")):
             rows = s.exec(
-                select(Ticket.id).join(Account, Account.id == Ticket.account_id)
-                .where(Ticket.policy_key == policy, Ticket.queue == "password-reset", Ticket.state == "redirected", Account.kind == kind)
+                select(Ticket.id)
+                .join(Account, Account.id == Ticket.account_id)
+                .where(
+                    Ticket.policy_key == policy,
+                    Ticket.queue == "password-reset",
+                    Ticket.state == "redirected",
+                    Account.kind == kind,
+                )
             ).all()
             assert rows, policy
         # CommunesPlone gives codes by phone, never a link by mail; only hashes are stored.
         tokens = s.exec(
-            select(ResetToken).join(Ticket, Ticket.id == ResetToken.ticket_id).where(Ticket.policy_key == "communesplone")
+            select(ResetToken)
+            .join(Ticket, Ticket.id == ResetToken.ticket_id)
+            .where(Ticket.policy_key == "communesplone")
         ).all()
         assert tokens and all(t.channel == "phone" and len(t.token_hash) == 64 for t in tokens)
         # A reset blocked because the requester is not a registered contact.
         blocked = [
-            t.id for t in s.exec(select(Ticket).where(Ticket.queue == "password-reset", Ticket.state == "received")).all()
+            t.id
+            for t in s.exec(
+                select(Ticket).where(Ticket.queue == "password-reset", Ticket.state == "received")
+            ).all()
             for a in engine.actions(s, t, Actor("alice", "volunteer"), NOW)
-            if a.key in ("issue-reset-link", "give-code-by-phone") and a.rule == "requester_is_contact"
+            if a.key in ("issue-reset-link", "give-code-by-phone")
+            and a.rule == "requester_is_contact"
         ]
         assert len(blocked) >= 5
         # Repeat offenders: one sanctions ledger across abuse and mail-reputation tickets.
@@ -158,9 +180,13 @@ def test_the_scenarios_trainers_show(demo_db):
             assert len({x["ticket"] for x in view["sanctions"]}) >= 2, r
         ledger_queues = set(
             s.exec(
-                select(Ticket.queue).join(Event, Event.ticket_id == Ticket.id)
+                select(Ticket.queue)
+                .join(Event, Event.ticket_id == Ticket.id)
                 .join(Account, Account.id == Ticket.account_id)
-                .where(Event.sanction.is_not(None), Account.login == summary["repeat_offenders"][0]["login"])
+                .where(
+                    Event.sanction.is_not(None),
+                    Account.login == summary["repeat_offenders"][0]["login"],
+                )
             ).all()
         )
         assert ledger_queues == {"abuse", "mail-reputation"}
@@ -169,7 +195,11 @@ def test_the_scenarios_trainers_show(demo_db):
             declared = engine.definition(s, t.workflow_id).workflow.fields
             assert set(t.fields) <= set(declared)
         # Scans opened closures on the clock (inactivity, lapse, term reached).
-        scanned = s.exec(select(Event.ticket_id).where(Event.action == "open", Event.actor == "system", Event.note != "")).all()
+        scanned = s.exec(
+            select(Event.ticket_id).where(
+                Event.action == "open", Event.actor == "system", Event.note != ""
+            )
+        ).all()
         assert len(scanned) >= 5
 
 
@@ -191,7 +221,7 @@ def test_demo_url_is_a_fresh_file_in_the_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     url = demo.demo_url()
     assert url.startswith("sqlite:///")
-    path = Path(url[len("sqlite:///"):])
+    path = Path(url[len("sqlite:///") :])
     assert path.parent.is_dir() and str(path).startswith(str(tmp_path)) and not path.exists()
 
 
@@ -221,23 +251,35 @@ def test_bulk_tickets_follow_the_workflow_tables(bulk_db):
     url, _counts = bulk_db
     with db.read_session(url) as s:
         bad = s.exec(
-            select(func.count()).select_from(Ticket).outerjoin(State, (State.workflow_id == Ticket.workflow_id) & (State.key == Ticket.state))
+            select(func.count())
+            .select_from(Ticket)
+            .outerjoin(
+                State, (State.workflow_id == Ticket.workflow_id) & (State.key == Ticket.state)
+            )
             .where((State.id.is_(None)) | (State.kind != Ticket.state_kind))
         ).one()
         assert bad == 0
         # due_at is the earliest pending deadline, and only on tickets not done.
         for t in s.exec(select(Ticket)).all():
             first = s.exec(
-                select(func.min(Deadline.due_at)).where(Deadline.ticket_id == t.id, Deadline.status == "pending")
+                select(func.min(Deadline.due_at)).where(
+                    Deadline.ticket_id == t.id, Deadline.status == "pending"
+                )
             ).one()
             assert t.due_at == (first if t.state_kind != "done" else None), t.id
             assert (t.closed_at is not None) == (t.state_kind == "done")
         # Each history starts with the opening and ends in the ticket's state.
-        last = dict(s.exec(
-            select(Event.ticket_id, Event.to_state).where(
-                Event.id.in_(select(func.max(Event.id)).where(Event.ticket_id.is_not(None)).group_by(Event.ticket_id))
-            )
-        ).all())
+        last = dict(
+            s.exec(
+                select(Event.ticket_id, Event.to_state).where(
+                    Event.id.in_(
+                        select(func.max(Event.id))
+                        .where(Event.ticket_id.is_not(None))
+                        .group_by(Event.ticket_id)
+                    )
+                )
+            ).all()
+        )
         states = dict(s.exec(select(Ticket.id, Ticket.state)).all())
         assert last == states
 
@@ -253,11 +295,15 @@ def test_bulk_service_views(bulk_db):
         counts = api.queue_counts(s, NOW)
         expected: dict = {}
         for queue, kind, n in s.exec(
-            select(Ticket.queue, Ticket.state_kind, func.count()).where(Ticket.state_kind != "done").group_by(Ticket.queue, Ticket.state_kind)
+            select(Ticket.queue, Ticket.state_kind, func.count())
+            .where(Ticket.state_kind != "done")
+            .group_by(Ticket.queue, Ticket.state_kind)
         ):
             expected.setdefault(queue, {"open": 0, "waiting": 0, "overdue": 0})[kind] = n
         for queue, n in s.exec(
-            select(Ticket.queue, func.count()).where(Ticket.state_kind != "done", Ticket.due_at <= NOW).group_by(Ticket.queue)
+            select(Ticket.queue, func.count())
+            .where(Ticket.state_kind != "done", Ticket.due_at <= NOW)
+            .group_by(Ticket.queue)
         ):
             expected[queue]["overdue"] = n
         binding = {q: c.pop("binding") for q, c in counts.items() if "binding" in c}
@@ -280,7 +326,11 @@ def test_bulk_timers_are_all_in_the_future(bulk_db):
     url, _counts = bulk_db
     with db.read_session(url) as s:
         due = s.exec(
-            select(func.count()).select_from(Deadline).where(Deadline.status == "pending", Deadline.action.is_not(None), Deadline.due_at <= NOW)
+            select(func.count())
+            .select_from(Deadline)
+            .where(
+                Deadline.status == "pending", Deadline.action.is_not(None), Deadline.due_at <= NOW
+            )
         ).one()
     assert due == 0
     report = sweep.run(url, now=NOW)
@@ -291,7 +341,7 @@ def test_bulk_appends_to_an_existing_chain(demo_db, tmp_path):
     """Bulk data after the demo's events: the chain goes on from the demo's last hash."""
     import sqlite3
 
-    src = Path(demo_db[0][len("sqlite:///"):])
+    src = Path(demo_db[0][len("sqlite:///") :])
     path = tmp_path / "copy.db"
     a, b = sqlite3.connect(src), sqlite3.connect(path)
     a.backup(b)  # the WAL included
@@ -314,7 +364,6 @@ def test_bulk_appends_to_an_existing_chain(demo_db, tmp_path):
         _forget(url)
 
 
-
 def test_demo_database_reuses_a_recent_build(tmp_path, monkeypatch):
     """``helpdesk demo`` gets a fresh copy of a build made within CACHE_HOURS."""
     import sqlite3
@@ -323,7 +372,7 @@ def test_demo_database_reuses_a_recent_build(tmp_path, monkeypatch):
     builds = []
 
     def fake_build(url, *, training=True, progress=None, **_kw):
-        path = url[len("sqlite:///"):]
+        path = url[len("sqlite:///") :]
         with sqlite3.connect(path) as conn:
             conn.execute("CREATE TABLE marker (n INTEGER)")
             conn.execute("INSERT INTO marker VALUES (?)", (len(builds),))
@@ -336,7 +385,7 @@ def test_demo_database_reuses_a_recent_build(tmp_path, monkeypatch):
     url2, s2 = demo.demo_database()
     assert len(builds) == 1 and url1 != url2
     assert s2["cached"] is True and s2["url"] == url2 and s2["tickets"] == 1
-    conn = sqlite3.connect(url2[len("sqlite:///"):])
+    conn = sqlite3.connect(url2[len("sqlite:///") :])
     assert conn.execute("SELECT n FROM marker").fetchall() == [(0,)]
     conn.close()
     demo.demo_database(training=False)  # another key: built again

@@ -10,7 +10,13 @@ from tests.conftest import ROOT
 
 
 def test_every_message_is_translated_and_compiled(cli_env):
-    p = subprocess.run([sys.executable, str(ROOT / "tools" / "i18n.py"), "--check"], capture_output=True, text=True, cwd=ROOT, env=cli_env)
+    p = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "i18n.py"), "--check"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=cli_env,
+    )
     assert p.returncode == 0, p.stdout + p.stderr
 
 

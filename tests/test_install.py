@@ -12,14 +12,23 @@ from tests.conftest import ROOT
 
 def test_wheel_ships_the_data_and_the_command_works_outside_the_checkout(tmp_path, cli_env):
     dist = tmp_path / "dist"
-    p = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(ROOT)],
-                       capture_output=True, text=True, env=cli_env)
+    p = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(ROOT)],
+        capture_output=True,
+        text=True,
+        env=cli_env,
+    )
     assert p.returncode == 0, p.stderr
     wheel = next(dist.glob("helpdesk-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
-    for needed in ("helpdesk/data/policies/wigii.toml", "helpdesk/data/workflows/closure.toml",
-                   "helpdesk/data/templates/fr/reset-link.txt", "helpdesk/data/translations/fr/LC_MESSAGES/helpdesk.mo",
-                   "helpdesk/storage/migrations/versions/0001_initial_schema.py", "screens/app.py"):
+    for needed in (
+        "helpdesk/data/policies/wigii.toml",
+        "helpdesk/data/workflows/closure.toml",
+        "helpdesk/data/templates/fr/reset-link.txt",
+        "helpdesk/data/translations/fr/LC_MESSAGES/helpdesk.mo",
+        "helpdesk/storage/migrations/versions/0001_initial_schema.py",
+        "screens/app.py",
+    ):
         assert needed in names, needed
 
     # A fresh virtual environment that gets helpdesk from the wheel and borrows the
@@ -30,16 +39,37 @@ def test_wheel_ships_the_data_and_the_command_works_outside_the_checkout(tmp_pat
     deps = [p for p in sys.path if p.endswith("site-packages")]
     (site / "zz_test_deps.pth").write_text("\n".join(deps) + "\n")
     env = {k: v for k, v in cli_env.items() if k != "PYTHONPATH"}
-    p = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "--no-deps", str(wheel)], capture_output=True, text=True, env=env)
+    p = subprocess.run(
+        [str(venv / "bin" / "pip"), "install", "-q", "--no-deps", str(wheel)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert p.returncode == 0, p.stderr
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     db = elsewhere / "hd.db"
-    p = subprocess.run([str(venv / "bin" / "helpdesk"), "--db", str(db), "init", "--json"], capture_output=True, text=True, env=env, cwd=elsewhere)
+    p = subprocess.run(
+        [str(venv / "bin" / "helpdesk"), "--db", str(db), "init", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=elsewhere,
+    )
     assert p.returncode == 0, p.stderr
-    p = subprocess.run([str(venv / "bin" / "python"), "-c", "import helpdesk; print(helpdesk.__file__)"],
-                       capture_output=True, text=True, env=env, cwd=elsewhere)
+    p = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import helpdesk; print(helpdesk.__file__)"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=elsewhere,
+    )
     assert str(venv) in p.stdout, p.stdout
-    p = subprocess.run([str(venv / "bin" / "helpdesk"), "--db", str(db), "policy", "show", "le-pic", "--json"],
-                       capture_output=True, text=True, env=env, cwd=elsewhere)
+    p = subprocess.run(
+        [str(venv / "bin" / "helpdesk"), "--db", str(db), "policy", "show", "le-pic", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=elsewhere,
+    )
     assert p.returncode == 0 and '"Le PIC' in p.stdout

@@ -16,7 +16,9 @@ from tests.conftest import ROOT
 def test_the_import_contracts_hold():
     """``lint-imports`` reads the contracts in pyproject.toml: the core never imports Textual
     or the screens (but for the one declared route), and its layers point down."""
-    exe = shutil.which("lint-imports", path=str(Path(sys.executable).parent)) or shutil.which("lint-imports")
+    exe = shutil.which("lint-imports", path=str(Path(sys.executable).parent)) or shutil.which(
+        "lint-imports"
+    )
     assert exe, "import-linter is part of the test extra"
     p = subprocess.run([exe, "--no-cache"], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert p.returncode == 0, p.stdout[-4000:] + p.stderr[-2000:]
@@ -27,14 +29,36 @@ def test_the_tree_passes_the_linter():
     """ruff, with the rules of pyproject.toml: no unused or undefined name, no repeated key."""
     exe = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
     assert exe, "ruff is part of the test extra"
-    p = subprocess.run([exe, "check", "--no-cache", "helpdesk", "screens", "tests", "benchmarks"],
-                       capture_output=True, text=True, cwd=ROOT, timeout=300)
+    p = subprocess.run(
+        [exe, "check", "--no-cache", "helpdesk", "screens", "tests", "benchmarks"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert p.returncode == 0, p.stdout[-4000:] + p.stderr[-2000:]
+
+
+def test_ruff_format():
+    """Every Python file is as `ruff format` writes it: no layout to argue over in review."""
+    exe = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
+    assert exe, "ruff is part of the test extra"
+    p = subprocess.run(
+        [exe, "format", "--check", "--no-cache", "."],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert p.returncode == 0, "run `ruff format .`:\n" + p.stdout[-4000:] + p.stderr[-2000:]
 
 
 def _cycles(graph: grimp.ImportGraph, modules: set[str]) -> list[list[str]]:
     """Strongly connected groups of more than one module (Tarjan, iterative)."""
-    edges = {m: sorted(i for i in graph.find_modules_directly_imported_by(m) if i in modules and i != m) for m in modules}
+    edges = {
+        m: sorted(i for i in graph.find_modules_directly_imported_by(m) if i in modules and i != m)
+        for m in modules
+    }
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
@@ -86,7 +110,9 @@ def test_no_import_cycles_in_the_core_even_inside_functions():
     cycles = _cycles(graph, modules)
     details = [
         f"{a} -> {b} (line {', '.join(str(d['line_number']) for d in graph.get_import_details(importer=a, imported=b))})"
-        for group in cycles for a in group for b in group
+        for group in cycles
+        for a in group
+        for b in group
         if a != b and graph.direct_import_exists(importer=a, imported=b)
     ]
     assert not cycles, "import cycles:\n" + "\n".join(details)

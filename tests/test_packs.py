@@ -52,7 +52,9 @@ def test_citations_quote_the_seed_verbatim(key):
     for name, note in pack["params"].items():
         if name.endswith("_note") and isinstance(note, str):
             for fragment in re.findall(r"«\s*(.+?)\s*»", note):
-                assert norm(fragment) in seed, f"{key}.params.{name}: not in {pack['source']}: {fragment[:90]!r}"
+                assert norm(fragment) in seed, (
+                    f"{key}.params.{name}: not in {pack['source']}: {fragment[:90]!r}"
+                )
 
 
 @pytest.mark.parametrize("key", ["wigii", "le-pic"])
@@ -61,7 +63,9 @@ def test_packs_name_the_addresses_their_text_gives(key):
     others give none and leave them to the admin (helpdesk policy set)."""
     pack = packs.read_pack(key)
     contact = pack.params["contact"]
-    assert pack.params["mail_from"] == contact and pack.params["mail_domains"] == [contact.split("@")[1]]
+    assert pack.params["mail_from"] == contact and pack.params["mail_domains"] == [
+        contact.split("@")[1]
+    ]
 
 
 def test_a_pack_with_a_bad_address_or_reset_url_does_not_load(monkeypatch, tmp_path):
@@ -70,7 +74,13 @@ def test_a_pack_with_a_bad_address_or_reset_url_does_not_load(monkeypatch, tmp_p
     copy = tmp_path / "data"
     shutil.copytree(data_dir(), copy)
     pol = copy / "policies" / "wigii.toml"
-    pol.write_text(pol.read_text().replace('mail_from = "contact@wigii.org"', 'mail_from = "contact@wigii.org, eve@evil.example"\nreset_url = "http://wigii.org/reset?t="', 1))
+    pol.write_text(
+        pol.read_text().replace(
+            'mail_from = "contact@wigii.org"',
+            'mail_from = "contact@wigii.org, eve@evil.example"\nreset_url = "http://wigii.org/reset?t="',
+            1,
+        )
+    )
     monkeypatch.setattr(packs, "data_dir", lambda: copy)
     with pytest.raises(packs.PackError) as err:
         packs.read_pack("wigii")
@@ -83,7 +93,9 @@ def test_a_pack_naming_an_unknown_guard_does_not_load(monkeypatch, tmp_path):
     copy = tmp_path / "data"
     shutil.copytree(data_dir(), copy)
     wf = copy / "workflows" / "abuse.toml"
-    wf.write_text(wf.read_text().replace('name = "prior_exchange_or_emergency"', 'name = "no_such_guard"', 1))
+    wf.write_text(
+        wf.read_text().replace('name = "prior_exchange_or_emergency"', 'name = "no_such_guard"', 1)
+    )
     monkeypatch.setattr(packs, "data_dir", lambda: copy)
     with pytest.raises(packs.PackError, match="no_such_guard"):
         packs.read_pack("indigos")
@@ -111,14 +123,23 @@ def test_every_template_renders_for_every_pack(key, db_url):
 
     with db.write_session(db_url) as s:
         api.add_account(s, login="acc", policy=key, email="acc@example.org")
-        t = api.open_ticket(s, queue="abuse", policy=key, actor=Actor("bob", "oncall"), account_login="acc", fields={"category": "spam"}).ticket
+        t = api.open_ticket(
+            s,
+            queue="abuse",
+            policy=key,
+            actor=Actor("bob", "oncall"),
+            account_login="acc",
+            fields={"category": "spam"},
+        ).ticket
         from helpdesk.workflow.engine import make_ctx
 
         ctx = make_ctx(s, t, Actor("bob", "oncall"))
         for lang in ("fr", "en"):
             t.lang = lang
             for name in compose.template_names(lang):
-                subject, body = compose.render(name, lang, key, compose.build_context(ctx, redirect_to="X"))
+                subject, body = compose.render(
+                    name, lang, key, compose.build_context(ctx, redirect_to="X")
+                )
                 assert subject and body.strip()
                 assert "{{" not in body and "{%" not in body
         assert compose.template_names("fr") == compose.template_names("en")

@@ -13,12 +13,29 @@ from helpdesk.storage import db
 def test_closed_ticket_redacted_after_a_year(hd):
     hd.now = "2026-01-10T10:00:00+01:00"
     hd.account("camille", "indigos", "camille@example.org")
-    t = hd.ok("ticket", "open", "abuse", "--policy", "indigos", "--account", "camille", "--requester", "victim@example.net",
-              "--subject", "Harcèlement par Camille Dupont", "--field", "category=harassment", "--field", "reporter=Jeanne Martin",
-              as_="alice")
+    t = hd.ok(
+        "ticket",
+        "open",
+        "abuse",
+        "--policy",
+        "indigos",
+        "--account",
+        "camille",
+        "--requester",
+        "victim@example.net",
+        "--subject",
+        "Harcèlement par Camille Dupont",
+        "--field",
+        "category=harassment",
+        "--field",
+        "reporter=Jeanne Martin",
+        as_="alice",
+    )
     tid = t["id"]
     hd.act(tid, "contact", "--note", "called Camille Dupont at home")
-    hd.act(tid, "resolve", "--note", "apologies sent to Jeanne Martin", now="2026-01-20T10:00:00+01:00")
+    hd.act(
+        tid, "resolve", "--note", "apologies sent to Jeanne Martin", now="2026-01-20T10:00:00+01:00"
+    )
     open_one = hd.open("abuse", "indigos", "camille", "other@example.net", "category=spam")["id"]
 
     assert hd.ok("sweep", now="2027-01-19T10:00:00+01:00")["redacted"] == []
@@ -30,7 +47,12 @@ def test_closed_ticket_redacted_after_a_year(hd):
     mails = hd.ok("outbox", "list", "--ticket", tid)
     assert mails and all(m["to"] == "" and m["status"] == "failed" for m in mails)
     with db.get_engine(hd.url).connect() as conn:
-        dump = "\n".join(str(r) for r in conn.execute(text("SELECT note, data FROM event WHERE ticket_id = :t"), {"t": tid}))
+        dump = "\n".join(
+            str(r)
+            for r in conn.execute(
+                text("SELECT note, data FROM event WHERE ticket_id = :t"), {"t": tid}
+            )
+        )
     assert "Dupont" not in dump and "Jeanne" not in dump
     assert hd.show(open_one)["requester"] == "other@example.net"  # open tickets keep theirs
     assert hd.ok("audit", "verify")["ok"] is True
@@ -44,7 +66,11 @@ def test_reading_a_closed_accounts_data_is_audited(hd):
     hd.ok("account", "show", "here", as_="alice")
     hd.ok("account", "show", "gone", as_="alice")
     with db.get_engine(hd.url).connect() as conn:
-        rows = list(conn.execute(text("SELECT actor, action FROM event WHERE action = 'read-personal-data'")))
+        rows = list(
+            conn.execute(
+                text("SELECT actor, action FROM event WHERE action = 'read-personal-data'")
+            )
+        )
     assert [tuple(r) for r in rows] == [("alice", "read-personal-data")]
 
 
@@ -58,36 +84,82 @@ def test_quarantine_and_evidence_on_no_ticket_are_purged_after_the_shortest_peri
 
     hd.now = "2026-03-01T10:00:00Z"
     hd.account("camille", "indigos", "camille@example.org")
-    stray = mail("nobody@nowhere.example", "info@unknown.example", "Bonjour", "Une question.", message_id="<q1@nowhere.example>")
-    request = mail("camille@example.org", "x@indigos.example", "Mot de passe oublié", "J'ai oublié mon mot de passe.", message_id="<r1@example.org>")
+    stray = mail(
+        "nobody@nowhere.example",
+        "info@unknown.example",
+        "Bonjour",
+        "Une question.",
+        message_id="<q1@nowhere.example>",
+    )
+    request = mail(
+        "camille@example.org",
+        "x@indigos.example",
+        "Mot de passe oublié",
+        "J'ai oublié mon mot de passe.",
+        message_id="<r1@example.org>",
+    )
     summary = hd.ok("ingest", "mail", maildir(tmp_path / "in", [stray, request]))
     assert sorted(i["outcome"] for i in summary["items"]) == ["opened", "quarantined"]
     reports = tmp_path / "dmarc"
     reports.mkdir()
-    (reports / "quiet.xml").write_bytes(_report("nobody-s.example", "d1", 100, 0))  # figures, no ticket
+    (reports / "quiet.xml").write_bytes(
+        _report("nobody-s.example", "d1", 100, 0)
+    )  # figures, no ticket
     assert hd.ok("ingest", "dmarc", reports)["items"][0]["outcome"] == "recorded"
-    assert (count("select count(*) from quarantine"), count("select count(*) from evidence where ticket_id is null")) == (1, 1)
+    assert (
+        count("select count(*) from quarantine"),
+        count("select count(*) from evidence where ticket_id is null"),
+    ) == (1, 1)
 
     # Le PIC's pack: 52 days, the life of its per-site logs; the others' default is 90 days.
     shown = {s["name"]: s for s in hd.ok("policy", "show", "indigos")["settings"]}
-    assert (shown["quarantine_retention"]["value"], shown["quarantine_retention"]["source"]) == ("P90D", "default")
+    assert (shown["quarantine_retention"]["value"], shown["quarantine_retention"]["source"]) == (
+        "P90D",
+        "default",
+    )
     assert hd.ok("sweep", now="2026-04-21T10:00:00Z")["purged"] == {}  # 51 days
     swept = hd.ok("sweep", now="2026-04-23T10:00:00Z")  # 53 days
     assert swept["purged"] == {"quarantine": 1, "evidence": 1}
-    assert count("select count(*) from quarantine") == 0 and count("select count(*) from evidence where ticket_id is null") == 0
-    assert count("select count(*) from evidence where ticket_id is not null") == 1  # a ticket's evidence follows its ticket
+    assert (
+        count("select count(*) from quarantine") == 0
+        and count("select count(*) from evidence where ticket_id is null") == 0
+    )
+    assert (
+        count("select count(*) from evidence where ticket_id is not null") == 1
+    )  # a ticket's evidence follows its ticket
     assert hd.ok("quarantine", "list") == []
     with db.get_engine(hd.url).connect() as conn:
-        purges = [r[0] for r in conn.execute(text("select data from event where action = 'retention-purge' order by id"))]
+        purges = [
+            r[0]
+            for r in conn.execute(
+                text("select data from event where action = 'retention-purge' order by id")
+            )
+        ]
     purges = [json.loads(p) if isinstance(p, str) else p for p in purges]
-    assert [(p["table"], p["rows"], p["period"], p["policy"]) for p in purges] == [("quarantine", 1, "P52D", "le-pic"), ("evidence", 1, "P52D", "le-pic")]
+    assert [(p["table"], p["rows"], p["period"], p["policy"]) for p in purges] == [
+        ("quarantine", 1, "P52D", "le-pic"),
+        ("evidence", 1, "P52D", "le-pic"),
+    ]
     assert purges[0]["kinds"] == {"mail": 1} and purges[1]["kinds"] == {"dmarc": 1}
     assert "nowhere" not in json.dumps(purges)  # what and how many, never the content
     assert hd.ok("sweep", now="2026-05-23T10:00:00Z")["purged"] == {}
 
     # A shorter period set by an admin for one provider applies to everything no provider owns.
-    hd.ok("policy", "set", "indigos", "quarantine_retention=P30D", as_="chloe", now="2026-06-01T10:00:00Z")
-    again = mail("nobody@nowhere.example", "info@unknown.example", "Re: Bonjour", "Encore une question.", message_id="<q2@nowhere.example>")
+    hd.ok(
+        "policy",
+        "set",
+        "indigos",
+        "quarantine_retention=P30D",
+        as_="chloe",
+        now="2026-06-01T10:00:00Z",
+    )
+    again = mail(
+        "nobody@nowhere.example",
+        "info@unknown.example",
+        "Re: Bonjour",
+        "Encore une question.",
+        message_id="<q2@nowhere.example>",
+    )
     hd.ok("ingest", "mail", maildir(tmp_path / "in2", [again]), now="2026-06-01T10:00:00Z")
     assert hd.ok("sweep", now="2026-06-30T10:00:00Z")["purged"] == {}
     assert hd.ok("sweep", now="2026-07-02T10:00:00Z")["purged"] == {"quarantine": 1}

@@ -13,7 +13,9 @@ from helpdesk.policy import install
 def test_models_and_migrations_agree(empty_db_url):
     install.upgrade(empty_db_url)
     with db.get_engine(empty_db_url).connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), SQLModel.metadata)
+        diff = compare_metadata(
+            MigrationContext.configure(conn, opts={"compare_type": True}), SQLModel.metadata
+        )
     diff = [d for d in diff if not _is_search_index(d)]
     assert diff == []
 
@@ -52,6 +54,10 @@ def test_commands_on_an_uninitialised_database_say_so(tmp_path, cli_env):
     import subprocess
     import sys
 
-    p = subprocess.run([sys.executable, "-m", "helpdesk", "--db", str(tmp_path / "none.db"), "ticket", "list"],
-                       capture_output=True, text=True, env=cli_env)
+    p = subprocess.run(
+        [sys.executable, "-m", "helpdesk", "--db", str(tmp_path / "none.db"), "ticket", "list"],
+        capture_output=True,
+        text=True,
+        env=cli_env,
+    )
     assert p.returncode == 2 and "helpdesk init" in p.stderr and "Traceback" not in p.stderr

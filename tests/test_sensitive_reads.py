@@ -12,7 +12,11 @@ from helpdesk.storage import db
 
 def reads(url: str) -> list[tuple]:
     with db.get_engine(url).connect() as conn:
-        rows = conn.execute(text("SELECT actor, action, note, account_id, ticket_id FROM event WHERE action LIKE 'read-%' ORDER BY id"))
+        rows = conn.execute(
+            text(
+                "SELECT actor, action, note, account_id, ticket_id FROM event WHERE action LIKE 'read-%' ORDER BY id"
+            )
+        )
         return [tuple(r) for r in rows]
 
 
@@ -33,7 +37,9 @@ def test_a_closed_accounts_data_read_through_account_or_ticket_show_is_recorded(
         ("alice", "read-personal-data", "ticket show"),
     ]
     assert rows[2][0].startswith("unix:") and rows[2][1] == "read-personal-data"
-    assert len({r[3] for r in rows}) == 1 and all(r[4] is None for r in rows)  # the account's; no ticket history line
+    assert len({r[3] for r in rows}) == 1 and all(
+        r[4] is None for r in rows
+    )  # the account's; no ticket history line
     assert hd.ok("audit", "verify")["ok"] is True
 
 
@@ -49,11 +55,33 @@ def test_log_material_needs_techadmin_and_a_reason(hd):
     hd.account("spammer", "wigii", "s@example.org")
     tid = hd.open("abuse", "wigii", "spammer", "", "category=spam", as_="bob")["id"]
     hd.refused("ticket", "act", tid, "read-logs", "--note", "why not", as_="alice", rule="role")
-    hd.refused("ticket", "act", tid, "read-logs", "--note", "why not", as_="tom", rule="training-only")
-    hd.refused("ticket", "act", tid, "read-logs", "--note", "why not", as_="chloe", rule="log_purpose_given", cite="Wigii CGU art. 5")
+    hd.refused(
+        "ticket", "act", tid, "read-logs", "--note", "why not", as_="tom", rule="training-only"
+    )
+    hd.refused(
+        "ticket",
+        "act",
+        tid,
+        "read-logs",
+        "--note",
+        "why not",
+        as_="chloe",
+        rule="log_purpose_given",
+        cite="Wigii CGU art. 5",
+    )
     hd.bad("ticket", "act", tid, "read-logs", "--field", "purpose=misuse", as_="chloe")
-    hd.act(tid, "read-logs", "--field", "purpose=misuse", "--note", "times of the reported messages", as_="chloe")
-    assert [(r[0], r[1], r[2], r[4]) for r in reads(hd.url)] == [("chloe", "read-logs", "times of the reported messages", tid)]
+    hd.act(
+        tid,
+        "read-logs",
+        "--field",
+        "purpose=misuse",
+        "--note",
+        "times of the reported messages",
+        as_="chloe",
+    )
+    assert [(r[0], r[1], r[2], r[4]) for r in reads(hd.url)] == [
+        ("chloe", "read-logs", "times of the reported messages", tid)
+    ]
     assert hd.ok("audit", "verify")["ok"] is True
 
 
@@ -66,10 +94,14 @@ def test_quarantined_input_and_lists_of_closed_accounts_are_recorded_reads(hd, t
     listed = hd.ok("account", "list", "--status", "erased", "--reason", "erasure audit", as_="bob")
     assert [a["login"] for a in listed] == ["gone"]
     bad = tmp_path / "bad.eml"
-    bad.write_bytes(b"From: someone@example.net\nTo: x@indigos.example\nSubject: ?\n\nJe suis Jeanne, 12 rue des Lilas.\n")
+    bad.write_bytes(
+        b"From: someone@example.net\nTo: x@indigos.example\nSubject: ?\n\nJe suis Jeanne, 12 rue des Lilas.\n"
+    )
     summary = hd.ok("ingest", "mail", bad)
     qid = summary["items"][0]["quarantine"]
-    raw = hd.run("quarantine", "show", qid, "--raw", "--reason", "triage", as_="alice", json_out=False)
+    raw = hd.run(
+        "quarantine", "show", qid, "--raw", "--reason", "triage", as_="alice", json_out=False
+    )
     assert raw.code == 0 and "rue des Lilas" in raw.out
     rows = reads(hd.url)
     assert [(r[0], r[1], r[2]) for r in rows] == [

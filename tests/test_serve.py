@@ -31,7 +31,8 @@ CHROMEDRIVER = shutil.which("chromedriver")
 TIMEOUT = 90.0  # generous: the machine is small and a browser is heavy
 
 needs_browser = pytest.mark.skipif(
-    not (CHROMIUM and CHROMEDRIVER), reason="needs Debian's chromium and chromedriver (apt-get install chromium chromium-driver)"
+    not (CHROMIUM and CHROMEDRIVER),
+    reason="needs Debian's chromium and chromedriver (apt-get install chromium chromium-driver)",
 )
 
 # Runs in the page before its own scripts: textual-serve's page object sets its
@@ -66,7 +67,11 @@ class Served:
         self.port = port
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "helpdesk", *args, "serve", "--port", str(port), *options],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            cwd=ROOT,
         )
         self.out, self.err = Reader(self.proc.stdout), Reader(self.proc.stderr)
 
@@ -120,13 +125,21 @@ def browser(tmp_path):
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for arg in (
-        "--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,800",
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,800",
         # The page asks a web font from the Internet; this machine reaches only itself.
         "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
         f"--user-data-dir={tmp_path / 'chromium'}",
     ):
         options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER, log_output=str(tmp_path / "chromedriver.log")), options=options)
+    driver = webdriver.Chrome(
+        service=Service(
+            executable_path=CHROMEDRIVER, log_output=str(tmp_path / "chromedriver.log")
+        ),
+        options=options,
+    )
     try:
         driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": CATCH_TERMINAL})
         yield driver
@@ -156,7 +169,12 @@ def queue_titles(url: str, lang: str) -> dict[str, str]:
 def open_page(browser, served: Served, what: str, probe) -> str:
     """Load the page and wait until the terminal in it shows ``probe``; returns the screen."""
     browser.get(f"http://127.0.0.1:{served.port}/")
-    wait_for(what, lambda: probe(screen(browser)), TIMEOUT, lambda: f"screen:\n{screen(browser)}\nserver:\n{served.output()}")
+    wait_for(
+        what,
+        lambda: probe(screen(browser)),
+        TIMEOUT,
+        lambda: f"screen:\n{screen(browser)}\nserver:\n{served.output()}",
+    )
     return screen(browser)
 
 
@@ -166,7 +184,12 @@ def test_the_dashboard_shows_in_a_browser(serve, browser, db_url, tmp_path):
     served = serve("--as", "tom")
     titles = queue_titles(db_url, "fr")
     assert titles["password-reset"].startswith("Réinitialisation"), titles  # French, the default
-    text = open_page(browser, served, "the dashboard's queues on the page", lambda t: titles["password-reset"] in t)
+    text = open_page(
+        browser,
+        served,
+        "the dashboard's queues on the page",
+        lambda t: titles["password-reset"] in t,
+    )
     browser.save_screenshot(str(tmp_path / "dashboard.png"))
     assert "Tableau de bord" in text and "Files" in text, text
     for queue, title in titles.items():
@@ -175,18 +198,36 @@ def test_the_dashboard_shows_in_a_browser(serve, browser, db_url, tmp_path):
     assert "tom (formateur)" in text, text  # the identity it was served with
     # Keys typed in the page reach the helpdesk: '3' opens the abuse queue.
     browser.find_element("css selector", ".xterm-helper-textarea").send_keys("3")
-    wait_for("the abuse queue after pressing 3", lambda: "Tableau de bord" not in screen(browser).splitlines()[0], TIMEOUT,
-             lambda: screen(browser))
+    wait_for(
+        "the abuse queue after pressing 3",
+        lambda: "Tableau de bord" not in screen(browser).splitlines()[0],
+        TIMEOUT,
+        lambda: screen(browser),
+    )
     browser.save_screenshot(str(tmp_path / "abuse.png"))
     assert titles["abuse"] in screen(browser).splitlines()[0], screen(browser)
 
     # Ctrl+C ends the server and the helpdesk it started for this browser.
-    runs = [pid for pid in descendants(served.proc.pid) if b"helpdesk" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    runs = [
+        pid
+        for pid in descendants(served.proc.pid)
+        if b"helpdesk" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    ]
     assert runs, "no run of the helpdesk under the server"
     served.proc.send_signal(signal.SIGINT)
-    wait_for("the server to stop after Ctrl+C", lambda: served.proc.poll() is not None, TIMEOUT, served.output)
+    wait_for(
+        "the server to stop after Ctrl+C",
+        lambda: served.proc.poll() is not None,
+        TIMEOUT,
+        served.output,
+    )
     assert served.proc.returncode == 0, served.output()
-    wait_for("the helpdesk runs to end with the server", lambda: not any(_alive(pid) for pid in runs), TIMEOUT, served.output)
+    wait_for(
+        "the helpdesk runs to end with the server",
+        lambda: not any(_alive(pid) for pid in runs),
+        TIMEOUT,
+        served.output,
+    )
     assert "Traceback" not in served.output(), served.output()
 
 
@@ -195,7 +236,9 @@ def test_the_dashboard_shows_in_a_browser(serve, browser, db_url, tmp_path):
 def test_lang_and_identity_reach_the_page(serve, browser, db_url):
     served = serve("--lang", "en", "--as", "alice")
     titles = queue_titles(db_url, "en")
-    text = open_page(browser, served, "the English dashboard", lambda t: titles["password-reset"] in t)
+    text = open_page(
+        browser, served, "the English dashboard", lambda t: titles["password-reset"] in t
+    )
     assert "Dashboard" in text and "Queues" in text, text
     assert "alice (volunteer)" in text and "tom" not in text, text
     assert queue_titles(db_url, "fr")["password-reset"] not in text
@@ -208,20 +251,44 @@ def test_the_training_tui_in_a_browser_moves_its_clock(serve, browser, tmp_path)
 
     url = f"sqlite:///{tmp_path / 'training.db'}"  # new: the first run seeds a scenario
     served = serve(options=("--training",), db=url)
-    text = open_page(browser, served, "the training dashboard", lambda t: "FORMATION" in t and "tom (formateur)" in t)
+    text = open_page(
+        browser,
+        served,
+        "the training dashboard",
+        lambda t: "FORMATION" in t and "tom (formateur)" in t,
+    )
     assert "Tableau de bord" in text, text
     before = sandbox.clock_of(url)
     # F5 moves the training clock a day; the browser must hand it over, not reload the page.
     browser.find_element("css selector", ".xterm-helper-textarea").send_keys(Keys.F5)
-    wait_for("the training clock a day later", lambda: sandbox.clock_of(url) == before + timedelta(days=1), TIMEOUT,
-             lambda: f"clock {sandbox.clock_of(url)}\n{screen(browser)}\n{served.output()}")
+    wait_for(
+        "the training clock a day later",
+        lambda: sandbox.clock_of(url) == before + timedelta(days=1),
+        TIMEOUT,
+        lambda: f"clock {sandbox.clock_of(url)}\n{screen(browser)}\n{served.output()}",
+    )
     assert "FORMATION" in screen(browser)
 
 
 def test_training_refuses_a_production_database_before_serving(db_url, cli_env):
     p = subprocess.run(
-        [sys.executable, "-m", "helpdesk", "--db", db_url, "serve", "--training", "--port", str(free_port())],
-        capture_output=True, text=True, env=cli_env, cwd=ROOT, timeout=120, stdin=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "helpdesk",
+            "--db",
+            db_url,
+            "serve",
+            "--training",
+            "--port",
+            str(free_port()),
+        ],
+        capture_output=True,
+        text=True,
+        env=cli_env,
+        cwd=ROOT,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
     )
     assert p.returncode == 1, (p.stdout, p.stderr)
     assert "pas une base de formation" in p.stderr and "Traceback" not in p.stderr, p.stderr
@@ -236,7 +303,9 @@ def test_listens_on_loopback_only_by_default(serve):
     said = served.output()
     assert f"http://127.0.0.1:{served.port}/" in said, said
     assert "n'importe qui" not in said, said  # no warning about the network
-    assert "pas une base de formation" in said, said  # but one about real data: not a training database
+    assert "pas une base de formation" in said, (
+        said
+    )  # but one about real data: not a training database
 
 
 def test_pages_and_websockets_asked_under_another_name_are_refused(serve):
@@ -245,7 +314,9 @@ def test_pages_and_websockets_asked_under_another_name_are_refused(serve):
 
     def status(path: str, **headers) -> int:
         try:
-            with urllib.request.urlopen(urllib.request.Request(base + path, headers=headers), timeout=30) as r:
+            with urllib.request.urlopen(
+                urllib.request.Request(base + path, headers=headers), timeout=30
+            ) as r:
                 return r.status
         except urllib.error.HTTPError as e:
             return e.code
@@ -255,7 +326,12 @@ def test_pages_and_websockets_asked_under_another_name_are_refused(serve):
     # DNS rebinding: another site's name that resolves to 127.0.0.1.
     assert status("/", Host=f"attacker.example:{served.port}") == 403
     # A page of another site opening the websocket that drives the helpdesk.
-    ws = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
+    ws = {
+        "Connection": "Upgrade",
+        "Upgrade": "websocket",
+        "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+    }
     assert status("/ws", Origin="http://attacker.example", **ws) == 403
 
 
@@ -266,8 +342,26 @@ def test_another_host_is_warned_about(db_url, tmp_path, cli_env):
         holder.bind(("0.0.0.0", 0))
         port = holder.getsockname()[1]
         p = subprocess.run(
-            [sys.executable, "-m", "helpdesk", "--db", db_url, "--as", "tom", "serve", "--host", "0.0.0.0", "--port", str(port)],
-            capture_output=True, text=True, env=cli_env, cwd=ROOT, timeout=120, stdin=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "helpdesk",
+                "--db",
+                db_url,
+                "--as",
+                "tom",
+                "serve",
+                "--host",
+                "0.0.0.0",
+                "--port",
+                str(port),
+            ],
+            capture_output=True,
+            text=True,
+            env=cli_env,
+            cwd=ROOT,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
         )
     assert "0.0.0.0" in p.stderr and "tom" in p.stderr, p.stderr
     assert "n'importe qui" in p.stderr.lower(), p.stderr  # French by default
@@ -277,8 +371,22 @@ def test_another_host_is_warned_about(db_url, tmp_path, cli_env):
 
 def test_a_database_that_is_not_ready_is_refused_before_serving(tmp_path, cli_env):
     p = subprocess.run(
-        [sys.executable, "-m", "helpdesk", "--db", str(tmp_path / "missing.db"), "serve", "--port", str(free_port())],
-        capture_output=True, text=True, env=cli_env, cwd=ROOT, timeout=120, stdin=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "helpdesk",
+            "--db",
+            str(tmp_path / "missing.db"),
+            "serve",
+            "--port",
+            str(free_port()),
+        ],
+        capture_output=True,
+        text=True,
+        env=cli_env,
+        cwd=ROOT,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
     )
     assert p.returncode == 2, (p.stdout, p.stderr)
     assert "helpdesk init" in p.stderr, p.stderr

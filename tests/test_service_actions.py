@@ -32,7 +32,9 @@ def ldap_nowhere(hd, port: int) -> None:
     secret = hd.tmp_path / "ldap.secret"
     secret.write_text("never-printed-secret")
     secret.chmod(0o600)
-    write_config(hd, f'''
+    write_config(
+        hd,
+        f'''
 [connectors.directory]
 type = "ldap"
 policies = ["indigos"]
@@ -45,7 +47,8 @@ timeout = 2
 [connectors.mail]
 type = "postfix"
 policies = ["indigos"]
-''')
+''',
+    )
 
 
 @pytest.fixture
@@ -56,7 +59,9 @@ def indigos(hd):
 
 
 def _suspend(hd) -> int:
-    tid = hd.open("abuse", "indigos", "camille", "cert@example.net", "category=security", "urgent=yes")["id"]
+    tid = hd.open(
+        "abuse", "indigos", "camille", "cert@example.net", "category=security", "urgent=yes"
+    )["id"]
     return tid
 
 
@@ -90,21 +95,37 @@ def test_failed_and_uncertain_wait_for_a_person(indigos):
     tid = _suspend(hd)
     hd.act(tid, "suspend", "--note", "outgoing port scan, now", as_="bob")
     # Eight attempts, backing off: then failed, shown on the ticket and waiting.
-    when = ["2026-11-23T10:01", "2026-11-23T10:03", "2026-11-23T10:09", "2026-11-23T10:40", "2026-11-23T12:41",
-            "2026-11-23T18:42", "2026-11-24T00:43", "2026-11-24T06:44"]
+    when = [
+        "2026-11-23T10:01",
+        "2026-11-23T10:03",
+        "2026-11-23T10:09",
+        "2026-11-23T10:40",
+        "2026-11-23T12:41",
+        "2026-11-23T18:42",
+        "2026-11-24T00:43",
+        "2026-11-24T06:44",
+    ]
     codes = [hd.run("actions", "run", now=w + ":00+01:00").code for w in when]
     assert codes[-1] == 1 and set(codes[:-1]) == {0}
     lock = next(a for a in hd.ok("actions", "list") if a["kind"] == "lock")
-    assert lock["status"] == "failed" and lock["attempts"] == 8 and "après 8 tentatives" in lock["answer"]
+    assert (
+        lock["status"] == "failed"
+        and lock["attempts"] == 8
+        and "après 8 tentatives" in lock["answer"]
+    )
     shown = hd.ok("ticket", "show", tid)["service_actions"]
     assert any(a["needs_attention"] for a in shown)
     human = hd.ok("ticket", "show", tid, json_out=False).out
     assert "verrouiller le compte" in human and "[échoué]" in human  # by their labels
 
     # A volunteer may not decide; oncall may, with a note; both are audited.
-    hd.refused("actions", "retry", lock["id"], "--note", "directory is back", as_="alice", rule="role")
+    hd.refused(
+        "actions", "retry", lock["id"], "--note", "directory is back", as_="alice", rule="role"
+    )
     assert hd.run("actions", "mark-done", lock["id"], as_="bob").code == 2  # --note is required
-    done = hd.ok("actions", "mark-done", lock["id"], "--note", "locked by hand with ldapmodify", as_="bob")
+    done = hd.ok(
+        "actions", "mark-done", lock["id"], "--note", "locked by hand with ldapmodify", as_="bob"
+    )
     assert done["status"] == "done"
     hd.refused("actions", "retry", lock["id"], "--note", "again", as_="bob", rule="action-status")
     assert hd.ok("audit", "verify")["ok"]
@@ -113,16 +134,44 @@ def test_failed_and_uncertain_wait_for_a_person(indigos):
 def test_dry_run_prints_the_actions_and_does_nothing(indigos):
     hd = indigos
     write_config(hd, '[connectors.mail]\ntype = "postfix"\npolicies = ["indigos"]\n')
-    alert = hd.open("mail-reputation", "indigos", "camille", "", "signal=volume", "compromised=yes", as_="bob")["id"]
-    dry = hd.ok("ticket", "act", alert, "secure-compromised", "--field", "until=2026-11-30T10:00", "--note", "stolen password",
-                "--dry-run", as_="bob")
+    alert = hd.open(
+        "mail-reputation", "indigos", "camille", "", "signal=volume", "compromised=yes", as_="bob"
+    )["id"]
+    dry = hd.ok(
+        "ticket",
+        "act",
+        alert,
+        "secure-compromised",
+        "--field",
+        "until=2026-11-30T10:00",
+        "--note",
+        "stolen password",
+        "--dry-run",
+        as_="bob",
+    )
     assert dry["dry_run"] is True and dry["state"] == "send-suspended"
     assert [(a["kind"], a["connector"], a["until"]) for a in dry["service_actions"]] == [
-        ("suspend-sending", "mail", "2026-11-30T09:00:00Z")]
-    assert any("force-change" in w for w in dry["warnings"]) and any("revoke-sessions" in w for w in dry["warnings"])
-    text = hd.ok("ticket", "act", alert, "secure-compromised", "--field", "until=2026-11-30T10:00", "--note", "x", "--dry-run",
-                 as_="bob", json_out=False).out
-    assert "2026-11-30 10:00 (Europe/Paris)" in text and "09:00" not in text  # a person reads local time
+        ("suspend-sending", "mail", "2026-11-30T09:00:00Z")
+    ]
+    assert any("force-change" in w for w in dry["warnings"]) and any(
+        "revoke-sessions" in w for w in dry["warnings"]
+    )
+    text = hd.ok(
+        "ticket",
+        "act",
+        alert,
+        "secure-compromised",
+        "--field",
+        "until=2026-11-30T10:00",
+        "--note",
+        "x",
+        "--dry-run",
+        as_="bob",
+        json_out=False,
+    ).out
+    assert (
+        "2026-11-30 10:00 (Europe/Paris)" in text and "09:00" not in text
+    )  # a person reads local time
     after = hd.show(alert)
     assert after["state"] == "alert" and after["service_actions"] == []
     assert hd.ok("outbox", "list", "--ticket", alert) == []
@@ -133,10 +182,29 @@ def test_a_training_database_records_what_it_would_have_done(hd, tmp_path):
     training = tmp_path / "training.db"
     hd.url = str(training)
     hd.ok("init", "--training")
-    hd.ok("volunteer", "add", "bob", "--role", "oncall", as_="")  # the first volunteer of a new database
-    hd.ok("account", "add", "camille", "--policy", "indigos", "--email", "camille@example.org", as_="bob")
+    hd.ok(
+        "volunteer", "add", "bob", "--role", "oncall", as_=""
+    )  # the first volunteer of a new database
+    hd.ok(
+        "account",
+        "add",
+        "camille",
+        "--policy",
+        "indigos",
+        "--email",
+        "camille@example.org",
+        as_="bob",
+    )
     ldap_nowhere(hd, closed_port())
-    tid = hd.open("abuse", "indigos", "camille", "cert@example.net", "category=security", "urgent=yes", as_="bob")["id"]
+    tid = hd.open(
+        "abuse",
+        "indigos",
+        "camille",
+        "cert@example.net",
+        "category=security",
+        "urgent=yes",
+        as_="bob",
+    )["id"]
     view = hd.act(tid, "suspend", "--note", "scan", as_="bob")
     assert {a["status"] for a in view["service_actions"]} == {"would-have-done"}
     text = hd.ok("ticket", "show", tid, json_out=False).out
@@ -148,7 +216,9 @@ def test_a_training_database_records_what_it_would_have_done(hd, tmp_path):
 
 def test_configuration_errors_name_the_file_and_line(hd):
     hd.now = NOW
-    path = write_config(hd, '[connectors.directory]\ntype = "ldap"\npolicies = ["indigos"]\npassword = "inline!"\n')
+    path = write_config(
+        hd, '[connectors.directory]\ntype = "ldap"\npolicies = ["indigos"]\npassword = "inline!"\n'
+    )
     bad = hd.bad("connectors", "check")
     assert f"{path}:4" in bad.err and "password_file" in bad.err and "inline!" not in bad.err
     write_config(hd, '[connectors.directory]\ntype = "ldapp"\npolicies = ["indigos"]\n')
@@ -158,7 +228,10 @@ def test_configuration_errors_name_the_file_and_line(hd):
     secret = hd.tmp_path / "open.secret"
     secret.write_text("s3cret")
     secret.chmod(0o644)
-    write_config(hd, f'[connectors.d]\ntype = "ldap"\npolicies = "*"\nurl = "ldap://127.0.0.1:1"\npassword_file = "{secret}"\nbase = "dc=x"\n')
+    write_config(
+        hd,
+        f'[connectors.d]\ntype = "ldap"\npolicies = "*"\nurl = "ldap://127.0.0.1:1"\npassword_file = "{secret}"\nbase = "dc=x"\n',
+    )
     r = hd.run("connectors", "check")
     assert r.code == 1 and "chmod 600" in r.out and "s3cret" not in r.out
     hd.env["HELPDESK_CONFIG"] = str(hd.tmp_path / "missing.toml")
@@ -184,13 +257,35 @@ def test_policyd_listen_address_comes_from_flag_env_or_file(hd):
 
 def test_actions_list_json_is_stable_and_untrusted_text_is_plain(indigos):
     hd = indigos
-    write_config(hd, '[connectors.mail]\ntype = "postfix"\npolicies = ["indigos"]\nlogin_field = "mail-login"\n')
-    hd.ok("account", "add", "camille", "--policy", "indigos", "--email", "camille@example.org",
-          "--field", "mail-login=[bold]cam\x1b[31m@example.org")
+    write_config(
+        hd,
+        '[connectors.mail]\ntype = "postfix"\npolicies = ["indigos"]\nlogin_field = "mail-login"\n',
+    )
+    hd.ok(
+        "account",
+        "add",
+        "camille",
+        "--policy",
+        "indigos",
+        "--email",
+        "camille@example.org",
+        "--field",
+        "mail-login=[bold]cam\x1b[31m@example.org",
+    )
     tid = _suspend(hd)
     hd.act(tid, "suspend", "--note", "scan", as_="bob")
     rows = hd.ok("actions", "list")
-    assert set(rows[0]) >= {"id", "ticket", "kind", "connector", "target", "status", "attempts", "answer", "needs_attention"}
+    assert set(rows[0]) >= {
+        "id",
+        "ticket",
+        "kind",
+        "connector",
+        "target",
+        "status",
+        "attempts",
+        "answer",
+        "needs_attention",
+    }
     text = hd.ok("actions", "list", json_out=False).out
     assert "\x1b" not in text
     json.dumps(rows)

@@ -11,23 +11,47 @@ from tests.ingest.test_reports_cli import _report
 def test_intake_addresses_route_requests_to_their_provider(hd, tmp_path):
     hd.now = NOW
     request = mail(
-        "stranger@example.com", "Support@Indigos.example", "Mot de passe oublié", "J'ai oublié mon mot de passe.",
+        "stranger@example.com",
+        "Support@Indigos.example",
+        "Mot de passe oublié",
+        "J'ai oublié mon mot de passe.",
         message_id="<lost@example.com>",
     )
     box = maildir(tmp_path / "in", [request])
     before = hd.ok("ingest", "mail", box)
-    assert before["items"][0]["outcome"] == "quarantined" and before["items"][0]["reason"] == "no provider for this address"
+    assert (
+        before["items"][0]["outcome"] == "quarantined"
+        and before["items"][0]["reason"] == "no provider for this address"
+    )
 
-    hd.ok("policy", "set", "indigos", "intake=support@indigos.example; abuse@indigos.example", as_="chloe")
+    hd.ok(
+        "policy",
+        "set",
+        "indigos",
+        "intake=support@indigos.example; abuse@indigos.example",
+        as_="chloe",
+    )
     shown = {s["name"]: s for s in hd.ok("policy", "show", "indigos")["settings"]}
     assert shown["intake"]["value"] == ["support@indigos.example", "abuse@indigos.example"]
     after = hd.ok("ingest", "mail", box)  # the quarantined mail is tried again
     item = after["items"][0]
-    assert (item["outcome"], item["policy"], item["queue"]) == ("opened", "indigos", "password-reset")
+    assert (item["outcome"], item["policy"], item["queue"]) == (
+        "opened",
+        "indigos",
+        "password-reset",
+    )
 
     # The pack's contact still routes (Le PIC's text gives picca@le-pic.org), no setting needed.
-    pic = mail("someone@example.com", "picca@le-pic.org", "Mot de passe", "J'ai perdu mon mot de passe.", message_id="<pic@example.com>")
-    assert hd.ok("ingest", "mail", maildir(tmp_path / "pic", [pic]))["items"][0]["policy"] == "le-pic"
+    pic = mail(
+        "someone@example.com",
+        "picca@le-pic.org",
+        "Mot de passe",
+        "J'ai perdu mon mot de passe.",
+        message_id="<pic@example.com>",
+    )
+    assert (
+        hd.ok("ingest", "mail", maildir(tmp_path / "pic", [pic]))["items"][0]["policy"] == "le-pic"
+    )
 
 
 def test_mail_domains_route_dmarc_reports(hd, tmp_path):
@@ -45,7 +69,11 @@ def test_mail_domains_route_dmarc_reports(hd, tmp_path):
     (folder / "indigos-2.xml").write_bytes(_report("indigos.example", "i2", 20, 80))
     second = {i["item"]: i for i in hd.ok("ingest", "dmarc", folder)["items"]}
     alert = hd.show(second["indigos-2.xml"]["ticket"])
-    assert (alert["policy"], alert["queue"], alert["fields"]["domain"]) == ("indigos", "mail-reputation", "indigos.example")
+    assert (alert["policy"], alert["queue"], alert["fields"]["domain"]) == (
+        "indigos",
+        "mail-reputation",
+        "indigos.example",
+    )
 
     for bad in ("mail_domains=not a domain!", "mail_domains=-bad-.example", "intake=support"):
         assert bad.split("=")[0] in hd.bad("policy", "set", "indigos", bad, as_="chloe").err

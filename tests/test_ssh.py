@@ -46,11 +46,20 @@ STEP = 0.1
 
 pytestmark = [
     pytest.mark.slow,  # about a minute: a real sshd, real logins, the TUI started over and over
-    pytest.mark.skipif(not SSHD.exists(), reason="needs a real OpenSSH server: /usr/sbin/sshd is missing (apt-get install openssh-server)"),
-    pytest.mark.skipif(not shutil.which("ssh") or not shutil.which("ssh-keygen"), reason="needs the OpenSSH client (apt-get install openssh-client)"),
+    pytest.mark.skipif(
+        not SSHD.exists(),
+        reason="needs a real OpenSSH server: /usr/sbin/sshd is missing (apt-get install openssh-server)",
+    ),
+    pytest.mark.skipif(
+        not shutil.which("ssh") or not shutil.which("ssh-keygen"),
+        reason="needs the OpenSSH client (apt-get install openssh-client)",
+    ),
     pytest.mark.skipif(not shutil.which("tmux"), reason="needs tmux (apt-get install tmux)"),
     # An unprivileged sshd can log in only as itself, and cannot give that login a terminal.
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root: to run sshd, and to create the shared account helpdesk-test"),
+    pytest.mark.skipif(
+        os.geteuid() != 0,
+        reason="needs root: to run sshd, and to create the shared account helpdesk-test",
+    ),
 ]
 
 
@@ -169,9 +178,14 @@ class Server:
     def helpdesk(self, *args: str) -> subprocess.CompletedProcess:
         p = subprocess.run(
             [*self.as_account, str(self.wrapper), "--db", self.db, *args],
-            capture_output=True, text=True, env=self.env, timeout=120,
+            capture_output=True,
+            text=True,
+            env=self.env,
+            timeout=120,
         )
-        assert p.returncode == 0 and "Traceback" not in p.stderr, f"helpdesk {args}: exit {p.returncode}\n{p.stdout}\n{p.stderr}"
+        assert p.returncode == 0 and "Traceback" not in p.stderr, (
+            f"helpdesk {args}: exit {p.returncode}\n{p.stdout}\n{p.stderr}"
+        )
         return p
 
     def write_authorized_keys(self, *extra_lines: str) -> str:
@@ -186,7 +200,10 @@ class Server:
 
     def new_key(self, name: str) -> Path:
         key = self.keys / name
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"{name}@test", "-f", str(key)], check=True)
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"{name}@test", "-f", str(key)],
+            check=True,
+        )
         return key
 
     def public(self, name: str) -> str:
@@ -198,20 +215,45 @@ class Server:
 
     def ssh(self, key: Path, *options: str, command: tuple[str, ...] = ()) -> list[str]:
         return [
-            "ssh", "-F", "/dev/null", "-i", str(key), "-p", str(self.port),
-            "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-            "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none", "-o", "BatchMode=yes",
-            "-o", "ConnectTimeout=10", *options, f"{self.account}@127.0.0.1", *command,
+            "ssh",
+            "-F",
+            "/dev/null",
+            "-i",
+            str(key),
+            "-p",
+            str(self.port),
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "IdentityAgent=none",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ConnectTimeout=10",
+            *options,
+            f"{self.account}@127.0.0.1",
+            *command,
         ]
 
     def authenticates(self, key: Path) -> tuple[bool, str]:
         """Does sshd accept this key? Asks for no session (-N), so no command runs."""
-        p = subprocess.Popen(self.ssh(key, "-N", "-o", "LogLevel=VERBOSE"), stdin=subprocess.DEVNULL,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        p = subprocess.Popen(
+            self.ssh(key, "-N", "-o", "LogLevel=VERBOSE"),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         err = Reader(p.stderr)
         try:
-            wait_for("ssh to authenticate or give up", lambda: "Authenticated to" in err.text() or p.poll() is not None,
-                     detail=err.text)
+            wait_for(
+                "ssh to authenticate or give up",
+                lambda: "Authenticated to" in err.text() or p.poll() is not None,
+                detail=err.text,
+            )
             return "Authenticated to" in err.text(), err.text()
         finally:
             p.terminate()
@@ -220,8 +262,21 @@ class Server:
     # tmux: a real terminal of 100x30
 
     def tmux(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        return subprocess.run(["tmux", "-u", "-S", str(self.keys / "tmux.sock"), "-f", str(self.keys / "tmux.conf"), *args],
-                              capture_output=True, text=True, check=check, env={**self.env, "TERM": "xterm-256color"})
+        return subprocess.run(
+            [
+                "tmux",
+                "-u",
+                "-S",
+                str(self.keys / "tmux.sock"),
+                "-f",
+                str(self.keys / "tmux.conf"),
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            check=check,
+            env={**self.env, "TERM": "xterm-256color"},
+        )
 
     def open_terminal(self, name: str, argv: list[str]) -> str:
         """Run ``argv`` in a new tmux session, through a shell that writes its exit status to
@@ -229,7 +284,17 @@ class Server:
         status = self.keys / f"{name}.status"
         status.unlink(missing_ok=True)
         record = '"$@"; echo $? > "$0.tmp"; mv "$0.tmp" "$0"'
-        self.tmux("new-session", "-d", "-s", name, "-x", "100", "-y", "30", shlex.join(["sh", "-c", record, str(status), *argv]))
+        self.tmux(
+            "new-session",
+            "-d",
+            "-s",
+            name,
+            "-x",
+            "100",
+            "-y",
+            "30",
+            shlex.join(["sh", "-c", record, str(status), *argv]),
+        )
         self.tmux_sessions.append(name)
         return name
 
@@ -238,8 +303,13 @@ class Server:
         return self.tmux(*args, check=False).stdout
 
     def wait_screen(self, name: str, text: str) -> str:
-        return wait_for(f"{text!r} on the screen of {name}", lambda: self.screen(name) if text in self.screen(name) else "",
-                        detail=lambda: f"--- screen ---\n{self.screen(name)}\n--- sshd log ---\n{self.tail_log()}")
+        return wait_for(
+            f"{text!r} on the screen of {name}",
+            lambda: self.screen(name) if text in self.screen(name) else "",
+            detail=lambda: (
+                f"--- screen ---\n{self.screen(name)}\n--- sshd log ---\n{self.tail_log()}"
+            ),
+        )
 
     def exit_status(self, name: str) -> int | None:
         """The exit status of the session's ssh (128+signal if a signal ended it), None while
@@ -248,8 +318,11 @@ class Server:
         return int(status.read_text()) if status.exists() else None
 
     def wait_closed(self, name: str) -> int:
-        wait_for(f"the session {name} to end", lambda: self.exit_status(name) is not None,
-                 detail=lambda: self.screen(name))
+        wait_for(
+            f"the session {name} to end",
+            lambda: self.exit_status(name) is not None,
+            detail=lambda: self.screen(name),
+        )
         return self.exit_status(name)
 
     def stop_remote_helpdesks(self) -> None:
@@ -289,8 +362,20 @@ def _shared_account() -> tuple[str, list[str]]:
     try:
         pwd.getpwnam(SHARED)
     except KeyError:
-        r = subprocess.run(["useradd", "--system", "--create-home", "--shell", "/bin/sh",
-                            "--comment", "helpdesk SSH test account", SHARED], capture_output=True, text=True)
+        r = subprocess.run(
+            [
+                "useradd",
+                "--system",
+                "--create-home",
+                "--shell",
+                "/bin/sh",
+                "--comment",
+                "helpdesk SSH test account",
+                SHARED,
+            ],
+            capture_output=True,
+            text=True,
+        )
         if r.returncode not in (0, 9):  # 9: created meanwhile by another test worker
             pytest.skip(f"cannot create the shared account {SHARED}: {r.stderr.strip()}")
     # A '!' password (useradd's default) is a locked account, which sshd refuses when
@@ -308,27 +393,43 @@ def _python_for(as_account: list[str], env: dict) -> tuple[str, list[str]]:
     ours = [str(ROOT), *[p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]]
     venv_libs = list(dict.fromkeys([sysconfig.get_path("purelib"), sysconfig.get_path("platlib")]))
     candidates = [(sys.executable, ours)]
-    same = shutil.which(f"python{sys.version_info.major}.{sys.version_info.minor}", path="/usr/local/bin:/usr/bin")
+    same = shutil.which(
+        f"python{sys.version_info.major}.{sys.version_info.minor}", path="/usr/local/bin:/usr/bin"
+    )
     if same and same != sys.executable:
         candidates.append((same, [*ours, *venv_libs]))
-    modules = ["helpdesk.cli.main", "screens.app", "textual", "sqlmodel"] + (["psycopg"] if PG else [])
-    needed = (f"import importlib.util as u, sys; missing = [m for m in {modules!r} if u.find_spec(m) is None]; "
-              "sys.exit('missing: ' + ', '.join(missing) if missing else 0)")
+    modules = ["helpdesk.cli.main", "screens.app", "textual", "sqlmodel"] + (
+        ["psycopg"] if PG else []
+    )
+    needed = (
+        f"import importlib.util as u, sys; missing = [m for m in {modules!r} if u.find_spec(m) is None]; "
+        "sys.exit('missing: ' + ', '.join(missing) if missing else 0)"
+    )
     tried = []
     for python, path in candidates:
-        r = subprocess.run([*as_account, python, "-c", needed], capture_output=True, text=True,
-                           env={**env, "PYTHONPATH": os.pathsep.join(path), "PYTHONDONTWRITEBYTECODE": "1"})
+        r = subprocess.run(
+            [*as_account, python, "-c", needed],
+            capture_output=True,
+            text=True,
+            env={**env, "PYTHONPATH": os.pathsep.join(path), "PYTHONDONTWRITEBYTECODE": "1"},
+        )
         if r.returncode == 0:
             return python, path
         tried.append(f"{python}: {(r.stderr.strip().splitlines() or ['?'])[-1]}")
-    pytest.skip("the shared account cannot run helpdesk with this venv's packages: " + "; ".join(tried))
+    pytest.skip(
+        "the shared account cannot run helpdesk with this venv's packages: " + "; ".join(tried)
+    )
 
 
-def _start_sshd(keys: Path, account: str, authorized_keys: Path) -> tuple[subprocess.Popen, int, Path]:
+def _start_sshd(
+    keys: Path, account: str, authorized_keys: Path
+) -> tuple[subprocess.Popen, int, Path]:
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation directory
     host_key = keys / "ssh_host_ed25519_key"
     if not host_key.exists():
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key)], check=True)
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key)], check=True
+        )
     log = keys / "sshd.log"
     last = ""
     for _attempt in range(5):
@@ -339,7 +440,7 @@ def _start_sshd(keys: Path, account: str, authorized_keys: Path) -> tuple[subpro
 Port {port}
 ListenAddress 127.0.0.1
 HostKey {host_key}
-PidFile {keys / 'sshd.pid'}
+PidFile {keys / "sshd.pid"}
 UsePAM no
 PasswordAuthentication no
 KbdInteractiveAuthentication no
@@ -364,8 +465,12 @@ MaxStartups 100
         check = subprocess.run([str(SSHD), "-t", "-f", str(config)], capture_output=True, text=True)
         if check.returncode != 0:
             pytest.fail(f"sshd refuses the test configuration: {check.stderr}")
-        proc = subprocess.Popen([str(SSHD), "-D", "-f", str(config), "-E", str(log)],
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [str(SSHD), "-D", "-f", str(config), "-E", str(log)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + TIMEOUT
         while time.monotonic() < deadline and proc.poll() is None:
             if banner(port, timeout=0.5).startswith(b"SSH-2.0-"):
@@ -382,7 +487,9 @@ def server(template_db, tmp_path_factory):
     account, as_account = _shared_account()
     python, path = _python_for(as_account, env)
     keys = tmp_path_factory.mktemp("ssh")  # root's side: client keys, sshd config and host key
-    (keys / "tmux.conf").write_text("set -g remain-on-exit on\nset -g history-limit 10000\nset -g status off\n")
+    (keys / "tmux.conf").write_text(
+        "set -g remain-on-exit on\nset -g history-limit 10000\nset -g status off\n"
+    )
     # The shared account's side must be reachable by it (pytest's own tmp is mode 0700).
     home = Path(tempfile.mkdtemp(prefix="helpdesk-ssh-"))
     pg_url = None
@@ -418,8 +525,28 @@ def server(template_db, tmp_path_factory):
         try:
             for login in ("alice", "bob", "stranger", "control"):
                 srv.new_key(login)
-            srv.helpdesk("--as", "chloe", "volunteer", "add", "alice", "--role", "volunteer", "--ssh-key", srv.public("alice"))
-            srv.helpdesk("--as", "chloe", "volunteer", "add", "bob", "--role", "oncall", "--ssh-key", srv.public("bob"))
+            srv.helpdesk(
+                "--as",
+                "chloe",
+                "volunteer",
+                "add",
+                "alice",
+                "--role",
+                "volunteer",
+                "--ssh-key",
+                srv.public("alice"),
+            )
+            srv.helpdesk(
+                "--as",
+                "chloe",
+                "volunteer",
+                "add",
+                "bob",
+                "--role",
+                "oncall",
+                "--ssh-key",
+                srv.public("bob"),
+            )
             srv.write_authorized_keys()
             yield srv
         finally:
@@ -493,11 +620,19 @@ def test_a_key_runs_the_helpdesk_whatever_command_is_asked(terminals):
         assert "pwned" not in seen and "uid=" not in seen, seen
 
     # Without a terminal (-T) the command is not run either: the forced command is.
-    p = subprocess.Popen(srv.ssh(key, "-T", command=("echo pw''ned; id",)), stdin=subprocess.PIPE,
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    p = subprocess.Popen(
+        srv.ssh(key, "-T", command=("echo pw''ned; id",)),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     out = Reader(p.stdout)
     try:
-        wait_for("the forced command to answer", lambda: p.poll() is not None or "alice" in out.text(), detail=out.text)
+        wait_for(
+            "the forced command to answer",
+            lambda: p.poll() is not None or "alice" in out.text(),
+            detail=out.text,
+        )
         ended = p.poll()
     finally:
         srv.stop_remote_helpdesks()  # today a TUI without a terminal does not end by itself
@@ -514,11 +649,21 @@ def test_port_forwarding_is_refused(server):
 
     def forwards(key: Path) -> tuple[bytes, str]:
         local = free_port()
-        p = subprocess.Popen(srv.ssh(key, "-N", "-o", "ExitOnForwardFailure=yes", "-L", f"{local}:127.0.0.1:{target}"),
-                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        p = subprocess.Popen(
+            srv.ssh(
+                key, "-N", "-o", "ExitOnForwardFailure=yes", "-L", f"{local}:127.0.0.1:{target}"
+            ),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         err = Reader(p.stderr)
         try:
-            wait_for("the local end of the tunnel", lambda: p.poll() is not None or _listening(local), detail=err.text)
+            wait_for(
+                "the local end of the tunnel",
+                lambda: p.poll() is not None or _listening(local),
+                detail=err.text,
+            )
             got = banner(local, timeout=5) if p.poll() is None else b""
             time.sleep(STEP)  # let ssh log why it closed the channel
             return got, err.text()
@@ -538,8 +683,20 @@ def test_port_forwarding_is_refused(server):
         assert "prohibited" in err, err
 
         # Remote forwarding (-R) is refused too.
-        r = subprocess.run(srv.ssh(srv.keys / "alice", "-N", "-o", "ExitOnForwardFailure=yes", "-R", f"0:127.0.0.1:{target}"),
-                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=TIMEOUT)
+        r = subprocess.run(
+            srv.ssh(
+                srv.keys / "alice",
+                "-N",
+                "-o",
+                "ExitOnForwardFailure=yes",
+                "-R",
+                f"0:127.0.0.1:{target}",
+            ),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+        )
         assert r.returncode != 0 and "forwarding failed" in r.stderr, r.stderr
     finally:
         srv.write_authorized_keys()
@@ -562,15 +719,37 @@ def test_an_unknown_key_is_refused(server):
 def test_a_removed_key_or_withdrawn_volunteer_is_refused_once_the_keys_are_written_again(server):
     srv = server
     dora, eve = srv.new_key("dora"), srv.new_key("eve")
-    srv.helpdesk("--as", "chloe", "volunteer", "add", "dora", "--role", "volunteer", "--ssh-key", srv.public("dora"))
-    srv.helpdesk("--as", "chloe", "volunteer", "add", "eve", "--role", "oncall", "--ssh-key", srv.public("eve"))
+    srv.helpdesk(
+        "--as",
+        "chloe",
+        "volunteer",
+        "add",
+        "dora",
+        "--role",
+        "volunteer",
+        "--ssh-key",
+        srv.public("dora"),
+    )
+    srv.helpdesk(
+        "--as",
+        "chloe",
+        "volunteer",
+        "add",
+        "eve",
+        "--role",
+        "oncall",
+        "--ssh-key",
+        srv.public("eve"),
+    )
     assert not srv.authenticates(dora)[0], "a key works only once authorized_keys is written again"
     srv.write_authorized_keys()
     assert srv.authenticates(dora)[0] and srv.authenticates(eve)[0]
 
     srv.helpdesk("--as", "chloe", "volunteer", "remove-key", "dora", srv.public("dora"))
     srv.helpdesk("--as", "chloe", "volunteer", "deactivate", "eve")
-    assert srv.authenticates(dora)[0], "authorized_keys still holds the key until it is written again"
+    assert srv.authenticates(dora)[0], (
+        "authorized_keys still holds the key until it is written again"
+    )
     text = srv.write_authorized_keys()
     assert "helpdesk:dora" not in text and "helpdesk:eve" not in text
     assert not srv.authenticates(dora)[0]

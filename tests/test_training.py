@@ -62,7 +62,9 @@ def test_every_scenario_path_runs_headless(tr, key):
         assert result["ok"], result
         assert result["got"] == (step.refused or step.expect)
     # The database checked is left at the end of the path: each ticket in its last expected state.
-    assert tr.ok("train", "clock")["scenario"] == key  # still a training database, at its moved clock
+    assert (
+        tr.ok("train", "clock")["scenario"] == key
+    )  # still a training database, at its moved clock
     for name, tid in sandbox.scenario_tickets(tr.url).items():
         path = [s for s in sc.steps if s.ticket == name and not s.refused]
         if path:
@@ -77,7 +79,10 @@ def test_check_reports_a_step_that_does_not_go_as_expected(tr, tmp_path, monkeyp
     for folder in ("policies", "workflows", "templates", "translations"):
         (data / folder).symlink_to(root / folder)
     text = (root / "scenarios" / "indigos-closure-request.toml").read_text(encoding="utf-8")
-    text = text.replace('action = "confirm"\nby = "alice"\nexpect = "scheduled"', 'action = "confirm"\nby = "alice"\nexpect = "cancelled"')
+    text = text.replace(
+        'action = "confirm"\nby = "alice"\nexpect = "scheduled"',
+        'action = "confirm"\nby = "alice"\nexpect = "cancelled"',
+    )
     (data / "scenarios" / "indigos-closure-request.toml").write_text(text, encoding="utf-8")
     from helpdesk.base import paths
 
@@ -93,9 +98,15 @@ def test_train_list(tr):
     rows = tr.ok("train", "list")
     assert [r["key"] for r in rows] == KEYS
     wigii = next(r for r in rows if r["key"] == "wigii-closure-request")
-    assert wigii["provider"] == "wigii" and wigii["queue"] == "closure" and wigii["title"].startswith("Wigii")
+    assert (
+        wigii["provider"] == "wigii"
+        and wigii["queue"] == "closure"
+        and wigii["title"].startswith("Wigii")
+    )
     english = tr.ok("train", "list", "--lang", "en")
-    assert next(r for r in english if r["key"] == "wigii-closure-request")["title"].startswith("Wigii: deactivate")
+    assert next(r for r in english if r["key"] == "wigii-closure-request")["title"].startswith(
+        "Wigii: deactivate"
+    )
 
 
 # --- the clock -----------------------------------------------------------------------------
@@ -108,34 +119,52 @@ def test_wigii_deactivation_happens_on_its_requested_day(tr):
     t = tr.act(tid, "complete", "--field", "system=https://relation.wigii.org")
     assert t["state"] == "awaiting-ack"
     assert t["events"][-1]["at"] == "2026-11-23T08:00:00Z"  # the CLI lives at the training clock
-    tr.act(tid, "acknowledge", "--note", "acknowledged by the reply mail of jean.dupont@example.org")
+    tr.act(
+        tid, "acknowledge", "--note", "acknowledged by the reply mail of jean.dupont@example.org"
+    )
     moved = tr.ok("train", "clock", "+1w")
     assert (moved["from"], moved["to"]) == ("2026-11-23T08:00:00Z", "2026-11-30T08:00:00Z")
     assert moved["sweep"]["taken"] == []
-    tr.refused("ticket", "act", tid, "deactivate", as_="bob", rule="day_reached", cite="Wigii CGU art. 9")
+    tr.refused(
+        "ticket", "act", tid, "deactivate", as_="bob", rule="day_reached", cite="Wigii CGU art. 9"
+    )
     moved = tr.ok("train", "clock", "next")
     assert moved["to"] == "2026-12-14T23:00:00Z"  # midnight on 15 December in Zurich
-    assert moved["sweep"]["taken"] == [{"ticket": tid, "action": "deactivate", "state": "deactivated"}]
+    assert moved["sweep"]["taken"] == [
+        {"ticket": tid, "action": "deactivate", "state": "deactivated"}
+    ]
     assert tr.ok("account", "show", "jdupont")["status"] == "deactivated"
     assert tr.ok("train", "clock")["clock"] == "2026-12-14T23:00:00Z"
 
 
 def test_a_space_notice_expires_after_two_months(tr):
     tid = tr.ok("train", "start", "wigii-space-closure")["tickets"]["main"]
-    t = tr.act(tid, "give-notice", "--note", "espace obsolète", "--check", "notice-posted", as_="bob")
+    t = tr.act(
+        tid, "give-notice", "--note", "espace obsolète", "--check", "notice-posted", as_="bob"
+    )
     assert t["deadlines"]["notice-ends"] == "2027-01-23T08:00:00Z"
     assert tr.ok("train", "clock", "+1m")["sweep"]["taken"] == []
     assert tr.show(tid)["state"] == "notice"
     moved = tr.ok("train", "clock", "+1m")  # calendar months: 23 January, same hour
     assert moved["to"] == "2027-01-23T08:00:00Z"
-    assert moved["sweep"]["taken"] == [{"ticket": tid, "action": "deactivate", "state": "deactivated"}]
+    assert moved["sweep"]["taken"] == [
+        {"ticket": tid, "action": "deactivate", "state": "deactivated"}
+    ]
     assert tr.ok("account", "show", "espace-voixdefete")["status"] == "deactivated"
 
 
 def test_a_temporary_sending_suspension_lifts(tr):
     tid = tr.ok("train", "start", "indigos-mail-ladder")["tickets"]["main"]
     tr.act(tid, "contact", "--note", "liste à nettoyer")
-    t = tr.act(tid, "suspend-sending", "--field", "until=2026-11-25T10:00:00+01:00", "--note", "rebonds", as_="bob")
+    t = tr.act(
+        tid,
+        "suspend-sending",
+        "--field",
+        "until=2026-11-25T10:00:00+01:00",
+        "--note",
+        "rebonds",
+        as_="bob",
+    )
     assert t["state"] == "send-suspended"
     assert tr.ok("account", "show", "amap-croix-rousse")["status"] == "send-suspended"
     assert tr.ok("train", "clock", "+1d")["sweep"]["taken"] == []
@@ -181,10 +210,16 @@ def test_reset_restores_state_events_outbox_and_clock(tr):
     tid = first["tickets"]["main"]
     before = _snapshot(tr, tid)
     tr.act(tid, "complete", "--field", "system=https://relation.wigii.org")
-    tr.act(tid, "acknowledge", "--note", "acknowledged by the reply mail of jean.dupont@example.org")
+    tr.act(
+        tid, "acknowledge", "--note", "acknowledged by the reply mail of jean.dupont@example.org"
+    )
     tr.ok("train", "clock", "next")
     changed = _snapshot(tr, tid)
-    assert changed != before and changed["account"] == "deactivated" and changed["state"] == "deactivated"
+    assert (
+        changed != before
+        and changed["account"] == "deactivated"
+        and changed["state"] == "deactivated"
+    )
     again = tr.ok("train", "reset")
     assert again["scenario"] == "wigii-closure-request" and again["tickets"] == first["tickets"]
     assert _snapshot(tr, tid) == before
@@ -205,8 +240,14 @@ def test_start_replaces_the_scenario_a_training_database_holds(tr):
 
 def test_nothing_works_on_a_production_database(hd):
     hd.account("camille", "indigos", "camille@example.org")
-    for args in (("train", "start", "wigii-closure-request"), ("train", "reset", "wigii-closure-request"),
-                 ("train", "clock", "+1d"), ("train", "clock"), ("train", "check", "wigii-closure-request"), ("train",)):
+    for args in (
+        ("train", "start", "wigii-closure-request"),
+        ("train", "reset", "wigii-closure-request"),
+        ("train", "clock", "+1d"),
+        ("train", "clock"),
+        ("train", "check", "wigii-closure-request"),
+        ("train",),
+    ):
         refusal = hd.refused(*args, rule="training-only")
         assert "formation" in refusal["message"]
     assert [a["login"] for a in hd.ok("account", "list")] == ["camille"]
@@ -229,7 +270,9 @@ def test_a_file_that_is_not_a_helpdesk_database_is_refused(tmp_path, cli_env, tr
     hd = Helpdesk(f"sqlite:///{other}", tmp_path)
     hd.env["HELPDESK_TRAINING_CACHE"] = training_cache
     hd.refused("train", "start", "wigii-closure-request", rule="training-only")
-    assert sqlite3.connect(other).execute("select name from sqlite_master").fetchall() == [("notes",)]
+    assert sqlite3.connect(other).execute("select name from sqlite_master").fetchall() == [
+        ("notes",)
+    ]
 
 
 def test_adopting_the_clock_never_creates_a_database(tmp_path):
@@ -259,12 +302,21 @@ def test_walkthrough_shows_the_steps_with_the_article_in_french(lesson):
     assert not any(s.done for s in w.steps)
     first, ack = w.steps[0], w.steps[3]
     assert first.refused == "not_in_states" and first.citation_key == "closure-ack"
-    assert first.citation == "Wigii CGU art. 9" and "quittancée" in first.citation_text  # the French original
-    assert ack.action == "acknowledge" and ack.label == "Enregistrer la quittance" and ack.who == "alice"
+    assert (
+        first.citation == "Wigii CGU art. 9" and "quittancée" in first.citation_text
+    )  # the French original
+    assert (
+        ack.action == "acknowledge"
+        and ack.label == "Enregistrer la quittance"
+        and ack.who == "alice"
+    )
     assert ack.check == sc.steps[3].check["fr"] and ack.clock == "P1D"
     i18n.set_lang("en")
     w = sandbox.walkthrough(url, tid)
-    assert w.steps[3].check == sc.steps[3].check["en"] and w.steps[3].label == "Record the acknowledgement"
+    assert (
+        w.steps[3].check == sc.steps[3].check["en"]
+        and w.steps[3].label == "Record the acknowledgement"
+    )
     assert "quittancée" in w.steps[0].citation_text  # the article stays in French
     assert sandbox.walkthrough(url, 999) is None  # not a scenario ticket
 
@@ -277,31 +329,51 @@ def test_out_of_order_and_refused_feedback(lesson):
     assert message.startswith("Out of order: step 1 expected") and "not_in_states" in message
     # The expected refusal, named with its article.
     message = sandbox.feedback(url, tid, "deactivate", "not_in_states")
-    assert message == "As expected: «Deactivate the account» is refused by the rule not_in_states (Wigii CGU art. 9)."
+    assert (
+        message
+        == "As expected: «Deactivate the account» is refused by the rule not_in_states (Wigii CGU art. 9)."
+    )
     sandbox.record_refusal(url, tid, "deactivate", "not_in_states", by="alice")
     w = sandbox.walkthrough(url, tid)
     assert w.steps[0].done and w.steps[1].current
     # An unexpected refusal: the rule, the article, and what was expected instead.
     message = sandbox.feedback(url, tid, "acknowledge", "state")
-    assert message.startswith("«Record the acknowledgement» was refused by the rule state (Wigii CGU art. 9).")
+    assert message.startswith(
+        "«Record the acknowledgement» was refused by the rule state (Wigii CGU art. 9)."
+    )
     assert "Step 2 expected: «Complete the request» (complete), by alice" in message
     # The expected step, taken: no remark; the walkthrough moves on.
     with db.write_session(url) as s:
         from helpdesk.workflow import engine
         from helpdesk.service import api
 
-        engine.apply(s, tid, "complete", api.actor_for(s, "alice"), fields={"system": "https://relation.wigii.org"},
-                     now=sandbox.clock_of(url))
+        engine.apply(
+            s,
+            tid,
+            "complete",
+            api.actor_for(s, "alice"),
+            fields={"system": "https://relation.wigii.org"},
+            now=sandbox.clock_of(url),
+        )
     assert sandbox.feedback(url, tid, "complete") is None
     w = sandbox.walkthrough(url, tid)
     assert [s.done for s in w.steps[:3]] == [True, True, False] and w.steps[2].current
     assert w.steps[1].reached == "awaiting-ack"  # the automatic confirmation included
     # A step taken out of order is off the path and said so; the path stays where it was.
     with db.write_session(url) as s:
-        engine.apply(s, tid, "cancel", api.actor_for(s, "alice"), note="changement d'avis", now=sandbox.clock_of(url))
+        engine.apply(
+            s,
+            tid,
+            "cancel",
+            api.actor_for(s, "alice"),
+            note="changement d'avis",
+            now=sandbox.clock_of(url),
+        )
     i18n.set_lang(None)
     message = sandbox.feedback(url, tid, "cancel")
-    assert message.startswith("Hors de l'ordre prévu : étape 3 attendue : montrer que « Désactiver le compte »")
+    assert message.startswith(
+        "Hors de l'ordre prévu : étape 3 attendue : montrer que « Désactiver le compte »"
+    )
     w = sandbox.walkthrough(url, tid)
     assert w.steps[2].current and [o["action"] for o in w.off_path] == ["cancel"]
 
@@ -312,7 +384,9 @@ def test_clock_of_advance_and_adopt_clock_in_process(lesson):
     assert sandbox.adopt_clock(url) == clock.parse_datetime("2026-11-23T08:00:00Z")
     assert clock.now() == clock.parse_datetime("2026-11-23T08:00:00Z")
     move = sandbox.advance(url, "+1d")
-    assert clock.now() == move.after == clock.parse_datetime("2026-11-24T08:00:00Z")  # the process follows
+    assert (
+        clock.now() == move.after == clock.parse_datetime("2026-11-24T08:00:00Z")
+    )  # the process follows
     assert move.as_dict()["sweep"]["taken"] == []
     again = sandbox.reset(url)
     assert clock.now() == sandbox.clock_of(url) == clock.parse_datetime("2026-11-23T08:00:00Z")
@@ -322,7 +396,7 @@ def test_clock_of_advance_and_adopt_clock_in_process(lesson):
 
 # --- strict loading -----------------------------------------------------------------------------
 
-GOOD = '''
+GOOD = """
 key = "{key}"
 provider = "wigii"
 queue = "closure"
@@ -345,7 +419,7 @@ action = "acknowledge"
 by = "alice"
 expect = "scheduled"
 check = {{ fr = "Vérifier", en = "Check" }}
-'''
+"""
 
 
 def _write(tmp_path: Path, key: str, text: str) -> Path:
@@ -358,23 +432,49 @@ def _write(tmp_path: Path, key: str, text: str) -> Path:
     "change, complaint",
     [
         (('provider = "wigii"', 'provider = "wigi"'), "unknown provider 'wigi'"),
-        (('queue = "closure"', 'queue = "mail-reputation"'), "wigii has no 'mail-reputation' procedure"),
-        (('action = "acknowledge"', 'action = "acknowlege"'), "steps[1]: unknown action 'acknowlege' for wigii/closure"),
+        (
+            ('queue = "closure"', 'queue = "mail-reputation"'),
+            "wigii has no 'mail-reputation' procedure",
+        ),
+        (
+            ('action = "acknowledge"', 'action = "acknowlege"'),
+            "steps[1]: unknown action 'acknowlege' for wigii/closure",
+        ),
         (('expect = "scheduled"', 'expect = "planned"'), "steps[1]: unknown state 'planned'"),
-        (('expect = "scheduled"', 'refused = "day_reachd"'), "steps[1]: rule 'day_reachd' cannot refuse 'acknowledge'"),
+        (
+            ('expect = "scheduled"', 'refused = "day_reachd"'),
+            "steps[1]: rule 'day_reachd' cannot refuse 'acknowledge'",
+        ),
         (('by = "alice"\nexpect', 'by = "mallory"\nexpect'), "steps[1]: by 'mallory'"),
-        (('check = { fr = "Vérifier", en = "Check" }', 'check = { fr = "Vérifier" }'), "steps[1].check"),
-        (('expect = "scheduled"', 'expect = "scheduled"\nclok = "P1D"'), "steps[1]: unknown key(s) clok"),
+        (
+            ('check = { fr = "Vérifier", en = "Check" }', 'check = { fr = "Vérifier" }'),
+            "steps[1].check",
+        ),
+        (
+            ('expect = "scheduled"', 'expect = "scheduled"\nclok = "P1D"'),
+            "steps[1]: unknown key(s) clok",
+        ),
         (('expect = "scheduled"', 'expect = "scheduled"\nclock = "tomorrow"'), "clock 'tomorrow'"),
-        (('reason = "request"', 'reason = "lapse"'), "closure reason 'lapse' is not one of wigii's"),
+        (
+            ('reason = "request"', 'reason = "lapse"'),
+            "closure reason 'lapse' is not one of wigii's",
+        ),
         (('day = "2026-12-15"', 'dya = "2026-12-15"'), "tickets[1]: unknown field 'dya'"),
-        (('account = "jdupont"', 'account = "jdupond"'), "tickets[1]: account 'jdupond' is not among"),
+        (
+            ('account = "jdupont"', 'account = "jdupond"'),
+            "tickets[1]: account 'jdupond' is not among",
+        ),
         (('start = "2026-11-23T09:00:00"', 'start = "23/11/2026"'), "start: not an ISO date"),
     ],
 )
-def test_a_broken_scenario_file_is_refused_naming_the_file_and_the_element(tmp_path, change, complaint):
+def test_a_broken_scenario_file_is_refused_naming_the_file_and_the_element(
+    tmp_path, change, complaint
+):
     key = "broken-lesson"
-    assert scenarios.load_file(_write(tmp_path, key, GOOD.format(key=key))).steps[0].action == "acknowledge"
+    assert (
+        scenarios.load_file(_write(tmp_path, key, GOOD.format(key=key))).steps[0].action
+        == "acknowledge"
+    )
     old, new = change
     text = GOOD.format(key=key)
     assert old in text

@@ -32,7 +32,13 @@ def extracted() -> Catalog:
         for filename, lineno, message, comments, context in extract_from_dir(
             ROOT / folder, method_map=[("**.py", "python")], keywords=KEYWORDS
         ):
-            template.add(message, None, [(f"{folder}/{filename}", lineno)], auto_comments=comments, context=context)
+            template.add(
+                message,
+                None,
+                [(f"{folder}/{filename}", lineno)],
+                auto_comments=comments,
+                context=context,
+            )
     return template
 
 
@@ -54,7 +60,11 @@ def messages(mo: bytes) -> dict:
     version that wrote it, so comparing bytes would call a catalog stale after any upgrade."""
     from babel.messages.mofile import read_mo
 
-    return {(m.context, m.id if isinstance(m.id, str) else tuple(m.id)): m.string for m in read_mo(io.BytesIO(mo)) if m.id}
+    return {
+        (m.context, m.id if isinstance(m.id, str) else tuple(m.id)): m.string
+        for m in read_mo(io.BytesIO(mo))
+        if m.id
+    }
 
 
 def missing(catalog: Catalog, template: Catalog) -> list[str]:
@@ -63,7 +73,11 @@ def missing(catalog: Catalog, template: Catalog) -> list[str]:
         if not m.id:
             continue
         t = catalog.get(m.id, context=m.context)
-        strings = t.string if t is not None and isinstance(t.string, (tuple, list)) else (t.string if t is not None else "",)
+        strings = (
+            t.string
+            if t is not None and isinstance(t.string, (tuple, list))
+            else (t.string if t is not None else "",)
+        )
         if t is None or not all(strings) or t.fuzzy:
             out.append(m.id)
     return out

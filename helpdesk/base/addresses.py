@@ -19,7 +19,7 @@ class BadAddress(ValueError):
 
 
 _HEADER_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
-_ADDR_UNSAFE = set(" \t\r\n<>,;:\"()[]\\")
+_ADDR_UNSAFE = set(' \t\r\n<>,;:"()[]\\')
 
 
 def header_text(value: str, limit: int = 900) -> str:
@@ -44,6 +44,8 @@ def mailbox_address(addr: str, display: str = "") -> Address:
         except UnicodeError:
             raise BadAddress(f"bad domain in address: {header_text(addr, 100)!r}") from None
     try:
-        return Address(display_name=header_text(display, 200), username=local, domain=domain.lower())
+        return Address(
+            display_name=header_text(display, 200), username=local, domain=domain.lower()
+        )
     except (ValueError, TypeError) as exc:
         raise BadAddress(f"not a mail address: {header_text(addr, 100)!r} ({exc})") from None

@@ -18,7 +18,9 @@ def _whole(text: str, low: int, high: int, what: str) -> int:
     except (TypeError, ValueError):
         raise argparse.ArgumentTypeError(f"{what}: a whole number expected, not {text!r}") from None
     if not low <= value <= high:
-        raise argparse.ArgumentTypeError(f"{what}: a number from {low} to {high} expected, not {value}")
+        raise argparse.ArgumentTypeError(
+            f"{what}: a number from {low} to {high} expected, not {value}"
+        )
     return value
 
 

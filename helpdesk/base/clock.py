@@ -128,7 +128,9 @@ def parse_duration(text: str) -> relativedelta:
     sign = -1 if m.group(1) else 1
     y, mo, w, d, h, mi, s = (int(g or 0) if len(g or "") < 12 else 10**12 for g in m.groups()[1:])
     if y * 366 + mo * 31 + w * 7 + d + h / 24 + mi / 1440 + s / 86400 > MAX_DURATION_YEARS * 366:
-        raise BadDate(f"a duration of at most {MAX_DURATION_YEARS} years expected, not {text.strip()[:40]!r}")
+        raise BadDate(
+            f"a duration of at most {MAX_DURATION_YEARS} years expected, not {text.strip()[:40]!r}"
+        )
     return sign * relativedelta(years=y, months=mo, weeks=w, days=d, hours=h, minutes=mi, seconds=s)
 
 

@@ -89,7 +89,9 @@ class Config:
     path: Path | None = None
     data: dict = field(default_factory=dict)
     text: str = ""
-    overrides: dict[str, tuple[Any, str]] = field(default_factory=dict)  # dotted key -> (value, from)
+    overrides: dict[str, tuple[Any, str]] = field(
+        default_factory=dict
+    )  # dotted key -> (value, from)
 
     def get(self, dotted: str, default: Any = None) -> Any:
         if dotted in self.overrides:
@@ -142,7 +144,11 @@ def read_secret(path: Path, *, where: str) -> str:
     try:
         st = path.stat()
     except OSError as exc:
-        raise ConfigError(_("{where}: cannot read {path}: {error}").format(where=where, path=path, error=exc.strerror)) from None
+        raise ConfigError(
+            _("{where}: cannot read {path}: {error}").format(
+                where=where, path=path, error=exc.strerror
+            )
+        ) from None
     if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise ConfigError(
             _("{where}: {path} is readable by others (mode {mode:o}): run chmod 600 {path}").format(
@@ -152,7 +158,9 @@ def read_secret(path: Path, *, where: str) -> str:
     try:
         return path.read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(_("{where}: cannot read {path}: {error}").format(where=where, path=path, error=exc)) from None
+        raise ConfigError(
+            _("{where}: cannot read {path}: {error}").format(where=where, path=path, error=exc)
+        ) from None
 
 
 def parse(text: str, path: Path | None = None) -> Config:
@@ -173,7 +181,9 @@ def _validate(cfg: Config) -> None:
     on_error = str(policyd.get("on_error", "DUNNO")).upper()
     if on_error not in ON_ERROR:
         raise cfg.error(
-            _("policyd.on_error must be DUNNO (fail open) or DEFER_IF_PERMIT (fail closed), not {v!r}").format(v=policyd.get("on_error")),
+            _(
+                "policyd.on_error must be DUNNO (fail open) or DEFER_IF_PERMIT (fail closed), not {v!r}"
+            ).format(v=policyd.get("on_error")),
             "on_error",
         )
     if "listen" in policyd:
@@ -188,12 +198,21 @@ def _validate(cfg: Config) -> None:
         kind = settings.get("type")
         if kind not in CONNECTOR_TYPES:
             raise cfg.error(
-                _("connectors.{name}: type must be one of {types}, not {kind!r}").format(name=name, types=", ".join(sorted(CONNECTOR_TYPES)), kind=kind),
+                _("connectors.{name}: type must be one of {types}, not {kind!r}").format(
+                    name=name, types=", ".join(sorted(CONNECTOR_TYPES)), kind=kind
+                ),
                 needle,
             )
         policies = settings.get("policies")
-        if policies != "*" and not (isinstance(policies, list) and policies and all(isinstance(p, str) for p in policies)):
-            raise cfg.error(_("connectors.{name}: policies must list the providers it serves, or be \"*\"").format(name=name), needle)
+        if policies != "*" and not (
+            isinstance(policies, list) and policies and all(isinstance(p, str) for p in policies)
+        ):
+            raise cfg.error(
+                _(
+                    'connectors.{name}: policies must list the providers it serves, or be "*"'
+                ).format(name=name),
+                needle,
+            )
 
 
 def _no_inline_secrets(cfg: Config, node: dict, prefix: str) -> None:
@@ -203,7 +222,9 @@ def _no_inline_secrets(cfg: Config, node: dict, prefix: str) -> None:
             _no_inline_secrets(cfg, value, dotted + ".")
         elif key.lower() in SECRET_KEYS or key.lower().endswith(("_password", "_secret", "_token")):
             raise cfg.error(
-                _("{key}: a secret is never written in the configuration file; put it in a file (chmod 600) named by {key}_file").format(key=dotted),
+                _(
+                    "{key}: a secret is never written in the configuration file; put it in a file (chmod 600) named by {key}_file"
+                ).format(key=dotted),
                 f"{key}",
             )
 
@@ -216,7 +237,7 @@ def parse_listen(value: str, cfg: Config | None = None) -> tuple[str, Any]:
     ``("unix", path)``."""
     value = value.strip()
     if value.startswith("unix:"):
-        path = value[len("unix:"):]
+        path = value[len("unix:") :]
         if not path.startswith("/"):
             raise _listen_error(value, cfg)
         return "unix", path
@@ -227,7 +248,9 @@ def parse_listen(value: str, cfg: Config | None = None) -> tuple[str, Any]:
 
 
 def _listen_error(value: str, cfg: Config | None) -> ConfigError:
-    message = _("listen address {v!r}: give HOST:PORT, [IPv6]:PORT or unix:/absolute/path").format(v=value)
+    message = _("listen address {v!r}: give HOST:PORT, [IPv6]:PORT or unix:/absolute/path").format(
+        v=value
+    )
     return cfg.error(message, "listen") if cfg else ConfigError(message)
 
 

@@ -55,7 +55,9 @@ def contract_dates(
     notice_limit = next_renewal - notice if next_renewal else None
     effective = next((r for r in upcoming if request <= r - notice), max_end)
     late = next_renewal is not None and effective != next_renewal
-    return ContractDates(start, tuple(renewals), max_end, next_renewal, notice_limit, effective, late)
+    return ContractDates(
+        start, tuple(renewals), max_end, next_renewal, notice_limit, effective, late
+    )
 
 
 def period_end(start: date, period: relativedelta = relativedelta(years=1)) -> date:
@@ -64,7 +66,9 @@ def period_end(start: date, period: relativedelta = relativedelta(years=1)) -> d
     return start + period - relativedelta(days=1)
 
 
-def renewal_after_lapse(previous_end: date, period: relativedelta = relativedelta(years=1)) -> tuple[date, date]:
+def renewal_after_lapse(
+    previous_end: date, period: relativedelta = relativedelta(years=1)
+) -> tuple[date, date]:
     """Weentime art. 8: a renewal, even late, starts the day after the previous end and runs
     one period from that start."""
     start = previous_end + relativedelta(days=1)
@@ -79,6 +83,8 @@ def inactive_from(last_seen: date, period: relativedelta = relativedelta(years=1
     return last_seen + period + relativedelta(days=1)
 
 
-def membership_data_removal(membership_end: date, within: relativedelta = relativedelta(years=1)) -> date:
+def membership_data_removal(
+    membership_end: date, within: relativedelta = relativedelta(years=1)
+) -> date:
     """Le PIC: an association that does not renew has its data removed within one year."""
     return membership_end + within

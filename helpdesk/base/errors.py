@@ -31,7 +31,11 @@ class Refused(HelpdeskError):
         super().__init__(f"{reason} [{citation}]" if citation else reason)
 
     def __reduce__(self):  # pickled whole: it crosses from the TUI's backend process
-        return type(self), (self.rule, self.reason, self.citation, self.citation_text), self.__dict__
+        return (
+            type(self),
+            (self.rule, self.reason, self.citation, self.citation_text),
+            self.__dict__,
+        )
 
     def as_dict(self) -> dict:
         return {

@@ -41,27 +41,43 @@ def coerce(name: str, spec: dict, value: Any, tz: str) -> Any:
             return True
         if text in FALSE:
             return False
-        raise BadInput(_("field {name}: yes or no expected, not {value!r}").format(name=name, value=value))
+        raise BadInput(
+            _("field {name}: yes or no expected, not {value!r}").format(name=name, value=value)
+        )
     if kind == "int":
         try:
             return int(str(value).strip())
         except ValueError:
-            raise BadInput(_("field {name}: a whole number expected, not {value!r}").format(name=name, value=value)) from None
+            raise BadInput(
+                _("field {name}: a whole number expected, not {value!r}").format(
+                    name=name, value=value
+                )
+            ) from None
     if kind == "float":
         try:
             return float(str(value).strip())
         except ValueError:
-            raise BadInput(_("field {name}: a number expected, not {value!r}").format(name=name, value=value)) from None
+            raise BadInput(
+                _("field {name}: a number expected, not {value!r}").format(name=name, value=value)
+            ) from None
     if kind == "date":
         try:
             return clock.parse_day(str(value)).isoformat()
         except clock.BadDate:
-            raise BadInput(_("field {name}: a date YYYY-MM-DD expected, not {value!r}").format(name=name, value=value)) from None
+            raise BadInput(
+                _("field {name}: a date YYYY-MM-DD expected, not {value!r}").format(
+                    name=name, value=value
+                )
+            ) from None
     if kind == "datetime":
         try:
             return clock.iso(clock.parse_datetime(str(value), tz))
         except clock.BadDate:
-            raise BadInput(_("field {name}: an ISO date-time expected, not {value!r}").format(name=name, value=value)) from None
+            raise BadInput(
+                _("field {name}: an ISO date-time expected, not {value!r}").format(
+                    name=name, value=value
+                )
+            ) from None
     text = clean(str(value)).strip()
     if kind == "choice":
         choices = spec.get("choices", [])
@@ -72,11 +88,17 @@ def coerce(name: str, spec: dict, value: Any, tz: str) -> Any:
                 )
             )
     if kind == "email" and text and not EMAIL.match(text):
-        raise BadInput(_("field {name}: an e-mail address expected, not {value!r}").format(name=name, value=text))
+        raise BadInput(
+            _("field {name}: an e-mail address expected, not {value!r}").format(
+                name=name, value=text
+            )
+        )
     return text
 
 
-def validate(declared: dict, given: dict[str, Any], tz: str, *, metadata_only: bool = False) -> dict:
+def validate(
+    declared: dict, given: dict[str, Any], tz: str, *, metadata_only: bool = False
+) -> dict:
     """Check names against the workflow's declared fields and convert the values."""
     out: dict[str, Any] = {}
     for name, value in given.items():
@@ -85,11 +107,15 @@ def validate(declared: dict, given: dict[str, Any], tz: str, *, metadata_only: b
             known = ", ".join(sorted(declared)) or "-"
             message = _("unknown field {name!r} (known: {known})").format(name=name, known=known)
             if metadata_only:
-                message += " — " + _("alerts of this queue hold figures and metadata only, never message content")
+                message += " — " + _(
+                    "alerts of this queue hold figures and metadata only, never message content"
+                )
             raise BadInput(message)
         out[name] = coerce(name, spec, value, tz)
     return out
 
 
 def missing_required(declared: dict, values: dict) -> list[str]:
-    return [n for n, spec in declared.items() if spec.get("required") and values.get(n) in (None, "")]
+    return [
+        n for n, spec in declared.items() if spec.get("required") and values.get(n) in (None, "")
+    ]

@@ -61,7 +61,9 @@ def append_private(path, text: str) -> None:
                 raise BadInput(_("{path} is not a regular file").format(path=shown(p)))
             handle.write(text)
     except OSError as exc:
-        raise BadInput(_("cannot write {path}: {error}").format(path=shown(p), error=exc.strerror)) from None
+        raise BadInput(
+            _("cannot write {path}: {error}").format(path=shown(p), error=exc.strerror)
+        ) from None
 
 
 def read_bytes(path, cap: int = READ_CAP) -> bytes:
@@ -73,9 +75,13 @@ def read_bytes(path, cap: int = READ_CAP) -> bytes:
                 raise BadInput(_("{path} is not a regular file").format(path=shown(p)))
             data = handle.read(cap + 1)
     except OSError as exc:
-        raise BadInput(_("cannot read {path}: {error}").format(path=shown(p), error=exc.strerror)) from None
+        raise BadInput(
+            _("cannot read {path}: {error}").format(path=shown(p), error=exc.strerror)
+        ) from None
     if len(data) > cap:
-        raise BadInput(_("{path} is larger than {n} MB").format(path=shown(p), n=cap // (1024 * 1024)))
+        raise BadInput(
+            _("{path} is larger than {n} MB").format(path=shown(p), n=cap // (1024 * 1024))
+        )
     return data
 
 
@@ -85,4 +91,6 @@ def read_text(path, cap: int = READ_CAP) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise BadInput(_("{path} is not UTF-8 text (byte {n})").format(path=shown(path), n=exc.start)) from None
+        raise BadInput(
+            _("{path} is not UTF-8 text (byte {n})").format(path=shown(path), n=exc.start)
+        ) from None

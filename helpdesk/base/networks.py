@@ -27,7 +27,9 @@ def parse(value: object) -> list[Network]:
             net = ipaddress.ip_network(word, strict=False)
         except ValueError:
             raise BadInput(
-                _("field ips: {word!r} is not an IP address or a CIDR network (192.0.2.7, 2001:db8::/64)").format(word=word)
+                _(
+                    "field ips: {word!r} is not an IP address or a CIDR network (192.0.2.7, 2001:db8::/64)"
+                ).format(word=word)
             ) from None
         if net.prefixlen == 0:
             raise BadInput(_("field ips: {word!r} would hold every address").format(word=word))
@@ -38,7 +40,9 @@ def parse(value: object) -> list[Network]:
 
 def normalise(value: object) -> str:
     """The stored form: canonical addresses and networks, comma-separated."""
-    return ", ".join(str(n.network_address) if n.num_addresses == 1 else str(n) for n in parse(value))
+    return ", ".join(
+        str(n.network_address) if n.num_addresses == 1 else str(n) for n in parse(value)
+    )
 
 
 def lenient(value: object) -> list[Network]:

@@ -15,7 +15,9 @@ _ESCAPES = re.compile(
     r"|\x1b[\x20-\x2f]*[\x30-\x7e]?"
 )
 # C0 except TAB and LF, DEL, C1.
-_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")  # and bidi overrides
+_CONTROLS = re.compile(
+    r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]"
+)  # and bidi overrides
 # Lone surrogates (left by surrogateescape decoding) cannot be encoded for output.
 _SURROGATES = re.compile(r"[\ud800-\udfff]")
 _NEWLINES = re.compile(r"\r\n?")

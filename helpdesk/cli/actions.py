@@ -22,10 +22,13 @@ from helpdesk.base.labels import label
 
 
 def add_parsers(sub, account_sub, cmd) -> None:
-    acts = sub.add_parser("actions", help=_("actions on the real services queued by the procedures")).add_subparsers(
-        dest="sub", metavar="SUB", required=True)
+    acts = sub.add_parser(
+        "actions", help=_("actions on the real services queued by the procedures")
+    ).add_subparsers(dest="sub", metavar="SUB", required=True)
     p = cmd(acts, "list", _("list the service actions"))
-    p.add_argument("--status", choices=["pending", "running", "done", "failed", "uncertain", "would-have-done"])
+    p.add_argument(
+        "--status", choices=["pending", "running", "done", "failed", "uncertain", "would-have-done"]
+    )
     p.add_argument("--ticket", type=int)
     p.add_argument("--limit", type=int, default=100)
     p = cmd(acts, "run", _("carry out the service actions that are due"))
@@ -37,8 +40,9 @@ def add_parsers(sub, account_sub, cmd) -> None:
     p.add_argument("id", type=int)
     p.add_argument("--note", required=True, help=_("how it is known"))
 
-    con = sub.add_parser("connectors", help=_("the services configured in helpdesk.toml")).add_subparsers(
-        dest="sub", metavar="SUB", required=True)
+    con = sub.add_parser(
+        "connectors", help=_("the services configured in helpdesk.toml")
+    ).add_subparsers(dest="sub", metavar="SUB", required=True)
     p = cmd(con, "check", _("try each connector read-only and say what works"))
     p.add_argument("policy", nargs="?")
 
@@ -46,7 +50,9 @@ def add_parsers(sub, account_sub, cmd) -> None:
     p.add_argument("policy")
 
     p = cmd(sub, "policyd", _("answer Postfix's SMTP access policy requests from the database"))
-    p.add_argument("--listen", help=_("HOST:PORT or unix:/path (default: [policyd] listen in helpdesk.toml)"))
+    p.add_argument(
+        "--listen", help=_("HOST:PORT or unix:/path (default: [policyd] listen in helpdesk.toml)")
+    )
 
 
 def _actor(args, s):
@@ -83,7 +89,11 @@ def do_actions(args, out) -> int:
         if out.json:
             out.data(data)
         elif args.sub == "retry":
-            out.line(_("Service action #{id} queued again: it runs with the next 'helpdesk actions run' or sweep.").format(id=data["id"]))
+            out.line(
+                _(
+                    "Service action #{id} queued again: it runs with the next 'helpdesk actions run' or sweep."
+                ).format(id=data["id"])
+            )
         else:
             out.line(_("Service action #{id} recorded as done.").format(id=data["id"]))
         return 0
@@ -92,22 +102,51 @@ def do_actions(args, out) -> int:
     if out.json:
         out.data(rows)
     else:
-        out.table(["id", "ticket", "status", "kind", "target", "connector", "answer"],
-                  [[r["id"], r["ticket"], r["status"], r["kind"] + (" → " + service_actions.local_time(r["until"], r["timezone"]) if r["until"] else ""),
-                    r["target"], r["connector"], r["answer"]] for r in rows])
+        out.table(
+            ["id", "ticket", "status", "kind", "target", "connector", "answer"],
+            [
+                [
+                    r["id"],
+                    r["ticket"],
+                    r["status"],
+                    r["kind"]
+                    + (
+                        " → " + service_actions.local_time(r["until"], r["timezone"])
+                        if r["until"]
+                        else ""
+                    ),
+                    r["target"],
+                    r["connector"],
+                    r["answer"],
+                ]
+                for r in rows
+            ],
+        )
     return 0
 
 
 def print_run(out, report: dict) -> None:
-    out.line(_("Service actions: {d} done, {r} to retry, {f} failed, {u} uncertain.").format(
-        d=len(report["done"]), r=len(report["retried"]), f=len(report["failed"]), u=len(report["uncertain"])))
+    out.line(
+        _("Service actions: {d} done, {r} to retry, {f} failed, {u} uncertain.").format(
+            d=len(report["done"]),
+            r=len(report["retried"]),
+            f=len(report["failed"]),
+            u=len(report["uncertain"]),
+        )
+    )
     for kind in ("done", "retried", "failed", "uncertain"):
         for e in report[kind]:
-            out.line(f"  #{e['action']} ({kind}) {e['kind']} {e['target']} · {e['connector']}: {e.get('answer', '')}",
-                     style="red" if kind in ("failed", "uncertain") else None)
+            out.line(
+                f"  #{e['action']} ({kind}) {e['kind']} {e['target']} · {e['connector']}: {e.get('answer', '')}",
+                style="red" if kind in ("failed", "uncertain") else None,
+            )
     if report.get("waiting"):
-        out.line(_("{n} failed or uncertain action(s) wait for a person: helpdesk actions list --status failed").format(
-            n=report["waiting"]), style="yellow")
+        out.line(
+            _(
+                "{n} failed or uncertain action(s) wait for a person: helpdesk actions list --status failed"
+            ).format(n=report["waiting"]),
+            style="yellow",
+        )
 
 
 def print_queued(out, actions: list) -> None:
@@ -115,8 +154,14 @@ def print_queued(out, actions: list) -> None:
 
     for a in actions:
         v = service_actions.view(a)
-        out.line("  " + (_("would have done: {what}") if v["status"] == "would-have-done" else _("service action queued: {what}")).format(
-            what=service_actions.describe(v)))
+        out.line(
+            "  "
+            + (
+                _("would have done: {what}")
+                if v["status"] == "would-have-done"
+                else _("service action queued: {what}")
+            ).format(what=service_actions.describe(v))
+        )
 
 
 def print_of_ticket(out, actions: list[dict]) -> None:
@@ -146,9 +191,15 @@ def dry_run(s, args, outcome, out) -> int:
         "ticket": outcome.ticket.id,
         "action": args.action,
         "state": outcome.ticket.state,
-        "mails": [{"to": m.to_addr, "subject": m.subject, "template": m.template} for m in outcome.mails],
+        "mails": [
+            {"to": m.to_addr, "subject": m.subject, "template": m.template} for m in outcome.mails
+        ],
         "service_actions": [
-            {k: v for k, v in service_actions.view(a).items() if k in ("kind", "connector", "service", "target", "until", "timezone", "status")}
+            {
+                k: v
+                for k, v in service_actions.view(a).items()
+                if k in ("kind", "connector", "service", "target", "until", "timezone", "status")
+            }
             for a in outcome.actions
         ],
         "warnings": [w for e in outcome.events for w in (e.data or {}).get("warnings", [])],
@@ -159,14 +210,36 @@ def dry_run(s, args, outcome, out) -> int:
         return 0
     from helpdesk.base.i18n import pick
 
-    out.line(_("Dry run of #{id} {action}: nothing was done.").format(id=args.id, action=args.action), style="bold")
-    out.line("  " + _("state: → {state}").format(state=pick(state.label) if state else outcome.ticket.state))
+    out.line(
+        _("Dry run of #{id} {action}: nothing was done.").format(id=args.id, action=args.action),
+        style="bold",
+    )
+    out.line(
+        "  "
+        + _("state: → {state}").format(state=pick(state.label) if state else outcome.ticket.state)
+    )
     for m in data["mails"]:
-        out.line("  " + _("would queue a mail to {to}: {subject}").format(to=m["to"], subject=m["subject"]))
+        out.line(
+            "  "
+            + _("would queue a mail to {to}: {subject}").format(to=m["to"], subject=m["subject"])
+        )
     for a in data["service_actions"]:
-        out.line("  " + _("would {kind} {target} on {connector}").format(
-            kind=a["kind"] + (" " + _("until {when}").format(when=service_actions.local_time(a["until"], a["timezone"])) if a["until"] else ""),
-            target=a["target"], connector=a["connector"]))
+        out.line(
+            "  "
+            + _("would {kind} {target} on {connector}").format(
+                kind=a["kind"]
+                + (
+                    " "
+                    + _("until {when}").format(
+                        when=service_actions.local_time(a["until"], a["timezone"])
+                    )
+                    if a["until"]
+                    else ""
+                ),
+                target=a["target"],
+                connector=a["connector"],
+            )
+        )
     if not data["service_actions"]:
         out.line("  " + _("no service action"))
     for w in data["warnings"]:
@@ -196,11 +269,16 @@ def do_connectors(args, out) -> int:
     if out.json:
         out.data({"config": str(cfg.path) if cfg.path else None, "connectors": results})
     else:
-        out.line(_("Configuration: {path}").format(path=cfg.path or _("none (no helpdesk.toml found)")))
+        out.line(
+            _("Configuration: {path}").format(path=cfg.path or _("none (no helpdesk.toml found)"))
+        )
         if not results:
             out.line("  " + _("no connector configured"))
         for r in results:
-            out.line(f"  {'✔' if r['ok'] else '✘'} {r['connector']} ({r['type']}): {r['answer']}", style=None if r["ok"] else "red")
+            out.line(
+                f"  {'✔' if r['ok'] else '✘'} {r['connector']} ({r['type']}): {r['answer']}",
+                style=None if r["ok"] else "red",
+            )
     return 0 if all(r["ok"] for r in results) else 1
 
 
@@ -218,8 +296,14 @@ def do_account_sync(args, out) -> int:
     if out.json:
         out.data(report)
     else:
-        out.line(_("{policy}: {a} account(s) added, {u} updated, {l} last login(s) read.").format(
-            policy=args.policy, a=len(report["added"]), u=len(report["updated"]), l=report["logins"]))
+        out.line(
+            _("{policy}: {a} account(s) added, {u} updated, {l} last login(s) read.").format(
+                policy=args.policy,
+                a=len(report["added"]),
+                u=len(report["updated"]),
+                l=report["logins"],
+            )
+        )
         for problem in report["problems"]:
             out.line(f"  {problem}", style="red")
     return 1 if report["problems"] else 0
@@ -236,11 +320,23 @@ def do_policyd(args, out) -> int:
     with common.session(args):
         pass  # checks the schema
     cfg = config.load()
-    cfg.override("policyd.listen", os.environ.get("HELPDESK_POLICYD_LISTEN", "").strip(), "HELPDESK_POLICYD_LISTEN")
+    cfg.override(
+        "policyd.listen",
+        os.environ.get("HELPDESK_POLICYD_LISTEN", "").strip(),
+        "HELPDESK_POLICYD_LISTEN",
+    )
     cfg.override("policyd.listen", args.listen, "--listen")
     listen = cfg.get("policyd.listen")
     if not listen:
         from helpdesk.base.errors import BadInput
 
-        raise BadInput(_("no address to listen on: give --listen HOST:PORT or set [policyd] listen in helpdesk.toml"))
-    return policyd.serve(_url(args), config.parse_listen(str(listen)), on_error=str(cfg.get("policyd.on_error", "DUNNO")).upper())
+        raise BadInput(
+            _(
+                "no address to listen on: give --listen HOST:PORT or set [policyd] listen in helpdesk.toml"
+            )
+        )
+    return policyd.serve(
+        _url(args),
+        config.parse_listen(str(listen)),
+        on_error=str(cfg.get("policyd.on_error", "DUNNO")).upper(),
+    )

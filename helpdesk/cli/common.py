@@ -58,12 +58,22 @@ def reveal(secrets_: list[dict]) -> None:
     try:
         tty = open("/dev/tty", "w")
     except OSError:
-        raise BadInput(_("a one-time code can only be shown on a terminal; run this from an interactive session")) from None
+        raise BadInput(
+            _(
+                "a one-time code can only be shown on a terminal; run this from an interactive session"
+            )
+        ) from None
     with tty:
         for s in secrets_:
             tty.write(
-                "\n  " + _("One-time code, to read out on the phone to the registered contact:") + "\n\n"
-                f"      {s['secret']}\n\n  " + _("Valid once, until {expires}. It will not be shown again.").format(expires=s["expires"]) + "\n\n"
+                "\n  "
+                + _("One-time code, to read out on the phone to the registered contact:")
+                + "\n\n"
+                f"      {s['secret']}\n\n  "
+                + _("Valid once, until {expires}. It will not be shown again.").format(
+                    expires=s["expires"]
+                )
+                + "\n\n"
             )
 
 
@@ -81,7 +91,9 @@ def check_schema(url: str) -> None:
 
     rev = install.current_revision(url)
     if rev is None:
-        raise BadInput(_("the database {url} is not initialised: run 'helpdesk init'").format(url=url))
+        raise BadInput(
+            _("the database {url} is not initialised: run 'helpdesk init'").format(url=url)
+        )
     if rev != install.HEAD:
         raise BadInput(_("the database schema is out of date: run 'helpdesk init' to upgrade it"))
 
@@ -113,8 +125,11 @@ def read_sensitive(args, what: str, **kw) -> None:
 
 def print_sweep(out: Out, report) -> None:
     """What a sweep did, for people (``sweep``, ``train clock``)."""
-    out.line(_("Sweep at {now}: {t} step(s) taken, {o} ticket(s) opened, {r} refused.").format(
-        now=report.now, t=len(report.taken), o=len(report.opened), r=len(report.refused)))
+    out.line(
+        _("Sweep at {now}: {t} step(s) taken, {o} ticket(s) opened, {r} refused.").format(
+            now=report.now, t=len(report.taken), o=len(report.opened), r=len(report.refused)
+        )
+    )
     for t in report.taken:
         out.line(f"  #{t['ticket']}: {t['action']} → {t['state']}")
     for o in report.opened:
@@ -135,14 +150,29 @@ def in_browser() -> bool:
 
 def do_tui(args, out: Out, demo: bool = False, training: bool = False) -> int:
     """Open the TUI (``helpdesk``, ``helpdesk demo``, ``helpdesk train``) on a terminal."""
-    if not (sys.stdin.isatty() and sys.stdout.isatty()) and not in_browser():  # 'helpdesk serve' runs it under a web driver
+    if (
+        not (sys.stdin.isatty() and sys.stdout.isatty()) and not in_browser()
+    ):  # 'helpdesk serve' runs it under a web driver
         if "SSH_ORIGINAL_COMMAND" in os.environ:
-            raise BadInput(_("this SSH key only opens the helpdesk, on a terminal; nothing else was run (connect with ssh -t)"))
-        raise BadInput(_("the helpdesk needs a terminal; in scripts use the commands (helpdesk ticket list ...)"))
+            raise BadInput(
+                _(
+                    "this SSH key only opens the helpdesk, on a terminal; nothing else was run (connect with ssh -t)"
+                )
+            )
+        raise BadInput(
+            _(
+                "the helpdesk needs a terminal; in scripts use the commands (helpdesk ticket list ...)"
+            )
+        )
     import importlib
 
     try:  # the only place the core reaches the TUI: by name, only when asked to open it
         run_tui = importlib.import_module("screens.start").run
     except ImportError as exc:
         raise BadInput(_("the TUI is not available: {error}").format(error=exc)) from None
-    return run_tui(db=getattr(args, "db", None), user=getattr(args, "user", None) or os.environ.get("HELPDESK_USER"), demo=demo, **({"training": True} if training else {}))
+    return run_tui(
+        db=getattr(args, "db", None),
+        user=getattr(args, "user", None) or os.environ.get("HELPDESK_USER"),
+        demo=demo,
+        **({"training": True} if training else {}),
+    )

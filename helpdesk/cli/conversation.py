@@ -30,29 +30,65 @@ def _on_ticket(ticket_sub, cmd, name: str, help: str, *, versioned: bool = False
     p = cmd(ticket_sub, name, help)
     p.add_argument("id", type=int)
     if versioned:
-        p.add_argument("--if-version", type=int, help=_("refuse if the ticket changed since this version"))
+        p.add_argument(
+            "--if-version", type=int, help=_("refuse if the ticket changed since this version")
+        )
     return p
 
 
 def add_parsers(ticket_sub, cmd) -> None:
-    p = _on_ticket(ticket_sub, cmd, "reply", _("mail the requester (or a registered contact of the account) in the ticket's thread"),
-                   versioned=True)
+    p = _on_ticket(
+        ticket_sub,
+        cmd,
+        "reply",
+        _("mail the requester (or a registered contact of the account) in the ticket's thread"),
+        versioned=True,
+    )
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--text", help=_("the text of the reply"))
-    what.add_argument("--file", help=_("a file holding the text of the reply ('-': standard input)"))
-    what.add_argument("--template", metavar="KEY", help=_("a saved reply (helpdesk ticket replies)"))
-    p.add_argument("--to", metavar="ADDRESS", help=_("the requester (default) or a registered contact of the account"))
-    p = _on_ticket(ticket_sub, cmd, "comment", _("add an internal note for the other volunteers (never mailed)"))
+    what.add_argument(
+        "--file", help=_("a file holding the text of the reply ('-': standard input)")
+    )
+    what.add_argument(
+        "--template", metavar="KEY", help=_("a saved reply (helpdesk ticket replies)")
+    )
+    p.add_argument(
+        "--to",
+        metavar="ADDRESS",
+        help=_("the requester (default) or a registered contact of the account"),
+    )
+    p = _on_ticket(
+        ticket_sub,
+        cmd,
+        "comment",
+        _("add an internal note for the other volunteers (never mailed)"),
+    )
     p.add_argument("--text", required=True)
-    p = _on_ticket(ticket_sub, cmd, "ask", _("ask the requester for what the procedure lacks; the ticket waits for the answer"))
+    p = _on_ticket(
+        ticket_sub,
+        cmd,
+        "ask",
+        _("ask the requester for what the procedure lacks; the ticket waits for the answer"),
+    )
     p.add_argument("--missing", nargs="+", required=True, metavar="ITEM")
     p.add_argument("--to", metavar="ADDRESS")
-    p = _on_ticket(ticket_sub, cmd, "account", _("set or change the account a ticket is about ('-': none)"), versioned=True)
+    p = _on_ticket(
+        ticket_sub,
+        cmd,
+        "account",
+        _("set or change the account a ticket is about ('-': none)"),
+        versioned=True,
+    )
     p.add_argument("login")
     p = cmd(ticket_sub, "merge", _("merge ticket SRC into INTO (same provider and queue)"))
     p.add_argument("src", type=int)
     p.add_argument("into", type=int)
-    p = _on_ticket(ticket_sub, cmd, "convert", _("turn a general ticket into a procedure, keeping its conversation"))
+    p = _on_ticket(
+        ticket_sub,
+        cmd,
+        "convert",
+        _("turn a general ticket into a procedure, keeping its conversation"),
+    )
     p.add_argument("queue", choices=PROCEDURES)
     p.add_argument("--field", action="append", default=[], metavar="K=V")
     cmd(ticket_sub, "replies", _("list the saved replies"))
@@ -69,7 +105,9 @@ def _read_text(args) -> str | None:
         with open(args.file, encoding="utf-8") as f:
             return f.read()
     except (OSError, UnicodeDecodeError) as exc:
-        raise BadInput(_("cannot read {path}: {error}").format(path=args.file, error=exc.__class__.__name__)) from None
+        raise BadInput(
+            _("cannot read {path}: {error}").format(path=args.file, error=exc.__class__.__name__)
+        ) from None
 
 
 def do_conversation(args, out) -> int:
@@ -89,21 +127,49 @@ def do_conversation(args, out) -> int:
     with common.session(args, write=True) as s:
         actor = api.actor_for(s, user)
         if args.sub == "reply":
-            row = conversation.reply(s, args.id, actor, text=_read_text(args), template=args.template, to=args.to,
-                                     expected_version=args.if_version)
-            data = {"ticket": args.id, "outbox": row.id, "to": row.to_addr, "subject": row.subject, "status": row.status}
-            said = _("#{id}: reply queued to {to}: {subject}").format(id=args.id, to=row.to_addr, subject=row.subject)
+            row = conversation.reply(
+                s,
+                args.id,
+                actor,
+                text=_read_text(args),
+                template=args.template,
+                to=args.to,
+                expected_version=args.if_version,
+            )
+            data = {
+                "ticket": args.id,
+                "outbox": row.id,
+                "to": row.to_addr,
+                "subject": row.subject,
+                "status": row.status,
+            }
+            said = _("#{id}: reply queued to {to}: {subject}").format(
+                id=args.id, to=row.to_addr, subject=row.subject
+            )
         elif args.sub == "ask":
             row = conversation.ask(s, args.id, actor, args.missing, to=args.to)
-            data = {"ticket": args.id, "outbox": row.id, "to": row.to_addr, "subject": row.subject, "missing": args.missing}
-            said = _("#{id}: asked {to} for: {items}").format(id=args.id, to=row.to_addr, items=", ".join(args.missing))
+            data = {
+                "ticket": args.id,
+                "outbox": row.id,
+                "to": row.to_addr,
+                "subject": row.subject,
+                "missing": args.missing,
+            }
+            said = _("#{id}: asked {to} for: {items}").format(
+                id=args.id, to=row.to_addr, items=", ".join(args.missing)
+            )
         elif args.sub == "comment":
             msg = conversation.comment(s, args.id, actor, args.text)
             data = {"ticket": args.id, "message": msg.id}
             said = _("#{id}: note added (never mailed)").format(id=args.id)
         elif args.sub == "account":
-            outcome = conversation.set_account(s, args.id, actor, None if args.login == "-" else args.login,
-                                               expected_version=args.if_version)
+            outcome = conversation.set_account(
+                s,
+                args.id,
+                actor,
+                None if args.login == "-" else args.login,
+                expected_version=args.if_version,
+            )
             data = api.ticket_view(s, outcome.ticket, actor)
             said = _("#{id}: account {login}").format(id=args.id, login=data["account"] or "-")
         elif args.sub == "merge":
@@ -132,8 +198,12 @@ def do_search(args, out) -> int:
     from helpdesk.storage.filters import TicketFilter
 
     flt = TicketFilter(
-        queue=args.queue, policy=args.policy, state=args.state, assignee=args.assignee,
-        kind="all" if (args.all or args.state) else "active", text=args.search,
+        queue=args.queue,
+        policy=args.policy,
+        state=args.state,
+        assignee=args.assignee,
+        kind="all" if (args.all or args.state) else "active",
+        text=args.search,
     )
     with common.session(args) as s:
         rows = search.page(s, flt, order=args.sort, limit=args.limit, offset=args.offset)
@@ -143,16 +213,39 @@ def do_search(args, out) -> int:
             now = clock.now()
             rows = [r for r in rows if r.due_at is not None and r.due_at <= now]
     data = [
-        {"id": r.id, "queue": r.queue, "policy": r.policy, "state": r.state, "state_kind": r.state_kind, "account": r.account,
-         "requester": r.requester, "subject": r.subject, "due_at": clock.iso(r.due_at), "opened_at": clock.iso(r.opened_at),
-         "assignee": r.assignee}
+        {
+            "id": r.id,
+            "queue": r.queue,
+            "policy": r.policy,
+            "state": r.state,
+            "state_kind": r.state_kind,
+            "account": r.account,
+            "requester": r.requester,
+            "subject": r.subject,
+            "due_at": clock.iso(r.due_at),
+            "opened_at": clock.iso(r.opened_at),
+            "assignee": r.assignee,
+        }
         for r in rows
     ]
     if out.json:
         out.data(data)
     else:
-        out.table(["id", "queue", "policy", "state", "account", "due", "subject"],
-                  [[r["id"], r["queue"], r["policy"], r["state"], r["account"] or "-", r["due_at"] or "", r["subject"]] for r in data])
+        out.table(
+            ["id", "queue", "policy", "state", "account", "due", "subject"],
+            [
+                [
+                    r["id"],
+                    r["queue"],
+                    r["policy"],
+                    r["state"],
+                    r["account"] or "-",
+                    r["due_at"] or "",
+                    r["subject"],
+                ]
+                for r in data
+            ],
+        )
     return 0
 
 
@@ -175,4 +268,9 @@ def print_conversation(out, view: dict) -> None:
         for line in (m["new"] or "").splitlines():
             out.line(Text("    " + line))
         if m["quoted"]:
-            out.line(Text("    " + _("[{n} quoted lines folded]").format(n=len(m["quoted"].splitlines()))), style="dim")
+            out.line(
+                Text(
+                    "    " + _("[{n} quoted lines folded]").format(n=len(m["quoted"].splitlines()))
+                ),
+                style="dim",
+            )

@@ -15,11 +15,31 @@ import sys
 from importlib.util import find_spec
 
 #: The commands that do not open the TUI (``helpdesk.cli.main.COMMANDS``; a test keeps them equal).
-COMMANDS = frozenset({
-    "account", "actions", "audit", "backup", "connectors", "ingest", "init", "outbox", "policy", "policyd", "quarantine",
-    "reset", "restore", "serve", "sweep", "ticket", "train", "volunteer",
-})
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # holds ``helpdesk`` and ``screens``
+COMMANDS = frozenset(
+    {
+        "account",
+        "actions",
+        "audit",
+        "backup",
+        "connectors",
+        "ingest",
+        "init",
+        "outbox",
+        "policy",
+        "policyd",
+        "quarantine",
+        "reset",
+        "restore",
+        "serve",
+        "sweep",
+        "ticket",
+        "train",
+        "volunteer",
+    }
+)
+ROOT = os.path.dirname(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+)  # holds ``helpdesk`` and ``screens``
 
 _early = None  # the backend process started by ``prespawn``, until a RemoteBackend takes it
 
@@ -40,7 +60,9 @@ def main(argv: list[str] | None = None) -> int:
         # and collecting it anyway took a tenth of the start. The app turns the collector
         # back on once its first screen is painted (HelpdeskApp._tune_collector).
         gc.disable()
-        if find_spec("screens") is not None:  # without it, helpdesk.cli.main says the TUI is missing
+        if (
+            find_spec("screens") is not None
+        ):  # without it, helpdesk.cli.main says the TUI is missing
             prespawn()
     try:
         from helpdesk.cli.main import main as run
@@ -67,7 +89,9 @@ def spawn(python: str):
     )
     return subprocess.Popen(
         [python, "-P", "-c", code],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         start_new_session=True,  # the terminal's signals are the app's to handle
     )
 

@@ -27,9 +27,9 @@ QUEUES = ("password-reset", "closure", "abuse", "mail-reputation")
 
 def add_parsers(sub, cmd) -> None:
     """The ``ingest`` and ``quarantine`` sub-commands (``cmd`` adds the global options)."""
-    ing = sub.add_parser("ingest", help=_("read mail, abuse reports, DMARC reports or Postfix logs")).add_subparsers(
-        dest="sub", metavar="SUB", required=True
-    )
+    ing = sub.add_parser(
+        "ingest", help=_("read mail, abuse reports, DMARC reports or Postfix logs")
+    ).add_subparsers(dest="sub", metavar="SUB", required=True)
     for kind, text in (
         ("mail", _("requests and replies from a Maildir, an mbox, files or an IMAP mailbox")),
         ("arf", _("abuse complaints (ARF, X-ARF) from a mailbox or files")),
@@ -39,15 +39,33 @@ def add_parsers(sub, cmd) -> None:
         p.add_argument("source", metavar="PATH|URL")
         p.add_argument("--policy", help=_("every item belongs to this provider"))
         if kind == "mail":
-            p.add_argument("--queue", choices=QUEUES, help=_("every new request goes to this queue (triage)"))
-    p = cmd(ing, "postfix", _("Postfix logs: per-sender volumes and bounces, alerts past the thresholds"))
+            p.add_argument(
+                "--queue", choices=QUEUES, help=_("every new request goes to this queue (triage)")
+            )
+    p = cmd(
+        ing,
+        "postfix",
+        _("Postfix logs: per-sender volumes and bounces, alerts past the thresholds"),
+    )
     p.add_argument("paths", nargs="+", metavar="LOG")
-    p.add_argument("--year", type=bounds.year, help=_("year of classic syslog time stamps (default: the file's)"))
-    p.add_argument("--tz", help=_("time zone of classic syslog time stamps (default: this machine's)"))
+    p.add_argument(
+        "--year",
+        type=bounds.year,
+        help=_("year of classic syslog time stamps (default: the file's)"),
+    )
+    p.add_argument(
+        "--tz", help=_("time zone of classic syslog time stamps (default: this machine's)")
+    )
     p.add_argument("--window", default="PT1H", help=_("sliding window, ISO-8601 (default PT1H)"))
-    p.add_argument("--from-start", action="store_true", help=_("read the whole file again, ignoring where the last run stopped"))
+    p.add_argument(
+        "--from-start",
+        action="store_true",
+        help=_("read the whole file again, ignoring where the last run stopped"),
+    )
 
-    qu = sub.add_parser("quarantine", help=_("input ingestion could not use")).add_subparsers(dest="sub", metavar="SUB", required=True)
+    qu = sub.add_parser("quarantine", help=_("input ingestion could not use")).add_subparsers(
+        dest="sub", metavar="SUB", required=True
+    )
     p = cmd(qu, "list", _("list quarantined items, newest first"))
     p.add_argument("--kind", choices=KINDS)
     p.add_argument("--all", action="store_true", help=_("include items released since"))
@@ -76,14 +94,24 @@ def do_ingest(args, out) -> int:
 
         if args.policy:
             _check_policy(url, args.policy)
-        handler = {"mail": intake.handle_mail, "arf": reports.handle_arf, "dmarc": reports.handle_dmarc}[args.sub]
+        handler = {
+            "mail": intake.handle_mail,
+            "arf": reports.handle_arf,
+            "dmarc": reports.handle_dmarc,
+        }[args.sub]
         try:
             source = open_source(args.source)
         except SourceError as exc:
             raise BadInput(str(exc)) from None
         with source:
             summary = pipeline.ingest(
-                url, source, kind=args.sub, handler=handler, policy=args.policy, queue=getattr(args, "queue", None), show_progress=progress
+                url,
+                source,
+                kind=args.sub,
+                handler=handler,
+                policy=args.policy,
+                queue=getattr(args, "queue", None),
+                show_progress=progress,
             )
     _print(out, summary)
     return 2 if summary.errors else 0
@@ -130,11 +158,22 @@ def _postfix(args, progress: bool):
         if not os.path.isfile(path):
             raise BadInput(_("no such log file: {path}").format(path=path))
     own_clock = bool(getattr(args, "now", None) or os.environ.get("HELPDESK_NOW"))
-    options = {"year": args.year, "tz": tz, "window": window, "from_start": args.from_start, "show_progress": progress}
+    options = {
+        "year": args.year,
+        "tz": tz,
+        "window": window,
+        "from_start": args.from_start,
+        "show_progress": progress,
+    }
     if not hasattr(os, "fork"):
         url = _postfix_prologue(getattr(args, "db", None), own_clock)
         return postfix_log.ingest_postfix(url, args.paths, **options)
-    return postfix_log.ingest_postfix_beside(getattr(args, "db", None), args.paths, prologue=lambda db: _postfix_prologue(db, own_clock), **options)
+    return postfix_log.ingest_postfix_beside(
+        getattr(args, "db", None),
+        args.paths,
+        prologue=lambda db: _postfix_prologue(db, own_clock),
+        **options,
+    )
 
 
 def _postfix_prologue(db_arg: str | None, own_clock: bool) -> str:
@@ -162,27 +201,51 @@ def _print(out, summary) -> None:
     c = data["counts"]
     if summary.kind == "postfix":
         out.line(
-            _("Postfix {source}: {lines} lines, {events} events; alerts: {o} opened, {u} added to open ones, {n} for senders without account; {q} line(s) quarantined.").format(
-                source=summary.source, lines=c.get("lines", 0), events=c.get("events", 0), o=c.get("alerts_opened", 0),
-                u=c.get("alerts_updated", 0), n=c.get("alerts_unmatched", 0), q=c.get("quarantined", 0),
+            _(
+                "Postfix {source}: {lines} lines, {events} events; alerts: {o} opened, {u} added to open ones, {n} for senders without account; {q} line(s) quarantined."
+            ).format(
+                source=summary.source,
+                lines=c.get("lines", 0),
+                events=c.get("events", 0),
+                o=c.get("alerts_opened", 0),
+                u=c.get("alerts_updated", 0),
+                n=c.get("alerts_unmatched", 0),
+                q=c.get("quarantined", 0),
             )
         )
     else:
         out.line(
-            _("Ingest {kind} from {source}: {o} opened, {t} threaded ({a} acknowledged), {u} updated, {r} recorded, {d} duplicate(s), {q} quarantined.").format(
-                kind=summary.kind, source=summary.source, o=c["opened"], t=c["threaded"], a=c["acknowledged"], u=c["updated"],
-                r=c["recorded"], d=c["duplicates"], q=c["quarantined"],
+            _(
+                "Ingest {kind} from {source}: {o} opened, {t} threaded ({a} acknowledged), {u} updated, {r} recorded, {d} duplicate(s), {q} quarantined."
+            ).format(
+                kind=summary.kind,
+                source=summary.source,
+                o=c["opened"],
+                t=c["threaded"],
+                a=c["acknowledged"],
+                u=c["updated"],
+                r=c["recorded"],
+                d=c["duplicates"],
+                q=c["quarantined"],
             )
         )
     if c.get("bounces") or c.get("bounces_unmatched") or c.get("delivery_notices"):
         out.line(
-            _("Bounces: {m} returned mail(s) of ours marked on their tickets, {u} unmatched (helpdesk outbox bounces), {d} delivery notice(s).").format(
-                m=c.get("bounces", 0), u=c.get("bounces_unmatched", 0), d=c.get("delivery_notices", 0),
+            _(
+                "Bounces: {m} returned mail(s) of ours marked on their tickets, {u} unmatched (helpdesk outbox bounces), {d} delivery notice(s)."
+            ).format(
+                m=c.get("bounces", 0),
+                u=c.get("bounces_unmatched", 0),
+                d=c.get("delivery_notices", 0),
             )
         )
     shown = [item for item in data["items"] if item.get("outcome") != "duplicate"]
     for item in shown[:HUMAN_LINES]:
-        where = f"#{item['ticket']}" if item.get("ticket") else (f"quarantine #{item['quarantine']}" if item.get("quarantine") else "")
+        where = (
+            f"#{item['ticket']}"
+            if item.get("ticket")
+            else (f"quarantine #{item['quarantine']}" if item.get("quarantine") else "")
+        )
         what = ", ".join(str(item[k]) for k in ("queue", "policy", "account") if item.get(k))
         line = f"  {item['item']}: {item['outcome']} {where}"
         if what:
@@ -202,15 +265,28 @@ def do_quarantine(args, out) -> int:
 
     with common.session(args) as s:
         if args.sub == "list":
-            rows = quarantine.rows(s, kind=args.kind, include_released=args.all, limit=args.limit, offset=args.offset)
+            rows = quarantine.rows(
+                s, kind=args.kind, include_released=args.all, limit=args.limit, offset=args.offset
+            )
             if out.json:
                 out.data(rows)
             else:
-                out.table(["id", "kind", "received", "bytes", "reason", "source"], [[r["id"], r["kind"], r["received_at"], r["bytes"], r["reason"], r["source"]] for r in rows])
+                out.table(
+                    ["id", "kind", "received", "bytes", "reason", "source"],
+                    [
+                        [r["id"], r["kind"], r["received_at"], r["bytes"], r["reason"], r["source"]]
+                        for r in rows
+                    ],
+                )
             return 0
         row = quarantine.get(s, args.id)
         # Raw input may hold anyone's personal data: reading it is recorded.
-        common.read_sensitive(args, "quarantine", data={"quarantine": row.id, "raw": bool(args.raw)}, reason=args.reason)
+        common.read_sensitive(
+            args,
+            "quarantine",
+            data={"quarantine": row.id, "raw": bool(args.raw)},
+            reason=args.reason,
+        )
         if args.raw:
             sys.stdout.buffer.write(row.content)
             sys.stdout.flush()

@@ -18,15 +18,34 @@ from helpdesk.base.i18n import _
 
 def add_parsers(policy_sub, outbox_sub, cmd) -> None:
     """``policy set`` and ``outbox retry|mark-sent`` (``cmd`` adds the global options)."""
-    p = cmd(policy_sub, "set", _("set a provider's operational settings (an empty value removes one)"))
+    p = cmd(
+        policy_sub, "set", _("set a provider's operational settings (an empty value removes one)")
+    )
     p.add_argument("key")
-    p.add_argument("values", nargs="+", metavar="NAME=VALUE", help=_("the settings are listed by 'helpdesk policy show KEY'"))
-    p = cmd(outbox_sub, "retry", _("send a held, failed or uncertain mail again (uncertain: after checking it did not arrive)"))
+    p.add_argument(
+        "values",
+        nargs="+",
+        metavar="NAME=VALUE",
+        help=_("the settings are listed by 'helpdesk policy show KEY'"),
+    )
+    p = cmd(
+        outbox_sub,
+        "retry",
+        _(
+            "send a held, failed or uncertain mail again (uncertain: after checking it did not arrive)"
+        ),
+    )
     p.add_argument("id", type=bounds.ident)
     p.add_argument("--note", default="", help=_("why (required for an uncertain mail)"))
-    p = cmd(outbox_sub, "mark-sent", _("record that a held, failed or uncertain mail did reach its recipient"))
+    p = cmd(
+        outbox_sub,
+        "mark-sent",
+        _("record that a held, failed or uncertain mail did reach its recipient"),
+    )
     p.add_argument("id", type=bounds.ident)
-    p.add_argument("--note", required=True, help=_("how it is known (the relay's log, the recipient)"))
+    p.add_argument(
+        "--note", required=True, help=_("how it is known (the relay's log, the recipient)")
+    )
 
 
 def _actor(args, s):
@@ -77,11 +96,21 @@ def do_outbox_decision(args, out) -> int:
             row = decisions.retry(s, args.id, actor, note=args.note)
         else:
             row = decisions.mark_sent(s, args.id, actor, note=args.note)
-        data = {"id": row.id, "ticket": row.ticket_id, "status": row.status, "to": row.to_addr, "message_id": row.message_id}
+        data = {
+            "id": row.id,
+            "ticket": row.ticket_id,
+            "status": row.status,
+            "to": row.to_addr,
+            "message_id": row.message_id,
+        }
     if out.json:
         out.data(data)
     elif args.sub == "retry":
-        out.line(_("Mail #{id} queued again: it leaves with the next 'helpdesk outbox send'.").format(id=data["id"]))
+        out.line(
+            _("Mail #{id} queued again: it leaves with the next 'helpdesk outbox send'.").format(
+                id=data["id"]
+            )
+        )
     else:
         out.line(_("Mail #{id} recorded as sent.").format(id=data["id"]))
     return 0

@@ -30,15 +30,33 @@ QUEUES = ("password-reset", "closure", "abuse", "mail-reputation", "general")
 
 def _common(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("global options")
-    g.add_argument("--db", default=argparse.SUPPRESS, help="SQLAlchemy URL or SQLite path (env HELPDESK_DB)")
-    g.add_argument("--as", dest="user", default=argparse.SUPPRESS, help="volunteer login acting (env HELPDESK_USER)")
-    g.add_argument("--now", default=argparse.SUPPRESS, help="the clock's now, ISO-8601 (env HELPDESK_NOW)")
-    g.add_argument("--lang", choices=["fr", "en"], default=argparse.SUPPRESS, help="interface language (default fr)")
-    g.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
+    g.add_argument(
+        "--db", default=argparse.SUPPRESS, help="SQLAlchemy URL or SQLite path (env HELPDESK_DB)"
+    )
+    g.add_argument(
+        "--as",
+        dest="user",
+        default=argparse.SUPPRESS,
+        help="volunteer login acting (env HELPDESK_USER)",
+    )
+    g.add_argument(
+        "--now", default=argparse.SUPPRESS, help="the clock's now, ISO-8601 (env HELPDESK_NOW)"
+    )
+    g.add_argument(
+        "--lang",
+        choices=["fr", "en"],
+        default=argparse.SUPPRESS,
+        help="interface language (default fr)",
+    )
+    g.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="helpdesk", description=_("Terminal helpdesk for small non-profit hosting providers."))
+    parser = argparse.ArgumentParser(
+        prog="helpdesk", description=_("Terminal helpdesk for small non-profit hosting providers.")
+    )
     _common(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -49,34 +67,60 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = cmd(sub, "init", _("create or upgrade the database and load the policy packs"))
     p.add_argument("--policy", action="append", help=_("load only this pack (repeatable)"))
-    p.add_argument("--training", action="store_true", help=_("mark this database as a training database"))
+    p.add_argument(
+        "--training", action="store_true", help=_("mark this database as a training database")
+    )
 
     cmd(sub, "demo", _("open the TUI on a fresh demo database"))
     p = cmd(sub, "tui", _("open the TUI on the configured database"))
 
-    pol = sub.add_parser("policy", help=_("policy packs")).add_subparsers(dest="sub", metavar="SUB", required=True)
+    pol = sub.add_parser("policy", help=_("policy packs")).add_subparsers(
+        dest="sub", metavar="SUB", required=True
+    )
     cmd(pol, "list", _("list the policy packs"))
     p = cmd(pol, "show", _("show a pack: parameters, citations, procedures"))
     p.add_argument("key")
 
-    acc = sub.add_parser("account", help=_("accounts")).add_subparsers(dest="sub", metavar="SUB", required=True)
+    acc = sub.add_parser("account", help=_("accounts")).add_subparsers(
+        dest="sub", metavar="SUB", required=True
+    )
     p = cmd(acc, "add", _("add or update an account"))
     p.add_argument("login")
     p.add_argument("--policy", required=True)
     p.add_argument("--email", required=True)
-    p.add_argument("--kind", default="user", choices=["user", "admin", "employee", "member", "end-user"])
+    p.add_argument(
+        "--kind", default="user", choices=["user", "admin", "employee", "member", "end-user"]
+    )
     p.add_argument("--org", default="")
-    p.add_argument("--contact", action="append", help=_("another registered contact address (repeatable; none given: unchanged)"))
+    p.add_argument(
+        "--contact",
+        action="append",
+        help=_("another registered contact address (repeatable; none given: unchanged)"),
+    )
     p.add_argument("--last-login")
-    p.add_argument("--status", help=_("load an existing directory: the account's status (techadmin only, recorded)"))
-    p.add_argument("--account-lang", default="", choices=["", "fr", "en"], help=_("language of the mails to this account"))
+    p.add_argument(
+        "--status",
+        help=_("load an existing directory: the account's status (techadmin only, recorded)"),
+    )
+    p.add_argument(
+        "--account-lang",
+        default="",
+        choices=["", "fr", "en"],
+        help=_("language of the mails to this account"),
+    )
     p.add_argument("--field", action="append", default=[], metavar="K=V")
-    p = cmd(acc, "import", _("import accounts from a CSV file (login,policy,email,kind,org,last_login,contacts,...)"))
+    p = cmd(
+        acc,
+        "import",
+        _("import accounts from a CSV file (login,policy,email,kind,org,last_login,contacts,...)"),
+    )
     p.add_argument("path")
     p = cmd(acc, "show", _("show an account and its sanctions ledger"))
     p.add_argument("login")
     p.add_argument("--policy")
-    p.add_argument("--reason", default="", help=_("why you read a closed account's personal data (recorded)"))
+    p.add_argument(
+        "--reason", default="", help=_("why you read a closed account's personal data (recorded)")
+    )
     p = cmd(acc, "contact", _("add or remove an account's contact addresses"))
     p.add_argument("login")
     p.add_argument("--policy")
@@ -85,9 +129,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = cmd(acc, "list", _("list accounts"))
     p.add_argument("--policy")
     p.add_argument("--status")
-    p.add_argument("--reason", default="", help=_("why you list closed accounts (recorded with the reading)"))
+    p.add_argument(
+        "--reason", default="", help=_("why you list closed accounts (recorded with the reading)")
+    )
 
-    tk = sub.add_parser("ticket", help=_("tickets")).add_subparsers(dest="sub", metavar="SUB", required=True)
+    tk = sub.add_parser("ticket", help=_("tickets")).add_subparsers(
+        dest="sub", metavar="SUB", required=True
+    )
     p = cmd(tk, "open", _("open a ticket"))
     p.add_argument("queue", choices=QUEUES)
     p.add_argument("--policy", required=True)
@@ -95,7 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--requester", default="")
     p.add_argument("--subject", default="")
     p.add_argument("--note", default="")
-    p.add_argument("--mail-lang", choices=["fr", "en"], help=_("language of the mails of this ticket"))
+    p.add_argument(
+        "--mail-lang", choices=["fr", "en"], help=_("language of the mails of this ticket")
+    )
     p.add_argument("--field", action="append", default=[], metavar="K=V")
     p = cmd(tk, "list", _("list tickets, overdue and soonest first"))
     p.add_argument("--queue", choices=QUEUES)
@@ -108,35 +158,59 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sort", choices=["due", "age", "state", "new"], default="due")
     p.add_argument("--limit", type=bounds.limit, default=100)
     p.add_argument("--offset", type=bounds.offset, default=0)
-    p.add_argument("--search", metavar="TEXT", help=_("full-text search: subjects, requesters, accounts, notes and messages"))
+    p.add_argument(
+        "--search",
+        metavar="TEXT",
+        help=_("full-text search: subjects, requesters, accounts, notes and messages"),
+    )
     p = cmd(tk, "show", _("state, deadlines, history, allowed and blocked actions"))
     p.add_argument("id", type=bounds.ident)
-    p.add_argument("--citations", action="store_true", help=_("print the French text of each citation"))
-    p.add_argument("--reason", default="", help=_("why you read a closed account's personal data (recorded)"))
+    p.add_argument(
+        "--citations", action="store_true", help=_("print the French text of each citation")
+    )
+    p.add_argument(
+        "--reason", default="", help=_("why you read a closed account's personal data (recorded)")
+    )
     p = cmd(tk, "act", _("take an action on a ticket"))
     p.add_argument("id", type=bounds.ident)
     p.add_argument("action")
     p.add_argument("--note", default="")
     p.add_argument("--field", action="append", default=[], metavar="K=V")
-    p.add_argument("--check", action="append", default=[], metavar="ITEM", help=_("tick a checklist item"))
-    p.add_argument("--if-version", type=bounds.ident, help=_("refuse if the ticket changed since this version"))
-    p.add_argument("--mail-lang", choices=["fr", "en"], help=_("first set the language of the ticket's mails"))
-    p.add_argument("--dry-run", action="store_true", help=_("print what the step would do (mails, service actions) and do nothing"))
+    p.add_argument(
+        "--check", action="append", default=[], metavar="ITEM", help=_("tick a checklist item")
+    )
+    p.add_argument(
+        "--if-version", type=bounds.ident, help=_("refuse if the ticket changed since this version")
+    )
+    p.add_argument(
+        "--mail-lang", choices=["fr", "en"], help=_("first set the language of the ticket's mails")
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help=_("print what the step would do (mails, service actions) and do nothing"),
+    )
     p = cmd(tk, "assign", _("give a ticket to a volunteer ('-' for nobody)"))
     p.add_argument("id", type=bounds.ident)
     p.add_argument("login")
-    p.add_argument("--if-version", type=bounds.ident, help=_("refuse if the ticket changed since this version"))
+    p.add_argument(
+        "--if-version", type=bounds.ident, help=_("refuse if the ticket changed since this version")
+    )
     p = cmd(tk, "lang", _("set the language of a ticket's mails"))
     p.add_argument("id", type=bounds.ident)
     p.add_argument("lang", choices=["fr", "en"])
-    p.add_argument("--if-version", type=bounds.ident, help=_("refuse if the ticket changed since this version"))
+    p.add_argument(
+        "--if-version", type=bounds.ident, help=_("refuse if the ticket changed since this version")
+    )
 
     cmd(sub, "sweep", _("run what is due: timers, expiries, inactivity scans"))
     p = cmd(sub, "backup", _("write a consistent copy of the database to a new file"))
     p.add_argument("path")
     p = cmd(sub, "restore", _("replace the database's content by a backup"))
     p.add_argument("path")
-    p.add_argument("--yes", action="store_true", help=_("confirm: what is in the database now is replaced"))
+    p.add_argument(
+        "--yes", action="store_true", help=_("confirm: what is in the database now is replaced")
+    )
 
     from helpdesk.cli.conversation import add_parsers as conversation_parsers
 
@@ -149,15 +223,24 @@ def build_parser() -> argparse.ArgumentParser:
     training_parser(sub, cmd)  # train [list|start|reset|clock|check]
     serve.add_parser(sub, cmd)  # serve [--host H] [--port P]: the TUI in a web browser
 
-    vol = sub.add_parser("volunteer", help=_("volunteers and roles")).add_subparsers(dest="sub", metavar="SUB", required=True)
+    vol = sub.add_parser("volunteer", help=_("volunteers and roles")).add_subparsers(
+        dest="sub", metavar="SUB", required=True
+    )
     p = cmd(vol, "add", _("add a volunteer or change their role"))
     p.add_argument("login")
     p.add_argument("--role", required=True, choices=["volunteer", "oncall", "techadmin", "trainer"])
-    p.add_argument("--policy", action="append", default=[], help=_("the role covers this provider only (repeatable; default: all)"))
+    p.add_argument(
+        "--policy",
+        action="append",
+        default=[],
+        help=_("the role covers this provider only (repeatable; default: all)"),
+    )
     p.add_argument("--name", default="")
     p.add_argument("--ssh-key", help=_("an OpenSSH public key, or the path of a .pub file"))
     cmd(vol, "list", _("list volunteers"))
-    p = cmd(vol, "authorized-keys", _("print the authorized_keys lines of the shared system account"))
+    p = cmd(
+        vol, "authorized-keys", _("print the authorized_keys lines of the shared system account")
+    )
     p.add_argument("--program", help=_("the helpdesk command the keys may run (default: this one)"))
     p = cmd(vol, "remove-key", _("withdraw an SSH key"))
     p.add_argument("login")
@@ -165,24 +248,51 @@ def build_parser() -> argparse.ArgumentParser:
     p = cmd(vol, "deactivate", _("withdraw a volunteer: their keys stop working"))
     p.add_argument("login")
 
-    au = sub.add_parser("audit", help=_("the audit trail")).add_subparsers(dest="sub", metavar="SUB", required=True)
+    au = sub.add_parser("audit", help=_("the audit trail")).add_subparsers(
+        dest="sub", metavar="SUB", required=True
+    )
     p = cmd(au, "verify", _("check that no event was changed, deleted or reordered"))
-    p.add_argument("--anchors", help=_("a file of heads written by 'audit anchor' (env HELPDESK_AUDIT_ANCHORS)"))
-    p = cmd(au, "anchor", _("append the chain's head, timestamped, to a file or to syslog (for cron)"))
-    p.add_argument("--file", help=_("the anchor file, outside the database (env HELPDESK_AUDIT_ANCHORS)"))
-    p.add_argument("--syslog", action="store_true", help=_("write the head to syslog as well (or instead, with no file)"))
+    p.add_argument(
+        "--anchors",
+        help=_("a file of heads written by 'audit anchor' (env HELPDESK_AUDIT_ANCHORS)"),
+    )
+    p = cmd(
+        au, "anchor", _("append the chain's head, timestamped, to a file or to syslog (for cron)")
+    )
+    p.add_argument(
+        "--file", help=_("the anchor file, outside the database (env HELPDESK_AUDIT_ANCHORS)")
+    )
+    p.add_argument(
+        "--syslog",
+        action="store_true",
+        help=_("write the head to syslog as well (or instead, with no file)"),
+    )
 
-    ob = sub.add_parser("outbox", help=_("mails queued by procedures")).add_subparsers(dest="sub", metavar="SUB", required=True)
+    ob = sub.add_parser("outbox", help=_("mails queued by procedures")).add_subparsers(
+        dest="sub", metavar="SUB", required=True
+    )
     p = cmd(ob, "list", _("list queued mails"))
     p.add_argument("--status")
     p.add_argument("--ticket", type=bounds.ident)
     p.add_argument("--limit", type=bounds.limit, default=100)
     p = cmd(ob, "show", _("show one queued mail"))
     p.add_argument("id", type=bounds.ident)
-    p = cmd(ob, "bounces", _("list the bounces received, newest first: the server's reason and the mail of ours it returned"))
-    p.add_argument("--unmatched", action="store_true", help=_("only those that name no mail of ours"))
+    p = cmd(
+        ob,
+        "bounces",
+        _(
+            "list the bounces received, newest first: the server's reason and the mail of ours it returned"
+        ),
+    )
+    p.add_argument(
+        "--unmatched", action="store_true", help=_("only those that name no mail of ours")
+    )
     p.add_argument("--limit", type=bounds.limit, default=100)
-    p = cmd(ob, "send", _("deliver the mails that are due (SMTP, or a Maildir when no SMTP host is set)"))
+    p = cmd(
+        ob,
+        "send",
+        _("deliver the mails that are due (SMTP, or a Maildir when no SMTP host is set)"),
+    )
     p.add_argument("--limit", type=bounds.limit, default=100)
     from helpdesk.cli.mail import add_parsers as mail_parsers
 
@@ -190,9 +300,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     from helpdesk.cli.actions import add_parsers as action_parsers
 
-    action_parsers(sub, acc, cmd)  # actions list|run|retry|mark-done, connectors check, account sync, policyd
+    action_parsers(
+        sub, acc, cmd
+    )  # actions list|run|retry|mark-done, connectors check, account sync, policyd
 
-    rs = sub.add_parser("reset", help=_("one-time reset credentials")).add_subparsers(dest="sub", metavar="SUB", required=True)
+    rs = sub.add_parser("reset", help=_("one-time reset credentials")).add_subparsers(
+        dest="sub", metavar="SUB", required=True
+    )
     cmd(rs, "redeem", _("check and spend a one-time secret read from standard input"))
     return parser
 
@@ -215,7 +329,11 @@ def do_init(args, out: Out) -> int:
         out.data({"database": url, "loaded": changed, "revision": install.current_revision(url)})
     else:
         out.line(_("Database ready: {url}").format(url=url))
-        out.line(_("Policy packs loaded: {keys}").format(keys=", ".join(changed) if changed else _("none changed")))
+        out.line(
+            _("Policy packs loaded: {keys}").format(
+                keys=", ".join(changed) if changed else _("none changed")
+            )
+        )
     return 0
 
 
@@ -231,28 +349,52 @@ def do_policy(args, out: Out) -> int:
         if args.sub == "list":
             rows = []
             for p in s.exec(select(Policy).order_by(Policy.key)):
-                queues = list(s.exec(select(Workflow.queue).where(Workflow.policy_key == p.key).order_by(Workflow.id)))
-                rows.append({"key": p.key, "name": p.name, "timezone": p.timezone, "queues": queues, "source": p.source})
+                queues = list(
+                    s.exec(
+                        select(Workflow.queue)
+                        .where(Workflow.policy_key == p.key)
+                        .order_by(Workflow.id)
+                    )
+                )
+                rows.append(
+                    {
+                        "key": p.key,
+                        "name": p.name,
+                        "timezone": p.timezone,
+                        "queues": queues,
+                        "source": p.source,
+                    }
+                )
             if out.json:
                 out.data(rows)
             else:
-                out.table(["key", "name", "timezone", "queues"], [[r["key"], r["name"], r["timezone"], ", ".join(r["queues"])] for r in rows])
+                out.table(
+                    ["key", "name", "timezone", "queues"],
+                    [[r["key"], r["name"], r["timezone"], ", ".join(r["queues"])] for r in rows],
+                )
             return 0
         view = api.policy_view(s, args.key)
         if out.json:
             out.data(view)
             return 0
-        out.line(f"{view['name']} ({view['key']}) — {view['timezone']} — {view['source']}", style="bold")
+        out.line(
+            f"{view['name']} ({view['key']}) — {view['timezone']} — {view['source']}", style="bold"
+        )
         for wf in view["workflows"]:
             out.line("")
             out.line(f"{wf['queue']}: {wf['title']}", style="bold")
             for a in wf["actions"]:
                 if a["auto"]:
                     continue
-                out.line(f"  {a['key']:<20} {', '.join(a['from'])} → {a['to']}  [{a['role']}]  {a['citation']}")
+                out.line(
+                    f"  {a['key']:<20} {', '.join(a['from'])} → {a['to']}  [{a['role']}]  {a['citation']}"
+                )
         if view.get("settings"):
             out.line("")
-            out.line(_("Settings (helpdesk policy set {key} NAME=VALUE):").format(key=view["key"]), style="bold")
+            out.line(
+                _("Settings (helpdesk policy set {key} NAME=VALUE):").format(key=view["key"]),
+                style="bold",
+            )
             _mail_commands().print_settings(out, view["settings"])
     return 0
 
@@ -269,21 +411,42 @@ def do_account(args, out: Out) -> int:
     if args.sub == "add":
         with _session(args, write=True) as s:
             acc = api.add_account(
-                s, login=args.login, policy=args.policy, email=args.email, kind=args.kind, org=args.org,
-                contacts=args.contact, last_login=args.last_login, fields=_pairs(args.field),
-                lang=args.account_lang, status=args.status, actor=api.actor_for(s, _user(args)),
+                s,
+                login=args.login,
+                policy=args.policy,
+                email=args.email,
+                kind=args.kind,
+                org=args.org,
+                contacts=args.contact,
+                last_login=args.last_login,
+                fields=_pairs(args.field),
+                lang=args.account_lang,
+                status=args.status,
+                actor=api.actor_for(s, _user(args)),
             )
             view = api.account_view(s, acc)
-        out.data(view) if out.json else out.line(_("Account {login} ({policy}) saved.").format(login=acc.login, policy=acc.policy_key))
+        out.data(view) if out.json else out.line(
+            _("Account {login} ({policy}) saved.").format(login=acc.login, policy=acc.policy_key)
+        )
         return 0
     if args.sub == "import":
         return _import_accounts(args, out)
     if args.sub == "contact":
         with _session(args, write=True) as s:
             actor = api.actor_for(s, _user(args))
-            acc = api.change_contacts(s, api.find_account(s, args.login, args.policy), add=args.add, remove=args.remove, actor=actor)
+            acc = api.change_contacts(
+                s,
+                api.find_account(s, args.login, args.policy),
+                add=args.add,
+                remove=args.remove,
+                actor=actor,
+            )
             view = api.account_view(s, acc)
-        out.data(view) if out.json else out.line(_("Contacts of {login}: {contacts}").format(login=acc.login, contacts=", ".join(acc.contacts) or "-"))
+        out.data(view) if out.json else out.line(
+            _("Contacts of {login}: {contacts}").format(
+                login=acc.login, contacts=", ".join(acc.contacts) or "-"
+            )
+        )
         return 0
     with _session(args) as s:
         reader = api.actor_for(s, _user(args), required=False)
@@ -292,7 +455,9 @@ def do_account(args, out: Out) -> int:
             engine.check_scope(reader, acc.policy_key)
             view = api.account_view(s, acc)
             if api.is_closed(acc):
-                read_sensitive(args, "personal-data", account=acc, reason=args.reason or "account show")
+                read_sensitive(
+                    args, "personal-data", account=acc, reason=args.reason or "account show"
+                )
             if out.json:
                 out.data(view)
             else:
@@ -320,12 +485,20 @@ def do_account(args, out: Out) -> int:
         accounts = list(s.exec(q.limit(1000)))
         closed = [a.id for a in accounts if api.is_closed(a)]
         if closed:  # closed accounts' personal data is listed: the reading is recorded
-            read_sensitive(args, "personal-data", data={"accounts": closed}, reason=getattr(args, "reason", "") or "account list")
+            read_sensitive(
+                args,
+                "personal-data",
+                data={"accounts": closed},
+                reason=getattr(args, "reason", "") or "account list",
+            )
         rows = [api.account_view(s, a) for a in accounts]
         if out.json:
             out.data(rows)
         else:
-            out.table(["login", "policy", "kind", "status", "email"], [[r["login"], r["policy"], r["kind"], r["status"], r["email"]] for r in rows])
+            out.table(
+                ["login", "policy", "kind", "status", "email"],
+                [[r["login"], r["policy"], r["kind"], r["status"], r["email"]] for r in rows],
+            )
     return 0
 
 
@@ -349,21 +522,41 @@ def _import_accounts(args, out: Out) -> int:
         reader = csv.DictReader(handle)
         missing = {"login", "policy", "email"} - set(reader.fieldnames or [])
         if missing:
-            raise BadInput(_("the CSV file lacks the column(s): {cols}").format(cols=", ".join(sorted(missing))))
+            raise BadInput(
+                _("the CSV file lacks the column(s): {cols}").format(
+                    cols=", ".join(sorted(missing))
+                )
+            )
         for n, row in enumerate(reader, start=2):
             try:
                 with s.begin_nested():
                     api.add_account(
-                        s, login=row["login"], policy=row["policy"], email=row["email"], kind=row.get("kind") or "user",
-                        org=row.get("org") or "", last_login=row.get("last_login") or None,
+                        s,
+                        login=row["login"],
+                        policy=row["policy"],
+                        email=row["email"],
+                        kind=row.get("kind") or "user",
+                        org=row.get("org") or "",
+                        last_login=row.get("last_login") or None,
                         contacts=[c for c in (row.get("contacts") or "").split(";") if c.strip()],
-                        status=row.get("status") or None, lang=row.get("lang") or "",
-                        fields={k: v for k, v in row.items() if k not in base and k and v}, actor=actor,
+                        status=row.get("status") or None,
+                        lang=row.get("lang") or "",
+                        fields={k: v for k, v in row.items() if k not in base and k and v},
+                        actor=actor,
                     )
                 done += 1
             except HelpdeskError as exc:
                 errors.append({"line": n, "error": str(exc)})
-        audit.record(s, actor=actor.login, action="account-import", data={"file": files.shown(os.path.basename(args.path)), "imported": done, "errors": len(errors)})
+        audit.record(
+            s,
+            actor=actor.login,
+            action="account-import",
+            data={
+                "file": files.shown(os.path.basename(args.path)),
+                "imported": done,
+                "errors": len(errors),
+            },
+        )
     if out.json:
         out.data({"imported": done, "errors": errors})
     else:
@@ -374,7 +567,12 @@ def _import_accounts(args, out: Out) -> int:
 
 
 def _bounce_kinds() -> dict[str, str]:
-    return {"failed": _("returned"), "blocked": _("refused as spam"), "delayed": _("delayed"), "complaint": _("complaint")}
+    return {
+        "failed": _("returned"),
+        "blocked": _("refused as spam"),
+        "delayed": _("delayed"),
+        "complaint": _("complaint"),
+    }
 
 
 def _print_ticket(out: Out, view: dict, citations: bool, tz: str = "UTC") -> None:
@@ -387,34 +585,69 @@ def _print_ticket(out: Out, view: dict, citations: bool, tz: str = "UTC") -> Non
     steps = {st["key"]: st["label"] for st in view["steps"]}
     step_labels = {a["key"]: a["label"] for a in view["actions"]}
     out.line(Text(f"#{view['id']}  ", style="bold"), Text(view["subject"] or "-"))
-    out.line(f"{view['queue']} · {view['policy']} · {view['state_label']} ({label('state-kind', view['state_kind'])}) · v{view['version']}")
+    out.line(
+        f"{view['queue']} · {view['policy']} · {view['state_label']} ({label('state-kind', view['state_kind'])}) · v{view['version']}"
+    )
     status = label("account-status", view["account_status"]) if view["account_status"] else "-"
-    out.line(_("account: {a} ({s}) · requester: {r}").format(a=view["account"] or "-", s=status, r=view["requester"] or "-"))
+    out.line(
+        _("account: {a} ({s}) · requester: {r}").format(
+            a=view["account"] or "-", s=status, r=view["requester"] or "-"
+        )
+    )
     if view["fields"]:
-        out.line(_("fields: ") + ", ".join(f"{k}={choice(k, v)}" for k, v in view["fields"].items()))
+        out.line(
+            _("fields: ") + ", ".join(f"{k}={choice(k, v)}" for k, v in view["fields"].items())
+        )
     if view["deadline_details"]:
         out.line("")
         out.line(_("Deadlines:") + f"  ({tz})", style="bold")
         for d in view["deadline_details"]:
             extra = f"  → {step_labels.get(d['action'], d['action'])}" if d["action"] else ""
             note = f"  ({d['note']})" if d["note"] else ""
-            kind = "  " + _("BINDING (the text fixes this date)") if d.get("binding") else "  " + _("indicative") if d.get("indicative") else ""
-            out.line(f"  {label('deadline', d['name']):<28} {local(d['at'], tz, zone=False)}  [{label('deadline-status', d['status'])}]{kind}{extra}{note}")
+            kind = (
+                "  " + _("BINDING (the text fixes this date)")
+                if d.get("binding")
+                else "  " + _("indicative")
+                if d.get("indicative")
+                else ""
+            )
+            out.line(
+                f"  {label('deadline', d['name']):<28} {local(d['at'], tz, zone=False)}  [{label('deadline-status', d['status'])}]{kind}{extra}{note}"
+            )
     for a in view.get("attention", []):
         out.line("")
-        out.line(_("⚠ Mail #{id} to {to} came back: {reason}").format(id=a["outbox"], to=a["to"] or "-", reason=a["text"] or a["status"] or "-"), style="bold red")
-        out.line(_("  Its reader never received it: the ticket waits for a volunteer, not for them (helpdesk outbox retry {id} --note ..., or another address or channel).").format(id=a["outbox"]))
+        out.line(
+            _("⚠ Mail #{id} to {to} came back: {reason}").format(
+                id=a["outbox"], to=a["to"] or "-", reason=a["text"] or a["status"] or "-"
+            ),
+            style="bold red",
+        )
+        out.line(
+            _(
+                "  Its reader never received it: the ticket waits for a volunteer, not for them (helpdesk outbox retry {id} --note ..., or another address or channel)."
+            ).format(id=a["outbox"])
+        )
     if view.get("mails"):
         out.line("")
         out.line(_("Mails:"), style="bold")
         for m in view["mails"]:
             out.line(f"  #{m['id']:<5} {m['status']:<10} {m['to'] or '-'}  {m['subject']}")
             if m["bounce"] and m["status"] != "bounced":
-                out.line("        " + _("{kind}: {reason}").format(kind=_bounce_kinds().get(m["bounce"]["kind"], m["bounce"]["kind"]), reason=m["bounce"]["reason"] or "-"), style="dim")
+                out.line(
+                    "        "
+                    + _("{kind}: {reason}").format(
+                        kind=_bounce_kinds().get(m["bounce"]["kind"], m["bounce"]["kind"]),
+                        reason=m["bounce"]["reason"] or "-",
+                    ),
+                    style="dim",
+                )
     out.line("")
     out.line(_("Procedure:"), style="bold")
     for st in view["steps"]:
-        out.line(("▶ " if st["current"] else "  ") + f"{st['label']} ({st['key']})", style="bold" if st["current"] else None)
+        out.line(
+            ("▶ " if st["current"] else "  ") + f"{st['label']} ({st['key']})",
+            style="bold" if st["current"] else None,
+        )
     if view.get("sanctions"):
         out.line("")
         out.line(_("Sanctions ledger of the account (informs; decides nothing):"), style="bold")
@@ -435,10 +668,20 @@ def _print_ticket(out: Out, view: dict, citations: bool, tz: str = "UTC") -> Non
     out.line("")
     out.line(_("History:") + f"  ({tz})", style="bold")
     for e in view["events"]:
-        arrow = f"{steps.get(e['from'] or '', e['from'] or '')} → {steps.get(e['to'], e['to'])}" if e["to"] and e["to"] != e["from"] else ""
+        arrow = (
+            f"{steps.get(e['from'] or '', e['from'] or '')} → {steps.get(e['to'], e['to'])}"
+            if e["to"] and e["to"] != e["from"]
+            else ""
+        )
         timer = read_timer_note(e["note"])
-        note = f"{label('deadline', timer[0])}: {local(timer[1], tz, zone=False)}" if timer else e["note"]
-        out.line(f"  {local(e['at'], tz, zone=False)}  {e['actor']:<10} {event(e['action'], step_labels):<18} {arrow}  {note}")
+        note = (
+            f"{label('deadline', timer[0])}: {local(timer[1], tz, zone=False)}"
+            if timer
+            else e["note"]
+        )
+        out.line(
+            f"  {local(e['at'], tz, zone=False)}  {e['actor']:<10} {event(e['action'], step_labels):<18} {arrow}  {note}"
+        )
     from helpdesk.cli.conversation import print_conversation
 
     print_conversation(out, view)
@@ -449,7 +692,11 @@ def _print_ledger(out: Out, rows: list[dict], current: int | None = None) -> Non
 
     for r in rows:
         here = "  " + _("(this ticket)") if current is not None and r["ticket"] == current else ""
-        out.line(Text(f"  {r['at']}  #{r['ticket']} {r.get('queue') or ''}  {r['step']:<16} {r['actor']}  {r['note']}{here}"))
+        out.line(
+            Text(
+                f"  {r['at']}  #{r['ticket']} {r.get('queue') or ''}  {r['step']:<16} {r['actor']}  {r['note']}{here}"
+            )
+        )
 
 
 def do_ticket(args, out: Out) -> int:
@@ -466,8 +713,15 @@ def do_ticket(args, out: Out) -> int:
         with _session(args, write=True) as s:
             actor = api.actor_for(s, user)
             outcome = api.open_ticket(
-                s, queue=args.queue, policy=args.policy, actor=actor, account_login=args.account,
-                requester=args.requester, subject=args.subject, fields=_pairs(args.field), note=args.note,
+                s,
+                queue=args.queue,
+                policy=args.policy,
+                actor=actor,
+                account_login=args.account,
+                requester=args.requester,
+                subject=args.subject,
+                fields=_pairs(args.field),
+                note=args.note,
                 lang=args.mail_lang,
             )
             view = api.ticket_view(s, outcome.ticket, actor)
@@ -475,17 +729,30 @@ def do_ticket(args, out: Out) -> int:
         if out.json:
             out.data(view)
         else:
-            out.line(_("Ticket #{id} opened: {state}").format(id=view["id"], state=view["state_label"]))
+            out.line(
+                _("Ticket #{id} opened: {state}").format(id=view["id"], state=view["state_label"])
+            )
             for m in outcome.mails:
-                out.line("  " + _("mail queued to {to}: {subject}").format(to=m.to_addr, subject=m.subject))
+                out.line(
+                    "  "
+                    + _("mail queued to {to}: {subject}").format(to=m.to_addr, subject=m.subject)
+                )
         return 0
     if args.sub in ("assign", "lang"):
         with _session(args, write=True) as s:
             actor = api.actor_for(s, user)
             if args.sub == "assign":
-                ticket = api.assign(s, args.id, actor, None if args.login == "-" else args.login, expected_version=args.if_version)
+                ticket = api.assign(
+                    s,
+                    args.id,
+                    actor,
+                    None if args.login == "-" else args.login,
+                    expected_version=args.if_version,
+                )
             else:
-                ticket = api.set_lang(s, args.id, actor, args.lang, expected_version=args.if_version)
+                ticket = api.set_lang(
+                    s, args.id, actor, args.lang, expected_version=args.if_version
+                )
             view = api.ticket_view(s, ticket, actor)
         if out.json:
             out.data(view)
@@ -502,7 +769,13 @@ def do_ticket(args, out: Out) -> int:
                 ticket = api.set_lang(s, args.id, actor, args.mail_lang, expected_version=version)
                 version = ticket.version if version is not None else None
             outcome = engine.apply(
-                s, args.id, args.action, actor, note=args.note, fields=_pairs(args.field), checks=args.check,
+                s,
+                args.id,
+                args.action,
+                actor,
+                note=args.note,
+                fields=_pairs(args.field),
+                checks=args.check,
                 expected_version=version,
             )
             if args.dry_run:
@@ -517,12 +790,22 @@ def do_ticket(args, out: Out) -> int:
         if out.json:
             out.data(view)
         else:
-            out.line(_("#{id}: {action} done → {state}").format(id=args.id, action=args.action, state=view["state_label"]))
+            out.line(
+                _("#{id}: {action} done → {state}").format(
+                    id=args.id, action=args.action, state=view["state_label"]
+                )
+            )
             for m in outcome.mails:
-                out.line("  " + _("mail queued to {to}: {subject}").format(to=m.to_addr, subject=m.subject))
+                out.line(
+                    "  "
+                    + _("mail queued to {to}: {subject}").format(to=m.to_addr, subject=m.subject)
+                )
             _actions_cli().print_queued(out, outcome.actions)
             for item in outcome.output:
-                out.line(f"--- evidence {item['evidence']} ({item['kind']}, sha256 {item['sha256'][:12]}) ---", style="bold")
+                out.line(
+                    f"--- evidence {item['evidence']} ({item['kind']}, sha256 {item['sha256'][:12]}) ---",
+                    style="bold",
+                )
                 out.line(item["text"])
         return 0
     with _session(args) as s:
@@ -533,17 +816,37 @@ def do_ticket(args, out: Out) -> int:
             ticket = api.get_ticket(s, args.id, actor)
             account = s.get(Account, ticket.account_id) if ticket.account_id else None
             if api.is_closed(account):
-                read_sensitive(args, "personal-data", account=account, data={"ticket": ticket.id}, reason=args.reason or "ticket show")
+                read_sensitive(
+                    args,
+                    "personal-data",
+                    account=account,
+                    data={"ticket": ticket.id},
+                    reason=args.reason or "ticket show",
+                )
             view = api.ticket_view(s, ticket, actor, citation_texts=args.citations)
             if out.json:
                 out.data(view)
             else:
-                _print_ticket(out, view, args.citations, engine.definition(s, ticket.workflow_id).policy.timezone)
+                _print_ticket(
+                    out,
+                    view,
+                    args.citations,
+                    engine.definition(s, ticket.workflow_id).policy.timezone,
+                )
             return 0
         rows = api.list_tickets(
-            s, queue=args.queue, state=args.state, policy=args.policy, account=args.account, assignee=args.assignee,
-            include_done=args.all, overdue_at=clock.now() if args.overdue else None, order=args.sort,
-            limit=args.limit, offset=args.offset, actor=actor,
+            s,
+            queue=args.queue,
+            state=args.state,
+            policy=args.policy,
+            account=args.account,
+            assignee=args.assignee,
+            include_done=args.all,
+            overdue_at=clock.now() if args.overdue else None,
+            order=args.sort,
+            limit=args.limit,
+            offset=args.offset,
+            actor=actor,
         )
         binding = api.binding_dates(s, rows)
         data = [api.ticket_row(s, t, binding=binding) for t in rows]
@@ -560,16 +863,41 @@ def do_ticket(args, out: Out) -> int:
             zones = {p.key: p.timezone for p in s.exec(select(Policy))}
             labels = {t.id: api.state_label(s, t) for t in rows}
             out.table(
-                ["id", "queue", "policy", "state", "account", "due", _("binding date (text)"), "subject"],
-                [[r["id"], r["queue"], r["policy"], labels.get(r["id"], r["state"]), r["account"] or "-",
-                  ("! " if r["due_at"] and r["due_at"] <= now else "") + local(r["due_at"], zones.get(r["policy"], "UTC"), zone=False),
-                  f"{local(r['binding_at'], zones.get(r['policy'], 'UTC'), zone=False)} ({labels_.label('deadline', r['binding'])})" if r["binding_at"] else "",
-                  r["subject"]]
-                 for r in data],
+                [
+                    "id",
+                    "queue",
+                    "policy",
+                    "state",
+                    "account",
+                    "due",
+                    _("binding date (text)"),
+                    "subject",
+                ],
+                [
+                    [
+                        r["id"],
+                        r["queue"],
+                        r["policy"],
+                        labels.get(r["id"], r["state"]),
+                        r["account"] or "-",
+                        ("! " if r["due_at"] and r["due_at"] <= now else "")
+                        + local(r["due_at"], zones.get(r["policy"], "UTC"), zone=False),
+                        f"{local(r['binding_at'], zones.get(r['policy'], 'UTC'), zone=False)} ({labels_.label('deadline', r['binding'])})"
+                        if r["binding_at"]
+                        else "",
+                        r["subject"],
+                    ]
+                    for r in data
+                ],
             )
             shown = sorted({(r["policy"], zones.get(r["policy"], "UTC")) for r in data})
             if shown:
-                out.line(_("Times in each provider's zone: {zones}").format(zones=", ".join(f"{k} {z}" for k, z in shown)), style="dim")
+                out.line(
+                    _("Times in each provider's zone: {zones}").format(
+                        zones=", ".join(f"{k} {z}" for k, z in shown)
+                    ),
+                    style="dim",
+                )
     return 0
 
 
@@ -595,19 +923,27 @@ def do_backup(args, out: Out) -> int:
 
     url = db.resolve_url(getattr(args, "db", None))
     with _session(args) as s:
-        actor = api.actor_for(s, _user(args)) if _user(args) or args.command == "restore" else api.installer()
+        actor = (
+            api.actor_for(s, _user(args))
+            if _user(args) or args.command == "restore"
+            else api.installer()
+        )
         if args.command == "restore":  # replaces everything: a techadmin's act
             from helpdesk.workflow.engine import require_role
 
             require_role(s, actor, "techadmin")
     if args.command == "backup":
         result = backup.backup(url, args.path, actor=actor.login)
-        out.data(result) if out.json else out.line(_("Backup written: {path} ({n} bytes)").format(path=result["path"], n=result["bytes"]))
+        out.data(result) if out.json else out.line(
+            _("Backup written: {path} ({n} bytes)").format(path=result["path"], n=result["bytes"])
+        )
         return 0
     if not args.yes:
         raise BadInput(_("restoring replaces everything in {url}: add --yes").format(url=url))
     result = backup.restore(url, args.path, actor=actor.login)
-    out.data(result) if out.json else out.line(_("Restored from {path}.").format(path=result["path"]))
+    out.data(result) if out.json else out.line(
+        _("Restored from {path}.").format(path=result["path"])
+    )
     return 0
 
 
@@ -620,38 +956,87 @@ def do_volunteer(args, out: Out) -> int:
     if args.sub == "add":
         with _session(args, write=True) as s:
             admin = api.volunteer_admin(s, _user(args))
-            v = api.add_volunteer(s, args.login, args.role, name=args.name, ssh_key=args.ssh_key, policies=args.policy, actor=admin)
-            data = {"login": v.login, "role": v.role, "policies": v.policies, "name": v.name, "ssh_keys": len(v.ssh_keys)}
-        out.data(data) if out.json else out.line(_("Volunteer {login}: {role}").format(login=v.login, role=v.role))
+            v = api.add_volunteer(
+                s,
+                args.login,
+                args.role,
+                name=args.name,
+                ssh_key=args.ssh_key,
+                policies=args.policy,
+                actor=admin,
+            )
+            data = {
+                "login": v.login,
+                "role": v.role,
+                "policies": v.policies,
+                "name": v.name,
+                "ssh_keys": len(v.ssh_keys),
+            }
+        out.data(data) if out.json else out.line(
+            _("Volunteer {login}: {role}").format(login=v.login, role=v.role)
+        )
         return 0
     if args.sub in ("remove-key", "deactivate"):
         with _session(args, write=True) as s:
             admin = api.volunteer_admin(s, _user(args))
-            v = api.withdraw(s, args.login, key=args.key if args.sub == "remove-key" else None, actor=admin)
+            v = api.withdraw(
+                s, args.login, key=args.key if args.sub == "remove-key" else None, actor=admin
+            )
             data = {"login": v.login, "active": v.active, "ssh_keys": len(v.ssh_keys)}
-        out.data(data) if out.json else out.line(_("Volunteer {login}: {n} key(s), {state}").format(
-            login=v.login, n=len(v.ssh_keys), state=_("active") if v.active else _("withdrawn")))
+        out.data(data) if out.json else out.line(
+            _("Volunteer {login}: {n} key(s), {state}").format(
+                login=v.login, n=len(v.ssh_keys), state=_("active") if v.active else _("withdrawn")
+            )
+        )
         return 0
-    if args.sub == "authorized-keys":  # withdrawn volunteers, and any row not a sane login and key, are left out
+    if (
+        args.sub == "authorized-keys"
+    ):  # withdrawn volunteers, and any row not a sane login and key, are left out
         from helpdesk.service import sshkeys
         from helpdesk.base.roles import login_problem
 
         program = args.program or _this_program()
         db = getattr(args, "db", None) or os.environ.get("HELPDESK_DB")
         with _session(args) as s:
-            rows = [(v.login, k) for v in s.exec(select(Volunteer).where(Volunteer.active).order_by(Volunteer.login))
-                    if login_problem(v.login) is None for k in v.ssh_keys if sshkeys.is_key_line(k)]
-        lines = [sshkeys.authorized_keys_line(login, key, program=program, db=db) for login, key in rows]
+            rows = [
+                (v.login, k)
+                for v in s.exec(select(Volunteer).where(Volunteer.active).order_by(Volunteer.login))
+                if login_problem(v.login) is None
+                for k in v.ssh_keys
+                if sshkeys.is_key_line(k)
+            ]
+        lines = [
+            sshkeys.authorized_keys_line(login, key, program=program, db=db) for login, key in rows
+        ]
         if out.json:
             out.data([{"login": login, "line": line} for (login, _k), line in zip(rows, lines)])
         else:
             sys.stdout.write("".join(line + "\n" for line in lines))
         return 0
     with _session(args) as s:
-        rows = [{"login": v.login, "role": v.role, "policies": v.policies or [], "name": v.name, "active": v.active} for v in s.exec(select(Volunteer).order_by(Volunteer.login))]
+        rows = [
+            {
+                "login": v.login,
+                "role": v.role,
+                "policies": v.policies or [],
+                "name": v.name,
+                "active": v.active,
+            }
+            for v in s.exec(select(Volunteer).order_by(Volunteer.login))
+        ]
     out.data(rows) if out.json else out.table(
         ["login", "role", "policies", "name", "active"],
-        [[r["login"], r["role"], ", ".join(r["policies"]) or "*", r["name"], "" if r["active"] else _("withdrawn")] for r in rows])
+        [
+            [
+                r["login"],
+                r["role"],
+                ", ".join(r["policies"]) or "*",
+                r["name"],
+                "" if r["active"] else _("withdrawn"),
+            ]
+            for r in rows
+        ],
+    )
     return 0
 
 
@@ -676,14 +1061,28 @@ def do_audit(args, out: Out) -> int:
     if path:
         anchors, bad = audit.read_anchors(files.read_text(path))
         if bad:
-            raise BadInput(_("{path}: line(s) {lines} are not anchors").format(path=files.shown(path), lines=", ".join(map(str, bad[:10]))))
+            raise BadInput(
+                _("{path}: line(s) {lines} are not anchors").format(
+                    path=files.shown(path), lines=", ".join(map(str, bad[:10]))
+                )
+            )
     with _session(args) as s:
         count, problems = audit.verify(s, anchors=anchors)
         head = audit.head(s)
     if out.json:
-        out.data({"events": count, "ok": not problems, "head": head, "anchors": len(anchors), "problems": [p.as_dict() for p in problems]})
+        out.data(
+            {
+                "events": count,
+                "ok": not problems,
+                "head": head,
+                "anchors": len(anchors),
+                "problems": [p.as_dict() for p in problems],
+            }
+        )
     elif problems:
-        out.line(_("The audit trail is damaged ({n} events read):").format(n=count), style="bold red")
+        out.line(
+            _("The audit trail is damaged ({n} events read):").format(n=count), style="bold red"
+        )
         for p in problems:
             out.line(f"  event {p.event_id}: {p.what}")
     else:
@@ -707,7 +1106,10 @@ def do_audit_anchor(args, out: Out) -> int:
         count, problems = audit.verify(s)
         head = audit.head(s)
     if problems:
-        raise Refused("audit-chain", _("the audit trail is damaged: run 'helpdesk audit verify'; nothing was anchored"))
+        raise Refused(
+            "audit-chain",
+            _("the audit trail is damaged: run 'helpdesk audit verify'; nothing was anchored"),
+        )
     anchor = audit.Anchor(clock.iso(clock.now()), head["id"], head["hash"])
     if path:
         files.append_private(path, anchor.line() + "\n")
@@ -716,8 +1118,17 @@ def do_audit_anchor(args, out: Out) -> int:
 
         syslog.openlog("helpdesk", 0, syslog.LOG_AUTH)
         syslog.syslog(syslog.LOG_NOTICE, "helpdesk-audit-anchor " + anchor.line())
-    data = {"at": anchor.at, "id": anchor.id, "hash": anchor.hash, "events": count, "file": path, "syslog": bool(args.syslog)}
-    out.data(data) if out.json else out.line(_("Head anchored: event {id}, {hash}").format(id=anchor.id, hash=anchor.hash))
+    data = {
+        "at": anchor.at,
+        "id": anchor.id,
+        "hash": anchor.hash,
+        "events": count,
+        "file": path,
+        "syslog": bool(args.syslog),
+    }
+    out.data(data) if out.json else out.line(
+        _("Head anchored: event {id}, {hash}").format(id=anchor.id, hash=anchor.hash)
+    )
     return 0
 
 
@@ -729,10 +1140,27 @@ def do_outbox(args, out: Out) -> int:
     from helpdesk.storage.models import Outbox
 
     def row(m: Outbox, body: bool = False) -> dict:
-        d = {"id": m.id, "ticket": m.ticket_id, "to": m.to_addr, "subject": m.subject, "template": m.template,
-             "lang": m.lang, "status": m.status, "attempts": m.attempts, "created_at": clock.iso(m.created_at),
-             "sent_at": clock.iso(m.sent_at), "last_error": m.last_error,
-             "bounce": {"at": clock.iso(m.bounced_at), "kind": m.bounce_kind, "status": m.bounce_status or None, "reason": m.bounce_reason} if m.bounce_kind else None}
+        d = {
+            "id": m.id,
+            "ticket": m.ticket_id,
+            "to": m.to_addr,
+            "subject": m.subject,
+            "template": m.template,
+            "lang": m.lang,
+            "status": m.status,
+            "attempts": m.attempts,
+            "created_at": clock.iso(m.created_at),
+            "sent_at": clock.iso(m.sent_at),
+            "last_error": m.last_error,
+            "bounce": {
+                "at": clock.iso(m.bounced_at),
+                "kind": m.bounce_kind,
+                "status": m.bounce_status or None,
+                "reason": m.bounce_reason,
+            }
+            if m.bounce_kind
+            else None,
+        }
         if body:
             d["body"] = m.body
         return d
@@ -747,12 +1175,24 @@ def do_outbox(args, out: Out) -> int:
         if out.json:
             out.data(report.as_dict())
         else:
-            out.line(_("Outbox via {transport}: {s} sent, {r} to retry, {f} failed, {h} held, {u} uncertain.").format(
-                transport=report.transport, s=len(report.sent), r=len(report.retried), f=len(report.failed),
-                h=len(report.held), u=len(report.uncertain)))
+            out.line(
+                _(
+                    "Outbox via {transport}: {s} sent, {r} to retry, {f} failed, {h} held, {u} uncertain."
+                ).format(
+                    transport=report.transport,
+                    s=len(report.sent),
+                    r=len(report.retried),
+                    f=len(report.failed),
+                    h=len(report.held),
+                    u=len(report.uncertain),
+                )
+            )
             for kind in ("retried", "failed", "held", "uncertain"):
                 for e in getattr(report, kind):
-                    out.line(f"  #{e['outbox']} ({kind}) {e['to']}: {e['error']}", style=None if kind == "retried" else "red")
+                    out.line(
+                        f"  #{e['outbox']} ({kind}) {e['to']}: {e['error']}",
+                        style=None if kind == "retried" else "red",
+                    )
         return report.exit_code
 
     with _session(args) as s:
@@ -763,8 +1203,19 @@ def do_outbox(args, out: Out) -> int:
             if out.json:
                 out.data(rows)
             else:
-                out.table(["id", "ticket", "outbox", "recipient", "reason"],
-                          [[r["id"], r["ticket"] or "-", r["outbox"] or "-", r["recipient"] or "-", r["reason"] or r["status"] or "-"] for r in rows])
+                out.table(
+                    ["id", "ticket", "outbox", "recipient", "reason"],
+                    [
+                        [
+                            r["id"],
+                            r["ticket"] or "-",
+                            r["outbox"] or "-",
+                            r["recipient"] or "-",
+                            r["reason"] or r["status"] or "-",
+                        ]
+                        for r in rows
+                    ],
+                )
             return 0
         if args.sub == "show":
             m = s.get(Outbox, args.id)
@@ -785,7 +1236,10 @@ def do_outbox(args, out: Out) -> int:
         if args.ticket:
             q = q.where(Outbox.ticket_id == args.ticket)
         rows = [row(m) for m in s.exec(q.limit(args.limit))]
-    out.data(rows) if out.json else out.table(["id", "ticket", "status", "to", "subject"], [[r["id"], r["ticket"], r["status"], r["to"], r["subject"]] for r in rows])
+    out.data(rows) if out.json else out.table(
+        ["id", "ticket", "status", "to", "subject"],
+        [[r["id"], r["ticket"], r["status"], r["to"], r["subject"]] for r in rows],
+    )
     return 0
 
 
@@ -804,12 +1258,28 @@ def do_reset(args, out: Out) -> int:
             result = {"valid": False}
         else:
             acc = s.get(Account, token.account_id)
-            audit.record(s, actor="system", action="reset-redeemed", ticket_id=token.ticket_id, account_id=acc.id, data={"token": token.id})
-            result = {"valid": True, "account": acc.login, "policy": acc.policy_key, "ticket": token.ticket_id}
+            audit.record(
+                s,
+                actor="system",
+                action="reset-redeemed",
+                ticket_id=token.ticket_id,
+                account_id=acc.id,
+                data={"token": token.id},
+            )
+            result = {
+                "valid": True,
+                "account": acc.login,
+                "policy": acc.policy_key,
+                "ticket": token.ticket_id,
+            }
     if out.json:
         out.data(result)
     else:
-        out.line(_("valid for {a} ({p})").format(a=result["account"], p=result["policy"]) if result["valid"] else _("invalid, expired or already used"))
+        out.line(
+            _("valid for {a} ({p})").format(a=result["account"], p=result["policy"])
+            if result["valid"]
+            else _("invalid, expired or already used")
+        )
     return 0 if result["valid"] else 1
 
 
@@ -877,7 +1347,11 @@ def main(argv: list[str] | None = None) -> int:
             clock.set_now(args.now)
         # A training database lives at its own clock. The TUI's backend process adopts it
         # (screens.remote: the database layer loads there, beside Textual).
-        elif not os.environ.get("HELPDESK_NOW") and args.command not in (None, "tui", "train", "demo") and not _reads_logs(args):
+        elif (
+            not os.environ.get("HELPDESK_NOW")
+            and args.command not in (None, "tui", "train", "demo")
+            and not _reads_logs(args)
+        ):
             from helpdesk.training import clock as training_clock
 
             training_clock.adopt_clock(getattr(args, "db", None))
@@ -904,7 +1378,9 @@ def database_error(exc: BaseException) -> HelpdeskError | None:
     writer held it too long), unreachable, or a number it cannot hold. None: a bug."""
     if isinstance(exc, OverflowError):
         return BadInput(_("a number is too large: ids and counts go up to 2^63 - 1"))
-    if isinstance(exc, UnicodeEncodeError) and "surrogates" in str(exc):  # bytes that were not UTF-8 on the command line
+    if isinstance(exc, UnicodeEncodeError) and "surrogates" in str(
+        exc
+    ):  # bytes that were not UTF-8 on the command line
         return BadInput(_("an argument is not valid UTF-8 text"))
     if not type(exc).__module__.startswith("sqlalchemy"):
         return None
@@ -913,7 +1389,11 @@ def database_error(exc: BaseException) -> HelpdeskError | None:
     text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
     first = text[0] if text else type(exc).__name__
     if "locked" in first or "busy" in first:
-        return BadInput(_("the database is busy: another helpdesk command held it too long; nothing was changed, try again"))
+        return BadInput(
+            _(
+                "the database is busy: another helpdesk command held it too long; nothing was changed, try again"
+            )
+        )
     if isinstance(exc, OperationalError):
         return BadInput(_("the database cannot be used: {error}").format(error=first[:300]))
     if isinstance(exc, DBAPIError):

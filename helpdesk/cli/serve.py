@@ -27,7 +27,9 @@ from helpdesk.cli.common import WEB_DRIVER, in_browser  # noqa: F401 - serve.in_
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
-DEFAULT_SESSIONS = 8  # each browser runs a helpdesk of its own (about 120 MiB): a cap keeps the machine up
+DEFAULT_SESSIONS = (
+    8  # each browser runs a helpdesk of its own (about 120 MiB): a cap keeps the machine up
+)
 
 
 def session_cap(args) -> int:
@@ -40,17 +42,42 @@ def session_cap(args) -> int:
     try:
         return bounds.limit(raw)
     except Exception:  # noqa: BLE001 - argparse's ArgumentTypeError, said as bad input
-        raise BadInput(_("HELPDESK_SERVE_SESSIONS: a whole number of 1 or more expected, not {value!r}").format(value=raw)) from None
+        raise BadInput(
+            _(
+                "HELPDESK_SERVE_SESSIONS: a whole number of 1 or more expected, not {value!r}"
+            ).format(value=raw)
+        ) from None
 
 
 def add_parser(sub, cmd) -> None:
     """The ``serve`` sub-command (``cmd`` adds the global options)."""
     p = cmd(sub, "serve", _("show the TUI in a web browser (demo by default), e.g. on a projector"))
-    p.add_argument("--host", default=DEFAULT_HOST, help=_("address to listen on (default {host}: this machine only)").format(host=DEFAULT_HOST))
-    p.add_argument("--port", type=bounds.port, default=DEFAULT_PORT, help=_("port to listen on (default {port})").format(port=DEFAULT_PORT))
-    p.add_argument("--training", action="store_true", help=_("serve the training TUI (helpdesk train) instead of the demo"))
-    p.add_argument("--sessions", type=bounds.limit, default=None,
-                   help=_("browsers served at once, each its own helpdesk process (default {n}; env HELPDESK_SERVE_SESSIONS)").format(n=DEFAULT_SESSIONS))
+    p.add_argument(
+        "--host",
+        default=DEFAULT_HOST,
+        help=_("address to listen on (default {host}: this machine only)").format(
+            host=DEFAULT_HOST
+        ),
+    )
+    p.add_argument(
+        "--port",
+        type=bounds.port,
+        default=DEFAULT_PORT,
+        help=_("port to listen on (default {port})").format(port=DEFAULT_PORT),
+    )
+    p.add_argument(
+        "--training",
+        action="store_true",
+        help=_("serve the training TUI (helpdesk train) instead of the demo"),
+    )
+    p.add_argument(
+        "--sessions",
+        type=bounds.limit,
+        default=None,
+        help=_(
+            "browsers served at once, each its own helpdesk process (default {n}; env HELPDESK_SERVE_SESSIONS)"
+        ).format(n=DEFAULT_SESSIONS),
+    )
 
 
 def is_loopback(host: str) -> bool:
@@ -134,7 +161,12 @@ def _check_database(args) -> None:
         return
     with common.session(args) as s:
         if not engine.is_training(s):
-            sys.stderr.write(_("warning: this is not a training database; real accounts and tickets will be shown") + "\n")
+            sys.stderr.write(
+                _(
+                    "warning: this is not a training database; real accounts and tickets will be shown"
+                )
+                + "\n"
+            )
 
 
 def do_serve(args, out) -> int:
@@ -145,12 +177,16 @@ def do_serve(args, out) -> int:
     try:
         server_class = _server_class()
     except ImportError as exc:
-        raise BadInput(_("serving in a browser needs textual-serve (pip install 'helpdesk[serve]'): {error}").format(error=exc)) from None
+        raise BadInput(
+            _(
+                "serving in a browser needs textual-serve (pip install 'helpdesk[serve]'): {error}"
+            ).format(error=exc)
+        ) from None
     if not is_loopback(args.host):
         sys.stderr.write(
-            _("warning: listening on {host}: anyone who can reach this address gets the helpdesk, as {who}, with no password").format(
-                host=args.host, who=_identity(args)
-            )
+            _(
+                "warning: listening on {host}: anyone who can reach this address gets the helpdesk, as {who}, with no password"
+            ).format(host=args.host, who=_identity(args))
             + "\n"
         )
     cap = session_cap(args)
@@ -160,7 +196,11 @@ def do_serve(args, out) -> int:
     try:
         server.serve()
     except OSError as exc:
-        raise BadInput(_("cannot listen on {host} port {port}: {error}").format(host=args.host, port=args.port, error=exc.strerror or exc)) from None
+        raise BadInput(
+            _("cannot listen on {host} port {port}: {error}").format(
+                host=args.host, port=args.port, error=exc.strerror or exc
+            )
+        ) from None
     return 0
 
 
@@ -192,7 +232,9 @@ def _server_class():
 
             @web.middleware
             async def same_site(request, handler):
-                if why := refusal(self.host, request.host, request.headers.get("Origin"), request.scheme):
+                if why := refusal(
+                    self.host, request.host, request.headers.get("Origin"), request.scheme
+                ):
                     raise web.HTTPForbidden(text=f"refused ({why})")
                 return await handler(request)
 
@@ -207,7 +249,9 @@ def _server_class():
 
         async def handle_websocket(self, request):
             if len(self._sessions) >= self.max_sessions:
-                raise web.HTTPServiceUnavailable(text=f"refused (sessions: {self.max_sessions} browsers are served already)")
+                raise web.HTTPServiceUnavailable(
+                    text=f"refused (sessions: {self.max_sessions} browsers are served already)"
+                )
             task = asyncio.current_task()
             self._sessions.add(task)
             try:
@@ -226,7 +270,9 @@ def _server_class():
         async def on_startup(self, app) -> None:
             shown = f"[{self.host}]" if ":" in self.host else self.host
             self.console.print(
-                _("Serving the helpdesk on http://{host}:{port}/ (Ctrl+C to stop)").format(host=shown, port=self.port),
+                _("Serving the helpdesk on http://{host}:{port}/ (Ctrl+C to stop)").format(
+                    host=shown, port=self.port
+                ),
                 markup=False,
                 highlight=False,
             )

@@ -43,9 +43,31 @@ def N_(message: str) -> str:  # marks the headers for extraction
     return message
 
 
-_HEADERS = [N_("ID"), N_("Key"), N_("Name"), N_("Time zone"), N_("Queues"), N_("Queue"), N_("Login"), N_("Provider"),
-            N_("Kind"), N_("Status"), N_("E-mail"), N_("Role"), N_("Ticket"), N_("To"), N_("Subject"), N_("Title"),
-            N_("State"), N_("Account"), N_("Due"), N_("Received"), N_("Bytes"), N_("Reason"), N_("Source")]
+_HEADERS = [
+    N_("ID"),
+    N_("Key"),
+    N_("Name"),
+    N_("Time zone"),
+    N_("Queues"),
+    N_("Queue"),
+    N_("Login"),
+    N_("Provider"),
+    N_("Kind"),
+    N_("Status"),
+    N_("E-mail"),
+    N_("Role"),
+    N_("Ticket"),
+    N_("To"),
+    N_("Subject"),
+    N_("Title"),
+    N_("State"),
+    N_("Account"),
+    N_("Due"),
+    N_("Received"),
+    N_("Bytes"),
+    N_("Reason"),
+    N_("Source"),
+]
 
 
 def header(column: str) -> str:

@@ -28,7 +28,9 @@ TRAINER = "tom"
 
 def add_parser(sub, cmd) -> None:
     """The ``train`` sub-commands (``cmd`` adds the global options)."""
-    tr = cmd(sub, "train", _("training: scenarios, a movable clock, the TUI on a training database"))
+    tr = cmd(
+        sub, "train", _("training: scenarios, a movable clock, the TUI on a training database")
+    )
     trs = tr.add_subparsers(dest="sub", metavar="SUB")
     cmd(trs, "list", _("list the training scenarios"))
     p = cmd(trs, "start", _("build the training database for a scenario"))
@@ -36,7 +38,11 @@ def add_parser(sub, cmd) -> None:
     p = cmd(trs, "reset", _("put the training database back at the scenario's start"))
     p.add_argument("key", nargs="?", help=_("the scenario (default: the one the database holds)"))
     p = cmd(trs, "clock", _("show the training clock, or move it and run sweep"))
-    p.add_argument("step", nargs="?", help=_("+1d, +1w, +1m, an ISO-8601 duration (P2M), or next (the next deadline)"))
+    p.add_argument(
+        "step",
+        nargs="?",
+        help=_("+1d, +1w, +1m, an ISO-8601 duration (P2M), or next (the next deadline)"),
+    )
     p = cmd(trs, "check", _("play a scenario's expected path headless and report each step"))
     p.add_argument("key", nargs="?")
     p.add_argument("--all", action="store_true", help=_("every scenario"))
@@ -70,7 +76,11 @@ def do_train(args, out) -> int:
         raise sandbox._not_training(url)
     if sub == "clock":  # the clock of a seeded training database only (check seeds its own)
         if state == "new":
-            raise BadInput(_("no training database at {url}: start one with 'helpdesk train start'").format(url=url))
+            raise BadInput(
+                _("no training database at {url}: start one with 'helpdesk train start'").format(
+                    url=url
+                )
+            )
         return _clock(out, url, args.step)
     return _check(args, out, url)
 
@@ -85,7 +95,9 @@ def _open(args, out, url: str) -> int:
     if state == "new":
         keys = scenarios.available()
         if not keys:
-            raise BadInput(_("no training scenario in {path}").format(path=scenarios.scenarios_dir()))
+            raise BadInput(
+                _("no training scenario in {path}").format(path=scenarios.scenarios_dir())
+            )
         sandbox.seed(url, DEFAULT_SCENARIO if DEFAULT_SCENARIO in keys else keys[0])
     if not getattr(args, "now", None) and not os.environ.get("HELPDESK_NOW"):
         sandbox.adopt_clock(url)
@@ -102,7 +114,10 @@ def _list(out) -> int:
     if out.json:
         out.data(rows)
     else:
-        out.table(["key", "provider", "queue", "title"], [[r["key"], r["provider"], r["queue"], r["title"]] for r in rows])
+        out.table(
+            ["key", "provider", "queue", "title"],
+            [[r["key"], r["provider"], r["queue"], r["title"]] for r in rows],
+        )
     return 0
 
 
@@ -133,7 +148,11 @@ def _clock(out, url: str, step: str | None) -> int:
         return 0
     from helpdesk.cli.common import print_sweep
 
-    out.line(_("Training clock: {before} → {after}").format(before=clock.iso(move.before), after=clock.iso(move.after)))
+    out.line(
+        _("Training clock: {before} → {after}").format(
+            before=clock.iso(move.before), after=clock.iso(move.after)
+        )
+    )
     print_sweep(out, move.sweep)
     return 0
 
@@ -159,7 +178,11 @@ def _check(args, out, url: str) -> int:
         if not explicit:
             sandbox._forget(target)
     if out.json:
-        out.data(reports[0].as_dict() if len(reports) == 1 and not args.all else [r.as_dict() for r in reports])
+        out.data(
+            reports[0].as_dict()
+            if len(reports) == 1 and not args.all
+            else [r.as_dict() for r in reports]
+        )
     else:
         for report in reports:
             _print_check(out, report)
@@ -183,8 +206,15 @@ def _print_check(out, report) -> None:
             line += "  " + _("[clock {moment}]").format(moment=r.clock)
         out.line(line, style=None if r.ok else "red")
         if not r.ok:
-            out.line("      " + (r.message or _("expected {expected}").format(expected=r.expected)), style="red")
-    for missing in sc.steps[len(report.steps):]:
+            out.line(
+                "      " + (r.message or _("expected {expected}").format(expected=r.expected)),
+                style="red",
+            )
+    for missing in sc.steps[len(report.steps) :]:
         out.line(f"  · {missing.index}. {missing.action} " + _("(not played)"), style="dim")
-    out.line(_("{n}/{total} step(s) as expected").format(n=sum(r.ok for r in report.steps), total=report.total),
-             style="bold" if report.ok else "bold red")
+    out.line(
+        _("{n}/{total} step(s) as expected").format(
+            n=sum(r.ok for r in report.steps), total=report.total
+        ),
+        style="bold" if report.ok else "bold red",
+    )

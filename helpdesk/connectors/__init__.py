@@ -32,7 +32,16 @@ from typing import Any
 
 from helpdesk.base.config import CONNECTOR_TYPES, Config
 
-KINDS = ("lock", "unlock", "force-change", "revoke-sessions", "suspend-sending", "lift-sending", "erase", "read-last-login")
+KINDS = (
+    "lock",
+    "unlock",
+    "force-change",
+    "revoke-sessions",
+    "suspend-sending",
+    "lift-sending",
+    "erase",
+    "read-last-login",
+)
 
 #: type -> module under helpdesk.connectors; imported only when a connector of that type
 #: is used, so a server library (ldap3) is needed only where that service is configured.

@@ -52,11 +52,15 @@ class Dovecot(Connector):
             cmd += ["-c", str(self.setting("config"))]
         cmd += list(args)
         try:
-            p = subprocess.run(cmd, capture_output=True, text=True, timeout=self.timeout, stdin=subprocess.DEVNULL)
+            p = subprocess.run(
+                cmd, capture_output=True, text=True, timeout=self.timeout, stdin=subprocess.DEVNULL
+            )
         except FileNotFoundError:
             raise Permanent(f"{self.name}: {cmd[0]} not found") from None
         except subprocess.TimeoutExpired:
-            raise Temporary(f"{self.name}: doveadm {args[0]} did not answer within {self.timeout:g} s") from None
+            raise Temporary(
+                f"{self.name}: doveadm {args[0]} did not answer within {self.timeout:g} s"
+            ) from None
         out = (p.stdout + p.stderr).strip()
         if p.returncode in (0, 68):  # 68 (EX_NOUSER): nobody to kick, which is what we want
             return out
@@ -76,25 +80,37 @@ class Dovecot(Connector):
             params = {"mask": rest} if rest else {}
         body = json.dumps([[command, params, "helpdesk"]]).encode()
         key = self.secret("api_key")
-        req = urllib.request.Request(str(self.setting("api_url")), data=body, method="POST",
-                                     headers={"Content-Type": "application/json", "Accept": "application/json"})
+        req = urllib.request.Request(
+            str(self.setting("api_url")),
+            data=body,
+            method="POST",
+            headers={"Content-Type": "application/json", "Accept": "application/json"},
+        )
         if key:
-            req.add_header("Authorization", "X-Dovecot-API " + base64.b64encode(key.encode()).decode())
+            req.add_header(
+                "Authorization", "X-Dovecot-API " + base64.b64encode(key.encode()).decode()
+            )
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:
                 answer = json.loads(resp.read().decode("utf-8"))
         except urllib.error.HTTPError as exc:
-            raise (Temporary if exc.code >= 500 else Permanent)(f"{self.name}: doveadm API: HTTP {exc.code}") from None
+            raise (Temporary if exc.code >= 500 else Permanent)(
+                f"{self.name}: doveadm API: HTTP {exc.code}"
+            ) from None
         except (urllib.error.URLError, TimeoutError, OSError) as exc:
             raise Temporary(f"{self.name}: doveadm API: {exc}") from None
         except ValueError:
-            raise Uncertain(f"{self.name}: doveadm API answered something that is not JSON") from None
+            raise Uncertain(
+                f"{self.name}: doveadm API answered something that is not JSON"
+            ) from None
         kind, data, _tag = answer[0]
         if kind == "error":
             code = (data or {}).get("exitCode")
             if code == 68:
                 return "nobody to kick"
-            raise (Temporary if code == 75 else Permanent)(f"{self.name}: doveadm API {command}: exit {code}")
+            raise (Temporary if code == 75 else Permanent)(
+                f"{self.name}: doveadm API {command}: exit {code}"
+            )
         return json.dumps(data)[:300]
 
     # --- actions ---------------------------------------------------------------------------------
@@ -136,7 +152,9 @@ class Dovecot(Connector):
             marker = key.rfind("last-login/")
             if marker < 0 or not value.strip().isdigit():
                 continue
-            out[key[marker + len("last-login/"):]] = datetime.fromtimestamp(int(value.strip()), timezone.utc)
+            out[key[marker + len("last-login/") :]] = datetime.fromtimestamp(
+                int(value.strip()), timezone.utc
+            )
         return out
 
     def last_login(self, login: str) -> datetime | None:

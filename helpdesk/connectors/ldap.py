@@ -40,8 +40,12 @@ from helpdesk.connectors import Connector, Permanent, Temporary, Uncertain
 
 LOCKED = "000001010000Z"
 PRESETS = {
-    "yunohost": {"base": "ou=users,dc=yunohost,dc=org", "login_attr": "uid", "mail_attr": "mail",
-                 "user_filter": "(objectClass=mailAccount)"},
+    "yunohost": {
+        "base": "ou=users,dc=yunohost,dc=org",
+        "login_attr": "uid",
+        "mail_attr": "mail",
+        "user_filter": "(objectClass=mailAccount)",
+    },
 }
 # Result codes the server may give when it is (for now) unable to act: try again later.
 _BUSY = {51, 52, 53, 80}  # busy, unavailable, unwillingToPerform, other
@@ -61,7 +65,9 @@ def parse_generalized(value) -> datetime | None:
     if isinstance(value, list):
         value = value[0]
     if isinstance(value, datetime):
-        return value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return (
+            value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        )
     text = str(value).rstrip("Z").split(".")[0]
     return datetime.strptime(text[:14], "%Y%m%d%H%M%S").replace(tzinfo=timezone.utc)
 
@@ -93,22 +99,40 @@ class Ldap(Connector):
         if url.startswith("ldaps://") or self.setting("starttls"):
             import ssl
 
-            tls = ldap3.Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=self.setting("cafile") or None)
+            tls = ldap3.Tls(
+                validate=ssl.CERT_REQUIRED, ca_certs_file=self.setting("cafile") or None
+            )
         host = url.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[0].strip("[]")
-        if tls is None and host not in ("127.0.0.1", "::1", "localhost") and self.setting("password_file"):
-            raise Permanent(f"{self.name}: refusing to send the bind password unencrypted to {host}: use ldaps:// or starttls = true")
+        if (
+            tls is None
+            and host not in ("127.0.0.1", "::1", "localhost")
+            and self.setting("password_file")
+        ):
+            raise Permanent(
+                f"{self.name}: refusing to send the bind password unencrypted to {host}: use ldaps:// or starttls = true"
+            )
         timeout = int(self.setting("timeout", 10))  # ldap3 packs it into a socket option: an int
         server = ldap3.Server(url, connect_timeout=timeout, get_info=ldap3.NONE, tls=tls)
-        conn = ldap3.Connection(server, user=self.setting("bind_dn") or None, password=self.secret("password") or None,
-                                receive_timeout=timeout, raise_exceptions=False, read_only=False)
+        conn = ldap3.Connection(
+            server,
+            user=self.setting("bind_dn") or None,
+            password=self.secret("password") or None,
+            receive_timeout=timeout,
+            raise_exceptions=False,
+            read_only=False,
+        )
         try:
             if self.setting("starttls") and not url.startswith("ldaps://"):
                 conn.open()
                 if not conn.start_tls():
-                    raise Permanent(f"{self.name}: STARTTLS refused: {conn.result.get('description')}")
+                    raise Permanent(
+                        f"{self.name}: STARTTLS refused: {conn.result.get('description')}"
+                    )
             if not conn.bind():
                 code = conn.result.get("result")
-                raise (Temporary if code in _BUSY else Permanent)(f"{self.name}: bind refused: {conn.result.get('description')}")
+                raise (Temporary if code in _BUSY else Permanent)(
+                    f"{self.name}: bind refused: {conn.result.get('description')}"
+                )
         except ldap3.core.exceptions.LDAPException as exc:
             raise Temporary(f"{self.name}: {type(exc).__name__}: {exc}") from None
         return conn
@@ -123,7 +147,9 @@ class Ldap(Connector):
                 raise Temporary(f"{self.name}: search: {conn.result.get('description')}")
             return ""
         if len(conn.entries) > 1:
-            raise Permanent(f"{self.name}: {len(conn.entries)} entries for {self.login_attr}={login}")
+            raise Permanent(
+                f"{self.name}: {len(conn.entries)} entries for {self.login_attr}={login}"
+            )
         return conn.entries[0].entry_dn if conn.entries else ""
 
     def _with(self, login: str, fn):
@@ -148,7 +174,9 @@ class Ldap(Connector):
     def _read(self, conn, dn: str, attrs: list[str]) -> dict:
         ldap3 = _ldap3()
         if not conn.search(dn, "(objectClass=*)", search_scope=ldap3.BASE, attributes=attrs):
-            raise Uncertain(f"{self.name}: could not read {dn} back: {conn.result.get('description')}")
+            raise Uncertain(
+                f"{self.name}: could not read {dn} back: {conn.result.get('description')}"
+            )
         entry = conn.entries[0].entry_attributes_as_dict
         return {k.lower(): v for k, v in entry.items()}
 
@@ -168,7 +196,9 @@ class Ldap(Connector):
             self._modify(conn, dn, {"pwdAccountLockedTime": [change]}, absent_ok=not locked)
             shows = bool(self._read(conn, dn, ["pwdAccountLockedTime"]).get("pwdaccountlockedtime"))
             if shows != locked:
-                raise Uncertain(f"{self.name}: the server accepted the change on {dn} but shows {'no ' if locked else 'a '}lock")
+                raise Uncertain(
+                    f"{self.name}: the server accepted the change on {dn} but shows {'no ' if locked else 'a '}lock"
+                )
             return f"{dn} locked (pwdAccountLockedTime)" if locked else f"{dn} unlocked"
 
         return self._with(login, act)
@@ -196,7 +226,9 @@ class Ldap(Connector):
                 code = conn.result.get("result")
                 if code == 32:  # noSuchObject
                     return f"{dn}: already erased"
-                raise (Temporary if code in _BUSY else Permanent)(f"{self.name}: {conn.result.get('description')} ({code}) on {dn}")
+                raise (Temporary if code in _BUSY else Permanent)(
+                    f"{self.name}: {conn.result.get('description')} ({code}) on {dn}"
+                )
             return f"{dn} deleted"
 
         return self._with(login, act)
@@ -208,8 +240,13 @@ class Ldap(Connector):
             self._need(dn, login)
             ok = conn.extend.standard.modify_password(dn, new_password=password)
             if not ok:
-                code, text = conn.result.get("result"), conn.result.get("message") or conn.result.get("description")
-                raise (Temporary if code in _BUSY else Permanent)(f"{self.name}: password refused: {text} ({code})")
+                code, text = (
+                    conn.result.get("result"),
+                    conn.result.get("message") or conn.result.get("description"),
+                )
+                raise (Temporary if code in _BUSY else Permanent)(
+                    f"{self.name}: password refused: {text} ({code})"
+                )
             return f"{dn}: password set"
 
         return self._with(login, act)
@@ -232,8 +269,13 @@ class Ldap(Connector):
         out = []
         try:
             gen = conn.extend.standard.paged_search(
-                self.base, self.setting("user_filter", "(objectClass=*)"), search_scope=ldap3.SUBTREE,
-                attributes=[self.login_attr, mail_attr, "pwdLastSuccess", "pwdAccountLockedTime"], paged_size=500, generator=True)
+                self.base,
+                self.setting("user_filter", "(objectClass=*)"),
+                search_scope=ldap3.SUBTREE,
+                attributes=[self.login_attr, mail_attr, "pwdLastSuccess", "pwdAccountLockedTime"],
+                paged_size=500,
+                generator=True,
+            )
             for entry in gen:
                 if entry.get("type") != "searchResEntry":
                     continue
@@ -244,8 +286,14 @@ class Ldap(Connector):
                     continue
                 mail = attrs.get(mail_attr.lower())
                 mail = mail[0] if isinstance(mail, list) and mail else (mail or "")
-                out.append({"login": str(login), "email": str(mail), "last_login": parse_generalized(attrs.get("pwdlastsuccess")),
-                            "locked": bool(attrs.get("pwdaccountlockedtime"))})
+                out.append(
+                    {
+                        "login": str(login),
+                        "email": str(mail),
+                        "last_login": parse_generalized(attrs.get("pwdlastsuccess")),
+                        "locked": bool(attrs.get("pwdaccountlockedtime")),
+                    }
+                )
         except ldap3.core.exceptions.LDAPException as exc:
             raise Temporary(f"{self.name}: {type(exc).__name__}: {exc}") from None
         finally:
@@ -259,10 +307,17 @@ class Ldap(Connector):
         ldap3 = _ldap3()
         conn = self._open()
         try:
-            if not conn.search(self.base, self.setting("user_filter", "(objectClass=*)"), search_scope=ldap3.SUBTREE,
-                               attributes=[self.login_attr], size_limit=1):
+            if not conn.search(
+                self.base,
+                self.setting("user_filter", "(objectClass=*)"),
+                search_scope=ldap3.SUBTREE,
+                attributes=[self.login_attr],
+                size_limit=1,
+            ):
                 if conn.result.get("result") not in (0, 4):  # 4: sizeLimitExceeded is fine
-                    raise Permanent(f"{self.name}: cannot search {self.base}: {conn.result.get('description')}")
+                    raise Permanent(
+                        f"{self.name}: cannot search {self.base}: {conn.result.get('description')}"
+                    )
             return f"bound as {self.setting('bind_dn') or 'anonymous'}, {self.base} readable"
         finally:
             conn.unbind()

@@ -63,7 +63,11 @@ def _utc(value) -> datetime | None:
         return None
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    return (
+        value.replace(tzinfo=timezone.utc)
+        if value.tzinfo is None
+        else value.astimezone(timezone.utc)
+    )
 
 
 class BadRequest(Exception):
@@ -80,7 +84,9 @@ def reject(reason: str, lang: str, until: datetime | None = None, tz: str = "Eur
     lang = lang if lang in ("fr", "en") else "fr"
     if reason == "send-suspended" and until is not None:
         local = until.astimezone(ZoneInfo(tz))
-        text = tr("sending suspended until {when} ({zone})", lang).format(when=local.strftime("%Y-%m-%d %H:%M"), zone=tz)
+        text = tr("sending suspended until {when} ({zone})", lang).format(
+            when=local.strftime("%Y-%m-%d %H:%M"), zone=tz
+        )
     elif reason == "deactivated" or reason == "erased":
         text = tr("account deactivated", lang)
     elif reason == "suspended":
@@ -95,7 +101,9 @@ class Answerer:
 
     def __init__(self, url: str, on_error: str = "DUNNO"):
         self.url = url
-        self.on_error = on_error if on_error == "DUNNO" else "DEFER_IF_PERMIT Service temporarily unavailable"
+        self.on_error = (
+            on_error if on_error == "DUNNO" else "DEFER_IF_PERMIT Service temporarily unavailable"
+        )
         self._conn = None
         self._sql: tuple[str, str] = ("", "")
 
@@ -136,14 +144,22 @@ class Answerer:
         try:
             blocks, account = self._read(login)
         except Exception as exc:  # noqa: BLE001 - any driver's error (sqlite3, psycopg): answer, log, reconnect
-            log.warning("database unavailable (%s): answering %s", type(exc).__name__, self.on_error.split()[0])
+            log.warning(
+                "database unavailable (%s): answering %s",
+                type(exc).__name__,
+                self.on_error.split()[0],
+            )
             self.close()
             return self.on_error
         running = [b for b in blocks if b[0] is None or b[0] > now]
         if running:
-            until, reason, lang, tz = next((b for b in running if b[0] is None), None) or max(running, key=lambda b: b[0])
+            until, reason, lang, tz = next((b for b in running if b[0] is None), None) or max(
+                running, key=lambda b: b[0]
+            )
             return reject(reason if until is None else "send-suspended", lang, until, tz)
-        if account is not None and (account[0] in BLOCKING or (account[0] == "send-suspended" and not blocks)):
+        if account is not None and (
+            account[0] in BLOCKING or (account[0] == "send-suspended" and not blocks)
+        ):
             return reject(account[0], account[1] or "fr")
         return "DUNNO"
 
@@ -164,7 +180,9 @@ def parse(lines: list[bytes]) -> dict[str, str]:
     return attrs
 
 
-async def handle(answerer: Answerer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def handle(
+    answerer: Answerer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> None:
     try:
         while True:
             lines: list[bytes] = []
@@ -199,7 +217,9 @@ async def handle(answerer: Answerer, reader: asyncio.StreamReader, writer: async
         writer.close()
 
 
-async def start(url: str, listen: tuple[str, object], on_error: str = "DUNNO") -> asyncio.AbstractServer:
+async def start(
+    url: str, listen: tuple[str, object], on_error: str = "DUNNO"
+) -> asyncio.AbstractServer:
     answerer = Answerer(url, on_error)
     family, where = listen
     cb = lambda r, w: handle(answerer, r, w)  # noqa: E731

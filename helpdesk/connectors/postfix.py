@@ -47,12 +47,23 @@ class Postfix(Connector):
         until = clock.parse_datetime(params["until"]) if params.get("until") else None
 
         def write(s) -> str:
-            s.exec(delete(MailBlock).where(MailBlock.login == target, MailBlock.ticket_id == params.get("ticket")))
-            s.add(MailBlock(
-                login=target, policy_key=params.get("policy", ""), ticket_id=params.get("ticket"), until=until,
-                reason=params.get("reason", "send-suspended"), lang=params.get("lang", "fr"),
-                timezone=params.get("timezone", "Europe/Paris"), set_at=clock.now(),
-            ))
+            s.exec(
+                delete(MailBlock).where(
+                    MailBlock.login == target, MailBlock.ticket_id == params.get("ticket")
+                )
+            )
+            s.add(
+                MailBlock(
+                    login=target,
+                    policy_key=params.get("policy", ""),
+                    ticket_id=params.get("ticket"),
+                    until=until,
+                    reason=params.get("reason", "send-suspended"),
+                    lang=params.get("lang", "fr"),
+                    timezone=params.get("timezone", "Europe/Paris"),
+                    set_at=clock.now(),
+                )
+            )
             return f"policyd rejects {target}" + (f" until {clock.iso(until)}" if until else "")
 
         return self._write(write)
@@ -80,11 +91,19 @@ class Postfix(Connector):
             return "blocks table readable; no [policyd] listen address to ask"
         family, where = config_mod.parse_listen(str(listen), self.config)
         try:
-            sock = socket.socket(socket.AF_UNIX if family == "unix" else socket.AF_INET6 if ":" in where[0] else socket.AF_INET)
+            sock = socket.socket(
+                socket.AF_UNIX
+                if family == "unix"
+                else socket.AF_INET6
+                if ":" in where[0]
+                else socket.AF_INET
+            )
             sock.settimeout(3)
             with sock:
                 sock.connect(where)
-                sock.sendall(b"request=smtpd_access_policy\nprotocol_state=RCPT\nsasl_username=\n\n")
+                sock.sendall(
+                    b"request=smtpd_access_policy\nprotocol_state=RCPT\nsasl_username=\n\n"
+                )
                 answer = sock.recv(512).decode("ascii", "replace").strip()
         except OSError as exc:
             raise Temporary(f"policyd at {listen}: {exc}") from None

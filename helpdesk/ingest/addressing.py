@@ -33,7 +33,9 @@ def recipients(mail: ParsedMail, headers: dict[str, str]) -> list[str]:
     return [a.strip().lower() for a in found]
 
 
-def choose_policy(mail: ParsedMail, headers: dict[str, str], run: Run) -> tuple[str, list[AccountRef]]:
+def choose_policy(
+    mail: ParsedMail, headers: dict[str, str], run: Run
+) -> tuple[str, list[AccountRef]]:
     """The provider of a new request and the sender's accounts with that provider."""
     d = run.directory
     senders = d.accounts_for_address(mail.from_addr)
@@ -43,12 +45,18 @@ def choose_policy(mail: ParsedMail, headers: dict[str, str], run: Run) -> tuple[
     if len(written_to) == 1:
         policy = next(iter(written_to))
         return policy, [r for r in senders if r.policy == policy]
-    candidates = {r.policy for r in senders} & written_to if written_to else {r.policy for r in senders}
+    candidates = (
+        {r.policy for r in senders} & written_to if written_to else {r.policy for r in senders}
+    )
     if len(candidates) == 1:
         policy = next(iter(candidates))
         return policy, [r for r in senders if r.policy == policy]
     if len(candidates) > 1:
-        raise Reject(f"the sender has accounts with several providers ({', '.join(sorted(candidates))}) and wrote to none of their intake addresses")
+        raise Reject(
+            f"the sender has accounts with several providers ({', '.join(sorted(candidates))}) and wrote to none of their intake addresses"
+        )
     if written_to:
-        raise Reject(f"written to several providers ({', '.join(sorted(written_to))}) by a sender known to none of them")
+        raise Reject(
+            f"written to several providers ({', '.join(sorted(written_to))}) by a sender known to none of them"
+        )
     raise Reject(NO_PROVIDER)

@@ -20,9 +20,13 @@ from helpdesk.storage.models import Account, Ticket
 QUEUE = "mail-reputation"
 
 
-def open_alert(session: Session, *, policy: str, account_id: int | None, domain: str | None = None) -> Ticket | None:
+def open_alert(
+    session: Session, *, policy: str, account_id: int | None, domain: str | None = None
+) -> Ticket | None:
     """The open alert this new signal belongs to, if any."""
-    q = select(Ticket).where(Ticket.queue == QUEUE, Ticket.policy_key == policy, Ticket.state_kind != "done")
+    q = select(Ticket).where(
+        Ticket.queue == QUEUE, Ticket.policy_key == policy, Ticket.state_kind != "done"
+    )
     if account_id is not None:
         return session.exec(q.where(Ticket.account_id == account_id).order_by(Ticket.id)).first()
     if not domain:
@@ -45,9 +49,16 @@ def raise_alert(
 ) -> tuple[str, Ticket]:
     """Open an alert, or add these figures to the open one. Returns ("opened"|"updated", ticket)."""
     figures = {k: v for k, v in fields.items() if v not in (None, "")}
-    existing = open_alert(session, policy=policy, account_id=account.id if account else None, domain=figures.get("domain"))
+    existing = open_alert(
+        session,
+        policy=policy,
+        account_id=account.id if account else None,
+        domain=figures.get("domain"),
+    )
     if existing is not None:
-        store.record(session, "alert-figures", ticket=existing, note=note, data={"figures": figures}, now=now)
+        store.record(
+            session, "alert-figures", ticket=existing, note=note, data={"figures": figures}, now=now
+        )
         store.touch(session, existing, now)
         return "updated", existing
     outcome = engine.open_ticket(

@@ -65,7 +65,10 @@ def parse_arf(raw: bytes) -> ArfReport:
     msg = mime.load_message(raw, MAX_REPORT_BYTES)
     parts = list(mime.walk(msg))
     reporter = _reporter(msg)
-    feedback = next(((p, parent) for p, parent in parts if mime.content_type(p) == "message/feedback-report"), None)
+    feedback = next(
+        ((p, parent) for p, parent in parts if mime.content_type(p) == "message/feedback-report"),
+        None,
+    )
     if feedback is not None:
         return _arf(feedback[0], feedback[1], reporter)
     xarf = _xarf_part(msg, parts)
@@ -102,14 +105,21 @@ def _arf(part: Message, parent: Message | None, reporter: str | None) -> ArfRepo
         raise ParseError("feedback report without a Feedback-Type field")
     original = _original_headers(part, parent)
     auth_results = fields.get("authentication-results", [])
-    domains = [d.strip().lower() for v in fields.get("reported-domain", []) for d in v.split(",") if d.strip()]
+    domains = [
+        d.strip().lower()
+        for v in fields.get("reported-domain", [])
+        for d in v.split(",")
+        if d.strip()
+    ]
     return ArfReport(
         kind="arf",
         feedback_type=feedback_type.lower(),
         user_agent=_first(fields, "user-agent"),
         version=_first(fields, "version"),
         original_mail_from=_mailbox(_first(fields, "original-mail-from", keep_empty=True)),
-        original_rcpt_to=[m for m in (_mailbox(v) for v in fields.get("original-rcpt-to", [])) if m],
+        original_rcpt_to=[
+            m for m in (_mailbox(v) for v in fields.get("original-rcpt-to", [])) if m
+        ],
         arrival_date=parse_date(_first(fields, "arrival-date") or _first(fields, "received-date")),
         source_ip=_ip(_first(fields, "source-ip")),
         reported_domain=domains[0] if domains else None,
@@ -159,7 +169,9 @@ def parse_fields(data: bytes) -> list[tuple[str, str]]:
             continue
         match = _FIELD.match(line)
         if match:
-            items.append((match.group(1).decode("ascii", "replace"), decode_bytes(match.group(2).strip())))
+            items.append(
+                (match.group(1).decode("ascii", "replace"), decode_bytes(match.group(2).strip()))
+            )
     return items
 
 
@@ -192,7 +204,9 @@ def _ip(value: str | None) -> str | None:
 
 _SMTP_AUTH = re.compile(r"\bsmtp\.auth=(\"[^\"]*\"|[^\s;]+)", re.IGNORECASE)
 _AUTH = re.compile(r"(?<![\w.-])auth=(\"[^\"]*\"|[^\s;]+)", re.IGNORECASE)
-_RESULT_WORDS = frozenset({"pass", "fail", "none", "neutral", "temperror", "permerror", "policy", "softfail"})
+_RESULT_WORDS = frozenset(
+    {"pass", "fail", "none", "neutral", "temperror", "permerror", "policy", "softfail"}
+)
 
 
 def sasl_user(auth_results: list[str]) -> str | None:
@@ -220,7 +234,9 @@ def _original_headers(feedback: Message, parent: Message | None) -> dict[str, st
     if original is None:
         return {}
     headers, charset = _embedded_headers(original)
-    result = {name: decode_header(value, (charset,) if charset else ()) for name, value in headers.items()}
+    result = {
+        name: decode_header(value, (charset,) if charset else ()) for name, value in headers.items()
+    }
     return {name: value for name, value in result.items() if value or name == "_auth"}
 
 
@@ -236,7 +252,11 @@ def _embedded_headers(part: Message) -> tuple[dict[str, str], str | None]:
     else:
         inner = mime.parse_headers_only(mime.payload_bytes(part))
         body = mime.raw_payload(inner) or b""
-    found = {name: value for name in ORIGINAL_HEADERS if (value := mime.raw_header(inner, name)) is not None}
+    found = {
+        name: value
+        for name in ORIGINAL_HEADERS
+        if (value := mime.raw_header(inner, name)) is not None
+    }
     auth = mime.header_values(inner, "authentication-results")
     # RFC 5965 B.2 publishes a blank line inside the headers: read on when what follows is
     # more headers and Subject and Message-ID are both still missing.
@@ -272,14 +292,24 @@ def _xarf_part(msg: Message, parts: list[tuple[Message, Message | None]]) -> Mes
     if flag in ("no", "false", "0"):
         return None
     candidates = [
-        p for p, _ in parts if not p.is_multipart() and mime.content_type(p).startswith(("text/", "application/"))
+        p
+        for p, _ in parts
+        if not p.is_multipart() and mime.content_type(p).startswith(("text/", "application/"))
     ]
     for part in candidates if flag else ():
-        if (mime.filename(part) or "").lower() in ("report.txt", "report.yaml", "report.yml", "report.json"):
+        if (mime.filename(part) or "").lower() in (
+            "report.txt",
+            "report.yaml",
+            "report.yml",
+            "report.json",
+        ):
             return part
     for part in candidates:
         text = decode_bytes(mime.payload_bytes(part)[:65536])
-        if re.search(r"^\s*\"?report-type\"?\s*:", text, re.IGNORECASE | re.MULTILINE) or '"ReporterInfo"' in text:
+        if (
+            re.search(r"^\s*\"?report-type\"?\s*:", text, re.IGNORECASE | re.MULTILINE)
+            or '"ReporterInfo"' in text
+        ):
             return part
     return None
 
@@ -311,7 +341,9 @@ def _xarf(part: Message, reporter: str | None) -> ArfReport:
             domains.append(host)
     return ArfReport(
         kind="xarf",
-        feedback_type=(pick("category", "report.category", "report-type", "report.reporttype") or "other").lower(),
+        feedback_type=(
+            pick("category", "report.category", "report-type", "report.reporttype") or "other"
+        ).lower(),
         user_agent=pick("user-agent", "reporter.reporterorg", "reporterinfo.reporterorg"),
         version=pick("version", "schema_version"),
         original_mail_from=None,

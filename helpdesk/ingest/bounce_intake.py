@@ -39,13 +39,27 @@ from helpdesk.storage.models import Account, Outbox, Ticket
 from helpdesk.base.untrusted import clean_line, one_line
 
 EVIDENCE_KIND = "bounce"
-_EVENTS = {"failed": "mail-bounced", "blocked": "mail-bounced", "delayed": "mail-delayed", "complaint": "mail-complaint"}
+_EVENTS = {
+    "failed": "mail-bounced",
+    "blocked": "mail-bounced",
+    "delayed": "mail-delayed",
+    "complaint": "mail-complaint",
+}
 _LEFT = ("sent", "uncertain", "bounced")  # statuses of a mail that may have left
 
 
-def handle(session: Session, item: Item, mail: ParsedMail, headers: dict[str, str], bounce: Bounce, run: Run) -> Outcome:
+def handle(
+    session: Session,
+    item: Item,
+    mail: ParsedMail,
+    headers: dict[str, str],
+    bounce: Bounce,
+    run: Run,
+) -> Outcome:
     if bounce.kind == "delivered":
-        return Outcome("recorded", details=_details(bounce, "delivered"), extra=Counter(delivery_notices=1))
+        return Outcome(
+            "recorded", details=_details(bounce, "delivered"), extra=Counter(delivery_notices=1)
+        )
     row = find_outbox(session, bounce, mail)
     ticket = session.get(Ticket, row.ticket_id) if row is not None and row.ticket_id else None
     source = f"{item.source} {item.key}"
@@ -64,14 +78,25 @@ def handle(session: Session, item: Item, mail: ParsedMail, headers: dict[str, st
         details["signal"] = "blocklist" if bounce.kind == "blocked" else "complaint"
         extra["alerts_" + status] += 1
     tied = ticket.id if ticket is not None else None
-    store.keep_evidence(session, data=metadata(bounce, row), kind=EVIDENCE_KIND, source=source, ticket_id=tied, now=run.now)
-    return Outcome("recorded", ticket=tied or (alert[1].id if alert else None), details=details, extra=extra)
+    store.keep_evidence(
+        session,
+        data=metadata(bounce, row),
+        kind=EVIDENCE_KIND,
+        source=source,
+        ticket_id=tied,
+        now=run.now,
+    )
+    return Outcome(
+        "recorded", ticket=tied or (alert[1].id if alert else None), details=details, extra=extra
+    )
 
 
 def find_outbox(session: Session, bounce: Bounce, mail: ParsedMail) -> Outbox | None:
     """The mail of ours this bounce returns, if it names one."""
     for message_id in bounce.original_message_ids:
-        row = session.exec(select(Outbox).where(Outbox.message_id == message_id).order_by(Outbox.id.desc())).first()
+        row = session.exec(
+            select(Outbox).where(Outbox.message_id == message_id).order_by(Outbox.id.desc())
+        ).first()
         if row is not None:
             return row
     recipients = {r.lower() for r in bounce.recipients}
@@ -80,7 +105,9 @@ def find_outbox(session: Session, bounce: Bounce, mail: ParsedMail) -> Outbox | 
     for subject in (bounce.original_subject, mail.subject or ""):
         for ticket in tagged_tickets(session, subject):
             rows = session.exec(
-                select(Outbox).where(Outbox.ticket_id == ticket.id, Outbox.status.in_(_LEFT)).order_by(Outbox.id.desc())
+                select(Outbox)
+                .where(Outbox.ticket_id == ticket.id, Outbox.status.in_(_LEFT))
+                .order_by(Outbox.id.desc())
             )
             for row in rows:
                 if (row.to_addr or "").lower() in recipients:
@@ -90,7 +117,10 @@ def find_outbox(session: Session, bounce: Bounce, mail: ParsedMail) -> Outbox | 
 
 def mark(session: Session, row: Outbox, bounce: Bounce, ticket: Ticket | None, run: Run) -> None:
     """The outbox row remembers what came back; its ticket records it."""
-    failure = next((f for f in bounce.failures if f.recipient and f.recipient == (row.to_addr or "").lower()), None)
+    failure = next(
+        (f for f in bounce.failures if f.recipient and f.recipient == (row.to_addr or "").lower()),
+        None,
+    )
     failure = failure or (bounce.failures[0] if bounce.failures else None)
     status = (failure.status if failure else None) or ""
     reason = (failure.reason if failure else "") or bounce.reason or bounce.why
@@ -104,14 +134,35 @@ def mark(session: Session, row: Outbox, bounce: Bounce, ticket: Ticket | None, r
     if ticket is None:
         return
     data = {
-        "outbox": row.id, "kind": bounce.kind, "status": status, "reason": reason, "recipient": row.to_addr,
-        "template": row.template, "reporter": one_line(bounce.reporter, 200), "from": before, "to": row.status,
+        "outbox": row.id,
+        "kind": bounce.kind,
+        "status": status,
+        "reason": reason,
+        "recipient": row.to_addr,
+        "template": row.template,
+        "reporter": one_line(bounce.reporter, 200),
+        "from": before,
+        "to": row.status,
     }
-    store.record(session, _EVENTS[bounce.kind], ticket=ticket, note=f"mail #{row.id} to {row.to_addr}: {reason}", data=data, now=run.now)
+    store.record(
+        session,
+        _EVENTS[bounce.kind],
+        ticket=ticket,
+        note=f"mail #{row.id} to {row.to_addr}: {reason}",
+        data=data,
+        now=run.now,
+    )
     store.touch(session, ticket, run.now)
 
 
-def _signal(session: Session, bounce: Bounce, mail: ParsedMail, headers: dict[str, str], run: Run, ticket: Ticket | None):
+def _signal(
+    session: Session,
+    bounce: Bounce,
+    mail: ParsedMail,
+    headers: dict[str, str],
+    run: Run,
+    ticket: Ticket | None,
+):
     """A refusal for spam or reputation, or a complaint, about mail we sent: an alert."""
     policy = ticket.policy_key if ticket is not None else None
     if policy is None:
@@ -122,21 +173,35 @@ def _signal(session: Session, bounce: Bounce, mail: ParsedMail, headers: dict[st
     if not run.directory.has_queue(policy, alerts.QUEUE):
         return None
     sender = bounce.original_from or ""
-    refs = [r for r in run.directory.accounts_for_address(sender) if r.policy == policy] if sender else []
+    refs = (
+        [r for r in run.directory.accounts_for_address(sender) if r.policy == policy]
+        if sender
+        else []
+    )
     account = session.get(Account, refs[0].id) if len({r.id for r in refs}) == 1 else None
     own = next((a for a in _written_to(mail, headers) if "@" in a), "")
     domain = (sender or own).rpartition("@")[2].lower() or None
     failure = bounce.failures[0] if bounce.failures else None
     fields = {"sender": sender or None, "domain": domain}
     if bounce.kind == "blocked":
-        fields |= {"signal": "blocklist", "bounces": 1, "blocklist": one_line((failure.reason if failure else "") or bounce.reporter, 200) or None}
+        fields |= {
+            "signal": "blocklist",
+            "bounces": 1,
+            "blocklist": one_line((failure.reason if failure else "") or bounce.reporter, 200)
+            or None,
+        }
         what = f"Refused as spam or for reputation by {bounce.reporter or 'a receiving server'}"
     else:
         fields |= {"signal": "complaint", "complaints": 1}
         what = f"Complaint about mail from {sender or domain or '?'} ({bounce.reporter or 'unknown reporter'})"
     return alerts.raise_alert(
-        session, policy=policy, account=account, fields=fields, subject=one_line(what, 300),
-        note=one_line(f"{bounce.why}: {bounce.reason or bounce.kind}", 900), now=run.now,
+        session,
+        policy=policy,
+        account=account,
+        fields=fields,
+        subject=one_line(what, 300),
+        note=one_line(f"{bounce.why}: {bounce.reason or bounce.kind}", 900),
+        now=run.now,
     )
 
 
@@ -163,10 +228,18 @@ def metadata(bounce: Bounce, row: Outbox | None) -> bytes:
         "recognised_by": bounce.why,
         "reporter": clean_line(bounce.reporter)[:300],
         "outbox": row.id if row is not None else None,
-        "original_message_id": bounce.original_message_ids[0] if bounce.original_message_ids else None,
+        "original_message_id": bounce.original_message_ids[0]
+        if bounce.original_message_ids
+        else None,
         "original_from": bounce.original_from or None,
         "failures": [
-            {"recipient": f.recipient, "action": f.action or None, "status": f.status, "code": f.code, "reason": f.reason}
+            {
+                "recipient": f.recipient,
+                "action": f.action or None,
+                "status": f.status,
+                "code": f.code,
+                "reason": f.reason,
+            }
             for f in bounce.failures[:50]
         ],
     }
@@ -180,7 +253,11 @@ def rows(session: Session, *, unmatched: bool = False, limit: int = 100) -> list
     from helpdesk.base import clock
     from helpdesk.storage.models import Evidence
 
-    q = select(Evidence).where(Evidence.kind == EVIDENCE_KIND, Evidence.redacted_at.is_(None)).order_by(Evidence.id.desc())
+    q = (
+        select(Evidence)
+        .where(Evidence.kind == EVIDENCE_KIND, Evidence.redacted_at.is_(None))
+        .order_by(Evidence.id.desc())
+    )
     if unmatched:
         q = q.where(Evidence.ticket_id.is_(None))
     out = []
@@ -190,9 +267,17 @@ def rows(session: Session, *, unmatched: bool = False, limit: int = 100) -> list
         except ValueError:
             continue
         first = (data.get("failures") or [{}])[0]
-        out.append({
-            "id": e.id, "received_at": clock.iso(e.received_at), "kind": data.get("kind"), "ticket": e.ticket_id,
-            "outbox": data.get("outbox"), "recipient": first.get("recipient"), "status": first.get("status"),
-            "reason": first.get("reason") or "", "reporter": data.get("reporter") or "",
-        })
+        out.append(
+            {
+                "id": e.id,
+                "received_at": clock.iso(e.received_at),
+                "kind": data.get("kind"),
+                "ticket": e.ticket_id,
+                "outbox": data.get("outbox"),
+                "recipient": first.get("recipient"),
+                "status": first.get("status"),
+                "reason": first.get("reason") or "",
+                "reporter": data.get("reporter") or "",
+            }
+        )
     return out

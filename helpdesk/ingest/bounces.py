@@ -83,8 +83,12 @@ _SES_TYPE = re.compile(rb'\\?"notificationType\\?"\s*:\s*\\?"(Bounce|Complaint|D
 _STATUS = re.compile(r"(?<![\d.])([45])\.(\d{1,3})\.(\d{1,3})(?![\d.])")  # in words: failures only
 _STATUS_FIELD = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")  # RFC 3464 Status:
 _REPLY = re.compile(r"(?<![\d.#:/-])([245][0-5]\d)(?=[ -]|$)", re.MULTILINE)
-_ADDR = re.compile(r"<?([A-Za-z0-9._%+=/'!#$&*?^`{|}~-]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63})>?")
-_MSGID_LINE = re.compile(r"^\s*(?:>\s*)?message-id\s*:\s*(<[^<>\s]{1,900}>)", re.IGNORECASE | re.MULTILINE)
+_ADDR = re.compile(
+    r"<?([A-Za-z0-9._%+=/'!#$&*?^`{|}~-]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63})>?"
+)
+_MSGID_LINE = re.compile(
+    r"^\s*(?:>\s*)?message-id\s*:\s*(<[^<>\s]{1,900}>)", re.IGNORECASE | re.MULTILINE
+)
 _SUBJECT_LINE = re.compile(r"^\s*(?:>\s*)?subject\s*:\s*(.{0,500})$", re.IGNORECASE | re.MULTILINE)
 _FROM_LINE = re.compile(r"^\s*(?:>\s*)?from\s*:\s*(.{0,500})$", re.IGNORECASE | re.MULTILINE)
 _BLOCK_WORDS = re.compile(
@@ -95,10 +99,18 @@ _BLOCK_WORDS = re.compile(
     r"client host .{0,80} blocked|5\.7\.(?:1|350|510|511|606|708)\b.{0,80}(?:block|spam|policy|reject|deny|denied)",
     re.IGNORECASE,
 )
-_VIRUS_WORDS = re.compile(r"\bvirus|malware|infected|banned (?:attachment|content)|contains (?:a )?(?:virus|malware)", re.IGNORECASE)
-_LIST_REFUSAL = re.compile(r"not (?:a )?member|loop alert|members? only|posting (?:refused|rejected|not allowed)", re.IGNORECASE)
+_VIRUS_WORDS = re.compile(
+    r"\bvirus|malware|infected|banned (?:attachment|content)|contains (?:a )?(?:virus|malware)",
+    re.IGNORECASE,
+)
+_LIST_REFUSAL = re.compile(
+    r"not (?:a )?member|loop alert|members? only|posting (?:refused|rejected|not allowed)",
+    re.IGNORECASE,
+)
 _FORWARD = re.compile(r"\s*(?:(?:fwd?|tr|wg|rv|enc)\s*:\s*)+", re.IGNORECASE)
-_QUOTED_DAEMON = re.compile(r"^[ \t>]*from:.{0,80}(?:mailer-daemon|mail delivery|postmaster)", re.IGNORECASE | re.MULTILINE)
+_QUOTED_DAEMON = re.compile(
+    r"^[ \t>]*from:.{0,80}(?:mailer-daemon|mail delivery|postmaster)", re.IGNORECASE | re.MULTILINE
+)
 _COMPLAINT_SUBJECT = re.compile(r"complaint about message from", re.IGNORECASE)
 _FAILED_RCPT_HEADERS = ("x-failed-recipients", "x-original-failed-recipients")
 _REPORT_TYPES = ("message/delivery-status", "message/global-delivery-status")
@@ -217,7 +229,13 @@ def _from_report(msg: Message, parts: list, reports: list[Message]) -> Bounce:
             )
     texts = _texts(parts)
     failures = _complete_failures(failures, msg, texts)
-    bounce = Bounce(form="rfc3464", kind="failed", failures=failures, reporter=reporter, why="delivery-status report")
+    bounce = Bounce(
+        form="rfc3464",
+        kind="failed",
+        failures=failures,
+        reporter=reporter,
+        why="delivery-status report",
+    )
     _original(bounce, msg, parts, texts)
     bounce.kind = _kind(failures, texts)
     return bounce
@@ -261,7 +279,11 @@ def _from_ses(msg: Message, parts: list) -> Bounce | None:
                 )
             )
         temporary = str(info.get("bounceType") or "").lower() == "transient"
-        kind = "delayed" if temporary and not any((f.status or "").startswith("5") for f in failures) else "failed"
+        kind = (
+            "delayed"
+            if temporary and not any((f.status or "").startswith("5") for f in failures)
+            else "failed"
+        )
         if kind == "failed" and _BLOCK_WORDS.search(" ".join(f.diagnostic for f in failures)):
             kind = "blocked"
         reporter = str(info.get("reportingMTA") or "amazonses.com")
@@ -269,13 +291,26 @@ def _from_ses(msg: Message, parts: list) -> Bounce | None:
         info = data.get("complaint") if isinstance(data.get("complaint"), dict) else {}
         for r in info.get("complainedRecipients") or []:
             if isinstance(r, dict):
-                failures.append(Failure(recipient=_address(str(r.get("emailAddress") or "")), diagnostic=clean_line(str(info.get("complaintFeedbackType") or "complaint"))[:100]))
+                failures.append(
+                    Failure(
+                        recipient=_address(str(r.get("emailAddress") or "")),
+                        diagnostic=clean_line(
+                            str(info.get("complaintFeedbackType") or "complaint")
+                        )[:100],
+                    )
+                )
         kind = "complaint"
         reporter = clean_line(str(info.get("userAgent") or "amazonses.com"))[:200]
     elif kind_key == "Delivery":
         info = data.get("delivery") if isinstance(data.get("delivery"), dict) else {}
         for r in info.get("recipients") or []:
-            failures.append(Failure(recipient=_address(str(r)), diagnostic=clean_line(str(info.get("smtpResponse") or ""))[:500], action="delivered"))
+            failures.append(
+                Failure(
+                    recipient=_address(str(r)),
+                    diagnostic=clean_line(str(info.get("smtpResponse") or ""))[:500],
+                    action="delivered",
+                )
+            )
         kind = "delivered"
         reporter = clean_line(str(info.get("reportingMTA") or "amazonses.com"))[:200]
     else:
@@ -287,7 +322,13 @@ def _from_ses(msg: Message, parts: list) -> Bounce | None:
             ids.insert(0, clean_line(str(h.get("value", ""))))
     if headers.get("messageId"):
         ids.insert(0, clean_line(str(headers["messageId"])))
-    bounce = Bounce(form="ses", kind=kind, failures=failures, reporter=reporter, why=f"Amazon SES {kind_key.lower()} notification")
+    bounce = Bounce(
+        form="ses",
+        kind=kind,
+        failures=failures,
+        reporter=reporter,
+        why=f"Amazon SES {kind_key.lower()} notification",
+    )
     bounce.original_message_ids = _unique([i if i.startswith("<") else f"<{i}>" for i in ids if i])
     bounce.original_subject = clean_line(str(headers.get("subject") or ""))[:300]
     written_by = headers.get("from") if isinstance(headers.get("from"), list) else []
@@ -318,7 +359,9 @@ def _from_text(msg: Message, parts: list, why: str) -> Bounce:
 def _looks_like_bounce(msg: Message) -> str | None:
     """Why this mail is a delivery report though it carries no machine-readable one."""
     subject = mime.text_header(msg, "subject") or ""
-    if _COMPLAINT_SUBJECT.search(subject) and any(mime.content_type(p) == "message/rfc822" for p, _ in mime.walk(msg)):
+    if _COMPLAINT_SUBJECT.search(subject) and any(
+        mime.content_type(p) == "message/rfc822" for p, _ in mime.walk(msg)
+    ):
         return "feedback notice (complaint about a message)"
     if mime.header_values(msg, "x-failed-recipients"):
         return "X-Failed-Recipients header"
@@ -326,20 +369,32 @@ def _looks_like_bounce(msg: Message) -> str | None:
     from_header = " ".join(mime.header_values(msg, "from"))
     return_path = " ".join(mime.header_values(msg, "return-path")).strip()
     auto = " ".join(mime.header_values(msg, "auto-submitted")).strip().lower()
-    daemon = bool(_DAEMON.match(sender + "@")) if sender and "@" not in sender else bool(sender and _DAEMON.match(sender))
+    daemon = (
+        bool(_DAEMON.match(sender + "@"))
+        if sender and "@" not in sender
+        else bool(sender and _DAEMON.match(sender))
+    )
     named = bool(_DAEMON_NAME.search(from_header))
     null_sender = return_path in ("<>", "<<>>")
     no_reply = bool(re.match(r"no[-_.]?reply@", sender))
     if (daemon or named) and _BOUNCE_SUBJECT.search(subject):
         return "mailer daemon's delivery report"
-    if (null_sender or auto.startswith("auto-") or daemon or named or no_reply) and _AUTO_SUBJECT_STRICT.search(subject):
+    if (
+        null_sender or auto.startswith("auto-") or daemon or named or no_reply
+    ) and _AUTO_SUBJECT_STRICT.search(subject):
         return "automatic delivery failure notice"
     if (daemon or null_sender) and _has_returned_message(msg):
         return "mailer daemon returning a message"
-    if re.match(r"[\w.-]+-(?:admin|owner|request)@|owner-[\w.-]+@", sender) and _LIST_REFUSAL.search(subject):
+    if re.match(
+        r"[\w.-]+-(?:admin|owner|request)@|owner-[\w.-]+@", sender
+    ) and _LIST_REFUSAL.search(subject):
         return "mailing list manager refusing a message"
     forwarded = _FORWARD.match(subject)
-    if forwarded and _AUTO_SUBJECT_STRICT.search(subject[forwarded.end() :]) and _QUOTED_DAEMON.search(_body_text(msg)[:20000]):
+    if (
+        forwarded
+        and _AUTO_SUBJECT_STRICT.search(subject[forwarded.end() :])
+        and _QUOTED_DAEMON.search(_body_text(msg)[:20000])
+    ):
         return "delivery report forwarded by a person"
     return None  # a vacation or out-of-office answer (RFC 3834) is not about delivery
 
@@ -348,18 +403,34 @@ def _could_be_bounce(data: bytes) -> bool:
     """A cheap first look at the top headers: False only when no rule of
     ``_looks_like_bounce`` can match."""
     try:
-        head = mime.parse_headers_only(data[: data.find(b"\n\n") + 2 if b"\n\n" in data[:262_144] else 262_144])
+        head = mime.parse_headers_only(
+            data[: data.find(b"\n\n") + 2 if b"\n\n" in data[:262_144] else 262_144]
+        )
     except ParseError:
         return True
     subject = mime.text_header(head, "subject") or ""
-    if mime.header_values(head, "x-failed-recipients") or _COMPLAINT_SUBJECT.search(subject) or _FORWARD.match(subject):
+    if (
+        mime.header_values(head, "x-failed-recipients")
+        or _COMPLAINT_SUBJECT.search(subject)
+        or _FORWARD.match(subject)
+    ):
         return True
     sender = _sender(head)
-    automatic = " ".join(mime.header_values(head, "auto-submitted")).strip().lower().startswith("auto-")
+    automatic = (
+        " ".join(mime.header_values(head, "auto-submitted")).strip().lower().startswith("auto-")
+    )
     null_sender = " ".join(mime.header_values(head, "return-path")).strip() in ("<>", "<<>>")
     return bool(
-        automatic or null_sender or _DAEMON_NAME.search(" ".join(mime.header_values(head, "from")))
-        or (sender and (_DAEMON.match(sender if "@" in sender else sender + "@") or re.match(r"no[-_.]?reply@|[\w.-]+-(?:admin|owner|request)@|owner-", sender)))
+        automatic
+        or null_sender
+        or _DAEMON_NAME.search(" ".join(mime.header_values(head, "from")))
+        or (
+            sender
+            and (
+                _DAEMON.match(sender if "@" in sender else sender + "@")
+                or re.match(r"no[-_.]?reply@|[\w.-]+-(?:admin|owner|request)@|owner-", sender)
+            )
+        )
     )
 
 
@@ -378,7 +449,9 @@ def _complete_failures(failures: list[Failure], msg: Message, texts: list[str]) 
     """Fill what the report lacks (no recipient block, no code) from the human text."""
     body = "\n".join(t for t in texts[:3])
     if not failures:
-        failures = [Failure(recipient=r) for r in _recipients_in_text(body, msg)] or [Failure(recipient=None)]
+        failures = [Failure(recipient=r) for r in _recipients_in_text(body, msg)] or [
+            Failure(recipient=None)
+        ]
     for f in failures:
         if f.status and f.diagnostic:
             continue
@@ -396,16 +469,28 @@ def _complete_failures(failures: list[Failure], msg: Message, texts: list[str]) 
 
 def _recipients_in_text(body: str, msg: Message) -> list[str]:
     """Addresses the human part names, minus the bounce's own From and To."""
-    own = {a.lower() for v in mime.header_values(msg, "from") + mime.header_values(msg, "to") for a in _ADDR.findall(v)}
+    own = {
+        a.lower()
+        for v in mime.header_values(msg, "from") + mime.header_values(msg, "to")
+        for a in _ADDR.findall(v)
+    }
     found: list[str] = []
     cut = _ORIGINAL_MARK.search(body)
     head = body[: cut.start()] if cut else body[:8000]
     for line in head.splitlines():
-        if re.match(r"\s*(?:from|to|reply-to|return-path|sender|received|message-id|references|in-reply-to)\s*:", line, re.I):
+        if re.match(
+            r"\s*(?:from|to|reply-to|return-path|sender|received|message-id|references|in-reply-to)\s*:",
+            line,
+            re.I,
+        ):
             continue
         for addr in _ADDR.findall(line):
             a = addr.lower().strip(".")
-            if a not in own and a not in found and not re.match(r"(?:mailer-daemon|postmaster)@", a):
+            if (
+                a not in own
+                and a not in found
+                and not re.match(r"(?:mailer-daemon|postmaster)@", a)
+            ):
                 found.append(a)
     return found[:20]
 
@@ -453,13 +538,26 @@ def _kind(failures: list[Failure], texts: list[str]) -> str:
         return "blocked"
     if any(s.startswith("5") for s in statuses) or "failed" in actions:
         return "failed"
-    if statuses and all(s.startswith("4") for s in statuses if s) and any(statuses) or (actions and all(a == "delayed" for a in actions)):
+    if (
+        statuses
+        and all(s.startswith("4") for s in statuses if s)
+        and any(statuses)
+        or (actions and all(a == "delayed" for a in actions))
+    ):
         return "delayed"
     if not diag.strip():
         text = "\n".join(texts[:2])[:6000]
         if _BLOCK_WORDS.search(text) and not _VIRUS_WORDS.search(text):
             return "blocked"
-        if re.search(r"\bdelayed\b|will (?:be retried|keep trying|try again)|has not yet been delivered|still trying", text, re.I) and not re.search(r"permanent|gave up|giving up|has been returned|could not be delivered|failed", text, re.I):
+        if re.search(
+            r"\bdelayed\b|will (?:be retried|keep trying|try again)|has not yet been delivered|still trying",
+            text,
+            re.I,
+        ) and not re.search(
+            r"permanent|gave up|giving up|has been returned|could not be delivered|failed",
+            text,
+            re.I,
+        ):
             return "delayed"
     return "failed"
 
@@ -512,11 +610,26 @@ def _texts(parts: list) -> list[str]:
         ctype = mime.content_type(part)
         if part.is_multipart():
             continue
-        if ctype.startswith("text/") or ctype in _REPORT_TYPES or ctype == "message/rfc822" and not part.is_multipart():
+        if (
+            ctype.startswith("text/")
+            or ctype in _REPORT_TYPES
+            or ctype == "message/rfc822"
+            and not part.is_multipart()
+        ):
             text = _part_text(part)
             if ctype == "text/html":
                 text = re.sub(r"<[^>]{0,2000}>", " ", text)
-                text = re.sub(r"&(?:nbsp|lt|gt|amp|quot);", lambda m: {"&nbsp;": " ", "&lt;": "<", "&gt;": ">", "&amp;": "&", "&quot;": '"'}[m.group(0)], text)
+                text = re.sub(
+                    r"&(?:nbsp|lt|gt|amp|quot);",
+                    lambda m: {
+                        "&nbsp;": " ",
+                        "&lt;": "<",
+                        "&gt;": ">",
+                        "&amp;": "&",
+                        "&quot;": '"',
+                    }[m.group(0)],
+                    text,
+                )
             if text.strip():
                 out.append(text)
     return out
@@ -533,7 +646,11 @@ def _part_text(part: Message) -> str:
     payload = part.get_payload()
     if isinstance(payload, list) and mime.content_type(part) in _REPORT_TYPES:
         # The parser reads a delivery-status body as header blocks: write them back.
-        return "\n".join(decode_bytes(mime.message_bytes(block), ["utf-8"]) for block in payload if isinstance(block, Message))
+        return "\n".join(
+            decode_bytes(mime.message_bytes(block), ["utf-8"])
+            for block in payload
+            if isinstance(block, Message)
+        )
     try:
         data = mime.payload_bytes(part)
     except Exception:  # a broken part reads as nothing
@@ -560,7 +677,9 @@ def _fields(block: str) -> dict[str, str]:
 def _after_semicolon(value: str) -> str:
     """``rfc822; jean@example.org`` -> ``jean@example.org`` (RFC 3464 typed fields)."""
     kind, sep, rest = value.partition(";")
-    return rest.strip() if sep and re.fullmatch(r"\s*[A-Za-z0-9-]{1,20}\s*", kind) else value.strip()
+    return (
+        rest.strip() if sep and re.fullmatch(r"\s*[A-Za-z0-9-]{1,20}\s*", kind) else value.strip()
+    )
 
 
 def _status(text: str) -> str | None:

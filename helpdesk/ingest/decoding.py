@@ -250,7 +250,10 @@ def html_to_text(markup: str) -> str:
             text = "".join(parser.chunks)
         except Exception:  # html.parser can still trip on broken marked sections
             text = html.unescape(_TAG.sub(" ", markup))
-    lines = (" ".join(line.split()) if not line.lstrip().startswith(">") else line.rstrip() for line in clean(text).split("\n"))
+    lines = (
+        " ".join(line.split()) if not line.lstrip().startswith(">") else line.rstrip()
+        for line in clean(text).split("\n")
+    )
     return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
 
 

@@ -284,7 +284,11 @@ def _read_feedback(xml: bytes) -> DmarcReport:
             elif name == "report_metadata":
                 metadata = _kids(element)  # the element stays readable once detached
             elif name == "policy_published":
-                policy = {_local(c.tag): v for c in element if _local(c.tag) and (v := _value(c)) is not None}
+                policy = {
+                    _local(c.tag): v
+                    for c in element
+                    if _local(c.tag) and (v := _value(c)) is not None
+                }
             del feedback[-1]  # the child that just ended is the last one
             pending = 0
     except (XMLParseError, DefusedXmlException, ValueError, UnicodeError, LookupError) as exc:
@@ -366,7 +370,9 @@ def _record(element: Element) -> DmarcRecord:
     for reason in evaluated_element if evaluated_element is not None else ():
         if _local(reason.tag) == "reason":
             fields = _kids(reason)
-            label = " ".join(filter(None, (_value(fields.get("type")), _text(fields.get("comment")))))
+            label = " ".join(
+                filter(None, (_value(fields.get("type")), _text(fields.get("comment"))))
+            )
             if label:
                 reasons.append(label)
     return DmarcRecord(

@@ -53,7 +53,9 @@ def guarded(what: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
             except MemoryError as exc:
                 raise ParseError(f"{what} too large to read") from exc
             except Exception as exc:
-                raise ParseError(f"{INTERNAL} while reading {what} ({type(exc).__name__}: {exc})") from exc
+                raise ParseError(
+                    f"{INTERNAL} while reading {what} ({type(exc).__name__}: {exc})"
+                ) from exc
 
         return wrapper
 

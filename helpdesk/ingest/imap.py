@@ -52,7 +52,9 @@ class ImapSource(Source):
             raise SourceError("no IMAP password: set HELPDESK_IMAP_PASSWORD (or put it in the URL)")
         self.folder = unquote(parts.path.lstrip("/")) or "INBOX"
         self.cafile = environ.get("HELPDESK_IMAP_CAFILE") or None
-        self.label = f"{'imaps' if self.tls else 'imap'}://{self.user}@{self.host}:{self.port}/{self.folder}"
+        self.label = (
+            f"{'imaps' if self.tls else 'imap'}://{self.user}@{self.host}:{self.port}/{self.folder}"
+        )
         self.cursor_key = self.label
         self._conn: imaplib.IMAP4 | None = None
         self._uids: list[int] = []
@@ -69,7 +71,9 @@ class ImapSource(Source):
     def _connect(self, password: str) -> None:
         try:
             if self.tls:
-                conn = imaplib.IMAP4_SSL(self.host, self.port, ssl_context=self._context(), timeout=TIMEOUT)
+                conn = imaplib.IMAP4_SSL(
+                    self.host, self.port, ssl_context=self._context(), timeout=TIMEOUT
+                )
             else:
                 conn = imaplib.IMAP4(self.host, self.port, timeout=TIMEOUT)
                 if self.starttls:
@@ -77,7 +81,9 @@ class ImapSource(Source):
                         conn.starttls(ssl_context=self._context())
                     except imaplib.IMAP4.error as exc:
                         conn.shutdown()
-                        raise SourceError(f"{self.label}: STARTTLS refused ({_text(exc)}); the password was not sent in clear") from None
+                        raise SourceError(
+                            f"{self.label}: STARTTLS refused ({_text(exc)}); the password was not sent in clear"
+                        ) from None
             conn.login(self.user, password)
         except (OSError, socket.timeout, ssl.SSLError) as exc:
             raise SourceError(f"cannot reach {self.label}: {exc}") from None
@@ -117,15 +123,25 @@ class ImapSource(Source):
             try:
                 typ, data = self._conn.uid("FETCH", str(uid), "(RFC822.SIZE BODY.PEEK[])")
             except (imaplib.IMAP4.error, OSError) as exc:
-                raise SourceError(f"{self.label}: fetching UID {uid} failed ({_text(exc)})") from None
+                raise SourceError(
+                    f"{self.label}: fetching UID {uid} failed ({_text(exc)})"
+                ) from None
             if typ != "OK":
                 raise SourceError(f"{self.label}: fetching UID {uid} failed ({_text(data)})")
-            raw = next((part[1] for part in data if isinstance(part, tuple) and len(part) > 1), None)
+            raw = next(
+                (part[1] for part in data if isinstance(part, tuple) and len(part) > 1), None
+            )
             position = {"uidvalidity": self.uidvalidity, "last_uid": uid}
             if raw is None:
                 continue  # expunged meanwhile
             size = len(raw) if len(raw) > MAX_ITEM_BYTES else None
-            yield Item(f"uid {uid}", raw if size is None else raw[: 64 * 1024], self.label, position, too_large=size)
+            yield Item(
+                f"uid {uid}",
+                raw if size is None else raw[: 64 * 1024],
+                self.label,
+                position,
+                too_large=size,
+            )
 
     def close(self) -> None:
         if self._conn is not None:

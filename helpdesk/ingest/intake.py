@@ -47,7 +47,14 @@ from helpdesk.ingest.errors import ParseError
 from helpdesk.ingest.mime import top_headers  # noqa: F401 - intake.top_headers
 from helpdesk.ingest.mailboxes import Item
 from helpdesk.ingest.message import ParsedMail, parse_mail
-from helpdesk.ingest.requests import classify, classify_explained, closure_items, is_acknowledgement, new_text, reports_suspicious_access
+from helpdesk.ingest.requests import (
+    classify,
+    classify_explained,
+    closure_items,
+    is_acknowledgement,
+    new_text,
+    reports_suspicious_access,
+)
 from helpdesk.ingest.addressing import NO_PROVIDER, choose_policy, recipients, tagged_tickets  # noqa: F401 - intake.*
 from helpdesk.ingest.routing import AccountRef, unique
 from helpdesk.ingest.pipeline import Outcome, Reject, Run
@@ -55,7 +62,6 @@ from helpdesk.workflow.compose import LOCALES
 from helpdesk.storage.models import Account, Ticket
 from helpdesk.policy.packs import GENERAL
 from helpdesk.base.untrusted import one_line
-
 
 
 _FEEDBACK_PART = re.compile(rb"content-type:\s*message/feedback-report", re.IGNORECASE)
@@ -67,18 +73,33 @@ _AUTO_REPLY_SUBJECT = re.compile(
 )
 _DMARC_SUBJECT = re.compile(r"report[ _-]?domain\s*:", re.IGNORECASE)
 _DMARC_NAME = re.compile(r"![^!]*!\d{6,}!\d{6,}|\.xml(?:\.gz)?$|\.zip$", re.IGNORECASE)
-_IP = re.compile(r"(?<![\w.:])(?:\d{1,3}\.){3}\d{1,3}(?![\w.])|(?<![\w:])[0-9a-f]{1,4}(?::[0-9a-f]{0,4}){2,7}(?![\w:])", re.IGNORECASE)
+_IP = re.compile(
+    r"(?<![\w.:])(?:\d{1,3}\.){3}\d{1,3}(?![\w.])|(?<![\w:])[0-9a-f]{1,4}(?::[0-9a-f]{0,4}){2,7}(?![\w:])",
+    re.IGNORECASE,
+)
 _URL = re.compile(r"\bhttps?://[^\s<>\"'()\[\]]+", re.IGNORECASE)
 _ADDRESS = re.compile(r"[\w.+-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63})+", re.UNICODE)
 
 # Abuse categories (Indigos art. 5, plus compromised accounts, art. 3) guessed from the text;
 # the highest score wins, ties go to the first; the volunteer sees and may change it.
 _CATEGORY_RULES = [
-    ("compromise", r"phishing|hame[cç]onn|malware|logiciel malveillant|\bvirus|compromis|pirat|hack|defac|botnet"),
+    (
+        "compromise",
+        r"phishing|hame[cç]onn|malware|logiciel malveillant|\bvirus|compromis|pirat|hack|defac|botnet",
+    ),
     ("harassment", r"harc[eè]l|harass|menace|threat|insult|diffam|usurpation|impersonat"),
-    ("illicit-content", r"contenu (?:illicite|ill[eé]gal|haineux)|illegal content|p[eé]do|child abuse|terroris|hate speech"),
-    ("illegal", r"droit d'auteur|copyright|\bdmca\b|contrefa[cç]|\bfraud|arnaque|\bscam|escroquer|ill[eé]gal"),
-    ("security", r"\bscan|\bddos\b|attaque|attack|brute.?force|intrusion|\bports?\b|login attempt|tentatives? de connexion"),
+    (
+        "illicit-content",
+        r"contenu (?:illicite|ill[eé]gal|haineux)|illegal content|p[eé]do|child abuse|terroris|hate speech",
+    ),
+    (
+        "illegal",
+        r"droit d'auteur|copyright|\bdmca\b|contrefa[cç]|\bfraud|arnaque|\bscam|escroquer|ill[eé]gal",
+    ),
+    (
+        "security",
+        r"\bscan|\bddos\b|attaque|attack|brute.?force|intrusion|\bports?\b|login attempt|tentatives? de connexion",
+    ),
     ("resources", r"ressources|resources|\bcpu\b|bande passante|bandwidth|surcharge|overload"),
     ("spam", r"\bspam|pourriel|non sollicit|unsolicited|newsletter"),
 ]
@@ -86,7 +107,9 @@ _CATEGORIES = [(name, re.compile(pattern, re.IGNORECASE)) for name, pattern in _
 
 
 def guess_category(text: str) -> str:
-    scores = [(len(pattern.findall(text)), -i, name) for i, (name, pattern) in enumerate(_CATEGORIES)]
+    scores = [
+        (len(pattern.findall(text)), -i, name) for i, (name, pattern) in enumerate(_CATEGORIES)
+    ]
     best = max(scores)
     return best[2] if best[0] else "spam"
 
@@ -99,7 +122,9 @@ def handle_mail(session: Session, item: Item, digest: str, run: Run) -> Outcome:
     if shape is not None:
         from helpdesk.ingest import reports
 
-        return (reports.handle_arf if shape == "arf" else reports.handle_dmarc)(session, item, digest, run)
+        return (reports.handle_arf if shape == "arf" else reports.handle_dmarc)(
+            session, item, digest, run
+        )
     try:
         mail = parse_mail(item.data)
     except ParseError as exc:
@@ -115,16 +140,28 @@ def handle_mail(session: Session, item: Item, digest: str, run: Run) -> Outcome:
         return bounce_intake.handle(session, item, mail, top_headers(item.data), bounce, run)
     known = store.known_message(session, mail.message_id)
     if known is not None:
-        return Outcome("duplicate", ticket=known.ticket_id, reason=f"Message-ID {one_line(mail.message_id, 80)} already on #{known.ticket_id}")
+        return Outcome(
+            "duplicate",
+            ticket=known.ticket_id,
+            reason=f"Message-ID {one_line(mail.message_id, 80)} already on #{known.ticket_id}",
+        )
     headers = top_headers(item.data)
     ticket, how = thread_target(session, mail)
     if ticket is not None:
         return add_to_ticket(session, item, mail, ticket, how, run)
     auto = (headers.get("auto-submitted") or "no").strip().lower()
-    if auto != "no" or headers.get("x-autoreply") or (headers.get("precedence") or "").lower() in ("bulk", "junk", "auto_reply"):
-        raise Reject(f"automatic message ({one_line(auto if auto != 'no' else 'bulk/auto-reply', 40)}) that answers no ticket")
+    if (
+        auto != "no"
+        or headers.get("x-autoreply")
+        or (headers.get("precedence") or "").lower() in ("bulk", "junk", "auto_reply")
+    ):
+        raise Reject(
+            f"automatic message ({one_line(auto if auto != 'no' else 'bulk/auto-reply', 40)}) that answers no ticket"
+        )
     if _AUTO_REPLY_SUBJECT.match(mail.subject or ""):
-        raise Reject("automatic message (an automatic reply, by its subject) that answers no ticket")
+        raise Reject(
+            "automatic message (an automatic reply, by its subject) that answers no ticket"
+        )
     return new_request(session, item, mail, headers, run)
 
 
@@ -139,17 +176,24 @@ def _bounce(raw: bytes):
 
 
 def report_shape(raw: bytes) -> str | None:
-    """"arf" for feedback reports and X-ARF, "dmarc" for a bare aggregate report (gzip or zip
+    """ "arf" for feedback reports and X-ARF, "dmarc" for a bare aggregate report (gzip or zip
     as the message itself); None for anything else (DMARC attachments are found later)."""
     head = top_headers(raw)
     ctype = (head.get("content-type") or "").lower()
     if "multipart/report" in ctype and "feedback-report" in ctype:
         return "arf"
-    if (head.get("x-arf") or head.get("x-xarf") or "").strip().lower() not in ("", "no", "false", "0"):
+    if (head.get("x-arf") or head.get("x-xarf") or "").strip().lower() not in (
+        "",
+        "no",
+        "false",
+        "0",
+    ):
         return "arf"
     if _FEEDBACK_PART.search(raw[:1_000_000]):
         return "arf"  # a feedback report forwarded inside another mail
-    if ctype.startswith(("application/gzip", "application/x-gzip", "application/zip", "application/x-zip")):
+    if ctype.startswith(
+        ("application/gzip", "application/x-gzip", "application/zip", "application/x-zip")
+    ):
         return "dmarc"
     return None
 
@@ -157,7 +201,10 @@ def report_shape(raw: bytes) -> str | None:
 def _carries_dmarc(mail: ParsedMail) -> bool:
     if _DMARC_SUBJECT.search(mail.subject or ""):
         return True
-    return any(a.filename and _DMARC_NAME.search(a.filename) and a.data[:2] in (b"\x1f\x8b", b"PK") for a in mail.attachments)
+    return any(
+        a.filename and _DMARC_NAME.search(a.filename) and a.data[:2] in (b"\x1f\x8b", b"PK")
+        for a in mail.attachments
+    )
 
 
 # --- threading --------------------------------------------------------------------------------
@@ -185,10 +232,18 @@ def _thread_target(session: Session, mail: ParsedMail) -> tuple[Ticket | None, s
         return ticket, "references"
     for found in tagged_tickets(session, mail.subject):
         return found, "subject tag"
-    if mail.from_addr and is_acknowledgement(mail.subject, mail.text_body) and classify(mail.subject, mail.text_body) is None:
+    if (
+        mail.from_addr
+        and is_acknowledgement(mail.subject, mail.text_body)
+        and classify(mail.subject, mail.text_body) is None
+    ):
         waiting = list(
             session.exec(
-                select(Ticket).where(Ticket.queue == "closure", Ticket.state == "awaiting-ack", Ticket.requester == mail.from_addr.lower())
+                select(Ticket).where(
+                    Ticket.queue == "closure",
+                    Ticket.state == "awaiting-ack",
+                    Ticket.requester == mail.from_addr.lower(),
+                )
             )
         )
         if len(waiting) == 1:
@@ -203,12 +258,23 @@ def _speaks_for(session: Session, ticket: Ticket, sender: str | None) -> bool:
     if sender == (ticket.requester or "").lower():
         return True
     account = session.get(Account, ticket.account_id) if ticket.account_id else None
-    return account is not None and sender in {a.strip().lower() for a in [account.email, *(account.contacts or [])] if a}
+    return account is not None and sender in {
+        a.strip().lower() for a in [account.email, *(account.contacts or [])] if a
+    }
 
 
-def add_to_ticket(session: Session, item: Item, mail: ParsedMail, ticket: Ticket, how: str, run: Run) -> Outcome:
+def add_to_ticket(
+    session: Session, item: Item, mail: ParsedMail, ticket: Ticket, how: str, run: Run
+) -> Outcome:
     now = run.now
-    evidence = store.keep_evidence(session, data=item.data, kind="mail", source=f"{item.source} {item.key}", ticket_id=ticket.id, now=now)
+    evidence = store.keep_evidence(
+        session,
+        data=item.data,
+        kind="mail",
+        source=f"{item.source} {item.key}",
+        ticket_id=ticket.id,
+        now=now,
+    )
     store.add_message_ref(session, mail.message_id, ticket.id, now)
     message = messages.record_incoming(session, ticket.id, mail, evidence_id=evidence.id, now=now)
     store.record(
@@ -216,11 +282,21 @@ def add_to_ticket(session: Session, item: Item, mail: ParsedMail, ticket: Ticket
         "mail-received",
         ticket=ticket,
         note=f"mail from {mail.from_addr or '?'} ({how})",
-        data={"evidence": evidence.id, "message": message.id, "from": mail.from_addr, "message_id": mail.message_id, "via": how},
+        data={
+            "evidence": evidence.id,
+            "message": message.id,
+            "from": mail.from_addr,
+            "message_id": mail.message_id,
+            "via": how,
+        },
         now=now,
     )
     store.touch(session, ticket, now)
-    outcome = Outcome("threaded", ticket=ticket.id, details={"queue": ticket.queue, "policy": ticket.policy_key, "via": how})
+    outcome = Outcome(
+        "threaded",
+        ticket=ticket.id,
+        details={"queue": ticket.queue, "policy": ticket.policy_key, "via": how},
+    )
     if ticket.queue == GENERAL and ticket.state != "received":
         _reopen(session, ticket, mail, run)  # the person wrote again: it needs reading
     if ticket.queue != "closure" or ticket.state_kind == "done":
@@ -237,22 +313,50 @@ def add_to_ticket(session: Session, item: Item, mail: ParsedMail, ticket: Ticket
 def _acknowledge(session: Session, ticket: Ticket, mail: ParsedMail, run: Run) -> bool:
     if not _speaks_for(session, ticket, mail.from_addr):
         reason = f"{mail.from_addr or 'an unknown sender'} is neither the requester nor a registered contact of the account"
-        store.record(session, "acknowledgement-refused", ticket=ticket, note=reason, data={"rule": "identity"}, now=run.now)
+        store.record(
+            session,
+            "acknowledgement-refused",
+            ticket=ticket,
+            note=reason,
+            data={"rule": "identity"},
+            now=run.now,
+        )
         return False
     try:
         with session.begin_nested():
-            engine.apply(session, ticket.id, "acknowledge", store.ACTOR, note=f"acknowledged by mail from {mail.from_addr}", now=run.now)
+            engine.apply(
+                session,
+                ticket.id,
+                "acknowledge",
+                store.ACTOR,
+                note=f"acknowledged by mail from {mail.from_addr}",
+                now=run.now,
+            )
         return True
     except HelpdeskError as exc:
         data = exc.as_dict()
-        store.record(session, "acknowledgement-refused", ticket=ticket, note=str(exc), data={"rule": data.get("rule", data.get("error"))}, now=run.now)
+        store.record(
+            session,
+            "acknowledgement-refused",
+            ticket=ticket,
+            note=str(exc),
+            data={"rule": data.get("rule", data.get("error"))},
+            now=run.now,
+        )
         return False
 
 
 def _reopen(session: Session, ticket: Ticket, mail: ParsedMail, run: Run) -> None:
     try:
         with session.begin_nested():
-            engine.apply(session, ticket.id, "reopen", store.ACTOR, note=f"mail from {mail.from_addr or '?'}", now=run.now)
+            engine.apply(
+                session,
+                ticket.id,
+                "reopen",
+                store.ACTOR,
+                note=f"mail from {mail.from_addr or '?'}",
+                now=run.now,
+            )
     except HelpdeskError as exc:
         store.record(session, "reopen-refused", ticket=ticket, note=str(exc), now=run.now)
 
@@ -270,7 +374,15 @@ def _complete(session: Session, ticket: Ticket, mail: ParsedMail, run: Run) -> N
         return
     try:
         with session.begin_nested():
-            engine.apply(session, ticket.id, "complete", store.ACTOR, fields=given, note=f"items given by mail from {mail.from_addr}", now=run.now)
+            engine.apply(
+                session,
+                ticket.id,
+                "complete",
+                store.ACTOR,
+                fields=given,
+                note=f"items given by mail from {mail.from_addr}",
+                now=run.now,
+            )
     except HelpdeskError as exc:
         store.record(session, "completion-refused", ticket=ticket, note=str(exc), now=run.now)
 
@@ -289,11 +401,17 @@ def _today(mail: ParsedMail, tz: str, run: Run) -> date:
 def _account_named(run: Run, policy: str, name: str | None) -> AccountRef | None:
     if not name:
         return None
-    refs = [r for r in run.directory.accounts_for_login(name) + run.directory.accounts_for_address(name) if r.policy == policy]
+    refs = [
+        r
+        for r in run.directory.accounts_for_login(name) + run.directory.accounts_for_address(name)
+        if r.policy == policy
+    ]
     return unique(refs)
 
 
-def _reported_account(run: Run, policy: str, text: str) -> tuple[list[AccountRef], str | None, str | None]:
+def _reported_account(
+    run: Run, policy: str, text: str
+) -> tuple[list[AccountRef], str | None, str | None]:
     """For an abuse report (a third party complaining): the accounts of ``policy`` the text
     names (an account's address, a site or mail domain it hosts, one of its ``ips``), the
     first IP and the first URL. One clear match is attached; several are only candidates."""
@@ -313,13 +431,21 @@ def _reported_account(run: Run, policy: str, text: str) -> tuple[list[AccountRef
             hosts.append(host)
     d = run.directory
     named = [a.lower().rstrip(".") for a in _ADDRESS.findall(_URL.sub(" ", text))]
-    refs = [r for ip in ips for r in d.accounts_for_ip(ip)] + [r for h in hosts for r in d.accounts_for_domain(h)]
-    refs += [r for a in named for r in d.accounts_for_address(a) + d.accounts_for_domain(a.rpartition("@")[2])]
+    refs = [r for ip in ips for r in d.accounts_for_ip(ip)] + [
+        r for h in hosts for r in d.accounts_for_domain(h)
+    ]
+    refs += [
+        r
+        for a in named
+        for r in d.accounts_for_address(a) + d.accounts_for_domain(a.rpartition("@")[2])
+    ]
     found = list({r.id: r for r in refs if r.policy == policy}.values())
     return found, (ips[0] if ips else None), (urls[0] if urls else None)
 
 
-def new_request(session: Session, item: Item, mail: ParsedMail, headers: dict[str, str], run: Run) -> Outcome:
+def new_request(
+    session: Session, item: Item, mail: ParsedMail, headers: dict[str, str], run: Run
+) -> Outcome:
     d = run.directory
     policy, senders = choose_policy(mail, headers, run)
     info = d.policy(policy)
@@ -351,7 +477,10 @@ def new_request(session: Session, item: Item, mail: ParsedMail, headers: dict[st
         candidates, ip, url = _reported_account(run, policy, f"{mail.subject or ''}\n{text}")
         account = unique(candidates)
         if account is None and candidates:
-            notes.append("several accounts are named, none chosen: " + ", ".join(sorted(r.login for r in candidates)))
+            notes.append(
+                "several accounts are named, none chosen: "
+                + ", ".join(sorted(r.login for r in candidates))
+            )
         fields["category"] = guess_category(f"{mail.subject}\n{text}")
         notes.append(f"category guessed from the text: {fields['category']}")
         if requester:
@@ -365,7 +494,10 @@ def new_request(session: Session, item: Item, mail: ParsedMail, headers: dict[st
         items = closure_items(body, today) if queue == "closure" else {}
         account = _account_named(run, policy, items.get("account")) or unique(senders)
         if account is None and len({r.id for r in senders}) > 1:
-            notes.append("several accounts match the sender: " + ", ".join(sorted({r.login for r in senders})))
+            notes.append(
+                "several accounts match the sender: "
+                + ", ".join(sorted({r.login for r in senders}))
+            )
         if queue == "password-reset" and reports_suspicious_access(body):
             fields["suspicious"] = True
         elif queue == "closure":
@@ -390,21 +522,38 @@ def new_request(session: Session, item: Item, mail: ParsedMail, headers: dict[st
         now=run.now,
     )
     ticket = opened.ticket
-    evidence = store.keep_evidence(session, data=item.data, kind="mail", source=f"{item.source} {item.key}", ticket_id=ticket.id, now=run.now)
+    evidence = store.keep_evidence(
+        session,
+        data=item.data,
+        kind="mail",
+        source=f"{item.source} {item.key}",
+        ticket_id=ticket.id,
+        now=run.now,
+    )
     store.add_message_ref(session, mail.message_id, ticket.id, run.now)
-    message = messages.record_incoming(session, ticket.id, mail, evidence_id=evidence.id, now=run.now)
+    message = messages.record_incoming(
+        session, ticket.id, mail, evidence_id=evidence.id, now=run.now
+    )
     store.record(
         session,
         "classified",
         ticket=ticket,
         note=notes[1],
         data={
-            "queue": queue, "words": matched, "by": "run" if run.queue else "text", "message": message.id,
+            "queue": queue,
+            "words": matched,
+            "by": "run" if run.queue else "text",
+            "message": message.id,
             "candidates": sorted(r.login for r in candidates) if len(candidates) > 1 else [],
         },
         now=run.now,
     )
-    details = {"queue": queue, "policy": policy, "account": acc.login if acc else None, "state": ticket.state}
+    details = {
+        "queue": queue,
+        "policy": policy,
+        "account": acc.login if acc else None,
+        "state": ticket.state,
+    }
     if len(candidates) > 1:
         details["candidates"] = sorted(r.login for r in candidates)
     if ticket.fields.get("suspicious"):

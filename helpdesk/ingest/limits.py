@@ -12,7 +12,13 @@ from collections import namedtuple
 from datetime import datetime
 
 
-class Thresholds(namedtuple("Thresholds", "burst bounce_ratio bounce_min_messages max_recipients", defaults=(200, 0.2, 20, None))):
+class Thresholds(
+    namedtuple(
+        "Thresholds",
+        "burst bounce_ratio bounce_min_messages max_recipients",
+        defaults=(200, 0.2, 20, None),
+    )
+):
     """``burst``: more messages than this in one window is an alert; ``bounce_ratio``: more
     bounces per recipient than this, once the sender sent at least ``bounce_min_messages``;
     ``max_recipients`` (optional): recipients per window."""
@@ -23,17 +29,24 @@ class Thresholds(namedtuple("Thresholds", "burst bounce_ratio bounce_min_message
     bounce_min_messages: int
     max_recipients: int | None
 
-    def breaches(self, messages: int, recipients: int, bounces: int, window: str) -> tuple[float, list[tuple[str, str]]]:
+    def breaches(
+        self, messages: int, recipients: int, bounces: int, window: str
+    ) -> tuple[float, list[tuple[str, str]]]:
         """The bounce ratio, and each limit these figures pass, as (kind, explanation)."""
         ratio = bounces / recipients if recipients else (1.0 if bounces else 0.0)
         found: list[tuple[str, str]] = []
         if messages > self.burst:
             found.append(("burst", f"{messages} messages in {window} (limit {self.burst})"))
         if self.max_recipients is not None and recipients > self.max_recipients:
-            found.append(("recipients", f"{recipients} recipients in {window} (limit {self.max_recipients})"))
+            found.append(
+                ("recipients", f"{recipients} recipients in {window} (limit {self.max_recipients})")
+            )
         if messages >= self.bounce_min_messages and ratio > self.bounce_ratio:
             found.append(
-                ("bounce_ratio", f"bounce ratio {ratio:.0%} over {recipients} recipients (limit {self.bounce_ratio:.0%})")
+                (
+                    "bounce_ratio",
+                    f"bounce ratio {ratio:.0%} over {recipients} recipients (limit {self.bounce_ratio:.0%})",
+                )
             )
         return ratio, found
 
@@ -60,7 +73,15 @@ class Alert(
     kinds: tuple[str, ...]
 
     @classmethod
-    def of(cls, sender: str, window_start, window_end, totals: tuple[int, int, int, int], ratio: float, found: list[tuple[str, str]]) -> "Alert":
+    def of(
+        cls,
+        sender: str,
+        window_start,
+        window_end,
+        totals: tuple[int, int, int, int],
+        ratio: float,
+        found: list[tuple[str, str]],
+    ) -> "Alert":
         """The alert for ``totals`` (messages, recipients, bounces, deferrals) and the limits
         ``Thresholds.breaches`` found passed: both analysers word and round it alike."""
         messages, recipients, bounces, deferrals = totals

@@ -17,6 +17,7 @@ from pathlib import Path
 from helpdesk.ingest.items import MAX_ITEM_BYTES, Item, Source, SourceError  # noqa: F401 - re-exported
 from helpdesk.base.files import shown
 
+
 def _read(path: Path) -> tuple[bytes, int | None]:
     """An item's bytes, or its first 64 KiB and its size when it is too large. The cap is
     on the bytes actually read, not on what ``stat`` says (a device or a growing file)."""
@@ -34,7 +35,13 @@ class Maildir(Source):
         self.path = path
         self.label = str(path)
         self._files = sorted(
-            (p for sub in ("new", "cur") if (path / sub).is_dir() for p in (path / sub).iterdir() if p.is_file() and not p.name.startswith(".")),
+            (
+                p
+                for sub in ("new", "cur")
+                if (path / sub).is_dir()
+                for p in (path / sub).iterdir()
+                if p.is_file() and not p.name.startswith(".")
+            ),
             key=lambda p: (p.name, p.parent.name),
         )
 
@@ -79,7 +86,10 @@ class Files(Source):
         self.label = str(path)
         if path.is_dir():
             self._files = sorted(
-                p for p in path.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
+                p
+                for p in path.rglob("*")
+                if p.is_file()
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
             )
         else:
             self._files = [path]
@@ -130,7 +140,9 @@ def open_source(target: str, *, environ: dict | None = None) -> Source:
     path = Path(target).expanduser()
     if not path.exists():
         raise SourceError(f"no such file or folder: {shown(target)}")
-    if not (path.is_dir() or path.is_file()):  # a device, a FIFO, a socket: never read until it ends
+    if not (
+        path.is_dir() or path.is_file()
+    ):  # a device, a FIFO, a socket: never read until it ends
         raise SourceError(f"not a regular file or a folder: {shown(target)}")
     if is_maildir(path):
         return Maildir(path)

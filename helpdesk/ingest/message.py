@@ -87,7 +87,9 @@ def _leaves(msg: Message) -> list[tuple[Message, bool]]:
     result: list[tuple[Message, bool]] = []
     embedded: set[int] = set()
     for part, parent in mime.walk(msg):
-        inside = parent is not None and (id(parent) in embedded or mime.content_type(parent).startswith("message/"))
+        inside = parent is not None and (
+            id(parent) in embedded or mime.content_type(parent).startswith("message/")
+        )
         if inside:
             embedded.add(id(part))
         is_container = mime.content_type(part).startswith("multipart/") or part.is_multipart()

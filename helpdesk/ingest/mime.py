@@ -281,7 +281,9 @@ def salvage_multipart(part: Message) -> list[Message]:
     current: list[bytes] | None = None
     for line in lines:
         stripped = line.rstrip()
-        if stripped.startswith(b"--") and any(stripped in (b"--" + b, b"--" + b + b"--") for b in boundaries):
+        if stripped.startswith(b"--") and any(
+            stripped in (b"--" + b, b"--" + b + b"--") for b in boundaries
+        ):
             if current is not None:
                 chunks.append(b"".join(current))
             current = None if stripped.endswith(b"--") and stripped[2:-2] in boundaries else []
@@ -307,7 +309,9 @@ def top_headers(raw: bytes) -> dict[str, str]:
     end2 = raw.find(b"\r\n\r\n")
     cut = min(x for x in (end, end2, 256 * 1024) if x >= 0)
     try:
-        msg = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(raw[: cut + 4])
+        msg = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(
+            raw[: cut + 4]
+        )
     except Exception:  # the stdlib parser is tolerant; a failure here only loses hints
         return {}
     out: dict[str, str] = {}

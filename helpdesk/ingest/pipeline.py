@@ -45,7 +45,9 @@ class Run:
     directory: Directory
     now: datetime
     policy: str | None = None  # --policy: every item belongs to this provider
-    queue: str | None = None  # --queue: every request goes to this queue (triage of quarantined mail)
+    queue: str | None = (
+        None  # --queue: every request goes to this queue (triage of quarantined mail)
+    )
 
 
 Handler = Callable[[Session, Item, str, Run], Outcome]
@@ -56,21 +58,42 @@ def process(session: Session, item: Item, run: Run, handler: Handler) -> Outcome
     digest = store.sha256(item.data)
     seen = store.seen_outcome(session, digest)
     if seen is not None and seen.get("outcome") != "quarantined":
-        return Outcome("duplicate", ticket=seen.get("ticket"), reason="already ingested (same content)")
+        return Outcome(
+            "duplicate", ticket=seen.get("ticket"), reason="already ingested (same content)"
+        )
     try:
         with session.begin_nested():
             if item.too_large is not None:
-                raise Reject(f"too large to ingest ({item.too_large} bytes); only its first 64 KiB are kept here")
+                raise Reject(
+                    f"too large to ingest ({item.too_large} bytes); only its first 64 KiB are kept here"
+                )
             outcome = handler(session, item, digest, run)
     except (Reject, HelpdeskError) as exc:
         reason = exc.reason if isinstance(exc, Reject) else str(exc)
         kind = (exc.kind if isinstance(exc, Reject) else None) or run.kind
         if seen is not None:  # quarantined before, and still not usable
-            return Outcome("duplicate", quarantine=seen.get("quarantine"), reason=f"still quarantined: {reason}")
-        row = store.quarantine(session, data=item.data, kind=kind, source=f"{item.source} {item.key}", reason=reason, now=run.now)
+            return Outcome(
+                "duplicate",
+                quarantine=seen.get("quarantine"),
+                reason=f"still quarantined: {reason}",
+            )
+        row = store.quarantine(
+            session,
+            data=item.data,
+            kind=kind,
+            source=f"{item.source} {item.key}",
+            reason=reason,
+            now=run.now,
+        )
         store.mark(session, digest, "quarantined", now=run.now, quarantine=row.id)
         return Outcome("quarantined", quarantine=row.id, reason=row.reason)
-    store.mark(session, digest, outcome.outcome, now=run.now, ticket=outcome.ticket or (outcome.tickets[0] if outcome.tickets else None))
+    store.mark(
+        session,
+        digest,
+        outcome.outcome,
+        now=run.now,
+        ticket=outcome.ticket or (outcome.tickets[0] if outcome.tickets else None),
+    )
     if seen is not None:
         store.release_quarantined(session, digest)
     return outcome
@@ -109,7 +132,9 @@ def ingest(
     return summary
 
 
-def ingest_one(url: str, item: Item, run: Run, handler: Handler, source: Source | None = None) -> Outcome:
+def ingest_one(
+    url: str, item: Item, run: Run, handler: Handler, source: Source | None = None
+) -> Outcome:
     """One item in its own transaction (with its source's position, if any)."""
     source = source or Source()
     try:
@@ -133,10 +158,21 @@ def ingest_one(url: str, item: Item, run: Run, handler: Handler, source: Source 
                 return Outcome("duplicate", ticket=seen.get("ticket"))
             row = None
             if seen is None:
-                row = store.quarantine(s, data=item.data, kind=run.kind, source=f"{item.source} {item.key}", reason=reason, now=run.now)
+                row = store.quarantine(
+                    s,
+                    data=item.data,
+                    kind=run.kind,
+                    source=f"{item.source} {item.key}",
+                    reason=reason,
+                    now=run.now,
+                )
                 store.mark(s, digest, "quarantined", now=run.now, quarantine=row.id)
             if item.position is not None and source.cursor_key:
                 store.save_cursor(s, source.cursor_key, item.position, run.now)
         if row is None:
-            return Outcome("duplicate", quarantine=seen.get("quarantine") if seen else None, reason=f"still quarantined: {reason}")
+            return Outcome(
+                "duplicate",
+                quarantine=seen.get("quarantine") if seen else None,
+                reason=f"still quarantined: {reason}",
+            )
         return Outcome("quarantined", quarantine=row.id, reason=row.reason)

@@ -88,7 +88,11 @@ def _first_line_hash(handle) -> str | None:
 
 def _cursor_key(path: Path) -> str:
     key = f"postfix:{path}"
-    return key if len(key) <= 500 else "postfix:sha256:" + hashlib.sha256(str(path).encode()).hexdigest()
+    return (
+        key
+        if len(key) <= 500
+        else "postfix:sha256:" + hashlib.sha256(str(path).encode()).hexdigest()
+    )
 
 
 def _rotated(path: Path, inode: int) -> Path | None:
@@ -117,7 +121,9 @@ class _Store:
         self.now = now
         self.quarantined = 0
 
-    def checkpoint(self, path: Path, alerts: list[Alert], bad: list[tuple[bytes, str]], state: dict) -> None:
+    def checkpoint(
+        self, path: Path, alerts: list[Alert], bad: list[tuple[bytes, str]], state: dict
+    ) -> None:
         """One transaction: the alerts and bad lines read up to ``state`` (with the analyser's
         state), and the cursor, so that a run stopped anywhere resumes without loss or repeat."""
         from helpdesk.storage.db import write_session
@@ -140,7 +146,14 @@ class _Store:
         if records.seen_outcome(s, digest) is not None:
             self.summary.counts["duplicates"] += 1
             return
-        row = records.quarantine(s, data=line, kind="postfix", source=f"{path} before byte {state['offset']}", reason=reason, now=self.now)
+        row = records.quarantine(
+            s,
+            data=line,
+            kind="postfix",
+            source=f"{path} before byte {state['offset']}",
+            reason=reason,
+            now=self.now,
+        )
         records.mark(s, digest, "quarantined", now=self.now, quarantine=row.id)
         self.quarantined += 1
         self.summary.counts["quarantined"] += 1
@@ -161,7 +174,11 @@ class _Store:
             "deferrals": alert.deferrals,
             "bounce-ratio": alert.bounce_ratio,
         }
-        entry = {"sender": alert.sender, "reason": alert.reason, **{k: v for k, v in figures.items() if k != "sender"}}
+        entry = {
+            "sender": alert.sender,
+            "reason": alert.reason,
+            **{k: v for k, v in figures.items() if k != "sender"},
+        }
         if ref is None:
             self.summary.counts["alerts_unmatched"] += 1
             self._list(path, {"outcome": "unmatched", **entry})
@@ -177,7 +194,16 @@ class _Store:
             now=self.now,
         )
         self.summary.counts["alerts_opened" if status == "opened" else "alerts_updated"] += 1
-        self._list(path, {"outcome": status, "ticket": ticket.id, "policy": ref.policy, "account": ref.login, **entry})
+        self._list(
+            path,
+            {
+                "outcome": status,
+                "ticket": ticket.id,
+                "policy": ref.policy,
+                "account": ref.login,
+                **entry,
+            },
+        )
 
     def _list(self, path: Path, entry: dict) -> None:
         if len(self.summary.items) < MAX_LISTED:
@@ -200,18 +226,26 @@ class _Reader:
         self.pending: list[Alert] = []
 
     def checkpoint(self, windows: SenderWindows, state: dict) -> None:
-        self.store.checkpoint(self.path, self.pending, list(windows.bad), {**state, "stats": windows.snapshot()})
+        self.store.checkpoint(
+            self.path, self.pending, list(windows.bad), {**state, "stats": windows.snapshot()}
+        )
         self.pending = []
         windows.bad.clear()
 
-    def read(self, windows: SenderWindows, target: Path, offset: int, inode: int, first_hash: str | None) -> int:
+    def read(
+        self, windows: SenderWindows, target: Path, offset: int, inode: int, first_hash: str | None
+    ) -> int:
         """Read ``target`` from ``offset`` to its last complete line; returns the new offset."""
         since = 0
         scans = getattr(self.store, "scans", None)
         origin = start = offset
         with open(target, "rb") as handle:
             for index, (data, end, position) in enumerate(blocks(handle, offset, BLOCK)):
-                scanned = scans.take(target, inode, origin, index, start, end) if scans is not None else None
+                scanned = (
+                    scans.take(target, inode, origin, index, start, end)
+                    if scans is not None
+                    else None
+                )
                 self.pending += windows.feed(data, end, scanned)
                 start = position
                 since += end
@@ -251,14 +285,31 @@ def ingest_postfix(
     summary = Summary(kind="postfix", source=", ".join(paths))
     with read_session(url) as s:
         directory = Directory.load(s)
-        cursors = {p: ({} if from_start else records.load_cursor(s, _cursor_key(Path(p).expanduser().absolute()))) for p in paths}
+        cursors = {
+            p: (
+                {}
+                if from_start
+                else records.load_cursor(s, _cursor_key(Path(p).expanduser().absolute()))
+            )
+            for p in paths
+        }
     store = _Store(url, directory, summary, now=now)
     lookup = thresholds_for(directory)
     tz = tz or _local_zone()
     for given in paths:
         path = Path(given).expanduser().absolute()
         try:
-            _one_file(store, path, cursors[given], summary, lookup, year=year, tz=tz, window=window, show_progress=show_progress)
+            _one_file(
+                store,
+                path,
+                cursors[given],
+                summary,
+                lookup,
+                year=year,
+                tz=tz,
+                window=window,
+                show_progress=show_progress,
+            )
         except OSError as exc:
             summary.errors.append(f"{given}: {exc.strerror or exc}")
     _finish_counts(summary)
@@ -276,7 +327,19 @@ def _finish_counts(summary: Summary) -> None:
     summary.counts["ignored"] = max(0, lines - events - summary.counts.get("bad_lines", 0))
 
 
-def _one_file(store, path: Path, cursor: dict | None, summary: Summary, lookup, *, year, tz, window, show_progress, poll=None) -> None:
+def _one_file(
+    store,
+    path: Path,
+    cursor: dict | None,
+    summary: Summary,
+    lookup,
+    *,
+    year,
+    tz,
+    window,
+    show_progress,
+    poll=None,
+) -> None:
     """``cursor`` None: not known yet, read as a first run; ``lookup`` None: the thresholds
     are not known yet, the checks are held. ``poll`` tells when the database side answers."""
     status = os.stat(path)
@@ -299,14 +362,24 @@ def _one_file(store, path: Path, cursor: dict | None, summary: Summary, lookup, 
     offset = 0
     todo: list[tuple[Path, int, int, str | None]] = []
     if cursor and cursor.get("inode") == status.st_ino:
-        same = cursor.get("first_line_hash") in (None, first_hash) and int(cursor.get("offset", 0)) <= status.st_size
+        same = (
+            cursor.get("first_line_hash") in (None, first_hash)
+            and int(cursor.get("offset", 0)) <= status.st_size
+        )
         offset = int(cursor.get("offset", 0)) if same else 0
         if not same:
             summary.counts["rewritten_files"] += 1
     elif cursor.get("inode") is not None:
         old = _rotated(path, int(cursor["inode"]))
         if old is not None:
-            todo.append((old, int(cursor.get("offset", 0)), int(cursor["inode"]), cursor.get("first_line_hash")))
+            todo.append(
+                (
+                    old,
+                    int(cursor.get("offset", 0)),
+                    int(cursor["inode"]),
+                    cursor.get("first_line_hash"),
+                )
+            )
         summary.counts["rotations_followed"] += 1
     todo.append((path, offset, status.st_ino, first_hash))
     total = sum(max(0, t.stat().st_size - o) for t, o, _i, _h in todo)
@@ -368,7 +441,14 @@ def ingest_postfix_beside(
             os.close(up_r)
             os.close(down_w)
             os.close(scan_r)
-            _database_side(_Link(down_r, up_w), _Scanner(scan_w), db, paths, from_start=from_start, prologue=prologue)
+            _database_side(
+                _Link(down_r, up_w),
+                _Scanner(scan_w),
+                db,
+                paths,
+                from_start=from_start,
+                prologue=prologue,
+            )
         except BaseException as exc:  # noqa: BLE001 (reported to the reader, which raises it)
             code = 1
             try:
@@ -392,7 +472,15 @@ def ingest_postfix_beside(
             try:
                 if n == 0 and link.cursors is None:
                     try:
-                        _one_file(store, path, {} if from_start else None, summary, None, poll=link.poll(given, from_start), **options)
+                        _one_file(
+                            store,
+                            path,
+                            {} if from_start else None,
+                            summary,
+                            None,
+                            poll=link.poll(given, from_start),
+                            **options,
+                        )
                         continue
                     except _Restart:
                         pass
@@ -416,7 +504,15 @@ def ingest_postfix_beside(
     return summary
 
 
-def _database_side(link: "_Link", scanner: "_Scanner", db: str | None, paths: list[str], *, from_start: bool, prologue) -> None:
+def _database_side(
+    link: "_Link",
+    scanner: "_Scanner",
+    db: str | None,
+    paths: list[str],
+    *,
+    from_start: bool,
+    prologue,
+) -> None:
     from helpdesk.base import clock
     from helpdesk.storage.db import read_session, resolve_url
     from helpdesk.ingest import store as records
@@ -426,7 +522,14 @@ def _database_side(link: "_Link", scanner: "_Scanner", db: str | None, paths: li
     now = clock.now()
     with read_session(url) as s:
         directory = Directory.load(s)
-        cursors = {p: ({} if from_start else records.load_cursor(s, _cursor_key(Path(p).expanduser().absolute()))) for p in paths}
+        cursors = {
+            p: (
+                {}
+                if from_start
+                else records.load_cursor(s, _cursor_key(Path(p).expanduser().absolute()))
+            )
+            for p in paths
+        }
     # Thresholds of every known sender key: lookup(key) for each login and address; any
     # other sender has no account (default thresholds, figures without a ticket).
     lookup = thresholds_for(directory)
@@ -437,7 +540,9 @@ def _database_side(link: "_Link", scanner: "_Scanner", db: str | None, paths: li
     while True:
         if scanner.busy():  # checkpoints first; scanning ahead in between
             wait = None if scanner.wants_to_write() else 0
-            readable, writable, _ = select.select([link.rfd], [scanner.wfd] if scanner.wants_to_write() else [], [], wait)
+            readable, writable, _ = select.select(
+                [link.rfd], [scanner.wfd] if scanner.wants_to_write() else [], [], wait
+            )
             if not readable:
                 scanner.step()
                 continue
@@ -478,7 +583,9 @@ class _RemoteStore:
         self.link = link
         self.scans = scans
 
-    def checkpoint(self, path: Path, alerts: list[Alert], bad: list[tuple[bytes, str]], state: dict) -> None:
+    def checkpoint(
+        self, path: Path, alerts: list[Alert], bad: list[tuple[bytes, str]], state: dict
+    ) -> None:
         self.link.wait()  # (the reader never checkpoints before, this is a safeguard)
         self.link.send(("checkpoint", str(path), alerts, bad, state))
 
@@ -608,7 +715,9 @@ class _Scans:
         self.first = 0  # the block asked for first
         self.latest: int | None = None  # start of the latest block received
 
-    def take(self, target: Path, inode: int, offset: int, index: int, start: int, end: int) -> tuple | None:
+    def take(
+        self, target: Path, inode: int, offset: int, index: int, start: int, end: int
+    ) -> tuple | None:
         if self.link.cursors is None or self.rfd is None:
             return None  # the database side is not ready (or is gone)
         if self.asked != (target, inode, offset):
@@ -623,7 +732,11 @@ class _Scans:
         if found is None or found[0] != end:
             # Fallen behind (the reader goes faster with its help than it scans): ask it to
             # go on from a little ahead again, rather than scan blocks already read.
-            if found is None and index >= self.first + self.AHEAD and (self.latest is None or self.latest < start):
+            if (
+                found is None
+                and index >= self.first + self.AHEAD
+                and (self.latest is None or self.latest < start)
+            ):
                 self._ask(target, inode, offset, index)
             return None
         return found[1:]
@@ -649,7 +762,9 @@ class _Scans:
             size = _HEADER.unpack_from(self.buffer)[0]
             if len(self.buffer) < _HEADER.size + size:
                 break
-            seq, start, end, *scanned = pickle.loads(self.buffer[_HEADER.size : _HEADER.size + size])
+            seq, start, end, *scanned = pickle.loads(
+                self.buffer[_HEADER.size : _HEADER.size + size]
+            )
             del self.buffer[: _HEADER.size + size]
             if seq == self.seq:
                 self.results[(seq, start)] = (end, *scanned)
@@ -678,7 +793,9 @@ class _Scanner:
         self.seq = seq
         try:
             self.handle = open(path, "rb")
-            if os.fstat(self.handle.fileno()).st_ino != inode:  # rotated meanwhile: not the reader's file
+            if (
+                os.fstat(self.handle.fileno()).st_ino != inode
+            ):  # rotated meanwhile: not the reader's file
                 self.stop()
                 return
         except OSError:
@@ -709,7 +826,9 @@ class _Scanner:
         except (StopIteration, OSError):
             self.stop()
             return
-        data = pickle.dumps((self.seq, start, end, *scan(data, end)), protocol=pickle.HIGHEST_PROTOCOL)
+        data = pickle.dumps(
+            (self.seq, start, end, *scan(data, end)), protocol=pickle.HIGHEST_PROTOCOL
+        )
         self.out = _HEADER.pack(len(data)) + data
 
     def wants_to_write(self) -> bool:

@@ -30,7 +30,10 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from helpdesk.ingest.limits import Alert, Thresholds
 
 EPOCH = 946684800  # 2000-01-01T00:00:00Z, where SenderStats' slices start
-_MONTHS = {m.encode(): i for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), 1)}
+_MONTHS = {
+    m.encode(): i
+    for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), 1)
+}
 
 # One search for the lines that matter, most of their reading done by the regex engine:
 #   1: SASL login of a client= line (Postfix writes ", sasl_method=M, sasl_username=U" right
@@ -115,7 +118,9 @@ class SenderWindows:
         self.cur = -1  # current slice index
         self.last_month = 0
         self.queue: dict[bytes, list] = {}
-        self.senders: dict[bytes, list] = {}  # key -> [buckets, messages, recipients, bounces, deferrals]
+        self.senders: dict[
+            bytes, list
+        ] = {}  # key -> [buckets, messages, recipients, bounces, deferrals]
         self.active: dict[bytes, int] = {}  # key -> last slice with activity, oldest first
         self.dirty: set[bytes] = set()
         self.reported: dict[tuple[bytes, tuple[str, ...]], int] = {}
@@ -130,7 +135,9 @@ class SenderWindows:
 
     # --- feeding ---------------------------------------------------------------------------------
 
-    def feed(self, data: bytes, end: int | None = None, scanned: tuple | None = None) -> list[Alert]:
+    def feed(
+        self, data: bytes, end: int | None = None, scanned: tuple | None = None
+    ) -> list[Alert]:
         """Complete lines: ``data[:end]`` (all of it by default) ends with a newline. Returns
         the alerts raised meanwhile. ``scanned``: ``scan(data, end)``, if another process
         already did it.
@@ -159,7 +166,13 @@ class SenderWindows:
         # (through _stamp and _advance) change them.
         minute, minute_base, minute_idx = self._minute, self._minute_base, self._minute_idx
         latest = self.now or UNKNOWN_TIME
-        _SENDER, _SASL, _LOOPBACK, _COUNTED, _SEEN = SENDER, SASL, LOOPBACK, COUNTED, SEEN  # locals: faster
+        _SENDER, _SASL, _LOOPBACK, _COUNTED, _SEEN = (
+            SENDER,
+            SASL,
+            LOOPBACK,
+            COUNTED,
+            SEEN,
+        )  # locals: faster
         events = 0
         for p, which, g in matches:
             if next_rare < p:
@@ -196,7 +209,9 @@ class SenderWindows:
             ls = rfind(b"\n", 0, p) + 1
             sp = rfind(b" ", ls, p)
             # (qmgr's "from=<s>, size=N, nrcpt=N" is Postfix's own: other lines must say so)
-            if startswith(minute, ls) and (which == 4 or (data[sp - 1] == 58 and find(b" postfix", ls, sp) >= 0)):
+            if startswith(minute, ls) and (
+                which == 4 or (data[sp - 1] == 58 and find(b" postfix", ls, sp) >= 0)
+            ):
                 qid = data[sp + 1 : p]
                 ts, idx = minute_base, minute_idx
             else:
@@ -264,7 +279,9 @@ class SenderWindows:
 
     @staticmethod
     def _relays(data: bytes, end: int) -> list[tuple[int, int]]:
-        return [(m.start(), 2) for pattern in _LOOPBACK_RELAYS for m in pattern.finditer(data, 0, end)]
+        return [
+            (m.start(), 2) for pattern in _LOOPBACK_RELAYS for m in pattern.finditer(data, 0, end)
+        ]
 
     def _head(self, data: bytes, p: int, alerts: list[Alert]) -> tuple[int, int, bytes, int] | None:
         """Time, slice and queue id of the line holding ``p`` (the ": " after its queue id):
@@ -302,7 +319,11 @@ class SenderWindows:
     def _not_ours(self, data: bytes, ls: int, p: int) -> None:
         segment = data[ls:p]
         if b" postfix" in segment and (segment[:1].isdigit() or segment[:1].isalpha()):
-            self._bad(data, ls, "Postfix line with an unreadable head (time stamp, host, service or queue id)")
+            self._bad(
+                data,
+                ls,
+                "Postfix line with an unreadable head (time stamp, host, service or queue id)",
+            )
 
     def _bad(self, data: bytes, ls: int, reason: str) -> None:
         self.bad_count += 1
@@ -317,7 +338,12 @@ class SenderWindows:
         end = data.find(b" ", ls + 1, ls + 48)
         if data[ls : ls + 1].isdigit():
             stamp = data[ls:end] if end > ls else b""
-            if len(stamp) < 19 or stamp[10:11] not in (b"T", b"t", b" ") or stamp[13:14] != b":" or stamp[16:17] != b":":
+            if (
+                len(stamp) < 19
+                or stamp[10:11] not in (b"T", b"t", b" ")
+                or stamp[13:14] != b":"
+                or stamp[16:17] != b":"
+            ):
                 raise BadLine("unreadable time stamp")
             zone = stamp[19:].lstrip(b".0123456789")
             try:
@@ -328,7 +354,12 @@ class SenderWindows:
             minute = stamp[:17]
         else:
             parts = data[ls : ls + 32].split(None, 3)
-            if len(parts) < 3 or len(parts[2]) != 8 or parts[2][2:3] != b":" or parts[2][5:6] != b":":
+            if (
+                len(parts) < 3
+                or len(parts[2]) != 8
+                or parts[2][2:3] != b":"
+                or parts[2][5:6] != b":"
+            ):
                 raise BadLine("unreadable time stamp")
             mon, day, hms = parts[:3]
             try:
@@ -340,7 +371,11 @@ class SenderWindows:
             minute = data[ls : at + 6]
         # The minute is remembered (a plain prefix of the stamp), with its start and slice.
         if zone_ok(minute) and self._whole_minutes:
-            self._minute, self._minute_base, self._minute_idx = minute, base, (base - EPOCH) // self.slice_s
+            self._minute, self._minute_base, self._minute_idx = (
+                minute,
+                base,
+                (base - EPOCH) // self.slice_s,
+            )
         else:
             self._minute = b"\xff"
         return base + seconds
@@ -441,7 +476,9 @@ class SenderWindows:
                 deferred.add(rcpt)
                 self._add(entry[SENDER], idx, 0, 0, 0, 1)
 
-    def _add(self, key: bytes, idx: int, messages: int, recipients: int, bounces: int, deferrals: int) -> None:
+    def _add(
+        self, key: bytes, idx: int, messages: int, recipients: int, bounces: int, deferrals: int
+    ) -> None:
         rec = self.senders.get(key)
         if rec is None:
             rec = self.senders[key] = [[], 0, 0, 0, 0]
@@ -530,7 +567,9 @@ class SenderWindows:
     def _check(self, alerts: list[Alert]) -> None:
         dirty = list(self.dirty)
         self.dirty.clear()  # the same set object: feed() holds it
-        window_start = datetime.fromtimestamp(EPOCH + (self.cur - self.buckets + 1) * self.slice_s, UTC)
+        window_start = datetime.fromtimestamp(
+            EPOCH + (self.cur - self.buckets + 1) * self.slice_s, UTC
+        )
         window_end = datetime.fromtimestamp(self.now, UTC)
         minutes = self.window_s // 60
         label = f"{minutes // 60} h" if minutes and minutes % 60 == 0 else f"{minutes} min"
@@ -540,7 +579,14 @@ class SenderWindows:
             for key in dirty:
                 rec = senders.get(key)
                 if rec is not None:  # (_window_totals, inlined for the common case: nothing stale)
-                    totals.append((key, (rec[1], rec[2], rec[3], rec[4]) if rec[0] and rec[0][0][0] >= first else self._window_totals(key)))
+                    totals.append(
+                        (
+                            key,
+                            (rec[1], rec[2], rec[3], rec[4])
+                            if rec[0] and rec[0][0][0] >= first
+                            else self._window_totals(key),
+                        )
+                    )
             self._held.append((window_start, window_end, label, self.now, totals))
             return
         now = self.now
@@ -553,14 +599,28 @@ class SenderWindows:
                 continue
             # Totals that may still hold slices gone from the window: when even they stay
             # under every limit, the sender cannot alert (most senders, most of the time).
-            if rec[1] <= limits.burst and rec[1] < limits.bounce_min_messages and (
-                limits.max_recipients is None or rec[2] <= limits.max_recipients
+            if (
+                rec[1] <= limits.burst
+                and rec[1] < limits.bounce_min_messages
+                and (limits.max_recipients is None or rec[2] <= limits.max_recipients)
             ):
                 continue
-            self._decide(alerts, key, self._window_totals(key), limits, window_start, window_end, label, now)
+            self._decide(
+                alerts, key, self._window_totals(key), limits, window_start, window_end, label, now
+            )
         self._after_check(alerts, now)
 
-    def _decide(self, alerts: list[Alert], key: bytes, totals, limits: Thresholds, window_start, window_end, label: str, now: int) -> None:
+    def _decide(
+        self,
+        alerts: list[Alert],
+        key: bytes,
+        totals,
+        limits: Thresholds,
+        window_start,
+        window_end,
+        label: str,
+        now: int,
+    ) -> None:
         ratio, found = limits.breaches(*totals[:3], label)
         if not found:
             return
@@ -569,7 +629,9 @@ class SenderWindows:
         if previous is not None and now - previous < self.window_s:
             return  # the same sender and reasons: again only after a full window
         self.reported[(key, kinds)] = now
-        alerts.append(Alert.of(key.decode("utf-8", "replace"), window_start, window_end, totals, ratio, found))
+        alerts.append(
+            Alert.of(key.decode("utf-8", "replace"), window_start, window_end, totals, ratio, found)
+        )
 
     def _after_check(self, alerts: list[Alert], now: int) -> None:
         if len(alerts) > 1:
@@ -605,8 +667,10 @@ class SenderWindows:
                 if limits is None:
                     continue
                 messages, recipients = figures[0], figures[1]
-                if messages <= limits.burst and messages < limits.bounce_min_messages and (
-                    limits.max_recipients is None or recipients <= limits.max_recipients
+                if (
+                    messages <= limits.burst
+                    and messages < limits.bounce_min_messages
+                    and (limits.max_recipients is None or recipients <= limits.max_recipients)
                 ):
                     continue  # under every limit (as _check's shortcut)
                 self._decide(alerts, key, figures, limits, window_start, window_end, label, now)
@@ -632,7 +696,15 @@ class SenderWindows:
             "year_checked": self._year_checked,
             "filter_seen": self._filter_seen,
             "queue": [
-                [s(q), s(e[SENDER]), s(e[SASL]), e[LOOPBACK], e[COUNTED], [s(r) for r in e[DEFERRED]] if e[DEFERRED] else None, e[SEEN]]
+                [
+                    s(q),
+                    s(e[SENDER]),
+                    s(e[SASL]),
+                    e[LOOPBACK],
+                    e[COUNTED],
+                    [s(r) for r in e[DEFERRED]] if e[DEFERRED] else None,
+                    e[SEEN],
+                ]
                 for q, e in self.queue.items()
             ],
             "senders": [[s(k), rec[0]] for k, rec in self.senders.items()],
@@ -655,7 +727,14 @@ class SenderWindows:
         self._year_checked = bool(state.get("year_checked", True))
         self._filter_seen = bool(state.get("filter_seen", False))
         self.queue = {
-            b(q): [b(sender), b(sasl), bool(loop), bool(counted), {b(r) for r in deferred} if deferred else None, int(seen)]
+            b(q): [
+                b(sender),
+                b(sasl),
+                bool(loop),
+                bool(counted),
+                {b(r) for r in deferred} if deferred else None,
+                int(seen),
+            ]
             for q, sender, sasl, loop, counted, deferred, seen in state.get("queue", [])
         }
         self.senders = {}
@@ -668,7 +747,9 @@ class SenderWindows:
         self.active = {b(k): int(v) for k, v in state.get("active", [])}
         self.dirty.clear()
         self.dirty.update(b(k) for k in state.get("dirty", []))
-        self.reported = {(b(k), tuple(kinds)): int(when) for k, kinds, when in state.get("reported", [])}
+        self.reported = {
+            (b(k), tuple(kinds)): int(when) for k, kinds, when in state.get("reported", [])
+        }
 
 
 # --- reading a file -----------------------------------------------------------------------------
@@ -718,7 +799,13 @@ def blocks_from(handle, offset: int, chunk: int, block: int = BLOCK):
         start = position
 
 
-def analyse(path: str, *, year: int | None = None, tz: tzinfo | None = None, thresholds: Thresholds | None = None) -> dict:
+def analyse(
+    path: str,
+    *,
+    year: int | None = None,
+    tz: tzinfo | None = None,
+    thresholds: Thresholds | None = None,
+) -> dict:
     """The library path (no database): figures and alerts for one whole log file."""
     import os
 

@@ -19,14 +19,32 @@ from helpdesk.base.untrusted import clean, one_line
 PREVIEW_CHARS = 4000
 
 
-def rows(session: Session, *, kind: str | None = None, include_released: bool = False, limit: int = 100, offset: int = 0) -> list[dict]:
-    q = select(Quarantine.id, Quarantine.received_at, Quarantine.kind, Quarantine.source, Quarantine.reason, Quarantine.sha256, Quarantine.released, func.length(Quarantine.content))
+def rows(
+    session: Session,
+    *,
+    kind: str | None = None,
+    include_released: bool = False,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[dict]:
+    q = select(
+        Quarantine.id,
+        Quarantine.received_at,
+        Quarantine.kind,
+        Quarantine.source,
+        Quarantine.reason,
+        Quarantine.sha256,
+        Quarantine.released,
+        func.length(Quarantine.content),
+    )
     if kind:
         q = q.where(Quarantine.kind == kind)
     if not include_released:
         q = q.where(Quarantine.released == False)  # noqa: E712
     out = []
-    for qid, at, k, source, reason, digest, released, size in session.exec(q.order_by(Quarantine.id.desc()).offset(offset).limit(limit)):
+    for qid, at, k, source, reason, digest, released, size in session.exec(
+        q.order_by(Quarantine.id.desc()).offset(offset).limit(limit)
+    ):
         out.append(
             {
                 "id": qid,
@@ -46,7 +64,9 @@ def counts(session: Session) -> dict[str, int]:
     return {
         kind: n
         for kind, n in session.exec(
-            select(Quarantine.kind, func.count()).where(Quarantine.released == False).group_by(Quarantine.kind)  # noqa: E712
+            select(Quarantine.kind, func.count())
+            .where(Quarantine.released == False)
+            .group_by(Quarantine.kind)  # noqa: E712
         )
     }
 

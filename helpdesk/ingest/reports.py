@@ -82,7 +82,12 @@ XARF_CATEGORIES = {
 
 def xarf_category(report: ArfReport) -> str | None:
     lower = {k.lower(): v.strip().lower() for k, v in report.xarf.items()}
-    for value in (lower.get("report-type"), lower.get("report.reporttype"), lower.get("category"), lower.get("report.category")):
+    for value in (
+        lower.get("report-type"),
+        lower.get("report.reporttype"),
+        lower.get("category"),
+        lower.get("report.category"),
+    ):
         if not value:
             continue
         if value in XARF_CATEGORIES:
@@ -100,8 +105,16 @@ def reported_account(run: Run, report: ArfReport) -> tuple[AccountRef | None, st
     """The account a report is about, and how it was found."""
     d = run.directory
     for label, value, lookup in (
-        ("Original-Mail-From", report.original_mail_from, lambda v: d.accounts_for_address(v) or d.accounts_for_login(v)),
-        ("SASL user", report.sasl_user, lambda v: d.accounts_for_login(v) or d.accounts_for_address(v)),
+        (
+            "Original-Mail-From",
+            report.original_mail_from,
+            lambda v: d.accounts_for_address(v) or d.accounts_for_login(v),
+        ),
+        (
+            "SASL user",
+            report.sasl_user,
+            lambda v: d.accounts_for_login(v) or d.accounts_for_address(v),
+        ),
         ("Source-IP", report.source_ip, d.accounts_for_ip),
     ):
         if value:
@@ -112,7 +125,9 @@ def reported_account(run: Run, report: ArfReport) -> tuple[AccountRef | None, st
             if found is not None:
                 return found, label
     for domain in report.reported_domains if report.kind == "xarf" else []:
-        found = unique([r for r in d.accounts_for_domain(domain) if not run.policy or r.policy == run.policy])
+        found = unique(
+            [r for r in d.accounts_for_domain(domain) if not run.policy or r.policy == run.policy]
+        )
         if found is not None:
             return found, "reported domain"
     return None, ""
@@ -160,7 +175,11 @@ def handle_arf(session: Session, item: Item, digest: str, run: Run) -> Outcome:
     message_id = _message_id(item.data)
     known = store.known_message(session, message_id)
     if known is not None:
-        return Outcome("duplicate", ticket=known.ticket_id, reason="report already on a ticket (same Message-ID)")
+        return Outcome(
+            "duplicate",
+            ticket=known.ticket_id,
+            reason="report already on a ticket (same Message-ID)",
+        )
     if report.kind == "xarf":
         return _xarf(session, item, digest, run, report, message_id)
     kind = report.feedback_type
@@ -169,27 +188,59 @@ def handle_arf(session: Session, item: Item, digest: str, run: Run) -> Outcome:
     elif kind == "auth-failure":
         signal = "dmarc"
     else:
-        raise Reject(f"feedback type {kind!r} asks no action on a sender (only abuse, fraud, virus and auth-failure do)", kind="arf")
+        raise Reject(
+            f"feedback type {kind!r} asks no action on a sender (only abuse, fraud, virus and auth-failure do)",
+            kind="arf",
+        )
     ref, how = reported_account(run, report)
     if ref is None:
         raise Reject(f"no account for the reported sender ({_identity(report)})", kind="arf")
     account = session.get(Account, ref.id)
     sender = report.sasl_user or report.original_mail_from or ref.email or ref.login
-    domain = report.reported_domain or (sender.rsplit("@", 1)[1].lower() if "@" in (sender or "") else None)
+    domain = report.reported_domain or (
+        sender.rsplit("@", 1)[1].lower() if "@" in (sender or "") else None
+    )
     source = f"{item.source} {item.key}"
     if not run.directory.has_queue(ref.policy, alerts.QUEUE):
         if signal != "complaint" or not run.directory.has_queue(ref.policy, "abuse"):
-            raise Reject(f"{ref.policy} has no mail-reputation procedure for a {kind} report", kind="arf")
+            raise Reject(
+                f"{ref.policy} has no mail-reputation procedure for a {kind} report", kind="arf"
+            )
         opened = engine.open_ticket(
-            session, queue="abuse", policy_key=ref.policy, actor=store.ACTOR, account=account,
-            requester=report.reporter or "", subject=f"Complaint ({kind}) from {report.reporter or '?'} about {sender}",
-            fields={k: v for k, v in {"category": "spam", "reporter": report.reporter, "source-ip": report.source_ip}.items() if v},
-            note=f"ARF {kind} report; account found by {how}", now=run.now,
+            session,
+            queue="abuse",
+            policy_key=ref.policy,
+            actor=store.ACTOR,
+            account=account,
+            requester=report.reporter or "",
+            subject=f"Complaint ({kind}) from {report.reporter or '?'} about {sender}",
+            fields={
+                k: v
+                for k, v in {
+                    "category": "spam",
+                    "reporter": report.reporter,
+                    "source-ip": report.source_ip,
+                }.items()
+                if v
+            },
+            note=f"ARF {kind} report; account found by {how}",
+            now=run.now,
         )
         ticket = opened.ticket
-        store.keep_evidence(session, data=arf_metadata(report, digest), kind="arf", source=source, ticket_id=ticket.id, now=run.now)
+        store.keep_evidence(
+            session,
+            data=arf_metadata(report, digest),
+            kind="arf",
+            source=source,
+            ticket_id=ticket.id,
+            now=run.now,
+        )
         store.add_message_ref(session, message_id, ticket.id, run.now)
-        return Outcome("opened", ticket=ticket.id, details={"queue": "abuse", "policy": ref.policy, "account": ref.login, "found_by": how})
+        return Outcome(
+            "opened",
+            ticket=ticket.id,
+            details={"queue": "abuse", "policy": ref.policy, "account": ref.login, "found_by": how},
+        )
     fields = {
         "signal": signal,
         "sender": sender,
@@ -199,19 +250,45 @@ def handle_arf(session: Session, item: Item, digest: str, run: Run) -> Outcome:
     }
     what = "complaint" if signal == "complaint" else "DMARC failure report"
     status, ticket = alerts.raise_alert(
-        session, policy=ref.policy, account=account, fields=fields,
+        session,
+        policy=ref.policy,
+        account=account,
+        fields=fields,
         subject=f"{what.capitalize()} about {sender} ({report.reporter or 'unknown reporter'})",
-        note=f"ARF {kind} report from {report.reporter or '?'}; account found by {how}", now=run.now,
+        note=f"ARF {kind} report from {report.reporter or '?'}; account found by {how}",
+        now=run.now,
     )
-    store.keep_evidence(session, data=arf_metadata(report, digest), kind="arf", source=source, ticket_id=ticket.id, now=run.now)
+    store.keep_evidence(
+        session,
+        data=arf_metadata(report, digest),
+        kind="arf",
+        source=source,
+        ticket_id=ticket.id,
+        now=run.now,
+    )
     store.add_message_ref(session, message_id, ticket.id, run.now)
-    return Outcome(status, ticket=ticket.id, details={"queue": alerts.QUEUE, "policy": ref.policy, "account": ref.login, "signal": signal, "found_by": how})
+    return Outcome(
+        status,
+        ticket=ticket.id,
+        details={
+            "queue": alerts.QUEUE,
+            "policy": ref.policy,
+            "account": ref.login,
+            "signal": signal,
+            "found_by": how,
+        },
+    )
 
 
-def _xarf(session: Session, item: Item, digest: str, run: Run, report: ArfReport, message_id: str | None) -> Outcome:
+def _xarf(
+    session: Session, item: Item, digest: str, run: Run, report: ArfReport, message_id: str | None
+) -> Outcome:
     category = xarf_category(report)
     if category is None:
-        kinds = ", ".join(v for k, v in report.xarf.items() if k.lower() in ("category", "report-type")) or "none given"
+        kinds = (
+            ", ".join(v for k, v in report.xarf.items() if k.lower() in ("category", "report-type"))
+            or "none given"
+        )
         raise Reject(f"X-ARF report of a type that maps to no abuse category ({kinds})", kind="arf")
     ref, how = reported_account(run, report)
     if ref is None:
@@ -224,15 +301,41 @@ def _xarf(session: Session, item: Item, digest: str, run: Run, report: ArfReport
         fields["url"] = one_line(report.reported_uris[0], 300)
     report_type = report.xarf.get("Report-Type") or report.xarf.get("Category") or category
     opened = engine.open_ticket(
-        session, queue="abuse", policy_key=ref.policy, actor=store.ACTOR, account=account,
+        session,
+        queue="abuse",
+        policy_key=ref.policy,
+        actor=store.ACTOR,
+        account=account,
         requester=report.reporter or "",
-        subject=one_line(f"X-ARF {report_type} report from {report.reporter or '?'} about {report.source_ip or ref.login}", 300),
-        fields={k: v for k, v in fields.items() if v}, note=f"X-ARF report; account found by {how}", now=run.now,
+        subject=one_line(
+            f"X-ARF {report_type} report from {report.reporter or '?'} about {report.source_ip or ref.login}",
+            300,
+        ),
+        fields={k: v for k, v in fields.items() if v},
+        note=f"X-ARF report; account found by {how}",
+        now=run.now,
     )
     ticket = opened.ticket
-    store.keep_evidence(session, data=item.data, kind="arf", source=f"{item.source} {item.key}", ticket_id=ticket.id, now=run.now)
+    store.keep_evidence(
+        session,
+        data=item.data,
+        kind="arf",
+        source=f"{item.source} {item.key}",
+        ticket_id=ticket.id,
+        now=run.now,
+    )
     store.add_message_ref(session, message_id, ticket.id, run.now)
-    return Outcome("opened", ticket=ticket.id, details={"queue": "abuse", "policy": ref.policy, "account": ref.login, "category": category, "found_by": how})
+    return Outcome(
+        "opened",
+        ticket=ticket.id,
+        details={
+            "queue": "abuse",
+            "policy": ref.policy,
+            "account": ref.login,
+            "category": category,
+            "found_by": how,
+        },
+    )
 
 
 def _message_id(raw: bytes) -> str | None:
@@ -267,10 +370,15 @@ def handle_dmarc(session: Session, item: Item, digest: str, run: Run) -> Outcome
     if not parsed:
         if len(problems) == 1 and blobs[0][1] is item.data:
             raise Reject(problems[0][2], kind="dmarc")  # the file itself: its name is already known
-        raise Reject("; ".join(f"{one_line(n, 80)}: {r}" for n, _b, r in problems) or "no DMARC report", kind="dmarc")
+        raise Reject(
+            "; ".join(f"{one_line(n, 80)}: {r}" for n, _b, r in problems) or "no DMARC report",
+            kind="dmarc",
+        )
     source = f"{item.source} {item.key}"
     for name, blob, reason in problems:  # one bad attachment among good ones
-        store.quarantine(session, data=blob, kind="dmarc", source=f"{source} {name}", reason=reason, now=run.now)
+        store.quarantine(
+            session, data=blob, kind="dmarc", source=f"{source} {name}", reason=reason, now=run.now
+        )
     extra: Counter = Counter(dmarc_reports=len(parsed))
     if problems:
         extra["quarantined_parts"] = len(problems)
@@ -291,8 +399,19 @@ def handle_dmarc(session: Session, item: Item, digest: str, run: Run) -> Outcome
     tickets = sorted(set(opened + updated))
     evidence_ticket = tickets[0] if tickets else None
     if added:
-        store.keep_evidence(session, data=item.data, kind="dmarc", source=source, ticket_id=evidence_ticket, now=run.now)
-    details = {"reports": [{"org": r.org_name, "report_id": r.report_id, "domain": r.domain} for r, _b in parsed]}
+        store.keep_evidence(
+            session,
+            data=item.data,
+            kind="dmarc",
+            source=source,
+            ticket_id=evidence_ticket,
+            now=run.now,
+        )
+    details = {
+        "reports": [
+            {"org": r.org_name, "report_id": r.report_id, "domain": r.domain} for r, _b in parsed
+        ]
+    }
     if opened:
         return Outcome("opened", ticket=opened[0], tickets=tickets, details=details, extra=extra)
     if updated:
@@ -301,15 +420,24 @@ def handle_dmarc(session: Session, item: Item, digest: str, run: Run) -> Outcome
         return Outcome("recorded", details=details, extra=extra)
     if not any(summarise(r) for r, _b in parsed):  # no record at all: nothing to repeat
         return Outcome("empty", reason="the report holds no records", details=details, extra=extra)
-    return Outcome("duplicate", reason="report already recorded (same reporter, report id and domain)", details=details, extra=extra)
+    return Outcome(
+        "duplicate",
+        reason="report already recorded (same reporter, report id and domain)",
+        details=details,
+        extra=extra,
+    )
 
 
-def _domain_figures(session: Session, run: Run, report: DmarcReport, blob: bytes, domain: str, counts: dict) -> tuple[str, int | None]:
+def _domain_figures(
+    session: Session, run: Run, report: DmarcReport, blob: bytes, domain: str, counts: dict
+) -> tuple[str, int | None]:
     org = one_line(report.org_name or "", 255)
     report_id = one_line(report.report_id or "", 200) or "sha256:" + store.sha256(blob)[:32]
     domain = one_line(domain, 255).lower()
     exists = session.exec(
-        select(DmarcStat.id).where(DmarcStat.org_name == org, DmarcStat.report_id == report_id, DmarcStat.domain == domain)
+        select(DmarcStat.id).where(
+            DmarcStat.org_name == org, DmarcStat.report_id == report_id, DmarcStat.domain == domain
+        )
     ).first()
     if exists is not None:
         return "duplicate", None
@@ -318,7 +446,18 @@ def _domain_figures(session: Session, run: Run, report: DmarcReport, blob: bytes
     begin = report.begin or run.now
     end = report.end or begin
     passed, failed = counts.get("pass", 0), counts.get("fail", 0)
-    session.add(DmarcStat(domain=domain, org_name=org, report_id=report_id, begin=begin, end=end, passed=passed, failed=failed, policy_key=policy))
+    session.add(
+        DmarcStat(
+            domain=domain,
+            org_name=org,
+            report_id=report_id,
+            begin=begin,
+            end=end,
+            passed=passed,
+            failed=failed,
+            policy_key=policy,
+        )
+    )
     session.flush()
     if policy is None:
         return "unrouted", None
@@ -340,7 +479,10 @@ def _domain_figures(session: Session, run: Run, report: DmarcReport, blob: bytes
         "window": f"{clock.iso(begin)}/{clock.iso(end)}",
     }
     status, ticket = alerts.raise_alert(
-        session, policy=policy, account=account, fields=fields,
+        session,
+        policy=policy,
+        account=account,
+        fields=fields,
         subject=f"DMARC: {failed} of {total} messages from {domain} failed ({org or 'unknown reporter'})",
         note=f"DMARC aggregate report {report_id} from {org or '?'}: {failed} failed, {passed} passed (limit {minimum} and {ratio:.0%})",
         now=run.now,

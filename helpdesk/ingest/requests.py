@@ -22,7 +22,21 @@ QUEUES = ("password-reset", "closure", "abuse", "mail-reputation")
 class FrenchParserInfo(parserinfo):
     """dateutil parser vocabulary with French (accented or not) and English names."""
 
-    JUMP = [*parserinfo.JUMP, "the", "le", "la", "de", "du", "er", "ère", "re", "e", "ème", "à", "au"]
+    JUMP = [
+        *parserinfo.JUMP,
+        "the",
+        "le",
+        "la",
+        "de",
+        "du",
+        "er",
+        "ère",
+        "re",
+        "e",
+        "ème",
+        "à",
+        "au",
+    ]
     WEEKDAYS = [
         ("Mon", "Monday", "lun", "lundi"),
         ("Tue", "Tuesday", "mardi"),  # not "mar": that is March
@@ -146,20 +160,21 @@ def _resolve(year: int | None, month: int, day: int, today: date) -> date | None
 
 # --- text preparation -----------------------------------------------------------------------
 
+
 def _normalise(text: str) -> str:
     text = text.replace("’", "'").replace("‘", "'").replace("\u00a0", " ").lower()
     text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
     return " ".join(text.split())
 
 
-_REPLY_PREFIX = re.compile(r"^\s*(?:(?:re|r|aw|tr|fw|fwd|wg|sv|ref)\s*(?:\[\d+\])?\s*:\s*)+", re.IGNORECASE)
+_REPLY_PREFIX = re.compile(
+    r"^\s*(?:(?:re|r|aw|tr|fw|fwd|wg|sv|ref)\s*(?:\[\d+\])?\s*:\s*)+", re.IGNORECASE
+)
 
 
 # --- queues ---------------------------------------------------------------------------------
 
-_VERB_ACCOUNT = (
-    r"(?:de |d'|du )?(?:mon |ma |notre |ce |cet |le |la |l'|mes )?(?:compte|acces|abonnement|espace|adresse)"
-)
+_VERB_ACCOUNT = r"(?:de |d'|du )?(?:mon |ma |notre |ce |cet |le |la |l'|mes )?(?:compte|acces|abonnement|espace|adresse)"
 _RULES: dict[str, list[tuple[re.Pattern[str], int]]] = {
     queue: [(re.compile(pattern), weight) for pattern, weight in rules]
     for queue, rules in {
@@ -182,7 +197,10 @@ _RULES: dict[str, list[tuple[re.Pattern[str], int]]] = {
         ],
         "closure": [
             (rf"(?:desactiv|supprim|resili|ferm|clotur|effac)\w* {_VERB_ACCOUNT}", 3),
-            (rf"(?:suppression|desactivation|resiliation|fermeture|cloture|effacement) {_VERB_ACCOUNT}", 3),
+            (
+                rf"(?:suppression|desactivation|resiliation|fermeture|cloture|effacement) {_VERB_ACCOUNT}",
+                3,
+            ),
             (
                 r"(?:close|delete|deactivate|cancel|terminate|remove) (?:my |our |the )?(?:account|subscription|membership)",
                 3,
@@ -195,7 +213,10 @@ _RULES: dict[str, list[tuple[re.Pattern[str], int]]] = {
             (r"\babus\w*|\babuse\w*", 2),
             (r"\bspam\w*", 1),
             (r"phishing|hame[cç]onnage|\bfraud\w*|arnaque|\bscam\w*|escroquerie", 2),
-            (r"harcel\w*|harass\w*|menace\w*|threat\w*|insult\w*|diffamat\w*|usurpation d'identite|impersonat\w*", 2),
+            (
+                r"harcel\w*|harass\w*|menace\w*|threat\w*|insult\w*|diffamat\w*|usurpation d'identite|impersonat\w*",
+                2,
+            ),
             (
                 r"\bplainte\b|\bcomplaint\b|signal\w* (?:un |une |des |d')?(?:abus|contenu|site|spam)|report(?:ing)? (?:abuse|spam)",
                 2,
@@ -207,7 +228,10 @@ _RULES: dict[str, list[tuple[re.Pattern[str], int]]] = {
             (r"droit d'auteur|copyright|\bdmca\b|contrefacon", 2),
         ],
         "mail-reputation": [
-            (r"liste noire|blacklist\w*|blocklist\w*|spamhaus|\brbl\b|dnsbl|listed (?:on|in|by)", 3),
+            (
+                r"liste noire|blacklist\w*|blocklist\w*|spamhaus|\brbl\b|dnsbl|listed (?:on|in|by)",
+                3,
+            ),
             (r"(?:deliverabilit|delivrabilit)\w*|reputation", 3),
             (
                 r"(?:arrivent|arrive|tombent|tombe|classes?|marques?|finissent|vont|atterrissent|partent) (?:directement )?(?:dans les |en |dans le |comme |dans )?(?:spams?|indesirables?|courriers? indesirables?)",
@@ -222,7 +246,10 @@ _RULES: dict[str, list[tuple[re.Pattern[str], int]]] = {
                 r"(?:mails?|e-mails?|courriels?|messages?) (?:sont |are |get |gets )?(?:rejet|bloqu|refus|bounc|reject|block)\w*",
                 2,
             ),
-            (r"rejete par|rejected by|\bbounce\w*|ne partent plus|not (?:being )?delivered|non distribu\w*", 2),
+            (
+                r"rejete par|rejected by|\bbounce\w*|ne partent plus|not (?:being )?delivered|non distribu\w*",
+                2,
+            ),
         ],
     }.items()
 }
@@ -259,7 +286,9 @@ def classify_explained(subject: str, body: str) -> tuple[str | None, list[str]]:
 
 # --- Wigii closure (CGU art. 9) ---------------------------------------------------------------
 
-_WIGII_HOST = re.compile(r"(?<![\w@.-])((?:[a-z0-9-]+\.)*(?:wigii\.org|wigii-system\.net))(?![\w-])", re.IGNORECASE)
+_WIGII_HOST = re.compile(
+    r"(?<![\w@.-])((?:[a-z0-9-]+\.)*(?:wigii\.org|wigii-system\.net))(?![\w-])", re.IGNORECASE
+)
 _URL = re.compile(r"\bhttps?://[^\s<>\"'()\[\]]+", re.IGNORECASE)
 _ACCOUNT_LABEL = (
     r"(?:compte(?:\s+(?:utilisateur|wigii))?|identifiant|login|nom\s+d['’]utilisateur|utilisateur|"
@@ -308,7 +337,11 @@ def _wigii_system(text: str) -> str | None:
             hosts.append(host)
     hosts += [m.group(1).lower() for m in _WIGII_HOST.finditer(_URL.sub(" ", text))]
     # The association's own site and mail domain are not Wigii systems when a real one is named.
-    specific = [h for h in hosts if h not in ("wigii.org", "www.wigii.org", "wigii-system.net", "www.wigii-system.net")]
+    specific = [
+        h
+        for h in hosts
+        if h not in ("wigii.org", "www.wigii.org", "wigii-system.net", "www.wigii-system.net")
+    ]
     chosen = specific or hosts
     return f"https://{chosen[0]}" if chosen else None
 

@@ -71,12 +71,23 @@ class Directory:
         configured = provider_settings.all_stored(session)
         for p in session.exec(select(Policy)):
             params = provider_settings.params(session, p, configured.get(p.key, {}))
-            d.policies[p.key] = PolicyInfo(p.key, p.name, p.timezone, p.lang, params, queues.get(p.key, set()))
+            d.policies[p.key] = PolicyInfo(
+                p.key, p.name, p.timezone, p.lang, params, queues.get(p.key, set())
+            )
             for address in words(params.get("intake")) + words(params.get("contact")):
                 d.intake.setdefault(address, set()).add(p.key)
             for domain in words(params.get("mail_domains")):
                 d.mail_domains.setdefault(domain, set()).add(p.key)
-        rows = session.exec(select(Account.id, Account.policy_key, Account.login, Account.email, Account.contacts, Account.fields))
+        rows = session.exec(
+            select(
+                Account.id,
+                Account.policy_key,
+                Account.login,
+                Account.email,
+                Account.contacts,
+                Account.fields,
+            )
+        )
         for acc_id, policy, login, email, contacts, fields in rows:
             ref = AccountRef(acc_id, policy, login, (email or "").lower())
             for address in {a for a in [email or "", *(contacts or [])] if a}:
@@ -118,7 +129,9 @@ class Directory:
         except ValueError:
             return []
         found = list(self.by_ip.get(str(address), []))
-        found += [ref for net, ref in self.by_network if address.version == net.version and address in net]
+        found += [
+            ref for net, ref in self.by_network if address.version == net.version and address in net
+        ]
         return found
 
     def accounts_for_domain(self, domain: str | None) -> list[AccountRef]:
@@ -139,7 +152,12 @@ class Directory:
         if found:
             return found
         at = "@" + domain
-        found = {ref.policy for refs in self.by_address.values() for ref in refs if ref.email.endswith(at)}
+        found = {
+            ref.policy
+            for refs in self.by_address.values()
+            for ref in refs
+            if ref.email.endswith(at)
+        }
         return found if len(found) == 1 else set()
 
     def policy(self, key: str) -> PolicyInfo | None:

@@ -77,16 +77,25 @@ def save_cursor(session: Session, source: str, state: dict, now: datetime) -> No
 # --- raw material -------------------------------------------------------------------------------
 
 
-def keep_evidence(session: Session, *, data: bytes, kind: str, source: str, ticket_id: int | None, now: datetime) -> Evidence:
+def keep_evidence(
+    session: Session, *, data: bytes, kind: str, source: str, ticket_id: int | None, now: datetime
+) -> Evidence:
     row = Evidence(
-        ticket_id=ticket_id, kind=kind, source=clean_line(source)[:500], sha256=sha256(data), received_at=now, content=data
+        ticket_id=ticket_id,
+        kind=kind,
+        source=clean_line(source)[:500],
+        sha256=sha256(data),
+        received_at=now,
+        content=data,
     )
     session.add(row)
     session.flush()
     return row
 
 
-def quarantine(session: Session, *, data: bytes, kind: str, source: str, reason: str, now: datetime) -> Quarantine:
+def quarantine(
+    session: Session, *, data: bytes, kind: str, source: str, reason: str, now: datetime
+) -> Quarantine:
     """Keep input that could not be used, raw, with the reason (nothing is lost)."""
     row = Quarantine(
         received_at=now,
@@ -103,7 +112,9 @@ def quarantine(session: Session, *, data: bytes, kind: str, source: str, reason:
 
 def release_quarantined(session: Session, digest: str) -> None:
     """An item quarantined earlier has now been used: its rows are marked released."""
-    for row in session.exec(select(Quarantine).where(Quarantine.sha256 == digest, Quarantine.released == False)):  # noqa: E712
+    for row in session.exec(
+        select(Quarantine).where(Quarantine.sha256 == digest, Quarantine.released == False)
+    ):  # noqa: E712
         row.released = True
         session.add(row)
 
@@ -127,13 +138,25 @@ def known_message(session: Session, message_id: str | None) -> MessageRef | None
     return session.exec(select(MessageRef).where(MessageRef.message_id == message_id)).first()
 
 
-def add_message_ref(session: Session, message_id: str | None, ticket_id: int, now: datetime, direction: str = "in") -> None:
+def add_message_ref(
+    session: Session, message_id: str | None, ticket_id: int, now: datetime, direction: str = "in"
+) -> None:
     if message_id and len(message_id) <= 998 and known_message(session, message_id) is None:
-        session.add(MessageRef(message_id=message_id, ticket_id=ticket_id, direction=direction, at=now))
+        session.add(
+            MessageRef(message_id=message_id, ticket_id=ticket_id, direction=direction, at=now)
+        )
         session.flush()
 
 
-def record(session: Session, action: str, *, ticket: Ticket | None, note: str = "", data: dict | None = None, now: datetime | None = None):
+def record(
+    session: Session,
+    action: str,
+    *,
+    ticket: Ticket | None,
+    note: str = "",
+    data: dict | None = None,
+    now: datetime | None = None,
+):
     """An event by the intake on a ticket (mail received, figures added, refusal noted)."""
     return audit.record(
         session,

@@ -13,10 +13,19 @@ from dataclasses import dataclass, field
 MAX_LISTED = 1000  # items listed one by one in a summary (counts are always complete)
 COUNTS = ("opened", "threaded", "acknowledged", "updated", "recorded", "duplicates", "quarantined")
 LOG_COUNTS = (
-    "lines", "events", "ignored", "bad_lines", "quarantined", "duplicates", "alerts_opened", "alerts_updated",
-    "alerts_unmatched", "rotations_followed", "rewritten_files", "bytes",
+    "lines",
+    "events",
+    "ignored",
+    "bad_lines",
+    "quarantined",
+    "duplicates",
+    "alerts_opened",
+    "alerts_updated",
+    "alerts_unmatched",
+    "rotations_followed",
+    "rewritten_files",
+    "bytes",
 )
-
 
 
 @dataclass
@@ -64,7 +73,9 @@ class Summary:
             self.listed_all = False
 
     def as_dict(self) -> dict:
-        counts = {k: self.counts.get(k, 0) for k in (LOG_COUNTS if self.kind == "postfix" else COUNTS)}
+        counts = {
+            k: self.counts.get(k, 0) for k in (LOG_COUNTS if self.kind == "postfix" else COUNTS)
+        }
         counts.update({k: v for k, v in self.counts.items() if k not in counts})
         return {
             "kind": self.kind,
@@ -76,7 +87,6 @@ class Summary:
         }
 
 
-
 class Progress:
     """A rich progress bar on stderr when it is a terminal (never with --json)."""
 
@@ -85,7 +95,13 @@ class Progress:
         self._task = None
         if enabled and sys.stderr.isatty():
             from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, TimeRemainingColumn
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress as RichProgress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
 
             self._bar = RichProgress(
                 TextColumn("{task.description}", markup=False),
@@ -106,4 +122,3 @@ class Progress:
         if self._bar is not None:
             self._bar.stop()
             self._bar = None
-

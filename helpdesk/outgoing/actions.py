@@ -67,8 +67,14 @@ class RunReport:
     waiting: int = 0  # failed or uncertain actions already waiting for a person
 
     def as_dict(self) -> dict:
-        return {"now": self.now, "done": self.done, "retried": self.retried, "failed": self.failed,
-                "uncertain": self.uncertain, "waiting": self.waiting}
+        return {
+            "now": self.now,
+            "done": self.done,
+            "retried": self.retried,
+            "failed": self.failed,
+            "uncertain": self.uncertain,
+            "waiting": self.waiting,
+        }
 
     @property
     def exit_code(self) -> int:
@@ -92,19 +98,27 @@ def _due(s: Session, now: datetime, limit: int) -> list[int]:
     out = []
     for row in rows:
         earlier = s.exec(
-            select(ServiceAction.id).where(
+            select(ServiceAction.id)
+            .where(
                 ServiceAction.account_id == row.account_id,
                 ServiceAction.connector == row.connector,
                 ServiceAction.id < row.id,
                 ServiceAction.status.not_in(SETTLED),
-            ).limit(1)
+            )
+            .limit(1)
         ).first()
         if earlier is None:
             out.append(row.id)
     return out
 
 
-def run(url: str | None = None, now: datetime | None = None, limit: int = 200, *, cfg: config.Config | None = None) -> RunReport:
+def run(
+    url: str | None = None,
+    now: datetime | None = None,
+    limit: int = 200,
+    *,
+    cfg: config.Config | None = None,
+) -> RunReport:
     """Carry out the actions that are due. Each one is leased and committed before the
     service is called, and its outcome committed after, so two runs never do one twice
     at the same time and a crash loses nothing."""
@@ -114,7 +128,9 @@ def run(url: str | None = None, now: datetime | None = None, limit: int = 200, *
         if is_training(s):
             return report  # never touches a service; its actions are "would have done"
         due = _due(s, now, limit)
-        report.waiting = s.exec(select(func.count()).select_from(ServiceAction).where(ServiceAction.status.in_(WAITING))).one()
+        report.waiting = s.exec(
+            select(func.count()).select_from(ServiceAction).where(ServiceAction.status.in_(WAITING))
+        ).one()
     if not due:
         return report
     cfg = cfg or config.load()
@@ -122,14 +138,26 @@ def run(url: str | None = None, now: datetime | None = None, limit: int = 200, *
     for action_id in due:
         with write_session(url) as s:
             row = s.get(ServiceAction, action_id, with_for_update=True, populate_existing=True)
-            if row is None or row.status not in ("pending", "running") or (row.next_attempt_at and row.next_attempt_at > now):
+            if (
+                row is None
+                or row.status not in ("pending", "running")
+                or (row.next_attempt_at and row.next_attempt_at > now)
+            ):
                 continue
             expired = row.status == "running"
             row.status, row.attempts, row.next_attempt_at = "running", row.attempts + 1, now + LEASE
             s.add(row)
             if expired:
-                audit.record(s, actor="system", action="service-action-retry", ticket_id=row.ticket_id, account_id=row.account_id,
-                             at=now, note="lease ran out: run again (idempotent)", data=_data(row))
+                audit.record(
+                    s,
+                    actor="system",
+                    action="service-action-retry",
+                    ticket_id=row.ticket_id,
+                    account_id=row.account_id,
+                    at=now,
+                    note="lease ran out: run again (idempotent)",
+                    data=_data(row),
+                )
             kind, target, params, name = row.kind, row.target, dict(row.params or {}), row.connector
         if name not in built:
             built[name] = connectors.by_name(cfg, name)
@@ -159,65 +187,126 @@ def _call(conn, kind: str, target: str, params: dict, url: str | None) -> tuple[
 
 
 def _data(row: ServiceAction, answer: str = "") -> dict:
-    d = {"action": row.id, "kind": row.kind, "connector": row.connector, "target": row.target, "attempts": row.attempts}
+    d = {
+        "action": row.id,
+        "kind": row.kind,
+        "connector": row.connector,
+        "target": row.target,
+        "attempts": row.attempts,
+    }
     if answer:
         d["answer"] = answer
     return d
 
 
-def _settle(url, action_id: int, outcome: str, answer: str, now: datetime, report: RunReport) -> None:
-    from helpdesk.outgoing.delivery import backoff  # the outbox's schedule; SMTP stays out of `ticket show`
+def _settle(
+    url, action_id: int, outcome: str, answer: str, now: datetime, report: RunReport
+) -> None:
+    from helpdesk.outgoing.delivery import (
+        backoff,
+    )  # the outbox's schedule; SMTP stays out of `ticket show`
 
     answer = clean(answer or "")[:MAX_ERROR]
     with write_session(url) as s:
         row = s.get(ServiceAction, action_id, with_for_update=True, populate_existing=True)
         if outcome == "retry" and row.attempts >= MAX_ATTEMPTS:
-            outcome, answer = "failed", _("{answer} (after {n} attempts)").format(answer=answer, n=row.attempts)
+            outcome, answer = (
+                "failed",
+                _("{answer} (after {n} attempts)").format(answer=answer, n=row.attempts),
+            )
         if outcome == "done":
-            row.status, row.done_at, row.next_attempt_at, row.result, row.last_error = "done", now, None, answer, ""
+            row.status, row.done_at, row.next_attempt_at, row.result, row.last_error = (
+                "done",
+                now,
+                None,
+                answer,
+                "",
+            )
         elif outcome == "retry":
-            row.status, row.next_attempt_at, row.last_error = "pending", now + backoff(row.attempts), answer
+            row.status, row.next_attempt_at, row.last_error = (
+                "pending",
+                now + backoff(row.attempts),
+                answer,
+            )
         else:
             row.status, row.next_attempt_at, row.last_error = outcome, None, answer
         s.add(row)
-        event = {"done": "service-action-done", "retry": "service-action-retry", "failed": "service-action-failed",
-                 "uncertain": "service-action-uncertain"}[outcome]
-        audit.record(s, actor="system", action=event, ticket_id=row.ticket_id, account_id=row.account_id, at=now,
-                     data=_data(row, answer))
-        entry = {**_data(row, answer), "ticket": row.ticket_id, "next_attempt_at": clock.iso(row.next_attempt_at)}
-    {"done": report.done, "retry": report.retried, "failed": report.failed, "uncertain": report.uncertain}[outcome].append(entry)
+        event = {
+            "done": "service-action-done",
+            "retry": "service-action-retry",
+            "failed": "service-action-failed",
+            "uncertain": "service-action-uncertain",
+        }[outcome]
+        audit.record(
+            s,
+            actor="system",
+            action=event,
+            ticket_id=row.ticket_id,
+            account_id=row.account_id,
+            at=now,
+            data=_data(row, answer),
+        )
+        entry = {
+            **_data(row, answer),
+            "ticket": row.ticket_id,
+            "next_attempt_at": clock.iso(row.next_attempt_at),
+        }
+    {
+        "done": report.done,
+        "retry": report.retried,
+        "failed": report.failed,
+        "uncertain": report.uncertain,
+    }[outcome].append(entry)
 
 
 # --- a person's decisions ------------------------------------------------------------------
 
 
-def _load(s: Session, action_id: int, actor, verb: str, note: str, allowed: tuple[str, ...]) -> tuple[ServiceAction, str]:
+def _load(
+    s: Session, action_id: int, actor, verb: str, note: str, allowed: tuple[str, ...]
+) -> tuple[ServiceAction, str]:
     require_role(s, actor, ROLE)
     row = s.get(ServiceAction, action_id, with_for_update=True, populate_existing=True)
     if row is None:
         raise NotFound(_("no service action #{id}").format(id=action_id))
     if row.status not in allowed:
-        raise Refused("action-status", _("service action #{id} is {status}: {verb} applies to {allowed} actions").format(
-            id=row.id, status=row.status, verb=verb, allowed=", ".join(allowed)))
+        raise Refused(
+            "action-status",
+            _("service action #{id} is {status}: {verb} applies to {allowed} actions").format(
+                id=row.id, status=row.status, verb=verb, allowed=", ".join(allowed)
+            ),
+        )
     note = clean(note or "").strip()
     if not note:
         raise BadInput(_("{verb} needs a note recording the reason (--note)").format(verb=verb))
     return row, note
 
 
-def retry(s: Session, action_id: int, actor, *, note: str, now: datetime | None = None) -> ServiceAction:
+def retry(
+    s: Session, action_id: int, actor, *, note: str, now: datetime | None = None
+) -> ServiceAction:
     """A failed or uncertain action runs again, due now, with a fresh round of attempts."""
     now = now or clock.now()
     row, note = _load(s, action_id, actor, "retry", note, WAITING)
     before = {"status": row.status, "attempts": row.attempts, "error": row.last_error}
     row.status, row.attempts, row.next_attempt_at = "pending", 0, now
     s.add(row)
-    audit.record(s, actor=actor.login, action="service-action-retry-ordered", ticket_id=row.ticket_id,
-                 account_id=row.account_id, note=note, at=now, data={**_data(row), "from": before})
+    audit.record(
+        s,
+        actor=actor.login,
+        action="service-action-retry-ordered",
+        ticket_id=row.ticket_id,
+        account_id=row.account_id,
+        note=note,
+        at=now,
+        data={**_data(row), "from": before},
+    )
     return row
 
 
-def mark_done(s: Session, action_id: int, actor, *, note: str, now: datetime | None = None) -> ServiceAction:
+def mark_done(
+    s: Session, action_id: int, actor, *, note: str, now: datetime | None = None
+) -> ServiceAction:
     """Record that a person did it (or checked it was done); the note says how."""
     now = now or clock.now()
     row, note = _load(s, action_id, actor, "mark-done", note, ("pending", *WAITING))
@@ -225,8 +314,16 @@ def mark_done(s: Session, action_id: int, actor, *, note: str, now: datetime | N
     row.status, row.done_at, row.next_attempt_at = "done", now, None
     row.result = _("marked done by {who}").format(who=actor.login)
     s.add(row)
-    audit.record(s, actor=actor.login, action="service-action-marked-done", ticket_id=row.ticket_id,
-                 account_id=row.account_id, note=note, at=now, data={**_data(row), "from": before})
+    audit.record(
+        s,
+        actor=actor.login,
+        action="service-action-marked-done",
+        ticket_id=row.ticket_id,
+        account_id=row.account_id,
+        note=note,
+        at=now,
+        data={**_data(row), "from": before},
+    )
     return row
 
 
@@ -256,8 +353,12 @@ def view(row: ServiceAction, login: str | None = None) -> dict:
     }
 
 
-def listing(s: Session, *, status: str | None = None, ticket: int | None = None, limit: int = 100) -> list[dict]:
-    q = select(ServiceAction, Account.login).join(Account, Account.id == ServiceAction.account_id, isouter=True)
+def listing(
+    s: Session, *, status: str | None = None, ticket: int | None = None, limit: int = 100
+) -> list[dict]:
+    q = select(ServiceAction, Account.login).join(
+        Account, Account.id == ServiceAction.account_id, isouter=True
+    )
     if status:
         q = q.where(ServiceAction.status == status)
     if ticket is not None:
@@ -271,7 +372,9 @@ def of_ticket(s: Session, ticket_id: int) -> list[dict]:
 
 def needing_attention(s: Session, limit: int = 20) -> tuple[int, list[dict]]:
     """Failed and uncertain actions, for the dashboard: how many, and the oldest first."""
-    total = s.exec(select(func.count()).select_from(ServiceAction).where(ServiceAction.status.in_(WAITING))).one()
+    total = s.exec(
+        select(func.count()).select_from(ServiceAction).where(ServiceAction.status.in_(WAITING))
+    ).one()
     q = (
         select(ServiceAction, Account.login)
         .join(Account, Account.id == ServiceAction.account_id, isouter=True)
@@ -287,11 +390,17 @@ def local_time(value: str, tz: str | None) -> str:
     from zoneinfo import ZoneInfo
 
     tz = tz or "Europe/Paris"
-    return clock.parse_datetime(value).astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M") + f" ({tz})"
+    return (
+        clock.parse_datetime(value).astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M") + f" ({tz})"
+    )
 
 
 def describe(a: dict) -> str:
     """One line a person reads: what, on which system, for whom."""
-    until = " " + _("until {when}").format(when=local_time(a["until"], a.get("timezone"))) if a.get("until") else ""
+    until = (
+        " " + _("until {when}").format(when=local_time(a["until"], a.get("timezone")))
+        if a.get("until")
+        else ""
+    )
     where = a["connector"] if a["connector"] != "-" else _("no service configured")
     return f"{label('service-action', a['kind'])}{until} · {a['target']} · {where}"

@@ -42,7 +42,9 @@ WAITING = ("held", "failed", "uncertain", "bounced")
 ROLE = "oncall"
 
 
-def _load(session: Session, outbox_id: int, actor: Actor, action: str, note: str) -> tuple[Outbox, str]:
+def _load(
+    session: Session, outbox_id: int, actor: Actor, action: str, note: str
+) -> tuple[Outbox, str]:
     require_role(session, actor, ROLE)
     row = session.get(Outbox, outbox_id, with_for_update=True, populate_existing=True)
     if row is None:
@@ -50,17 +52,28 @@ def _load(session: Session, outbox_id: int, actor: Actor, action: str, note: str
     if row.status not in WAITING or (row.status == "bounced" and action == "mark-sent"):
         raise Refused(
             "outbox-status",
-            _("mail #{id} is {status}: only held, failed, uncertain or bounced mails wait for a decision, and a bounced mail did not arrive").format(id=row.id, status=row.status),
+            _(
+                "mail #{id} is {status}: only held, failed, uncertain or bounced mails wait for a decision, and a bounced mail did not arrive"
+            ).format(id=row.id, status=row.status),
         )
     if not row.to_addr or not row.body:
-        raise Refused("retention", _("mail #{id} was emptied by retention: there is nothing left to send").format(id=row.id))
+        raise Refused(
+            "retention",
+            _("mail #{id} was emptied by retention: there is nothing left to send").format(
+                id=row.id
+            ),
+        )
     note = clean(note or "").strip()
     if not note and (action == "mark-sent" or row.status in ("uncertain", "bounced")):
-        raise BadInput(_("{action} needs a note recording the reason (--note)").format(action=action))
+        raise BadInput(
+            _("{action} needs a note recording the reason (--note)").format(action=action)
+        )
     return row, note
 
 
-def retry(session: Session, outbox_id: int, actor: Actor, *, note: str = "", now: datetime | None = None) -> Outbox:
+def retry(
+    session: Session, outbox_id: int, actor: Actor, *, note: str = "", now: datetime | None = None
+) -> Outbox:
     """Put a held, failed or uncertain mail back in the queue, due now, with a fresh round
     of attempts. An uncertain one needs a note: someone checked it did not arrive."""
     now = now or clock.now()
@@ -68,23 +81,37 @@ def retry(session: Session, outbox_id: int, actor: Actor, *, note: str = "", now
     if row.token_id is not None:
         token = session.get(ResetToken, row.token_id)
         if token is None or token.used_at is not None:
-            raise Refused("reset-link", _("the reset link of mail #{id} was already used: open a new reset instead").format(id=row.id))
+            raise Refused(
+                "reset-link",
+                _("the reset link of mail #{id} was already used: open a new reset instead").format(
+                    id=row.id
+                ),
+            )
         if now >= token.expires_at:
             raise Refused(
                 "reset-link",
-                _("the reset link of mail #{id} expired on {when}: issue a new one on the ticket").format(id=row.id, when=clock.iso(token.expires_at)),
+                _(
+                    "the reset link of mail #{id} expired on {when}: issue a new one on the ticket"
+                ).format(id=row.id, when=clock.iso(token.expires_at)),
             )
     before = {"status": row.status, "attempts": row.attempts, "error": row.last_error}
     row.status, row.attempts, row.last_error, row.next_attempt_at = "pending", 0, "", now
     session.add(row)
     audit.record(
-        session, actor=actor.login, action="mail-retry-ordered", ticket_id=row.ticket_id, note=note, at=now,
+        session,
+        actor=actor.login,
+        action="mail-retry-ordered",
+        ticket_id=row.ticket_id,
+        note=note,
+        at=now,
         data={"outbox": row.id, "from": before},
     )
     return row
 
 
-def mark_sent(session: Session, outbox_id: int, actor: Actor, *, note: str, now: datetime | None = None) -> Outbox:
+def mark_sent(
+    session: Session, outbox_id: int, actor: Actor, *, note: str, now: datetime | None = None
+) -> Outbox:
     """Record that a held, failed or uncertain mail did reach its recipient (checked in the
     relay's log, or sent by other means); the note says how it is known."""
     from helpdesk.outgoing.delivery import remember_message_id
@@ -94,14 +121,21 @@ def mark_sent(session: Session, outbox_id: int, actor: Actor, *, note: str, now:
     if row.token_id is not None and row.status != "uncertain":
         raise Refused(
             "reset-link",
-            _("mail #{id} carries a reset link, which can only leave through delivery: use retry").format(id=row.id),
+            _(
+                "mail #{id} carries a reset link, which can only leave through delivery: use retry"
+            ).format(id=row.id),
         )
     before = {"status": row.status, "attempts": row.attempts, "error": row.last_error}
     row.status, row.sent_at, row.next_attempt_at, row.last_error = "sent", now, None, ""
     session.add(row)
     remember_message_id(session, row, now)
     audit.record(
-        session, actor=actor.login, action="mail-marked-sent", ticket_id=row.ticket_id, note=note, at=now,
+        session,
+        actor=actor.login,
+        action="mail-marked-sent",
+        ticket_id=row.ticket_id,
+        note=note,
+        at=now,
         data={"outbox": row.id, "from": before, "message_id": row.message_id},
     )
     return row

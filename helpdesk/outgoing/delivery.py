@@ -170,8 +170,15 @@ class DeliveryConfig:
     def check(self) -> None:
         if self.ssl and self.starttls:
             raise BadInput("HELPDESK_SMTP_SSL and HELPDESK_SMTP_STARTTLS exclude each other")
-        if self.username and self.smtp_host and not (self.ssl or self.starttls) and not _is_local(self.smtp_host):
-            raise BadInput("refusing to send the SMTP password unencrypted: set HELPDESK_SMTP_STARTTLS or HELPDESK_SMTP_SSL")
+        if (
+            self.username
+            and self.smtp_host
+            and not (self.ssl or self.starttls)
+            and not _is_local(self.smtp_host)
+        ):
+            raise BadInput(
+                "refusing to send the SMTP password unencrypted: set HELPDESK_SMTP_STARTTLS or HELPDESK_SMTP_SSL"
+            )
         if self.max_attempts < 1:
             raise BadInput("max_attempts must be at least 1")
 
@@ -213,7 +220,9 @@ class DeliveryReport:
         return {
             "now": self.now,
             "transport": self.transport,
-            "counts": {k: len(getattr(self, k)) for k in ("sent", "retried", "failed", "held", "uncertain")},
+            "counts": {
+                k: len(getattr(self, k)) for k in ("sent", "retried", "failed", "held", "uncertain")
+            },
             "sent": self.sent,
             "retried": self.retried,
             "failed": self.failed,
@@ -253,6 +262,7 @@ class _Held(_Outcome):
 
 # --- the messages ------------------------------------------------------------------------
 
+
 def mailbox_address(addr: str, display: str = "") -> Address:
     """A single plain addr-spec as an ``Address``; anything else fails this mail for good."""
     try:
@@ -261,7 +271,9 @@ def mailbox_address(addr: str, display: str = "") -> Address:
         raise _Permanent(exc.message) from None
 
 
-def build_message(row: Outbox, *, sender: Address, reply_to: Address | None, now: datetime, body: str) -> EmailMessage:
+def build_message(
+    row: Outbox, *, sender: Address, reply_to: Address | None, now: datetime, body: str
+) -> EmailMessage:
     msg = EmailMessage(policy=email_policy.SMTP)
     msg["From"] = sender
     msg["To"] = mailbox_address(row.to_addr)
@@ -302,18 +314,34 @@ class _SMTPTransport:
         cfg = self.config
         try:
             if cfg.ssl:
-                smtp = smtplib.SMTP_SSL(cfg.smtp_host, cfg.port, local_hostname=cfg.helo, timeout=cfg.timeout, context=self._tls())
+                smtp = smtplib.SMTP_SSL(
+                    cfg.smtp_host,
+                    cfg.port,
+                    local_hostname=cfg.helo,
+                    timeout=cfg.timeout,
+                    context=self._tls(),
+                )
             else:
-                smtp = smtplib.SMTP(cfg.smtp_host, cfg.port, local_hostname=cfg.helo, timeout=cfg.timeout)
+                smtp = smtplib.SMTP(
+                    cfg.smtp_host, cfg.port, local_hostname=cfg.helo, timeout=cfg.timeout
+                )
         except smtplib.SMTPResponseException as exc:
-            raise _Temporary(f"SMTP server {cfg.smtp_host}:{cfg.port} refused the connection: {_reply(exc.smtp_code, exc.smtp_error)}", whole_run=True) from None
+            raise _Temporary(
+                f"SMTP server {cfg.smtp_host}:{cfg.port} refused the connection: {_reply(exc.smtp_code, exc.smtp_error)}",
+                whole_run=True,
+            ) from None
         except OSError as exc:
-            raise _Temporary(f"SMTP server {cfg.smtp_host}:{cfg.port} unreachable: {_err(exc)}", whole_run=True) from None
+            raise _Temporary(
+                f"SMTP server {cfg.smtp_host}:{cfg.port} unreachable: {_err(exc)}", whole_run=True
+            ) from None
         try:
             smtp.ehlo()
             if cfg.starttls:
                 if not smtp.has_extn("starttls"):
-                    raise _Temporary(f"SMTP server {cfg.smtp_host} does not offer STARTTLS: nothing sent in clear", whole_run=True)
+                    raise _Temporary(
+                        f"SMTP server {cfg.smtp_host} does not offer STARTTLS: nothing sent in clear",
+                        whole_run=True,
+                    )
                 smtp.starttls(context=self._tls())
                 smtp.ehlo()
             if cfg.username:
@@ -323,13 +351,20 @@ class _SMTPTransport:
             raise
         except smtplib.SMTPAuthenticationError as exc:
             _close(smtp)
-            raise _Temporary(f"SMTP login as {cfg.username} refused: {_reply(exc.smtp_code, exc.smtp_error)}", whole_run=True) from None
+            raise _Temporary(
+                f"SMTP login as {cfg.username} refused: {_reply(exc.smtp_code, exc.smtp_error)}",
+                whole_run=True,
+            ) from None
         except smtplib.SMTPException as exc:
             _close(smtp)
-            raise _Temporary(f"SMTP session with {cfg.smtp_host} failed: {_err(exc)}", whole_run=True) from None
+            raise _Temporary(
+                f"SMTP session with {cfg.smtp_host} failed: {_err(exc)}", whole_run=True
+            ) from None
         except (OSError, ssl.SSLError) as exc:
             _close(smtp)
-            raise _Temporary(f"SMTP session with {cfg.smtp_host} failed: {_err(exc)}", whole_run=True) from None
+            raise _Temporary(
+                f"SMTP session with {cfg.smtp_host} failed: {_err(exc)}", whole_run=True
+            ) from None
         return smtp
 
     def open(self) -> None:
@@ -362,8 +397,12 @@ class _SMTPTransport:
             _close(smtp)
             self.smtp = None
             if handed_over:
-                raise _Uncertain(f"connection lost after the message was handed over: {_err(exc)}") from None
-            raise _Temporary(f"connection lost before the message was handed over: {_err(exc)}", whole_run=True) from None
+                raise _Uncertain(
+                    f"connection lost after the message was handed over: {_err(exc)}"
+                ) from None
+            raise _Temporary(
+                f"connection lost before the message was handed over: {_err(exc)}", whole_run=True
+            ) from None
         if code != 250:
             raise _refusal(code, resp, "message refused")
 
@@ -394,7 +433,9 @@ class _MaildirTransport:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self.box = mailbox.Maildir(str(self.path), factory=None, create=True)
             except OSError as exc:
-                raise _Temporary(f"cannot open the Maildir {self.path}: {_err(exc)}", whole_run=True) from None
+                raise _Temporary(
+                    f"cannot open the Maildir {self.path}: {_err(exc)}", whole_run=True
+                ) from None
 
     def send(self, msg: EmailMessage, sender: str, recipient: str) -> None:
         assert self.box is not None
@@ -402,7 +443,9 @@ class _MaildirTransport:
             # Written under tmp/ then renamed into new/: a reader never sees half a mail.
             self.box.add(msg.as_bytes(policy=email_policy.default))
         except OSError as exc:
-            raise _Temporary(f"cannot write into the Maildir {self.path}: {_err(exc)}", whole_run=True) from None
+            raise _Temporary(
+                f"cannot write into the Maildir {self.path}: {_err(exc)}", whole_run=True
+            ) from None
 
     def close(self) -> None:
         self.box = None
@@ -479,18 +522,26 @@ def _reset_prefix(policy: Policy | None, params: dict, config: DeliveryConfig) -
     prefix = (params.get("reset_url") or config.reset_url or "").strip()
     if not prefix:
         how = f"'helpdesk policy set {policy.key} reset_url=https://...', or " if policy else ""
-        raise _Held(f"no reset link address: set one with {how}HELPDESK_RESET_URL for every provider")
+        raise _Held(
+            f"no reset link address: set one with {how}HELPDESK_RESET_URL for every provider"
+        )
     try:
         return check_reset_url(prefix)
     except BadInput:
-        raise _Held(f"the reset link address must be an https URL prefix, not {header_text(prefix, 100)!r}") from None
+        raise _Held(
+            f"the reset link address must be an https URL prefix, not {header_text(prefix, 100)!r}"
+        ) from None
 
 
 def _claim(session: Session, outbox_id: int, now: datetime, config: DeliveryConfig) -> _Prepared:
     """Check, build and mark ``sending`` one row (the caller commits). Raises an outcome
     when the row cannot be sent now; nothing is minted then."""
     row = session.get(Outbox, outbox_id, with_for_update=True, populate_existing=True)
-    if row is None or row.status not in ("pending", "held") or (row.next_attempt_at and row.next_attempt_at > now):
+    if (
+        row is None
+        or row.status not in ("pending", "held")
+        or (row.next_attempt_at and row.next_attempt_at > now)
+    ):
         raise LookupError  # taken by another run meanwhile
     policy = _policy_for(session, row)
     params = provider_settings.params(session, policy)
@@ -506,7 +557,9 @@ def _claim(session: Session, outbox_id: int, now: datetime, config: DeliveryConf
         if token.used_at is not None:
             raise _Permanent("the reset token was already used: this link is not sent")
         if now >= token.expires_at:
-            raise _Permanent(f"the reset token expired at {clock.iso(token.expires_at)} before the mail could be sent")
+            raise _Permanent(
+                f"the reset token expired at {clock.iso(token.expires_at)} before the mail could be sent"
+            )
         prefix = _reset_prefix(policy, params, config)
     if not row.message_id:
         row.message_id = make_msgid(domain=sender.domain)
@@ -514,8 +567,12 @@ def _claim(session: Session, outbox_id: int, now: datetime, config: DeliveryConf
         # A fresh secret every attempt: the hash of an earlier, unfinished one is replaced.
         secret = tokens.mint(session, token, now)
         body = body.replace(RESET_LINK_MARK, prefix + secret)
-    message = build_message(row, sender=sender, reply_to=_reply_to(policy, params), now=now, body=body)
-    if row.ticket_id is not None:  # in the ticket's thread: the requester's client shows one conversation
+    message = build_message(
+        row, sender=sender, reply_to=_reply_to(policy, params), now=now, body=body
+    )
+    if (
+        row.ticket_id is not None
+    ):  # in the ticket's thread: the requester's client shows one conversation
         parent, references = messages.thread_ids(session, row.ticket_id, leaving=row.id)
         if parent:
             message["In-Reply-To"] = parent
@@ -536,10 +593,19 @@ def remember_message_id(session: Session, row: Outbox, now: datetime) -> None:
         add_message_ref(session, row.message_id, row.ticket_id, now, direction="out")
 
 
-def _event(session: Session, row: Outbox, now: datetime, action: str, note: str = "", **data) -> None:
+def _event(
+    session: Session, row: Outbox, now: datetime, action: str, note: str = "", **data
+) -> None:
     audit.append(
         session,
-        Event(at=now, actor=SYSTEM_ACTOR.login, ticket_id=row.ticket_id, action=action, note=note, data={"outbox": row.id, **data}),
+        Event(
+            at=now,
+            actor=SYSTEM_ACTOR.login,
+            ticket_id=row.ticket_id,
+            action=action,
+            note=note,
+            data={"outbox": row.id, **data},
+        ),
     )
 
 
@@ -551,8 +617,15 @@ def _redact(text: str, secret: str | None) -> str:
 
 
 def _settle(
-    url: str, outbox_id: int, now: datetime, config: DeliveryConfig, report: DeliveryReport,
-    outcome: _Outcome | None, *, secret: str | None = None, expect: tuple[str, ...] = ("sending",),
+    url: str,
+    outbox_id: int,
+    now: datetime,
+    config: DeliveryConfig,
+    report: DeliveryReport,
+    outcome: _Outcome | None,
+    *,
+    secret: str | None = None,
+    expect: tuple[str, ...] = ("sending",),
 ) -> None:
     """Record the outcome of one row in its own transaction (``None``: sent)."""
     with db.write_session(url) as s:
@@ -561,7 +634,12 @@ def _settle(
             return
         entry = {"outbox": row.id, "ticket": row.ticket_id, "to": row.to_addr}
         if outcome is None:
-            row.status, row.sent_at, row.attempts, row.last_error = "sent", now, row.attempts + 1, ""
+            row.status, row.sent_at, row.attempts, row.last_error = (
+                "sent",
+                now,
+                row.attempts + 1,
+                "",
+            )
             row.next_attempt_at = None
             remember_message_id(s, row, now)
             _event(s, row, now, "mail-sent", message_id=row.message_id)
@@ -586,13 +664,21 @@ def _settle(
                 row.status, row.next_attempt_at = "pending", now + backoff(row.attempts)
                 _event(s, row, now, "mail-retry", note=error, attempts=row.attempts)
                 report.retried.append(
-                    {**entry, "error": error, "attempts": row.attempts, "next_attempt_at": clock.iso(row.next_attempt_at)}
+                    {
+                        **entry,
+                        "error": error,
+                        "attempts": row.attempts,
+                        "next_attempt_at": clock.iso(row.next_attempt_at),
+                    }
                 )
         elif isinstance(outcome, _Uncertain):
             row.attempts += 1
             row.status, row.next_attempt_at = "uncertain", None
             remember_message_id(s, row, now)  # if it did arrive, replies must still thread
-            row.last_error = _redact(f"may or may not have been sent, check with the recipient: {outcome.message}", secret)
+            row.last_error = _redact(
+                f"may or may not have been sent, check with the recipient: {outcome.message}",
+                secret,
+            )
             _event(s, row, now, "mail-uncertain", note=row.last_error)
             report.uncertain.append({**entry, "error": row.last_error})
         else:
@@ -607,11 +693,19 @@ def _settle(
 def _stale_leases(url: str, now: datetime, config: DeliveryConfig, report: DeliveryReport) -> None:
     with db.write_session(url) as s:
         stale = list(
-            s.exec(select(Outbox.id).where(Outbox.status == "sending", Outbox.next_attempt_at <= now).order_by(Outbox.id))
+            s.exec(
+                select(Outbox.id)
+                .where(Outbox.status == "sending", Outbox.next_attempt_at <= now)
+                .order_by(Outbox.id)
+            )
         )
     for outbox_id in stale:
         _settle(
-            url, outbox_id, now, config, report,
+            url,
+            outbox_id,
+            now,
+            config,
+            report,
             _Uncertain("the delivery was interrupted (its lease ran out while sending)"),
         )
 
@@ -629,11 +723,19 @@ def _refuse_training(url: str) -> None:
         if is_training(s):
             raise Refused(
                 "training-separation",
-                _("a training database never delivers mail: read its mails with 'helpdesk outbox show ID' or on the ticket"),
+                _(
+                    "a training database never delivers mail: read its mails with 'helpdesk outbox show ID' or on the ticket"
+                ),
             )
 
 
-def deliver(url: str | None = None, *, now: datetime | None = None, config: DeliveryConfig | None = None, limit: int = 100) -> DeliveryReport:
+def deliver(
+    url: str | None = None,
+    *,
+    now: datetime | None = None,
+    config: DeliveryConfig | None = None,
+    limit: int = 100,
+) -> DeliveryReport:
     """Deliver the due outbox rows (at most ``limit``) and say what became of them."""
     now = clock.as_utc(now) if now is not None else clock.now()
     config = config if config is not None else DeliveryConfig.from_env()
@@ -659,7 +761,15 @@ def deliver(url: str | None = None, *, now: datetime | None = None, config: Deli
     try:
         for outbox_id in due:
             if down is not None:
-                _settle(url, outbox_id, now, config, report, _Temporary(f"not attempted: {down.message}"), expect=("pending",))
+                _settle(
+                    url,
+                    outbox_id,
+                    now,
+                    config,
+                    report,
+                    _Temporary(f"not attempted: {down.message}"),
+                    expect=("pending",),
+                )
                 continue
             try:
                 with db.write_session(url) as s:

@@ -57,7 +57,9 @@ def is_current(url: str | None = None) -> bool:
     return current_revision(url) == HEAD
 
 
-def init(url: str | None = None, policies: list[str] | None = None, *, training: bool | None = None) -> list[str]:
+def init(
+    url: str | None = None, policies: list[str] | None = None, *, training: bool | None = None
+) -> list[str]:
     """Create or upgrade the schema, load (or reload changed) policy packs."""
     from helpdesk.policy import packs
     from helpdesk.storage.models import Meta
@@ -112,5 +114,7 @@ def _check_training_switch(url: str | None, training: bool | None) -> None:
     if used:
         raise Refused(
             "training-separation",
-            _("this database holds production data (accounts, tickets or mail): it cannot become a training database"),
+            _(
+                "this database holds production data (accounts, tickets or mail): it cannot become a training database"
+            ),
         )

@@ -206,7 +206,9 @@ def validate(pack: Pack) -> None:
         for s in wf["states"]:
             for timer in s.get("timers", []):
                 if timer["action"] not in action_keys:
-                    problems.append(f"{queue}/{s['key']}: timer action {timer['action']!r} is not a transition")
+                    problems.append(
+                        f"{queue}/{s['key']}: timer action {timer['action']!r} is not a transition"
+                    )
         for spec in wf.get("on_open", []):
             if spec["name"] not in registry.EFFECTS:
                 problems.append(f"{queue}: unknown on_open effect {spec['name']!r}")
@@ -253,7 +255,9 @@ def install(session: Session, pack: Pack) -> bool:
     session.add(policy)
     session.flush()
     for queue, wf in pack.workflows.items():
-        row = session.exec(select(Workflow).where(Workflow.policy_key == pack.key, Workflow.queue == queue)).first()
+        row = session.exec(
+            select(Workflow).where(Workflow.policy_key == pack.key, Workflow.queue == queue)
+        ).first()
         if row is None:
             row = Workflow(policy_key=pack.key, queue=queue)
         row.title = wf.get("title", {})

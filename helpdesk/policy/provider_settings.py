@@ -57,42 +57,71 @@ SETTINGS = {
     s.name: s
     for s in (
         Setting(
-            "mail_from", "email", N_("address the provider's mails are sent from (else HELPDESK_MAIL_FROM)"),
+            "mail_from",
+            "email",
+            N_("address the provider's mails are sent from (else HELPDESK_MAIL_FROM)"),
             N_("not set: the provider's mails are held"),
         ),
         Setting(
-            "reset_url", "https-prefix", N_("https address of the reset page; the one-time secret is appended to it (else HELPDESK_RESET_URL)"),
+            "reset_url",
+            "https-prefix",
+            N_(
+                "https address of the reset page; the one-time secret is appended to it (else HELPDESK_RESET_URL)"
+            ),
             N_("not set: reset-link mails are held"),
         ),
         Setting(
-            "intake", "emails", N_("addresses requests are written to, besides the pack's contact: they tell an incoming mail's provider"),
-            N_("not set: only the pack's contact address, if any, and the sender's account tell a request's provider"),
+            "intake",
+            "emails",
+            N_(
+                "addresses requests are written to, besides the pack's contact: they tell an incoming mail's provider"
+            ),
+            N_(
+                "not set: only the pack's contact address, if any, and the sender's account tell a request's provider"
+            ),
         ),
         Setting(
-            "mail_domains", "domains", N_("mail domains of the provider: DMARC reports about them concern it"),
+            "mail_domains",
+            "domains",
+            N_("mail domains of the provider: DMARC reports about them concern it"),
             N_("not set: DMARC reports find the provider by its accounts' domains only"),
         ),
         Setting(
-            "quarantine_retention", "duration", N_("quarantined input is deleted after this period (the shortest of all providers applies)"),
+            "quarantine_retention",
+            "duration",
+            N_(
+                "quarantined input is deleted after this period (the shortest of all providers applies)"
+            ),
             default="P90D",
         ),
         Setting(
-            "evidence_retention", "duration", N_("raw input kept on no ticket is deleted after this period (the shortest of all providers applies)"),
+            "evidence_retention",
+            "duration",
+            N_(
+                "raw input kept on no ticket is deleted after this period (the shortest of all providers applies)"
+            ),
             default="P90D",
         ),
     )
 }
 
-ENV_FALLBACK = {"mail_from": "HELPDESK_MAIL_FROM", "reset_url": "HELPDESK_RESET_URL"}  # read by delivery
+ENV_FALLBACK = {
+    "mail_from": "HELPDESK_MAIL_FROM",
+    "reset_url": "HELPDESK_RESET_URL",
+}  # read by delivery
 
-_DOMAIN = re.compile(r"(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,62}")
+_DOMAIN = re.compile(
+    r"(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,62}"
+)
 
 
 def _address(name: str, value: str) -> str:
     try:
         return mailbox_address(value).addr_spec
     except BadAddress:
-        raise BadInput(_("{name}: one e-mail address expected, not {value!r}").format(name=name, value=value)) from None
+        raise BadInput(
+            _("{name}: one e-mail address expected, not {value!r}").format(name=name, value=value)
+        ) from None
 
 
 def _domain(name: str, value: str) -> str:
@@ -102,7 +131,9 @@ def _domain(name: str, value: str) -> str:
     except UnicodeError:
         ascii_ = ""
     if not _DOMAIN.fullmatch(ascii_):
-        raise BadInput(_("{name}: a domain name expected, not {value!r}").format(name=name, value=value))
+        raise BadInput(
+            _("{name}: a domain name expected, not {value!r}").format(name=name, value=value)
+        )
     return domain
 
 
@@ -110,18 +141,28 @@ def check(name: str, value) -> str | list[str]:
     """The value of setting ``name`` as stored, or BadInput saying what is wrong."""
     spec = SETTINGS.get(name)
     if spec is None:
-        raise BadInput(_("unknown setting {name!r} (settings: {known})").format(name=name, known=", ".join(SETTINGS)))
+        raise BadInput(
+            _("unknown setting {name!r} (settings: {known})").format(
+                name=name, known=", ".join(SETTINGS)
+            )
+        )
     if spec.kind == "email":
         return _address(name, str(value).strip())
     if spec.kind == "emails":
         found = [_address(name, v) for v in items(value)]
         if not found:
-            raise BadInput(_("{name}: one e-mail address expected, not {value!r}").format(name=name, value=value))
+            raise BadInput(
+                _("{name}: one e-mail address expected, not {value!r}").format(
+                    name=name, value=value
+                )
+            )
         return found
     if spec.kind == "domains":
         found = [_domain(name, v) for v in items(value)]
         if not found:
-            raise BadInput(_("{name}: a domain name expected, not {value!r}").format(name=name, value=value))
+            raise BadInput(
+                _("{name}: a domain name expected, not {value!r}").format(name=name, value=value)
+            )
         return found
     if spec.kind == "https-prefix":
         return check_reset_url(str(value).strip(), name)
@@ -129,17 +170,27 @@ def check(name: str, value) -> str | list[str]:
     try:
         delta = clock.parse_duration(text)
     except clock.BadDate:
-        raise BadInput(_("{name}: an ISO-8601 duration expected (P90D, P1Y), not {value!r}").format(name=name, value=text)) from None
-    if text.startswith("-") or not any((delta.years, delta.months, delta.days, delta.hours, delta.minutes, delta.seconds)):
-        raise BadInput(_("{name}: a duration longer than zero expected, not {value!r}").format(name=name, value=text))
+        raise BadInput(
+            _("{name}: an ISO-8601 duration expected (P90D, P1Y), not {value!r}").format(
+                name=name, value=text
+            )
+        ) from None
+    if text.startswith("-") or not any(
+        (delta.years, delta.months, delta.days, delta.hours, delta.minutes, delta.seconds)
+    ):
+        raise BadInput(
+            _("{name}: a duration longer than zero expected, not {value!r}").format(
+                name=name, value=text
+            )
+        )
     return text
 
 
 def check_reset_url(value: str, name: str = "reset_url") -> str:
     bad = BadInput(
-        _("{name}: an https address expected, to which the one-time secret is appended (https://host/reset?token=), not {value!r}").format(
-            name=name, value=value
-        )
+        _(
+            "{name}: an https address expected, to which the one-time secret is appended (https://host/reset?token=), not {value!r}"
+        ).format(name=name, value=value)
     )
     if not value or any(c.isspace() or ord(c) < 32 for c in value):
         raise bad
@@ -163,7 +214,7 @@ def stored(session: Session, policy_key: str) -> dict:
 def all_stored(session: Session) -> dict[str, dict]:
     """Every provider's settings, in one query (policy key -> settings)."""
     rows = session.exec(select(Meta).where(Meta.key.startswith(PREFIX)))
-    return {row.key[len(PREFIX):]: _decode(row.value) for row in rows}
+    return {row.key[len(PREFIX) :]: _decode(row.value) for row in rows}
 
 
 def _decode(value: str) -> dict:
@@ -178,7 +229,10 @@ def params(session: Session, policy: Policy | None, settings: dict | None = None
     """The pack's parameters with the admin's settings over them."""
     if policy is None:
         return {}
-    return {**(policy.params or {}), **(stored(session, policy.key) if settings is None else settings)}
+    return {
+        **(policy.params or {}),
+        **(stored(session, policy.key) if settings is None else settings),
+    }
 
 
 def value(session: Session, policy: Policy, name: str):
@@ -191,7 +245,9 @@ def change(session: Session, policy_key: str, values: dict[str, str], actor: str
     if session.get(Policy, policy_key) is None:
         raise BadInput(_("unknown policy {key!r}").format(key=policy_key))
     if not values:
-        raise BadInput(_("give at least one NAME=VALUE (settings: {known})").format(known=", ".join(SETTINGS)))
+        raise BadInput(
+            _("give at least one NAME=VALUE (settings: {known})").format(known=", ".join(SETTINGS))
+        )
     current = stored(session, policy_key)
     before = dict(current)
     for name, raw in values.items():
@@ -204,9 +260,18 @@ def change(session: Session, policy_key: str, values: dict[str, str], actor: str
     row = session.get(Meta, PREFIX + policy_key) or Meta(key=PREFIX + policy_key)
     row.value = json.dumps(current, ensure_ascii=False, sort_keys=True)
     session.add(row)
-    changed = {k: [before.get(k), current.get(k)] for k in sorted(set(before) | set(current)) if before.get(k) != current.get(k)}
+    changed = {
+        k: [before.get(k), current.get(k)]
+        for k in sorted(set(before) | set(current))
+        if before.get(k) != current.get(k)
+    }
     if changed:
-        audit.record(session, actor=actor, action="policy-settings", data={"policy": policy_key, "changed": changed})
+        audit.record(
+            session,
+            actor=actor,
+            action="policy-settings",
+            data={"policy": policy_key, "changed": changed},
+        )
     return changed
 
 

@@ -51,4 +51,9 @@ def require_role(session: Session, actor: Actor, role: str, policy_key: str | No
     to a role scoped to other providers than ``policy_key``."""
     check_writer(session, actor, policy_key)
     if not may(actor.role, role, is_training(session)):
-        raise Refused("role", _("reserved to the {role} role (you are {mine})").format(role=label("role", role), mine=label("role", actor.role)))
+        raise Refused(
+            "role",
+            _("reserved to the {role} role (you are {mine})").format(
+                role=label("role", role), mine=label("role", actor.role)
+            ),
+        )

@@ -40,27 +40,38 @@ def membership_lasts(policy: Policy, acc: Account) -> bool:
     return not (end and clock.parse_day(end) < clock.local_day(clock.now(), policy.timezone))
 
 
-def check_contacts_kept(session: Session, acc: Account, old_contacts: list[str], old_fields: dict) -> None:
+def check_contacts_kept(
+    session: Session, acc: Account, old_contacts: list[str], old_fields: dict
+) -> None:
     """Le PIC: no change removes a member's contact (an address, or a named technical or
     administrative contact field ``contact-*``) without a replacement while its membership
     lasts. ``acc`` holds the new values, ``old_*`` the ones before the change."""
     policy = session.get(Policy, acc.policy_key)
     cite = (policy.params or {}).get("contact_replacement") if policy else None
-    if not cite or acc.kind != "member" or acc.status in CLOSED_STATUSES or not membership_lasts(policy, acc):
+    if (
+        not cite
+        or acc.kind != "member"
+        or acc.status in CLOSED_STATUSES
+        or not membership_lasts(policy, acc)
+    ):
         return
     new = normalise_contacts(acc.contacts) or []
     old = normalise_contacts(old_contacts) or []
     removed = [c for c in old if c not in new]
     added = [c for c in new if c not in old]
     fields = acc.fields or {}
-    blanked = [k for k, v in old_fields.items() if k.startswith("contact-") and str(v).strip() and not str(fields.get(k) or "").strip()]
+    blanked = [
+        k
+        for k, v in old_fields.items()
+        if k.startswith("contact-") and str(v).strip() and not str(fields.get(k) or "").strip()
+    ]
     if len(removed) > len(added) or blanked:
         ref, text = _citation(policy, cite)
         raise Refused(
             "contact-replacement",
-            _("{login} is a member: removing {removed} needs a replacement contact while the membership lasts").format(
-                login=acc.login, removed=", ".join(removed + blanked)
-            ),
+            _(
+                "{login} is a member: removing {removed} needs a replacement contact while the membership lasts"
+            ).format(login=acc.login, removed=", ".join(removed + blanked)),
             ref,
             text,
         )
@@ -76,15 +87,19 @@ def check_one_admin(session: Session, acc: Account) -> None:
     if not client:
         return
     for other in session.exec(
-        select(Account).where(Account.policy_key == acc.policy_key, Account.kind == "admin", Account.login != acc.login)
+        select(Account).where(
+            Account.policy_key == acc.policy_key,
+            Account.kind == "admin",
+            Account.login != acc.login,
+        )
     ):
         if (other.org or "").strip().lower() == client and other.status not in CLOSED_STATUSES:
             ref, text = _citation(policy, cite)
             raise Refused(
                 "one-admin-per-client",
-                _("{client} already has its administrator account ({login}): a client has one and only one").format(
-                    client=acc.org, login=other.login
-                ),
+                _(
+                    "{client} already has its administrator account ({login}): a client has one and only one"
+                ).format(client=acc.org, login=other.login),
                 ref,
                 text,
             )

@@ -60,7 +60,11 @@ class Ctx:
     def deadline(self, name: str) -> Deadline | None:
         return self.session.exec(
             select(Deadline)
-            .where(Deadline.ticket_id == self.ticket.id, Deadline.name == name, Deadline.status != "cancelled")
+            .where(
+                Deadline.ticket_id == self.ticket.id,
+                Deadline.name == name,
+                Deadline.status != "cancelled",
+            )
             .order_by(Deadline.id.desc())
         ).first()
 
@@ -68,6 +72,10 @@ class Ctx:
         """The sanction steps already taken on this ticket (this matter)."""
         if self._ledger is None:
             self._ledger = list(
-                self.session.exec(select(Event).where(Event.ticket_id == self.ticket.id, Event.sanction.is_not(None)))
+                self.session.exec(
+                    select(Event).where(
+                        Event.ticket_id == self.ticket.id, Event.sanction.is_not(None)
+                    )
+                )
             )
         return {e.sanction for e in self._ledger}

@@ -18,7 +18,9 @@ from helpdesk.base.untrusted import clean
 def set_deadline(ctx: Ctx, name: str, due, note: str = "") -> Deadline:
     """A date shown on the ticket (status ``info``); replaces an earlier one of that name."""
     for old in ctx.session.exec(
-        select(Deadline).where(Deadline.ticket_id == ctx.ticket.id, Deadline.name == name, Deadline.status == "info")
+        select(Deadline).where(
+            Deadline.ticket_id == ctx.ticket.id, Deadline.name == name, Deadline.status == "info"
+        )
     ):
         old.status = "cancelled"
         ctx.session.add(old)
@@ -49,7 +51,9 @@ def send_template(ctx: Ctx, template: str, to: str = "requester"):
         return
     target = not_served_by(ctx)
     # Rendered when the step is complete, so the mail can give the dates the step sets.
-    ctx.pending_mails.append((template, address, {"redirect_to": pick(target, ctx.ticket.lang) if target else ""}))
+    ctx.pending_mails.append(
+        (template, address, {"redirect_to": pick(target, ctx.ticket.lang) if target else ""})
+    )
 
 
 @effect("set_account_status")
@@ -81,7 +85,9 @@ def create_reset_token(ctx: Ctx, channel: str = "email"):
     ctx.token = token
     if channel == "phone":
         secret = tokens.mint(ctx.session, token, ctx.now, phone=True)
-        ctx.reveal.append({"kind": "phone-code", "secret": secret, "expires": clock.iso(token.expires_at)})
+        ctx.reveal.append(
+            {"kind": "phone-code", "secret": secret, "expires": clock.iso(token.expires_at)}
+        )
     set_deadline(ctx, "reset-expires", token.expires_at)
     ctx.event_data["token"] = {"id": token.id, "channel": channel}
 
@@ -113,7 +119,9 @@ def open_linked_ticket(ctx: Ctx, when: str, queue: str, fields: dict):
 def _queues(ctx: Ctx) -> set[str]:
     from helpdesk.storage.models import Workflow
 
-    return set(ctx.session.exec(select(Workflow.queue).where(Workflow.policy_key == ctx.policy.key)))
+    return set(
+        ctx.session.exec(select(Workflow.queue).where(Workflow.policy_key == ctx.policy.key))
+    )
 
 
 def _account_day(ctx: Ctx, name: str):
@@ -125,9 +133,15 @@ def _account_day(ctx: Ctx, name: str):
 def contract_dates(ctx: Ctx):
     signature = _account_day(ctx, "signature-date")
     if signature is None:
-        ctx.event_data.setdefault("warnings", []).append("account has no signature-date: contract dates unknown")
+        ctx.event_data.setdefault("warnings", []).append(
+            "account has no signature-date: contract dates unknown"
+        )
         return
-    request = clock.parse_day(ctx.fields["request-date"]) if ctx.fields.get("request-date") else clock.local_day(ctx.now, ctx.tz)
+    request = (
+        clock.parse_day(ctx.fields["request-date"])
+        if ctx.fields.get("request-date")
+        else clock.local_day(ctx.now, ctx.tz)
+    )
     c = dates.contract_dates(
         signature,
         request,
@@ -153,7 +167,9 @@ def contract_dates(ctx: Ctx):
 @effect("membership_removal_date")
 def membership_removal_date(ctx: Ctx):
     end = _account_day(ctx, "membership-end") or (
-        clock.parse_day(ctx.fields["request-date"]) if ctx.fields.get("request-date") else clock.local_day(ctx.now, ctx.tz)
+        clock.parse_day(ctx.fields["request-date"])
+        if ctx.fields.get("request-date")
+        else clock.local_day(ctx.now, ctx.tz)
     )
     removal = dates.membership_data_removal(end, ctx.duration_param("membership_removal"))
     set_deadline(ctx, "membership-end", clock.start_of_day(end, ctx.tz))
@@ -188,10 +204,14 @@ def renew_subscription(ctx: Ctx):
 def record_log_access(ctx: Ctx):
     """Reading logs is itself recorded: this step's event carries the reason as its note.
     The role and the reason are checked by the one gate for sensitive reads."""
-    read_sensitive(ctx.session, ctx.actor, "logs", reason=ctx.note, ticket_id=ctx.ticket.id, record=False)
+    read_sensitive(
+        ctx.session, ctx.actor, "logs", reason=ctx.note, ticket_id=ctx.ticket.id, record=False
+    )
     rows = list(
         ctx.session.exec(
-            select(Evidence).where(Evidence.ticket_id == ctx.ticket.id, Evidence.kind.in_(["log", "arf", "dmarc"]))
+            select(Evidence).where(
+                Evidence.ticket_id == ctx.ticket.id, Evidence.kind.in_(["log", "arf", "dmarc"])
+            )
         )
     )
     ctx.event_data["sensitive_read"] = {"kind": "logs", "evidence": [e.id for e in rows]}

@@ -41,7 +41,9 @@ def account_usable(ctx: Ctx):
     if ctx.account is None:
         return _("no account is linked to this ticket")
     if ctx.account.status in ("deactivated", "erased"):
-        return _("the account is {status}").format(status=label("account-status", ctx.account.status))
+        return _("the account is {status}").format(
+            status=label("account-status", ctx.account.status)
+        )
     return None
 
 
@@ -62,7 +64,9 @@ def requester_is_contact(ctx: Ctx):
 def requester_served(ctx: Ctx):
     target = not_served_by(ctx)
     if target:
-        return _("the provider does not serve this requester: redirect them to {target}").format(target=pick(target))
+        return _("the provider does not serve this requester: redirect them to {target}").format(
+            target=pick(target)
+        )
     return None
 
 
@@ -76,7 +80,9 @@ def requester_not_served(ctx: Ctx):
 @guard("credentials_by_mail_allowed")
 def credentials_by_mail_allowed(ctx: Ctx):
     if not ctx.param("credentials_by_mail", True):
-        return _("access information must never be sent by e-mail: give a one-time code by phone instead")
+        return _(
+            "access information must never be sent by e-mail: give a one-time code by phone instead"
+        )
     return None
 
 
@@ -112,7 +118,9 @@ def field_true(ctx: Ctx, field: str, otherwise: str | None = None):
 @guard("field_in")
 def field_in(ctx: Ctx, field: str, values: list[str]):
     if ctx.fields.get(field) not in values:
-        return _("only when {field} is one of: {values}").format(field=_field(ctx, field), values=", ".join(choice(field, v) for v in values))
+        return _("only when {field} is one of: {values}").format(
+            field=_field(ctx, field), values=", ".join(choice(field, v) for v in values)
+        )
     return None
 
 
@@ -161,7 +169,9 @@ def inactive_for(ctx: Ctx, param: str, states: list[str] | None = None):
 def deadline_reached(ctx: Ctx, deadline: str):
     dl = ctx.deadline(deadline)
     if dl is not None and ctx.now < dl.due_at:
-        return _("not before {name}: {date}").format(name=label("deadline", deadline), date=clock.local_day(dl.due_at, ctx.tz).isoformat())
+        return _("not before {name}: {date}").format(
+            name=label("deadline", deadline), date=clock.local_day(dl.due_at, ctx.tz).isoformat()
+        )
     return None
 
 
@@ -193,8 +203,12 @@ def prior_exchange_or_emergency(ctx: Ctx):
     """Indigos art. 11: an exchange and an attempt at regularisation on this matter first,
     except in an emergency or a special constraint (on-call, reason recorded)."""
     return _this_matter_or(
-        ctx, {"contact", "warning"}, "urgent",
-        _("except in an emergency, an exchange and an attempt at regularisation come first on this matter (record a contact)"),
+        ctx,
+        {"contact", "warning"},
+        "urgent",
+        _(
+            "except in an emergency, an exchange and an attempt at regularisation come first on this matter (record a contact)"
+        ),
     )
 
 
@@ -203,10 +217,12 @@ def prior_step_or_grave(ctx: Ctx, steps: list[str]):
     """CommunesPlone art. 6.11: sanctions "selon la gravité": a minor matter starts with the
     earlier rungs; a grave one (on-call, gravity recorded as the reason) may skip them."""
     return _this_matter_or(
-        ctx, set(steps), "grave",
-        _("according to the gravity: on this matter, first {steps}, unless it is grave (--field grave=yes, on-call, reason recorded)").format(
-            steps=", ".join(label("sanction", st) for st in steps)
-        ),
+        ctx,
+        set(steps),
+        "grave",
+        _(
+            "according to the gravity: on this matter, first {steps}, unless it is grave (--field grave=yes, on-call, reason recorded)"
+        ).format(steps=", ".join(label("sanction", st) for st in steps)),
     )
 
 
@@ -223,8 +239,15 @@ def prior_exchange_or_compromise(ctx: Ctx, quote: str | None = None):
     if _true(ctx.fields.get("compromised")):
         return None
     return _this_matter_or(
-        ctx, {"contact", "warning"}, "urgent",
-        _quoting(quote, _("a prevention exchange first, except in an emergency (--field urgent=yes, on-call, reason recorded) or on compromise")),
+        ctx,
+        {"contact", "warning"},
+        "urgent",
+        _quoting(
+            quote,
+            _(
+                "a prevention exchange first, except in an emergency (--field urgent=yes, on-call, reason recorded) or on compromise"
+            ),
+        ),
     )
 
 
@@ -237,9 +260,16 @@ ACCOUNT_SUSPENSION_GROUNDS = ("grave-risk", "manifest-abuse", "compromise")
 def suspension_grounds(ctx: Ctx, quote: str | None = None):
     """Indigos art. 7: the account is suspended only on one of the three grounds the text
     names, recorded with the step (``ground``, or ``compromised=yes``)."""
-    ground = ctx.fields.get("ground") or ("compromise" if _true(ctx.fields.get("compromised")) else None)
+    ground = ctx.fields.get("ground") or (
+        "compromise" if _true(ctx.fields.get("compromised")) else None
+    )
     if ground not in ACCOUNT_SUSPENSION_GROUNDS:
-        return _quoting(quote, _("record the ground of the account suspension (--field ground=grave-risk|manifest-abuse|compromise)"))
+        return _quoting(
+            quote,
+            _(
+                "record the ground of the account suspension (--field ground=grave-risk|manifest-abuse|compromise)"
+            ),
+        )
     return None
 
 
@@ -253,7 +283,9 @@ def log_purpose_given(ctx: Ctx):
     de statistique, de résolution en contrariété d'usage ou d'investigation sur ordre
     d'instance juridique": one of these purposes, besides the note."""
     if ctx.fields.get("purpose") not in LOG_PURPOSES:
-        return _("reading the logs needs one of the purposes the text gives (--field purpose=technical|statistics|misuse|judicial-order)")
+        return _(
+            "reading the logs needs one of the purposes the text gives (--field purpose=technical|statistics|misuse|judicial-order)"
+        )
     return None
 
 

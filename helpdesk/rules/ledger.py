@@ -20,7 +20,11 @@ def of_account(session: Session, account_id: int | None) -> list[Event]:
     if account_id is None:
         return []
     return list(
-        session.exec(select(Event).where(Event.account_id == account_id, Event.sanction.is_not(None)).order_by(Event.id))
+        session.exec(
+            select(Event)
+            .where(Event.account_id == account_id, Event.sanction.is_not(None))
+            .order_by(Event.id)
+        )
     )
 
 
@@ -30,7 +34,9 @@ def as_rows(events: list[Event], session: Session | None = None) -> list[dict]:
     if session is not None:
         ids = {e.ticket_id for e in events if e.ticket_id}
         if ids:
-            queues = dict(session.exec(select(Ticket.id, Ticket.queue).where(Ticket.id.in_(ids))).all())
+            queues = dict(
+                session.exec(select(Ticket.id, Ticket.queue).where(Ticket.id.in_(ids))).all()
+            )
     return [
         {
             "at": clock.iso(e.at),

@@ -48,6 +48,11 @@ def read_sensitive(
     if account is not None:
         payload["status"] = account.status
     return audit.record(
-        session, actor=actor.login, action=f"read-{what}", note=clean(reason).strip(), ticket_id=ticket_id,
-        account_id=account.id if account is not None else None, data=payload,
+        session,
+        actor=actor.login,
+        action=f"read-{what}",
+        note=clean(reason).strip(),
+        ticket_id=ticket_id,
+        account_id=account.id if account is not None else None,
+        data=payload,
     )

@@ -29,7 +29,12 @@ def queue_actions(ctx: Ctx, kinds: list[str], until: str | None = None, all: boo
         return
     cfg = config.load()
     conns = connectors.for_policy(cfg, ctx.policy.key)
-    params = {"ticket": ctx.ticket.id, "policy": ctx.policy.key, "lang": ctx.ticket.lang, "timezone": ctx.tz}
+    params = {
+        "ticket": ctx.ticket.id,
+        "policy": ctx.policy.key,
+        "lang": ctx.ticket.lang,
+        "timezone": ctx.tz,
+    }
     if until and ctx.fields.get(until):
         params["until"] = clock.iso(clock.parse_datetime(str(ctx.fields[until])))
     if all:
@@ -43,7 +48,9 @@ def queue_actions(ctx: Ctx, kinds: list[str], until: str | None = None, all: boo
         able = [c for c in conns if kind in c.kinds]
         if not able and conns:  # connected, but not for this: said on the step
             ctx.event_data.setdefault("warnings", []).append(
-                _("no service configured for «{kind}» ({policy}): do it by hand").format(kind=kind, policy=ctx.policy.key)
+                _("no service configured for «{kind}» ({policy}): do it by hand").format(
+                    kind=kind, policy=ctx.policy.key
+                )
             )
         if not able and ctx.training:  # the trainee still sees what a real set-up would do
             able = [None]
@@ -64,5 +71,3 @@ def queue_actions(ctx: Ctx, kinds: list[str], until: str | None = None, all: boo
             ctx.session.add(row)
             ctx.session.flush()
             ctx.actions.append(row)
-
-

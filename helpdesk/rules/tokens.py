@@ -19,7 +19,11 @@ CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # nothing to misread over the
 
 
 def hash_secret(secret: str) -> str:
-    return hashlib.sha256(secret.strip().replace("-", "").upper().encode()).hexdigest() if _is_code(secret) else hashlib.sha256(secret.strip().encode()).hexdigest()
+    return (
+        hashlib.sha256(secret.strip().replace("-", "").upper().encode()).hexdigest()
+        if _is_code(secret)
+        else hashlib.sha256(secret.strip().encode()).hexdigest()
+    )
 
 
 def _is_code(secret: str) -> bool:
@@ -47,7 +51,9 @@ def mint(session: Session, token: ResetToken, now: datetime, *, phone: bool = Fa
 
 def redeem(session: Session, secret: str, now: datetime) -> ResetToken | None:
     """Use a secret once: the token if it is valid now (then spent), else None."""
-    token = session.exec(select(ResetToken).where(ResetToken.token_hash == hash_secret(secret))).first()
+    token = session.exec(
+        select(ResetToken).where(ResetToken.token_hash == hash_secret(secret))
+    ).first()
     if token is None or token.used_at is not None or now >= token.expires_at:
         return None
     token.used_at = now

@@ -23,7 +23,16 @@ from helpdesk.base.errors import BadInput, NotFound, Refused
 from helpdesk.base.fields import EMAIL
 from helpdesk.base.i18n import _, pick
 from helpdesk.base.labels import label
-from helpdesk.storage.models import Account, Deadline, Event, Policy, State, Ticket, Volunteer, Workflow
+from helpdesk.storage.models import (
+    Account,
+    Deadline,
+    Event,
+    Policy,
+    State,
+    Ticket,
+    Volunteer,
+    Workflow,
+)
 from helpdesk.base.roles import ROLES, SYSTEM, login_problem
 from helpdesk.base.untrusted import clean
 from helpdesk.rules.sensitive import SENSITIVE, read_sensitive  # noqa: F401 - the service's gate
@@ -40,9 +49,18 @@ def check_login(login) -> str:
     ``roles.LOGIN``, and none of the names the core uses for its own steps."""
     problem = login_problem(login)
     if problem == "reserved":
-        raise Refused("reserved-login", _("{login!r} is a name the helpdesk uses for its own steps: no volunteer may use it").format(login=login))
+        raise Refused(
+            "reserved-login",
+            _(
+                "{login!r} is a name the helpdesk uses for its own steps: no volunteer may use it"
+            ).format(login=login),
+        )
     if problem:
-        raise BadInput(_("a login is a letter or digit, then letters, digits, '-', '_' or '.', at most 64: {login!r}").format(login=login))
+        raise BadInput(
+            _(
+                "a login is a letter or digit, then letters, digits, '-', '_' or '.', at most 64: {login!r}"
+            ).format(login=login)
+        )
     return login
 
 
@@ -54,9 +72,13 @@ def actor_for(session: Session, login: str | None, *, required: bool = True) -> 
     check_login(login)
     v = session.get(Volunteer, login)
     if v is None:
-        raise BadInput(_("unknown volunteer {login!r} (helpdesk volunteer add)").format(login=login))
+        raise BadInput(
+            _("unknown volunteer {login!r} (helpdesk volunteer add)").format(login=login)
+        )
     if not v.active:
-        raise Refused("withdrawn", _("{login} was withdrawn: their access is closed").format(login=login))
+        raise Refused(
+            "withdrawn", _("{login} was withdrawn: their access is closed").format(login=login)
+        )
     return Actor(v.login, v.role, tuple(v.policies or ()))
 
 
@@ -78,7 +100,12 @@ def volunteer_admin(session: Session, login: str | None) -> Actor:
         actor = actor_for(session, login)
         engine.require_role(session, actor, "techadmin")
         return actor
-    if session.exec(select(Volunteer.login).where(Volunteer.active, Volunteer.role == "techadmin")).first() is None:
+    if (
+        session.exec(
+            select(Volunteer.login).where(Volunteer.active, Volunteer.role == "techadmin")
+        ).first()
+        is None
+    ):
         return installer()
     raise BadInput(_("who is acting? give --as LOGIN or set HELPDESK_USER"))
 
@@ -94,15 +121,23 @@ def _check_grant(session: Session, actor: Actor, v: Volunteer | None, policies: 
 
 
 def add_volunteer(
-    session: Session, login: str, role: str, *, name: str = "", ssh_key: str | None = None,
-    policies: list[str] | None = None, actor: Actor = SYSTEM_ACTOR,
+    session: Session,
+    login: str,
+    role: str,
+    *,
+    name: str = "",
+    ssh_key: str | None = None,
+    policies: list[str] | None = None,
+    actor: Actor = SYSTEM_ACTOR,
 ) -> Volunteer:
     """Add a volunteer or change their role, scope, name or keys: a techadmin's act (or the
     installer's, or the core's when it builds a training database), recorded before → after."""
     if actor.role not in ("installer", SYSTEM):
         engine.require_role(session, actor, "techadmin")
     if role not in ROLES:
-        raise BadInput(_("unknown role {role!r} (roles: {roles})").format(role=role, roles=", ".join(ROLES)))
+        raise BadInput(
+            _("unknown role {role!r} (roles: {roles})").format(role=role, roles=", ".join(ROLES))
+        )
     login = check_login(login.strip() if isinstance(login, str) else login)
     scope = sorted(set(policies or []))
     for key in scope:
@@ -123,20 +158,37 @@ def add_volunteer(
         key = sshkeys.normalise(ssh_key)
         for other in session.exec(select(Volunteer).where(Volunteer.login != login)):
             if key in (other.ssh_keys or []):
-                raise BadInput(_("this key already identifies {login}: one key, one person").format(login=other.login))
+                raise BadInput(
+                    _("this key already identifies {login}: one key, one person").format(
+                        login=other.login
+                    )
+                )
         v.ssh_keys = sorted(set(v.ssh_keys or []) | {key})
     session.add(v)
     after = _volunteer_facts(v)
     if before != after:
-        audit.record(session, actor=actor.login, action="volunteer-add", data={"login": login, "role": role, "before": before, "after": after})
+        audit.record(
+            session,
+            actor=actor.login,
+            action="volunteer-add",
+            data={"login": login, "role": role, "before": before, "after": after},
+        )
     return v
 
 
 def _volunteer_facts(v: Volunteer) -> dict:
-    return {"role": v.role, "policies": list(v.policies or []), "active": bool(v.active), "name": v.name, "ssh_keys": len(v.ssh_keys or [])}
+    return {
+        "role": v.role,
+        "policies": list(v.policies or []),
+        "active": bool(v.active),
+        "name": v.name,
+        "ssh_keys": len(v.ssh_keys or []),
+    }
 
 
-def withdraw(session: Session, login: str, *, key: str | None = None, actor: Actor = SYSTEM_ACTOR) -> Volunteer:
+def withdraw(
+    session: Session, login: str, *, key: str | None = None, actor: Actor = SYSTEM_ACTOR
+) -> Volunteer:
     """Remove one key of a volunteer, or (no key) withdraw the volunteer altogether: a
     techadmin's act, recorded before → after."""
     from helpdesk.service import sshkeys
@@ -145,7 +197,9 @@ def withdraw(session: Session, login: str, *, key: str | None = None, actor: Act
         engine.require_role(session, actor, "techadmin")
     v = session.get(Volunteer, login)
     if v is None:
-        raise NotFound(_("unknown volunteer {login!r} (helpdesk volunteer add)").format(login=login))
+        raise NotFound(
+            _("unknown volunteer {login!r} (helpdesk volunteer add)").format(login=login)
+        )
     _check_grant(session, actor, v, [])
     before = _volunteer_facts(v)
     if key is None:
@@ -156,7 +210,12 @@ def withdraw(session: Session, login: str, *, key: str | None = None, actor: Act
             raise BadInput(_("{login} has no such key").format(login=login))
         v.ssh_keys = [k for k in v.ssh_keys if k != wanted]
     session.add(v)
-    audit.record(session, actor=actor.login, action="volunteer-withdraw", data={"login": login, "key": bool(key), "before": before, "after": _volunteer_facts(v)})
+    audit.record(
+        session,
+        actor=actor.login,
+        action="volunteer-withdraw",
+        data={"login": login, "key": bool(key), "before": before, "after": _volunteer_facts(v)},
+    )
     return v
 
 
@@ -169,9 +228,15 @@ def find_account(session: Session, login: str, policy: str | None = None) -> Acc
         q = q.where(Account.policy_key == policy)
     rows = list(session.exec(q))
     if not rows:
-        raise NotFound(_("no account {login!r}{where}").format(login=login, where=f" ({policy})" if policy else ""))
+        raise NotFound(
+            _("no account {login!r}{where}").format(
+                login=login, where=f" ({policy})" if policy else ""
+            )
+        )
     if len(rows) > 1:
-        raise BadInput(_("{login!r} exists under several policies: give --policy").format(login=login))
+        raise BadInput(
+            _("{login!r} exists under several policies: give --policy").format(login=login)
+        )
     return rows[0]
 
 
@@ -197,9 +262,17 @@ def add_account(
         raise BadInput(_("unknown policy {key!r}").format(key=policy))
     engine.check_writer(session, actor, policy)
     if kind not in ACCOUNT_KINDS:
-        raise BadInput(_("unknown account kind {kind!r} ({kinds})").format(kind=kind, kinds=", ".join(ACCOUNT_KINDS)))
+        raise BadInput(
+            _("unknown account kind {kind!r} ({kinds})").format(
+                kind=kind, kinds=", ".join(ACCOUNT_KINDS)
+            )
+        )
     if status is not None and status not in ACCOUNT_STATUSES:
-        raise BadInput(_("unknown account status {status!r} ({statuses})").format(status=status, statuses=", ".join(ACCOUNT_STATUSES)))
+        raise BadInput(
+            _("unknown account status {status!r} ({statuses})").format(
+                status=status, statuses=", ".join(ACCOUNT_STATUSES)
+            )
+        )
     email = email.strip().lower()
     for address in [email, *(contacts or [])]:
         if address and not EMAIL.match(address):
@@ -210,17 +283,27 @@ def add_account(
             try:
                 value = clock.parse_day(value).isoformat()
             except clock.BadDate:
-                raise BadInput(_("field {name}: a date YYYY-MM-DD expected, not {value!r}").format(name=key, value=value)) from None
+                raise BadInput(
+                    _("field {name}: a date YYYY-MM-DD expected, not {value!r}").format(
+                        name=key, value=value
+                    )
+                ) from None
         if key == "ips":
             value = networks.normalise(value)
         checked[key] = clean(str(value))
     now = clock.now()
-    acc = session.exec(select(Account).where(Account.policy_key == policy, Account.login == login)).first()
+    acc = session.exec(
+        select(Account).where(Account.policy_key == policy, Account.login == login)
+    ).first()
     before = None
     if acc is not None:
         _check_immutable(session, acc, checked)
         before = (list(acc.contacts or []), dict(acc.fields or {}))
-    if status is not None and status != (acc.status if acc is not None else "active") and not actor.is_system:
+    if (
+        status is not None
+        and status != (acc.status if acc is not None else "active")
+        and not actor.is_system
+    ):
         engine.require_role(session, actor, "techadmin", policy)
     facts_before = account_facts(acc) if acc is not None else None
     if acc is None:
@@ -246,19 +329,33 @@ def add_account(
     acc.updated_at = now
     session.add(acc)
     session.flush()
-    _record_account_change(session, actor, "account-add" if facts_before is None else "account-update", acc, facts_before)
+    _record_account_change(
+        session,
+        actor,
+        "account-add" if facts_before is None else "account-update",
+        acc,
+        facts_before,
+    )
     return acc
 
 
 def account_facts(acc: Account) -> dict:
     """What an account change is recorded with, before and after."""
     return {
-        "email": acc.email, "kind": acc.kind, "org": acc.org, "contacts": list(acc.contacts or []), "status": acc.status,
-        "lang": acc.lang, "last_login": clock.iso(acc.last_login), "fields": dict(acc.fields or {}),
+        "email": acc.email,
+        "kind": acc.kind,
+        "org": acc.org,
+        "contacts": list(acc.contacts or []),
+        "status": acc.status,
+        "lang": acc.lang,
+        "last_login": clock.iso(acc.last_login),
+        "fields": dict(acc.fields or {}),
     }
 
 
-def _record_account_change(session: Session, actor: Actor, action: str, acc: Account, before: dict | None) -> None:
+def _record_account_change(
+    session: Session, actor: Actor, action: str, acc: Account, before: dict | None
+) -> None:
     """An event for a change of an account, with what changed before → after (nothing
     changed: no event)."""
     after = account_facts(acc)
@@ -268,12 +365,22 @@ def _record_account_change(session: Session, actor: Actor, action: str, acc: Acc
             return
         before, after = {k: before.get(k) for k in changed}, {k: after[k] for k in changed}
     audit.record(
-        session, actor=actor.login, action=action, account_id=acc.id,
+        session,
+        actor=actor.login,
+        action=action,
+        account_id=acc.id,
         data={"login": acc.login, "policy": acc.policy_key, "before": before, "after": after},
     )
 
 
-def change_contacts(session: Session, acc: Account, *, add: list[str] = (), remove: list[str] = (), actor: Actor = SYSTEM_ACTOR) -> Account:
+def change_contacts(
+    session: Session,
+    acc: Account,
+    *,
+    add: list[str] = (),
+    remove: list[str] = (),
+    actor: Actor = SYSTEM_ACTOR,
+) -> Account:
     """Add and remove an account's contact addresses (``account_rules`` may refuse),
     recorded before → after: a contact address is where a password reset may be sent."""
     engine.check_writer(session, actor, acc.policy_key)
@@ -286,7 +393,11 @@ def change_contacts(session: Session, acc: Account, *, add: list[str] = (), remo
     old = list(acc.contacts or [])
     unknown = sorted(remove - set(old))
     if unknown:
-        raise BadInput(_("{address} is not a contact of {login}").format(address=", ".join(unknown), login=acc.login))
+        raise BadInput(
+            _("{address} is not a contact of {login}").format(
+                address=", ".join(unknown), login=acc.login
+            )
+        )
     kept = [c for c in old if c not in remove]
     acc.contacts = kept + [a for a in dict.fromkeys(add) if a not in kept]
     account_rules.check_contacts_kept(session, acc, old, dict(acc.fields or {}))
@@ -306,7 +417,9 @@ def _check_immutable(session: Session, acc: Account, fields: dict) -> None:
             ref, _text = engine.citation(policy, cite)
             raise Refused(
                 "immutable-field",
-                _("{field} of {login} is {old} and can never be changed").format(field=name, login=acc.login, old=old),
+                _("{field} of {login} is {old} and can never be changed").format(
+                    field=name, login=acc.login, old=old
+                ),
                 ref,
             )
 
@@ -389,7 +502,9 @@ def event_view(e: Event) -> dict:
 def deadlines(session: Session, ticket: Ticket) -> list[Deadline]:
     return list(
         session.exec(
-            select(Deadline).where(Deadline.ticket_id == ticket.id, Deadline.status != "cancelled").order_by(Deadline.due_at)
+            select(Deadline)
+            .where(Deadline.ticket_id == ticket.id, Deadline.status != "cancelled")
+            .order_by(Deadline.due_at)
         )
     )
 
@@ -419,18 +534,31 @@ def binding_dates(session: Session, tickets: list[Ticket]) -> dict[int, Deadline
     by_id = {t.id: t for t in tickets}
     rows = session.exec(
         select(Deadline)
-        .where(Deadline.ticket_id.in_(list(by_id)), Deadline.name.in_(sorted(names)), Deadline.status.in_(("pending", "info")))
+        .where(
+            Deadline.ticket_id.in_(list(by_id)),
+            Deadline.name.in_(sorted(names)),
+            Deadline.status.in_(("pending", "info")),
+        )
         .order_by(Deadline.due_at)
     )
     for dl in rows:
         t = by_id[dl.ticket_id]
-        if t.state_kind != "done" and dl.ticket_id not in out and dl.name in binding_names(session.get(Policy, t.policy_key)):
+        if (
+            t.state_kind != "done"
+            and dl.ticket_id not in out
+            and dl.name in binding_names(session.get(Policy, t.policy_key))
+        ):
             out[dl.ticket_id] = dl
     return out
 
 
 def ticket_view(
-    session: Session, ticket: Ticket, actor: Actor, *, now: datetime | None = None, history: int | None = None,
+    session: Session,
+    ticket: Ticket,
+    actor: Actor,
+    *,
+    now: datetime | None = None,
+    history: int | None = None,
     citation_texts: bool = False,
 ) -> dict:
     """Everything about a ticket that a screen or ``ticket show`` prints. ``history``: only
@@ -441,18 +569,30 @@ def ticket_view(
     state = d.states.get(ticket.state)
     merged_from = conversation.merged_sources(session, ticket)
     # The history of the tickets merged into this one shows here too.
-    of_ticket = select(Event).where(Event.ticket_id.in_([ticket.id, *merged_from]) if merged_from else Event.ticket_id == ticket.id)
+    of_ticket = select(Event).where(
+        Event.ticket_id.in_([ticket.id, *merged_from])
+        if merged_from
+        else Event.ticket_id == ticket.id
+    )
     if history is None:
         events = list(session.exec(of_ticket.order_by(Event.id)))
         total = len(events)
         first = events[0] if events else None
     else:
         events = list(session.exec(of_ticket.order_by(Event.id.desc()).limit(history)))[::-1]
-        total = session.exec(select(func.count()).select_from(Event).where(Event.ticket_id == ticket.id)).one()
-        first = events[0] if total == len(events) else session.exec(of_ticket.order_by(Event.id).limit(1)).first()
+        total = session.exec(
+            select(func.count()).select_from(Event).where(Event.ticket_id == ticket.id)
+        ).one()
+        first = (
+            events[0]
+            if total == len(events)
+            else session.exec(of_ticket.order_by(Event.id).limit(1)).first()
+        )
     visited = {
         key
-        for pair in session.exec(select(Event.from_state, Event.to_state).where(Event.ticket_id == ticket.id).distinct())
+        for pair in session.exec(
+            select(Event.from_state, Event.to_state).where(Event.ticket_id == ticket.id).distinct()
+        )
         for key in pair
         if key
     }
@@ -463,7 +603,9 @@ def ticket_view(
         "queue": ticket.queue,
         "policy": ticket.policy_key,
         "state": ticket.state,
-        "state_label": pick(state.label) if state else (_("merged") if ticket.merged_into else ticket.state),
+        "state_label": pick(state.label)
+        if state
+        else (_("merged") if ticket.merged_into else ticket.state),
         "state_kind": ticket.state_kind,
         "account": account.login if account else None,
         "account_status": account.status if account else None,
@@ -482,9 +624,14 @@ def ticket_view(
         "deadlines": {dl.name: clock.iso(dl.due_at) for dl in dls},
         "deadline_details": [
             {
-                "name": dl.name, "at": clock.iso(dl.due_at), "status": dl.status, "action": dl.action, "note": dl.note,
+                "name": dl.name,
+                "at": clock.iso(dl.due_at),
+                "status": dl.status,
+                "action": dl.action,
+                "note": dl.note,
                 # binding: a date the provider's text fixes; indicative: the team's own target
-                "binding": dl.name in binding, "indicative": dl.name in INDICATIVE_DEADLINES,
+                "binding": dl.name in binding,
+                "indicative": dl.name in INDICATIVE_DEADLINES,
             }
             for dl in dls
         ],
@@ -494,7 +641,9 @@ def ticket_view(
             if s.key in reachable(d, first.to_state if first else ticket.state)
         ],
         "visited": sorted(visited),
-        "actions": [a.as_dict(texts=citation_texts) for a in engine.actions(session, ticket, actor, now)],
+        "actions": [
+            a.as_dict(texts=citation_texts) for a in engine.actions(session, ticket, actor, now)
+        ],
         "events": [event_view(e) for e in events],
         "events_total": total,
         # The account's sanctions ledger across queues: shown where the decision is taken;
@@ -508,7 +657,10 @@ def ticket_view(
         "waiting_on": conversation.waiting_on(session, ticket),
         "messages": messages.of_ticket(session, ticket, limit=history),
         **mails_view(session, ticket),
-        "service_actions": [{**a, "line": service_actions.describe(a)} for a in service_actions.of_ticket(session, ticket.id)],
+        "service_actions": [
+            {**a, "line": service_actions.describe(a)}
+            for a in service_actions.of_ticket(session, ticket.id)
+        ],
     }
 
 
@@ -524,15 +676,41 @@ def mails_view(session: Session, ticket: Ticket) -> dict:
     for m in session.exec(select(Outbox).where(Outbox.ticket_id == ticket.id).order_by(Outbox.id)):
         bounce = None
         if m.bounce_kind:
-            bounce = {"at": clock.iso(m.bounced_at), "kind": m.bounce_kind, "status": m.bounce_status or None, "reason": m.bounce_reason}
-        mails.append({"id": m.id, "to": m.to_addr, "subject": m.subject, "template": m.template, "status": m.status,
-                      "sent_at": clock.iso(m.sent_at), "bounce": bounce})
+            bounce = {
+                "at": clock.iso(m.bounced_at),
+                "kind": m.bounce_kind,
+                "status": m.bounce_status or None,
+                "reason": m.bounce_reason,
+            }
+        mails.append(
+            {
+                "id": m.id,
+                "to": m.to_addr,
+                "subject": m.subject,
+                "template": m.template,
+                "status": m.status,
+                "sent_at": clock.iso(m.sent_at),
+                "bounce": bounce,
+            }
+        )
         if m.status == "bounced":
-            attention.append({"reason": "mail-bounced", "outbox": m.id, "to": m.to_addr, "template": m.template,
-                              "status": m.bounce_status or None, "text": m.bounce_reason})
+            attention.append(
+                {
+                    "reason": "mail-bounced",
+                    "outbox": m.id,
+                    "to": m.to_addr,
+                    "template": m.template,
+                    "status": m.bounce_status or None,
+                    "text": m.bounce_reason,
+                }
+            )
     # A returned mail makes the ticket wait for a volunteer; otherwise the conversation
     # says who it waits on (ticket_view's waiting_on stays).
-    return {"mails": mails, "attention": attention, **({"waiting_on": "volunteer"} if attention else {})}
+    return {
+        "mails": mails,
+        "attention": attention,
+        **({"waiting_on": "volunteer"} if attention else {}),
+    }
 
 
 def actions_needing_attention(session: Session, limit: int = 8) -> tuple[int, list[dict]]:
@@ -541,7 +719,11 @@ def actions_needing_attention(session: Session, limit: int = 8) -> tuple[int, li
     total, rows = service_actions.needing_attention(session, limit)
     for a in rows:
         a["line"] = _("service action #{id} {status}: {what} (ticket #{ticket})").format(
-            id=a["id"], status=label("service-action-status", a["status"]), what=service_actions.describe(a), ticket=a["ticket"])
+            id=a["id"],
+            status=label("service-action-status", a["status"]),
+            what=service_actions.describe(a),
+            ticket=a["ticket"],
+        )
     return total, rows
 
 
@@ -625,21 +807,39 @@ def list_tickets(
     return list(session.exec(q.offset(offset).limit(limit)))
 
 
-def check_filters(session: Session, *, policy: str | None = None, assignee: str | None = None, status: str | None = None,
-                  limit: int | None = None, offset: int | None = None) -> None:
+def check_filters(
+    session: Session,
+    *,
+    policy: str | None = None,
+    assignee: str | None = None,
+    status: str | None = None,
+    limit: int | None = None,
+    offset: int | None = None,
+) -> None:
     if policy and session.get(Policy, policy) is None:
         raise BadInput(_("unknown policy {key!r}").format(key=policy))
     if assignee and session.get(Volunteer, assignee) is None:
-        raise BadInput(_("unknown volunteer {login!r} (helpdesk volunteer add)").format(login=assignee))
+        raise BadInput(
+            _("unknown volunteer {login!r} (helpdesk volunteer add)").format(login=assignee)
+        )
     if status and status not in ACCOUNT_STATUSES:
-        raise BadInput(_("unknown account status {status!r} ({statuses})").format(status=status, statuses=", ".join(ACCOUNT_STATUSES)))
+        raise BadInput(
+            _("unknown account status {status!r} ({statuses})").format(
+                status=status, statuses=", ".join(ACCOUNT_STATUSES)
+            )
+        )
     if limit is not None and not 1 <= limit <= MAX_INT:
         raise BadInput(_("--limit is a number from 1 to {max}").format(max=MAX_INT))
     if offset is not None and not 0 <= offset <= MAX_INT:
         raise BadInput(_("--offset is a number from 0 to {max}").format(max=MAX_INT))
 
 
-def ticket_row(session: Session, t: Ticket, accounts: dict[int, str] | None = None, binding: dict[int, Deadline] | None = None) -> dict:
+def ticket_row(
+    session: Session,
+    t: Ticket,
+    accounts: dict[int, str] | None = None,
+    binding: dict[int, Deadline] | None = None,
+) -> dict:
     login = None
     if t.account_id:
         login = accounts.get(t.account_id) if accounts is not None else None
@@ -656,7 +856,9 @@ def ticket_row(session: Session, t: Ticket, accounts: dict[int, str] | None = No
         "requester": t.requester,
         "subject": t.subject,
         "due_at": clock.iso(t.due_at),
-        "binding_at": clock.iso(b.due_at) if (b := (binding if binding is not None else binding_dates(session, [t])).get(t.id)) else None,
+        "binding_at": clock.iso(b.due_at)
+        if (b := (binding if binding is not None else binding_dates(session, [t])).get(t.id))
+        else None,
         "binding": b.name if b else None,
         "opened_at": clock.iso(t.opened_at),
         "assignee": t.assignee,
@@ -669,14 +871,20 @@ def queue_counts(session: Session, now: datetime | None = None) -> dict[str, dic
     out: dict[str, dict[str, int]] = {}
     rows = session.exec(
         select(Ticket.queue, Ticket.state_kind, func.count())
-        .where(Ticket.state_kind.in_(("open", "waiting")))  # IN uses the queue/state index; != scans
+        .where(
+            Ticket.state_kind.in_(("open", "waiting"))
+        )  # IN uses the queue/state index; != scans
         .group_by(Ticket.queue, Ticket.state_kind)
     )
     for queue, kind, n in rows:
         out.setdefault(queue, {"open": 0, "waiting": 0, "overdue": 0})[kind] = n
     for queue, n in session.exec(
         select(Ticket.queue, func.count())
-        .where(Ticket.state_kind.in_(("open", "waiting")), Ticket.due_at.is_not(None), Ticket.due_at <= now)
+        .where(
+            Ticket.state_kind.in_(("open", "waiting")),
+            Ticket.due_at.is_not(None),
+            Ticket.due_at <= now,
+        )
         .group_by(Ticket.queue)
     ):
         out.setdefault(queue, {"open": 0, "waiting": 0, "overdue": 0})["overdue"] = n
@@ -696,8 +904,10 @@ def binding_counts(session: Session) -> dict[str, int]:
             select(Ticket.queue, func.count(func.distinct(Ticket.id)))
             .join(Deadline, Deadline.ticket_id == Ticket.id)
             .where(
-                Ticket.policy_key == policy.key, Ticket.state_kind.in_(("open", "waiting")),
-                Deadline.name.in_(sorted(names)), Deadline.status.in_(("pending", "info")),
+                Ticket.policy_key == policy.key,
+                Ticket.state_kind.in_(("open", "waiting")),
+                Deadline.name.in_(sorted(names)),
+                Deadline.status.in_(("pending", "info")),
             )
             .group_by(Ticket.queue)
         )
@@ -711,13 +921,18 @@ def policy_view(session: Session, key: str) -> dict:
     if p is None:
         raise NotFound(_("unknown policy {key!r}").format(key=key))
     workflows = []
-    for wf in session.exec(select(Workflow).where(Workflow.policy_key == key).order_by(Workflow.id)):
+    for wf in session.exec(
+        select(Workflow).where(Workflow.policy_key == key).order_by(Workflow.id)
+    ):
         d = engine.definition(session, wf.id)
         workflows.append(
             {
                 "queue": wf.queue,
                 "title": pick(wf.title),
-                "states": [{"key": s.key, "label": pick(s.label), "kind": s.kind} for s in d.states.values()],
+                "states": [
+                    {"key": s.key, "label": pick(s.label), "kind": s.kind}
+                    for s in d.states.values()
+                ],
                 "actions": [
                     {
                         "key": t.key,
@@ -748,11 +963,19 @@ def policy_view(session: Session, key: str) -> dict:
 
 def search_accounts(session: Session, text: str, limit: int = 20) -> list[Account]:
     like = f"%{text}%"
-    return list(session.exec(select(Account).where(or_(Account.login.like(like), Account.email.like(like))).limit(limit)))
+    return list(
+        session.exec(
+            select(Account)
+            .where(or_(Account.login.like(like), Account.email.like(like)))
+            .limit(limit)
+        )
+    )
 
 
 def state_label(session: Session, ticket: Ticket) -> str:
-    s = session.exec(select(State).where(State.workflow_id == ticket.workflow_id, State.key == ticket.state)).first()
+    s = session.exec(
+        select(State).where(State.workflow_id == ticket.workflow_id, State.key == ticket.state)
+    ).first()
     if s is None and ticket.merged_into is not None:
         return _("merged")
     return pick(s.label) if s else ticket.state
@@ -766,7 +989,14 @@ def state_label(session: Session, ticket: Ticket) -> str:
 CLAIM_MINUTES = 10
 
 
-def claim(session: Session, ticket_id: int, actor: Actor, *, minutes: int = CLAIM_MINUTES, now: datetime | None = None) -> tuple[str | None, datetime | None]:
+def claim(
+    session: Session,
+    ticket_id: int,
+    actor: Actor,
+    *,
+    minutes: int = CLAIM_MINUTES,
+    now: datetime | None = None,
+) -> tuple[str | None, datetime | None]:
     """Mark ``actor`` as having the ticket open until ``now + minutes``.
 
     Returns ``(holder, expires)``: ``holder`` is someone else who holds an unexpired claim
@@ -776,7 +1006,12 @@ def claim(session: Session, ticket_id: int, actor: Actor, *, minutes: int = CLAI
 
     now = now or clock.now()
     ticket = engine.load_ticket(session, ticket_id)
-    if ticket.claimed_by and ticket.claimed_by != actor.login and ticket.claim_expires and ticket.claim_expires > now:
+    if (
+        ticket.claimed_by
+        and ticket.claimed_by != actor.login
+        and ticket.claim_expires
+        and ticket.claim_expires > now
+    ):
         return ticket.claimed_by, ticket.claim_expires
     ticket.claimed_by = actor.login
     ticket.claim_expires = now + relativedelta(minutes=minutes)
@@ -795,26 +1030,50 @@ def release(session: Session, ticket_id: int, actor: Actor) -> bool:
     return True
 
 
-def assign(session: Session, ticket_id: int, actor: Actor, login: str | None, *, expected_version: int | None = None) -> Ticket:
+def assign(
+    session: Session,
+    ticket_id: int,
+    actor: Actor,
+    login: str | None,
+    *,
+    expected_version: int | None = None,
+) -> Ticket:
     """Give a ticket to a volunteer (``None``: to nobody). Recorded as an event."""
     if login is not None:
         v = session.get(Volunteer, login)
         if v is None or not v.active:
-            raise BadInput(_("unknown volunteer {login!r} (helpdesk volunteer add)").format(login=login))
+            raise BadInput(
+                _("unknown volunteer {login!r} (helpdesk volunteer add)").format(login=login)
+            )
     return _set_ticket(session, ticket_id, actor, "assignee", login, "assign", expected_version)
 
 
 LANGS = ("fr", "en")
 
 
-def set_lang(session: Session, ticket_id: int, actor: Actor, lang: str, *, expected_version: int | None = None) -> Ticket:
+def set_lang(
+    session: Session,
+    ticket_id: int,
+    actor: Actor,
+    lang: str,
+    *,
+    expected_version: int | None = None,
+) -> Ticket:
     """Choose the language of the mails a ticket sends (its requester's). Recorded as an event."""
     if lang not in LANGS:
         raise BadInput(_("unknown language {lang!r} (fr or en)").format(lang=lang))
     return _set_ticket(session, ticket_id, actor, "lang", lang, "set-lang", expected_version)
 
 
-def _set_ticket(session: Session, ticket_id: int, actor: Actor, name: str, value, action: str, expected_version: int | None) -> Ticket:
+def _set_ticket(
+    session: Session,
+    ticket_id: int,
+    actor: Actor,
+    name: str,
+    value,
+    action: str,
+    expected_version: int | None,
+) -> Ticket:
     """Change one attribute of a ticket outside its procedure: a writer, no lost update
     (the version moves), and an event with the value before and after."""
     ticket = engine.load_ticket(session, ticket_id, for_update=True)
@@ -827,5 +1086,12 @@ def _set_ticket(session: Session, ticket_id: int, actor: Actor, name: str, value
     ticket.version = (ticket.version or 0) + 1
     ticket.updated_at = clock.now()
     session.add(ticket)
-    audit.record(session, actor=actor.login, action=action, ticket_id=ticket.id, account_id=ticket.account_id, data={name: [before, value]})
+    audit.record(
+        session,
+        actor=actor.login,
+        action=action,
+        ticket_id=ticket.id,
+        account_id=ticket.account_id,
+        data={name: [before, value]},
+    )
     return ticket

@@ -16,7 +16,10 @@ def local_time(at: str | None, tz: str) -> str:
 
     if not at:
         return ""
-    return clock.as_utc(clock.parse_datetime(at)).astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M") + f" ({tz})"
+    return (
+        clock.as_utc(clock.parse_datetime(at)).astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M")
+        + f" ({tz})"
+    )
 
 
 def summary_lines(view: dict) -> list[tuple[str, str | None]]:
@@ -28,9 +31,18 @@ def summary_lines(view: dict) -> list[tuple[str, str | None]]:
     if view.get("classification"):
         c = view["classification"]
         words = ", ".join(f"«{w}»" for w in c["words"]) or _("no procedure's words")
-        lines.append((_("classified as {queue}: {words}").format(queue=c["queue"], words=words), None))
+        lines.append(
+            (_("classified as {queue}: {words}").format(queue=c["queue"], words=words), None)
+        )
     if view.get("candidates"):
-        lines.append((_("accounts the complaint names (none chosen): {logins}").format(logins=", ".join(view["candidates"])), None))
+        lines.append(
+            (
+                _("accounts the complaint names (none chosen): {logins}").format(
+                    logins=", ".join(view["candidates"])
+                ),
+                None,
+            )
+        )
     if view.get("waiting_on") == "requester":
         lines.append((_("waiting for the requester's answer"), "bold"))
     return lines
@@ -54,12 +66,20 @@ def message_heading(m: dict, tz: str = "UTC") -> str:
 
 def status_word(status: str) -> str:
     return {
-        "pending": _("waiting to leave"), "sending": _("leaving"), "sent": _("sent"), "failed": _("failed"),
-        "held": _("held"), "uncertain": _("uncertain"), "bounced": _("bounced"),
+        "pending": _("waiting to leave"),
+        "sending": _("leaving"),
+        "sent": _("sent"),
+        "failed": _("failed"),
+        "held": _("held"),
+        "uncertain": _("uncertain"),
+        "bounced": _("bounced"),
     }.get(status, status)
 
 
 def attachment_line(a: dict) -> str:
     return _("attachment: {name} ({type}, {size} bytes, sha256 {sha})").format(
-        name=a.get("name") or "-", type=a.get("type") or "?", size=a.get("size", 0), sha=(a.get("sha256") or "")[:16]
+        name=a.get("name") or "-",
+        type=a.get("type") or "?",
+        size=a.get("size", 0),
+        sha=(a.get("sha256") or "")[:16],
     )

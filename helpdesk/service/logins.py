@@ -28,11 +28,15 @@ from helpdesk.storage.models import Account, LoginSeen, Policy
 from helpdesk.base.untrusted import clean
 
 
-def record(s: Session, account: Account, source: str, seen_at: datetime | None, now: datetime) -> bool:
+def record(
+    s: Session, account: Account, source: str, seen_at: datetime | None, now: datetime
+) -> bool:
     """Remember that ``source`` saw ``account`` log in at ``seen_at``; True if it is news."""
     if seen_at is None:
         return False
-    row = s.exec(select(LoginSeen).where(LoginSeen.account_id == account.id, LoginSeen.source == source)).first()
+    row = s.exec(
+        select(LoginSeen).where(LoginSeen.account_id == account.id, LoginSeen.source == source)
+    ).first()
     changed = False
     if row is None:
         s.add(LoginSeen(account_id=account.id, source=source, seen_at=seen_at, read_at=now))
@@ -71,23 +75,45 @@ def sync(url: str | None, policy_key: str, cfg, actor) -> dict:
             raise BadInput(_("unknown policy {key!r}").format(key=policy_key))
     conns = connectors.for_policy(cfg, policy_key)
     if not conns:
-        raise BadInput(_("no connector serves {policy} in helpdesk.toml: nothing to sync").format(policy=policy_key))
-    report = {"policy": policy_key, "added": [], "updated": [], "logins": 0, "problems": [], "sources": []}
+        raise BadInput(
+            _("no connector serves {policy} in helpdesk.toml: nothing to sync").format(
+                policy=policy_key
+            )
+        )
+    report = {
+        "policy": policy_key,
+        "added": [],
+        "updated": [],
+        "logins": 0,
+        "problems": [],
+        "sources": [],
+    }
     for c in conns:
         try:
             listed = c.accounts() if hasattr(c, "accounts") else None
-            seen = {a["login"]: a["last_login"] for a in listed if a["last_login"]} if listed is not None else c.last_logins()
+            seen = (
+                {a["login"]: a["last_login"] for a in listed if a["last_login"]}
+                if listed is not None
+                else c.last_logins()
+            )
         except connectors.ConnectorError as exc:
             report["problems"].append(f"{c.name}: {exc}")
             continue
         report["sources"].append(c.name)
         with write_session(url) as s:
-            by_login = {a.login: a for a in s.exec(select(Account).where(Account.policy_key == policy_key))}
+            by_login = {
+                a.login: a for a in s.exec(select(Account).where(Account.policy_key == policy_key))
+            }
             for entry in listed or []:
                 login = clean(entry["login"]).strip()
                 if login and login not in by_login:
-                    acc = Account(policy_key=policy_key, login=login, email=clean(entry.get("email", "")).strip().lower(),
-                                  created_at=now, updated_at=now)
+                    acc = Account(
+                        policy_key=policy_key,
+                        login=login,
+                        email=clean(entry.get("email", "")).strip().lower(),
+                        created_at=now,
+                        updated_at=now,
+                    )
                     s.add(acc)
                     s.flush()
                     by_login[login] = acc
@@ -99,7 +125,18 @@ def sync(url: str | None, policy_key: str, cfg, actor) -> dict:
                     if login not in report["added"] and login not in report["updated"]:
                         report["updated"].append(login)
     with write_session(url) as s:
-        audit.record(s, actor=actor.login, action="account-sync", at=now, note=policy_key,
-                     data={"policy": policy_key, "sources": report["sources"], "added": len(report["added"]),
-                           "updated": len(report["updated"]), "problems": report["problems"]})
+        audit.record(
+            s,
+            actor=actor.login,
+            action="account-sync",
+            at=now,
+            note=policy_key,
+            data={
+                "policy": policy_key,
+                "sources": report["sources"],
+                "added": len(report["added"]),
+                "updated": len(report["updated"]),
+                "problems": report["problems"],
+            },
+        )
     return report

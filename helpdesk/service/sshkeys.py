@@ -40,7 +40,9 @@ def normalise(text: str) -> str:
                 text = path.read_text().strip()
         except OSError as exc:
             if exc.errno != errno.ENAMETOOLONG:  # too long for a path: it is not one
-                raise BadInput(_("cannot read {path}: {error}").format(path=path, error=exc.strerror)) from None
+                raise BadInput(
+                    _("cannot read {path}: {error}").format(path=path, error=exc.strerror)
+                ) from None
     lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
     if len(lines) != 1:
         raise BadInput(_("give exactly one public key (one line of a .pub file)"))
@@ -64,7 +66,11 @@ def is_key_line(key) -> bool:
     """Whether a stored key is what ``normalise`` makes: ``type base64`` on one line, so
     that an ``authorized_keys`` line built from it can hold nothing else."""
     parts = key.split(" ") if isinstance(key, str) else []
-    return len(parts) == 2 and parts[0] in KEY_TYPES and re.fullmatch(r"[A-Za-z0-9+/]+={0,2}", parts[1]) is not None
+    return (
+        len(parts) == 2
+        and parts[0] in KEY_TYPES
+        and re.fullmatch(r"[A-Za-z0-9+/]+={0,2}", parts[1]) is not None
+    )
 
 
 def forced_command(login: str, *, program: str, db: str | None = None) -> str:
@@ -76,5 +82,7 @@ def forced_command(login: str, *, program: str, db: str | None = None) -> str:
 
 
 def authorized_keys_line(login: str, key: str, *, program: str, db: str | None = None) -> str:
-    command = forced_command(login, program=program, db=db).replace("\\", "\\\\").replace('"', '\\"')
+    command = (
+        forced_command(login, program=program, db=db).replace("\\", "\\\\").replace('"', '\\"')
+    )
     return f'restrict,pty,command="{command}" {key} helpdesk:{login}'

@@ -38,12 +38,19 @@ class SweepReport:
     opened: list[dict] = field(default_factory=list)
     redacted: list[int] = field(default_factory=list)
     purged: dict[str, int] = field(default_factory=dict)  # table -> rows deleted by retention
-    actions: dict = field(default_factory=dict)  # service actions carried out (helpdesk.outgoing.actions)
+    actions: dict = field(
+        default_factory=dict
+    )  # service actions carried out (helpdesk.outgoing.actions)
 
     def as_dict(self) -> dict:
         return {
-            "now": self.now, "taken": self.taken, "refused": self.refused, "opened": self.opened, "redacted": self.redacted,
-            "purged": self.purged, "actions": self.actions,
+            "now": self.now,
+            "taken": self.taken,
+            "refused": self.refused,
+            "opened": self.opened,
+            "redacted": self.redacted,
+            "purged": self.purged,
+            "actions": self.actions,
         }
 
 
@@ -54,14 +61,26 @@ def run(url: str | None = None, now: datetime | None = None, limit: int = 10_000
     for policy_key, features in _policies(url):
         for feature, scan in SCANS.items():
             if feature in features:
-                isolated(report, {"policy": policy_key, "scan": feature}, scan, url, policy_key, now, report)
+                isolated(
+                    report,
+                    {"policy": policy_key, "scan": feature},
+                    scan,
+                    url,
+                    policy_key,
+                    now,
+                    report,
+                )
     from helpdesk.workflow import retention
 
     retention.run(url, now, report)
     from helpdesk.outgoing import actions as service_actions
 
     ran = service_actions.run(url, now)
-    report.actions = ran.as_dict() if (ran.done or ran.retried or ran.failed or ran.uncertain or ran.waiting) else {}
+    report.actions = (
+        ran.as_dict()
+        if (ran.done or ran.retried or ran.failed or ran.uncertain or ran.waiting)
+        else {}
+    )
     return report
 
 
@@ -89,7 +108,11 @@ def _timers(url, now, report: SweepReport, limit: int, rounds: int = 20) -> None
                 i
                 for i in s.exec(
                     select(Deadline.id)
-                    .where(Deadline.status == "pending", Deadline.action.is_not(None), Deadline.due_at <= now)
+                    .where(
+                        Deadline.status == "pending",
+                        Deadline.action.is_not(None),
+                        Deadline.due_at <= now,
+                    )
                     .order_by(Deadline.due_at, Deadline.id)
                     .limit(limit)
                 )
@@ -108,8 +131,17 @@ def _run_timers(url, now, report: SweepReport, due: list[int]) -> None:
                 dl = s.get(Deadline, deadline_id)
                 if dl is None or dl.status != "pending":
                     continue
-                outcome = engine.apply(s, dl.ticket_id, dl.action, SYSTEM_ACTOR, now=now, note=labels.timer_note(dl.name, clock.iso(dl.due_at)))
-                report.taken.append({"ticket": dl.ticket_id, "action": dl.action, "state": outcome.ticket.state})
+                outcome = engine.apply(
+                    s,
+                    dl.ticket_id,
+                    dl.action,
+                    SYSTEM_ACTOR,
+                    now=now,
+                    note=labels.timer_note(dl.name, clock.iso(dl.due_at)),
+                )
+                report.taken.append(
+                    {"ticket": dl.ticket_id, "action": dl.action, "state": outcome.ticket.state}
+                )
         except Exception as exc:  # noqa: BLE001 - a refused or broken timer is recorded; the others run
             why = failure(exc)
             with write_session(url) as s:
@@ -132,32 +164,64 @@ def _run_timers(url, now, report: SweepReport, due: list[int]) -> None:
 def _has_open(s: Session, account_id: int, queue: str) -> bool:
     return (
         s.exec(
-            select(Ticket.id).where(Ticket.account_id == account_id, Ticket.queue == queue, Ticket.state_kind != "done")
+            select(Ticket.id).where(
+                Ticket.account_id == account_id, Ticket.queue == queue, Ticket.state_kind != "done"
+            )
         ).first()
         is not None
     )
 
 
-def _open_for(url, policy_key: str, now: datetime, report: SweepReport, candidates: Callable[[Session, Policy], list], fields: dict, note, subject: str = "") -> None:
+def _open_for(
+    url,
+    policy_key: str,
+    now: datetime,
+    report: SweepReport,
+    candidates: Callable[[Session, Policy], list],
+    fields: dict,
+    note,
+    subject: str = "",
+) -> None:
     """Open a closure for each candidate with none open. ``note``: a text, or a function of
     the session and the account giving one."""
     with write_session(url) as s:
         policy = s.get(Policy, policy_key)
-        if s.exec(select(Workflow.id).where(Workflow.policy_key == policy_key, Workflow.queue == "closure")).first() is None:
+        if (
+            s.exec(
+                select(Workflow.id).where(
+                    Workflow.policy_key == policy_key, Workflow.queue == "closure"
+                )
+            ).first()
+            is None
+        ):
             return
         for acc in candidates(s, policy):
             if _has_open(s, acc.id, "closure"):
                 continue
             try:
                 outcome = engine.open_ticket(
-                    s, queue="closure", policy_key=policy_key, actor=SYSTEM_ACTOR, account=acc,
-                    requester="", fields=dict(fields), note=note(s, acc) if callable(note) else note, now=now,
+                    s,
+                    queue="closure",
+                    policy_key=policy_key,
+                    actor=SYSTEM_ACTOR,
+                    account=acc,
+                    requester="",
+                    fields=dict(fields),
+                    note=note(s, acc) if callable(note) else note,
+                    now=now,
                     subject=subject.format(login=acc.login),
                 )
             except Refused as exc:  # pragma: no cover - a pack without that reason
                 report.refused.append({"account": acc.login, "reason": str(exc)})
                 continue
-            report.opened.append({"ticket": outcome.ticket.id, "account": acc.login, "policy": policy_key, "reason": fields["reason"]})
+            report.opened.append(
+                {
+                    "ticket": outcome.ticket.id,
+                    "account": acc.login,
+                    "policy": policy_key,
+                    "reason": fields["reason"],
+                }
+            )
 
 
 def scan_inactivity(url, policy_key: str, now: datetime, report: SweepReport) -> None:
@@ -173,11 +237,15 @@ def scan_inactivity(url, policy_key: str, now: datetime, report: SweepReport) ->
             a
             for a in s.exec(
                 select(Account).where(
-                    Account.policy_key == policy.key, Account.status == "active",
+                    Account.policy_key == policy.key,
+                    Account.status == "active",
                     func.coalesce(Account.last_login, Account.created_at) < bound,
                 )
             )
-            if today >= dates.inactive_from(clock.local_day(a.last_login or a.created_at, policy.timezone), period)
+            if today
+            >= dates.inactive_from(
+                clock.local_day(a.last_login or a.created_at, policy.timezone), period
+            )
         ]
 
     def note(s: Session, acc: Account) -> str:
@@ -185,11 +253,22 @@ def scan_inactivity(url, policy_key: str, now: datetime, report: SweepReport) ->
 
         seen, source = logins.latest(s, acc)
         if seen is None:  # never seen by any source: counted from its addition, not "forever"
-            return "inactive for more than the policy allows: no login seen by any source since the account was added on " + clock.iso(acc.created_at)
+            return (
+                "inactive for more than the policy allows: no login seen by any source since the account was added on "
+                + clock.iso(acc.created_at)
+            )
         return f"inactive for more than the policy allows: last login {clock.iso(seen)} (source: {source})"
 
-    _open_for(url, policy_key, now, report, candidates, {"reason": "inactivity"}, note,
-              _("Inactivity: {login} has not logged in for more than a year"))
+    _open_for(
+        url,
+        policy_key,
+        now,
+        report,
+        candidates,
+        {"reason": "inactivity"},
+        note,
+        _("Inactivity: {login} has not logged in for more than a year"),
+    )
 
 
 def scan_lapse(url, policy_key: str, now: datetime, report: SweepReport) -> None:
@@ -198,14 +277,28 @@ def scan_lapse(url, policy_key: str, now: datetime, report: SweepReport) -> None
     def candidates(s: Session, policy: Policy):
         today = clock.local_day(now, policy.timezone)
         out = []
-        for a in s.exec(select(Account).where(Account.policy_key == policy.key, Account.status == "active", Account.kind == "admin")):
+        for a in s.exec(
+            select(Account).where(
+                Account.policy_key == policy.key,
+                Account.status == "active",
+                Account.kind == "admin",
+            )
+        ):
             end = (a.fields or {}).get("subscription-end")
             if end and clock.parse_day(end) < today:
                 out.append(a)
         return out
 
-    _open_for(url, policy_key, now, report, candidates, {"reason": "lapse"}, "subscription not renewed in time",
-              _("Subscription of {login} not renewed in time"))
+    _open_for(
+        url,
+        policy_key,
+        now,
+        report,
+        candidates,
+        {"reason": "lapse"},
+        "subscription not renewed in time",
+        _("Subscription of {login} not renewed in time"),
+    )
 
 
 def scan_membership(url, policy_key: str, now: datetime, report: SweepReport) -> None:
@@ -215,12 +308,23 @@ def scan_membership(url, policy_key: str, now: datetime, report: SweepReport) ->
         today = clock.local_day(now, policy.timezone)
         return [
             a
-            for a in s.exec(select(Account).where(Account.policy_key == policy.key, Account.status == "active"))
-            if (a.fields or {}).get("membership-end") and clock.parse_day(a.fields["membership-end"]) < today
+            for a in s.exec(
+                select(Account).where(Account.policy_key == policy.key, Account.status == "active")
+            )
+            if (a.fields or {}).get("membership-end")
+            and clock.parse_day(a.fields["membership-end"]) < today
         ]
 
-    _open_for(url, policy_key, now, report, candidates, {"reason": "non-renewal"}, "membership not renewed",
-              _("Membership of {login} not renewed"))
+    _open_for(
+        url,
+        policy_key,
+        now,
+        report,
+        candidates,
+        {"reason": "non-renewal"},
+        "membership not renewed",
+        _("Membership of {login} not renewed"),
+    )
 
 
 def scan_contract_term(url, policy_key: str, now: datetime, report: SweepReport) -> None:
@@ -230,17 +334,35 @@ def scan_contract_term(url, policy_key: str, now: datetime, report: SweepReport)
         today = clock.local_day(now, policy.timezone)
         notice = clock.parse_duration(policy.params["non_renewal_notice"])
         out = []
-        for a in s.exec(select(Account).where(Account.policy_key == policy.key, Account.status == "active", Account.kind == "member")):
+        for a in s.exec(
+            select(Account).where(
+                Account.policy_key == policy.key,
+                Account.status == "active",
+                Account.kind == "member",
+            )
+        ):
             sig = (a.fields or {}).get("signature-date")
             if not sig:
                 continue
-            c = dates.contract_dates(clock.parse_day(sig), today, maximum=clock.parse_duration(policy.params["contract_max"]))
+            c = dates.contract_dates(
+                clock.parse_day(sig),
+                today,
+                maximum=clock.parse_duration(policy.params["contract_max"]),
+            )
             if c.effective_end == c.max_end and today >= c.max_end - notice:
                 out.append(a)
         return out
 
-    _open_for(url, policy_key, now, report, candidates, {"reason": "non-renewal", "term-reached": "yes"}, "maximum term of the convention reached",
-              _("Convention of {login} reaches its maximum term"))
+    _open_for(
+        url,
+        policy_key,
+        now,
+        report,
+        candidates,
+        {"reason": "non-renewal", "term-reached": "yes"},
+        "maximum term of the convention reached",
+        _("Convention of {login} reaches its maximum term"),
+    )
 
 
 SCANS: dict[str, Callable] = {

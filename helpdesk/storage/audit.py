@@ -19,7 +19,9 @@ from helpdesk.storage.models import ChainHead, Event
 
 
 def _dumps(value) -> bytes:
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str).encode()
+    return json.dumps(
+        value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str
+    ).encode()
 
 
 def content_digest(note: str, data: dict) -> str:
@@ -73,11 +75,29 @@ def append(session: Session, event: Event) -> Event:
     return event
 
 
-def record(session: Session, *, actor: str, action: str, note: str = "", ticket_id=None, account_id=None, data=None, at=None) -> Event:
+def record(
+    session: Session,
+    *,
+    actor: str,
+    action: str,
+    note: str = "",
+    ticket_id=None,
+    account_id=None,
+    data=None,
+    at=None,
+) -> Event:
     """An event that changes no state (a read of sensitive data, an import...)."""
     return append(
         session,
-        Event(at=at or clock.now(), actor=actor, action=action, note=note, ticket_id=ticket_id, account_id=account_id, data=data or {}),
+        Event(
+            at=at or clock.now(),
+            actor=actor,
+            action=action,
+            note=note,
+            ticket_id=ticket_id,
+            account_id=account_id,
+            data=data or {},
+        ),
     )
 
 
@@ -90,7 +110,15 @@ def redact(session: Session, event: Event, *, actor: str, reason: str, at=None) 
     event.data = {"redacted": True}
     event.redacted_at = at or clock.now()
     session.add(event)
-    record(session, actor=actor, action="redact", ticket_id=event.ticket_id, note=reason, data={"event": event.id}, at=at)
+    record(
+        session,
+        actor=actor,
+        action="redact",
+        ticket_id=event.ticket_id,
+        note=reason,
+        data={"event": event.id},
+        at=at,
+    )
 
 
 @dataclass
@@ -102,7 +130,9 @@ class Problem:
         return {"event": self.event_id, "problem": self.what}
 
 
-def verify(session: Session, batch: int = 5000, anchors: list["Anchor"] | None = None) -> tuple[int, list[Problem]]:
+def verify(
+    session: Session, batch: int = 5000, anchors: list["Anchor"] | None = None
+) -> tuple[int, list[Problem]]:
     """Walk the chain. Returns the number of events read and what is wrong with it.
 
     An event marked redacted needs a later ``redact`` event naming it (``redact`` writes
@@ -120,22 +150,35 @@ def verify(session: Session, batch: int = 5000, anchors: list["Anchor"] | None =
     wanted = {a.id for a in anchors or []}
     found: dict[int, str] = {}
     while True:
-        rows = list(session.exec(select(Event).where(Event.id > last_seen).order_by(Event.id).limit(batch)))
+        rows = list(
+            session.exec(select(Event).where(Event.id > last_seen).order_by(Event.id).limit(batch))
+        )
         if not rows:
             break
         for ev in rows:
             count += 1
             if ev.prev_hash != prev_hash:
                 problems.append(
-                    Problem(ev.id, f"does not follow event {prev_id or '-'}: an event before it was removed, changed or moved")
+                    Problem(
+                        ev.id,
+                        f"does not follow event {prev_id or '-'}: an event before it was removed, changed or moved",
+                    )
                 )
             if digest(ev.prev_hash, ev) != ev.hash:
-                problems.append(Problem(ev.id, "its content does not match its hash: it was changed or moved"))
+                problems.append(
+                    Problem(ev.id, "its content does not match its hash: it was changed or moved")
+                )
             elif ev.redacted_at is None and content_digest(ev.note, ev.data) != ev.content_digest:
-                problems.append(Problem(ev.id, "its note or data does not match its hash: it was changed"))
+                problems.append(
+                    Problem(ev.id, "its note or data does not match its hash: it was changed")
+                )
             if ev.redacted_at is not None:
                 marked.append(ev.id)
-            elif ev.action == "redact" and isinstance(ev.data, dict) and isinstance(ev.data.get("event"), int):
+            elif (
+                ev.action == "redact"
+                and isinstance(ev.data, dict)
+                and isinstance(ev.data.get("event"), int)
+            ):
                 justified.add(ev.data["event"])
             if ev.id in wanted:
                 found[ev.id] = ev.hash
@@ -143,15 +186,29 @@ def verify(session: Session, batch: int = 5000, anchors: list["Anchor"] | None =
         last_seen = rows[-1].id
     for event_id in marked:
         if event_id not in justified:
-            problems.append(Problem(event_id, "it is marked redacted but no redaction event in the chain names it"))
+            problems.append(
+                Problem(
+                    event_id, "it is marked redacted but no redaction event in the chain names it"
+                )
+            )
     head = session.get(ChainHead, 1)
     if head is not None and (head.last_id != prev_id or head.last_hash != prev_hash):
         problems.append(Problem(head.last_id, "the chain's last event is missing or was changed"))
     for a in anchors or []:
         if a.id not in found:
-            problems.append(Problem(a.id, f"anchored at {a.at} but no longer in the chain: the chain was cut short or started again"))
+            problems.append(
+                Problem(
+                    a.id,
+                    f"anchored at {a.at} but no longer in the chain: the chain was cut short or started again",
+                )
+            )
         elif found[a.id] != a.hash:
-            problems.append(Problem(a.id, f"its hash differs from the one anchored at {a.at}: the chain was recomputed"))
+            problems.append(
+                Problem(
+                    a.id,
+                    f"its hash differs from the one anchored at {a.at}: the chain was recomputed",
+                )
+            )
     return count, problems
 
 
@@ -189,7 +246,12 @@ def read_anchors(text: str) -> tuple[list[Anchor], list[int]]:
         except (ValueError, KeyError, TypeError):
             bad.append(n)
             continue
-        if not isinstance(a.id, int) or isinstance(a.id, bool) or a.id < 0 or not isinstance(a.hash, str):
+        if (
+            not isinstance(a.id, int)
+            or isinstance(a.id, bool)
+            or a.id < 0
+            or not isinstance(a.hash, str)
+        ):
             bad.append(n)
         elif a.id > 0:
             found.append(a)

@@ -28,7 +28,11 @@ def _pg_tool(name: str) -> str:
     candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
     if candidates:
         return candidates[-1]
-    raise BadInput(_("{tool} is needed to back up a PostgreSQL database (Debian: postgresql-client)").format(tool=name))
+    raise BadInput(
+        _("{tool} is needed to back up a PostgreSQL database (Debian: postgresql-client)").format(
+            tool=name
+        )
+    )
 
 
 def _libpq(url: str) -> tuple[str, dict]:
@@ -67,8 +71,12 @@ def backup(url: str, target: str, *, actor: str = "system") -> dict:
             source.close()
     elif backend == "postgresql":
         plain, env = _libpq(url)
-        p = subprocess.run([_pg_tool("pg_dump"), "--format=custom", "--no-owner", f"--file={dest}", plain],
-                           capture_output=True, text=True, env=env)
+        p = subprocess.run(
+            [_pg_tool("pg_dump"), "--format=custom", "--no-owner", f"--file={dest}", plain],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
         if p.returncode != 0:
             raise BadInput(_("pg_dump failed: {error}").format(error=p.stderr.strip()[-500:]))
     else:
@@ -105,7 +113,11 @@ def check_backup(engine, url: str, src: Path) -> None:
     except SQLAlchemyError:
         raise BadInput(_("{path} is not a helpdesk backup").format(path=src)) from None
     if rev not in known_revisions():
-        raise BadInput(_("{path} holds a schema version this helpdesk does not know ({rev})").format(path=src, rev=rev))
+        raise BadInput(
+            _("{path} holds a schema version this helpdesk does not know ({rev})").format(
+                path=src, rev=rev
+            )
+        )
     try:
         with db.get_engine(url).connect() as conn:
             current = _is_training(conn)
@@ -114,8 +126,11 @@ def check_backup(engine, url: str, src: Path) -> None:
     if training != current:
         raise Refused(
             "training-separation",
-            (_("{path} is a training database and this one is not") if training
-             else _("{path} is a production database and this one is a training database")).format(path=src),
+            (
+                _("{path} is a training database and this one is not")
+                if training
+                else _("{path} is a production database and this one is a training database")
+            ).format(path=src),
         )
     try:
         with Session(engine) as s:
@@ -125,8 +140,9 @@ def check_backup(engine, url: str, src: Path) -> None:
     if problems:
         raise Refused(
             "audit-chain",
-            _("the audit trail of {path} is damaged (event {id}: {what}): nothing was restored").format(
-                path=src, id=problems[0].event_id, what=problems[0].what),
+            _(
+                "the audit trail of {path} is damaged (event {id}: {what}): nothing was restored"
+            ).format(path=src, id=problems[0].event_id, what=problems[0].what),
         )
 
 
@@ -134,7 +150,11 @@ def _sqlite_source(src: Path):
     from sqlalchemy import create_engine
     from sqlalchemy.pool import NullPool
 
-    return create_engine("sqlite://", creator=lambda: sqlite3.connect(f"file:{src}?mode=ro", uri=True), poolclass=NullPool)
+    return create_engine(
+        "sqlite://",
+        creator=lambda: sqlite3.connect(f"file:{src}?mode=ro", uri=True),
+        poolclass=NullPool,
+    )
 
 
 def _pg_check(url: str, src: Path) -> None:
@@ -154,11 +174,27 @@ def _pg_check(url: str, src: Path) -> None:
         conn.execute(f'CREATE DATABASE "{scratch}"')
     try:
         aside, _env = _libpq(parsed.set(database=scratch).render_as_string(hide_password=False))
-        p = subprocess.run([_pg_tool("pg_restore"), "--no-owner", "--single-transaction", f"--dbname={aside}", str(src)],
-                           capture_output=True, text=True, env=env)
+        p = subprocess.run(
+            [
+                _pg_tool("pg_restore"),
+                "--no-owner",
+                "--single-transaction",
+                f"--dbname={aside}",
+                str(src),
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
         if p.returncode != 0:
-            raise BadInput(_("{path} is not a helpdesk backup: {error}").format(path=src, error=p.stderr.strip()[-300:]))
-        engine = create_engine(parsed.set(drivername="postgresql+psycopg", database=scratch), poolclass=NullPool)
+            raise BadInput(
+                _("{path} is not a helpdesk backup: {error}").format(
+                    path=src, error=p.stderr.strip()[-300:]
+                )
+            )
+        engine = create_engine(
+            parsed.set(drivername="postgresql+psycopg", database=scratch), poolclass=NullPool
+        )
         try:
             check_backup(engine, url, src)
         finally:
@@ -190,7 +226,9 @@ def restore(url: str, source: str, *, actor: str = "system") -> dict:
             origin = sqlite3.connect(f"file:{src}?mode=ro", uri=True)
             origin.execute("SELECT count(*) FROM event").fetchone()
         except sqlite3.DatabaseError as exc:
-            raise BadInput(_("{path} is not a helpdesk SQLite backup: {error}").format(path=src, error=exc)) from None
+            raise BadInput(
+                _("{path} is not a helpdesk SQLite backup: {error}").format(path=src, error=exc)
+            ) from None
         target = sqlite3.connect(_sqlite_path(url))
         try:
             origin.backup(target)
@@ -199,8 +237,20 @@ def restore(url: str, source: str, *, actor: str = "system") -> dict:
             origin.close()
     elif backend == "postgresql":
         plain, env = _libpq(url)
-        p = subprocess.run([_pg_tool("pg_restore"), "--clean", "--if-exists", "--no-owner", "--single-transaction",
-                            f"--dbname={plain}", str(src)], capture_output=True, text=True, env=env)
+        p = subprocess.run(
+            [
+                _pg_tool("pg_restore"),
+                "--clean",
+                "--if-exists",
+                "--no-owner",
+                "--single-transaction",
+                f"--dbname={plain}",
+                str(src),
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
         if p.returncode != 0:
             raise BadInput(_("pg_restore failed: {error}").format(error=p.stderr.strip()[-500:]))
     else:

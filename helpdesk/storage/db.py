@@ -55,7 +55,9 @@ def get_engine(url: str | None = None) -> Engine:
         except (ArgumentError, NoSuchModuleError, ImportError, ValueError) as exc:
             from helpdesk.base.errors import BadInput
 
-            raise BadInput(f"--db: not a database URL this helpdesk can open: {_safe(url)} ({type(exc).__name__})") from None
+            raise BadInput(
+                f"--db: not a database URL this helpdesk can open: {_safe(url)} ({type(exc).__name__})"
+            ) from None
         _engines[url] = engine
     return engine
 

@@ -42,7 +42,9 @@ def attachment_list(attachments) -> list[dict]:
     ]
 
 
-def record_incoming(session: Session, ticket_id: int, mail, *, evidence_id: int | None, now: datetime) -> Message:
+def record_incoming(
+    session: Session, ticket_id: int, mail, *, evidence_id: int | None, now: datetime
+) -> Message:
     """A received mail (``helpdesk.ingest.message.ParsedMail``) becomes a message."""
     row = Message(
         ticket_id=ticket_id,
@@ -79,8 +81,16 @@ def record_outgoing(session: Session, mail: Outbox, *, author: str) -> Message:
     return row
 
 
-def record_note(session: Session, ticket_id: int, *, author: str, text: str, now: datetime) -> Message:
-    row = Message(ticket_id=ticket_id, at=now, direction="note", author=author[:64], body=clean(text).strip()[:MAX_BODY])
+def record_note(
+    session: Session, ticket_id: int, *, author: str, text: str, now: datetime
+) -> Message:
+    row = Message(
+        ticket_id=ticket_id,
+        at=now,
+        direction="note",
+        author=author[:64],
+        body=clean(text).strip()[:MAX_BODY],
+    )
     session.add(row)
     session.flush()
     return row
@@ -88,11 +98,17 @@ def record_note(session: Session, ticket_id: int, *, author: str, text: str, now
 
 def of_ticket(session: Session, ticket: Ticket, *, limit: int | None = None) -> list[dict]:
     """The conversation of a ticket, oldest first (``limit``: only the latest ones)."""
-    q = select(Message, Outbox).outerjoin(Outbox, Outbox.id == Message.outbox_id).where(Message.ticket_id == ticket.id)
+    q = (
+        select(Message, Outbox)
+        .outerjoin(Outbox, Outbox.id == Message.outbox_id)
+        .where(Message.ticket_id == ticket.id)
+    )
     if limit is None:
         rows = list(session.exec(q.order_by(Message.at, Message.id)))
     else:
-        rows = list(session.exec(q.order_by(Message.at.desc(), Message.id.desc()).limit(limit)))[::-1]
+        rows = list(session.exec(q.order_by(Message.at.desc(), Message.id.desc()).limit(limit)))[
+            ::-1
+        ]
     return [view(m, o) for m, o in rows]
 
 
@@ -124,13 +140,19 @@ def view(m: Message, outbox: Outbox | None = None) -> dict:
     return out
 
 
-def thread_ids(session: Session, ticket_id: int, *, leaving: int | None = None) -> tuple[str | None, list[str]]:
+def thread_ids(
+    session: Session, ticket_id: int, *, leaving: int | None = None
+) -> tuple[str | None, list[str]]:
     """``(In-Reply-To, References)`` for a mail leaving on this ticket: the last mail received
     and every Message-ID of the conversation so far (the newest 20)."""
     q = (
         select(Message.direction, Message.message_id, Outbox.message_id)
         .outerjoin(Outbox, Outbox.id == Message.outbox_id)
-        .where(Message.ticket_id == ticket_id, Message.direction != "note", or_(Message.message_id != "", Outbox.message_id != ""))
+        .where(
+            Message.ticket_id == ticket_id,
+            Message.direction != "note",
+            or_(Message.message_id != "", Outbox.message_id != ""),
+        )
         .order_by(Message.at, Message.id)
     )
     if leaving is not None:  # the outbox row of the mail that leaves: not its own parent
@@ -150,7 +172,9 @@ def redact(session: Session, ticket_id: int, now: datetime) -> int:
     """Retention and erasure: the personal content of a ticket's messages goes (addresses,
     names, subject, text, attachment names); the hashes, sizes and dates stay."""
     n = 0
-    for m in session.exec(select(Message).where(Message.ticket_id == ticket_id, Message.redacted_at.is_(None))):
+    for m in session.exec(
+        select(Message).where(Message.ticket_id == ticket_id, Message.redacted_at.is_(None))
+    ):
         m.from_addr = ""
         m.from_name = ""
         m.to_addrs = []

@@ -158,7 +158,9 @@ class Ticket(Table, table=True):
     closed_at: Optional[datetime] = _when()
     due_at: Optional[datetime] = _when()
     redacted_at: Optional[datetime] = _when()  # personal data removed after the retention period
-    merged_into: Optional[int] = Field(default=None, foreign_key="ticket.id", index=True)  # ``ticket merge``: where it went
+    merged_into: Optional[int] = Field(
+        default=None, foreign_key="ticket.id", index=True
+    )  # ``ticket merge``: where it went
     version: int = 1
 
 
@@ -229,7 +231,9 @@ class Outbox(Table, table=True):
     bounced_at: Optional[datetime] = _when()
     bounce_kind: str = Field(default="", sa_column_kwargs={"server_default": ""})
     bounce_status: str = Field(default="", sa_column_kwargs={"server_default": ""})
-    bounce_reason: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    bounce_reason: str = Field(
+        default="", sa_column=Column(Text, nullable=False, server_default="")
+    )
 
 
 class ResetToken(Table, table=True):
@@ -359,7 +363,9 @@ class ServiceAction(Table, table=True):
     next_attempt_at: Optional[datetime] = _when()
     created_at: datetime = _when(nullable=False)
     done_at: Optional[datetime] = _when()
-    last_error: str = Field(default="", sa_column=Column(Text, nullable=False))  # the service's answer
+    last_error: str = Field(
+        default="", sa_column=Column(Text, nullable=False)
+    )  # the service's answer
     result: str = Field(default="", sa_column=Column(Text, nullable=False))
 
 

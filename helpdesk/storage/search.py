@@ -112,7 +112,9 @@ SHARED_KEEP_SECONDS = 10.0
 SHARED_KEEP = 4
 
 
-def _fts_ids(session: Session, query: str, text: str = "", flt: "TicketFilter | None" = None) -> array:
+def _fts_ids(
+    session: Session, query: str, text: str = "", flt: "TicketFilter | None" = None
+) -> array:
     """The rowids an FTS5 MATCH gives (a compact array of 64-bit integers): once per
     session, and once per ``share`` token set in ``session.info`` (the count and the pages
     of one refresh of a view)."""
@@ -142,12 +144,22 @@ def _fts_ids(session: Session, query: str, text: str = "", flt: "TicketFilter | 
     return ids
 
 
-def _match(session: Session, query: str, text: str = "", flt: "TicketFilter | None" = None) -> array:
+def _match(
+    session: Session, query: str, text: str = "", flt: "TicketFilter | None" = None
+) -> array:
     """The tickets ``query`` matches in ``ticket_fts``, then those whose messages hold every
     chunk of ``text`` (narrowed by the filter's tags, so the count stays exact)."""
     # Straight from the driver: thousands of integers, no per-row result processing.
     raw = session.connection().connection.driver_connection
-    ids = array("q", (r[0] for r in raw.execute(f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH ?", (query,))))
+    ids = array(
+        "q",
+        (
+            r[0]
+            for r in raw.execute(
+                f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH ?", (query,)
+            )
+        ),
+    )
     words = fts_query(text)
     if not words or not has_message_fts(session):
         return ids
@@ -175,7 +187,9 @@ def _has_table(session: Session, name: str, key: str) -> bool:
     cache = session.info.get(key)
     if cache is None:
         found = session.exec(
-            sql_text("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = :n").bindparams(n=name)
+            sql_text("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = :n").bindparams(
+                n=name
+            )
         ).first()
         cache = session.info[key] = found is not None
     return cache
@@ -202,7 +216,9 @@ def _fold(sql: str) -> str:
 
 
 def _document(sql: str) -> str:
-    return f"to_tsvector('simple'::regconfig, regexp_replace({_fold(sql)}, '[[:punct:]]+', ' ', 'g'))"
+    return (
+        f"to_tsvector('simple'::regconfig, regexp_replace({_fold(sql)}, '[[:punct:]]+', ' ', 'g'))"
+    )
 
 
 def _pg_ticket(t: str = "") -> str:
@@ -303,13 +319,18 @@ def _like_clause(text: str):
                     .correlate(Ticket)
                 ),
                 exists(
-                    select(Event.id).where(Event.ticket_id == Ticket.id, Event.note.ilike(like, escape="\\")).correlate(Ticket)
+                    select(Event.id)
+                    .where(Event.ticket_id == Ticket.id, Event.note.ilike(like, escape="\\"))
+                    .correlate(Ticket)
                 ),
                 exists(
                     select(Message.id)
                     .where(
                         Message.ticket_id == Ticket.id,
-                        or_(Message.subject.ilike(like, escape="\\"), Message.body.ilike(like, escape="\\")),
+                        or_(
+                            Message.subject.ilike(like, escape="\\"),
+                            Message.body.ilike(like, escape="\\"),
+                        ),
                     )
                     .correlate(Ticket)
                 ),
@@ -333,7 +354,9 @@ def text_clauses(session: Session, text: str, flt: "TicketFilter | None" = None)
         # Matched once, here: the count and both runs of a page then read the ids from a
         # JSON array instead of asking FTS5 again.
         ids = _fts_ids(session, query, text, flt)
-        matching = Ticket.id.in_(sql_text("SELECT value FROM json_each(:fts_ids)").bindparams(fts_ids=_json_ids(ids)))
+        matching = Ticket.id.in_(
+            sql_text("SELECT value FROM json_each(:fts_ids)").bindparams(fts_ids=_json_ids(ids))
+        )
         return [or_(matching, *by_id)]
     if has_pg_text(session):
         words = _pg_clauses(text)
@@ -353,7 +376,12 @@ def search(session: Session, text: str, limit: int = 50, offset: int = 0) -> lis
         query = match_expression(text)
         ids: list[int] = []
         number = text.lstrip("#")
-        if number.isdigit() and offset == 0 and len(number) < 12 and session.get(Ticket, int(number)) is not None:
+        if (
+            number.isdigit()
+            and offset == 0
+            and len(number) < 12
+            and session.get(Ticket, int(number)) is not None
+        ):
             ids.append(int(number))
         if query:
             rows = session.exec(
@@ -386,7 +414,9 @@ def search(session: Session, text: str, limit: int = 50, offset: int = 0) -> lis
 
 def _where(session: Session, flt: TicketFilter) -> list:
     where = []
-    scope = session.info.get("scope")  # the providers the reader's role covers (roles.Actor.policies)
+    scope = session.info.get(
+        "scope"
+    )  # the providers the reader's role covers (roles.Actor.policies)
     if scope:
         where.append(Ticket.policy_key.in_(scope))
     if flt.queue:
@@ -426,7 +456,9 @@ def _order(order: str) -> list:
     return [Ticket.due_at.is_(None), Ticket.due_at, Ticket.id]
 
 
-def page(session: Session, flt: TicketFilter, order: str = "due", limit: int = 50, offset: int = 0) -> list[Row]:
+def page(
+    session: Session, flt: TicketFilter, order: str = "due", limit: int = 50, offset: int = 0
+) -> list[Row]:
     """One page of the rows ``flt`` matches, in ``order``: only these rows are read.
 
     The due-date order is read in two runs so that each can follow an index: the tickets
@@ -448,7 +480,13 @@ def page(session: Session, flt: TicketFilter, order: str = "due", limit: int = 5
         # the whole table in id order instead). Finished ones are most of the table: walk
         # the due_at index, which holds them in id order.
         by_id = [Ticket.id + 0] if flt.kind in ("active", "open", "waiting") else [Ticket.id]
-        rows += _page(session, where + [Ticket.due_at.is_(None)], by_id, limit - len(rows), max(0, offset - n_dated))
+        rows += _page(
+            session,
+            where + [Ticket.due_at.is_(None)],
+            by_id,
+            limit - len(rows),
+            max(0, offset - n_dated),
+        )
     return rows
 
 
@@ -481,9 +519,17 @@ def _page(session: Session, where: list, order_by: list, limit: int, offset: int
     return [Row(*r) for r in session.exec(q)]
 
 
-def position(session: Session, flt: TicketFilter, order: str, ticket_id: int, limit: int = 100_000) -> int | None:
+def position(
+    session: Session, flt: TicketFilter, order: str, ticket_id: int, limit: int = 100_000
+) -> int | None:
     """Where a ticket stands in a view (its row index), or None; scans at most ``limit`` ids."""
-    q = select(Ticket.id).select_from(Ticket).where(*_where(session, flt)).order_by(*_order(order)).limit(limit)
+    q = (
+        select(Ticket.id)
+        .select_from(Ticket)
+        .where(*_where(session, flt))
+        .order_by(*_order(order))
+        .limit(limit)
+    )
     for i, tid in enumerate(session.exec(q)):
         if tid == ticket_id:
             return i

@@ -31,7 +31,11 @@ def adopt_clock(url: str | None = None) -> datetime | None:
         return None
     try:
         with db.get_engine(url).connect() as conn:
-            rows = dict(conn.execute(text("SELECT key, value FROM meta WHERE key IN ('training', 'clock')")).all())
+            rows = dict(
+                conn.execute(
+                    text("SELECT key, value FROM meta WHERE key IN ('training', 'clock')")
+                ).all()
+            )
     except SQLAlchemyError:
         return None
     if rows.get("training") != "yes" or not rows.get("clock"):

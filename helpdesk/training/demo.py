@@ -47,7 +47,17 @@ from helpdesk.policy import install
 from helpdesk.rules.context import SYSTEM_ACTOR, Actor
 from helpdesk.base.errors import HelpdeskError
 from helpdesk.base.fields import EMAIL
-from helpdesk.storage.models import Account, Deadline, Event, Evidence, Policy, State, Ticket, Volunteer, Workflow
+from helpdesk.storage.models import (
+    Account,
+    Deadline,
+    Event,
+    Evidence,
+    Policy,
+    State,
+    Ticket,
+    Volunteer,
+    Workflow,
+)
 from helpdesk.base.untrusted import clean
 
 SEED = 1789
@@ -89,24 +99,158 @@ ROSTER = {
 }
 
 FIRST = (
-    "Marie", "Jean", "Camille", "Lucas", "Léa", "Hugo", "Chloé", "Louis", "Manon", "Gabriel", "Inès", "Arthur",
-    "Sarah", "Jules", "Emma", "Nathan", "Zoé", "Théo", "Alice", "Paul", "Juliette", "Antoine", "Clara",
-    "Mathieu", "Élise", "Nicolas", "Margaux", "Julien", "Anaïs", "Thomas", "Sophie", "Olivier", "Françoise",
-    "Bernard", "Monique", "Gérard", "Nathalie", "Hélène", "Pierre", "Agnès", "Yves", "Cécile", "Rémi", "Noémie",
+    "Marie",
+    "Jean",
+    "Camille",
+    "Lucas",
+    "Léa",
+    "Hugo",
+    "Chloé",
+    "Louis",
+    "Manon",
+    "Gabriel",
+    "Inès",
+    "Arthur",
+    "Sarah",
+    "Jules",
+    "Emma",
+    "Nathan",
+    "Zoé",
+    "Théo",
+    "Alice",
+    "Paul",
+    "Juliette",
+    "Antoine",
+    "Clara",
+    "Mathieu",
+    "Élise",
+    "Nicolas",
+    "Margaux",
+    "Julien",
+    "Anaïs",
+    "Thomas",
+    "Sophie",
+    "Olivier",
+    "Françoise",
+    "Bernard",
+    "Monique",
+    "Gérard",
+    "Nathalie",
+    "Hélène",
+    "Pierre",
+    "Agnès",
+    "Yves",
+    "Cécile",
+    "Rémi",
+    "Noémie",
 )
 LAST = (
-    "Martin", "Bernard", "Dubois", "Thomas", "Robert", "Richard", "Petit", "Durand", "Leroy", "Moreau", "Simon",
-    "Laurent", "Lefebvre", "Michel", "Garcia", "David", "Bertrand", "Roux", "Vincent", "Fournier", "Morel",
-    "Girard", "André", "Mercier", "Dupont", "Lambert", "Bonnet", "François", "Legrand", "Garnier", "Faure",
-    "Rousseau", "Blanc", "Guérin", "Muller", "Henry", "Roussel", "Perrin", "Morin", "Clément", "Gauthier",
-    "Fontaine", "Chevalier", "Robin", "Masson", "Le Gall", "N'Diaye", "Da Silva", "Nguyen",
+    "Martin",
+    "Bernard",
+    "Dubois",
+    "Thomas",
+    "Robert",
+    "Richard",
+    "Petit",
+    "Durand",
+    "Leroy",
+    "Moreau",
+    "Simon",
+    "Laurent",
+    "Lefebvre",
+    "Michel",
+    "Garcia",
+    "David",
+    "Bertrand",
+    "Roux",
+    "Vincent",
+    "Fournier",
+    "Morel",
+    "Girard",
+    "André",
+    "Mercier",
+    "Dupont",
+    "Lambert",
+    "Bonnet",
+    "François",
+    "Legrand",
+    "Garnier",
+    "Faure",
+    "Rousseau",
+    "Blanc",
+    "Guérin",
+    "Muller",
+    "Henry",
+    "Roussel",
+    "Perrin",
+    "Morin",
+    "Clément",
+    "Gauthier",
+    "Fontaine",
+    "Chevalier",
+    "Robin",
+    "Masson",
+    "Le Gall",
+    "N'Diaye",
+    "Da Silva",
+    "Nguyen",
 )
 LAST_BE = (
-    "Peeters", "Janssens", "Maes", "Jacobs", "Mertens", "Willems", "Claes", "Goossens", "Wouters", "Dubois",
-    "Lambert", "Dupont", "Leclercq", "Renard", "Collard", "Hermans", "Lejeune", "Delvaux", "Piron", "Gilson",
+    "Peeters",
+    "Janssens",
+    "Maes",
+    "Jacobs",
+    "Mertens",
+    "Willems",
+    "Claes",
+    "Goossens",
+    "Wouters",
+    "Dubois",
+    "Lambert",
+    "Dupont",
+    "Leclercq",
+    "Renard",
+    "Collard",
+    "Hermans",
+    "Lejeune",
+    "Delvaux",
+    "Piron",
+    "Gilson",
 )
-FIRST_TN = ("Mohamed", "Ahmed", "Amira", "Youssef", "Salma", "Nour", "Karim", "Mehdi", "Sofia", "Yasmine", "Hela", "Rania", "Walid", "Sami", "Ines", "Aziz")
-LAST_TN = ("Ben Salah", "Trabelsi", "Gharbi", "Hammami", "Ben Ali", "Jlassi", "Mejri", "Chaouch", "Karray", "Sassi", "Baccouche", "Ayari", "Dridi", "Zouari")
+FIRST_TN = (
+    "Mohamed",
+    "Ahmed",
+    "Amira",
+    "Youssef",
+    "Salma",
+    "Nour",
+    "Karim",
+    "Mehdi",
+    "Sofia",
+    "Yasmine",
+    "Hela",
+    "Rania",
+    "Walid",
+    "Sami",
+    "Ines",
+    "Aziz",
+)
+LAST_TN = (
+    "Ben Salah",
+    "Trabelsi",
+    "Gharbi",
+    "Hammami",
+    "Ben Ali",
+    "Jlassi",
+    "Mejri",
+    "Chaouch",
+    "Karray",
+    "Sassi",
+    "Baccouche",
+    "Ayari",
+    "Dridi",
+    "Zouari",
+)
 
 WIGII_SPACES = (
     ("Chorale La Villanelle", "villanelle"),
@@ -119,31 +263,99 @@ WIGII_SPACES = (
     ("Réseau Femmes & Numérique", "femmes-numerique"),
 )
 CPAS = (
-    "Namur", "Liège", "Charleroi", "Mons", "Tournai", "Wavre", "Arlon", "Dinant", "Huy", "Verviers", "Nivelles",
-    "Gembloux", "Marche-en-Famenne", "Bastogne", "Ath", "Binche", "Spa", "Waterloo", "Jodoigne", "Ciney", "Andenne",
-    "Seraing", "Herstal", "Mouscron", "La Louvière", "Fleurus", "Soignies", "Braine-l'Alleud", "Rochefort", "Malmedy",
+    "Namur",
+    "Liège",
+    "Charleroi",
+    "Mons",
+    "Tournai",
+    "Wavre",
+    "Arlon",
+    "Dinant",
+    "Huy",
+    "Verviers",
+    "Nivelles",
+    "Gembloux",
+    "Marche-en-Famenne",
+    "Bastogne",
+    "Ath",
+    "Binche",
+    "Spa",
+    "Waterloo",
+    "Jodoigne",
+    "Ciney",
+    "Andenne",
+    "Seraing",
+    "Herstal",
+    "Mouscron",
+    "La Louvière",
+    "Fleurus",
+    "Soignies",
+    "Braine-l'Alleud",
+    "Rochefort",
+    "Malmedy",
 )
 PIC_MEMBERS = (
-    "Les Amis du Jardin partagé", "Compagnie du Théâtre du Préau", "AMAP Les Paniers de la Croix-Rousse",
-    "Repair Café Villeurbanne", "Ciné-club Lumière Nord", "Club photo Objectif Saône", "Lire et faire lire 69",
-    "Solidarité Migrants Lyon 8", "Maison des jeunes de Vaulx", "Chorale Arc-en-Ciel", "Vélo en Ville",
-    "Les Petits Débrouillards Rhône", "Radio Quartiers Libres", "Épicerie solidaire La Passerelle",
-    "Collectif [red]Rouge[/red] & Noir", "Ateliers de la Soie", "Compagnons bâtisseurs Rhône", "Jardins de Cocagne Monts d'Or",
-    "Ludothèque Croque-Dés", "Association Cyclo-Tourisme Vienne", "Écoute Femmes Lyon", "Foyer rural de Chasselay",
-    "Terre de Liens antenne Rhône", "Les Ami·es de la Bibliothèque", "Coop'Cirque", "Harmonie municipale de Tassin",
-    "Amicale laïque de Gerland", "Tiers-lieu La Fabrique", "Atelier vélo Le Recycleur", "Union des locataires Mermoz",
-    "Association Mémoire ouvrière", "Scouts et Guides, groupe Saint-Just", "Festival Les Nuits du Conte",
-    "Espace Santé Solidaire", "Collectif Climat Croix-Rousse", "Club d'échecs de la Guillotière",
-    "Bibliothèque de rue Les Pages", "Association des usagers du bus C3", "Atelier couture La Bobine",
-    "Amis de l'orgue de Saint-Bruno", "Collectif des sans-logis Lyon", "Compagnie Les Arts Mêlés",
+    "Les Amis du Jardin partagé",
+    "Compagnie du Théâtre du Préau",
+    "AMAP Les Paniers de la Croix-Rousse",
+    "Repair Café Villeurbanne",
+    "Ciné-club Lumière Nord",
+    "Club photo Objectif Saône",
+    "Lire et faire lire 69",
+    "Solidarité Migrants Lyon 8",
+    "Maison des jeunes de Vaulx",
+    "Chorale Arc-en-Ciel",
+    "Vélo en Ville",
+    "Les Petits Débrouillards Rhône",
+    "Radio Quartiers Libres",
+    "Épicerie solidaire La Passerelle",
+    "Collectif [red]Rouge[/red] & Noir",
+    "Ateliers de la Soie",
+    "Compagnons bâtisseurs Rhône",
+    "Jardins de Cocagne Monts d'Or",
+    "Ludothèque Croque-Dés",
+    "Association Cyclo-Tourisme Vienne",
+    "Écoute Femmes Lyon",
+    "Foyer rural de Chasselay",
+    "Terre de Liens antenne Rhône",
+    "Les Ami·es de la Bibliothèque",
+    "Coop'Cirque",
+    "Harmonie municipale de Tassin",
+    "Amicale laïque de Gerland",
+    "Tiers-lieu La Fabrique",
+    "Atelier vélo Le Recycleur",
+    "Union des locataires Mermoz",
+    "Association Mémoire ouvrière",
+    "Scouts et Guides, groupe Saint-Just",
+    "Festival Les Nuits du Conte",
+    "Espace Santé Solidaire",
+    "Collectif Climat Croix-Rousse",
+    "Club d'échecs de la Guillotière",
+    "Bibliothèque de rue Les Pages",
+    "Association des usagers du bus C3",
+    "Atelier couture La Bobine",
+    "Amis de l'orgue de Saint-Bruno",
+    "Collectif des sans-logis Lyon",
+    "Compagnie Les Arts Mêlés",
 )
 WEENTIME_CLIENTS = (
-    ("Boulangerie Ben Salah", "TN"), ("Clinique Les Oliviers", "TN"), ("Transports Gharbi & Fils", "TN"),
-    ("Cabinet Trabelsi Expertise", "TN"), ("Atelier Menuiserie Dupuis", "FR"), ("Librairie Le Marque-Page", "FR"),
-    ("Agence Médina Digitale", "TN"), ("Hôtel Dar Jerba", "TN"), ("Coopérative oléicole de Sfax", "TN"),
-    ("Crèche Les Petits Loups", "FR"), ("Froid Service Sousse", "TN"), ("Pharmacie centrale de Nabeul", "TN"),
-    ("Imprimerie du Cap Bon", "TN"), ("Garage Auto Plus Bizerte", "TN"), ("Association Enfance & Avenir", "FR"),
-    ("Centre d'appels Carthage Contact", "TN"), ("Bureau d'études Hydro-Sahel", "TN"),
+    ("Boulangerie Ben Salah", "TN"),
+    ("Clinique Les Oliviers", "TN"),
+    ("Transports Gharbi & Fils", "TN"),
+    ("Cabinet Trabelsi Expertise", "TN"),
+    ("Atelier Menuiserie Dupuis", "FR"),
+    ("Librairie Le Marque-Page", "FR"),
+    ("Agence Médina Digitale", "TN"),
+    ("Hôtel Dar Jerba", "TN"),
+    ("Coopérative oléicole de Sfax", "TN"),
+    ("Crèche Les Petits Loups", "FR"),
+    ("Froid Service Sousse", "TN"),
+    ("Pharmacie centrale de Nabeul", "TN"),
+    ("Imprimerie du Cap Bon", "TN"),
+    ("Garage Auto Plus Bizerte", "TN"),
+    ("Association Enfance & Avenir", "FR"),
+    ("Centre d'appels Carthage Contact", "TN"),
+    ("Bureau d'études Hydro-Sahel", "TN"),
 )
 
 RESET_SUBJECTS = (
@@ -168,14 +380,25 @@ CLOSURE_SUBJECTS = (
 )
 ABUSE = {
     "spam": ("Spam envoyé depuis {host}", "Signal Spam"),
-    "illicit-content": ("Contenu manifestement illicite hébergé sur {host}", "Plateforme de signalement"),
-    "harassment": ("Messages de harcèlement envoyés depuis un compte hébergé", "Une personne visée"),
+    "illicit-content": (
+        "Contenu manifestement illicite hébergé sur {host}",
+        "Plateforme de signalement",
+    ),
+    "harassment": (
+        "Messages de harcèlement envoyés depuis un compte hébergé",
+        "Une personne visée",
+    ),
     "security": ("Tentatives d'intrusion depuis {host}", "Équipe sécurité d'un hébergeur voisin"),
     "resources": ("Consommation CPU anormale : {host}", "Supervision"),
     "illegal": ("Vente de contrefaçons sur {host}", "Service juridique d'une marque"),
     "compromise": ("Site compromis : page d'hameçonnage sur {host}", "Phishing Initiative"),
 }
-REPORTERS = ("abuse@fai-voisin.example.net", "signalement@example.com", "noc@hebergeur.example.net", "securite@example.org")
+REPORTERS = (
+    "abuse@fai-voisin.example.net",
+    "signalement@example.com",
+    "noc@hebergeur.example.net",
+    "securite@example.org",
+)
 
 NOTES = {
     "reject": (
@@ -215,7 +438,9 @@ NOTES = {
         "Vérifier les adresses IP des connexions signalées.",
         "Corréler l'heure des envois avec les connexions.",
     ),
-    "give-notice": ("Espace sans activité depuis longtemps, coût de stockage élevé : préavis affiché.",),
+    "give-notice": (
+        "Espace sans activité depuis longtemps, coût de stockage élevé : préavis affiché.",
+    ),
     "cancel": (
         "L'utilisateur a changé d'avis.",
         "Demande retirée par le titulaire.",
@@ -268,7 +493,9 @@ def demo_url() -> str:
     raise AssertionError("unreachable")
 
 
-def demo_database(*, training: bool = True, progress: Callable[[int, int], None] | None = None) -> tuple[str, dict]:
+def demo_database(
+    *, training: bool = True, progress: Callable[[int, int], None] | None = None
+) -> tuple[str, dict]:
     """A fresh demo database for ``helpdesk demo``: ``(url, summary)``.
 
     Building one walks every ticket through the engine (several seconds), so a build is
@@ -277,11 +504,16 @@ def demo_database(*, training: bool = True, progress: Callable[[int, int], None]
     The copy's histories then end when the cached build was made, not now.
     """
     url = demo_url()
-    target = Path(url[len("sqlite:///"):])
+    target = Path(url[len("sqlite:///") :])
     moved = abs((clock.now() - datetime.now(clock.UTC)).total_seconds()) > 60
     cached = _demo_folder() / f"cache-{_cache_key(training)}.db"
     meta = cached.with_suffix(".json")
-    if not moved and cached.exists() and meta.exists() and time.time() - cached.stat().st_mtime < CACHE_HOURS * 3600:
+    if (
+        not moved
+        and cached.exists()
+        and meta.exists()
+        and time.time() - cached.stat().st_mtime < CACHE_HOURS * 3600
+    ):
         try:
             summary = json.loads(meta.read_text(encoding="utf-8"))
             _copy_sqlite(cached, target)
@@ -310,7 +542,9 @@ def _cache_key(training: bool) -> str:
     h = hashlib.sha256(f"{__version__}|{install.HEAD}|{training}|".encode())
     h.update(Path(__file__).read_bytes())
     root = data_dir()
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in (".toml", ".txt", ".mo")):
+    for path in sorted(
+        p for p in root.rglob("*") if p.is_file() and p.suffix in (".toml", ".txt", ".mo")
+    ):
         h.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
     return h.hexdigest()[:16]
 
@@ -346,8 +580,13 @@ def build_demo(
     end = end.replace(microsecond=0)
     install.init(url, training=training)
     with db.read_session(url) as s:
-        if s.exec(select(func.count()).select_from(Ticket)).one() or s.exec(select(func.count()).select_from(Account)).one():
-            raise ValueError(f"{url} already holds accounts or tickets: the demo needs a new database")
+        if (
+            s.exec(select(func.count()).select_from(Ticket)).one()
+            or s.exec(select(func.count()).select_from(Account)).one()
+        ):
+            raise ValueError(
+                f"{url} already holds accounts or tickets: the demo needs a new database"
+            )
     engine_ = db.get_engine(url).execution_options(immediate=True)
     session = Session(engine_, expire_on_commit=False)
     try:
@@ -387,12 +626,16 @@ def summarize(url: str, now: datetime | None = None) -> dict:
         for p, q, st in all_states(s):
             states.setdefault(p, {}).setdefault(q, {})[st] = 0
         for p, q, st, n in s.exec(
-            select(Ticket.policy_key, Ticket.queue, Ticket.state, func.count()).group_by(Ticket.policy_key, Ticket.queue, Ticket.state)
+            select(Ticket.policy_key, Ticket.queue, Ticket.state, func.count()).group_by(
+                Ticket.policy_key, Ticket.queue, Ticket.state
+            )
         ):
             states.setdefault(p, {}).setdefault(q, {})[st] = n
         count = lambda model: s.exec(select(func.count()).select_from(model)).one()  # noqa: E731
         overdue = s.exec(
-            select(func.count()).select_from(Ticket).where(Ticket.state_kind != "done", Ticket.due_at.is_not(None), Ticket.due_at <= now)
+            select(func.count())
+            .select_from(Ticket)
+            .where(Ticket.state_kind != "done", Ticket.due_at.is_not(None), Ticket.due_at <= now)
         ).one()
         return {
             "url": url,
@@ -403,7 +646,13 @@ def summarize(url: str, now: datetime | None = None) -> dict:
             "events": count(Event),
             "overdue": overdue,
             "states": states,
-            "missing": [f"{p}/{q}/{st}" for p, qs in states.items() for q, sts in qs.items() for st, n in sts.items() if n == 0],
+            "missing": [
+                f"{p}/{q}/{st}"
+                for p, qs in states.items()
+                for q, sts in qs.items()
+                for st, n in sts.items()
+                if n == 0
+            ],
             "unreachable": {f"{p}/{q}/{st}": why for (p, q, st), why in UNREACHABLE.items()},
         }
 
@@ -461,8 +710,16 @@ def _slug(text: str) -> str:
 
 
 class _Demo:
-    def __init__(self, url: str, session: Session, end: datetime, training: bool, *, extra: int = 100,
-                 progress: Callable[[int, int], None] | None = None):
+    def __init__(
+        self,
+        url: str,
+        session: Session,
+        end: datetime,
+        training: bool,
+        *,
+        extra: int = 100,
+        progress: Callable[[int, int], None] | None = None,
+    ):
         self.url = url
         self.extra = max(0, extra)
         self.progress = progress
@@ -495,7 +752,9 @@ class _Demo:
 
     def between(self, old_days: float, new_days: float) -> datetime:
         """A moment between ``old_days`` and ``new_days`` ago (to the minute)."""
-        moment = self.end - timedelta(seconds=int(self.rng.uniform(new_days * 86400, old_days * 86400)))
+        moment = self.end - timedelta(
+            seconds=int(self.rng.uniform(new_days * 86400, old_days * 86400))
+        )
         return moment.replace(second=0)
 
     def human_delay(self, quick: bool = False) -> timedelta:
@@ -532,7 +791,9 @@ class _Demo:
 
     # -- accounts
 
-    def add_account(self, policy: str, pools: str | tuple, *, login: str, email: str, created: datetime, **kw) -> Account:
+    def add_account(
+        self, policy: str, pools: str | tuple, *, login: str, email: str, created: datetime, **kw
+    ) -> Account:
         base, n = login, 2
         while (policy, login) in self.logins:
             login, n = f"{base}{n}", n + 1
@@ -543,10 +804,18 @@ class _Demo:
         # The rows ``service.add_account`` would write (its checks hold for this data by
         # construction), added in one flush: a few hundred accounts in a blink.
         acc = Account(
-            policy_key=policy, login=clean(login), email=email.lower(), kind=kw.get("kind", "user"), org=clean(kw.get("org", "")),
-            contacts=[c.lower() for c in kw.get("contacts", [])], status="active", lang=kw.get("lang", ""),
-            last_login=kw.get("last_login"), fields={k: clean(str(v)) for k, v in (kw.get("fields") or {}).items()},
-            created_at=created, updated_at=created,
+            policy_key=policy,
+            login=clean(login),
+            email=email.lower(),
+            kind=kw.get("kind", "user"),
+            org=clean(kw.get("org", "")),
+            contacts=[c.lower() for c in kw.get("contacts", [])],
+            status="active",
+            lang=kw.get("lang", ""),
+            last_login=kw.get("last_login"),
+            fields={k: clean(str(v)) for k, v in (kw.get("fields") or {}).items()},
+            created_at=created,
+            updated_at=created,
         )
         self.s.add(acc)
         for pool in (pools,) if isinstance(pools, str) else pools:
@@ -607,8 +876,16 @@ class _Demo:
                     yield max(dl.due_at + CRON, self.now)
                     self.guarded(plan, dl.action or "timer", lambda: self.fire(plan.ticket_id, dl))
                 else:
-                    delay = step.after if step.after is not None else self.human_delay(quick=plan.stop is not None)
-                    yield self.daytime(self.now + delay) if step.after is None and plan.stop is None else self.now + delay
+                    delay = (
+                        step.after
+                        if step.after is not None
+                        else self.human_delay(quick=plan.stop is not None)
+                    )
+                    yield (
+                        self.daytime(self.now + delay)
+                        if step.after is None and plan.stop is None
+                        else self.now + delay
+                    )
                     self.guarded(plan, step.action, lambda: self.act(plan, step))
         except _StepFailed:
             return
@@ -625,8 +902,14 @@ class _Demo:
         except Exception as exc:  # noqa: BLE001 - a bug in the core, reported in the summary
             savepoint.rollback()
             self.failures.append(
-                {"plan": plan.label, "policy": plan.policy, "queue": plan.queue, "ticket": plan.ticket_id, "step": what,
-                 "error": f"{type(exc).__name__}: {exc}"}
+                {
+                    "plan": plan.label,
+                    "policy": plan.policy,
+                    "queue": plan.queue,
+                    "ticket": plan.ticket_id,
+                    "step": what,
+                    "error": f"{type(exc).__name__}: {exc}",
+                }
             )
             raise _StepFailed() from exc
         savepoint.commit()
@@ -650,15 +933,29 @@ class _Demo:
             raise RuntimeError(f"demo plan {plan.label}: bad requester {plan.requester!r}")
         try:
             out = engine.open_ticket(
-                self.s, queue=plan.queue, policy_key=plan.policy, actor=actor, account=plan.account,
-                requester=plan.requester, subject=plan.subject, fields=fields, note=plan.note, now=self.now,
+                self.s,
+                queue=plan.queue,
+                policy_key=plan.policy,
+                actor=actor,
+                account=plan.account,
+                requester=plan.requester,
+                subject=plan.subject,
+                fields=fields,
+                note=plan.note,
+                now=self.now,
             )
         except HelpdeskError as exc:
             raise RuntimeError(f"demo plan {plan.label or plan.queue}: cannot open: {exc}") from exc
         for kind, source, content in plan.evidence:
             self.s.add(
-                Evidence(ticket_id=out.ticket.id, kind=kind, source=source, sha256=hashlib.sha256(content).hexdigest(),
-                         received_at=self.now, content=content)
+                Evidence(
+                    ticket_id=out.ticket.id,
+                    kind=kind,
+                    source=source,
+                    sha256=hashlib.sha256(content).hexdigest(),
+                    received_at=self.now,
+                    content=content,
+                )
             )
         return out
 
@@ -667,31 +964,53 @@ class _Demo:
         d = engine.definition(self.s, ticket.workflow_id)
         t = next((t for t in d.from_state(ticket.state) if t.key == step.action), None)
         if t is None:
-            raise RuntimeError(f"demo plan {plan.label}: {step.action} not possible from {ticket.policy_key}/{ticket.queue}/{ticket.state} (#{ticket.id})")
+            raise RuntimeError(
+                f"demo plan {plan.label}: {step.action} not possible from {ticket.policy_key}/{ticket.queue}/{ticket.state} (#{ticket.id})"
+            )
         note = step.note
         if note is None:
             note = self.note(step.action) if t.note_required or self.rng.random() < 0.25 else ""
         fields = {k: (v(self.now) if callable(v) else v) for k, v in (step.fields or {}).items()}
         wf_fields = d.workflow.fields or {}
-        if step.action == "read-logs" and "purpose" in wf_fields:  # Wigii art. 5: a purpose the text gives
+        if (
+            step.action == "read-logs" and "purpose" in wf_fields
+        ):  # Wigii art. 5: a purpose the text gives
             fields.setdefault("purpose", self.rng.choice(["technical", "misuse", "misuse"]))
-        if ticket.queue == "mail-reputation" and step.action == "suspend" and "ground" in wf_fields \
-                and not (ticket.fields or {}).get("compromised"):
-            fields.setdefault("ground", "manifest-abuse")  # Indigos art. 7: one of its three grounds
+        if (
+            ticket.queue == "mail-reputation"
+            and step.action == "suspend"
+            and "ground" in wf_fields
+            and not (ticket.fields or {}).get("compromised")
+        ):
+            fields.setdefault(
+                "ground", "manifest-abuse"
+            )  # Indigos art. 7: one of its three grounds
         try:
             out = engine.apply(
-                self.s, plan.ticket_id, step.action, self.actor(t.role, step.by), note=note, fields=fields,
-                checks=list(step.checks), now=self.now,
+                self.s,
+                plan.ticket_id,
+                step.action,
+                self.actor(t.role, step.by),
+                note=note,
+                fields=fields,
+                checks=list(step.checks),
+                now=self.now,
             )
         except HelpdeskError as exc:
-            raise RuntimeError(f"demo plan {plan.label}: {step.action} on #{plan.ticket_id} ({ticket.state}) refused: {exc}") from exc
+            raise RuntimeError(
+                f"demo plan {plan.label}: {step.action} on #{plan.ticket_id} ({ticket.state}) refused: {exc}"
+            ) from exc
         out.reveal.clear()  # a one-time phone code: read out to nobody in a demo
         return out
 
     def pending_timer(self, ticket_id: int) -> Deadline | None:
         return self.s.exec(
             select(Deadline)
-            .where(Deadline.ticket_id == ticket_id, Deadline.status == "pending", Deadline.action.is_not(None))
+            .where(
+                Deadline.ticket_id == ticket_id,
+                Deadline.status == "pending",
+                Deadline.action.is_not(None),
+            )
             .order_by(Deadline.due_at, Deadline.id)
         ).first()
 
@@ -701,7 +1020,14 @@ class _Demo:
         if dl.status != "pending" or dl.due_at > self.now:
             return
         try:
-            engine.apply(self.s, ticket_id, dl.action, SYSTEM_ACTOR, now=self.now, note=f"{dl.name}: {clock.iso(dl.due_at)}")
+            engine.apply(
+                self.s,
+                ticket_id,
+                dl.action,
+                SYSTEM_ACTOR,
+                now=self.now,
+                note=f"{dl.name}: {clock.iso(dl.due_at)}",
+            )
         except HelpdeskError as exc:
             raise RuntimeError(f"demo: timer {dl.action} on #{ticket_id} refused: {exc}") from exc
 
@@ -727,40 +1053,74 @@ class _Demo:
             if login == "tom" and not self.training:
                 continue
             self.s.add(Volunteer(login=login, name=name, role=role, created_at=when))
-            audit.append(self.s, Event(at=when, actor="system", action="volunteer-add", data={"login": login, "role": role}))
+            audit.append(
+                self.s,
+                Event(
+                    at=when,
+                    actor="system",
+                    action="volunteer-add",
+                    data={"login": login, "role": role},
+                ),
+            )
         self.s.flush()
 
     def created(self) -> datetime:
         return self.end - timedelta(days=self.rng.randint(430, 1500))
 
     def recent_login(self, max_days: int = 300) -> datetime:
-        days = self.rng.uniform(0.2, max_days) if self.rng.random() < 0.3 else self.rng.uniform(0.1, 45)
+        days = (
+            self.rng.uniform(0.2, max_days)
+            if self.rng.random() < 0.3
+            else self.rng.uniform(0.1, 45)
+        )
         return (self.end - timedelta(days=days)).replace(microsecond=0)
 
     def accounts(self) -> None:
         rng = self.rng
         # Wigii: users of association systems; a few not logged in for more than a year.
         spaces = list(WIGII_SPACES)
-        plan = [("reset", 26), ("closure", 16), ("space", 4), ("sanction", 14), ("inactive", 5), ("sweep-inactive", 3)]
+        plan = [
+            ("reset", 26),
+            ("closure", 16),
+            ("space", 4),
+            ("sanction", 14),
+            ("inactive", 5),
+            ("sweep-inactive", 3),
+        ]
         for pool, n in plan:
             for _i in range(n):
                 org, sys_slug = rng.choice(spaces)
                 first, last = self.person()
                 login = f"{_slug(first)}.{_slug(last)}"
                 if pool == "inactive":
-                    last_login = self.end - relativedelta(months=rng.randint(17, 30), days=rng.randint(0, 25))
+                    last_login = self.end - relativedelta(
+                        months=rng.randint(17, 30), days=rng.randint(0, 25)
+                    )
                 elif pool == "sweep-inactive":
-                    last_login = self.end - relativedelta(months=rng.randint(13, 26), days=rng.randint(5, 25))
+                    last_login = self.end - relativedelta(
+                        months=rng.randint(13, 26), days=rng.randint(5, 25)
+                    )
                 else:
                     last_login = self.recent_login()
                 self.add_account(
-                    "wigii", pool, login=login, email=f"{login}@{sys_slug}.example.org", org=org,
-                    last_login=last_login, created=min(self.created(), last_login - timedelta(days=30)),
-                    fields={"system": f"https://{sys_slug}.wigii.example.org"}, lang="en" if rng.random() < 0.08 else "",
+                    "wigii",
+                    pool,
+                    login=login,
+                    email=f"{login}@{sys_slug}.example.org",
+                    org=org,
+                    last_login=last_login,
+                    created=min(self.created(), last_login - timedelta(days=30)),
+                    fields={"system": f"https://{sys_slug}.wigii.example.org"},
+                    lang="en" if rng.random() < 0.08 else "",
                 )
         self.add_account(
-            "wigii", "reset", login="eve.markup", email="eve.markup@voixdefete.example.org",
-            org="Festival [@click=app.quit]x[/] & Cie", last_login=self.recent_login(), created=self.created(),
+            "wigii",
+            "reset",
+            login="eve.markup",
+            email="eve.markup@voixdefete.example.org",
+            org="Festival [@click=app.quit]x[/] & Cie",
+            last_login=self.recent_login(),
+            created=self.created(),
             fields={"system": "https://voixdefete.wigii.example.org"},
         )
 
@@ -770,9 +1130,15 @@ class _Demo:
                 first, last = self.person()
                 login = f"{_slug(first)}.{_slug(last)}"
                 self.add_account(
-                    "indigos", pool, login=login, email=f"{login}@perso.example.net", kind="member",
-                    last_login=self.recent_login(), created=self.created(),
-                    fields={"mailbox": f"{login}@indigos.example.org"}, lang="en" if rng.random() < 0.1 else "",
+                    "indigos",
+                    pool,
+                    login=login,
+                    email=f"{login}@perso.example.net",
+                    kind="member",
+                    last_login=self.recent_login(),
+                    created=self.created(),
+                    fields={"mailbox": f"{login}@indigos.example.org"},
+                    lang="en" if rng.random() < 0.1 else "",
                 )
 
         # CommunesPlone: member CPAS (signature dates) and their end users.
@@ -783,21 +1149,41 @@ class _Demo:
             slug = _slug(city)
             domain = f"cpas-{slug}.example.org"
             phone = f"+32 {60 + i % 30} {(i * 37) % 90 + 10} {(i * 53) % 90 + 10} {(i * 71) % 90 + 10}"  # the number a code is read out to
-            pool = ("sanction", "sanction", "reset", "sanction", "closure", "sanction")[i % 6] if i >= 6 else "special"
+            pool = (
+                ("sanction", "sanction", "reset", "sanction", "closure", "sanction")[i % 6]
+                if i >= 6
+                else "special"
+            )
             sig = self.end - relativedelta(months=rng.randint(14, 44), days=rng.randint(0, 27))
             acc = self.add_account(
-                "communesplone", pool, login=f"cpas-{slug}", email=f"informatique@{domain}", kind="member",
-                org=_of("CPAS", city), contacts=[f"direction@{domain}", f"secretariat@{domain}"],
-                last_login=self.recent_login(90), created=self.created(),
-                fields={"signature-date": sig.date().isoformat(), "commune-signed": rng.choice(["oui", "non"]), "phone": phone},
+                "communesplone",
+                pool,
+                login=f"cpas-{slug}",
+                email=f"informatique@{domain}",
+                kind="member",
+                org=_of("CPAS", city),
+                contacts=[f"direction@{domain}", f"secretariat@{domain}"],
+                last_login=self.recent_login(90),
+                created=self.created(),
+                fields={
+                    "signature-date": sig.date().isoformat(),
+                    "commune-signed": rng.choice(["oui", "non"]),
+                    "phone": phone,
+                },
             )
             members.append(acc)
             for _j in range(rng.randint(1, 3)):
                 first, last = self.person(FIRST, LAST_BE)
                 login = f"{_slug(first)}.{_slug(last)}.{slug}"
                 self.add_account(
-                    "communesplone", "end-user", login=login, email=f"{_slug(first)}.{_slug(last)}@{domain}",
-                    kind="end-user", org=_of("CPAS", city), last_login=self.recent_login(), created=self.created(),
+                    "communesplone",
+                    "end-user",
+                    login=login,
+                    email=f"{_slug(first)}.{_slug(last)}@{domain}",
+                    kind="end-user",
+                    org=_of("CPAS", city),
+                    last_login=self.recent_login(),
+                    created=self.created(),
                     fields={"phone": phone},
                 )
         self.cpas_special = [m for m in members if m in self.pools[("communesplone", "special")]]
@@ -808,14 +1194,31 @@ class _Demo:
             slug = _slug(name)[:28].strip("-")
             domain = f"{slug}.example.org"
             tech, admin = self.person(), self.person()
-            pool = ("sanction", "closure", "sanction", "reset", "sanction", "nonrenewal", "sanction")[i % 7]
+            pool = (
+                "sanction",
+                "closure",
+                "sanction",
+                "reset",
+                "sanction",
+                "nonrenewal",
+                "sanction",
+            )[i % 7]
             if name.startswith("Collectif"):
                 pool = "reset"
             end_ = self.end + relativedelta(months=rng.randint(1, 11), days=rng.randint(0, 27))
             self.add_account(
-                "le-pic", pool, login=slug, email=f"bureau@{domain}", kind="member", org=name,
-                contacts=[f"{_slug(tech[0])}.{_slug(tech[1])}@{domain}", f"{_slug(admin[0])}.{_slug(admin[1])}@{domain}"],
-                last_login=self.recent_login(), created=self.created(),
+                "le-pic",
+                pool,
+                login=slug,
+                email=f"bureau@{domain}",
+                kind="member",
+                org=name,
+                contacts=[
+                    f"{_slug(tech[0])}.{_slug(tech[1])}@{domain}",
+                    f"{_slug(admin[0])}.{_slug(admin[1])}@{domain}",
+                ],
+                last_login=self.recent_login(),
+                created=self.created(),
                 fields={
                     "membership-end": end_.date().isoformat(),
                     "contact-technique": f"{tech[0]} {tech[1]}",
@@ -828,8 +1231,14 @@ class _Demo:
                 first, last = self.person()
                 login = f"{_slug(first)}.{_slug(last)}"
                 self.add_account(
-                    "le-pic", pool, login=login, email=f"{login}@courriel.example.net", kind="user",
-                    last_login=self.recent_login(), created=self.created(), fields={"services": "listes du PIC"},
+                    "le-pic",
+                    pool,
+                    login=login,
+                    email=f"{login}@courriel.example.net",
+                    kind="user",
+                    last_login=self.recent_login(),
+                    created=self.created(),
+                    fields={"services": "listes du PIC"},
                 )
 
         # Weentime: one administrator account per client, employees with their org.
@@ -844,18 +1253,38 @@ class _Demo:
             if pool == "sweep-lapse":
                 sub_end = self.end - timedelta(days=rng.randint(6, 12))
             self.add_account(
-                "weentime", pool, login=f"admin.{slug}", email=f"rh@{domain}", kind="admin", org=client,
-                last_login=self.recent_login(20), created=self.created(),
-                fields={"country": country, "subscription-end": sub_end.date().isoformat(), "plan": rng.choice(["Essentiel", "Pro", "Entreprise"])},
+                "weentime",
+                pool,
+                login=f"admin.{slug}",
+                email=f"rh@{domain}",
+                kind="admin",
+                org=client,
+                last_login=self.recent_login(20),
+                created=self.created(),
+                fields={
+                    "country": country,
+                    "subscription-end": sub_end.date().isoformat(),
+                    "plan": rng.choice(["Essentiel", "Pro", "Entreprise"]),
+                },
             )
             tn = country == "TN"
             for j in range(rng.randint(2, 4)):
                 first, last = self.person(FIRST_TN if tn else FIRST, LAST_TN if tn else LAST)
                 login = f"{_slug(first)}.{_slug(last)}.{slug[:10].strip('-')}"
                 self.add_account(
-                    "weentime", ("employee", "sanction") if j == 1 else "employee", login=login, email=f"{_slug(first)}.{_slug(last)}@{domain}", kind="employee",
-                    org=client, last_login=self.recent_login(), created=self.created(),
-                    fields={"level": rng.choice(["employé", "employé", "employé", "assistant", "responsable RH"])},
+                    "weentime",
+                    ("employee", "sanction") if j == 1 else "employee",
+                    login=login,
+                    email=f"{_slug(first)}.{_slug(last)}@{domain}",
+                    kind="employee",
+                    org=client,
+                    last_login=self.recent_login(),
+                    created=self.created(),
+                    fields={
+                        "level": rng.choice(
+                            ["employé", "employé", "employé", "assistant", "responsable RH"]
+                        )
+                    },
                 )
 
     # -- plans ------------------------------------------------------------------------
@@ -865,16 +1294,33 @@ class _Demo:
         options = [acc.email, *(acc.contacts or [])]
         return self.rng.choice(options)
 
-    def reset(self, policy: str, start: datetime, outcome: str, *, acc: Account | None = None, subject: str | None = None,
-              requester: str | None = None, label: str = "") -> Plan:
+    def reset(
+        self,
+        policy: str,
+        start: datetime,
+        outcome: str,
+        *,
+        acc: Account | None = None,
+        subject: str | None = None,
+        requester: str | None = None,
+        label: str = "",
+    ) -> Plan:
         """outcome: issued | pending | stranger | rejected | redirected | suspicious."""
         if acc is None:
-            pool = {"communesplone": "end-user", "weentime": "employee"}.get(policy, "reset") if outcome == "redirected" else "reset"
+            pool = (
+                {"communesplone": "end-user", "weentime": "employee"}.get(policy, "reset")
+                if outcome == "redirected"
+                else "reset"
+            )
             acc = self.pick(policy, pool)
         if requester is None:
-            requester = self.stranger() if outcome in ("stranger", "rejected") else self.contact_of(acc)
+            requester = (
+                self.stranger() if outcome in ("stranger", "rejected") else self.contact_of(acc)
+            )
         if subject is None:
-            subject = self.rng.choice(SUSPICIOUS_SUBJECTS if outcome == "suspicious" else RESET_SUBJECTS).format(login=acc.login)
+            subject = self.rng.choice(
+                SUSPICIOUS_SUBJECTS if outcome == "suspicious" else RESET_SUBJECTS
+            ).format(login=acc.login)
         steps: list[Step] = []
         if outcome in ("issued", "suspicious"):
             steps = [self.issue_step(policy)]
@@ -889,16 +1335,27 @@ class _Demo:
             requester = self.stranger()
             subject = f"Mot de passe du site de « {acc.org} » perdu"
         plan = Plan(
-            policy, "password-reset", acc, start, subject=subject, requester=requester,
-            fields=fields, steps=steps,
-            then=self.compromise_follow_up if outcome == "suspicious" else None, label=label or f"reset {outcome}",
+            policy,
+            "password-reset",
+            acc,
+            start,
+            subject=subject,
+            requester=requester,
+            fields=fields,
+            steps=steps,
+            then=self.compromise_follow_up if outcome == "suspicious" else None,
+            label=label or f"reset {outcome}",
         )
         self.schedule(plan)
         return plan
 
     def issue_step(self, policy: str) -> Step:
         if not self.policies[policy].params.get("credentials_by_mail", True):
-            return Step("give-code-by-phone", checks=("called-registered-number",), note="Code lu au numéro enregistré du CPAS.")
+            return Step(
+                "give-code-by-phone",
+                checks=("called-registered-number",),
+                note="Code lu au numéro enregistré du CPAS.",
+            )
         return Step("issue-reset-link")
 
     def compromise_follow_up(self, demo: "_Demo", plan: Plan, out) -> None:
@@ -908,31 +1365,76 @@ class _Demo:
             return
         first = "interrupt" if plan.policy == "le-pic" else "suspend"
         steps = [
-            Step("read-logs", after=timedelta(minutes=self.rng.randint(5, 25))) if self.rng.random() < 0.5 else None,
+            Step("read-logs", after=timedelta(minutes=self.rng.randint(5, 25)))
+            if self.rng.random() < 0.5
+            else None,
             # CommunesPlone art. 6.11 grades by gravity: a warning first on this matter.
-            Step("warn", after=timedelta(minutes=self.rng.randint(5, 20))) if plan.policy == "communesplone" else None,
-            Step(first, after=timedelta(minutes=self.rng.randint(10, 50)), note=self.note("emergency")),
-            Step("restore-application" if first == "interrupt" else "reinstate", after=timedelta(hours=self.rng.randint(3, 40))),
+            Step("warn", after=timedelta(minutes=self.rng.randint(5, 20)))
+            if plan.policy == "communesplone"
+            else None,
+            Step(
+                first,
+                after=timedelta(minutes=self.rng.randint(10, 50)),
+                note=self.note("emergency"),
+            ),
+            Step(
+                "restore-application" if first == "interrupt" else "reinstate",
+                after=timedelta(hours=self.rng.randint(3, 40)),
+            ),
         ]
-        self.schedule(Plan(plan.policy, "abuse", plan.account, self.now, steps=[s for s in steps if s], ticket_id=linked,
-                           stop=None if self.now < self.end - timedelta(days=3) else "suspended", label="compromise follow-up"))
+        self.schedule(
+            Plan(
+                plan.policy,
+                "abuse",
+                plan.account,
+                self.now,
+                steps=[s for s in steps if s],
+                ticket_id=linked,
+                stop=None if self.now < self.end - timedelta(days=3) else "suspended",
+                label="compromise follow-up",
+            )
+        )
 
     # closures
 
-    def closure(self, policy: str, start: datetime, kind: str, *, stop: str | None = None, acc: Account | None = None,
-                subject: str | None = None, day_in: int | None = None, label: str = "") -> Plan:
+    def closure(
+        self,
+        policy: str,
+        start: datetime,
+        kind: str,
+        *,
+        stop: str | None = None,
+        acc: Account | None = None,
+        subject: str | None = None,
+        day_in: int | None = None,
+        label: str = "",
+    ) -> Plan:
         """kind: request | incomplete | stranger | rejected | cancel | inactivity | space |
         non-renewal | nonrenewal-pending | redirected | lapse."""
         rng = self.rng
-        p = Plan(policy, "closure", acc, start, label=label or f"{policy} closure {kind}", stop=stop)
+        p = Plan(
+            policy, "closure", acc, start, label=label or f"{policy} closure {kind}", stop=stop
+        )
         day = lambda days: (self.day(policy, start) + timedelta(days=days)).isoformat()  # noqa: E731
-        d_in = day_in if day_in is not None else rng.randint(20, 30) if kind == "cancel" else rng.randint(7, 25)
+        d_in = (
+            day_in
+            if day_in is not None
+            else rng.randint(20, 30)
+            if kind == "cancel"
+            else rng.randint(7, 25)
+        )
         timers = [Step(None), Step(None)]
         if kind in ("request", "incomplete", "stranger", "rejected", "cancel"):
             if acc is None:
-                acc = self.take(policy, "closure") if kind in ("request", "incomplete") else self.pick(policy, "reset")
+                acc = (
+                    self.take(policy, "closure")
+                    if kind in ("request", "incomplete")
+                    else self.pick(policy, "reset")
+                )
             p.account = acc
-            p.requester = self.stranger() if kind in ("stranger", "rejected") else self.contact_of(acc)
+            p.requester = (
+                self.stranger() if kind in ("stranger", "rejected") else self.contact_of(acc)
+            )
             p.subject = subject or rng.choice(CLOSURE_SUBJECTS).format(login=acc.login)
             reasons = self.policies[policy].params.get("closure_reasons") or []
             p.fields = {"reason": "request"} if "request" in reasons else {"reason": reasons[0]}
@@ -948,8 +1450,17 @@ class _Demo:
             elif kind == "incomplete":
                 p.subject = subject or "Fermer mon compte"
                 p.steps = [
-                    Step("complete", fields={"system": acc.fields.get("system", ""), "day": lambda now: (self.day(policy, now) + timedelta(days=d_in)).isoformat()}),
-                    Step("acknowledge"), *timers,
+                    Step(
+                        "complete",
+                        fields={
+                            "system": acc.fields.get("system", ""),
+                            "day": lambda now: (
+                                self.day(policy, now) + timedelta(days=d_in)
+                            ).isoformat(),
+                        },
+                    ),
+                    Step("acknowledge"),
+                    *timers,
                 ]
             elif kind == "rejected":
                 p.steps = [Step("reject")]
@@ -964,15 +1475,22 @@ class _Demo:
             p.account = acc = acc or self.take(policy, "space")
             p.opener = "oncall"
             p.fields = {"reason": "space", "system": acc.fields.get("system", "")}
-            p.subject = subject or f"Espace « {acc.org} » : clôture proposée (inutilisé, coût de stockage)"
+            p.subject = (
+                subject or f"Espace « {acc.org} » : clôture proposée (inutilisé, coût de stockage)"
+            )
             p.steps = [Step("give-notice", checks=("notice-posted",)), *timers, Step(None)]
         elif kind in ("non-renewal", "nonrenewal-pending"):
             p.account = acc or self.take(policy, "nonrenewal")
             if policy == "communesplone":
                 p.opener = "volunteer"
                 p.requester = p.account.contacts[0] if p.account.contacts else p.account.email
-                p.subject = subject or f"Courrier : non-reconduction de la convention ({p.account.org})"
-                p.fields = {"reason": "non-renewal", "request-date": self.day(policy, start).isoformat()}
+                p.subject = (
+                    subject or f"Courrier : non-reconduction de la convention ({p.account.org})"
+                )
+                p.fields = {
+                    "reason": "non-renewal",
+                    "request-date": self.day(policy, start).isoformat(),
+                }
                 if kind == "non-renewal":
                     p.fields["letter"] = "yes"
                     p.note = "Courrier recommandé reçu et scanné."
@@ -982,14 +1500,18 @@ class _Demo:
                 p.note = "membership not renewed"
                 p.steps = [Step("confirm-non-renewal"), *timers]
         elif kind == "redirected":
-            p.account = acc = acc or self.pick(policy, {"weentime": "employee", "communesplone": "end-user"}.get(policy, "reset"))
+            p.account = acc = acc or self.pick(
+                policy, {"weentime": "employee", "communesplone": "end-user"}.get(policy, "reset")
+            )
             p.requester = acc.email
             p.subject = subject or rng.choice(CLOSURE_SUBJECTS).format(login=acc.login)
             if policy == "communesplone":
                 p.fields = {"reason": "non-renewal"}
             elif policy == "le-pic":
                 p.requester = self.stranger()
-                p.subject = subject or f"Supprimez mes données de la liste de diffusion de « {acc.org} »"
+                p.subject = (
+                    subject or f"Supprimez mes données de la liste de diffusion de « {acc.org} »"
+                )
                 p.fields = {"reason": "request", "scope": "member"}
             else:
                 p.fields = {"reason": "request"}
@@ -998,7 +1520,13 @@ class _Demo:
             p.account = acc or self.take(policy, "lapse")
             p.fields = {"reason": "lapse"}
             p.note = "subscription not renewed in time"
-            p.steps = [Step("record-renewal", after=timedelta(days=rng.randint(2, 12)), note="Virement identifié.")]
+            p.steps = [
+                Step(
+                    "record-renewal",
+                    after=timedelta(days=rng.randint(2, 12)),
+                    note="Virement identifié.",
+                )
+            ]
         else:
             raise ValueError(kind)
         self.schedule(p)
@@ -1010,13 +1538,37 @@ class _Demo:
         site = (acc.fields or {}).get("site") or (acc.fields or {}).get("system") or ""
         return site.split("//")[-1] or f"{_slug(acc.login)}.example.org"
 
-    def abuse(self, policy: str, start: datetime, path: list, *, acc: Account | None = None, category: str | None = None,
-              urgent: bool = False, stop: str | None = None, subject: str | None = None, reporter: str | None = None,
-              logs: bool | None = None, agent: str = "Mozilla/5.0 (X11; Linux x86_64)", label: str = "",
-              extra: dict | None = None) -> Plan:
+    def abuse(
+        self,
+        policy: str,
+        start: datetime,
+        path: list,
+        *,
+        acc: Account | None = None,
+        category: str | None = None,
+        urgent: bool = False,
+        stop: str | None = None,
+        subject: str | None = None,
+        reporter: str | None = None,
+        logs: bool | None = None,
+        agent: str = "Mozilla/5.0 (X11; Linux x86_64)",
+        label: str = "",
+        extra: dict | None = None,
+    ) -> Plan:
         rng = self.rng
         acc = acc or self.take(policy, "sanction")
-        category = category or rng.choice(["spam", "spam", "illicit-content", "harassment", "security", "resources", "illegal", "compromise"])
+        category = category or rng.choice(
+            [
+                "spam",
+                "spam",
+                "illicit-content",
+                "harassment",
+                "security",
+                "resources",
+                "illegal",
+                "compromise",
+            ]
+        )
         title, who = ABUSE[category]
         host = self.host_of(acc)
         fields: dict[str, Any] = {"category": category, "reporter": reporter or who}
@@ -1024,9 +1576,13 @@ class _Demo:
             fields["urgent"] = "yes"
         fields.update(extra or {})
         if category in ("security", "compromise", "spam", "resources"):
-            fields["source-ip"] = rng.choice(["192.0.2.", "198.51.100.", "203.0.113."]) + str(rng.randint(2, 250))
+            fields["source-ip"] = rng.choice(["192.0.2.", "198.51.100.", "203.0.113."]) + str(
+                rng.randint(2, 250)
+            )
         if category in ("illicit-content", "compromise", "illegal"):
-            fields["url"] = f"https://{host}/{rng.choice(['wp-content/uploads/x', 'boutique', 'connexion', 'docs/partage'])}"
+            fields["url"] = (
+                f"https://{host}/{rng.choice(['wp-content/uploads/x', 'boutique', 'connexion', 'docs/partage'])}"
+            )
         steps = []
         for item in path:
             steps.append(item if isinstance(item, Step) else Step(item))
@@ -1039,9 +1595,17 @@ class _Demo:
             evidence.append(("log", "access.log", (line * 3).encode()))
             steps.insert(rng.randint(0, max(0, len(steps) - 1)), Step("read-logs"))
         p = Plan(
-            policy, "abuse", acc, start, subject=subject or title.format(host=host),
-            requester=rng.choice(REPORTERS) if rng.random() < 0.7 else "", fields=fields, steps=steps, stop=stop,
-            evidence=evidence, label=label or f"{policy} abuse",
+            policy,
+            "abuse",
+            acc,
+            start,
+            subject=subject or title.format(host=host),
+            requester=rng.choice(REPORTERS) if rng.random() < 0.7 else "",
+            fields=fields,
+            steps=steps,
+            stop=stop,
+            evidence=evidence,
+            label=label or f"{policy} abuse",
         )
         self.schedule(p)
         return p
@@ -1050,42 +1614,82 @@ class _Demo:
         features = {"indigos": ["contact", "suspend"], "communesplone": ["warn", "suspend"]}
         return features.get(policy, [self.rng.choice(["warn", "contact"]), "suspend"])
 
-    def mail(self, policy: str, start: datetime, path: list, *, acc: Account | None = None, signal: str | None = None,
-             compromised: bool = False, stop: str | None = None, label: str = "") -> Plan:
+    def mail(
+        self,
+        policy: str,
+        start: datetime,
+        path: list,
+        *,
+        acc: Account | None = None,
+        signal: str | None = None,
+        compromised: bool = False,
+        stop: str | None = None,
+        label: str = "",
+    ) -> Plan:
         rng = self.rng
         acc = acc or self.take(policy, "sanction")
         sender = (acc.fields or {}).get("mailbox") or acc.email
-        signal = signal or rng.choice(["volume", "volume", "bounces", "complaint", "dmarc", "blocklist"])
+        signal = signal or rng.choice(
+            ["volume", "volume", "bounces", "complaint", "dmarc", "blocklist"]
+        )
         f: dict[str, Any] = {"sender": sender, "signal": signal}
         if signal in ("volume", "bounces"):
             messages = rng.randint(250, 4800)
             bounces = int(messages * rng.uniform(0.05, 0.6))
-            f.update(window=rng.choice(["1h", "1h", "24h"]), messages=messages, recipients=int(messages * rng.uniform(0.8, 1.0)),
-                     bounces=bounces, deferrals=rng.randint(0, messages // 5), **{"bounce-ratio": round(bounces / messages, 3)})
+            f.update(
+                window=rng.choice(["1h", "1h", "24h"]),
+                messages=messages,
+                recipients=int(messages * rng.uniform(0.8, 1.0)),
+                bounces=bounces,
+                deferrals=rng.randint(0, messages // 5),
+                **{"bounce-ratio": round(bounces / messages, 3)},
+            )
             f["source-ip"] = "203.0.113." + str(rng.randint(2, 250))
-            subject = f"Postfix : {messages} messages en {f['window']}, {bounces} rebonds ({sender})"
+            subject = (
+                f"Postfix : {messages} messages en {f['window']}, {bounces} rebonds ({sender})"
+            )
         elif signal == "complaint":
             f.update(window="24h", complaints=rng.randint(2, 40), domain=sender.split("@")[-1])
             subject = f"Boucle de rétroaction : {f['complaints']} plaintes pour {sender}"
         elif signal == "dmarc":
-            f.update(window="24h", **{"dmarc-fail": rng.randint(20, 900)}, domain=sender.split("@")[-1])
+            f.update(
+                window="24h", **{"dmarc-fail": rng.randint(20, 900)}, domain=sender.split("@")[-1]
+            )
             subject = f"DMARC : {f['dmarc-fail']} échecs pour {f['domain']}"
         else:
-            f.update(blocklist=rng.choice(["zen.spamhaus.org", "bl.spamcop.net", "b.barracudacentral.org"]),
-                     **{"source-ip": "203.0.113." + str(rng.randint(2, 250))})
+            f.update(
+                blocklist=rng.choice(
+                    ["zen.spamhaus.org", "bl.spamcop.net", "b.barracudacentral.org"]
+                ),
+                **{"source-ip": "203.0.113." + str(rng.randint(2, 250))},
+            )
             subject = f"Relais listé sur {f['blocklist']}"
         if compromised:
             f["compromised"] = "yes"
             if policy == "communesplone":  # art. 6.11 "selon la gravité": a compromise is grave
                 f["grave"] = "yes"
-        p = Plan(policy, "mail-reputation", acc, start, subject=subject, fields=f, stop=stop, label=label or f"{policy} mail",
-                 steps=[s if isinstance(s, Step) else Step(s) for s in path])
+        p = Plan(
+            policy,
+            "mail-reputation",
+            acc,
+            start,
+            subject=subject,
+            fields=f,
+            stop=stop,
+            label=label or f"{policy} mail",
+            steps=[s if isinstance(s, Step) else Step(s) for s in path],
+        )
         self.schedule(p)
         return p
 
     def suspend_sending(self, hours: tuple[int, int] = (24, 72)) -> Step:
         lo, hi = hours
-        return Step("suspend-sending", fields={"until": lambda now: clock.iso(now + timedelta(hours=self.rng.randint(lo, hi)))})
+        return Step(
+            "suspend-sending",
+            fields={
+                "until": lambda now: clock.iso(now + timedelta(hours=self.rng.randint(lo, hi)))
+            },
+        )
 
     # -- what the demo holds ------------------------------------------------------------
 
@@ -1095,18 +1699,34 @@ class _Demo:
         for policy in self.policies:
             self.reset(policy, b(200, 30), "issued")
             self.reset(policy, b(1.5, 0.1), "pending")
-            self.reset(policy, b(3, 0.2), "stranger", label="reset blocked: requester not a contact")
+            self.reset(
+                policy, b(3, 0.2), "stranger", label="reset blocked: requester not a contact"
+            )
             self.reset(policy, b(150, 20), "rejected")
         for policy in ("weentime", "communesplone", "le-pic"):
             self.reset(policy, b(120, 5), "redirected")
 
         # General questions (none of the procedures): one waiting, one answered, one closed.
-        questions = ("Sauvegarde des pièces jointes", "Espace de stockage restant", "Facture de la cotisation")
+        questions = (
+            "Sauvegarde des pièces jointes",
+            "Espace de stockage restant",
+            "Facture de la cotisation",
+        )
         for policy in self.policies:
             for n, steps in enumerate(([], ["answer"], ["answer", "close"])):
                 acc = self.pick(policy, "reset")
-                self.schedule(Plan(policy, "general", acc, b(20 - 6 * n, 0.2 + n), subject=questions[n], requester=acc.email,
-                                   steps=[Step(a) for a in steps], label=f"{policy} general question"))
+                self.schedule(
+                    Plan(
+                        policy,
+                        "general",
+                        acc,
+                        b(20 - 6 * n, 0.2 + n),
+                        subject=questions[n],
+                        requester=acc.email,
+                        steps=[Step(a) for a in steps],
+                        label=f"{policy} general question",
+                    )
+                )
 
         # Wigii closures: every state of the request, inactivity and space procedures.
         self.closure("wigii", b(2, 0.5), "stranger", label="wigii closure left received")
@@ -1143,15 +1763,23 @@ class _Demo:
             acc = self.take("weentime", "lapse")
             lapse_end = self.end - timedelta(days=days)
             acc.fields = {**acc.fields, "subscription-end": lapse_end.date().isoformat()}
-            self.closure("weentime", lapse_end + timedelta(days=1, hours=2), "lapse", acc=acc, stop=stop)
+            self.closure(
+                "weentime", lapse_end + timedelta(days=1, hours=2), "lapse", acc=acc, stop=stop
+            )
 
         # Le PIC: memberships not renewed; data removed within the year.
         for months, stop in ((15, None), (2, "ending"), (0, "non-renewal")):
             acc = self.take("le-pic", "nonrenewal")
             m_end = self.end - relativedelta(months=months, days=6)
             acc.fields = {**acc.fields, "membership-end": m_end.date().isoformat()}
-            self.closure("le-pic", clock.start_of_day(m_end.date(), "Europe/Paris") + timedelta(days=1, hours=2, minutes=30),
-                         "non-renewal", acc=acc, stop=stop)
+            self.closure(
+                "le-pic",
+                clock.start_of_day(m_end.date(), "Europe/Paris")
+                + timedelta(days=1, hours=2, minutes=30),
+                "non-renewal",
+                acc=acc,
+                stop=stop,
+            )
 
         self.cpas_closures()
 
@@ -1160,22 +1788,56 @@ class _Demo:
             self.abuse(policy, b(4, 0.2), [], stop="open")
             self.abuse(policy, b(10, 2), ["contact"], stop="contacted")
             self.abuse(policy, b(200, 20), ["contact", "resolve"])
-            if policy == "le-pic":  # its text gives one measure: interrupting a compromised application
+            if (
+                policy == "le-pic"
+            ):  # its text gives one measure: interrupting a compromised application
                 continue
             self.abuse(policy, b(12, 2), ["warn"], stop="warned")
             self.abuse(policy, b(30, 5), self.suspend_path(policy), stop="suspended")
             if policy in ("indigos", "wigii"):  # the texts that give closing an account
                 # Closed recently (erasure still ahead), and long ago (erased on its date).
-                self.abuse(policy, b(20, 2), [*self.suspend_path(policy), "close-account"], stop="account-closed")
+                self.abuse(
+                    policy,
+                    b(20, 2),
+                    [*self.suspend_path(policy), "close-account"],
+                    stop="account-closed",
+                )
                 self.abuse(policy, b(200, 60), [*self.suspend_path(policy), "close-account"])
             self.abuse(policy, b(250, 40), [*self.suspend_path(policy), "reinstate"])
-        self.abuse("communesplone", b(300, 60), ["warn", "suspend", "report-authorities"], category="illegal")
-        self.abuse("indigos", b(60, 10), [Step("suspend", note=self.note("emergency"))], category="compromise", urgent=True,
-                   label="indigos emergency suspension")
-        self.abuse("le-pic", b(20, 3), [Step("interrupt")], category="compromise", urgent=True, stop="interrupted")
-        self.abuse("le-pic", b(200, 30), [Step("interrupt"), "restore-application"], category="resources")
+        self.abuse(
+            "communesplone",
+            b(300, 60),
+            ["warn", "suspend", "report-authorities"],
+            category="illegal",
+        )
+        self.abuse(
+            "indigos",
+            b(60, 10),
+            [Step("suspend", note=self.note("emergency"))],
+            category="compromise",
+            urgent=True,
+            label="indigos emergency suspension",
+        )
+        self.abuse(
+            "le-pic",
+            b(20, 3),
+            [Step("interrupt")],
+            category="compromise",
+            urgent=True,
+            stop="interrupted",
+        )
+        self.abuse(
+            "le-pic", b(200, 30), [Step("interrupt"), "restore-application"], category="resources"
+        )
         # Abuse on a member's own site: redirected to that association.
-        p = self.abuse("le-pic", b(60, 2), ["redirect"], category="harassment", extra={"scope": "member"}, label="le-pic member site")
+        p = self.abuse(
+            "le-pic",
+            b(60, 2),
+            ["redirect"],
+            category="harassment",
+            extra={"scope": "member"},
+            label="le-pic member site",
+        )
         p.requester = p.requester or self.stranger()
 
         # Mail reputation: the ladder of Indigos 7 (figures only).
@@ -1183,13 +1845,46 @@ class _Demo:
             self.mail(policy, b(2, 0.1), [], stop="alert")
             self.mail(policy, b(9, 2), ["contact"], stop="contacted")
             if policy == "le-pic":  # advice, and the interruption of a compromised application
-                self.mail(policy, b(15, 4), [Step("interrupt", note=self.note("emergency"))], compromised=True, stop="interrupted")
-                self.mail(policy, b(150, 20), ["contact", Step("interrupt", note=self.note("emergency")), "restore-application"], compromised=True)
+                self.mail(
+                    policy,
+                    b(15, 4),
+                    [Step("interrupt", note=self.note("emergency"))],
+                    compromised=True,
+                    stop="interrupted",
+                )
+                self.mail(
+                    policy,
+                    b(150, 20),
+                    [
+                        "contact",
+                        Step("interrupt", note=self.note("emergency")),
+                        "restore-application",
+                    ],
+                    compromised=True,
+                )
                 continue
-            self.mail(policy, self.ago(1, rng.randint(1, 12)), ["contact", self.suspend_sending((80, 120))], stop="send-suspended")
-            self.mail(policy, b(200, 20), ["contact", self.suspend_sending(), Step(None), "resolve"])
-            self.mail(policy, b(15, 4), [Step("suspend", note=self.note("emergency"))], compromised=True, stop="suspended")
-            self.mail(policy, b(150, 20), [Step("suspend", note=self.note("emergency")), "reinstate"], compromised=True)
+            self.mail(
+                policy,
+                self.ago(1, rng.randint(1, 12)),
+                ["contact", self.suspend_sending((80, 120))],
+                stop="send-suspended",
+            )
+            self.mail(
+                policy, b(200, 20), ["contact", self.suspend_sending(), Step(None), "resolve"]
+            )
+            self.mail(
+                policy,
+                b(15, 4),
+                [Step("suspend", note=self.note("emergency"))],
+                compromised=True,
+                stop="suspended",
+            )
+            self.mail(
+                policy,
+                b(150, 20),
+                [Step("suspend", note=self.note("emergency")), "reinstate"],
+                compromised=True,
+            )
 
     def cpas_closures(self) -> None:
         """CommunesPlone: non-renewal of conventions, with contract dates that make each
@@ -1198,7 +1893,11 @@ class _Demo:
         today = self.day("communesplone", self.end)
         first_this = today.replace(day=1)
         # The renewal that passed within the last month (or the one before, very early on the 1st).
-        r_recent = first_this if self.end - clock.start_of_day(first_this, tz) >= timedelta(hours=1) else first_this - relativedelta(months=1)
+        r_recent = (
+            first_this
+            if self.end - clock.start_of_day(first_this, tz) >= timedelta(hours=1)
+            else first_this - relativedelta(months=1)
+        )
         targets = [
             ("erased", first_this - relativedelta(months=self.rng.randint(4, 8)), 1, None),
             ("deactivated", r_recent, 2, "deactivated"),
@@ -1210,24 +1909,52 @@ class _Demo:
             start = renewal - relativedelta(years=k)
             sig = start - relativedelta(months=1) + timedelta(days=self.rng.randint(3, 26))
             acc.fields = {**acc.fields, "signature-date": sig.isoformat()}
-            open_day = renewal - relativedelta(months=3 if name != "deactivated" else 2, days=self.rng.randint(0, 20))
+            open_day = renewal - relativedelta(
+                months=3 if name != "deactivated" else 2, days=self.rng.randint(0, 20)
+            )
             if name == "ending":
                 open_day = today - timedelta(days=self.rng.randint(5, 12))
             c = dates.contract_dates(sig, open_day, maximum=relativedelta(months=48))
             assert c.effective_end == renewal, (name, sig, open_day, c)
-            self.closure("communesplone", clock.start_of_day(open_day, tz) + timedelta(hours=10), "non-renewal", acc=acc, stop=stop)
+            self.closure(
+                "communesplone",
+                clock.start_of_day(open_day, tz) + timedelta(hours=10),
+                "non-renewal",
+                acc=acc,
+                stop=stop,
+            )
         # The maximum term (48 months) reached: the sweep opens it a month before the end.
         acc = special.pop()
         start = (self.sweep_at - relativedelta(months=47)).date().replace(day=1)
-        acc.fields = {**acc.fields, "signature-date": (start - relativedelta(months=1) + timedelta(days=9)).isoformat()}
+        acc.fields = {
+            **acc.fields,
+            "signature-date": (start - relativedelta(months=1) + timedelta(days=9)).isoformat(),
+        }
         # A letter announced by mail, not arrived yet: blocked on the letter rule.
-        self.closure("communesplone", self.between(4, 0.5), "nonrenewal-pending", acc=special.pop(), stop="non-renewal",
-                     subject="Nous ne souhaitons pas reconduire la convention (courrier suit)")
-        self.closure("communesplone", self.between(60, 5), "non-renewal", acc=self.take("communesplone", "closure"),
-                     label="cpas non-renewal, cancelled later").steps.insert(1, Step("cancel"))
+        self.closure(
+            "communesplone",
+            self.between(4, 0.5),
+            "nonrenewal-pending",
+            acc=special.pop(),
+            stop="non-renewal",
+            subject="Nous ne souhaitons pas reconduire la convention (courrier suit)",
+        )
+        self.closure(
+            "communesplone",
+            self.between(60, 5),
+            "non-renewal",
+            acc=self.take("communesplone", "closure"),
+            label="cpas non-renewal, cancelled later",
+        ).steps.insert(1, Step("cancel"))
         self.closure("communesplone", self.between(90, 5), "redirected")
         acc = self.pick("communesplone", "reset")
-        p = self.closure("communesplone", self.between(90, 5), "nonrenewal-pending", acc=acc, label="cpas non-renewal rejected")
+        p = self.closure(
+            "communesplone",
+            self.between(90, 5),
+            "nonrenewal-pending",
+            acc=acc,
+            label="cpas non-renewal rejected",
+        )
         p.requester = self.stranger()
         p.steps = [Step("reject")]
 
@@ -1237,25 +1964,71 @@ class _Demo:
         b = self.between
         # Indigos: two mail-reputation episodes, then spam: an exchange again, suspension, closure.
         acc = self.take("indigos", "repeat")
-        self.mail("indigos", b(230, 200), ["contact", self.suspend_sending(), Step(None), "resolve"], acc=acc, signal="volume")
-        self.mail("indigos", b(130, 100), ["contact", self.suspend_sending(), Step(None), "resolve"], acc=acc, signal="complaint")
-        self.abuse("indigos", b(40, 25), ["contact", "suspend", "close-account"], acc=acc, category="spam", logs=True)
+        self.mail(
+            "indigos",
+            b(230, 200),
+            ["contact", self.suspend_sending(), Step(None), "resolve"],
+            acc=acc,
+            signal="volume",
+        )
+        self.mail(
+            "indigos",
+            b(130, 100),
+            ["contact", self.suspend_sending(), Step(None), "resolve"],
+            acc=acc,
+            signal="complaint",
+        )
+        self.abuse(
+            "indigos",
+            b(40, 25),
+            ["contact", "suspend", "close-account"],
+            acc=acc,
+            category="spam",
+            logs=True,
+        )
         self.repeat_offenders.append({"policy": "indigos", "login": acc.login})
         # CommunesPlone: a warning, a mail episode, then illegal use: suspension, authorities.
         acc = self.take("communesplone", "sanction")
         self.abuse("communesplone", b(320, 280), ["warn", "resolve"], acc=acc, category="resources")
-        self.mail("communesplone", b(170, 140), ["contact", self.suspend_sending(), Step(None), "resolve"], acc=acc, signal="bounces")
-        self.abuse("communesplone", b(35, 20), ["warn", "suspend", "report-authorities"], acc=acc, category="illegal")
+        self.mail(
+            "communesplone",
+            b(170, 140),
+            ["contact", self.suspend_sending(), Step(None), "resolve"],
+            acc=acc,
+            signal="bounces",
+        )
+        self.abuse(
+            "communesplone",
+            b(35, 20),
+            ["warn", "suspend", "report-authorities"],
+            acc=acc,
+            category="illegal",
+        )
         self.repeat_offenders.append({"policy": "communesplone", "login": acc.login})
         # Le PIC: an interrupted application, then resources again: interrupted again.
         acc = self.take("le-pic", "sanction")
-        self.abuse("le-pic", b(260, 220), [Step("interrupt"), "restore-application"], acc=acc, category="compromise")
-        self.abuse("le-pic", b(20, 8), [Step("interrupt")], acc=acc, category="resources", stop="interrupted")
+        self.abuse(
+            "le-pic",
+            b(260, 220),
+            [Step("interrupt"), "restore-application"],
+            acc=acc,
+            category="compromise",
+        )
+        self.abuse(
+            "le-pic",
+            b(20, 8),
+            [Step("interrupt")],
+            acc=acc,
+            category="resources",
+            stop="interrupted",
+        )
         self.repeat_offenders.append({"policy": "le-pic", "login": acc.login})
         # Wigii: warned once; the second time the ladder goes on at suspension.
         acc = self.take("wigii", "sanction")
         self.abuse("wigii", b(300, 250), ["warn", "resolve"], acc=acc, category="harassment")
-        self.abuse("wigii", b(90, 50), ["warn", "suspend", "reinstate"], acc=acc, category="harassment")
+        self.abuse(
+            "wigii", b(90, 50), ["warn", "suspend", "reinstate"], acc=acc, category="harassment"
+        )
         self.repeat_offenders.append({"policy": "wigii", "login": acc.login})
 
     def special(self) -> None:
@@ -1275,17 +2048,57 @@ class _Demo:
             self.reset("communesplone", b(250, 2), "issued")
         # Hostile text: markup and escape sequences in subjects, requesters, fields.
         self.reset("indigos", b(1, 0.2), "pending", subject=HOSTILE[0], label="hostile subject")
-        self.reset("wigii", b(2, 0.2), "stranger", subject=HOSTILE[1], requester="[bold]eve[/bold]@example.net")
-        self.reset("le-pic", b(3, 0.5), "stranger", subject=f"{HOSTILE[2]} — mot de passe", requester="\x1b[31mmallory@example.net")
+        self.reset(
+            "wigii",
+            b(2, 0.2),
+            "stranger",
+            subject=HOSTILE[1],
+            requester="[bold]eve[/bold]@example.net",
+        )
+        self.reset(
+            "le-pic",
+            b(3, 0.5),
+            "stranger",
+            subject=f"{HOSTILE[2]} — mot de passe",
+            requester="\x1b[31mmallory@example.net",
+        )
         self.reset("weentime", b(80, 5), "rejected", subject=HOSTILE[5])
         self.closure("wigii", b(2, 0.5), "stranger", subject=f"{HOSTILE[2]} — désactivation")
-        self.abuse("indigos", b(3, 0.3), [], stop="open", subject=HOSTILE[3], reporter=HOSTILE[2], category="harassment")
+        self.abuse(
+            "indigos",
+            b(3, 0.3),
+            [],
+            stop="open",
+            subject=HOSTILE[3],
+            reporter=HOSTILE[2],
+            category="harassment",
+        )
         # Evidence is kept as received: this log line carries escape sequences and markup.
-        self.abuse("le-pic", b(5, 1), ["contact"], stop="contacted", subject=HOSTILE[4], reporter=f"{HOSTILE[0]} <abuse@example.net>",
-                   logs=True, category="security", agent=f"{HOSTILE[3]} {HOSTILE[0]}")
-        self.reset("wigii", b(100, 2), "issued", acc=next(a for a in self.pools[("wigii", "reset")] if a.login == "eve.markup"))
+        self.abuse(
+            "le-pic",
+            b(5, 1),
+            ["contact"],
+            stop="contacted",
+            subject=HOSTILE[4],
+            reporter=f"{HOSTILE[0]} <abuse@example.net>",
+            logs=True,
+            category="security",
+            agent=f"{HOSTILE[3]} {HOSTILE[0]}",
+        )
+        self.reset(
+            "wigii",
+            b(100, 2),
+            "issued",
+            acc=next(a for a in self.pools[("wigii", "reset")] if a.login == "eve.markup"),
+        )
         # Overdue: requests nobody answered in time.
-        for policy, days in (("indigos", 9), ("wigii", 8), ("le-pic", 10), ("weentime", 4), ("communesplone", 5)):
+        for policy, days in (
+            ("indigos", 9),
+            ("wigii", 8),
+            ("le-pic", 10),
+            ("weentime", 4),
+            ("communesplone", 5),
+        ):
             self.reset(policy, b(days + 3, days), "stranger", label="overdue reset")
         self.abuse("indigos", b(14, 9), [], stop="open", label="overdue abuse")
         self.mail("le-pic", b(12, 8), [], stop="alert", label="overdue alert")
@@ -1308,17 +2121,34 @@ class _Demo:
             policy = rng.choice(closers)
             if not self.pools.get((policy, "closure")):
                 continue
-            self.closure(policy, b(360, 40), rng.choice(["request", "request", "incomplete"] if policy == "wigii" else ["request"]))
+            self.closure(
+                policy,
+                b(360, 40),
+                rng.choice(
+                    ["request", "request", "incomplete"] if policy == "wigii" else ["request"]
+                ),
+            )
         for _i in range(part(0.04)):
             self.closure(rng.choice(closers), b(300, 5), rng.choice(["cancel", "rejected"]))
         for policy in self.policies:
             for _i in range(part(0.04)):
                 if not self.pools.get((policy, "sanction")):
                     break
-                path = rng.choice([["contact", "resolve"], ["warn", "resolve"], ["resolve"], ["contact", "resolve"]])
+                path = rng.choice(
+                    [
+                        ["contact", "resolve"],
+                        ["warn", "resolve"],
+                        ["resolve"],
+                        ["contact", "resolve"],
+                    ]
+                )
                 self.abuse(policy, b(360, 15), path)
         for policy in ("indigos", "communesplone", "le-pic"):
             for _i in range(part(0.03)):
                 if not self.pools.get((policy, "sanction")):
                     break
-                self.mail(policy, b(360, 15), rng.choice([["resolve"], ["contact", "resolve"], ["contact", "resolve"]]))
+                self.mail(
+                    policy,
+                    b(360, 15),
+                    rng.choice([["resolve"], ["contact", "resolve"], ["contact", "resolve"]]),
+                )

@@ -55,7 +55,6 @@ META_SCENARIO, META_CLOCK, META_TICKETS = "scenario", "clock", "scenario_tickets
 _UNITS = {"d": "days", "w": "weeks", "m": "months", "y": "years"}
 
 
-
 # --- where training databases live -----------------------------------------------------
 
 
@@ -81,7 +80,11 @@ def database_state(url: str | None = None) -> str:
             names = inspect(conn).get_table_names()
             if not names:
                 return "new"
-            value = conn.execute(text("SELECT value FROM meta WHERE key = 'training'")).scalar() if "meta" in names else None
+            value = (
+                conn.execute(text("SELECT value FROM meta WHERE key = 'training'")).scalar()
+                if "meta" in names
+                else None
+            )
     except SQLAlchemyError:
         return "production"
     return "training" if value == "yes" else "production"
@@ -90,7 +93,9 @@ def database_state(url: str | None = None) -> str:
 def _not_training(url: str) -> Refused:
     return Refused(
         TRAINING_ONLY,
-        _("{url} is not a training database: training never writes to it (give a new file or a training database)").format(url=url),
+        _(
+            "{url} is not a training database: training never writes to it (give a new file or a training database)"
+        ).format(url=url),
     )
 
 
@@ -105,7 +110,10 @@ def _require_training(session: Session) -> None:
     from helpdesk.workflow import engine
 
     if not engine.is_training(session):
-        raise Refused(TRAINING_ONLY, _("this is not a training database: training works only on one (helpdesk train)"))
+        raise Refused(
+            TRAINING_ONLY,
+            _("this is not a training database: training works only on one (helpdesk train)"),
+        )
 
 
 @contextmanager
@@ -181,7 +189,9 @@ def _target(session: Session, before: datetime, step: str, tz: str) -> datetime:
             .order_by(Deadline.action.is_(None), Deadline.due_at, Deadline.id)
         ).first()
         if due is None:
-            raise BadInput(_("no deadline ahead of the training clock ({now})").format(now=clock.iso(before)))
+            raise BadInput(
+                _("no deadline ahead of the training clock ({now})").format(now=clock.iso(before))
+            )
         return clock.as_utc(due)
     m = re.fullmatch(r"\+(\d+)([dwmy])", step)
     if m:
@@ -190,7 +200,11 @@ def _target(session: Session, before: datetime, step: str, tz: str) -> datetime:
         try:
             delta = clock.parse_duration(step)
         except clock.BadDate:
-            raise BadInput(_("move the clock by +1d, +1w, +1m, an ISO-8601 duration (P2M) or next, not {step!r}").format(step=step)) from None
+            raise BadInput(
+                _(
+                    "move the clock by +1d, +1w, +1m, an ISO-8601 duration (P2M) or next, not {step!r}"
+                ).format(step=step)
+            ) from None
     after = clock.add(before, delta, tz)
     if after <= before:
         raise BadInput(_("the training clock only moves forward"))
@@ -207,7 +221,12 @@ class ClockMove:
     sweep: object  # helpdesk.service.sweep.SweepReport
 
     def as_dict(self) -> dict:
-        return {"step": self.step, "from": clock.iso(self.before), "to": clock.iso(self.after), "sweep": self.sweep.as_dict()}
+        return {
+            "step": self.step,
+            "from": clock.iso(self.before),
+            "to": clock.iso(self.after),
+            "sweep": self.sweep.as_dict(),
+        }
 
 
 def advance(url: str | None, step: str) -> ClockMove:
@@ -241,8 +260,14 @@ class Seeded:
     seconds: float = 0.0
 
     def as_dict(self) -> dict:
-        return {"scenario": self.scenario, "url": self.url, "tickets": self.tickets, "clock": clock.iso(self.clock),
-                "cached": self.cached, "seconds": self.seconds}
+        return {
+            "scenario": self.scenario,
+            "url": self.url,
+            "tickets": self.tickets,
+            "clock": clock.iso(self.clock),
+            "cached": self.cached,
+            "seconds": self.seconds,
+        }
 
 
 def _cache_dir() -> Path:
@@ -340,7 +365,9 @@ def reset(url: str | None = None, key: str | None = None) -> Seeded:
             with db.read_session(url) as s:
                 key = _meta(s, META_SCENARIO)
         if not key:
-            raise BadInput(_("which scenario? this training database holds none (helpdesk train list)"))
+            raise BadInput(
+                _("which scenario? this training database holds none (helpdesk train list)")
+            )
     sc = scenarios.load(key)
     path = sqlite_path(url)
     cache = _cache_path(sc) if path is not None else None
@@ -373,8 +400,17 @@ def _build(url: str, sc: Scenario) -> None:
             for a in sc.accounts:
                 try:
                     api.add_account(
-                        s, login=a.login, policy=sc.provider, email=a.email, kind=a.kind, org=a.org, contacts=list(a.contacts),
-                        last_login=a.last_login, fields=dict(a.fields), lang=a.lang, status=a.status,
+                        s,
+                        login=a.login,
+                        policy=sc.provider,
+                        email=a.email,
+                        kind=a.kind,
+                        org=a.org,
+                        contacts=list(a.contacts),
+                        last_login=a.last_login,
+                        fields=dict(a.fields),
+                        lang=a.lang,
+                        status=a.status,
                     )
                 except HelpdeskError as exc:
                     raise ScenarioError(f"{sc.path.name}: account {a.login!r}: {exc}") from None
@@ -388,7 +424,9 @@ def _build(url: str, sc: Scenario) -> None:
     for step in sc.before:
         result = _play(url, sc, step, tickets, seen)
         if not result.ok:
-            raise ScenarioError(f"{sc.path.name}: before[{step.index}] {step.action}: {result.message or result.got}")
+            raise ScenarioError(
+                f"{sc.path.name}: before[{step.index}] {step.action}: {result.message or result.got}"
+            )
 
 
 def _open(url: str, sc: Scenario, t) -> int:
@@ -403,17 +441,30 @@ def _open(url: str, sc: Scenario, t) -> int:
             report = sweep.run(url, now=now)
         found = [o["ticket"] for o in report.opened if o["account"] == t.account]
         if not found:
-            raise ScenarioError(f"{sc.path.name}: ticket {t.name!r}: sweep opened no closure for {t.account} at {clock.iso(now)}")
+            raise ScenarioError(
+                f"{sc.path.name}: ticket {t.name!r}: sweep opened no closure for {t.account} at {clock.iso(now)}"
+            )
         return found[0]
     with clock.fixed(now), db.write_session(url) as s:
         actor = SYSTEM_ACTOR if t.opened_by == SYSTEM else api.actor_for(s, t.opened_by)
         try:
             out = api.open_ticket(
-                s, queue=t.queue, policy=sc.provider, actor=actor, account_login=t.account, requester=t.requester,
-                subject=t.subject, fields=dict(t.fields), note=t.note, lang=t.lang, now=now,
+                s,
+                queue=t.queue,
+                policy=sc.provider,
+                actor=actor,
+                account_login=t.account,
+                requester=t.requester,
+                subject=t.subject,
+                fields=dict(t.fields),
+                note=t.note,
+                lang=t.lang,
+                now=now,
             )
         except HelpdeskError as exc:
-            raise ScenarioError(f"{sc.path.name}: ticket {t.name!r} cannot be opened: {exc}") from None
+            raise ScenarioError(
+                f"{sc.path.name}: ticket {t.name!r} cannot be opened: {exc}"
+            ) from None
         return out.ticket.id
 
 
@@ -446,7 +497,8 @@ class _NotRefused(Exception):
 def _last_events(url: str, tickets: dict[str, int]) -> dict[int, int]:
     with db.read_session(url) as s:
         return {
-            tid: s.exec(select(func.max(Event.id)).where(Event.ticket_id == tid)).one() or 0 for tid in tickets.values()
+            tid: s.exec(select(func.max(Event.id)).where(Event.ticket_id == tid)).one() or 0
+            for tid in tickets.values()
         }
 
 
@@ -457,7 +509,9 @@ def _auto_keys(session: Session, ticket: Ticket) -> set[str]:
     return {t.key for t in d.transitions if t.auto} - {t.key for t in d.transitions if not t.auto}
 
 
-def _play(url: str, sc: Scenario, step: StepSpec, tickets: dict[str, int], seen: dict[int, int]) -> StepResult:
+def _play(
+    url: str, sc: Scenario, step: StepSpec, tickets: dict[str, int], seen: dict[int, int]
+) -> StepResult:
     """Take one step of a scenario: move the clock if the step says so, then act (or check
     that the clock acted, or that the step is refused by the rule expected)."""
     from helpdesk.workflow import engine
@@ -467,18 +521,36 @@ def _play(url: str, sc: Scenario, step: StepSpec, tickets: dict[str, int], seen:
     tid = tickets[step.ticket]
     with db.read_session(url) as s:
         now = _clock(s)
-    result = StepResult(step.index, step.action, step.by, step.refused or step.expect, "", False, refusal=bool(step.refused),
-                        clock=clock.iso(now), swept=move.sweep.as_dict() if move else None)
+    result = StepResult(
+        step.index,
+        step.action,
+        step.by,
+        step.refused or step.expect,
+        "",
+        False,
+        refusal=bool(step.refused),
+        clock=clock.iso(now),
+        swept=move.sweep.as_dict() if move else None,
+    )
     if step.by_clock:
         with db.read_session(url) as s:
             ticket = s.get(Ticket, tid)
             auto = _auto_keys(s, ticket)
-            events = list(s.exec(select(Event).where(Event.ticket_id == tid, Event.id > seen.get(tid, 0)).order_by(Event.id)))
-        i = next((i for i, e in enumerate(events) if e.action == step.action and e.actor == SYSTEM), None)
+            events = list(
+                s.exec(
+                    select(Event)
+                    .where(Event.ticket_id == tid, Event.id > seen.get(tid, 0))
+                    .order_by(Event.id)
+                )
+            )
+        i = next(
+            (i for i, e in enumerate(events) if e.action == step.action and e.actor == SYSTEM), None
+        )
         if i is None:
             result.got = ticket.state
-            result.message = _("the clock did not take «{action}» (ticket #{id} is «{state}»)").format(
-                action=step.action, id=tid, state=ticket.state)
+            result.message = _(
+                "the clock did not take «{action}» (ticket #{id} is «{state}»)"
+            ).format(action=step.action, id=tid, state=ticket.state)
             return result
         result.got = _reached(events, i, auto)
         seen[tid] = events[i].id
@@ -486,7 +558,16 @@ def _play(url: str, sc: Scenario, step: StepSpec, tickets: dict[str, int], seen:
         try:
             with clock.fixed(now), db.write_session(url) as s:
                 actor = api.actor_for(s, step.by)
-                out = engine.apply(s, tid, step.action, actor, note=step.note, fields=dict(step.fields), checks=list(step.checks), now=now)
+                out = engine.apply(
+                    s,
+                    tid,
+                    step.action,
+                    actor,
+                    note=step.note,
+                    fields=dict(step.fields),
+                    checks=list(step.checks),
+                    now=now,
+                )
                 out.reveal.clear()  # a one-time phone code: read out to nobody in a rehearsal
                 if step.refused:
                     raise _NotRefused()
@@ -509,14 +590,16 @@ def _play(url: str, sc: Scenario, step: StepSpec, tickets: dict[str, int], seen:
             return result
     result.ok = result.got == step.expect
     if not result.ok and not result.message:
-        result.message = _("expected «{expected}», reached «{got}»").format(expected=step.expect, got=result.got)
+        result.message = _("expected «{expected}», reached «{got}»").format(
+            expected=step.expect, got=result.got
+        )
     return result
 
 
 def _reached(events: list[Event], i: int, auto: set[str]) -> str:
     """The state a step led to: its event's, then the automatic steps that followed it."""
     state = events[i].to_state or ""
-    for e in events[i + 1:]:
+    for e in events[i + 1 :]:
         if e.actor != SYSTEM or e.action not in auto:
             break
         state = e.to_state or state
@@ -534,7 +617,12 @@ class CheckReport:
         return len(self.steps) == self.total and all(r.ok for r in self.steps)
 
     def as_dict(self) -> dict:
-        return {"scenario": self.scenario, "ok": self.ok, "total": self.total, "steps": [r.as_dict() for r in self.steps]}
+        return {
+            "scenario": self.scenario,
+            "ok": self.ok,
+            "total": self.total,
+            "steps": [r.as_dict() for r in self.steps],
+        }
 
 
 def check(url: str | None, key: str) -> CheckReport:
@@ -609,13 +697,23 @@ class Walkthrough:
 
     def as_dict(self) -> dict:
         return {
-            "scenario": self.scenario, "title": self.title, "goal": self.goal, "provider": self.provider, "queue": self.queue,
-            "ticket_id": self.ticket_id, "ticket": self.ticket, "clock": self.clock, "finished": self.finished,
-            "steps": [s.as_dict() for s in self.steps], "off_path": self.off_path,
+            "scenario": self.scenario,
+            "title": self.title,
+            "goal": self.goal,
+            "provider": self.provider,
+            "queue": self.queue,
+            "ticket_id": self.ticket_id,
+            "ticket": self.ticket,
+            "clock": self.clock,
+            "finished": self.finished,
+            "steps": [s.as_dict() for s in self.steps],
+            "off_path": self.off_path,
         }
 
 
-def _rule_citation(session: Session, ticket: Ticket, action: str, rule: str | None, state: str | None = None) -> tuple[str, str, str]:
+def _rule_citation(
+    session: Session, ticket: Ticket, action: str, rule: str | None, state: str | None = None
+) -> tuple[str, str, str]:
     """(key, ref, French text) of the article behind an action, or behind the rule that
     refuses it in ``state`` (a guard's own citation when it has one)."""
     from helpdesk.workflow import engine
@@ -652,7 +750,9 @@ def _match(path: list[StepSpec], events: list[Event], manual: set[str], auto: se
         if e.action == REFUSAL_EVENT:
             j = p
             while j < n and path[j].refused:
-                if path[j].action == (e.data or {}).get("action") and path[j].refused == (e.data or {}).get("rule"):
+                if path[j].action == (e.data or {}).get("action") and path[j].refused == (
+                    e.data or {}
+                ).get("rule"):
                     for k in range(p, j + 1):
                         done[k] = True
                     event_ids[j], p = e.id, j + 1
@@ -703,35 +803,68 @@ def walkthrough(session_or_url: Session | str | None, ticket_id: int) -> Walkthr
             transitions = [t for t in d.by_key(st.action) if not t.auto]
             is_current = not done[k] and not current_found
             current_found = current_found or is_current
-            cite_key, ref, text_ = _rule_citation(s, ticket, st.action, st.refused or None, ticket.state if is_current else before)
+            cite_key, ref, text_ = _rule_citation(
+                s, ticket, st.action, st.refused or None, ticket.state if is_current else before
+            )
             if not st.refused:
                 before = reached[k] if done[k] else st.expect
             state = d.states.get(st.expect)
-            steps.append(WalkStep(
-                index=st.index, action=st.action, label=pick(transitions[0].label) if transitions else st.action,
-                who=st.by, role=roles.get(st.by, SYSTEM), check=pick(st.check), citation=ref, citation_key=cite_key,
-                citation_text=text_, clock=st.clock, expect=st.expect, expect_label=pick(state.label) if state else "",
-                refused=st.refused, done=done[k], current=is_current, event_id=event_ids[k], reached=reached[k],
-            ))
+            steps.append(
+                WalkStep(
+                    index=st.index,
+                    action=st.action,
+                    label=pick(transitions[0].label) if transitions else st.action,
+                    who=st.by,
+                    role=roles.get(st.by, SYSTEM),
+                    check=pick(st.check),
+                    citation=ref,
+                    citation_key=cite_key,
+                    citation_text=text_,
+                    clock=st.clock,
+                    expect=st.expect,
+                    expect_label=pick(state.label) if state else "",
+                    refused=st.refused,
+                    done=done[k],
+                    current=is_current,
+                    event_id=event_ids[k],
+                    reached=reached[k],
+                )
+            )
         return Walkthrough(
-            scenario=sc.key, title=sc.title_text(), goal=sc.goal_text(), provider=sc.provider, queue=ticket.queue,
-            ticket_id=ticket_id, ticket=name, clock=clock.iso(_clock(s)), steps=steps, off_path=off,
+            scenario=sc.key,
+            title=sc.title_text(),
+            goal=sc.goal_text(),
+            provider=sc.provider,
+            queue=ticket.queue,
+            ticket_id=ticket_id,
+            ticket=name,
+            clock=clock.iso(_clock(s)),
+            steps=steps,
+            off_path=off,
         )
 
 
 def _expected(step: WalkStep) -> str:
     who = _("the clock") if step.who == SYSTEM else step.who
     if step.refused:
-        return _("step {n} expected: show that «{label}» ({action}) is refused by the rule {rule}, as {who}").format(
-            n=step.index, label=step.label, action=step.action, rule=step.refused, who=who)
-    return _("step {n} expected: «{label}» ({action}), by {who}").format(n=step.index, label=step.label, action=step.action, who=who)
+        return _(
+            "step {n} expected: show that «{label}» ({action}) is refused by the rule {rule}, as {who}"
+        ).format(n=step.index, label=step.label, action=step.action, rule=step.refused, who=who)
+    return _("step {n} expected: «{label}» ({action}), by {who}").format(
+        n=step.index, label=step.label, action=step.action, who=who
+    )
 
 
 def _sentence(text_: str) -> str:
     return text_[:1].upper() + text_[1:]
 
 
-def feedback(session: Session | str | None, ticket_id: int, action: str, refused_rule: str | Refused | None = None) -> str | None:
+def feedback(
+    session: Session | str | None,
+    ticket_id: int,
+    action: str,
+    refused_rule: str | Refused | None = None,
+) -> str | None:
     """What to tell the trainee after an attempt at ``action`` on a scenario ticket: None
     when it was the expected step; otherwise which step was expected, and for a refusal
     the rule and its article. Call it after the attempt, with the rule that refused it (its
@@ -751,14 +884,38 @@ def feedback(session: Session | str | None, ticket_id: int, action: str, refused
             _key, ref, _text = _rule_citation(s, ticket, action, refused_rule, ticket.state)
         if refused_rule:
             article = ref or _("no article")
-            if current is not None and current.refused and current.action == action and current.refused == refused_rule:
-                return _("As expected: «{label}» is refused by the rule {rule} ({article}).").format(
-                    label=label, rule=refused_rule, article=article)
-            message = _("«{label}» was refused by the rule {rule} ({article}).").format(label=label, rule=refused_rule, article=article)
-            return message + (" " + _sentence(_expected(current)) + "." if current is not None else "")
-        events = list(s.exec(select(Event).where(Event.ticket_id == ticket_id).order_by(Event.id.desc()).limit(20)))
+            if (
+                current is not None
+                and current.refused
+                and current.action == action
+                and current.refused == refused_rule
+            ):
+                return _(
+                    "As expected: «{label}» is refused by the rule {rule} ({article})."
+                ).format(label=label, rule=refused_rule, article=article)
+            message = _("«{label}» was refused by the rule {rule} ({article}).").format(
+                label=label, rule=refused_rule, article=article
+            )
+            return message + (
+                " " + _sentence(_expected(current)) + "." if current is not None else ""
+            )
+        events = list(
+            s.exec(
+                select(Event)
+                .where(Event.ticket_id == ticket_id)
+                .order_by(Event.id.desc())
+                .limit(20)
+            )
+        )
         auto = _auto_keys(s, ticket)
-    last = next((e for e in events if not (e.actor == SYSTEM and e.action in auto) and e.action != REFUSAL_EVENT), None)
+    last = next(
+        (
+            e
+            for e in events
+            if not (e.actor == SYSTEM and e.action in auto) and e.action != REFUSAL_EVENT
+        ),
+        None,
+    )
     if last is not None and last.action == action and any(st.event_id == last.id for st in w.steps):
         return None  # just taken, in order
     if current is not None and current.action == action:
@@ -768,7 +925,9 @@ def feedback(session: Session | str | None, ticket_id: int, action: str, refused
     return _("Out of order: {expected}.").format(expected=_expected(current))
 
 
-def record_refusal(session_or_url: Session | str | None, ticket_id: int, action: str, rule: str, *, by: str) -> Event:
+def record_refusal(
+    session_or_url: Session | str | None, ticket_id: int, action: str, rule: str, *, by: str
+) -> Event:
     """Record on a training ticket that ``by`` tried ``action`` and the rule refused it (the
     engine records nothing of a refused action); the walkthrough then shows the refusal
     step as done. With a session, the caller commits."""
@@ -779,5 +938,12 @@ def record_refusal(session_or_url: Session | str | None, ticket_id: int, action:
         ticket = s.get(Ticket, ticket_id)
         if ticket is None:
             raise BadInput(_("no ticket #{id}").format(id=ticket_id))
-        return audit.record(s, actor=by, action=REFUSAL_EVENT, ticket_id=ticket_id, account_id=ticket.account_id,
-                            data={"action": action, "rule": rule}, at=_clock(s))
+        return audit.record(
+            s,
+            actor=by,
+            action=REFUSAL_EVENT,
+            ticket_id=ticket_id,
+            account_id=ticket.account_id,
+            data={"action": action, "rule": rule},
+            at=_clock(s),
+        )

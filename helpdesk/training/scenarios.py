@@ -37,10 +37,42 @@ ENGINE_RULES = ("role", "state", "checklist", "clock-only", "training-only")
 CLOCK_MOVE = re.compile(r"^(next|next-deadline|\+\d+[dwmy]|-?P[\dYMWDTHS]+)$")
 ACCOUNT_KINDS = ("user", "admin", "employee", "member", "end-user")
 
-_TOP = {"key", "title", "goal", "provider", "queue", "start", "accounts", "tickets", "before", "steps"}
+_TOP = {
+    "key",
+    "title",
+    "goal",
+    "provider",
+    "queue",
+    "start",
+    "accounts",
+    "tickets",
+    "before",
+    "steps",
+}
 _ACCOUNT = {"login", "email", "kind", "org", "contacts", "last_login", "fields", "status", "lang"}
-_TICKET = {"name", "queue", "account", "requester", "subject", "fields", "opened_by", "note", "lang"}
-_STEP = {"action", "by", "ticket", "fields", "note", "checks", "check", "clock", "expect", "refused"}
+_TICKET = {
+    "name",
+    "queue",
+    "account",
+    "requester",
+    "subject",
+    "fields",
+    "opened_by",
+    "note",
+    "lang",
+}
+_STEP = {
+    "action",
+    "by",
+    "ticket",
+    "fields",
+    "note",
+    "checks",
+    "check",
+    "clock",
+    "expect",
+    "refused",
+}
 
 
 class ScenarioError(BadInput):
@@ -180,11 +212,15 @@ class _Reader:
     def unknown_keys(self, where: str, table: dict, allowed: set) -> None:
         extra = sorted(set(table) - allowed)
         if extra:
-            self.fail(where, f"unknown key(s) {', '.join(extra)} (allowed: {', '.join(sorted(allowed))})")
+            self.fail(
+                where, f"unknown key(s) {', '.join(extra)} (allowed: {', '.join(sorted(allowed))})"
+            )
 
     def text(self, where: str, value) -> dict:
-        if not isinstance(value, dict) or not all(isinstance(value.get(lang), str) and value[lang].strip() for lang in ("fr", "en")):
-            self.fail(where, "a table { fr = \"...\", en = \"...\" } is needed")
+        if not isinstance(value, dict) or not all(
+            isinstance(value.get(lang), str) and value[lang].strip() for lang in ("fr", "en")
+        ):
+            self.fail(where, 'a table { fr = "...", en = "..." } is needed')
             return {}
         return {"fr": value["fr"], "en": value["en"]}
 
@@ -203,7 +239,10 @@ class _Reader:
             self.fail("provider", f"unknown provider {provider!r}: {exc}")
         queue = doc.get("queue", "")
         if pack is not None and queue not in pack.workflows:
-            self.fail("queue", f"{provider} has no {queue!r} procedure (queues: {', '.join(pack.workflows)})")
+            self.fail(
+                "queue",
+                f"{provider} has no {queue!r} procedure (queues: {', '.join(pack.workflows)})",
+            )
         start = None
         try:
             start = clock.parse_datetime(str(doc.get("start", "")), pack.timezone if pack else None)
@@ -216,17 +255,27 @@ class _Reader:
         raw_tickets = doc.get("tickets", [])
         if not raw_tickets:
             self.fail("tickets", "at least one ticket to open is needed")
-        tickets = tuple(self.ticket(i, t, pack, queue, logins) for i, t in enumerate(raw_tickets, 1))
+        tickets = tuple(
+            self.ticket(i, t, pack, queue, logins) for i, t in enumerate(raw_tickets, 1)
+        )
         names = [t.name for t in tickets]
         if len(set(names)) != len(names):
             self.fail("tickets", "two tickets have the same name")
-        before = tuple(self.step("before", i, s, pack, tickets, lesson=False) for i, s in enumerate(doc.get("before", []), 1))
+        before = tuple(
+            self.step("before", i, s, pack, tickets, lesson=False)
+            for i, s in enumerate(doc.get("before", []), 1)
+        )
         if not doc.get("steps"):
             self.fail("steps", "the expected path needs at least one step")
-        steps = tuple(self.step("steps", i, s, pack, tickets, lesson=True) for i, s in enumerate(doc.get("steps", []), 1))
+        steps = tuple(
+            self.step("steps", i, s, pack, tickets, lesson=True)
+            for i, s in enumerate(doc.get("steps", []), 1)
+        )
         if self.problems:
             raise ScenarioError(f"{self.path.name}: " + "; ".join(self.problems))
-        return Scenario(key, self.path, provider, queue, start, title, goal, accounts, tickets, before, steps)
+        return Scenario(
+            key, self.path, provider, queue, start, title, goal, accounts, tickets, before, steps
+        )
 
     def account(self, i: int, a: dict) -> AccountSpec:
         where = f"accounts[{i}]"
@@ -245,9 +294,15 @@ class _Reader:
             except clock.BadDate as exc:
                 self.fail(f"{where}.last_login", str(exc))
         return AccountSpec(
-            login=str(a.get("login", "?")), email=str(a.get("email", "?")), kind=a.get("kind", "user"), org=a.get("org", ""),
-            contacts=tuple(a.get("contacts", [])), last_login=str(a["last_login"]) if a.get("last_login") else None,
-            fields={k: str(v) for k, v in (a.get("fields") or {}).items()}, status=a.get("status", "active"), lang=a.get("lang", ""),
+            login=str(a.get("login", "?")),
+            email=str(a.get("email", "?")),
+            kind=a.get("kind", "user"),
+            org=a.get("org", ""),
+            contacts=tuple(a.get("contacts", [])),
+            last_login=str(a["last_login"]) if a.get("last_login") else None,
+            fields={k: str(v) for k, v in (a.get("fields") or {}).items()},
+            status=a.get("status", "active"),
+            lang=a.get("lang", ""),
         )
 
     def ticket(self, i: int, t: dict, pack, queue: str, logins: set) -> TicketSpec:
@@ -260,12 +315,17 @@ class _Reader:
         q = t.get("queue", queue)
         opener = t.get("opened_by", "system")
         if opener not in OPENERS and opener not in dict(VOLUNTEERS):
-            self.fail(where, f"opened_by {opener!r}: a volunteer ({', '.join(dict(VOLUNTEERS))}), system or sweep")
+            self.fail(
+                where,
+                f"opened_by {opener!r}: a volunteer ({', '.join(dict(VOLUNTEERS))}), system or sweep",
+            )
         account = t.get("account")
         if account is not None and account not in logins:
             self.fail(where, f"account {account!r} is not among the scenario's accounts")
         if opener == "sweep" and (account is None or q != "closure"):
-            self.fail(where, "a ticket opened by sweep is a closure of one of the scenario's accounts")
+            self.fail(
+                where, "a ticket opened by sweep is a closure of one of the scenario's accounts"
+            )
         fields = dict(t.get("fields") or {})
         if pack is not None:
             wf = pack.workflows.get(q)
@@ -274,18 +334,35 @@ class _Reader:
             else:
                 self.fields(where, fields, wf)
                 reasons = pack.params.get("closure_reasons")
-                if q == "closure" and reasons and opener != "sweep" and fields.get("reason") not in reasons:
-                    self.fail(where, f"closure reason {fields.get('reason')!r} is not one of {pack.key}'s ({', '.join(reasons)})")
+                if (
+                    q == "closure"
+                    and reasons
+                    and opener != "sweep"
+                    and fields.get("reason") not in reasons
+                ):
+                    self.fail(
+                        where,
+                        f"closure reason {fields.get('reason')!r} is not one of {pack.key}'s ({', '.join(reasons)})",
+                    )
         return TicketSpec(
-            name=name, queue=q, account=account, requester=t.get("requester", ""), subject=t.get("subject", ""),
-            fields=fields, opened_by=opener, note=t.get("note", ""), lang=t.get("lang"),
+            name=name,
+            queue=q,
+            account=account,
+            requester=t.get("requester", ""),
+            subject=t.get("subject", ""),
+            fields=fields,
+            opened_by=opener,
+            note=t.get("note", ""),
+            lang=t.get("lang"),
         )
 
     def fields(self, where: str, fields: dict, wf: dict) -> None:
         declared = wf.get("fields", {})
         for name in fields:
             if name not in declared:
-                self.fail(where, f"unknown field {name!r} (known: {', '.join(sorted(declared)) or '-'})")
+                self.fail(
+                    where, f"unknown field {name!r} (known: {', '.join(sorted(declared)) or '-'})"
+                )
 
     def step(self, part: str, i: int, s: dict, pack, tickets: tuple, *, lesson: bool) -> StepSpec:
         where = f"{part}[{i}]"
@@ -295,14 +372,20 @@ class _Reader:
         self.unknown_keys(where, s, _STEP)
         by = s.get("by", "")
         if by != SYSTEM and by not in dict(VOLUNTEERS):
-            self.fail(where, f"by {by!r}: a volunteer ({', '.join(dict(VOLUNTEERS))}) or system (the clock)")
+            self.fail(
+                where,
+                f"by {by!r}: a volunteer ({', '.join(dict(VOLUNTEERS))}) or system (the clock)",
+            )
         names = [t.name for t in tickets]
         ticket = s.get("ticket", names[0] if names else "?")
         if ticket not in names:
             self.fail(where, f"unknown ticket {ticket!r} (tickets: {', '.join(names)})")
         move = str(s.get("clock", ""))
         if move and not CLOCK_MOVE.match(move):
-            self.fail(where, f"clock {move!r}: an ISO-8601 duration (P1D, P2M), +1d/+1w/+1m, or next-deadline")
+            self.fail(
+                where,
+                f"clock {move!r}: an ISO-8601 duration (P1D, P2M), +1d/+1w/+1m, or next-deadline",
+            )
         elif move.startswith(("P", "-P")):
             try:
                 clock.parse_duration(move)
@@ -320,16 +403,34 @@ class _Reader:
             transitions = [t for t in wf["transitions"] if t["key"] == action]
             manual = sorted({t["key"] for t in wf["transitions"] if not t.get("auto")})
             if not transitions or all(t.get("auto") for t in transitions):
-                self.fail(where, f"unknown action {action!r} for {pack.key}/{queue} (actions: {', '.join(manual)})")
+                self.fail(
+                    where,
+                    f"unknown action {action!r} for {pack.key}/{queue} (actions: {', '.join(manual)})",
+                )
             states = {st["key"] for st in wf["states"]}
             if expect and expect not in states:
-                self.fail(where, f"unknown state {expect!r} for {pack.key}/{queue} (states: {', '.join(sorted(states))})")
+                self.fail(
+                    where,
+                    f"unknown state {expect!r} for {pack.key}/{queue} (states: {', '.join(sorted(states))})",
+                )
             if refused:
                 rules = set(ENGINE_RULES) | {g["name"] for t in transitions for g in t["guards"]}
                 if refused not in rules:
-                    self.fail(where, f"rule {refused!r} cannot refuse {action!r} (rules: {', '.join(sorted(rules))})")
+                    self.fail(
+                        where,
+                        f"rule {refused!r} cannot refuse {action!r} (rules: {', '.join(sorted(rules))})",
+                    )
             self.fields(where, dict(s.get("fields") or {}), wf)
         return StepSpec(
-            index=i, action=action, by=by, ticket=ticket, fields=dict(s.get("fields") or {}), note=s.get("note", ""),
-            checks=tuple(s.get("checks", [])), check=check, clock=move, expect=expect, refused=refused,
+            index=i,
+            action=action,
+            by=by,
+            ticket=ticket,
+            fields=dict(s.get("fields") or {}),
+            note=s.get("note", ""),
+            checks=tuple(s.get("checks", [])),
+            check=check,
+            clock=move,
+            expect=expect,
+            refused=refused,
         )

@@ -24,10 +24,31 @@ from helpdesk.workflow import engine
 from helpdesk.rules.context import Actor
 from helpdesk.base.errors import BadInput, Conflict, Refused
 from helpdesk.base.i18n import _, pick
-from helpdesk.storage.models import Account, Deadline, Event, Outbox, Policy, State, Ticket, Volunteer, Workflow
-from helpdesk.tui_api.views import (  # noqa: F401 - the screens' names for them, re-exported
-    HISTORY, QUEUES, Applied, ClockMoved, Dashboard, Info, Preview, Started, StateInfo, localise, parse_iso,
+from helpdesk.storage.models import (
+    Account,
+    Deadline,
+    Event,
+    Outbox,
+    Policy,
+    State,
+    Ticket,
+    Volunteer,
+    Workflow,
 )
+from helpdesk.tui_api.views import (  # noqa: F401 - the screens' names for them, re-exported
+    HISTORY,
+    QUEUES,
+    Applied,
+    ClockMoved,
+    Dashboard,
+    Info,
+    Preview,
+    Started,
+    StateInfo,
+    localise,
+    parse_iso,
+)
+
 
 class Backend:
     def __init__(self, url: str | None, login: str | None):
@@ -55,7 +76,9 @@ class Backend:
     def _scope(self) -> list:
         """The condition keeping a role scoped to providers within them (none: all)."""
         actor = self.info.actor if self.info is not None else None
-        return [Ticket.policy_key.in_(actor.policies)] if actor is not None and actor.policies else []
+        return (
+            [Ticket.policy_key.in_(actor.policies)] if actor is not None and actor.policies else []
+        )
 
     def _scoped(self, session: Session) -> Session:
         actor = self.info.actor if self.info is not None else None
@@ -74,7 +97,9 @@ class Backend:
 
         rev = install.current_revision(self.url)
         if rev is None:
-            raise BadInput(_("the database {url} is not initialised: run 'helpdesk init'").format(url=self.url))
+            raise BadInput(
+                _("the database {url} is not initialised: run 'helpdesk init'").format(url=self.url)
+            )
         with self.read() as s:
             actor, name, notice = None, "", ""
             if not self.login:
@@ -83,7 +108,9 @@ class Backend:
                 actor = api.actor_for(s, self.login)
                 v = s.get(Volunteer, actor.login)
                 name = v.name if v else ""
-            policies = {p.key: (p.name, p.timezone) for p in s.exec(select(Policy).order_by(Policy.key))}
+            policies = {
+                p.key: (p.name, p.timezone) for p in s.exec(select(Policy).order_by(Policy.key))
+            }
             titles: dict[str, str] = {}
             wf_queue: dict[int, str] = {}
             for wf in s.exec(select(Workflow).order_by(Workflow.id)):
@@ -94,8 +121,12 @@ class Backend:
             for st in s.exec(select(State).order_by(State.workflow_id, State.position)):
                 info = StateInfo(st.key, pick(st.label), st.kind, st.position)
                 states[(st.workflow_id, st.key)] = info
-                queue_states.setdefault(wf_queue.get(st.workflow_id, ""), {}).setdefault(st.key, info.label)
-            volunteers = list(s.exec(select(Volunteer.login).where(Volunteer.active).order_by(Volunteer.login)))
+                queue_states.setdefault(wf_queue.get(st.workflow_id, ""), {}).setdefault(
+                    st.key, info.label
+                )
+            volunteers = list(
+                s.exec(select(Volunteer.login).where(Volunteer.active).order_by(Volunteer.login))
+            )
             is_training = engine.is_training(s)
             scenario, scenario_tz = "", "Europe/Paris"
             if is_training:
@@ -114,7 +145,8 @@ class Backend:
                 actor_name=name,
                 notice=notice,
                 policies=policies,
-                queue_titles={q: titles.get(q, q) for q in QUEUES if q in titles} or {q: q for q in QUEUES},
+                queue_titles={q: titles.get(q, q) for q in QUEUES if q in titles}
+                or {q: q for q in QUEUES},
                 states=states,
                 queue_states={q: list(v.items()) for q, v in queue_states.items()},
                 volunteers=volunteers,
@@ -138,8 +170,12 @@ class Backend:
             mine: list[search.Row] = []
             login = self.info.actor.login if self.info and self.info.actor else None
             if login:
-                mine = self._soonest(s, [or_(Ticket.assignee == login, Ticket.claimed_by == login)], limit)
-            due = self._soonest(s, [Ticket.due_at <= now + timedelta(days=1)], limit * 4, undated=False)
+                mine = self._soonest(
+                    s, [or_(Ticket.assignee == login, Ticket.claimed_by == login)], limit
+                )
+            due = self._soonest(
+                s, [Ticket.due_at <= now + timedelta(days=1)], limit * 4, undated=False
+            )
             policies = self.info.policies if self.info else {}
             due_today = []
             for r in due:
@@ -157,24 +193,44 @@ class Backend:
                     "note": e.note,
                 }
                 for e in s.exec(
-                    select(Event).join(Ticket, Ticket.id == Event.ticket_id).where(*self._scope()).order_by(Event.id.desc()).limit(limit)
-                    if self._scope() else select(Event).order_by(Event.id.desc()).limit(limit)
+                    select(Event)
+                    .join(Ticket, Ticket.id == Event.ticket_id)
+                    .where(*self._scope())
+                    .order_by(Event.id.desc())
+                    .limit(limit)
+                    if self._scope()
+                    else select(Event).order_by(Event.id.desc()).limit(limit)
                 )
             ]
             # Labels and zones for a person: each event's step and state by its ticket's
             # procedure, its time in the ticket's provider's zone.
-            workflows = dict(s.exec(select(Ticket.id, Ticket.workflow_id).where(Ticket.id.in_({e["ticket"] for e in recent if e["ticket"]}))).all())
+            workflows = dict(
+                s.exec(
+                    select(Ticket.id, Ticket.workflow_id).where(
+                        Ticket.id.in_({e["ticket"] for e in recent if e["ticket"]})
+                    )
+                ).all()
+            )
             for e in recent:
                 wid = workflows.get(e["ticket"])
                 if wid is None:
                     continue
                 d = engine.definition(s, wid)
                 e["tz"] = d.policy.timezone
-                e["action_label"] = next((pick(t.label) for t in d.transitions if t.key == e["action"]), None)
+                e["action_label"] = next(
+                    (pick(t.label) for t in d.transitions if t.key == e["action"]), None
+                )
                 e["to_label"] = pick(d.states[e["to"]].label) if e["to"] in d.states else e["to"]
             waiting, actions = api.actions_needing_attention(s, limit)
-        return Dashboard(counts=counts, mine=mine, due_today=due_today[:limit], recent=recent, now=now,
-                         actions_waiting=waiting, actions=actions)
+        return Dashboard(
+            counts=counts,
+            mine=mine,
+            due_today=due_today[:limit],
+            recent=recent,
+            now=now,
+            actions_waiting=waiting,
+            actions=actions,
+        )
 
     def _queue_counts(self, s: Session, now: datetime) -> dict[str, dict[str, int]]:
         """Open, waiting and overdue per queue, each read from the (queue, state_kind, due_at)
@@ -186,14 +242,22 @@ class Backend:
         for q in QUEUES:
             c = {"open": 0, "waiting": 0, "overdue": 0}
             for kind in ("open", "waiting"):
-                c[kind] = s.exec(select(func.count()).select_from(Ticket).where(Ticket.queue == q, Ticket.state_kind == kind, *self._scope())).one()
+                c[kind] = s.exec(
+                    select(func.count())
+                    .select_from(Ticket)
+                    .where(Ticket.queue == q, Ticket.state_kind == kind, *self._scope())
+                ).one()
             c["overdue"] = s.exec(
-                select(func.count()).select_from(Ticket).where(Ticket.queue == q, active, Ticket.due_at <= now, *self._scope())
+                select(func.count())
+                .select_from(Ticket)
+                .where(Ticket.queue == q, active, Ticket.due_at <= now, *self._scope())
             ).one()
             out[q] = c
         return out
 
-    def _soonest(self, s: Session, where: list, limit: int, *, undated: bool = True) -> list[search.Row]:
+    def _soonest(
+        self, s: Session, where: list, limit: int, *, undated: bool = True
+    ) -> list[search.Row]:
         """Open and waiting tickets matching ``where``, soonest due first (those with no date
         after, oldest first). Read per queue and kind along the (queue, state_kind, due_at)
         index, a few rows each: one query over the table would sort thousands of rows (a
@@ -203,20 +267,43 @@ class Backend:
         def run(extra: list, order: list) -> list[search.Row]:
             out: list[search.Row] = []
             for q, kind in parts:
-                out += self._rows(s, [Ticket.queue == q, Ticket.state_kind == kind, *where, *extra], limit, order=order)
+                out += self._rows(
+                    s,
+                    [Ticket.queue == q, Ticket.state_kind == kind, *where, *extra],
+                    limit,
+                    order=order,
+                )
             return out
 
-        rows = sorted(run([Ticket.due_at.is_not(None)], [Ticket.due_at, Ticket.id]), key=lambda r: (r.due_at, r.id))[:limit]
+        rows = sorted(
+            run([Ticket.due_at.is_not(None)], [Ticket.due_at, Ticket.id]),
+            key=lambda r: (r.due_at, r.id),
+        )[:limit]
         if undated and len(rows) < limit:
-            rows += sorted(run([Ticket.due_at.is_(None)], [Ticket.id]), key=lambda r: r.id)[: limit - len(rows)]
+            rows += sorted(run([Ticket.due_at.is_(None)], [Ticket.id]), key=lambda r: r.id)[
+                : limit - len(rows)
+            ]
         return rows
 
-    def _rows(self, s: Session, where: list, limit: int, order: list | None = None) -> list[search.Row]:
+    def _rows(
+        self, s: Session, where: list, limit: int, order: list | None = None
+    ) -> list[search.Row]:
         q = (
             select(
-                Ticket.id, Ticket.queue, Ticket.policy_key, Ticket.workflow_id, Ticket.state, Ticket.state_kind,
-                Account.login, Ticket.requester, Ticket.subject, Ticket.due_at, Ticket.opened_at, Ticket.assignee,
-                Ticket.claimed_by, Ticket.claim_expires,
+                Ticket.id,
+                Ticket.queue,
+                Ticket.policy_key,
+                Ticket.workflow_id,
+                Ticket.state,
+                Ticket.state_kind,
+                Account.login,
+                Ticket.requester,
+                Ticket.subject,
+                Ticket.due_at,
+                Ticket.opened_at,
+                Ticket.assignee,
+                Ticket.claimed_by,
+                Ticket.claim_expires,
             )
             .select_from(Ticket)
             .outerjoin(Account, Account.id == Ticket.account_id)
@@ -235,7 +322,9 @@ class Backend:
             s.info["share"] = share
             return search.count(self._scoped(s), flt)
 
-    def page(self, flt: search.TicketFilter, order: str, offset: int, limit: int, share: Any = None) -> list[search.Row]:
+    def page(
+        self, flt: search.TicketFilter, order: str, offset: int, limit: int, share: Any = None
+    ) -> list[search.Row]:
         with self.read() as s:
             s.info["share"] = share
             return search.page(self._scoped(s), flt, order, limit=limit, offset=offset)
@@ -258,12 +347,21 @@ class Backend:
         if not self._unrecorded_closed(ticket_id):
             return
         if self.info is None or self.info.actor is None:
-            raise Refused("sensitive-read", _("the personal data of a closed account is shown only to a volunteer, and the reading is recorded"))
+            raise Refused(
+                "sensitive-read",
+                _(
+                    "the personal data of a closed account is shown only to a volunteer, and the reading is recorded"
+                ),
+            )
         with self.write() as s:
             t = api.get_ticket(s, ticket_id)
             api.read_sensitive(
-                s, self._writer(s), "personal-data", account=s.get(Account, t.account_id),
-                data={"ticket": ticket_id}, reason="ticket screen",
+                s,
+                self._writer(s),
+                "personal-data",
+                account=s.get(Account, t.account_id),
+                data={"ticket": ticket_id},
+                reason="ticket screen",
             )
         self._reads.add(ticket_id)
 
@@ -293,7 +391,9 @@ class Backend:
         with self.read() as s:
             actor = self._actor(s)
             t = api.get_ticket(s, ticket_id, actor)
-            view = api.ticket_view(s, t, actor, history=max(1, history or HISTORY), citation_texts=True)
+            view = api.ticket_view(
+                s, t, actor, history=max(1, history or HISTORY), citation_texts=True
+            )
             d = engine.definition(s, t.workflow_id)
             account = s.get(Account, t.account_id) if t.account_id else None
             view.update(
@@ -303,7 +403,10 @@ class Backend:
                 account_email=account.email if account else "",
                 account_org=account.org if account else "",
                 field_specs=d.workflow.fields or {},
-                checklist_labels={k: pick((v or {}).get("label")) or k for k, v in (d.workflow.checklist or {}).items()},
+                checklist_labels={
+                    k: pick((v or {}).get("label")) or k
+                    for k, v in (d.workflow.checklist or {}).items()
+                },
                 state_labels={k: pick(st.label) for k, st in d.states.items()},
                 step_labels={tr.key: pick(tr.label) for tr in d.transitions},
                 account_kind=account.kind if account else "",
@@ -311,17 +414,34 @@ class Backend:
                 account_fields=dict(account.fields or {}) if account else {},
                 sanctions=api.account_view(s, account)["sanctions"] if account else [],
                 linked=[
-                    {"id": other.id, "queue_title": pick(engine.definition(s, other.workflow_id).workflow.title),
-                     "state_label": api.state_label(s, other), "subject": other.subject,
-                     "relation": "parent" if other.id == t.parent_id else "child"}
-                    for other in s.exec(select(Ticket).where(or_(Ticket.id == t.parent_id, Ticket.parent_id == t.id)).order_by(Ticket.id))
+                    {
+                        "id": other.id,
+                        "queue_title": pick(engine.definition(s, other.workflow_id).workflow.title),
+                        "state_label": api.state_label(s, other),
+                        "subject": other.subject,
+                        "relation": "parent" if other.id == t.parent_id else "child",
+                    }
+                    for other in s.exec(
+                        select(Ticket)
+                        .where(or_(Ticket.id == t.parent_id, Ticket.parent_id == t.id))
+                        .order_by(Ticket.id)
+                    )
                 ],
                 assignee=t.assignee,
                 claimed_by=t.claimed_by,
                 claim_expires=t.claim_expires,
                 mails=[
-                    {"id": m.id, "to": m.to_addr, "subject": m.subject, "status": m.status, "at": m.created_at, "lang": m.lang}
-                    for m in s.exec(select(Outbox).where(Outbox.ticket_id == t.id).order_by(Outbox.id))
+                    {
+                        "id": m.id,
+                        "to": m.to_addr,
+                        "subject": m.subject,
+                        "status": m.status,
+                        "at": m.created_at,
+                        "lang": m.lang,
+                    }
+                    for m in s.exec(
+                        select(Outbox).where(Outbox.ticket_id == t.id).order_by(Outbox.id)
+                    )
                 ],
                 now=clock.now(),
             )
@@ -335,7 +455,14 @@ class Backend:
             "checks": inputs.get("checks") or [],
         }
 
-    def preview(self, ticket_id: int, action: str, inputs: dict | None, version: int | None, lang: str | None = None) -> Preview:
+    def preview(
+        self,
+        ticket_id: int,
+        action: str,
+        inputs: dict | None,
+        version: int | None,
+        lang: str | None = None,
+    ) -> Preview:
         """Apply the action in a transaction that is rolled back, and report what it did
         (with the ticket's mails in ``lang`` when given)."""
         from helpdesk.storage.models import Ticket as T
@@ -353,26 +480,49 @@ class Backend:
                 status_before = account.status if account else None
                 before = {
                     (dl.name, dl.due_at, dl.status)
-                    for dl in s.exec(select(Deadline).where(Deadline.ticket_id == t.id, Deadline.status.in_(("pending", "info"))))
+                    for dl in s.exec(
+                        select(Deadline).where(
+                            Deadline.ticket_id == t.id, Deadline.status.in_(("pending", "info"))
+                        )
+                    )
                 }
                 if lang:
                     api.set_lang(s, ticket_id, actor, lang, expected_version=version)
                     version = None  # checked just now, in this transaction
-                outcome = engine.apply(s, ticket_id, action, actor, expected_version=version, **self._inputs(inputs))
+                outcome = engine.apply(
+                    s, ticket_id, action, actor, expected_version=version, **self._inputs(inputs)
+                )
                 s.flush()
                 tz = d.policy.timezone
                 step_labels = {tr.key: pick(tr.label) for tr in d.transitions}
                 deadlines = []
                 for dl in s.exec(
-                    select(Deadline).where(Deadline.ticket_id == t.id, Deadline.status.in_(("pending", "info"))).order_by(Deadline.due_at)
+                    select(Deadline)
+                    .where(Deadline.ticket_id == t.id, Deadline.status.in_(("pending", "info")))
+                    .order_by(Deadline.due_at)
                 ):
                     if (dl.name, dl.due_at, dl.status) not in before:
-                        deadlines.append({"name": dl.name, "at": localise(dl.due_at, tz), "status": dl.status, "action": step_labels.get(dl.action or "", dl.action), "note": dl.note})
+                        deadlines.append(
+                            {
+                                "name": dl.name,
+                                "at": localise(dl.due_at, tz),
+                                "status": dl.status,
+                                "action": step_labels.get(dl.action or "", dl.action),
+                                "note": dl.note,
+                            }
+                        )
                 status_after = account.status if account else None
                 labels = {k: pick(st.label) for k, st in d.states.items()}
                 steps, linked, warnings = [], [], []
                 for e in outcome.events:
-                    steps.append({"action": step_labels.get(e.action, e.action), "actor": e.actor, "from": labels.get(e.from_state or "", e.from_state), "to": labels.get(e.to_state or "", e.to_state)})
+                    steps.append(
+                        {
+                            "action": step_labels.get(e.action, e.action),
+                            "actor": e.actor,
+                            "from": labels.get(e.from_state or "", e.from_state),
+                            "to": labels.get(e.to_state or "", e.to_state),
+                        }
+                    )
                     if (e.data or {}).get("linked"):
                         linked.append(e.data["linked"])
                     warnings += (e.data or {}).get("warnings", [])
@@ -384,12 +534,20 @@ class Backend:
                     to_state=labels.get(outcome.ticket.state, outcome.ticket.state),
                     steps=steps,
                     mails=[
-                        {"to": m.to_addr, "subject": m.subject, "body": m.body, "lang": m.lang, "template": m.template}
+                        {
+                            "to": m.to_addr,
+                            "subject": m.subject,
+                            "body": m.body,
+                            "lang": m.lang,
+                            "template": m.template,
+                        }
                         for m in outcome.mails
                     ],
                     deadlines=deadlines,
                     account=account.login if account else None,
-                    account_status=(status_before, status_after) if status_before != status_after else None,
+                    account_status=(status_before, status_after)
+                    if status_before != status_after
+                    else None,
                     reveal=len(outcome.reveal),
                     output=len(outcome.output),
                     linked=linked,
@@ -399,13 +557,22 @@ class Backend:
             finally:
                 s.rollback()
 
-    def apply(self, ticket_id: int, action: str, inputs: dict | None, version: int | None, lang: str | None = None) -> Applied:
+    def apply(
+        self,
+        ticket_id: int,
+        action: str,
+        inputs: dict | None,
+        version: int | None,
+        lang: str | None = None,
+    ) -> Applied:
         with self.write() as s:
             actor = self._writer(s)
             if lang:  # the language chosen in the preview, set in the same transaction
                 api.set_lang(s, ticket_id, actor, lang, expected_version=version)
                 version = None
-            outcome = engine.apply(s, ticket_id, action, actor, expected_version=version, **self._inputs(inputs))
+            outcome = engine.apply(
+                s, ticket_id, action, actor, expected_version=version, **self._inputs(inputs)
+            )
             label = api.state_label(s, outcome.ticket)
             mails = [{"to": m.to_addr, "subject": m.subject} for m in outcome.mails]
             result = Applied(ticket_id, label, mails, list(outcome.reveal), list(outcome.output))
@@ -419,7 +586,9 @@ class Backend:
     def ask_items(self, ticket_id: int) -> dict[str, str]:
         with self.read() as s:
             t = api.get_ticket(s, ticket_id)
-            return conversation.ask_items(t.policy_key, t.queue, t.lang if t.lang in ("fr", "en") else "fr")
+            return conversation.ask_items(
+                t.policy_key, t.queue, t.lang if t.lang in ("fr", "en") else "fr"
+            )
 
     def draft(self, ticket_id: int, request: dict) -> dict:
         """The mail a reply or an ask would send, rendered and checked, nothing queued."""
@@ -427,12 +596,20 @@ class Backend:
             actor = self._actor(s)
             t = api.get_ticket(s, ticket_id)
             if request["kind"] == "ask":
-                known = conversation.ask_items(t.policy_key, t.queue, t.lang if t.lang in ("fr", "en") else "fr")
+                known = conversation.ask_items(
+                    t.policy_key, t.queue, t.lang if t.lang in ("fr", "en") else "fr"
+                )
                 if not request["items"]:
-                    raise BadInput(_("say what is missing (--missing ITEM; here: {items})").format(items=", ".join(known) or "-"))
+                    raise BadInput(
+                        _("say what is missing (--missing ITEM; here: {items})").format(
+                            items=", ".join(known) or "-"
+                        )
+                    )
                 extra = {"items": [known[i] for i in request["items"] if i in known]}
                 return conversation.compose(s, t, actor, template="ask", extra=extra).as_dict()
-            return conversation.compose(s, t, actor, text=request["text"], template=request["template"]).as_dict()
+            return conversation.compose(
+                s, t, actor, text=request["text"], template=request["template"]
+            ).as_dict()
 
     def converse(self, ticket_id: int, request: dict, version: int | None) -> None:
         """Send a reply or an ask, or save a note (``request`` from the composer)."""
@@ -443,7 +620,14 @@ class Backend:
             elif request["kind"] == "ask":
                 conversation.ask(s, ticket_id, actor, request["items"], expected_version=version)
             else:
-                conversation.reply(s, ticket_id, actor, text=request["text"], template=request["template"], expected_version=version)
+                conversation.reply(
+                    s,
+                    ticket_id,
+                    actor,
+                    text=request["text"],
+                    template=request["template"],
+                    expected_version=version,
+                )
 
     def set_account(self, ticket_id: int, login: str | None, version: int | None) -> None:
         with self.write() as s:
@@ -469,7 +653,6 @@ class Backend:
         with self.write() as s:
             api.assign(s, ticket_id, self._writer(s), login, expected_version=version)
 
-
     # --- training databases ------------------------------------------------------------
 
     def walkthrough(self, ticket_id: int) -> dict | None:
@@ -482,7 +665,9 @@ class Backend:
             w = sandbox.walkthrough(s, ticket_id)
             return w.as_dict() if w else None
 
-    def training_feedback(self, ticket_id: int, action: str, refused: Refused | None = None) -> str | None:
+    def training_feedback(
+        self, ticket_id: int, action: str, refused: Refused | None = None
+    ) -> str | None:
         """After an attempt on a scenario ticket: what the trainee should hear (None: in
         order). A refusal is recorded on the ticket so the walkthrough can count it."""
         if self.info is None or not self.info.training or isinstance(refused, Conflict):
@@ -490,7 +675,9 @@ class Backend:
         from helpdesk.training import sandbox
 
         if refused is not None and self.info.actor is not None:
-            sandbox.record_refusal(self.url, ticket_id, action, refused.rule, by=self.info.actor.login)
+            sandbox.record_refusal(
+                self.url, ticket_id, action, refused.rule, by=self.info.actor.login
+            )
         return sandbox.feedback(self.url, ticket_id, action, refused)
 
     def move_clock(self, step: str) -> ClockMoved:
@@ -550,7 +737,11 @@ class Watcher:
 
     def token(self) -> Any:
         parsed = make_url(self.url)
-        if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+        if (
+            parsed.get_backend_name() == "sqlite"
+            and parsed.database
+            and parsed.database != ":memory:"
+        ):
             if self._conn is None:
                 self._conn = sqlite3.connect(parsed.database, timeout=1.0, check_same_thread=False)
             return self._conn.execute("PRAGMA data_version").fetchone()[0]

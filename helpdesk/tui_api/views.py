@@ -50,7 +50,9 @@ class Info:
 
     def state_label(self, workflow_id: int, key: str) -> str:
         s = self.states.get((workflow_id, key))
-        if s is None and key == "merged":  # a ticket merged into another (helpdesk.service.conversation.merge)
+        if (
+            s is None and key == "merged"
+        ):  # a ticket merged into another (helpdesk.service.conversation.merge)
             return _("merged")
         return s.label if s else key
 
@@ -63,7 +65,9 @@ class Dashboard:
     recent: list[dict]
     now: datetime
     actions_waiting: int = 0  # failed or uncertain service actions (helpdesk.outgoing.actions)
-    actions: list[dict] = field(default_factory=list)  # the oldest of them, each with a line to show
+    actions: list[dict] = field(
+        default_factory=list
+    )  # the oldest of them, each with a line to show
 
 
 @dataclass

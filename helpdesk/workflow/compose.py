@@ -37,14 +37,14 @@ def _env(folder: str = "templates"):
     )
 
 
-
-
 def fmt_day(value: datetime | None, lang: str, tz: str) -> str:
     if value is None:
         return ""
     from babel.dates import format_date
 
-    return format_date(value.astimezone(ZoneInfo(tz)).date(), format="long", locale=LOCALES.get(lang, "fr_FR"))
+    return format_date(
+        value.astimezone(ZoneInfo(tz)).date(), format="long", locale=LOCALES.get(lang, "fr_FR")
+    )
 
 
 def fmt_moment(value: datetime | None, lang: str, tz: str) -> str:
@@ -52,10 +52,14 @@ def fmt_moment(value: datetime | None, lang: str, tz: str) -> str:
         return ""
     from babel.dates import format_datetime
 
-    return format_datetime(value, format="long", tzinfo=ZoneInfo(tz), locale=LOCALES.get(lang, "fr_FR"))
+    return format_datetime(
+        value, format="long", tzinfo=ZoneInfo(tz), locale=LOCALES.get(lang, "fr_FR")
+    )
 
 
-def render(name: str, lang: str, policy_key: str, context: dict, folder: str = "templates") -> tuple[str, str]:
+def render(
+    name: str, lang: str, policy_key: str, context: dict, folder: str = "templates"
+) -> tuple[str, str]:
     from jinja2 import TemplateNotFound
 
     env = _env(folder)
@@ -67,7 +71,7 @@ def render(name: str, lang: str, policy_key: str, context: dict, folder: str = "
     head, _sep, body = text.partition("\n\n")
     if not head.startswith("Subject:"):
         raise ValueError(f"template {lang}/{name}.txt must start with 'Subject:'")
-    return one_line(head[len("Subject:"):]), body.strip() + "\n"
+    return one_line(head[len("Subject:") :]), body.strip() + "\n"
 
 
 def subject_tag(policy_key: str, ticket_id: int) -> str:
@@ -85,14 +89,20 @@ def build_context(ctx, **extra) -> dict:
     deadlines |= {
         d.name: fmt_day(d.due_at, lang, tz)
         for d in ctx.session.exec(
-            select(Deadline).where(Deadline.ticket_id == ctx.ticket.id, Deadline.status != "cancelled").order_by(Deadline.id)
+            select(Deadline)
+            .where(Deadline.ticket_id == ctx.ticket.id, Deadline.status != "cancelled")
+            .order_by(Deadline.id)
         )
     }
     ref, _text = citation(ctx.policy, ctx.transition.cite) if ctx.transition else ("", "")
     base = {
         "provider": ctx.policy.name,
         "contact": ctx.param("contact") or "",
-        "ticket": {"id": ctx.ticket.id, "subject": ctx.ticket.subject, "tag": subject_tag(ctx.policy.key, ctx.ticket.id)},
+        "ticket": {
+            "id": ctx.ticket.id,
+            "subject": ctx.ticket.subject,
+            "tag": subject_tag(ctx.policy.key, ctx.ticket.id),
+        },
         "account": {
             "login": ctx.account.login if ctx.account else "",
             "org": ctx.account.org if ctx.account else "",

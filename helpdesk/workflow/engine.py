@@ -19,13 +19,28 @@ from helpdesk.base import clock
 from helpdesk.workflow import compose
 from helpdesk.rules import registry
 from helpdesk.policy.citations import citation  # noqa: F401 - engine.citation for callers
-from helpdesk.rules.access import check_scope, check_writer, is_training, require_role, scope_refusal  # noqa: F401 - engine.* for callers
+from helpdesk.rules.access import (  # noqa: F401 - engine.* for callers
+    check_scope,
+    check_writer,
+    is_training,
+    require_role,
+    scope_refusal,
+)
 from helpdesk.rules.context import SYSTEM_ACTOR, Actor, Ctx
 from helpdesk.base.errors import BadInput, Conflict, NotFound, Refused
 from helpdesk.base.fields import missing_required, validate
 from helpdesk.base.labels import label
 from helpdesk.base.i18n import _, pick
-from helpdesk.storage.models import Account, Deadline, Event, Policy, State, Ticket, Transition, Workflow
+from helpdesk.storage.models import (
+    Account,
+    Deadline,
+    Event,
+    Policy,
+    State,
+    Ticket,
+    Transition,
+    Workflow,
+)
 from helpdesk.base.roles import may
 from helpdesk.base.untrusted import clean
 
@@ -59,9 +74,18 @@ def definition(session: Session, workflow_id: int) -> Definition:
         wf = session.get(Workflow, workflow_id)
         if wf is None:
             raise NotFound(f"workflow {workflow_id} not found")
-        states = {s.key: s for s in session.exec(select(State).where(State.workflow_id == wf.id).order_by(State.position))}
+        states = {
+            s.key: s
+            for s in session.exec(
+                select(State).where(State.workflow_id == wf.id).order_by(State.position)
+            )
+        }
         transitions = list(
-            session.exec(select(Transition).where(Transition.workflow_id == wf.id).order_by(Transition.position))
+            session.exec(
+                select(Transition)
+                .where(Transition.workflow_id == wf.id)
+                .order_by(Transition.position)
+            )
         )
         found = Definition(wf, session.get(Policy, wf.policy_key), states, transitions)
         cache[workflow_id] = found
@@ -75,14 +99,15 @@ def workflow_for(session: Session, policy_key: str, queue: str) -> Definition:
     policy = session.get(Policy, policy_key)
     if policy is None:
         raise NotFound(_("unknown policy {key!r}").format(key=policy_key))
-    wf = session.exec(select(Workflow).where(Workflow.policy_key == policy_key, Workflow.queue == queue)).first()
+    wf = session.exec(
+        select(Workflow).where(Workflow.policy_key == policy_key, Workflow.queue == queue)
+    ).first()
     if wf is None:
-        raise BadInput(_("policy {policy} has no {queue} procedure").format(policy=policy_key, queue=queue))
+        raise BadInput(
+            _("policy {policy} has no {queue} procedure").format(policy=policy_key, queue=queue)
+        )
     ids[(policy_key, queue)] = wf.id
     return definition(session, wf.id)
-
-
-
 
 
 # --- what may be done ------------------------------------------------------------------
@@ -147,7 +172,9 @@ def _check_role(ctx: Ctx, transition: Transition) -> Refused | None:
         ref, text = citation(ctx.policy, transition.cite)
         return Refused(
             "role",
-            _("reserved to the {role} role (you are {mine})").format(role=label("role", transition.role), mine=label("role", ctx.actor.role)),
+            _("reserved to the {role} role (you are {mine})").format(
+                role=label("role", transition.role), mine=label("role", ctx.actor.role)
+            ),
             ref,
             text,
         )
@@ -183,7 +210,9 @@ def make_ctx(session: Session, ticket: Ticket, actor: Actor, now: datetime | Non
     )
 
 
-def actions(session: Session, ticket: Ticket, actor: Actor, now: datetime | None = None) -> list[ActionView]:
+def actions(
+    session: Session, ticket: Ticket, actor: Actor, now: datetime | None = None
+) -> list[ActionView]:
     """Every action a person could take on this ticket: allowed ones, and blocked ones with
     the rule that blocks them and its citation. Automatic steps are not listed."""
     d = definition(session, ticket.workflow_id)
@@ -213,7 +242,9 @@ def actions(session: Session, ticket: Ticket, actor: Actor, now: datetime | None
             if state is not None and state.kind == "done":
                 continue
             view.rule = "state"
-            view.reason = _("not possible while the ticket is «{state}»").format(state=pick(state.label) if state else ticket.state)
+            view.reason = _("not possible while the ticket is «{state}»").format(
+                state=pick(state.label) if state else ticket.state
+            )
         else:
             view.target = chosen.target
             refusal = _check(ctx, chosen)
@@ -221,7 +252,10 @@ def actions(session: Session, ticket: Ticket, actor: Actor, now: datetime | None
                 view.allowed = True
             else:
                 view.rule, view.reason = refusal.rule, refusal.reason
-                view.citation, view.citation_text = refusal.citation or ref, refusal.citation_text or text
+                view.citation, view.citation_text = (
+                    refusal.citation or ref,
+                    refusal.citation_text or text,
+                )
                 view.needs_note = _note_unblocks(ctx, chosen)
         views[t.key] = view
     return list(views.values())
@@ -232,7 +266,10 @@ def _undo(d: "Definition", t: Transition) -> str:
     to active (lifting a sending suspension, reinstating a suspended account)."""
     for back in d.from_state(t.target):
         for effect in back.effects or []:
-            if effect.get("name") == "set_account_status" and (effect.get("args") or {}).get("status") == "active":
+            if (
+                effect.get("name") == "set_account_status"
+                and (effect.get("args") or {}).get("status") == "active"
+            ):
                 return back.key
     return ""
 
@@ -259,15 +296,21 @@ class Outcome:
     mails: list
     reveal: list
     output: list
-    actions: list = field(default_factory=list)  # service actions queued (helpdesk.outgoing.actions)
+    actions: list = field(
+        default_factory=list
+    )  # service actions queued (helpdesk.outgoing.actions)
 
 
 def _last_actor(session: Session, ticket_id: int) -> str:
-    ev = session.exec(select(Event).where(Event.ticket_id == ticket_id).order_by(Event.id.desc())).first()
+    ev = session.exec(
+        select(Event).where(Event.ticket_id == ticket_id).order_by(Event.id.desc())
+    ).first()
     return ev.actor if ev else "?"
 
 
-def check_version(session: Session, ticket: Ticket, expected_version: int | None, d: Definition | None = None) -> None:
+def check_version(
+    session: Session, ticket: Ticket, expected_version: int | None, d: Definition | None = None
+) -> None:
     """No lost update: the caller saw ``expected_version``; if someone changed the ticket
     since, say who and what state it is in now."""
     if expected_version is None or ticket.version == expected_version:
@@ -276,14 +319,20 @@ def check_version(session: Session, ticket: Ticket, expected_version: int | None
     d = d or definition(session, ticket.workflow_id)
     label = pick(d.states[ticket.state].label) if ticket.state in d.states else ticket.state
     raise Conflict(
-        _("ticket #{id} was changed by {who} meanwhile; it is now «{state}»").format(id=ticket.id, who=who, state=label),
+        _("ticket #{id} was changed by {who} meanwhile; it is now «{state}»").format(
+            id=ticket.id, who=who, state=label
+        ),
         who,
         ticket.state,
     )
 
 
 def load_ticket(session: Session, ticket_id: int, *, for_update: bool = False) -> Ticket:
-    ticket = session.get(Ticket, ticket_id, with_for_update=for_update) if for_update else session.get(Ticket, ticket_id)
+    ticket = (
+        session.get(Ticket, ticket_id, with_for_update=for_update)
+        if for_update
+        else session.get(Ticket, ticket_id)
+    )
     if ticket is None:
         raise NotFound(_("no ticket #{id}").format(id=ticket_id))
     return ticket
@@ -313,7 +362,11 @@ def apply(
     candidates = d.by_key(action)
     if not candidates or all(t.auto for t in candidates):
         known = ", ".join(sorted({t.key for t in d.transitions if not t.auto}))
-        raise BadInput(_("unknown action {action!r} for this ticket (known: {known})").format(action=action, known=known))
+        raise BadInput(
+            _("unknown action {action!r} for this ticket (known: {known})").format(
+                action=action, known=known
+            )
+        )
     here = [t for t in d.from_state(ticket.state) if t.key == action]
     if not here:
         ref, text = citation(d.policy, candidates[0].cite)
@@ -331,7 +384,9 @@ def apply(
     refusal = _check_role(ctx, transition)
     if refusal:
         raise refusal
-    ctx.given = validate(d.workflow.fields, fields or {}, ctx.tz, metadata_only=d.workflow.metadata_only)
+    ctx.given = validate(
+        d.workflow.fields, fields or {}, ctx.tz, metadata_only=d.workflow.metadata_only
+    )
     ctx.note = clean(note or "").strip()
     ctx.checks = set(checks or [])
     refusal = _check_guards(ctx, transition)
@@ -339,13 +394,24 @@ def apply(
         raise refusal
     missing = [f for f in transition.fields if ctx.fields.get(f) in (None, "")]
     if missing:
-        raise BadInput(_("{action} needs the field(s): {fields}").format(action=action, fields=", ".join(missing)))
+        raise BadInput(
+            _("{action} needs the field(s): {fields}").format(
+                action=action, fields=", ".join(missing)
+            )
+        )
     if transition.note_required and not ctx.note:
-        raise BadInput(_("{action} needs a note recording the reason (--note)").format(action=action))
+        raise BadInput(
+            _("{action} needs a note recording the reason (--note)").format(action=action)
+        )
     unticked = [c for c in transition.checklist if c not in ctx.checks]
     if unticked:
         ref, text = citation(d.policy, transition.cite)
-        raise Refused("checklist", _("checklist item(s) not ticked: {items}").format(items=", ".join(unticked)), ref, text)
+        raise Refused(
+            "checklist",
+            _("checklist item(s) not ticked: {items}").format(items=", ".join(unticked)),
+            ref,
+            text,
+        )
 
     events = [_take(ctx, d, transition)]
     events += run_automatic(session, ticket, now=ctx.now, mails=ctx.mails)
@@ -415,9 +481,17 @@ def _leave_state(ctx: Ctx, state: str, *, done_action: str) -> None:
     st = definition(ctx.session, ctx.ticket.workflow_id).states.get(state)
     # Dates shown on the ticket that this state's timers fired on stay shown when it is left
     # some other way (the next state may fire on them too).
-    shown = {t["at"][len("deadline:"):] for t in (st.timers if st else []) if t.get("at", "").startswith("deadline:") and not t.get("deadline")}
+    shown = {
+        t["at"][len("deadline:") :]
+        for t in (st.timers if st else [])
+        if t.get("at", "").startswith("deadline:") and not t.get("deadline")
+    }
     for dl in ctx.session.exec(
-        select(Deadline).where(Deadline.ticket_id == ctx.ticket.id, Deadline.state == state, Deadline.status == "pending")
+        select(Deadline).where(
+            Deadline.ticket_id == ctx.ticket.id,
+            Deadline.state == state,
+            Deadline.status == "pending",
+        )
     ):
         if dl.action != done_action and dl.name in shown:
             dl.status, dl.action, dl.state = "info", None, None
@@ -431,7 +505,7 @@ def _enter_state(ctx: Ctx, state: State) -> None:
         at = timer.get("at", "")
         if at.startswith("deadline:") and not timer.get("deadline"):
             # The timer fires on a date already shown on the ticket: that date becomes the timer.
-            shown = ctx.deadline(at[len("deadline:"):])
+            shown = ctx.deadline(at[len("deadline:") :])
             if shown is not None:
                 shown.action, shown.state, shown.status = timer["action"], state.key, "pending"
                 ctx.session.add(shown)
@@ -453,7 +527,9 @@ def _enter_state(ctx: Ctx, state: State) -> None:
 
 def _settle_deadline(ctx: Ctx, name: str) -> None:
     for dl in ctx.session.exec(
-        select(Deadline).where(Deadline.ticket_id == ctx.ticket.id, Deadline.name == name, Deadline.status == "pending")
+        select(Deadline).where(
+            Deadline.ticket_id == ctx.ticket.id, Deadline.name == name, Deadline.status == "pending"
+        )
     ):
         dl.status = "done"
         ctx.session.add(dl)
@@ -478,7 +554,7 @@ def resolve_when(ctx: Ctx, spec: dict) -> datetime | None:
     after = spec.get("after")
     if after:
         if after.startswith("param:"):
-            delta = ctx.duration_param(after[len("param:"):])
+            delta = ctx.duration_param(after[len("param:") :])
         else:
             delta = clock.parse_duration(after)
         return clock.add(ctx.now, delta, ctx.tz)
@@ -495,7 +571,9 @@ def refresh_due(session: Session, ticket: Ticket) -> None:
     ticket.due_at = first if ticket.state_kind != "done" else None
 
 
-def run_automatic(session: Session, ticket: Ticket, *, now: datetime | None = None, mails: list | None = None) -> list[Event]:
+def run_automatic(
+    session: Session, ticket: Ticket, *, now: datetime | None = None, mails: list | None = None
+) -> list[Event]:
     """Take automatic steps (``auto = true``) as long as one's guards pass."""
     events: list[Event] = []
     d = definition(session, ticket.workflow_id)
@@ -533,10 +611,14 @@ def open_ticket(
     d = workflow_for(session, policy_key, queue)
     check_writer(session, actor, policy_key)
     now = now or clock.now()
-    values = validate(d.workflow.fields, fields or {}, d.policy.timezone, metadata_only=d.workflow.metadata_only)
+    values = validate(
+        d.workflow.fields, fields or {}, d.policy.timezone, metadata_only=d.workflow.metadata_only
+    )
     missing = missing_required(d.workflow.fields, values)
     if missing:
-        raise BadInput(_("{queue} needs the field(s): {fields}").format(queue=queue, fields=", ".join(missing)))
+        raise BadInput(
+            _("{queue} needs the field(s): {fields}").format(queue=queue, fields=", ".join(missing))
+        )
     reasons = (d.policy.params or {}).get("closure_reasons")
     if queue == "closure" and reasons and values.get("reason") not in reasons:
         raise BadInput(
@@ -549,7 +631,9 @@ def open_ticket(
     if initial.get("field"):
         state_key = (initial.get("map") or {}).get(values.get(initial["field"]), state_key)
     if state_key not in d.states:
-        raise BadInput(_("{policy} has no such {queue} procedure").format(policy=policy_key, queue=queue))
+        raise BadInput(
+            _("{policy} has no such {queue} procedure").format(policy=policy_key, queue=queue)
+        )
     state = d.states[state_key]
     ticket = Ticket(
         queue=queue,

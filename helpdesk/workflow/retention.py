@@ -47,7 +47,9 @@ def redact_ticket(session: Session, ticket: Ticket, now: datetime) -> None:
     ticket.fields = {k: v for k, v in (ticket.fields or {}).items() if k not in personal}
     ticket.redacted_at = now
     session.add(ticket)
-    for ev in list(session.exec(select(Event).where(Event.ticket_id == ticket.id, Event.redacted_at.is_(None)))):
+    for ev in list(
+        session.exec(select(Event).where(Event.ticket_id == ticket.id, Event.redacted_at.is_(None)))
+    ):
         if ev.note or ev.data:
             audit.redact(session, ev, actor="system", reason="retention", at=now)
     for mail in session.exec(select(Outbox).where(Outbox.ticket_id == ticket.id)):
@@ -59,20 +61,36 @@ def redact_ticket(session: Session, ticket: Ticket, now: datetime) -> None:
         mail.bounce_reason = ""  # the server's words name the address
         mail.subject = REDACTED
         session.add(mail)
-    for e in session.exec(select(Evidence).where(Evidence.ticket_id == ticket.id, Evidence.redacted_at.is_(None))):
+    for e in session.exec(
+        select(Evidence).where(Evidence.ticket_id == ticket.id, Evidence.redacted_at.is_(None))
+    ):
         e.content = b""
         e.redacted_at = now
         session.add(e)
     n = messages.redact(session, ticket.id, now)
-    audit.record(session, actor="system", action="retention", ticket_id=ticket.id, at=now,
-                 data={"closed_at": clock.iso(ticket.closed_at), "messages": n})
+    audit.record(
+        session,
+        actor="system",
+        action="retention",
+        ticket_id=ticket.id,
+        at=now,
+        data={"closed_at": clock.iso(ticket.closed_at), "messages": n},
+    )
 
 
 def run(url: str | None, now: datetime, report) -> None:
     with write_session(url) as s:
         policies = list(s.exec(select(Policy)))
     for policy in policies:
-        isolated(report, {"policy": policy.key, "scan": "retention"}, _run_policy, url, policy, now, report)
+        isolated(
+            report,
+            {"policy": policy.key, "scan": "retention"},
+            _run_policy,
+            url,
+            policy,
+            now,
+            report,
+        )
     isolated(report, {"scan": "retention-purge"}, _purge_untied, url, now, report)
 
 
@@ -101,14 +119,25 @@ def _run_policy(url: str | None, policy: Policy, now: datetime, report) -> None:
             rows = s.exec(
                 select(Evidence)
                 .join(Ticket, Ticket.id == Evidence.ticket_id)
-                .where(Ticket.policy_key == policy.key, Evidence.kind == "log", Evidence.redacted_at.is_(None),
-                       Evidence.received_at <= limit)
+                .where(
+                    Ticket.policy_key == policy.key,
+                    Evidence.kind == "log",
+                    Evidence.redacted_at.is_(None),
+                    Evidence.received_at <= limit,
+                )
             )
             for e in rows:
                 e.content = b""
                 e.redacted_at = now
                 s.add(e)
-                audit.record(s, actor="system", action="retention", ticket_id=e.ticket_id, at=now, data={"evidence": e.id})
+                audit.record(
+                    s,
+                    actor="system",
+                    action="retention",
+                    ticket_id=e.ticket_id,
+                    at=now,
+                    data={"evidence": e.id},
+                )
 
 
 def _redact_one(url: str | None, ticket_id: int, now: datetime) -> None:
@@ -142,16 +171,36 @@ def _purge_untied(url: str | None, now: datetime, report) -> None:
         with write_session(url) as s:
             limit, period, policy = untied_limit(s, name, now)
             ids = list(
-                s.exec(select(model.id).where(model.received_at <= limit, *extra).order_by(model.id).limit(PURGE_BATCH))
+                s.exec(
+                    select(model.id)
+                    .where(model.received_at <= limit, *extra)
+                    .order_by(model.id)
+                    .limit(PURGE_BATCH)
+                )
             )
             if not ids:
                 continue
-            kinds = dict(s.exec(select(model.kind, func.count()).where(model.id.in_(ids)).group_by(model.kind)).all())
+            kinds = dict(
+                s.exec(
+                    select(model.kind, func.count()).where(model.id.in_(ids)).group_by(model.kind)
+                ).all()
+            )
             s.exec(delete(model).where(model.id.in_(ids)))
             what = model.__tablename__
             audit.record(
-                s, actor="system", action="retention-purge", at=now,
-                data={"table": what, "rows": len(ids), "kinds": kinds, "first": ids[0], "last": ids[-1],
-                      "received_before": clock.iso(limit), "period": period, "policy": policy},
+                s,
+                actor="system",
+                action="retention-purge",
+                at=now,
+                data={
+                    "table": what,
+                    "rows": len(ids),
+                    "kinds": kinds,
+                    "first": ids[0],
+                    "last": ids[-1],
+                    "received_before": clock.iso(limit),
+                    "period": period,
+                    "policy": policy,
+                },
             )
         report.purged[what] = report.purged.get(what, 0) + len(ids)

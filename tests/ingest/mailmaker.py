@@ -40,7 +40,9 @@ def mail(
     return msg.as_bytes()
 
 
-def with_attachment(base: bytes, filename: str, data: bytes, ctype: str = "application/gzip") -> bytes:
+def with_attachment(
+    base: bytes, filename: str, data: bytes, ctype: str = "application/gzip"
+) -> bytes:
     from email import message_from_bytes, policy
 
     msg = message_from_bytes(base, policy=policy.default)
@@ -78,4 +80,6 @@ def db_rows(url: str, sql: str, *params):
     from helpdesk.storage import db
 
     with db.get_engine(url).connect() as conn:
-        return [tuple(r) for r in conn.execute(text(sql), {f"p{i}": v for i, v in enumerate(params)})]
+        return [
+            tuple(r) for r in conn.execute(text(sql), {f"p{i}": v for i, v in enumerate(params)})
+        ]

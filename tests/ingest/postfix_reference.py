@@ -91,19 +91,34 @@ def parse_line(line: str, year_hint: int, tz: tzinfo | None = None) -> LogEvent 
         return None
     tag = match.group("tag")
     syslog_name, _, service = tag.rpartition("/")
-    base = {"timestamp": timestamp, "host": match.group("host"), "syslog_name": syslog_name, "service": service}
+    base = {
+        "timestamp": timestamp,
+        "host": match.group("host"),
+        "syslog_name": syslog_name,
+        "service": service,
+    }
     return _event(match.group("msg"), base)
 
 
 def _timestamp(match: re.Match[str], year_hint: int, tz: tzinfo | None) -> datetime | None:
     return _convert_timestamp(
-        match.group("mon"), match.group("day"), match.group("time"), match.group("iso"), year_hint, tz
+        match.group("mon"),
+        match.group("day"),
+        match.group("time"),
+        match.group("iso"),
+        year_hint,
+        tz,
     )
 
 
 @lru_cache(maxsize=256)  # consecutive lines often share their second
 def _convert_timestamp(
-    mon: str | None, day: str | None, clock: str | None, iso: str | None, year_hint: int, tz: tzinfo | None
+    mon: str | None,
+    day: str | None,
+    clock: str | None,
+    iso: str | None,
+    year_hint: int,
+    tz: tzinfo | None,
 ) -> datetime | None:
     try:
         if iso:
@@ -197,12 +212,20 @@ def _event(msg: str, base: dict[str, object]) -> LogEvent | None:
                 nrcpt=_int(pairs.get("nrcpt")),
             )
         if pairs.get("status") == "expired":
-            return LogEvent(**base, kind="expired", queue_id=queue_id, sender=_address(pairs["from"]), status="expired")  # type: ignore[arg-type]
+            return LogEvent(
+                **base,
+                kind="expired",
+                queue_id=queue_id,
+                sender=_address(pairs["from"]),
+                status="expired",
+            )  # type: ignore[arg-type]
         return None
     if rest.startswith("uid="):
         pairs = _pairs(rest)
         if "from" in pairs:
-            return LogEvent(**base, kind="pickup", queue_id=queue_id, sender=_address(pairs["from"]))  # type: ignore[arg-type]
+            return LogEvent(
+                **base, kind="pickup", queue_id=queue_id, sender=_address(pairs["from"])
+            )  # type: ignore[arg-type]
     return None
 
 
@@ -251,7 +274,9 @@ def _ip(value: str | None) -> str | None:
         return None  # "unknown" and the like
 
 
-def iter_events(lines: Iterable[str], year_hint: int, tz: tzinfo | None = None) -> Iterator[LogEvent]:
+def iter_events(
+    lines: Iterable[str], year_hint: int, tz: tzinfo | None = None
+) -> Iterator[LogEvent]:
     """``parse_line`` over many lines, moving classic (yearless) timestamps into the next
     year when the month goes back from December to January."""
     year = year_hint
@@ -490,7 +515,9 @@ def _duration(delta: timedelta) -> str:
     return f"{minutes // 60} h" if minutes and minutes % 60 == 0 else f"{minutes} min"
 
 
-def scan(events: Iterable[LogEvent], thresholds: Thresholds, window: timedelta = timedelta(hours=1)) -> Iterator[Alert]:
+def scan(
+    events: Iterable[LogEvent], thresholds: Thresholds, window: timedelta = timedelta(hours=1)
+) -> Iterator[Alert]:
     """Feed a whole log and yield alerts as it goes: a check whenever the window slides by a
     slice; the same sender and kinds are reported again only after a full window."""
     stats = SenderStats(window)
@@ -549,7 +576,9 @@ def _first_line_hash(handle: BinaryIO) -> str | None:
     return _line_hash(head) if chunk.endswith(b"\n") else None
 
 
-def read_from(path: str | os.PathLike[str], cursor: LogCursor | None = None) -> Iterator[tuple[str, LogCursor]]:
+def read_from(
+    path: str | os.PathLike[str], cursor: LogCursor | None = None
+) -> Iterator[tuple[str, LogCursor]]:
     """Yield each complete line after ``cursor`` (newline stripped, invalid UTF-8 replaced)
     with the cursor to resume after it.
 
@@ -562,8 +591,14 @@ def read_from(path: str | os.PathLike[str], cursor: LogCursor | None = None) -> 
         status = os.fstat(handle.fileno())
         inode = status.st_ino
         first_hash = _first_line_hash(handle)
-        same_file = cursor is not None and cursor.inode == inode and cursor.first_line_hash == first_hash
-        offset = cursor.offset if same_file and cursor is not None and cursor.offset <= status.st_size else 0
+        same_file = (
+            cursor is not None and cursor.inode == inode and cursor.first_line_hash == first_hash
+        )
+        offset = (
+            cursor.offset
+            if same_file and cursor is not None and cursor.offset <= status.st_size
+            else 0
+        )
         handle.seek(offset)
         while True:
             start = handle.tell()
@@ -578,4 +613,7 @@ def read_from(path: str | os.PathLike[str], cursor: LogCursor | None = None) -> 
                     return
             if start == 0:
                 first_hash = _line_hash(raw)
-            yield raw.rstrip(b"\r\n").decode("utf-8", "replace"), LogCursor(inode, handle.tell(), first_hash)
+            yield (
+                raw.rstrip(b"\r\n").decode("utf-8", "replace"),
+                LogCursor(inode, handle.tell(), first_hash),
+            )

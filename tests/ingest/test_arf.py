@@ -44,7 +44,9 @@ def report(
     outer: bytes = b"multipart/report; report-type=feedback-report",
 ) -> bytes:
     return (
-        b"From: FBL <fbl@reporter.example>\nSubject: FW: offer\nContent-Type: " + outer + b'; boundary="B"\n\n'
+        b"From: FBL <fbl@reporter.example>\nSubject: FW: offer\nContent-Type: "
+        + outer
+        + b'; boundary="B"\n\n'
         b"--B\nContent-Type: text/plain\n\nThis is an abuse report.\n"
         b"--B\n" + feedback_part + b"\n--B\n" + original_part + b"\n--B--\n"
     )
@@ -76,11 +78,16 @@ def test_base64_feedback_part_in_multipart_mixed() -> None:
     encoded = base64.encodebytes(FIELDS.replace(b"\n", b"\r\n"))
     parsed = parse_arf(
         report(
-            b"Content-Type: message/feedback-report\nContent-Transfer-Encoding: base64\n\n" + encoded,
+            b"Content-Type: message/feedback-report\nContent-Transfer-Encoding: base64\n\n"
+            + encoded,
             outer=b"multipart/mixed",
         )
     )
-    assert (parsed.feedback_type, parsed.source_ip, parsed.sasl_user) == ("abuse", "192.0.2.7", "member@example.org")
+    assert (parsed.feedback_type, parsed.source_ip, parsed.sasl_user) == (
+        "abuse",
+        "192.0.2.7",
+        "member@example.org",
+    )
 
 
 def test_fields_without_blank_line_before_boundary_and_header_spellings() -> None:
@@ -89,7 +96,11 @@ def test_fields_without_blank_line_before_boundary_and_header_spellings() -> Non
         b"Content-Type: text/rfc822-header\n\nFrom: a@example.org\nSubject: hi\n\nbody kept out",
     )
     parsed = parse_arf(raw)
-    assert (parsed.feedback_type, parsed.version, parsed.source_ip) == ("opt-out", "0.1", "2001:db8::1")
+    assert (parsed.feedback_type, parsed.version, parsed.source_ip) == (
+        "opt-out",
+        "0.1",
+        "2001:db8::1",
+    )
     assert parsed.original_headers == {"From": "a@example.org", "Subject": "hi"}
 
 
@@ -105,7 +116,9 @@ def test_cr_line_endings_and_mbox_lines() -> None:
 
 def test_hostile_field_values_are_cleaned() -> None:
     parsed = parse_arf(
-        report(b"Content-Type: message/feedback-report\n\nFeedback-Type: abuse\x1b]52;c;eA==\x07\nUser-Agent: \x1b[2JX")
+        report(
+            b"Content-Type: message/feedback-report\n\nFeedback-Type: abuse\x1b]52;c;eA==\x07\nUser-Agent: \x1b[2JX"
+        )
     )
     assert (parsed.feedback_type, parsed.user_agent) == ("abuse", "X")
 
@@ -117,7 +130,10 @@ def test_hostile_field_values_are_cleaned() -> None:
             report(b"Content-Type: text/plain\n\nonly prose"),
             "multipart/report without a machine-readable feedback part",
         ),
-        (report(b"Content-Type: message/feedback-report\n\nUser-Agent: X/1\nVersion: 1\n"), "without a Feedback-Type"),
+        (
+            report(b"Content-Type: message/feedback-report\n\nUser-Agent: X/1\nVersion: 1\n"),
+            "without a Feedback-Type",
+        ),
         (b"From: a@example.org\nSubject: hello\n\njust a mail", "not an abuse report"),
         (b"", "empty"),
     ],
@@ -139,17 +155,25 @@ def test_xarf_inline() -> None:
     )
     parsed = parse_arf(raw)
     assert parsed.kind == "xarf"
-    assert (parsed.feedback_type, parsed.source_ip, parsed.version) == ("abuse", "192.0.2.99", "0.2")
+    assert (parsed.feedback_type, parsed.source_ip, parsed.version) == (
+        "abuse",
+        "192.0.2.99",
+        "0.2",
+    )
     assert parsed.xarf["Report-Type"] == "login-attack"
     assert parsed.arrival_date == datetime(2014, 1, 31, 6, 19, 2, tzinfo=UTC)
 
 
 def test_xarf_fields_json_and_yaml() -> None:
-    assert parse_xarf_fields('---\nCategory: "abuse"\nSource:  10.0.0.1\n  continued\n# comment\nnot a field\n') == {
+    assert parse_xarf_fields(
+        '---\nCategory: "abuse"\nSource:  10.0.0.1\n  continued\n# comment\nnot a field\n'
+    ) == {
         "Category": "abuse",
         "Source": "10.0.0.1 continued",
     }
-    assert parse_xarf_fields('{"Report": {"Category": "spam", "Source": {"Ip": "10.0.0.2"}, "Tags": ["a", "b"]}}') == {
+    assert parse_xarf_fields(
+        '{"Report": {"Category": "spam", "Source": {"Ip": "10.0.0.2"}, "Tags": ["a", "b"]}}'
+    ) == {
         "Report.Category": "spam",
         "Report.Source.Ip": "10.0.0.2",
         "Report.Tags": "a, b",
@@ -159,7 +183,10 @@ def test_xarf_fields_json_and_yaml() -> None:
 @pytest.mark.parametrize(
     ("values", "user"),
     [
-        (["test17.example.com; auth=pass smtp.auth=172.16.10.13@example.com"], "172.16.10.13@example.com"),
+        (
+            ["test17.example.com; auth=pass smtp.auth=172.16.10.13@example.com"],
+            "172.16.10.13@example.com",
+        ),
         (['mx; smtp.auth="jane@example.org"'], "jane@example.org"),
         (["mx; auth=jdoe"], "jdoe"),
         (["mx; auth=pass", "mx; spf=pass smtp.mailfrom=a@b"], None),
@@ -208,7 +235,12 @@ def test_every_report_sample_parses_or_says_why(path: Path) -> None:
         ),
         (
             "arf/rfc5965_B1_simple_required_fields_only.eml",
-            {"feedback_type": "abuse", "user_agent": "SomeGenerator/1.0", "version": "1", "source_ip": None},
+            {
+                "feedback_type": "abuse",
+                "user_agent": "SomeGenerator/1.0",
+                "version": "1",
+                "source_ip": None,
+            },
         ),
         (
             "arf/rfc5965_B2_full_report_all_headers.eml",
@@ -235,25 +267,41 @@ def test_every_report_sample_parses_or_says_why(path: Path) -> None:
         ),
         (
             "arf/abuseio__fbl_Comcast_example_2.eml",
-            {"user_agent": "ReturnPathFBL/1.0", "original_mail_from": "sadie_hubbard@server.domain4.tld"},
+            {
+                "user_agent": "ReturnPathFBL/1.0",
+                "original_mail_from": "sadie_hubbard@server.domain4.tld",
+            },
         ),
         ("arf/abuseio__fbl_Zoho_example_1.eml", {"source_ip": "10.17.18.28", "version": "0.1"}),
         ("arf/sisimai__bsd_arf-12.eml", {"feedback_type": "opt-out"}),
         ("arf/sisimai__bsd_arf-16.eml", {"reported_domains": ["example.com", "example.org"]}),
         (
             "arf/sisimai__bsd_arf-17.eml",
-            {"original_rcpt_to": ["kijitora@example.com", "sabatora@example.net"], "source_ip": "192.0.2.3"},
+            {
+                "original_rcpt_to": ["kijitora@example.com", "sabatora@example.net"],
+                "source_ip": "192.0.2.3",
+            },
         ),
-        ("arf/sisimai__bsd_arf-19.eml", {"feedback_type": "auth-failure", "source_ip": "203.0.113.2"}),
+        (
+            "arf/sisimai__bsd_arf-19.eml",
+            {"feedback_type": "auth-failure", "source_ip": "203.0.113.2"},
+        ),
         (
             "arf/sisimai__mac_arf-01_CR_line_endings.eml",
             {"user_agent": "SMP-FBL", "version": "1.0", "source_ip": "192.0.2.89"},
         ),
         (
             "arf/xarf/abuseio__Netcraft_Example_1.eml",
-            {"kind": "xarf", "source_ip": "10.0.2.2", "reported_uris": ["http://www.domain.tld/scripts/ufo.js"]},
+            {
+                "kind": "xarf",
+                "source_ip": "10.0.2.2",
+                "reported_uris": ["http://www.domain.tld/scripts/ufo.js"],
+            },
         ),
-        ("arf/xarf/abuseio__Blocklistde_Example_1.eml", {"kind": "xarf", "source_ip": "10.0.2.150", "version": "0.2"}),
+        (
+            "arf/xarf/abuseio__Blocklistde_Example_1.eml",
+            {"kind": "xarf", "source_ip": "10.0.2.150", "version": "0.2"},
+        ),
         (
             "arf/xarf/abuseio__Cleanmx_Example_1.eml",
             {"kind": "xarf", "feedback_type": "info", "source_ip": "192.168.2.20"},
@@ -262,14 +310,21 @@ def test_every_report_sample_parses_or_says_why(path: Path) -> None:
             "dmarc/forensic/parsedmarc__dmarc_ruf_report_linkedin.eml",
             {"feedback_type": "auth-failure", "original_mail_from": "", "source_ip": "10.10.10.10"},
         ),
-        ("dmarc/forensic/parsedmarc__dmarc_ruf_report_linkedin.crlf.eml", {"reported_domain": "example.com"}),
+        (
+            "dmarc/forensic/parsedmarc__dmarc_ruf_report_linkedin.crlf.eml",
+            {"reported_domain": "example.com"},
+        ),
         (
             "dmarc/forensic/parsedmarc__failure_report_domain.de.eml",
             {"source_ip": "10.10.10.10", "reported_domain": "domain.de"},
         ),
         (
             "dmarc/forensic/parsedmarc__netease_failure_report.eml",
-            {"feedback_type": "auth-failure", "source_ip": "167.89.69.24", "reported_domain": "cardinal.com"},
+            {
+                "feedback_type": "auth-failure",
+                "source_ip": "167.89.69.24",
+                "reported_domain": "cardinal.com",
+            },
         ),
     ],
 )
@@ -281,7 +336,9 @@ def test_report_sample_facts(name: str, facts: dict[str, object]) -> None:
 
 def test_report_sample_details() -> None:
     yahoo = parse_arf(sample("arf/abuseio__fbl_Yahoo_example_2.eml"))
-    assert yahoo.original_headers["Subject"] == "VIAJES EMPRESA DE AUTOBUSES."  # behind a ">From " line
+    assert (
+        yahoo.original_headers["Subject"] == "VIAJES EMPRESA DE AUTOBUSES."
+    )  # behind a ">From " line
     netease = parse_arf(sample("dmarc/forensic/parsedmarc__netease_failure_report.eml"))
     assert netease.fields["identity-alignment"] == ["spf,dkim"]  # from the base64 part
     linkedin = parse_arf(sample("dmarc/forensic/parsedmarc__dmarc_ruf_report_linkedin.eml"))
@@ -297,7 +354,11 @@ _ORIGINALS = [p.read_bytes() for p in ARF_SAMPLES if p.stat().st_size < 30000] +
 
 
 @given(mangled(_ORIGINALS))
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 def test_mangled_reports_parse_or_raise_parse_error(raw: bytes) -> None:
     try:
         parsed = parse_arf(raw)

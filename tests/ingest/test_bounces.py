@@ -18,7 +18,13 @@ OURS = "<20261123.1.helpdesk@wigii.org>"
 COPY = f"From: contact@wigii.org\nTo: jean@example.org\nSubject: [wigii #7] Réinitialisation\nMessage-ID: {OURS}\n"
 
 
-def _multipart(frm: str, subject: str, parts: list[tuple[str, str]], ctype: str = "multipart/mixed", headers: str = "") -> bytes:
+def _multipart(
+    frm: str,
+    subject: str,
+    parts: list[tuple[str, str]],
+    ctype: str = "multipart/mixed",
+    headers: str = "",
+) -> bytes:
     body = "".join(f"--XX\nContent-Type: {t}\n\n{content}\n" for t, content in parts)
     return (
         f"From: {frm}\nTo: contact@wigii.org\nSubject: {subject}\nDate: Mon, 23 Nov 2026 11:30:00 +0100\n{headers}"
@@ -28,16 +34,28 @@ def _multipart(frm: str, subject: str, parts: list[tuple[str, str]], ctype: str 
 
 def test_rfc3464_report_gives_recipient_status_code_and_the_returned_message_id():
     raw = _multipart(
-        "Mail Delivery Subsystem <MAILER-DAEMON@mx.example.org>", "Returned mail: see transcript for details",
+        "Mail Delivery Subsystem <MAILER-DAEMON@mx.example.org>",
+        "Returned mail: see transcript for details",
         [
-            ("text/plain", "The original message was received at Mon, 23 Nov 2026\n----- The following addresses had permanent fatal errors -----\n<jean@example.org>"),
-            ("message/delivery-status", "Reporting-MTA: dns; mx.example.org\n\nFinal-Recipient: RFC822; jean@example.org\nAction: failed\nStatus: 5.1.1\nDiagnostic-Code: SMTP; 550 5.1.1 <jean@example.org>... User unknown"),
+            (
+                "text/plain",
+                "The original message was received at Mon, 23 Nov 2026\n----- The following addresses had permanent fatal errors -----\n<jean@example.org>",
+            ),
+            (
+                "message/delivery-status",
+                "Reporting-MTA: dns; mx.example.org\n\nFinal-Recipient: RFC822; jean@example.org\nAction: failed\nStatus: 5.1.1\nDiagnostic-Code: SMTP; 550 5.1.1 <jean@example.org>... User unknown",
+            ),
             ("text/rfc822-headers", COPY),
         ],
         ctype="multipart/report; report-type=delivery-status",
     )
     b = recognise(raw)
-    assert (b.form, b.kind, b.recipients, b.reporter) == ("rfc3464", "failed", ["jean@example.org"], "mx.example.org")
+    assert (b.form, b.kind, b.recipients, b.reporter) == (
+        "rfc3464",
+        "failed",
+        ["jean@example.org"],
+        "mx.example.org",
+    )
     assert b.failures[0].status == "5.1.1" and b.failures[0].code == "550"
     assert b.reason == "550 5.1.1 <jean@example.org>... User unknown"
     assert b.original_message_ids == [OURS] and b.original_subject == "[wigii #7] Réinitialisation"
@@ -45,7 +63,9 @@ def test_rfc3464_report_gives_recipient_status_code_and_the_returned_message_id(
 
 def test_exim_text_bounce():
     raw = mail(
-        "Mail Delivery System <Mailer-Daemon@mail.example.net>", "contact@wigii.org", "Mail delivery failed: returning message to sender",
+        "Mail Delivery System <Mailer-Daemon@mail.example.net>",
+        "contact@wigii.org",
+        "Mail delivery failed: returning message to sender",
         "This message was created automatically by mail delivery software.\n\nA message that you sent could not be delivered to one or more of its\n"
         "recipients. This is a permanent error. The following address(es) failed:\n\n  jean@example.org\n"
         "    SMTP error from remote mail server after RCPT TO:<jean@example.org>:\n    550 5.2.2 Mailbox full\n\n"
@@ -59,7 +79,9 @@ def test_exim_text_bounce():
 
 def test_gmail_and_office365_text_forms():
     gmail = mail(
-        "Mail Delivery Subsystem <mailer-daemon@googlemail.com>", "contact@wigii.org", "Delivery Status Notification (Failure)",
+        "Mail Delivery Subsystem <mailer-daemon@googlemail.com>",
+        "contact@wigii.org",
+        "Delivery Status Notification (Failure)",
         "** Address not found **\n\nYour message wasn't delivered to jean@example.org because the address couldn't be found.\n\n"
         "The response from the remote server was:\n550 5.1.1 The email account that you tried to reach does not exist.\n\n"
         "----- Original message -----\n\n" + COPY,
@@ -67,25 +89,42 @@ def test_gmail_and_office365_text_forms():
     b = recognise(gmail)
     assert (b.kind, b.recipients, b.failures[0].status) == ("failed", ["jean@example.org"], "5.1.1")
     o365 = mail(
-        "Microsoft Outlook <postmaster@outlook.example>", "contact@wigii.org", "Undeliverable: [wigii #7] Réinitialisation",
+        "Microsoft Outlook <postmaster@outlook.example>",
+        "contact@wigii.org",
+        "Undeliverable: [wigii #7] Réinitialisation",
         "Delivery has failed to these recipients or groups:\n\njean@example.org\nThe email address you entered couldn't be found.\n\n"
         "Diagnostic information for administrators:\nRemote Server returned '550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup'\n",
     )
     b = recognise(o365)
-    assert (b.kind, b.recipients, b.failures[0].status) == ("failed", ["jean@example.org"], "5.1.10")
+    assert (b.kind, b.recipients, b.failures[0].status) == (
+        "failed",
+        ["jean@example.org"],
+        "5.1.10",
+    )
 
 
 def test_a_refusal_for_spam_is_blocked_and_a_4xx_is_delayed():
     barracuda = mail(
-        "Barracuda <postmaster@spamfirewall.example>", "contact@wigii.org", "Message you sent blocked by our bulk email filter",
+        "Barracuda <postmaster@spamfirewall.example>",
+        "contact@wigii.org",
+        "Message you sent blocked by our bulk email filter",
         "Your message to: jean@example.org\nwas blocked by our Spam Firewall. The email you sent with the following subject has NOT BEEN DELIVERED:\n\n"
         "Reason: 550 5.7.1 Message content rejected, UBE, id=1234 - listed in zen.spamhaus.org\n",
     )
     assert recognise(barracuda).kind == "blocked"
     delayed = _multipart(
-        "MAILER-DAEMON@mx.example.org (Mail Delivery System)", "Delayed Mail (still being retried)",
-        [("text/plain", "This is the mail system. Your message could not be delivered for 4 hours. It will be retried until it is 5 days old."),
-         ("message/delivery-status", "Reporting-MTA: dns; mx.example.org\n\nFinal-Recipient: rfc822; jean@example.org\nAction: delayed\nStatus: 4.4.1\nDiagnostic-Code: X-Postfix; connect to mx.example.org[192.0.2.1]:25: Connection timed out")],
+        "MAILER-DAEMON@mx.example.org (Mail Delivery System)",
+        "Delayed Mail (still being retried)",
+        [
+            (
+                "text/plain",
+                "This is the mail system. Your message could not be delivered for 4 hours. It will be retried until it is 5 days old.",
+            ),
+            (
+                "message/delivery-status",
+                "Reporting-MTA: dns; mx.example.org\n\nFinal-Recipient: rfc822; jean@example.org\nAction: delayed\nStatus: 4.4.1\nDiagnostic-Code: X-Postfix; connect to mx.example.org[192.0.2.1]:25: Connection timed out",
+            ),
+        ],
         ctype="multipart/report; report-type=delivery-status",
     )
     assert recognise(delayed).kind == "delayed"
@@ -93,22 +132,91 @@ def test_a_refusal_for_spam_is_blocked_and_a_4xx_is_delayed():
 
 def test_amazon_ses_notifications_bounce_complaint_and_delivery():
     def ses(kind: str, extra: dict) -> bytes:
-        payload = {"notificationType": kind, "mail": {"messageId": "0101abc", "source": "contact@wigii.org", "commonHeaders": {"subject": "[wigii #7] x"}}, **extra}
-        return mail("AWS Notifications <no-reply@sns.amazonaws.com>", "contact@wigii.org", "AWS Notification Message", json.dumps(payload))
+        payload = {
+            "notificationType": kind,
+            "mail": {
+                "messageId": "0101abc",
+                "source": "contact@wigii.org",
+                "commonHeaders": {"subject": "[wigii #7] x"},
+            },
+            **extra,
+        }
+        return mail(
+            "AWS Notifications <no-reply@sns.amazonaws.com>",
+            "contact@wigii.org",
+            "AWS Notification Message",
+            json.dumps(payload),
+        )
 
-    b = recognise(ses("Bounce", {"bounce": {"bounceType": "Permanent", "bouncedRecipients": [{"emailAddress": "jean@example.org", "status": "5.1.1", "diagnosticCode": "smtp; 550 5.1.1 user unknown"}]}}))
-    assert (b.form, b.kind, b.recipients, b.original_message_ids, b.original_from) == ("ses", "failed", ["jean@example.org"], ["<0101abc>"], "contact@wigii.org")
-    c = recognise(ses("Complaint", {"complaint": {"complainedRecipients": [{"emailAddress": "jean@example.org"}], "complaintFeedbackType": "abuse"}}))
+    b = recognise(
+        ses(
+            "Bounce",
+            {
+                "bounce": {
+                    "bounceType": "Permanent",
+                    "bouncedRecipients": [
+                        {
+                            "emailAddress": "jean@example.org",
+                            "status": "5.1.1",
+                            "diagnosticCode": "smtp; 550 5.1.1 user unknown",
+                        }
+                    ],
+                }
+            },
+        )
+    )
+    assert (b.form, b.kind, b.recipients, b.original_message_ids, b.original_from) == (
+        "ses",
+        "failed",
+        ["jean@example.org"],
+        ["<0101abc>"],
+        "contact@wigii.org",
+    )
+    c = recognise(
+        ses(
+            "Complaint",
+            {
+                "complaint": {
+                    "complainedRecipients": [{"emailAddress": "jean@example.org"}],
+                    "complaintFeedbackType": "abuse",
+                }
+            },
+        )
+    )
     assert (c.kind, c.recipients) == ("complaint", ["jean@example.org"])
-    assert recognise(ses("Delivery", {"delivery": {"recipients": ["jean@example.org"], "smtpResponse": "250 ok"}})).kind == "delivered"
+    assert (
+        recognise(
+            ses(
+                "Delivery",
+                {"delivery": {"recipients": ["jean@example.org"], "smtpResponse": "250 ok"}},
+            )
+        ).kind
+        == "delivered"
+    )
 
 
 @pytest.mark.parametrize(
     "raw",
     [
-        mail("Jean <jean@example.org>", "contact@wigii.org", "Mon mail m'est revenu", "Bonjour, mon mail a été rejeté avec 550 5.1.1, que faire ?"),
-        mail("Jean <jean@example.org>", "contact@wigii.org", "Absent", "Je suis absent jusqu'au 5 mai.", headers={"Auto-Submitted": "auto-replied"}),
-        mail("Jean <jean@example.org>", "contact@wigii.org", "Undelivered Mail Returned to Sender", "Pourquoi ce message ? Je ne comprends pas."),
+        mail(
+            "Jean <jean@example.org>",
+            "contact@wigii.org",
+            "Mon mail m'est revenu",
+            "Bonjour, mon mail a été rejeté avec 550 5.1.1, que faire ?",
+        ),
+        mail(
+            "Jean <jean@example.org>",
+            "contact@wigii.org",
+            "Absent",
+            "Je suis absent jusqu'au 5 mai.",
+            headers={"Auto-Submitted": "auto-replied"},
+        ),
+        mail(
+            "Jean <jean@example.org>",
+            "contact@wigii.org",
+            "Undelivered Mail Returned to Sender",
+            "Pourquoi ce message ? Je ne comprends pas.",
+        ),
     ],
     ids=["a person quoting a code", "a vacation answer", "a person using the words"],
 )
@@ -118,8 +226,14 @@ def test_what_is_not_a_bounce(raw):
 
 def test_hostile_text_comes_out_clean():
     raw = _multipart(
-        "MAILER-DAEMON@mx.example.org", "Undelivered Mail Returned to Sender",
-        [("message/delivery-status", "Reporting-MTA: dns; mx\x1b]52;c;ZXZpbA==\x07.example.org\n\nFinal-Recipient: rfc822; jean@example.org\nAction: failed\nStatus: 5.1.1\nDiagnostic-Code: smtp; 550 5.1.1 [bold red]gone\x1b[2J\x07")],
+        "MAILER-DAEMON@mx.example.org",
+        "Undelivered Mail Returned to Sender",
+        [
+            (
+                "message/delivery-status",
+                "Reporting-MTA: dns; mx\x1b]52;c;ZXZpbA==\x07.example.org\n\nFinal-Recipient: rfc822; jean@example.org\nAction: failed\nStatus: 5.1.1\nDiagnostic-Code: smtp; 550 5.1.1 [bold red]gone\x1b[2J\x07",
+            )
+        ],
         ctype="multipart/report; report-type=delivery-status",
     )
     b = recognise(raw)
@@ -130,18 +244,45 @@ def test_hostile_text_comes_out_clean():
 def _forms() -> list[bytes]:
     return [
         _multipart(
-            "MAILER-DAEMON@mx.example.org", "Undelivered Mail Returned to Sender",
-            [("text/plain", "Your message could not be delivered."),
-             ("message/delivery-status", "Reporting-MTA: dns; mx\n\nFinal-Recipient: rfc822; jean@example.org\nAction: failed\nStatus: 5.1.1\nDiagnostic-Code: smtp; 550 5.1.1 unknown"),
-             ("text/rfc822-headers", COPY)],
+            "MAILER-DAEMON@mx.example.org",
+            "Undelivered Mail Returned to Sender",
+            [
+                ("text/plain", "Your message could not be delivered."),
+                (
+                    "message/delivery-status",
+                    "Reporting-MTA: dns; mx\n\nFinal-Recipient: rfc822; jean@example.org\nAction: failed\nStatus: 5.1.1\nDiagnostic-Code: smtp; 550 5.1.1 unknown",
+                ),
+                ("text/rfc822-headers", COPY),
+            ],
             ctype="multipart/report; report-type=delivery-status",
         ),
-        mail("Mail Delivery System <Mailer-Daemon@x.example>", "contact@wigii.org", "Mail delivery failed", "  jean@example.org\n    550 5.1.1 gone\n\n------ This is a copy of the message ------\n" + COPY),
-        mail("no-reply@sns.amazonaws.com", "contact@wigii.org", "AWS Notification Message", json.dumps({"notificationType": "Bounce", "bounce": {"bouncedRecipients": [{"emailAddress": "jean@example.org"}]}, "mail": {}})),
+        mail(
+            "Mail Delivery System <Mailer-Daemon@x.example>",
+            "contact@wigii.org",
+            "Mail delivery failed",
+            "  jean@example.org\n    550 5.1.1 gone\n\n------ This is a copy of the message ------\n"
+            + COPY,
+        ),
+        mail(
+            "no-reply@sns.amazonaws.com",
+            "contact@wigii.org",
+            "AWS Notification Message",
+            json.dumps(
+                {
+                    "notificationType": "Bounce",
+                    "bounce": {"bouncedRecipients": [{"emailAddress": "jean@example.org"}]},
+                    "mail": {},
+                }
+            ),
+        ),
     ]
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=80,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(raw=mangled(_forms()))
 def test_mangled_bounces_give_a_bounce_none_or_a_clear_parse_error(raw):
     try:
@@ -149,4 +290,8 @@ def test_mangled_bounces_give_a_bounce_none_or_a_clear_parse_error(raw):
     except ParseError as exc:
         assert exc.reason.strip()
         return
-    assert found is None or isinstance(found, Bounce) and found.kind in ("failed", "delayed", "blocked", "complaint", "delivered")
+    assert (
+        found is None
+        or isinstance(found, Bounce)
+        and found.kind in ("failed", "delayed", "blocked", "complaint", "delivered")
+    )

@@ -49,7 +49,11 @@ def document(root: str = "<feedback>", close: str = "</feedback>", prefix: str =
     <{prefix}date_range><{prefix}begin>1700000000</{prefix}begin><{prefix}end>1700086399</{prefix}end></{prefix}date_range>
   </{prefix}report_metadata>
   <{prefix}policy_published><{prefix}domain>example.org</{prefix}domain><{prefix}p>Reject</{prefix}p><{prefix}pct>100</{prefix}pct></{prefix}policy_published>"""
-    records = RECORDS if not prefix else RECORDS.replace("<", f"<{prefix}").replace(f"<{prefix}/", f"</{prefix}")
+    records = (
+        RECORDS
+        if not prefix
+        else RECORDS.replace("<", f"<{prefix}").replace(f"<{prefix}/", f"</{prefix}")
+    )
     return f'<?xml version="1.0" encoding="UTF-8"?>\n{root}{body}{records}\n{close}\n'.encode()
 
 
@@ -88,14 +92,26 @@ def check_report(report: dmarc.DmarcReport) -> None:
         PLAIN,
         document('<feedback xmlns="urn:ietf:params:xml:ns:dmarc-2.0">'),
         document('<feedback xmlns="http://dmarc.org/dmarc-xml/0.1">'),
-        document("<ns1:feedback xmlns:ns1='http://dmarc.org/dmarc-xml/0.1'>", "</ns1:feedback>", prefix="ns1:"),
+        document(
+            "<ns1:feedback xmlns:ns1='http://dmarc.org/dmarc-xml/0.1'>",
+            "</ns1:feedback>",
+            prefix="ns1:",
+        ),
         document('<feedback xmlns:xsd="http://www.w3.org/2001/XMLSchema">'),
         document(
             '<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema"><feedback>', "</feedback>"
         ),  # unclosed wrapper
         b"\xef\xbb\xbf" + PLAIN.replace(b"\n", b"\t\r\n"),
     ],
-    ids=["plain", "dmarc-2.0", "dmarc.org-0.1", "prefixed", "xsd-only", "unclosed-wrapper", "bom-tabs-crlf"],
+    ids=[
+        "plain",
+        "dmarc-2.0",
+        "dmarc.org-0.1",
+        "prefixed",
+        "xsd-only",
+        "unclosed-wrapper",
+        "bom-tabs-crlf",
+    ],
 )
 def test_namespaces_and_layouts(xml: bytes) -> None:
     check_report(parse_dmarc(xml))
@@ -128,7 +144,9 @@ def test_invalid_utf8_is_tolerated() -> None:
 
 
 def test_declared_latin1() -> None:
-    xml = PLAIN.replace(b'encoding="UTF-8"', b'encoding="ISO-8859-1"').replace(b"Reporter Inc.", b"R\xe9porter")
+    xml = PLAIN.replace(b'encoding="UTF-8"', b'encoding="ISO-8859-1"').replace(
+        b"Reporter Inc.", b"R\xe9porter"
+    )
     assert parse_dmarc(xml).org_name == "Réporter"
 
 
@@ -158,7 +176,9 @@ def test_bad_input_says_why(data: bytes, reason: str) -> None:
 
 def test_limits(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ParseError, match="expands beyond"):
-        parse_dmarc(gzip.compress(b"<feedback>" + b" " * (dmarc.MAX_XML_BYTES + 10) + b"</feedback>"))
+        parse_dmarc(
+            gzip.compress(b"<feedback>" + b" " * (dmarc.MAX_XML_BYTES + 10) + b"</feedback>")
+        )
     monkeypatch.setattr(dmarc, "MAX_XML_BYTES", 1000)
     with pytest.raises(ParseError, match="expands beyond"):
         parse_dmarc(_zip({"report.xml": b"<feedback>" + b" " * 5000 + b"</feedback>"}))
@@ -175,7 +195,11 @@ def test_limits(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_element_floods_are_refused() -> None:
     with pytest.raises(ParseError, match="descendants"):
-        parse_dmarc(b"<feedback><record>" + b"<x/>" * (dmarc.MAX_PENDING_ELEMENTS + 1) + b"</record></feedback>")
+        parse_dmarc(
+            b"<feedback><record>"
+            + b"<x/>" * (dmarc.MAX_PENDING_ELEMENTS + 1)
+            + b"</record></feedback>"
+        )
     with pytest.raises(ParseError, match="levels deep"):
         parse_dmarc(b"<feedback>" * 100_000)
     with pytest.raises(ParseError, match="invalid XML"):
@@ -212,7 +236,8 @@ def test_reports_from_mails() -> None:
         check_report(parse_dmarc(data, name))
     whole_body = (
         b"From: a@reporter.example\r\nContent-Type: application/gzip\r\nContent-Transfer-Encoding: base64\r\n"
-        b'Content-Disposition: attachment; filename="r.xml.gz"\r\n\r\n' + base64.encodebytes(gzip.compress(PLAIN))
+        b'Content-Disposition: attachment; filename="r.xml.gz"\r\n\r\n'
+        + base64.encodebytes(gzip.compress(PLAIN))
     )
     assert [name for name, _ in extract_reports_from_mail(whole_body)] == ["r.xml.gz"]
     inline = b"From: a@reporter.example\r\nContent-Type: text/plain\r\n\r\n" + PLAIN
@@ -248,16 +273,27 @@ def test_every_aggregate_sample_parses_or_says_why(path: Path) -> None:
     for report in _reports(path):
         assert report.records, "a namespaced report must not silently give 0 records"
         assert report.domain
-        assert all(r.disposition in (None, "none", "quarantine", "reject", "pass") for r in report.records)
-        assert all(r.dkim in (None, "pass", "fail") and r.spf in (None, "pass", "fail") for r in report.records)
+        assert all(
+            r.disposition in (None, "none", "quarantine", "reject", "pass") for r in report.records
+        )
+        assert all(
+            r.dkim in (None, "pass", "fail") and r.spf in (None, "pass", "fail")
+            for r in report.records
+        )
 
 
 @pytest.mark.parametrize(
     ("name", "facts"),
     [
-        ("dmarc-report-viewer__gmxnet.xml", {"org_name": "GMX", "domain": "myserver.com", "records": 1}),
+        (
+            "dmarc-report-viewer__gmxnet.xml",
+            {"org_name": "GMX", "domain": "myserver.com", "records": 1},
+        ),
         ("dmarc-report-viewer__aol.xml", {"org_name": "AOL", "domain": "website.com"}),
-        ("dmarc-report-viewer__mailru.xml", {"org_name": "Mail.Ru", "summary": {"foobar.de": {"pass": 0, "fail": 1}}}),
+        (
+            "dmarc-report-viewer__mailru.xml",
+            {"org_name": "Mail.Ru", "summary": {"foobar.de": {"pass": 0, "fail": 1}}},
+        ),
         (
             "parsedmarc__rfc9990-sample.xml",
             {"domain": "example.com", "summary": {"example.com": {"pass": 123, "fail": 0}}},
@@ -271,9 +307,15 @@ def test_every_aggregate_sample_parses_or_says_why(path: Path) -> None:
             {"org_name": "example.com", "summary": {"example.com": {"pass": 1, "fail": 0}}},
         ),
         ("parsedmarc__usssa.com!example.com!1538784000!1538870399.xml", {"records": 2}),
-        ("parsedmarc__ikea.com!example.de!1538690400!1538776800.xml", {"org_name": "ikea.com", "domain": "example.de"}),
+        (
+            "parsedmarc__ikea.com!example.de!1538690400!1538776800.xml",
+            {"org_name": "ikea.com", "domain": "example.de"},
+        ),
         ("parsedmarc__invalid_utf_8.xml", {"summary": {"bad_byte\ufffd": {"pass": 0, "fail": 1}}}),
-        ("parsedmarc__!example.com!1538204542!1538463818.xml", {"org_name": None, "domain": "example.com"}),
+        (
+            "parsedmarc__!example.com!1538204542!1538463818.xml",
+            {"org_name": None, "domain": "example.com"},
+        ),
         (
             "parsedmarc__estadocuenta1.infonacot.gob.mx!example.com!1536853302!1536939702!2940.xml.zip",
             {"report_id": "2940"},
@@ -282,7 +324,10 @@ def test_every_aggregate_sample_parses_or_says_why(path: Path) -> None:
             "parsedmarc__fastmail.com!example.com!1516060800!1516147199!102675056.xml.gz",
             {"org_name": "FastMail Pty Ltd"},
         ),
-        ("parsedmarc__google_aggregate_report_email.eml", {"org_name": "google.com", "domain": "borschow.com"}),
+        (
+            "parsedmarc__google_aggregate_report_email.eml",
+            {"org_name": "google.com", "domain": "borschow.com"},
+        ),
         ("parsedmarc__twilight.eml", {"org_name": "google.com", "domain": "twlnet.com"}),
         ("parsedmarc__mimecast-weird-gzip.eml", {"org_name": "Mimecast", "domain": "ab.id.au"}),
     ],
@@ -300,7 +345,9 @@ def test_aggregate_sample_facts(name: str, facts: dict[str, object]) -> None:
 
 
 def test_google_report_source_ip() -> None:
-    ((name, data),) = extract_reports_from_mail(sample("dmarc/aggregate/parsedmarc__google_aggregate_report_email.eml"))
+    ((name, data),) = extract_reports_from_mail(
+        sample("dmarc/aggregate/parsedmarc__google_aggregate_report_email.eml")
+    )
     assert name == "google.com!borschow.com!1549929600!1550015999.zip"
     (record,) = parse_dmarc(data, name).records
     assert (record.source_ip, record.disposition) == ("92.53.116.102", "reject")
@@ -316,7 +363,11 @@ _ORIGINALS = [p.read_bytes() for p in AGGREGATE if p.stat().st_size < 30000] + [
 
 
 @given(mangled(_ORIGINALS))
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 def test_mangled_reports_parse_or_raise_parse_error(data: bytes) -> None:
     for attempt in (lambda: parse_dmarc(data), lambda: extract_reports_from_mail(data)):
         try:

@@ -25,15 +25,37 @@ HANDLERS = {"mail": intake.handle_mail, "arf": reports.handle_arf, "dmarc": repo
 FUZZ = settings(
     max_examples=60,
     deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+    ],
 )
 
 
 def _originals() -> list[bytes]:
     own = [
-        mail("camille@example.net", "x@indigos.example", "mot de passe oublié", "J'ai oublié mon mot de passe.", message_id="<f1@x>"),
-        mail("jean.dupont@example.org", "contact@wigii.org", "Désactivation", "Désactivez mon compte jdupont sur https://a.wigii.org le 15/01/2027.", message_id="<f2@x>"),
-        mail("jean.dupont@example.org", "contact@wigii.org", "Re: [wigii #1] ok", "Je confirme.", message_id="<f3@x>"),
+        mail(
+            "camille@example.net",
+            "x@indigos.example",
+            "mot de passe oublié",
+            "J'ai oublié mon mot de passe.",
+            message_id="<f1@x>",
+        ),
+        mail(
+            "jean.dupont@example.org",
+            "contact@wigii.org",
+            "Désactivation",
+            "Désactivez mon compte jdupont sur https://a.wigii.org le 15/01/2027.",
+            message_id="<f2@x>",
+        ),
+        mail(
+            "jean.dupont@example.org",
+            "contact@wigii.org",
+            "Re: [wigii #1] ok",
+            "Je confirme.",
+            message_id="<f3@x>",
+        ),
     ]
     files = sample_files("emails", "arf", "dmarc")
     return own * 8 + [p.read_bytes() for p in files if p.stat().st_size < 60_000][:40]
@@ -49,7 +71,13 @@ def fuzz_db(db_url):
     with db.write_session(db_url) as s:
         api.add_account(s, login="camille", policy="indigos", email="camille@example.net")
         api.add_account(s, login="jdupont", policy="wigii", email="jean.dupont@example.org")
-        api.add_account(s, login="spammer", policy="indigos", email="somespammer@example.net", fields={"ips": "10.0.0.0/8"})
+        api.add_account(
+            s,
+            login="spammer",
+            policy="indigos",
+            email="somespammer@example.net",
+            fields={"ips": "10.0.0.0/8"},
+        )
     return db_url
 
 
@@ -63,7 +91,14 @@ def test_mangled_items_are_used_or_quarantined(fuzz_db, raw, kind):
         directory = Directory.load(s)
     run = Run(url=fuzz_db, kind=kind, directory=directory, now=NOW)
     outcome = ingest_one(fuzz_db, Item(f"fuzz-{next(_keys)}", raw, "fuzz"), run, HANDLERS[kind])
-    assert outcome.outcome in ("opened", "threaded", "updated", "recorded", "duplicate", "quarantined")
+    assert outcome.outcome in (
+        "opened",
+        "threaded",
+        "updated",
+        "recorded",
+        "duplicate",
+        "quarantined",
+    )
     assert not outcome.reason.startswith("internal error"), outcome.reason
     digest = store.sha256(raw)
     with db.read_session(fuzz_db) as s:
@@ -77,11 +112,19 @@ def test_mangled_items_are_used_or_quarantined(fuzz_db, raw, kind):
 
 
 _logs = itertools.count()
-_LOG_LINES = [line for p in sample_files("postfix") for line in p.read_bytes().splitlines() if line.strip()][:400]
+_LOG_LINES = [
+    line for p in sample_files("postfix") for line in p.read_bytes().splitlines() if line.strip()
+][:400]
 
 
 @FUZZ
-@given(lines=st.lists(mangled(_LOG_LINES or [b"Nov 22 08:00:00 mx1 postfix/qmgr[1]: ABCDEF1234: removed"]), min_size=1, max_size=30))
+@given(
+    lines=st.lists(
+        mangled(_LOG_LINES or [b"Nov 22 08:00:00 mx1 postfix/qmgr[1]: ABCDEF1234: removed"]),
+        min_size=1,
+        max_size=30,
+    )
+)
 def test_mangled_log_lines_are_counted_or_quarantined(fuzz_db, tmp_path_factory, lines):
     folder = tmp_path_factory.mktemp(f"log{next(_logs)}")
     log = folder / "mail.log"

@@ -18,11 +18,14 @@ import pytest
 from tests import servers
 from tests.ingest.mailmaker import NOW, db_rows, mail
 
-DOVECOT = shutil.which("dovecot") or next((p for p in ("/usr/sbin/dovecot", "/usr/local/sbin/dovecot") if os.path.exists(p)), None)
+DOVECOT = shutil.which("dovecot") or next(
+    (p for p in ("/usr/sbin/dovecot", "/usr/local/sbin/dovecot") if os.path.exists(p)), None
+)
 USER, PASSWORD = "helpdesk", "s3cret-pass"
 
 pytestmark = pytest.mark.skipif(
-    DOVECOT is None, reason="Dovecot is not installed (apt-get install -y dovecot-imapd): IMAP ingestion not tested"
+    DOVECOT is None,
+    reason="Dovecot is not installed (apt-get install -y dovecot-imapd): IMAP ingestion not tested",
 )
 
 
@@ -49,10 +52,28 @@ def tls_files(tmp_path_factory) -> tuple[Path, Path]:
     folder.chmod(0o755)  # Dovecot's config process reads them
     cert, key = folder / "cert.pem", folder / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-         "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
-        check=True, capture_output=True,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
     )
     yield cert, key
     shutil.rmtree(folder, ignore_errors=True)
@@ -68,7 +89,9 @@ def _append(port: int, *messages: bytes) -> None:
     conn = imaplib.IMAP4("127.0.0.1", port)
     conn.login(USER, PASSWORD)
     for raw in messages:
-        typ, _ = conn.append("INBOX", None, None, raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"))
+        typ, _ = conn.append(
+            "INBOX", None, None, raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+        )
         assert typ == "OK"
     conn.logout()
 
@@ -88,9 +111,27 @@ def test_imap_mailbox_ingest(hd, dovecot):
     hd.account("jdupont", "wigii", "jean.dupont@example.org")
     _append(
         dovecot,
-        mail("camille@example.net", "support@indigos.example", "Mot de passe oublié", "J'ai oublié mon mot de passe.", message_id="<i1@example.net>"),
-        mail("jean.dupont@example.org", "contact@wigii.org", "Désactivation", "Désactivez mon compte jdupont sur https://a.wigii.org le 15/01/2027.", message_id="<i2@example.org>"),
-        mail("who@unknown.example", "any@where.example", "Salut", "Bonjour", message_id="<i3@unknown.example>"),
+        mail(
+            "camille@example.net",
+            "support@indigos.example",
+            "Mot de passe oublié",
+            "J'ai oublié mon mot de passe.",
+            message_id="<i1@example.net>",
+        ),
+        mail(
+            "jean.dupont@example.org",
+            "contact@wigii.org",
+            "Désactivation",
+            "Désactivez mon compte jdupont sur https://a.wigii.org le 15/01/2027.",
+            message_id="<i2@example.org>",
+        ),
+        mail(
+            "who@unknown.example",
+            "any@where.example",
+            "Salut",
+            "Bonjour",
+            message_id="<i3@unknown.example>",
+        ),
     )
     url = f"imap://{USER}@127.0.0.1:{dovecot}/INBOX"
     hd.env["HELPDESK_IMAP_PASSWORD"] = PASSWORD
@@ -100,7 +141,16 @@ def test_imap_mailbox_ingest(hd, dovecot):
     assert not any(b"\\Seen" in f for f in _flags(dovecot))  # read-only: the mailbox is as it was
 
     ticket = next(t for t in hd.ok("ticket", "list", "--all") if t["policy"] == "wigii")["id"]
-    _append(dovecot, mail("jean.dupont@example.org", "contact@wigii.org", f"Re: [wigii #{ticket}] confirmation", "Je confirme.", message_id="<i4@example.org>"))
+    _append(
+        dovecot,
+        mail(
+            "jean.dupont@example.org",
+            "contact@wigii.org",
+            f"Re: [wigii #{ticket}] confirmation",
+            "Je confirme.",
+            message_id="<i4@example.org>",
+        ),
+    )
     second = hd.ok("ingest", "mail", url)
     assert len(second["items"]) == 1  # only the new message: the cursor remembers the last UID
     assert second["counts"]["threaded"] == 1 and second["counts"]["acknowledged"] == 1
@@ -132,7 +182,13 @@ def test_imaps_and_starttls_with_a_trusted_certificate(hd, dovecot_tls):
     hd.account("camille", "indigos", "camille@example.net")
     _append(
         port,
-        mail("camille@example.net", "support@indigos.example", "Mot de passe oublié", "J'ai oublié mon mot de passe.", message_id="<t1@example.net>"),
+        mail(
+            "camille@example.net",
+            "support@indigos.example",
+            "Mot de passe oublié",
+            "J'ai oublié mon mot de passe.",
+            message_id="<t1@example.net>",
+        ),
     )
     hd.env["HELPDESK_IMAP_PASSWORD"] = PASSWORD
     imaps = f"imaps://{USER}@127.0.0.1:{tls_port}/INBOX"
@@ -145,10 +201,19 @@ def test_imaps_and_starttls_with_a_trusted_certificate(hd, dovecot_tls):
 
     hd.env["HELPDESK_IMAP_CAFILE"] = str(cafile)
     first = hd.ok("ingest", "mail", imaps)
-    assert first["source"] == f"imaps://{USER}@127.0.0.1:{tls_port}/INBOX" and first["counts"]["opened"] == 1
+    assert (
+        first["source"] == f"imaps://{USER}@127.0.0.1:{tls_port}/INBOX"
+        and first["counts"]["opened"] == 1
+    )
     _append(
         port,
-        mail("camille@example.net", "support@indigos.example", "Mot de passe perdu", "Je n'arrive plus à me connecter, mot de passe perdu.", message_id="<t2@example.net>"),
+        mail(
+            "camille@example.net",
+            "support@indigos.example",
+            "Mot de passe perdu",
+            "Je n'arrive plus à me connecter, mot de passe perdu.",
+            message_id="<t2@example.net>",
+        ),
     )
     second = hd.ok("ingest", "mail", starttls)
     # Another label (imap:// on another port), hence its own cursor: the first message is

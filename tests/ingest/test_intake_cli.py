@@ -14,7 +14,17 @@ def _setup(hd):
     hd.now = NOW
     hd.account("jdupont", "wigii", "jean.dupont@example.org")
     hd.account("camille", "indigos", "camille@example.net")
-    hd.account("asso-velo", "le-pic", "bureau@velo.example", "--kind", "member", "--org", "Vélo Asso", "--contact", "tresorier@velo.example")
+    hd.account(
+        "asso-velo",
+        "le-pic",
+        "bureau@velo.example",
+        "--kind",
+        "member",
+        "--org",
+        "Vélo Asso",
+        "--contact",
+        "tresorier@velo.example",
+    )
 
 
 def _tickets(hd) -> dict[int, dict]:
@@ -22,35 +32,58 @@ def _tickets(hd) -> dict[int, dict]:
     return {r["id"]: hd.show(r["id"]) for r in rows}
 
 
-def test_a_maildir_of_requests_becomes_tickets_in_the_right_queue_provider_and_account(hd, tmp_path):
+def test_a_maildir_of_requests_becomes_tickets_in_the_right_queue_provider_and_account(
+    hd, tmp_path
+):
     _setup(hd)
     closure = mail(
-        "Jean Dupont <jean.dupont@example.org>", "contact@wigii.org", "Désactivation de mon compte",
+        "Jean Dupont <jean.dupont@example.org>",
+        "contact@wigii.org",
+        "Désactivation de mon compte",
         "Bonjour,\n\nJe souhaite la désactivation de mon compte : jdupont sur https://monasso.wigii.org "
         "le 15 janvier 2027.\n\nCordialement,\nJean",
         message_id="<closure-1@example.org>",
     )
     suspicious = mail(
-        "Camille <camille@example.net>", "support@indigos.example", "Mot de passe oublié",
+        "Camille <camille@example.net>",
+        "support@indigos.example",
+        "Mot de passe oublié",
         "Bonjour, je n'arrive plus à me connecter et je crois que quelqu'un s'est connecté à mon compte "
         "cette nuit. Pouvez-vous réinitialiser mon mot de passe ?",
         message_id="<reset-1@example.net>",
     )
     contact = mail(
-        "Trésorier <tresorier@velo.example>", "picca@le-pic.org", "Réinitialisation du mot de passe",
+        "Trésorier <tresorier@velo.example>",
+        "picca@le-pic.org",
+        "Réinitialisation du mot de passe",
         "Bonjour, pouvez-vous réinitialiser le mot de passe de notre compte ? Merci.",
         message_id="<reset-2@velo.example>",
     )
     stranger_to_wigii = mail(
-        "someone@elsewhere.example", "contact@wigii.org", "mot de passe oublié",
-        "J'ai oublié mon mot de passe.", message_id="<stranger@elsewhere.example>",
+        "someone@elsewhere.example",
+        "contact@wigii.org",
+        "mot de passe oublié",
+        "J'ai oublié mon mot de passe.",
+        message_id="<stranger@elsewhere.example>",
     )
-    unknown = mail("nobody@nowhere.example", "info@unknown.example", "Question", "Bonjour", message_id="<u1@nowhere.example>")
+    unknown = mail(
+        "nobody@nowhere.example",
+        "info@unknown.example",
+        "Question",
+        "Bonjour",
+        message_id="<u1@nowhere.example>",
+    )
     not_understood = mail(
-        "jean.dupont@example.org", "contact@wigii.org", "Facture", "Bonjour, pouvez-vous m'envoyer la facture de 2026 ?",
+        "jean.dupont@example.org",
+        "contact@wigii.org",
+        "Facture",
+        "Bonjour, pouvez-vous m'envoyer la facture de 2026 ?",
         message_id="<invoice@example.org>",
     )
-    box = maildir(tmp_path / "Maildir", [closure, suspicious, contact, stranger_to_wigii, unknown, not_understood])
+    box = maildir(
+        tmp_path / "Maildir",
+        [closure, suspicious, contact, stranger_to_wigii, unknown, not_understood],
+    )
 
     summary = hd.ok("ingest", "mail", box)
     assert summary["counts"]["opened"] == 5  # the invoice question is a general ticket
@@ -63,7 +96,11 @@ def test_a_maildir_of_requests_becomes_tickets_in_the_right_queue_provider_and_a
     closures = [t for t in tickets.values() if t["queue"] == "closure"]
     assert len(closures) == 1
     c = closures[0]
-    assert (c["policy"], c["account"], c["requester"]) == ("wigii", "jdupont", "jean.dupont@example.org")
+    assert (c["policy"], c["account"], c["requester"]) == (
+        "wigii",
+        "jdupont",
+        "jean.dupont@example.org",
+    )
     assert c["fields"]["system"] == "https://monasso.wigii.org"
     assert c["fields"]["day"] == "2027-01-15"
     assert c["state"] == "awaiting-ack"  # the three items of Wigii art. 9: confirmation sent
@@ -72,15 +109,25 @@ def test_a_maildir_of_requests_becomes_tickets_in_the_right_queue_provider_and_a
     assert set(resets) == {"indigos", "le-pic", "wigii"}
     assert resets["indigos"]["account"] == "camille"
     assert resets["indigos"]["fields"].get("suspicious") is True
-    linked = [t for t in tickets.values() if t["queue"] == "abuse" and t["parent"] == resets["indigos"]["id"]]
-    assert len(linked) == 1 and linked[0]["fields"]["category"] == "compromise"  # the compromise procedure
+    linked = [
+        t
+        for t in tickets.values()
+        if t["queue"] == "abuse" and t["parent"] == resets["indigos"]["id"]
+    ]
+    assert (
+        len(linked) == 1 and linked[0]["fields"]["category"] == "compromise"
+    )  # the compromise procedure
     assert resets["le-pic"]["account"] == "asso-velo"  # found through a declared contact
     assert resets["wigii"]["account"] is None  # provider known from the address written to: triage
 
     quarantined = {q["reason"] for q in hd.ok("quarantine", "list")}
     assert quarantined == {"no provider for this address"}
     general = [t for t in tickets.values() if t["queue"] == "general"]
-    assert len(general) == 1 and general[0]["account"] == "jdupont" and general[0]["state"] == "received"
+    assert (
+        len(general) == 1
+        and general[0]["account"] == "jdupont"
+        and general[0]["state"] == "received"
+    )
     assert general[0]["classification"] == {"queue": "general", "words": [], "by": "text"}
     assert resets["indigos"]["classification"]["queue"] == "password-reset"
     assert "mot de passe oublie" in resets["indigos"]["classification"]["words"]
@@ -94,7 +141,13 @@ def test_a_maildir_of_requests_becomes_tickets_in_the_right_queue_provider_and_a
 
 def test_ingesting_again_gives_duplicates_not_new_tickets(hd, tmp_path):
     _setup(hd)
-    request = mail("camille@example.net", "x@indigos.example", "mot de passe oublié", "J'ai oublié mon mot de passe.", message_id="<dup@example.net>")
+    request = mail(
+        "camille@example.net",
+        "x@indigos.example",
+        "mot de passe oublié",
+        "J'ai oublié mon mot de passe.",
+        message_id="<dup@example.net>",
+    )
     box = maildir(tmp_path / "Maildir", [request])
     first = hd.ok("ingest", "mail", box)
     assert first["counts"]["opened"] == 1
@@ -111,11 +164,19 @@ def test_ingesting_again_gives_duplicates_not_new_tickets(hd, tmp_path):
 def test_an_mbox_and_french_dates(hd, tmp_path):
     _setup(hd)
     slashes = mail(
-        "jean.dupont@example.org", "contact@wigii.org", "Suppression de mon compte",
+        "jean.dupont@example.org",
+        "contact@wigii.org",
+        "Suppression de mon compte",
         "Bonjour, merci de procéder à la suppression de mon compte jdupont le 15/01/2027. Je n'ai pas noté l'adresse du système.",
         message_id="<m1@example.org>",
     )
-    other = mail("camille@example.net", "x@indigos.example", "Mot de passe perdu", "J'ai perdu mon mot de passe", message_id="<m2@example.net>")
+    other = mail(
+        "camille@example.net",
+        "x@indigos.example",
+        "Mot de passe perdu",
+        "J'ai perdu mon mot de passe",
+        message_id="<m2@example.net>",
+    )
     path = mbox(tmp_path / "requests.mbox", [slashes, other])
     summary = hd.ok("ingest", "mail", path)
     assert summary["counts"]["opened"] == 2
@@ -141,7 +202,9 @@ def _deliver(hd, tmp_path) -> None:
 def test_replies_are_threaded_and_acknowledgements_recorded(hd, tmp_path):
     _setup(hd)
     request = mail(
-        "jean.dupont@example.org", "contact@wigii.org", "Désactivation de mon compte",
+        "jean.dupont@example.org",
+        "contact@wigii.org",
+        "Désactivation de mon compte",
         "Merci de désactiver mon compte jdupont sur https://monasso.wigii.org le 15 janvier 2027.",
         message_id="<req@example.org>",
     )
@@ -153,21 +216,38 @@ def test_replies_are_threaded_and_acknowledgements_recorded(hd, tmp_path):
 
     # A stranger answering the confirmation: kept on the ticket, not an acknowledgement.
     stranger = mail(
-        "other@example.com", "contact@wigii.org", "Re: confirmation", "Je confirme.",
-        message_id="<s1@example.com>", in_reply_to=sent_id,
+        "other@example.com",
+        "contact@wigii.org",
+        "Re: confirmation",
+        "Je confirme.",
+        message_id="<s1@example.com>",
+        in_reply_to=sent_id,
     )
     # The requester's answer, threaded by In-Reply-To on our own outgoing mail.
     ack = mail(
-        "jean.dupont@example.org", "contact@wigii.org", "Re: confirmation",
+        "jean.dupont@example.org",
+        "contact@wigii.org",
+        "Re: confirmation",
         "Je confirme, merci.\n\nLe 23 nov. 2026, contact@wigii.org a écrit :\n> Veuillez confirmer",
-        message_id="<ack@example.org>", in_reply_to=sent_id, date="Tue, 24 Nov 2026 09:00:00 +0100",
+        message_id="<ack@example.org>",
+        in_reply_to=sent_id,
+        date="Tue, 24 Nov 2026 09:00:00 +0100",
     )
     # A late extra thank-you, threaded through References to the first request.
     late = mail(
-        "jean.dupont@example.org", "contact@wigii.org", "Merci", "Merci pour votre aide, bonne journée.",
-        message_id="<late@example.org>", references="<req@example.org>",
+        "jean.dupont@example.org",
+        "contact@wigii.org",
+        "Merci",
+        "Merci pour votre aide, bonne journée.",
+        message_id="<late@example.org>",
+        references="<req@example.org>",
     )
-    summary = hd.ok("ingest", "mail", maildir(tmp_path / "in2", [stranger, ack, late]), now="2026-11-24T10:00:00Z")
+    summary = hd.ok(
+        "ingest",
+        "mail",
+        maildir(tmp_path / "in2", [stranger, ack, late]),
+        now="2026-11-24T10:00:00Z",
+    )
     assert summary["counts"]["threaded"] == 3
     assert summary["counts"]["acknowledged"] == 1
     assert summary["counts"]["opened"] == 0
@@ -182,10 +262,15 @@ def test_replies_are_threaded_and_acknowledgements_recorded(hd, tmp_path):
 
     # Acknowledging again once scheduled: refused by the engine, the mail kept, the reason recorded.
     again = mail(
-        "jean.dupont@example.org", "contact@wigii.org", f"Re: [wigii #{ticket}] confirmation", "Oui, je confirme.",
+        "jean.dupont@example.org",
+        "contact@wigii.org",
+        f"Re: [wigii #{ticket}] confirmation",
+        "Oui, je confirme.",
         message_id="<ack2@example.org>",
     )
-    summary = hd.ok("ingest", "mail", maildir(tmp_path / "in3", [again]), now="2026-11-24T11:00:00Z")
+    summary = hd.ok(
+        "ingest", "mail", maildir(tmp_path / "in3", [again]), now="2026-11-24T11:00:00Z"
+    )
     assert summary["counts"]["threaded"] == 1 and summary["counts"]["acknowledged"] == 0
     view = hd.show(ticket)
     notes = [e["note"] for e in view["events"] if e["action"] == "acknowledgement-refused"]
@@ -196,15 +281,21 @@ def test_replies_are_threaded_and_acknowledgements_recorded(hd, tmp_path):
 def test_a_reply_with_the_missing_items_completes_the_request(hd, tmp_path):
     _setup(hd)
     first = mail(
-        "jean.dupont@example.org", "contact@wigii.org", "Fermeture de mon compte",
-        "Bonjour, je souhaite la fermeture de mon compte jdupont.", message_id="<c1@example.org>",
+        "jean.dupont@example.org",
+        "contact@wigii.org",
+        "Fermeture de mon compte",
+        "Bonjour, je souhaite la fermeture de mon compte jdupont.",
+        message_id="<c1@example.org>",
     )
     hd.ok("ingest", "mail", maildir(tmp_path / "a", [first]))
     t = hd.ok("ticket", "list", "--queue", "closure")[0]
     assert t["state"] == "incomplete"
     reply = mail(
-        "jean.dupont@example.org", "contact@wigii.org", f"Re: [wigii #{t['id']}] éléments manquants",
-        "Le système est https://club.wigii.org et le jour souhaité le 1er mars 2027.", message_id="<c2@example.org>",
+        "jean.dupont@example.org",
+        "contact@wigii.org",
+        f"Re: [wigii #{t['id']}] éléments manquants",
+        "Le système est https://club.wigii.org et le jour souhaité le 1er mars 2027.",
+        message_id="<c2@example.org>",
     )
     hd.ok("ingest", "mail", maildir(tmp_path / "b", [reply]))
     view = hd.show(t["id"])
@@ -216,10 +307,20 @@ def test_a_reply_with_the_missing_items_completes_the_request(hd, tmp_path):
 def test_automatic_replies_and_forced_triage(hd, tmp_path):
     _setup(hd)
     auto = mail(
-        "camille@example.net", "x@indigos.example", "Absence", "Je suis absente jusqu'au 30 novembre.",
-        message_id="<auto@example.net>", headers={"Auto-Submitted": "auto-replied"},
+        "camille@example.net",
+        "x@indigos.example",
+        "Absence",
+        "Je suis absente jusqu'au 30 novembre.",
+        message_id="<auto@example.net>",
+        headers={"Auto-Submitted": "auto-replied"},
     )
-    vague = mail("camille@example.net", "x@indigos.example", "Question", "Bonjour, une question sur mon espace.", message_id="<q@example.net>")
+    vague = mail(
+        "camille@example.net",
+        "x@indigos.example",
+        "Question",
+        "Bonjour, une question sur mon espace.",
+        message_id="<q@example.net>",
+    )
     summary = hd.ok("ingest", "mail", maildir(tmp_path / "m", [auto, vague]))
     # The automatic reply is quarantined; the vague question is a person writing: general.
     assert summary["counts"]["quarantined"] == 1 and summary["counts"]["opened"] == 1
@@ -240,7 +341,18 @@ def test_automatic_replies_and_forced_triage(hd, tmp_path):
 
 def test_human_output_and_bad_source(hd, tmp_path):
     _setup(hd)
-    box = maildir(tmp_path / "Maildir", [mail("camille@example.net", "x@y.example", "mot de passe oublié", "oublié", message_id="<h@x>")])
+    box = maildir(
+        tmp_path / "Maildir",
+        [
+            mail(
+                "camille@example.net",
+                "x@y.example",
+                "mot de passe oublié",
+                "oublié",
+                message_id="<h@x>",
+            )
+        ],
+    )
     r = hd.run("ingest", "mail", box, json_out=False)
     assert r.code == 0
     assert "1 opened" in r.out or "1 ouvert" in r.out or "opened" in r.out

@@ -24,7 +24,15 @@ def stamp(when: datetime, iso: bool) -> str:
     return f"{when:%b} {when.day:>2} {when:%H:%M:%S}"
 
 
-def message(when: datetime, login: str | None, sender: str, nrcpt: int = 1, bounced: int = 0, deferred: int = 0, iso: bool = False) -> list[str]:
+def message(
+    when: datetime,
+    login: str | None,
+    sender: str,
+    nrcpt: int = 1,
+    bounced: int = 0,
+    deferred: int = 0,
+    iso: bool = False,
+) -> list[str]:
     qid = f"{next(_qids):010X}"
     s = stamp(when, iso)
     auth = f", sasl_method=PLAIN, sasl_username={login}" if login else ""
@@ -41,7 +49,9 @@ def message(when: datetime, login: str | None, sender: str, nrcpt: int = 1, boun
             status = "dsn=4.4.1, status=deferred (connect to mx.dest.example timed out)"
         else:
             status = "dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as ABCDEF1234)"
-        lines.append(f"{later} mx1 postfix/smtp[300]: {qid}: to=<r{n}@dest.example>, relay=mx.dest.example[203.0.113.9]:25, delay=2, delays=0.1/0/1/0.9, {status}")
+        lines.append(
+            f"{later} mx1 postfix/smtp[300]: {qid}: to=<r{n}@dest.example>, relay=mx.dest.example[203.0.113.9]:25, delay=2, delays=0.1/0/1/0.9, {status}"
+        )
     if not deferred:
         lines.append(f"{later} mx1 postfix/qmgr[200]: {qid}: removed")
     return lines
@@ -53,7 +63,15 @@ def traffic(start: datetime, minutes: int, per_sender: dict, iso: bool = False) 
     schedule = []
     for (login, sender), (count, nrcpt, bounced) in per_sender.items():
         for i in range(count):
-            schedule.append((start + timedelta(seconds=i * minutes * 60 // max(count, 1)), login, sender, nrcpt, bounced))
+            schedule.append(
+                (
+                    start + timedelta(seconds=i * minutes * 60 // max(count, 1)),
+                    login,
+                    sender,
+                    nrcpt,
+                    bounced,
+                )
+            )
     for when, login, sender, nrcpt, bounced in sorted(schedule, key=lambda x: (x[0], x[2])):
         lines += message(when, login, sender, nrcpt, bounced, iso=iso)
     return lines
@@ -74,11 +92,16 @@ def _windows_totals(lines: list[str], year: int) -> SenderWindows:
 
 @pytest.mark.parametrize("iso", [False, True])
 def test_fast_analyser_agrees_with_sender_stats(iso):
-    lines = traffic(START, 50, {
-        ("alice@a.example", "alice@a.example"): (30, 2, 1),
-        (None, "news@b.example"): (12, 5, 0),
-        ("carol", "carol@c.example"): (250, 1, 0),
-    }, iso=iso)
+    lines = traffic(
+        START,
+        50,
+        {
+            ("alice@a.example", "alice@a.example"): (30, 2, 1),
+            (None, "news@b.example"): (12, 5, 0),
+            ("carol", "carol@c.example"): (250, 1, 0),
+        },
+        iso=iso,
+    )
     lines.insert(5, "Nov 22 08:00:01 mx1 dovecot: imap-login: Login: user=<x>")  # another program
     reference = SenderStats()
     reference.feed_all(iter_events(lines, 2026, UTC))
@@ -108,7 +131,9 @@ def test_fast_analyser_agrees_on_real_logs(path: Path):
 
 
 def test_state_survives_a_snapshot():
-    lines = traffic(START, 40, {("dave", "dave@d.example"): (150, 3, 1), ("erin", "erin@e.example"): (30, 1, 0)})
+    lines = traffic(
+        START, 40, {("dave", "dave@d.example"): (150, 3, 1), ("erin", "erin@e.example"): (30, 1, 0)}
+    )
     data = ("\n".join(lines) + "\n").encode()
     half = data.rfind(b"\n", 0, len(data) // 2) + 1
     whole = SenderWindows(year=2026, tz=UTC)
@@ -126,13 +151,21 @@ def test_state_survives_a_snapshot():
 
 def test_checks_held_until_the_thresholds_come_give_the_same_alerts():
     # The command reads on while the database layer loads: the thresholds come late.
-    lines = traffic(START, 90, {
-        ("carol", "carol@c.example"): (250, 1, 0),  # burst, and again after a window
-        ("alice@a.example", "alice@a.example"): (30, 2, 1),  # bounces
-        ("calm", "calm@c.example"): (15, 1, 0),
-    })
+    lines = traffic(
+        START,
+        90,
+        {
+            ("carol", "carol@c.example"): (250, 1, 0),  # burst, and again after a window
+            ("alice@a.example", "alice@a.example"): (30, 2, 1),  # bounces
+            ("calm", "calm@c.example"): (15, 1, 0),
+        },
+    )
     data = ("\n".join(lines) + "\n").encode()
-    limits = {"carol": Thresholds(burst=100), "alice@a.example": Thresholds(bounce_ratio=0.3), "calm": Thresholds(burst=5)}
+    limits = {
+        "carol": Thresholds(burst=100),
+        "alice@a.example": Thresholds(bounce_ratio=0.3),
+        "calm": Thresholds(burst=5),
+    }
     direct = SenderWindows(year=2026, tz=UTC, thresholds=limits.get)
     expected = direct.feed(data) + direct.finish()
     assert {a.sender for a in expected} == {"carol", "alice@a.example", "calm"}
@@ -184,16 +217,25 @@ def _accounts(hd):
 def test_ingest_postfix_alerts_resumes_and_follows_rotation(hd, tmp_path):
     _accounts(hd)
     log = tmp_path / "mail.log"
-    first = traffic(START, 40, {
-        ("burster", "burster@indigos.example"): (230, 1, 0),  # mail_burst 200 (indigos)
-        (None, "bouncer@le-pic.example"): (40, 1, 0),
-        ("calm", "calm@indigos.example"): (10, 2, 0),
-        ("w@wigii.example", "w@wigii.example"): (400, 1, 0),
-        ("nobody@else.example", "nobody@else.example"): (300, 1, 0),
-    })
-    bounces = traffic(START + timedelta(minutes=10), 20, {(None, "bouncer@le-pic.example"): (30, 2, 1)})  # 50 % bounces
+    first = traffic(
+        START,
+        40,
+        {
+            ("burster", "burster@indigos.example"): (230, 1, 0),  # mail_burst 200 (indigos)
+            (None, "bouncer@le-pic.example"): (40, 1, 0),
+            ("calm", "calm@indigos.example"): (10, 2, 0),
+            ("w@wigii.example", "w@wigii.example"): (400, 1, 0),
+            ("nobody@else.example", "nobody@else.example"): (300, 1, 0),
+        },
+    )
+    bounces = traffic(
+        START + timedelta(minutes=10), 20, {(None, "bouncer@le-pic.example"): (30, 2, 1)}
+    )  # 50 % bounces
     lines = sorted(first + bounces, key=lambda line: line[:15])
-    lines.insert(100, "Nov 22 08:05:00 mx1 postfix/qmgr[200]: 0BADBADBAD: from=<broken@example, size=1, nrcpt=1 (queue active)")
+    lines.insert(
+        100,
+        "Nov 22 08:05:00 mx1 postfix/qmgr[200]: 0BADBADBAD: from=<broken@example, size=1, nrcpt=1 (queue active)",
+    )
     log.write_text("\n".join(lines) + "\n")
 
     s1 = hd.ok("ingest", "postfix", log, "--year", "2026", "--tz", "UTC")
@@ -203,10 +245,15 @@ def test_ingest_postfix_alerts_resumes_and_follows_rotation(hd, tmp_path):
     assert c["quarantined"] == 1
     assert c["lines"] == len(lines)
     tickets = hd.ok("ticket", "list", "--queue", "mail-reputation")
-    assert sorted((t["policy"], t["account"]) for t in tickets) == [("indigos", "burster"), ("le-pic", "bouncer")]
+    assert sorted((t["policy"], t["account"]) for t in tickets) == [
+        ("indigos", "burster"),
+        ("le-pic", "bouncer"),
+    ]
     burst = next(t for t in tickets if t["account"] == "burster")
     fields = hd.show(burst["id"])["fields"]
-    assert fields["signal"] == "volume" and fields["messages"] > 200 and fields["sender"] == "burster"
+    assert (
+        fields["signal"] == "volume" and fields["messages"] > 200 and fields["sender"] == "burster"
+    )
     bounce = hd.show(next(t["id"] for t in tickets if t["account"] == "bouncer"))["fields"]
     assert bounce["signal"] == "bounces" and bounce["bounce-ratio"] > 0.3
     reasons = [q["reason"] for q in hd.ok("quarantine", "list", "--kind", "postfix")]
@@ -217,7 +264,9 @@ def test_ingest_postfix_alerts_resumes_and_follows_rotation(hd, tmp_path):
     assert s2["counts"]["lines"] == 0 and s2["counts"]["alerts_opened"] == 0
 
     # Two hours later the burster again, written partly before and partly after rotation.
-    again = traffic(START + timedelta(hours=2), 30, {("burster", "burster@indigos.example"): (240, 1, 0)})
+    again = traffic(
+        START + timedelta(hours=2), 30, {("burster", "burster@indigos.example"): (240, 1, 0)}
+    )
     cut = len(again) // 2
     with open(log, "a") as handle:
         handle.write("\n".join(again[:cut]) + "\n")
@@ -226,7 +275,9 @@ def test_ingest_postfix_alerts_resumes_and_follows_rotation(hd, tmp_path):
     s3 = hd.ok("ingest", "postfix", log, "--year", "2026", "--tz", "UTC")
     assert s3["counts"]["lines"] == len(again)
     assert s3["counts"]["rotations_followed"] == 1
-    assert s3["counts"]["alerts_opened"] == 0 and s3["counts"]["alerts_updated"] >= 1  # one open alert per sender
+    assert (
+        s3["counts"]["alerts_opened"] == 0 and s3["counts"]["alerts_updated"] >= 1
+    )  # one open alert per sender
     assert len(hd.ok("ticket", "list", "--queue", "mail-reputation")) == 2
     events = [e["action"] for e in hd.show(burst["id"])["events"]]
     assert "alert-figures" in events
@@ -236,7 +287,14 @@ def test_ingest_postfix_alerts_resumes_and_follows_rotation(hd, tmp_path):
 
 def test_ingest_postfix_in_two_runs_gives_what_one_run_gives(hd, tmp_path):
     _accounts(hd)
-    lines = traffic(START, 50, {("burster", "burster@indigos.example"): (220, 1, 0), ("calm", "calm@indigos.example"): (20, 1, 0)})
+    lines = traffic(
+        START,
+        50,
+        {
+            ("burster", "burster@indigos.example"): (220, 1, 0),
+            ("calm", "calm@indigos.example"): (20, 1, 0),
+        },
+    )
     whole, halves = tmp_path / "whole.log", tmp_path / "halves.log"
     whole.write_text("\n".join(lines) + "\n")
     halves.write_text("\n".join(lines[: len(lines) // 2]) + "\n")
@@ -254,11 +312,15 @@ def test_ingest_postfix_in_two_runs_gives_what_one_run_gives(hd, tmp_path):
 def test_ingest_postfix_big_resumed_run_counts_every_line_once(hd, tmp_path):
     # Megabytes after the cursor: the reader takes blocks its database side scanned ahead.
     _accounts(hd)
-    lines = traffic(START, 600, {
-        ("burster", "burster@indigos.example"): (3000, 1, 0),
-        (None, "bouncer@le-pic.example"): (1500, 2, 1),
-        ("calm", "calm@indigos.example"): (1500, 1, 0),
-    })
+    lines = traffic(
+        START,
+        600,
+        {
+            ("burster", "burster@indigos.example"): (3000, 1, 0),
+            (None, "bouncer@le-pic.example"): (1500, 2, 1),
+            ("calm", "calm@indigos.example"): (1500, 1, 0),
+        },
+    )
     log = tmp_path / "mail.log"
     log.write_text("\n".join(lines[:500]) + "\n")
     s1 = hd.ok("ingest", "postfix", log, "--year", "2026", "--tz", "UTC")

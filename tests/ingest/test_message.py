@@ -82,9 +82,7 @@ def test_plain_text_preferred_over_html() -> None:
 
 
 def test_html_only_is_stripped() -> None:
-    raw = (
-        b"From: a@example.org\nContent-Type: text/html; charset=utf-8\n\n<p>Hello <b>there</b></p><script>x()</script>"
-    )
+    raw = b"From: a@example.org\nContent-Type: text/html; charset=utf-8\n\n<p>Hello <b>there</b></p><script>x()</script>"
     assert parse_mail(raw).text_body == "Hello there"
 
 
@@ -100,13 +98,19 @@ def test_attachments() -> None:
     mail = parse_mail(raw)
     assert mail.text_body == "See attached."
     pdf_part, inner = mail.attachments
-    assert (pdf_part.filename, pdf_part.content_type, pdf_part.data) == ("résumé.pdf", "application/pdf", pdf)
+    assert (pdf_part.filename, pdf_part.content_type, pdf_part.data) == (
+        "résumé.pdf",
+        "application/pdf",
+        pdf,
+    )
     assert inner.content_type == "message/rfc822"
     assert b"Subject: inner" in inner.data
 
 
 def test_forwarded_message_only_gives_its_text() -> None:
-    raw = _multipart(b"Content-Type: message/rfc822\n\nFrom: x@example.org\nSubject: inner\n\ninner body")
+    raw = _multipart(
+        b"Content-Type: message/rfc822\n\nFrom: x@example.org\nSubject: inner\n\ninner body"
+    )
     assert parse_mail(raw).text_body == "inner body"
 
 
@@ -133,7 +137,9 @@ def test_boundary_mismatch_is_salvaged() -> None:
 
 
 def test_base64_declared_but_plain() -> None:
-    raw = b"From: a@example.org\nContent-Type: text/plain\nContent-Transfer-Encoding: base64\n\nHello"
+    raw = (
+        b"From: a@example.org\nContent-Type: text/plain\nContent-Transfer-Encoding: base64\n\nHello"
+    )
     assert parse_mail(raw).text_body == "Hello"
 
 
@@ -141,7 +147,9 @@ def test_missing_or_bad_dates() -> None:
     assert parse_mail(b"From: a@example.org\nDate: (invalid)\n\nx").date is None
     assert parse_mail(b"From: a@example.org\n\nx").date is None
     assert message.parse_date("Thu, 8 Mar 2005 17:40:36 -0000").tzinfo is not None
-    assert message.parse_date("2015-07-23T01:58:17+00:00") == datetime(2015, 7, 23, 1, 58, 17, tzinfo=UTC)
+    assert message.parse_date("2015-07-23T01:58:17+00:00") == datetime(
+        2015, 7, 23, 1, 58, 17, tzinfo=UTC
+    )
 
 
 @pytest.mark.parametrize("raw", [b"", b"   \r\n\r\n", "not bytes"])
@@ -192,7 +200,10 @@ def test_every_email_sample_parses(path: Path) -> None:
 @pytest.mark.parametrize(
     ("name", "facts"),
     [
-        ("flanker__bilingual-simple.eml", {"subject": "Simple text. How are you? Как ты поживаешь?"}),
+        (
+            "flanker__bilingual-simple.eml",
+            {"subject": "Simple text. How are you? Как ты поживаешь?"},
+        ),
         (
             "flanker__charset-gb2312_html_only_raw8bit.eml",
             {
@@ -201,17 +212,30 @@ def test_every_email_sample_parses(path: Path) -> None:
                 "from_addr": "10000@qq.com",
             },
         ),
-        ("flanker__from-encoding.eml", {"from_name": "Ingo Lütkebohle", "from_addr": "ingo@blank.pages.de"}),
-        ("flanker__mailformed-headers.eml", {"from_addr": "headers@gmail.com", "text_body": "Hello"}),
+        (
+            "flanker__from-encoding.eml",
+            {"from_name": "Ingo Lütkebohle", "from_addr": "ingo@blank.pages.de"},
+        ),
+        (
+            "flanker__mailformed-headers.eml",
+            {"from_addr": "headers@gmail.com", "text_body": "Hello"},
+        ),
         (
             "flanker__missing-final-boundary.eml",
             {"text_body": "Some body", "to_addrs": ["bob@example.com", "hithere@example.com"]},
         ),
         (
             "mail-parser__mail_test_12.eml",
-            {"subject": "代开各地增值税发票", "from_name": "张先生", "to_addrs": ["danglüe@email.com"]},
+            {
+                "subject": "代开各地增值税发票",
+                "from_name": "张先生",
+                "to_addrs": ["danglüe@email.com"],
+            },
         ),
-        ("mail-parser__mail_test_17.eml", {"subject": "Transferencia Interbancaria Banca en Línea"}),
+        (
+            "mail-parser__mail_test_17.eml",
+            {"subject": "Transferencia Interbancaria Banca en Línea"},
+        ),
         (
             "mail-parser__mail_test_18.eml",
             {
@@ -221,13 +245,25 @@ def test_every_email_sample_parses(path: Path) -> None:
                 "cc_addrs": ["simple@example.net", "john.doe@example.com"],
             },
         ),
-        ("mail-parser__mail_test_19.eml", {"from_name": "alice@example.com", "from_addr": "bob@example.com"}),
-        ("rt__new-ticket-from-gb18030.eml", {"subject": "测试", "text_body": "测试", "date": None, "message_id": None}),
+        (
+            "mail-parser__mail_test_19.eml",
+            {"from_name": "alice@example.com", "from_addr": "bob@example.com"},
+        ),
+        (
+            "rt__new-ticket-from-gb18030.eml",
+            {"subject": "测试", "text_body": "测试", "date": None, "message_id": None},
+        ),
         ("rt__russian-subject-no-content-type.eml", {"subject": "тест тест"}),
         ("rt__subject-with-folding-ws.eml", {"subject": "test", "text_body": "test"}),
-        ("rt__rfc2231-attachment-filename-continuations.eml", {"subject": "Client ? Japanese Attachment Name issue"}),
+        (
+            "rt__rfc2231-attachment-filename-continuations.eml",
+            {"subject": "Client ? Japanese Attachment Name issue"},
+        ),
         ("rt__text-html-with-umlaut.eml", {"date": datetime(2003, 6, 12, 6, 14, 39, tzinfo=UTC)}),
-        ("sisimai__bsd_arf-26_apple_mail_unsubscribe.eml", {"subject": "unsubscribe", "lang_guess": "en"}),
+        (
+            "sisimai__bsd_arf-26_apple_mail_unsubscribe.eml",
+            {"subject": "unsubscribe", "lang_guess": "en"},
+        ),
     ],
 )
 def test_email_sample_facts(name: str, facts: dict[str, object]) -> None:
@@ -239,16 +275,30 @@ def test_email_sample_facts(name: str, facts: dict[str, object]) -> None:
 def test_sample_bodies_and_attachments() -> None:
     crashes = parse_mail(sample("emails/rt__crashes-file-based-parser.eml"))
     assert "Somebody at IP 127.0.0.1 scanned my ports." in crashes.text_body
-    assert [(a.filename, a.content_type) for a in crashes.attachments] == [("BackGrnd.jpg", "image/jpeg")]
+    assert [(a.filename, a.content_type) for a in crashes.attachments] == [
+        ("BackGrnd.jpg", "image/jpeg")
+    ]
     assert crashes.attachments[0].data.startswith(b"\xff\xd8")  # a JPEG
 
     japanese = parse_mail(sample("emails/rt__rfc2231-attachment-filename-continuations.eml"))
     assert [a.filename for a in japanese.attachments] == ["新しいテキスト ドキュメント.txt"]
 
-    assert "Mit freundlichen Grüßen" in parse_mail(sample("emails/rt__text-html-with-umlaut.eml")).text_body
-    assert "密码错误" in parse_mail(sample("emails/flanker__charset-gb2312_html_only_raw8bit.eml")).text_body
-    assert "Problemas para visualizar" in parse_mail(sample("emails/mail-parser__mail_malformed_3.eml")).text_body
-    assert "А эта линия по-русски." in parse_mail(sample("emails/flanker__bilingual-simple.eml")).text_body
+    assert (
+        "Mit freundlichen Grüßen"
+        in parse_mail(sample("emails/rt__text-html-with-umlaut.eml")).text_body
+    )
+    assert (
+        "密码错误"
+        in parse_mail(sample("emails/flanker__charset-gb2312_html_only_raw8bit.eml")).text_body
+    )
+    assert (
+        "Problemas para visualizar"
+        in parse_mail(sample("emails/mail-parser__mail_malformed_3.eml")).text_body
+    )
+    assert (
+        "А эта линия по-русски."
+        in parse_mail(sample("emails/flanker__bilingual-simple.eml")).text_body
+    )
     dsn = parse_mail(sample("emails/mail-parser__mail_malformed_2.eml"))
     assert "message/delivery-status" in [a.content_type for a in dsn.attachments]
 
@@ -259,7 +309,11 @@ _ORIGINALS = [p.read_bytes() for p in EMAILS if p.stat().st_size < 20000] + [SIM
 
 
 @given(mangled(_ORIGINALS))
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 def test_mangled_mails_parse_or_raise_parse_error(raw: bytes) -> None:
     try:
         mail = parse_mail(raw)

@@ -31,7 +31,9 @@ UTC = UTC
 
 
 def test_classic_timestamp_single_digit_day_and_zone() -> None:
-    event = parse_line("Mar 7 02:09:33 mx postfix/qmgr[1]: ABCDEF1234: removed", 2025, ZoneInfo("Europe/Paris"))
+    event = parse_line(
+        "Mar 7 02:09:33 mx postfix/qmgr[1]: ABCDEF1234: removed", 2025, ZoneInfo("Europe/Paris")
+    )
     assert event is not None and event.kind == "removed" and event.queue_id == "ABCDEF1234"
     assert event.timestamp == datetime(2025, 3, 7, 1, 9, 33, tzinfo=UTC)
     padded = parse_line("Apr  6 13:05:01 mx postfix/qmgr[1]: ABCDEF1234: removed", 2025)
@@ -70,7 +72,9 @@ def test_rfc3339_timestamp_and_long_queue_id() -> None:
     ],
 )
 def test_syslog_names(tag: str, syslog_name: str, service: str) -> None:
-    event = parse_line(f"Jan 12 11:07:49 mx {tag}[13767]: ABCDE12345: client=h.example[192.0.2.1]", 2025)
+    event = parse_line(
+        f"Jan 12 11:07:49 mx {tag}[13767]: ABCDE12345: client=h.example[192.0.2.1]", 2025
+    )
     assert event is not None and (event.syslog_name, event.service) == (syslog_name, service)
 
 
@@ -100,10 +104,13 @@ def test_message_lifecycle_lines() -> None:
     )
     assert filtered is not None and filtered.queued_as == "4PcV4H5dfWz3tG3"
     expired = parse_line(
-        "Mar 22 08:01:05 mx postfix/qmgr[1]: FGHIJ67890: from=<a@b.example>, status=expired, returned to sender", 2025
+        "Mar 22 08:01:05 mx postfix/qmgr[1]: FGHIJ67890: from=<a@b.example>, status=expired, returned to sender",
+        2025,
     )
     assert expired is not None and expired.kind == "expired"
-    pickup = parse_line("Mar 22 08:02:01 mx postfix/pickup[3]: KLMNO11111: uid=1000 from=<localuser>", 2025)
+    pickup = parse_line(
+        "Mar 22 08:02:01 mx postfix/pickup[3]: KLMNO11111: uid=1000 from=<localuser>", 2025
+    )
     assert pickup is not None and (pickup.kind, pickup.sender) == ("pickup", "localuser")
 
 
@@ -114,8 +121,18 @@ def test_rejects_in_both_forms() -> None:
         2025,
     )
     assert smtpd is not None
-    assert (smtpd.kind, smtpd.queue_id, smtpd.stage, smtpd.code, smtpd.dsn) == ("reject", None, "RCPT", "554", "5.7.1")
-    assert (smtpd.client_ip, smtpd.sender, smtpd.recipient) == ("172.16.0.1", "spammer@spam.com", "victim@example.com")
+    assert (smtpd.kind, smtpd.queue_id, smtpd.stage, smtpd.code, smtpd.dsn) == (
+        "reject",
+        None,
+        "RCPT",
+        "554",
+        "5.7.1",
+    )
+    assert (smtpd.client_ip, smtpd.sender, smtpd.recipient) == (
+        "172.16.0.1",
+        "spammer@spam.com",
+        "victim@example.com",
+    )
     postscreen = parse_line(
         "May  5 15:51:11 mx postfix/postscreen[1148]: NOQUEUE: reject: RCPT from [216.245.194.173]:60591: 550 5.7.1 Service "
         "unavailable; client [216.245.194.173] blocked using rbl.example.com; from=<spammer@example.com>, to=<goodguy@example.com>, proto=ESMTP, helo=<bad>",
@@ -131,7 +148,11 @@ def test_rejects_in_both_forms() -> None:
         "Mar 7 02:09:33 s postfix/smtpd[2]: 1D8CC1CA0A7F: milter-reject: DATA from h[192.0.2.151]: 550 5.7.1 Command rejected; from=<a@b> to=<c@d> proto=ESMTP helo=<x>",
         2025,
     )
-    assert milter is not None and (milter.kind, milter.queue_id, milter.stage) == ("reject", "1D8CC1CA0A7F", "DATA")
+    assert milter is not None and (milter.kind, milter.queue_id, milter.stage) == (
+        "reject",
+        "1D8CC1CA0A7F",
+        "DATA",
+    )
 
 
 def test_sasl_failures() -> None:
@@ -139,7 +160,12 @@ def test_sasl_failures() -> None:
         "Nov  4 09:11:01 mail postfix/submission/smtpd[27133]: warning: unknown[192.0.2.150]: SASL PLAIN authentication failed:",
         2025,
     )
-    assert plain is not None and (plain.kind, plain.client_ip, plain.sasl_method, plain.sasl_username) == (
+    assert plain is not None and (
+        plain.kind,
+        plain.client_ip,
+        plain.sasl_method,
+        plain.sasl_username,
+    ) == (
         "sasl_failed",
         "192.0.2.150",
         "PLAIN",
@@ -180,7 +206,9 @@ def test_year_rollover() -> None:
     ]
     assert [e.timestamp.year for e in iter_events(lines, 2025)] == [2025, 2026, 2026]
     paris = [e.timestamp for e in iter_events(lines, 2025, ZoneInfo("Europe/Paris"))]
-    assert paris[1] == datetime(2025, 12, 31, 23, 0, 1, tzinfo=UTC)  # New Year in Paris, still 2025 in UTC
+    assert paris[1] == datetime(
+        2025, 12, 31, 23, 0, 1, tzinfo=UTC
+    )  # New Year in Paris, still 2025 in UTC
 
 
 # --- windows and alerts ---------------------------------------------------------------------
@@ -190,7 +218,13 @@ T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
 
 def _event(kind: str, queue_id: str, at: timedelta, **fields: object) -> LogEvent:
     return LogEvent(
-        timestamp=T0 + at, host="mx", syslog_name="postfix", service="x", kind=kind, queue_id=queue_id, **fields
+        timestamp=T0 + at,
+        host="mx",
+        syslog_name="postfix",
+        service="x",
+        kind=kind,
+        queue_id=queue_id,
+        **fields,
     )  # type: ignore[arg-type]
 
 
@@ -208,7 +242,10 @@ def _message(
         _event("client", qid, at, client_ip=client_ip, sasl_username=sasl),
         _event("queued", qid, at, sender=sender, nrcpt=len(statuses)),
     ]
-    events += [_event("delivery", qid, at, recipient=f"r{i}@dest.example", status=s) for i, s in enumerate(statuses)]
+    events += [
+        _event("delivery", qid, at, recipient=f"r{i}@dest.example", status=s)
+        for i, s in enumerate(statuses)
+    ]
     return [*events, _event("removed", qid, at)]
 
 
@@ -238,17 +275,29 @@ def test_bounce_ratio_alert_needs_a_minimum_of_messages() -> None:
         stats.feed_all(_message(n, timedelta(minutes=n), statuses=("bounced", "sent")))
     assert stats.check(Thresholds(bounce_ratio=0.2, bounce_min_messages=20)) == []
     (alert,) = stats.check(Thresholds(bounce_ratio=0.2, bounce_min_messages=5))
-    assert (alert.bounces, alert.recipients, alert.bounce_ratio, alert.kinds) == (10, 20, 0.5, ("bounce_ratio",))
+    assert (alert.bounces, alert.recipients, alert.bounce_ratio, alert.kinds) == (
+        10,
+        20,
+        0.5,
+        ("bounce_ratio",),
+    )
 
 
 def test_retries_are_not_counted_twice() -> None:
     stats = SenderStats()
     events = _message(1, timedelta(0), statuses=("deferred",))[:-1]  # not removed yet
     events += [
-        _event("queued", "Q000000001", timedelta(minutes=m), sender="alice@example.org", nrcpt=1) for m in (10, 20)
+        _event("queued", "Q000000001", timedelta(minutes=m), sender="alice@example.org", nrcpt=1)
+        for m in (10, 20)
     ]
     events += [
-        _event("delivery", "Q000000001", timedelta(minutes=m), recipient="r0@dest.example", status="deferred")
+        _event(
+            "delivery",
+            "Q000000001",
+            timedelta(minutes=m),
+            recipient="r0@dest.example",
+            status="deferred",
+        )
         for m in (10, 20)
     ]
     stats.feed_all(events)
@@ -259,14 +308,36 @@ def test_content_filter_reinjection_counts_once_and_keeps_bounces() -> None:
     stats = SenderStats()
     stats.feed_all(
         [
-            _event("client", "AAAAAA0001", timedelta(0), client_ip="203.0.113.9", sasl_username="carol@example.org"),
+            _event(
+                "client",
+                "AAAAAA0001",
+                timedelta(0),
+                client_ip="203.0.113.9",
+                sasl_username="carol@example.org",
+            ),
             _event("queued", "AAAAAA0001", timedelta(0), sender="carol@example.org", nrcpt=1),
             _event("client", "BBBBBB0002", timedelta(seconds=2), client_ip="127.0.0.1"),
-            _event("queued", "BBBBBB0002", timedelta(seconds=2), sender="carol@example.org", nrcpt=1),
-            _event("delivery", "AAAAAA0001", timedelta(seconds=3), status="sent", queued_as="BBBBBB0002"),
+            _event(
+                "queued", "BBBBBB0002", timedelta(seconds=2), sender="carol@example.org", nrcpt=1
+            ),
+            _event(
+                "delivery",
+                "AAAAAA0001",
+                timedelta(seconds=3),
+                status="sent",
+                queued_as="BBBBBB0002",
+            ),
             _event("removed", "AAAAAA0001", timedelta(seconds=3)),
-            _event("delivery", "BBBBBB0002", timedelta(seconds=4), status="bounced", recipient="x@dest.example"),
-            _event("queued", "CCCCCC0003", timedelta(seconds=5), sender="", nrcpt=1),  # the bounce notice
+            _event(
+                "delivery",
+                "BBBBBB0002",
+                timedelta(seconds=4),
+                status="bounced",
+                recipient="x@dest.example",
+            ),
+            _event(
+                "queued", "CCCCCC0003", timedelta(seconds=5), sender="", nrcpt=1
+            ),  # the bounce notice
             _event("delivery", "CCCCCC0003", timedelta(seconds=6), status="bounced"),
         ]
     )
@@ -283,7 +354,9 @@ def test_window_slides_and_memory_stays_flat() -> None:
                 stats.feed(event)
         assert stats.tracked_queue_ids <= 500
         assert stats.tracked_senders <= 50
-    assert sum(stats.totals(f"user{i}@example.org")[0] for i in range(50)) == 120  # one hour at 2 per minute
+    assert (
+        sum(stats.totals(f"user{i}@example.org")[0] for i in range(50)) == 120
+    )  # one hour at 2 per minute
 
 
 def test_senders_are_forgotten_after_the_window() -> None:
@@ -373,14 +446,18 @@ def test_every_log_sample_reads(path: Path) -> None:
 def _kinds(name: str, year: int = 2005) -> Counter[str]:
     sample(f"postfix/{name}")
     path = next(p for p in LOGS if p.name == name)
-    return Counter(e.kind for e in iter_events(path.read_text("utf-8", "replace").splitlines(), year))
+    return Counter(
+        e.kind for e in iter_events(path.read_text("utf-8", "replace").splitlines(), year)
+    )
 
 
 def test_log_sample_facts() -> None:
     assert _kinds("pflogsumm-go__testdata_sample.log") == Counter(
         {"delivery": 7, "queued": 4, "removed": 4, "client": 3, "pickup": 1, "reject": 1}
     )
-    assert _kinds("fail2ban__tests_files_logs_postfix.log") == Counter({"reject": 26, "sasl_failed": 14})
+    assert _kinds("fail2ban__tests_files_logs_postfix.log") == Counter(
+        {"reject": 26, "sasl_failed": 14}
+    )
     real = _kinds("postfix-logsums__mail.log.excerpt_lines1-800.log", 2023)
     assert real["client"] == 10 and real["reject"] == 2
 
@@ -398,12 +475,14 @@ def test_bounce_sample_is_charged_to_the_original_sender() -> None:
 
 # --- fuzzing --------------------------------------------------------------------------------
 
-_SAMPLE_LINES = [line for p in LOGS for line in p.read_text("utf-8", "replace").splitlines() if line][:2000] or [
-    "Mar 22 08:00:01 mx postfix/qmgr[1]: ABCDE12345: removed"
-]
+_SAMPLE_LINES = [
+    line for p in LOGS for line in p.read_text("utf-8", "replace").splitlines() if line
+][:2000] or ["Mar 22 08:00:01 mx postfix/qmgr[1]: ABCDE12345: removed"]
 
 
-@given(st.sampled_from(_SAMPLE_LINES), st.integers(0, 300), st.text(max_size=20), st.integers(0, 40))
+@given(
+    st.sampled_from(_SAMPLE_LINES), st.integers(0, 300), st.text(max_size=20), st.integers(0, 40)
+)
 @settings(max_examples=300, deadline=None)
 def test_mangled_lines_never_break(line: str, position: int, insert: str, cut: int) -> None:
     mangled = line[:position] + insert + line[position + cut :]

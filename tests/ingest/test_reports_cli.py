@@ -14,8 +14,21 @@ from tests.ingest.conftest import samples_dir
 from tests.ingest.mailmaker import NOW, db_rows, mail, maildir, with_attachment
 
 DECLARED = {
-    "sender", "signal", "window", "messages", "recipients", "bounces", "deferrals", "bounce-ratio",
-    "complaints", "dmarc-fail", "domain", "blocklist", "source-ip", "compromised", "until",
+    "sender",
+    "signal",
+    "window",
+    "messages",
+    "recipients",
+    "bounces",
+    "deferrals",
+    "bounce-ratio",
+    "complaints",
+    "dmarc-fail",
+    "domain",
+    "blocklist",
+    "source-ip",
+    "compromised",
+    "until",
 }
 
 
@@ -33,7 +46,9 @@ def _accounts(hd):
     hd.account("exadmin", "le-pic", "admin@example.com")
     hd.account("sironeko", "wigii", "sironeko@example.jp")
     hd.account("fbl", "communesplone", "fbl@commune.example", "--field", "ips=10.17.18.0/24")
-    hd.account("hosting", "indigos", "hosting@indigos.example", "--field", "ips=10.0.2.0/24, 2001:db8::/64")
+    hd.account(
+        "hosting", "indigos", "hosting@indigos.example", "--field", "ips=10.0.2.0/24, 2001:db8::/64"
+    )
     hd.account("lan", "le-pic", "lan@le-pic.example", "--field", "ips=192.168.2.20")
 
 
@@ -54,7 +69,11 @@ def test_every_arf_sample_becomes_a_ticket_or_is_quarantined_with_a_clear_reason
 
     # RFC 5965 B.2: the sender named by Original-Mail-From, a complaint on a metadata-only alert.
     b2 = items["rfc5965_B2_full_report_all_headers.eml"]
-    assert b2["outcome"] == "opened" and b2["queue"] == "mail-reputation" and b2["account"] == "spammer"
+    assert (
+        b2["outcome"] == "opened"
+        and b2["queue"] == "mail-reputation"
+        and b2["account"] == "spammer"
+    )
     view = hd.show(b2["ticket"])
     assert view["fields"]["signal"] == "complaint" and view["fields"]["complaints"] == 1
     assert view["fields"]["source-ip"] == "192.0.2.1"
@@ -63,13 +82,23 @@ def test_every_arf_sample_becomes_a_ticket_or_is_quarantined_with_a_clear_reason
     kept = db_rows(hd.url, "select content from evidence where ticket_id = :p0", b2["ticket"])
     assert kept and all(b"Earn money" not in row[0] for row in kept)  # never the reported message
     # Four feedback loops about the same IP range: one alert, the others add their figures.
-    fbl = [items[n] for n in ("abuseio__fbl_AOL_example_1.eml", "abuseio__fbl_Comcast_example_2.eml", "abuseio__fbl_Yahoo_example_2.eml", "abuseio__fbl_Zoho_example_1.eml")]
+    fbl = [
+        items[n]
+        for n in (
+            "abuseio__fbl_AOL_example_1.eml",
+            "abuseio__fbl_Comcast_example_2.eml",
+            "abuseio__fbl_Yahoo_example_2.eml",
+            "abuseio__fbl_Zoho_example_1.eml",
+        )
+    ]
     assert {i["account"] for i in fbl} == {"fbl"}
     assert sorted(i["outcome"] for i in fbl) == ["opened", "updated", "updated", "updated"]
     assert len({i["ticket"] for i in fbl}) == 1
     events = [e["action"] for e in hd.show(fbl[0]["ticket"])["events"]]
     assert events.count("alert-figures") == 3
-    aol_kept = db_rows(hd.url, "select content from evidence where ticket_id = :p0", fbl[0]["ticket"])
+    aol_kept = db_rows(
+        hd.url, "select content from evidence where ticket_id = :p0", fbl[0]["ticket"]
+    )
     assert all(b"QXRpIHByaW1pdCB1biBjdXBvbiEgbmxt" not in row[0] for row in aol_kept)
     # SpamExperts: Original-Mail-From admin@example.com.
     assert items["abuseio__spamexperts_1.eml"]["account"] == "exadmin"
@@ -78,18 +107,32 @@ def test_every_arf_sample_becomes_a_ticket_or_is_quarantined_with_a_clear_reason
     assert (arf17["queue"], arf17["account"]) == ("abuse", "sironeko")
     # X-ARF: abuse tickets in the category the report type maps to.
     netcraft = items["xarf/abuseio__Netcraft_Example_1.eml"]
-    assert (netcraft["queue"], netcraft["category"], netcraft["account"]) == ("abuse", "compromise", "hosting")
+    assert (netcraft["queue"], netcraft["category"], netcraft["account"]) == (
+        "abuse",
+        "compromise",
+        "hosting",
+    )
     assert hd.show(netcraft["ticket"])["fields"]["url"] == "http://www.domain.tld/scripts/ufo.js"
     assert items["xarf/abuseio__Blocklistde_Example_1.eml"]["category"] == "spam"
-    assert (items["xarf/abuseio__Cleanmx_Example_1.eml"]["category"], items["xarf/abuseio__Cleanmx_Example_1.eml"]["account"]) == ("security", "lan")
+    assert (
+        items["xarf/abuseio__Cleanmx_Example_1.eml"]["category"],
+        items["xarf/abuseio__Cleanmx_Example_1.eml"]["account"],
+    ) == ("security", "lan")
     # What cannot be used says why.
     assert "opt-out" in outcome("sisimai__bsd_arf-12.eml")[1]
     assert "not ARF" in outcome("sisimai__bsd_arf-22.eml")[1]
-    assert outcome("rfc5965_B1_simple_required_fields_only.eml")[1].startswith("no account for the reported sender")
+    assert outcome("rfc5965_B1_simple_required_fields_only.eml")[1].startswith(
+        "no account for the reported sender"
+    )
     assert outcome("sisimai__bsd_arf-19.eml")[1].startswith("no account for the reported sender")
 
     again = hd.ok("ingest", "arf", folder)
-    assert again["counts"]["opened"] == again["counts"]["updated"] == again["counts"]["quarantined"] == 0
+    assert (
+        again["counts"]["opened"]
+        == again["counts"]["updated"]
+        == again["counts"]["quarantined"]
+        == 0
+    )
     assert again["counts"]["duplicates"] == len(files)
 
 
@@ -107,7 +150,9 @@ def test_dmarc_failure_reports_are_arf_auth_failures(hd):
     assert all(not i.get("reason", "").startswith("internal error") for i in summary["items"])
 
 
-def _report(domain: str, report_id: str, passed: int, failed: int, *, namespace: bool = False) -> bytes:
+def _report(
+    domain: str, report_id: str, passed: int, failed: int, *, namespace: bool = False
+) -> bytes:
     ns = ' xmlns="urn:ietf:params:xml:ns:dmarc-2.0"' if namespace else ""
     rows = ""
     for ip, count, verdict in (("192.0.2.10", passed, "pass"), ("198.51.100.7", failed, "fail")):
@@ -128,18 +173,30 @@ def _report(domain: str, report_id: str, passed: int, failed: int, *, namespace:
 
 def test_dmarc_aggregate_reports_become_figures_and_alerts(hd, tmp_path):
     hd.now = NOW
-    hd.account("members", "indigos", "postmaster@members.example", "--field", "domains=members.example")
+    hd.account(
+        "members", "indigos", "postmaster@members.example", "--field", "domains=members.example"
+    )
     hd.account("quiet", "le-pic", "quiet@calm.example")
     folder = tmp_path / "reports"
     folder.mkdir()
     (folder / "a.xml").write_bytes(_report("members.example", "r1", 70, 30))
-    (folder / "b.xml.gz").write_bytes(gzip.compress(_report("members.example", "r2", 50, 50, namespace=True)))
+    (folder / "b.xml.gz").write_bytes(
+        gzip.compress(_report("members.example", "r2", 50, 50, namespace=True))
+    )
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
-        z.writestr("example.net!calm.example!1795392000!1795478399.xml", _report("calm.example", "r3", 99, 1))
+        z.writestr(
+            "example.net!calm.example!1795392000!1795478399.xml",
+            _report("calm.example", "r3", 99, 1),
+        )
     (folder / "c.zip").write_bytes(buf.getvalue())
     carrier = with_attachment(
-        mail("noreply-dmarc@example.net", "dmarc@indigos.example", "Report domain: members.example Submitter: example.net Report-ID: r4", "DMARC report attached"),
+        mail(
+            "noreply-dmarc@example.net",
+            "dmarc@indigos.example",
+            "Report domain: members.example Submitter: example.net Report-ID: r4",
+            "DMARC report attached",
+        ),
         "example.net!members.example!1795392000!1795478399.xml.gz",
         gzip.compress(_report("members.example", "r4", 10, 90)),
     )
@@ -149,16 +206,25 @@ def test_dmarc_aggregate_reports_become_figures_and_alerts(hd, tmp_path):
     summary = hd.ok("ingest", "dmarc", folder)
     by = {i["item"]: i for i in summary["items"]}
     assert by["a.xml"]["outcome"] == "opened"
-    assert by["b.xml.gz"]["outcome"] == "updated" and by["b.xml.gz"]["ticket"] == by["a.xml"]["ticket"]
+    assert (
+        by["b.xml.gz"]["outcome"] == "updated" and by["b.xml.gz"]["ticket"] == by["a.xml"]["ticket"]
+    )
     assert by["c.zip"]["outcome"] == "recorded"  # 1 failure in 100: under the thresholds
     assert by["d.eml"]["outcome"] == "updated"
     assert by["e.xml"]["outcome"] == "quarantined" and "XML" in by["e.xml"]["reason"]
     alert = hd.show(by["a.xml"]["ticket"])
-    assert alert["queue"] == "mail-reputation" and alert["policy"] == "indigos" and alert["account"] == "members"
+    assert (
+        alert["queue"] == "mail-reputation"
+        and alert["policy"] == "indigos"
+        and alert["account"] == "members"
+    )
     assert alert["fields"]["signal"] == "dmarc" and alert["fields"]["dmarc-fail"] == 30
     assert alert["fields"]["domain"] == "members.example"
     assert set(alert["fields"]) <= DECLARED
-    stats = db_rows(hd.url, "select domain, report_id, passed, failed, policy_key from dmarcstat order by report_id")
+    stats = db_rows(
+        hd.url,
+        "select domain, report_id, passed, failed, policy_key from dmarcstat order by report_id",
+    )
     assert stats == [
         ("members.example", "r1", 70, 30, "indigos"),
         ("members.example", "r2", 50, 50, "indigos"),
@@ -168,7 +234,9 @@ def test_dmarc_aggregate_reports_become_figures_and_alerts(hd, tmp_path):
     # The same reports again (one re-sent under another file name): no new figures.
     (folder / "a-copy.xml").write_bytes(_report("members.example", "r1", 70, 30) + b"\n")
     again = hd.ok("ingest", "dmarc", folder)
-    assert again["counts"]["opened"] == again["counts"]["updated"] == again["counts"]["recorded"] == 0
+    assert (
+        again["counts"]["opened"] == again["counts"]["updated"] == again["counts"]["recorded"] == 0
+    )
     assert len(db_rows(hd.url, "select id from dmarcstat")) == 4
 
 
@@ -186,7 +254,9 @@ def test_dmarc_samples_parse_or_are_quarantined(hd):
     assert by["parsedmarc__empty.xml"]["reason"] == "empty file"
     assert by["parsedmarc__invalid_xml.xml"]["outcome"] == "quarantined"
     assert by["dmarc-report-viewer__gmxnet.xml"]["outcome"] == "recorded"  # dmarc-2.0 namespace
-    assert by["parsedmarc__google_aggregate_report_email.eml"]["outcome"] == "recorded"  # attached to a mail
+    assert (
+        by["parsedmarc__google_aggregate_report_email.eml"]["outcome"] == "recorded"
+    )  # attached to a mail
     assert len(db_rows(hd.url, "select id from dmarcstat")) >= 15
 
 
@@ -195,16 +265,33 @@ def test_reports_found_in_a_mailbox(hd, tmp_path):
     folder = _samples("arf")
     hd.now = NOW
     hd.account("spammer", "indigos", "somespammer@example.net")
-    hd.account("members", "indigos", "postmaster@members.example", "--field", "domains=members.example")
+    hd.account(
+        "members", "indigos", "postmaster@members.example", "--field", "domains=members.example"
+    )
     arf = (folder / "rfc5965_B2_full_report_all_headers.eml").read_bytes()
     dmarc = with_attachment(
-        mail("noreply-dmarc@example.net", "dmarc@indigos.example", "Report domain: members.example", "report"),
+        mail(
+            "noreply-dmarc@example.net",
+            "dmarc@indigos.example",
+            "Report domain: members.example",
+            "report",
+        ),
         "example.net!members.example!1795392000!1795478399.xml.gz",
         gzip.compress(_report("members.example", "m1", 0, 40)),
     )
-    user = mail("somespammer@example.net", "x@indigos.example", "mot de passe oublié", "J'ai oublié mon mot de passe.", message_id="<u@x>")
+    user = mail(
+        "somespammer@example.net",
+        "x@indigos.example",
+        "mot de passe oublié",
+        "J'ai oublié mon mot de passe.",
+        message_id="<u@x>",
+    )
     summary = hd.ok("ingest", "mail", maildir(tmp_path / "abuse", [arf, dmarc, user]))
     queues = sorted((i.get("queue") or "dmarc", i["outcome"]) for i in summary["items"])
-    assert queues == [("dmarc", "opened"), ("mail-reputation", "opened"), ("password-reset", "opened")]
+    assert queues == [
+        ("dmarc", "opened"),
+        ("mail-reputation", "opened"),
+        ("password-reset", "opened"),
+    ]
     kinds = {row[0] for row in db_rows(hd.url, "select kind from evidence")}
     assert kinds == {"arf", "dmarc", "mail"}

@@ -83,7 +83,9 @@ def test_parse_day_at_the_end_of_the_calendar() -> None:
 
 def test_parserinfo_knows_french_names() -> None:
     info = FrenchParserInfo()
-    assert [info.month(m) for m in ("janvier", "février", "fevrier", "août", "aout", "décembre")] == [1, 2, 2, 8, 8, 12]
+    assert [
+        info.month(m) for m in ("janvier", "février", "fevrier", "août", "aout", "décembre")
+    ] == [1, 2, 2, 8, 8, 12]
     assert info.weekday("mercredi") == 2 and info.weekday("dimanche") == 6
 
 
@@ -139,13 +141,19 @@ def test_closure_items_complete() -> None:
             "compte : « Jean Dupont » sur https://x.wigii-system.net/",
             {"account": "Jean Dupont", "system": "https://x.wigii-system.net"},
         ),
-        ("Please close my account, username: jd42, on 2027-02-01", {"account": "jd42", "day": date(2027, 2, 1)}),
+        (
+            "Please close my account, username: jd42, on 2027-02-01",
+            {"account": "jd42", "day": date(2027, 2, 1)},
+        ),
         ("mon compte est jean.dupont@example.org", {"account": "jean.dupont@example.org"}),
         (
             "désactivez mon compte sur relation.wigii.org demain",
             {"system": "https://relation.wigii.org", "day": date(2026, 11, 21)},
         ),
-        ("Voir www.wigii.org et https://resource.wigii.org", {"system": "https://resource.wigii.org"}),
+        (
+            "Voir www.wigii.org et https://resource.wigii.org",
+            {"system": "https://resource.wigii.org"},
+        ),
         ("Écrivez à contact@wigii.org", {}),
         ("supprimez le compte de Marie", {}),
         ("", {}),
@@ -177,7 +185,9 @@ def test_closure_items_partial(text: str, expected: dict[str, object]) -> None:
     ],
 )
 def test_is_acknowledgement(body: str, expected: bool) -> None:
-    assert is_acknowledgement("Re: Confirmation de la désactivation de votre compte", body) is expected
+    assert (
+        is_acknowledgement("Re: Confirmation de la désactivation de votre compte", body) is expected
+    )
 
 
 def test_acknowledgement_in_subject_only() -> None:
@@ -207,7 +217,10 @@ def test_reports_suspicious_access(text: str, expected: bool) -> None:
 
 
 def test_new_text_stops_at_reply_headers() -> None:
-    assert new_text("Oui\n\nOn Mon, 1 Jan 2027 at 10:00, X <x@example.org> wrote:\n> question") == "Oui\n"
+    assert (
+        new_text("Oui\n\nOn Mon, 1 Jan 2027 at 10:00, X <x@example.org> wrote:\n> question")
+        == "Oui\n"
+    )
     assert new_text("Oui\n-----Original Message-----\nFrom: x") == "Oui"
 
 
@@ -246,7 +259,11 @@ _WORDS = st.sampled_from(
 )
 
 
-@given(st.text(max_size=500) | st.lists(_WORDS, max_size=30).map("".join), st.text(max_size=100), st.dates())
+@given(
+    st.text(max_size=500) | st.lists(_WORDS, max_size=30).map("".join),
+    st.text(max_size=100),
+    st.dates(),
+)
 @settings(max_examples=300, deadline=None)
 def test_request_helpers_never_fail(body: str, subject: str, today: date) -> None:
     assert classify(subject, body) in (*QUEUES, None)

@@ -94,7 +94,8 @@ def test_decode_header_invalid_utf8_keeps_the_valid_part() -> None:
 
 
 @given(
-    st.binary(max_size=300), st.lists(st.sampled_from(["utf-8", "gb2312", "koi8-r", "bogus", "base64", ""]), max_size=2)
+    st.binary(max_size=300),
+    st.lists(st.sampled_from(["utf-8", "gb2312", "koi8-r", "bogus", "base64", ""]), max_size=2),
 )
 @settings(max_examples=300)
 def test_decode_header_never_fails(raw: bytes, fallbacks: list[str]) -> None:
@@ -103,7 +104,8 @@ def test_decode_header_never_fails(raw: bytes, fallbacks: list[str]) -> None:
 
 
 _SOUP = st.lists(
-    st.sampled_from([*list("=?QqBb_utf-8iso: \r\n\tA0/+"), "=?", "?=", "=C3", "=A9", "=?utf-8?"]), max_size=40
+    st.sampled_from([*list("=?QqBb_utf-8iso: \r\n\tA0/+"), "=?", "?=", "=C3", "=A9", "=?utf-8?"]),
+    max_size=40,
 )
 
 

@@ -12,10 +12,30 @@ NOW = "2026-11-23T10:00:00+01:00"
 @pytest.fixture
 def pic(hd):
     hd.now = NOW
-    hd.account("asso-velo", "le-pic", "tech@velo.example", "--kind", "member", "--org", "Vélo en ville",
-               "--contact", "bureau@velo.example", "--field", "membership-end=2026-09-30")
-    hd.account("asso-jardin", "le-pic", "tech@jardin.example", "--kind", "member", "--org", "Jardins partagés",
-               "--field", "membership-end=2027-09-30")
+    hd.account(
+        "asso-velo",
+        "le-pic",
+        "tech@velo.example",
+        "--kind",
+        "member",
+        "--org",
+        "Vélo en ville",
+        "--contact",
+        "bureau@velo.example",
+        "--field",
+        "membership-end=2026-09-30",
+    )
+    hd.account(
+        "asso-jardin",
+        "le-pic",
+        "tech@jardin.example",
+        "--kind",
+        "member",
+        "--org",
+        "Jardins partagés",
+        "--field",
+        "membership-end=2027-09-30",
+    )
     return hd
 
 
@@ -51,7 +71,9 @@ def test_the_clock_removes_the_data_at_the_latest_after_one_year(pic):
 
 def test_requests_about_a_members_own_site_go_to_that_association(pic):
     hd = pic
-    t = hd.open("closure", "le-pic", "asso-jardin", "adherent@example.net", "reason=request", "scope=member")
+    t = hd.open(
+        "closure", "le-pic", "asso-jardin", "adherent@example.net", "reason=request", "scope=member"
+    )
     tid = t["id"]
     refusal = hd.refused("ticket", "act", tid, "confirm", rule="requester_served", cite="Le PIC")
     assert "association" in refusal["message"]
@@ -61,7 +83,17 @@ def test_requests_about_a_members_own_site_go_to_that_association(pic):
 def test_compromised_application_interrupted_before_contact(pic):
     hd = pic
     t = hd.open("abuse", "le-pic", "asso-jardin", "", "category=harassment", as_="bob")
-    hd.refused("ticket", "act", t["id"], "interrupt", "--note", "x", as_="bob", rule="field_in", cite="Le PIC")
+    hd.refused(
+        "ticket",
+        "act",
+        t["id"],
+        "interrupt",
+        "--note",
+        "x",
+        as_="bob",
+        rule="field_in",
+        cite="Le PIC",
+    )
     t = hd.open("abuse", "le-pic", "asso-jardin", "", "category=compromise", as_="bob")
     tid = t["id"]
     hd.refused("ticket", "act", tid, "interrupt", "--note", "x", as_="alice", rule="role")
@@ -69,7 +101,9 @@ def test_compromised_application_interrupted_before_contact(pic):
     t = hd.act(tid, "interrupt", "--note", "WordPress defaced, spam script running", as_="bob")
     assert t["state"] == "interrupted"
     assert hd.ok("account", "show", "asso-jardin")["sanctions"][0]["step"] == "interruption"
-    assert hd.ok("account", "show", "asso-jardin")["status"] == "active"  # the application, not the account
+    assert (
+        hd.ok("account", "show", "asso-jardin")["status"] == "active"
+    )  # the application, not the account
     t = hd.act(tid, "restore-application", "--note", "site restored from a clean backup", as_="bob")
     assert t["state"] == "resolved"
     assert hd.ok("account", "show", "asso-jardin")["status"] == "active"
@@ -86,26 +120,98 @@ def test_logs_are_read_by_admins_with_a_reason(pic):
 def test_removing_a_members_contact_needs_a_replacement_while_the_membership_lasts(pic):
     hd = pic
     cite = "Le PIC, politique RGPD — Adhérents ayant un site"
-    contacts = hd.ok("account", "contact", "asso-jardin", "--add", "bureau@jardin.example", "--add", "Tresorier@jardin.example")["contacts"]
+    contacts = hd.ok(
+        "account",
+        "contact",
+        "asso-jardin",
+        "--add",
+        "bureau@jardin.example",
+        "--add",
+        "Tresorier@jardin.example",
+    )["contacts"]
     assert contacts == ["bureau@jardin.example", "tresorier@jardin.example"]
-    refusal = hd.refused("account", "contact", "asso-jardin", "--remove", "bureau@jardin.example", rule="contact-replacement", cite=cite)
+    refusal = hd.refused(
+        "account",
+        "contact",
+        "asso-jardin",
+        "--remove",
+        "bureau@jardin.example",
+        rule="contact-replacement",
+        cite=cite,
+    )
     assert "bureau@jardin.example" in refusal["message"]
     # 'account add' again: no --contact leaves them alone; a list without one is a removal.
-    hd.account("asso-jardin", "le-pic", "tech@jardin.example", "--kind", "member", "--org", "Jardins partagés",
-               "--field", "contact-technique=Anne Martin")
-    hd.refused("account", "add", "asso-jardin", "--policy", "le-pic", "--email", "tech@jardin.example", "--kind", "member",
-               "--contact", "tresorier@jardin.example", rule="contact-replacement", cite=cite)
-    hd.refused("account", "add", "asso-jardin", "--policy", "le-pic", "--email", "tech@jardin.example", "--kind", "member",
-               "--field", "contact-technique=", rule="contact-replacement", cite=cite)
+    hd.account(
+        "asso-jardin",
+        "le-pic",
+        "tech@jardin.example",
+        "--kind",
+        "member",
+        "--org",
+        "Jardins partagés",
+        "--field",
+        "contact-technique=Anne Martin",
+    )
+    hd.refused(
+        "account",
+        "add",
+        "asso-jardin",
+        "--policy",
+        "le-pic",
+        "--email",
+        "tech@jardin.example",
+        "--kind",
+        "member",
+        "--contact",
+        "tresorier@jardin.example",
+        rule="contact-replacement",
+        cite=cite,
+    )
+    hd.refused(
+        "account",
+        "add",
+        "asso-jardin",
+        "--policy",
+        "le-pic",
+        "--email",
+        "tech@jardin.example",
+        "--kind",
+        "member",
+        "--field",
+        "contact-technique=",
+        rule="contact-replacement",
+        cite=cite,
+    )
     assert hd.ok("account", "show", "asso-jardin")["contacts"] == contacts
     # With a replacement it goes through, by either command.
-    after = hd.ok("account", "contact", "asso-jardin", "--remove", "bureau@jardin.example", "--add", "secretariat@jardin.example")
+    after = hd.ok(
+        "account",
+        "contact",
+        "asso-jardin",
+        "--remove",
+        "bureau@jardin.example",
+        "--add",
+        "secretariat@jardin.example",
+    )
     assert after["contacts"] == ["tresorier@jardin.example", "secretariat@jardin.example"]
-    after = hd.account("asso-jardin", "le-pic", "tech@jardin.example", "--kind", "member",
-                       "--contact", "secretariat@jardin.example", "--contact", "president@jardin.example",
-                       "--field", "contact-technique=Paul Durand")
+    after = hd.account(
+        "asso-jardin",
+        "le-pic",
+        "tech@jardin.example",
+        "--kind",
+        "member",
+        "--contact",
+        "secretariat@jardin.example",
+        "--contact",
+        "president@jardin.example",
+        "--field",
+        "contact-technique=Paul Durand",
+    )
     assert after["contacts"] == ["secretariat@jardin.example", "president@jardin.example"]
     assert after["contact-technique"] == "Paul Durand"
     # A membership that ended (asso-velo, 30 September) keeps no contact against its will.
-    assert hd.ok("account", "contact", "asso-velo", "--remove", "bureau@velo.example")["contacts"] == []
+    assert (
+        hd.ok("account", "contact", "asso-velo", "--remove", "bureau@velo.example")["contacts"]
+        == []
+    )
     hd.bad("account", "contact", "asso-jardin", "--remove", "nobody@jardin.example")

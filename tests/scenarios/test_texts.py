@@ -32,23 +32,47 @@ def indigos(hdi):
 
 def test_indigos_a_contact_on_another_matter_long_ago_does_not_count(indigos):
     hd = indigos
-    alert = hd.open("mail-reputation", "indigos", "camille", "", "signal=volume", "messages=900", as_="bob")["id"]
+    alert = hd.open(
+        "mail-reputation", "indigos", "camille", "", "signal=volume", "messages=900", as_="bob"
+    )["id"]
     hd.act(alert, "contact", "--note", "900 messages in an hour: was it you?", as_="bob")
     hd.act(alert, "resolve", "--note", "a newsletter, now sent through the list server", as_="bob")
 
     later = "2028-11-23T10:00:00+01:00"
-    tid = hd.open("abuse", "indigos", "camille", "victim@example.net", "category=harassment", now=later)["id"]
+    tid = hd.open(
+        "abuse", "indigos", "camille", "victim@example.net", "category=harassment", now=later
+    )["id"]
     view = hd.show(tid, now=later, as_="bob")
-    assert [(r["ticket"], r["queue"], r["step"]) for r in view["sanctions"]] == [(alert, "mail-reputation", "contact")]
+    assert [(r["ticket"], r["queue"], r["step"]) for r in view["sanctions"]] == [
+        (alert, "mail-reputation", "contact")
+    ]
     suspend = next(a for a in view["actions"] if a["key"] == "suspend")
     assert suspend["allowed"] is False and suspend["rule"] == "prior_exchange_or_emergency"
-    hd.refused("ticket", "act", tid, "suspend", "--note", "again", as_="bob", now=later,
-               rule="prior_exchange_or_emergency", cite="Charte Indigos art. 11")
+    hd.refused(
+        "ticket",
+        "act",
+        tid,
+        "suspend",
+        "--note",
+        "again",
+        as_="bob",
+        now=later,
+        rule="prior_exchange_or_emergency",
+        cite="Charte Indigos art. 11",
+    )
     cited = hd.ok("ticket", "show", tid, "--citations", as_="bob", now=later)["actions"]
-    assert "Sauf urgence ou contrainte particulière" in next(a for a in cited if a["key"] == "suspend")["citation_text"]
+    assert (
+        "Sauf urgence ou contrainte particulière"
+        in next(a for a in cited if a["key"] == "suspend")["citation_text"]
+    )
     # The text decides: an exchange on this matter, then the suspension.
     hd.act(tid, "contact", "--note", "please stop writing to this person", now=later)
-    assert hd.act(tid, "suspend", "--note", "went on after the exchange", as_="bob", now=later)["state"] == "suspended"
+    assert (
+        hd.act(tid, "suspend", "--note", "went on after the exchange", as_="bob", now=later)[
+            "state"
+        ]
+        == "suspended"
+    )
 
     # The CLI preview (ticket show) prints the ledger beside the actions.
     text = hd.ok("ticket", "show", tid, json_out=False, now=later, as_="bob").out
@@ -57,11 +81,28 @@ def test_indigos_a_contact_on_another_matter_long_ago_does_not_count(indigos):
 
 def test_indigos_an_emergency_still_skips_the_exchange_with_a_recorded_reason(indigos):
     hd = indigos
-    tid = hd.open("abuse", "indigos", "camille", "cert@example.net", "category=security", "urgent=yes")["id"]
-    hd.refused("ticket", "act", tid, "suspend", "--note", "scan", as_="alice", rule="role", cite="Charte Indigos art. 11")
-    refusal = hd.refused("ticket", "act", tid, "suspend", as_="bob", rule="prior_exchange_or_emergency")
+    tid = hd.open(
+        "abuse", "indigos", "camille", "cert@example.net", "category=security", "urgent=yes"
+    )["id"]
+    hd.refused(
+        "ticket",
+        "act",
+        tid,
+        "suspend",
+        "--note",
+        "scan",
+        as_="alice",
+        rule="role",
+        cite="Charte Indigos art. 11",
+    )
+    refusal = hd.refused(
+        "ticket", "act", tid, "suspend", as_="bob", rule="prior_exchange_or_emergency"
+    )
     assert "note" in refusal["message"]  # the reason goes in the step's note
-    assert hd.act(tid, "suspend", "--note", "outgoing port scan, now", as_="bob")["state"] == "suspended"
+    assert (
+        hd.act(tid, "suspend", "--note", "outgoing port scan, now", as_="bob")["state"]
+        == "suspended"
+    )
 
 
 def test_a_warning_is_always_possible_on_a_new_matter(indigos):
@@ -77,29 +118,82 @@ def test_a_warning_is_always_possible_on_a_new_matter(indigos):
 
 @pytest.fixture
 def cp(hdi):
-    return at(hdi, "2026-06-15T10:00:00+02:00",
-              ("cpas-namur", "communesplone", "informatique@cpas-namur.example", "--kind", "member",
-               "--org", "CPAS de Namur", "--contact", "secretariat@cpas-namur.example", "--field", "signature-date=2025-06-10"))
+    return at(
+        hdi,
+        "2026-06-15T10:00:00+02:00",
+        (
+            "cpas-namur",
+            "communesplone",
+            "informatique@cpas-namur.example",
+            "--kind",
+            "member",
+            "--org",
+            "CPAS de Namur",
+            "--contact",
+            "secretariat@cpas-namur.example",
+            "--field",
+            "signature-date=2025-06-10",
+        ),
+    )
 
 
 def test_communesplone_a_grave_matter_may_go_to_suspension_or_the_authorities_at_once(cp):
     hd = cp
-    minor = hd.open("abuse", "communesplone", "cpas-namur", "cert@example.be", "category=resources")["id"]
-    refusal = hd.refused("ticket", "act", minor, "suspend", "--note", "x", as_="bob", rule="prior_step_or_grave",
-                         cite="Convention CommunesPlone art. 6.11")
+    minor = hd.open(
+        "abuse", "communesplone", "cpas-namur", "cert@example.be", "category=resources"
+    )["id"]
+    refusal = hd.refused(
+        "ticket",
+        "act",
+        minor,
+        "suspend",
+        "--note",
+        "x",
+        as_="bob",
+        rule="prior_step_or_grave",
+        cite="Convention CommunesPlone art. 6.11",
+    )
     assert "grave" in refusal["message"]
-    hd.refused("ticket", "act", minor, "report-authorities", "--note", "x", as_="bob", rule="prior_step_or_grave")
+    hd.refused(
+        "ticket",
+        "act",
+        minor,
+        "report-authorities",
+        "--note",
+        "x",
+        as_="bob",
+        rule="prior_step_or_grave",
+    )
     assert hd.act(minor, "warn", "--note", "ZMI shared with a contractor")["state"] == "warned"
 
-    grave = hd.open("abuse", "communesplone", "cpas-namur", "police@example.be", "category=illegal", "grave=yes")["id"]
-    hd.refused("ticket", "act", grave, "report-authorities", "--note", "x", as_="alice", rule="role")
-    refusal = hd.refused("ticket", "act", grave, "report-authorities", as_="bob", rule="prior_step_or_grave")
+    grave = hd.open(
+        "abuse", "communesplone", "cpas-namur", "police@example.be", "category=illegal", "grave=yes"
+    )["id"]
+    hd.refused(
+        "ticket", "act", grave, "report-authorities", "--note", "x", as_="alice", rule="role"
+    )
+    refusal = hd.refused(
+        "ticket", "act", grave, "report-authorities", as_="bob", rule="prior_step_or_grave"
+    )
     assert "note" in refusal["message"]  # the reason goes in the step's note
-    t = hd.act(grave, "report-authorities", "--note", "gravity: child abuse material on the site", as_="bob")
+    t = hd.act(
+        grave,
+        "report-authorities",
+        "--note",
+        "gravity: child abuse material on the site",
+        as_="bob",
+    )
     assert t["state"] == "reported"
 
-    other = hd.open("abuse", "communesplone", "cpas-namur", "cert@example.be", "category=security", "grave=yes")["id"]
-    assert hd.act(other, "suspend", "--note", "gravity: the access attacks other members", as_="bob")["state"] == "suspended"
+    other = hd.open(
+        "abuse", "communesplone", "cpas-namur", "cert@example.be", "category=security", "grave=yes"
+    )["id"]
+    assert (
+        hd.act(other, "suspend", "--note", "gravity: the access attacks other members", as_="bob")[
+            "state"
+        ]
+        == "suspended"
+    )
     steps = [r["step"] for r in hd.ok("account", "show", "cpas-namur")["sanctions"]]
     assert steps == ["warning", "authorities", "suspension"]
 
@@ -109,8 +203,23 @@ def test_communesplone_a_grave_matter_may_go_to_suspension_or_the_authorities_at
 
 @pytest.fixture
 def pic(hdi):
-    return at(hdi, NOW, ("asso-jardin", "le-pic", "tech@jardin.example", "--kind", "member", "--org", "Jardins partagés",
-                         "--contact", "bureau@jardin.example", "--field", "membership-end=2027-09-30"))
+    return at(
+        hdi,
+        NOW,
+        (
+            "asso-jardin",
+            "le-pic",
+            "tech@jardin.example",
+            "--kind",
+            "member",
+            "--org",
+            "Jardins partagés",
+            "--contact",
+            "bureau@jardin.example",
+            "--field",
+            "membership-end=2027-09-30",
+        ),
+    )
 
 
 def test_le_pic_has_no_warning_suspension_or_closure_of_a_member(pic):
@@ -122,48 +231,157 @@ def test_le_pic_has_no_warning_suspension_or_closure_of_a_member(pic):
     for action in ("warn", "suspend", "close-account"):
         hd.bad("ticket", "act", tid, action, "--note", "x", as_="bob")
     t = hd.act(tid, "interrupt", "--note", "WordPress defaced, spam script running", as_="bob")
-    assert t["state"] == "interrupted" and t["account_status"] == "active"  # the application, not the account
+    assert (
+        t["state"] == "interrupted" and t["account_status"] == "active"
+    )  # the application, not the account
     notice = mails(hd, tid)[-1]
     assert notice["to"] == "tech@jardin.example" and "interrompue" in notice["body"]
 
-    alert = hd.open("mail-reputation", "le-pic", "asso-jardin", "", "signal=volume", "messages=900", as_="bob")["id"]
+    alert = hd.open(
+        "mail-reputation", "le-pic", "asso-jardin", "", "signal=volume", "messages=900", as_="bob"
+    )["id"]
     keys = {a["key"] for a in hd.show(alert)["actions"]}
     assert not keys & {"suspend-sending", "suspend", "lift", "reinstate"}
-    hd.refused("ticket", "act", alert, "interrupt", "--note", "x", as_="bob", rule="field_true", cite="Le PIC")
-    t = hd.act(alert, "interrupt", "--field", "compromised=yes", "--note", "contact form abused by a bot", as_="bob")
+    hd.refused(
+        "ticket",
+        "act",
+        alert,
+        "interrupt",
+        "--note",
+        "x",
+        as_="bob",
+        rule="field_true",
+        cite="Le PIC",
+    )
+    t = hd.act(
+        alert,
+        "interrupt",
+        "--field",
+        "compromised=yes",
+        "--note",
+        "contact form abused by a bot",
+        as_="bob",
+    )
     assert t["state"] == "interrupted"
 
 
 def test_le_pic_abuse_about_a_members_site_goes_to_that_association(pic):
     hd = pic
-    tid = hd.open("abuse", "le-pic", "asso-jardin", "lecteur@example.net", "category=harassment", "scope=member")["id"]
-    refusal = hd.refused("ticket", "act", tid, "contact", "--note", "x", rule="requester_served", cite="Le PIC")
+    tid = hd.open(
+        "abuse",
+        "le-pic",
+        "asso-jardin",
+        "lecteur@example.net",
+        "category=harassment",
+        "scope=member",
+    )["id"]
+    refusal = hd.refused(
+        "ticket", "act", tid, "contact", "--note", "x", rule="requester_served", cite="Le PIC"
+    )
     assert "association" in refusal["message"]
     t = hd.act(tid, "redirect")
     assert t["state"] == "redirected"
     assert mails(hd, tid)[-1]["to"] == "lecteur@example.net"
-    own = hd.open("abuse", "le-pic", "asso-jardin", "lecteur@example.net", "category=harassment", "scope=provider")["id"]
+    own = hd.open(
+        "abuse",
+        "le-pic",
+        "asso-jardin",
+        "lecteur@example.net",
+        "category=harassment",
+        "scope=provider",
+    )["id"]
     hd.refused("ticket", "act", own, "redirect", rule="requester_not_served")
 
 
 def test_indigos_mail_ladder_emergencies_and_the_three_grounds_of_art_7(indigos):
     hd = indigos
-    tid = hd.open("mail-reputation", "indigos", "camille", "", "signal=complaint", "complaints=40", "urgent=yes", as_="bob")["id"]
+    tid = hd.open(
+        "mail-reputation",
+        "indigos",
+        "camille",
+        "",
+        "signal=complaint",
+        "complaints=40",
+        "urgent=yes",
+        as_="bob",
+    )["id"]
     until = "--field", "until=2026-11-25T10:00:00+01:00"
-    hd.refused("ticket", "act", tid, "suspend-sending", *until, "--note", "x", as_="alice", rule="role", cite="Charte Indigos art. 7")
-    refusal = hd.refused("ticket", "act", tid, "suspend-sending", *until, as_="bob", rule="prior_exchange_or_compromise")
+    hd.refused(
+        "ticket",
+        "act",
+        tid,
+        "suspend-sending",
+        *until,
+        "--note",
+        "x",
+        as_="alice",
+        rule="role",
+        cite="Charte Indigos art. 7",
+    )
+    refusal = hd.refused(
+        "ticket",
+        "act",
+        tid,
+        "suspend-sending",
+        *until,
+        as_="bob",
+        rule="prior_exchange_or_compromise",
+    )
     assert "note" in refusal["message"]  # the reason goes in the step's note
-    t = hd.act(tid, "suspend-sending", *until, "--note", "40 complaints in an hour, still sending", as_="bob")
+    t = hd.act(
+        tid,
+        "suspend-sending",
+        *until,
+        "--note",
+        "40 complaints in an hour, still sending",
+        as_="bob",
+    )
     assert t["state"] == "send-suspended"
 
-    calm = hd.open("mail-reputation", "indigos", "camille", "", "signal=bounces", "messages=100", as_="bob")["id"]
-    refusal = hd.refused("ticket", "act", calm, "suspend-sending", *until, "--note", "x", as_="bob",
-                         rule="prior_exchange_or_compromise", cite="Charte Indigos art. 7")
-    assert "Cela peut aller d'un simple échange de prévention à une suspension temporaire d'envoi" in refusal["message"]
-    refusal = hd.refused("ticket", "act", calm, "suspend", "--note", "x", as_="bob", rule="suspension_grounds", cite="Charte Indigos art. 7")
-    assert "voire à une suspension du compte en cas de risque grave, d'abus manifeste ou de compromission" in refusal["message"]
+    calm = hd.open(
+        "mail-reputation", "indigos", "camille", "", "signal=bounces", "messages=100", as_="bob"
+    )["id"]
+    refusal = hd.refused(
+        "ticket",
+        "act",
+        calm,
+        "suspend-sending",
+        *until,
+        "--note",
+        "x",
+        as_="bob",
+        rule="prior_exchange_or_compromise",
+        cite="Charte Indigos art. 7",
+    )
+    assert (
+        "Cela peut aller d'un simple échange de prévention à une suspension temporaire d'envoi"
+        in refusal["message"]
+    )
+    refusal = hd.refused(
+        "ticket",
+        "act",
+        calm,
+        "suspend",
+        "--note",
+        "x",
+        as_="bob",
+        rule="suspension_grounds",
+        cite="Charte Indigos art. 7",
+    )
+    assert (
+        "voire à une suspension du compte en cas de risque grave, d'abus manifeste ou de compromission"
+        in refusal["message"]
+    )
     hd.bad("ticket", "act", calm, "suspend", "--field", "ground=boredom", "--note", "x", as_="bob")
-    t = hd.act(calm, "suspend", "--field", "ground=grave-risk", "--note", "relay used by a botnet", as_="bob")
+    t = hd.act(
+        calm,
+        "suspend",
+        "--field",
+        "ground=grave-risk",
+        "--note",
+        "relay used by a botnet",
+        as_="bob",
+    )
     assert t["state"] == "suspended" and t["fields"]["ground"] == "grave-risk"
 
 
@@ -173,15 +391,31 @@ def test_indigos_mail_ladder_emergencies_and_the_three_grounds_of_art_7(indigos)
 def test_weentime_a_renewal_from_1_march_runs_to_29_february(hdi):
     hd = hdi
     hd.now = "2027-03-02T09:00:00+01:00"
-    hd.account("admin.acme", "weentime", "rh@acme.example", "--kind", "admin", "--org", "ACME SARL",
-               "--field", "subscription-end=2027-02-28", "--field", "country=TN")
+    hd.account(
+        "admin.acme",
+        "weentime",
+        "rh@acme.example",
+        "--kind",
+        "admin",
+        "--org",
+        "ACME SARL",
+        "--field",
+        "subscription-end=2027-02-28",
+        "--field",
+        "country=TN",
+    )
     tid = hd.ok("sweep")["opened"][0]["ticket"]
     hd.act(tid, "record-renewal")
     acc = hd.ok("account", "show", "admin.acme")
-    assert (acc["fields"]["subscription-start"], acc["fields"]["subscription-end"]) == ("2027-03-01", "2028-02-29")
+    assert (acc["fields"]["subscription-start"], acc["fields"]["subscription-end"]) == (
+        "2027-03-01",
+        "2028-02-29",
+    )
     assert hd.ok("sweep", now="2028-02-29T23:59:00+01:00")["opened"] == []  # a paid day
     assert hd.ok("account", "show", "admin.acme")["status"] == "active"
-    assert [o["account"] for o in hd.ok("sweep", now="2028-03-01T00:00:00+01:00")["opened"]] == ["admin.acme"]
+    assert [o["account"] for o in hd.ok("sweep", now="2028-03-01T00:00:00+01:00")["opened"]] == [
+        "admin.acme"
+    ]
     assert hd.ok("account", "show", "admin.acme")["status"] == "restricted"
 
 
@@ -190,7 +424,9 @@ def test_wigii_more_than_a_year_after_a_leap_day_guard_and_sweep_agree(hdi):
     hd.now = "2025-02-28T23:59:00+01:00"
     hd.account("bissextile", "wigii", "b@example.org", "--last-login", "2024-02-29T10:00:00+01:00")
     tid = hd.open("closure", "wigii", "bissextile", "", "reason=inactivity", as_="bob")["id"]
-    refusal = hd.refused("ticket", "act", tid, "deactivate", as_="bob", rule="inactive_for", cite="Wigii CGU art. 9")
+    refusal = hd.refused(
+        "ticket", "act", tid, "deactivate", as_="bob", rule="inactive_for", cite="Wigii CGU art. 9"
+    )
     assert "2025-03-01" in refusal["message"]
     assert hd.ok("sweep")["opened"] == []
     hd.act(tid, "cancel", "--note", "opened by hand too early")
@@ -202,13 +438,28 @@ def test_wigii_more_than_a_year_after_a_leap_day_guard_and_sweep_agree(hdi):
 
 def test_le_pic_the_clock_removes_the_data_after_a_year_even_when_nobody_acts(pic):
     hd = pic
-    hd.account("asso-velo", "le-pic", "tech@velo.example", "--kind", "member", "--org", "Vélo en ville",
-               "--contact", "bureau@velo.example", "--field", "membership-end=2026-09-30")
+    hd.account(
+        "asso-velo",
+        "le-pic",
+        "tech@velo.example",
+        "--kind",
+        "member",
+        "--org",
+        "Vélo en ville",
+        "--contact",
+        "bureau@velo.example",
+        "--field",
+        "membership-end=2026-09-30",
+    )
     tid = hd.ok("sweep")["opened"][0]["ticket"]
     view = hd.show(tid)
     assert view["state"] == "non-renewal"
     removal = next(d for d in view["deadline_details"] if d["name"] == "data-removal")
-    assert removal["binding"] is True and removal["action"] == "expire" and removal["at"] == "2027-09-29T22:00:00Z"
+    assert (
+        removal["binding"] is True
+        and removal["action"] == "expire"
+        and removal["at"] == "2027-09-29T22:00:00Z"
+    )
     respond = next(d for d in view["deadline_details"] if d["name"] == "respond-by")
     assert respond["indicative"] is True and respond["binding"] is False
     row = next(r for r in hd.ok("ticket", "list") if r["id"] == tid)
@@ -218,7 +469,10 @@ def test_le_pic_the_clock_removes_the_data_after_a_year_even_when_nobody_acts(pi
 
     assert hd.ok("sweep", now="2027-09-29T23:59:00+02:00")["taken"] == []
     taken = hd.ok("sweep", now="2027-09-30T00:00:00+02:00")["taken"]
-    assert [(x["action"], x["state"]) for x in taken] == [("expire", "deactivated"), ("erase", "erased")]
+    assert [(x["action"], x["state"]) for x in taken] == [
+        ("expire", "deactivated"),
+        ("erase", "erased"),
+    ]
     assert hd.ok("account", "show", "asso-velo", "--reason", "check")["status"] == "erased"
 
 
@@ -260,9 +514,30 @@ def test_an_account_closed_by_an_abuse_ticket_is_erased_like_a_closure(indigos):
 def test_le_pic_no_path_removes_a_members_last_contacts(pic, tmp_path):
     hd = pic
     cite = "Le PIC, politique RGPD — Adhérents ayant un site"
-    hd.refused("account", "add", "asso-jardin", "--policy", "le-pic", "--email", "tech@jardin.example", "--kind", "member",
-               "--contact", "", rule="contact-replacement", cite=cite)
-    hd.refused("account", "contact", "asso-jardin", "--remove", "bureau@jardin.example", rule="contact-replacement", cite=cite)
+    hd.refused(
+        "account",
+        "add",
+        "asso-jardin",
+        "--policy",
+        "le-pic",
+        "--email",
+        "tech@jardin.example",
+        "--kind",
+        "member",
+        "--contact",
+        "",
+        rule="contact-replacement",
+        cite=cite,
+    )
+    hd.refused(
+        "account",
+        "contact",
+        "asso-jardin",
+        "--remove",
+        "bureau@jardin.example",
+        rule="contact-replacement",
+        cite=cite,
+    )
     path = tmp_path / "accounts.csv"
     with path.open("w", newline="") as f:
         w = csv.writer(f)
@@ -276,30 +551,110 @@ def test_le_pic_no_path_removes_a_members_last_contacts(pic, tmp_path):
 def test_weentime_one_administrator_account_per_client(hdi):
     hd = hdi
     hd.now = NOW
-    hd.account("admin.acme", "weentime", "rh@acme.example", "--kind", "admin", "--org", "ACME SARL", "--field", "country=TN")
-    refusal = hd.refused("account", "add", "admin2.acme", "--policy", "weentime", "--email", "dg@acme.example",
-                         "--kind", "admin", "--org", "ACME SARL", rule="one-admin-per-client", cite="CGU Weentime art. 3")
+    hd.account(
+        "admin.acme",
+        "weentime",
+        "rh@acme.example",
+        "--kind",
+        "admin",
+        "--org",
+        "ACME SARL",
+        "--field",
+        "country=TN",
+    )
+    refusal = hd.refused(
+        "account",
+        "add",
+        "admin2.acme",
+        "--policy",
+        "weentime",
+        "--email",
+        "dg@acme.example",
+        "--kind",
+        "admin",
+        "--org",
+        "ACME SARL",
+        rule="one-admin-per-client",
+        cite="CGU Weentime art. 3",
+    )
     assert "admin.acme" in refusal["message"]
-    hd.account("admin.other", "weentime", "rh@other.example", "--kind", "admin", "--org", "Other SA", "--field", "country=TN")
-    hd.account("admin.acme", "weentime", "rh2@acme.example", "--kind", "admin", "--org", "ACME SARL")  # the same one, updated
+    hd.account(
+        "admin.other",
+        "weentime",
+        "rh@other.example",
+        "--kind",
+        "admin",
+        "--org",
+        "Other SA",
+        "--field",
+        "country=TN",
+    )
+    hd.account(
+        "admin.acme", "weentime", "rh2@acme.example", "--kind", "admin", "--org", "ACME SARL"
+    )  # the same one, updated
 
 
 def test_wigii_logs_need_a_purpose_and_the_acknowledgement_its_source(hdi):
     hd = hdi
     hd.now = "2026-11-23T09:00:00+01:00"
-    hd.account("jdupont", "wigii", "jean.dupont@example.org", "--last-login", "2026-10-01T10:00:00Z")
+    hd.account(
+        "jdupont", "wigii", "jean.dupont@example.org", "--last-login", "2026-10-01T10:00:00Z"
+    )
     tid = hd.open("abuse", "wigii", "jdupont", "victim@example.net", "category=harassment")["id"]
-    hd.refused("ticket", "act", tid, "read-logs", "--note", "x", as_="bob", rule="role", cite="Wigii CGU art. 5")
+    hd.refused(
+        "ticket",
+        "act",
+        tid,
+        "read-logs",
+        "--note",
+        "x",
+        as_="bob",
+        rule="role",
+        cite="Wigii CGU art. 5",
+    )
     cited = hd.ok("ticket", "show", tid, "--citations", as_="bob")["actions"]
-    assert "disponible uniquement aux administrateurs techniques" in next(a for a in cited if a["key"] == "read-logs")["citation_text"]
-    hd.refused("ticket", "act", tid, "read-logs", "--note", "curious", as_="chloe", rule="log_purpose_given", cite="Wigii CGU art. 5")
-    t = hd.act(tid, "read-logs", "--field", "purpose=judicial-order", "--note", "order of the Geneva prosecutor", as_="chloe")
+    assert (
+        "disponible uniquement aux administrateurs techniques"
+        in next(a for a in cited if a["key"] == "read-logs")["citation_text"]
+    )
+    hd.refused(
+        "ticket",
+        "act",
+        tid,
+        "read-logs",
+        "--note",
+        "curious",
+        as_="chloe",
+        rule="log_purpose_given",
+        cite="Wigii CGU art. 5",
+    )
+    t = hd.act(
+        tid,
+        "read-logs",
+        "--field",
+        "purpose=judicial-order",
+        "--note",
+        "order of the Geneva prosecutor",
+        as_="chloe",
+    )
     assert t["events"][-1]["action"] == "read-logs"
 
-    c = hd.open("closure", "wigii", "jdupont", "jean.dupont@example.org", "reason=request",
-                "system=https://relation.wigii.org", "day=2026-12-15")["id"]
+    c = hd.open(
+        "closure",
+        "wigii",
+        "jdupont",
+        "jean.dupont@example.org",
+        "reason=request",
+        "system=https://relation.wigii.org",
+        "day=2026-12-15",
+    )["id"]
     hd.bad("ticket", "act", c, "acknowledge")  # no one-key acknowledgement
-    assert hd.act(c, "acknowledge", "--note", "acknowledged by phone, called back on the known number")["state"] == "scheduled"
+    assert (
+        hd.act(
+            c, "acknowledge", "--note", "acknowledged by phone, called back on the known number"
+        )["state"]
+        == "scheduled"
+    )
 
 
 # --- citations and mails ---------------------------------------------------------------------------
@@ -307,23 +662,36 @@ def test_wigii_logs_need_a_purpose_and_the_acknowledgement_its_source(hdi):
 
 def test_indigos_not_before_the_requested_day_cites_the_article_of_its_rule(indigos):
     hd = indigos
-    tid = hd.open("closure", "indigos", "camille", "camille@example.org", "reason=request", "day=2026-12-01")["id"]
+    tid = hd.open(
+        "closure", "indigos", "camille", "camille@example.org", "reason=request", "day=2026-12-01"
+    )["id"]
     hd.act(tid, "confirm")
-    refusal = hd.refused("ticket", "act", tid, "deactivate", rule="day_reached", now="2026-11-30T23:59:00+01:00")
+    refusal = hd.refused(
+        "ticket", "act", tid, "deactivate", rule="day_reached", now="2026-11-30T23:59:00+01:00"
+    )
     assert refusal["citation"] == "Charte Indigos art. 9"
 
 
 def test_unshared_data_wording_only_in_wigii_mails(indigos):
     hd = indigos
-    tid = hd.open("closure", "indigos", "camille", "camille@example.org", "reason=request", "day=2026-12-01")["id"]
+    tid = hd.open(
+        "closure", "indigos", "camille", "camille@example.org", "reason=request", "day=2026-12-01"
+    )["id"]
     hd.act(tid, "confirm")
     hd.ok("sweep", now="2026-12-01T00:00:00+01:00")
     body = mails(hd, tid)[-1]["body"]
     assert "effacées" in body and "non partagées" not in body
 
     hd.account("jdupont", "wigii", "jean.dupont@example.org")
-    w = hd.open("closure", "wigii", "jdupont", "jean.dupont@example.org", "reason=request",
-                "system=https://relation.wigii.org", "day=2026-12-15")["id"]
+    w = hd.open(
+        "closure",
+        "wigii",
+        "jdupont",
+        "jean.dupont@example.org",
+        "reason=request",
+        "system=https://relation.wigii.org",
+        "day=2026-12-15",
+    )["id"]
     hd.act(w, "acknowledge", "--note", "reply mail of 23 November")
     hd.ok("sweep", now="2026-12-15T00:00:00+01:00")
     assert "non partagées" in mails(hd, w)[-1]["body"]

@@ -12,14 +12,18 @@ NOW = "2026-11-23T09:00:00+01:00"
 @pytest.fixture
 def wigii(hd):
     hd.now = NOW
-    hd.account("jdupont", "wigii", "jean.dupont@example.org", "--last-login", "2026-10-01T10:00:00Z")
+    hd.account(
+        "jdupont", "wigii", "jean.dupont@example.org", "--last-login", "2026-10-01T10:00:00Z"
+    )
     return hd
 
 
 def test_deactivation_request_three_items_ack_and_day(wigii):
     hd = wigii
     # Art. 9: the request lacks the system address: it waits on the requester.
-    t = hd.open("closure", "wigii", "jdupont", "jean.dupont@example.org", "reason=request", "day=2026-12-15")
+    t = hd.open(
+        "closure", "wigii", "jdupont", "jean.dupont@example.org", "reason=request", "day=2026-12-15"
+    )
     assert t["state"] == "incomplete"
     tid = t["id"]
     mails = hd.ok("outbox", "list", "--ticket", tid)
@@ -27,13 +31,24 @@ def test_deactivation_request_three_items_ack_and_day(wigii):
     body = hd.ok("outbox", "show", mails[0]["id"])["body"]
     assert "manquante" in body and "jdupont" in body
 
-    hd.refused("ticket", "act", tid, "deactivate", as_="alice", rule="not_in_states", cite="Wigii CGU art. 9")
+    hd.refused(
+        "ticket",
+        "act",
+        tid,
+        "deactivate",
+        as_="alice",
+        rule="not_in_states",
+        cite="Wigii CGU art. 9",
+    )
 
     # The missing item arrives: the confirmation goes out, with the export reminder.
     t = hd.act(tid, "complete", "--field", "system=https://relation.wigii.org")
     assert t["state"] == "awaiting-ack"
     confirmation = hd.ok("outbox", "list", "--ticket", tid)[-1]
-    assert confirmation["template"] == "closure-confirmation" and confirmation["to"] == "jean.dupont@example.org"
+    assert (
+        confirmation["template"] == "closure-confirmation"
+        and confirmation["to"] == "jean.dupont@example.org"
+    )
     body = hd.ok("outbox", "show", confirmation["id"])["body"]
     assert "quittancer" in body and "15 décembre 2026" in body
     assert "données partagées" in body  # art. 9: remove what was shared with others
@@ -50,7 +65,15 @@ def test_deactivation_request_three_items_ack_and_day(wigii):
     assert t["deadlines"]["deactivation"] == "2026-12-14T23:00:00Z"  # midnight in Zurich
 
     # Not before the requested day, by hand or by the clock.
-    hd.refused("ticket", "act", tid, "deactivate", as_="bob", rule="day_reached", now="2026-12-14T22:59:00Z")
+    hd.refused(
+        "ticket",
+        "act",
+        tid,
+        "deactivate",
+        as_="bob",
+        rule="day_reached",
+        now="2026-12-14T22:59:00Z",
+    )
     sweep = hd.ok("sweep", now="2026-12-14T22:00:00Z")
     assert sweep["taken"] == []
     assert hd.ok("account", "show", "jdupont")["status"] == "active"
@@ -84,7 +107,15 @@ def test_deactivation_request_three_items_ack_and_day(wigii):
 
 def test_deactivation_request_from_someone_else_waits_and_is_rejected(wigii):
     hd = wigii
-    t = hd.open("closure", "wigii", "jdupont", "mallory@example.net", "reason=request", "day=2026-12-15", "system=https://rise.wigii.org")
+    t = hd.open(
+        "closure",
+        "wigii",
+        "jdupont",
+        "mallory@example.net",
+        "reason=request",
+        "day=2026-12-15",
+        "system=https://rise.wigii.org",
+    )
     assert t["state"] == "received"  # no confirmation went to anyone
     assert hd.ok("outbox", "list", "--ticket", t["id"]) == []
     hd.bad("ticket", "act", t["id"], "reject", as_="alice")  # the reason is required
@@ -107,7 +138,15 @@ def test_inactivity_found_by_sweep(wigii):
 
     # The user logs in meanwhile: deactivating is refused with art. 9.
     hd.account("old", "wigii", "old@example.org", "--last-login", "2026-11-20T08:00:00Z")
-    hd.refused("ticket", "act", tid, "deactivate", as_="alice", rule="inactive_for", cite="Wigii CGU art. 9")
+    hd.refused(
+        "ticket",
+        "act",
+        tid,
+        "deactivate",
+        as_="alice",
+        rule="inactive_for",
+        cite="Wigii CGU art. 9",
+    )
     hd.act(tid, "cancel", "--note", "logged in again")
     assert hd.show(tid)["state"] == "cancelled"
 
@@ -118,13 +157,38 @@ def test_space_closure_two_month_notice(wigii):
     t = hd.open("closure", "wigii", "espace-xyz", "", "reason=space", as_="bob")
     tid = t["id"]
     assert t["state"] == "space-proposed"
-    hd.refused("ticket", "act", tid, "give-notice", "--note", "obsolete", "--check", "notice-posted", as_="alice", rule="role")
-    hd.refused("ticket", "act", tid, "give-notice", "--note", "obsolete", as_="bob", rule="checklist")
-    hd.refused("ticket", "act", tid, "deactivate", as_="bob", rule="not_in_states", cite="Wigii CGU art. 9")
-    t = hd.act(tid, "give-notice", "--note", "unused since 2019", "--check", "notice-posted", as_="bob")
+    hd.refused(
+        "ticket",
+        "act",
+        tid,
+        "give-notice",
+        "--note",
+        "obsolete",
+        "--check",
+        "notice-posted",
+        as_="alice",
+        rule="role",
+    )
+    hd.refused(
+        "ticket", "act", tid, "give-notice", "--note", "obsolete", as_="bob", rule="checklist"
+    )
+    hd.refused(
+        "ticket", "act", tid, "deactivate", as_="bob", rule="not_in_states", cite="Wigii CGU art. 9"
+    )
+    t = hd.act(
+        tid, "give-notice", "--note", "unused since 2019", "--check", "notice-posted", as_="bob"
+    )
     assert t["state"] == "notice"
     assert t["deadlines"]["notice-ends"] == "2027-01-23T08:00:00Z"  # two calendar months
-    hd.refused("ticket", "act", tid, "deactivate", as_="bob", rule="deadline_reached", now="2027-01-22T08:00:00Z")
+    hd.refused(
+        "ticket",
+        "act",
+        tid,
+        "deactivate",
+        as_="bob",
+        rule="deadline_reached",
+        now="2027-01-22T08:00:00Z",
+    )
     assert hd.ok("sweep", now="2027-01-23T09:00:00Z")["taken"][0]["action"] == "deactivate"
     assert hd.ok("account", "show", "espace-xyz")["status"] == "deactivated"
 
@@ -132,9 +196,18 @@ def test_space_closure_two_month_notice(wigii):
 def test_password_reset_link_to_registered_contact_only(wigii):
     hd = wigii
     stranger = hd.open("password-reset", "wigii", "jdupont", "jean.dupont@evil.example")
-    refusal = hd.refused("ticket", "act", stranger["id"], "issue-reset-link", rule="requester_is_contact", cite="Wigii CGU art. 6")
+    refusal = hd.refused(
+        "ticket",
+        "act",
+        stranger["id"],
+        "issue-reset-link",
+        rule="requester_is_contact",
+        cite="Wigii CGU art. 6",
+    )
     assert "jean.dupont@evil.example" in refusal["message"]
-    hd.bad("ticket", "act", stranger["id"], "redirect")  # Wigii serves its users itself: no redirect step
+    hd.bad(
+        "ticket", "act", stranger["id"], "redirect"
+    )  # Wigii serves its users itself: no redirect step
 
     t = hd.open("password-reset", "wigii", "jdupont", "Jean.Dupont@example.org")
     blocked = {a["key"]: a for a in t["actions"]}
@@ -160,10 +233,40 @@ def test_abuse_logs_reserved_to_technical_admins(wigii):
     hd = wigii
     t = hd.open("abuse", "wigii", "jdupont", "victim@example.net", "category=harassment")
     tid = t["id"]
-    hd.refused("ticket", "act", tid, "read-logs", "--note", "harassment report", as_="bob", rule="role", cite="Wigii CGU art. 5")
-    hd.refused("ticket", "act", tid, "read-logs", "--note", "curious", as_="chloe", rule="log_purpose_given", cite="Wigii CGU art. 5")
-    hd.bad("ticket", "act", tid, "read-logs", "--field", "purpose=misuse", as_="chloe")  # a reason must be recorded
-    t = hd.act(tid, "read-logs", "--field", "purpose=misuse", "--note", "check the reported messages' times", as_="chloe")
+    hd.refused(
+        "ticket",
+        "act",
+        tid,
+        "read-logs",
+        "--note",
+        "harassment report",
+        as_="bob",
+        rule="role",
+        cite="Wigii CGU art. 5",
+    )
+    hd.refused(
+        "ticket",
+        "act",
+        tid,
+        "read-logs",
+        "--note",
+        "curious",
+        as_="chloe",
+        rule="log_purpose_given",
+        cite="Wigii CGU art. 5",
+    )
+    hd.bad(
+        "ticket", "act", tid, "read-logs", "--field", "purpose=misuse", as_="chloe"
+    )  # a reason must be recorded
+    t = hd.act(
+        tid,
+        "read-logs",
+        "--field",
+        "purpose=misuse",
+        "--note",
+        "check the reported messages' times",
+        as_="chloe",
+    )
     assert t["state"] == "open"  # reading changes nothing but the trail
     read = t["events"][-1]
     assert read["action"] == "read-logs" and read["actor"] == "chloe" and read["note"]

@@ -54,7 +54,9 @@ class Attacker:
     def __init__(self, url: str):
         self.url = url
 
-    def run(self, *args, as_: str | None = None, env: dict | None = None, json_out: bool = True) -> Run:
+    def run(
+        self, *args, as_: str | None = None, env: dict | None = None, json_out: bool = True
+    ) -> Run:
         argv = ["--db", self.url]
         if as_ is not None:
             argv += ["--as", as_]

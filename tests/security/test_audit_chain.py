@@ -13,7 +13,9 @@ from helpdesk.storage.models import ChainHead, Event
 
 
 def _some_history(attacker, n: int = 3) -> None:
-    attacker.ok("account", "add", "jd", "--policy", "wigii", "--email", "jd@example.org", as_="alice")
+    attacker.ok(
+        "account", "add", "jd", "--policy", "wigii", "--email", "jd@example.org", as_="alice"
+    )
     for i in range(n):
         attacker.ok("account", "contact", "jd", "--add", f"c{i}@example.org", as_="alice")
 
@@ -48,7 +50,9 @@ def test_marking_an_event_redacted_by_hand_hides_no_edit(attacker):
         target = ev.id
     r = attacker.run("audit", "verify")
     assert r.code == 1
-    assert any(p["event"] == target and "redact" in p["problem"] for p in r.json["problems"]), r.json
+    assert any(p["event"] == target and "redact" in p["problem"] for p in r.json["problems"]), (
+        r.json
+    )
 
 
 def test_a_redaction_through_the_chain_still_verifies(attacker):
@@ -68,8 +72,15 @@ def test_verify_gives_the_head_and_anchor_writes_it_outside(attacker, tmp_path):
     written = attacker.ok("audit", "anchor", "--file", anchors)
     assert (written["id"], written["hash"]) == (head["id"], head["hash"])
     line = json.loads(anchors.read_text().splitlines()[-1])
-    assert line["id"] == head["id"] and line["hash"] == head["hash"] and line["at"].endswith("Z") or "+00:00" in line["at"]
-    assert anchors.stat().st_mode & 0o777 == 0o600 and anchors.parent.stat().st_mode & 0o777 == 0o700
+    assert (
+        line["id"] == head["id"]
+        and line["hash"] == head["hash"]
+        and line["at"].endswith("Z")
+        or "+00:00" in line["at"]
+    )
+    assert (
+        anchors.stat().st_mode & 0o777 == 0o600 and anchors.parent.stat().st_mode & 0o777 == 0o700
+    )
     attacker.ok("audit", "anchor", env={"HELPDESK_AUDIT_ANCHORS": str(anchors)})
     assert len(anchors.read_text().splitlines()) == 2
     assert attacker.ok("audit", "verify", "--anchors", anchors)["anchors"] == 2
@@ -91,8 +102,12 @@ def _reset(s, events):
     s.flush()
 
 
-@pytest.mark.parametrize("tamper, said", [(_edit, "recomputed"), (_cut, "cut short"), (_reset, "cut short")])
-def test_a_chain_recomputed_cut_short_or_started_again_is_caught_by_its_anchors(attacker, tmp_path, tamper, said):
+@pytest.mark.parametrize(
+    "tamper, said", [(_edit, "recomputed"), (_cut, "cut short"), (_reset, "cut short")]
+)
+def test_a_chain_recomputed_cut_short_or_started_again_is_caught_by_its_anchors(
+    attacker, tmp_path, tamper, said
+):
     # Found: a plain SHA-256 chain can be recomputed after an edit, or cut short, and
     # 'verify' still said intact.
     _some_history(attacker)

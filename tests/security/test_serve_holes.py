@@ -16,7 +16,9 @@ pytest.importorskip("textual_serve")
 
 def status(base: str, path: str, **headers) -> int:
     try:
-        with urllib.request.urlopen(urllib.request.Request(base + path, headers=headers), timeout=30) as r:
+        with urllib.request.urlopen(
+            urllib.request.Request(base + path, headers=headers), timeout=30
+        ) as r:
             return r.status
     except urllib.error.HTTPError as e:
         return e.code

@@ -13,7 +13,9 @@ sqlite_only = pytest.mark.skipif(bool(PG), reason="files of an SQLite database")
 
 
 def test_init_training_refuses_a_database_holding_production_data(attacker):
-    attacker.ok("account", "add", "jd", "--policy", "wigii", "--email", "jd@example.org", as_="alice")
+    attacker.ok(
+        "account", "add", "jd", "--policy", "wigii", "--email", "jd@example.org", as_="alice"
+    )
     attacker.refused("init", "--training", rule="training-separation")
     attacker.ok("ticket", "list", as_="alice")  # still production, untouched
     from helpdesk.storage import db
@@ -30,8 +32,21 @@ def test_init_training_on_an_unused_database_is_fine(attacker):
 
 def test_a_training_database_never_delivers_mail(attacker, tmp_path):
     attacker.ok("init", "--training")
-    attacker.ok("account", "add", "jd", "--policy", "wigii", "--email", "jd@example.org", as_="alice")
-    attacker.ok("ticket", "open", "password-reset", "--policy", "wigii", "--account", "jd", "--requester", "jd@example.org", as_="alice")
+    attacker.ok(
+        "account", "add", "jd", "--policy", "wigii", "--email", "jd@example.org", as_="alice"
+    )
+    attacker.ok(
+        "ticket",
+        "open",
+        "password-reset",
+        "--policy",
+        "wigii",
+        "--account",
+        "jd",
+        "--requester",
+        "jd@example.org",
+        as_="alice",
+    )
     queued = attacker.ok("outbox", "list")
     r = attacker.run("outbox", "send", env={"HELPDESK_MAILDIR": str(tmp_path / "sent")})
     assert r.code == 1 and r.json["rule"] == "training-separation", r.out + r.err
@@ -43,7 +58,9 @@ def test_a_training_database_never_delivers_mail(attacker, tmp_path):
 @sqlite_only
 def test_restore_checks_the_backup_before_touching_anything(attacker, tmp_path):
     # Found: a fake file wiped the database, then raised a traceback.
-    attacker.ok("account", "add", "jd", "--policy", "wigii", "--email", "jd@example.org", as_="alice")
+    attacker.ok(
+        "account", "add", "jd", "--policy", "wigii", "--email", "jd@example.org", as_="alice"
+    )
     fake = tmp_path / "fake.db"
     fake.write_bytes(b"SQLite format 3\x00" + b"\x00" * 200)
     attacker.bad("restore", fake, "--yes", as_="chloe")
@@ -99,13 +116,33 @@ def test_the_database_its_wal_and_backups_are_private_whatever_the_umask(tmp_pat
 
 
 def test_the_sent_maildir_is_private(attacker, tmp_path):
-    attacker.ok("account", "add", "jd", "--policy", "wigii", "--email", "jd@example.org", as_="alice")
-    t = attacker.ok("ticket", "open", "password-reset", "--policy", "wigii", "--account", "jd", "--requester", "jd@example.org", as_="alice")
+    attacker.ok(
+        "account", "add", "jd", "--policy", "wigii", "--email", "jd@example.org", as_="alice"
+    )
+    t = attacker.ok(
+        "ticket",
+        "open",
+        "password-reset",
+        "--policy",
+        "wigii",
+        "--account",
+        "jd",
+        "--requester",
+        "jd@example.org",
+        as_="alice",
+    )
     attacker.ok("ticket", "act", t["id"], "issue-reset-link", as_="alice")
     old = os.umask(0o000)
     try:
-        attacker.run("outbox", "send", env={"HELPDESK_MAILDIR": str(tmp_path / "sent"), "HELPDESK_MAIL_FROM": "helpdesk@provider.example",
-                                            "HELPDESK_RESET_URL": "https://wigii.example/reset?token="})
+        attacker.run(
+            "outbox",
+            "send",
+            env={
+                "HELPDESK_MAILDIR": str(tmp_path / "sent"),
+                "HELPDESK_MAIL_FROM": "helpdesk@provider.example",
+                "HELPDESK_RESET_URL": "https://wigii.example/reset?token=",
+            },
+        )
     finally:
         os.umask(old)
     assert attacker.ok("outbox", "list", "--status", "sent"), "a mail was delivered to the Maildir"

@@ -92,7 +92,10 @@ def training_url(tmp_path):
         url = f"sqlite:///{tmp_path / 'training.db'}"
     seeded = sandbox.seed(url, SCENARIO)
     clock.set_now(None)  # the app adopts the training clock itself
-    yield url, seeded.tickets["main"] if "main" in seeded.tickets else next(iter(seeded.tickets.values()))
+    yield (
+        url,
+        seeded.tickets["main"] if "main" in seeded.tickets else next(iter(seeded.tickets.values())),
+    )
     engine = db._engines.pop(url, None)
     if engine is not None:
         engine.dispose()
@@ -111,8 +114,15 @@ def make_app(tmp_path):
 
     opened = []
 
-    def make(url: str, user: str | None = "alice", *, live: bool = False, keymap: Path | None = None,
-             remote: bool = True, **kw):
+    def make(
+        url: str,
+        user: str | None = "alice",
+        *,
+        live: bool = False,
+        keymap: Path | None = None,
+        remote: bool = True,
+        **kw,
+    ):
         backend = RemoteBackend(url, user) if remote else Backend(url, user)
         opened.append(backend)
         return HelpdeskApp(
@@ -135,13 +145,15 @@ async def settle(pilot, rounds: int = 100) -> None:
     for _ in range(rounds):
         await pilot.pause()
         busy = [
-            w for w in app.workers
+            w
+            for w in app.workers
             if w.group != "poll" and w.state in (WorkerState.PENDING, WorkerState.RUNNING)
         ]
         if not busy:
             await pilot.pause()
             busy = [
-                w for w in app.workers
+                w
+                for w in app.workers
                 if w.group != "poll" and w.state in (WorkerState.PENDING, WorkerState.RUNNING)
             ]
             if not busy:
@@ -171,7 +183,16 @@ def indigos_mail_alert(url: str) -> int:
 
     with db.write_session(url) as s:
         return api.open_ticket(
-            s, queue="mail-reputation", policy="indigos", actor=Actor("alice", "oncall"), account_login="cmartin",
+            s,
+            queue="mail-reputation",
+            policy="indigos",
+            actor=Actor("alice", "oncall"),
+            account_login="cmartin",
             subject="Bounce ratio 0.45 on 300 messages",
-            fields={"signal": "bounces", "messages": "300", "bounces": "135", "bounce-ratio": "0.45"},
+            fields={
+                "signal": "bounces",
+                "messages": "300",
+                "bounces": "135",
+                "bounce-ratio": "0.45",
+            },
         ).ticket.id

@@ -31,8 +31,15 @@ async def wait_for(pilot, condition, seconds: float = 2.0) -> float:
 
 def another_process_opens_an_abuse_report(db_url: str) -> None:
     with db.write_session(db_url) as s:  # another connection, as another process would
-        api.open_ticket(s, queue="abuse", policy="indigos", actor=Actor("bob", "volunteer"),
-                            account_login="jdupont", subject="New report", fields={"category": "spam"})
+        api.open_ticket(
+            s,
+            queue="abuse",
+            policy="indigos",
+            actor=Actor("bob", "volunteer"),
+            account_login="jdupont",
+            subject="New report",
+            fields={"category": "spam"},
+        )
 
 
 async def test_a_change_by_another_process_appears_within_two_seconds(db_url, make_app):
@@ -79,7 +86,9 @@ async def test_a_covered_screen_reloads_when_shown_again_not_while_covered(db_ur
         app.exit()
 
 
-async def test_a_key_pressed_at_once_opens_the_queue_and_the_dashboard_fills_later(db_url, make_app):
+async def test_a_key_pressed_at_once_opens_the_queue_and_the_dashboard_fills_later(
+    db_url, make_app
+):
     app = make_app(db_url)
     read_while_covered = []
     dashboard = app.backend.dashboard
@@ -138,9 +147,17 @@ def test_every_binding_has_an_id_and_a_label():
     from screens import dashboard, modals, queue, ticket, ticket_list
 
     classes = [
-        app_mod.HelpdeskApp, dashboard.DashboardScreen, queue.QueueScreen, ticket.TicketScreen,
-        ticket_list.TicketList, modals.ActionForm, modals.ConfirmScreen, modals.MessageScreen,
-        modals.KeysScreen, modals.GotoScreen, modals.FilterScreen,
+        app_mod.HelpdeskApp,
+        dashboard.DashboardScreen,
+        queue.QueueScreen,
+        ticket.TicketScreen,
+        ticket_list.TicketList,
+        modals.ActionForm,
+        modals.ConfirmScreen,
+        modals.MessageScreen,
+        modals.KeysScreen,
+        modals.GotoScreen,
+        modals.FilterScreen,
     ]
     ids = set()
     for cls in classes:
@@ -255,8 +272,15 @@ async def test_virtual_list_fetches_only_pages_on_screen(db_url, make_app):
     with db.write_session(db_url) as s:
         alice = Actor("alice", "oncall")
         for i in range(3 * PAGE + 10):
-            api.open_ticket(s, queue="abuse", policy="indigos", actor=alice, account_login="jdupont",
-                                subject=f"bulk {i}", fields={"category": "spam"})
+            api.open_ticket(
+                s,
+                queue="abuse",
+                policy="indigos",
+                actor=alice,
+                account_login="jdupont",
+                subject=f"bulk {i}",
+                fields={"category": "spam"},
+            )
     calls = []
     app = make_app(db_url)
     original = app.backend.page
@@ -279,7 +303,9 @@ async def test_virtual_list_fetches_only_pages_on_screen(db_url, make_app):
         assert len(lst.loaded_rows()) < lst.total  # the pages seen, not the queue
 
 
-async def test_a_long_history_is_read_only_as_far_as_the_screen_shows(db_url, make_app, monkeypatch):
+async def test_a_long_history_is_read_only_as_far_as_the_screen_shows(
+    db_url, make_app, monkeypatch
+):
     import helpdesk.tui_api.backend
 
     monkeypatch.setattr(helpdesk.tui_api.backend, "HISTORY", 5)
@@ -297,7 +323,9 @@ async def test_a_long_history_is_read_only_as_far_as_the_screen_shows(db_url, ma
         assert len(view["events"]) == 5 and view["events_total"] == len(full["events"]) > 5
         assert [e["id"] for e in view["events"]] == [e["id"] for e in full["events"][-5:]]
         # the procedure still knows every state the ticket went through
-        assert set(view["visited"]) == {e["to"] for e in full["events"] if e["to"]} | {e["from"] for e in full["events"] if e["from"]}
+        assert set(view["visited"]) == {e["to"] for e in full["events"] if e["to"]} | {
+            e["from"] for e in full["events"] if e["from"]
+        }
         history = app.screen.pane_text("history")
         assert f"{len(full['events']) - 5} earlier events" in history
         app.exit()

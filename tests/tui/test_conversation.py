@@ -29,17 +29,21 @@ INCOMING = (
     "--B\nContent-Type: text/html; charset=utf-8\n\n"
     "<p>Bonjour,</p><p>Je n'arrive toujours pas &agrave; me connecter depuis lundi.</p>"
     "<p>{hostile}</p><blockquote>Le 1 mars, Indigos a &eacute;crit : ancien message</blockquote>\n"
-    "--B\nContent-Type: image/png\nContent-Disposition: attachment; filename=\"capture.png\"\n"
+    '--B\nContent-Type: image/png\nContent-Disposition: attachment; filename="capture.png"\n'
     "Content-Transfer-Encoding: base64\n\niVBORw0KGgo=\n--B--\n"
 )
 
 
 def _with_conversation(url: str, tid: int = 1, *, hostile: bool = False) -> None:
-    text = INCOMING.format(hostile=HOSTILE_SUBJECT.replace("<", "&lt;") if hostile else "Merci d'avance.")
+    text = INCOMING.format(
+        hostile=HOSTILE_SUBJECT.replace("<", "&lt;") if hostile else "Merci d'avance."
+    )
     mail = parse_mail(text.encode())
     with db.write_session(url) as s:
         messages.record_incoming(s, tid, mail, evidence_id=None, now=clock.now())
-        messages.record_note(s, tid, author="bob", text="Appelé Jean, il attend le lien.", now=clock.now())
+        messages.record_note(
+            s, tid, author="bob", text="Appelé Jean, il attend le lien.", now=clock.now()
+        )
 
 
 def _conversation(url: str, tid: int) -> list[Message]:
@@ -57,7 +61,11 @@ async def test_reply_note_and_ask_through_the_composer(db_url, make_app):
         screen = app.screen
         assert isinstance(screen, TicketScreen)
         shown = str(screen.pane_widget("conversation").query_one(Static).render())
-        assert "▼" in shown and "received from jean.dupont@example.org" in shown and "✎ note by bob" in shown
+        assert (
+            "▼" in shown
+            and "received from jean.dupont@example.org" in shown
+            and "✎ note by bob" in shown
+        )
         assert "capture.png (image/png" in shown and "toujours pas à me connecter" in shown
         assert "quoted lines folded" in shown and "ancien message" not in shown
 
@@ -90,9 +98,9 @@ async def test_reply_note_and_ask_through_the_composer(db_url, make_app):
         assert isinstance(app.screen, Composer)
         await press(pilot, "space")  # the first item, highlighted
         await press(pilot, "f3")
-        assert "we still need" in str(app.screen.query_one("#preview-text").render()).lower() or "manque" in str(
+        assert "we still need" in str(
             app.screen.query_one("#preview-text").render()
-        )
+        ).lower() or "manque" in str(app.screen.query_one("#preview-text").render())
         await press(pilot, "ctrl+s")
         assert isinstance(app.screen, TicketScreen)
         shown = str(app.screen.pane_widget("conversation").query_one(Static).render())
@@ -123,7 +131,9 @@ def _scrolled_to_conversation():
 @pytest.mark.parametrize("size", SIZES)
 def test_conversation_snapshot(snap_compare, hostile_url, make_app, size):
     _with_conversation(hostile_url, hostile=True)
-    assert snap_compare(make_app(hostile_url), terminal_size=size, run_before=_scrolled_to_conversation())
+    assert snap_compare(
+        make_app(hostile_url), terminal_size=size, run_before=_scrolled_to_conversation()
+    )
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -156,7 +166,9 @@ async def test_set_account_and_merge_from_the_ticket_screen(db_url, make_app):
         await type_text(pilot, "1")
         await press(pilot, "enter")
         assert isinstance(app.screen, TicketScreen) and app.screen.ticket_id == 1
-        assert "Merged into" not in str(app.screen.pane_widget("conversation").query_one(Static).render())
+        assert "Merged into" not in str(
+            app.screen.pane_widget("conversation").query_one(Static).render()
+        )
     with db.read_session(db_url) as s:
         six = s.get(Ticket, 6)
         assert six.merged_into == 1 and six.state_kind == "done"

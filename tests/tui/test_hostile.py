@@ -13,7 +13,12 @@ from screens.ticket import TicketScreen
 from tests.tui.conftest import press, settle, type_text
 from tests.tui.seed import HOSTILE, HOSTILE_SUBJECT
 
-LITERALS = ["[@click=app.quit]x[/]", '[link="http://x"]y[/link]', "[bold]loud", "unbalanced [/ and [/]"]
+LITERALS = [
+    "[@click=app.quit]x[/]",
+    '[link="http://x"]y[/link]',
+    "[bold]loud",
+    "unbalanced [/ and [/]",
+]
 
 
 def screen_dump(app) -> tuple[str, list]:

@@ -27,10 +27,39 @@ NOW = datetime(2026, 11, 23, 9, 30, tzinfo=timezone.utc)
 
 #: Keys that are ordinary English words: a French screen must not show them.
 ENGLISH = {
-    "pending", "sent", "info", "waiting", "open", "done", "request", "acknowledge", "sweep",
-    "volunteer", "oncall", "techadmin", "trainer", "lapse", "inactivity", "held", "failed", "cancelled",
-    "until", "warned", "contacted", "resolved", "received", "suspended", "reported", "restricted",
-    "deactivated", "erased", "warning", "bounces", "complaint", "blocklist", "harassment",
+    "pending",
+    "sent",
+    "info",
+    "waiting",
+    "open",
+    "done",
+    "request",
+    "acknowledge",
+    "sweep",
+    "volunteer",
+    "oncall",
+    "techadmin",
+    "trainer",
+    "lapse",
+    "inactivity",
+    "held",
+    "failed",
+    "cancelled",
+    "until",
+    "warned",
+    "contacted",
+    "resolved",
+    "received",
+    "suspended",
+    "reported",
+    "restricted",
+    "deactivated",
+    "erased",
+    "warning",
+    "bounces",
+    "complaint",
+    "blocklist",
+    "harassment",
 }
 
 
@@ -53,11 +82,17 @@ def internal_keys(url: str, lang: str) -> set[str]:
         for key, value in entries.items():
             pairs += list(value.items()) if kind == "choice" else [(key, value)]
     with db.read_session(url) as s:
-        pairs += [(t.key, t.label) for t in s.exec(select(Transition))] + [(st.key, st.label) for st in s.exec(select(State))]
+        pairs += [(t.key, t.label) for t in s.exec(select(Transition))] + [
+            (st.key, st.label) for st in s.exec(select(State))
+        ]
     # A key that is also a word of the interface's own labels ("compromise" in French,
     # "non-renewal" in English) cannot be told from that word: it is left out.
     words = " ".join(pick(table, lang).lower() for _key, table in pairs)
-    return {key for key, _table in pairs if not re.search(rf"(?<![\w-]){re.escape(key)}(?![\w-])", words)}
+    return {
+        key
+        for key, _table in pairs
+        if not re.search(rf"(?<![\w-]){re.escape(key)}(?![\w-])", words)
+    }
 
 
 def shown_keys(text: str, keys: set[str], lang: str) -> dict[str, str]:
@@ -71,7 +106,7 @@ def shown_keys(text: str, keys: set[str], lang: str) -> dict[str, str]:
             if m:
                 start = text.rfind("\n", 0, m.start()) + 1
                 end = text.find("\n", m.end())
-                found[key] = text[start:end if end >= 0 else None].strip()[:120]
+                found[key] = text[start : end if end >= 0 else None].strip()[:120]
     return found
 
 
@@ -85,8 +120,13 @@ def _texts(screen) -> list[str]:
         for m in screen.view["mails"]:
             out = [text.replace(m["subject"], "") for text in out]
         # What people wrote (the conversation's subjects and texts) is theirs, in their words.
-        written = [line.strip() for m in screen.view.get("messages") or [] for field in ("subject", "new", "quoted", "body")
-                   for line in (m.get(field) or "").splitlines() if line.strip()]
+        written = [
+            line.strip()
+            for m in screen.view.get("messages") or []
+            for field in ("subject", "new", "quoted", "body")
+            for line in (m.get(field) or "").splitlines()
+            if line.strip()
+        ]
         for line in sorted(written, key=len, reverse=True):
             out = [text.replace(line, "") for text in out]
     for lst in screen.query(TicketList):
@@ -133,5 +173,7 @@ async def test_every_screen_of_the_demo_shows_labels_never_keys(demo_url, make_a
         assert isinstance(app.screen, KeysScreen)
         check("keys", _texts(app.screen))
         app.exit()
-    assert not seen, "internal keys shown: " + "; ".join(f"{k} on {sorted(v)[:3]}" for k, v in sorted(seen.items()))
+    assert not seen, "internal keys shown: " + "; ".join(
+        f"{k} on {sorted(v)[:3]}" for k, v in sorted(seen.items())
+    )
     assert not labels.missing(), f"keys with no label: {sorted(labels.missing())}"

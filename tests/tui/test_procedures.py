@@ -113,7 +113,9 @@ async def test_preview_switches_mail_language_and_keeps_it_only_if_confirmed(db_
     assert (t.state, t.lang) == ("reset-issued", "en")
     assert [m.lang for m in outbox(db_url, 1)] == ["en"]
     with db.read_session(db_url) as s:
-        actions = [e.action for e in s.exec(select(Event).where(Event.ticket_id == 1).order_by(Event.id))]
+        actions = [
+            e.action for e in s.exec(select(Event).where(Event.ticket_id == 1).order_by(Event.id))
+        ]
     assert actions[-2:] == ["set-lang", "issue-reset-link"]
 
 
@@ -126,7 +128,10 @@ async def test_closure_confirm_then_deactivate_on_the_day(db_url, make_app):
         await press(pilot, action_digit(screen, "confirm"))
         assert isinstance(app.screen, ConfirmScreen)
         assert app.screen.preview.mails[0]["lang"] == "en"
-        assert "Hello" in app.screen.preview.mails[0]["body"] or "Dear" in app.screen.preview.mails[0]["body"]
+        assert (
+            "Hello" in app.screen.preview.mails[0]["body"]
+            or "Dear" in app.screen.preview.mails[0]["body"]
+        )
         await press(pilot, "y")
         assert ticket(db_url, 2).state == "scheduled"
         # Before the day, deactivation is blocked, with its reason and citation.
@@ -144,7 +149,12 @@ async def test_closure_confirm_then_deactivate_on_the_day(db_url, make_app):
     assert ticket(db_url, 2).state == "deactivated"
     assert account(db_url, "cmartin").status == "deactivated"
     with db.read_session(db_url) as s:
-        names = {d.name for d in s.exec(select(Deadline).where(Deadline.ticket_id == 2, Deadline.status != "cancelled"))}
+        names = {
+            d.name
+            for d in s.exec(
+                select(Deadline).where(Deadline.ticket_id == 2, Deadline.status != "cancelled")
+            )
+        }
     assert {"erasure", "backups-forget"} <= names
 
 
@@ -164,12 +174,19 @@ async def test_abuse_warning_needs_a_note(db_url, make_app):
         await type_text(pilot, "Second spam wave after contact")
         await press(pilot, "ctrl+s")
         assert isinstance(app.screen, ConfirmScreen)
-        assert app.screen.preview.mails and app.screen.preview.mails[0]["to"] == "jean.dupont@example.org"
+        assert (
+            app.screen.preview.mails
+            and app.screen.preview.mails[0]["to"] == "jean.dupont@example.org"
+        )
         await press(pilot, "y")
     assert ticket(db_url, 3).state == "warned"
     with db.read_session(db_url) as s:
         ev = s.exec(select(Event).where(Event.ticket_id == 3, Event.action == "warn")).one()
-    assert ev.sanction == "warning" and ev.note == "Second spam wave after contact" and ev.actor == "alice"
+    assert (
+        ev.sanction == "warning"
+        and ev.note == "Second spam wave after contact"
+        and ev.actor == "alice"
+    )
 
 
 async def test_mail_reputation_contact_then_suspend_sending(db_url, make_app):
@@ -209,7 +226,10 @@ async def test_mail_reputation_contact_then_suspend_sending(db_url, make_app):
         confirm = app.screen
         assert isinstance(confirm, ConfirmScreen)
         assert confirm.preview.account_status == ("active", "send-suspended")
-        assert any(d["name"] == "sending-resumes" and d["at"] == "2026-03-05 12:00" for d in confirm.preview.deadlines)
+        assert any(
+            d["name"] == "sending-resumes" and d["at"] == "2026-03-05 12:00"
+            for d in confirm.preview.deadlines
+        )
         await press(pilot, "y")
     t = ticket(db_url, tid)
     assert t.state == "send-suspended"
@@ -276,7 +296,9 @@ async def test_conflict_is_shown_with_who_and_the_view_refreshes(db_url, make_ap
         await press(pilot, "escape")
         assert screen.view["state"] == "scheduled"  # refreshed
     with db.read_session(db_url) as s:
-        confirms = list(s.exec(select(Event).where(Event.ticket_id == 2, Event.action == "confirm")))
+        confirms = list(
+            s.exec(select(Event).where(Event.ticket_id == 2, Event.action == "confirm"))
+        )
     assert [e.actor for e in confirms] == ["bob"]
 
 

@@ -55,7 +55,14 @@ except Exception as exc:
 b.close()
 print(sorted(m for m in sys.modules if m.split(".")[0] in ("sqlalchemy", "sqlmodel", "pydantic", "psycopg", "textual_dev")))
 """
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=cli_env, timeout=60)
+    p = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=cli_env,
+        timeout=60,
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     assert p.stdout.split() == ["NotFound", "[]"], p.stdout + p.stderr[-2000:]
 
@@ -65,7 +72,10 @@ def test_answers_are_the_in_process_backends(both):
     assert remote.load_info() == local.load_info()
     assert remote.info.actor.login == "alice" and remote.url == local.url
     assert remote.dashboard() == local.dashboard()
-    for flt in [TicketFilter(queue=q) for q in QUEUES] + [TicketFilter(text="password"), TicketFilter(kind="all", assignee="-")]:
+    for flt in [TicketFilter(queue=q) for q in QUEUES] + [
+        TicketFilter(text="password"),
+        TicketFilter(kind="all", assignee="-"),
+    ]:
         assert remote.count(flt) == local.count(flt)
         for order in ("due", "age", "state"):
             assert remote.page(flt, order, 0, 7) == local.page(flt, order, 0, 7)
@@ -136,7 +146,10 @@ def test_a_training_clock_is_the_apps_clock_too(training_url):
         assert start is not None and remote.dashboard().now == start
         move = remote.move_clock("+1d")
         assert isinstance(move, ClockMoved) and move.before == start
-        assert clock.fixed_at() == move.after == start + (move.after - move.before) and move.after > start
+        assert (
+            clock.fixed_at() == move.after == start + (move.after - move.before)
+            and move.after > start
+        )
     finally:
         remote.close()
         clock.set_now(None)

@@ -28,7 +28,10 @@ def ids(url: str, q: str, *, fts: bool = True) -> list[int]:
         return sorted(t.id for t in search.search(s, q, limit=100))
 
 
-@pytest.mark.skipif(bool(PG), reason="the FTS5 virtual table is SQLite's; PostgreSQL: test_postgresql_search_can_use_its_indexes")
+@pytest.mark.skipif(
+    bool(PG),
+    reason="the FTS5 virtual table is SQLite's; PostgreSQL: test_postgresql_search_can_use_its_indexes",
+)
 def test_the_migration_made_the_fts_table(db_url):
     with db.read_session(db_url) as s:
         assert search.has_fts(s)
@@ -43,7 +46,9 @@ def test_postgresql_search_can_use_its_indexes(db_url):
     with db.write_session(db_url) as s:
         assert search.has_pg_text(s) and not search.has_fts(s)
         # migrations 0004 and 0007 (messages) made them
-        made = set(s.exec(text("SELECT indexname FROM pg_indexes WHERE indexname LIKE 'ix_%_search'")))
+        made = set(
+            s.exec(text("SELECT indexname FROM pg_indexes WHERE indexname LIKE 'ix_%_search'"))
+        )
         assert {r[0] for r in made} == {*search.PG_INDEXES, "ix_message_search"}
         # The tables are tiny: keep the planner from reading them whole, as it would not
         # at a million rows.
@@ -75,7 +80,20 @@ def test_fts_ignores_accents_and_matches_prefixes(db_url):
 
 @pytest.mark.parametrize(
     "typed",
-    ['"', "a OR", "NEAR(a b)", "subject:x", "*", "-", "a AND NOT", "(", '"unbalanced', "^x", "{a b}", "x:"],
+    [
+        '"',
+        "a OR",
+        "NEAR(a b)",
+        "subject:x",
+        "*",
+        "-",
+        "a AND NOT",
+        "(",
+        '"unbalanced',
+        "^x",
+        "{a b}",
+        "x:",
+    ],
 )
 def test_what_is_typed_is_never_fts_syntax(db_url, typed):
     with db.read_session(db_url) as s:
@@ -100,8 +118,15 @@ def test_triggers_follow_tickets_accounts_and_notes(db_url):
         engine.apply(s, 4, "contact", ALICE, note="Conseils hygiène de liste envoyés")
     assert ids(db_url, "hygiene") == [4]
     with db.write_session(db_url) as s:
-        out = api.open_ticket(s, queue="abuse", policy="indigos", actor=ALICE, account_login="cmartin",
-                                  subject="Quokka", fields={"category": "spam"})
+        out = api.open_ticket(
+            s,
+            queue="abuse",
+            policy="indigos",
+            actor=ALICE,
+            account_login="cmartin",
+            subject="Quokka",
+            fields={"category": "spam"},
+        )
         new = out.ticket.id
     assert ids(db_url, "quokka") == [new]
     assert ids(db_url, "quokka", fts=False) == [new]
@@ -130,10 +155,15 @@ def test_models_and_migrations_agree_apart_from_fts(db_url):
     import helpdesk.storage.models  # noqa: F401
 
     def include(obj, name, type_, reflected, compare_to):
-        return not (name or "").startswith((search.FTS_TABLE, search.MESSAGE_FTS)) and name not in (*search.PG_INDEXES, "ix_message_search")
+        return not (name or "").startswith((search.FTS_TABLE, search.MESSAGE_FTS)) and name not in (
+            *search.PG_INDEXES,
+            "ix_message_search",
+        )
 
     with db.get_engine(db_url).connect() as conn:
-        ctx = MigrationContext.configure(conn, opts={"include_object": include, "compare_type": True})
+        ctx = MigrationContext.configure(
+            conn, opts={"include_object": include, "compare_type": True}
+        )
         diff = compare_metadata(ctx, SQLModel.metadata)
     assert diff == []
 
@@ -209,7 +239,9 @@ def test_the_count_of_a_search_is_what_its_pages_hold_in_every_view(db_url):
             elif flt.kind != "all":
                 assert kinds <= {flt.kind}, flt
         assert search.count(s, TicketFilter(text="mot", kind="done")) >= 1
-        assert search.count(s, TicketFilter(text="mot")) < search.count(s, TicketFilter(text="mot", kind="all"))
+        assert search.count(s, TicketFilter(text="mot")) < search.count(
+            s, TicketFilter(text="mot", kind="all")
+        )
 
 
 @pytest.mark.skipif(bool(PG), reason="the shared match is the FTS5 path's (SQLite)")

@@ -30,7 +30,10 @@ def events(url: str, action: str) -> list[Event]:
 def audit_verify(url: str) -> dict:
     p = subprocess.run(
         [sys.executable, "-m", "helpdesk", "--db", url, "audit", "verify", "--json"],
-        capture_output=True, text=True, env=_clean_env(), timeout=120,
+        capture_output=True,
+        text=True,
+        env=_clean_env(),
+        timeout=120,
     )
     assert p.returncode == 0, p.stdout + p.stderr
     return json.loads(p.stdout)
@@ -49,8 +52,16 @@ def attach_log(url: str, ticket_id: int) -> None:
 
     with db.write_session(url) as s:
         data = LOG_LINE.encode()
-        s.add(Evidence(ticket_id=ticket_id, kind="log", source="test", sha256=hashlib.sha256(data).hexdigest(),
-                       content=data, received_at=clock.parse_datetime(LATER)))
+        s.add(
+            Evidence(
+                ticket_id=ticket_id,
+                kind="log",
+                source="test",
+                sha256=hashlib.sha256(data).hexdigest(),
+                content=data,
+                received_at=clock.parse_datetime(LATER),
+            )
+        )
 
 
 async def read_logs(pilot, screen: TicketScreen, reason: str) -> None:
@@ -76,7 +87,10 @@ async def test_a_techadmin_reads_logs_with_a_reason_and_the_reading_is_recorded(
         assert "victim@example.net" in shown.body.plain
     [ev] = events(db_url, "read-logs")
     assert (ev.actor, ev.ticket_id, ev.note) == ("tess", 3, "check the reported times")
-    assert ev.data["sensitive_read"]["kind"] == "logs" and len(ev.data["sensitive_read"]["evidence"]) == 1
+    assert (
+        ev.data["sensitive_read"]["kind"] == "logs"
+        and len(ev.data["sensitive_read"]["evidence"]) == 1
+    )
     assert audit_verify(db_url)["ok"] is True
 
 
@@ -94,7 +108,10 @@ async def test_a_volunteer_is_refused_the_logs_and_nothing_is_recorded(db_url, m
         await settle(pilot)
         message = app.screen
         assert isinstance(message, MessageScreen)
-        assert "technical admin" in message.body.plain and "victim@example.net" not in message.body.plain
+        assert (
+            "technical admin" in message.body.plain
+            and "victim@example.net" not in message.body.plain
+        )
     assert events(db_url, "read-logs") == []
 
 
@@ -106,7 +123,10 @@ async def test_opening_a_closed_accounts_ticket_is_recorded_once(db_url, make_ap
         app.open_ticket(1)
         await settle(pilot)
         screen = app.screen
-        assert isinstance(screen, TicketScreen) and screen.view["account_email"] == "jean.dupont@example.org"
+        assert (
+            isinstance(screen, TicketScreen)
+            and screen.view["account_email"] == "jean.dupont@example.org"
+        )
         screen.load()  # a refresh of the same screen is the same reading
         await settle(pilot)
         await press(pilot, "escape")
@@ -114,7 +134,10 @@ async def test_opening_a_closed_accounts_ticket_is_recorded_once(db_url, make_ap
         await settle(pilot)
     [ev] = events(db_url, "read-personal-data")
     assert (ev.actor, ev.account_id, ev.ticket_id) == ("bob", account_id, None)
-    assert ev.data == {"what": "personal-data", "ticket": 1, "status": "deactivated"} and ev.note == "ticket screen"
+    assert (
+        ev.data == {"what": "personal-data", "ticket": 1, "status": "deactivated"}
+        and ev.note == "ticket screen"
+    )
     assert audit_verify(db_url)["ok"] is True
 
 

@@ -15,7 +15,9 @@ from tests.tui.conftest import indigos_mail_alert, press, settle, type_text
 from tests.tui.test_procedures import action_digit, static_text
 
 
-async def test_preview_lists_service_actions_and_failures_show_until_dealt_with(db_url, make_app, tmp_path, monkeypatch):
+async def test_preview_lists_service_actions_and_failures_show_until_dealt_with(
+    db_url, make_app, tmp_path, monkeypatch
+):
     config = tmp_path / "helpdesk.toml"
     config.write_text('[connectors.smtp-block]\ntype = "postfix"\npolicies = "*"\n')
     monkeypatch.setenv("HELPDESK_CONFIG", str(config))  # the backend's process inherits it
@@ -45,7 +47,11 @@ async def test_preview_lists_service_actions_and_failures_show_until_dealt_with(
         assert isinstance(confirm, ConfirmScreen)
         assert len(confirm.preview.actions) == 1
         line = confirm.preview.actions[0]
-        assert "suspend sending" in line and "2026-03-05 12:00 (Europe/Paris)" in line and "smtp-block" in line
+        assert (
+            "suspend sending" in line
+            and "2026-03-05 12:00 (Europe/Paris)" in line
+            and "smtp-block" in line
+        )
         assert "Service actions" in static_text(confirm, "#preview Static")
         await press(pilot, "y")
         await settle(pilot)
@@ -53,7 +59,11 @@ async def test_preview_lists_service_actions_and_failures_show_until_dealt_with(
         # The service refused: the action failed, and waits for a person.
         with db.write_session(db_url) as s:
             row = s.exec(select(ServiceAction).where(ServiceAction.ticket_id == tid)).one()
-            row.status, row.last_error, row.next_attempt_at = "failed", "policy table unreachable", None
+            row.status, row.last_error, row.next_attempt_at = (
+                "failed",
+                "policy table unreachable",
+                None,
+            )
             s.add(row)
         await press(pilot, "escape")
         await press(pilot, "escape")

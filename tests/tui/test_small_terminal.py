@@ -21,7 +21,9 @@ from screens.ticket_list import TicketList
 from tests.tui.conftest import indigos_mail_alert, press, settle, type_text
 
 ALICE = Actor("alice", "oncall")
-LONG_NOTE = "Début de la note. " + "Une phrase de plus sur ce qui s'est passé. " * 30 + "Fin de la note."
+LONG_NOTE = (
+    "Début de la note. " + "Une phrase de plus sur ce qui s'est passé. " * 30 + "Fin de la note."
+)
 
 
 def ticket(url: str, tid: int) -> Ticket:
@@ -52,9 +54,13 @@ async def test_every_pane_scrolls_with_the_keys_and_shows_who_has_them(db_url, m
         await settle(pilot)
         screen = await _open(pilot, 3)
         bar = lambda: str(screen.query_one("#pane-bar").render())  # noqa: E731
-        assert app.focused.id == "actions" and "▸ Actions" in str(screen.query_one("#actions-title").render())
+        assert app.focused.id == "actions" and "▸ Actions" in str(
+            screen.query_one("#actions-title").render()
+        )
         await press(pilot, "tab")  # the keys go to the pane shown
-        assert "▸ Details" in bar() and "▸ Actions" not in str(screen.query_one("#actions-title").render())
+        assert "▸ Details" in bar() and "▸ Actions" not in str(
+            screen.query_one("#actions-title").render()
+        )
         seen = []
         for _ in range(len(screen.visible_panes())):
             pane = screen.pane_widget()
@@ -133,8 +139,16 @@ async def test_details_show_requester_contacts_phone_ledger_and_links(db_url, ma
         acc.fields = {**acc.fields, "phone": "+32 81 24 60 00"}
         s.add(acc)
     with db.write_session(db_url) as s:
-        linked = api.open_ticket(s, queue="password-reset", policy="indigos", actor=ALICE, account_login="jdupont",
-                                     requester="jean.dupont@example.org", subject="Accès suspect", fields={"suspicious": True})
+        linked = api.open_ticket(
+            s,
+            queue="password-reset",
+            policy="indigos",
+            actor=ALICE,
+            account_login="jdupont",
+            requester="jean.dupont@example.org",
+            subject="Accès suspect",
+            fields={"suspicious": True},
+        )
         parent = linked.ticket.id
     app = make_app(db_url)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -143,7 +157,9 @@ async def test_details_show_requester_contacts_phone_ledger_and_links(db_url, ma
         details = screen.pane_text("details")
         assert "it@mairie-a.example" in details and "secretariat@mairie-a.example" in details
         assert "+32 81 24 60 00" in details and "Registered phone" in details
-        assert "it@mairie-a.example" in str(screen.query_one("#summary").render())  # the requester, on screen
+        assert "it@mairie-a.example" in str(
+            screen.query_one("#summary").render()
+        )  # the requester, on screen
         screen = await _open(pilot, 3)
         details = screen.pane_text("details")
         assert "Sanctions ledger" in details and "exchange" in details and "#3" in details
@@ -158,7 +174,11 @@ async def test_action_keys_keep_their_meaning_from_step_to_step(db_url, make_app
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         screen = await _open(pilot, 3)
-        before = {a["key"]: screen.digit_of(a["key"]) for a in screen.view["actions"] if screen.digit_of(a["key"])}
+        before = {
+            a["key"]: screen.digit_of(a["key"])
+            for a in screen.view["actions"]
+            if screen.digit_of(a["key"])
+        }
         warn = before["warn"]
         await press(pilot, warn)
         assert isinstance(app.screen, ActionForm)
@@ -166,19 +186,32 @@ async def test_action_keys_keep_their_meaning_from_step_to_step(db_url, make_app
         await type_text(pilot, "Second wave")
         await press(pilot, "ctrl+s", "y")
         assert ticket(db_url, 3).state == "warned"
-        after = {a["key"]: screen.digit_of(a["key"]) for a in screen.view["actions"] if screen.digit_of(a["key"])}
+        after = {
+            a["key"]: screen.digit_of(a["key"])
+            for a in screen.view["actions"]
+            if screen.digit_of(a["key"])
+        }
         assert after and all(before.get(k, d) == d for k, d in after.items())
         assert warn not in after.values() or after.get("warn") == warn
         await press(pilot, warn)  # the same key again: never another step
-        assert ticket(db_url, 3).state == "warned" and not isinstance(app.screen, (ActionForm, ConfirmScreen))
+        assert ticket(db_url, 3).state == "warned" and not isinstance(
+            app.screen, (ActionForm, ConfirmScreen)
+        )
         app.exit()
 
 
 async def test_an_emergency_blocked_only_for_its_reason_opens_the_form(db_url, make_app):
     with db.write_session(db_url) as s:
-        tid = api.open_ticket(s, queue="abuse", policy="indigos", actor=ALICE, account_login="cmartin",
-                                  requester="cert@example.net", subject="Intrusion en cours",
-                                  fields={"category": "security", "urgent": True}).ticket.id
+        tid = api.open_ticket(
+            s,
+            queue="abuse",
+            policy="indigos",
+            actor=ALICE,
+            account_login="cmartin",
+            requester="cert@example.net",
+            subject="Intrusion en cours",
+            fields={"category": "security", "urgent": True},
+        ).ticket.id
     app = make_app(db_url, "alice")
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
@@ -194,7 +227,9 @@ async def test_an_emergency_blocked_only_for_its_reason_opens_the_form(db_url, m
         await type_text(pilot, "Intrusion en cours, compte utilisé pour attaquer")
         await press(pilot, "ctrl+s")
         confirm = app.screen
-        assert isinstance(confirm, ConfirmScreen) and not confirm.irreversible  # reinstate undoes it
+        assert (
+            isinstance(confirm, ConfirmScreen) and not confirm.irreversible
+        )  # reinstate undoes it
         await press(pilot, "y")
     t = ticket(db_url, tid)
     assert t.state == "suspended"
@@ -209,7 +244,10 @@ async def test_irreversible_only_for_steps_with_no_undo(db_url, make_app):
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         actions = {a["key"]: a for a in (await _open(pilot, tid)).view["actions"]}
-        assert actions["suspend-sending"]["undo"] == "lift" and not actions["suspend-sending"]["irreversible"]
+        assert (
+            actions["suspend-sending"]["undo"] == "lift"
+            and not actions["suspend-sending"]["irreversible"]
+        )
         assert actions["suspend"]["undo"] == "reinstate" and not actions["suspend"]["irreversible"]
         actions = {a["key"]: a for a in (await _open(pilot, 1)).view["actions"]}
         assert actions["issue-reset-link"]["irreversible"]
@@ -253,8 +291,16 @@ async def test_claims_follow_the_screen_you_are_on(db_url, make_app):
 async def test_lists_never_hide_a_row_nor_keep_the_cursor_off_screen(db_url, make_app):
     with db.write_session(db_url) as s:
         for i in range(40):
-            api.open_ticket(s, queue="abuse", policy="indigos", actor=ALICE, account_login="jdupont",
-                                requester="noc@example.net", subject=f"Rapport {i}", fields={"category": "spam"})
+            api.open_ticket(
+                s,
+                queue="abuse",
+                policy="indigos",
+                actor=ALICE,
+                account_login="jdupont",
+                requester="noc@example.net",
+                subject=f"Rapport {i}",
+                fields={"category": "spam"},
+            )
     app = make_app(db_url, "alice")
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
@@ -264,8 +310,16 @@ async def test_lists_never_hide_a_row_nor_keep_the_cursor_off_screen(db_url, mak
         assert isinstance(screen, QueueScreen)
         lst = screen.query_one(TicketList)
         assert not lst.show_horizontal_scrollbar
-        assert "Queue" in str(screen.query_one("#list-header").render()) and "Assignee" in str(screen.query_one("#list-header").render())
-        for keys in (("end",), ("home", "pagedown"), ("pagedown", "pagedown"), ("pageup",), ("end", "up")):
+        assert "Queue" in str(screen.query_one("#list-header").render()) and "Assignee" in str(
+            screen.query_one("#list-header").render()
+        )
+        for keys in (
+            ("end",),
+            ("home", "pagedown"),
+            ("pagedown", "pagedown"),
+            ("pageup",),
+            ("end", "up"),
+        ):
             await press(pilot, *keys)
             top = int(lst.scroll_offset.y)
             assert top <= lst.cursor < top + lst.rows_shown()
@@ -309,12 +363,16 @@ def test_reading_logs_does_not_meet_the_response_target(db_url):
     with db.write_session(db_url) as s:
         engine.apply(s, 9, "read-logs", tess, note="Vérifier l'origine")
     with db.read_session(db_url) as s:
-        dl = s.exec(select(Deadline).where(Deadline.ticket_id == 9, Deadline.name == "respond-by")).one()
+        dl = s.exec(
+            select(Deadline).where(Deadline.ticket_id == 9, Deadline.name == "respond-by")
+        ).one()
         assert dl.status == "pending"  # nobody answered the reporter
     with db.write_session(db_url) as s:
         engine.apply(s, 9, "contact", Actor("alice", "oncall"), note="Prise de contact")
     with db.read_session(db_url) as s:
-        dl = s.exec(select(Deadline).where(Deadline.ticket_id == 9, Deadline.name == "respond-by")).one()
+        dl = s.exec(
+            select(Deadline).where(Deadline.ticket_id == 9, Deadline.name == "respond-by")
+        ).one()
         assert dl.status == "done"  # a mail went to the account holder
 
 
@@ -376,7 +434,13 @@ async def test_the_banner_and_the_clock_keys_fit_80_columns(training_url, make_a
 
 async def test_the_users_acknowledgement_asks_for_confirmation(db_url, make_app):
     with db.write_session(db_url) as s:
-        engine.apply(s, 11, "complete", ALICE, fields={"system": "https://espace-b.wigii.org", "day": "2026-03-20"})
+        engine.apply(
+            s,
+            11,
+            "complete",
+            ALICE,
+            fields={"system": "https://espace-b.wigii.org", "day": "2026-03-20"},
+        )
     app = make_app(db_url, "alice")
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
@@ -384,7 +448,9 @@ async def test_the_users_acknowledgement_asks_for_confirmation(db_url, make_app)
         assert ticket(db_url, 11).state == "awaiting-ack"
         for answer in ("n", "y"):
             await press(pilot, screen.digit_of("acknowledge"))
-            assert isinstance(app.screen, ActionForm)  # not on a single key: its source first (issue 12)
+            assert isinstance(
+                app.screen, ActionForm
+            )  # not on a single key: its source first (issue 12)
             await type_text(pilot, "Quittance reçue par courriel le 3 mars")
             await press(pilot, "ctrl+s")
             assert isinstance(app.screen, ConfirmScreen)  # then a confirmation
@@ -406,7 +472,9 @@ def test_in_16_colours_the_cursor_is_not_the_red_of_errors():
     base = BUILTIN_THEMES["textual-dark"]
     assert sixteen(base.accent) == sixteen(base.error)  # why the theme exists
     theme = sixteen_colour_theme(base)
-    assert sixteen(theme.accent) != sixteen(theme.error) and sixteen(theme.warning) != sixteen(theme.error)
+    assert sixteen(theme.accent) != sixteen(theme.error) and sixteen(theme.warning) != sixteen(
+        theme.error
+    )
 
 
 async def test_the_palette_speaks_french_throughout(db_url, make_app):

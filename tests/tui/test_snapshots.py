@@ -25,7 +25,7 @@ def keys(*sequence: str):
                 pilot.app.open_ticket(int(key.split(":")[1]))
                 await settle(pilot)
             elif key.startswith("note:"):
-                pilot.app.screen.query_one("#note").text = key[len("note:"):]
+                pilot.app.screen.query_one("#note").text = key[len("note:") :]
                 await settle(pilot)
             else:
                 await press(pilot, key)
@@ -85,7 +85,9 @@ def test_action_form(snap_compare, db_url, make_app, size):
 
 @pytest.mark.parametrize("size", SIZES)
 def test_action_form_errors(snap_compare, db_url, make_app, size):
-    assert snap_compare(make_app(db_url), terminal_size=size, run_before=keys("ticket:3", "1", "ctrl+s"))
+    assert snap_compare(
+        make_app(db_url), terminal_size=size, run_before=keys("ticket:3", "1", "ctrl+s")
+    )
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -95,7 +97,9 @@ def test_confirm_with_mail_preview(snap_compare, db_url, make_app, size):
 
 @pytest.mark.parametrize("size", SIZES)
 def test_refusal(snap_compare, db_url, make_app, size):
-    assert snap_compare(make_app(db_url), terminal_size=size, run_before=keys("ticket:6", "down", "enter"))
+    assert snap_compare(
+        make_app(db_url), terminal_size=size, run_before=keys("ticket:6", "down", "enter")
+    )
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -110,12 +114,16 @@ def test_hostile_ticket(snap_compare, hostile_url, make_app, size):
 
 @pytest.mark.parametrize("size", SIZES)
 def test_ticket_history_pane_has_the_keys(snap_compare, db_url, make_app, size):
-    assert snap_compare(make_app(db_url), terminal_size=size, run_before=keys("ticket:3", "tab", "]", "]", "]"))
+    assert snap_compare(
+        make_app(db_url), terminal_size=size, run_before=keys("ticket:3", "tab", "]", "]", "]")
+    )
 
 
 @pytest.mark.parametrize("size", SIZES)
 def test_ticket_details_pane(snap_compare, db_url, make_app, size):
-    assert snap_compare(make_app(db_url), terminal_size=size, run_before=keys("ticket:5", "d", "pagedown"))
+    assert snap_compare(
+        make_app(db_url), terminal_size=size, run_before=keys("ticket:5", "d", "pagedown")
+    )
 
 
 @pytest.mark.parametrize("size", SIZES)

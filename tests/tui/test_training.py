@@ -48,7 +48,11 @@ async def test_walkthrough_guides_a_scenario_and_the_clock_runs_sweep(training_u
         step = current(screen)
         assert step["index"] == 1 and step["refused"] == "not_in_states"
         assert "Wigii" in step["citation"] and "art. 9" in step["citation"]
-        assert step["citation_text"] and step["citation_text"] in text.replace("\n", " ") or step["citation_text"][:30] in text
+        assert (
+            step["citation_text"]
+            and step["citation_text"] in text.replace("\n", " ")
+            or step["citation_text"][:30] in text
+        )
         select_action(screen, "deactivate")
         await press(pilot, "enter")
         assert isinstance(app.screen, MessageScreen)  # the refusal, with its rule
@@ -56,8 +60,16 @@ async def test_walkthrough_guides_a_scenario_and_the_clock_runs_sweep(training_u
         await settle(pilot)
         assert current(screen)["index"] == 2, screen.walk["steps"]
         with db.read_session(url) as s:
-            refusals = list(s.exec(select(Event).where(Event.ticket_id == tid, Event.action == sandbox.REFUSAL_EVENT)))
-        assert [(e.actor, e.data["action"], e.data["rule"]) for e in refusals] == [("alice", "deactivate", "not_in_states")]
+            refusals = list(
+                s.exec(
+                    select(Event).where(
+                        Event.ticket_id == tid, Event.action == sandbox.REFUSAL_EVENT
+                    )
+                )
+            )
+        assert [(e.actor, e.data["action"], e.data["rule"]) for e in refusals] == [
+            ("alice", "deactivate", "not_in_states")
+        ]
         # step 2: complete the request with the system address (a form, then the preview)
         await press(pilot, digit(screen, "complete"))
         assert isinstance(app.screen, ActionForm)
@@ -108,7 +120,10 @@ async def test_walkthrough_guides_a_scenario_and_the_clock_runs_sweep(training_u
         await settle(pilot)
         assert ticket(url, tid).state == "deactivated"
         with db.read_session(url) as s:
-            assert s.exec(select(Account).where(Account.login == "jdupont")).one().status == "deactivated"
+            assert (
+                s.exec(select(Account).where(Account.login == "jdupont")).one().status
+                == "deactivated"
+            )
         assert current(screen)["index"] == 7
         # step 7: the next deadline again: erasure
         await press(pilot, "f8")
@@ -142,7 +157,9 @@ async def test_clock_keys_do_nothing_on_a_real_database(db_url, make_app):
         assert clock.now() == before
         app.open_ticket(1)
         await settle(pilot)
-        assert app.screen.walk is None and "walkthrough" not in [p.id for p in app.screen.visible_panes()]
+        assert app.screen.walk is None and "walkthrough" not in [
+            p.id for p in app.screen.visible_panes()
+        ]
         app.exit()
 
 
@@ -182,7 +199,13 @@ async def test_the_trainer_starts_a_scenario_again_or_another_one(training_url, 
             at_start = len(list(s.exec(select(Event).where(Event.ticket_id == tid))))
             mails_at_start = [m.template for m in s.exec(select(Outbox))]
         with db.write_session(url) as s:  # a trainee completes the request meanwhile
-            engine.apply(s, tid, "complete", Actor("alice", "volunteer"), fields={"system": "https://relation.wigii.org"})
+            engine.apply(
+                s,
+                tid,
+                "complete",
+                Actor("alice", "volunteer"),
+                fields={"system": "https://relation.wigii.org"},
+            )
         assert ticket(url, tid).state == "awaiting-ack"
         with db.read_session(url) as s:
             assert len(list(s.exec(select(Outbox)))) > len(mails_at_start)  # the confirmation

@@ -10,11 +10,12 @@ indexes on the very same expressions (``helpdesk.storage.search.PG_INDEXES``, on
 query and the index) let it answer without reading every row. SQLite has its FTS5 table
 (migration 0002) instead: nothing to do there.
 """
+
 from alembic import op
 
 
-revision = '0004'
-down_revision = '0003'
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 

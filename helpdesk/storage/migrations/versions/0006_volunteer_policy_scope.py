@@ -8,12 +8,13 @@ Create Date: 2026-12-07 16:30:00
 every provider), so that ``volunteer add alice --role techadmin --policy wigii`` gives
 alice a techadmin's rights over Wigii's tickets, accounts, logs and settings only.
 """
+
 import sqlalchemy as sa
 from alembic import op
 
 
-revision = '0006'
-down_revision = '0004'
+revision = "0006"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
