@@ -11,7 +11,7 @@ from tests.conftest import ROOT
 
 def test_every_message_is_translated_and_compiled(cli_env):
     p = subprocess.run(
-        [sys.executable, str(ROOT / "tools" / "i18n.py"), "--check"],
+        [sys.executable, str(ROOT / "tests" / "i18n_catalog.py"), "--check"],
         capture_output=True,
         text=True,
         cwd=ROOT,

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
+from helpdesk.storage.sqlite_copy import copy_sqlite
 from helpdesk.storage import audit, db
 from helpdesk.base.errors import BadInput
 from helpdesk.base.i18n import _
@@ -61,14 +62,7 @@ def backup(url: str, target: str, *, actor: str = "system") -> dict:
         audit.record(s, actor=actor, action="backup", data={"target": dest.name})
     backend = make_url(url).get_backend_name()
     if backend == "sqlite":
-        source = sqlite3.connect(_sqlite_path(url))
-        copy = sqlite3.connect(dest)
-        try:
-            with copy:
-                source.backup(copy)
-        finally:
-            copy.close()
-            source.close()
+        copy_sqlite(_sqlite_path(url), dest)
     elif backend == "postgresql":
         plain, env = _libpq(url)
         p = subprocess.run(
@@ -224,17 +218,15 @@ def restore(url: str, source: str, *, actor: str = "system") -> dict:
     if backend == "sqlite":
         try:
             origin = sqlite3.connect(f"file:{src}?mode=ro", uri=True)
-            origin.execute("SELECT count(*) FROM event").fetchone()
+            try:
+                origin.execute("SELECT count(*) FROM event").fetchone()
+            finally:
+                origin.close()
         except sqlite3.DatabaseError as exc:
             raise BadInput(
                 _("{path} is not a helpdesk SQLite backup: {error}").format(path=src, error=exc)
             ) from None
-        target = sqlite3.connect(_sqlite_path(url))
-        try:
-            origin.backup(target)
-        finally:
-            target.close()
-            origin.close()
+        copy_sqlite(src, _sqlite_path(url), read_only=True)
     elif backend == "postgresql":
         plain, env = _libpq(url)
         p = subprocess.run(

@@ -40,6 +40,7 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from helpdesk.storage import audit, db
+from helpdesk.storage.sqlite_copy import copy_sqlite
 from helpdesk.base import clock, dates
 from helpdesk.service import sweep
 from helpdesk.workflow import engine
@@ -516,7 +517,7 @@ def demo_database(
     ):
         try:
             summary = json.loads(meta.read_text(encoding="utf-8"))
-            _copy_sqlite(cached, target)
+            copy_sqlite(cached, target)
             summary.update(url=url, cached=True)
             return url, summary
         except (OSError, ValueError, sqlite3.Error):
@@ -526,7 +527,7 @@ def demo_database(
     if not moved:
         try:
             partial = cached.with_name(f"{cached.stem}-{os.getpid()}.part")
-            _copy_sqlite(target, partial)
+            copy_sqlite(target, partial)
             os.replace(partial, cached)
             meta.write_text(json.dumps(summary, ensure_ascii=False), encoding="utf-8")
         except (OSError, sqlite3.Error):
@@ -547,16 +548,6 @@ def _cache_key(training: bool) -> str:
     ):
         h.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
     return h.hexdigest()[:16]
-
-
-def _copy_sqlite(source: Path, target: Path) -> None:
-    """A consistent copy of an SQLite database, its write-ahead log included."""
-    src, dst = sqlite3.connect(source), sqlite3.connect(target)
-    try:
-        src.backup(dst)
-    finally:
-        src.close()
-        dst.close()
 
 
 def build_demo(

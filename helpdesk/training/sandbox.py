@@ -299,10 +299,10 @@ def _cache_path(sc: Scenario) -> Path:
 
 
 def _copy(source: Path, target: Path) -> None:
-    from helpdesk.training.demo import _copy_sqlite
+    from helpdesk.storage.sqlite_copy import copy_sqlite
 
     target.parent.mkdir(parents=True, exist_ok=True)
-    _copy_sqlite(source, target)
+    copy_sqlite(source, target)
 
 
 def _forget(url: str) -> None:

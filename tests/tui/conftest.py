@@ -5,7 +5,6 @@ are PostgreSQL databases, copied per test from a template database."""
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -13,16 +12,10 @@ from textual.worker import WorkerState
 
 from helpdesk.base import clock
 from helpdesk.storage import db
+from helpdesk.storage.sqlite_copy import copy_sqlite
 from helpdesk.base.i18n import set_lang
 from tests.conftest import PG, _pg_create, _pg_drop
 from tests.tui import seed
-
-
-def _copy_sqlite(src: Path, dst: Path) -> None:
-    with sqlite3.connect(src) as a, sqlite3.connect(dst) as b:
-        a.backup(b)
-    a.close()
-    b.close()
 
 
 @pytest.fixture(scope="session")
@@ -60,7 +53,7 @@ def _db(tui_templates, tmp_path, name: str) -> str:
         _pg_drop(url)
         return
     path = tmp_path / "helpdesk.db"
-    _copy_sqlite(tui_templates[name], path)
+    copy_sqlite(tui_templates[name], path)
     url = f"sqlite:///{path}"
     yield url
     engine = db._engines.pop(url, None)

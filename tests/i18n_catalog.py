@@ -1,8 +1,8 @@
 """Keep the French catalog in step with the code.
 
-    python tools/i18n.py            extract msgids from helpdesk/ and screens/, merge them
+    python -m tests.i18n_catalog            extract msgids from helpdesk/ and screens/, merge them
                                     into data/translations/fr/LC_MESSAGES/helpdesk.po, compile .mo
-    python tools/i18n.py --check    fail if a msgid has no French translation or the .mo is stale
+    python -m tests.i18n_catalog --check    fail if a msgid has no French translation or the .mo is stale
 
 Message ids are English; translations are written in the .po file by hand.
 """
@@ -92,7 +92,7 @@ def main(argv: list[str]) -> int:
             print(f"untranslated: {g!r}")
         stale = not MO.exists() or messages(MO.read_bytes()) != messages(compiled(catalog))
         if stale:
-            print(f"{MO.relative_to(ROOT)} is stale: run python tools/i18n.py")
+            print(f"{MO.relative_to(ROOT)} is stale: run python -m tests.i18n_catalog")
         return 1 if gaps or stale else 0
     catalog.update(template, no_fuzzy_matching=True)
     catalog.obsolete.clear()
