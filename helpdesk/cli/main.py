@@ -7,6 +7,7 @@ Textual; only ``helpdesk`` (no command) and ``helpdesk demo`` open the TUI.
 
 from __future__ import annotations
 
+
 import argparse
 import csv
 import os
@@ -338,7 +339,7 @@ def do_init(args, out: Out) -> int:
 
 
 def do_policy(args, out: Out) -> int:
-    from sqlmodel import select
+    from sqlmodel import col, select
 
     from helpdesk.service import api
     from helpdesk.storage.models import Policy, Workflow
@@ -348,12 +349,12 @@ def do_policy(args, out: Out) -> int:
     with _session(args) as s:
         if args.sub == "list":
             rows = []
-            for p in s.exec(select(Policy).order_by(Policy.key)):
+            for p in s.exec(select(Policy).order_by(col(Policy.key))):
                 queues = list(
                     s.exec(
                         select(Workflow.queue)
                         .where(Workflow.policy_key == p.key)
-                        .order_by(Workflow.id)
+                        .order_by(col(Workflow.id))
                     )
                 )
                 rows.append(
@@ -402,7 +403,7 @@ def do_policy(args, out: Out) -> int:
 def do_account(args, out: Out) -> int:
     if args.sub == "sync":
         return _actions_cli().do_account_sync(args, out)
-    from sqlmodel import select
+    from sqlmodel import col, select
 
     from helpdesk.workflow import engine
     from helpdesk.service import api
@@ -475,7 +476,7 @@ def do_account(args, out: Out) -> int:
             return 0
         api.check_filters(s, policy=args.policy, status=args.status)
         engine.check_scope(reader, args.policy)
-        q = select(Account).order_by(Account.policy_key, Account.login)
+        q = select(Account).order_by(col(Account.policy_key), col(Account.login))
         if reader.policies:
             q = q.where(Account.policy_key.in_(reader.policies))
         if args.policy:
@@ -948,7 +949,7 @@ def do_backup(args, out: Out) -> int:
 
 
 def do_volunteer(args, out: Out) -> int:
-    from sqlmodel import select
+    from sqlmodel import col, select
 
     from helpdesk.service import api
     from helpdesk.storage.models import Volunteer
@@ -1000,7 +1001,9 @@ def do_volunteer(args, out: Out) -> int:
         with _session(args) as s:
             rows = [
                 (v.login, k)
-                for v in s.exec(select(Volunteer).where(Volunteer.active).order_by(Volunteer.login))
+                for v in s.exec(
+                    select(Volunteer).where(Volunteer.active).order_by(col(Volunteer.login))
+                )
                 if login_problem(v.login) is None
                 for k in v.ssh_keys
                 if sshkeys.is_key_line(k)
@@ -1022,7 +1025,7 @@ def do_volunteer(args, out: Out) -> int:
                 "name": v.name,
                 "active": v.active,
             }
-            for v in s.exec(select(Volunteer).order_by(Volunteer.login))
+            for v in s.exec(select(Volunteer).order_by(col(Volunteer.login)))
         ]
     out.data(rows) if out.json else out.table(
         ["login", "role", "policies", "name", "active"],
@@ -1135,7 +1138,7 @@ def do_audit_anchor(args, out: Out) -> int:
 def do_outbox(args, out: Out) -> int:
     if args.sub in ("retry", "mark-sent"):
         return _mail_commands().do_outbox_decision(args, out)
-    from sqlmodel import select
+    from sqlmodel import col, select
 
     from helpdesk.storage.models import Outbox
 
@@ -1230,7 +1233,7 @@ def do_outbox(args, out: Out) -> int:
                 out.line("")
                 out.line(d["body"])
             return 0
-        q = select(Outbox).order_by(Outbox.id)
+        q = select(Outbox).order_by(col(Outbox.id))
         if args.status:
             q = q.where(Outbox.status == args.status)
         if args.ticket:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from helpdesk.workflow import engine
 from helpdesk.ingest import store
@@ -28,10 +28,12 @@ def open_alert(
         Ticket.queue == QUEUE, Ticket.policy_key == policy, Ticket.state_kind != "done"
     )
     if account_id is not None:
-        return session.exec(q.where(Ticket.account_id == account_id).order_by(Ticket.id)).first()
+        return session.exec(
+            q.where(Ticket.account_id == account_id).order_by(col(Ticket.id))
+        ).first()
     if not domain:
         return None
-    for ticket in session.exec(q.where(Ticket.account_id.is_(None)).order_by(Ticket.id)):
+    for ticket in session.exec(q.where(Ticket.account_id.is_(None)).order_by(col(Ticket.id))):
         if (ticket.fields or {}).get("domain") == domain:
             return ticket
     return None

@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from helpdesk.ingest import alerts, store
 from helpdesk.ingest.addressing import choose_policy, recipients, tagged_tickets
@@ -106,7 +106,7 @@ def find_outbox(session: Session, bounce: Bounce, mail: ParsedMail) -> Outbox | 
         for ticket in tagged_tickets(session, subject):
             rows = session.exec(
                 select(Outbox)
-                .where(Outbox.ticket_id == ticket.id, Outbox.status.in_(_LEFT))
+                .where(Outbox.ticket_id == ticket.id, col(Outbox.status).in_(_LEFT))
                 .order_by(Outbox.id.desc())
             )
             for row in rows:
@@ -255,7 +255,7 @@ def rows(session: Session, *, unmatched: bool = False, limit: int = 100) -> list
 
     q = (
         select(Evidence)
-        .where(Evidence.kind == EVIDENCE_KIND, Evidence.redacted_at.is_(None))
+        .where(Evidence.kind == EVIDENCE_KIND, col(Evidence.redacted_at).is_(None))
         .order_by(Evidence.id.desc())
     )
     if unmatched:

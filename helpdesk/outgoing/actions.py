@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from helpdesk.storage import audit
 from helpdesk.base import clock, config
@@ -88,10 +88,10 @@ def _due(s: Session, now: datetime, limit: int) -> list[int]:
         s.exec(
             select(ServiceAction)
             .where(
-                ServiceAction.status.in_(("pending", "running")),
+                col(ServiceAction.status).in_(("pending", "running")),
                 ServiceAction.next_attempt_at <= now,
             )
-            .order_by(ServiceAction.id)
+            .order_by(col(ServiceAction.id))
             .limit(limit)
         )
     )
@@ -103,7 +103,7 @@ def _due(s: Session, now: datetime, limit: int) -> list[int]:
                 ServiceAction.account_id == row.account_id,
                 ServiceAction.connector == row.connector,
                 ServiceAction.id < row.id,
-                ServiceAction.status.not_in(SETTLED),
+                col(ServiceAction.status).not_in(SETTLED),
             )
             .limit(1)
         ).first()
@@ -363,7 +363,9 @@ def listing(
         q = q.where(ServiceAction.status == status)
     if ticket is not None:
         q = q.where(ServiceAction.ticket_id == ticket)
-    return [view(row, login) for row, login in s.exec(q.order_by(ServiceAction.id).limit(limit))]
+    return [
+        view(row, login) for row, login in s.exec(q.order_by(col(ServiceAction.id)).limit(limit))
+    ]
 
 
 def of_ticket(s: Session, ticket_id: int) -> list[dict]:
@@ -379,7 +381,7 @@ def needing_attention(s: Session, limit: int = 20) -> tuple[int, list[dict]]:
         select(ServiceAction, Account.login)
         .join(Account, Account.id == ServiceAction.account_id, isouter=True)
         .where(ServiceAction.status.in_(WAITING))
-        .order_by(ServiceAction.id)
+        .order_by(col(ServiceAction.id))
         .limit(limit)
     )
     return total, [view(row, login) for row, login in s.exec(q)]

@@ -73,7 +73,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
 
-from sqlmodel import Session, or_, select
+from sqlmodel import Session, col, or_, select
 
 from helpdesk.storage import audit, db, messages
 from helpdesk.base import addresses, clock
@@ -696,7 +696,7 @@ def _stale_leases(url: str, now: datetime, config: DeliveryConfig, report: Deliv
             s.exec(
                 select(Outbox.id)
                 .where(Outbox.status == "sending", Outbox.next_attempt_at <= now)
-                .order_by(Outbox.id)
+                .order_by(col(Outbox.id))
             )
         )
     for outbox_id in stale:
@@ -751,7 +751,7 @@ def deliver(
                 select(Outbox.id)
                 .where(or_(Outbox.status == "pending", Outbox.status == "held"))
                 .where(or_(Outbox.next_attempt_at.is_(None), Outbox.next_attempt_at <= now))
-                .order_by(Outbox.next_attempt_at, Outbox.id)
+                .order_by(col(Outbox.next_attempt_at), col(Outbox.id))
                 .limit(limit)
             )
         )

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from helpdesk.base import clock
 from helpdesk.storage.models import Account, Deadline, Event, Policy, Ticket, Transition, Workflow
@@ -74,7 +74,7 @@ class Ctx:
             self._ledger = list(
                 self.session.exec(
                     select(Event).where(
-                        Event.ticket_id == self.ticket.id, Event.sanction.is_not(None)
+                        Event.ticket_id == self.ticket.id, col(Event.sanction).is_not(None)
                     )
                 )
             )

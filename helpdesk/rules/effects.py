@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlmodel import select
+from sqlmodel import col, select
 
 from helpdesk.base import clock, dates
 from helpdesk.rules import tokens
@@ -210,7 +210,7 @@ def record_log_access(ctx: Ctx):
     rows = list(
         ctx.session.exec(
             select(Evidence).where(
-                Evidence.ticket_id == ctx.ticket.id, Evidence.kind.in_(["log", "arf", "dmarc"])
+                Evidence.ticket_id == ctx.ticket.id, col(Evidence.kind).in_(["log", "arf", "dmarc"])
             )
         )
     )

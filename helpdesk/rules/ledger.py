@@ -9,7 +9,7 @@ CommunesPlone art. 6.11 grades by the gravity of the facts).
 
 from __future__ import annotations
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from helpdesk.base import clock
 from helpdesk.storage.models import Event, Ticket
@@ -22,8 +22,8 @@ def of_account(session: Session, account_id: int | None) -> list[Event]:
     return list(
         session.exec(
             select(Event)
-            .where(Event.account_id == account_id, Event.sanction.is_not(None))
-            .order_by(Event.id)
+            .where(Event.account_id == account_id, col(Event.sanction).is_not(None))
+            .order_by(col(Event.id))
         )
     )
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, or_
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from helpdesk.rules import accounts as account_rules, ledger
 from helpdesk.storage import audit, messages
@@ -504,7 +504,7 @@ def deadlines(session: Session, ticket: Ticket) -> list[Deadline]:
         session.exec(
             select(Deadline)
             .where(Deadline.ticket_id == ticket.id, Deadline.status != "cancelled")
-            .order_by(Deadline.due_at)
+            .order_by(col(Deadline.due_at))
         )
     )
 
@@ -535,11 +535,11 @@ def binding_dates(session: Session, tickets: list[Ticket]) -> dict[int, Deadline
     rows = session.exec(
         select(Deadline)
         .where(
-            Deadline.ticket_id.in_(list(by_id)),
-            Deadline.name.in_(sorted(names)),
-            Deadline.status.in_(("pending", "info")),
+            col(Deadline.ticket_id).in_(list(by_id)),
+            col(Deadline.name).in_(sorted(names)),
+            col(Deadline.status).in_(("pending", "info")),
         )
-        .order_by(Deadline.due_at)
+        .order_by(col(Deadline.due_at))
     )
     for dl in rows:
         t = by_id[dl.ticket_id]
@@ -570,12 +570,12 @@ def ticket_view(
     merged_from = conversation.merged_sources(session, ticket)
     # The history of the tickets merged into this one shows here too.
     of_ticket = select(Event).where(
-        Event.ticket_id.in_([ticket.id, *merged_from])
+        col(Event.ticket_id).in_([ticket.id, *merged_from])
         if merged_from
         else Event.ticket_id == ticket.id
     )
     if history is None:
-        events = list(session.exec(of_ticket.order_by(Event.id)))
+        events = list(session.exec(of_ticket.order_by(col(Event.id))))
         total = len(events)
         first = events[0] if events else None
     else:
@@ -586,7 +586,7 @@ def ticket_view(
         first = (
             events[0]
             if total == len(events)
-            else session.exec(of_ticket.order_by(Event.id).limit(1)).first()
+            else session.exec(of_ticket.order_by(col(Event.id)).limit(1)).first()
         )
     visited = {
         key
@@ -673,7 +673,9 @@ def mails_view(session: Session, ticket: Ticket) -> dict:
 
     mails = []
     attention = []
-    for m in session.exec(select(Outbox).where(Outbox.ticket_id == ticket.id).order_by(Outbox.id)):
+    for m in session.exec(
+        select(Outbox).where(Outbox.ticket_id == ticket.id).order_by(col(Outbox.id))
+    ):
         bounce = None
         if m.bounce_kind:
             bounce = {
@@ -797,11 +799,11 @@ def list_tickets(
         q = q.where(Ticket.due_at.is_not(None), Ticket.due_at <= overdue_at)
     if order == "due":
         # Overdue and soonest first; tickets with no date after, oldest first.
-        q = q.order_by(Ticket.due_at.is_(None), Ticket.due_at, Ticket.id)
+        q = q.order_by(Ticket.due_at.is_(None), col(Ticket.due_at), col(Ticket.id))
     elif order == "age":
-        q = q.order_by(Ticket.opened_at, Ticket.id)
+        q = q.order_by(col(Ticket.opened_at), col(Ticket.id))
     elif order == "state":
-        q = q.order_by(Ticket.state, Ticket.id)
+        q = q.order_by(col(Ticket.state), col(Ticket.id))
     else:
         q = q.order_by(Ticket.id.desc())
     return list(session.exec(q.offset(offset).limit(limit)))
@@ -872,20 +874,20 @@ def queue_counts(session: Session, now: datetime | None = None) -> dict[str, dic
     rows = session.exec(
         select(Ticket.queue, Ticket.state_kind, func.count())
         .where(
-            Ticket.state_kind.in_(("open", "waiting"))
+            col(Ticket.state_kind).in_(("open", "waiting"))
         )  # IN uses the queue/state index; != scans
-        .group_by(Ticket.queue, Ticket.state_kind)
+        .group_by(col(Ticket.queue), col(Ticket.state_kind))
     )
     for queue, kind, n in rows:
         out.setdefault(queue, {"open": 0, "waiting": 0, "overdue": 0})[kind] = n
     for queue, n in session.exec(
         select(Ticket.queue, func.count())
         .where(
-            Ticket.state_kind.in_(("open", "waiting")),
-            Ticket.due_at.is_not(None),
+            col(Ticket.state_kind).in_(("open", "waiting")),
+            col(Ticket.due_at).is_not(None),
             Ticket.due_at <= now,
         )
-        .group_by(Ticket.queue)
+        .group_by(col(Ticket.queue))
     ):
         out.setdefault(queue, {"open": 0, "waiting": 0, "overdue": 0})["overdue"] = n
     for queue, n in binding_counts(session).items():
@@ -901,15 +903,15 @@ def binding_counts(session: Session) -> dict[str, int]:
         if not names:
             continue
         rows = session.exec(
-            select(Ticket.queue, func.count(func.distinct(Ticket.id)))
+            select(Ticket.queue, func.count(func.distinct(col(Ticket.id))))
             .join(Deadline, Deadline.ticket_id == Ticket.id)
             .where(
                 Ticket.policy_key == policy.key,
-                Ticket.state_kind.in_(("open", "waiting")),
-                Deadline.name.in_(sorted(names)),
-                Deadline.status.in_(("pending", "info")),
+                col(Ticket.state_kind).in_(("open", "waiting")),
+                col(Deadline.name).in_(sorted(names)),
+                col(Deadline.status).in_(("pending", "info")),
             )
-            .group_by(Ticket.queue)
+            .group_by(col(Ticket.queue))
         )
         for queue, n in rows:
             out[queue] = out.get(queue, 0) + n
@@ -922,7 +924,7 @@ def policy_view(session: Session, key: str) -> dict:
         raise NotFound(_("unknown policy {key!r}").format(key=key))
     workflows = []
     for wf in session.exec(
-        select(Workflow).where(Workflow.policy_key == key).order_by(Workflow.id)
+        select(Workflow).where(Workflow.policy_key == key).order_by(col(Workflow.id))
     ):
         d = engine.definition(session, wf.id)
         workflows.append(
@@ -966,7 +968,7 @@ def search_accounts(session: Session, text: str, limit: int = 20) -> list[Accoun
     return list(
         session.exec(
             select(Account)
-            .where(or_(Account.login.like(like), Account.email.like(like)))
+            .where(or_(Account.login.like(like), col(Account.email).like(like)))
             .limit(limit)
         )
     )

@@ -33,7 +33,7 @@ from datetime import datetime
 from functools import lru_cache
 
 from sqlalchemy import update
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from helpdesk.storage import audit, messages
 from helpdesk.base import clock
@@ -389,7 +389,7 @@ def waiting_on(session: Session, ticket: Ticket) -> str | None:
     last = session.exec(
         select(Message)
         .where(Message.ticket_id == ticket.id, Message.direction != "note")
-        .order_by(Message.at.desc(), Message.id.desc())
+        .order_by(Message.at.desc(), col(Message.id).desc())
     ).first()
     if last is None or last.direction != "out" or last.outbox_id is None:
         return None
@@ -452,7 +452,7 @@ def _classified(session: Session, ticket: Ticket) -> dict:
     data = session.exec(
         select(Event.data)
         .where(Event.ticket_id == ticket.id, Event.action == "classified")
-        .order_by(Event.id)
+        .order_by(col(Event.id))
         .limit(1)
     ).first()
     return dict(data or {})

@@ -17,7 +17,7 @@ from typing import Callable
 
 from dateutil.relativedelta import relativedelta
 from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from helpdesk.base import labels, clock, dates
 from helpdesk.storage import audit
@@ -110,10 +110,10 @@ def _timers(url, now, report: SweepReport, limit: int, rounds: int = 20) -> None
                     select(Deadline.id)
                     .where(
                         Deadline.status == "pending",
-                        Deadline.action.is_not(None),
+                        col(Deadline.action).is_not(None),
                         Deadline.due_at <= now,
                     )
-                    .order_by(Deadline.due_at, Deadline.id)
+                    .order_by(col(Deadline.due_at), col(Deadline.id))
                     .limit(limit)
                 )
                 if i not in seen

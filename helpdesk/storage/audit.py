@@ -12,7 +12,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from helpdesk.base import clock
 from helpdesk.storage.models import ChainHead, Event
@@ -151,7 +151,9 @@ def verify(
     found: dict[int, str] = {}
     while True:
         rows = list(
-            session.exec(select(Event).where(Event.id > last_seen).order_by(Event.id).limit(batch))
+            session.exec(
+                select(Event).where(Event.id > last_seen).order_by(col(Event.id)).limit(batch)
+            )
         )
         if not rows:
             break

@@ -16,7 +16,7 @@ import hashlib
 from datetime import datetime
 
 from sqlalchemy import or_
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from helpdesk.base import clock
 from helpdesk.base.quoting import split_quoted
@@ -104,11 +104,11 @@ def of_ticket(session: Session, ticket: Ticket, *, limit: int | None = None) -> 
         .where(Message.ticket_id == ticket.id)
     )
     if limit is None:
-        rows = list(session.exec(q.order_by(Message.at, Message.id)))
+        rows = list(session.exec(q.order_by(col(Message.at), col(Message.id))))
     else:
-        rows = list(session.exec(q.order_by(Message.at.desc(), Message.id.desc()).limit(limit)))[
-            ::-1
-        ]
+        rows = list(
+            session.exec(q.order_by(Message.at.desc(), col(Message.id).desc()).limit(limit))
+        )[::-1]
     return [view(m, o) for m, o in rows]
 
 
@@ -153,7 +153,7 @@ def thread_ids(
             Message.direction != "note",
             or_(Message.message_id != "", Outbox.message_id != ""),
         )
-        .order_by(Message.at, Message.id)
+        .order_by(col(Message.at), col(Message.id))
     )
     if leaving is not None:  # the outbox row of the mail that leaves: not its own parent
         q = q.where(or_(Message.outbox_id.is_(None), Message.outbox_id != leaving))
@@ -173,7 +173,7 @@ def redact(session: Session, ticket_id: int, now: datetime) -> int:
     names, subject, text, attachment names); the hashes, sizes and dates stay."""
     n = 0
     for m in session.exec(
-        select(Message).where(Message.ticket_id == ticket_id, Message.redacted_at.is_(None))
+        select(Message).where(Message.ticket_id == ticket_id, col(Message.redacted_at).is_(None))
     ):
         m.from_addr = ""
         m.from_name = ""

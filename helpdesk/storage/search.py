@@ -24,7 +24,7 @@ from array import array
 
 from sqlalchemy import and_, exists, func, or_, text as sql_text
 from sqlalchemy.orm import aliased
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from helpdesk.storage.filters import KINDS, ORDERS, Row, TicketFilter  # noqa: F401 - re-exported
 from helpdesk.storage.models import Account, Event, Message, Ticket
@@ -304,8 +304,8 @@ def _like_clause(text: str):
         like = _like(chunk)
         clauses.append(
             or_(
-                Ticket.subject.ilike(like, escape="\\"),
-                Ticket.requester.ilike(like, escape="\\"),
+                col(Ticket.subject).ilike(like, escape="\\"),
+                col(Ticket.requester).ilike(like, escape="\\"),
                 exists(
                     select(acc.id)
                     .where(
@@ -320,7 +320,7 @@ def _like_clause(text: str):
                 ),
                 exists(
                     select(Event.id)
-                    .where(Event.ticket_id == Ticket.id, Event.note.ilike(like, escape="\\"))
+                    .where(Event.ticket_id == Ticket.id, col(Event.note).ilike(like, escape="\\"))
                     .correlate(Ticket)
                 ),
                 exists(
@@ -328,8 +328,8 @@ def _like_clause(text: str):
                     .where(
                         Message.ticket_id == Ticket.id,
                         or_(
-                            Message.subject.ilike(like, escape="\\"),
-                            Message.body.ilike(like, escape="\\"),
+                            col(Message.subject).ilike(like, escape="\\"),
+                            col(Message.body).ilike(like, escape="\\"),
                         ),
                     )
                     .correlate(Ticket)
@@ -350,18 +350,18 @@ def text_clauses(session: Session, text: str, flt: "TicketFilter | None" = None)
     if has_fts(session):
         query = match_expression(text, flt)
         if not query:
-            return [or_(*by_id)] if by_id else [Ticket.id.is_(None)]
+            return [or_(*by_id)] if by_id else [col(Ticket.id).is_(None)]
         # Matched once, here: the count and both runs of a page then read the ids from a
         # JSON array instead of asking FTS5 again.
         ids = _fts_ids(session, query, text, flt)
-        matching = Ticket.id.in_(
+        matching = col(Ticket.id).in_(
             sql_text("SELECT value FROM json_each(:fts_ids)").bindparams(fts_ids=_json_ids(ids))
         )
         return [or_(matching, *by_id)]
     if has_pg_text(session):
         words = _pg_clauses(text)
         if not words:
-            return [or_(*by_id)] if by_id else [Ticket.id.is_(None)]
+            return [or_(*by_id)] if by_id else [col(Ticket.id).is_(None)]
         return [or_(*by_id, and_(*words))] if by_id else words
     like = _like_clause(text)
     return [or_(*by_id, *like)] if by_id else like
@@ -449,11 +449,11 @@ def _order(order: str) -> list:
     if order == "age":
         return [Ticket.opened_at, Ticket.id]
     if order == "state":
-        return [Ticket.state, Ticket.due_at.is_(None), Ticket.due_at, Ticket.id]
+        return [Ticket.state, col(Ticket.due_at).is_(None), Ticket.due_at, Ticket.id]
     if order == "new":
-        return [Ticket.id.desc()]
+        return [col(Ticket.id).desc()]
     # Overdue and soonest first; tickets with no date after them, oldest first.
-    return [Ticket.due_at.is_(None), Ticket.due_at, Ticket.id]
+    return [col(Ticket.due_at).is_(None), Ticket.due_at, Ticket.id]
 
 
 def page(
@@ -469,7 +469,7 @@ def page(
     where = _where(session, flt)
     if order != "due":
         return _page(session, where, _order(order), limit, offset)
-    dated = where + [Ticket.due_at.is_not(None)]
+    dated = where + [col(Ticket.due_at).is_not(None)]
     n_dated = session.exec(select(func.count()).select_from(Ticket).where(*dated)).one()
     rows: list[Row] = []
     if offset < n_dated:
@@ -482,7 +482,7 @@ def page(
         by_id = [Ticket.id + 0] if flt.kind in ("active", "open", "waiting") else [Ticket.id]
         rows += _page(
             session,
-            where + [Ticket.due_at.is_(None)],
+            where + [col(Ticket.due_at).is_(None)],
             by_id,
             limit - len(rows),
             max(0, offset - n_dated),

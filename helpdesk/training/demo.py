@@ -37,7 +37,7 @@ from typing import Any, Callable, Iterator
 
 from dateutil.relativedelta import relativedelta
 from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from helpdesk.storage import audit, db
 from helpdesk.storage.sqlite_copy import copy_sqlite
@@ -604,7 +604,7 @@ def all_states(session: Session) -> list[tuple[str, str, str]]:
     rows = session.exec(
         select(Workflow.policy_key, Workflow.queue, State.key)
         .join(State, State.workflow_id == Workflow.id)
-        .order_by(Workflow.policy_key, Workflow.queue, State.position)
+        .order_by(col(Workflow.policy_key), col(Workflow.queue), col(State.position))
     )
     return [tuple(r) for r in rows]
 
@@ -626,7 +626,9 @@ def summarize(url: str, now: datetime | None = None) -> dict:
         overdue = s.exec(
             select(func.count())
             .select_from(Ticket)
-            .where(Ticket.state_kind != "done", Ticket.due_at.is_not(None), Ticket.due_at <= now)
+            .where(
+                Ticket.state_kind != "done", col(Ticket.due_at).is_not(None), Ticket.due_at <= now
+            )
         ).one()
         return {
             "url": url,
@@ -1000,9 +1002,9 @@ class _Demo:
             .where(
                 Deadline.ticket_id == ticket_id,
                 Deadline.status == "pending",
-                Deadline.action.is_not(None),
+                col(Deadline.action).is_not(None),
             )
-            .order_by(Deadline.due_at, Deadline.id)
+            .order_by(col(Deadline.due_at), col(Deadline.id))
         ).first()
 
     def fire(self, ticket_id: int, dl: Deadline) -> None:

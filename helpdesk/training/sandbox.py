@@ -37,7 +37,7 @@ from typing import Iterator
 
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Session, func, select
+from sqlmodel import Session, col, func, select
 
 from helpdesk.base import clock
 from helpdesk.storage import db
@@ -186,7 +186,7 @@ def _target(session: Session, before: datetime, step: str, tz: str) -> datetime:
         due = session.exec(
             select(Deadline.due_at)
             .where(Deadline.status == "pending", Deadline.due_at > before)
-            .order_by(Deadline.action.is_(None), Deadline.due_at, Deadline.id)
+            .order_by(Deadline.action.is_(None), col(Deadline.due_at), col(Deadline.id))
         ).first()
         if due is None:
             raise BadInput(
@@ -540,7 +540,7 @@ def _play(
                 s.exec(
                     select(Event)
                     .where(Event.ticket_id == tid, Event.id > seen.get(tid, 0))
-                    .order_by(Event.id)
+                    .order_by(col(Event.id))
                 )
             )
         i = next(
@@ -791,7 +791,9 @@ def walkthrough(session_or_url: Session | str | None, ticket_id: int) -> Walkthr
         sc = scenarios.load(key)
         d = engine.definition(s, ticket.workflow_id)
         path = [st for st in sc.steps if st.ticket == name]
-        events = list(s.exec(select(Event).where(Event.ticket_id == ticket_id).order_by(Event.id)))
+        events = list(
+            s.exec(select(Event).where(Event.ticket_id == ticket_id).order_by(col(Event.id)))
+        )
         manual = {t.key for t in d.transitions if not t.auto}
         done, event_ids, reached, off = _match(path, events, manual, _auto_keys(s, ticket))
         roles = dict(VOLUNTEERS)

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import or_
 from sqlalchemy.engine import make_url
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from helpdesk.base import clock
 from helpdesk.service import conversation, api
@@ -77,7 +77,9 @@ class Backend:
         """The condition keeping a role scoped to providers within them (none: all)."""
         actor = self.info.actor if self.info is not None else None
         return (
-            [Ticket.policy_key.in_(actor.policies)] if actor is not None and actor.policies else []
+            [col(Ticket.policy_key).in_(actor.policies)]
+            if actor is not None and actor.policies
+            else []
         )
 
     def _scoped(self, session: Session) -> Session:
@@ -109,23 +111,26 @@ class Backend:
                 v = s.get(Volunteer, actor.login)
                 name = v.name if v else ""
             policies = {
-                p.key: (p.name, p.timezone) for p in s.exec(select(Policy).order_by(Policy.key))
+                p.key: (p.name, p.timezone)
+                for p in s.exec(select(Policy).order_by(col(Policy.key)))
             }
             titles: dict[str, str] = {}
             wf_queue: dict[int, str] = {}
-            for wf in s.exec(select(Workflow).order_by(Workflow.id)):
+            for wf in s.exec(select(Workflow).order_by(col(Workflow.id))):
                 titles.setdefault(wf.queue, pick(wf.title))
                 wf_queue[wf.id] = wf.queue
             states: dict[tuple[int, str], StateInfo] = {}
             queue_states: dict[str, dict[str, str]] = {}
-            for st in s.exec(select(State).order_by(State.workflow_id, State.position)):
+            for st in s.exec(select(State).order_by(col(State.workflow_id), col(State.position))):
                 info = StateInfo(st.key, pick(st.label), st.kind, st.position)
                 states[(st.workflow_id, st.key)] = info
                 queue_states.setdefault(wf_queue.get(st.workflow_id, ""), {}).setdefault(
                     st.key, info.label
                 )
             volunteers = list(
-                s.exec(select(Volunteer.login).where(Volunteer.active).order_by(Volunteer.login))
+                s.exec(
+                    select(Volunteer.login).where(Volunteer.active).order_by(col(Volunteer.login))
+                )
             )
             is_training = engine.is_training(s)
             scenario, scenario_tz = "", "Europe/Paris"
@@ -207,7 +212,7 @@ class Backend:
             workflows = dict(
                 s.exec(
                     select(Ticket.id, Ticket.workflow_id).where(
-                        Ticket.id.in_({e["ticket"] for e in recent if e["ticket"]})
+                        col(Ticket.id).in_({e["ticket"] for e in recent if e["ticket"]})
                     )
                 ).all()
             )
@@ -238,7 +243,7 @@ class Backend:
         from sqlalchemy import func
 
         out: dict[str, dict[str, int]] = {}
-        active = Ticket.state_kind.in_(("open", "waiting"))
+        active = col(Ticket.state_kind).in_(("open", "waiting"))
         for q in QUEUES:
             c = {"open": 0, "waiting": 0, "overdue": 0}
             for kind in ("open", "waiting"):
@@ -276,11 +281,11 @@ class Backend:
             return out
 
         rows = sorted(
-            run([Ticket.due_at.is_not(None)], [Ticket.due_at, Ticket.id]),
+            run([col(Ticket.due_at).is_not(None)], [Ticket.due_at, Ticket.id]),
             key=lambda r: (r.due_at, r.id),
         )[:limit]
         if undated and len(rows) < limit:
-            rows += sorted(run([Ticket.due_at.is_(None)], [Ticket.id]), key=lambda r: r.id)[
+            rows += sorted(run([col(Ticket.due_at).is_(None)], [Ticket.id]), key=lambda r: r.id)[
                 : limit - len(rows)
             ]
         return rows
@@ -308,7 +313,9 @@ class Backend:
             .select_from(Ticket)
             .outerjoin(Account, Account.id == Ticket.account_id)
             .where(*where, *self._scope())
-            .order_by(*(order or [Ticket.due_at.is_(None), Ticket.due_at, Ticket.id]))
+            .order_by(
+                *(order or [col(Ticket.due_at).is_(None), col(Ticket.due_at), col(Ticket.id)])
+            )
             .limit(limit)
         )
         return [search.Row(*r) for r in s.exec(q)]
@@ -335,7 +342,7 @@ class Backend:
             ids = [t.id for t in search.search(s, text, limit=limit)]
             if not ids:
                 return []
-            rows = {r.id: r for r in self._rows(s, [Ticket.id.in_(ids)], limit)}
+            rows = {r.id: r for r in self._rows(s, [col(Ticket.id).in_(ids)], limit)}
             return [rows[i] for i in ids if i in rows]
 
     # --- one ticket ----------------------------------------------------------------------
@@ -424,7 +431,7 @@ class Backend:
                     for other in s.exec(
                         select(Ticket)
                         .where(or_(Ticket.id == t.parent_id, Ticket.parent_id == t.id))
-                        .order_by(Ticket.id)
+                        .order_by(col(Ticket.id))
                     )
                 ],
                 assignee=t.assignee,
@@ -440,7 +447,7 @@ class Backend:
                         "lang": m.lang,
                     }
                     for m in s.exec(
-                        select(Outbox).where(Outbox.ticket_id == t.id).order_by(Outbox.id)
+                        select(Outbox).where(Outbox.ticket_id == t.id).order_by(col(Outbox.id))
                     )
                 ],
                 now=clock.now(),
@@ -482,7 +489,8 @@ class Backend:
                     (dl.name, dl.due_at, dl.status)
                     for dl in s.exec(
                         select(Deadline).where(
-                            Deadline.ticket_id == t.id, Deadline.status.in_(("pending", "info"))
+                            Deadline.ticket_id == t.id,
+                            col(Deadline.status).in_(("pending", "info")),
                         )
                     )
                 }
@@ -498,8 +506,10 @@ class Backend:
                 deadlines = []
                 for dl in s.exec(
                     select(Deadline)
-                    .where(Deadline.ticket_id == t.id, Deadline.status.in_(("pending", "info")))
-                    .order_by(Deadline.due_at)
+                    .where(
+                        Deadline.ticket_id == t.id, col(Deadline.status).in_(("pending", "info"))
+                    )
+                    .order_by(col(Deadline.due_at))
                 ):
                     if (dl.name, dl.due_at, dl.status) not in before:
                         deadlines.append(
@@ -752,7 +762,7 @@ class Watcher:
             claims = s.exec(
                 select(Ticket.id, Ticket.claimed_by, Ticket.claim_expires)
                 .where(Ticket.claimed_by.is_not(None), Ticket.claim_expires > clock.now())
-                .order_by(Ticket.id)
+                .order_by(col(Ticket.id))
             ).all()
             return (last, tuple(tuple(c) for c in claims))
 

@@ -7,6 +7,7 @@ delivery reads the outbox (SMTP or a Maildir).
 
 from __future__ import annotations
 
+
 from collections import defaultdict
 from datetime import datetime
 from functools import lru_cache
@@ -82,7 +83,7 @@ def build_context(ctx, **extra) -> dict:
     """What every template may use; values are untrusted text inserted as text."""
     from helpdesk.policy.citations import citation
     from helpdesk.storage.models import Deadline
-    from sqlmodel import select
+    from sqlmodel import col, select
 
     lang, tz = ctx.ticket.lang, ctx.tz
     deadlines = defaultdict(str)  # a date the ticket does not have renders as nothing
@@ -91,7 +92,7 @@ def build_context(ctx, **extra) -> dict:
         for d in ctx.session.exec(
             select(Deadline)
             .where(Deadline.ticket_id == ctx.ticket.id, Deadline.status != "cancelled")
-            .order_by(Deadline.id)
+            .order_by(col(Deadline.id))
         )
     }
     ref, _text = citation(ctx.policy, ctx.transition.cite) if ctx.transition else ("", "")

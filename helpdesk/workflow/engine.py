@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from helpdesk.storage import audit
 from helpdesk.base import clock
@@ -77,14 +77,14 @@ def definition(session: Session, workflow_id: int) -> Definition:
         states = {
             s.key: s
             for s in session.exec(
-                select(State).where(State.workflow_id == wf.id).order_by(State.position)
+                select(State).where(State.workflow_id == wf.id).order_by(col(State.position))
             )
         }
         transitions = list(
             session.exec(
                 select(Transition)
                 .where(Transition.workflow_id == wf.id)
-                .order_by(Transition.position)
+                .order_by(col(Transition.position))
             )
         )
         found = Definition(wf, session.get(Policy, wf.policy_key), states, transitions)
@@ -566,7 +566,7 @@ def refresh_due(session: Session, ticket: Ticket) -> None:
     first = session.exec(
         select(Deadline.due_at)
         .where(Deadline.ticket_id == ticket.id, Deadline.status == "pending")
-        .order_by(Deadline.due_at)
+        .order_by(col(Deadline.due_at))
     ).first()
     ticket.due_at = first if ticket.state_kind != "done" else None
 

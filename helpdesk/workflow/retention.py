@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from sqlalchemy import delete, func
 
@@ -48,7 +48,9 @@ def redact_ticket(session: Session, ticket: Ticket, now: datetime) -> None:
     ticket.redacted_at = now
     session.add(ticket)
     for ev in list(
-        session.exec(select(Event).where(Event.ticket_id == ticket.id, Event.redacted_at.is_(None)))
+        session.exec(
+            select(Event).where(Event.ticket_id == ticket.id, col(Event.redacted_at).is_(None))
+        )
     ):
         if ev.note or ev.data:
             audit.redact(session, ev, actor="system", reason="retention", at=now)
@@ -62,7 +64,7 @@ def redact_ticket(session: Session, ticket: Ticket, now: datetime) -> None:
         mail.subject = REDACTED
         session.add(mail)
     for e in session.exec(
-        select(Evidence).where(Evidence.ticket_id == ticket.id, Evidence.redacted_at.is_(None))
+        select(Evidence).where(Evidence.ticket_id == ticket.id, col(Evidence.redacted_at).is_(None))
     ):
         e.content = b""
         e.redacted_at = now
@@ -104,8 +106,8 @@ def _run_policy(url: str | None, policy: Policy, now: datetime, report) -> None:
                     select(Ticket.id).where(
                         Ticket.policy_key == policy.key,
                         Ticket.state_kind == "done",
-                        Ticket.redacted_at.is_(None),
-                        Ticket.closed_at.is_not(None),
+                        col(Ticket.redacted_at).is_(None),
+                        col(Ticket.closed_at).is_not(None),
                         Ticket.closed_at <= limit,
                     )
                 )
@@ -122,7 +124,7 @@ def _run_policy(url: str | None, policy: Policy, now: datetime, report) -> None:
                 .where(
                     Ticket.policy_key == policy.key,
                     Evidence.kind == "log",
-                    Evidence.redacted_at.is_(None),
+                    col(Evidence.redacted_at).is_(None),
                     Evidence.received_at <= limit,
                 )
             )
@@ -149,7 +151,7 @@ def untied_limit(session: Session, name: str, now: datetime) -> tuple[datetime, 
     """The cut-off date of setting ``name`` for rows no provider can be told from: the most
     recent one over all providers (the shortest period). Returns (date, period, policy)."""
     best: tuple[datetime, str, str] | None = None
-    for policy in session.exec(select(Policy).order_by(Policy.key)):
+    for policy in session.exec(select(Policy).order_by(col(Policy.key))):
         period = str(provider_settings.value(session, policy, name))
         try:
             limit = clock.add(now, -clock.parse_duration(period), policy.timezone)

@@ -8,6 +8,7 @@ Create Date: 2026-11-23 01:00:39.550517
 from alembic import op
 import sqlalchemy as sa
 import sqlmodel
+import sqlmodel.sql.sqltypes
 import helpdesk.storage.columns
 
 

@@ -8,6 +8,7 @@ Create Date: 2026-12-07 16:07:36.265640
 from alembic import op
 import sqlalchemy as sa
 import sqlmodel
+import sqlmodel.sql.sqltypes
 import helpdesk.storage.columns
 
 
