@@ -478,7 +478,7 @@ def do_account(args, out: Out) -> int:
         engine.check_scope(reader, args.policy)
         q = select(Account).order_by(col(Account.policy_key), col(Account.login))
         if reader.policies:
-            q = q.where(Account.policy_key.in_(reader.policies))
+            q = q.where(col(Account.policy_key).in_(reader.policies))
         if args.policy:
             q = q.where(Account.policy_key == args.policy)
         if args.status:

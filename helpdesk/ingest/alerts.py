@@ -33,7 +33,7 @@ def open_alert(
         ).first()
     if not domain:
         return None
-    for ticket in session.exec(q.where(Ticket.account_id.is_(None)).order_by(col(Ticket.id))):
+    for ticket in session.exec(q.where(col(Ticket.account_id).is_(None)).order_by(col(Ticket.id))):
         if (ticket.fields or {}).get("domain") == domain:
             return ticket
     return None

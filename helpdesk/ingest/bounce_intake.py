@@ -95,7 +95,7 @@ def find_outbox(session: Session, bounce: Bounce, mail: ParsedMail) -> Outbox | 
     """The mail of ours this bounce returns, if it names one."""
     for message_id in bounce.original_message_ids:
         row = session.exec(
-            select(Outbox).where(Outbox.message_id == message_id).order_by(Outbox.id.desc())
+            select(Outbox).where(Outbox.message_id == message_id).order_by(col(Outbox.id).desc())
         ).first()
         if row is not None:
             return row
@@ -107,7 +107,7 @@ def find_outbox(session: Session, bounce: Bounce, mail: ParsedMail) -> Outbox | 
             rows = session.exec(
                 select(Outbox)
                 .where(Outbox.ticket_id == ticket.id, col(Outbox.status).in_(_LEFT))
-                .order_by(Outbox.id.desc())
+                .order_by(col(Outbox.id).desc())
             )
             for row in rows:
                 if (row.to_addr or "").lower() in recipients:
@@ -256,10 +256,10 @@ def rows(session: Session, *, unmatched: bool = False, limit: int = 100) -> list
     q = (
         select(Evidence)
         .where(Evidence.kind == EVIDENCE_KIND, col(Evidence.redacted_at).is_(None))
-        .order_by(Evidence.id.desc())
+        .order_by(col(Evidence.id).desc())
     )
     if unmatched:
-        q = q.where(Evidence.ticket_id.is_(None))
+        q = q.where(col(Evidence.ticket_id).is_(None))
     out = []
     for e in session.exec(q.limit(limit)):
         try:

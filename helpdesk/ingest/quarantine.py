@@ -43,7 +43,7 @@ def rows(
         q = q.where(Quarantine.released == False)  # noqa: E712
     out = []
     for qid, at, k, source, reason, digest, released, size in session.exec(
-        q.order_by(Quarantine.id.desc()).offset(offset).limit(limit)
+        q.order_by(col(Quarantine.id).desc()).offset(offset).limit(limit)
     ):
         out.append(
             {

@@ -129,7 +129,9 @@ def run(
             return report  # never touches a service; its actions are "would have done"
         due = _due(s, now, limit)
         report.waiting = s.exec(
-            select(func.count()).select_from(ServiceAction).where(ServiceAction.status.in_(WAITING))
+            select(func.count())
+            .select_from(ServiceAction)
+            .where(col(ServiceAction.status).in_(WAITING))
         ).one()
     if not due:
         return report
@@ -375,12 +377,14 @@ def of_ticket(s: Session, ticket_id: int) -> list[dict]:
 def needing_attention(s: Session, limit: int = 20) -> tuple[int, list[dict]]:
     """Failed and uncertain actions, for the dashboard: how many, and the oldest first."""
     total = s.exec(
-        select(func.count()).select_from(ServiceAction).where(ServiceAction.status.in_(WAITING))
+        select(func.count())
+        .select_from(ServiceAction)
+        .where(col(ServiceAction.status).in_(WAITING))
     ).one()
     q = (
         select(ServiceAction, Account.login)
-        .join(Account, Account.id == ServiceAction.account_id, isouter=True)
-        .where(ServiceAction.status.in_(WAITING))
+        .join(Account, col(Account.id) == ServiceAction.account_id, isouter=True)
+        .where(col(ServiceAction.status).in_(WAITING))
         .order_by(col(ServiceAction.id))
         .limit(limit)
     )

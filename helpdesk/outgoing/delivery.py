@@ -749,8 +749,10 @@ def deliver(
         due = list(
             s.exec(
                 select(Outbox.id)
-                .where(or_(Outbox.status == "pending", Outbox.status == "held"))
-                .where(or_(Outbox.next_attempt_at.is_(None), Outbox.next_attempt_at <= now))
+                .where(or_(col(Outbox.status) == "pending", col(Outbox.status) == "held"))
+                .where(
+                    or_(col(Outbox.next_attempt_at).is_(None), col(Outbox.next_attempt_at) <= now)
+                )
                 .order_by(col(Outbox.next_attempt_at), col(Outbox.id))
                 .limit(limit)
             )

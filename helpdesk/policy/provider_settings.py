@@ -27,7 +27,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from helpdesk.base.addresses import BadAddress, mailbox_address
 from helpdesk.storage import audit
@@ -213,7 +213,7 @@ def stored(session: Session, policy_key: str) -> dict:
 
 def all_stored(session: Session) -> dict[str, dict]:
     """Every provider's settings, in one query (policy key -> settings)."""
-    rows = session.exec(select(Meta).where(Meta.key.startswith(PREFIX)))
+    rows = session.exec(select(Meta).where(col(Meta.key).startswith(PREFIX)))
     return {row.key[len(PREFIX) :]: _decode(row.value) for row in rows}
 
 

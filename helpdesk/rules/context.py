@@ -65,7 +65,7 @@ class Ctx:
                 Deadline.name == name,
                 Deadline.status != "cancelled",
             )
-            .order_by(Deadline.id.desc())
+            .order_by(col(Deadline.id).desc())
         ).first()
 
     def this_ticket_steps(self) -> set[str]:

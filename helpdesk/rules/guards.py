@@ -6,6 +6,8 @@ these functions only know how to check one fact.
 
 from __future__ import annotations
 
+from sqlmodel import col
+
 from helpdesk.base import clock, dates
 from helpdesk.rules.context import Ctx
 from helpdesk.base.fields import TRUE
@@ -299,12 +301,12 @@ def acknowledgement_reply(ctx: Ctx):
     sent = ctx.session.exec(
         select(Event.at)
         .where(Event.ticket_id == ctx.ticket.id, Event.to_state == ctx.ticket.state)
-        .order_by(Event.id.desc())
+        .order_by(col(Event.id).desc())
     ).first()
     q = select(Evidence).where(Evidence.ticket_id == ctx.ticket.id, Evidence.kind == "mail")
     if sent is not None:
         q = q.where(Evidence.received_at > sent)
-    return ctx.session.exec(q.order_by(Evidence.id.desc())).first()
+    return ctx.session.exec(q.order_by(col(Evidence.id).desc())).first()
 
 
 @guard("binding_date_reached")

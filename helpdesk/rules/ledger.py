@@ -35,7 +35,7 @@ def as_rows(events: list[Event], session: Session | None = None) -> list[dict]:
         ids = {e.ticket_id for e in events if e.ticket_id}
         if ids:
             queues = dict(
-                session.exec(select(Ticket.id, Ticket.queue).where(Ticket.id.in_(ids))).all()
+                session.exec(select(Ticket.id, Ticket.queue).where(col(Ticket.id).in_(ids))).all()
             )
     return [
         {

@@ -579,7 +579,7 @@ def ticket_view(
         total = len(events)
         first = events[0] if events else None
     else:
-        events = list(session.exec(of_ticket.order_by(Event.id.desc()).limit(history)))[::-1]
+        events = list(session.exec(of_ticket.order_by(col(Event.id).desc()).limit(history)))[::-1]
         total = session.exec(
             select(func.count()).select_from(Event).where(Event.ticket_id == ticket.id)
         ).one()
@@ -782,7 +782,7 @@ def list_tickets(
         engine.check_scope(actor, policy)
     q = select(Ticket)
     if actor is not None and actor.policies:
-        q = q.where(Ticket.policy_key.in_(actor.policies))
+        q = q.where(col(Ticket.policy_key).in_(actor.policies))
     if queue:
         q = q.where(Ticket.queue == queue)
     if state:
@@ -792,20 +792,22 @@ def list_tickets(
     if policy:
         q = q.where(Ticket.policy_key == policy)
     if account:
-        q = q.join(Account, Account.id == Ticket.account_id).where(Account.login == account)
+        q = q.join(Account, col(Account.id) == Ticket.account_id).where(
+            col(Account.login) == account
+        )
     if assignee:
         q = q.where(Ticket.assignee == assignee)
     if overdue_at is not None:
-        q = q.where(Ticket.due_at.is_not(None), Ticket.due_at <= overdue_at)
+        q = q.where(col(Ticket.due_at).is_not(None), Ticket.due_at <= overdue_at)
     if order == "due":
         # Overdue and soonest first; tickets with no date after, oldest first.
-        q = q.order_by(Ticket.due_at.is_(None), col(Ticket.due_at), col(Ticket.id))
+        q = q.order_by(col(Ticket.due_at).is_(None), col(Ticket.due_at), col(Ticket.id))
     elif order == "age":
         q = q.order_by(col(Ticket.opened_at), col(Ticket.id))
     elif order == "state":
         q = q.order_by(col(Ticket.state), col(Ticket.id))
     else:
-        q = q.order_by(Ticket.id.desc())
+        q = q.order_by(col(Ticket.id).desc())
     return list(session.exec(q.offset(offset).limit(limit)))
 
 
@@ -904,7 +906,7 @@ def binding_counts(session: Session) -> dict[str, int]:
             continue
         rows = session.exec(
             select(Ticket.queue, func.count(func.distinct(col(Ticket.id))))
-            .join(Deadline, Deadline.ticket_id == Ticket.id)
+            .join(Deadline, col(Deadline.ticket_id) == Ticket.id)
             .where(
                 Ticket.policy_key == policy.key,
                 col(Ticket.state_kind).in_(("open", "waiting")),
@@ -968,7 +970,7 @@ def search_accounts(session: Session, text: str, limit: int = 20) -> list[Accoun
     return list(
         session.exec(
             select(Account)
-            .where(or_(Account.login.like(like), col(Account.email).like(like)))
+            .where(or_(col(Account.login).like(like), col(Account.email).like(like)))
             .limit(limit)
         )
     )

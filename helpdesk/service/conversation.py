@@ -389,7 +389,7 @@ def waiting_on(session: Session, ticket: Ticket) -> str | None:
     last = session.exec(
         select(Message)
         .where(Message.ticket_id == ticket.id, Message.direction != "note")
-        .order_by(Message.at.desc(), col(Message.id).desc())
+        .order_by(col(Message.at).desc(), col(Message.id).desc())
     ).first()
     if last is None or last.direction != "out" or last.outbox_id is None:
         return None

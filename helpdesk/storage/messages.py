@@ -100,14 +100,14 @@ def of_ticket(session: Session, ticket: Ticket, *, limit: int | None = None) -> 
     """The conversation of a ticket, oldest first (``limit``: only the latest ones)."""
     q = (
         select(Message, Outbox)
-        .outerjoin(Outbox, Outbox.id == Message.outbox_id)
+        .outerjoin(Outbox, col(Outbox.id) == Message.outbox_id)
         .where(Message.ticket_id == ticket.id)
     )
     if limit is None:
         rows = list(session.exec(q.order_by(col(Message.at), col(Message.id))))
     else:
         rows = list(
-            session.exec(q.order_by(Message.at.desc(), col(Message.id).desc()).limit(limit))
+            session.exec(q.order_by(col(Message.at).desc(), col(Message.id).desc()).limit(limit))
         )[::-1]
     return [view(m, o) for m, o in rows]
 
@@ -147,16 +147,16 @@ def thread_ids(
     and every Message-ID of the conversation so far (the newest 20)."""
     q = (
         select(Message.direction, Message.message_id, Outbox.message_id)
-        .outerjoin(Outbox, Outbox.id == Message.outbox_id)
+        .outerjoin(Outbox, col(Outbox.id) == Message.outbox_id)
         .where(
             Message.ticket_id == ticket_id,
             Message.direction != "note",
-            or_(Message.message_id != "", Outbox.message_id != ""),
+            or_(col(Message.message_id) != "", col(Outbox.message_id) != ""),
         )
         .order_by(col(Message.at), col(Message.id))
     )
     if leaving is not None:  # the outbox row of the mail that leaves: not its own parent
-        q = q.where(or_(Message.outbox_id.is_(None), Message.outbox_id != leaving))
+        q = q.where(or_(col(Message.outbox_id).is_(None), col(Message.outbox_id) != leaving))
     ids: list[str] = []
     last_in = None
     for direction, own, sent in session.exec(q):

@@ -403,9 +403,9 @@ def search(session: Session, text: str, limit: int = 50, offset: int = 0) -> lis
         ids = ids[:limit]
         if not ids:
             return []
-        found = {t.id: t for t in session.exec(select(Ticket).where(Ticket.id.in_(ids)))}
+        found = {t.id: t for t in session.exec(select(Ticket).where(col(Ticket.id).in_(ids)))}
         return [found[i] for i in ids if i in found]
-    q = select(Ticket).where(*text_clauses(session, text)).order_by(Ticket.id.desc())
+    q = select(Ticket).where(*text_clauses(session, text)).order_by(col(Ticket.id).desc())
     return list(session.exec(q.offset(offset).limit(limit)))
 
 
@@ -418,7 +418,7 @@ def _where(session: Session, flt: TicketFilter) -> list:
         "scope"
     )  # the providers the reader's role covers (roles.Actor.policies)
     if scope:
-        where.append(Ticket.policy_key.in_(scope))
+        where.append(col(Ticket.policy_key).in_(scope))
     if flt.queue:
         where.append(Ticket.queue == flt.queue)
     if flt.policy:
@@ -426,11 +426,11 @@ def _where(session: Session, flt: TicketFilter) -> list:
     if flt.state:
         where.append(Ticket.state == flt.state)
     if flt.kind == "active":
-        where.append(Ticket.state_kind.in_(("open", "waiting")))
+        where.append(col(Ticket.state_kind).in_(("open", "waiting")))
     elif flt.kind in ("open", "waiting", "done"):
         where.append(Ticket.state_kind == flt.kind)
     if flt.assignee == "-":
-        where.append(Ticket.assignee.is_(None))
+        where.append(col(Ticket.assignee).is_(None))
     elif flt.assignee:
         where.append(Ticket.assignee == flt.assignee)
     where += text_clauses(session, flt.text, flt)
@@ -512,8 +512,8 @@ def _page(session: Session, where: list, order_by: list, limit: int, offset: int
             Ticket.claim_expires,
         )
         .select_from(Ticket)
-        .outerjoin(Account, Account.id == Ticket.account_id)
-        .where(Ticket.id.in_(ids))
+        .outerjoin(Account, col(Account.id) == Ticket.account_id)
+        .where(col(Ticket.id).in_(ids))
         .order_by(*order_by)
     )
     return [Row(*r) for r in session.exec(q)]

@@ -603,7 +603,7 @@ def all_states(session: Session) -> list[tuple[str, str, str]]:
     """Every (policy, queue, state) of the workflow tables."""
     rows = session.exec(
         select(Workflow.policy_key, Workflow.queue, State.key)
-        .join(State, State.workflow_id == Workflow.id)
+        .join(State, col(State.workflow_id) == Workflow.id)
         .order_by(col(Workflow.policy_key), col(Workflow.queue), col(State.position))
     )
     return [tuple(r) for r in rows]

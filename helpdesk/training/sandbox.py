@@ -186,7 +186,7 @@ def _target(session: Session, before: datetime, step: str, tz: str) -> datetime:
         due = session.exec(
             select(Deadline.due_at)
             .where(Deadline.status == "pending", Deadline.due_at > before)
-            .order_by(Deadline.action.is_(None), col(Deadline.due_at), col(Deadline.id))
+            .order_by(col(Deadline.action).is_(None), col(Deadline.due_at), col(Deadline.id))
         ).first()
         if due is None:
             raise BadInput(
@@ -905,7 +905,7 @@ def feedback(
             s.exec(
                 select(Event)
                 .where(Event.ticket_id == ticket_id)
-                .order_by(Event.id.desc())
+                .order_by(col(Event.id).desc())
                 .limit(20)
             )
         )

@@ -176,7 +176,7 @@ class Backend:
             login = self.info.actor.login if self.info and self.info.actor else None
             if login:
                 mine = self._soonest(
-                    s, [or_(Ticket.assignee == login, Ticket.claimed_by == login)], limit
+                    s, [or_(col(Ticket.assignee) == login, col(Ticket.claimed_by) == login)], limit
                 )
             due = self._soonest(
                 s, [Ticket.due_at <= now + timedelta(days=1)], limit * 4, undated=False
@@ -199,12 +199,12 @@ class Backend:
                 }
                 for e in s.exec(
                     select(Event)
-                    .join(Ticket, Ticket.id == Event.ticket_id)
+                    .join(Ticket, col(Ticket.id) == Event.ticket_id)
                     .where(*self._scope())
-                    .order_by(Event.id.desc())
+                    .order_by(col(Event.id).desc())
                     .limit(limit)
                     if self._scope()
-                    else select(Event).order_by(Event.id.desc()).limit(limit)
+                    else select(Event).order_by(col(Event.id).desc()).limit(limit)
                 )
             ]
             # Labels and zones for a person: each event's step and state by its ticket's
@@ -311,7 +311,7 @@ class Backend:
                 Ticket.claim_expires,
             )
             .select_from(Ticket)
-            .outerjoin(Account, Account.id == Ticket.account_id)
+            .outerjoin(Account, col(Account.id) == Ticket.account_id)
             .where(*where, *self._scope())
             .order_by(
                 *(order or [col(Ticket.due_at).is_(None), col(Ticket.due_at), col(Ticket.id)])
@@ -430,7 +430,7 @@ class Backend:
                     }
                     for other in s.exec(
                         select(Ticket)
-                        .where(or_(Ticket.id == t.parent_id, Ticket.parent_id == t.id))
+                        .where(or_(col(Ticket.id) == t.parent_id, col(Ticket.parent_id) == t.id))
                         .order_by(col(Ticket.id))
                     )
                 ],
@@ -761,7 +761,7 @@ class Watcher:
             last = s.exec(select(func.max(Event.id))).one()
             claims = s.exec(
                 select(Ticket.id, Ticket.claimed_by, Ticket.claim_expires)
-                .where(Ticket.claimed_by.is_not(None), Ticket.claim_expires > clock.now())
+                .where(col(Ticket.claimed_by).is_not(None), Ticket.claim_expires > clock.now())
                 .order_by(col(Ticket.id))
             ).all()
             return (last, tuple(tuple(c) for c in claims))

@@ -303,7 +303,7 @@ class Outcome:
 
 def _last_actor(session: Session, ticket_id: int) -> str:
     ev = session.exec(
-        select(Event).where(Event.ticket_id == ticket_id).order_by(Event.id.desc())
+        select(Event).where(Event.ticket_id == ticket_id).order_by(col(Event.id).desc())
     ).first()
     return ev.actor if ev else "?"
 

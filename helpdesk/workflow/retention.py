@@ -120,7 +120,7 @@ def _run_policy(url: str | None, policy: Policy, now: datetime, report) -> None:
         with write_session(url) as s:
             rows = s.exec(
                 select(Evidence)
-                .join(Ticket, Ticket.id == Evidence.ticket_id)
+                .join(Ticket, col(Ticket.id) == Evidence.ticket_id)
                 .where(
                     Ticket.policy_key == policy.key,
                     Evidence.kind == "log",
@@ -168,7 +168,7 @@ def untied_limit(session: Session, name: str, now: datetime) -> tuple[datetime, 
 def _purge_untied(url: str | None, now: datetime, report) -> None:
     for name, model, extra in (
         ("quarantine_retention", Quarantine, ()),
-        ("evidence_retention", Evidence, (Evidence.ticket_id.is_(None),)),
+        ("evidence_retention", Evidence, (col(Evidence.ticket_id).is_(None),)),
     ):
         with write_session(url) as s:
             limit, period, policy = untied_limit(s, name, now)
