@@ -3,6 +3,7 @@ imports, even from inside a function, one that imports it back."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -37,6 +38,18 @@ def test_the_tree_passes_the_linter():
         timeout=300,
     )
     assert p.returncode == 0, p.stdout[-4000:] + p.stderr[-2000:]
+
+
+def test_mypy():
+    """The core type-checks at the strictness pyproject's [tool.mypy] holds."""
+    p = subprocess.run(
+        [sys.executable, "-m", "mypy", "--no-error-summary", "--cache-dir", os.devnull],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=900,
+    )
+    assert p.returncode == 0, p.stdout[-6000:] + p.stderr[-2000:]
 
 
 def test_ruff_format():

@@ -1017,7 +1017,7 @@ def do_volunteer(args, out: Out) -> int:
             sys.stdout.write("".join(line + "\n" for line in lines))
         return 0
     with _session(args) as s:
-        rows = [
+        volunteers = [
             {
                 "login": v.login,
                 "role": v.role,
@@ -1027,7 +1027,7 @@ def do_volunteer(args, out: Out) -> int:
             }
             for v in s.exec(select(Volunteer).order_by(col(Volunteer.login)))
         ]
-    out.data(rows) if out.json else out.table(
+    out.data(volunteers) if out.json else out.table(
         ["login", "role", "policies", "name", "active"],
         [
             [
@@ -1037,7 +1037,7 @@ def do_volunteer(args, out: Out) -> int:
                 r["name"],
                 "" if r["active"] else _("withdrawn"),
             ]
-            for r in rows
+            for r in volunteers
         ],
     )
     return 0
@@ -1256,6 +1256,7 @@ def do_reset(args, out: Out) -> int:
         raise BadInput(_("give the one-time secret on standard input"))
     with _session(args, write=True) as s:
         token = tokens.redeem(s, secret, clock.now())
+        result: dict[str, object]
         if token is None:
             audit.record(s, actor="system", action="reset-redeem-refused")
             result = {"valid": False}

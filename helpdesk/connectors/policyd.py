@@ -34,6 +34,8 @@ never the content of a request beyond the login.
 
 from __future__ import annotations
 
+from typing import cast
+
 import asyncio
 import logging
 import os
@@ -217,9 +219,7 @@ async def handle(
         writer.close()
 
 
-async def start(
-    url: str, listen: tuple[str, object], on_error: str = "DUNNO"
-) -> asyncio.AbstractServer:
+async def start(url: str, listen: tuple[str, object], on_error: str = "DUNNO") -> asyncio.Server:
     answerer = Answerer(url, on_error)
     family, where = listen
     cb = lambda r, w: handle(answerer, r, w)  # noqa: E731
@@ -230,7 +230,7 @@ async def start(
         server = await asyncio.start_unix_server(cb, path=path)
         os.chmod(path, 0o660)  # Postfix's group reads it; nobody else
         return server
-    host, port = where
+    host, port = cast(tuple[str, int], where)
     return await asyncio.start_server(cb, host=host, port=port, reuse_address=True)
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import socket
 
 from sqlalchemy.exc import OperationalError
-from sqlmodel import delete, select
+from sqlmodel import col, delete, select
 
 from helpdesk.base import clock
 from helpdesk.storage import db
@@ -49,7 +49,7 @@ class Postfix(Connector):
         def write(s) -> str:
             s.exec(
                 delete(MailBlock).where(
-                    MailBlock.login == target, MailBlock.ticket_id == params.get("ticket")
+                    col(MailBlock.login) == target, col(MailBlock.ticket_id) == params.get("ticket")
                 )
             )
             s.add(
@@ -72,9 +72,9 @@ class Postfix(Connector):
         from helpdesk.storage.models import MailBlock
 
         def write(s) -> str:
-            q = delete(MailBlock).where(MailBlock.login == target)
+            q = delete(MailBlock).where(col(MailBlock.login) == target)
             if not params.get("all"):
-                q = q.where(MailBlock.ticket_id == params.get("ticket"))
+                q = q.where(col(MailBlock.ticket_id) == params.get("ticket"))
             n = s.exec(q).rowcount
             return f"{n} block(s) of {target} removed" if n else f"{target} had no block"
 

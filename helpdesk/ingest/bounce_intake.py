@@ -182,7 +182,7 @@ def _signal(
     own = next((a for a in _written_to(mail, headers) if "@" in a), "")
     domain = (sender or own).rpartition("@")[2].lower() or None
     failure = bounce.failures[0] if bounce.failures else None
-    fields = {"sender": sender or None, "domain": domain}
+    fields: dict[str, object] = {"sender": sender or None, "domain": domain}
     if bounce.kind == "blocked":
         fields |= {
             "signal": "blocklist",

@@ -70,6 +70,7 @@ class ImapSource(Source):
 
     def _connect(self, password: str) -> None:
         try:
+            conn: imaplib.IMAP4
             if self.tls:
                 conn = imaplib.IMAP4_SSL(
                     self.host, self.port, ssl_context=self._context(), timeout=TIMEOUT

@@ -548,7 +548,7 @@ def new_request(
         },
         now=run.now,
     )
-    details = {
+    details: dict[str, object] = {
         "queue": queue,
         "policy": policy,
         "account": acc.login if acc else None,

@@ -37,7 +37,7 @@ import stat
 import struct
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO, Callable
 
 from helpdesk.base.errors import BadInput, HelpdeskError
 from helpdesk.ingest.limits import Alert, Thresholds
@@ -601,7 +601,7 @@ class _Link:
         self.rfd = rfd
         self.writer = os.fdopen(wfd, "wb") if wfd is not None else None
         self.cursors: dict | None = None
-        self.lookup = None
+        self.lookup: Callable[[str], Thresholds] | None = None
 
     def send(self, message: tuple) -> None:
         data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
@@ -658,12 +658,16 @@ class _Link:
         return poll
 
     def close(self) -> None:
-        for close, thing in ((os.close, self.rfd), (lambda h: h.close(), self.writer)):
-            if thing is not None:
-                try:
-                    close(thing)
-                except OSError:
-                    pass
+        if self.rfd is not None:
+            try:
+                os.close(self.rfd)
+            except OSError:
+                pass
+        if self.writer is not None:
+            try:
+                self.writer.close()
+            except OSError:
+                pass
         self.rfd = self.writer = None
 
 
@@ -784,7 +788,7 @@ class _Scanner:
         self.wfd = wfd
         os.set_blocking(wfd, False)
         self.blocks = None
-        self.handle = None
+        self.handle: BinaryIO | None = None
         self.seq = 0
         self.out = b""  # a result not (wholly) sent yet
 

@@ -23,6 +23,8 @@ teach nothing); deliveries are linked to a re-queued id only for loopback conten
 
 from __future__ import annotations
 
+from typing import Any
+
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -52,7 +54,7 @@ _STATUS = re.compile(rb", status=(?:bounced|deferred|expired)")
 _LOOPBACK_RELAYS = (re.compile(rb"127\.0\.0\.1\]:\d"), re.compile(rb"\[::1\]:\d"))
 MAX_BAD_KEPT = 1000
 UNKNOWN_TIME = 2**62
-_UNKNOWN = object()
+_UNKNOWN: Any = object()  # a key not looked up yet (None: looked up, no limits)
 
 # queue entry fields (a list, for speed)
 SENDER, SASL, LOOPBACK, COUNTED, DEFERRED, SEEN = range(6)
@@ -520,7 +522,7 @@ class SenderWindows:
         if idx % self.buckets == 0 or len(queue) > self.max_queue_ids:  # once a window is enough
             oldest = self.now - self.horizon_s
             excess = len(queue) - self.max_queue_ids
-            gone = []
+            gone: list[bytes] = []
             for qid, entry in queue.items():  # oldest first
                 if entry[SEEN] >= oldest and len(gone) >= excess:
                     break
@@ -614,14 +616,14 @@ class SenderWindows:
         self,
         alerts: list[Alert],
         key: bytes,
-        totals,
+        totals: Any,  # (messages, recipients, bounces, deferred), a tuple or a list
         limits: Thresholds,
         window_start,
         window_end,
         label: str,
         now: int,
     ) -> None:
-        ratio, found = limits.breaches(*totals[:3], label)
+        ratio, found = limits.breaches(totals[0], totals[1], totals[2], label)
         if not found:
             return
         kinds = tuple(kind for kind, _ in found)
@@ -739,7 +741,7 @@ class SenderWindows:
         }
         self.senders = {}
         for key, buckets in state.get("senders", []):
-            rec = [[list(x) for x in buckets], 0, 0, 0, 0]
+            rec: list[Any] = [[list(x) for x in buckets], 0, 0, 0, 0]
             for x in rec[0]:
                 for i in range(1, 5):
                     rec[i] += x[i]

@@ -27,7 +27,7 @@ def rows(
     limit: int = 100,
     offset: int = 0,
 ) -> list[dict]:
-    q = select(
+    q = select(  # type: ignore[call-overload]  # sqlmodel types select() up to 4 columns
         Quarantine.id,
         Quarantine.received_at,
         Quarantine.kind,

@@ -6,6 +6,8 @@ confirms.  Quoted replies (``> ...`` lines, everything after "Le ... a écrit :"
 
 from __future__ import annotations
 
+from typing import Any
+
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -37,7 +39,8 @@ class FrenchParserInfo(parserinfo):
         "à",
         "au",
     ]
-    WEEKDAYS = [
+    # dateutil reads every name of a tuple; its stubs say pairs: hence Any
+    WEEKDAYS: Any = [
         ("Mon", "Monday", "lun", "lundi"),
         ("Tue", "Tuesday", "mardi"),  # not "mar": that is March
         ("Wed", "Wednesday", "mer", "mercredi"),
@@ -46,7 +49,7 @@ class FrenchParserInfo(parserinfo):
         ("Sat", "Saturday", "sam", "samedi"),
         ("Sun", "Sunday", "dim", "dimanche"),
     ]
-    MONTHS = [
+    MONTHS: Any = [
         ("Jan", "January", "janv", "janvier"),
         ("Feb", "February", "fév", "févr", "fevr", "février", "fevrier"),
         ("Mar", "March", "mars"),
@@ -308,7 +311,7 @@ _ACCOUNT_PATTERNS = [
 ]
 
 
-def closure_items(text: str, today: date | None = None) -> dict[str, object]:
+def closure_items(text: str, today: date | None = None) -> dict[str, Any]:
     """The three items of a Wigii deactivation request (CGU art. 9): "account" (str),
     "system" (``https://host``) and "day" (date).  Missing items are absent from the dict.
     ``today`` resolves days given without a year (default: the system date)."""

@@ -57,7 +57,9 @@ class Directory:
     by_address: dict[str, list[AccountRef]] = field(default_factory=dict)  # email and contacts
     by_login: dict[str, list[AccountRef]] = field(default_factory=dict)
     by_ip: dict[str, list[AccountRef]] = field(default_factory=dict)
-    by_network: list[tuple[object, AccountRef]] = field(default_factory=list)
+    by_network: list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, AccountRef]] = field(
+        default_factory=list
+    )
     by_domain: dict[str, list[AccountRef]] = field(default_factory=dict)
 
     # building
@@ -79,7 +81,7 @@ class Directory:
             for domain in words(params.get("mail_domains")):
                 d.mail_domains.setdefault(domain, set()).add(p.key)
         rows = session.exec(
-            select(
+            select(  # type: ignore[call-overload]  # sqlmodel types select() up to 4 columns
                 Account.id,
                 Account.policy_key,
                 Account.login,

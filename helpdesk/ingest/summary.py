@@ -56,7 +56,7 @@ class Summary:
             self.counts["acknowledged"] += 1
         self.counts.update(o.extra)
         if len(self.items) < MAX_LISTED:
-            entry = {"item": item_key, "outcome": o.outcome}
+            entry: dict[str, object] = {"item": item_key, "outcome": o.outcome}
             if o.ticket is not None:
                 entry["ticket"] = o.ticket
             if o.tickets:

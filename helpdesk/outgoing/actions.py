@@ -359,7 +359,7 @@ def listing(
     s: Session, *, status: str | None = None, ticket: int | None = None, limit: int = 100
 ) -> list[dict]:
     q = select(ServiceAction, Account.login).join(
-        Account, Account.id == ServiceAction.account_id, isouter=True
+        Account, col(Account.id) == ServiceAction.account_id, isouter=True
     )
     if status:
         q = q.where(ServiceAction.status == status)

@@ -313,6 +313,7 @@ class _SMTPTransport:
     def _connect(self) -> smtplib.SMTP:
         cfg = self.config
         try:
+            smtp: smtplib.SMTP
             if cfg.ssl:
                 smtp = smtplib.SMTP_SSL(
                     cfg.smtp_host,
@@ -790,7 +791,7 @@ def deliver(
                     down = outcome
                 continue
             finally:
-                prepared.message = None  # type: ignore[assignment]  # drop the secret early
+                prepared.message = None  # drop the secret early
             # "uncertain" too: a send slower than the lease, whose row another run flagged.
             _settle(url, outbox_id, now, config, report, None, expect=("sending", "uncertain"))
     finally:

@@ -15,7 +15,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlmodel import Session, delete, select
+from sqlmodel import Session, col, delete, select
 
 from helpdesk.base import clock
 from helpdesk.rules import registry
@@ -268,8 +268,8 @@ def install(session: Session, pack: Pack) -> bool:
         row.checklist = wf.get("checklist", {})
         session.add(row)
         session.flush()
-        session.exec(delete(State).where(State.workflow_id == row.id))
-        session.exec(delete(Transition).where(Transition.workflow_id == row.id))
+        session.exec(delete(State).where(col(State.workflow_id) == row.id))
+        session.exec(delete(Transition).where(col(Transition.workflow_id) == row.id))
         for i, s in enumerate(wf["states"]):
             session.add(
                 State(

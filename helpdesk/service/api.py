@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from datetime import datetime
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import func, or_
@@ -377,29 +378,29 @@ def change_contacts(
     session: Session,
     acc: Account,
     *,
-    add: list[str] = (),
-    remove: list[str] = (),
+    add: Iterable[str] = (),
+    remove: Iterable[str] = (),
     actor: Actor = SYSTEM_ACTOR,
 ) -> Account:
     """Add and remove an account's contact addresses (``account_rules`` may refuse),
     recorded before → after: a contact address is where a password reset may be sent."""
     engine.check_writer(session, actor, acc.policy_key)
     facts_before = account_facts(acc)
-    add = [a.strip().lower() for a in add]
-    remove = {r.strip().lower() for r in remove}
-    for address in add:
+    added = [a.strip().lower() for a in add]
+    removed = {r.strip().lower() for r in remove}
+    for address in added:
         if not EMAIL.match(address):
             raise BadInput(_("not an e-mail address: {address!r}").format(address=address))
     old = list(acc.contacts or [])
-    unknown = sorted(remove - set(old))
+    unknown = sorted(removed - set(old))
     if unknown:
         raise BadInput(
             _("{address} is not a contact of {login}").format(
                 address=", ".join(unknown), login=acc.login
             )
         )
-    kept = [c for c in old if c not in remove]
-    acc.contacts = kept + [a for a in dict.fromkeys(add) if a not in kept]
+    kept = [c for c in old if c not in removed]
+    acc.contacts = kept + [a for a in dict.fromkeys(added) if a not in kept]
     account_rules.check_contacts_kept(session, acc, old, dict(acc.fields or {}))
     acc.updated_at = clock.now()
     session.add(acc)

@@ -529,9 +529,11 @@ def merge(
         )
     now = now or clock.now()
     moved = session.exec(
-        update(Message).where(Message.ticket_id == src.id).values(ticket_id=into.id)
+        update(Message).where(col(Message.ticket_id) == src.id).values(ticket_id=into.id)
     ).rowcount
-    session.exec(update(MessageRef).where(MessageRef.ticket_id == src.id).values(ticket_id=into.id))
+    session.exec(
+        update(MessageRef).where(col(MessageRef.ticket_id) == src.id).values(ticket_id=into.id)
+    )
     for dl in session.exec(
         select(Deadline).where(Deadline.ticket_id == src.id, Deadline.status == "pending")
     ):

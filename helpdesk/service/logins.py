@@ -13,6 +13,8 @@ from the day it was added to the helpdesk, never "inactive since forever".
 
 from __future__ import annotations
 
+from typing import Any
+
 from datetime import datetime
 
 from sqlmodel import Session, select
@@ -80,7 +82,7 @@ def sync(url: str | None, policy_key: str, cfg, actor) -> dict:
                 policy=policy_key
             )
         )
-    report = {
+    report: dict[str, Any] = {
         "policy": policy_key,
         "added": [],
         "updated": [],

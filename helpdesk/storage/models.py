@@ -22,7 +22,7 @@ class Table(SQLModel):
     not when the class is defined. Table rows are not validated on construction, so most
     runs never need it, and every command and the TUI start about 20 ms sooner."""
 
-    model_config = ConfigDict(defer_build=True)
+    model_config = ConfigDict(defer_build=True)  # type: ignore[assignment]  # SQLModelConfig is this TypedDict, widened
 
 
 def _json(nullable: bool = False) -> Any:

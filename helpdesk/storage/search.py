@@ -17,6 +17,8 @@ typed is never passed as query syntax: it is cut into words and quoted.
 
 from __future__ import annotations
 
+from typing import Any
+
 import re
 import threading
 import time
@@ -126,7 +128,7 @@ def _fts_ids(
     if token is None:
         ids = _match(session, query, text, flt)
     else:
-        key = (str(session.get_bind().url), query, token)
+        key = (str(session.get_bind().engine.url), query, token)
         with _shared_lock:
             lock = _key_locks.setdefault(key, threading.Lock())
         with lock:  # the other thread of the same refresh waits for this match, not a second one
@@ -186,7 +188,7 @@ def _has_table(session: Session, name: str, key: str) -> bool:
     """Whether the SQLite table ``name`` exists, asked once per session (``info[key]``)."""
     cache = session.info.get(key)
     if cache is None:
-        found = session.exec(
+        found = session.exec(  # type: ignore[call-overload]  # textual SQL: exec is typed for select()
             sql_text("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = :n").bindparams(
                 n=name
             )
@@ -298,7 +300,7 @@ def _like(text: str) -> str:
 
 
 def _like_clause(text: str):
-    acc = aliased(Account)
+    acc: Any = aliased(Account)  # its columns, as SQL expressions
     clauses = []
     for chunk in text.split():
         like = _like(chunk)
@@ -346,7 +348,7 @@ def text_clauses(session: Session, text: str, flt: "TicketFilter | None" = None)
     if not text:
         return []
     number = text.lstrip("#")
-    by_id = [Ticket.id == int(number)] if number.isdigit() and len(number) < 12 else []
+    by_id = [col(Ticket.id) == int(number)] if number.isdigit() and len(number) < 12 else []
     if has_fts(session):
         query = match_expression(text, flt)
         if not query:
@@ -384,7 +386,7 @@ def search(session: Session, text: str, limit: int = 50, offset: int = 0) -> lis
         ):
             ids.append(int(number))
         if query:
-            rows = session.exec(
+            rows = session.exec(  # type: ignore[call-overload]  # textual SQL: exec is typed for select()
                 sql_text(
                     f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :fts ORDER BY rank LIMIT :limit OFFSET :offset"
                 ).bindparams(fts=query, limit=limit, offset=offset)
@@ -393,7 +395,7 @@ def search(session: Session, text: str, limit: int = 50, offset: int = 0) -> lis
         words = fts_query(text)
         if words and len(ids) < limit and has_message_fts(session):
             # Then the tickets whose conversation holds the words, best message first.
-            rows = session.exec(
+            rows = session.exec(  # type: ignore[call-overload]  # textual SQL: exec is typed for select()
                 sql_text(
                     f"SELECT m.ticket_id FROM {MESSAGE_FTS} f JOIN message m ON m.id = f.rowid"
                     f" WHERE {MESSAGE_FTS} MATCH :fts ORDER BY f.rank LIMIT :limit"
@@ -413,7 +415,7 @@ def search(session: Session, text: str, limit: int = 50, offset: int = 0) -> lis
 
 
 def _where(session: Session, flt: TicketFilter) -> list:
-    where = []
+    where: list[Any] = []
     scope = session.info.get(
         "scope"
     )  # the providers the reader's role covers (roles.Actor.policies)
@@ -495,7 +497,7 @@ def _page(session: Session, where: list, order_by: list, limit: int, offset: int
     # only those rows with their account.
     ids = select(Ticket.id).where(*where).order_by(*order_by).offset(offset).limit(limit)
     q = (
-        select(
+        select(  # type: ignore[call-overload]  # sqlmodel types select() up to 4 columns
             Ticket.id,
             Ticket.queue,
             Ticket.policy_key,

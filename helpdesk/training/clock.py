@@ -31,7 +31,7 @@ def adopt_clock(url: str | None = None) -> datetime | None:
         return None
     try:
         with db.get_engine(url).connect() as conn:
-            rows = dict(
+            rows: dict[str, str] = dict(
                 conn.execute(
                     text("SELECT key, value FROM meta WHERE key IN ('training', 'clock')")
                 ).all()

@@ -606,7 +606,7 @@ def all_states(session: Session) -> list[tuple[str, str, str]]:
         .join(State, col(State.workflow_id) == Workflow.id)
         .order_by(col(Workflow.policy_key), col(Workflow.queue), col(State.position))
     )
-    return [tuple(r) for r in rows]
+    return [(policy, queue, state) for policy, queue, state in rows]
 
 
 def summarize(url: str, now: datetime | None = None) -> dict:

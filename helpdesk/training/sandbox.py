@@ -33,7 +33,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Any, Iterator
+
+if TYPE_CHECKING:
+    from helpdesk.service.sweep import SweepReport
 
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import SQLAlchemyError
@@ -52,7 +55,7 @@ from helpdesk.training.clock import adopt_clock, follow, sqlite_path  # noqa: F4
 TRAINING_ONLY = "training-only"
 REFUSAL_EVENT = "training-refusal"  # a refused attempt recorded on a training ticket
 META_SCENARIO, META_CLOCK, META_TICKETS = "scenario", "clock", "scenario_tickets"
-_UNITS = {"d": "days", "w": "weeks", "m": "months", "y": "years"}
+_UNITS: dict[str, str] = {"d": "days", "w": "weeks", "m": "months", "y": "years"}
 
 
 # --- where training databases live -----------------------------------------------------
@@ -195,7 +198,8 @@ def _target(session: Session, before: datetime, step: str, tz: str) -> datetime:
         return clock.as_utc(due)
     m = re.fullmatch(r"\+(\d+)([dwmy])", step)
     if m:
-        delta = relativedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
+        amount: dict[str, Any] = {_UNITS[m.group(2)]: int(m.group(1))}
+        delta = relativedelta(**amount)
     else:
         try:
             delta = clock.parse_duration(step)
@@ -218,7 +222,7 @@ class ClockMove:
     step: str
     before: datetime
     after: datetime
-    sweep: object  # helpdesk.service.sweep.SweepReport
+    sweep: SweepReport
 
     def as_dict(self) -> dict:
         return {
@@ -739,7 +743,8 @@ def _match(path: list[StepSpec], events: list[Event], manual: set[str], auto: se
     when its refusal was recorded or a later step was taken; a step taken out of order is
     off the path and leaves the path where it was."""
     n = len(path)
-    done, event_ids, reached = [False] * n, [None] * n, [""] * n
+    event_ids: list[int | None] = [None] * n
+    done, reached = [False] * n, [""] * n
     off: list[dict] = []
     p, last, chained = 0, None, False
     for e in events:

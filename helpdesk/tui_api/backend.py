@@ -294,7 +294,7 @@ class Backend:
         self, s: Session, where: list, limit: int, order: list | None = None
     ) -> list[search.Row]:
         q = (
-            select(
+            select(  # type: ignore[call-overload]  # sqlmodel types select() up to 4 columns
                 Ticket.id,
                 Ticket.queue,
                 Ticket.policy_key,

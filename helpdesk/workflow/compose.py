@@ -86,7 +86,9 @@ def build_context(ctx, **extra) -> dict:
     from sqlmodel import col, select
 
     lang, tz = ctx.ticket.lang, ctx.tz
-    deadlines = defaultdict(str)  # a date the ticket does not have renders as nothing
+    deadlines: defaultdict[str, str] = defaultdict(
+        str
+    )  # a date the ticket does not have renders as nothing
     deadlines |= {
         d.name: fmt_day(d.due_at, lang, tz)
         for d in ctx.session.exec(

@@ -175,8 +175,8 @@ def _purge_untied(url: str | None, now: datetime, report) -> None:
             ids = list(
                 s.exec(
                     select(model.id)
-                    .where(model.received_at <= limit, *extra)
-                    .order_by(model.id)
+                    .where(col(model.received_at) <= limit, *extra)
+                    .order_by(col(model.id))
                     .limit(PURGE_BATCH)
                 )
             )
@@ -184,10 +184,12 @@ def _purge_untied(url: str | None, now: datetime, report) -> None:
                 continue
             kinds = dict(
                 s.exec(
-                    select(model.kind, func.count()).where(model.id.in_(ids)).group_by(model.kind)
+                    select(model.kind, func.count())
+                    .where(col(model.id).in_(ids))
+                    .group_by(model.kind)
                 ).all()
             )
-            s.exec(delete(model).where(model.id.in_(ids)))
+            s.exec(delete(model).where(col(model.id).in_(ids)))
             what = model.__tablename__
             audit.record(
                 s,
