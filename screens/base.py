@@ -12,17 +12,11 @@ from textual.binding import BindingsMap
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Input, Static
 
-from helpdesk.base.i18n import _
+from helpdesk.base.i18n import N_, _  # noqa: F401 - N_ for the screens that import it from here
 from screens.safe import assemble
 
 if TYPE_CHECKING:
     from helpdesk.tui_api.backend import Backend, Info
-
-
-def N_(message: str) -> str:
-    """Marks a msgid for extraction (Babel's default keywords include ``N_``) without
-    translating it yet: binding labels are translated per instance, in the chosen language."""
-    return message
 
 
 def translate_bindings(node) -> None:

@@ -23,6 +23,16 @@ from screens.keybar import KeyBar
 from screens.safe import assemble, fit, plain
 
 
+def kind_label(kind: str) -> str:
+    return {
+        "active": _("open and waiting"),
+        "open": _("open"),
+        "waiting": _("waiting"),
+        "done": _("finished"),
+        "all": _("all"),
+    }.get(kind, kind)
+
+
 class Tick(Checkbox):
     """A checkbox whose state is a character ("X" ticked, blank not), not only a colour:
     it reads the same with NO_COLOR and in 16 colours."""
@@ -576,7 +586,6 @@ class FilterScreen(Dialog):
         self.queue = queue
 
     def compose(self) -> ComposeResult:
-        from screens.queue import kind_label
 
         info = self.backend.info
         policies = sorted(info.policies) if info else []

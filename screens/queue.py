@@ -12,6 +12,7 @@ from helpdesk.base.i18n import _, n_
 from helpdesk.storage.filters import TicketFilter
 from screens.base import N_, BaseScreen, SafeInput
 from screens.keybar import KeyBar
+from screens.modals import kind_label
 from screens.safe import assemble
 from screens.ticket_list import TicketList, header_text
 
@@ -22,16 +23,6 @@ def sort_label(order: str) -> str:
     return {"due": _("due date"), "age": _("age"), "state": _("state"), "new": _("newest")}.get(
         order, order
     )
-
-
-def kind_label(kind: str) -> str:
-    return {
-        "active": _("open and waiting"),
-        "open": _("open"),
-        "waiting": _("waiting"),
-        "done": _("finished"),
-        "all": _("all"),
-    }.get(kind, kind)
 
 
 class QueueScreen(BaseScreen):

@@ -25,7 +25,7 @@ from helpdesk.base.i18n import _
 from screens.base import N_, Translated
 
 if TYPE_CHECKING:
-    from screens.ticket import TicketScreen
+    from textual.screen import Screen as TicketScreen  # screens.ticket.TicketScreen
 
 
 @dataclass(frozen=True)

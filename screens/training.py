@@ -11,7 +11,7 @@ from __future__ import annotations
 from rich.text import Text
 
 from helpdesk.base.i18n import _, n_
-from screens.base import N_
+from helpdesk.base.i18n import N_
 from helpdesk.base.labels import choice
 from screens.safe import assemble, plain
 

@@ -43,6 +43,13 @@ def gettext_for(lang: str | None = None):
     return _catalog(lang or current_lang()).gettext
 
 
+def N_(message: str) -> str:
+    """Marks a msgid for extraction (Babel's default keywords include ``N_``) without
+    translating it yet: the caller translates it later, in the language chosen then
+    (the TUI's binding labels, translated per screen)."""
+    return message
+
+
 def _(message: str) -> str:
     """Translate an interface message into the current language."""
     return _catalog(current_lang()).gettext(message)
