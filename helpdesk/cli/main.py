@@ -1057,7 +1057,7 @@ def do_audit(args, out: Out) -> int:
     if args.sub == "anchor":
         return do_audit_anchor(args, out)
     anchors: list = []
-    path = args.anchors or os.environ.get("HELPDESK_AUDIT_ANCHORS")
+    path = args.anchors or _config_value("paths.audit_anchors")
     if path:
         anchors, bad = audit.read_anchors(files.read_text(path))
         if bad:
@@ -1099,7 +1099,7 @@ def do_audit_anchor(args, out: Out) -> int:
     from helpdesk.storage import audit
     from helpdesk.base import files
 
-    path = args.file or os.environ.get("HELPDESK_AUDIT_ANCHORS")
+    path = args.file or _config_value("paths.audit_anchors")
     if not path and not args.syslog:
         raise BadInput(_("where to? give --file PATH (or HELPDESK_AUDIT_ANCHORS) or --syslog"))
     with _session(args) as s:
@@ -1281,6 +1281,13 @@ def do_reset(args, out: Out) -> int:
             else _("invalid, expired or already used")
         )
     return 0 if result["valid"] else 1
+
+
+def _config_value(dotted: str):
+    """A value of helpdesk.toml, its environment variable first (helpdesk.base.config)."""
+    from helpdesk.base import config
+
+    return config.load().value(dotted)
 
 
 def _training_commands():

@@ -121,31 +121,48 @@ class DeliveryConfig:
 
     @classmethod
     def from_env(cls, environ=None) -> DeliveryConfig:
-        env = os.environ if environ is None else environ
+        """From the environment (``HELPDESK_SMTP_*``...) over ``helpdesk.toml``'s
+        ``[smtp]`` and ``[mail]`` (:mod:`helpdesk.base.config`)."""
+        from helpdesk.base import config
 
-        def flag(name: str) -> bool:
-            value = env.get(name, "").strip().lower()
+        env = os.environ if environ is None else environ
+        cfg = config.load(env)
+
+        def text(dotted: str) -> str:
+            value = cfg.value(dotted)
+            return "" if value is None else str(value).strip()
+
+        def flag(dotted: str) -> bool:
+            value = cfg.value(dotted)
+            if isinstance(value, bool):
+                return value
+            value = str(value or "").strip().lower()
             if value in _TRUE:
                 return True
             if value in _FALSE:
                 return False
-            raise BadInput(f"{name} must be on or off, not {value!r}")
+            raise BadInput(f"{cfg.origin(dotted)} must be on or off, not {value!r}")
 
-        port = env.get("HELPDESK_SMTP_PORT", "").strip()
+        port = text("smtp.port")
         if port and not port.isdigit():
-            raise BadInput(f"HELPDESK_SMTP_PORT must be a port number, not {port!r}")
-        maildir = env.get("HELPDESK_MAILDIR", "").strip()
+            raise BadInput(f"{cfg.origin('smtp.port')} must be a port number, not {port!r}")
+        maildir = text("smtp.maildir")
+        password = env.get("HELPDESK_SMTP_PASSWORD", "")
+        if not password and (secret_file := text("smtp.password_file")):
+            password = config.read_secret(
+                Path(secret_file).expanduser(), where=cfg.origin("smtp.password_file")
+            )
         return cls(
-            smtp_host=env.get("HELPDESK_SMTP_HOST", "").strip(),
+            smtp_host=text("smtp.host"),
             smtp_port=int(port) if port else None,
-            starttls=flag("HELPDESK_SMTP_STARTTLS"),
-            ssl=flag("HELPDESK_SMTP_SSL"),
-            username=env.get("HELPDESK_SMTP_USER", ""),
-            password=env.get("HELPDESK_SMTP_PASSWORD", ""),
-            cafile=env.get("HELPDESK_SMTP_CAFILE", "").strip(),
-            default_from=env.get("HELPDESK_MAIL_FROM", "").strip(),
+            starttls=flag("smtp.starttls"),
+            ssl=flag("smtp.ssl"),
+            username=text("smtp.user"),
+            password=password,
+            cafile=text("smtp.cafile"),
+            default_from=text("mail.from"),
             maildir=Path(maildir).expanduser() if maildir else None,
-            reset_url=env.get("HELPDESK_RESET_URL", "").strip(),
+            reset_url=text("mail.reset_url"),
         )
 
     @property
