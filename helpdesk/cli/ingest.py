@@ -78,7 +78,8 @@ def add_parsers(sub, cmd) -> None:
 
 
 def do_ingest(args, out) -> int:
-    progress = not out.json
+    quiet = getattr(args, "quiet", False)  # a timer's run: nothing said when nothing came
+    progress = not out.json and not quiet
     if args.sub == "postfix":
         summary = _postfix(args, progress)
     else:
@@ -113,7 +114,8 @@ def do_ingest(args, out) -> int:
                 queue=getattr(args, "queue", None),
                 show_progress=progress,
             )
-    _print(out, summary)
+    if not (quiet and not summary.items and not summary.errors):
+        _print(out, summary)
     return 2 if summary.errors else 0
 
 

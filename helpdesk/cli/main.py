@@ -308,6 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="sub", metavar="SUB", required=True
     )
     cmd(rs, "redeem", _("check and spend a one-time secret read from standard input"))
+    _operations().add_parsers(sub, cmd, COMMANDS)  # config, doctor, metrics; timers' --quiet
     return parser
 
 
@@ -907,13 +908,20 @@ def do_sweep(args, out: Out) -> int:
 
     _session(args).__enter__().close()  # checks the schema
     report = sweep.run(db.resolve_url(getattr(args, "db", None)))
+    code = (
+        1
+        if report.refused or report.actions.get("failed") or report.actions.get("uncertain")
+        else 0
+    )
+    if getattr(args, "quiet", False) and not code and report.nothing:
+        return 0
     if out.json:
         out.data(report.as_dict())
     else:
         print_sweep(out, report)
         if report.actions:
             _actions_cli().print_run(out, report.actions)
-    return 0
+    return code
 
 
 def do_backup(args, out: Out) -> int:
@@ -1172,28 +1180,7 @@ def do_outbox(args, out: Out) -> int:
         with _session(args):
             pass  # checks the schema
         report = delivery.deliver(db.resolve_url(getattr(args, "db", None)), limit=args.limit)
-        if out.json:
-            out.data(report.as_dict())
-        else:
-            out.line(
-                _(
-                    "Outbox via {transport}: {s} sent, {r} to retry, {f} failed, {h} held, {u} uncertain."
-                ).format(
-                    transport=report.transport,
-                    s=len(report.sent),
-                    r=len(report.retried),
-                    f=len(report.failed),
-                    h=len(report.held),
-                    u=len(report.uncertain),
-                )
-            )
-            for kind in ("retried", "failed", "held", "uncertain"):
-                for e in getattr(report, kind):
-                    out.line(
-                        f"  #{e['outbox']} ({kind}) {e['to']}: {e['error']}",
-                        style=None if kind == "retried" else "red",
-                    )
-        return report.exit_code
+        return _operations().print_delivery(args, out, report)
 
     with _session(args) as s:
         if args.sub == "bounces":
@@ -1288,6 +1275,12 @@ def _config_value(dotted: str):
     from helpdesk.base import config
 
     return config.load().value(dotted)
+
+
+def _operations():
+    from helpdesk.cli import operations  # config, doctor, metrics, the timers' output
+
+    return operations
 
 
 def _training_commands():

@@ -229,9 +229,20 @@ class DeliveryReport:
 
     @property
     def exit_code(self) -> int:
-        """0 when everything due was sent or will be retried (or nothing was due), 1 when a
-        mail failed, is held or is uncertain: a cron job's exit status then calls a human."""
-        return 1 if self.needs_attention else 0
+        """0 when everything due was delivered (or nothing was due), 1 when a mail could not
+        be: it failed, is held, is to be retried or is uncertain. A timer's exit status then
+        says that mail is stuck (SMTP down included), and the output says which."""
+        return 1 if self.needs_attention or self.retried else 0
+
+    @property
+    def nothing(self) -> bool:
+        """Nothing was due: a quiet run has nothing to say."""
+        return not (self.sent or self.retried or self.failed or self.held or self.uncertain)
+
+    @property
+    def local(self) -> bool:
+        """Written to a local Maildir (no SMTP server set): nothing left this machine."""
+        return self.transport.startswith("maildir:")
 
     def as_dict(self) -> dict:
         return {
@@ -810,4 +821,17 @@ def deliver(
             _settle(url, outbox_id, now, config, report, None, expect=("sending", "uncertain"))
     finally:
         transport.close()
+    from helpdesk.storage import runs
+
+    runs.record(
+        url,
+        "outbox-send",
+        started=now,
+        ok=report.exit_code == 0,
+        counts={k: len(getattr(report, k)) for k in REPORT_KINDS},
+    )
     return report
+
+
+#: What became of the mails a run tried, in the order they are told.
+REPORT_KINDS = ("sent", "retried", "failed", "held", "uncertain")
