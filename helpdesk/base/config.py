@@ -224,6 +224,12 @@ register(
         default="DUNNO",
     ),
     Key(
+        "ssh.authorized_keys",
+        N_("authorized_keys file of the helpdesk's system account ('doctor' checks it)"),
+        "path",
+        default=N_("~/.ssh/authorized_keys of the user running the helpdesk"),
+    ),
+    Key(
         "paths.keymap",
         N_("the TUI's keymap file"),
         "path",

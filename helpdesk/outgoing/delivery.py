@@ -833,5 +833,21 @@ def deliver(
     return report
 
 
+def probe(config: DeliveryConfig | None = None) -> str | None:
+    """Connect to the SMTP server as a delivery does (TLS, login), say QUIT, send nothing.
+    None when it answered; else why not (``helpdesk doctor``)."""
+    config = config if config is not None else DeliveryConfig.from_env()
+    if not config.smtp_host:
+        return None
+    transport = _SMTPTransport(config)
+    try:
+        transport.open()
+    except _Outcome as outcome:
+        return outcome.message
+    finally:
+        transport.close()
+    return None
+
+
 #: What became of the mails a run tried, in the order they are told.
 REPORT_KINDS = ("sent", "retried", "failed", "held", "uncertain")
