@@ -332,21 +332,35 @@ class Config:
 
     def key_line(self, dotted: str) -> int | None:
         """The line of the file where ``dotted`` is set (``[a]`` then ``b = ``, ``a.b = ``,
-        or ``[a.b]`` for a table), or None."""
-        parts = dotted.split(".")
+        or ``[a.b]`` for a table; ``a.b[2].c``: ``c`` in the second ``[[a.b]]``), or None."""
+        wanted: list[str] = []
+        index = None
+        for part in dotted.split("."):
+            m = re.fullmatch(r"(.+)\[(\d+)\]", part)
+            if m:
+                part, index = m.group(1), (len(wanted) + 1, int(m.group(2)))
+            wanted.append(part)
         table: list[str] = []
-        header = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(?:#.*)?$")
+        seen: dict[tuple, int] = {}
+        header = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(?:#.*)?$")
         assign = re.compile(r"^\s*([A-Za-z0-9_.\"' -]+?)\s*=")
         for number, line in enumerate(self.text.splitlines(), 1):
             if m := header.match(line):
-                table = [t.strip().strip("\"'") for t in m.group(1).split(".")]
-                if table == parts:
+                table = [t.strip().strip("\"'") for t in m.group(2).split(".")]
+                if m.group(1) == "[[":
+                    seen[tuple(table)] = seen.get(tuple(table), 0) + 1
+                if table == wanted and index is None:
                     return number
                 continue
             if m := assign.match(line):
                 key = [t.strip().strip("\"'") for t in m.group(1).split(".")]
-                if table + key == parts:
-                    return number
+                if table + key != wanted:
+                    continue
+                if index is not None:
+                    size, n = index
+                    if table[:size] != wanted[:size] or seen.get(tuple(wanted[:size])) != n:
+                        continue
+                return number
         return None
 
     def override(self, dotted: str, value: Any, source: str) -> None:
@@ -534,7 +548,8 @@ def unknown_keys(cfg: Config) -> list[tuple[str, int | None]]:
     for section, table in cfg.data.items():
         if section in SECTIONS or section == "connectors":
             continue
-        if not isinstance(table, dict):
+        known_section = any(k.startswith(section + ".") for k in KEYS)
+        if not isinstance(table, dict) or not known_section:
             if section not in KEYS:
                 found.append((section, cfg.key_line(section)))
             continue
@@ -576,6 +591,10 @@ def _no_inline_secrets(cfg: Config, node: dict, prefix: str) -> None:
         dotted = f"{prefix}{key}"
         if isinstance(value, dict):
             _no_inline_secrets(cfg, value, dotted + ".")
+        elif isinstance(value, list) and any(isinstance(v, dict) for v in value):
+            for n, item in enumerate(value, 1):  # [[ingest.sources]]
+                if isinstance(item, dict):
+                    _no_inline_secrets(cfg, item, f"{dotted}[{n}].")
         elif key.lower() in SECRET_KEYS or key.lower().endswith(("_password", "_secret", "_token")):
             raise cfg.error(
                 _(

@@ -84,7 +84,13 @@ def _database(url: str, found: list[Finding]) -> bool:
     from helpdesk.storage import db
 
     shown = db._safe(url)
+    path = db.sqlite_path(url)
     try:
+        if path is None or path.is_file():  # asking must not create an SQLite file
+            from sqlalchemy import text
+
+            with db.get_engine(url).connect() as connection:
+                connection.execute(text("SELECT 1"))
         rev = install.current_revision(url)
     except Exception as exc:  # noqa: BLE001 - any driver's error: said, not raised
         first = str(getattr(exc, "orig", None) or exc).strip().splitlines()
@@ -126,7 +132,6 @@ def _database(url: str, found: list[Finding]) -> bool:
         )
         return False
     found.append(Finding("migrations", OK, _("schema up to date ({rev})").format(rev=rev)))
-    path = db.sqlite_path(url)
     if path is not None and str(path) != ":memory:":
         _file_mode(path, found)
     return True
