@@ -509,3 +509,51 @@ def test_metrics_parse_as_openmetrics(url, tmp_path, env, smtp):  # noqa: F811
     at = datetime.fromisoformat("2025-03-01T11:00:00+00:00").timestamp()
     assert samples[("helpdesk_last_sweep_timestamp_seconds", ())] == at
     assert samples[("helpdesk_last_outbox_send_ok", ())] == 0
+
+
+# --- ingest sources: what the file names, read by the ingest timer ---------------------------
+
+
+def test_ingest_sources_reads_the_configured_mailbox_and_logs(hd, tmp_path, cli_env):
+    from tests.ingest import test_imap
+    from tests.ingest.mailmaker import mail
+
+    if test_imap.DOVECOT is None:
+        pytest.skip("Dovecot is not installed")
+    hd.env = {**cli_env, "HELPDESK_CONFIG": str(write(tmp_path / "helpdesk.toml", ""))}
+    hd.now = test_imap.NOW
+    r = hd.run("ingest", "sources")
+    assert r.code == 2 and "[[ingest.sources]]" in r.err  # nothing configured: said
+    hd.account("camille", "indigos", "camille@example.net")
+    pw = secret(tmp_path, "imap.secret", test_imap.PASSWORD)
+    log = tmp_path / "mail.log"
+    log.write_text("")
+    with test_imap._dovecot() as (port, _tls):
+        test_imap._append(
+            port,
+            mail(
+                "camille@example.net",
+                "support@indigos.example",
+                "Mot de passe oublié",
+                "J'ai oublié mon mot de passe.",
+                message_id="<s1@example.net>",
+            ),
+        )
+        write(
+            tmp_path / "helpdesk.toml",
+            f"""[ingest]
+postfix_logs = ["{log}"]
+
+[[ingest.sources]]
+kind = "mail"
+url = "imap://{test_imap.USER}@127.0.0.1:{port}/INBOX"
+password_file = "{pw}"
+""",
+        )
+        first = hd.ok("ingest", "sources")
+        assert [s["kind"] for s in first] == ["mail", "postfix"]
+        assert first[0]["counts"]["opened"] == 1 and test_imap.PASSWORD not in json.dumps(first)
+        again = hd.run("ingest", "sources", "--quiet", json_out=False)
+        assert (again.code, again.out, again.err) == (0, "", "")  # nothing new: nothing said
+    down = hd.run("ingest", "sources", "--quiet", json_out=False)  # the IMAP server is gone
+    assert down.code == 2 and "127.0.0.1" in down.err

@@ -26,6 +26,7 @@ QUIET = (
     ("ingest", "arf"),
     ("ingest", "dmarc"),
     ("ingest", "postfix"),
+    ("ingest", "sources"),
 )
 
 
