@@ -557,3 +557,18 @@ password_file = "{pw}"
         assert (again.code, again.out, again.err) == (0, "", "")  # nothing new: nothing said
     down = hd.run("ingest", "sources", "--quiet", json_out=False)  # the IMAP server is gone
     assert down.code == 2 and "127.0.0.1" in down.err
+
+
+def test_the_readme_table_names_every_setting_its_variable_and_flag():
+    from helpdesk.base import config
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+    rows = {
+        line.split("|")[1].strip(): line for line in section.splitlines() if line.startswith("| `")
+    }
+    for key in config.KEYS.values():
+        row = rows.get(f"`{key.dotted}`")
+        assert row is not None, key.dotted
+        for name in (key.env, key.flag):
+            assert not name or f"`{name}`" in row, (key.dotted, name)
