@@ -234,9 +234,9 @@ def _audit(s, cfg: config.Config, found: list[Finding]) -> None:
                 Finding(
                     "anchors",
                     WARN,
-                    _("the last anchor is from {at}: the anchoring timer may have stopped").format(
-                        at=last.at
-                    ),
+                    _(
+                        "the last anchor is {days} day(s) old: the anchoring timer may have stopped"
+                    ).format(days=int(age // 86400) if age is not None else "?"),
                     fix_anchor,
                     data,
                 )
@@ -348,8 +348,8 @@ def _runs(s, found: list[Finding]) -> None:
                 Finding(
                     f"timer:{job}",
                     FAIL,
-                    _("'{command}' last ran at {at}: late").format(
-                        command=command, at=last.get("finished")
+                    _("'{command}' last ran {hours} h ago: late").format(
+                        command=command, hours=int(age // 3600) if age is not None else "?"
                     ),
                     fix,
                     data,
@@ -360,8 +360,8 @@ def _runs(s, found: list[Finding]) -> None:
                 Finding(
                     f"timer:{job}",
                     WARN,
-                    _("'{command}' ran at {at} but not everything went through").format(
-                        command=command, at=last.get("finished")
+                    _("'{command}' ran {minutes} min ago but not everything went through").format(
+                        command=command, minutes=int(age // 60)
                     ),
                     _("run '{command}' without --quiet to see what").format(
                         command=command.replace(" --quiet", "")
