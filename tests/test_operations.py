@@ -572,3 +572,31 @@ def test_the_readme_table_names_every_setting_its_variable_and_flag():
         assert row is not None, key.dotted
         for name in (key.env, key.flag):
             assert not name or f"`{name}`" in row, (key.dotted, name)
+
+
+def test_serve_keymap_and_anchors_read_the_file_under_their_flags_and_variables(
+    hdi, env, tmp_path, monkeypatch
+):
+    import argparse
+
+    from helpdesk.cli import serve
+    from screens import keymap
+
+    anchors = tmp_path / "anchors"
+    write(
+        env,
+        f'[serve]\nlisten = "127.0.0.2:8123"\n[paths]\nkeymap = "{tmp_path / "keys.toml"}"\n'
+        f'audit_anchors = "{anchors}"\n',
+    )
+    args = argparse.Namespace(host=None, port=None)
+    serve.listen_address(args)
+    assert (args.host, args.port) == ("127.0.0.2", 8123)
+    args = argparse.Namespace(host=None, port=9000)  # --port 9000
+    serve.listen_address(args)
+    assert (args.host, args.port) == ("127.0.0.2", 9000)
+    assert keymap.default_path() == tmp_path / "keys.toml"
+    monkeypatch.setenv("HELPDESK_KEYMAP", str(tmp_path / "mine.toml"))
+    assert keymap.default_path() == tmp_path / "mine.toml"
+    # 'audit anchor' with no --file writes where the file says; 'audit verify' reads it there.
+    assert hdi.ok("audit", "anchor")["id"] >= 0 and anchors.read_text().strip()
+    assert hdi.ok("audit", "verify")["anchors"] == 1
