@@ -17,9 +17,18 @@ from pathlib import Path
 
 
 def default_path() -> Path:
+    """``HELPDESK_KEYMAP``, else ``[paths] keymap`` in helpdesk.toml, else the user's file."""
     env = os.environ.get("HELPDESK_KEYMAP")
     if env:
         return Path(env).expanduser()
+    from helpdesk.base import config
+
+    try:
+        configured = config.load().value("paths.keymap")
+    except config.ConfigError:  # the CLI says what is wrong with the file; the TUI still opens
+        configured = None
+    if configured:
+        return Path(str(configured)).expanduser()
     from platformdirs import user_config_dir
 
     return Path(user_config_dir("helpdesk", appauthor=False)) / "keymap.toml"

@@ -392,7 +392,7 @@ def test_an_outage_loses_nothing_and_sends_nothing_twice(url, smtp_factory):
     server = smtp_factory(start=False)  # nothing listens on its port yet
     cfg = smtp_config(server)
     report = deliver(url, now=T0, config=cfg)
-    assert len(report.retried) == 3 and not report.sent and report.exit_code == 0
+    assert len(report.retried) == 3 and not report.sent and report.exit_code == 1  # not delivered
     for r in rows(url):
         assert r.status == "pending" and r.attempts == 1
         assert r.next_attempt_at == T0 + BACKOFF[0]

@@ -224,7 +224,7 @@ def test_configuration_errors_name_the_file_and_line(hd):
     write_config(hd, '[connectors.directory]\ntype = "ldapp"\npolicies = ["indigos"]\n')
     assert ":1" in hd.bad("connectors", "check").err
     write_config(hd, '[connectors.directory\ntype = "ldap"\n')
-    assert "line 1" in hd.bad("connectors", "check").err
+    assert f"{path}:1:" in hd.bad("connectors", "check").err  # file:line:column
     secret = hd.tmp_path / "open.secret"
     secret.write_text("s3cret")
     secret.chmod(0o644)

@@ -78,6 +78,9 @@ def do_actions(args, out) -> int:
         with common.session(args):
             pass  # checks the schema
         report = service_actions.run(_url(args), limit=args.limit)
+        ran = report.done or report.retried or report.failed or report.uncertain
+        if getattr(args, "quiet", False) and not ran and not report.exit_code:
+            return 0  # a timer's run with nothing to say
         out.data(report.as_dict()) if out.json else print_run(out, report.as_dict())
         return report.exit_code
     if args.sub in ("retry", "mark-done"):

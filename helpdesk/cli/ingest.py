@@ -4,6 +4,7 @@
     helpdesk ingest arf PATH|URL [--policy KEY]
     helpdesk ingest dmarc PATH|URL [--policy KEY]
     helpdesk ingest postfix LOG [LOG...] [--year YYYY] [--tz ZONE] [--window PT1H] [--from-start]
+    helpdesk ingest sources          every source of helpdesk.toml (for the ingest timer)
     helpdesk quarantine list [--kind K] [--all] [--limit N] [--offset N]
     helpdesk quarantine show ID [--raw]
 
@@ -63,6 +64,12 @@ def add_parsers(sub, cmd) -> None:
         help=_("read the whole file again, ignoring where the last run stopped"),
     )
 
+    p = cmd(
+        ing,
+        "sources",
+        _("read every source helpdesk.toml names: [[ingest.sources]] and [ingest] postfix_logs"),
+    )
+
     qu = sub.add_parser("quarantine", help=_("input ingestion could not use")).add_subparsers(
         dest="sub", metavar="SUB", required=True
     )
@@ -78,43 +85,103 @@ def add_parsers(sub, cmd) -> None:
 
 
 def do_ingest(args, out) -> int:
-    progress = not out.json
-    if args.sub == "postfix":
-        summary = _postfix(args, progress)
-    else:
-        from helpdesk.cli import common
-        from helpdesk.storage import db
-        from helpdesk.base.errors import BadInput
-
-        with common.session(args):
-            pass  # checks the schema
-        url = db.resolve_url(getattr(args, "db", None))
-        from helpdesk.ingest import intake, reports, pipeline
-        from helpdesk.ingest.mailboxes import SourceError, open_source
-
-        if args.policy:
-            _check_policy(url, args.policy)
-        handler = {
-            "mail": intake.handle_mail,
-            "arf": reports.handle_arf,
-            "dmarc": reports.handle_dmarc,
-        }[args.sub]
-        try:
-            source = open_source(args.source)
-        except SourceError as exc:
-            raise BadInput(str(exc)) from None
-        with source:
-            summary = pipeline.ingest(
-                url,
-                source,
-                kind=args.sub,
-                handler=handler,
-                policy=args.policy,
-                queue=getattr(args, "queue", None),
-                show_progress=progress,
-            )
-    _print(out, summary)
+    if args.sub == "sources":
+        return do_ingest_sources(args, out)
+    quiet = getattr(args, "quiet", False)  # a timer's run: nothing said when nothing came
+    summary = _ingest_one(args, progress=not out.json and not quiet)
+    if not (quiet and not summary.items and not summary.errors):
+        _print(out, summary)
     return 2 if summary.errors else 0
+
+
+def _ingest_one(args, progress: bool, environ: dict | None = None):
+    if args.sub == "postfix":
+        return _postfix(args, progress)
+    from helpdesk.cli import common
+    from helpdesk.storage import db
+    from helpdesk.base.errors import BadInput
+
+    with common.session(args):
+        pass  # checks the schema
+    url = db.resolve_url(getattr(args, "db", None))
+    from helpdesk.ingest import intake, reports, pipeline
+    from helpdesk.ingest.mailboxes import SourceError, open_source
+
+    if args.policy:
+        _check_policy(url, args.policy)
+    handler = {
+        "mail": intake.handle_mail,
+        "arf": reports.handle_arf,
+        "dmarc": reports.handle_dmarc,
+    }[args.sub]
+    try:
+        source = open_source(args.source, environ=environ)
+    except SourceError as exc:
+        raise BadInput(str(exc)) from None
+    with source:
+        return pipeline.ingest(
+            url,
+            source,
+            kind=args.sub,
+            handler=handler,
+            policy=args.policy,
+            queue=getattr(args, "queue", None),
+            show_progress=progress,
+        )
+
+
+def do_ingest_sources(args, out) -> int:
+    """``ingest sources``: every mailbox of ``[[ingest.sources]]`` and the logs of
+    ``[ingest] postfix_logs`` in helpdesk.toml, one after the other; a source that cannot be
+    read is said and the others are still read (exit 2)."""
+    import argparse
+    import os
+
+    from helpdesk.base import config
+    from helpdesk.base.errors import BadInput, HelpdeskError
+
+    cfg = config.load()
+    quiet = getattr(args, "quiet", False)
+    progress = not out.json and not quiet
+    runs: list[tuple[argparse.Namespace, dict | None]] = []
+    for source in config.ingest_sources(cfg):
+        one = argparse.Namespace(**vars(args))
+        one.sub, one.source, one.policy, one.queue = source["kind"], source["target"], None, None
+        environ = None
+        if source["environ"]:
+            environ = {**os.environ, **source["environ"]}
+        runs.append((one, environ))
+    logs = list(cfg.value("ingest.postfix_logs") or [])
+    if logs:
+        one = argparse.Namespace(**vars(args))
+        one.sub, one.paths, one.year, one.tz = "postfix", logs, None, None
+        one.window, one.from_start = "PT1H", False
+        runs.append((one, None))
+    if not runs:
+        raise BadInput(
+            _(
+                "no source to read: add [[ingest.sources]] or [ingest] postfix_logs to helpdesk.toml ('helpdesk config show' says which file)"
+            )
+        )
+    summaries, failed = [], 0
+    for one, environ in runs:
+        try:
+            summary = _ingest_one(one, progress, environ)
+        except HelpdeskError as exc:
+            failed += 1
+            where = one.source if one.sub != "postfix" else ", ".join(one.paths)
+            message = f"{one.sub} {where}: {exc}"
+            summaries.append({"kind": one.sub, "source": where, "errors": [message]})
+            sys.stderr.write(_("error") + f": {message}\n")
+            continue
+        if summary.errors:
+            failed += 1
+        summaries.append(summary.as_dict())
+        if not out.json and not (quiet and not summary.items and not summary.errors):
+            _print(out, summary)
+    if out.json:
+        out.data(summaries)
+    return 2 if failed else 0
 
 
 def _check_policy(url: str, key: str) -> None:

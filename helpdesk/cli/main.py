@@ -309,6 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="sub", metavar="SUB", required=True
     )
     cmd(rs, "redeem", _("check and spend a one-time secret read from standard input"))
+    _operations().add_parsers(sub, cmd, COMMANDS)  # config, doctor, metrics; timers' --quiet
     return parser
 
 
@@ -908,13 +909,20 @@ def do_sweep(args, out: Out) -> int:
 
     _session(args).__enter__().close()  # checks the schema
     report = sweep.run(db.resolve_url(getattr(args, "db", None)))
+    code = (
+        1
+        if report.refused or report.actions.get("failed") or report.actions.get("uncertain")
+        else 0
+    )
+    if getattr(args, "quiet", False) and not code and report.nothing:
+        return 0
     if out.json:
         out.data(report.as_dict())
     else:
         print_sweep(out, report)
         if report.actions:
             _actions_cli().print_run(out, report.actions)
-    return 0
+    return code
 
 
 def do_backup(args, out: Out) -> int:
@@ -1060,7 +1068,7 @@ def do_audit(args, out: Out) -> int:
     if args.sub == "anchor":
         return do_audit_anchor(args, out)
     anchors: list = []
-    path = args.anchors or os.environ.get("HELPDESK_AUDIT_ANCHORS")
+    path = args.anchors or _config_value("paths.audit_anchors")
     if path:
         anchors, bad = audit.read_anchors(files.read_text(path))
         if bad:
@@ -1102,7 +1110,7 @@ def do_audit_anchor(args, out: Out) -> int:
     from helpdesk.storage import audit
     from helpdesk.base import files
 
-    path = args.file or os.environ.get("HELPDESK_AUDIT_ANCHORS")
+    path = args.file or _config_value("paths.audit_anchors")
     if not path and not args.syslog:
         raise BadInput(_("where to? give --file PATH (or HELPDESK_AUDIT_ANCHORS) or --syslog"))
     with _session(args) as s:
@@ -1175,28 +1183,7 @@ def do_outbox(args, out: Out) -> int:
         with _session(args):
             pass  # checks the schema
         report = delivery.deliver(db.resolve_url(getattr(args, "db", None)), limit=args.limit)
-        if out.json:
-            out.data(report.as_dict())
-        else:
-            out.line(
-                _(
-                    "Outbox via {transport}: {s} sent, {r} to retry, {f} failed, {h} held, {u} uncertain."
-                ).format(
-                    transport=report.transport,
-                    s=len(report.sent),
-                    r=len(report.retried),
-                    f=len(report.failed),
-                    h=len(report.held),
-                    u=len(report.uncertain),
-                )
-            )
-            for kind in ("retried", "failed", "held", "uncertain"):
-                for e in getattr(report, kind):
-                    out.line(
-                        f"  #{e['outbox']} ({kind}) {e['to']}: {e['error']}",
-                        style=None if kind == "retried" else "red",
-                    )
-        return report.exit_code
+        return _operations().print_delivery(args, out, report)
 
     with _session(args) as s:
         if args.sub == "bounces":
@@ -1285,6 +1272,19 @@ def do_reset(args, out: Out) -> int:
             else _("invalid, expired or already used")
         )
     return 0 if result["valid"] else 1
+
+
+def _config_value(dotted: str):
+    """A value of helpdesk.toml, its environment variable first (helpdesk.base.config)."""
+    from helpdesk.base import config
+
+    return config.load().value(dotted)
+
+
+def _operations():
+    from helpdesk.cli import operations  # config, doctor, metrics, the timers' output
+
+    return operations
 
 
 def _training_commands():

@@ -54,7 +54,7 @@ def add_parser(sub, cmd) -> None:
     p = cmd(sub, "serve", _("show the TUI in a web browser (demo by default), e.g. on a projector"))
     p.add_argument(
         "--host",
-        default=DEFAULT_HOST,
+        default=None,
         help=_("address to listen on (default {host}: this machine only)").format(
             host=DEFAULT_HOST
         ),
@@ -62,7 +62,7 @@ def add_parser(sub, cmd) -> None:
     p.add_argument(
         "--port",
         type=bounds.port,
-        default=DEFAULT_PORT,
+        default=None,
         help=_("port to listen on (default {port})").format(port=DEFAULT_PORT),
     )
     p.add_argument(
@@ -169,7 +169,23 @@ def _check_database(args) -> None:
             )
 
 
+def listen_address(args) -> None:
+    """``--host`` and ``--port`` over ``[serve] listen`` in helpdesk.toml over the defaults."""
+    from helpdesk.base import config
+
+    cfg = config.load()
+    host, port = DEFAULT_HOST, DEFAULT_PORT
+    if listen := cfg.value("serve.listen"):
+        kind, where = config.parse_listen(str(listen), key="serve.listen")
+        if kind != "tcp":
+            raise BadInput(_("serve.listen: give HOST:PORT (a web server listens on TCP)"))
+        host, port = where
+    args.host = args.host or host
+    args.port = args.port or port
+
+
 def do_serve(args, out) -> int:
+    listen_address(args)
     if not 0 < args.port < 65536:
         raise BadInput(_("--port must be between 1 and 65535"))
     if what(args) != "demo":

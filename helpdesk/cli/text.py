@@ -36,6 +36,9 @@ COLUMNS = {
     "bytes": "Bytes",
     "reason": "Reason",
     "source": "Source",
+    "setting": "Setting",
+    "value": "Value",
+    "origin": "Origin",
 }
 
 
@@ -67,6 +70,9 @@ _HEADERS = [
     N_("Bytes"),
     N_("Reason"),
     N_("Source"),
+    N_("Setting"),
+    N_("Value"),
+    N_("Origin"),
 ]
 
 

@@ -121,31 +121,48 @@ class DeliveryConfig:
 
     @classmethod
     def from_env(cls, environ=None) -> DeliveryConfig:
-        env = os.environ if environ is None else environ
+        """From the environment (``HELPDESK_SMTP_*``...) over ``helpdesk.toml``'s
+        ``[smtp]`` and ``[mail]`` (:mod:`helpdesk.base.config`)."""
+        from helpdesk.base import config
 
-        def flag(name: str) -> bool:
-            value = env.get(name, "").strip().lower()
+        env = os.environ if environ is None else environ
+        cfg = config.load(env)
+
+        def text(dotted: str) -> str:
+            value = cfg.value(dotted)
+            return "" if value is None else str(value).strip()
+
+        def flag(dotted: str) -> bool:
+            value = cfg.value(dotted)
+            if isinstance(value, bool):
+                return value
+            value = str(value or "").strip().lower()
             if value in _TRUE:
                 return True
             if value in _FALSE:
                 return False
-            raise BadInput(f"{name} must be on or off, not {value!r}")
+            raise BadInput(f"{cfg.origin(dotted)} must be on or off, not {value!r}")
 
-        port = env.get("HELPDESK_SMTP_PORT", "").strip()
+        port = text("smtp.port")
         if port and not port.isdigit():
-            raise BadInput(f"HELPDESK_SMTP_PORT must be a port number, not {port!r}")
-        maildir = env.get("HELPDESK_MAILDIR", "").strip()
+            raise BadInput(f"{cfg.origin('smtp.port')} must be a port number, not {port!r}")
+        maildir = text("smtp.maildir")
+        password = env.get("HELPDESK_SMTP_PASSWORD", "")
+        if not password and (secret_file := text("smtp.password_file")):
+            password = config.read_secret(
+                Path(secret_file).expanduser(), where=cfg.origin("smtp.password_file")
+            )
         return cls(
-            smtp_host=env.get("HELPDESK_SMTP_HOST", "").strip(),
+            smtp_host=text("smtp.host"),
             smtp_port=int(port) if port else None,
-            starttls=flag("HELPDESK_SMTP_STARTTLS"),
-            ssl=flag("HELPDESK_SMTP_SSL"),
-            username=env.get("HELPDESK_SMTP_USER", ""),
-            password=env.get("HELPDESK_SMTP_PASSWORD", ""),
-            cafile=env.get("HELPDESK_SMTP_CAFILE", "").strip(),
-            default_from=env.get("HELPDESK_MAIL_FROM", "").strip(),
+            starttls=flag("smtp.starttls"),
+            ssl=flag("smtp.ssl"),
+            username=text("smtp.user"),
+            password=password,
+            cafile=text("smtp.cafile"),
+            default_from=text("mail.from"),
             maildir=Path(maildir).expanduser() if maildir else None,
-            reset_url=env.get("HELPDESK_RESET_URL", "").strip(),
+            reset_url=text("mail.reset_url"),
         )
 
     @property
@@ -212,9 +229,20 @@ class DeliveryReport:
 
     @property
     def exit_code(self) -> int:
-        """0 when everything due was sent or will be retried (or nothing was due), 1 when a
-        mail failed, is held or is uncertain: a cron job's exit status then calls a human."""
-        return 1 if self.needs_attention else 0
+        """0 when everything due was delivered (or nothing was due), 1 when a mail could not
+        be: it failed, is held, is to be retried or is uncertain. A timer's exit status then
+        says that mail is stuck (SMTP down included), and the output says which."""
+        return 1 if self.needs_attention or self.retried else 0
+
+    @property
+    def nothing(self) -> bool:
+        """Nothing was due: a quiet run has nothing to say."""
+        return not (self.sent or self.retried or self.failed or self.held or self.uncertain)
+
+    @property
+    def local(self) -> bool:
+        """Written to a local Maildir (no SMTP server set): nothing left this machine."""
+        return self.transport.startswith("maildir:")
 
     def as_dict(self) -> dict:
         return {
@@ -796,4 +824,33 @@ def deliver(
             _settle(url, outbox_id, now, config, report, None, expect=("sending", "uncertain"))
     finally:
         transport.close()
+    from helpdesk.storage import runs
+
+    runs.record(
+        url,
+        "outbox-send",
+        started=now,
+        ok=report.exit_code == 0,
+        counts={k: len(getattr(report, k)) for k in REPORT_KINDS},
+    )
     return report
+
+
+def probe(config: DeliveryConfig | None = None) -> str | None:
+    """Connect to the SMTP server as a delivery does (TLS, login), say QUIT, send nothing.
+    None when it answered; else why not (``helpdesk doctor``)."""
+    config = config if config is not None else DeliveryConfig.from_env()
+    if not config.smtp_host:
+        return None
+    transport = _SMTPTransport(config)
+    try:
+        transport.open()
+    except _Outcome as outcome:
+        return outcome.message
+    finally:
+        transport.close()
+    return None
+
+
+#: What became of the mails a run tried, in the order they are told.
+REPORT_KINDS = ("sent", "retried", "failed", "held", "uncertain")

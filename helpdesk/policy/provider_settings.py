@@ -22,7 +22,6 @@ is an audited ``policy-settings`` event; changing them needs the techadmin role.
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -31,7 +30,7 @@ from sqlmodel import Session, col, select
 
 from helpdesk.base.addresses import BadAddress, mailbox_address
 from helpdesk.storage import audit
-from helpdesk.base import clock
+from helpdesk.base import clock, config
 from helpdesk.base.errors import BadInput
 from helpdesk.base.i18n import _
 from helpdesk.storage.models import Meta, Policy
@@ -109,6 +108,8 @@ ENV_FALLBACK = {
     "mail_from": "HELPDESK_MAIL_FROM",
     "reset_url": "HELPDESK_RESET_URL",
 }  # read by delivery
+#: The same fallbacks in helpdesk.toml ([mail] from, reset_url), under the variables.
+CONFIG_FALLBACK = {"mail_from": "mail.from", "reset_url": "mail.reset_url"}
 
 _DOMAIN = re.compile(
     r"(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,62}"
@@ -287,8 +288,8 @@ def view(session: Session, policy: Policy) -> list[dict]:
             value_, source = pack[name], "pack"
         elif spec.default is not None:
             value_, source = spec.default, "default"
-        elif os.environ.get(ENV_FALLBACK.get(name, ""), "").strip():
-            value_, source = os.environ[ENV_FALLBACK[name]].strip(), ENV_FALLBACK[name]
+        elif name in CONFIG_FALLBACK and (fallback := config.load().value(CONFIG_FALLBACK[name])):
+            value_, source = str(fallback).strip(), config.load().origin(CONFIG_FALLBACK[name])
         else:
             value_, source = None, ""
         out.append(

@@ -42,6 +42,14 @@ class SweepReport:
         default_factory=dict
     )  # service actions carried out (helpdesk.outgoing.actions)
 
+    @property
+    def nothing(self) -> bool:
+        """Nothing was due: a quiet run has nothing to say."""
+        ran = any(self.actions.get(k) for k in ("done", "retried", "failed", "uncertain"))
+        return not (self.taken or self.refused or self.opened or self.redacted or ran) and not any(
+            self.purged.values()
+        )
+
     def as_dict(self) -> dict:
         return {
             "now": self.now,
@@ -80,6 +88,20 @@ def run(url: str | None = None, now: datetime | None = None, limit: int = 10_000
         ran.as_dict()
         if (ran.done or ran.retried or ran.failed or ran.uncertain or ran.waiting)
         else {}
+    )
+    from helpdesk.storage import runs
+    from helpdesk.storage.db import resolve_url
+
+    runs.record(
+        resolve_url(url),
+        "sweep",
+        started=now,
+        ok=not report.refused and not ran.exit_code,
+        counts={
+            "taken": len(report.taken),
+            "opened": len(report.opened),
+            "refused": len(report.refused),
+        },
     )
     return report
 

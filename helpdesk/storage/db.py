@@ -37,6 +37,10 @@ def default_url() -> str:
 
 
 def resolve_url(url: str | None = None) -> str:
+    if not url and not os.environ.get("HELPDESK_DB"):
+        from helpdesk.base import config  # [database] url in helpdesk.toml
+
+        url = config.load().value("database.url")
     url = url or os.environ.get("HELPDESK_DB") or default_url()
     if "://" not in url:  # a bare path means an SQLite file
         url = f"sqlite:///{Path(url).expanduser().absolute()}"
