@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from sqlalchemy import func
-from sqlmodel import select
+from sqlmodel import col, select
 
 from helpdesk.base import clock, config
 from helpdesk.base.errors import BadInput
@@ -262,7 +262,7 @@ def _providers(s, found: list[Finding]) -> None:
     from helpdesk.policy import provider_settings
     from helpdesk.storage.models import Policy
 
-    policies = list(s.exec(select(Policy).order_by(Policy.key)))
+    policies = list(s.exec(select(Policy).order_by(col(Policy.key))))
     if not policies:
         found.append(
             Finding(
@@ -391,15 +391,15 @@ def _stuck(s, found: list[Finding]) -> None:
     mails = _pairs(
         s.exec(
             select(Outbox.status, func.count())
-            .where(Outbox.status.in_(("held", "failed", "uncertain")))
-            .group_by(Outbox.status)
+            .where(col(Outbox.status).in_(("held", "failed", "uncertain")))
+            .group_by(col(Outbox.status))
         )
     )
     actions = _pairs(
         s.exec(
             select(ServiceAction.status, func.count())
-            .where(ServiceAction.status.in_(("failed", "uncertain")))
-            .group_by(ServiceAction.status)
+            .where(col(ServiceAction.status).in_(("failed", "uncertain")))
+            .group_by(col(ServiceAction.status))
         )
     )
     fixes = {

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from helpdesk.base import clock
 from helpdesk.storage import runs
@@ -29,17 +29,19 @@ def families(s: Session, now: datetime | None = None) -> list[tuple[str, str, li
     tickets: dict[tuple, dict[str, int]] = {}
     for queue, policy, kind, n in s.exec(
         select(Ticket.queue, Ticket.policy_key, Ticket.state_kind, func.count())
-        .where(Ticket.merged_into.is_(None))
-        .group_by(Ticket.queue, Ticket.policy_key, Ticket.state_kind)
+        .where(col(Ticket.merged_into).is_(None))
+        .group_by(col(Ticket.queue), col(Ticket.policy_key), col(Ticket.state_kind))
     ):
         tickets.setdefault((queue, policy), {})[kind] = n
     overdue = dict(
         ((q, p), n)
         for q, p, n in s.exec(
             select(Ticket.queue, Ticket.policy_key, func.count())
-            .where(Ticket.state_kind != "done", Ticket.due_at.is_not(None), Ticket.due_at < now)
-            .where(Ticket.merged_into.is_(None))
-            .group_by(Ticket.queue, Ticket.policy_key)
+            .where(
+                Ticket.state_kind != "done", col(Ticket.due_at).is_not(None), Ticket.due_at < now
+            )
+            .where(col(Ticket.merged_into).is_(None))
+            .group_by(col(Ticket.queue), col(Ticket.policy_key))
         )
     )
     for kind, text in (
@@ -66,7 +68,7 @@ def families(s: Session, now: datetime | None = None) -> list[tuple[str, str, li
             ],
         )
     )
-    mails = _pairs(s.exec(select(Outbox.status, func.count()).group_by(Outbox.status)))
+    mails = _pairs(s.exec(select(Outbox.status, func.count()).group_by(col(Outbox.status))))
     out.append(
         (
             "helpdesk_mails",
@@ -75,7 +77,7 @@ def families(s: Session, now: datetime | None = None) -> list[tuple[str, str, li
         )
     )
     actions = _pairs(
-        s.exec(select(ServiceAction.status, func.count()).group_by(ServiceAction.status))
+        s.exec(select(ServiceAction.status, func.count()).group_by(col(ServiceAction.status)))
     )
     out.append(
         (
@@ -84,7 +86,9 @@ def families(s: Session, now: datetime | None = None) -> list[tuple[str, str, li
             [({"status": k}, actions.get(k, 0)) for k in sorted(set(actions) | _ACTION_STATUSES)],
         )
     )
-    oldest = s.exec(select(func.min(Outbox.created_at)).where(Outbox.status.in_(UNDELIVERED))).one()
+    oldest = s.exec(
+        select(func.min(Outbox.created_at)).where(col(Outbox.status).in_(UNDELIVERED))
+    ).one()
     out.append(
         (
             "helpdesk_mail_oldest_pending_age_seconds",
@@ -92,7 +96,7 @@ def families(s: Session, now: datetime | None = None) -> list[tuple[str, str, li
             [({}, max(0.0, (now - clock.as_utc(oldest)).total_seconds()) if oldest else 0.0)],
         )
     )
-    ingested = _pairs(s.exec(select(Evidence.kind, func.count()).group_by(Evidence.kind)))
+    ingested = _pairs(s.exec(select(Evidence.kind, func.count()).group_by(col(Evidence.kind))))
     out.append(
         (
             "helpdesk_ingested_items",
@@ -104,7 +108,7 @@ def families(s: Session, now: datetime | None = None) -> list[tuple[str, str, li
         (k, bool(r)): n
         for k, r, n in s.exec(
             select(Quarantine.kind, Quarantine.released, func.count()).group_by(
-                Quarantine.kind, Quarantine.released
+                col(Quarantine.kind), col(Quarantine.released)
             )
         )
     }
