@@ -48,6 +48,11 @@ def _(message: str) -> str:
     return _catalog(current_lang()).gettext(message)
 
 
+def N_(message: str) -> str:
+    """Marks a message for the catalog where it is defined; it is translated where shown."""
+    return message
+
+
 def n_(singular: str, plural: str, n: int) -> str:
     """The form for ``n`` of an interface message ("1 ticket", "2 tickets"; in French the
     singular for 0 and 1)."""

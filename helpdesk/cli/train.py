@@ -113,11 +113,19 @@ def _list(out) -> int:
     rows = [sc.summary() for sc in scenarios.load_all()]
     if out.json:
         out.data(rows)
-    else:
-        out.table(
-            ["key", "provider", "queue", "title"],
-            [[r["key"], r["provider"], r["queue"], r["title"]] for r in rows],
+        return 0
+    from rich.text import Text
+
+    from helpdesk.base.labels import label
+
+    # Two lines a scenario, so that neither the key (typed in `train start KEY`) nor the
+    # title is cut mid-word on a narrow terminal.
+    for r in rows:
+        out.line(
+            Text(r["key"], style="bold"),
+            Text(f"  {r['provider']} · {label('queue-short', r['queue'])}", style="dim"),
         )
+        out.line(Text("    " + r["title"]))
     return 0
 
 
