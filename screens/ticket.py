@@ -73,6 +73,10 @@ class TicketScreen(BaseScreen):
         Binding("d", "details", N_("Panes"), show=False, id="ticket.details"),
         Binding("[", "pane(-1)", N_("Previous pane"), show=False, id="ticket.pane_previous"),
         Binding("]", "pane(1)", N_("Next pane"), show=False, id="ticket.pane_next"),
+        # ← → from the action list too (which uses ↑ ↓ only); a focused field or pane
+        # that reads ← → itself still gets them first.
+        Binding("left", "pane(-1)", N_("Previous pane"), show=False, id="ticket.pane_left"),
+        Binding("right", "pane(1)", N_("Next pane"), show=False, id="ticket.pane_right"),
         Binding("r", "reload", N_("Reload"), show=False, id="ticket.reload"),
         Binding("w", "walkthrough", N_("Walkthrough"), id="ticket.walkthrough"),
         Binding("m", "compose('reply')", N_("Reply"), id="ticket.reply"),

@@ -494,3 +494,32 @@ async def test_the_palette_speaks_french_throughout(db_url, make_app):
         assert isinstance(palette, CommandPalette)
         assert "Chercher une commande" in str(palette.query_one("Input").placeholder)
         app.exit()
+
+
+async def test_left_and_right_change_panes_from_the_action_list(db_url, make_app):
+    """← → change the pane shown while the action list keeps the keys (no Tab first);
+    ↑ ↓ still move in the actions and a digit still runs its action."""
+    app = make_app(db_url)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        screen = await _open(pilot, 3)
+        actions = screen.query_one("#actions")
+        assert app.focused is actions and screen.current_pane == "details"
+        await press(pilot, "right")
+        assert screen.current_pane == "dates" and app.focused is actions
+        assert "▸ Actions" in str(screen.query_one("#actions-title").render())
+        await press(pilot, "right", "right")
+        assert screen.current_pane == "history"
+        await press(pilot, "left")
+        assert screen.current_pane == "fields"
+        await press(pilot, "left", "left", "left")
+        assert screen.current_pane == "conversation"  # round the other way
+        before = actions.highlighted
+        await press(pilot, "down")
+        assert app.focused is actions and actions.highlighted != before
+        assert screen.current_pane == "conversation"
+        await press(pilot, "tab")  # the keys to the pane: ← → still change panes there
+        assert app.focused is screen.pane_widget()
+        await press(pilot, "right")
+        assert screen.current_pane == "details" and app.focused is screen.pane_widget()
+        app.exit()
