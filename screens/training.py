@@ -111,7 +111,10 @@ def clock_move_text(move, tz_name: str) -> Text:
     for t in report["taken"]:
         lines.append(
             assemble(
-                "  ✔ ", where(t), (str(t.get("action", "")), "bold"), f" → {t.get('state') or ''}"
+                "  ✔ ",
+                where(t),
+                (str(t.get("action_label") or t.get("action", "")), "bold"),
+                f" → {t.get('state_label') or t.get('state') or ''}",
             )
         )
     for o in report["opened"]:
@@ -125,7 +128,13 @@ def clock_move_text(move, tz_name: str) -> Text:
         )
     for r in report["refused"]:
         lines.append(
-            assemble("  ✘ ", where(r), str(r.get("action", "")), "  ", str(r.get("reason") or ""))
+            assemble(
+                "  ✘ ",
+                where(r),
+                str(r.get("action_label") or r.get("action", "")),
+                "  ",
+                str(r.get("reason") or ""),
+            )
         )
     if report["redacted"]:
         lines.append(

@@ -685,7 +685,26 @@ class Backend:
         from helpdesk.training import sandbox
 
         move = sandbox.advance(self.url, step)
-        return ClockMoved(move.step, move.before, move.after, move.sweep.as_dict())
+        return ClockMoved(move.step, move.before, move.after, self._labelled(move.sweep.as_dict()))
+
+    def _labelled(self, report: dict) -> dict:
+        """Sweep's report with each step and state by its label in the ticket's procedure
+        (``action_label``, ``state_label``), for a person to read; the keys stay."""
+        rows = [r for k in ("taken", "refused") for r in report.get(k, []) if r.get("ticket")]
+        if not rows:
+            return report
+        with db.read_session(self.url) as s:
+            for r in rows:
+                ticket = s.get(Ticket, r["ticket"])
+                if ticket is None:
+                    continue
+                d = engine.definition(s, ticket.workflow_id)
+                steps = d.by_key(r.get("action") or "")
+                if steps:
+                    r["action_label"] = pick(steps[0].label)
+                if r.get("state") in d.states:
+                    r["state_label"] = pick(d.states[r["state"]].label)
+        return report
 
     def scenarios(self) -> list[dict]:
         """The training scenarios (key, provider, queue, title), for the palette."""

@@ -523,3 +523,35 @@ async def test_left_and_right_change_panes_from_the_action_list(db_url, make_app
         await press(pilot, "right")
         assert screen.current_pane == "details" and app.focused is screen.pane_widget()
         app.exit()
+
+
+async def test_a_long_scenario_title_is_whole_in_the_banner_at_80_columns(tmp_path, make_app):
+    """The banner keeps a long scenario title whole at 80 columns (the warning takes its
+    short form), and cuts one that still cannot fit at a word, with "…"."""
+    from rich.text import Text
+
+    from helpdesk.base.i18n import set_lang
+    from helpdesk.training import sandbox, scenarios
+    from screens.base import banner_title
+
+    url = f"sqlite:///{tmp_path / 'training.db'}"
+    key = "weentime-reset-admin"
+    sandbox.seed(url, key)
+    for lang in ("fr", "en"):
+        set_lang(lang)
+        title = scenarios.load(key).summary()["title"]
+        app = make_app(url, "tom")
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(pilot)
+            banner = app.screen.query_one("#banners")
+            lines = [line.text for line in banner.render_lines(banner.region.reset_offset)]
+            assert title in lines[0] and "…" not in lines[0], lines
+            assert lines[0].count("▲") == 2 and ("FORMATION" in lines[0] or "TRAINING" in lines[0])
+            app.exit()
+    set_lang("fr")
+    short = banner_title(Text("  Wigii : désactiver", style="bold"), 80).plain
+    assert "BASE DE FORMATION — rien ici n'est réel" in short and short.endswith("désactiver")
+    long = banner_title(Text("  " + "Un titre beaucoup trop long " * 4, style="bold"), 80).plain
+    assert len(long) <= 80 and long.endswith("…") and long.startswith(" ▲ FORMATION ▲ ")
+    assert long[:-1].endswith(("Un", "titre", "beaucoup", "trop", "long"))  # cut at a word
+    set_lang("en")

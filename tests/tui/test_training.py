@@ -115,7 +115,9 @@ async def test_walkthrough_guides_a_scenario_and_the_clock_runs_sweep(training_u
         await press(pilot, "f8")
         assert isinstance(app.screen, MessageScreen)
         body = app.screen.body.plain
-        assert "deactivate" in body, body
+        # the step and the state by their labels in the procedure, not their keys
+        assert "Deactivate the account → Deactivated, erasure pending" in body, body
+        assert "deactivate " not in body and "→ deactivated" not in body
         await press(pilot, "escape")
         await settle(pilot)
         assert ticket(url, tid).state == "deactivated"
