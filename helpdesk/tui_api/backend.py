@@ -54,6 +54,7 @@ class Backend:
     def __init__(self, url: str | None, login: str | None):
         self.url = db.resolve_url(url)
         self.login = login or None
+        self.trainer: str | None = None  # a trainer playing a volunteer (``play_as``)
         self.info: Info | None = None
         self._reads: set[int] = set()  # tickets of closed accounts whose reading is recorded
         self._watcher: Watcher | None = None
@@ -679,6 +680,18 @@ class Backend:
                 self.url, ticket_id, action, refused.rule, by=self.info.actor.login
             )
         return sandbox.feedback(self.url, ticket_id, action, refused)
+
+    def play_as(self, login: str | None) -> Info:
+        """A trainer acts as one of the scenario's volunteers (None: as themselves again),
+        so that a refusal is seen as the role a step names. Returns what the app knows."""
+        from helpdesk.training import sandbox
+
+        if self.info is None or not self.info.training:
+            raise BadInput(_("only on a training database"))
+        trainer = self.trainer or self.login or ""
+        self.login = sandbox.play_as(self.url, trainer, login)
+        self.trainer = trainer
+        return self.load_info()
 
     def move_clock(self, step: str) -> ClockMoved:
         """Move a training database's clock and run sweep there."""

@@ -224,3 +224,22 @@ async def test_the_trainer_starts_a_scenario_again_or_another_one(training_url, 
         assert sandbox.scenario_of(url).key == "indigos-abuse-exchange"
         assert "Indigos" in str(app.screen.query_one("#banners").render())
         app.exit()
+
+
+async def test_a_scenario_started_in_another_session_reaches_this_banner(training_url, make_app):
+    """Another session (the trainer's, or `helpdesk train start`) puts another scenario in
+    the training database: this session's banner follows through the live watcher, and
+    its clock too."""
+    from tests.tui.test_app import wait_for
+
+    url, _tid = training_url
+    app = make_app(url, "tom", live=True, poll_seconds=0.25)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        banner = lambda: str(app.screen.query_one("#banners").render())  # noqa: E731
+        assert "Wigii" in banner() and "Indigos" not in banner()
+        seeded = sandbox.reset(url, "indigos-abuse-exchange")  # as another session does
+        took = await wait_for(pilot, lambda: "Indigos" in banner(), 3.0)
+        assert took < 3.0 and "Wigii" not in banner(), banner()
+        assert clock.now() == seeded.clock  # the clock of the scenario now held
+        app.exit()
