@@ -491,7 +491,9 @@ class TicketScreen(BaseScreen):
     @work(thread=True, exclusive=True, group="act", exit_on_error=False)
     def play(self, login: str | None) -> None:
         try:
+            self.backend.release(self.ticket_id)  # the ticket passes to who plays now
             info = self.backend.play_as(login)
+            self.backend.claim(self.ticket_id)
         except HelpdeskError as exc:
             self.app.call_from_thread(self._failed, {"label": _("Play the step's role")}, exc)
             return
