@@ -21,6 +21,7 @@ import tempfile
 from helpdesk.base import clock
 from helpdesk.base.errors import BadInput
 from helpdesk.base.i18n import _
+from helpdesk.cli.text import local
 
 DEFAULT_SCENARIO = "wigii-closure-request"  # what a new training database starts with
 TRAINER = "tom"
@@ -136,7 +137,10 @@ def _print_seeded(out, seeded) -> None:
     tickets = ", ".join(f"#{tid} ({name})" for name, tid in seeded.tickets.items())
     out.line(_("Scenario {key} ready in {url}").format(key=seeded.scenario, url=seeded.url))
     out.line(_("Tickets: {tickets}").format(tickets=tickets))
-    out.line(_("Training clock: {moment}").format(moment=clock.iso(seeded.clock)))
+    from helpdesk.training import sandbox
+
+    moment = local(seeded.clock, sandbox.timezone_of(seeded.url))
+    out.line(_("Training clock: {moment}").format(moment=moment))
 
 
 def _clock(out, url: str, step: str | None) -> int:
@@ -148,7 +152,8 @@ def _clock(out, url: str, step: str | None) -> int:
         if out.json:
             out.data({"clock": clock.iso(moment), "scenario": scenario.key if scenario else None})
         else:
-            out.line(_("Training clock: {moment}").format(moment=clock.iso(moment)))
+            tz = sandbox.timezone_of(url)
+            out.line(_("Training clock: {moment}").format(moment=local(moment, tz)))
         return 0
     move = sandbox.advance(url, step)
     if out.json:
@@ -156,9 +161,10 @@ def _clock(out, url: str, step: str | None) -> int:
         return 0
     from helpdesk.cli.common import print_sweep
 
+    tz = sandbox.timezone_of(url)
     out.line(
         _("Training clock: {before} → {after}").format(
-            before=clock.iso(move.before), after=clock.iso(move.after)
+            before=local(move.before, tz, zone=False), after=local(move.after, tz)
         )
     )
     print_sweep(out, move.sweep)

@@ -169,6 +169,12 @@ def clock_of(url: str | None = None) -> datetime:
         return _clock(s)
 
 
+def timezone_of(url: str | None = None) -> str:
+    """The zone a training database's times are read in: its scenario's provider's."""
+    with db.read_session(url) as s:
+        return _timezone(s)
+
+
 def _timezone(session: Session) -> str:
     key = _meta(session, META_SCENARIO)
     if key:
