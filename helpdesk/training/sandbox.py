@@ -749,10 +749,10 @@ def _match(
     roles: dict[str, str] | None = None,
 ):
     """Match a ticket's events, in order, against its expected path. A refusal step is done
-    when its refusal was seen as the role the step names (``roles``: each login's role; the
-    refusal recorded by someone of that role, and only that step, not the refusal steps
-    before it) or when a later step was taken; a step taken out of order is off the path
-    and leaves the path where it was."""
+    when its refusal was seen as the role the step names (``roles``: each login's role; see
+    ``_seen_as``), and only that step, not the refusal steps before it; or when a later
+    step was taken. A step taken out of order is off the path and leaves the path where
+    it was."""
     n = len(path)
     roles = roles if roles is not None else dict(VOLUNTEERS)
     expected_role = dict(VOLUNTEERS)
@@ -772,7 +772,7 @@ def _match(
                     not done[j]
                     and path[j].action == data.get("action")
                     and path[j].refused == data.get("rule")
-                    and roles.get(e.actor) == expected_role.get(path[j].by, path[j].by)
+                    and _seen_as(roles.get(e.actor), expected_role.get(path[j].by), path[j].refused)
                 ):
                     done[j], event_ids[j] = True, e.id
                     while p < n and done[p]:
@@ -794,6 +794,17 @@ def _match(
             off.append({"event": e.id, "action": e.action, "actor": e.actor, "at": clock.iso(e.at)})
             chained = False
     return done, event_ids, reached, off
+
+
+def _seen_as(played: str | None, expected: str | None, rule: str) -> bool:
+    """Whether a refusal seen by someone of role ``played`` counts for a step that names
+    role ``expected``: by that role, always. The trainer holds every role, so a refusal
+    the trainer saw is not the one a volunteer of that role meets: it counts only when the
+    trainer plays that volunteer. A role refusal counts only as the role it names; any
+    other rule refuses a volunteer of any role alike."""
+    if played is not None and played == expected:
+        return True
+    return played not in (None, "trainer") and rule != "role"
 
 
 def walkthrough(session_or_url: Session | str | None, ticket_id: int) -> Walkthrough | None:
