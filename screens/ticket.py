@@ -388,6 +388,8 @@ class TicketScreen(BaseScreen):
             names = [label("deadline", d["name"]) for d in pending if d["at"] == due]
             if names:
                 due_line.append(f" ({', '.join(names)})")
+            if overdue:  # in words too: legible without colour (NO_COLOR)
+                due_line.append((" · " + _("overdue"), "bold"))
         else:
             due_line.append("—")
         account: list = [(_("Account") + ": ", "dim"), (v["account"] or "—", "bold")]

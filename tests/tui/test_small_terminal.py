@@ -6,6 +6,8 @@ action keys keep their meaning; claims follow the screen you are on."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlmodel import select
 
 from helpdesk.storage import db
@@ -555,3 +557,37 @@ async def test_a_long_scenario_title_is_whole_in_the_banner_at_80_columns(tmp_pa
     assert len(long) <= 80 and long.endswith("…") and long.startswith(" ▲ FORMATION ▲ ")
     assert long[:-1].endswith(("Un", "titre", "beaucoup", "trop", "long"))  # cut at a word
     set_lang("en")
+
+
+async def test_without_colour_an_overdue_date_reads_as_overdue(db_url, make_app, monkeypatch):
+    """NO_COLOR: an overdue date carries "!" in the lists and the word on the ticket (its
+    header and its dates), never only a colour; a date still to come carries neither."""
+    from helpdesk.base import clock
+
+    monkeypatch.setenv("NO_COLOR", "1")
+    now = clock.now()
+    with db.read_session(db_url) as s:
+        open_ = [t for t in s.exec(select(Ticket)) if t.due_at is not None]
+    late = next(t for t in open_ if clock.as_utc(t.due_at) <= now)
+    app = make_app(db_url)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        screen = await _open(pilot, late.id)
+        summary = str(screen.query_one("#summary").render())
+        due = next(x for x in summary.splitlines() if x.startswith("Due"))
+        assert "! " in due and "overdue" in due, due
+        dates = screen.pane_text("dates")
+        assert any(x.startswith("! ") and "overdue" in x for x in dates.splitlines()), dates
+        app.exit()
+    with db.write_session(db_url) as s:  # the same ticket, due tomorrow: no mark, no word
+        t = s.get(Ticket, late.id)
+        t.due_at = now + timedelta(days=1)
+        s.add(t)
+    app = make_app(db_url)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        screen = await _open(pilot, late.id)
+        summary = str(screen.query_one("#summary").render())
+        due = next(x for x in summary.splitlines() if x.startswith("Due"))
+        assert "!" not in due and "overdue" not in due, due
+        app.exit()
