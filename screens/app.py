@@ -305,7 +305,13 @@ class HelpdeskApp(App[int]):
                 if last is not None and token != last:
                     info = self.backend.info
                     if info is not None and info.training:
-                        self.backend.follow_clock()  # the trainer may have moved it elsewhere
+                        # Another session may have moved the clock, or started another
+                        # scenario: learn again what the database holds (the clock
+                        # included), so that the banner follows.
+                        try:
+                            self.backend.load_info()
+                        except Exception:  # noqa: BLE001 - being replaced: the next poll tells
+                            token = None
                     self.call_from_thread(self.data_changed)
                 last = token
                 time.sleep(self.poll_seconds)

@@ -83,10 +83,36 @@ class TopBar(Static):
         self.refresh_bar()
 
 
+def banner_title(title: Text, width: int) -> Text:
+    """The banner's first line: the training warning, then the scenario's title. A long
+    title takes the warning's short form, and is cut at a word, with "…", only if it
+    still does not fit."""
+    for words in (
+        _("TRAINING DATABASE — nothing here is real"),
+        _("TRAINING"),
+    ):
+        warning = Text(" ▲ " + words + " ▲ ", style="bold reverse")
+        if warning.cell_len + title.cell_len <= width:
+            break
+    room = width - warning.cell_len
+    if title.cell_len > room:
+        plain = title.plain
+        cut = plain[: max(room - 1, 0)]
+        if " " in cut.strip():
+            cut = cut[: cut.rstrip().rfind(" ")].rstrip(" :,;·—-")
+        title = Text(cut + "…", style="bold")
+    line = warning.append_text(title)
+    line.no_wrap, line.overflow = True, "ellipsis"
+    return line
+
+
 class Banners(Static):
     """The training banner and the read-only notice, on every screen."""
 
     def on_mount(self) -> None:
+        self.refresh_banners()
+
+    def on_resize(self) -> None:
         self.refresh_banners()
 
     def refresh_banners(self) -> None:
@@ -100,11 +126,7 @@ class Banners(Static):
             from screens.training import banner_text
 
             title, line = banner_text(info.scenario, localise(clock.now(), info.scenario_tz))
-            warning = Text(
-                " ▲ " + _("TRAINING DATABASE — nothing here is real") + " ▲ ", style="bold reverse"
-            )
-            warning.no_wrap, warning.overflow = True, "ellipsis"
-            parts += [warning.append_text(title), line]
+            parts += [banner_title(title, self.size.width or self.app.size.width), line]
         if info is not None and info.read_only:
             parts.append(assemble(("! ", "bold"), info.notice))
         self.display = bool(parts)

@@ -16,6 +16,7 @@ from textual.widgets import Button, Checkbox, Input, Label, Select, Static, Text
 from helpdesk.base.errors import BadInput
 from helpdesk.base.fields import coerce
 from helpdesk.base.i18n import _, pick
+from helpdesk.base.labels import evidence_heading
 from helpdesk.storage.filters import KINDS, TicketFilter
 from helpdesk.tui_api.views import Preview
 from screens.base import N_, BaseModal, SafeInput
@@ -445,12 +446,7 @@ def reveal_body(secrets: list[dict]) -> Text:
 def material_body(items: list[dict]) -> Text:
     parts = []
     for item in items:
-        parts.append(
-            plain(
-                f"--- evidence {item.get('evidence')} ({item.get('kind')}, sha256 {str(item.get('sha256', ''))[:12]}) ---",
-                "bold",
-            )
-        )
+        parts.append(plain(evidence_heading(item), "bold"))
         text = str(item.get("text", ""))
         if len(text) > 200_000:
             text = text[:200_000] + "\n…"

@@ -62,6 +62,7 @@ CALLS = frozenset(
         "move_clock",
         "scenarios",
         "start_scenario",
+        "play_as",
         "changes",
         "stop_watching",
         "saved_replies",
@@ -175,6 +176,7 @@ class RemoteBackend:
         self.url = url or ""  # the resolved URL once ``load_info`` answered (``info.url``)
         self.login = login or None
         self.info = None  # helpdesk.tui_api.views.Info, once load_info answered
+        self.trainer: str | None = None  # a trainer playing a volunteer (``play_as``)
         self.python = python or sys.executable
         self._lock = threading.Lock()  # the process, the pending calls
         self._send = threading.Lock()
@@ -387,6 +389,13 @@ class RemoteBackend:
         started = self._call("start_scenario", key)
         self.load_info()  # the database was replaced: what it holds, again
         return started
+
+    def play_as(self, login: str | None):
+        before = self.info.actor.login if self.info and self.info.actor else None
+        self.info = self._call("play_as", login)
+        self.trainer = self.trainer or before  # who plays, for the screens
+        self.login = self.info.actor.login if self.info.actor else self.login
+        return self.info
 
     def changes(self) -> Any:
         return self._call("changes")

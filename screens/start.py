@@ -28,9 +28,27 @@ def _demo_database(user: str | None) -> tuple[str, str | None]:
     from helpdesk.training import demo
     from helpdesk.storage.models import Volunteer
 
-    url = demo.demo_url()
-    sys.stderr.write(_("Building a demo database…") + "\n")
-    demo.build_demo(url)
+    tty = sys.stderr.isatty()
+    shown = [False]
+
+    def progress(done: int, total: int) -> None:
+        # A counter on one line while the tickets are walked through the engine.
+        if not shown[0]:
+            sys.stderr.write(_("Building a demo database…") + ("" if tty else "\n"))
+            shown[0] = True
+        if tty:
+            sys.stderr.write(
+                "\r\x1b[K"
+                + _("Building a demo database… {done}/{total} tickets").format(
+                    done=done, total=total
+                )
+            )
+            sys.stderr.flush()
+
+    url, summary = demo.demo_database(progress=progress)
+    if shown[0] and tty:
+        sys.stderr.write("\n")
+    sys.stderr.flush()
     if not user:
         with db.read_session(url) as s:
             people = list(

@@ -73,8 +73,13 @@ class TicketScreen(BaseScreen):
         Binding("d", "details", N_("Panes"), show=False, id="ticket.details"),
         Binding("[", "pane(-1)", N_("Previous pane"), show=False, id="ticket.pane_previous"),
         Binding("]", "pane(1)", N_("Next pane"), show=False, id="ticket.pane_next"),
+        # ← → from the action list too (which uses ↑ ↓ only); a focused field or pane
+        # that reads ← → itself still gets them first.
+        Binding("left", "pane(-1)", N_("Previous pane"), show=False, id="ticket.pane_left"),
+        Binding("right", "pane(1)", N_("Next pane"), show=False, id="ticket.pane_right"),
         Binding("r", "reload", N_("Reload"), show=False, id="ticket.reload"),
         Binding("w", "walkthrough", N_("Walkthrough"), id="ticket.walkthrough"),
+        Binding("p", "play", N_("Play the step's role"), id="ticket.play"),
         Binding("m", "compose('reply')", N_("Reply"), id="ticket.reply"),
         Binding("n", "compose('note')", N_("Note"), id="ticket.note"),
         Binding("k", "compose('ask')", N_("Ask"), id="ticket.ask"),
@@ -383,6 +388,8 @@ class TicketScreen(BaseScreen):
             names = [label("deadline", d["name"]) for d in pending if d["at"] == due]
             if names:
                 due_line.append(f" ({', '.join(names)})")
+            if overdue:  # in words too: legible without colour (NO_COLOR)
+                due_line.append((" · " + _("overdue"), "bold"))
         else:
             due_line.append("—")
         account: list = [(_("Account") + ": ", "dim"), (v["account"] or "—", "bold")]
@@ -453,7 +460,61 @@ class TicketScreen(BaseScreen):
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         if action == "walkthrough":
             return self.walk is not None
+        if action == "play":  # a trainer on a scenario's ticket only
+            return self.walk is not None and self._trainer() is not None
         return True
+
+    def _trainer(self) -> str | None:
+        """The trainer at the keys (playing a volunteer or not), else None."""
+        info = self.info
+        if info is None or info.actor is None:
+            return None
+        trainer = getattr(self.backend, "trainer", None)
+        if trainer:
+            return trainer
+        return info.actor.login if info.actor.role == "trainer" else None
+
+    def action_play(self) -> None:
+        """The trainer plays the volunteer the current step names (a refusal counts only
+        when seen as the role it is about); pressed again, the trainer is themselves."""
+        trainer = self._trainer()
+        if self.walk is None or trainer is None:
+            return
+        me = self.info.actor.login
+        step = next((st for st in self.walk["steps"] if st["current"]), None)
+        who = step["who"] if step else ""
+        if me != trainer:
+            self.play(None)
+        elif who and who not in ("system", trainer):
+            self.play(who)
+        else:
+            self.notify(_("This step has no volunteer to play: take it as yourself."), markup=False)
+
+    @work(thread=True, exclusive=True, group="act", exit_on_error=False)
+    def play(self, login: str | None) -> None:
+        try:
+            self.backend.release(self.ticket_id)  # the ticket passes to who plays now
+            info = self.backend.play_as(login)
+            self.backend.claim(self.ticket_id)
+        except HelpdeskError as exc:
+            self.app.call_from_thread(self._failed, {"label": _("Play the step's role")}, exc)
+            return
+        self.app.call_from_thread(self._played, info)
+
+    def _played(self, info) -> None:
+        actor = info.actor
+        self.notify(
+            _("You now act as {login} ({role}); p: back to yourself.").format(
+                login=actor.login, role=label("role", actor.role)
+            )
+            if actor.login != self._trainer()
+            else _("You act as yourself again ({login}).").format(login=actor.login),
+            title=_("Walkthrough"),
+            markup=False,
+        )
+        self.refresh_chrome()
+        self.refresh_bindings()
+        self.load()
 
     def _digits(self, v: dict) -> dict[str, str]:
         """Each action's key: its place in the procedure (the workflow's order), the same
@@ -1199,4 +1260,7 @@ TicketScreen.PANES = [
 def _walkthrough(screen: TicketScreen) -> Text:
     from screens.training import walkthrough_text
 
-    return walkthrough_text(screen.walk) if screen.walk is not None else Text("")
+    if screen.walk is None:
+        return Text("")
+    acting = screen.info.actor.login if screen.info and screen.info.actor else ""
+    return walkthrough_text(screen.walk, play=(screen._trainer(), acting))

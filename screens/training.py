@@ -12,7 +12,7 @@ from rich.text import Text
 
 from helpdesk.base.i18n import _, n_
 from helpdesk.base.i18n import N_
-from helpdesk.base.labels import choice
+from helpdesk.base.labels import choice, label
 from screens.safe import assemble, plain
 
 #: The trainer's clock keys: (key, step given to ``training.advance``, label).
@@ -24,9 +24,13 @@ CLOCK_STEPS = (
 )
 
 
-def walkthrough_text(w: dict, *, with_articles: bool = True) -> Text:
+def walkthrough_text(
+    w: dict, *, with_articles: bool = True, play: tuple[str | None, str] | None = None
+) -> Text:
     """The scenario's steps for this ticket: done ✔, current ▶ (with what to check and the
-    article), to come ○. Scenario text is ours, but shown as plain text all the same."""
+    article), to come ○. Scenario text is ours, but shown as plain text all the same.
+    ``play``: (the trainer at the keys or None, the login acting): the current step then
+    tells a trainer how to play the volunteer it names."""
     lines = [
         assemble((_("Walkthrough") + " — ", "bold"), (w["title"], "bold")),
         assemble((_("Goal") + ": ", "dim"), plain(w["goal"])),
@@ -40,7 +44,7 @@ def walkthrough_text(w: dict, *, with_articles: bool = True) -> Text:
         else:
             mark, style = "○", "dim"
         if step["refused"]:
-            what = _("show that it is refused ({rule})").format(rule=step["refused"])
+            what = _("show that it is refused ({rule})").format(rule=label("rule", step["refused"]))
         else:
             what = "→ " + (step["expect_label"] or step["expect"])
         before = ""
@@ -65,6 +69,23 @@ def walkthrough_text(w: dict, *, with_articles: bool = True) -> Text:
                 lines.append(assemble("     ", ("§ ", "bold"), (step["citation"], "italic")))
             if with_articles and step["citation_text"]:
                 lines.append(assemble("     « ", (step["citation_text"], "italic"), " »"))
+            trainer, acting = play or (None, "")
+            if trainer and step["who"] not in ("system", trainer):
+                role = label("role", step["role"])
+                lines.append(
+                    assemble(
+                        "     ",
+                        ("p ", "bold reverse"),
+                        " ",
+                        _("you play {who} ({role}): p to be yourself again").format(
+                            who=step["who"], role=role
+                        )
+                        if acting == step["who"]
+                        else _(
+                            "play {who} ({role}) for this step: a refusal counts only when seen as that role"
+                        ).format(who=step["who"], role=role),
+                    )
+                )
     if w.get("off_path"):
         taken = ", ".join(f"{o['action']} ({o['actor']})" for o in w["off_path"])
         lines.append(
@@ -111,7 +132,10 @@ def clock_move_text(move, tz_name: str) -> Text:
     for t in report["taken"]:
         lines.append(
             assemble(
-                "  ✔ ", where(t), (str(t.get("action", "")), "bold"), f" → {t.get('state') or ''}"
+                "  ✔ ",
+                where(t),
+                (str(t.get("action_label") or t.get("action", "")), "bold"),
+                f" → {t.get('state_label') or t.get('state') or ''}",
             )
         )
     for o in report["opened"]:
@@ -125,7 +149,13 @@ def clock_move_text(move, tz_name: str) -> Text:
         )
     for r in report["refused"]:
         lines.append(
-            assemble("  ✘ ", where(r), str(r.get("action", "")), "  ", str(r.get("reason") or ""))
+            assemble(
+                "  ✘ ",
+                where(r),
+                str(r.get("action_label") or r.get("action", "")),
+                "  ",
+                str(r.get("reason") or ""),
+            )
         )
     if report["redacted"]:
         lines.append(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 from sqlalchemy import func
 from sqlmodel import select
 
+from helpdesk.base import clock
 from helpdesk.storage import audit, db
 from benchmarks import bulk
 from helpdesk.training import demo
@@ -390,3 +392,39 @@ def test_demo_database_reuses_a_recent_build(tmp_path, monkeypatch):
     conn.close()
     demo.demo_database(training=False)  # another key: built again
     assert len(builds) == 2
+
+
+def test_helpdesk_demo_counts_the_tickets_while_it_builds_then_reuses_the_build(
+    tmp_path, monkeypatch
+):
+    """``helpdesk demo`` (screens.start) shows a counter on the terminal while the demo
+    database is built, and the next start copies that build without counting again."""
+    import io
+
+    from screens import start
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.delenv("HELPDESK_NOW", raising=False)
+    clock.set_now(None)  # the wall clock: a build at a moved clock is not kept
+    first = Terminal()
+    monkeypatch.setattr(sys, "stderr", first)
+    url, user = start._demo_database(None)
+    shown = first.getvalue()
+    counts = [tuple(map(int, m)) for m in re.findall(r"(\d+)/(\d+) tickets", shown)]
+    assert len(counts) > 3, shown
+    done = [d for d, _t in counts]
+    assert done == sorted(done) and counts[-1][0] == counts[-1][1]  # up to the last ticket
+    assert shown.startswith("Construction de la base de démonstration…")
+    assert user == "tom" and shown.endswith("\n")
+    second = Terminal()
+    monkeypatch.setattr(sys, "stderr", second)
+    url2, user2 = start._demo_database(None)
+    assert url2 != url and user2 == "tom" and second.getvalue() == ""  # copied, not built
+    with db.read_session(url2) as s:
+        assert s.exec(select(func.count()).select_from(Ticket)).one() > 100
+    for u in (url, url2):
+        _forget(u)

@@ -21,7 +21,7 @@ def test_intake_addresses_route_requests_to_their_provider(hd, tmp_path):
     before = hd.ok("ingest", "mail", box)
     assert (
         before["items"][0]["outcome"] == "quarantined"
-        and before["items"][0]["reason"] == "no provider for this address"
+        and before["items"][0]["reason"] == "aucun fournisseur pour cette adresse"
     )
 
     hd.ok(

@@ -494,3 +494,41 @@ def test_a_scenario_key_must_match_its_file_and_toml_must_parse(tmp_path):
 def test_an_unknown_scenario_is_bad_input(tr):
     r = tr.bad("train", "start", "no-such-lesson")
     assert "no-such-lesson" in r.err
+
+
+def test_a_refusal_counts_only_when_seen_as_the_role_its_step_names(tr):
+    """tom holds every role: his refused attempt ticks no refusal step (neither the role
+    refusal he cannot see nor the next one); seen as alice and as bob, each ticks its own
+    step only. A trainer plays a volunteer to see them, recorded under his name."""
+    from helpdesk.base.errors import BadInput, Refused
+    from sqlmodel import select
+
+    from helpdesk.storage.models import Event
+
+    seeded = sandbox.seed(tr.url, "indigos-abuse-emergency")
+    tid = seeded.tickets["main"]
+    done = lambda: [st.done for st in sandbox.walkthrough(tr.url, tid).steps]  # noqa: E731
+    assert done() == [False] * 5
+    sandbox.record_refusal(tr.url, tid, "suspend", "prior_exchange_or_emergency", by="tom")
+    assert done() == [False] * 5  # seen as the trainer: counts for no step
+    told = sandbox.feedback(tr.url, tid, "suspend", "prior_exchange_or_emergency")
+    assert "l'étape 2" in told and "bob (astreinte)" in told and "p joue" in told, told
+    assert "prior_exchange_or_emergency" not in told  # the rule by its label
+    sandbox.record_refusal(tr.url, tid, "suspend", "prior_exchange_or_emergency", by="bob")
+    assert done() == [False, True, False, False, False]  # its own step, not the one before
+    assert sandbox.walkthrough(tr.url, tid).current.index == 1
+    sandbox.record_refusal(tr.url, tid, "suspend", "role", by="alice")
+    assert done() == [True, True, False, False, False]
+    assert sandbox.walkthrough(tr.url, tid).current.index == 3
+    assert "Comme prévu" in sandbox.feedback(tr.url, tid, "suspend", "role")
+
+    assert sandbox.play_as(tr.url, "tom", "alice") == "alice"
+    assert sandbox.play_as(tr.url, "tom", None) == "tom"
+    with pytest.raises(Refused):
+        sandbox.play_as(tr.url, "alice", "bob")  # only a trainer plays the others
+    with pytest.raises(BadInput):
+        sandbox.play_as(tr.url, "tom", "nobody")
+    with db.read_session(tr.url) as s:
+        played = list(s.exec(select(Event).where(Event.action == sandbox.PLAY_EVENT)))
+    assert [(e.actor, e.data["as"]) for e in played] == [("tom", "alice"), ("tom", "tom")]
+    assert tr.ok("audit", "verify")["ok"] is True

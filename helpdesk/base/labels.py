@@ -13,7 +13,7 @@ from __future__ import annotations
 import tomllib
 from functools import lru_cache
 
-from helpdesk.base.i18n import pick
+from helpdesk.base.i18n import _, pick
 from helpdesk.base.paths import data_dir
 
 #: Keys asked for that have no label (kind, key): the demo walk test reads it.
@@ -84,3 +84,18 @@ def read_timer_note(note: str) -> tuple[str, str] | None:
     if sep and has("deadline", name) and at[:4].isdigit() and "T" in at:
         return name, at
     return None
+
+
+def evidence_heading(item: dict, lang: str | None = None) -> str:
+    """The line above a piece of evidence read on a ticket (CLI and TUI alike)."""
+
+    kind = item.get("kind")
+    return (
+        "--- "
+        + _("evidence {id} ({kind}, sha256 {digest})").format(
+            id=item.get("evidence"),
+            kind=label("evidence-kind", kind, lang) if has("evidence-kind", kind or "") else kind,
+            digest=str(item.get("sha256") or "")[:12],
+        )
+        + " ---"
+    )

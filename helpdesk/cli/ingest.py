@@ -259,6 +259,8 @@ def _postfix_prologue(db_arg: str | None, own_clock: bool) -> str:
 
 
 def _print(out, summary) -> None:
+    from helpdesk.base.labels import label
+
     data = summary.as_dict()
     if out.json:
         out.data(data)
@@ -311,10 +313,18 @@ def _print(out, summary) -> None:
         where = (
             f"#{item['ticket']}"
             if item.get("ticket")
-            else (f"quarantine #{item['quarantine']}" if item.get("quarantine") else "")
+            else (
+                _("quarantine #{id}").format(id=item["quarantine"])
+                if item.get("quarantine")
+                else ""
+            )
         )
-        what = ", ".join(str(item[k]) for k in ("queue", "policy", "account") if item.get(k))
-        line = f"  {item['item']}: {item['outcome']} {where}"
+        what = ", ".join(
+            label("queue-short", item[k]) if k == "queue" else str(item[k])
+            for k in ("queue", "policy", "account")
+            if item.get(k)
+        )
+        line = f"  {item['item']}: {label('ingest-outcome', item['outcome'])} {where}"
         if what:
             line += f" ({what})"
         if item.get("reason"):

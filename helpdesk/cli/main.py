@@ -29,33 +29,63 @@ QUEUES = ("password-reset", "closure", "abuse", "mail-reputation", "general")
 # --- argument parsing --------------------------------------------------------------------
 
 
+class _Formatter(argparse.HelpFormatter):
+    """argparse's help, with its own words ("usage:") in the interface language."""
+
+    def add_usage(self, usage, actions, groups, prefix=None):
+        return super().add_usage(usage, actions, groups, _("usage: ") if prefix is None else prefix)
+
+
+class _Parser(argparse.ArgumentParser):
+    """A parser whose headings and -h line speak the interface language; the subcommands'
+    parsers are of this class too (argparse makes them with the parent's class)."""
+
+    def __init__(self, *args, **kw):
+        kw.setdefault("formatter_class", _Formatter)
+        kw["add_help"] = False
+        super().__init__(*args, **kw)
+        self._positionals.title = _("positional arguments")
+        self._optionals.title = _("options")
+        self.add_argument(
+            "-h",
+            "--help",
+            action="help",
+            default=argparse.SUPPRESS,
+            help=_("show this help message and exit"),
+        )
+
+
 def _common(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("global options")
+    g = p.add_argument_group(_("global options"))
     g.add_argument(
-        "--db", default=argparse.SUPPRESS, help="SQLAlchemy URL or SQLite path (env HELPDESK_DB)"
+        "--db",
+        default=argparse.SUPPRESS,
+        help=_("SQLAlchemy URL or SQLite path (env HELPDESK_DB)"),
     )
     g.add_argument(
         "--as",
         dest="user",
         default=argparse.SUPPRESS,
-        help="volunteer login acting (env HELPDESK_USER)",
+        help=_("volunteer login acting (env HELPDESK_USER)"),
     )
     g.add_argument(
-        "--now", default=argparse.SUPPRESS, help="the clock's now, ISO-8601 (env HELPDESK_NOW)"
+        "--now",
+        default=argparse.SUPPRESS,
+        help=_("the clock's now, ISO-8601 (env HELPDESK_NOW)"),
     )
     g.add_argument(
         "--lang",
         choices=["fr", "en"],
         default=argparse.SUPPRESS,
-        help="interface language (default fr)",
+        help=_("interface language (default fr)"),
     )
     g.add_argument(
-        "--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output"
+        "--json", action="store_true", default=argparse.SUPPRESS, help=_("machine-readable output")
     )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="helpdesk", description=_("Terminal helpdesk for small non-profit hosting providers.")
     )
     _common(parser)
@@ -463,17 +493,10 @@ def do_account(args, out: Out) -> int:
             if out.json:
                 out.data(view)
             else:
-                for key in ("login", "policy", "kind", "status", "email", "org", "last_login"):
-                    out.line(f"{key:<12} {view[key] or ''}")
-                for k, v in (view["fields"] or {}).items():
-                    out.line(f"{k:<12} {v}")
-                if view["contacts"]:
-                    out.line(f"{'contacts':<12} {', '.join(view['contacts'])}")
-                out.line("")
-                out.line(_("Sanctions ledger:"), style="bold")
-                if not view["sanctions"]:
-                    out.line("  " + _("(none)"))
-                _print_ledger(out, view["sanctions"])
+                from helpdesk.storage.models import Policy
+
+                policy = s.get(Policy, acc.policy_key)
+                _print_account(out, view, policy.timezone if policy else "UTC")
             return 0
         api.check_filters(s, policy=args.policy, status=args.status)
         engine.check_scope(reader, args.policy)
@@ -601,6 +624,7 @@ def _print_ticket(out: Out, view: dict, citations: bool, tz: str = "UTC") -> Non
             _("fields: ") + ", ".join(f"{k}={choice(k, v)}" for k, v in view["fields"].items())
         )
     if view["deadline_details"]:
+        now = clock.now()
         out.line("")
         out.line(_("Deadlines:") + f"  ({tz})", style="bold")
         for d in view["deadline_details"]:
@@ -613,8 +637,11 @@ def _print_ticket(out: Out, view: dict, citations: bool, tz: str = "UTC") -> Non
                 if d.get("indicative")
                 else ""
             )
+            late = d["status"] == "pending" and d["at"] and clock.parse_datetime(d["at"]) <= now
+            status = _("overdue") if late else label("deadline-status", d["status"])
             out.line(
-                f"  {label('deadline', d['name']):<28} {local(d['at'], tz, zone=False)}  [{label('deadline-status', d['status'])}]{kind}{extra}{note}"
+                f"{'! ' if late else '  '}{label('deadline', d['name']):<28} {local(d['at'], tz, zone=False)}  [{status}]{kind}{extra}{note}",
+                style="bold" if late else None,
             )
     for a in view.get("attention", []):
         out.line("")
@@ -652,8 +679,11 @@ def _print_ticket(out: Out, view: dict, citations: bool, tz: str = "UTC") -> Non
         )
     if view.get("sanctions"):
         out.line("")
-        out.line(_("Sanctions ledger of the account (informs; decides nothing):"), style="bold")
-        _print_ledger(out, view["sanctions"], current=view["id"])
+        out.line(
+            _("Sanctions ledger of the account (informs; decides nothing):") + f"  ({tz})",
+            style="bold",
+        )
+        _print_ledger(out, view["sanctions"], current=view["id"], tz=tz)
     out.line("")
     out.line(_("Actions:"), style="bold")
     for a in view["actions"]:
@@ -689,14 +719,48 @@ def _print_ticket(out: Out, view: dict, citations: bool, tz: str = "UTC") -> Non
     print_conversation(out, view)
 
 
-def _print_ledger(out: Out, rows: list[dict], current: int | None = None) -> None:
+def _print_account(out: Out, view: dict, tz: str) -> None:
+    """An account for a person: labels, not keys; times in the provider's zone ``tz``."""
+    from helpdesk.base.labels import choice, has, label
+    from helpdesk.cli.text import local
+
+    rows = [
+        (_("Login"), view["login"]),
+        (_("Provider"), view["policy"]),
+        (_("Kind"), view["kind"]),
+        (_("Status"), label("account-status", view["status"])),
+        (_("E-mail"), view["email"]),
+        (_("Organisation"), view["org"]),
+        (_("Last login"), local(view["last_login"], tz)),
+    ]
+    for k, v in (view["fields"] or {}).items():
+        rows.append((label("account-field", k) if has("account-field", k) else k, choice(k, v)))
+    if view["contacts"]:
+        rows.append((_("Contacts"), ", ".join(view["contacts"])))
+    width = max(len(k) for k, _v in rows) + 2
+    for k, v in rows:
+        out.line(f"{k:<{width}}{v or '-'}")
+    out.line("")
+    out.line(_("Sanctions ledger:") + f"  ({tz})", style="bold")
+    if not view["sanctions"]:
+        out.line("  " + _("(none)"))
+    _print_ledger(out, view["sanctions"], tz=tz)
+
+
+def _print_ledger(out: Out, rows: list[dict], current: int | None = None, tz: str = "UTC") -> None:
+    """The sanctions ledger for a person: times in the provider's zone ``tz``, queues and
+    rungs by their labels (the JSON keeps UTC and the keys)."""
     from rich.text import Text
+
+    from helpdesk.base.labels import label
+    from helpdesk.cli.text import local
 
     for r in rows:
         here = "  " + _("(this ticket)") if current is not None and r["ticket"] == current else ""
+        queue = label("queue-short", r["queue"]) if r.get("queue") else ""
         out.line(
             Text(
-                f"  {r['at']}  #{r['ticket']} {r.get('queue') or ''}  {r['step']:<16} {r['actor']}  {r['note']}{here}"
+                f"  {local(r['at'], tz, zone=False)}  #{r['ticket']} {queue}  {label('sanction', r['step']):<16} {r['actor']}  {r['note']}{here}"
             )
         )
 
@@ -804,10 +868,9 @@ def do_ticket(args, out: Out) -> int:
                 )
             _actions_cli().print_queued(out, outcome.actions)
             for item in outcome.output:
-                out.line(
-                    f"--- evidence {item['evidence']} ({item['kind']}, sha256 {item['sha256'][:12]}) ---",
-                    style="bold",
-                )
+                from helpdesk.base.labels import evidence_heading
+
+                out.line(evidence_heading(item), style="bold")
                 out.line(item["text"])
         return 0
     with _session(args) as s:

@@ -21,6 +21,7 @@ import tempfile
 from helpdesk.base import clock
 from helpdesk.base.errors import BadInput
 from helpdesk.base.i18n import _
+from helpdesk.cli.text import local
 
 DEFAULT_SCENARIO = "wigii-closure-request"  # what a new training database starts with
 TRAINER = "tom"
@@ -113,11 +114,19 @@ def _list(out) -> int:
     rows = [sc.summary() for sc in scenarios.load_all()]
     if out.json:
         out.data(rows)
-    else:
-        out.table(
-            ["key", "provider", "queue", "title"],
-            [[r["key"], r["provider"], r["queue"], r["title"]] for r in rows],
+        return 0
+    from rich.text import Text
+
+    from helpdesk.base.labels import label
+
+    # Two lines a scenario, so that neither the key (typed in `train start KEY`) nor the
+    # title is cut mid-word on a narrow terminal.
+    for r in rows:
+        out.line(
+            Text(r["key"], style="bold"),
+            Text(f"  {r['provider']} · {label('queue-short', r['queue'])}", style="dim"),
         )
+        out.line(Text("    " + r["title"]))
     return 0
 
 
@@ -128,7 +137,10 @@ def _print_seeded(out, seeded) -> None:
     tickets = ", ".join(f"#{tid} ({name})" for name, tid in seeded.tickets.items())
     out.line(_("Scenario {key} ready in {url}").format(key=seeded.scenario, url=seeded.url))
     out.line(_("Tickets: {tickets}").format(tickets=tickets))
-    out.line(_("Training clock: {moment}").format(moment=clock.iso(seeded.clock)))
+    from helpdesk.training import sandbox
+
+    moment = local(seeded.clock, sandbox.timezone_of(seeded.url))
+    out.line(_("Training clock: {moment}").format(moment=moment))
 
 
 def _clock(out, url: str, step: str | None) -> int:
@@ -140,7 +152,8 @@ def _clock(out, url: str, step: str | None) -> int:
         if out.json:
             out.data({"clock": clock.iso(moment), "scenario": scenario.key if scenario else None})
         else:
-            out.line(_("Training clock: {moment}").format(moment=clock.iso(moment)))
+            tz = sandbox.timezone_of(url)
+            out.line(_("Training clock: {moment}").format(moment=local(moment, tz)))
         return 0
     move = sandbox.advance(url, step)
     if out.json:
@@ -148,9 +161,10 @@ def _clock(out, url: str, step: str | None) -> int:
         return 0
     from helpdesk.cli.common import print_sweep
 
+    tz = sandbox.timezone_of(url)
     out.line(
         _("Training clock: {before} → {after}").format(
-            before=clock.iso(move.before), after=clock.iso(move.after)
+            before=local(move.before, tz, zone=False), after=local(move.after, tz)
         )
     )
     print_sweep(out, move.sweep)

@@ -7,12 +7,13 @@ import re
 
 from sqlmodel import Session
 
+from helpdesk.base.i18n import N_, _
 from helpdesk.ingest.message import ParsedMail, addresses
 from helpdesk.ingest.pipeline import Reject, Run
 from helpdesk.ingest.routing import AccountRef
 from helpdesk.storage.models import Ticket
 
-NO_PROVIDER = "no provider for this address"
+NO_PROVIDER = N_("no provider for this address")
 _TAG = re.compile(r"\[([a-z0-9][a-z0-9-]{0,63}) #(\d{1,12})\]", re.IGNORECASE)
 
 
@@ -53,10 +54,14 @@ def choose_policy(
         return policy, [r for r in senders if r.policy == policy]
     if len(candidates) > 1:
         raise Reject(
-            f"the sender has accounts with several providers ({', '.join(sorted(candidates))}) and wrote to none of their intake addresses"
+            _(
+                "the sender has accounts with several providers ({providers}) and wrote to none of their intake addresses"
+            ).format(providers=", ".join(sorted(candidates)))
         )
     if written_to:
         raise Reject(
-            f"written to several providers ({', '.join(sorted(written_to))}) by a sender known to none of them"
+            _(
+                "written to several providers ({providers}) by a sender known to none of them"
+            ).format(providers=", ".join(sorted(written_to)))
         )
-    raise Reject(NO_PROVIDER)
+    raise Reject(_(NO_PROVIDER))

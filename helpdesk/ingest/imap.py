@@ -22,6 +22,7 @@ import ssl
 from collections.abc import Iterator
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from helpdesk.base.i18n import _
 from helpdesk.ingest.items import MAX_ITEM_BYTES, Item, Source, SourceError
 
 TIMEOUT = 60
@@ -39,17 +40,21 @@ class ImapSource(Source):
         self.starttls = (query.get("tls") or [""])[0].lower() == "starttls"
         self.host = parts.hostname or ""
         if not self.host:
-            raise SourceError(f"no host in the IMAP URL {self._safe(url)}")
+            raise SourceError(_("no host in the IMAP URL {url}").format(url=self._safe(url)))
         try:
             self.port = parts.port or (993 if self.tls else 143)
         except ValueError:
-            raise SourceError(f"bad port in the IMAP URL {self._safe(url)}") from None
+            raise SourceError(
+                _("bad port in the IMAP URL {url}").format(url=self._safe(url))
+            ) from None
         self.user = unquote(parts.username or "") or environ.get("HELPDESK_IMAP_USER", "")
         password = unquote(parts.password or "") or environ.get("HELPDESK_IMAP_PASSWORD", "")
         if not self.user:
-            raise SourceError("no IMAP user: write imap://USER@host/Folder")
+            raise SourceError(_("no IMAP user: write imap://USER@host/Folder"))
         if not password:
-            raise SourceError("no IMAP password: set HELPDESK_IMAP_PASSWORD (or put it in the URL)")
+            raise SourceError(
+                _("no IMAP password: set HELPDESK_IMAP_PASSWORD (or put it in the URL)")
+            )
         self.folder = unquote(parts.path.lstrip("/")) or "INBOX"
         self.cafile = environ.get("HELPDESK_IMAP_CAFILE") or None
         self.label = (
@@ -83,22 +88,36 @@ class ImapSource(Source):
                     except imaplib.IMAP4.error as exc:
                         conn.shutdown()
                         raise SourceError(
-                            f"{self.label}: STARTTLS refused ({_text(exc)}); the password was not sent in clear"
+                            _(
+                                "{source}: STARTTLS refused ({error}); the password was not sent in clear"
+                            ).format(source=self.label, error=_text(exc))
                         ) from None
             conn.login(self.user, password)
         except (OSError, socket.timeout, ssl.SSLError) as exc:
-            raise SourceError(f"cannot reach {self.label}: {exc}") from None
+            raise SourceError(
+                _("cannot reach {source}: {error}").format(source=self.label, error=exc)
+            ) from None
         except imaplib.IMAP4.error as exc:
-            raise SourceError(f"{self.label}: login refused ({_text(exc)})") from None
+            raise SourceError(
+                _("{source}: login refused ({error})").format(source=self.label, error=_text(exc))
+            ) from None
         self._conn = conn
         try:
             typ, data = conn.select(_quote(self.folder), readonly=True)
             if typ != "OK":
-                raise SourceError(f"{self.label}: cannot open the folder ({_text(data)})")
+                raise SourceError(
+                    _("{source}: cannot open the folder ({error})").format(
+                        source=self.label, error=_text(data)
+                    )
+                )
             _typ, values = conn.response("UIDVALIDITY")
             self.uidvalidity = int(values[0]) if values and values[0] else None
         except imaplib.IMAP4.error as exc:
-            raise SourceError(f"{self.label}: cannot open the folder ({_text(exc)})") from None
+            raise SourceError(
+                _("{source}: cannot open the folder ({error})").format(
+                    source=self.label, error=_text(exc)
+                )
+            ) from None
 
     def plan(self, cursor: dict) -> None:
         """Choose the messages to read after the saved position (call before iterating)."""
@@ -109,9 +128,13 @@ class ImapSource(Source):
         try:
             typ, data = self._conn.uid("SEARCH", None, f"UID {last + 1}:*")
         except imaplib.IMAP4.error as exc:
-            raise SourceError(f"{self.label}: search failed ({_text(exc)})") from None
+            raise SourceError(
+                _("{source}: search failed ({error})").format(source=self.label, error=_text(exc))
+            ) from None
         if typ != "OK":
-            raise SourceError(f"{self.label}: search failed ({_text(data)})")
+            raise SourceError(
+                _("{source}: search failed ({error})").format(source=self.label, error=_text(data))
+            )
         uids = sorted({int(u) for chunk in data if chunk for u in chunk.split()})
         self._uids = [u for u in uids if u > last]  # "N:*" always includes the last message
 
@@ -125,10 +148,16 @@ class ImapSource(Source):
                 typ, data = self._conn.uid("FETCH", str(uid), "(RFC822.SIZE BODY.PEEK[])")
             except (imaplib.IMAP4.error, OSError) as exc:
                 raise SourceError(
-                    f"{self.label}: fetching UID {uid} failed ({_text(exc)})"
+                    _("{source}: fetching UID {uid} failed ({error})").format(
+                        source=self.label, uid=uid, error=_text(exc)
+                    )
                 ) from None
             if typ != "OK":
-                raise SourceError(f"{self.label}: fetching UID {uid} failed ({_text(data)})")
+                raise SourceError(
+                    _("{source}: fetching UID {uid} failed ({error})").format(
+                        source=self.label, uid=uid, error=_text(data)
+                    )
+                )
             raw = next(
                 (part[1] for part in data if isinstance(part, tuple) and len(part) > 1), None
             )

@@ -37,6 +37,7 @@ from urllib.parse import urlsplit
 
 from sqlmodel import Session, select
 
+from helpdesk.base.i18n import _
 from helpdesk.base import clock
 from helpdesk.workflow import engine
 from helpdesk.storage import messages
@@ -128,7 +129,7 @@ def handle_mail(session: Session, item: Item, digest: str, run: Run) -> Outcome:
     try:
         mail = parse_mail(item.data)
     except ParseError as exc:
-        raise Reject(f"unreadable mail: {exc.reason}") from None
+        raise Reject(_("unreadable mail: {reason}").format(reason=exc.reason)) from None
     if mail.attachments and _carries_dmarc(mail):
         from helpdesk.ingest import reports
 
@@ -143,7 +144,9 @@ def handle_mail(session: Session, item: Item, digest: str, run: Run) -> Outcome:
         return Outcome(
             "duplicate",
             ticket=known.ticket_id,
-            reason=f"Message-ID {one_line(mail.message_id, 80)} already on #{known.ticket_id}",
+            reason=_("Message-ID {mid} already on #{ticket}").format(
+                mid=one_line(mail.message_id, 80), ticket=known.ticket_id
+            ),
         )
     headers = top_headers(item.data)
     ticket, how = thread_target(session, mail)
@@ -156,11 +159,13 @@ def handle_mail(session: Session, item: Item, digest: str, run: Run) -> Outcome:
         or (headers.get("precedence") or "").lower() in ("bulk", "junk", "auto_reply")
     ):
         raise Reject(
-            f"automatic message ({one_line(auto if auto != 'no' else 'bulk/auto-reply', 40)}) that answers no ticket"
+            _("automatic message ({kind}) that answers no ticket").format(
+                kind=one_line(auto if auto != "no" else "bulk/auto-reply", 40)
+            )
         )
     if _AUTO_REPLY_SUBJECT.match(mail.subject or ""):
         raise Reject(
-            "automatic message (an automatic reply, by its subject) that answers no ticket"
+            _("automatic message (an automatic reply, by its subject) that answers no ticket")
         )
     return new_request(session, item, mail, headers, run)
 
@@ -450,15 +455,15 @@ def new_request(
     policy, senders = choose_policy(mail, headers, run)
     info = d.policy(policy)
     if info is None:
-        raise Reject(f"unknown policy {policy!r}")
+        raise Reject(_("unknown provider {policy!r}").format(policy=policy))
     body = mail.text_body or ""
     if not body.strip() and not (mail.subject or "").strip() and not mail.attachments:
-        raise Reject("empty mail: no subject, no text, no attachment")
+        raise Reject(_("empty mail: no subject, no text, no attachment"))
     queue, matched = (run.queue, []) if run.queue else classify_explained(mail.subject, body)
     # A request that is none of the procedures is a person writing: the plain queue.
     queue = queue or GENERAL
     if queue not in info.queues:
-        raise Reject(f"{policy} has no {queue} procedure")
+        raise Reject(_("{policy} has no {queue} procedure").format(policy=policy, queue=queue))
     sender = (mail.from_addr or "").strip().lower()
     requester = sender if EMAIL.match(sender) else ""
     fields: dict = {}

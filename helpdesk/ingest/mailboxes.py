@@ -14,6 +14,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from helpdesk.base.i18n import _
 from helpdesk.ingest.items import MAX_ITEM_BYTES, Item, Source, SourceError  # noqa: F401 - re-exported
 from helpdesk.base.files import shown
 
@@ -65,7 +66,9 @@ class Mbox(Source):
             self._box = stdlib_mailbox.mbox(str(path), factory=None, create=False)
             self._keys = list(self._box.iterkeys())
         except (OSError, stdlib_mailbox.Error) as exc:
-            raise SourceError(f"cannot read the mbox {path}: {exc}") from None
+            raise SourceError(
+                _("cannot read the mbox {path}: {error}").format(path=path, error=exc)
+            ) from None
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -139,11 +142,11 @@ def open_source(target: str, *, environ: dict | None = None) -> Source:
         return ImapSource(target, environ=environ if environ is not None else dict(os.environ))
     path = Path(target).expanduser()
     if not path.exists():
-        raise SourceError(f"no such file or folder: {shown(target)}")
+        raise SourceError(_("no such file or folder: {path}").format(path=shown(target)))
     if not (
         path.is_dir() or path.is_file()
     ):  # a device, a FIFO, a socket: never read until it ends
-        raise SourceError(f"not a regular file or a folder: {shown(target)}")
+        raise SourceError(_("not a regular file or a folder: {path}").format(path=shown(target)))
     if is_maildir(path):
         return Maildir(path)
     if path.is_file() and is_mbox(path):

@@ -18,6 +18,7 @@ from datetime import datetime
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from helpdesk.base.i18n import _
 from helpdesk.base import clock
 from helpdesk.storage.db import read_session, write_session
 from helpdesk.base.errors import HelpdeskError
@@ -59,13 +60,15 @@ def process(session: Session, item: Item, run: Run, handler: Handler) -> Outcome
     seen = store.seen_outcome(session, digest)
     if seen is not None and seen.get("outcome") != "quarantined":
         return Outcome(
-            "duplicate", ticket=seen.get("ticket"), reason="already ingested (same content)"
+            "duplicate", ticket=seen.get("ticket"), reason=_("already ingested (same content)")
         )
     try:
         with session.begin_nested():
             if item.too_large is not None:
                 raise Reject(
-                    f"too large to ingest ({item.too_large} bytes); only its first 64 KiB are kept here"
+                    _(
+                        "too large to ingest ({size} bytes); only its first 64 KiB are kept here"
+                    ).format(size=item.too_large)
                 )
             outcome = handler(session, item, digest, run)
     except (Reject, HelpdeskError) as exc:
@@ -75,7 +78,7 @@ def process(session: Session, item: Item, run: Run, handler: Handler) -> Outcome
             return Outcome(
                 "duplicate",
                 quarantine=seen.get("quarantine"),
-                reason=f"still quarantined: {reason}",
+                reason=_("still quarantined: {reason}").format(reason=reason),
             )
         row = store.quarantine(
             session,
@@ -148,9 +151,11 @@ def ingest_one(
         with write_session(url) as s:
             if item.position is not None and source.cursor_key:
                 store.save_cursor(s, source.cursor_key, item.position, run.now)
-        return Outcome("duplicate", reason="ingested meanwhile by another run")
+        return Outcome("duplicate", reason=_("ingested meanwhile by another run"))
     except Exception as exc:  # a bug met on this input: keep the input, go on with the next
-        reason = f"internal error while ingesting: {type(exc).__name__}: {exc}"
+        reason = _("internal error while ingesting: {error}").format(
+            error=f"{type(exc).__name__}: {exc}"
+        )
         with write_session(url) as s:
             digest = store.sha256(item.data)
             seen = store.seen_outcome(s, digest)
@@ -173,6 +178,6 @@ def ingest_one(
             return Outcome(
                 "duplicate",
                 quarantine=seen.get("quarantine") if seen else None,
-                reason=f"still quarantined: {reason}",
+                reason=_("still quarantined: {reason}").format(reason=reason),
             )
         return Outcome("quarantined", quarantine=row.id, reason=row.reason)

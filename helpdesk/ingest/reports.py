@@ -28,6 +28,7 @@ from collections import Counter
 
 from sqlmodel import Session, select
 
+from helpdesk.base.i18n import _
 from helpdesk.ingest.mime import top_headers
 from helpdesk.base import clock
 from helpdesk.workflow import engine
@@ -171,14 +172,16 @@ def handle_arf(session: Session, item: Item, digest: str, run: Run) -> Outcome:
     try:
         report = parse_arf(item.data)
     except ParseError as exc:
-        raise Reject(f"not a usable abuse report: {exc.reason}", kind="arf") from None
+        raise Reject(
+            _("not a usable abuse report: {reason}").format(reason=exc.reason), kind="arf"
+        ) from None
     message_id = _message_id(item.data)
     known = store.known_message(session, message_id)
     if known is not None:
         return Outcome(
             "duplicate",
             ticket=known.ticket_id,
-            reason="report already on a ticket (same Message-ID)",
+            reason=_("report already on a ticket (same Message-ID)"),
         )
     if report.kind == "xarf":
         return _xarf(session, item, digest, run, report, message_id)
@@ -189,12 +192,17 @@ def handle_arf(session: Session, item: Item, digest: str, run: Run) -> Outcome:
         signal = "dmarc"
     else:
         raise Reject(
-            f"feedback type {kind!r} asks no action on a sender (only abuse, fraud, virus and auth-failure do)",
+            _(
+                "feedback type {kind!r} asks no action on a sender (only abuse, fraud, virus and auth-failure do)"
+            ).format(kind=kind),
             kind="arf",
         )
     ref, how = reported_account(run, report)
     if ref is None:
-        raise Reject(f"no account for the reported sender ({_identity(report)})", kind="arf")
+        raise Reject(
+            _("no account for the reported sender ({who})").format(who=_identity(report)),
+            kind="arf",
+        )
     account = session.get(Account, ref.id)
     sender = report.sasl_user or report.original_mail_from or ref.email or ref.login
     domain = report.reported_domain or (
@@ -204,7 +212,10 @@ def handle_arf(session: Session, item: Item, digest: str, run: Run) -> Outcome:
     if not run.directory.has_queue(ref.policy, alerts.QUEUE):
         if signal != "complaint" or not run.directory.has_queue(ref.policy, "abuse"):
             raise Reject(
-                f"{ref.policy} has no mail-reputation procedure for a {kind} report", kind="arf"
+                _("{policy} has no mail-reputation procedure for a {kind} report").format(
+                    policy=ref.policy, kind=kind
+                ),
+                kind="arf",
             )
         opened = engine.open_ticket(
             session,
@@ -285,16 +296,23 @@ def _xarf(
 ) -> Outcome:
     category = xarf_category(report)
     if category is None:
-        kinds = (
-            ", ".join(v for k, v in report.xarf.items() if k.lower() in ("category", "report-type"))
-            or "none given"
+        kinds = ", ".join(
+            v for k, v in report.xarf.items() if k.lower() in ("category", "report-type")
+        ) or _("none given")
+        raise Reject(
+            _("X-ARF report of a type that maps to no abuse category ({kinds})").format(
+                kinds=kinds
+            ),
+            kind="arf",
         )
-        raise Reject(f"X-ARF report of a type that maps to no abuse category ({kinds})", kind="arf")
     ref, how = reported_account(run, report)
     if ref is None:
-        raise Reject(f"no account for the reported source ({_identity(report)})", kind="arf")
+        raise Reject(
+            _("no account for the reported source ({who})").format(who=_identity(report)),
+            kind="arf",
+        )
     if not run.directory.has_queue(ref.policy, "abuse"):
-        raise Reject(f"{ref.policy} has no abuse procedure", kind="arf")
+        raise Reject(_("{policy} has no abuse procedure").format(policy=ref.policy), kind="arf")
     account = session.get(Account, ref.id)
     fields = {"category": category, "reporter": report.reporter, "source-ip": report.source_ip}
     if report.reported_uris:
@@ -359,7 +377,9 @@ def handle_dmarc(session: Session, item: Item, digest: str, run: Run) -> Outcome
         try:
             blobs = extract_reports_from_mail(item.data)
         except ParseError as exc:
-            raise Reject(f"no DMARC report: {exc.reason}", kind="dmarc") from None
+            raise Reject(
+                _("no DMARC report: {reason}").format(reason=exc.reason), kind="dmarc"
+            ) from None
     parsed: list[tuple[DmarcReport, bytes]] = []
     problems = []
     for name, blob in blobs:
@@ -371,7 +391,7 @@ def handle_dmarc(session: Session, item: Item, digest: str, run: Run) -> Outcome
         if len(problems) == 1 and blobs[0][1] is item.data:
             raise Reject(problems[0][2], kind="dmarc")  # the file itself: its name is already known
         raise Reject(
-            "; ".join(f"{one_line(n, 80)}: {r}" for n, _b, r in problems) or "no DMARC report",
+            "; ".join(f"{one_line(n, 80)}: {r}" for n, _b, r in problems) or _("no DMARC report"),
             kind="dmarc",
         )
     source = f"{item.source} {item.key}"
@@ -419,10 +439,12 @@ def handle_dmarc(session: Session, item: Item, digest: str, run: Run) -> Outcome
     if added:
         return Outcome("recorded", details=details, extra=extra)
     if not any(summarise(r) for r, _b in parsed):  # no record at all: nothing to repeat
-        return Outcome("empty", reason="the report holds no records", details=details, extra=extra)
+        return Outcome(
+            "empty", reason=_("the report holds no records"), details=details, extra=extra
+        )
     return Outcome(
         "duplicate",
-        reason="report already recorded (same reporter, report id and domain)",
+        reason=_("report already recorded (same reporter, report id and domain)"),
         details=details,
         extra=extra,
     )

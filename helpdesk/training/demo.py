@@ -536,12 +536,16 @@ def demo_database(
 
 
 def _cache_key(training: bool) -> str:
-    """What a cached build depends on: this module, the shipped data, the schema."""
+    """What a cached build depends on: the core's code, the shipped data, the schema."""
     from helpdesk import __version__
     from helpdesk.base.paths import data_dir
 
     h = hashlib.sha256(f"{__version__}|{install.HEAD}|{training}|".encode())
-    h.update(Path(__file__).read_bytes())
+    # The whole core, not this module only: the engine, the guards and the effects walk
+    # every ticket of the demo, so any change to them means a new build.
+    package = Path(__file__).resolve().parent.parent
+    for path in sorted(package.rglob("*.py")):
+        h.update(str(path.relative_to(package)).encode() + b"\0" + path.read_bytes())
     root = data_dir()
     for path in sorted(
         p for p in root.rglob("*") if p.is_file() and p.suffix in (".toml", ".txt", ".mo")
@@ -1716,7 +1720,9 @@ class _Demo:
                         b(20 - 6 * n, 0.2 + n),
                         subject=questions[n],
                         requester=acc.email,
-                        steps=[Step(a) for a in steps],
+                        # within hours: two human delays (up to four days each) could
+                        # leave the closed one open at the demo's now
+                        steps=[Step(a, after=timedelta(hours=3)) for a in steps],
                         label=f"{policy} general question",
                     )
                 )

@@ -47,7 +47,8 @@ from helpdesk.storage import db
 from helpdesk.training import scenarios
 from helpdesk.base.errors import BadInput, HelpdeskError, Refused
 from helpdesk.base.i18n import _, pick
-from helpdesk.storage.models import Deadline, Event, Meta, Policy, Ticket
+from helpdesk.base.labels import label
+from helpdesk.storage.models import Deadline, Event, Meta, Policy, Ticket, Volunteer
 from helpdesk.base.roles import SYSTEM
 from helpdesk.training.scenarios import VOLUNTEERS, Scenario, ScenarioError, StepSpec
 from helpdesk.training.clock import adopt_clock, follow, sqlite_path  # noqa: F401 (adopt_clock: part of this API)
@@ -169,6 +170,12 @@ def clock_of(url: str | None = None) -> datetime:
     with db.read_session(url) as s:
         _require_training(s)
         return _clock(s)
+
+
+def timezone_of(url: str | None = None) -> str:
+    """The zone a training database's times are read in: its scenario's provider's."""
+    with db.read_session(url) as s:
+        return _timezone(s)
 
 
 def _timezone(session: Session) -> str:
@@ -738,11 +745,21 @@ def _rule_citation(
     return key, ref, text_
 
 
-def _match(path: list[StepSpec], events: list[Event], manual: set[str], auto: set[str]):
+def _match(
+    path: list[StepSpec],
+    events: list[Event],
+    manual: set[str],
+    auto: set[str],
+    roles: dict[str, str] | None = None,
+):
     """Match a ticket's events, in order, against its expected path. A refusal step is done
-    when its refusal was recorded or a later step was taken; a step taken out of order is
-    off the path and leaves the path where it was."""
+    when its refusal was seen as the role the step names (``roles``: each login's role; see
+    ``_seen_as``), and only that step, not the refusal steps before it; or when a later
+    step was taken. A step taken out of order is off the path and leaves the path where
+    it was."""
     n = len(path)
+    roles = roles if roles is not None else dict(VOLUNTEERS)
+    expected_role = dict(VOLUNTEERS)
     event_ids: list[int | None] = [None] * n
     done, reached = [False] * n, [""] * n
     off: list[dict] = []
@@ -753,14 +770,18 @@ def _match(path: list[StepSpec], events: list[Event], manual: set[str], auto: se
                 reached[last] = e.to_state or reached[last]
             continue
         if e.action == REFUSAL_EVENT:
+            data = e.data or {}
             j = p
             while j < n and path[j].refused:
-                if path[j].action == (e.data or {}).get("action") and path[j].refused == (
-                    e.data or {}
-                ).get("rule"):
-                    for k in range(p, j + 1):
-                        done[k] = True
-                    event_ids[j], p = e.id, j + 1
+                if (
+                    not done[j]
+                    and path[j].action == data.get("action")
+                    and path[j].refused == data.get("rule")
+                    and _seen_as(roles.get(e.actor), expected_role.get(path[j].by), path[j].refused)
+                ):
+                    done[j], event_ids[j] = True, e.id
+                    while p < n and done[p]:
+                        p += 1
                     break
                 j += 1
             chained = False
@@ -778,6 +799,17 @@ def _match(path: list[StepSpec], events: list[Event], manual: set[str], auto: se
             off.append({"event": e.id, "action": e.action, "actor": e.actor, "at": clock.iso(e.at)})
             chained = False
     return done, event_ids, reached, off
+
+
+def _seen_as(played: str | None, expected: str | None, rule: str) -> bool:
+    """Whether a refusal seen by someone of role ``played`` counts for a step that names
+    role ``expected``: by that role, always. The trainer holds every role, so a refusal
+    the trainer saw is not the one a volunteer of that role meets: it counts only when the
+    trainer plays that volunteer. A role refusal counts only as the role it names; any
+    other rule refuses a volunteer of any role alike."""
+    if played is not None and played == expected:
+        return True
+    return played not in (None, "trainer") and rule != "role"
 
 
 def walkthrough(session_or_url: Session | str | None, ticket_id: int) -> Walkthrough | None:
@@ -800,7 +832,12 @@ def walkthrough(session_or_url: Session | str | None, ticket_id: int) -> Walkthr
             s.exec(select(Event).where(Event.ticket_id == ticket_id).order_by(col(Event.id)))
         )
         manual = {t.key for t in d.transitions if not t.auto}
-        done, event_ids, reached, off = _match(path, events, manual, _auto_keys(s, ticket))
+        actors = {e.actor for e in events if e.action == REFUSAL_EVENT}
+        played = {
+            v.login: v.role
+            for v in s.exec(select(Volunteer).where(col(Volunteer.login).in_(actors or {""})))
+        }
+        done, event_ids, reached, off = _match(path, events, manual, _auto_keys(s, ticket), played)
         roles = dict(VOLUNTEERS)
         steps: list[WalkStep] = []
         current_found = False
@@ -856,10 +893,24 @@ def _expected(step: WalkStep) -> str:
     if step.refused:
         return _(
             "step {n} expected: show that «{label}» ({action}) is refused by the rule {rule}, as {who}"
-        ).format(n=step.index, label=step.label, action=step.action, rule=step.refused, who=who)
+        ).format(
+            n=step.index,
+            label=step.label,
+            action=step.action,
+            rule=rule_label(step.refused),
+            who=who,
+        )
     return _("step {n} expected: «{label}» ({action}), by {who}").format(
         n=step.index, label=step.label, action=step.action, who=who
     )
+
+
+def role_label(role: str) -> str:
+    return label("role", role)
+
+
+def rule_label(rule: str) -> str:
+    return label("rule", rule)
 
 
 def _sentence(text_: str) -> str:
@@ -891,17 +942,35 @@ def feedback(
             _key, ref, _text = _rule_citation(s, ticket, action, refused_rule, ticket.state)
         if refused_rule:
             article = ref or _("no article")
-            if (
-                current is not None
-                and current.refused
-                and current.action == action
-                and current.refused == refused_rule
+            # The refusal was recorded before this is asked: a step it matches that is still
+            # to do was not seen as the role it names (the trainer holds every role).
+            unseen = next(
+                (
+                    st
+                    for st in w.steps
+                    if not st.done and st.action == action and st.refused == refused_rule
+                ),
+                None,
+            )
+            if unseen is not None:
+                return _(
+                    "«{label}» is refused by the rule {rule} ({article}), but step {n} counts only when seen as {who} ({role}): in the ticket, p plays that volunteer."
+                ).format(
+                    label=label,
+                    rule=rule_label(refused_rule),
+                    article=article,
+                    n=unseen.index,
+                    who=unseen.who,
+                    role=role_label(unseen.role),
+                )
+            if any(
+                st.done and st.action == action and st.refused == refused_rule for st in w.steps
             ):
                 return _(
                     "As expected: «{label}» is refused by the rule {rule} ({article})."
-                ).format(label=label, rule=refused_rule, article=article)
+                ).format(label=label, rule=rule_label(refused_rule), article=article)
             message = _("«{label}» was refused by the rule {rule} ({article}).").format(
-                label=label, rule=refused_rule, article=article
+                label=label, rule=rule_label(refused_rule), article=article
             )
             return message + (
                 " " + _sentence(_expected(current)) + "." if current is not None else ""
@@ -930,6 +999,36 @@ def feedback(
     if current is None:
         return _("The scenario's path is complete; «{label}» is outside it.").format(label=label)
     return _("Out of order: {expected}.").format(expected=_expected(current))
+
+
+PLAY_EVENT = "training-play"  # a trainer starts or stops playing a scenario's volunteer
+
+
+def play_as(session_or_url: Session | str | None, trainer: str, login: str | None) -> str:
+    """A trainer plays a scenario's volunteer (``login``; None: back to themselves), so
+    that a refusal is seen as the role the step names: the trainer holds every role, so a
+    rule that refuses a role never refuses the trainer. Only on a training database, only
+    for a trainer, only as an active volunteer; recorded in the audit chain under the
+    trainer's name. Returns the login that acts from now on."""
+    from helpdesk.storage import audit
+
+    with _session(session_or_url, write=True) as s:
+        _require_training(s)
+        own = s.get(Volunteer, trainer)
+        if own is None or not own.active or own.role != "trainer":
+            raise Refused("role", _("only a trainer plays the scenario's volunteers"))
+        target = trainer if not login else login
+        v = s.get(Volunteer, target)
+        if v is None or not v.active:
+            raise BadInput(_("no active volunteer {login}").format(login=target))
+        audit.record(
+            s,
+            actor=trainer,
+            action=PLAY_EVENT,
+            data={"as": target, "role": v.role},
+            at=_clock(s),
+        )
+        return target
 
 
 def record_refusal(

@@ -54,6 +54,7 @@ class Backend:
     def __init__(self, url: str | None, login: str | None):
         self.url = db.resolve_url(url)
         self.login = login or None
+        self.trainer: str | None = None  # a trainer playing a volunteer (``play_as``)
         self.info: Info | None = None
         self._reads: set[int] = set()  # tickets of closed accounts whose reading is recorded
         self._watcher: Watcher | None = None
@@ -690,12 +691,43 @@ class Backend:
             )
         return sandbox.feedback(self.url, ticket_id, action, refused)
 
+    def play_as(self, login: str | None) -> Info:
+        """A trainer acts as one of the scenario's volunteers (None: as themselves again),
+        so that a refusal is seen as the role a step names. Returns what the app knows."""
+        from helpdesk.training import sandbox
+
+        if self.info is None or not self.info.training:
+            raise BadInput(_("only on a training database"))
+        trainer = self.trainer or self.login or ""
+        self.login = sandbox.play_as(self.url, trainer, login)
+        self.trainer = trainer
+        return self.load_info()
+
     def move_clock(self, step: str) -> ClockMoved:
         """Move a training database's clock and run sweep there."""
         from helpdesk.training import sandbox
 
         move = sandbox.advance(self.url, step)
-        return ClockMoved(move.step, move.before, move.after, move.sweep.as_dict())
+        return ClockMoved(move.step, move.before, move.after, self._labelled(move.sweep.as_dict()))
+
+    def _labelled(self, report: dict) -> dict:
+        """Sweep's report with each step and state by its label in the ticket's procedure
+        (``action_label``, ``state_label``), for a person to read; the keys stay."""
+        rows = [r for k in ("taken", "refused") for r in report.get(k, []) if r.get("ticket")]
+        if not rows:
+            return report
+        with db.read_session(self.url) as s:
+            for r in rows:
+                ticket = s.get(Ticket, r["ticket"])
+                if ticket is None:
+                    continue
+                d = engine.definition(s, ticket.workflow_id)
+                steps = d.by_key(r.get("action") or "")
+                if steps:
+                    r["action_label"] = pick(steps[0].label)
+                if r.get("state") in d.states:
+                    r["state_label"] = pick(d.states[r["state"]].label)
+        return report
 
     def scenarios(self) -> list[dict]:
         """The training scenarios (key, provider, queue, title), for the palette."""

@@ -121,7 +121,7 @@ def test_a_maildir_of_requests_becomes_tickets_in_the_right_queue_provider_and_a
     assert resets["wigii"]["account"] is None  # provider known from the address written to: triage
 
     quarantined = {q["reason"] for q in hd.ok("quarantine", "list")}
-    assert quarantined == {"no provider for this address"}
+    assert quarantined == {"aucun fournisseur pour cette adresse"}
     general = [t for t in tickets.values() if t["queue"] == "general"]
     assert (
         len(general) == 1
@@ -325,7 +325,7 @@ def test_automatic_replies_and_forced_triage(hd, tmp_path):
     # The automatic reply is quarantined; the vague question is a person writing: general.
     assert summary["counts"]["quarantined"] == 1 and summary["counts"]["opened"] == 1
     reasons = [i["reason"] for i in summary["items"] if i.get("reason")]
-    assert len(reasons) == 1 and reasons[0].startswith("automatic message")
+    assert len(reasons) == 1 and reasons[0].startswith("message automatique")
     qid = next(i["quarantine"] for i in summary["items"] if i.get("quarantine"))
     raw = hd.run("quarantine", "show", qid, "--raw", json_out=False)
     assert raw.code == 0 and "absente" in raw.out

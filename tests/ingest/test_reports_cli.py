@@ -122,9 +122,11 @@ def test_every_arf_sample_becomes_a_ticket_or_is_quarantined_with_a_clear_reason
     assert "opt-out" in outcome("sisimai__bsd_arf-12.eml")[1]
     assert "not ARF" in outcome("sisimai__bsd_arf-22.eml")[1]
     assert outcome("rfc5965_B1_simple_required_fields_only.eml")[1].startswith(
-        "no account for the reported sender"
+        "aucun compte pour l'expéditeur signalé"
     )
-    assert outcome("sisimai__bsd_arf-19.eml")[1].startswith("no account for the reported sender")
+    assert outcome("sisimai__bsd_arf-19.eml")[1].startswith(
+        "aucun compte pour l'expéditeur signalé"
+    )
 
     again = hd.ok("ingest", "arf", folder)
     assert (

@@ -6,6 +6,8 @@ action keys keep their meaning; claims follow the screen you are on."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlmodel import select
 
 from helpdesk.storage import db
@@ -493,4 +495,99 @@ async def test_the_palette_speaks_french_throughout(db_url, make_app):
         palette = app.screen
         assert isinstance(palette, CommandPalette)
         assert "Chercher une commande" in str(palette.query_one("Input").placeholder)
+        app.exit()
+
+
+async def test_left_and_right_change_panes_from_the_action_list(db_url, make_app):
+    """← → change the pane shown while the action list keeps the keys (no Tab first);
+    ↑ ↓ still move in the actions and a digit still runs its action."""
+    app = make_app(db_url)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        screen = await _open(pilot, 3)
+        actions = screen.query_one("#actions")
+        assert app.focused is actions and screen.current_pane == "details"
+        await press(pilot, "right")
+        assert screen.current_pane == "dates" and app.focused is actions
+        assert "▸ Actions" in str(screen.query_one("#actions-title").render())
+        await press(pilot, "right", "right")
+        assert screen.current_pane == "history"
+        await press(pilot, "left")
+        assert screen.current_pane == "fields"
+        await press(pilot, "left", "left", "left")
+        assert screen.current_pane == "conversation"  # round the other way
+        before = actions.highlighted
+        await press(pilot, "down")
+        assert app.focused is actions and actions.highlighted != before
+        assert screen.current_pane == "conversation"
+        await press(pilot, "tab")  # the keys to the pane: ← → still change panes there
+        assert app.focused is screen.pane_widget()
+        await press(pilot, "right")
+        assert screen.current_pane == "details" and app.focused is screen.pane_widget()
+        app.exit()
+
+
+async def test_a_long_scenario_title_is_whole_in_the_banner_at_80_columns(tmp_path, make_app):
+    """The banner keeps a long scenario title whole at 80 columns (the warning takes its
+    short form), and cuts one that still cannot fit at a word, with "…"."""
+    from rich.text import Text
+
+    from helpdesk.base.i18n import set_lang
+    from helpdesk.training import sandbox, scenarios
+    from screens.base import banner_title
+
+    url = f"sqlite:///{tmp_path / 'training.db'}"
+    key = "weentime-reset-admin"
+    sandbox.seed(url, key)
+    for lang in ("fr", "en"):
+        set_lang(lang)
+        title = scenarios.load(key).summary()["title"]
+        app = make_app(url, "tom")
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(pilot)
+            banner = app.screen.query_one("#banners")
+            lines = [line.text for line in banner.render_lines(banner.region.reset_offset)]
+            assert title in lines[0] and "…" not in lines[0], lines
+            assert lines[0].count("▲") == 2 and ("FORMATION" in lines[0] or "TRAINING" in lines[0])
+            app.exit()
+    set_lang("fr")
+    short = banner_title(Text("  Wigii : désactiver", style="bold"), 80).plain
+    assert "BASE DE FORMATION — rien ici n'est réel" in short and short.endswith("désactiver")
+    long = banner_title(Text("  " + "Un titre beaucoup trop long " * 4, style="bold"), 80).plain
+    assert len(long) <= 80 and long.endswith("…") and long.startswith(" ▲ FORMATION ▲ ")
+    assert long[:-1].endswith(("Un", "titre", "beaucoup", "trop", "long"))  # cut at a word
+    set_lang("en")
+
+
+async def test_without_colour_an_overdue_date_reads_as_overdue(db_url, make_app, monkeypatch):
+    """NO_COLOR: an overdue date carries "!" in the lists and the word on the ticket (its
+    header and its dates), never only a colour; a date still to come carries neither."""
+    from helpdesk.base import clock
+
+    monkeypatch.setenv("NO_COLOR", "1")
+    now = clock.now()
+    with db.read_session(db_url) as s:
+        open_ = [t for t in s.exec(select(Ticket)) if t.due_at is not None]
+    late = next(t for t in open_ if clock.as_utc(t.due_at) <= now)
+    app = make_app(db_url)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        screen = await _open(pilot, late.id)
+        summary = str(screen.query_one("#summary").render())
+        due = next(x for x in summary.splitlines() if x.startswith("Due"))
+        assert "! " in due and "overdue" in due, due
+        dates = screen.pane_text("dates")
+        assert any(x.startswith("! ") and "overdue" in x for x in dates.splitlines()), dates
+        app.exit()
+    with db.write_session(db_url) as s:  # the same ticket, due tomorrow: no mark, no word
+        t = s.get(Ticket, late.id)
+        t.due_at = now + timedelta(days=1)
+        s.add(t)
+    app = make_app(db_url)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        screen = await _open(pilot, late.id)
+        summary = str(screen.query_one("#summary").render())
+        due = next(x for x in summary.splitlines() if x.startswith("Due"))
+        assert "!" not in due and "overdue" not in due, due
         app.exit()

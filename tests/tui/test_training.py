@@ -115,7 +115,9 @@ async def test_walkthrough_guides_a_scenario_and_the_clock_runs_sweep(training_u
         await press(pilot, "f8")
         assert isinstance(app.screen, MessageScreen)
         body = app.screen.body.plain
-        assert "deactivate" in body, body
+        # the step and the state by their labels in the procedure, not their keys
+        assert "Deactivate the account → Deactivated, erasure pending" in body, body
+        assert "deactivate " not in body and "→ deactivated" not in body
         await press(pilot, "escape")
         await settle(pilot)
         assert ticket(url, tid).state == "deactivated"
@@ -221,4 +223,72 @@ async def test_the_trainer_starts_a_scenario_again_or_another_one(training_url, 
         await settle(pilot)
         assert sandbox.scenario_of(url).key == "indigos-abuse-exchange"
         assert "Indigos" in str(app.screen.query_one("#banners").render())
+        app.exit()
+
+
+async def test_a_scenario_started_in_another_session_reaches_this_banner(training_url, make_app):
+    """Another session (the trainer's, or `helpdesk train start`) puts another scenario in
+    the training database: this session's banner follows through the live watcher, and
+    its clock too."""
+    from tests.tui.test_app import wait_for
+
+    url, _tid = training_url
+    app = make_app(url, "tom", live=True, poll_seconds=0.25)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        banner = lambda: str(app.screen.query_one("#banners").render())  # noqa: E731
+        assert "Wigii" in banner() and "Indigos" not in banner()
+        seeded = sandbox.reset(url, "indigos-abuse-exchange")  # as another session does
+        took = await wait_for(pilot, lambda: "Indigos" in banner(), 3.0)
+        assert took < 3.0 and "Wigii" not in banner(), banner()
+        assert clock.now() == seeded.clock  # the clock of the scenario now held
+        app.exit()
+
+
+async def test_the_trainer_plays_the_steps_volunteer_to_see_a_role_refusal(tmp_path, make_app):
+    """tom holds every role, so he never sees the role refusal: the walkthrough tells him
+    to press p, which plays the volunteer the step names; the refusal seen as alice ticks
+    that step (and only it), then p plays bob for the next one."""
+    url = f"sqlite:///{tmp_path / 'training.db'}"
+    seeded = sandbox.seed(url, "indigos-abuse-emergency")
+    tid = seeded.tickets["main"]
+    clock.set_now(None)
+    app = make_app(url, "tom")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        app.open_ticket(tid)
+        await settle(pilot)
+        screen = app.screen
+        assert current(screen)["index"] == 1 and current(screen)["who"] == "alice"
+        assert "play alice (volunteer) for this step" in walk_text(screen)
+        await press(pilot, "p")
+        await settle(pilot)
+        assert app.backend.info.actor.login == "alice"
+        assert "you play alice (volunteer)" in walk_text(screen)
+        assert "alice" in str(screen.query_one("#topbar").render())
+        select_action(screen, "suspend")
+        await press(pilot, "enter")
+        await settle(pilot)
+        if isinstance(app.screen, ActionForm):  # the form asks for the reason first
+            await type_text(pilot, "Scan de ports en cours")
+            await press(pilot, "ctrl+s")
+            await settle(pilot)
+        assert isinstance(app.screen, MessageScreen)
+        await press(pilot, "escape")
+        await settle(pilot)
+        assert [s["done"] for s in screen.walk["steps"]][:2] == [True, False]
+        assert current(screen)["index"] == 2 and current(screen)["who"] == "bob"
+        assert "play bob (on call)" in walk_text(screen)
+        await press(pilot, "p")  # back to tom
+        await settle(pilot)
+        assert app.backend.info.actor.login == "tom"
+        await press(pilot, "p")  # bob for step 2
+        await settle(pilot)
+        assert app.backend.info.actor.login == "bob"
+        with db.read_session(url) as s:
+            played = [
+                (e.actor, e.data["as"])
+                for e in s.exec(select(Event).where(Event.action == sandbox.PLAY_EVENT))
+            ]
+        assert played == [("tom", "alice"), ("tom", "tom"), ("tom", "bob")]
         app.exit()

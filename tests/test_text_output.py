@@ -1,0 +1,129 @@
+"""What the command line prints for a person (not --json): legible without colour, at 80
+columns, in the interface's language, times in the provider's zone. The JSON keeps UTC."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+NOW = "2026-11-23T10:00:00Z"  # 11:00 in Paris
+LATER = "2026-12-23T10:00:00Z"
+UTC_STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d)?Z")
+
+
+@pytest.fixture
+def indigos(hdi):
+    hdi.now = NOW
+    hdi.account("camille", "indigos", "camille@example.org", "--last-login", "2026-01-10")
+    alert = hdi.open(
+        "mail-reputation", "indigos", "camille", "", "signal=volume", "messages=900", as_="bob"
+    )["id"]
+    hdi.act(alert, "contact", "--note", "was it you?", as_="bob")
+    abuse = hdi.open(
+        "abuse", "indigos", "camille", "victim@example.net", "category=harassment", as_="bob"
+    )["id"]
+    hdi.act(abuse, "warn", "--note", "first warning", as_="bob")
+    late = hdi.open(
+        "abuse", "indigos", "camille", "victim@example.net", "category=harassment", as_="bob"
+    )["id"]
+    hdi.now = LATER
+    return hdi, alert, abuse, late
+
+
+def text(hd, *args, **kw) -> str:
+    r = hd.ok(*args, json_out=False, **kw)
+    return r.out
+
+
+def test_an_overdue_date_reads_as_overdue_without_colour(indigos, monkeypatch):
+    hd, _alert, abuse, late = indigos
+    monkeypatch.setenv("NO_COLOR", "1")
+    out = text(hd, "ticket", "show", late, as_="bob")
+    line = next(x for x in out.splitlines() if "Objectif de réponse" in x)
+    assert line.startswith("! ") and "[en retard]" in line, line
+    assert "2026-11-30 11:00" in line  # the target in Paris time, a week after the opening
+    # a target that was met is not overdue
+    met = next(
+        x for x in text(hd, "ticket", "show", abuse, as_="bob").splitlines() if "Objectif" in x
+    )
+    assert not met.startswith("!") and "en retard" not in met and "[fait]" in met
+    english = text(hd, "ticket", "show", late, "--lang", "en", as_="bob")
+    assert "[overdue]" in next(x for x in english.splitlines() if x.startswith("! "))
+    # JSON keeps the status key and UTC
+    dl = hd.show(late, as_="bob")["deadline_details"][0]
+    assert dl["status"] == "pending" and dl["at"].endswith("Z")
+
+
+def test_ledger_and_account_times_are_in_the_providers_zone(indigos):
+    hd, alert, abuse, _late = indigos
+    shown = text(hd, "ticket", "show", abuse, as_="bob")
+    ledger = shown.split("Registre des sanctions du compte")[1].split("\n\n")[0]
+    assert "(Europe/Paris)" in ledger.splitlines()[0]
+    rows = ledger.splitlines()[1:]
+    assert rows[0].split()[:4] == ["2026-11-23", "11:00", f"#{alert}", "Réput."]
+    assert "échange" in rows[0] and "avertissement" in rows[1] and "(ce ticket)" in rows[1]
+    assert not UTC_STAMP.search(shown), UTC_STAMP.search(shown)
+
+    account = text(hd, "account", "show", "camille", as_="bob")
+    assert not UTC_STAMP.search(account), account
+    assert "Dernière connexion" in account and "2026-01-10 01:00 Europe/Paris" in account
+    assert "Statut" in account and "actif" in account and "last_login" not in account
+    assert "2026-11-23 11:00" in account and "(Europe/Paris)" in account
+    # the JSON is unchanged: stable keys, UTC
+    view = hd.ok("account", "show", "camille", as_="bob")
+    assert view["last_login"] == "2026-01-10T00:00:00Z"
+    assert [r["at"] for r in view["sanctions"]] == [NOW, NOW]
+    assert [r["step"] for r in view["sanctions"]] == ["contact", "warning"]
+
+
+def test_train_list_at_80_columns_keeps_keys_and_words_whole(hdi, monkeypatch):
+    from helpdesk.training import scenarios
+
+    monkeypatch.setenv("COLUMNS", "80")
+    out = text(hdi, "train", "list")
+    lines = out.splitlines()
+    assert all(len(x) <= 80 for x in lines)
+    keys = [sc.key for sc in scenarios.load_all()]
+    assert [x.split()[0] for x in lines if not x.startswith(" ")] == keys
+    words = set(out.split())
+    for sc in scenarios.load_all():
+        for word in sc.summary()["title"].split():
+            assert word in words, word  # no title word split across lines
+    assert "mail-reputation" not in out and "Réput. mail" in out
+
+
+def test_ingest_reasons_options_and_source_errors_speak_french(hdi, tmp_path):
+    from tests.ingest.mailmaker import mail, maildir
+
+    hdi.now = NOW
+    lost = mail(
+        "stranger@example.com",
+        "nobody@elsewhere.example",
+        "[bold]Mot de passe[/] oublié",
+        "J'ai oublié mon mot de passe.",
+        message_id="<lost@example.com>",
+    )
+    box = maildir(tmp_path / "in", [lost])
+    out = text(hdi, "ingest", "mail", box, as_="alice")
+    item = next(x for x in out.splitlines() if x.startswith("  "))
+    assert "en quarantaine" in item and "quarantaine n° " in item, item
+    assert "aucun fournisseur pour cette adresse" in item
+    assert "quarantined" not in out and "no provider" not in out
+    other = mail(
+        "stranger@example.com", "nobody@elsewhere.example", "Lost", "Hello", message_id="<en@x>"
+    )
+    english = text(hdi, "ingest", "mail", maildir(tmp_path / "en", [other]), "--lang", "en")
+    assert "quarantined quarantine #" in english and "no provider for this address" in english
+
+    missing = hdi.run("ingest", "mail", tmp_path / "nowhere", json_out=False, as_="alice")
+    assert missing.code != 0 or "introuvable" in missing.out
+    assert "fichier ou dossier introuvable" in missing.out + missing.err
+    assert "no such file" not in missing.out + missing.err
+
+    helped = text(hdi, "ticket", "show", "--help")
+    for french in ("options générales", "URL SQLAlchemy", "afficher cette aide", "usage : "):
+        assert french in helped, helped
+    for english in ("global options", "show this help", "machine-readable", "usage: "):
+        assert english not in helped, english
+    assert "global options" in text(hdi, "ticket", "show", "--help", "--lang", "en")
