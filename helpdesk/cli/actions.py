@@ -75,9 +75,14 @@ def do_actions(args, out) -> int:
     from helpdesk.outgoing import actions as service_actions
 
     if args.sub == "run":
+        from helpdesk.storage.locks import Taken
+
         with common.session(args):
             pass  # checks the schema
-        report = service_actions.run(_url(args), limit=args.limit)
+        try:
+            report = service_actions.run(_url(args), limit=args.limit, lock=True)
+        except Taken as taken:
+            return common.lock_taken(out, taken)
         out.data(report.as_dict()) if out.json else print_run(out, report.as_dict())
         return report.exit_code
     if args.sub in ("retry", "mark-done"):

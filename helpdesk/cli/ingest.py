@@ -15,6 +15,7 @@ read (the summary says how far it went).
 
 from __future__ import annotations
 
+import contextlib
 import sys
 
 from helpdesk.base import bounds
@@ -77,10 +78,32 @@ def add_parsers(sub, cmd) -> None:
     p.add_argument("--raw", action="store_true", help=_("write the exact bytes to standard output"))
 
 
+def source_lock(kind: str, source: str) -> tuple[str, str]:
+    """The lock of one ingest source (``helpdesk.storage.locks``) and how it is named to a
+    person: two runs reading the same mailbox or log, on this host or another, never both
+    read it. A path counts by its absolute form; an IMAP URL as written."""
+    import os
+
+    from helpdesk.base.files import shown
+    from helpdesk.storage import locks
+
+    place = source if "://" in source else os.path.abspath(os.path.expanduser(source))
+    return locks.source_lock(kind, place), f"ingest {kind} {shown(source)}"
+
+
 def do_ingest(args, out) -> int:
     progress = not out.json
     if args.sub == "postfix":
-        summary = _postfix(args, progress)
+        from helpdesk.base.errors import HelpdeskError
+
+        try:
+            summary = _postfix(args, progress)
+        except HelpdeskError as exc:
+            if exc.exit_code != 0:  # a lock taken (helpdesk.storage.locks.Taken) is no error
+                raise
+            from helpdesk.cli import common
+
+            return common.lock_taken(out, exc)
     else:
         from helpdesk.cli import common
         from helpdesk.storage import db
@@ -103,16 +126,21 @@ def do_ingest(args, out) -> int:
             source = open_source(args.source)
         except SourceError as exc:
             raise BadInput(str(exc)) from None
-        with source:
-            summary = pipeline.ingest(
-                url,
-                source,
-                kind=args.sub,
-                handler=handler,
-                policy=args.policy,
-                queue=getattr(args, "queue", None),
-                show_progress=progress,
-            )
+        from helpdesk.storage import locks
+
+        try:
+            with locks.hold(url, *source_lock(args.sub, args.source)), source:
+                summary = pipeline.ingest(
+                    url,
+                    source,
+                    kind=args.sub,
+                    handler=handler,
+                    policy=args.policy,
+                    queue=getattr(args, "queue", None),
+                    show_progress=progress,
+                )
+        except locks.Taken as taken:
+            return common.lock_taken(out, taken)
     _print(out, summary)
     return 2 if summary.errors else 0
 
@@ -166,17 +194,23 @@ def _postfix(args, progress: bool):
         "show_progress": progress,
     }
     if not hasattr(os, "fork"):
-        url = _postfix_prologue(getattr(args, "db", None), own_clock)
-        return postfix_log.ingest_postfix(url, args.paths, **options)
+        try:
+            url = _postfix_prologue(getattr(args, "db", None), own_clock, args.paths)
+            return postfix_log.ingest_postfix(url, args.paths, **options)
+        finally:
+            _HELD.close()
     return postfix_log.ingest_postfix_beside(
         getattr(args, "db", None),
         args.paths,
-        prologue=lambda db: _postfix_prologue(db, own_clock),
+        prologue=lambda db: _postfix_prologue(db, own_clock, args.paths),
         **options,
     )
 
 
-def _postfix_prologue(db_arg: str | None, own_clock: bool) -> str:
+_HELD = contextlib.ExitStack()  # the locks of ingest postfix's database side (a child process)
+
+
+def _postfix_prologue(db_arg: str | None, own_clock: bool, paths: list[str] = ()) -> str:
     """What the other commands do before they run (``cli.main``, ``cli._session``): a training
     database's clock, the schema check. Returns the database URL."""
     from helpdesk.cli import common
@@ -188,6 +222,12 @@ def _postfix_prologue(db_arg: str | None, own_clock: bool) -> str:
 
         training_clock.adopt_clock(url)
     common.check_schema(url)
+    from helpdesk.storage import locks
+
+    # Each log's lock, held until this database side ends (it ends with the run, by
+    # os._exit: the lock file's descriptor or the PostgreSQL connection goes with it).
+    for path in sorted(set(paths)):
+        _HELD.enter_context(locks.hold(url, *source_lock("postfix", path)))
     return url
 
 
