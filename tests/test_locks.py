@@ -91,8 +91,9 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def five_mails(hd):
+def five_mails(hdi):
     """Five Wigii closure requests: five confirmation mails due in the outbox."""
+    hd = hdi  # set up in-process; the runs under test are processes of their own
     hd.now = NOW
     for n in range(5):
         login = f"user{n}"
@@ -176,7 +177,8 @@ class StallingLDAP:
         self.sock.close()
 
 
-def test_two_sweeps_at_once_carry_out_each_action_once(hd):
+def test_two_sweeps_at_once_carry_out_each_action_once(hdi, monkeypatch):
+    hd = hdi  # set up in-process; the runs under test are processes of their own
     hd.now = NOW
     directory = StallingLDAP()
     secret = hd.tmp_path / "ldap.secret"
@@ -200,6 +202,7 @@ policies = ["indigos"]
 """
     )
     hd.env["HELPDESK_CONFIG"] = str(config)
+    monkeypatch.setenv("HELPDESK_CONFIG", str(config))
     try:
         hd.account("camille", "indigos", "camille@example.org")
         tid = hd.open(
@@ -235,9 +238,10 @@ policies = ["indigos"]
     assert "never-printed-secret" not in done.out + done.err + second.out + run.out
 
 
-def test_two_sweeps_started_together_take_each_timer_once(hd):
+def test_two_sweeps_started_together_take_each_timer_once(hdi):
     """No server to stall: two sweeps started at the same moment on due timers. Whichever
     way they meet, each timer's step is taken once."""
+    hd = hdi  # set up in-process; the runs under test are processes of their own
     hd.now = NOW
     for n in range(4):
         login = f"user{n}"
@@ -269,9 +273,11 @@ def test_two_sweeps_started_together_take_each_timer_once(hd):
 # --- the lock itself: another host holds it ---------------------------------------------------
 
 
-def test_a_lock_held_elsewhere_stops_each_scheduled_command_quietly(hd, tmp_path):
-    """The test process holds each lock, as another host would: the command says so in one
-    line, does nothing and exits 0; once released, the same command runs."""
+def test_a_lock_held_elsewhere_stops_each_scheduled_command_quietly(hdi, tmp_path):
+    """The test process holds each lock, as another host would (a connection or a file
+    descriptor of its own): the command says so in one line, does nothing and exits 0; once
+    released, the same command runs."""
+    hd = hdi
     hd.now = NOW
     maildir = tmp_path / "inbox"
     for sub in ("cur", "new", "tmp"):
@@ -311,8 +317,9 @@ def test_a_lock_held_elsewhere_stops_each_scheduled_command_quietly(hd, tmp_path
     assert len(hd.ok("ticket", "list")) == 1
 
 
-def test_each_source_has_its_own_lock(hd, tmp_path):
+def test_each_source_has_its_own_lock(hdi, tmp_path):
     """Reading one mailbox does not stop another from being read meanwhile."""
+    hd = hdi
     url = db.resolve_url(hd.url)
     from helpdesk.cli.ingest import source_lock
 
