@@ -101,6 +101,8 @@ def test_the_places_the_settings_name_are_writable(env, capsys, tmp_path, monkey
         f"-{tmp_path}/anchors",
         f"-{tmp_path}/run",
     ]
+    anchor = settings(units["helpdesk-sweep.service"], "ExecStart")[2]
+    assert anchor.endswith(f" audit anchor --file {tmp_path}/anchors/helpdesk.anchors")
     # Debian's mail.log is readable by the adm group: only the ingest joins it.
     assert settings(units["helpdesk-ingest.service"], "SupplementaryGroups") == ["adm"]
     assert not settings(units["helpdesk-sweep.service"], "SupplementaryGroups")

@@ -7,8 +7,8 @@ Six units, each confined with systemd's hardening options (a read-only system, n
 privileges, a private /tmp and devices, no kernel or clock access, a system-call filter, no
 capabilities, files created 0600), writing only where the helpdesk writes:
 
-- ``helpdesk-sweep.timer`` → ``helpdesk-sweep.service``: ``sweep``, then ``outbox send``,
-  every five minutes;
+- ``helpdesk-sweep.timer`` → ``helpdesk-sweep.service``: ``sweep``, then ``outbox send``
+  (and ``audit anchor`` when the anchors' file is configured), every five minutes;
 - ``helpdesk-ingest.timer`` → ``helpdesk-ingest.service``: ``ingest sources``, the mailboxes
   and Postfix logs ``helpdesk.toml`` lists, every five minutes;
 - ``helpdesk-policyd.service``: Postfix's policy service;
@@ -213,13 +213,17 @@ def units(user: str, prog: str, cfg=None) -> dict[str, str]:
             f"[Install]\nWantedBy=timers.target\n"
         )
 
+    sweep = ["sweep", "outbox send"]
+    anchors = _setting(cfg, "paths.audit_anchors", "HELPDESK_AUDIT_ANCHORS")
+    if anchors:  # the chain's head, kept outside the database, after each sweep
+        sweep.append(f"audit anchor --file {_quote(str(Path(anchors).expanduser().absolute()))}")
     logs = cfg.get("ingest.postfix_logs") if cfg is not None else None
     # Debian's /var/log/mail.log is root:adm 0640: the ingest reads it as a member of adm.
     ingest_extra = "SupplementaryGroups=adm\n" if logs else ""
     return {
         "helpdesk-sweep.service": oneshot(
             "helpdesk: what is due (timers, expiries, service actions), then the outbox",
-            ["sweep", "outbox send"],
+            sweep,
         ),
         "helpdesk-sweep.timer": timer("helpdesk: sweep and outbox send, every 5 minutes", "*:0/5"),
         "helpdesk-ingest.service": oneshot(
