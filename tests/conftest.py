@@ -79,11 +79,16 @@ def pytest_sessionfinish(session, exitstatus):
         reporter = config.pluginmanager.get_plugin("terminalreporter")
         lines = "\n".join(f"  {p}" for p in changed[:20])
         message = f"\nthe suite wrote outside its temporary folders:\n{lines}\n"
+        # On a machine shared with other work (another checkout's tests, a demo), those
+        # folders may change under the run: said, and a failure where the run is alone
+        # (.ci/run sets HELPDESK_TEST_STRICT_HOME=1).
+        strict = os.environ.get("HELPDESK_TEST_STRICT_HOME") == "1"
         if reporter is not None:
-            reporter.write_line(message, red=True)
+            reporter.write_line(message, red=strict, yellow=not strict)
         else:
             sys.stderr.write(message)
-        session.exitstatus = 1
+        if strict:
+            session.exitstatus = 1
 
 
 def _clean_env() -> dict:
