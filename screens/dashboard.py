@@ -171,11 +171,12 @@ class DashboardScreen(BaseScreen):
         recent.clear_options()
         from helpdesk.base.labels import label
 
-        for a in data.actions:  # failed or uncertain service actions wait for a person: first
+        for a in (
+            data.actions
+        ):  # failed or uncertain service actions, mails back on finished tickets: first
             line = assemble(("! ", "bold red"), (a["line"], "red"), one_line=True)
-            recent.add_option(
-                Option(line, id=f"t{a['ticket']}-a{a['id']}" if a["ticket"] else f"a{a['id']}")
-            )
+            key = a.get("key") or (f"t{a['ticket']}-a{a['id']}" if a["ticket"] else f"a{a['id']}")
+            recent.add_option(Option(line, id=key))
         for e in data.recent:
             what = e.get("action_label") or label("event", e["action"])
             who = label("role", "system") if e["actor"] == "system" else e["actor"]

@@ -21,6 +21,75 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PG = os.environ.get("HELPDESK_TEST_PG", "")
 
+# --- nothing outside the temporary folders ---------------------------------------------------
+# The helpdesk keeps files in the user's folders (platformdirs: the database and the sent
+# Maildir in the data folder, demo and training builds in the cache, the keymap and
+# helpdesk.toml in the config folder). The suite points all of them into a temporary folder
+# of its own, for itself and every process it starts, and checks at the end that the real
+# ones were not touched.
+_XDG = ("XDG_CACHE_HOME", "XDG_DATA_HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME")
+_XDG_DEFAULTS = (".cache", ".local/share", ".config", ".local/state")
+_MARK = "HELPDESK_SUITE_HOME"  # set by the first process (xdist's controller); workers inherit it
+
+
+def _real_helpdesk_folders() -> list[Path]:
+    home = Path.home()
+    return [
+        Path(os.environ.get(var) or home / default) / "helpdesk"
+        for var, default in zip(_XDG, _XDG_DEFAULTS)
+    ]
+
+
+def _snapshot(folders: list[Path]) -> dict[str, tuple[int, int]]:
+    seen: dict[str, tuple[int, int]] = {}
+    for folder in folders:
+        for dirpath, dirnames, filenames in os.walk(folder):
+            for name in dirnames + filenames:
+                path = os.path.join(dirpath, name)
+                try:
+                    st = os.lstat(path)
+                except OSError:
+                    continue
+                seen[path] = (st.st_size, st.st_mtime_ns)
+    return seen
+
+
+def pytest_configure(config):
+    if os.environ.get(_MARK):  # a worker: the controller chose the folder
+        return
+    import tempfile
+
+    config._helpdesk_real = _real_helpdesk_folders()
+    config._helpdesk_before = _snapshot(config._helpdesk_real)
+    base = Path(tempfile.mkdtemp(prefix="helpdesk-suite-"))
+    os.environ[_MARK] = str(base)
+    for var, default in zip(_XDG, _XDG_DEFAULTS):
+        os.environ[var] = str(base / default)
+    config._helpdesk_base = base
+
+
+def pytest_sessionfinish(session, exitstatus):
+    config = session.config
+    if not hasattr(config, "_helpdesk_base"):
+        return
+    shutil.rmtree(config._helpdesk_base, ignore_errors=True)
+    after = _snapshot(config._helpdesk_real)
+    changed = sorted(p for p in after if config._helpdesk_before.get(p) != after[p])
+    if changed:
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        lines = "\n".join(f"  {p}" for p in changed[:20])
+        message = f"\nthe suite wrote outside its temporary folders:\n{lines}\n"
+        # On a machine shared with other work (another checkout's tests, a demo), those
+        # folders may change under the run: said, and a failure where the run is alone
+        # (.ci/run sets HELPDESK_TEST_STRICT_HOME=1).
+        strict = os.environ.get("HELPDESK_TEST_STRICT_HOME") == "1"
+        if reporter is not None:
+            reporter.write_line(message, red=strict, yellow=not strict)
+        else:
+            sys.stderr.write(message)
+        if strict:
+            session.exitstatus = 1
+
 
 def _clean_env() -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HELPDESK_")}

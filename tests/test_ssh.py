@@ -500,7 +500,13 @@ def server(template_db, tmp_path_factory):
             "# helpdesk from this checkout, with the test venv's packages\n"
             f"PYTHONPATH={shlex.quote(os.pathsep.join(path))}\n"
             "PYTHONDONTWRITEBYTECODE=1\n"
-            "export PYTHONPATH PYTHONDONTWRITEBYTECODE\n"
+            # The account's own folders stay untouched: its data, cache and config live here.
+            f"XDG_DATA_HOME={shlex.quote(str(home / 'data'))}\n"
+            f"XDG_CACHE_HOME={shlex.quote(str(home / 'cache'))}\n"
+            f"XDG_CONFIG_HOME={shlex.quote(str(home / 'config'))}\n"
+            f"XDG_STATE_HOME={shlex.quote(str(home / 'state'))}\n"
+            "export PYTHONPATH PYTHONDONTWRITEBYTECODE XDG_DATA_HOME XDG_CACHE_HOME\n"
+            "export XDG_CONFIG_HOME XDG_STATE_HOME\n"
             f'exec {shlex.quote(python)} -m helpdesk "$@"\n'
         )
         wrapper.chmod(0o755)

@@ -75,11 +75,17 @@ def do_actions(args, out) -> int:
     from helpdesk.outgoing import actions as service_actions
 
     if args.sub == "run":
+        from helpdesk.storage.locks import Taken
+
         with common.session(args):
             pass  # checks the schema
-        report = service_actions.run(_url(args), limit=args.limit)
+        quiet = getattr(args, "quiet", False)
+        try:
+            report = service_actions.run(_url(args), limit=args.limit, lock=True)
+        except Taken as taken:  # another run, here or on another host, does the work
+            return 0 if quiet else common.lock_taken(out, taken)
         ran = report.done or report.retried or report.failed or report.uncertain
-        if getattr(args, "quiet", False) and not ran and not report.exit_code:
+        if quiet and not ran and not report.exit_code:
             return 0  # a timer's run with nothing to say
         out.data(report.as_dict()) if out.json else print_run(out, report.as_dict())
         return report.exit_code

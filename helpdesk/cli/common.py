@@ -52,6 +52,20 @@ class Out:
         self.console.print(t)
 
 
+def lock_taken(out: Out, taken) -> int:
+    """A scheduled run that found its lock taken (``helpdesk.storage.locks.Taken``): another
+    run, here or on another host, is doing the work. Said in one line; exit code 0."""
+    if out.json:
+        out.data(taken.as_dict())
+    else:
+        out.line(
+            _("{what}: another run holds its lock (here or on another host); nothing done.").format(
+                what=taken.what
+            )
+        )
+    return 0
+
+
 def reveal(secrets_: list[dict]) -> None:
     """Show a one-time secret to the person at the terminal only: never on stdout, so it
     cannot end up in a script's output, a log or a pipe."""

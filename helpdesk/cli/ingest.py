@@ -16,7 +16,9 @@ read (the summary says how far it went).
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Sequence
 
 from helpdesk.base import bounds
 from helpdesk.base.i18n import _
@@ -84,11 +86,33 @@ def add_parsers(sub, cmd) -> None:
     p.add_argument("--raw", action="store_true", help=_("write the exact bytes to standard output"))
 
 
+def source_lock(kind: str, source: str) -> tuple[str, str]:
+    """The lock of one ingest source (``helpdesk.storage.locks``) and how it is named to a
+    person: two runs reading the same mailbox or log, on this host or another, never both
+    read it. A path counts by its absolute form; an IMAP URL as written."""
+    import os
+
+    from helpdesk.base.files import shown
+    from helpdesk.storage import locks
+
+    place = source if "://" in source else os.path.abspath(os.path.expanduser(source))
+    return locks.source_lock(kind, place), f"ingest {kind} {shown(source)}"
+
+
 def do_ingest(args, out) -> int:
     if args.sub == "sources":
         return do_ingest_sources(args, out)
+    from helpdesk.storage.locks import Taken
+
     quiet = getattr(args, "quiet", False)  # a timer's run: nothing said when nothing came
-    summary = _ingest_one(args, progress=not out.json and not quiet)
+    try:
+        summary = _ingest_one(args, progress=not out.json and not quiet)
+    except Taken as taken:  # another run reads this source: it does the work
+        if quiet:
+            return 0
+        from helpdesk.cli import common
+
+        return common.lock_taken(out, taken)
     if not (quiet and not summary.items and not summary.errors):
         _print(out, summary)
     return 2 if summary.errors else 0
@@ -118,7 +142,9 @@ def _ingest_one(args, progress: bool, environ: dict | None = None):
         source = open_source(args.source, environ=environ)
     except SourceError as exc:
         raise BadInput(str(exc)) from None
-    with source:
+    from helpdesk.storage import locks
+
+    with locks.hold(url, *source_lock(args.sub, args.source)), source:
         return pipeline.ingest(
             url,
             source,
@@ -168,6 +194,12 @@ def do_ingest_sources(args, out) -> int:
         try:
             summary = _ingest_one(one, progress, environ)
         except HelpdeskError as exc:
+            if exc.exit_code == 0:  # its lock is taken: another run reads this source
+                if not quiet and not out.json:
+                    from helpdesk.cli import common
+
+                    common.lock_taken(out, exc)
+                continue
             failed += 1
             where = one.source if one.sub != "postfix" else ", ".join(one.paths)
             message = f"{one.sub} {where}: {exc}"
@@ -233,17 +265,23 @@ def _postfix(args, progress: bool):
         "show_progress": progress,
     }
     if not hasattr(os, "fork"):
-        url = _postfix_prologue(getattr(args, "db", None), own_clock)
-        return postfix_log.ingest_postfix(url, args.paths, **options)
+        try:
+            url = _postfix_prologue(getattr(args, "db", None), own_clock, args.paths)
+            return postfix_log.ingest_postfix(url, args.paths, **options)
+        finally:
+            _HELD.close()
     return postfix_log.ingest_postfix_beside(
         getattr(args, "db", None),
         args.paths,
-        prologue=lambda db: _postfix_prologue(db, own_clock),
+        prologue=lambda db: _postfix_prologue(db, own_clock, args.paths),
         **options,
     )
 
 
-def _postfix_prologue(db_arg: str | None, own_clock: bool) -> str:
+_HELD = contextlib.ExitStack()  # the locks of ingest postfix's database side (a child process)
+
+
+def _postfix_prologue(db_arg: str | None, own_clock: bool, paths: Sequence[str] = ()) -> str:
     """What the other commands do before they run (``cli.main``, ``cli._session``): a training
     database's clock, the schema check. Returns the database URL."""
     from helpdesk.cli import common
@@ -255,6 +293,12 @@ def _postfix_prologue(db_arg: str | None, own_clock: bool) -> str:
 
         training_clock.adopt_clock(url)
     common.check_schema(url)
+    from helpdesk.storage import locks
+
+    # Each log's lock, held until this database side ends (it ends with the run, by
+    # os._exit: the lock file's descriptor or the PostgreSQL connection goes with it).
+    for path in sorted(set(paths)):
+        _HELD.enter_context(locks.hold(url, *source_lock("postfix", path)))
     return url
 
 

@@ -253,6 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     training_parser(sub, cmd)  # train [list|start|reset|clock|check]
     serve.add_parser(sub, cmd)  # serve [--host H] [--port P]: the TUI in a web browser
+    from helpdesk.cli.systemd import add_parser as systemd_parser
+
+    systemd_parser(sub, cmd)  # systemd [--install]: units and timers for a server
 
     vol = sub.add_parser("volunteer", help=_("volunteers and roles")).add_subparsers(
         dest="sub", metavar="SUB", required=True
@@ -970,14 +973,21 @@ def do_sweep(args, out: Out) -> int:
     from helpdesk.storage import db
     from helpdesk.service import sweep
 
+    from helpdesk.cli.common import lock_taken
+    from helpdesk.storage.locks import Taken
+
     _session(args).__enter__().close()  # checks the schema
-    report = sweep.run(db.resolve_url(getattr(args, "db", None)))
+    quiet = getattr(args, "quiet", False)
+    try:
+        report = sweep.run(db.resolve_url(getattr(args, "db", None)), lock=True)
+    except Taken as taken:  # another run, here or on another host, does the work
+        return 0 if quiet else lock_taken(out, taken)
     code = (
         1
         if report.refused or report.actions.get("failed") or report.actions.get("uncertain")
         else 0
     )
-    if getattr(args, "quiet", False) and not code and report.nothing:
+    if quiet and not code and report.nothing:
         return 0
     if out.json:
         out.data(report.as_dict())
@@ -1242,10 +1252,17 @@ def do_outbox(args, out: Out) -> int:
     if args.sub == "send":  # exit 1 when a mail failed, is held or may not have left
         from helpdesk.storage import db
         from helpdesk.outgoing import delivery
+        from helpdesk.cli.common import lock_taken
+        from helpdesk.storage.locks import Taken
 
         with _session(args):
             pass  # checks the schema
-        report = delivery.deliver(db.resolve_url(getattr(args, "db", None)), limit=args.limit)
+        try:
+            report = delivery.deliver(
+                db.resolve_url(getattr(args, "db", None)), limit=args.limit, lock=True
+            )
+        except Taken as taken:  # another run, here or on another host, does the work
+            return 0 if getattr(args, "quiet", False) else lock_taken(out, taken)
         return _operations().print_delivery(args, out, report)
 
     with _session(args) as s:
@@ -1393,6 +1410,7 @@ COMMANDS = {
     "actions": lambda args, out: _actions_cli().do_actions(args, out),
     "connectors": lambda args, out: _actions_cli().do_connectors(args, out),
     "policyd": lambda args, out: _actions_cli().do_policyd(args, out),
+    "systemd": lambda args, out: args.handler(args, out),  # helpdesk.cli.systemd
 }
 
 

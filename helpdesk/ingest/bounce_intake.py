@@ -11,9 +11,13 @@
   provider's text says what a returned mail changes, so the ticket shows that a person must
   decide (correct the address, send again, reach the requester another way) rather than
   moving it by a rule nobody wrote.
-- A refusal for spam or reputation (``blocked``) or a recipient's complaint is also a
-  mail-reputation signal for the provider (signal ``blocklist`` or ``complaint``): an alert
-  on the account that sent the mail, or on the sending domain, merged with the open one.
+- A refusal for spam or reputation (``blocked``) is also a mail-reputation signal for the
+  provider (signal ``blocklist``): an alert on the account that sent the mail, or on the
+  sending domain, merged with the open one.
+- A recipient's complaint is a signal against the account that sent the mail (signal
+  ``complaint``), as the ARF reader makes it: one that names no account is quarantined with
+  its reason, as the ARF reader does, unless it is about a mail of ours (then it is on that
+  mail's ticket). A complaint is against someone, never against a domain at large.
 - Anything else is an unmatched bounce: kept as evidence (kind ``bounce``, no ticket), never
   quarantined as a request nobody understood.
 - A success notice (``delivered``) is recorded and changes nothing.
@@ -61,6 +65,12 @@ def handle(
             "recorded", details=_details(bounce, "delivered"), extra=Counter(delivery_notices=1)
         )
     row = find_outbox(session, bounce, mail)
+    if bounce.kind == "complaint" and row is None and complained_of(bounce, run) is None:
+        raise Reject(
+            "no account for the reported sender of a complaint "
+            f"({one_line(bounce.original_from or '?', 200)}): a complaint is raised against an account only",
+            kind="bounce",
+        )
     ticket = session.get(Ticket, row.ticket_id) if row is not None and row.ticket_id else None
     source = f"{item.source} {item.key}"
     if row is not None:
@@ -173,12 +183,10 @@ def _signal(
     if not run.directory.has_queue(policy, alerts.QUEUE):
         return None
     sender = bounce.original_from or ""
-    refs = (
-        [r for r in run.directory.accounts_for_address(sender) if r.policy == policy]
-        if sender
-        else []
-    )
-    account = session.get(Account, refs[0].id) if len({r.id for r in refs}) == 1 else None
+    ref = complained_of(bounce, run, policy)
+    account = session.get(Account, ref.id) if ref is not None else None
+    if bounce.kind == "complaint" and account is None:
+        return None  # about a mail of ours: on its ticket, no alert against nobody
     own = next((a for a in _written_to(mail, headers) if "@" in a), "")
     domain = (sender or own).rpartition("@")[2].lower() or None
     failure = bounce.failures[0] if bounce.failures else None
@@ -203,6 +211,14 @@ def _signal(
         note=one_line(f"{bounce.why}: {bounce.reason or bounce.kind}", 900),
         now=run.now,
     )
+
+
+def complained_of(bounce: Bounce, run: Run, policy: str | None = None):
+    """The one account that sent the returned mail (of ``policy``, if given), or None."""
+    sender = bounce.original_from or ""
+    refs = run.directory.accounts_for_address(sender) if sender else []
+    refs = [r for r in refs if policy is None or r.policy == policy]
+    return refs[0] if len({r.id for r in refs}) == 1 else None
 
 
 def _written_to(mail: ParsedMail, headers: dict[str, str]) -> list[str]:

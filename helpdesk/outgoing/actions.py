@@ -34,7 +34,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from helpdesk.storage import audit
+from helpdesk.storage import audit, locks
 from helpdesk.base import clock, config
 from helpdesk import connectors
 from helpdesk.storage.db import write_session
@@ -118,10 +118,16 @@ def run(
     limit: int = 200,
     *,
     cfg: config.Config | None = None,
+    lock: bool = False,
 ) -> RunReport:
     """Carry out the actions that are due. Each one is leased and committed before the
     service is called, and its outcome committed after, so two runs never do one twice
-    at the same time and a crash loses nothing."""
+    at the same time and a crash loses nothing. ``lock``: hold the actions' lock for the
+    run (:class:`helpdesk.storage.locks.Taken` if another run, here or on another host,
+    holds it)."""
+    if lock:
+        with locks.hold(url, locks.ACTIONS):
+            return run(url, now, limit, cfg=cfg)
     now = now or clock.now()
     report = RunReport(now=clock.iso(now))
     with write_session(url) as s:

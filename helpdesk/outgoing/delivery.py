@@ -75,7 +75,7 @@ from pathlib import Path
 
 from sqlmodel import Session, col, or_, select
 
-from helpdesk.storage import audit, db, messages
+from helpdesk.storage import audit, db, locks, messages
 from helpdesk.base import addresses, clock
 from helpdesk.base.addresses import header_text
 from helpdesk.policy import provider_settings
@@ -764,8 +764,14 @@ def deliver(
     now: datetime | None = None,
     config: DeliveryConfig | None = None,
     limit: int = 100,
+    lock: bool = False,
 ) -> DeliveryReport:
-    """Deliver the due outbox rows (at most ``limit``) and say what became of them."""
+    """Deliver the due outbox rows (at most ``limit``) and say what became of them.
+    ``lock``: hold the outbox lock for the run (:class:`helpdesk.storage.locks.Taken` if
+    another run, here or on another host, holds it)."""
+    if lock:
+        with locks.hold(url, locks.OUTBOX):
+            return deliver(url, now=now, config=config, limit=limit)
     now = clock.as_utc(now) if now is not None else clock.now()
     config = config if config is not None else DeliveryConfig.from_env()
     config.check()

@@ -35,7 +35,7 @@ from helpdesk.storage.models import (
     Workflow,
 )
 from helpdesk.base.roles import ROLES, SYSTEM, login_problem
-from helpdesk.base.untrusted import clean
+from helpdesk.base.untrusted import clean, clean_line
 from helpdesk.rules.sensitive import SENSITIVE, read_sensitive  # noqa: F401 - the service's gate
 
 ACCOUNT_KINDS = ("user", "admin", "employee", "member", "end-user")
@@ -716,6 +716,42 @@ def mails_view(session: Session, ticket: Ticket) -> dict:
     }
 
 
+def bounced_ticket_ids():
+    """The tickets with a mail that came back (``bounced``) and nobody decided on yet: a
+    subquery."""
+    from helpdesk.storage.models import Outbox
+
+    return select(Outbox.ticket_id).where(
+        Outbox.status == "bounced", col(Outbox.ticket_id).is_not(None)
+    )
+
+
+def bounced_on_done(session: Session, where: list | None = None, limit: int = 8) -> list[dict]:
+    """Mails that came back on tickets already done. No queue lists a done ticket, so the
+    dashboard shows them beside the service actions that wait for a person (and
+    ``ticket list`` lists their tickets): each with the line a person reads."""
+    from helpdesk.storage.models import Outbox
+
+    rows = session.exec(
+        select(Outbox.id, Outbox.to_addr, Ticket.id)
+        .join(Ticket, col(Ticket.id) == Outbox.ticket_id)
+        .where(Outbox.status == "bounced", Ticket.state_kind == "done", *(where or []))
+        .order_by(col(Outbox.id))
+        .limit(limit)
+    ).all()
+    return [
+        {
+            "id": mail_id,
+            "ticket": ticket_id,
+            "key": f"t{ticket_id}-m{mail_id}",
+            "line": _(
+                "mail #{id} to {to} came back, on finished ticket #{ticket}: decide (outbox retry or mark-sent)"
+            ).format(id=mail_id, to=clean_line(to_addr)[:200], ticket=ticket_id),
+        }
+        for mail_id, to_addr, ticket_id in rows
+    ]
+
+
 def actions_needing_attention(session: Session, limit: int = 8) -> tuple[int, list[dict]]:
     """Failed and uncertain service actions, for the dashboard: how many, and the oldest,
     each with the line a person reads."""
@@ -789,7 +825,8 @@ def list_tickets(
     if state:
         q = q.where(Ticket.state == state)
     elif not include_done:
-        q = q.where(Ticket.state_kind != "done")
+        # A finished ticket whose mail came back still waits for a person: listed too.
+        q = q.where(or_(col(Ticket.state_kind) != "done", col(Ticket.id).in_(bounced_ticket_ids())))
     if policy:
         q = q.where(Ticket.policy_key == policy)
     if account:

@@ -20,7 +20,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from helpdesk.base import labels, clock, dates
-from helpdesk.storage import audit
+from helpdesk.storage import audit, locks
 from helpdesk.workflow import engine
 from helpdesk.rules.context import SYSTEM_ACTOR
 from helpdesk.storage.db import write_session
@@ -62,7 +62,20 @@ class SweepReport:
         }
 
 
-def run(url: str | None = None, now: datetime | None = None, limit: int = 10_000) -> SweepReport:
+def run(
+    url: str | None = None, now: datetime | None = None, limit: int = 10_000, *, lock: bool = False
+) -> SweepReport:
+    """Run what is due. ``lock``: hold the sweep lock for the run (raise
+    :class:`helpdesk.storage.locks.Taken` if another run holds it), and the service
+    actions' lock for their part (skipped while ``actions run`` holds it): the scheduled
+    command does, a training clock or the demo's simulation (one process) need not."""
+    if lock:
+        with locks.hold(url, locks.SWEEP):
+            return _run(url, now, limit, lock)
+    return _run(url, now, limit, lock)
+
+
+def _run(url, now: datetime | None, limit: int, lock: bool) -> SweepReport:
     now = now or clock.now()
     report = SweepReport(now=clock.iso(now))
     _timers(url, now, report, limit)
@@ -83,7 +96,10 @@ def run(url: str | None = None, now: datetime | None = None, limit: int = 10_000
     retention.run(url, now, report)
     from helpdesk.outgoing import actions as service_actions
 
-    ran = service_actions.run(url, now)
+    try:
+        ran = service_actions.run(url, now, lock=lock)
+    except locks.Taken:  # 'actions run' is carrying them out: its report says what it did
+        return report
     report.actions = (
         ran.as_dict()
         if (ran.done or ran.retried or ran.failed or ran.uncertain or ran.waiting)

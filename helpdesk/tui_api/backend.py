@@ -228,6 +228,7 @@ class Backend:
                 )
                 e["to_label"] = pick(d.states[e["to"]].label) if e["to"] in d.states else e["to"]
             waiting, actions = api.actions_needing_attention(s, limit)
+            actions += api.bounced_on_done(s, self._scope(), limit)  # finished, mail came back
         return Dashboard(
             counts=counts,
             mine=mine,
