@@ -138,6 +138,9 @@ class Handler(BaseHTTPRequestHandler):
 
     # --- plumbing ------------------------------------------------------------------------
 
+    def version_string(self) -> str:  # no Python version for the curious
+        return self.server_version
+
     @property
     def page(self) -> ResetPage:
         return self.server.page
