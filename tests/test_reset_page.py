@@ -24,6 +24,7 @@ from datetime import datetime, timezone
 from email import policy as email_policy
 
 import pytest
+from selenium.common.exceptions import WebDriverException
 from sqlmodel import select
 
 from helpdesk.storage import db
@@ -216,10 +217,35 @@ def css(driver, selector):
     return driver.find_element("css selector", selector)
 
 
-def submit_passwords(driver, first: str, second: str) -> None:
+def next_page(driver, act) -> None:
+    """Do ``act`` (a click) and wait until the browser shows the next page, fully loaded."""
+    driver.execute_script("window.__before = true")
+    act()
+
+    def loaded():
+        try:
+            return driver.execute_script(
+                "return window.__before === undefined && document.readyState === 'complete'"
+            )
+        except WebDriverException:  # between two documents
+            return False
+
+    wait_for("the next page", loaded, TIMEOUT)
+
+
+def submit(driver, navigates: bool = True) -> None:
+    """Press the form's button and wait for the next page (unless the browser holds it back)."""
+    button = css(driver, "button[type=submit]")
+    if navigates:
+        next_page(driver, button.click)
+    else:
+        button.click()
+
+
+def submit_passwords(driver, first: str, second: str, navigates: bool = True) -> None:
     css(driver, "#password").send_keys(first)
     css(driver, "#confirm").send_keys(second)
-    css(driver, "button[type=submit]").click()
+    submit(driver, navigates)
 
 
 def main_text(driver) -> str:
@@ -257,7 +283,7 @@ def test_a_mailed_link_sets_the_password_once(site, browser, slapd, tmp_path):
     assert slapd.bind("jdupont", OLD)  # nothing changed yet
 
     # Too short for the provider's minimum: the browser itself holds the form back...
-    submit_passwords(browser, "court", "court")
+    submit_passwords(browser, "court", "court", navigates=False)
     assert browser.execute_script("return document.getElementById('password').validity.tooShort")
     # ... and the page refuses it too, for a browser that would not.
     browser.execute_script("document.querySelector('form').noValidate = true")
@@ -302,7 +328,7 @@ def test_english_on_request_and_by_the_browser(site, browser):
     page = start()
     link, _ticket = mailed_link(hd)
     browser.get(page.local(link))
-    css(browser, "a[hreflang=en]").click()  # the link to the other language keeps the secret
+    next_page(browser, css(browser, "a[hreflang=en]").click)  # the link keeps the secret
     assert css(browser, "html").get_attribute("lang") == "en"
     assert "New password" in css(browser, "label[for=password]").text
     assert "At least 12 characters." in css(browser, "label[for=password]").text
@@ -356,7 +382,7 @@ def test_a_phone_code_opens_the_same_page(site, browser, slapd, tmp_path):
         assert css(browser, "label[for=login]").text and css(browser, "label[for=code]").text
         css(browser, "#login").send_keys(login)
         css(browser, "#code").send_keys(typed)
-        css(browser, "button[type=submit]").click()
+        submit(browser)
 
     # Another account's login with this code: refused, and no hint that the code exists.
     enter("jdupont", secret)
