@@ -537,3 +537,49 @@ def test_bad_settings_are_said_plainly(hd, tmp_path):
     hd.env["HELPDESK_CONFIG"] = str(config)
     r = hd.run("reset-page", json_out=False)
     assert r.code == 2 and "helpdesk.toml:3" in r.err, r.err
+
+
+def test_a_directory_that_does_not_answer_leaves_the_link_working(site, slapd, tmp_path):
+    hd, start = site
+    link, ticket = mailed_link(hd)
+    secret = link[len(RESET_URL) :]
+    # The same directory, at a port where nothing listens.
+    down = tmp_path / "down.toml"
+    down.write_text(
+        slapd.connector_toml(policies='["wigii"]').replace(
+            slapd.url, f"ldap://127.0.0.1:{free_port()}"
+        )
+    )
+    hd.env["HELPDESK_CONFIG"] = str(down)
+    page = start()
+    client = Client()
+    csrf = csrf_of(client.request(page.local(link))[2])
+    form = {"csrf": csrf, "step": "set", "token": secret, "password": NEW, "confirm": NEW}
+    status, _h, body = client.request(page.base + "/aide/", form)
+    assert status == 503 and "reste valable" in body, body
+    [failed] = events(hd.url, "reset-password-failed")
+    assert failed.ticket_id == ticket and failed.data["status"] == "temporary"
+    assert not events(hd.url, "reset-redeemed", "reset-password-set")
+    assert slapd.bind("jdupont", OLD)
+
+    # The directory is back: the same link sets the password.
+    hd.env["HELPDESK_CONFIG"] = str(tmp_path / "helpdesk.toml")
+    again = start()
+    client = Client()
+    csrf = csrf_of(client.request(again.local(link))[2])
+    status, _h, body = client.request(again.base + "/aide/", {**form, "csrf": csrf})
+    assert status == 200 and "Votre mot de passe a été changé" in body
+    assert slapd.bind("jdupont", NEW)
+    assert secret not in all_events_text(hd.url) and NEW not in all_events_text(hd.url)
+
+
+def test_a_provider_without_a_password_connector_is_said_at_start(site, tmp_path):
+    hd, start = site
+    hd.env["HELPDESK_CONFIG"] = str(tmp_path / "none.toml")
+    (tmp_path / "none.toml").write_text("")
+    hd.ok("policy", "set", "indigos", "reset_url=https://reset.example/?t=")
+    page = start()
+    wait_for("the start-up advice", lambda: "le-pic" in page.output(), TIMEOUT, page.output)
+    out = page.output()
+    assert "wigii" in out and "aucun connecteur annuaire ou commande" in out
+    assert "?token=" in out and "https://reset.example/?t=" in out  # indigos' reset_url

@@ -123,17 +123,14 @@ def advice(url: str, cfg) -> list[str]:
     with db_session(url) as s:
         for policy in s.exec(select(Policy).order_by(Policy.key)):
             try:
-                connector = password_connector(cfg, policy.key)
+                if password_connector(cfg, policy.key) is None:
+                    lines.append(
+                        _(
+                            "warning: {key}: no directory or command connector in helpdesk.toml: its passwords cannot be set"
+                        ).format(key=policy.key)
+                    )
             except ConnectorError as exc:
                 lines.append(_("warning: {error}").format(error=exc))
-                continue
-            if connector is None:
-                lines.append(
-                    _(
-                        "warning: {key}: no directory or command connector in helpdesk.toml: its passwords cannot be set"
-                    ).format(key=policy.key)
-                )
-                continue
             reset_url = provider_settings.params(s, policy).get("reset_url") or ""
             if reset_url and not reset_url.endswith("token="):
                 lines.append(
