@@ -583,3 +583,55 @@ def test_a_provider_without_a_password_connector_is_said_at_start(site, tmp_path
     out = page.output()
     assert "wigii" in out and "aucun connecteur annuaire ou commande" in out
     assert "?token=" in out and "https://reset.example/?t=" in out  # indigos' reset_url
+
+
+@needs_browser
+@pytest.mark.slow
+def test_a_form_of_another_page_cannot_post_in_the_browser(site, browser, slapd):
+    """Even knowing the secret and the visitor's CSRF token, a page of another origin
+    (here another port of the same host: same site, so the cookie is sent) cannot post."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    hd, start = site
+    page = start()
+    link, _t = mailed_link(hd)
+    secret = link[len(RESET_URL) :]
+    browser.get(page.local(link))  # the visitor's browser now holds the page's cookie
+    csrf = css(browser, "input[name=csrf]").get_attribute("value")
+    fields = {"csrf": csrf, "step": "set", "token": secret, "password": NEW, "confirm": NEW}
+    inputs = "".join(
+        f'<input type="hidden" name="{k}" value="{html.escape(v)}">' for k, v in fields.items()
+    )
+    evil = (
+        f'<!doctype html><form id="f" method="post" action="{page.base}/aide/">{inputs}</form>'
+        "<script>document.getElementById('f').submit()</script>"
+    ).encode()
+
+    class Evil(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(evil)))
+            self.end_headers()
+            self.wfile.write(evil)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Evil)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        browser.get(f"http://127.0.0.1:{server.server_address[1]}/")
+        wait_for(
+            "the forged post's answer",
+            lambda: "n'est pas venu de cette page" in browser.page_source,
+            TIMEOUT,
+            page.output,
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert "CSRF check failed (origin)" in page.output()
+    assert slapd.bind("jdupont", OLD) and not slapd.bind("jdupont", NEW)
+    assert not events(hd.url, "reset-password-set", "reset-redeemed")
