@@ -157,7 +157,7 @@ def change_password(
                     actor="system",
                     action="reset-password-failed",
                     **where,
-                    data={**data, "status": "refused", "error": str(exc)[:500]},
+                    data={**data, "status": "refused", "error": _masked(str(exc), password)},
                 )
                 return Changed("weak", min_length=minimum)
             except ConnectorError as exc:
@@ -166,7 +166,11 @@ def change_password(
                     actor="system",
                     action="reset-password-failed",
                     **where,
-                    data={**data, "status": type(exc).__name__.lower(), "error": str(exc)[:500]},
+                    data={
+                        **data,
+                        "status": type(exc).__name__.lower(),
+                        "error": _masked(str(exc), password),
+                    },
                 )
                 return Changed("failed", min_length=minimum)
             audit.record(
@@ -174,11 +178,22 @@ def change_password(
                 actor="system",
                 action="reset-password-set",
                 **where,
-                data={**data, "status": "done", "connector": name, "answer": answer[:500]},
+                data={
+                    **data,
+                    "status": "done",
+                    "connector": name,
+                    "answer": _masked(answer, password),
+                },
             )
         tokens.spend(s, token, now)
         audit.record(s, actor="system", action="reset-redeemed", **where, data=data)
         return Changed("done", min_length=minimum)
+
+
+def _masked(text: str, password: str) -> str:
+    """A service's words for the audit trail: a program that echoed the password does not
+    put it there."""
+    return (text.replace(password, "********") if password else text)[:500]
 
 
 def note_limited(url: str | None, kind: str, client: str) -> None:
