@@ -29,6 +29,7 @@ COMMANDS = frozenset(
         "policyd",
         "quarantine",
         "reset",
+        "reset-page",
         "restore",
         "serve",
         "sweep",

@@ -14,7 +14,7 @@ import os
 import sys
 
 from helpdesk.base import bounds, clock
-from helpdesk.cli import serve
+from helpdesk.cli import reset_page, serve
 from helpdesk.cli.common import Out, check_schema, do_tui, print_sweep, read_sensitive, reveal  # noqa: F401
 from helpdesk.cli.common import pairs as _pairs, session as _session
 from helpdesk.base.errors import BadInput, HelpdeskError, Refused
@@ -256,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     from helpdesk.cli.systemd import add_parser as systemd_parser
 
     systemd_parser(sub, cmd)  # systemd [--install]: units and timers for a server
+    reset_page.add_parser(sub, cmd)  # reset-page --listen HOST:PORT: where a reset link leads
 
     vol = sub.add_parser("volunteer", help=_("volunteers and roles")).add_subparsers(
         dest="sub", metavar="SUB", required=True
@@ -1407,6 +1408,7 @@ COMMANDS = {
     "quarantine": lambda args, out: _ingest_commands().do_quarantine(args, out),
     "train": lambda args, out: _training_commands().do_train(args, out),
     "serve": serve.do_serve,
+    "reset-page": lambda args, out: reset_page.do_reset_page(args, out),
     "actions": lambda args, out: _actions_cli().do_actions(args, out),
     "connectors": lambda args, out: _actions_cli().do_connectors(args, out),
     "policyd": lambda args, out: _actions_cli().do_policyd(args, out),

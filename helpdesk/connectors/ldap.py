@@ -37,6 +37,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from helpdesk.connectors import Connector, Permanent, Temporary, Uncertain
+from helpdesk.connectors.passwords import PasswordRefused
 
 LOCKED = "000001010000Z"
 PRESETS = {
@@ -49,6 +50,8 @@ PRESETS = {
 }
 # Result codes the server may give when it is (for now) unable to act: try again later.
 _BUSY = {51, 52, 53, 80}  # busy, unavailable, unwillingToPerform, other
+# constraintViolation: ppolicy's quality check, minimum length or history refused this password.
+_PASSWORD_REFUSED = {19}
 
 
 def _ldap3():
@@ -244,6 +247,8 @@ class Ldap(Connector):
                     conn.result.get("result"),
                     conn.result.get("message") or conn.result.get("description"),
                 )
+                if code in _PASSWORD_REFUSED:
+                    raise PasswordRefused(f"{self.name}: password refused: {text} ({code})")
                 raise (Temporary if code in _BUSY else Permanent)(
                     f"{self.name}: password refused: {text} ({code})"
                 )

@@ -37,6 +37,10 @@ from helpdesk.storage.models import Meta, Policy
 from helpdesk.base.untrusted import items
 
 PREFIX = "settings:"
+#: No provider's text gives a number (Wigii's art. 6 says "une longueur minimale"): 12, as
+#: the CNIL recommends for a password that is the only factor.
+PASSWORD_MIN_LENGTH = 12
+PASSWORD_LENGTH_BOUNDS = (8, 64)
 
 
 def N_(message: str) -> str:  # marks a message for extraction; translated where shown
@@ -46,7 +50,7 @@ def N_(message: str) -> str:  # marks a message for extraction; translated where
 @dataclass(frozen=True)
 class Setting:
     name: str
-    kind: str  # email | emails | https-prefix | domains | duration
+    kind: str  # email | emails | https-prefix | domains | duration | count
     help: str
     missing: str = ""  # what happens while nobody gives a value
     default: str | None = None  # used when neither the admin nor the pack gives a value
@@ -68,6 +72,14 @@ SETTINGS = {
                 "https address of the reset page; the one-time secret is appended to it (else HELPDESK_RESET_URL)"
             ),
             N_("not set: reset-link mails are held"),
+        ),
+        Setting(
+            "password_min_length",
+            "count",
+            N_(
+                "fewest characters the reset page accepts for a new password (the directory may ask more)"
+            ),
+            default=str(PASSWORD_MIN_LENGTH),
         ),
         Setting(
             "intake",
@@ -165,6 +177,16 @@ def check(name: str, value) -> str | list[str]:
                 _("{name}: a domain name expected, not {value!r}").format(name=name, value=value)
             )
         return found
+    if spec.kind == "count":
+        low, high = PASSWORD_LENGTH_BOUNDS
+        text = str(value).strip()
+        if not text.isdigit() or not low <= int(text) <= high:
+            raise BadInput(
+                _("{name}: a whole number from {low} to {high} expected, not {value!r}").format(
+                    name=name, low=low, high=high, value=text
+                )
+            )
+        return str(int(text))
     if spec.kind == "https-prefix":
         return check_reset_url(str(value).strip(), name)
     text = str(value).strip()
@@ -234,6 +256,15 @@ def params(session: Session, policy: Policy | None, settings: dict | None = None
         **(policy.params or {}),
         **(stored(session, policy.key) if settings is None else settings),
     }
+
+
+def password_min_length(session: Session, policy: Policy) -> int:
+    """The fewest characters a new password of this provider may have."""
+    try:
+        minimum = check("password_min_length", value(session, policy, "password_min_length"))
+        return int(minimum) if isinstance(minimum, (int, str)) else PASSWORD_MIN_LENGTH
+    except BadInput:
+        return PASSWORD_MIN_LENGTH
 
 
 def value(session: Session, policy: Policy, name: str):

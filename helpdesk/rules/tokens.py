@@ -49,6 +49,33 @@ def mint(session: Session, token: ResetToken, now: datetime, *, phone: bool = Fa
     return secret
 
 
+def find(
+    session: Session, secret: str, now: datetime, *, lock: bool = False
+) -> tuple[ResetToken | None, str]:
+    """Look a secret up without spending it: ``(token, "")`` while it is valid now, else
+    ``(token or None, why)`` with why ``unknown``, ``used`` or ``expired``. ``lock`` takes the
+    token's row for the rest of the transaction (the reset page sets the password under it)."""
+    if not secret or not secret.strip() or len(secret) > 200:
+        return None, "unknown"
+    query = select(ResetToken).where(ResetToken.token_hash == hash_secret(secret))
+    if lock:
+        query = query.with_for_update()
+    token = session.exec(query).first()
+    if token is None:
+        return None, "unknown"
+    if token.used_at is not None:
+        return token, "used"
+    if now >= token.expires_at:
+        return token, "expired"
+    return token, ""
+
+
+def spend(session: Session, token: ResetToken, now: datetime) -> None:
+    """The secret works no more."""
+    token.used_at = now
+    session.add(token)
+
+
 def redeem(session: Session, secret: str, now: datetime) -> ResetToken | None:
     """Use a secret once: the token if it is valid now (then spent), else None."""
     token = session.exec(

@@ -16,7 +16,15 @@ from tests.security.conftest import run_cli
 
 # Commands that open the TUI, a web server or the network, or wait on a terminal: driven
 # by their own tests, not fed random arguments here.
-SKIP = {("serve",), ("train",), ("train", "start"), ("train", "reset"), ("tui",), ("demo",)}
+SKIP = {
+    ("serve",),
+    ("reset-page",),  # a web server: tests/test_reset_page.py
+    ("train",),
+    ("train", "start"),
+    ("train", "reset"),
+    ("tui",),
+    ("demo",),
+}
 HUGE = [str(2**63), str(2**63 - 1), str(-(2**63) - 1), "9" * 40, "-1", "0", "1e3", "0x10"]
 HOSTILE = [
     "",
