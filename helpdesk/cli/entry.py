@@ -32,6 +32,7 @@ COMMANDS = frozenset(
         "restore",
         "serve",
         "sweep",
+        "systemd",
         "ticket",
         "train",
         "volunteer",
