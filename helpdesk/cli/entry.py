@@ -33,6 +33,7 @@ COMMANDS = frozenset(
         "restore",
         "serve",
         "sweep",
+        "systemd",
         "ticket",
         "train",
         "volunteer",
