@@ -33,6 +33,7 @@ from collections import Counter
 
 from sqlmodel import Session, col, select
 
+from helpdesk.base.i18n import _
 from helpdesk.ingest import alerts, store
 from helpdesk.ingest.addressing import choose_policy, recipients, tagged_tickets
 from helpdesk.ingest.bounces import Bounce
@@ -66,9 +67,10 @@ def handle(
         )
     row = find_outbox(session, bounce, mail)
     if bounce.kind == "complaint" and row is None and complained_of(bounce, run) is None:
-        raise Reject(
-            "no account for the reported sender of a complaint "
-            f"({one_line(bounce.original_from or '?', 200)}): a complaint is raised against an account only",
+        raise Reject(  # as the ARF reader says it (helpdesk.ingest.reports)
+            _("no account for the reported sender ({who})").format(
+                who=one_line(bounce.original_from or "?", 200)
+            ),
             kind="bounce",
         )
     ticket = session.get(Ticket, row.ticket_id) if row is not None and row.ticket_id else None

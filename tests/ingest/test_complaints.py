@@ -70,7 +70,7 @@ def test_a_complaint_with_no_account_is_quarantined_by_both_readers(hd, tmp_path
     assert outcomes == ["quarantined", "recorded"], summary["items"]
     assert next(i for i in summary["items"] if i["outcome"] == "recorded")["alert"]
     quarantined = next(i for i in summary["items"] if i["outcome"] == "quarantined")
-    assert quarantined["reason"].startswith("no account for the reported sender")
+    assert quarantined["reason"].startswith("aucun compte pour l'expéditeur signalé")
     alerts = hd.ok("ticket", "list", "--all")
     assert [(t["queue"], t["account"]) for t in alerts] == [("mail-reputation", "asso-x")]
     assert hd.show(alerts[0]["id"])["fields"]["signal"] == "complaint"
@@ -86,7 +86,7 @@ def test_a_complaint_with_no_account_is_quarantined_by_both_readers(hd, tmp_path
     by = {i["outcome"] for i in summary["items"]}
     assert by == {"updated", "quarantined"}, summary["items"]
     quarantined = next(i for i in summary["items"] if i["outcome"] == "quarantined")
-    assert quarantined["reason"].startswith("no account for the reported sender")
+    assert quarantined["reason"].startswith("aucun compte pour l'expéditeur signalé")
     # Still one alert, on the account: no alert against nobody from either reader.
     assert [(t["queue"], t["account"]) for t in hd.ok("ticket", "list", "--all")] == [
         ("mail-reputation", "asso-x")
