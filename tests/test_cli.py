@@ -3,6 +3,12 @@ untrusted text printed literally."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
 HOSTILE = (
     '[@click=app.quit]x[/] [link="http://x"]y[/link] [bold]gras [/ \x1b]52;c;Zm9v\x07 \x1b[2J fin'
 )
@@ -165,23 +171,36 @@ def test_ticket_show_prints_the_french_articles_on_demand(hd):
     assert all("citation_text" not in a for a in hd.show(t["id"])["actions"])
 
 
-def test_the_command_tells_the_tui_from_the_other_commands_before_parsing():
-    """``helpdesk.cli.entry`` starts the TUI's backend process before the parser is built:
-    it must know every other command by name."""
-    from helpdesk.cli import main, entry
+def test_the_parser_tells_the_tui_from_the_other_commands_importing_nothing_else():
+    """``helpdesk.cli.entry`` starts the TUI's backend process once the command line is
+    parsed: the parser says whether the command opens the TUI, and reading a command line
+    that does imports nothing but argparse and the translations."""
+    from helpdesk.cli.parser import parse
 
-    assert entry.COMMANDS == set(main.COMMANDS)
-    assert (
-        entry.opens_tui([])
-        and entry.opens_tui(["--db", "x.db", "--as", "alice"])
-        and entry.opens_tui(["demo"])
-    )
-    assert entry.opens_tui(["tui", "--lang", "en"])
     for argv in (
-        ["ticket", "list"],
-        ["--db", "x.db", "sweep"],
-        ["--help"],
-        ["demo", "-h"],
-        ["train", "start", "k"],
+        [],
+        ["--db", "x.db", "--as", "alice"],
+        ["demo"],
+        ["tui", "--lang", "en"],
+        ["train"],
     ):
-        assert not entry.opens_tui(argv), argv
+        assert parse(argv).opens_tui, argv
+    for argv in (["ticket", "list"], ["--db", "x.db", "sweep"], ["train", "start", "k"]):
+        assert not parse(argv).opens_tui, argv
+    code = (
+        "import json, sys\n"
+        "from helpdesk.cli.parser import parse\n"
+        "for argv in ([], ['demo'], ['tui', '--db', 'x.db'], ['--as', 'alice']): parse(argv)\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith('helpdesk'))))"
+    )
+    p = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
+    )
+    assert json.loads(p.stdout) == [
+        "helpdesk",
+        "helpdesk.base",
+        "helpdesk.base.i18n",
+        "helpdesk.base.paths",
+        "helpdesk.cli",
+        "helpdesk.cli.parser",
+    ], p.stdout

@@ -19,32 +19,32 @@ import sys
 
 from helpdesk.base import bounds
 from helpdesk.base.i18n import _
+from helpdesk.cli.parser import command, group
 
 KINDS = ("mail", "arf", "dmarc", "postfix")
 HUMAN_LINES = 50  # items listed one by one for people (all of them with --json, up to 1000)
 QUEUES = ("password-reset", "closure", "abuse", "mail-reputation")
 
 
-def add_parsers(sub, cmd) -> None:
-    """The ``ingest`` and ``quarantine`` sub-commands (``cmd`` adds the global options)."""
-    ing = sub.add_parser(
-        "ingest", help=_("read mail, abuse reports, DMARC reports or Postfix logs")
-    ).add_subparsers(dest="sub", metavar="SUB", required=True)
+def add_ingest(commands) -> None:
+    """The ``ingest`` sub-commands."""
+    ing = group(commands, "ingest")
     for kind, text in (
         ("mail", _("requests and replies from a Maildir, an mbox, files or an IMAP mailbox")),
         ("arf", _("abuse complaints (ARF, X-ARF) from a mailbox or files")),
         ("dmarc", _("DMARC aggregate reports (.xml, .xml.gz, .zip, or mails carrying them)")),
     ):
-        p = cmd(ing, kind, text)
+        p = command(ing, kind, do_ingest, text)
         p.add_argument("source", metavar="PATH|URL")
         p.add_argument("--policy", help=_("every item belongs to this provider"))
         if kind == "mail":
             p.add_argument(
                 "--queue", choices=QUEUES, help=_("every new request goes to this queue (triage)")
             )
-    p = cmd(
+    p = command(
         ing,
         "postfix",
+        do_ingest_postfix,
         _("Postfix logs: per-sender volumes and bounces, alerts past the thresholds"),
     )
     p.add_argument("paths", nargs="+", metavar="LOG")
@@ -63,56 +63,63 @@ def add_parsers(sub, cmd) -> None:
         help=_("read the whole file again, ignoring where the last run stopped"),
     )
 
-    qu = sub.add_parser("quarantine", help=_("input ingestion could not use")).add_subparsers(
-        dest="sub", metavar="SUB", required=True
-    )
-    p = cmd(qu, "list", _("list quarantined items, newest first"))
+
+def add_quarantine(commands) -> None:
+    """The ``quarantine`` sub-commands."""
+    qu = group(commands, "quarantine")
+    p = command(qu, "list", do_quarantine_list, _("list quarantined items, newest first"))
     p.add_argument("--kind", choices=KINDS)
     p.add_argument("--all", action="store_true", help=_("include items released since"))
     p.add_argument("--limit", type=bounds.limit, default=100)
     p.add_argument("--offset", type=bounds.offset, default=0)
-    p = cmd(qu, "show", _("show one quarantined item: reason and a cleaned preview"))
+    p = command(
+        qu, "show", do_quarantine_show, _("show one quarantined item: reason and a cleaned preview")
+    )
     p.add_argument("--reason", default="", help=_("why you read it (recorded with the reading)"))
     p.add_argument("id", type=bounds.ident)
     p.add_argument("--raw", action="store_true", help=_("write the exact bytes to standard output"))
 
 
+def do_ingest_postfix(args, out) -> int:
+    summary = _postfix(args, not out.json)
+    _print(out, summary)
+    return 2 if summary.errors else 0
+
+
 def do_ingest(args, out) -> int:
+    """``ingest mail|arf|dmarc``: the same pipeline, each kind with its handler."""
     progress = not out.json
-    if args.sub == "postfix":
-        summary = _postfix(args, progress)
-    else:
-        from helpdesk.cli import common
-        from helpdesk.storage import db
-        from helpdesk.base.errors import BadInput
+    from helpdesk.cli import common
+    from helpdesk.storage import db
+    from helpdesk.base.errors import BadInput
 
-        with common.session(args):
-            pass  # checks the schema
-        url = db.resolve_url(getattr(args, "db", None))
-        from helpdesk.ingest import intake, reports, pipeline
-        from helpdesk.ingest.mailboxes import SourceError, open_source
+    with common.session(args):
+        pass  # checks the schema
+    url = db.resolve_url(getattr(args, "db", None))
+    from helpdesk.ingest import intake, reports, pipeline
+    from helpdesk.ingest.mailboxes import SourceError, open_source
 
-        if args.policy:
-            _check_policy(url, args.policy)
-        handler = {
-            "mail": intake.handle_mail,
-            "arf": reports.handle_arf,
-            "dmarc": reports.handle_dmarc,
-        }[args.sub]
-        try:
-            source = open_source(args.source)
-        except SourceError as exc:
-            raise BadInput(str(exc)) from None
-        with source:
-            summary = pipeline.ingest(
-                url,
-                source,
-                kind=args.sub,
-                handler=handler,
-                policy=args.policy,
-                queue=getattr(args, "queue", None),
-                show_progress=progress,
-            )
+    if args.policy:
+        _check_policy(url, args.policy)
+    handler = {
+        "mail": intake.handle_mail,
+        "arf": reports.handle_arf,
+        "dmarc": reports.handle_dmarc,
+    }[args.sub]
+    try:
+        source = open_source(args.source)
+    except SourceError as exc:
+        raise BadInput(str(exc)) from None
+    with source:
+        summary = pipeline.ingest(
+            url,
+            source,
+            kind=args.sub,
+            handler=handler,
+            policy=args.policy,
+            queue=getattr(args, "queue", None),
+            show_progress=progress,
+        )
     _print(out, summary)
     return 2 if summary.errors else 0
 
@@ -259,26 +266,32 @@ def _print(out, summary) -> None:
         out.line(_("error: {error}").format(error=error), style="red")
 
 
-def do_quarantine(args, out) -> int:
+def do_quarantine_list(args, out) -> int:
     from helpdesk.cli import common
     from helpdesk.ingest import quarantine
 
     with common.session(args) as s:
-        if args.sub == "list":
-            rows = quarantine.rows(
-                s, kind=args.kind, include_released=args.all, limit=args.limit, offset=args.offset
+        rows = quarantine.rows(
+            s, kind=args.kind, include_released=args.all, limit=args.limit, offset=args.offset
+        )
+        if out.json:
+            out.data(rows)
+        else:
+            out.table(
+                ["id", "kind", "received", "bytes", "reason", "source"],
+                [
+                    [r["id"], r["kind"], r["received_at"], r["bytes"], r["reason"], r["source"]]
+                    for r in rows
+                ],
             )
-            if out.json:
-                out.data(rows)
-            else:
-                out.table(
-                    ["id", "kind", "received", "bytes", "reason", "source"],
-                    [
-                        [r["id"], r["kind"], r["received_at"], r["bytes"], r["reason"], r["source"]]
-                        for r in rows
-                    ],
-                )
-            return 0
+        return 0
+
+
+def do_quarantine_show(args, out) -> int:
+    from helpdesk.cli import common
+    from helpdesk.ingest import quarantine
+
+    with common.session(args) as s:
         row = quarantine.get(s, args.id)
         # Raw input may hold anyone's personal data: reading it is recorded.
         common.read_sensitive(
