@@ -204,3 +204,22 @@ def test_the_parser_tells_the_tui_from_the_other_commands_importing_nothing_else
         "helpdesk.cli",
         "helpdesk.cli.parser",
     ], p.stdout
+
+
+def test_a_command_built_when_named_is_the_one_the_whole_parser_holds(capsys):
+    """Top-level commands are listed by name and built by their module when named: the help
+    of each, built so, is the help the complete parser gives, and the list is in its order."""
+    import argparse
+
+    import pytest
+
+    from helpdesk.cli.parser import build_parser
+
+    whole = build_parser(complete=True)
+    commands = next(a for a in whole._actions if isinstance(a, argparse._SubParsersAction))
+    assert list(commands.choices) == [a.dest for a in commands._choices_actions]
+    assert build_parser().format_help() == whole.format_help()
+    for name, parser in commands.choices.items():
+        with pytest.raises(SystemExit):
+            build_parser().parse_args([name, "--help"])
+        assert capsys.readouterr().out == parser.format_help(), name
