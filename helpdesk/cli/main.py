@@ -836,11 +836,11 @@ def do_ticket_list(args, out: Out) -> int:
         from helpdesk.cli import conversation
 
         return conversation.do_search(args, out)
-    from helpdesk.service import api
+    from helpdesk.service import listing  # not the whole service API: a read starts fast
 
     with _session(args) as s:
-        actor = api.actor_for(s, _user(args), required=False)
-        rows = api.list_tickets(
+        actor = listing.actor_for(s, _user(args), required=False)
+        rows = listing.list_tickets(
             s,
             queue=args.queue,
             state=args.state,
@@ -854,13 +854,14 @@ def do_ticket_list(args, out: Out) -> int:
             offset=args.offset,
             actor=actor,
         )
-        binding = api.binding_dates(s, rows)
-        data = [api.ticket_row(s, t, binding=binding) for t in rows]
+        binding = listing.binding_dates(s, rows)
+        data = [listing.ticket_row(s, t, binding=binding) for t in rows]
         if out.json:
             out.data(data)
         else:
             from sqlmodel import select
 
+            from helpdesk.service import api
             from helpdesk.base import labels as labels_
             from helpdesk.cli.text import local
             from helpdesk.storage.models import Policy
