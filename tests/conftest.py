@@ -7,11 +7,13 @@ database a test asks for is a fresh PostgreSQL database on that server instead.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
 import subprocess
 import sys
+import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -212,14 +214,70 @@ class Result:
         return json.loads(self.out)
 
 
-class Helpdesk:
-    """The real command line, in a subprocess, on one database and one moved clock."""
+def in_process(argv: list[str], env: dict, stdin: str | None = None) -> Result:
+    """``helpdesk ARGV`` run in this process through the program's entry function
+    (``helpdesk.cli.entry.main``), as a process of its own would run it: ``env`` is the
+    whole environment, standard input holds ``stdin`` (or nothing), standard output and
+    error are captured (bytes, as a pipe has them), and what a run leaves in the process is
+    put back after it: environment, umask, clock, language, the database engines."""
+    from helpdesk.base import clock, i18n
+    from helpdesk.cli import entry
+    from helpdesk.storage import db
 
-    def __init__(self, url: str, tmp_path: Path):
+    saved_env = dict(os.environ)
+    saved_streams = sys.stdin, sys.stdout, sys.stderr
+    umask = os.umask(0o022)
+    os.umask(umask)
+    out, err = io.BytesIO(), io.BytesIO()
+    streams = (
+        io.TextIOWrapper(io.BytesIO((stdin or "").encode()), encoding="utf-8"),
+        io.TextIOWrapper(out, encoding="utf-8", write_through=True),
+        io.TextIOWrapper(err, encoding="utf-8", write_through=True),
+    )
+    sys.stdin, sys.stdout, sys.stderr = streams
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        try:
+            code = entry.main([str(a) for a in argv])
+        except SystemExit as exc:  # argparse: bad usage (2) or --help (0)
+            code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
+            if isinstance(exc.code, str):
+                sys.stderr.write(exc.code + "\n")
+        sys.stdout.flush()
+        sys.stderr.flush()
+    finally:
+        sys.stdin, sys.stdout, sys.stderr = saved_streams
+        os.environ.clear()
+        os.environ.update(saved_env)
+        os.umask(umask)
+        clock.set_now(None)
+        i18n.set_lang(None)
+        for engine in list(db._engines.values()):  # a process of its own keeps none
+            engine.dispose()
+        db._engines.clear()
+    result = Result(
+        code,
+        out.getvalue().decode("utf-8", "replace"),
+        err.getvalue().decode("utf-8", "replace"),
+    )
+    for stream in streams:  # closing them would close the buffers
+        stream.detach()
+    return result
+
+
+class Helpdesk:
+    """The real command line on one database and one moved clock: in this process through
+    its entry function (``in_process``), or, with ``process=True`` (the ``hd_process``
+    fixture), in a real subprocess, for the tests about the process itself. Commands run
+    from other threads, to race each other, are real processes too."""
+
+    def __init__(self, url: str, tmp_path: Path, process: bool = False):
         self.url = url
         self.tmp_path = tmp_path
         self.now: str | None = None
         self.env = _clean_env()
+        self.process = process
 
     #: Commands that change accounts, volunteers or settings need an identity: without
     #: ``as_`` the tests give them the template's techadmin (``as_=""``: no --as at all).
@@ -261,7 +319,10 @@ class Helpdesk:
         json_out: bool = True,
         stdin: str | None = None,
     ) -> Result:
-        cmd = [sys.executable, "-m", "helpdesk", *self.argv(args, as_, now, json_out)]
+        argv = self.argv(args, as_, now, json_out)
+        if not self.process and threading.current_thread() is threading.main_thread():
+            return in_process(argv, self.env, stdin)  # commands raced from threads: processes
+        cmd = [sys.executable, "-m", "helpdesk", *argv]
         p = subprocess.run(
             cmd, capture_output=True, text=True, env=self.env, input=stdin, timeout=120
         )
@@ -330,50 +391,19 @@ def hd(db_url, tmp_path) -> Helpdesk:
     return Helpdesk(db_url, tmp_path)
 
 
-class InProcessHelpdesk(Helpdesk):
-    """The same real command line, called in-process through its entry function
-    (``helpdesk.cli.main.main``): the clock and the language are reset after each call."""
+@pytest.fixture
+def hd_process(db_url, tmp_path) -> Helpdesk:
+    """``hd`` in real subprocesses: for the tests about the process itself."""
+    return Helpdesk(db_url, tmp_path, process=True)
 
-    def run(
-        self,
-        *args,
-        as_: str | None = None,
-        now: str | None = None,
-        json_out: bool = True,
-        stdin: str | None = None,
-    ) -> Result:
-        import contextlib
-        import io
 
-        from helpdesk.cli import main
-        from helpdesk.base import clock, i18n
-
-        argv = self.argv(args, as_, now, json_out)
-        out, err = io.StringIO(), io.StringIO()
-        saved_stdin = sys.stdin
-        if stdin is not None:
-            sys.stdin = io.StringIO(stdin)
-        try:
-            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-                try:
-                    code = main.main(argv)
-                except SystemExit as exc:  # argparse: bad usage
-                    code = exc.code if isinstance(exc.code, int) else 2
-        finally:
-            sys.stdin = saved_stdin
-            clock.set_now(None)
-            i18n.set_lang(None)
-        return Result(code, out.getvalue(), err.getvalue())
+InProcessHelpdesk = Helpdesk  # the name some tests knew it by
 
 
 @pytest.fixture
-def hdi(db_url, tmp_path, monkeypatch) -> InProcessHelpdesk:
-    """``hd``, in-process: for scenario tests where the process itself does not matter."""
-    for name in [k for k in os.environ if k.startswith("HELPDESK_")]:
-        monkeypatch.delenv(name)
-    monkeypatch.setenv("NO_COLOR", "1")
-    monkeypatch.setenv("COLUMNS", "200")
-    return InProcessHelpdesk(db_url, tmp_path)
+def hdi(hd) -> Helpdesk:
+    """``hd`` (in-process too, as every scenario test now is)."""
+    return hd
 
 
 def pytest_sessionstart(session):

@@ -3,6 +3,12 @@ untrusted text printed literally."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
 HOSTILE = (
     '[@click=app.quit]x[/] [link="http://x"]y[/link] [bold]gras [/ \x1b]52;c;Zm9v\x07 \x1b[2J fin'
 )
@@ -165,23 +171,55 @@ def test_ticket_show_prints_the_french_articles_on_demand(hd):
     assert all("citation_text" not in a for a in hd.show(t["id"])["actions"])
 
 
-def test_the_command_tells_the_tui_from_the_other_commands_before_parsing():
-    """``helpdesk.cli.entry`` starts the TUI's backend process before the parser is built:
-    it must know every other command by name."""
-    from helpdesk.cli import main, entry
+def test_the_parser_tells_the_tui_from_the_other_commands_importing_nothing_else():
+    """``helpdesk.cli.entry`` starts the TUI's backend process once the command line is
+    parsed: the parser says whether the command opens the TUI, and reading a command line
+    that does imports nothing but argparse and the translations."""
+    from helpdesk.cli.parser import parse
 
-    assert entry.COMMANDS == set(main.COMMANDS)
-    assert (
-        entry.opens_tui([])
-        and entry.opens_tui(["--db", "x.db", "--as", "alice"])
-        and entry.opens_tui(["demo"])
-    )
-    assert entry.opens_tui(["tui", "--lang", "en"])
     for argv in (
-        ["ticket", "list"],
-        ["--db", "x.db", "sweep"],
-        ["--help"],
-        ["demo", "-h"],
-        ["train", "start", "k"],
+        [],
+        ["--db", "x.db", "--as", "alice"],
+        ["demo"],
+        ["tui", "--lang", "en"],
+        ["train"],
     ):
-        assert not entry.opens_tui(argv), argv
+        assert parse(argv).opens_tui, argv
+    for argv in (["ticket", "list"], ["--db", "x.db", "sweep"], ["train", "start", "k"]):
+        assert not parse(argv).opens_tui, argv
+    code = (
+        "import json, sys\n"
+        "from helpdesk.cli.parser import parse\n"
+        "for argv in ([], ['demo'], ['tui', '--db', 'x.db'], ['--as', 'alice']): parse(argv)\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith('helpdesk'))))"
+    )
+    p = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
+    )
+    assert json.loads(p.stdout) == [
+        "helpdesk",
+        "helpdesk.base",
+        "helpdesk.base.i18n",
+        "helpdesk.base.paths",
+        "helpdesk.cli",
+        "helpdesk.cli.parser",
+    ], p.stdout
+
+
+def test_a_command_built_when_named_is_the_one_the_whole_parser_holds(capsys):
+    """Top-level commands are listed by name and built by their module when named: the help
+    of each, built so, is the help the complete parser gives, and the list is in its order."""
+    import argparse
+
+    import pytest
+
+    from helpdesk.cli.parser import build_parser
+
+    whole = build_parser(complete=True)
+    commands = next(a for a in whole._actions if isinstance(a, argparse._SubParsersAction))
+    assert list(commands.choices) == [a.dest for a in commands._choices_actions]
+    assert build_parser().format_help() == whole.format_help()
+    for name, parser in commands.choices.items():
+        with pytest.raises(SystemExit):
+            build_parser().parse_args([name, "--help"])
+        assert capsys.readouterr().out == parser.format_help(), name

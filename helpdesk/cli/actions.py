@@ -19,37 +19,56 @@ import os
 
 from helpdesk.base.i18n import _
 from helpdesk.base.labels import label
+from helpdesk.cli.parser import command, group, quiet_option
 
 
-def add_parsers(sub, account_sub, cmd) -> None:
-    acts = sub.add_parser(
-        "actions", help=_("actions on the real services queued by the procedures")
-    ).add_subparsers(dest="sub", metavar="SUB", required=True)
-    p = cmd(acts, "list", _("list the service actions"))
+def add_actions(commands) -> None:
+    acts = group(commands, "actions")
+    p = command(acts, "list", do_actions_list, _("list the service actions"))
     p.add_argument(
         "--status", choices=["pending", "running", "done", "failed", "uncertain", "would-have-done"]
     )
     p.add_argument("--ticket", type=int)
     p.add_argument("--limit", type=int, default=100)
-    p = cmd(acts, "run", _("carry out the service actions that are due"))
+    p = command(acts, "run", do_actions_run, _("carry out the service actions that are due"))
     p.add_argument("--limit", type=int, default=200)
-    p = cmd(acts, "retry", _("run a failed or uncertain service action again (oncall)"))
+    quiet_option(p)
+    p = command(
+        acts,
+        "retry",
+        do_actions_retry,
+        _("run a failed or uncertain service action again (oncall)"),
+    )
     p.add_argument("id", type=int)
     p.add_argument("--note", required=True, help=_("why (what was fixed, what was checked)"))
-    p = cmd(acts, "mark-done", _("record that a service action was done by hand (oncall)"))
+    p = command(
+        acts,
+        "mark-done",
+        do_actions_mark_done,
+        _("record that a service action was done by hand (oncall)"),
+    )
     p.add_argument("id", type=int)
     p.add_argument("--note", required=True, help=_("how it is known"))
 
-    con = sub.add_parser(
-        "connectors", help=_("the services configured in helpdesk.toml")
-    ).add_subparsers(dest="sub", metavar="SUB", required=True)
-    p = cmd(con, "check", _("try each connector read-only and say what works"))
+
+def add_connectors(commands) -> None:
+    con = group(commands, "connectors")
+    p = command(con, "check", do_connectors, _("try each connector read-only and say what works"))
     p.add_argument("policy", nargs="?")
 
-    p = cmd(account_sub, "sync", _("load a provider's accounts and last logins from its services"))
+
+def add_account_sync(account_sub) -> None:
+    p = command(
+        account_sub,
+        "sync",
+        do_account_sync,
+        _("load a provider's accounts and last logins from its services"),
+    )
     p.add_argument("policy")
 
-    p = cmd(sub, "policyd", _("answer Postfix's SMTP access policy requests from the database"))
+
+def add_policyd(commands) -> None:
+    p = command(commands, "policyd", do_policyd)
     p.add_argument(
         "--listen", help=_("HOST:PORT or unix:/path (default: [policyd] listen in helpdesk.toml)")
     )
@@ -70,42 +89,62 @@ def _url(args) -> str:
 # --- helpdesk actions ----------------------------------------------------------------------
 
 
-def do_actions(args, out) -> int:
+def do_actions_run(args, out) -> int:
     from helpdesk.cli import common
     from helpdesk.outgoing import actions as service_actions
 
-    if args.sub == "run":
-        from helpdesk.storage.locks import Taken
+    from helpdesk.storage.locks import Taken
 
-        with common.session(args):
-            pass  # checks the schema
-        quiet = getattr(args, "quiet", False)
-        try:
-            report = service_actions.run(_url(args), limit=args.limit, lock=True)
-        except Taken as taken:  # another run, here or on another host, does the work
-            return 0 if quiet else common.lock_taken(out, taken)
-        ran = report.done or report.retried or report.failed or report.uncertain
-        if quiet and not ran and not report.exit_code:
-            return 0  # a timer's run with nothing to say
-        out.data(report.as_dict()) if out.json else print_run(out, report.as_dict())
-        return report.exit_code
-    if args.sub in ("retry", "mark-done"):
-        with common.session(args, write=True) as s:
-            actor = _actor(args, s)
-            fn = service_actions.retry if args.sub == "retry" else service_actions.mark_done
-            row = fn(s, args.id, actor, note=args.note)
-            data = service_actions.view(row)
-        if out.json:
-            out.data(data)
-        elif args.sub == "retry":
-            out.line(
-                _(
-                    "Service action #{id} queued again: it runs with the next 'helpdesk actions run' or sweep."
-                ).format(id=data["id"])
-            )
-        else:
-            out.line(_("Service action #{id} recorded as done.").format(id=data["id"]))
-        return 0
+    with common.session(args):
+        pass  # checks the schema
+    quiet = getattr(args, "quiet", False)
+    try:
+        report = service_actions.run(_url(args), limit=args.limit, lock=True)
+    except Taken as taken:  # another run, here or on another host, does the work
+        return 0 if quiet else common.lock_taken(out, taken)
+    ran = report.done or report.retried or report.failed or report.uncertain
+    if quiet and not ran and not report.exit_code:
+        return 0  # a timer's run with nothing to say
+    out.data(report.as_dict()) if out.json else print_run(out, report.as_dict())
+    return report.exit_code
+
+
+def do_actions_retry(args, out) -> int:
+    data = _decide(args, "retry")
+    if out.json:
+        out.data(data)
+    else:
+        out.line(
+            _(
+                "Service action #{id} queued again: it runs with the next 'helpdesk actions run' or sweep."
+            ).format(id=data["id"])
+        )
+    return 0
+
+
+def do_actions_mark_done(args, out) -> int:
+    data = _decide(args, "mark_done")
+    if out.json:
+        out.data(data)
+    else:
+        out.line(_("Service action #{id} recorded as done.").format(id=data["id"]))
+    return 0
+
+
+def _decide(args, decision: str) -> dict:
+    """An oncall's decision on a failed or uncertain action (``outgoing.actions``)."""
+    from helpdesk.cli import common
+    from helpdesk.outgoing import actions as service_actions
+
+    with common.session(args, write=True) as s:
+        row = getattr(service_actions, decision)(s, args.id, _actor(args, s), note=args.note)
+        return service_actions.view(row)
+
+
+def do_actions_list(args, out) -> int:
+    from helpdesk.cli import common
+    from helpdesk.outgoing import actions as service_actions
+
     with common.session(args) as s:
         rows = service_actions.listing(s, status=args.status, ticket=args.ticket, limit=args.limit)
     if out.json:

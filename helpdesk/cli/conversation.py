@@ -20,14 +20,14 @@ import sys
 
 from helpdesk.service.conversation_text import attachment_line, message_heading, summary_lines
 from helpdesk.base.i18n import _
+from helpdesk.cli.parser import command
 
-SUBCOMMANDS = ("reply", "comment", "ask", "account", "merge", "convert", "replies")
 PROCEDURES = ("password-reset", "closure", "abuse", "mail-reputation")
 
 
-def _on_ticket(ticket_sub, cmd, name: str, help: str, *, versioned: bool = False):
+def _on_ticket(ticket_sub, name: str, func, help: str, *, versioned: bool = False):
     """A sub-command on one ticket (``ID``), guarded by ``--if-version`` when it changes it."""
-    p = cmd(ticket_sub, name, help)
+    p = command(ticket_sub, name, func, help)
     p.add_argument("id", type=int)
     if versioned:
         p.add_argument(
@@ -36,11 +36,11 @@ def _on_ticket(ticket_sub, cmd, name: str, help: str, *, versioned: bool = False
     return p
 
 
-def add_parsers(ticket_sub, cmd) -> None:
+def add_parsers(ticket_sub) -> None:
     p = _on_ticket(
         ticket_sub,
-        cmd,
         "reply",
+        _reply,
         _("mail the requester (or a registered contact of the account) in the ticket's thread"),
         versioned=True,
     )
@@ -59,39 +59,41 @@ def add_parsers(ticket_sub, cmd) -> None:
     )
     p = _on_ticket(
         ticket_sub,
-        cmd,
         "comment",
+        _comment,
         _("add an internal note for the other volunteers (never mailed)"),
     )
     p.add_argument("--text", required=True)
     p = _on_ticket(
         ticket_sub,
-        cmd,
         "ask",
+        _ask,
         _("ask the requester for what the procedure lacks; the ticket waits for the answer"),
     )
     p.add_argument("--missing", nargs="+", required=True, metavar="ITEM")
     p.add_argument("--to", metavar="ADDRESS")
     p = _on_ticket(
         ticket_sub,
-        cmd,
         "account",
+        _account,
         _("set or change the account a ticket is about ('-': none)"),
         versioned=True,
     )
     p.add_argument("login")
-    p = cmd(ticket_sub, "merge", _("merge ticket SRC into INTO (same provider and queue)"))
+    p = command(
+        ticket_sub, "merge", _merge, _("merge ticket SRC into INTO (same provider and queue)")
+    )
     p.add_argument("src", type=int)
     p.add_argument("into", type=int)
     p = _on_ticket(
         ticket_sub,
-        cmd,
         "convert",
+        _convert,
         _("turn a general ticket into a procedure, keeping its conversation"),
     )
     p.add_argument("queue", choices=PROCEDURES)
     p.add_argument("--field", action="append", default=[], metavar="K=V")
-    cmd(ticket_sub, "replies", _("list the saved replies"))
+    command(ticket_sub, "replies", do_replies, _("list the saved replies"))
 
 
 def _read_text(args) -> str | None:
@@ -110,84 +112,127 @@ def _read_text(args) -> str | None:
         ) from None
 
 
-def do_conversation(args, out) -> int:
-    from helpdesk.cli import common
-    from helpdesk.service import conversation, api
+def do_replies(args, out) -> int:
+    from helpdesk.service import conversation
 
-    user = getattr(args, "user", None) or os.environ.get("HELPDESK_USER")
-    if args.sub == "replies":
-        lang = getattr(args, "lang", None) or "fr"
-        keys = conversation.saved_replies(lang)
-        if out.json:
-            out.data(keys)
-        else:
-            for key in keys:
-                out.line(key)
-        return 0
-    with common.session(args, write=True) as s:
-        actor = api.actor_for(s, user)
-        if args.sub == "reply":
-            row = conversation.reply(
-                s,
-                args.id,
-                actor,
-                text=_read_text(args),
-                template=args.template,
-                to=args.to,
-                expected_version=args.if_version,
-            )
-            data = {
-                "ticket": args.id,
-                "outbox": row.id,
-                "to": row.to_addr,
-                "subject": row.subject,
-                "status": row.status,
-            }
-            said = _("#{id}: reply queued to {to}: {subject}").format(
-                id=args.id, to=row.to_addr, subject=row.subject
-            )
-        elif args.sub == "ask":
-            row = conversation.ask(s, args.id, actor, args.missing, to=args.to)
-            data = {
-                "ticket": args.id,
-                "outbox": row.id,
-                "to": row.to_addr,
-                "subject": row.subject,
-                "missing": args.missing,
-            }
-            said = _("#{id}: asked {to} for: {items}").format(
-                id=args.id, to=row.to_addr, items=", ".join(args.missing)
-            )
-        elif args.sub == "comment":
-            msg = conversation.comment(s, args.id, actor, args.text)
-            data = {"ticket": args.id, "message": msg.id}
-            said = _("#{id}: note added (never mailed)").format(id=args.id)
-        elif args.sub == "account":
-            outcome = conversation.set_account(
-                s,
-                args.id,
-                actor,
-                None if args.login == "-" else args.login,
-                expected_version=args.if_version,
-            )
-            data = api.ticket_view(s, outcome.ticket, actor)
-            said = _("#{id}: account {login}").format(id=args.id, login=data["account"] or "-")
-        elif args.sub == "merge":
-            into = conversation.merge(s, args.src, args.into, actor)
-            data = {"ticket": args.src, "merged_into": into.id}
-            said = _("#{src} merged into #{into}").format(src=args.src, into=into.id)
-        else:
-            outcome = conversation.convert(s, args.id, actor, args.queue, common.pairs(args.field))
-            data = api.ticket_view(s, outcome.ticket, actor)
-            data["converted_from"] = args.id
-            said = _("#{id} converted: {queue} ticket #{new} ({state})").format(
-                id=args.id, queue=args.queue, new=outcome.ticket.id, state=data["state_label"]
-            )
+    keys = conversation.saved_replies(getattr(args, "lang", None) or "fr")
     if out.json:
-        out.data(data)
+        out.data(keys)
     else:
-        out.line(said)
+        for key in keys:
+            out.line(key)
     return 0
+
+
+def _acting(step):
+    """A command that changes a ticket as the volunteer given: ``step(s, args, actor)``
+    returns what it prints, as data (``--json``) and as a sentence."""
+
+    def run(args, out) -> int:
+        from helpdesk.cli import common
+        from helpdesk.service import api
+
+        user = getattr(args, "user", None) or os.environ.get("HELPDESK_USER")
+        with common.session(args, write=True) as s:
+            data, said = step(s, args, api.actor_for(s, user))
+        if out.json:
+            out.data(data)
+        else:
+            out.line(said)
+        return 0
+
+    run.__name__ = run.__qualname__ = "do_" + step.__name__.lstrip("_")
+    return run
+
+
+@_acting
+def _reply(s, args, actor):
+    from helpdesk.service import conversation
+
+    row = conversation.reply(
+        s,
+        args.id,
+        actor,
+        text=_read_text(args),
+        template=args.template,
+        to=args.to,
+        expected_version=args.if_version,
+    )
+    data = {
+        "ticket": args.id,
+        "outbox": row.id,
+        "to": row.to_addr,
+        "subject": row.subject,
+        "status": row.status,
+    }
+    return data, _("#{id}: reply queued to {to}: {subject}").format(
+        id=args.id, to=row.to_addr, subject=row.subject
+    )
+
+
+@_acting
+def _ask(s, args, actor):
+    from helpdesk.service import conversation
+
+    row = conversation.ask(s, args.id, actor, args.missing, to=args.to)
+    data = {
+        "ticket": args.id,
+        "outbox": row.id,
+        "to": row.to_addr,
+        "subject": row.subject,
+        "missing": args.missing,
+    }
+    return data, _("#{id}: asked {to} for: {items}").format(
+        id=args.id, to=row.to_addr, items=", ".join(args.missing)
+    )
+
+
+@_acting
+def _comment(s, args, actor):
+    from helpdesk.service import conversation
+
+    msg = conversation.comment(s, args.id, actor, args.text)
+    return {"ticket": args.id, "message": msg.id}, _("#{id}: note added (never mailed)").format(
+        id=args.id
+    )
+
+
+@_acting
+def _account(s, args, actor):
+    from helpdesk.service import api, conversation
+
+    outcome = conversation.set_account(
+        s,
+        args.id,
+        actor,
+        None if args.login == "-" else args.login,
+        expected_version=args.if_version,
+    )
+    data = api.ticket_view(s, outcome.ticket, actor)
+    return data, _("#{id}: account {login}").format(id=args.id, login=data["account"] or "-")
+
+
+@_acting
+def _merge(s, args, actor):
+    from helpdesk.service import conversation
+
+    into = conversation.merge(s, args.src, args.into, actor)
+    return {"ticket": args.src, "merged_into": into.id}, _("#{src} merged into #{into}").format(
+        src=args.src, into=into.id
+    )
+
+
+@_acting
+def _convert(s, args, actor):
+    from helpdesk.cli import common
+    from helpdesk.service import api, conversation
+
+    outcome = conversation.convert(s, args.id, actor, args.queue, common.pairs(args.field))
+    data = api.ticket_view(s, outcome.ticket, actor)
+    data["converted_from"] = args.id
+    return data, _("#{id} converted: {queue} ticket #{new} ({state})").format(
+        id=args.id, queue=args.queue, new=outcome.ticket.id, state=data["state_label"]
+    )
 
 
 def do_search(args, out) -> int:

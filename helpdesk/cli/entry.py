@@ -1,10 +1,11 @@
 """The ``helpdesk`` command (and ``python -m helpdesk``).
 
-When the command line opens the TUI, the TUI's backend process (``screens.remote``) is
-started first, before this process imports anything of its own: it loads the database
-layer on the other processor while ``helpdesk.cli.main`` reads the command line and Textual
-loads. It is started by name, as a program: the core imports neither Textual nor the
-screens. Any other command goes straight to ``helpdesk.cli.main``.
+The command line is read first, by a parser that imports nothing but argparse and the
+translations (``helpdesk.cli.parser``). When it opens the TUI on a terminal, the TUI's
+backend process (``screens.remote``) is started at once, before this process imports
+anything else: it loads the database layer on the other processor while Textual loads
+here. It is started by name, as a program: the core imports neither Textual nor the
+screens. Any other command runs in this process (``helpdesk.cli.main.run``).
 """
 
 from __future__ import annotations
@@ -14,31 +15,6 @@ import os
 import sys
 from importlib.util import find_spec
 
-#: The commands that do not open the TUI (``helpdesk.cli.main.COMMANDS``; a test keeps them equal).
-COMMANDS = frozenset(
-    {
-        "account",
-        "actions",
-        "audit",
-        "backup",
-        "connectors",
-        "ingest",
-        "init",
-        "outbox",
-        "policy",
-        "policyd",
-        "quarantine",
-        "reset",
-        "reset-page",
-        "restore",
-        "serve",
-        "sweep",
-        "systemd",
-        "ticket",
-        "train",
-        "volunteer",
-    }
-)
 ROOT = os.path.dirname(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 )  # holds ``helpdesk`` and ``screens``
@@ -46,17 +22,11 @@ ROOT = os.path.dirname(
 _early = None  # the backend process started by ``prespawn``, until a RemoteBackend takes it
 
 
-def opens_tui(argv: list[str]) -> bool:
-    """Whether this command line (probably) opens the TUI, told before any parser is
-    built: it names no other command and asks for no help. An option's value that reads
-    like a command only costs the head start."""
-    words = {a for a in argv if not a.startswith("-")}
-    return not words & COMMANDS and not {"-h", "--help"} & set(argv)
-
-
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    tui = opens_tui(argv)
+    from helpdesk.cli.parser import parse
+
+    args = parse(sys.argv[1:] if argv is None else argv)
+    tui = args.opens_tui and on_screen()
     if tui:
         # No collection while Textual and the screens load: what they make stays alive,
         # and collecting it anyway took a tenth of the start. The app turns the collector
@@ -67,13 +37,19 @@ def main(argv: list[str] | None = None) -> int:
         ):  # without it, helpdesk.cli.main says the TUI is missing
             prespawn()
     try:
-        from helpdesk.cli.main import main as run
+        from helpdesk.cli.main import run
 
-        return run(argv)
+        return run(args)
     finally:
         gc.enable()
         if tui:
             discard()  # unless the TUI took it
+
+
+def on_screen() -> bool:
+    """Whether a TUI can open here: a terminal, or a browser's page (``helpdesk serve``);
+    elsewhere the command says it needs one (``helpdesk.cli.common.do_tui``)."""
+    return (sys.stdin.isatty() and sys.stdout.isatty()) or bool(os.environ.get("TEXTUAL_DRIVER"))
 
 
 # --- the TUI's backend process ----------------------------------------------------------------

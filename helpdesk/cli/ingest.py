@@ -22,32 +22,32 @@ from collections.abc import Sequence
 
 from helpdesk.base import bounds
 from helpdesk.base.i18n import _
+from helpdesk.cli.parser import command, group, quiet_option
 
 KINDS = ("mail", "arf", "dmarc", "postfix")
 HUMAN_LINES = 50  # items listed one by one for people (all of them with --json, up to 1000)
 QUEUES = ("password-reset", "closure", "abuse", "mail-reputation")
 
 
-def add_parsers(sub, cmd) -> None:
-    """The ``ingest`` and ``quarantine`` sub-commands (``cmd`` adds the global options)."""
-    ing = sub.add_parser(
-        "ingest", help=_("read mail, abuse reports, DMARC reports or Postfix logs")
-    ).add_subparsers(dest="sub", metavar="SUB", required=True)
+def add_ingest(commands) -> None:
+    """The ``ingest`` sub-commands."""
+    ing = group(commands, "ingest")
     for kind, text in (
         ("mail", _("requests and replies from a Maildir, an mbox, files or an IMAP mailbox")),
         ("arf", _("abuse complaints (ARF, X-ARF) from a mailbox or files")),
         ("dmarc", _("DMARC aggregate reports (.xml, .xml.gz, .zip, or mails carrying them)")),
     ):
-        p = cmd(ing, kind, text)
+        p = command(ing, kind, do_ingest, text)
         p.add_argument("source", metavar="PATH|URL")
         p.add_argument("--policy", help=_("every item belongs to this provider"))
         if kind == "mail":
             p.add_argument(
                 "--queue", choices=QUEUES, help=_("every new request goes to this queue (triage)")
             )
-    p = cmd(
+    p = command(
         ing,
         "postfix",
+        do_ingest,
         _("Postfix logs: per-sender volumes and bounces, alerts past the thresholds"),
     )
     p.add_argument("paths", nargs="+", metavar="LOG")
@@ -66,21 +66,27 @@ def add_parsers(sub, cmd) -> None:
         help=_("read the whole file again, ignoring where the last run stopped"),
     )
 
-    p = cmd(
+    p = command(
         ing,
         "sources",
+        do_ingest,
         _("read every source helpdesk.toml names: [[ingest.sources]] and [ingest] postfix_logs"),
     )
+    for parser in ing.choices.values():  # each is run by the ingest timer
+        quiet_option(parser)
 
-    qu = sub.add_parser("quarantine", help=_("input ingestion could not use")).add_subparsers(
-        dest="sub", metavar="SUB", required=True
-    )
-    p = cmd(qu, "list", _("list quarantined items, newest first"))
+
+def add_quarantine(commands) -> None:
+    """The ``quarantine`` sub-commands."""
+    qu = group(commands, "quarantine")
+    p = command(qu, "list", do_quarantine_list, _("list quarantined items, newest first"))
     p.add_argument("--kind", choices=KINDS)
     p.add_argument("--all", action="store_true", help=_("include items released since"))
     p.add_argument("--limit", type=bounds.limit, default=100)
     p.add_argument("--offset", type=bounds.offset, default=0)
-    p = cmd(qu, "show", _("show one quarantined item: reason and a cleaned preview"))
+    p = command(
+        qu, "show", do_quarantine_show, _("show one quarantined item: reason and a cleaned preview")
+    )
     p.add_argument("--reason", default="", help=_("why you read it (recorded with the reading)"))
     p.add_argument("id", type=bounds.ident)
     p.add_argument("--raw", action="store_true", help=_("write the exact bytes to standard output"))
@@ -380,26 +386,32 @@ def _print(out, summary) -> None:
         out.line(_("error: {error}").format(error=error), style="red")
 
 
-def do_quarantine(args, out) -> int:
+def do_quarantine_list(args, out) -> int:
     from helpdesk.cli import common
     from helpdesk.ingest import quarantine
 
     with common.session(args) as s:
-        if args.sub == "list":
-            rows = quarantine.rows(
-                s, kind=args.kind, include_released=args.all, limit=args.limit, offset=args.offset
+        rows = quarantine.rows(
+            s, kind=args.kind, include_released=args.all, limit=args.limit, offset=args.offset
+        )
+        if out.json:
+            out.data(rows)
+        else:
+            out.table(
+                ["id", "kind", "received", "bytes", "reason", "source"],
+                [
+                    [r["id"], r["kind"], r["received_at"], r["bytes"], r["reason"], r["source"]]
+                    for r in rows
+                ],
             )
-            if out.json:
-                out.data(rows)
-            else:
-                out.table(
-                    ["id", "kind", "received", "bytes", "reason", "source"],
-                    [
-                        [r["id"], r["kind"], r["received_at"], r["bytes"], r["reason"], r["source"]]
-                        for r in rows
-                    ],
-                )
-            return 0
+        return 0
+
+
+def do_quarantine_show(args, out) -> int:
+    from helpdesk.cli import common
+    from helpdesk.ingest import quarantine
+
+    with common.session(args) as s:
         row = quarantine.get(s, args.id)
         # Raw input may hold anyone's personal data: reading it is recorded.
         common.read_sensitive(

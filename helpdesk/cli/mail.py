@@ -14,12 +14,16 @@ import os
 
 from helpdesk.base import bounds
 from helpdesk.base.i18n import _
+from helpdesk.cli.parser import command
 
 
-def add_parsers(policy_sub, outbox_sub, cmd) -> None:
-    """``policy set`` and ``outbox retry|mark-sent`` (``cmd`` adds the global options)."""
-    p = cmd(
-        policy_sub, "set", _("set a provider's operational settings (an empty value removes one)")
+def add_policy_set(policy_sub) -> None:
+    """``policy set``."""
+    p = command(
+        policy_sub,
+        "set",
+        do_policy_set,
+        _("set a provider's operational settings (an empty value removes one)"),
     )
     p.add_argument("key")
     p.add_argument(
@@ -28,18 +32,24 @@ def add_parsers(policy_sub, outbox_sub, cmd) -> None:
         metavar="NAME=VALUE",
         help=_("the settings are listed by 'helpdesk policy show KEY'"),
     )
-    p = cmd(
+
+
+def add_outbox_decisions(outbox_sub) -> None:
+    """``outbox retry|mark-sent``."""
+    p = command(
         outbox_sub,
         "retry",
+        do_outbox_retry,
         _(
             "send a held, failed or uncertain mail again (uncertain: after checking it did not arrive)"
         ),
     )
     p.add_argument("id", type=bounds.ident)
     p.add_argument("--note", default="", help=_("why (required for an uncertain mail)"))
-    p = cmd(
+    p = command(
         outbox_sub,
         "mark-sent",
+        do_outbox_mark_sent,
         _("record that a held, failed or uncertain mail did reach its recipient"),
     )
     p.add_argument("id", type=bounds.ident)
@@ -86,31 +96,39 @@ def print_settings(out, view: list[dict]) -> None:
         out.line(f"  {'':<22} {item['note'] or item['help']}", style="dim")
 
 
-def do_outbox_decision(args, out) -> int:
+def do_outbox_retry(args, out) -> int:
+    data = _decide(args, "retry")
+    if out.json:
+        out.data(data)
+    else:
+        out.line(
+            _("Mail #{id} queued again: it leaves with the next 'helpdesk outbox send'.").format(
+                id=data["id"]
+            )
+        )
+    return 0
+
+
+def do_outbox_mark_sent(args, out) -> int:
+    data = _decide(args, "mark_sent")
+    if out.json:
+        out.data(data)
+    else:
+        out.line(_("Mail #{id} recorded as sent.").format(id=data["id"]))
+    return 0
+
+
+def _decide(args, decision: str) -> dict:
+    """An oncall's decision on a held, failed or uncertain mail (``outgoing.decisions``)."""
     from helpdesk.cli import common
     from helpdesk.outgoing import decisions
 
     with common.session(args, write=True) as s:
-        actor = _actor(args, s)
-        if args.sub == "retry":
-            row = decisions.retry(s, args.id, actor, note=args.note)
-        else:
-            row = decisions.mark_sent(s, args.id, actor, note=args.note)
-        data = {
+        row = getattr(decisions, decision)(s, args.id, _actor(args, s), note=args.note)
+        return {
             "id": row.id,
             "ticket": row.ticket_id,
             "status": row.status,
             "to": row.to_addr,
             "message_id": row.message_id,
         }
-    if out.json:
-        out.data(data)
-    elif args.sub == "retry":
-        out.line(
-            _("Mail #{id} queued again: it leaves with the next 'helpdesk outbox send'.").format(
-                id=data["id"]
-            )
-        )
-    else:
-        out.line(_("Mail #{id} recorded as sent.").format(id=data["id"]))
-    return 0

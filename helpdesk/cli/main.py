@@ -8,114 +8,46 @@ Textual; only ``helpdesk`` (no command) and ``helpdesk demo`` open the TUI.
 from __future__ import annotations
 
 
-import argparse
 import csv
 import os
 import sys
 
 from helpdesk.base import bounds, clock
-from helpdesk.cli import reset_page, serve
 from helpdesk.cli.common import Out, check_schema, do_tui, print_sweep, read_sensitive, reveal  # noqa: F401
 from helpdesk.cli.common import pairs as _pairs, session as _session
+from helpdesk.cli.parser import command, group, quiet_option
 from helpdesk.base.errors import BadInput, HelpdeskError, Refused
-from helpdesk.base.i18n import _, set_lang
+from helpdesk.base.i18n import _
 
 QUEUES = ("password-reset", "closure", "abuse", "mail-reputation", "general")
 
 
-# --- output ------------------------------------------------------------------------------
+# --- the commands' grammar (helpdesk.cli.parser builds each when the command line names it) ---
 
 
-# --- argument parsing --------------------------------------------------------------------
-
-
-class _Formatter(argparse.HelpFormatter):
-    """argparse's help, with its own words ("usage:") in the interface language."""
-
-    def add_usage(self, usage, actions, groups, prefix=None):
-        return super().add_usage(usage, actions, groups, _("usage: ") if prefix is None else prefix)
-
-
-class _Parser(argparse.ArgumentParser):
-    """A parser whose headings and -h line speak the interface language; the subcommands'
-    parsers are of this class too (argparse makes them with the parent's class)."""
-
-    def __init__(self, *args, **kw):
-        kw.setdefault("formatter_class", _Formatter)
-        kw["add_help"] = False
-        super().__init__(*args, **kw)
-        self._positionals.title = _("positional arguments")
-        self._optionals.title = _("options")
-        self.add_argument(
-            "-h",
-            "--help",
-            action="help",
-            default=argparse.SUPPRESS,
-            help=_("show this help message and exit"),
-        )
-
-
-def _common(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group(_("global options"))
-    g.add_argument(
-        "--db",
-        default=argparse.SUPPRESS,
-        help=_("SQLAlchemy URL or SQLite path (env HELPDESK_DB)"),
-    )
-    g.add_argument(
-        "--as",
-        dest="user",
-        default=argparse.SUPPRESS,
-        help=_("volunteer login acting (env HELPDESK_USER)"),
-    )
-    g.add_argument(
-        "--now",
-        default=argparse.SUPPRESS,
-        help=_("the clock's now, ISO-8601 (env HELPDESK_NOW)"),
-    )
-    g.add_argument(
-        "--lang",
-        choices=["fr", "en"],
-        default=argparse.SUPPRESS,
-        help=_("interface language (default fr)"),
-    )
-    g.add_argument(
-        "--json", action="store_true", default=argparse.SUPPRESS, help=_("machine-readable output")
-    )
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="helpdesk", description=_("Terminal helpdesk for small non-profit hosting providers.")
-    )
-    _common(parser)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    def cmd(parent, name: str, help: str) -> argparse.ArgumentParser:
-        p = parent.add_parser(name, help=help, description=help)
-        _common(p)
-        return p
-
-    p = cmd(sub, "init", _("create or upgrade the database and load the policy packs"))
+def add_init(commands) -> None:
+    p = command(commands, "init", do_init)
     p.add_argument("--policy", action="append", help=_("load only this pack (repeatable)"))
     p.add_argument(
         "--training", action="store_true", help=_("mark this database as a training database")
     )
 
-    cmd(sub, "demo", _("open the TUI on a fresh demo database"))
-    p = cmd(sub, "tui", _("open the TUI on the configured database"))
 
-    pol = sub.add_parser("policy", help=_("policy packs")).add_subparsers(
-        dest="sub", metavar="SUB", required=True
-    )
-    cmd(pol, "list", _("list the policy packs"))
-    p = cmd(pol, "show", _("show a pack: parameters, citations, procedures"))
+def add_policy(commands) -> None:
+    from helpdesk.cli import mail
+
+    pol = group(commands, "policy")
+    command(pol, "list", do_policy_list, _("list the policy packs"))
+    p = command(pol, "show", do_policy_show, _("show a pack: parameters, citations, procedures"))
     p.add_argument("key")
+    mail.add_policy_set(pol)
 
-    acc = sub.add_parser("account", help=_("accounts")).add_subparsers(
-        dest="sub", metavar="SUB", required=True
-    )
-    p = cmd(acc, "add", _("add or update an account"))
+
+def add_account(commands) -> None:
+    from helpdesk.cli import actions
+
+    acc = group(commands, "account")
+    p = command(acc, "add", do_account_add, _("add or update an account"))
     p.add_argument("login")
     p.add_argument("--policy", required=True)
     p.add_argument("--email", required=True)
@@ -140,34 +72,40 @@ def build_parser() -> argparse.ArgumentParser:
         help=_("language of the mails to this account"),
     )
     p.add_argument("--field", action="append", default=[], metavar="K=V")
-    p = cmd(
+    p = command(
         acc,
         "import",
+        do_account_import,
         _("import accounts from a CSV file (login,policy,email,kind,org,last_login,contacts,...)"),
     )
     p.add_argument("path")
-    p = cmd(acc, "show", _("show an account and its sanctions ledger"))
+    p = command(acc, "show", do_account_show, _("show an account and its sanctions ledger"))
     p.add_argument("login")
     p.add_argument("--policy")
     p.add_argument(
         "--reason", default="", help=_("why you read a closed account's personal data (recorded)")
     )
-    p = cmd(acc, "contact", _("add or remove an account's contact addresses"))
+    p = command(
+        acc, "contact", do_account_contact, _("add or remove an account's contact addresses")
+    )
     p.add_argument("login")
     p.add_argument("--policy")
     p.add_argument("--add", action="append", default=[], metavar="ADDRESS")
     p.add_argument("--remove", action="append", default=[], metavar="ADDRESS")
-    p = cmd(acc, "list", _("list accounts"))
+    p = command(acc, "list", do_account_list, _("list accounts"))
     p.add_argument("--policy")
     p.add_argument("--status")
     p.add_argument(
         "--reason", default="", help=_("why you list closed accounts (recorded with the reading)")
     )
+    actions.add_account_sync(acc)
 
-    tk = sub.add_parser("ticket", help=_("tickets")).add_subparsers(
-        dest="sub", metavar="SUB", required=True
-    )
-    p = cmd(tk, "open", _("open a ticket"))
+
+def add_ticket(commands) -> None:
+    from helpdesk.cli import conversation
+
+    tk = group(commands, "ticket")
+    p = command(tk, "open", do_ticket_open, _("open a ticket"))
     p.add_argument("queue", choices=QUEUES)
     p.add_argument("--policy", required=True)
     p.add_argument("--account")
@@ -178,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--mail-lang", choices=["fr", "en"], help=_("language of the mails of this ticket")
     )
     p.add_argument("--field", action="append", default=[], metavar="K=V")
-    p = cmd(tk, "list", _("list tickets, overdue and soonest first"))
+    p = command(tk, "list", do_ticket_list, _("list tickets, overdue and soonest first"))
     p.add_argument("--queue", choices=QUEUES)
     p.add_argument("--state")
     p.add_argument("--policy")
@@ -194,7 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="TEXT",
         help=_("full-text search: subjects, requesters, accounts, notes and messages"),
     )
-    p = cmd(tk, "show", _("state, deadlines, history, allowed and blocked actions"))
+    p = command(
+        tk, "show", do_ticket_show, _("state, deadlines, history, allowed and blocked actions")
+    )
     p.add_argument("id", type=bounds.ident)
     p.add_argument(
         "--citations", action="store_true", help=_("print the French text of each citation")
@@ -202,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--reason", default="", help=_("why you read a closed account's personal data (recorded)")
     )
-    p = cmd(tk, "act", _("take an action on a ticket"))
+    p = command(tk, "act", do_ticket_act, _("take an action on a ticket"))
     p.add_argument("id", type=bounds.ident)
     p.add_argument("action")
     p.add_argument("--note", default="")
@@ -221,47 +161,41 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help=_("print what the step would do (mails, service actions) and do nothing"),
     )
-    p = cmd(tk, "assign", _("give a ticket to a volunteer ('-' for nobody)"))
+    p = command(tk, "assign", do_ticket_assign, _("give a ticket to a volunteer ('-' for nobody)"))
     p.add_argument("id", type=bounds.ident)
     p.add_argument("login")
     p.add_argument(
         "--if-version", type=bounds.ident, help=_("refuse if the ticket changed since this version")
     )
-    p = cmd(tk, "lang", _("set the language of a ticket's mails"))
+    p = command(tk, "lang", do_ticket_lang, _("set the language of a ticket's mails"))
     p.add_argument("id", type=bounds.ident)
     p.add_argument("lang", choices=["fr", "en"])
     p.add_argument(
         "--if-version", type=bounds.ident, help=_("refuse if the ticket changed since this version")
     )
+    conversation.add_parsers(tk)  # ticket reply|comment|ask|account|merge|convert|replies
 
-    cmd(sub, "sweep", _("run what is due: timers, expiries, inactivity scans"))
-    p = cmd(sub, "backup", _("write a consistent copy of the database to a new file"))
+
+def add_sweep(commands) -> None:
+    quiet_option(command(commands, "sweep", do_sweep))
+
+
+def add_backup(commands) -> None:
+    p = command(commands, "backup", do_backup)
     p.add_argument("path")
-    p = cmd(sub, "restore", _("replace the database's content by a backup"))
+
+
+def add_restore(commands) -> None:
+    p = command(commands, "restore", do_restore)
     p.add_argument("path")
     p.add_argument(
         "--yes", action="store_true", help=_("confirm: what is in the database now is replaced")
     )
 
-    from helpdesk.cli.conversation import add_parsers as conversation_parsers
 
-    conversation_parsers(tk, cmd)  # ticket reply|comment|ask|account|merge|convert|replies
-    from helpdesk.cli.ingest import add_parsers as ingest_parsers
-
-    ingest_parsers(sub, cmd)  # ingest mail|arf|dmarc|postfix, quarantine list|show
-    from helpdesk.cli.train import add_parser as training_parser
-
-    training_parser(sub, cmd)  # train [list|start|reset|clock|check]
-    serve.add_parser(sub, cmd)  # serve [--host H] [--port P]: the TUI in a web browser
-    from helpdesk.cli.systemd import add_parser as systemd_parser
-
-    systemd_parser(sub, cmd)  # systemd [--install]: units and timers for a server
-    reset_page.add_parser(sub, cmd)  # reset-page --listen HOST:PORT: where a reset link leads
-
-    vol = sub.add_parser("volunteer", help=_("volunteers and roles")).add_subparsers(
-        dest="sub", metavar="SUB", required=True
-    )
-    p = cmd(vol, "add", _("add a volunteer or change their role"))
+def add_volunteer(commands) -> None:
+    vol = group(commands, "volunteer")
+    p = command(vol, "add", do_volunteer_add, _("add a volunteer or change their role"))
     p.add_argument("login")
     p.add_argument("--role", required=True, choices=["volunteer", "oncall", "techadmin", "trainer"])
     p.add_argument(
@@ -272,27 +206,39 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--name", default="")
     p.add_argument("--ssh-key", help=_("an OpenSSH public key, or the path of a .pub file"))
-    cmd(vol, "list", _("list volunteers"))
-    p = cmd(
-        vol, "authorized-keys", _("print the authorized_keys lines of the shared system account")
+    command(vol, "list", do_volunteer_list, _("list volunteers"))
+    p = command(
+        vol,
+        "authorized-keys",
+        do_volunteer_authorized_keys,
+        _("print the authorized_keys lines of the shared system account"),
     )
     p.add_argument("--program", help=_("the helpdesk command the keys may run (default: this one)"))
-    p = cmd(vol, "remove-key", _("withdraw an SSH key"))
+    p = command(vol, "remove-key", do_volunteer_withdraw, _("withdraw an SSH key"))
     p.add_argument("login")
     p.add_argument("key")
-    p = cmd(vol, "deactivate", _("withdraw a volunteer: their keys stop working"))
+    p = command(
+        vol,
+        "deactivate",
+        do_volunteer_withdraw,
+        _("withdraw a volunteer: their keys stop working"),
+        key=None,
+    )
     p.add_argument("login")
 
-    au = sub.add_parser("audit", help=_("the audit trail")).add_subparsers(
-        dest="sub", metavar="SUB", required=True
-    )
-    p = cmd(au, "verify", _("check that no event was changed, deleted or reordered"))
+
+def add_audit(commands) -> None:
+    au = group(commands, "audit")
+    p = command(au, "verify", do_audit, _("check that no event was changed, deleted or reordered"))
     p.add_argument(
         "--anchors",
         help=_("a file of heads written by 'audit anchor' (env HELPDESK_AUDIT_ANCHORS)"),
     )
-    p = cmd(
-        au, "anchor", _("append the chain's head, timestamped, to a file or to syslog (for cron)")
+    p = command(
+        au,
+        "anchor",
+        do_audit_anchor,
+        _("append the chain's head, timestamped, to a file or to syslog (for cron)"),
     )
     p.add_argument(
         "--file", help=_("the anchor file, outside the database (env HELPDESK_AUDIT_ANCHORS)")
@@ -303,18 +249,21 @@ def build_parser() -> argparse.ArgumentParser:
         help=_("write the head to syslog as well (or instead, with no file)"),
     )
 
-    ob = sub.add_parser("outbox", help=_("mails queued by procedures")).add_subparsers(
-        dest="sub", metavar="SUB", required=True
-    )
-    p = cmd(ob, "list", _("list queued mails"))
+
+def add_outbox(commands) -> None:
+    from helpdesk.cli import mail
+
+    ob = group(commands, "outbox")
+    p = command(ob, "list", do_outbox_list, _("list queued mails"))
     p.add_argument("--status")
     p.add_argument("--ticket", type=bounds.ident)
     p.add_argument("--limit", type=bounds.limit, default=100)
-    p = cmd(ob, "show", _("show one queued mail"))
+    p = command(ob, "show", do_outbox_show, _("show one queued mail"))
     p.add_argument("id", type=bounds.ident)
-    p = cmd(
+    p = command(
         ob,
         "bounces",
+        do_outbox_bounces,
         _(
             "list the bounces received, newest first: the server's reason and the mail of ours it returned"
         ),
@@ -323,28 +272,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--unmatched", action="store_true", help=_("only those that name no mail of ours")
     )
     p.add_argument("--limit", type=bounds.limit, default=100)
-    p = cmd(
+    p = command(
         ob,
         "send",
+        do_outbox_send,
         _("deliver the mails that are due (SMTP, or a Maildir when no SMTP host is set)"),
     )
     p.add_argument("--limit", type=bounds.limit, default=100)
-    from helpdesk.cli.mail import add_parsers as mail_parsers
+    quiet_option(p)
+    mail.add_outbox_decisions(ob)  # outbox retry|mark-sent
 
-    mail_parsers(pol, ob, cmd)  # policy set, outbox retry|mark-sent
 
-    from helpdesk.cli.actions import add_parsers as action_parsers
-
-    action_parsers(
-        sub, acc, cmd
-    )  # actions list|run|retry|mark-done, connectors check, account sync, policyd
-
-    rs = sub.add_parser("reset", help=_("one-time reset credentials")).add_subparsers(
-        dest="sub", metavar="SUB", required=True
-    )
-    cmd(rs, "redeem", _("check and spend a one-time secret read from standard input"))
-    _operations().add_parsers(sub, cmd, COMMANDS)  # config, doctor, metrics; timers' --quiet
-    return parser
+def add_reset(commands) -> None:
+    rs = group(commands, "reset")
+    command(rs, "redeem", do_reset, _("check and spend a one-time secret read from standard input"))
 
 
 # --- commands ----------------------------------------------------------------------------
@@ -373,42 +314,44 @@ def do_init(args, out: Out) -> int:
     return 0
 
 
-def do_policy(args, out: Out) -> int:
+def do_policy_list(args, out: Out) -> int:
     from sqlmodel import col, select
 
-    from helpdesk.service import api
     from helpdesk.storage.models import Policy, Workflow
 
-    if args.sub == "set":
-        return _mail_commands().do_policy_set(args, out)
     with _session(args) as s:
-        if args.sub == "list":
-            rows = []
-            for p in s.exec(select(Policy).order_by(col(Policy.key))):
-                queues = list(
-                    s.exec(
-                        select(Workflow.queue)
-                        .where(Workflow.policy_key == p.key)
-                        .order_by(col(Workflow.id))
-                    )
+        rows = []
+        for p in s.exec(select(Policy).order_by(col(Policy.key))):
+            queues = list(
+                s.exec(
+                    select(Workflow.queue)
+                    .where(Workflow.policy_key == p.key)
+                    .order_by(col(Workflow.id))
                 )
-                rows.append(
-                    {
-                        "key": p.key,
-                        "name": p.name,
-                        "timezone": p.timezone,
-                        "queues": queues,
-                        "source": p.source,
-                    }
-                )
-            if out.json:
-                out.data(rows)
-            else:
-                out.table(
-                    ["key", "name", "timezone", "queues"],
-                    [[r["key"], r["name"], r["timezone"], ", ".join(r["queues"])] for r in rows],
-                )
-            return 0
+            )
+            rows.append(
+                {
+                    "key": p.key,
+                    "name": p.name,
+                    "timezone": p.timezone,
+                    "queues": queues,
+                    "source": p.source,
+                }
+            )
+        if out.json:
+            out.data(rows)
+        else:
+            out.table(
+                ["key", "name", "timezone", "queues"],
+                [[r["key"], r["name"], r["timezone"], ", ".join(r["queues"])] for r in rows],
+            )
+        return 0
+
+
+def do_policy_show(args, out: Out) -> int:
+    from helpdesk.service import api
+
+    with _session(args) as s:
         view = api.policy_view(s, args.key)
         if out.json:
             out.data(view)
@@ -435,73 +378,82 @@ def do_policy(args, out: Out) -> int:
     return 0
 
 
-def do_account(args, out: Out) -> int:
-    if args.sub == "sync":
-        return _actions_cli().do_account_sync(args, out)
+def do_account_add(args, out: Out) -> int:
+    from helpdesk.service import api
+
+    with _session(args, write=True) as s:
+        acc = api.add_account(
+            s,
+            login=args.login,
+            policy=args.policy,
+            email=args.email,
+            kind=args.kind,
+            org=args.org,
+            contacts=args.contact,
+            last_login=args.last_login,
+            fields=_pairs(args.field),
+            lang=args.account_lang,
+            status=args.status,
+            actor=api.actor_for(s, _user(args)),
+        )
+        view = api.account_view(s, acc)
+    out.data(view) if out.json else out.line(
+        _("Account {login} ({policy}) saved.").format(login=acc.login, policy=acc.policy_key)
+    )
+    return 0
+
+
+def do_account_contact(args, out: Out) -> int:
+    from helpdesk.service import api
+
+    with _session(args, write=True) as s:
+        actor = api.actor_for(s, _user(args))
+        acc = api.change_contacts(
+            s,
+            api.find_account(s, args.login, args.policy),
+            add=args.add,
+            remove=args.remove,
+            actor=actor,
+        )
+        view = api.account_view(s, acc)
+    out.data(view) if out.json else out.line(
+        _("Contacts of {login}: {contacts}").format(
+            login=acc.login, contacts=", ".join(acc.contacts) or "-"
+        )
+    )
+    return 0
+
+
+def do_account_show(args, out: Out) -> int:
+    from helpdesk.workflow import engine
+    from helpdesk.service import api
+
+    with _session(args) as s:
+        reader = api.actor_for(s, _user(args), required=False)
+        acc = api.find_account(s, args.login, args.policy)
+        engine.check_scope(reader, acc.policy_key)
+        view = api.account_view(s, acc)
+        if api.is_closed(acc):
+            read_sensitive(args, "personal-data", account=acc, reason=args.reason or "account show")
+        if out.json:
+            out.data(view)
+        else:
+            from helpdesk.storage.models import Policy
+
+            policy = s.get(Policy, acc.policy_key)
+            _print_account(out, view, policy.timezone if policy else "UTC")
+        return 0
+
+
+def do_account_list(args, out: Out) -> int:
     from sqlmodel import col, select
 
     from helpdesk.workflow import engine
     from helpdesk.service import api
     from helpdesk.storage.models import Account
 
-    if args.sub == "add":
-        with _session(args, write=True) as s:
-            acc = api.add_account(
-                s,
-                login=args.login,
-                policy=args.policy,
-                email=args.email,
-                kind=args.kind,
-                org=args.org,
-                contacts=args.contact,
-                last_login=args.last_login,
-                fields=_pairs(args.field),
-                lang=args.account_lang,
-                status=args.status,
-                actor=api.actor_for(s, _user(args)),
-            )
-            view = api.account_view(s, acc)
-        out.data(view) if out.json else out.line(
-            _("Account {login} ({policy}) saved.").format(login=acc.login, policy=acc.policy_key)
-        )
-        return 0
-    if args.sub == "import":
-        return _import_accounts(args, out)
-    if args.sub == "contact":
-        with _session(args, write=True) as s:
-            actor = api.actor_for(s, _user(args))
-            acc = api.change_contacts(
-                s,
-                api.find_account(s, args.login, args.policy),
-                add=args.add,
-                remove=args.remove,
-                actor=actor,
-            )
-            view = api.account_view(s, acc)
-        out.data(view) if out.json else out.line(
-            _("Contacts of {login}: {contacts}").format(
-                login=acc.login, contacts=", ".join(acc.contacts) or "-"
-            )
-        )
-        return 0
     with _session(args) as s:
         reader = api.actor_for(s, _user(args), required=False)
-        if args.sub == "show":
-            acc = api.find_account(s, args.login, args.policy)
-            engine.check_scope(reader, acc.policy_key)
-            view = api.account_view(s, acc)
-            if api.is_closed(acc):
-                read_sensitive(
-                    args, "personal-data", account=acc, reason=args.reason or "account show"
-                )
-            if out.json:
-                out.data(view)
-            else:
-                from helpdesk.storage.models import Policy
-
-                policy = s.get(Policy, acc.policy_key)
-                _print_account(out, view, policy.timezone if policy else "UTC")
-            return 0
         api.check_filters(s, policy=args.policy, status=args.status)
         engine.check_scope(reader, args.policy)
         q = select(Account).order_by(col(Account.policy_key), col(Account.login))
@@ -536,7 +488,7 @@ def _user(args) -> str | None:
     return getattr(args, "user", None) or os.environ.get("HELPDESK_USER")
 
 
-def _import_accounts(args, out: Out) -> int:
+def do_account_import(args, out: Out) -> int:
     import io
 
     from helpdesk.storage import audit
@@ -769,141 +721,163 @@ def _print_ledger(out: Out, rows: list[dict], current: int | None = None, tz: st
         )
 
 
-def do_ticket(args, out: Out) -> int:
-    from helpdesk.cli import conversation
+def do_ticket_open(args, out: Out) -> int:
+    from helpdesk.service import api
+
+    user = _user(args)
+    with _session(args, write=True) as s:
+        actor = api.actor_for(s, user)
+        outcome = api.open_ticket(
+            s,
+            queue=args.queue,
+            policy=args.policy,
+            actor=actor,
+            account_login=args.account,
+            requester=args.requester,
+            subject=args.subject,
+            fields=_pairs(args.field),
+            note=args.note,
+            lang=args.mail_lang,
+        )
+        view = api.ticket_view(s, outcome.ticket, actor)
+        view["mails_queued"] = [m.id for m in outcome.mails]
+    if out.json:
+        out.data(view)
+    else:
+        out.line(_("Ticket #{id} opened: {state}").format(id=view["id"], state=view["state_label"]))
+        for m in outcome.mails:
+            out.line(
+                "  " + _("mail queued to {to}: {subject}").format(to=m.to_addr, subject=m.subject)
+            )
+    return 0
+
+
+def do_ticket_assign(args, out: Out) -> int:
+    from helpdesk.service import api
+
+    with _session(args, write=True) as s:
+        actor = api.actor_for(s, _user(args))
+        ticket = api.assign(
+            s,
+            args.id,
+            actor,
+            None if args.login == "-" else args.login,
+            expected_version=args.if_version,
+        )
+        view = api.ticket_view(s, ticket, actor)
+    if out.json:
+        out.data(view)
+    else:
+        out.line(_("#{id}: assigned to {who}").format(id=args.id, who=view["assignee"] or "-"))
+    return 0
+
+
+def do_ticket_lang(args, out: Out) -> int:
+    from helpdesk.service import api
+
+    with _session(args, write=True) as s:
+        actor = api.actor_for(s, _user(args))
+        ticket = api.set_lang(s, args.id, actor, args.lang, expected_version=args.if_version)
+        view = api.ticket_view(s, ticket, actor)
+    if out.json:
+        out.data(view)
+    else:
+        out.line(_("#{id}: mails in {lang}").format(id=args.id, lang=view["lang"]))
+    return 0
+
+
+def do_ticket_act(args, out: Out) -> int:
     from helpdesk.workflow import engine
     from helpdesk.service import api
 
-    if args.sub in conversation.SUBCOMMANDS:
-        return conversation.do_conversation(args, out)
-    if args.sub == "list" and args.search:
-        return conversation.do_search(args, out)
-    user = getattr(args, "user", None) or os.environ.get("HELPDESK_USER")
-    if args.sub == "open":
-        with _session(args, write=True) as s:
-            actor = api.actor_for(s, user)
-            outcome = api.open_ticket(
-                s,
-                queue=args.queue,
-                policy=args.policy,
-                actor=actor,
-                account_login=args.account,
-                requester=args.requester,
-                subject=args.subject,
-                fields=_pairs(args.field),
-                note=args.note,
-                lang=args.mail_lang,
+    user = _user(args)
+    with _session(args, write=True) as s:
+        actor = api.actor_for(s, user)
+        version = args.if_version
+        if args.mail_lang:
+            ticket = api.set_lang(s, args.id, actor, args.mail_lang, expected_version=version)
+            version = ticket.version if version is not None else None
+        outcome = engine.apply(
+            s,
+            args.id,
+            args.action,
+            actor,
+            note=args.note,
+            fields=_pairs(args.field),
+            checks=args.check,
+            expected_version=version,
+        )
+        if args.dry_run:
+            return _actions_cli().dry_run(s, args, outcome, out)  # rolled back: nothing happens
+        if outcome.reveal:
+            reveal(outcome.reveal)  # before commit: if it cannot be shown, nothing happens
+        view = api.ticket_view(s, outcome.ticket, actor)
+        view["mails_queued"] = [m.id for m in outcome.mails]
+        view["actions_queued"] = [a.id for a in outcome.actions]
+        if outcome.output:
+            view["material"] = outcome.output
+    if out.json:
+        out.data(view)
+    else:
+        out.line(
+            _("#{id}: {action} done → {state}").format(
+                id=args.id, action=args.action, state=view["state_label"]
             )
-            view = api.ticket_view(s, outcome.ticket, actor)
-            view["mails_queued"] = [m.id for m in outcome.mails]
-        if out.json:
-            out.data(view)
-        else:
+        )
+        for m in outcome.mails:
             out.line(
-                _("Ticket #{id} opened: {state}").format(id=view["id"], state=view["state_label"])
+                "  " + _("mail queued to {to}: {subject}").format(to=m.to_addr, subject=m.subject)
             )
-            for m in outcome.mails:
-                out.line(
-                    "  "
-                    + _("mail queued to {to}: {subject}").format(to=m.to_addr, subject=m.subject)
-                )
-        return 0
-    if args.sub in ("assign", "lang"):
-        with _session(args, write=True) as s:
-            actor = api.actor_for(s, user)
-            if args.sub == "assign":
-                ticket = api.assign(
-                    s,
-                    args.id,
-                    actor,
-                    None if args.login == "-" else args.login,
-                    expected_version=args.if_version,
-                )
-            else:
-                ticket = api.set_lang(
-                    s, args.id, actor, args.lang, expected_version=args.if_version
-                )
-            view = api.ticket_view(s, ticket, actor)
-        if out.json:
-            out.data(view)
-        elif args.sub == "assign":
-            out.line(_("#{id}: assigned to {who}").format(id=args.id, who=view["assignee"] or "-"))
-        else:
-            out.line(_("#{id}: mails in {lang}").format(id=args.id, lang=view["lang"]))
-        return 0
-    if args.sub == "act":
-        with _session(args, write=True) as s:
-            actor = api.actor_for(s, user)
-            version = args.if_version
-            if args.mail_lang:
-                ticket = api.set_lang(s, args.id, actor, args.mail_lang, expected_version=version)
-                version = ticket.version if version is not None else None
-            outcome = engine.apply(
-                s,
-                args.id,
-                args.action,
-                actor,
-                note=args.note,
-                fields=_pairs(args.field),
-                checks=args.check,
-                expected_version=version,
-            )
-            if args.dry_run:
-                return _actions_cli().dry_run(s, args, outcome, out)  # rolled back: nothing happens
-            if outcome.reveal:
-                reveal(outcome.reveal)  # before commit: if it cannot be shown, nothing happens
-            view = api.ticket_view(s, outcome.ticket, actor)
-            view["mails_queued"] = [m.id for m in outcome.mails]
-            view["actions_queued"] = [a.id for a in outcome.actions]
-            if outcome.output:
-                view["material"] = outcome.output
-        if out.json:
-            out.data(view)
-        else:
-            out.line(
-                _("#{id}: {action} done → {state}").format(
-                    id=args.id, action=args.action, state=view["state_label"]
-                )
-            )
-            for m in outcome.mails:
-                out.line(
-                    "  "
-                    + _("mail queued to {to}: {subject}").format(to=m.to_addr, subject=m.subject)
-                )
-            _actions_cli().print_queued(out, outcome.actions)
-            for item in outcome.output:
-                from helpdesk.base.labels import evidence_heading
+        _actions_cli().print_queued(out, outcome.actions)
+        for item in outcome.output:
+            from helpdesk.base.labels import evidence_heading
 
-                out.line(evidence_heading(item), style="bold")
-                out.line(item["text"])
-        return 0
+            out.line(evidence_heading(item), style="bold")
+            out.line(item["text"])
+    return 0
+
+
+def do_ticket_show(args, out: Out) -> int:
+    from helpdesk.workflow import engine
+    from helpdesk.service import api
+
     with _session(args) as s:
-        actor = api.actor_for(s, user, required=False)
-        if args.sub == "show":
-            from helpdesk.storage.models import Account
+        actor = api.actor_for(s, _user(args), required=False)
+        from helpdesk.storage.models import Account
 
-            ticket = api.get_ticket(s, args.id, actor)
-            account = s.get(Account, ticket.account_id) if ticket.account_id else None
-            if api.is_closed(account):
-                read_sensitive(
-                    args,
-                    "personal-data",
-                    account=account,
-                    data={"ticket": ticket.id},
-                    reason=args.reason or "ticket show",
-                )
-            view = api.ticket_view(s, ticket, actor, citation_texts=args.citations)
-            if out.json:
-                out.data(view)
-            else:
-                _print_ticket(
-                    out,
-                    view,
-                    args.citations,
-                    engine.definition(s, ticket.workflow_id).policy.timezone,
-                )
-            return 0
-        rows = api.list_tickets(
+        ticket = api.get_ticket(s, args.id, actor)
+        account = s.get(Account, ticket.account_id) if ticket.account_id else None
+        if api.is_closed(account):
+            read_sensitive(
+                args,
+                "personal-data",
+                account=account,
+                data={"ticket": ticket.id},
+                reason=args.reason or "ticket show",
+            )
+        view = api.ticket_view(s, ticket, actor, citation_texts=args.citations)
+        if out.json:
+            out.data(view)
+        else:
+            _print_ticket(
+                out,
+                view,
+                args.citations,
+                engine.definition(s, ticket.workflow_id).policy.timezone,
+            )
+        return 0
+
+
+def do_ticket_list(args, out: Out) -> int:
+    if args.search:
+        from helpdesk.cli import conversation
+
+        return conversation.do_search(args, out)
+    from helpdesk.service import listing  # not the whole service API: a read starts fast
+
+    with _session(args) as s:
+        actor = listing.actor_for(s, _user(args), required=False)
+        rows = listing.list_tickets(
             s,
             queue=args.queue,
             state=args.state,
@@ -917,13 +891,14 @@ def do_ticket(args, out: Out) -> int:
             offset=args.offset,
             actor=actor,
         )
-        binding = api.binding_dates(s, rows)
-        data = [api.ticket_row(s, t, binding=binding) for t in rows]
+        binding = listing.binding_dates(s, rows)
+        data = [listing.ticket_row(s, t, binding=binding) for t in rows]
         if out.json:
             out.data(data)
         else:
             from sqlmodel import select
 
+            from helpdesk.service import api
             from helpdesk.base import labels as labels_
             from helpdesk.cli.text import local
             from helpdesk.storage.models import Policy
@@ -1001,26 +976,27 @@ def do_sweep(args, out: Out) -> int:
 
 def do_backup(args, out: Out) -> int:
     from helpdesk.storage import backup, db
-
     from helpdesk.service import api
 
     url = db.resolve_url(getattr(args, "db", None))
     with _session(args) as s:
-        actor = (
-            api.actor_for(s, _user(args))
-            if _user(args) or args.command == "restore"
-            else api.installer()
-        )
-        if args.command == "restore":  # replaces everything: a techadmin's act
-            from helpdesk.workflow.engine import require_role
+        actor = api.actor_for(s, _user(args)) if _user(args) else api.installer()
+    result = backup.backup(url, args.path, actor=actor.login)
+    out.data(result) if out.json else out.line(
+        _("Backup written: {path} ({n} bytes)").format(path=result["path"], n=result["bytes"])
+    )
+    return 0
 
-            require_role(s, actor, "techadmin")
-    if args.command == "backup":
-        result = backup.backup(url, args.path, actor=actor.login)
-        out.data(result) if out.json else out.line(
-            _("Backup written: {path} ({n} bytes)").format(path=result["path"], n=result["bytes"])
-        )
-        return 0
+
+def do_restore(args, out: Out) -> int:
+    from helpdesk.storage import backup, db
+    from helpdesk.service import api
+    from helpdesk.workflow.engine import require_role
+
+    url = db.resolve_url(getattr(args, "db", None))
+    with _session(args) as s:
+        actor = api.actor_for(s, _user(args))
+        require_role(s, actor, "techadmin")  # replaces everything: a techadmin's act
     if not args.yes:
         raise BadInput(_("restoring replaces everything in {url}: add --yes").format(url=url))
     result = backup.restore(url, args.path, actor=actor.login)
@@ -1030,74 +1006,85 @@ def do_backup(args, out: Out) -> int:
     return 0
 
 
-def do_volunteer(args, out: Out) -> int:
+def do_volunteer_add(args, out: Out) -> int:
+    from helpdesk.service import api
+
+    with _session(args, write=True) as s:
+        admin = api.volunteer_admin(s, _user(args))
+        v = api.add_volunteer(
+            s,
+            args.login,
+            args.role,
+            name=args.name,
+            ssh_key=args.ssh_key,
+            policies=args.policy,
+            actor=admin,
+        )
+        data = {
+            "login": v.login,
+            "role": v.role,
+            "policies": v.policies,
+            "name": v.name,
+            "ssh_keys": len(v.ssh_keys),
+        }
+    out.data(data) if out.json else out.line(
+        _("Volunteer {login}: {role}").format(login=v.login, role=v.role)
+    )
+    return 0
+
+
+def do_volunteer_withdraw(args, out: Out) -> int:
+    """``remove-key LOGIN KEY`` withdraws a key; ``deactivate LOGIN`` (key None) the volunteer."""
+    from helpdesk.service import api
+
+    with _session(args, write=True) as s:
+        admin = api.volunteer_admin(s, _user(args))
+        v = api.withdraw(s, args.login, key=args.key, actor=admin)
+        data = {"login": v.login, "active": v.active, "ssh_keys": len(v.ssh_keys)}
+    out.data(data) if out.json else out.line(
+        _("Volunteer {login}: {n} key(s), {state}").format(
+            login=v.login, n=len(v.ssh_keys), state=_("active") if v.active else _("withdrawn")
+        )
+    )
+    return 0
+
+
+def do_volunteer_authorized_keys(args, out: Out) -> int:
+    """Withdrawn volunteers, and any row not a sane login and key, are left out."""
     from sqlmodel import col, select
 
-    from helpdesk.service import api
     from helpdesk.storage.models import Volunteer
 
-    if args.sub == "add":
-        with _session(args, write=True) as s:
-            admin = api.volunteer_admin(s, _user(args))
-            v = api.add_volunteer(
-                s,
-                args.login,
-                args.role,
-                name=args.name,
-                ssh_key=args.ssh_key,
-                policies=args.policy,
-                actor=admin,
-            )
-            data = {
-                "login": v.login,
-                "role": v.role,
-                "policies": v.policies,
-                "name": v.name,
-                "ssh_keys": len(v.ssh_keys),
-            }
-        out.data(data) if out.json else out.line(
-            _("Volunteer {login}: {role}").format(login=v.login, role=v.role)
-        )
-        return 0
-    if args.sub in ("remove-key", "deactivate"):
-        with _session(args, write=True) as s:
-            admin = api.volunteer_admin(s, _user(args))
-            v = api.withdraw(
-                s, args.login, key=args.key if args.sub == "remove-key" else None, actor=admin
-            )
-            data = {"login": v.login, "active": v.active, "ssh_keys": len(v.ssh_keys)}
-        out.data(data) if out.json else out.line(
-            _("Volunteer {login}: {n} key(s), {state}").format(
-                login=v.login, n=len(v.ssh_keys), state=_("active") if v.active else _("withdrawn")
-            )
-        )
-        return 0
-    if (
-        args.sub == "authorized-keys"
-    ):  # withdrawn volunteers, and any row not a sane login and key, are left out
-        from helpdesk.service import sshkeys
-        from helpdesk.base.roles import login_problem
+    from helpdesk.service import sshkeys
+    from helpdesk.base.roles import login_problem
 
-        program = args.program or _this_program()
-        db = getattr(args, "db", None) or os.environ.get("HELPDESK_DB")
-        with _session(args) as s:
-            rows = [
-                (v.login, k)
-                for v in s.exec(
-                    select(Volunteer).where(Volunteer.active).order_by(col(Volunteer.login))
-                )
-                if login_problem(v.login) is None
-                for k in v.ssh_keys
-                if sshkeys.is_key_line(k)
-            ]
-        lines = [
-            sshkeys.authorized_keys_line(login, key, program=program, db=db) for login, key in rows
+    program = args.program or _this_program()
+    db = getattr(args, "db", None) or os.environ.get("HELPDESK_DB")
+    with _session(args) as s:
+        rows = [
+            (v.login, k)
+            for v in s.exec(
+                select(Volunteer).where(Volunteer.active).order_by(col(Volunteer.login))
+            )
+            if login_problem(v.login) is None
+            for k in v.ssh_keys
+            if sshkeys.is_key_line(k)
         ]
-        if out.json:
-            out.data([{"login": login, "line": line} for (login, _k), line in zip(rows, lines)])
-        else:
-            sys.stdout.write("".join(line + "\n" for line in lines))
-        return 0
+    lines = [
+        sshkeys.authorized_keys_line(login, key, program=program, db=db) for login, key in rows
+    ]
+    if out.json:
+        out.data([{"login": login, "line": line} for (login, _k), line in zip(rows, lines)])
+    else:
+        sys.stdout.write("".join(line + "\n" for line in lines))
+    return 0
+
+
+def do_volunteer_list(args, out: Out) -> int:
+    from sqlmodel import col, select
+
+    from helpdesk.storage.models import Volunteer
+
     with _session(args) as s:
         volunteers = [
             {
@@ -1139,8 +1126,6 @@ def do_audit(args, out: Out) -> int:
     from helpdesk.storage import audit
     from helpdesk.base import files
 
-    if args.sub == "anchor":
-        return do_audit_anchor(args, out)
     anchors: list = []
     path = args.anchors or _config_value("paths.audit_anchors")
     if path:
@@ -1217,96 +1202,105 @@ def do_audit_anchor(args, out: Out) -> int:
     return 0
 
 
-def do_outbox(args, out: Out) -> int:
-    if args.sub in ("retry", "mark-sent"):
-        return _mail_commands().do_outbox_decision(args, out)
+def _outbox_row(m, body: bool = False) -> dict:
+    d = {
+        "id": m.id,
+        "ticket": m.ticket_id,
+        "to": m.to_addr,
+        "subject": m.subject,
+        "template": m.template,
+        "lang": m.lang,
+        "status": m.status,
+        "attempts": m.attempts,
+        "created_at": clock.iso(m.created_at),
+        "sent_at": clock.iso(m.sent_at),
+        "last_error": m.last_error,
+        "bounce": {
+            "at": clock.iso(m.bounced_at),
+            "kind": m.bounce_kind,
+            "status": m.bounce_status or None,
+            "reason": m.bounce_reason,
+        }
+        if m.bounce_kind
+        else None,
+    }
+    if body:
+        d["body"] = m.body
+    return d
+
+
+def do_outbox_send(args, out: Out) -> int:
+    """Exit 1 when a mail failed, is held or may not have left."""
+    from helpdesk.storage import db
+    from helpdesk.outgoing import delivery
+    from helpdesk.cli.common import lock_taken
+    from helpdesk.storage.locks import Taken
+
+    with _session(args):
+        pass  # checks the schema
+    try:
+        report = delivery.deliver(
+            db.resolve_url(getattr(args, "db", None)), limit=args.limit, lock=True
+        )
+    except Taken as taken:  # another run, here or on another host, does the work
+        return 0 if getattr(args, "quiet", False) else lock_taken(out, taken)
+    return _operations().print_delivery(args, out, report)
+
+
+def do_outbox_bounces(args, out: Out) -> int:
+    with _session(args) as s:
+        from helpdesk.ingest import bounce_intake
+
+        rows = bounce_intake.rows(s, unmatched=args.unmatched, limit=args.limit)
+        if out.json:
+            out.data(rows)
+        else:
+            out.table(
+                ["id", "ticket", "outbox", "recipient", "reason"],
+                [
+                    [
+                        r["id"],
+                        r["ticket"] or "-",
+                        r["outbox"] or "-",
+                        r["recipient"] or "-",
+                        r["reason"] or r["status"] or "-",
+                    ]
+                    for r in rows
+                ],
+            )
+        return 0
+
+
+def do_outbox_show(args, out: Out) -> int:
+    from helpdesk.storage.models import Outbox
+
+    with _session(args) as s:
+        m = s.get(Outbox, args.id)
+        if m is None:
+            raise BadInput(_("no mail #{id} in the outbox").format(id=args.id))
+        d = _outbox_row(m, body=True)
+        if out.json:
+            out.data(d)
+        else:
+            out.line(f"To: {d['to']}")
+            out.line(f"Subject: {d['subject']}")
+            out.line("")
+            out.line(d["body"])
+        return 0
+
+
+def do_outbox_list(args, out: Out) -> int:
     from sqlmodel import col, select
 
     from helpdesk.storage.models import Outbox
 
-    def row(m: Outbox, body: bool = False) -> dict:
-        d = {
-            "id": m.id,
-            "ticket": m.ticket_id,
-            "to": m.to_addr,
-            "subject": m.subject,
-            "template": m.template,
-            "lang": m.lang,
-            "status": m.status,
-            "attempts": m.attempts,
-            "created_at": clock.iso(m.created_at),
-            "sent_at": clock.iso(m.sent_at),
-            "last_error": m.last_error,
-            "bounce": {
-                "at": clock.iso(m.bounced_at),
-                "kind": m.bounce_kind,
-                "status": m.bounce_status or None,
-                "reason": m.bounce_reason,
-            }
-            if m.bounce_kind
-            else None,
-        }
-        if body:
-            d["body"] = m.body
-        return d
-
-    if args.sub == "send":  # exit 1 when a mail failed, is held or may not have left
-        from helpdesk.storage import db
-        from helpdesk.outgoing import delivery
-        from helpdesk.cli.common import lock_taken
-        from helpdesk.storage.locks import Taken
-
-        with _session(args):
-            pass  # checks the schema
-        try:
-            report = delivery.deliver(
-                db.resolve_url(getattr(args, "db", None)), limit=args.limit, lock=True
-            )
-        except Taken as taken:  # another run, here or on another host, does the work
-            return 0 if getattr(args, "quiet", False) else lock_taken(out, taken)
-        return _operations().print_delivery(args, out, report)
-
     with _session(args) as s:
-        if args.sub == "bounces":
-            from helpdesk.ingest import bounce_intake
-
-            rows = bounce_intake.rows(s, unmatched=args.unmatched, limit=args.limit)
-            if out.json:
-                out.data(rows)
-            else:
-                out.table(
-                    ["id", "ticket", "outbox", "recipient", "reason"],
-                    [
-                        [
-                            r["id"],
-                            r["ticket"] or "-",
-                            r["outbox"] or "-",
-                            r["recipient"] or "-",
-                            r["reason"] or r["status"] or "-",
-                        ]
-                        for r in rows
-                    ],
-                )
-            return 0
-        if args.sub == "show":
-            m = s.get(Outbox, args.id)
-            if m is None:
-                raise BadInput(_("no mail #{id} in the outbox").format(id=args.id))
-            d = row(m, body=True)
-            if out.json:
-                out.data(d)
-            else:
-                out.line(f"To: {d['to']}")
-                out.line(f"Subject: {d['subject']}")
-                out.line("")
-                out.line(d["body"])
-            return 0
         q = select(Outbox).order_by(col(Outbox.id))
         if args.status:
             q = q.where(Outbox.status == args.status)
         if args.ticket:
             q = q.where(Outbox.ticket_id == args.ticket)
-        rows = [row(m) for m in s.exec(q.limit(args.limit))]
+        rows = [_outbox_row(m) for m in s.exec(q.limit(args.limit))]
     out.data(rows) if out.json else out.table(
         ["id", "ticket", "status", "to", "subject"],
         [[r["id"], r["ticket"], r["status"], r["to"], r["subject"]] for r in rows],
@@ -1368,18 +1362,6 @@ def _operations():
     return operations
 
 
-def _training_commands():
-    from helpdesk.cli import train  # train [list|start|reset|clock|check]
-
-    return train
-
-
-def _ingest_commands():
-    from helpdesk.cli import ingest  # ingest mail|arf|dmarc|postfix, quarantine list|show
-
-    return ingest
-
-
 def _actions_cli():
     from helpdesk.cli import actions  # actions, connectors, account sync, policyd
 
@@ -1392,42 +1374,26 @@ def _mail_commands():
     return mail
 
 
-COMMANDS = {
-    "init": do_init,
-    "policy": do_policy,
-    "account": do_account,
-    "ticket": do_ticket,
-    "sweep": do_sweep,
-    "volunteer": do_volunteer,
-    "audit": do_audit,
-    "backup": do_backup,
-    "restore": do_backup,
-    "outbox": do_outbox,
-    "reset": do_reset,
-    "ingest": lambda args, out: _ingest_commands().do_ingest(args, out),
-    "quarantine": lambda args, out: _ingest_commands().do_quarantine(args, out),
-    "train": lambda args, out: _training_commands().do_train(args, out),
-    "serve": serve.do_serve,
-    "reset-page": lambda args, out: reset_page.do_reset_page(args, out),
-    "actions": lambda args, out: _actions_cli().do_actions(args, out),
-    "connectors": lambda args, out: _actions_cli().do_connectors(args, out),
-    "policyd": lambda args, out: _actions_cli().do_policyd(args, out),
-    "systemd": lambda args, out: args.handler(args, out),  # helpdesk.cli.systemd
-}
-
-
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    """``helpdesk ARGV`` in this process, without the TUI's early backend process
+    (``helpdesk.cli.entry.main`` is the program's)."""
+    from helpdesk.cli.parser import parse
+
+    return run(parse(sys.argv[1:] if argv is None else argv))
+
+
+def build_parser():
+    """The whole parser, every command's built (to walk it)."""
+    from helpdesk.cli.parser import build_parser
+
+    return build_parser(complete=True)
+
+
+def run(args) -> int:
+    """Run the command the parser read: its ``func`` (``helpdesk.cli.parser``)."""
     from helpdesk.base import files
 
     files.private_umask()  # the database, its WAL, backups, the sent Maildir: 0600 in 0700 folders
-    lang = None
-    if "--lang" in argv:
-        i = argv.index("--lang")
-        lang = argv[i + 1] if i + 1 < len(argv) else None
-    set_lang(lang if lang in ("fr", "en") else None)
-    parser = build_parser()
-    args = parser.parse_args(argv)
     out = Out(getattr(args, "json", False))
     try:
         if getattr(args, "now", None):
@@ -1442,11 +1408,7 @@ def main(argv: list[str] | None = None) -> int:
             from helpdesk.training import clock as training_clock
 
             training_clock.adopt_clock(getattr(args, "db", None))
-        if args.command in (None, "tui"):
-            return do_tui(args, out)
-        if args.command == "demo":
-            return do_tui(args, out, demo=True)
-        return COMMANDS[args.command](args, out)
+        return args.func(args, out)
     except clock.BadDate as exc:
         return _fail(out, BadInput(str(exc)))
     except HelpdeskError as exc:

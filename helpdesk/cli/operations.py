@@ -7,7 +7,7 @@
 
 and ``--quiet`` on the commands timers run (``sweep``, ``outbox send``, ``actions run``,
 ``ingest ...``): nothing printed when there is nothing to say; the exit status still says
-whether the run went through. :func:`add_parsers` is the one call ``helpdesk.cli.main`` makes.
+whether the run went through. ``helpdesk.cli.parser`` lists its commands.
 """
 
 from __future__ import annotations
@@ -16,58 +16,31 @@ from pathlib import Path
 
 from helpdesk.base.errors import BadInput
 from helpdesk.base.i18n import _
+from helpdesk.cli.parser import command, group
+
 
 #: The commands a timer runs: (command, sub-command) that take --quiet.
-QUIET = (
-    ("sweep", None),
-    ("outbox", "send"),
-    ("actions", "run"),
-    ("ingest", "mail"),
-    ("ingest", "arf"),
-    ("ingest", "dmarc"),
-    ("ingest", "postfix"),
-    ("ingest", "sources"),
-)
-
-
-def add_parsers(sub, cmd, commands: dict) -> None:
-    """``config``, ``doctor``, ``metrics`` and the ``--quiet`` of the timers' commands;
-    their handlers go into ``commands`` (``helpdesk.cli.main.COMMANDS``)."""
-    cf = sub.add_parser("config", help=_("the configuration file helpdesk.toml")).add_subparsers(
-        dest="sub", metavar="SUB", required=True
-    )
-    for name, text in (
-        ("show", _("each effective setting and where it comes from (secrets masked)")),
-        ("check", _("check helpdesk.toml; an error names its line")),
+def add_config(commands) -> None:
+    """``config show|check``."""
+    cf = group(commands, "config")
+    for name, func, text in (
+        ("show", do_config, _("each effective setting and where it comes from (secrets masked)")),
+        ("check", do_config, _("check helpdesk.toml; an error names its line")),
     ):
-        p = cmd(cf, name, text)
+        p = command(cf, name, func, text)
         p.add_argument(
             "file",
             nargs="?",
             help=_("the file to read (default: the one the helpdesk would use)"),
         )
-    cmd(sub, "doctor", _("check the set-up and say how to fix each gap (exit 1: work is blocked)"))
-    cmd(sub, "metrics", _("print OpenMetrics text for node_exporter's textfile collector"))
-    for (name, subname), parser in _parsers(sub):
-        if (name, subname) in QUIET:
-            parser.add_argument(
-                "--quiet",
-                action="store_true",
-                help=_("print nothing when there is nothing to say (for timers)"),
-            )
-    commands["config"] = do_config
-    commands["doctor"] = lambda args, out: _doctor_cli().do_doctor(args, out)
-    commands["metrics"] = lambda args, out: _doctor_cli().do_metrics(args, out)
 
 
-def _parsers(sub):
-    for name, parser in sub.choices.items():
-        subs = [a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction"]
-        if not subs:
-            yield (name, None), parser
-        for action in subs:
-            for subname, child in action.choices.items():
-                yield (name, subname), child
+def add_doctor(commands) -> None:
+    command(commands, "doctor", lambda args, out: _doctor_cli().do_doctor(args, out))
+
+
+def add_metrics(commands) -> None:
+    command(commands, "metrics", lambda args, out: _doctor_cli().do_metrics(args, out))
 
 
 def _doctor_cli():

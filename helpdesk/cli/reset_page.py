@@ -12,13 +12,14 @@ import sys
 
 from helpdesk.base.errors import BadInput
 from helpdesk.base.i18n import _
+from helpdesk.cli.parser import command
 
 DEFAULT_LISTEN = "127.0.0.1:8088"
 
 
-def add_parser(sub, cmd) -> None:
-    """The ``reset-page`` sub-command (``cmd`` adds the global options)."""
-    p = cmd(sub, "reset-page", _("serve the page a reset link opens (behind a TLS reverse proxy)"))
+def add_parser(commands) -> None:
+    """The ``reset-page`` command (``helpdesk.cli.parser`` lists it)."""
+    p = command(commands, "reset-page", do_reset_page)
     p.add_argument(
         "--listen",
         default=None,

@@ -24,6 +24,7 @@ from helpdesk.base import bounds
 from helpdesk.base.errors import BadInput
 from helpdesk.base.i18n import _, current_lang
 from helpdesk.cli.common import WEB_DRIVER, in_browser  # noqa: F401 - serve.in_browser
+from helpdesk.cli import parser
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -49,9 +50,9 @@ def session_cap(args) -> int:
         ) from None
 
 
-def add_parser(sub, cmd) -> None:
-    """The ``serve`` sub-command (``cmd`` adds the global options)."""
-    p = cmd(sub, "serve", _("show the TUI in a web browser (demo by default), e.g. on a projector"))
+def add_parser(commands) -> None:
+    """The ``serve`` command."""
+    p = parser.command(commands, "serve", do_serve)
     p.add_argument(
         "--host",
         default=None,

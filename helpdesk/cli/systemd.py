@@ -32,6 +32,7 @@ from pathlib import Path
 
 from helpdesk.base.errors import BadInput
 from helpdesk.base.i18n import _
+from helpdesk.cli.parser import command
 
 DEFAULT_USER = "helpdesk"
 DEFAULT_DIR = Path("/etc/systemd/system")
@@ -40,13 +41,9 @@ MARK = "# Written by 'helpdesk systemd'"
 _HOMES = ("/home", "/root", "/run/user")
 
 
-def add_parser(sub, cmd) -> None:
-    """The ``systemd`` sub-command (``cmd`` adds the global options)."""
-    p = cmd(
-        sub,
-        "systemd",
-        _("print the systemd units and timers that run the helpdesk (or write them)"),
-    )
+def add_parser(commands) -> None:
+    """The ``systemd`` command (``helpdesk.cli.parser`` lists it)."""
+    p = command(commands, "systemd", do_systemd)
     p.add_argument(
         "--install",
         action="store_true",
@@ -66,7 +63,6 @@ def add_parser(sub, cmd) -> None:
         "--program",
         help=_("the helpdesk command the units run (default: this one)"),
     )
-    p.set_defaults(handler=do_systemd)
 
 
 def program() -> str:

@@ -22,29 +22,40 @@ from helpdesk.base import clock
 from helpdesk.base.errors import BadInput
 from helpdesk.base.i18n import _
 from helpdesk.cli.text import local
+from helpdesk.cli.parser import command
 
 DEFAULT_SCENARIO = "wigii-closure-request"  # what a new training database starts with
 TRAINER = "tom"
 
 
-def add_parser(sub, cmd) -> None:
-    """The ``train`` sub-commands (``cmd`` adds the global options)."""
-    tr = cmd(
-        sub, "train", _("training: scenarios, a movable clock, the TUI on a training database")
-    )
+def add_parser(commands) -> None:
+    """``train`` (the TUI on the training database) and its sub-commands."""
+    tr = command(commands, "train", do_train, opens_tui=True)
     trs = tr.add_subparsers(dest="sub", metavar="SUB")
-    cmd(trs, "list", _("list the training scenarios"))
-    p = cmd(trs, "start", _("build the training database for a scenario"))
+    command(trs, "list", do_train_list, _("list the training scenarios"))
+    p = command(trs, "start", do_train_start, _("build the training database for a scenario"))
     p.add_argument("key")
-    p = cmd(trs, "reset", _("put the training database back at the scenario's start"))
+    p = command(
+        trs,
+        "reset",
+        do_train_reset,
+        _("put the training database back at the scenario's start"),
+    )
     p.add_argument("key", nargs="?", help=_("the scenario (default: the one the database holds)"))
-    p = cmd(trs, "clock", _("show the training clock, or move it and run sweep"))
+    p = command(
+        trs, "clock", do_train_clock, _("show the training clock, or move it and run sweep")
+    )
     p.add_argument(
         "step",
         nargs="?",
         help=_("+1d, +1w, +1m, an ISO-8601 duration (P2M), or next (the next deadline)"),
     )
-    p = cmd(trs, "check", _("play a scenario's expected path headless and report each step"))
+    p = command(
+        trs,
+        "check",
+        do_train_check,
+        _("play a scenario's expected path headless and report each step"),
+    )
     p.add_argument("key", nargs="?")
     p.add_argument("--all", action="store_true", help=_("every scenario"))
 
@@ -57,32 +68,65 @@ def training_url(args) -> str:
     return db.resolve_url(given) if given else sandbox.default_url()
 
 
-def do_train(args, out) -> int:
+def _training_url(args) -> str:
+    """The training database, at whose clock the command runs (unless --now or HELPDESK_NOW)."""
     from helpdesk.training import sandbox
 
     url = training_url(args)
     if not getattr(args, "now", None) and not os.environ.get("HELPDESK_NOW"):
         sandbox.adopt_clock(url)
-    sub = getattr(args, "sub", None)
-    if sub is None:
-        return _open(args, out, url)
-    if sub == "list":
-        return _list(out)
-    if sub in ("start", "reset"):
-        seeded = sandbox.seed(url, args.key) if sub == "start" else sandbox.reset(url, args.key)
-        _print_seeded(out, seeded)
-        return 0
+    return url
+
+
+def do_train(args, out) -> int:
+    """``helpdesk train``: the TUI on the training database."""
+    return _open(args, out, _training_url(args))
+
+
+def do_train_list(args, out) -> int:
+    _training_url(args)
+    return _list(out)
+
+
+def do_train_start(args, out) -> int:
+    from helpdesk.training import sandbox
+
+    _print_seeded(out, sandbox.seed(_training_url(args), args.key))
+    return 0
+
+
+def do_train_reset(args, out) -> int:
+    from helpdesk.training import sandbox
+
+    _print_seeded(out, sandbox.reset(_training_url(args), args.key))
+    return 0
+
+
+def _seeded_url(args) -> tuple[str, str]:
+    """A training database (or a new one): its URL and state; a production one is refused."""
+    from helpdesk.training import sandbox
+
+    url = _training_url(args)
     state = sandbox.database_state(url)
     if state == "production":
         raise sandbox._not_training(url)
-    if sub == "clock":  # the clock of a seeded training database only (check seeds its own)
-        if state == "new":
-            raise BadInput(
-                _("no training database at {url}: start one with 'helpdesk train start'").format(
-                    url=url
-                )
+    return url, state
+
+
+def do_train_clock(args, out) -> int:
+    """The clock of a seeded training database only (check seeds its own)."""
+    url, state = _seeded_url(args)
+    if state == "new":
+        raise BadInput(
+            _("no training database at {url}: start one with 'helpdesk train start'").format(
+                url=url
             )
-        return _clock(out, url, args.step)
+        )
+    return _clock(out, url, args.step)
+
+
+def do_train_check(args, out) -> int:
+    url, _state = _seeded_url(args)
     return _check(args, out, url)
 
 
