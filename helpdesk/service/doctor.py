@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from sqlalchemy import func
-from sqlmodel import select
+from sqlmodel import col, select
 
 from helpdesk.base import clock, config
 from helpdesk.base.errors import BadInput
@@ -391,14 +391,14 @@ def _stuck(s, found: list[Finding]) -> None:
     mails = _pairs(
         s.exec(
             select(Outbox.status, func.count())
-            .where(Outbox.status.in_(("held", "failed", "uncertain")))
+            .where(col(Outbox.status).in_(("held", "failed", "uncertain")))
             .group_by(Outbox.status)
         )
     )
     actions = _pairs(
         s.exec(
             select(ServiceAction.status, func.count())
-            .where(ServiceAction.status.in_(("failed", "uncertain")))
+            .where(col(ServiceAction.status).in_(("failed", "uncertain")))
             .group_by(ServiceAction.status)
         )
     )

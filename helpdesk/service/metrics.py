@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from helpdesk.base import clock
 from helpdesk.storage import runs
@@ -29,7 +29,7 @@ def families(s: Session, now: datetime | None = None) -> list[tuple[str, str, li
     tickets: dict[tuple, dict[str, int]] = {}
     for queue, policy, kind, n in s.exec(
         select(Ticket.queue, Ticket.policy_key, Ticket.state_kind, func.count())
-        .where(Ticket.merged_into.is_(None))
+        .where(col(Ticket.merged_into).is_(None))
         .group_by(Ticket.queue, Ticket.policy_key, Ticket.state_kind)
     ):
         tickets.setdefault((queue, policy), {})[kind] = n
@@ -37,8 +37,10 @@ def families(s: Session, now: datetime | None = None) -> list[tuple[str, str, li
         ((q, p), n)
         for q, p, n in s.exec(
             select(Ticket.queue, Ticket.policy_key, func.count())
-            .where(Ticket.state_kind != "done", Ticket.due_at.is_not(None), Ticket.due_at < now)
-            .where(Ticket.merged_into.is_(None))
+            .where(
+                Ticket.state_kind != "done", col(Ticket.due_at).is_not(None), Ticket.due_at < now
+            )
+            .where(col(Ticket.merged_into).is_(None))
             .group_by(Ticket.queue, Ticket.policy_key)
         )
     )
@@ -84,7 +86,9 @@ def families(s: Session, now: datetime | None = None) -> list[tuple[str, str, li
             [({"status": k}, actions.get(k, 0)) for k in sorted(set(actions) | _ACTION_STATUSES)],
         )
     )
-    oldest = s.exec(select(func.min(Outbox.created_at)).where(Outbox.status.in_(UNDELIVERED))).one()
+    oldest = s.exec(
+        select(func.min(Outbox.created_at)).where(col(Outbox.status).in_(UNDELIVERED))
+    ).one()
     out.append(
         (
             "helpdesk_mail_oldest_pending_age_seconds",
@@ -104,7 +108,7 @@ def families(s: Session, now: datetime | None = None) -> list[tuple[str, str, li
         (k, bool(r)): n
         for k, r, n in s.exec(
             select(Quarantine.kind, Quarantine.released, func.count()).group_by(
-                Quarantine.kind, Quarantine.released
+                col(Quarantine.kind), col(Quarantine.released)
             )
         )
     }
