@@ -7,6 +7,7 @@ real SMTP server (aiosmtpd) and a real LDAP connector pointed at a port nobody l
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -403,6 +404,9 @@ def test_doctor_on_a_database_not_initialised_or_unreachable(env, empty_db_url, 
     assert "timer:sweep" not in found  # nothing else could be read
     r = hd.run("doctor", json_out=False)
     assert r.code == 1 and "✘" in r.out and "Traceback" not in r.err
+    write(env, '[database]\nurl = "x"\n\n[smtp]\nport = "25"\n')
+    found = findings(hd, code=1)
+    assert found["config"]["status"] == "fail" and f"{env}:5" in found["config"]["message"]
 
 
 # --- outbox send and the timers' --quiet -----------------------------------------------------
@@ -528,7 +532,16 @@ def test_ingest_sources_reads_the_configured_mailbox_and_logs(hd, tmp_path, cli_
     pw = secret(tmp_path, "imap.secret", test_imap.PASSWORD)
     log = tmp_path / "mail.log"
     log.write_text("")
-    with test_imap._dovecot() as (port, _tls):
+    # An in-process CLI run earlier in this worker left the umask at 077 (files.private_umask):
+    # Dovecot's own processes could then not read their sockets and configuration.
+    saved = os.umask(0o022)
+    try:
+        server = test_imap._dovecot()
+        port, _tls = server.__enter__()
+    finally:
+        os.umask(saved)
+    with contextlib.ExitStack() as stack:
+        stack.push(server.__exit__)
         test_imap._append(
             port,
             mail(

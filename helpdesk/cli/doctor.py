@@ -14,9 +14,22 @@ def _url(args) -> str:
 
 
 def do_doctor(args, out) -> int:
+    from helpdesk.base import config
     from helpdesk.service import doctor
 
-    found = doctor.run(_url(args))
+    try:
+        url = _url(args)  # the database may be named in helpdesk.toml
+    except config.ConfigError as exc:
+        found = [
+            doctor.Finding(
+                "config",
+                doctor.FAIL,
+                str(exc),
+                _("correct the file; 'helpdesk config check' says"),
+            )
+        ]
+    else:
+        found = doctor.run(url)
     blocked = doctor.blocked(found)
     if out.json:
         out.data(

@@ -262,7 +262,7 @@ def _providers(s, found: list[Finding]) -> None:
     from helpdesk.policy import provider_settings
     from helpdesk.storage.models import Policy
 
-    policies = list(s.exec(select(Policy).order_by(col(Policy.key))))
+    policies = list(s.exec(select(Policy).order_by(Policy.key)))
     if not policies:
         found.append(
             Finding(
@@ -392,14 +392,14 @@ def _stuck(s, found: list[Finding]) -> None:
         s.exec(
             select(Outbox.status, func.count())
             .where(col(Outbox.status).in_(("held", "failed", "uncertain")))
-            .group_by(col(Outbox.status))
+            .group_by(Outbox.status)
         )
     )
     actions = _pairs(
         s.exec(
             select(ServiceAction.status, func.count())
             .where(col(ServiceAction.status).in_(("failed", "uncertain")))
-            .group_by(col(ServiceAction.status))
+            .group_by(ServiceAction.status)
         )
     )
     fixes = {

@@ -30,7 +30,7 @@ def families(s: Session, now: datetime | None = None) -> list[tuple[str, str, li
     for queue, policy, kind, n in s.exec(
         select(Ticket.queue, Ticket.policy_key, Ticket.state_kind, func.count())
         .where(col(Ticket.merged_into).is_(None))
-        .group_by(col(Ticket.queue), col(Ticket.policy_key), col(Ticket.state_kind))
+        .group_by(Ticket.queue, Ticket.policy_key, Ticket.state_kind)
     ):
         tickets.setdefault((queue, policy), {})[kind] = n
     overdue = dict(
@@ -41,7 +41,7 @@ def families(s: Session, now: datetime | None = None) -> list[tuple[str, str, li
                 Ticket.state_kind != "done", col(Ticket.due_at).is_not(None), Ticket.due_at < now
             )
             .where(col(Ticket.merged_into).is_(None))
-            .group_by(col(Ticket.queue), col(Ticket.policy_key))
+            .group_by(Ticket.queue, Ticket.policy_key)
         )
     )
     for kind, text in (
@@ -68,7 +68,7 @@ def families(s: Session, now: datetime | None = None) -> list[tuple[str, str, li
             ],
         )
     )
-    mails = _pairs(s.exec(select(Outbox.status, func.count()).group_by(col(Outbox.status))))
+    mails = _pairs(s.exec(select(Outbox.status, func.count()).group_by(Outbox.status)))
     out.append(
         (
             "helpdesk_mails",
@@ -77,7 +77,7 @@ def families(s: Session, now: datetime | None = None) -> list[tuple[str, str, li
         )
     )
     actions = _pairs(
-        s.exec(select(ServiceAction.status, func.count()).group_by(col(ServiceAction.status)))
+        s.exec(select(ServiceAction.status, func.count()).group_by(ServiceAction.status))
     )
     out.append(
         (
@@ -96,7 +96,7 @@ def families(s: Session, now: datetime | None = None) -> list[tuple[str, str, li
             [({}, max(0.0, (now - clock.as_utc(oldest)).total_seconds()) if oldest else 0.0)],
         )
     )
-    ingested = _pairs(s.exec(select(Evidence.kind, func.count()).group_by(col(Evidence.kind))))
+    ingested = _pairs(s.exec(select(Evidence.kind, func.count()).group_by(Evidence.kind)))
     out.append(
         (
             "helpdesk_ingested_items",

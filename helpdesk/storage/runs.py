@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from helpdesk.base import clock
 from helpdesk.storage.models import Meta
@@ -47,7 +47,7 @@ def last(session: Session, job: str) -> dict | None:
 
 
 def every(session: Session) -> dict[str, dict]:
-    rows = session.exec(select(Meta).where(Meta.key.startswith(PREFIX)))
+    rows = session.exec(select(Meta).where(col(Meta.key).startswith(PREFIX)))
     return {r.key[len(PREFIX) :]: d for r in rows if (d := _decode(r.value)) is not None}
 
 
