@@ -913,7 +913,8 @@ def do_sweep(args, out: Out) -> int:
         print_sweep(out, report)
         if report.actions:
             _actions_cli().print_run(out, report.actions)
-    return 0
+    # A broken helpdesk.toml held something back (it waits, nothing lost): bad input.
+    return 2 if report.config_error or report.actions.get("config_error") else 0
 
 
 def do_backup(args, out: Out) -> int:
