@@ -423,7 +423,12 @@ class Backend:
                     }
                     for other in s.exec(
                         select(Ticket)
-                        .where(or_(Ticket.id == t.parent_id, Ticket.parent_id == t.id))
+                        .where(
+                            # "id IS NULL" (no parent) would make SQLite scan the whole table
+                            or_(Ticket.id == t.parent_id, Ticket.parent_id == t.id)
+                            if t.parent_id is not None
+                            else Ticket.parent_id == t.id
+                        )
                         .order_by(Ticket.id)
                     )
                 ],
