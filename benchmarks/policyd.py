@@ -76,6 +76,13 @@ def build(url: str, accounts: int) -> dict[str, str]:
 def _server(kind: str, url: str, port: int, ready) -> None:
     os.sched_setaffinity(0, {0})
     from helpdesk.connectors import policyd
+    from helpdesk.storage import db
+
+    # A forked child must not use the connections its parent's pools hold (SQLAlchemy's
+    # advice for multiprocessing): new ones, the parent's left alone.
+    for engine in db._engines.values():
+        engine.dispose(close=False)
+    db._engines.clear()
 
     async def floor_handle(reader, writer):
         while True:
@@ -189,25 +196,53 @@ def main() -> int:
         f"{args.requests} requests on one connection, {args.accounts} accounts (a tenth with a block); server pinned to one core"
     )
     print(f"{'':<22}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'req/s':>10}")
-    floor = None
     for name, url in targets:
         expected = build(url, args.accounts)
         logins = [
             rng.choice(list(expected)) if rng.random() < 0.9 else f"unknown{rng.randrange(10**6)}"
             for _ in range(args.requests)
         ]
-        if floor is None:
-            floor = measure("floor", url, logins, None)
-            print(
-                f"{'floor (no lookup)':<22}{floor['p50']:>9.3f}{floor['p99']:>9.3f}{floor['max']:>9.3f}{floor['rps']:>10.0f}"
-            )
+        # The floor again beside each database: a shared machine's noise moves over a run.
+        floor = measure("floor", url, logins, None)
+        print(
+            f"{'floor (no lookup)':<22}{floor['p50']:>9.3f}{floor['p99']:>9.3f}{floor['max']:>9.3f}{floor['rps']:>10.0f}"
+        )
         r = measure("policyd", url, logins, expected)
         print(
             f"{'policyd on ' + name:<22}{r['p50']:>9.3f}{r['p99']:>9.3f}{r['max']:>9.3f}{r['rps']:>10.0f}"
             f"   lookup cost {r['mean'] - floor['mean']:.3f} ms/request, wrong answers: {r['wrong']}"
         )
+        alone = lookup_alone(url, logins)
+        print(
+            f"{'  its lookup alone':<22}{alone['p50']:>9.3f}{alone['p99']:>9.3f}{alone['max']:>9.3f}"
+            f"{'':>10}   (Answerer.decide in this process: no socket, no event loop)"
+        )
+        verdict = "met" if r["p99"] < 1.0 else "NOT met"
+        print(
+            f"  target p99 < 1 ms: {verdict} (policyd {r['p99']:.3f} ms; the floor's own p99"
+            f" {floor['p99']:.3f} ms is what this machine adds to any server)"
+        )
         ok = ok and r["wrong"] == 0
     return 0 if ok else 1
+
+
+def lookup_alone(url: str, logins: list[str]) -> dict:
+    """The database read of each request timed by itself, on one core, as the server does it."""
+    from helpdesk.connectors.policyd import Answerer
+
+    os.sched_setaffinity(0, {0})
+    answerer = Answerer(url)
+    for login in logins[:200]:
+        answerer.decide(login)
+    latencies = []
+    for login in logins:
+        t0 = time.perf_counter()
+        answerer.decide(login)
+        latencies.append(time.perf_counter() - t0)
+    answerer.close()
+    latencies.sort()
+    at = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000  # noqa: E731
+    return {"p50": at(0.5), "p99": at(0.99), "max": latencies[-1] * 1000}
 
 
 if __name__ == "__main__":

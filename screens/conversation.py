@@ -20,10 +20,10 @@ STYLES = {"in": "bold", "out": "bold cyan", "note": "bold yellow"}
 def conversation_text(view: dict) -> Text:
     messages = view.get("messages") or []
     about = [plain(line, style or "") for line, style in summary_lines(view)]
-    if not messages and not about:
-        return Text("")
     tz = view.get("timezone") or "UTC"
     lines = [Text("\n" + _("Conversation:"), style="bold"), *about]
+    if not messages:  # a ticket opened by hand, or not yet answered: said, not left blank
+        lines.append(Text("  " + _("No message yet."), style="dim"))
     for m in messages:
         lines.append(plain(message_heading(m, tz), STYLES.get(m["direction"], "bold")))
         if m.get("subject"):

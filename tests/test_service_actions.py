@@ -289,3 +289,61 @@ def test_actions_list_json_is_stable_and_untrusted_text_is_plain(indigos):
     text = hd.ok("actions", "list", json_out=False).out
     assert "\x1b" not in text
     json.dumps(rows)
+
+
+def test_a_broken_config_holds_a_timers_actions_back_and_they_run_once_it_is_mended(indigos):
+    """A broken helpdesk.toml is not the step's fault nor the action's: the timer stays due,
+    the queued action stays pending with its attempt not counted, the error is said (exit
+    2, the file and line), audited once; mended, the next sweep does both."""
+    hd = indigos
+    good = '[connectors.mail]\ntype = "postfix"\npolicies = ["indigos"]\n'
+    path = write_config(hd, good)
+    alert = hd.open(
+        "mail-reputation", "indigos", "camille", "", "signal=volume", "compromised=yes", as_="bob"
+    )["id"]
+    hd.act(
+        alert,
+        "suspend-sending",
+        "--field",
+        "until=2026-11-25T10:00:00+01:00",
+        "--note",
+        "900 mails an hour",
+        as_="bob",
+    )
+    # Queued, then the file breaks before anything ran: the action is held, not failed.
+    path.write_text(good + "[connectors.directory\n")
+    held = hd.run("actions", "run", now="2026-11-23T10:01:00+01:00")
+    assert held.code == 2 and held.json["config_error"] and f"{path}" in held.json["config_error"]
+    assert held.json["failed"] == [] and held.json["uncertain"] == []
+    (action,) = hd.ok("actions", "list")
+    assert action["status"] == "pending" and action["attempts"] == 0
+    human = hd.run("actions", "run", now="2026-11-23T10:02:00+01:00", json_out=False)
+    assert human.code == 2 and "Traceback" not in human.out + human.err
+    assert "Erreur de configuration, rien n'est perdu" in human.out and str(path) in human.out
+    path.write_text(good)
+    assert [
+        e["kind"] for e in hd.ok("actions", "run", now="2026-11-23T10:03:00+01:00")["done"]
+    ] == ["suspend-sending"]
+
+    # The lift is due on the 25th, and the file is broken again (a typo in a new connector).
+    path.write_text(good + '[connectors.directory]\ntype = "ldapp"\npolicies = ["indigos"]\n')
+    for when in ("2026-11-25T10:05:00+01:00", "2026-11-25T10:10:00+01:00"):
+        swept = hd.run("sweep", now=when)
+        assert swept.code == 2, swept.err
+        report = swept.json
+        assert report["taken"] == [] and f"{path}:4" in report["config_error"]
+        (refused,) = report["refused"]
+        assert refused["ticket"] == alert and "au prochain sweep" in refused["reason"]
+        assert hd.show(alert)["state"] == "send-suspended"  # the timer waits, still due
+    deferred = [e for e in hd.show(alert)["events"] if e["action"] == "timer-deferred"]
+    assert len(deferred) == 1  # once per distinct error, not once per sweep
+    human = hd.run("sweep", now="2026-11-25T10:15:00+01:00", json_out=False)
+    assert human.code == 2 and "Traceback" not in human.out + human.err and str(path) in human.out
+
+    # Mended: the next sweep lifts the suspension and carries out the lift.
+    path.write_text(good)
+    swept = hd.run("sweep", now="2026-11-25T10:20:00+01:00")
+    assert swept.code == 0, swept.err
+    assert [t["action"] for t in swept.json["taken"]] == ["lift"]
+    assert [e["kind"] for e in swept.json["actions"]["done"]] == ["lift-sending"]
+    assert hd.ok("audit", "verify")["ok"]

@@ -43,14 +43,16 @@ def tr(empty_db_url, tmp_path, training_cache, monkeypatch) -> Helpdesk:
 # --- the scenarios ------------------------------------------------------------------------
 
 
-def test_there_is_a_scenario_for_every_procedure_of_every_provider():
+def test_there_is_a_scenario_for_every_procedure_of_every_provider_and_for_the_general_queue():
     assert len(KEYS) >= 20
     covered = {(sc.provider, sc.queue) for sc in scenarios.load_all()}
     for key in packs.available():
         for queue in packs.read_pack(key).queues:
             if queue == packs.GENERAL:
-                continue  # the plain queue is no procedure: nothing of a provider's text to train
+                continue  # the plain queue applies no provider's text: one scenario, below
             assert (key, queue) in covered, f"no training scenario for {key} {queue}"
+    # The plain queue is the same for every provider: one scenario trains it.
+    assert any(queue == packs.GENERAL for _key, queue in covered), "no scenario for general"
 
 
 @pytest.mark.parametrize("key", KEYS)

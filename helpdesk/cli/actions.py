@@ -188,6 +188,17 @@ def print_run(out, report: dict) -> None:
                 f"  #{e['action']} ({kind}) {e['kind']} {e['target']} · {e['connector']}: {e.get('answer', '')}",
                 style="red" if kind in ("failed", "uncertain") else None,
             )
+    for e in report.get("held") or []:
+        out.line(
+            f"  #{e['action']} {e['kind']} {e['target']} · {e['connector']}: "
+            + _("held back, queued again"),
+            style="yellow",
+        )
+    if report.get("config_error"):
+        out.line(
+            _("Configuration error, nothing lost: {error}").format(error=report["config_error"]),
+            style="red",
+        )
     if report.get("waiting"):
         out.line(
             _(

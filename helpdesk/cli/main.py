@@ -963,6 +963,8 @@ def do_sweep(args, out: Out) -> int:
         if report.refused or report.actions.get("failed") or report.actions.get("uncertain")
         else 0
     )
+    if report.config_error or report.actions.get("config_error"):
+        code = 2  # a broken helpdesk.toml held something back (it waits, nothing lost)
     if quiet and not code and report.nothing:
         return 0
     if out.json:

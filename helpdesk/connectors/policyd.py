@@ -53,10 +53,14 @@ log = logging.getLogger("helpdesk.connectors.policyd")
 
 MAX_REQUEST = 64 * 1024
 BLOCKING = {"suspended", "deactivated", "erased"}
-# Two indexed reads per request, sent as plain SQL on the driver's own connection: the
-# answer is on Postfix's path for every authenticated mail (benchmarks/policyd.py).
-_BLOCKS = "SELECT until, reason, lang, timezone FROM mailblock WHERE login = {p}"
-_ACCOUNT = "SELECT status, lang FROM account WHERE login = {p} LIMIT 1"
+# One statement per request (two indexed reads: the login's blocks, then its account), sent
+# as plain SQL on a driver connection of its own in autocommit: one round trip to the
+# server, no BEGIN and no ROLLBACK around it. The answer is on Postfix's path for every
+# authenticated mail (benchmarks/policyd.py).
+_LOOKUP = (
+    "SELECT 1, until, reason, lang, timezone FROM mailblock WHERE login = {p}"
+    " UNION ALL SELECT 2, NULL, status, lang, NULL FROM account WHERE login = {p}"
+)
 
 
 def _utc(value) -> datetime | None:
@@ -107,14 +111,20 @@ class Answerer:
             on_error if on_error == "DUNNO" else "DEFER_IF_PERMIT Service temporarily unavailable"
         )
         self._conn = None
-        self._sql: tuple[str, str] = ("", "")
+        self._sql = ""
 
     def _connection(self):
         if self._conn is None:
             engine = db.get_engine(self.url)
             mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
-            self._sql = (_BLOCKS.format(p=mark), _ACCOUNT.format(p=mark))
-            self._conn = engine.raw_connection()
+            self._sql = _LOOKUP.format(p=mark)
+            conn = engine.raw_connection()
+            # Its own for good: in autocommit, it must never go back to the pool.
+            conn.detach()
+            driver = conn.driver_connection
+            if hasattr(driver, "autocommit"):  # psycopg; pysqlite runs without BEGIN already
+                driver.autocommit = True
+            self._conn = conn
         return self._conn
 
     def close(self) -> None:
@@ -130,13 +140,13 @@ class Answerer:
         conn = self._connection()
         cur = conn.cursor()
         try:
-            cur.execute(self._sql[0], (login,))
-            blocks = [(_utc(u), reason, lang, tz) for u, reason, lang, tz in cur.fetchall()]
-            cur.execute(self._sql[1], (login,))
-            account = cur.fetchone()
+            cur.execute(self._sql, (login, login))
+            rows = cur.fetchall()
         finally:
             cur.close()
-        conn.rollback()  # end the read transaction: the next request sees fresh data
+        # Autocommit: the statement was its own transaction; the next one sees fresh data.
+        blocks = [(_utc(u), reason, lang, tz) for k, u, reason, lang, tz in rows if k == 1]
+        account = next(((status, lang) for k, _u, status, lang, _tz in rows if k == 2), None)
         return blocks, account
 
     def decide(self, login: str, now: datetime | None = None) -> str:

@@ -48,7 +48,7 @@ _DAEMON = re.compile(
     r"^(?:mailer[-_.]?daemon|mail[-_.]?daemon|post[-_.]?master|mdaemon|mailadmin|mail[-_.]?delivery(?:[-_.]?system)?|"
     r"bounces?|(?:no[-_.]?reply[-_.])?(?:delivery|dsn)[-_.]?notif\w*|nobody|root|double-bounce|"
     r"mailer|mail[-_.]?robot|smtp[-_.]?gateway|ms-exchange\w*|microsoftexchange\w*|exchangeadmin\w*|"
-    r"\w*nondeliver\w*|bounce[-+.]\S*|.*mailer-daemon.*)@",
+    r"\w*nondeliver\w*|bounce[-+.]\S*|ndr|.*mailer-daemon.*)@",
     re.IGNORECASE,
 )
 _DAEMON_NAME = re.compile(
@@ -374,6 +374,7 @@ def _looks_like_bounce(msg: Message) -> str | None:
         if sender and "@" not in sender
         else bool(sender and _DAEMON.match(sender))
     )
+    daemon = daemon or _envelope_daemon(msg)
     named = bool(_DAEMON_NAME.search(from_header))
     null_sender = return_path in ("<>", "<<>>")
     no_reply = bool(re.match(r"no[-_.]?reply@", sender))
@@ -423,6 +424,7 @@ def _could_be_bounce(data: bytes) -> bool:
     return bool(
         automatic
         or null_sender
+        or _envelope_daemon(head)
         or _DAEMON_NAME.search(" ".join(mime.header_values(head, "from")))
         or (
             sender
@@ -699,6 +701,22 @@ def _address(text: str) -> str | None:
 
 def _ids(value: str | None) -> list[str]:
     return re.findall(r"<[^<>\s]{1,900}>", value or "")
+
+
+# A signed envelope sender (BATV, Microsoft's SRS-like prvs): prvs=TAG=local@domain.
+_SIGNED_SENDER = re.compile(r"^(?:prvs|btv1|msprvs\d*)=[^=@]{1,64}=", re.IGNORECASE)
+
+
+def _envelope_daemon(msg: Message) -> bool:
+    """Whether the envelope sender the delivering server wrote down (Return-Path, or the
+    envelope headers of some filters) is a mailer daemon, whatever the From line says: a
+    gateway that sends its reports with its own From is still sending them as a daemon."""
+    for name in ("return-path", "x-env-sender", "x-mailfrom"):
+        for value in mime.header_values(msg, name):
+            found = _address(value)
+            if found and _DAEMON.match(_SIGNED_SENDER.sub("", found)):
+                return True
+    return False
 
 
 def _sender(msg: Message) -> str:

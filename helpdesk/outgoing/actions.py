@@ -65,6 +65,10 @@ class RunReport:
     failed: list[dict] = field(default_factory=list)
     uncertain: list[dict] = field(default_factory=list)
     waiting: int = 0  # failed or uncertain actions already waiting for a person
+    # helpdesk.toml could not be read, or a connector of it not built: the actions it held
+    # back stay pending (not their fault), retried by the next run once it is mended.
+    config_error: str = ""
+    held: list[dict] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return {
@@ -74,10 +78,14 @@ class RunReport:
             "failed": self.failed,
             "uncertain": self.uncertain,
             "waiting": self.waiting,
+            "config_error": self.config_error,
+            "held": self.held,
         }
 
     @property
     def exit_code(self) -> int:
+        if self.config_error:
+            return 2  # bad input: the configuration
         return 1 if (self.failed or self.uncertain) else 0
 
 
@@ -141,8 +149,16 @@ def run(
         ).one()
     if not due:
         return report
-    cfg = cfg or config.load()
+    if cfg is None:
+        try:
+            cfg = config.load()
+        except config.ConfigError as exc:  # nothing leased: every due action stays pending
+            report.config_error = _(
+                "{error} ({n} action(s) due stay queued until it is mended)"
+            ).format(error=exc, n=len(due))
+            return report
     built: dict[str, connectors.Connector | None] = {}
+    broken: dict[str, str] = {}  # connector name -> its configuration error
     for action_id in due:
         with write_session(url) as s:
             row = s.get(ServiceAction, action_id, with_for_update=True, populate_existing=True)
@@ -167,12 +183,40 @@ def run(
                     data=_data(row),
                 )
             kind, target, params, name = row.kind, row.target, dict(row.params or {}), row.connector
-        if name not in built:
-            built[name] = connectors.by_name(cfg, name)
-        conn = built[name]
-        outcome, answer = _call(conn, kind, target, params, url)
-        _settle(url, action_id, outcome, answer, now, report)
+        if name not in built and name not in broken:
+            try:
+                built[name] = connectors.by_name(cfg, name)
+            except config.ConfigError as exc:
+                broken[name] = str(exc)
+        if name in broken:
+            outcome, answer = "config", broken[name]
+        else:
+            outcome, answer = _call(built[name], kind, target, params, url)
+        if outcome == "config":
+            broken.setdefault(name, answer)
+            _hold(url, action_id, answer, now, report)
+        else:
+            _settle(url, action_id, outcome, answer, now, report)
+    if broken:
+        report.config_error = "; ".join(dict.fromkeys(broken.values()))
     return report
+
+
+def _hold(url, action_id: int, answer: str, now: datetime, report: RunReport) -> None:
+    """Give back an action that the configuration kept from running: pending again, its
+    attempt not counted (the service was never asked), due at the next run; the error
+    stays on it for ``actions list`` and its ticket."""
+    answer = clean(answer)[:MAX_ERROR]
+    with write_session(url) as s:
+        row = s.get(ServiceAction, action_id, with_for_update=True, populate_existing=True)
+        row.status, row.attempts, row.next_attempt_at, row.last_error = (
+            "pending",
+            max(0, row.attempts - 1),
+            now,
+            answer,
+        )
+        s.add(row)
+        report.held.append({**_data(row, answer), "ticket": row.ticket_id})
 
 
 def _call(conn, kind: str, target: str, params: dict, url: str | None) -> tuple[str, str]:
@@ -188,8 +232,8 @@ def _call(conn, kind: str, target: str, params: dict, url: str | None) -> tuple[
         return "failed", str(exc)
     except connectors.Uncertain as exc:
         return "uncertain", str(exc)
-    except config.ConfigError as exc:
-        return "failed", str(exc)
+    except config.ConfigError as exc:  # a secret file unreadable, say: not the action's fault
+        return "config", str(exc)
     except Exception as exc:  # a connector's bug must not stop the queue; a person looks
         return "uncertain", f"{type(exc).__name__}: {exc}"
 

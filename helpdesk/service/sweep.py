@@ -19,7 +19,7 @@ from dateutil.relativedelta import relativedelta
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from helpdesk.base import labels, clock, dates
+from helpdesk.base import labels, clock, config, dates
 from helpdesk.storage import audit, locks
 from helpdesk.workflow import engine
 from helpdesk.rules.context import SYSTEM_ACTOR
@@ -41,6 +41,7 @@ class SweepReport:
     actions: dict = field(
         default_factory=dict
     )  # service actions carried out (helpdesk.outgoing.actions)
+    config_error: str = ""  # helpdesk.toml kept a timer from running: it waits, due
 
     @property
     def nothing(self) -> bool:
@@ -52,6 +53,7 @@ class SweepReport:
 
     def as_dict(self) -> dict:
         return {
+            "config_error": self.config_error,
             "now": self.now,
             "taken": self.taken,
             "refused": self.refused,
@@ -102,7 +104,14 @@ def _run(url, now: datetime | None, limit: int, lock: bool) -> SweepReport:
         return report
     report.actions = (
         ran.as_dict()
-        if (ran.done or ran.retried or ran.failed or ran.uncertain or ran.waiting)
+        if (
+            ran.done
+            or ran.retried
+            or ran.failed
+            or ran.uncertain
+            or ran.waiting
+            or ran.config_error
+        )
         else {}
     )
     from helpdesk.storage import runs
@@ -180,6 +189,27 @@ def _run_timers(url, now, report: SweepReport, due: list[int]) -> None:
                 report.taken.append(
                     {"ticket": dl.ticket_id, "action": dl.action, "state": outcome.ticket.state}
                 )
+        except config.ConfigError as exc:
+            # helpdesk.toml is broken: not the step's fault. It stays due and runs at the
+            # next sweep once the file is mended; said in the report every time, audited
+            # once per distinct error (a sweep every few minutes must not fill the trail).
+            why = _("{error} (the step waits and runs at the next sweep)").format(error=exc)
+            report.config_error = str(exc)
+            with write_session(url) as s:
+                dl = s.get(Deadline, deadline_id)
+                if dl.note != why[:500]:
+                    dl.note = why[:500]
+                    s.add(dl)
+                    audit.record(
+                        s,
+                        at=now,
+                        actor="system",
+                        action="timer-deferred",
+                        ticket_id=dl.ticket_id,
+                        note=why,
+                        data={"timer": dl.action, "rule": "configuration"},
+                    )
+            report.refused.append({"ticket": dl.ticket_id, "action": dl.action, "reason": why})
         except Exception as exc:  # noqa: BLE001 - a refused or broken timer is recorded; the others run
             why = failure(exc)
             with write_session(url) as s:

@@ -432,7 +432,12 @@ class Backend:
                     }
                     for other in s.exec(
                         select(Ticket)
-                        .where(or_(col(Ticket.id) == t.parent_id, col(Ticket.parent_id) == t.id))
+                        .where(
+                            # "id IS NULL" (no parent) would make SQLite scan the whole table
+                            or_(col(Ticket.id) == t.parent_id, col(Ticket.parent_id) == t.id)
+                            if t.parent_id is not None
+                            else col(Ticket.parent_id) == t.id
+                        )
                         .order_by(col(Ticket.id))
                     )
                 ],

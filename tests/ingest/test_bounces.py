@@ -77,6 +77,38 @@ def test_exim_text_bounce():
     assert "Mailbox full" in b.reason and b.original_message_ids == [OURS]
 
 
+def test_a_gateway_with_its_own_from_or_a_signed_ndr_sender_is_a_daemon():
+    # A filtering gateway writes its own From; the envelope (Return-Path) is the daemon's.
+    gateway = mail(
+        "imss@gateway.example.be",
+        "contact@wigii.org",
+        "Mail could not be delivered",
+        "The following recipient could not be reached: jean@example.org\n550 5.1.1 unknown user\n",
+        headers={"Return-Path": "<MAILER-DAEMON@relay.example.be>"},
+    )
+    b = recognise(gateway)
+    assert b is not None and b.kind == "failed" and "jean@example.org" in b.recipients
+    # A non-delivery report from "ndr@", its envelope signed with BATV.
+    signed = mail(
+        "ndr@mail.example.de",
+        "contact@wigii.org",
+        "Mail delivery failed: returning message to sender",
+        "Your message could not be delivered to jean@example.org: 550 5.1.1 no such user\n",
+        headers={"Return-Path": "<prvs=126700a846=ndr@mail.example.de>"},
+    )
+    b = recognise(signed)
+    assert b is not None and b.kind == "failed" and "jean@example.org" in b.recipients
+    # A person's mail whose Return-Path is their own is not one, whatever its subject says.
+    person = mail(
+        "Jean <jean@example.org>",
+        "contact@wigii.org",
+        "Mail could not be delivered",
+        "Bonjour, mon mail n'a pas pu être remis, que faire ?",
+        headers={"Return-Path": "<jean@example.org>"},
+    )
+    assert recognise(person) is None
+
+
 def test_gmail_and_office365_text_forms():
     gmail = mail(
         "Mail Delivery Subsystem <mailer-daemon@googlemail.com>",

@@ -117,6 +117,32 @@ async def test_reply_note_and_ask_through_the_composer(db_url, make_app):
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((120, 40), id="120x40")]
 
 
+async def test_a_ticket_with_no_message_says_so_in_french_by_default_and_in_english(
+    db_url, make_app, monkeypatch
+):
+    from helpdesk.base.i18n import set_lang
+
+    monkeypatch.delenv("HELPDESK_LANG", raising=False)
+    assert _conversation(db_url, 1) == []  # opened by hand: nobody wrote yet
+    for lang, said, not_said in (
+        (None, "Aucun message pour l'instant.", "No message yet."),
+        ("en", "No message yet.", "Aucun message"),
+    ):
+        set_lang(lang)  # None: the default language
+        app = make_app(db_url)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(pilot)
+            app.open_ticket(1)
+            await settle(pilot)
+            app.screen.show_pane("conversation")
+            await settle(pilot)
+            pane = app.screen.pane_widget("conversation")
+            assert pane.display
+            shown = str(pane.query_one(Static).render())
+            assert said in shown and not_said not in shown
+            app.exit()
+
+
 def _scrolled_to_conversation():
     async def run_before(pilot) -> None:
         await settle(pilot)

@@ -261,3 +261,37 @@ def test_count_and_pages_of_one_refresh_share_one_match(db_url):
         assert search.count(s, flt) == 0
     with db.read_session(db_url) as s:  # and so does a session with no token
         assert search.count(s, flt) == 0
+
+
+def test_a_word_in_every_subject_of_a_view_or_in_one_mail_body_counts_every_ticket(db_url):
+    """Words that match every ticket of the view by their subjects leave the messages
+    unread (nothing could be added); one ticket matched only by a mail's body still counts."""
+    from helpdesk.base import clock
+    from helpdesk.ingest.message import parse_mail
+    from helpdesk.storage import messages
+
+    flt = TicketFilter(queue="password-reset")
+    with db.read_session(db_url) as s:
+        view = [r.id for r in search.page(s, flt, "due", limit=1000)]
+    assert len(view) >= 2
+    with db.write_session(db_url) as s:
+        for tid in view[:-1]:
+            t = s.get(Ticket, tid)
+            t.subject = f"{t.subject} zébulon"
+            s.add(t)
+        mail = parse_mail(
+            b"From: x@example.org\nSubject: suite\nMessage-ID: <zb-1@example.org>\n\n"
+            b"Le Zebulon du club est parti.\n"
+        )
+        messages.record_incoming(s, view[-1], mail, evidence_id=None, now=clock.now())
+    searched = flt.with_(text="zébul")
+    with db.read_session(db_url) as s:
+        assert search.count(s, searched) == len(view)  # the last one by its mail's body
+        assert sorted(r.id for r in search.page(s, searched, "due", limit=1000)) == sorted(view)
+    with db.write_session(db_url) as s:
+        t = s.get(Ticket, view[-1])
+        t.subject = f"{t.subject} zébulon"
+        s.add(t)
+    with db.read_session(db_url) as s:  # every subject matches: the same count, bodies unread
+        assert search.count(s, searched) == len(view)
+        assert search.count(s, searched.with_(kind="done")) == 0
