@@ -310,8 +310,9 @@ class HelpdeskApp(App[int]):
                         # included), so that the banner follows.
                         try:
                             self.backend.load_info()
-                        except Exception:  # noqa: BLE001 - being replaced: the next poll tells
-                            token = None
+                        except Exception:  # noqa: BLE001 - being replaced: look again at the
+                            time.sleep(self.poll_seconds)  # next poll, as a change still
+                            continue
                     self.call_from_thread(self.data_changed)
                 last = token
                 time.sleep(self.poll_seconds)

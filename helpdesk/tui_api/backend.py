@@ -28,6 +28,7 @@ from helpdesk.storage.models import (
     Account,
     Deadline,
     Event,
+    Meta,
     Outbox,
     Policy,
     State,
@@ -802,7 +803,14 @@ class Watcher:
                 .where(col(Ticket.claimed_by).is_not(None), Ticket.claim_expires > clock.now())
                 .order_by(col(Ticket.id))
             ).all()
-            return (last, tuple(tuple(c) for c in claims))
+            # A training database's scenario and clock, which a reset or a move of the
+            # clock elsewhere changes (a rebuilt scenario may end on the same event id).
+            training = s.exec(
+                select(Meta.key, Meta.value)
+                .where(Meta.key.in_(("training", "scenario", "clock")))
+                .order_by(Meta.key)
+            ).all()
+            return (last, tuple(tuple(c) for c in claims), tuple(tuple(m) for m in training))
 
     def close(self) -> None:
         if self._conn is not None:

@@ -357,7 +357,7 @@ def test_human_output_and_bad_source(hd, tmp_path):
     assert r.code == 0
     assert "1 opened" in r.out or "1 ouvert" in r.out or "opened" in r.out
     bad = hd.run("ingest", "mail", tmp_path / "does-not-exist")
-    assert bad.code == 2 and "no such file" in bad.err
+    assert bad.code == 2 and "fichier ou dossier introuvable" in bad.err
     shown = hd.ok("quarantine", "list")
     assert shown == []
     assert json.loads(hd.run("quarantine", "show", 999).out)["error"] in ("notfound", "badinput")
