@@ -807,8 +807,8 @@ class Watcher:
             # clock elsewhere changes (a rebuilt scenario may end on the same event id).
             training = s.exec(
                 select(Meta.key, Meta.value)
-                .where(Meta.key.in_(("training", "scenario", "clock")))
-                .order_by(Meta.key)
+                .where(col(Meta.key).in_(("training", "scenario", "clock")))
+                .order_by(col(Meta.key))
             ).all()
             return (last, tuple(tuple(c) for c in claims), tuple(tuple(m) for m in training))
 
