@@ -38,11 +38,12 @@ from helpdesk.storage import audit
 from helpdesk.base import clock, config
 from helpdesk import connectors
 from helpdesk.storage.db import write_session
-from helpdesk.workflow.engine import is_training, require_role
+from helpdesk.rules import last_logins
+from helpdesk.workflow.engine import is_training, require_role, run_automatic
 from helpdesk.base.errors import BadInput, NotFound, Refused
 from helpdesk.base.i18n import _
 from helpdesk.base.labels import label
-from helpdesk.storage.models import Account, ServiceAction
+from helpdesk.storage.models import Account, ServiceAction, Ticket
 from helpdesk.rules.service_actions import BLOCK_REASONS  # noqa: F401 - actions.BLOCK_REASONS
 from helpdesk.base.untrusted import clean
 
@@ -162,28 +163,34 @@ def run(
         if name not in built:
             built[name] = connectors.by_name(cfg, name)
         conn = built[name]
-        outcome, answer = _call(conn, kind, target, params, url)
-        _settle(url, action_id, outcome, answer, now, report)
+        outcome, answer, seen = _call(conn, kind, target, params, url)
+        _settle(url, action_id, outcome, answer, now, report, seen)
     return report
 
 
-def _call(conn, kind: str, target: str, params: dict, url: str | None) -> tuple[str, str]:
+def _call(
+    conn, kind: str, target: str, params: dict, url: str | None
+) -> tuple[str, str, datetime | None]:
+    """Call the service: (outcome, its answer, the last login it read if that was asked)."""
     if conn is None:
-        return "failed", _("no connector of that name in helpdesk.toml any more")
+        return "failed", _("no connector of that name in helpdesk.toml any more"), None
     if hasattr(conn, "db_url"):
         conn.db_url = url
     try:
-        return "done", conn.run(kind, target, params)
+        if kind == "read-last-login" and kind in conn.kinds:
+            seen = conn.last_login(target)
+            return "done", (f"last login {clock.iso(seen)}" if seen else "no login seen"), seen
+        return "done", conn.run(kind, target, params), None
     except connectors.Temporary as exc:
-        return "retry", str(exc)
+        return "retry", str(exc), None
     except connectors.Permanent as exc:
-        return "failed", str(exc)
+        return "failed", str(exc), None
     except connectors.Uncertain as exc:
-        return "uncertain", str(exc)
+        return "uncertain", str(exc), None
     except config.ConfigError as exc:
-        return "failed", str(exc)
+        return "failed", str(exc), None
     except Exception as exc:  # a connector's bug must not stop the queue; a person looks
-        return "uncertain", f"{type(exc).__name__}: {exc}"
+        return "uncertain", f"{type(exc).__name__}: {exc}", None
 
 
 def _data(row: ServiceAction, answer: str = "") -> dict:
@@ -200,7 +207,13 @@ def _data(row: ServiceAction, answer: str = "") -> dict:
 
 
 def _settle(
-    url, action_id: int, outcome: str, answer: str, now: datetime, report: RunReport
+    url,
+    action_id: int,
+    outcome: str,
+    answer: str,
+    now: datetime,
+    report: RunReport,
+    seen: datetime | None = None,
 ) -> None:
     from helpdesk.outgoing.delivery import (
         backoff,
@@ -246,11 +259,17 @@ def _settle(
             at=now,
             data=_data(row, answer),
         )
+        if outcome == "done" and seen is not None and row.account_id is not None:
+            account = s.get(Account, row.account_id)
+            if account is not None:  # kept per source, never moved back (rules.last_logins)
+                last_logins.record(s, account, row.connector, seen, now)
         entry = {
             **_data(row, answer),
             "ticket": row.ticket_id,
             "next_attempt_at": clock.iso(row.next_attempt_at),
         }
+        if outcome == "done":
+            _follow(s, row.ticket_id, now)
     {
         "done": report.done,
         "retry": report.retried,
@@ -324,7 +343,19 @@ def mark_done(
         at=now,
         data={**_data(row), "from": before},
     )
+    _follow(s, row.ticket_id, now)
     return row
+
+
+def _follow(s: Session, ticket_id: int | None, now: datetime) -> None:
+    """A settled action may let its ticket go on: an erasure is complete once every
+    service's erase is done (the automatic ``erasure-complete`` step of the workflows)."""
+    if ticket_id is None:
+        return
+    s.flush()
+    ticket = s.get(Ticket, ticket_id)
+    if ticket is not None and ticket.state_kind != "done":
+        run_automatic(s, ticket, now=now)
 
 
 # --- what screens and commands show ----------------------------------------------------------
