@@ -128,44 +128,54 @@ def run(
     with write_session(url) as s:
         if is_training(s):
             return report  # never touches a service; its actions are "would have done"
-        due = _due(s, now, limit)
         report.waiting = s.exec(
             select(func.count()).select_from(ServiceAction).where(ServiceAction.status.in_(WAITING))
         ).one()
-    if not due:
-        return report
-    cfg = cfg or config.load()
     built: dict[str, connectors.Connector | None] = {}
-    for action_id in due:
+    tried: set[int] = set()
+    # An account's actions on one connector go in order: the next one becomes due once the
+    # one before it is settled, in the same run (a lock, then the sessions, then sending).
+    while len(tried) < limit:
         with write_session(url) as s:
-            row = s.get(ServiceAction, action_id, with_for_update=True, populate_existing=True)
-            if (
-                row is None
-                or row.status not in ("pending", "running")
-                or (row.next_attempt_at and row.next_attempt_at > now)
-            ):
-                continue
-            expired = row.status == "running"
-            row.status, row.attempts, row.next_attempt_at = "running", row.attempts + 1, now + LEASE
-            s.add(row)
-            if expired:
-                audit.record(
-                    s,
-                    actor="system",
-                    action="service-action-retry",
-                    ticket_id=row.ticket_id,
-                    account_id=row.account_id,
-                    at=now,
-                    note="lease ran out: run again (idempotent)",
-                    data=_data(row),
-                )
-            kind, target, params, name = row.kind, row.target, dict(row.params or {}), row.connector
-        if name not in built:
-            built[name] = connectors.by_name(cfg, name)
-        conn = built[name]
-        outcome, answer, seen = _call(conn, kind, target, params, url)
-        _settle(url, action_id, outcome, answer, now, report, seen)
+            due = [i for i in _due(s, now, limit) if i not in tried][: limit - len(tried)]
+        if not due:
+            break
+        tried.update(due)
+        cfg = cfg or config.load()
+        for action_id in due:
+            _run_one(url, action_id, now, cfg, built, report)
     return report
+
+
+def _run_one(url, action_id: int, now: datetime, cfg, built: dict, report: RunReport) -> None:
+    with write_session(url) as s:
+        row = s.get(ServiceAction, action_id, with_for_update=True, populate_existing=True)
+        if (
+            row is None
+            or row.status not in ("pending", "running")
+            or (row.next_attempt_at and row.next_attempt_at > now)
+        ):
+            return
+        expired = row.status == "running"
+        row.status, row.attempts, row.next_attempt_at = "running", row.attempts + 1, now + LEASE
+        s.add(row)
+        if expired:
+            audit.record(
+                s,
+                actor="system",
+                action="service-action-retry",
+                ticket_id=row.ticket_id,
+                account_id=row.account_id,
+                at=now,
+                note="lease ran out: run again (idempotent)",
+                data=_data(row),
+            )
+        kind, target, params, name = row.kind, row.target, dict(row.params or {}), row.connector
+    if name not in built:
+        built[name] = connectors.by_name(cfg, name)
+    conn = built[name]
+    outcome, answer, seen = _call(conn, kind, target, params, url)
+    _settle(url, action_id, outcome, answer, now, report, seen)
 
 
 def _call(
