@@ -88,6 +88,9 @@ def test_deactivation_disables_and_erasure_deletes(indigos, cloud):
 
 def test_reinstatement_enables(indigos, cloud):
     hd = indigos
+    check = hd.run("connectors", "check", "indigos")
+    assert check.code == 0 and "OCS provisioning API answers" in check.out + check.err
+    assert APP_PASSWORD not in check.out + check.err
     tid = hd.open(
         "abuse", "indigos", "camille", "cert@example.net", "category=security", "urgent=yes"
     )["id"]
