@@ -275,7 +275,7 @@ def test_bad_settings_are_refused_with_their_line(indigos, monkeypatch):
         '[connectors.t]\ntype = "command"\npolicies = ["indigos"]\nprogram = "yunohost user update"\nkinds = ["lock"]\n',
     )
     err = hd.bad("connectors", "check").err
-    assert "absolute path" in err and "helpdesk.toml:1" in err
+    assert "chemin absolu" in err and "helpdesk.toml:1" in err  # French by default
     configure(
         hd,
         monkeypatch,
