@@ -310,6 +310,15 @@ def test_an_erasure_failing_on_one_service_is_not_done(indigos, monkeypatch):
     t = hd.act(tid, "close-account", "--note", "relapse after suspension", as_="bob")
     forget = t["deadlines"]["backups-forget"]
     hd.ok("actions", "run", now="2026-11-23T10:02:00+01:00")
+    # The preview names every service the erase step will act on, and does nothing.
+    dry = hd.ok(
+        "ticket", "act", tid, "erase", "--dry-run", as_="chloe", now="2026-12-23T10:00:00+01:00"
+    )
+    assert sorted((a["kind"], a["connector"]) for a in dry["service_actions"]) == [
+        ("erase", "sympa"),
+        ("erase", "yunohost"),
+    ]
+    assert hd.show(tid)["state"] == "account-closed"
     # On its day the sweep takes the erase step: every configured service's erase is run.
     sweep = hd.ok("sweep", now="2026-12-23T10:00:00+01:00")
     assert sweep["taken"] == [{"ticket": tid, "action": "erase", "state": "erasing"}]
