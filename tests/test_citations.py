@@ -70,6 +70,8 @@ TABLE = {
         "closure/expire/binding_date_reached": "Convention CommunesPlone art. 8",
         "closure/erase": "Convention CommunesPlone art. 4",
         "closure/erase/deadline_reached": "Convention CommunesPlone art. 4",
+        "closure/erasure-complete": "Convention CommunesPlone art. 4",  # the same article: done only when every service erased
+        "closure/erasure-complete/service_actions_done": "Convention CommunesPlone art. 4",
         "closure/redirect": "Convention CommunesPlone art. 3.4",
         "closure/redirect/requester_not_served": "Convention CommunesPlone art. 3.4",
         "closure/reject": "Convention CommunesPlone art. 3.4 et 6.6",
@@ -109,6 +111,8 @@ TABLE = {
         "closure/deactivate/day_reached": "Charte Indigos art. 9",
         "closure/erase": "Charte Indigos art. 6",
         "closure/erase/deadline_reached": "Charte Indigos art. 6",
+        "closure/erasure-complete": "Charte Indigos art. 6",  # the same article: done only when every service erased
+        "closure/erasure-complete/service_actions_done": "Charte Indigos art. 6",
         "closure/reject": "Charte Indigos art. 2 et 3",
         "closure/cancel": "Charte Indigos art. 9",
         "abuse/contact": "Charte Indigos art. 11",
@@ -118,6 +122,8 @@ TABLE = {
         "abuse/close-account": "Charte Indigos art. 11",
         "abuse/erase": "Charte Indigos art. 6",
         "abuse/erase/deadline_reached": "Charte Indigos art. 6",
+        "abuse/erasure-complete": "Charte Indigos art. 6",  # the same article: done only when every service erased
+        "abuse/erasure-complete/service_actions_done": "Charte Indigos art. 6",
         "abuse/read-logs": "Charte Indigos art. 6 et 7",
         "abuse/reinstate": "Charte Indigos art. 11",
         "abuse/resolve": "Charte Indigos art. 11",
@@ -153,6 +159,8 @@ TABLE = {
         "closure/expire/binding_date_reached": "Le PIC, politique RGPD — Adhérents ayant un site",
         "closure/erase": "Le PIC, politique RGPD — Mise en sécurité des données",
         "closure/erase/deadline_reached": "Le PIC, politique RGPD — Mise en sécurité des données",
+        "closure/erasure-complete": "Le PIC, politique RGPD — Mise en sécurité des données",  # the same article: done only when every service erased
+        "closure/erasure-complete/service_actions_done": "Le PIC, politique RGPD — Mise en sécurité des données",
         "closure/redirect": "Le PIC, politique RGPD — Données personnelles maintenues par une association adhérente",
         "closure/redirect/requester_not_served": "Le PIC, politique RGPD — Données personnelles maintenues par une association adhérente",
         "closure/reject": "Le PIC, politique RGPD — Adhérents ayant un site",
@@ -193,6 +201,8 @@ TABLE = {
         "closure/deactivate/day_reached": "CGU Weentime art. 8",
         "closure/erase": "CGU Weentime art. 6 et 10.2",
         "closure/erase/deadline_reached": "CGU Weentime art. 6 et 10.2",
+        "closure/erasure-complete": "CGU Weentime art. 6 et 10.2",  # the same article: done only when every service erased
+        "closure/erasure-complete/service_actions_done": "CGU Weentime art. 6 et 10.2",
         "closure/redirect": "CGU Weentime art. 15",
         "closure/redirect/requester_not_served": "CGU Weentime art. 15",
         "closure/reject": "CGU Weentime art. 3",
@@ -230,6 +240,8 @@ TABLE = {
         "closure/deactivate/deadline_reached": "Wigii CGU art. 9",
         "closure/erase": "Wigii CGU art. 9",
         "closure/erase/deadline_reached": "Wigii CGU art. 9",
+        "closure/erasure-complete": "Wigii CGU art. 9",  # the same article: done only when every service erased
+        "closure/erasure-complete/service_actions_done": "Wigii CGU art. 9",
         "closure/reject": "Wigii CGU art. 6",
         "closure/cancel": "Wigii CGU art. 9",
         "abuse/contact": "Wigii CGU art. 7",
@@ -238,6 +250,8 @@ TABLE = {
         "abuse/close-account": "Wigii CGU art. 7 et 9",
         "abuse/erase": "Wigii CGU art. 9",
         "abuse/erase/deadline_reached": "Wigii CGU art. 9",
+        "abuse/erasure-complete": "Wigii CGU art. 9",  # the same article: done only when every service erased
+        "abuse/erasure-complete/service_actions_done": "Wigii CGU art. 9",
         "abuse/read-logs": "Wigii CGU art. 5 et 8",
         "abuse/read-logs/log_purpose_given": "Wigii CGU art. 5 et 8",
         "abuse/reinstate": "Wigii CGU art. 7",

@@ -46,7 +46,7 @@ of free-form tables like ``[connectors]``, :func:`register_section`). For exampl
     audit_anchors = "/var/lib/helpdesk/anchors"
 
     [connectors.directory]            # one table per service; the name is yours
-    type = "ldap"                     # ldap | dovecot | postfix (helpdesk.connectors)
+    type = "ldap"                     # ldap | dovecot | postfix | nextcloud | command
     policies = ["indigos"]            # the providers it serves ("*": all)
     url = "ldap://127.0.0.1:389"
     bind_dn = "cn=helpdesk,dc=example,dc=org"
@@ -87,7 +87,28 @@ ON_ERROR = ("DUNNO", "DEFER_IF_PERMIT")
 
 #: The kinds of connector a ``[connectors.NAME]`` table may name, and the module of
 #: ``helpdesk.connectors`` that implements each.
-CONNECTOR_TYPES = {"ldap": "ldap", "dovecot": "dovecot", "postfix": "postfix"}
+CONNECTOR_TYPES = {
+    "ldap": "ldap",
+    "dovecot": "dovecot",
+    "postfix": "postfix",
+    "nextcloud": "nextcloud",
+    "command": "command",
+}
+
+#: The service action kinds a step may queue (stable keys; ``helpdesk.connectors``).
+SERVICE_ACTION_KINDS = (
+    "lock",
+    "unlock",
+    "force-change",
+    "revoke-sessions",
+    "suspend-sending",
+    "lift-sending",
+    "erase",
+    "read-last-login",
+)
+#: What a command connector may be configured to do: the queued kinds, and the reset
+#: page's ``set-password``.
+COMMAND_KINDS = (*SERVICE_ACTION_KINDS, "set-password")
 
 
 class ConfigError(BadInput):
@@ -477,6 +498,59 @@ def _validate(cfg: Config) -> None:
                 ).format(name=name),
                 needle,
             )
+        if kind == "command":
+            _validate_command(cfg, name, settings, needle)
+        if kind == "nextcloud":
+            url = str(settings.get("url", ""))
+            if not url.startswith(("http://", "https://")):
+                raise cfg.error(
+                    _(
+                        "connectors.{name}: url must be the Nextcloud's address, http(s)://..."
+                    ).format(name=name),
+                    needle,
+                )
+
+
+def _validate_command(cfg: Config, name: str, settings: dict, needle: str) -> None:
+    program = settings.get("program")
+    argv = [program] if isinstance(program, str) else program
+    if not (
+        isinstance(argv, list)
+        and argv
+        and all(isinstance(a, str) and a for a in argv)
+        and argv[0].startswith("/")
+    ):
+        raise cfg.error(
+            _(
+                "connectors.{name}: program must be an absolute path, or a list of the program's absolute path and its arguments (no shell)"
+            ).format(name=name),
+            needle,
+        )
+    kinds = settings.get("kinds")
+    if not (isinstance(kinds, list) and kinds and all(k in COMMAND_KINDS for k in kinds)):
+        raise cfg.error(
+            _("connectors.{name}: kinds must list what the program does, among {kinds}").format(
+                name=name, kinds=", ".join(COMMAND_KINDS)
+            ),
+            needle,
+        )
+    timeout = settings.get("timeout", 60)
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, (int, float))
+        or not 0 < timeout <= 3600
+    ):
+        raise cfg.error(
+            _("connectors.{name}: timeout must be a number of seconds (at most 3600)").format(
+                name=name
+            ),
+            needle,
+        )
+    env = settings.get("env", {})
+    if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
+        raise cfg.error(
+            _("connectors.{name}: env must be a table of texts").format(name=name), needle
+        )
 
 
 _BOOLS = {True: True, False: False}

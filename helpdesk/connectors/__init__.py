@@ -30,18 +30,9 @@ import importlib
 from datetime import datetime
 from typing import Any
 
-from helpdesk.base.config import CONNECTOR_TYPES, Config
+from helpdesk.base.config import CONNECTOR_TYPES, SERVICE_ACTION_KINDS, Config
 
-KINDS = (
-    "lock",
-    "unlock",
-    "force-change",
-    "revoke-sessions",
-    "suspend-sending",
-    "lift-sending",
-    "erase",
-    "read-last-login",
-)
+KINDS = SERVICE_ACTION_KINDS
 
 #: type -> module under helpdesk.connectors; imported only when a connector of that type
 #: is used, so a server library (ldap3) is needed only where that service is configured.
@@ -86,9 +77,15 @@ class Connector:
         """The account's name on this service (the account login unless configured)."""
         return login
 
+    #: True where :meth:`set_password` works (the directory; a command configured for it).
+    can_set_password = False
+
     def run(self, kind: str, target: str, params: dict) -> str:
         if kind not in self.kinds:
             raise Permanent(f"{self.name} ({self.type}) cannot {kind}")
+        if kind == "read-last-login":
+            seen = self.last_login(target)
+            return f"last login {seen.isoformat()}" if seen else "no login seen"
         return getattr(self, "_do_" + kind.replace("-", "_"))(target, params)
 
     def check(self) -> str:
@@ -103,7 +100,9 @@ class Connector:
         """Every account's last login this service knows of, by its name here."""
         return {}
 
-    def set_password(self, target: str, password: str) -> str:
+    def set_password(self, target: str, password: str, params: dict | None = None) -> str:
+        """Set ``target``'s password at once (the reset page; never queued). ``params``:
+        ``policy`` and ``ticket``, for a program that wants them."""
         raise Permanent(f"{self.name} ({self.type}) cannot set a password")
 
     def describe(self) -> str:
@@ -132,3 +131,35 @@ def for_policy(config: Config, policy_key: str) -> list[Connector]:
 def by_name(config: Config, name: str) -> Connector | None:
     settings = config.connectors.get(name)
     return build(name, settings, config) if settings else None
+
+
+def password_setter(config: Config, policy_key: str) -> Connector | None:
+    """The connector that sets a password for ``policy_key``: its directory if it has
+    one, else a command connector configured for ``set-password`` (YunoHost's ``yunohost
+    user update``...), else None (no way to set one from here)."""
+    able = [c for c in for_policy(config, policy_key) if c.can_set_password]
+    able.sort(key=lambda c: c.type != "ldap")
+    return able[0] if able else None
+
+
+def set_password(
+    config: Config,
+    policy_key: str,
+    login: str,
+    password: str,
+    *,
+    fields: dict | None = None,
+    ticket: int | None = None,
+) -> tuple[Connector, str]:
+    """Set ``login``'s password on the provider's service, at once: through the directory
+    (Password Modify), or where there is none through the command connector (the program
+    gets ``{"action": "set-password", "password": ...}`` on its standard input, and on
+    nothing else). Returns the connector and its answer (never holding the password).
+    Raises :class:`Temporary`, :class:`Permanent` (also when nothing can set passwords for
+    that provider) or :class:`Uncertain`, like a queued action."""
+    conn = password_setter(config, policy_key)
+    if conn is None:
+        raise Permanent(f"no connector can set a password for {policy_key} in helpdesk.toml")
+    target = conn.target(login, fields)
+    answer = conn.set_password(target, password, {"policy": policy_key, "ticket": ticket})
+    return conn, answer.replace(password, "********") if password else answer

@@ -35,6 +35,11 @@ class Dovecot(Connector):
     type = "dovecot"
     kinds = frozenset({"revoke-sessions"})
 
+    def __init__(self, name, settings, config):
+        super().__init__(name, settings, config)
+        if self.setting("last_login_file"):  # the last_login plugin's dict: a source to read
+            self.kinds = self.kinds | {"read-last-login"}
+
     def target(self, login: str, fields: dict | None = None) -> str:
         return str((fields or {}).get(self.setting("login_field", "mail-login")) or login)
 

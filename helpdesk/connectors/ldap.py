@@ -77,7 +77,8 @@ def parse_generalized(value) -> datetime | None:
 
 class Ldap(Connector):
     type = "ldap"
-    kinds = frozenset({"lock", "unlock", "force-change", "erase"})
+    kinds = frozenset({"lock", "unlock", "force-change", "erase", "read-last-login"})
+    can_set_password = True
 
     def __init__(self, name, settings, config):
         preset = PRESETS.get(settings.get("preset", ""), {})
@@ -236,7 +237,7 @@ class Ldap(Connector):
 
         return self._with(login, act)
 
-    def set_password(self, login: str, password: str) -> str:
+    def set_password(self, login: str, password: str, params: dict | None = None) -> str:
         """The Password Modify extended operation; the server hashes and checks it."""
 
         def act(conn, dn):

@@ -38,11 +38,12 @@ from helpdesk.storage import audit, locks
 from helpdesk.base import clock, config
 from helpdesk import connectors
 from helpdesk.storage.db import write_session
-from helpdesk.workflow.engine import is_training, require_role
+from helpdesk.rules import last_logins
+from helpdesk.workflow.engine import is_training, require_role, run_automatic
 from helpdesk.base.errors import BadInput, NotFound, Refused
 from helpdesk.base.i18n import _
 from helpdesk.base.labels import label
-from helpdesk.storage.models import Account, ServiceAction
+from helpdesk.storage.models import Account, ServiceAction, Ticket
 from helpdesk.rules.service_actions import BLOCK_REASONS  # noqa: F401 - actions.BLOCK_REASONS
 from helpdesk.base.untrusted import clean
 
@@ -141,65 +142,80 @@ def run(
     with write_session(url) as s:
         if is_training(s):
             return report  # never touches a service; its actions are "would have done"
-        due = _due(s, now, limit)
         report.waiting = s.exec(
             select(func.count())
             .select_from(ServiceAction)
             .where(col(ServiceAction.status).in_(WAITING))
         ).one()
-    if not due:
-        return report
     if cfg is None:
         try:
             cfg = config.load()
         except config.ConfigError as exc:  # nothing leased: every due action stays pending
-            report.config_error = _(
-                "{error} ({n} action(s) due stay queued until it is mended)"
-            ).format(error=exc, n=len(due))
+            with write_session(url) as s:
+                n = len(_due(s, now, limit))
+            if n:
+                report.config_error = _(
+                    "{error} ({n} action(s) due stay queued until it is mended)"
+                ).format(error=exc, n=n)
             return report
     built: dict[str, connectors.Connector | None] = {}
     broken: dict[str, str] = {}  # connector name -> its configuration error
-    for action_id in due:
+    tried: set[int] = set()
+    # An account's actions on one connector go in order: the next one becomes due once the
+    # one before it is settled, in the same run (a lock, then the sessions, then sending).
+    while len(tried) < limit:
         with write_session(url) as s:
-            row = s.get(ServiceAction, action_id, with_for_update=True, populate_existing=True)
-            if (
-                row is None
-                or row.status not in ("pending", "running")
-                or (row.next_attempt_at and row.next_attempt_at > now)
-            ):
-                continue
-            expired = row.status == "running"
-            row.status, row.attempts, row.next_attempt_at = "running", row.attempts + 1, now + LEASE
-            s.add(row)
-            if expired:
-                audit.record(
-                    s,
-                    actor="system",
-                    action="service-action-retry",
-                    ticket_id=row.ticket_id,
-                    account_id=row.account_id,
-                    at=now,
-                    note="lease ran out: run again (idempotent)",
-                    data=_data(row),
-                )
-            kind, target, params, name = row.kind, row.target, dict(row.params or {}), row.connector
-        if name not in built and name not in broken:
-            try:
-                built[name] = connectors.by_name(cfg, name)
-            except config.ConfigError as exc:
-                broken[name] = str(exc)
-        if name in broken:
-            outcome, answer = "config", broken[name]
-        else:
-            outcome, answer = _call(built[name], kind, target, params, url)
-        if outcome == "config":
-            broken.setdefault(name, answer)
-            _hold(url, action_id, answer, now, report)
-        else:
-            _settle(url, action_id, outcome, answer, now, report)
+            due = [i for i in _due(s, now, limit) if i not in tried][: limit - len(tried)]
+        if not due:
+            break
+        tried.update(due)
+        for action_id in due:
+            _run_one(url, action_id, now, cfg, built, broken, report)
     if broken:
         report.config_error = "; ".join(dict.fromkeys(broken.values()))
     return report
+
+
+def _run_one(
+    url, action_id: int, now: datetime, cfg, built: dict, broken: dict, report: RunReport
+) -> None:
+    with write_session(url) as s:
+        row = s.get(ServiceAction, action_id, with_for_update=True, populate_existing=True)
+        if (
+            row is None
+            or row.status not in ("pending", "running")
+            or (row.next_attempt_at and row.next_attempt_at > now)
+        ):
+            return
+        expired = row.status == "running"
+        row.status, row.attempts, row.next_attempt_at = "running", row.attempts + 1, now + LEASE
+        s.add(row)
+        if expired:
+            audit.record(
+                s,
+                actor="system",
+                action="service-action-retry",
+                ticket_id=row.ticket_id,
+                account_id=row.account_id,
+                at=now,
+                note="lease ran out: run again (idempotent)",
+                data=_data(row),
+            )
+        kind, target, params, name = row.kind, row.target, dict(row.params or {}), row.connector
+    if name not in built and name not in broken:
+        try:
+            built[name] = connectors.by_name(cfg, name)
+        except config.ConfigError as exc:
+            broken[name] = str(exc)
+    if name in broken:
+        outcome, answer, seen = "config", broken[name], None
+    else:
+        outcome, answer, seen = _call(built[name], kind, target, params, url)
+    if outcome == "config":  # not the action's fault: it waits for the file to be mended
+        broken.setdefault(name, answer)
+        _hold(url, action_id, answer, now, report)
+    else:
+        _settle(url, action_id, outcome, answer, now, report, seen)
 
 
 def _hold(url, action_id: int, answer: str, now: datetime, report: RunReport) -> None:
@@ -219,23 +235,29 @@ def _hold(url, action_id: int, answer: str, now: datetime, report: RunReport) ->
         report.held.append({**_data(row, answer), "ticket": row.ticket_id})
 
 
-def _call(conn, kind: str, target: str, params: dict, url: str | None) -> tuple[str, str]:
+def _call(
+    conn, kind: str, target: str, params: dict, url: str | None
+) -> tuple[str, str, datetime | None]:
+    """Call the service: (outcome, its answer, the last login it read if that was asked)."""
     if conn is None:
-        return "failed", _("no connector of that name in helpdesk.toml any more")
+        return "failed", _("no connector of that name in helpdesk.toml any more"), None
     if hasattr(conn, "db_url"):
         conn.db_url = url
     try:
-        return "done", conn.run(kind, target, params)
+        if kind == "read-last-login" and kind in conn.kinds:
+            seen = conn.last_login(target)
+            return "done", (f"last login {clock.iso(seen)}" if seen else "no login seen"), seen
+        return "done", conn.run(kind, target, params), None
     except connectors.Temporary as exc:
-        return "retry", str(exc)
+        return "retry", str(exc), None
     except connectors.Permanent as exc:
-        return "failed", str(exc)
+        return "failed", str(exc), None
     except connectors.Uncertain as exc:
-        return "uncertain", str(exc)
+        return "uncertain", str(exc), None
     except config.ConfigError as exc:  # a secret file unreadable, say: not the action's fault
-        return "config", str(exc)
+        return "config", str(exc), None
     except Exception as exc:  # a connector's bug must not stop the queue; a person looks
-        return "uncertain", f"{type(exc).__name__}: {exc}"
+        return "uncertain", f"{type(exc).__name__}: {exc}", None
 
 
 def _data(row: ServiceAction, answer: str = "") -> dict:
@@ -252,7 +274,13 @@ def _data(row: ServiceAction, answer: str = "") -> dict:
 
 
 def _settle(
-    url, action_id: int, outcome: str, answer: str, now: datetime, report: RunReport
+    url,
+    action_id: int,
+    outcome: str,
+    answer: str,
+    now: datetime,
+    report: RunReport,
+    seen: datetime | None = None,
 ) -> None:
     from helpdesk.outgoing.delivery import (
         backoff,
@@ -298,11 +326,17 @@ def _settle(
             at=now,
             data=_data(row, answer),
         )
+        if outcome == "done" and seen is not None and row.account_id is not None:
+            account = s.get(Account, row.account_id)
+            if account is not None:  # kept per source, never moved back (rules.last_logins)
+                last_logins.record(s, account, row.connector, seen, now)
         entry = {
             **_data(row, answer),
             "ticket": row.ticket_id,
             "next_attempt_at": clock.iso(row.next_attempt_at),
         }
+        if outcome == "done":
+            _follow(s, row.ticket_id, now)
     {
         "done": report.done,
         "retry": report.retried,
@@ -376,7 +410,19 @@ def mark_done(
         at=now,
         data={**_data(row), "from": before},
     )
+    _follow(s, row.ticket_id, now)
     return row
+
+
+def _follow(s: Session, ticket_id: int | None, now: datetime) -> None:
+    """A settled action may let its ticket go on: an erasure is complete once every
+    service's erase is done (the automatic ``erasure-complete`` step of the workflows)."""
+    if ticket_id is None:
+        return
+    s.flush()
+    ticket = s.get(Ticket, ticket_id)
+    if ticket is not None and ticket.state_kind != "done":
+        run_automatic(s, ticket, now=now)
 
 
 # --- what screens and commands show ----------------------------------------------------------

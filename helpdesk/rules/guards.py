@@ -6,9 +6,10 @@ these functions only know how to check one fact.
 
 from __future__ import annotations
 
-from sqlmodel import col
+from sqlmodel import col, select
 
 from helpdesk.base import clock, dates
+from helpdesk.storage.models import ServiceAction
 from helpdesk.rules.context import Ctx
 from helpdesk.base.fields import TRUE
 from helpdesk.base.i18n import _, pick
@@ -317,3 +318,22 @@ def binding_date_reached(ctx: Ctx):
         if dl is not None and ctx.now >= dl.due_at:
             return None
     return _("the date the text fixes is not reached yet")
+
+
+@guard("service_actions_done")
+def service_actions_done(ctx: Ctx, kinds: list[str]):
+    """Every service action of these kinds queued on this ticket is done (or, in training,
+    would have been): an erasure is not "done" while one service has not erased."""
+    rows = ctx.session.exec(
+        select(ServiceAction).where(
+            ServiceAction.ticket_id == ctx.ticket.id, col(ServiceAction.kind).in_(kinds)
+        )
+    )
+    waiting = [r for r in rows if r.status not in ("done", "would-have-done")]
+    if waiting:
+        return _("not done yet on: {services}").format(
+            services=", ".join(
+                f"{r.connector} ({label('service-action-status', r.status)})" for r in waiting
+            )
+        )
+    return None

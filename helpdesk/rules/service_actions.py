@@ -46,7 +46,7 @@ def queue_actions(ctx: Ctx, kinds: list[str], until: str | None = None, all: boo
         if kind not in connectors.KINDS:
             raise ValueError(f"unknown service action {kind!r}")
         able = [c for c in conns if kind in c.kinds]
-        if not able and conns:  # connected, but not for this: said on the step
+        if not able and conns and kind != "read-last-login":  # said on the step: by hand
             ctx.event_data.setdefault("warnings", []).append(
                 _("no service configured for «{kind}» ({policy}): do it by hand").format(
                     kind=kind, policy=ctx.policy.key

@@ -26,34 +26,11 @@ from helpdesk.storage.db import write_session
 from helpdesk.workflow.engine import require_role
 from helpdesk.base.errors import BadInput
 from helpdesk.base.i18n import _
+from helpdesk.rules.last_logins import record
 from helpdesk.storage.models import Account, LoginSeen, Policy
 from helpdesk.base.untrusted import clean
 
-
-def record(
-    s: Session, account: Account, source: str, seen_at: datetime | None, now: datetime
-) -> bool:
-    """Remember that ``source`` saw ``account`` log in at ``seen_at``; True if it is news."""
-    if seen_at is None:
-        return False
-    row = s.exec(
-        select(LoginSeen).where(LoginSeen.account_id == account.id, LoginSeen.source == source)
-    ).first()
-    changed = False
-    if row is None:
-        s.add(LoginSeen(account_id=account.id, source=source, seen_at=seen_at, read_at=now))
-        changed = True
-    else:
-        row.read_at = now
-        if seen_at > row.seen_at:
-            row.seen_at, changed = seen_at, True
-        s.add(row)
-    if account.last_login is None or seen_at > account.last_login:
-        account.last_login = seen_at
-        account.updated_at = now
-        s.add(account)
-        changed = True
-    return changed
+__all__ = ["latest", "record", "sync"]
 
 
 def latest(s: Session, account: Account) -> tuple[datetime | None, str]:

@@ -151,7 +151,12 @@ def change_password(
         else:
             try:
                 name, answer = set_password(
-                    config, account.policy_key, account.login, password, account.fields
+                    config,
+                    account.policy_key,
+                    account.login,
+                    password,
+                    account.fields,
+                    ticket=token.ticket_id,
                 )
             except PasswordRefused as exc:
                 audit.record(
