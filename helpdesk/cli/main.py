@@ -13,7 +13,7 @@ import os
 import sys
 
 from helpdesk.base import bounds, clock
-from helpdesk.cli import serve
+from helpdesk.cli import dashboard, serve
 from helpdesk.cli.common import Out, check_schema, do_tui, print_sweep, read_sensitive, reveal  # noqa: F401
 from helpdesk.cli.common import pairs as _pairs, session as _session
 from helpdesk.base.errors import BadInput, HelpdeskError, Refused
@@ -222,6 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     training_parser(sub, cmd)  # train [list|start|reset|clock|check]
     serve.add_parser(sub, cmd)  # serve [--host H] [--port P]: the TUI in a web browser
+    dashboard.add_parser(sub, cmd)  # dashboard: queue counts and the binding dates
 
     vol = sub.add_parser("volunteer", help=_("volunteers and roles")).add_subparsers(
         dest="sub", metavar="SUB", required=True
@@ -1323,6 +1324,7 @@ COMMANDS = {
     "quarantine": lambda args, out: _ingest_commands().do_quarantine(args, out),
     "train": lambda args, out: _training_commands().do_train(args, out),
     "serve": serve.do_serve,
+    "dashboard": dashboard.do_dashboard,
     "actions": lambda args, out: _actions_cli().do_actions(args, out),
     "connectors": lambda args, out: _actions_cli().do_connectors(args, out),
     "policyd": lambda args, out: _actions_cli().do_policyd(args, out),

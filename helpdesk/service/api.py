@@ -865,14 +865,18 @@ def ticket_row(
     }
 
 
-def queue_counts(session: Session, now: datetime | None = None) -> dict[str, dict[str, int]]:
-    """Open, waiting and overdue counts per queue, for the dashboard."""
+def queue_counts(
+    session: Session, now: datetime | None = None, policies=()
+) -> dict[str, dict[str, int]]:
+    """Open, waiting and overdue counts per queue, for the dashboard (only the providers
+    in ``policies`` when given: a role's scope), and how many carry a binding date."""
     now = now or clock.now()
     out: dict[str, dict[str, int]] = {}
+    scope = [Ticket.policy_key.in_(policies)] if policies else []
     rows = session.exec(
         select(Ticket.queue, Ticket.state_kind, func.count())
         .where(
-            Ticket.state_kind.in_(("open", "waiting"))
+            Ticket.state_kind.in_(("open", "waiting")), *scope
         )  # IN uses the queue/state index; != scans
         .group_by(Ticket.queue, Ticket.state_kind)
     )
@@ -884,36 +888,77 @@ def queue_counts(session: Session, now: datetime | None = None) -> dict[str, dic
             Ticket.state_kind.in_(("open", "waiting")),
             Ticket.due_at.is_not(None),
             Ticket.due_at <= now,
+            *scope,
         )
         .group_by(Ticket.queue)
     ):
         out.setdefault(queue, {"open": 0, "waiting": 0, "overdue": 0})["overdue"] = n
-    for queue, n in binding_counts(session).items():
+    for queue, n in binding_counts(session, policies).items():
         out.setdefault(queue, {"open": 0, "waiting": 0, "overdue": 0})["binding"] = n
     return out
 
 
-def binding_counts(session: Session) -> dict[str, int]:
-    """Per queue, the open tickets that carry a date the provider's text makes binding."""
-    out: dict[str, int] = {}
-    for policy in session.exec(select(Policy)):
+def _binding_where(policy: Policy, names: set[str]) -> list:
+    """Open tickets of ``policy`` with one of its binding dates still ahead. Read from the
+    deadline's (name, status) index: the few binding dates, never the whole table."""
+    return [
+        Deadline.name.in_(sorted(names)),
+        Deadline.status.in_(("pending", "info")),
+        Ticket.policy_key == policy.key,
+        Ticket.state_kind.in_(("open", "waiting")),
+    ]
+
+
+def _binding_policies(session: Session, policies=()) -> list[tuple[Policy, set[str]]]:
+    """The providers (within ``policies`` when given: a role's scope) whose text makes
+    some dates binding, with those dates' names."""
+    out = []
+    for policy in session.exec(select(Policy).order_by(Policy.key)):
         names = binding_names(policy)
-        if not names:
-            continue
+        if names and (not policies or policy.key in policies):
+            out.append((policy, names))
+    return out
+
+
+def binding_counts(session: Session, policies=()) -> dict[str, int]:
+    """Per queue, the open tickets that carry a date the provider's text makes binding
+    (only the providers in ``policies`` when given: a role's scope)."""
+    out: dict[str, int] = {}
+    for policy, names in _binding_policies(session, policies):
         rows = session.exec(
             select(Ticket.queue, func.count(func.distinct(Ticket.id)))
             .join(Deadline, Deadline.ticket_id == Ticket.id)
-            .where(
-                Ticket.policy_key == policy.key,
-                Ticket.state_kind.in_(("open", "waiting")),
-                Deadline.name.in_(sorted(names)),
-                Deadline.status.in_(("pending", "info")),
-            )
+            .where(*_binding_where(policy, names))
             .group_by(Ticket.queue)
         )
         for queue, n in rows:
             out[queue] = out.get(queue, 0) + n
     return out
+
+
+def binding_soonest(session: Session, policies=(), limit: int = 5) -> list[dict]:
+    """The soonest dates the providers' texts make binding on open tickets, one per ticket,
+    soonest first: ticket, queue, policy, name (the deadline's key), at (UTC), subject."""
+    found: dict[int, dict] = {}
+    for policy, names in _binding_policies(session, policies):
+        rows = session.exec(
+            select(Deadline.ticket_id, Deadline.name, Deadline.due_at, Ticket.queue, Ticket.subject)
+            .join(Ticket, Ticket.id == Deadline.ticket_id)
+            .where(*_binding_where(policy, names))
+            .order_by(Deadline.due_at, Deadline.ticket_id)
+            .limit(limit * 2)  # a ticket may carry two of them: enough for ``limit`` tickets
+        )
+        for ticket_id, name, due_at, queue, subject in rows:
+            if ticket_id not in found or due_at < found[ticket_id]["at"]:
+                found[ticket_id] = {
+                    "ticket": ticket_id,
+                    "queue": queue,
+                    "policy": policy.key,
+                    "name": name,
+                    "at": due_at,
+                    "subject": subject,
+                }
+    return sorted(found.values(), key=lambda d: (d["at"], d["ticket"]))[:limit]
 
 
 def policy_view(session: Session, key: str) -> dict:
