@@ -260,13 +260,23 @@ def _print(out, summary) -> None:
 
 
 def do_quarantine(args, out) -> int:
+    import os
+
     from helpdesk.cli import common
     from helpdesk.ingest import quarantine
+    from helpdesk.service import api
 
     with common.session(args) as s:
+        user = getattr(args, "user", None) or os.environ.get("HELPDESK_USER")
+        actor = api.actor_for(s, user, required=False)
         if args.sub == "list":
             rows = quarantine.rows(
-                s, kind=args.kind, include_released=args.all, limit=args.limit, offset=args.offset
+                s,
+                actor=actor,
+                kind=args.kind,
+                include_released=args.all,
+                limit=args.limit,
+                offset=args.offset,
             )
             if out.json:
                 out.data(rows)
@@ -279,7 +289,7 @@ def do_quarantine(args, out) -> int:
                     ],
                 )
             return 0
-        row = quarantine.get(s, args.id)
+        row = quarantine.get(s, args.id, actor)
         # Raw input may hold anyone's personal data: reading it is recorded.
         common.read_sensitive(
             args,
