@@ -1136,7 +1136,6 @@ def do_audit_anchor(args, out: Out) -> int:
 def do_outbox(args, out: Out) -> int:
     if args.sub in ("retry", "mark-sent"):
         return _mail_commands().do_outbox_decision(args, out)
-    from sqlmodel import select
 
     from helpdesk.storage.models import Outbox
 
@@ -1199,8 +1198,12 @@ def do_outbox(args, out: Out) -> int:
     with _session(args) as s:
         if args.sub == "bounces":
             from helpdesk.ingest import bounce_intake
+            from helpdesk.service import api
 
-            rows = bounce_intake.rows(s, unmatched=args.unmatched, limit=args.limit)
+            actor = api.actor_for(
+                s, getattr(args, "user", None) or os.environ.get("HELPDESK_USER"), required=False
+            )
+            rows = bounce_intake.rows(s, actor=actor, unmatched=args.unmatched, limit=args.limit)
             if out.json:
                 out.data(rows)
             else:
@@ -1218,11 +1221,13 @@ def do_outbox(args, out: Out) -> int:
                     ],
                 )
             return 0
+        from helpdesk.service import api
+
+        actor = api.actor_for(
+            s, getattr(args, "user", None) or os.environ.get("HELPDESK_USER"), required=False
+        )
         if args.sub == "show":
-            m = s.get(Outbox, args.id)
-            if m is None:
-                raise BadInput(_("no mail #{id} in the outbox").format(id=args.id))
-            d = row(m, body=True)
+            d = row(api.outbox_mail(s, actor, args.id), body=True)
             if out.json:
                 out.data(d)
             else:
@@ -1231,12 +1236,12 @@ def do_outbox(args, out: Out) -> int:
                 out.line("")
                 out.line(d["body"])
             return 0
-        q = select(Outbox).order_by(Outbox.id)
-        if args.status:
-            q = q.where(Outbox.status == args.status)
-        if args.ticket:
-            q = q.where(Outbox.ticket_id == args.ticket)
-        rows = [row(m) for m in s.exec(q.limit(args.limit))]
+        rows = [
+            row(m)
+            for m in api.outbox_mails(
+                s, actor, status=args.status, ticket=args.ticket, limit=args.limit
+            )
+        ]
     out.data(rows) if out.json else out.table(
         ["id", "ticket", "status", "to", "subject"],
         [[r["id"], r["ticket"], r["status"], r["to"], r["subject"]] for r in rows],

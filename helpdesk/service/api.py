@@ -23,10 +23,12 @@ from helpdesk.base.errors import BadInput, NotFound, Refused
 from helpdesk.base.fields import EMAIL
 from helpdesk.base.i18n import _, pick
 from helpdesk.base.labels import label
+from helpdesk.rules.access import check_unscoped
 from helpdesk.storage.models import (
     Account,
     Deadline,
     Event,
+    Outbox,
     Policy,
     State,
     Ticket,
@@ -756,6 +758,46 @@ def get_ticket(session: Session, ticket_id: int, actor: Actor | None = None) -> 
     if actor is not None:
         engine.check_scope(actor, ticket.policy_key)
     return ticket
+
+
+# --- the outbox, as a role scoped to providers reads it ------------------------------------
+
+
+def outbox_mails(
+    session: Session,
+    actor: Actor,
+    *,
+    status: str | None = None,
+    ticket: int | None = None,
+    limit: int = 100,
+) -> list[Outbox]:
+    """Queued mails, oldest first, among those ``actor``'s role reaches: a role scoped to
+    providers sees its providers' tickets' mails only (naming a ticket outside them is a
+    ``scope`` refusal, as ``ticket show`` is)."""
+    q = select(Outbox).order_by(Outbox.id)
+    if status:
+        q = q.where(Outbox.status == status)
+    if ticket:
+        get_ticket(session, ticket, actor)
+        q = q.where(Outbox.ticket_id == ticket)
+    if actor.policies:
+        q = q.join(Ticket, Ticket.id == Outbox.ticket_id).where(
+            Ticket.policy_key.in_(actor.policies)
+        )
+    return list(session.exec(q.limit(limit)))
+
+
+def outbox_mail(session: Session, actor: Actor, mail_id: int) -> Outbox:
+    """One queued mail, if ``actor``'s role reaches its ticket's provider (a mail of no
+    ticket: only a role covering every provider)."""
+    m = session.get(Outbox, mail_id)
+    if m is None:
+        raise BadInput(_("no mail #{id} in the outbox").format(id=mail_id))
+    if m.ticket_id is None:
+        check_unscoped(actor, _("a mail of no ticket"))
+    else:
+        get_ticket(session, m.ticket_id, actor)
+    return m
 
 
 def list_tickets(
