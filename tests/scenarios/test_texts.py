@@ -674,16 +674,20 @@ def test_wigii_logs_need_a_purpose_and_the_acknowledgement_its_source(hdi):
 # --- citations and mails ---------------------------------------------------------------------------
 
 
-def test_indigos_not_before_the_requested_day_cites_the_article_of_its_rule(indigos):
+def test_indigos_the_requested_day_is_shown_and_blocks_nothing(indigos):
+    """No article of the Indigos charte holds "not before the requested day" (art. 9 is about
+    backups): the day is shown, on the ticket and as its timer, and never refuses a step."""
     hd = indigos
     tid = hd.open(
         "closure", "indigos", "camille", "camille@example.org", "reason=request", "day=2026-12-01"
     )["id"]
     hd.act(tid, "confirm")
-    refusal = hd.refused(
-        "ticket", "act", tid, "deactivate", rule="day_reached", now="2026-11-30T23:59:00+01:00"
-    )
-    assert refusal["citation"] == "Charte Indigos art. 9"
+    early = "2026-11-30T23:59:00+01:00"
+    view = hd.show(tid, now=early)
+    assert view["fields"]["day"] == "2026-12-01"
+    deactivate = hd.action(tid, "deactivate")
+    assert deactivate["allowed"] is True, deactivate
+    assert hd.act(tid, "deactivate", now=early)["state"] == "deactivated"
 
 
 def test_unshared_data_wording_only_in_wigii_mails(indigos):
