@@ -22,6 +22,7 @@ COMMANDS = frozenset(
         "audit",
         "backup",
         "connectors",
+        "dashboard",
         "ingest",
         "init",
         "outbox",
