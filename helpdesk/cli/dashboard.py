@@ -40,7 +40,10 @@ def do_dashboard(args, out: Out) -> int:
         providers = {p.key: (p.name, p.timezone) for p in s.exec(select(Policy))}
     queues = {
         q: {"open": 0, "waiting": 0, "overdue": 0, "binding": 0, **counts.get(q, {})}
-        for q in sorted(set(QUEUES) | set(counts), key=lambda q: (q not in QUEUES, q))
+        for q in sorted(
+            set(QUEUES) | set(counts),
+            key=lambda q: (QUEUES.index(q) if q in QUEUES else len(QUEUES), q),
+        )
     }
     if out.json:  # stable keys, times in UTC
         out.data(

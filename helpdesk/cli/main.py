@@ -273,7 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
         dest="sub", metavar="SUB", required=True
     )
     p = cmd(ob, "list", _("list queued mails"))
-    p.add_argument("--status")
+    p.add_argument(  # an unknown status is bad input (exit 2), not an empty list
+        "--status", choices=["pending", "sending", "sent", "failed", "held", "uncertain", "bounced"]
+    )
     p.add_argument("--ticket", type=bounds.ident)
     p.add_argument("--limit", type=bounds.limit, default=100)
     p = cmd(ob, "show", _("show one queued mail"))

@@ -69,6 +69,7 @@ def test_the_outbox_is_read_within_the_scope(attacker):
     assert attacker.ok("outbox", "show", own, as_="wanda")["ticket"] == ti
     assert attacker.ok("outbox", "bounces", as_="wanda") == []
     attacker.refused("outbox", "bounces", "--unmatched", as_="wanda", rule="scope")
+    attacker.bad("outbox", "list", "--status", "bogus", as_="chloe")  # not an empty list
 
 
 def test_the_quarantine_is_not_read_by_a_scoped_role(attacker, tmp_path):
