@@ -14,6 +14,7 @@ from textual.worker import get_current_worker
 
 from helpdesk.base.errors import HelpdeskError
 from helpdesk.base.i18n import _, np_
+from helpdesk.base.labels import label
 from helpdesk.storage.filters import Row
 from helpdesk.tui_api.views import QUEUES, Dashboard, localise
 from screens.base import N_, BaseScreen
@@ -87,6 +88,7 @@ class DashboardScreen(BaseScreen):
         with Vertical(id="dash"):
             yield Static(Text(_("Queues"), style="bold"), classes="section")
             yield OptionList(id="queues", markup=False)
+            yield OptionList(id="binding", markup=False)
             with Horizontal(id="dash-lists"):
                 with Vertical(classes="half"):
                     yield Static(Text(_("My tickets"), style="bold"), classes="section")
@@ -157,6 +159,7 @@ class DashboardScreen(BaseScreen):
     def show(self, data: Dashboard) -> None:
         self.data = data
         self._fill_queues(data)
+        self._fill_binding(data)
         self._fill(
             self.query_one("#mine", OptionList),
             data.mine,
@@ -223,6 +226,38 @@ class DashboardScreen(BaseScreen):
             )
             ol.add_option(Option(line, id=q))
         ol.highlighted = highlighted if highlighted is not None else 0
+
+    def _fill_binding(self, data: Dashboard) -> None:
+        """The dates the providers' texts make binding (kept even when nobody acts), apart
+        from the indicative targets: how many open tickets carry one, and the soonest,
+        in its provider's zone. Enter opens that ticket."""
+        ol = self.query_one("#binding", OptionList)
+        ol.clear_options()
+        total = sum(c.get("binding", 0) for c in data.counts.values())
+        if not data.binding:
+            ol.add_option(
+                Option(Text(_("No date fixed by the texts ahead."), style="dim"), disabled=True)
+            )
+            return
+        first = data.binding[0]
+        info = self.info
+        provider = info.policies.get(first["policy"], (first["policy"], ""))[0] if info else ""
+        # At 80 columns the count, the soonest date, its ticket and its name fit; the
+        # provider and the subject follow as far as the width allows.
+        line = assemble(
+            (_("Dates fixed by the texts: {n}").format(n=total), "bold"),
+            " · ",
+            (localise(first["at"], first["tz"], with_time=False), "bold"),
+            f" #{first['ticket']} ",
+            label("deadline", first["name"]),
+            " · ",
+            (provider, "dim"),
+            " · ",
+            first["subject"] or "—",
+            one_line=True,
+        )
+        ol.add_option(Option(line, id=f"t{first['ticket']}"))
+        ol.highlighted = 0
 
     def _fill(self, ol: OptionList, rows: list[Row], empty: str, data: Dashboard) -> None:
         highlighted = ol.highlighted

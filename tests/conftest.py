@@ -93,6 +93,11 @@ def pytest_sessionfinish(session, exitstatus):
             session.exitstatus = 1
 
 
+#: The HELPDESK_* variables the suite was started with (the developer's, CI's, the suite's
+#: own markers): a command run in-process sees only those the test itself sets.
+_OUTSIDE = frozenset(k for k in os.environ if k.startswith("HELPDESK_"))
+
+
 def _clean_env() -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HELPDESK_")}
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
@@ -321,7 +326,17 @@ class Helpdesk:
     ) -> Result:
         argv = self.argv(args, as_, now, json_out)
         if not self.process and threading.current_thread() is threading.main_thread():
-            return in_process(argv, self.env, stdin)  # commands raced from threads: processes
+            # The test's own HELPDESK_* settings (monkeypatch.setenv) reach the command, as
+            # they reach anything else the test runs in its process; the outside's do not.
+            own = {
+                k: v
+                for k, v in os.environ.items()
+                if k.startswith("HELPDESK_")
+                and k not in _OUTSIDE
+                and k != _MARK
+                and k not in self.env
+            }
+            return in_process(argv, {**self.env, **own}, stdin)  # raced from threads: processes
         cmd = [sys.executable, "-m", "helpdesk", *argv]
         p = subprocess.run(
             cmd, capture_output=True, text=True, env=self.env, input=stdin, timeout=120

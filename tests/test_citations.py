@@ -108,7 +108,6 @@ TABLE = {
         "closure/confirm/requester_is_contact": "Charte Indigos art. 2 et 3",
         "closure/deactivate": "Charte Indigos art. 9",
         "closure/deactivate/not_in_states": "Charte Indigos art. 9",
-        "closure/deactivate/day_reached": "Charte Indigos art. 9",
         "closure/erase": "Charte Indigos art. 6",
         "closure/erase/deadline_reached": "Charte Indigos art. 6",
         "closure/erasure-complete": "Charte Indigos art. 6",  # the same article: done only when every service erased
@@ -270,8 +269,9 @@ def test_the_table_covers_every_pack():
 
 
 def test_known_wrong_citations_stay_fixed():
-    # Indigos: "not before the requested day" is not art. 6 (contents stay yours).
-    assert TABLE["indigos"]["closure/deactivate/day_reached"] == "Charte Indigos art. 9"
+    # Indigos: "not before the requested day" is held by no article of the charte (not art. 6,
+    # contents stay yours; not art. 9, backups): the rule is not enforced there.
+    assert "closure/deactivate/day_reached" not in TABLE["indigos"]
     # Le PIC: the sentence on volunteers keeping data safe is in "Que faisons-nous de ces données ?".
     assert TABLE["le-pic"]["password-reset/issue-reset-link/credentials_by_mail_allowed"].endswith(
         "Que faisons-nous de ces données ?"

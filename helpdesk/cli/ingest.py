@@ -17,6 +17,7 @@ read (the summary says how far it went).
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -389,10 +390,19 @@ def _print(out, summary) -> None:
 def do_quarantine_list(args, out) -> int:
     from helpdesk.cli import common
     from helpdesk.ingest import quarantine
+    from helpdesk.service import api
 
     with common.session(args) as s:
+        actor = api.actor_for(
+            s, getattr(args, "user", None) or os.environ.get("HELPDESK_USER"), required=False
+        )
         rows = quarantine.rows(
-            s, kind=args.kind, include_released=args.all, limit=args.limit, offset=args.offset
+            s,
+            actor=actor,
+            kind=args.kind,
+            include_released=args.all,
+            limit=args.limit,
+            offset=args.offset,
         )
         if out.json:
             out.data(rows)
@@ -411,8 +421,13 @@ def do_quarantine_show(args, out) -> int:
     from helpdesk.cli import common
     from helpdesk.ingest import quarantine
 
+    from helpdesk.service import api
+
     with common.session(args) as s:
-        row = quarantine.get(s, args.id)
+        actor = api.actor_for(
+            s, getattr(args, "user", None) or os.environ.get("HELPDESK_USER"), required=False
+        )
+        row = quarantine.get(s, args.id, actor)
         # Raw input may hold anyone's personal data: reading it is recorded.
         common.read_sensitive(
             args,

@@ -255,7 +255,9 @@ def add_outbox(commands) -> None:
 
     ob = group(commands, "outbox")
     p = command(ob, "list", do_outbox_list, _("list queued mails"))
-    p.add_argument("--status")
+    p.add_argument(  # an unknown status is bad input (exit 2), not an empty list
+        "--status", choices=["pending", "sending", "sent", "failed", "held", "uncertain", "bounced"]
+    )
     p.add_argument("--ticket", type=bounds.ident)
     p.add_argument("--limit", type=bounds.limit, default=100)
     p = command(ob, "show", do_outbox_show, _("show one queued mail"))
@@ -1253,7 +1255,10 @@ def do_outbox_bounces(args, out: Out) -> int:
     with _session(args) as s:
         from helpdesk.ingest import bounce_intake
 
-        rows = bounce_intake.rows(s, unmatched=args.unmatched, limit=args.limit)
+        from helpdesk.service import api
+
+        actor = api.actor_for(s, _user(args), required=False)
+        rows = bounce_intake.rows(s, actor=actor, unmatched=args.unmatched, limit=args.limit)
         if out.json:
             out.data(rows)
         else:
@@ -1274,13 +1279,12 @@ def do_outbox_bounces(args, out: Out) -> int:
 
 
 def do_outbox_show(args, out: Out) -> int:
-    from helpdesk.storage.models import Outbox
+    from helpdesk.service import api
 
     with _session(args) as s:
-        m = s.get(Outbox, args.id)
-        if m is None:
-            raise BadInput(_("no mail #{id} in the outbox").format(id=args.id))
-        d = _outbox_row(m, body=True)
+        d = _outbox_row(
+            api.outbox_mail(s, api.actor_for(s, _user(args), required=False), args.id), body=True
+        )
         if out.json:
             out.data(d)
         else:
@@ -1292,17 +1296,16 @@ def do_outbox_show(args, out: Out) -> int:
 
 
 def do_outbox_list(args, out: Out) -> int:
-    from sqlmodel import col, select
-
-    from helpdesk.storage.models import Outbox
-
     with _session(args) as s:
-        q = select(Outbox).order_by(col(Outbox.id))
-        if args.status:
-            q = q.where(Outbox.status == args.status)
-        if args.ticket:
-            q = q.where(Outbox.ticket_id == args.ticket)
-        rows = [_outbox_row(m) for m in s.exec(q.limit(args.limit))]
+        from helpdesk.service import api
+
+        actor = api.actor_for(s, _user(args), required=False)
+        rows = [
+            _outbox_row(m)
+            for m in api.outbox_mails(
+                s, actor, status=args.status, ticket=args.ticket, limit=args.limit
+            )
+        ]
     out.data(rows) if out.json else out.table(
         ["id", "ticket", "status", "to", "subject"],
         [[r["id"], r["ticket"], r["status"], r["to"], r["subject"]] for r in rows],

@@ -219,6 +219,11 @@ def build_parser(complete: bool = False) -> argparse.ArgumentParser:
     )
     c.later("reset", _("one-time reset credentials"), main + ":add_reset")
     c.later(
+        "dashboard",
+        _("queue counts and the dates the texts make binding"),
+        "helpdesk.cli.dashboard",
+    )
+    c.later(
         "reset-page",
         _("serve the page a reset link opens (behind a TLS reverse proxy)"),
         "helpdesk.cli.reset_page",

@@ -264,11 +264,14 @@ def metadata(bounce: Bounce, row: Outbox | None) -> bytes:
     return (json.dumps(data, ensure_ascii=False, indent=1) + "\n").encode("utf-8")
 
 
-def rows(session: Session, *, unmatched: bool = False, limit: int = 100) -> list[dict]:
+def rows(session: Session, *, actor=None, unmatched: bool = False, limit: int = 100) -> list[dict]:
     """The bounces received, newest first (``helpdesk outbox bounces``): what each said and
     the mail of ours it returned, if any. A redacted or purged one is gone with its ticket's
-    or its own retention period."""
+    or its own retention period. A role scoped to providers (``actor``) sees its providers'
+    tickets' bounces only; the unmatched ones (no ticket) are refused to it (rule ``scope``)."""
     from helpdesk.base import clock
+    from helpdesk.base.i18n import _
+    from helpdesk.rules.access import check_unscoped
     from helpdesk.storage.models import Evidence
 
     q = (
@@ -277,7 +280,13 @@ def rows(session: Session, *, unmatched: bool = False, limit: int = 100) -> list
         .order_by(col(Evidence.id).desc())
     )
     if unmatched:
+        if actor is not None:
+            check_unscoped(actor, _("a bounce of no ticket"))
         q = q.where(col(Evidence.ticket_id).is_(None))
+    if actor is not None and actor.policies:
+        q = q.join(Ticket, col(Ticket.id) == Evidence.ticket_id).where(
+            col(Ticket.policy_key).in_(actor.policies)
+        )
     out = []
     for e in session.exec(q.limit(limit)):
         try:

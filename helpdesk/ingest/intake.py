@@ -47,6 +47,7 @@ from helpdesk.ingest import store
 from helpdesk.ingest.errors import ParseError
 from helpdesk.ingest.mime import top_headers  # noqa: F401 - intake.top_headers
 from helpdesk.ingest.mailboxes import Item
+from helpdesk.ingest.items import parsed
 from helpdesk.ingest.message import ParsedMail, parse_mail
 from helpdesk.ingest.requests import (
     classify,
@@ -118,8 +119,26 @@ def guess_category(text: str) -> str:
 # --- the handler ----------------------------------------------------------------------------
 
 
+def prepare_mail(item: Item) -> None:
+    """Parse the item before its write transaction (``pipeline.ingest_one``): what
+    ``handle_mail`` will need, kept on the item. Errors are kept too, and met again there."""
+    shape = parsed(item, report_shape)
+    if shape is not None:
+        from helpdesk.ingest import reports
+
+        (reports.prepare_arf if shape == "arf" else reports.prepare_dmarc)(item)
+        return
+    mail = parsed(item, parse_mail)
+    if mail.attachments and _carries_dmarc(mail):
+        from helpdesk.ingest import reports
+
+        reports.prepare_dmarc(item)
+        return
+    parsed(item, _bounce)
+
+
 def handle_mail(session: Session, item: Item, digest: str, run: Run) -> Outcome:
-    shape = report_shape(item.data)
+    shape = parsed(item, report_shape)
     if shape is not None:
         from helpdesk.ingest import reports
 
@@ -127,14 +146,14 @@ def handle_mail(session: Session, item: Item, digest: str, run: Run) -> Outcome:
             session, item, digest, run
         )
     try:
-        mail = parse_mail(item.data)
+        mail = parsed(item, parse_mail)
     except ParseError as exc:
         raise Reject(_("unreadable mail: {reason}").format(reason=exc.reason)) from None
     if mail.attachments and _carries_dmarc(mail):
         from helpdesk.ingest import reports
 
         return reports.handle_dmarc(session, item, digest, run)
-    bounce = _bounce(item.data)
+    bounce = parsed(item, _bounce)
     if bounce is not None:
         from helpdesk.ingest import bounce_intake
 
@@ -168,6 +187,9 @@ def handle_mail(session: Session, item: Item, digest: str, run: Run) -> Outcome:
             _("automatic message (an automatic reply, by its subject) that answers no ticket")
         )
     return new_request(session, item, mail, headers, run)
+
+
+handle_mail.prepare = prepare_mail  # type: ignore[attr-defined]
 
 
 def _bounce(raw: bytes):

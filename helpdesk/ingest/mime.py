@@ -30,19 +30,59 @@ from helpdesk.ingest.decoding import (
 
 MAX_PARTS = 1000
 MAX_DEPTH = 20
+# Header bounds, checked before the parser sees the mail (a 45 MB Subject kept the stdlib
+# parser busy for over a minute): one field, folded lines included, and the whole block.
+# A To: of a thousand addresses is some 40 KB; RFC 5322 lines are at most 998 bytes.
+MAX_HEADER_FIELD = 64 * 1024
+MAX_HEADER_BLOCK = 1024 * 1024
 
 _COMPAT = email.policy.compat32.clone(max_line_length=0)
 _LEADING_JUNK = re.compile(rb"\A(?:\xef\xbb\xbf)?(?:[ \t]*(?:\r\n|\r|\n))*")
 _MBOX_FROM = re.compile(rb"\A>*From [^\r\n]*(?:\r\n|\r|\n)")
 
 
+_FIELD_START = re.compile(rb"[!-9;-~]+[ \t]*:")
+_FIELD_LINE = re.compile(rb"^(?![ \t\r\n])", re.M)
+
+
+def header_problem(raw: bytes) -> str | None:
+    """Why the top header block of ``raw`` is beyond bounds (a field longer than
+    ``MAX_HEADER_FIELD``, the block longer than ``MAX_HEADER_BLOCK``), or None. Only scans:
+    cheap on any size, so it runs before any parse. Data that does not start with a header
+    field (a bare XML or gzip report) has no header block to bound."""
+    head = _LEADING_JUNK.match(raw)
+    start = head.end() if head else 0
+    mbox = _MBOX_FROM.match(raw, start)
+    start = mbox.end() if mbox else start
+    if not _FIELD_START.match(raw, start):
+        return None
+    ends = [i for i in (raw.find(b"\n\n", start), raw.find(b"\r\n\r\n", start)) if i >= 0]
+    end = min(ends) if ends else len(raw)
+    if end - start > MAX_HEADER_BLOCK:
+        return f"header block too long ({end - start} bytes, limit {MAX_HEADER_BLOCK})"
+    block = raw[start:end]
+    starts = [m.start() for m in _FIELD_LINE.finditer(block)] + [len(block)]
+    for here, after in zip(starts, starts[1:]):
+        if after - here > MAX_HEADER_FIELD:
+            name = block[here : here + 80].split(b":", 1)[0].decode("ascii", "replace")
+            return (
+                f"header {clean_line(name)[:60]!r} too long "
+                f"({after - here} bytes, limit {MAX_HEADER_FIELD})"
+            )
+    return None
+
+
 def load_message(raw: bytes, max_bytes: int) -> Message:
-    """Parse raw mail bytes; mbox ``From `` / ``>From `` first lines and a BOM are skipped."""
+    """Parse raw mail bytes; mbox ``From `` / ``>From `` first lines and a BOM are skipped.
+    Headers beyond bounds (``header_problem``) are refused before the parser sees them."""
     if not isinstance(raw, (bytes, bytearray, memoryview)):
         raise ParseError("mail input must be bytes")
     raw = bytes(raw)
     if len(raw) > max_bytes:
         raise ParseError(f"mail too large ({len(raw)} bytes, limit {max_bytes})")
+    problem = header_problem(raw)
+    if problem is not None:
+        raise ParseError(problem)
     raw = _MBOX_FROM.sub(b"", _LEADING_JUNK.sub(b"", raw), count=1)
     if not raw.strip():
         raise ParseError("empty mail")

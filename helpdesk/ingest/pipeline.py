@@ -2,6 +2,15 @@
 item's dedupe marker and the source's cursor written in it, bad items quarantined, a progress
 bar for people and a summary for everyone.
 
+The write transaction is short: an item is read against its dedupe marker, then parsed and
+checked (the handler's ``prepare``, the size and header bounds) with no transaction open,
+and only then written. A 45 MB header no longer holds the database lock while a parser
+works on it: the bounds refuse it before any parse, and another command's write goes on.
+
+An item quarantined before (same bytes, same digest) is not parsed again: the run reports it
+still quarantined. A triage run (``--policy`` or ``--queue``, the raw bytes fed back once a
+volunteer has looked) tries it again.
+
 Bad input never stops a run. An item a handler cannot use raises ``Reject(reason)``: what it
 had written is rolled back to a savepoint and the item is quarantined in the same
 transaction. An unexpected error (a bug met on hostile input) rolls the item back whole and
@@ -24,6 +33,7 @@ from helpdesk.storage.db import read_session, write_session
 from helpdesk.base.errors import HelpdeskError
 from helpdesk.ingest import store
 from helpdesk.ingest.mailboxes import Item, Source, SourceError
+from helpdesk.ingest.mime import header_problem
 from helpdesk.ingest.routing import Directory
 from helpdesk.ingest.summary import COUNTS, LOG_COUNTS, MAX_LISTED, Outcome, Progress, Summary  # noqa: F401 (re-exported)
 
@@ -54,22 +64,65 @@ class Run:
 Handler = Callable[[Session, Item, str, Run], Outcome]
 
 
-def process(session: Session, item: Item, run: Run, handler: Handler) -> Outcome:
-    """Deal with one item inside the caller's transaction."""
-    digest = store.sha256(item.data)
-    seen = store.seen_outcome(session, digest)
-    if seen is not None and seen.get("outcome") != "quarantined":
+def known(seen: dict | None, run: Run) -> Outcome | None:
+    """The outcome for an item already dealt with (its marker's facts), or None to try it:
+    ingested before, it is a duplicate; quarantined before, it stays so unparsed, unless this
+    run is a triage (``--policy``/``--queue``) that may now give it a home."""
+    if seen is None:
+        return None
+    if seen.get("outcome") != "quarantined":
         return Outcome(
             "duplicate", ticket=seen.get("ticket"), reason=_("already ingested (same content)")
         )
+    if run.policy or run.queue:
+        return None
+    return Outcome(
+        "duplicate",
+        quarantine=seen.get("quarantine"),
+        reason=_("still quarantined, not parsed again (triage it with --policy or --queue)"),
+    )
+
+
+def prepare(item: Item, handler: Handler) -> Reject | None:
+    """The checks and parsing done before the write transaction: the item's size, its header
+    bounds, then whatever the handler parses (kept on the item, see ``items.parsed``). A
+    refusal found here is returned, to be quarantined in the short transaction."""
+    if item.too_large is not None:
+        return Reject(
+            _("too large to ingest ({size} bytes); only its first 64 KiB are kept here").format(
+                size=item.too_large
+            )
+        )
+    problem = header_problem(item.data)
+    if problem is not None:
+        return Reject(problem)
+    prep = getattr(handler, "prepare", None)
+    if prep is not None:
+        try:
+            prep(item)
+        except Exception:  # noqa: BLE001 - kept on the item, met again by the handler
+            pass
+    return None
+
+
+def process(
+    session: Session,
+    item: Item,
+    run: Run,
+    handler: Handler,
+    refused: Reject | None = None,
+) -> Outcome:
+    """Deal with one item inside the caller's transaction (``refused``: what ``prepare``
+    found, quarantined without calling the handler)."""
+    digest = store.sha256(item.data)
+    seen = store.seen_outcome(session, digest)
+    earlier = known(seen, run)
+    if earlier is not None:
+        return earlier
     try:
         with session.begin_nested():
-            if item.too_large is not None:
-                raise Reject(
-                    _(
-                        "too large to ingest ({size} bytes); only its first 64 KiB are kept here"
-                    ).format(size=item.too_large)
-                )
+            if refused is not None:
+                raise refused
             outcome = handler(session, item, digest, run)
     except (Reject, HelpdeskError) as exc:
         reason = exc.reason if isinstance(exc, Reject) else str(exc)
@@ -141,8 +194,17 @@ def ingest_one(
     """One item in its own transaction (with its source's position, if any)."""
     source = source or Source()
     try:
+        # Read, then parse with no transaction open; the write comes last and is short.
+        with read_session(url) as s:
+            earlier = known(store.seen_outcome(s, store.sha256(item.data)), run)
+        if earlier is not None:
+            if item.position is not None and source.cursor_key:
+                with write_session(url) as s:
+                    store.save_cursor(s, source.cursor_key, item.position, run.now)
+            return earlier
+        refused = prepare(item, handler)
         with write_session(url) as s:
-            outcome = process(s, item, run, handler)
+            outcome = process(s, item, run, handler, refused)
             if item.position is not None and source.cursor_key:
                 store.save_cursor(s, source.cursor_key, item.position, run.now)
         return outcome

@@ -41,7 +41,14 @@ from typing import TYPE_CHECKING, BinaryIO, Callable
 
 from helpdesk.base.errors import BadInput, HelpdeskError
 from helpdesk.ingest.limits import Alert, Thresholds
-from helpdesk.ingest.postfix_senders import BLOCK, SenderWindows, blocks, blocks_from, scan
+from helpdesk.ingest.postfix_senders import (
+    BLOCK,
+    MAX_LINE,
+    SenderWindows,
+    blocks,
+    blocks_from,
+    scan,
+)
 from helpdesk.ingest.summary import MAX_LISTED, Progress, Summary
 
 if TYPE_CHECKING:
@@ -239,8 +246,12 @@ class _Reader:
         since = 0
         scans = getattr(self.store, "scans", None)
         origin = start = offset
+        long_lines: list = []
         with open(target, "rb") as handle:
-            for index, (data, end, position) in enumerate(blocks(handle, offset, BLOCK)):
+            for index, (data, end, position) in enumerate(
+                blocks(handle, offset, BLOCK, long_lines=long_lines)
+            ):
+                _too_long(windows, long_lines)
                 scanned = (
                     scans.take(target, inode, origin, index, start, end)
                     if scans is not None
@@ -260,7 +271,23 @@ class _Reader:
                     self.checkpoint(windows, state)
                     since = 0
                 offset = position
+        _too_long(windows, long_lines)  # a long line the file ends with
         return offset
+
+
+def _too_long(windows: SenderWindows, long_lines: list) -> None:
+    """Lines too long to be log lines (``senders.blocks``): quarantined with the next
+    checkpoint, their start kept raw, with the reason; the run goes on after them."""
+    for head, length, at in long_lines:
+        windows.bad_count += 1
+        windows.bad.append(
+            (
+                head,
+                f"line too long for a Postfix log ({length} bytes from byte {at}, "
+                f"limit {MAX_LINE}); only its first {len(head)} bytes are kept here",
+            )
+        )
+    long_lines.clear()
 
 
 def ingest_postfix(

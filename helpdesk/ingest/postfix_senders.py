@@ -150,6 +150,7 @@ class SenderWindows:
             end = len(data)
         lines, statuses, removed, matches = scanned or scan(data, end)
         self.lines += lines
+        self._too_long(data, end)
         alerts: list[Alert] = []
         # Hand-overs to a loopback content filter are looked for once one is known to exist
         # (a client= line from loopback), which spares two scans of every block otherwise.
@@ -327,11 +328,24 @@ class SenderWindows:
                 "Postfix line with an unreadable head (time stamp, host, service or queue id)",
             )
 
-    def _bad(self, data: bytes, ls: int, reason: str) -> None:
+    def _too_long(self, data: bytes, end: int) -> None:
+        """Lines of ``data[:end]`` longer than ``MAX_LOG_LINE``: no Postfix line is, so each
+        is quarantined with its reason (kept raw) rather than counted as ignored."""
+        for ls, le in long_lines(data, end):
+            self._bad(
+                data,
+                ls,
+                f"line too long for a Postfix log ({le - ls} bytes, limit {MAX_LOG_LINE}); "
+                f"only its first {min(le - ls, LONG_LINE_KEPT)} bytes are kept here",
+                keep=LONG_LINE_KEPT,
+            )
+
+    def _bad(self, data: bytes, ls: int, reason: str, keep: int | None = None) -> None:
         self.bad_count += 1
         if len(self.bad) < MAX_BAD_KEPT:  # the caller empties it after each block
             le = data.find(b"\n", ls)
-            self.bad.append((data[ls : le if le >= 0 else len(data)], reason))
+            le = le if le >= 0 else len(data)
+            self.bad.append((data[ls : le if keep is None else min(le, ls + keep)], reason))
 
     def _stamp(self, data: bytes, ls: int) -> int:
         """Epoch seconds of the line at ``ls``: a classic stamp (``Mar 14 00:00:02``, local
@@ -754,26 +768,72 @@ class SenderWindows:
         }
 
 
+# --- lines too long to be log lines ----------------------------------------------------------
+
+MAX_LOG_LINE = 64 * 1024  # Postfix logs a few hundred bytes a line; syslog cuts at 8 KiB
+_PROBE = MAX_LOG_LINE // 2
+
+
+def long_lines(data: bytes, end: int) -> list[tuple[int, int]]:
+    """``(start, end)`` of each line of ``data[:end]`` (complete lines) longer than
+    ``MAX_LOG_LINE``. Such a line holds a whole aligned window of half that size with no
+    newline: a few ``find`` calls per block clear an ordinary one; only a block that fails
+    them is walked line by line."""
+    if not any(data.find(b"\n", at, at + _PROBE) < 0 for at in range(0, end - _PROBE + 1, _PROBE)):
+        return []
+    out = []
+    start = 0
+    while start < end:
+        stop = data.find(b"\n", start, end)
+        stop = end if stop < 0 else stop
+        if stop - start > MAX_LOG_LINE:
+            out.append((start, stop))
+        start = stop + 1
+    return out
+
+
 # --- reading a file -----------------------------------------------------------------------------
 
 BLOCK = 1024 * 1024  # four regex passes over a block; its size changes little, memory a bit
+MAX_LINE = 64 * 1024 * 1024  # a "line" longer than this is not a log line: not analysed
+LONG_LINE_KEPT = 64 * 1024  # what is kept of it, raw, for the quarantine
 
 
-def blocks(handle, offset: int, block: int = BLOCK, *, carry: bytes = b""):
+def blocks(handle, offset: int, block: int = BLOCK, *, carry: bytes = b"", long_lines=None):
     """``(data, end, end offset)``: ``data[:end]`` is complete lines read from ``offset`` (a
     last line without its newline is left for the next run: it may still be being written).
     Each block is copied once (the carried-over partial line is small). ``carry``: the bytes
-    from ``offset`` on already read (the first block then reads from ``offset + len(carry)``)."""
+    from ``offset`` on already read (the first block then reads from ``offset + len(carry)``).
+
+    A line longer than ``MAX_LINE`` is not analysed: it is passed over to its end, and
+    ``(first LONG_LINE_KEPT bytes, length, start offset)`` is appended to ``long_lines``
+    (a list, when given) for the caller to quarantine."""
     handle.seek(offset + len(carry))
     position = offset
+    skipping: list | None = None  # [head, length, start] of a line too long, until its end
     while True:
         chunk = handle.read(block)
         if not chunk:
             return
+        if skipping is not None:
+            newline = chunk.find(b"\n")
+            if newline < 0:
+                skipping[1] += len(chunk)
+                position += len(chunk)
+                continue
+            skipping[1] += newline
+            position += newline + 1
+            if long_lines is not None:
+                long_lines.append(tuple(skipping))
+            skipping = None
+            chunk = chunk[newline + 1 :]
+            if not chunk:
+                continue
         data = carry + chunk if carry else chunk
         cut = data.rfind(b"\n") + 1
         if not cut:
-            if len(data) > 64 * 1024 * 1024:  # a "line" of 64 MiB: not a log, skip it
+            if len(data) > MAX_LINE:  # not a log line: passed over to its end
+                skipping = [data[:LONG_LINE_KEPT], len(data), position]
                 position += len(data)
                 carry = b""
             else:
@@ -820,10 +880,12 @@ def analyse(
         not_after=None if year else stat.st_mtime,
     )
     found: list[Alert] = []
+    long_lines: list = []
     with open(path, "rb") as handle:
-        for data, end, _offset in blocks(handle, 0):
+        for data, end, _offset in blocks(handle, 0, long_lines=long_lines):
             found += windows.feed(data, end)
     found += windows.finish()
+    windows.bad_count += len(long_lines)
     return {
         "lines": windows.lines,
         "events": windows.events,

@@ -13,20 +13,32 @@ from sqlmodel import Session, col, select
 
 from helpdesk.base import clock
 from helpdesk.base.errors import NotFound
+from helpdesk.base.i18n import _
+from helpdesk.rules.access import check_unscoped
+from helpdesk.rules.context import Actor
 from helpdesk.storage.models import Quarantine
 from helpdesk.base.untrusted import clean, one_line
 
 PREVIEW_CHARS = 4000
 
 
+def check_reader(actor: Actor | None) -> None:
+    """Quarantined input is there because no provider could be found for it (or it could not
+    be read): a role scoped to some providers does not read it (rule ``scope``)."""
+    if actor is not None:
+        check_unscoped(actor, _("the quarantine"))
+
+
 def rows(
     session: Session,
     *,
+    actor: Actor | None = None,
     kind: str | None = None,
     include_released: bool = False,
     limit: int = 100,
     offset: int = 0,
 ) -> list[dict]:
+    check_reader(actor)
     q = select(  # type: ignore[call-overload]  # sqlmodel types select() up to 4 columns
         Quarantine.id,
         Quarantine.received_at,
@@ -71,7 +83,8 @@ def counts(session: Session) -> dict[str, int]:
     }
 
 
-def get(session: Session, quarantine_id: int) -> Quarantine:
+def get(session: Session, quarantine_id: int, actor: Actor | None = None) -> Quarantine:
+    check_reader(actor)
     row = session.get(Quarantine, quarantine_id)
     if row is None:
         raise NotFound(f"nothing #{quarantine_id} in quarantine")

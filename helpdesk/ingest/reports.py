@@ -37,6 +37,7 @@ from helpdesk.ingest.arf import ArfReport, parse_arf
 from helpdesk.ingest.dmarc import DmarcReport, extract_reports_from_mail, parse_dmarc, summarise
 from helpdesk.ingest.errors import ParseError
 from helpdesk.ingest.mailboxes import Item
+from helpdesk.ingest.items import parsed
 from helpdesk.ingest.routing import AccountRef, unique
 from helpdesk.ingest.pipeline import Outcome, Reject, Run
 from helpdesk.storage.models import Account, DmarcStat
@@ -168,9 +169,14 @@ def arf_metadata(report: ArfReport, digest: str) -> bytes:
     return ("\n".join(one_line(line, 1000) for line in lines) + "\n").encode("utf-8")
 
 
+def prepare_arf(item: Item) -> None:
+    """Parse before the write transaction (see ``intake.prepare_mail``)."""
+    parsed(item, parse_arf)
+
+
 def handle_arf(session: Session, item: Item, digest: str, run: Run) -> Outcome:
     try:
-        report = parse_arf(item.data)
+        report = parsed(item, parse_arf)
     except ParseError as exc:
         raise Reject(
             _("not a usable abuse report: {reason}").format(reason=exc.reason), kind="arf"
@@ -370,24 +376,62 @@ def _is_report_file(data: bytes) -> bool:
     return data[:2] in (b"\x1f\x8b", b"PK") or head.startswith(b"<") or not head
 
 
+def _dmarc_blobs(data: bytes) -> list[tuple[str | None, bytes]]:
+    """The report files of an item: itself, or those a mail carries (ParseError: none)."""
+    if _is_report_file(data):
+        return [(None, data)]
+    return extract_reports_from_mail(data)
+
+
+def prepare_dmarc(item: Item) -> None:
+    """Unpack and parse before the write transaction (see ``intake.prepare_mail``)."""
+    try:
+        blobs = parsed(item, _dmarc_blobs)
+    except ParseError:
+        return
+    for name, blob in blobs:
+        _parse_dmarc(item, name, blob)
+
+
+def _parse_dmarc(item: Item, name: str | None, blob: bytes):
+    """``parse_dmarc`` of one of the item's report files, computed once per item."""
+    return parsed(item, _DmarcParse(name if name is not None else item.key, blob))
+
+
+class _DmarcParse:
+    """``parse_dmarc`` of one blob, as a key for ``items.parsed`` (equal for the same blob)."""
+
+    def __init__(self, name: str, blob: bytes):
+        self.name, self.blob = name, blob
+
+    def __call__(self, _data: bytes) -> DmarcReport:
+        return parse_dmarc(self.blob, self.name)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, _DmarcParse) and (other.name, id(other.blob)) == (
+            self.name,
+            id(self.blob),
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.name, id(self.blob)))
+
+
 def handle_dmarc(session: Session, item: Item, digest: str, run: Run) -> Outcome:
-    if _is_report_file(item.data):
-        blobs = [(item.key, item.data)]
-    else:
-        try:
-            blobs = extract_reports_from_mail(item.data)
-        except ParseError as exc:
-            raise Reject(
-                _("no DMARC report: {reason}").format(reason=exc.reason), kind="dmarc"
-            ) from None
-    parsed: list[tuple[DmarcReport, bytes]] = []
+    try:
+        blobs = [(item.key if n is None else n, b) for n, b in parsed(item, _dmarc_blobs)]
+    except ParseError as exc:
+        raise Reject(
+            _("no DMARC report: {reason}").format(reason=exc.reason), kind="dmarc"
+        ) from None
+    parsed_: list[tuple[DmarcReport, bytes]] = []
     problems = []
     for name, blob in blobs:
         try:
-            parsed.append((parse_dmarc(blob, name), blob))
+            parsed_.append((_parse_dmarc(item, name, blob), blob))
         except ParseError as exc:
             problems.append((name, blob, exc.reason))
-    if not parsed:
+    if not parsed_:
         if len(problems) == 1 and blobs[0][1] is item.data:
             raise Reject(problems[0][2], kind="dmarc")  # the file itself: its name is already known
         raise Reject(
@@ -399,11 +443,11 @@ def handle_dmarc(session: Session, item: Item, digest: str, run: Run) -> Outcome
         store.quarantine(
             session, data=blob, kind="dmarc", source=f"{source} {name}", reason=reason, now=run.now
         )
-    extra: Counter = Counter(dmarc_reports=len(parsed))
+    extra: Counter = Counter(dmarc_reports=len(parsed_))
     if problems:
         extra["quarantined_parts"] = len(problems)
     opened, updated, added = [], [], 0
-    for report, blob in parsed:
+    for report, blob in parsed_:
         for domain, counts in summarise(report).items():
             status, ticket = _domain_figures(session, run, report, blob, domain, counts)
             if status == "duplicate":
@@ -429,7 +473,7 @@ def handle_dmarc(session: Session, item: Item, digest: str, run: Run) -> Outcome
         )
     details = {
         "reports": [
-            {"org": r.org_name, "report_id": r.report_id, "domain": r.domain} for r, _b in parsed
+            {"org": r.org_name, "report_id": r.report_id, "domain": r.domain} for r, _b in parsed_
         ]
     }
     if opened:
@@ -438,7 +482,7 @@ def handle_dmarc(session: Session, item: Item, digest: str, run: Run) -> Outcome
         return Outcome("updated", ticket=updated[0], tickets=tickets, details=details, extra=extra)
     if added:
         return Outcome("recorded", details=details, extra=extra)
-    if not any(summarise(r) for r, _b in parsed):  # no record at all: nothing to repeat
+    if not any(summarise(r) for r, _b in parsed_):  # no record at all: nothing to repeat
         return Outcome(
             "empty", reason=_("the report holds no records"), details=details, extra=extra
         )
@@ -510,3 +554,8 @@ def _domain_figures(
         now=run.now,
     )
     return status, ticket.id
+
+
+# What each handler parses, done before its write transaction (``pipeline.ingest_one``).
+handle_arf.prepare = prepare_arf  # type: ignore[attr-defined]
+handle_dmarc.prepare = prepare_dmarc  # type: ignore[attr-defined]

@@ -36,6 +36,20 @@ def check_scope(actor: Actor, policy_key: str | None) -> None:
         raise scope_refusal(actor, policy_key)
 
 
+def check_unscoped(actor: Actor, what: str) -> None:
+    """Refuse a role scoped to providers what belongs to no provider it could be checked
+    against (``what``: a person's words for it, e.g. the quarantine, whose input no provider
+    was found for): only a role covering every provider reads it."""
+    if actor.policies:
+        raise Refused(
+            "scope",
+            _(
+                "{login}'s role covers {scope} only; {what} belongs to no provider known to "
+                "be among them: it needs a role that covers every provider"
+            ).format(login=actor.login, scope=", ".join(actor.policies), what=what),
+        )
+
+
 def check_writer(session: Session, actor: Actor, policy_key: str | None = None) -> None:
     """Who may change anything at all: a known role; a trainer only on a training database;
     a role scoped to providers only within them."""

@@ -34,10 +34,12 @@ from helpdesk.base.errors import BadInput, NotFound, Refused
 from helpdesk.base.fields import EMAIL
 from helpdesk.base.i18n import _, pick
 from helpdesk.base.labels import label
+from helpdesk.rules.access import check_unscoped
 from helpdesk.storage.models import (
     Account,
     Deadline,
     Event,
+    Outbox,
     Policy,
     State,
     Ticket,
@@ -721,14 +723,58 @@ def get_ticket(session: Session, ticket_id: int, actor: Actor | None = None) -> 
     return ticket
 
 
-def queue_counts(session: Session, now: datetime | None = None) -> dict[str, dict[str, int]]:
-    """Open, waiting and overdue counts per queue, for the dashboard."""
+# --- the outbox, as a role scoped to providers reads it ------------------------------------
+
+
+def outbox_mails(
+    session: Session,
+    actor: Actor,
+    *,
+    status: str | None = None,
+    ticket: int | None = None,
+    limit: int = 100,
+) -> list[Outbox]:
+    """Queued mails, oldest first, among those ``actor``'s role reaches: a role scoped to
+    providers sees its providers' tickets' mails only (naming a ticket outside them is a
+    ``scope`` refusal, as ``ticket show`` is)."""
+    q = select(Outbox).order_by(col(Outbox.id))
+    if status:
+        q = q.where(Outbox.status == status)
+    if ticket:
+        get_ticket(session, ticket, actor)
+        q = q.where(Outbox.ticket_id == ticket)
+    if actor.policies:
+        q = q.join(Ticket, col(Ticket.id) == Outbox.ticket_id).where(
+            col(Ticket.policy_key).in_(actor.policies)
+        )
+    return list(session.exec(q.limit(limit)))
+
+
+def outbox_mail(session: Session, actor: Actor, mail_id: int) -> Outbox:
+    """One queued mail, if ``actor``'s role reaches its ticket's provider (a mail of no
+    ticket: only a role covering every provider)."""
+    m = session.get(Outbox, mail_id)
+    if m is None:
+        raise BadInput(_("no mail #{id} in the outbox").format(id=mail_id))
+    if m.ticket_id is None:
+        check_unscoped(actor, _("a mail of no ticket"))
+    else:
+        get_ticket(session, m.ticket_id, actor)
+    return m
+
+
+def queue_counts(
+    session: Session, now: datetime | None = None, policies=()
+) -> dict[str, dict[str, int]]:
+    """Open, waiting and overdue counts per queue, for the dashboard (only the providers
+    in ``policies`` when given: a role's scope), and how many carry a binding date."""
     now = now or clock.now()
     out: dict[str, dict[str, int]] = {}
+    scope = [col(Ticket.policy_key).in_(policies)] if policies else []
     rows = session.exec(
         select(Ticket.queue, Ticket.state_kind, func.count())
         .where(
-            col(Ticket.state_kind).in_(("open", "waiting"))
+            col(Ticket.state_kind).in_(("open", "waiting")), *scope
         )  # IN uses the queue/state index; != scans
         .group_by(col(Ticket.queue), col(Ticket.state_kind))
     )
@@ -740,36 +786,79 @@ def queue_counts(session: Session, now: datetime | None = None) -> dict[str, dic
             col(Ticket.state_kind).in_(("open", "waiting")),
             col(Ticket.due_at).is_not(None),
             Ticket.due_at <= now,
+            *scope,
         )
         .group_by(col(Ticket.queue))
     ):
         out.setdefault(queue, {"open": 0, "waiting": 0, "overdue": 0})["overdue"] = n
-    for queue, n in binding_counts(session).items():
+    for queue, n in binding_counts(session, policies).items():
         out.setdefault(queue, {"open": 0, "waiting": 0, "overdue": 0})["binding"] = n
     return out
 
 
-def binding_counts(session: Session) -> dict[str, int]:
-    """Per queue, the open tickets that carry a date the provider's text makes binding."""
-    out: dict[str, int] = {}
-    for policy in session.exec(select(Policy)):
+def _binding_where(policy: Policy, names: set[str]) -> list:
+    """Open tickets of ``policy`` with one of its binding dates still ahead. Read from the
+    deadline's (name, status) index: the few binding dates, never the whole table."""
+    return [
+        col(Deadline.name).in_(sorted(names)),
+        col(Deadline.status).in_(("pending", "info")),
+        Ticket.policy_key == policy.key,
+        col(Ticket.state_kind).in_(("open", "waiting")),
+    ]
+
+
+def _binding_policies(session: Session, policies=()) -> list[tuple[Policy, set[str]]]:
+    """The providers (within ``policies`` when given: a role's scope) whose text makes
+    some dates binding, with those dates' names."""
+    out = []
+    for policy in session.exec(select(Policy).order_by(col(Policy.key))):
         names = binding_names(policy)
-        if not names:
-            continue
+        if names and (not policies or policy.key in policies):
+            out.append((policy, names))
+    return out
+
+
+def binding_counts(session: Session, policies=()) -> dict[str, int]:
+    """Per queue, the open tickets that carry a date the provider's text makes binding
+    (only the providers in ``policies`` when given: a role's scope)."""
+    out: dict[str, int] = {}
+    for policy, names in _binding_policies(session, policies):
         rows = session.exec(
             select(Ticket.queue, func.count(func.distinct(col(Ticket.id))))
             .join(Deadline, col(Deadline.ticket_id) == Ticket.id)
-            .where(
-                Ticket.policy_key == policy.key,
-                col(Ticket.state_kind).in_(("open", "waiting")),
-                col(Deadline.name).in_(sorted(names)),
-                col(Deadline.status).in_(("pending", "info")),
-            )
+            .where(*_binding_where(policy, names))
             .group_by(col(Ticket.queue))
         )
         for queue, n in rows:
             out[queue] = out.get(queue, 0) + n
     return out
+
+
+def binding_soonest(session: Session, policies=(), limit: int = 5) -> list[dict]:
+    """The soonest dates the providers' texts make binding on open tickets, one per ticket,
+    soonest first: ticket, queue, policy, name (the deadline's key), at (UTC), subject."""
+    found: dict[int, dict] = {}
+    for policy, names in _binding_policies(session, policies):
+        rows = session.exec(
+            select(  # type: ignore[call-overload]  # sqlmodel types select() up to 4 columns
+                Deadline.ticket_id, Deadline.name, Deadline.due_at, Ticket.queue, Ticket.subject
+            )
+            .join(Ticket, col(Ticket.id) == Deadline.ticket_id)
+            .where(*_binding_where(policy, names))
+            .order_by(col(Deadline.due_at), col(Deadline.ticket_id))
+            .limit(limit * 2)  # a ticket may carry two of them: enough for ``limit`` tickets
+        )
+        for ticket_id, name, due_at, queue, subject in rows:
+            if ticket_id not in found or due_at < found[ticket_id]["at"]:
+                found[ticket_id] = {
+                    "ticket": ticket_id,
+                    "queue": queue,
+                    "policy": policy.key,
+                    "name": name,
+                    "at": due_at,
+                    "subject": subject,
+                }
+    return sorted(found.values(), key=lambda d: (d["at"], d["ticket"]))[:limit]
 
 
 def policy_view(session: Session, key: str) -> dict:

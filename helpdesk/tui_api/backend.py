@@ -230,6 +230,14 @@ class Backend:
                 e["to_label"] = pick(d.states[e["to"]].label) if e["to"] in d.states else e["to"]
             waiting, actions = api.actions_needing_attention(s, limit)
             actions += api.bounced_on_done(s, self._scope(), limit)  # finished, mail came back
+            # The dates the providers' texts make binding, apart from the indicative targets:
+            # how many open tickets carry one, and the soonest, in the provider's zone.
+            scope = self.info.actor.policies if self.info and self.info.actor else ()
+            for q, n in api.binding_counts(s, scope).items():
+                counts.setdefault(q, {"open": 0, "waiting": 0, "overdue": 0})["binding"] = n
+            binding = api.binding_soonest(s, scope, limit=3)
+            for b in binding:
+                b["tz"] = policies.get(b["policy"], ("", "Europe/Paris"))[1]
         return Dashboard(
             counts=counts,
             mine=mine,
@@ -238,6 +246,7 @@ class Backend:
             now=now,
             actions_waiting=waiting,
             actions=actions,
+            binding=binding,
         )
 
     def _queue_counts(self, s: Session, now: datetime) -> dict[str, dict[str, int]]:

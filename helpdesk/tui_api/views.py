@@ -68,6 +68,9 @@ class Dashboard:
     actions: list[dict] = field(
         default_factory=list
     )  # the oldest of them, each with a line to show
+    # The soonest dates the texts make binding (service.binding_soonest), with ``tz``;
+    # ``counts[queue]["binding"]`` says how many open tickets carry one.
+    binding: list[dict] = field(default_factory=list)
 
 
 @dataclass

@@ -466,6 +466,20 @@ def test_le_pic_the_clock_removes_the_data_after_a_year_even_when_nobody_acts(pi
     assert (row["binding"], row["binding_at"]) == ("data-removal", "2027-09-29T22:00:00Z")
     text = hd.ok("ticket", "show", tid, json_out=False).out
     assert "CONTRAIGNANTE" in text and "indicative" in text
+    # The dashboard shows it apart from the indicative targets: UTC and keys for scripts,
+    # the provider's zone and labels for a person; a role scoped elsewhere does not see it.
+    board = hd.ok("dashboard")
+    assert board["queues"]["closure"]["binding"] == 1
+    assert [(b["ticket"], b["policy"], b["name"], b["at"]) for b in board["binding"]] == [
+        (tid, "le-pic", "data-removal", "2027-09-29T22:00:00Z")
+    ]
+    text = hd.ok("dashboard", json_out=False).out
+    assert "2027-09-30 00:00 Europe/Paris" in text and "Suppression des données" in text
+    assert "data-removal" not in text and "22:00" not in text
+    hd.ok("volunteer", "add", "wanda", "--role", "volunteer", "--policy", "wigii")
+    scoped = hd.ok("dashboard", as_="wanda")
+    assert scoped["binding"] == [] and scoped["queues"]["closure"]["binding"] == 0
+    assert hd.run("dashboard", "--limit", "0").code == 2
 
     assert hd.ok("sweep", now="2027-09-29T23:59:00+02:00")["taken"] == []
     taken = hd.ok("sweep", now="2027-09-30T00:00:00+02:00")["taken"]
@@ -660,16 +674,20 @@ def test_wigii_logs_need_a_purpose_and_the_acknowledgement_its_source(hdi):
 # --- citations and mails ---------------------------------------------------------------------------
 
 
-def test_indigos_not_before_the_requested_day_cites_the_article_of_its_rule(indigos):
+def test_indigos_the_requested_day_is_shown_and_blocks_nothing(indigos):
+    """No article of the Indigos charte holds "not before the requested day" (art. 9 is about
+    backups): the day is shown, on the ticket and as its timer, and never refuses a step."""
     hd = indigos
     tid = hd.open(
         "closure", "indigos", "camille", "camille@example.org", "reason=request", "day=2026-12-01"
     )["id"]
     hd.act(tid, "confirm")
-    refusal = hd.refused(
-        "ticket", "act", tid, "deactivate", rule="day_reached", now="2026-11-30T23:59:00+01:00"
-    )
-    assert refusal["citation"] == "Charte Indigos art. 9"
+    early = "2026-11-30T23:59:00+01:00"
+    view = hd.show(tid, now=early)
+    assert view["fields"]["day"] == "2026-12-01"
+    deactivate = hd.action(tid, "deactivate")
+    assert deactivate["allowed"] is True, deactivate
+    assert hd.act(tid, "deactivate", now=early)["state"] == "deactivated"
 
 
 def test_unshared_data_wording_only_in_wigii_mails(indigos):
