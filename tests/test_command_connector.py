@@ -320,7 +320,9 @@ def test_an_erasure_failing_on_one_service_is_not_done(indigos, monkeypatch):
     ]
     assert hd.show(tid)["state"] == "account-closed"
     # On its day the sweep takes the erase step: every configured service's erase is run.
-    sweep = hd.ok("sweep", now="2026-12-23T10:00:00+01:00")
+    run = hd.run("sweep", now="2026-12-23T10:00:00+01:00")
+    assert run.code == 1, run  # an action failed: a timer's run says so by its exit status
+    sweep = run.json
     assert sweep["taken"] == [{"ticket": tid, "action": "erase", "state": "erasing"}]
     erases = {
         e["connector"]: e

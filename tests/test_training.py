@@ -328,20 +328,25 @@ def test_out_of_order_and_refused_feedback(lesson):
     i18n.set_lang("en")
     # The first step is to show deactivate being refused; acknowledging now is out of order.
     message = sandbox.feedback(url, tid, "acknowledge")
-    assert message.startswith("Out of order: step 1 expected") and "not_in_states" in message
-    # The expected refusal, named with its article.
+    assert (
+        message.startswith("Out of order: step 1 expected")
+        and "earlier step first" in message
+        and "not_in_states" not in message
+    )
+    # The expected refusal, seen as the role its step names (recorded, then told), named
+    # by its label with its article.
+    sandbox.record_refusal(url, tid, "deactivate", "not_in_states", by="alice")
     message = sandbox.feedback(url, tid, "deactivate", "not_in_states")
     assert (
         message
-        == "As expected: «Deactivate the account» is refused by the rule not_in_states (Wigii CGU art. 9)."
+        == "As expected: «Deactivate the account» is refused by the rule earlier step first (Wigii CGU art. 9)."
     )
-    sandbox.record_refusal(url, tid, "deactivate", "not_in_states", by="alice")
     w = sandbox.walkthrough(url, tid)
     assert w.steps[0].done and w.steps[1].current
     # An unexpected refusal: the rule, the article, and what was expected instead.
     message = sandbox.feedback(url, tid, "acknowledge", "state")
     assert message.startswith(
-        "«Record the acknowledgement» was refused by the rule state (Wigii CGU art. 9)."
+        "«Record the acknowledgement» was refused by the rule step of the procedure (Wigii CGU art. 9)."
     )
     assert "Step 2 expected: «Complete the request» (complete), by alice" in message
     # The expected step, taken: no remark; the walkthrough moves on.

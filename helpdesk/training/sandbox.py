@@ -944,13 +944,20 @@ def feedback(
             article = ref or _("no article")
             # The refusal was recorded before this is asked: a step it matches that is still
             # to do was not seen as the role it names (the trainer holds every role).
-            unseen = next(
-                (
-                    st
-                    for st in w.steps
-                    if not st.done and st.action == action and st.refused == refused_rule
-                ),
-                None,
+            # The step reached last is this refusal: it was seen as the role it names.
+            done = [st for st in w.steps if st.done]
+            just_done = done and done[-1].action == action and done[-1].refused == refused_rule
+            unseen = (
+                None
+                if just_done
+                else next(
+                    (
+                        st
+                        for st in w.steps
+                        if not st.done and st.action == action and st.refused == refused_rule
+                    ),
+                    None,
+                )
             )
             if unseen is not None:
                 return _(

@@ -76,7 +76,7 @@ def test_indigos_a_contact_on_another_matter_long_ago_does_not_count(indigos):
 
     # The CLI preview (ticket show) prints the ledger beside the actions.
     text = hd.ok("ticket", "show", tid, json_out=False, now=later, as_="bob").out
-    assert f"#{alert} mail-reputation" in text and "contact" in text and "(ce ticket)" in text
+    assert f"#{alert} Réput. mail" in text and "contact" in text and "(ce ticket)" in text
 
 
 def test_indigos_an_emergency_still_skips_the_exchange_with_a_recorded_reason(indigos):

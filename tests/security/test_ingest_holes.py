@@ -68,7 +68,7 @@ def test_a_quarantined_item_is_not_parsed_again(attacker, tmp_path, monkeypatch)
     for _ in range(2):
         again = attacker.ok("ingest", "mail", box, "--now", NOW, as_="chloe")
         assert again["counts"]["duplicates"] == 1, again
-        assert "still quarantined" in again["items"][0]["reason"]
+        assert "toujours en quarantaine" in again["items"][0]["reason"]
     assert len(calls) == 1  # known by its digest: not parsed again
     # A triage run (the volunteer says where it belongs) tries it again.
     _with_account(attacker)
