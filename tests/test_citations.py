@@ -153,7 +153,6 @@ TABLE = {
         "closure/deactivate": "Le PIC, politique RGPD — Récupérer ou modifier ses données",
         "closure/deactivate/not_in_states": "Le PIC, politique RGPD — Récupérer ou modifier ses données",
         "closure/deactivate/requester_served": "Le PIC, politique RGPD — Données personnelles maintenues par une association adhérente",
-        "closure/deactivate/day_reached": "Le PIC, politique RGPD — Récupérer ou modifier ses données",
         "closure/expire": "Le PIC, politique RGPD — Adhérents ayant un site",
         "closure/expire/binding_date_reached": "Le PIC, politique RGPD — Adhérents ayant un site",
         "closure/erase": "Le PIC, politique RGPD — Mise en sécurité des données",
@@ -197,7 +196,6 @@ TABLE = {
         "closure/deactivate/not_in_states": "CGU Weentime art. 15",
         "closure/deactivate/not_in_states#2": "CGU Weentime art. 8",
         "closure/deactivate/requester_served": "CGU Weentime art. 15",
-        "closure/deactivate/day_reached": "CGU Weentime art. 8",
         "closure/erase": "CGU Weentime art. 6 et 10.2",
         "closure/erase/deadline_reached": "CGU Weentime art. 6 et 10.2",
         "closure/erasure-complete": "CGU Weentime art. 6 et 10.2",  # the same article: done only when every service erased
@@ -272,6 +270,10 @@ def test_known_wrong_citations_stay_fixed():
     # Indigos: "not before the requested day" is held by no article of the charte (not art. 6,
     # contents stay yours; not art. 9, backups): the rule is not enforced there.
     assert "closure/deactivate/day_reached" not in TABLE["indigos"]
+    # Weentime (art. 8: a subscription is for a limited period) and Le PIC (data taken back
+    # "à tout moment") hold no such rule either.
+    assert "closure/deactivate/day_reached" not in TABLE["weentime"]
+    assert "closure/deactivate/day_reached" not in TABLE["le-pic"]
     # Le PIC: the sentence on volunteers keeping data safe is in "Que faisons-nous de ces données ?".
     assert TABLE["le-pic"]["password-reset/issue-reset-link/credentials_by_mail_allowed"].endswith(
         "Que faisons-nous de ces données ?"
