@@ -58,12 +58,13 @@ def test_every_reachable_state_has_a_ticket(demo_db):
     with db.read_session(url) as s:
         wanted = set(demo.all_states(s))
         have = set(s.exec(select(Ticket.policy_key, Ticket.queue, Ticket.state).distinct()).all())
-    missing = wanted - have - set(demo.UNREACHABLE)
+    not_built = {w for w in wanted if demo.unreachable(*w)}  # e.g. an erasure under way
+    missing = wanted - have - not_built
     # A crash inside the core (see the test above) may leave its procedure's later states empty.
     crashed = {(f["policy"], f["queue"]) for f in summary["failures"]}
     assert {m for m in missing if m[:2] not in crashed} == set()
     if not crashed:
-        assert wanted - have == set(demo.UNREACHABLE)
+        assert wanted - have == not_built
     assert len(wanted) > 100
 
 
