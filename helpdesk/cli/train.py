@@ -211,7 +211,7 @@ def _clock(out, url: str, step: str | None) -> int:
             before=local(move.before, tz, zone=False), after=local(move.after, tz)
         )
     )
-    print_sweep(out, move.sweep)
+    print_sweep(out, move.sweep, url)
     return 0
 
 
