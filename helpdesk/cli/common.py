@@ -46,11 +46,13 @@ class Out:
         *,
         clip: dict[str, int] | None = None,
         drop: tuple[str, ...] = (),
+        spare: tuple[str, ...] = (),
     ) -> None:
         """A table for people. Without ``clip``, long cells fold. With it (column: the
         least width it keeps), each row stays on one line at the terminal's width: if the
         table cannot fit even with its ``clip`` columns at their least, the columns of
-        ``drop`` go (in that order); then the cells of the ``clip`` columns, widest first,
+        ``drop`` go (in that order), and those of ``spare`` go as soon as it is too wide;
+        then the cells of the ``clip`` columns, widest first,
         are cut with "…" rather than folded mid-word. A long header breaks between words."""
         from rich.table import Table
         from rich.text import Text
@@ -61,7 +63,7 @@ class Out:
         heads = [header(c) for c in columns]
         if clip:
             columns, heads, cells = _fit(
-                self.console.width, columns, heads, cells, clip, list(drop)
+                self.console.width, columns, heads, cells, clip, list(drop), spare
             )
         t = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
         for c, h in zip(columns, heads, strict=True):
@@ -74,7 +76,7 @@ class Out:
         self.console.print(t)
 
 
-def _fit(width: int, columns, heads, cells, clip: dict[str, int], drop: list[str]):
+def _fit(width: int, columns, heads, cells, clip: dict[str, int], drop: list[str], spare=()):
     """Columns, headers and cells that fit ``width`` on one line a row (see ``Out.table``)."""
     from rich.cells import cell_len
 
@@ -91,8 +93,12 @@ def _fit(width: int, columns, heads, cells, clip: dict[str, int], drop: list[str
     def least(i: int) -> int:
         return min(widths[i], clip.get(columns[i], widths[i]))
 
-    for name in drop:
-        if total([least(i) for i in range(len(columns))]) <= width or name not in columns:
+    for name in [*spare, *drop]:
+        if name not in columns:
+            continue
+        if name in spare and total(widths) <= width:
+            continue
+        if name not in spare and total([least(i) for i in range(len(columns))]) <= width:
             continue
         i = columns.index(name)
         del columns[i], heads[i], widths[i]

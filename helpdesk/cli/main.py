@@ -913,66 +913,9 @@ def do_ticket_list(args, out: Out) -> int:
         if out.json:
             out.data(data)
         else:
-            from sqlmodel import select
+            from helpdesk.cli.ticket_table import print_tickets
 
-            from helpdesk.service import api
-            from helpdesk.base import labels as labels_
-            from helpdesk.cli.text import local
-            from helpdesk.storage.models import Policy
-
-            now = clock.iso(clock.now())
-            policies = {p.key: p for p in s.exec(select(Policy))}
-            zones = {k: p.timezone for k, p in policies.items()}
-            labels = {t.id: api.state_label(s, t) for t in rows}
-            binding_header = _("binding date (text)")
-            columns = ["id", "queue", "provider", "state", "account", "due"]
-            if any(r["binding_at"] for r in data):
-                columns.append(binding_header)
-            columns.append("subject")
-
-            def cells(r: dict) -> list:
-                zone = zones.get(r["policy"], "UTC")
-                policy = policies.get(r["policy"])
-                row = [
-                    r["id"],
-                    labels_.label("queue-short", r["queue"]),
-                    policy.name if policy else r["policy"],
-                    labels.get(r["id"], r["state"]),
-                    r["account"] or "-",
-                    ("! " if r["due_at"] and r["due_at"] <= now else "")
-                    + local(r["due_at"], zone, zone=False),
-                ]
-                if binding_header in columns:
-                    row.append(
-                        f"{local(r['binding_at'], zone, zone=False)} ({labels_.label('deadline', r['binding'])})"
-                        if r["binding_at"]
-                        else ""
-                    )
-                return row + [r["subject"]]
-
-            shown = sorted({(r["policy"], zones.get(r["policy"], "UTC")) for r in data})
-            out.table(
-                columns,
-                [cells(r) for r in data],
-                clip={
-                    "subject": 14,
-                    "provider": 10,
-                    binding_header: 16,
-                    "state": 12,
-                    "account": 10,
-                },
-                drop=("provider", binding_header),
-            )
-            if shown:
-                out.line(
-                    _("Times in each provider's zone: {zones}").format(
-                        zones=", ".join(
-                            f"{policies[k].name if k in policies else k} {z}" for k, z in shown
-                        )
-                    ),
-                    style="dim",
-                    wrap=True,
-                )
+            print_tickets(out, s, data)
     return 0
 
 
