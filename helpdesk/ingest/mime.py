@@ -19,6 +19,7 @@ from email.generator import BytesGenerator
 from email.message import Message
 from email.utils import collapse_rfc2231_value
 
+from helpdesk.base.i18n import _
 from helpdesk.ingest.errors import ParseError
 from helpdesk.ingest.decoding import (
     clean,
@@ -39,20 +40,24 @@ _MBOX_FROM = re.compile(rb"\A>*From [^\r\n]*(?:\r\n|\r|\n)")
 def load_message(raw: bytes, max_bytes: int) -> Message:
     """Parse raw mail bytes; mbox ``From `` / ``>From `` first lines and a BOM are skipped."""
     if not isinstance(raw, (bytes, bytearray, memoryview)):
-        raise ParseError("mail input must be bytes")
+        raise ParseError(_("mail input must be bytes"))
     raw = bytes(raw)
     if len(raw) > max_bytes:
-        raise ParseError(f"mail too large ({len(raw)} bytes, limit {max_bytes})")
+        raise ParseError(
+            _("mail too large ({size} bytes, limit {limit})").format(size=len(raw), limit=max_bytes)
+        )
     raw = _MBOX_FROM.sub(b"", _LEADING_JUNK.sub(b"", raw), count=1)
     if not raw.strip():
-        raise ParseError("empty mail")
+        raise ParseError(_("empty mail"))
     try:
         return email.message_from_bytes(raw, policy=email.policy.default)
     except Exception:  # the stdlib parser registers defects; anything raised is a bug there
         try:
             return email.message_from_bytes(raw, policy=email.policy.compat32)
         except Exception as exc:
-            raise ParseError(f"unreadable mail structure ({type(exc).__name__})") from exc
+            raise ParseError(
+                _("unreadable mail structure ({error})").format(error=type(exc).__name__)
+            ) from exc
 
 
 def parse_headers_only(raw: bytes) -> Message:
@@ -61,7 +66,9 @@ def parse_headers_only(raw: bytes) -> Message:
     try:
         return email.message_from_bytes(raw, policy=email.policy.compat32, _class=Message)
     except Exception as exc:
-        raise ParseError(f"unreadable header block ({type(exc).__name__})") from exc
+        raise ParseError(
+            _("unreadable header block ({error})").format(error=type(exc).__name__)
+        ) from exc
 
 
 # --- headers --------------------------------------------------------------------------------
@@ -232,7 +239,7 @@ def walk(msg: Message, *, into_messages: bool = True) -> Iterator[tuple[Message,
         part, parent, depth = stack.pop()
         seen += 1
         if seen > MAX_PARTS:
-            raise ParseError(f"too many MIME parts (more than {MAX_PARTS})")
+            raise ParseError(_("too many MIME parts (more than {n})").format(n=MAX_PARTS))
         yield part, parent
         if depth >= MAX_DEPTH:
             continue
