@@ -223,3 +223,40 @@ def test_sweep_says_its_moment_in_the_providers_zones(indigos):
     english = text(hd, "sweep", "--lang", "en", now="2026-12-23T10:00:00Z")
     assert english.startswith("Sweep at 2026-12-23 11:00 (")
     assert hd.ok("sweep", now="2026-12-23T10:00:00Z")["now"] == "2026-12-23T10:00:00Z"
+
+
+def test_parser_reasons_read_in_the_runs_language(hdi, tmp_path):
+    """Reasons made inside the parsers (not ARF, an empty report, a broken Postfix line)
+    are shown in French by default, in English on request: never half and half."""
+    from tests.ingest.mailmaker import mail
+
+    hdi.now = NOW
+    prose = mail(
+        "fbl@reporter.example",
+        "abuse@indigos.example",
+        "Plainte",
+        "Ceci n'est pas un rapport lisible.",
+        message_id="<notarf@reporter.example>",
+    )
+    (tmp_path / "arf").mkdir()
+    (tmp_path / "arf" / "one.eml").write_bytes(prose)
+    out = text(hdi, "ingest", "arf", tmp_path / "arf", as_="alice")
+    assert "signalement d'abus inutilisable : pas un signalement d'abus : text/plain" in out, out
+    assert "not an abuse report" not in out and "without a message" not in out
+    (tmp_path / "dmarc").mkdir()
+    (tmp_path / "dmarc" / "empty.xml").write_bytes(b"   \n")
+    out = text(hdi, "ingest", "dmarc", tmp_path / "dmarc", as_="alice")
+    assert "fichier vide" in out and "empty file" not in out, out
+    log = tmp_path / "mail.log"
+    log.write_text(
+        "Nov 23 10:00:00 mx postfix/qmgr[1]: 4BCD123: from=<broken@example.org, size=1, nrcpt=1 (queue active)\n"
+    )
+    out = text(hdi, "ingest", "postfix", log, "--year", "2026", "--tz", "UTC", as_="alice")
+    reasons = [q["reason"] for q in hdi.ok("quarantine", "list", "--kind", "postfix")]
+    assert reasons == ["from=< sans son > fermant"], (reasons, out)
+
+    (tmp_path / "arf-en").mkdir()
+    (tmp_path / "arf-en" / "two.eml").write_bytes(prose.replace(b"notarf", b"notarf2"))
+    english = text(hdi, "ingest", "arf", tmp_path / "arf-en", "--lang", "en", as_="alice")
+    assert "not a usable abuse report: not an abuse report: text/plain" in english, english
+    assert "pas un signalement" not in english
