@@ -265,12 +265,14 @@ def print_sweep(out: Out, report, url: str | None = None) -> None:
         _p, actions, states = steps.get(t["ticket"], ("", {}, {}))
         out.line(
             f"  #{t['ticket']}: {actions.get(t['action'], t['action'])} → "
-            f"{states.get(t['state'], t['state'])}"
+            f"{states.get(t['state'], t['state'])}",
+            wrap=True,
         )
     for o in report.opened:
         out.line(
             f"  #{o['ticket']}: {names.get(o['policy'], o['policy'])} {o['account']} "
-            f"({choice('reason', o['reason'])})"
+            f"({choice('reason', o['reason'])})",
+            wrap=True,
         )
     for r in report.refused:
         if r.get("ticket"):
@@ -278,7 +280,7 @@ def print_sweep(out: Out, report, url: str | None = None) -> None:
             where = f"#{r['ticket']} {actions.get(r.get('action') or '', r.get('action') or '')}"
         else:
             where = str(r.get("account") or "")
-        out.line(f"  {where.strip()}: {r.get('reason', '')}", style="red")
+        out.line(f"  {where.strip()}: {r.get('reason', '')}", style="red", wrap=True)
 
 
 #: The driver textual-serve asks Textual to use in the programs it starts (TEXTUAL_DRIVER).

@@ -290,7 +290,7 @@ def _print_check(out, report, names: tuple[dict, dict, str]) -> None:
         line = f"  {mark} {r.index}. {actions.get(r.action, r.action)} ({who}) {what}"
         if r.clock and r.swept is not None:
             line += "  " + _("[clock {moment}]").format(moment=local(r.clock, tz))
-        out.line(line, style=None if r.ok else "red")
+        out.line(line, style=None if r.ok else "red", wrap=True)
         if not r.ok:
             out.line(
                 "      " + (r.message or _("expected {expected}").format(expected=r.expected)),
