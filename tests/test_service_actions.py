@@ -89,6 +89,23 @@ def test_a_step_queues_its_actions_and_a_run_carries_them_out(indigos):
     assert hd.ok("actions", "run", now="2026-11-23T10:01:30+01:00")["retried"] == []
 
 
+def test_actions_run_text_names_statuses_and_kinds_by_their_labels(indigos):
+    hd = indigos
+    ldap_nowhere(hd, closed_port())
+    tid = _suspend(hd)
+    hd.act(tid, "suspend", "--note", "outgoing port scan, now", as_="bob")
+    out = hd.run("actions", "run", now="2026-11-23T10:01:00+01:00", json_out=False).out
+    assert "(fait) suspendre l'envoi" in out and "(à réessayer) verrouiller le compte" in out
+    for key in ("(done)", "(retried)", "suspend-sending", " lock "):
+        assert key not in out, out
+    english = hd.run(
+        "actions", "run", "--lang", "en", now="2026-11-23T10:03:00+01:00", json_out=False
+    ).out
+    assert "(to retry) lock the account" in english and "(à réessayer)" not in english
+    (lock,) = [a for a in hd.ok("actions", "list") if a["kind"] == "lock"]  # JSON: the keys
+    assert lock["status"] == "pending"
+
+
 def test_failed_and_uncertain_wait_for_a_person(indigos):
     hd = indigos
     ldap_nowhere(hd, closed_port())

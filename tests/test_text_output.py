@@ -127,3 +127,136 @@ def test_ingest_reasons_options_and_source_errors_speak_french(hdi, tmp_path):
     for english in ("global options", "show this help", "machine-readable", "usage: "):
         assert english not in helped, english
     assert "global options" in text(hdi, "ticket", "show", "--help", "--lang", "en")
+
+
+def _table_rows(out: str) -> list[str]:
+    """The rows of a ticket table: the lines that start with a ticket number."""
+    return [x for x in out.splitlines() if re.match(r"\d+ ", x)]
+
+
+@pytest.fixture
+def two_providers(indigos):
+    hd, alert, abuse, late = indigos
+    hd.account("dominique-du-long-nom", "communesplone", "d@example.org")
+    other = hd.open(
+        "password-reset",
+        "communesplone",
+        "dominique-du-long-nom",
+        "d@example.org",
+        as_="bob",
+    )["id"]
+    return hd, alert, abuse, late, other
+
+
+def test_ticket_list_at_80_columns_shows_labels_and_cuts_rather_than_folds(two_providers):
+    hd, alert, abuse, late, other = two_providers
+    hd.env["COLUMNS"] = "80"
+    ids = {alert, abuse, late, other}
+    for args in ((), ("--search", "camille")):
+        out = text(hd, "ticket", "list", *args, as_="bob")
+        lines = out.splitlines()
+        assert all(len(x) <= 80 for x in lines), out
+        rows = _table_rows(out)
+        expected = ids if not args else {alert, abuse, late}
+        # one line a ticket: nothing folded onto a line of its own
+        assert sorted(int(r.split()[0]) for r in rows) == sorted(expected), out
+        assert "Réput. mail" in out and "Abus" in out, out
+        for key in ("mail-reputation", "abuse", "password-reset", "harassment", "warned"):
+            assert key not in out, key
+        assert not UTC_STAMP.search(out), out
+        assert "Indigos Cloud Europe/Paris" in out  # the zones, named by the providers' names
+    wide = text(hd, "ticket", "list", as_="bob")
+    assert "…" in wide  # a long state or login is cut, whole words left whole elsewhere
+    row = next(r for r in _table_rows(wide) if r.startswith(f"{other} "))
+    assert "Réinit. mdp" in row and "communesplone" not in row
+    # English on request
+    english = text(hd, "ticket", "list", "--lang", "en", as_="bob")
+    assert all(len(x) <= 80 for x in english.splitlines())
+    assert "Mail rep." in english and "Abuse" in english and "Réput. mail" not in english
+    assert "Times in each provider's zone" in english
+    # wide enough, the provider's name has a column of its own, nothing cut
+    hd.env["COLUMNS"] = "200"
+    roomy = text(hd, "ticket", "list", as_="bob")
+    assert "Indigos Cloud  " in roomy and "…" not in roomy
+    # the JSON keeps the keys and UTC
+    data = hd.ok("ticket", "list", as_="bob")
+    assert {r["queue"] for r in data} == {"mail-reputation", "abuse", "password-reset"}
+    assert all(r["due_at"] is None or r["due_at"].endswith("Z") for r in data)
+    found = hd.ok("ticket", "list", "--search", "camille", as_="bob")
+    assert {r["state"] for r in found} >= {"warned"}
+
+
+def test_ticket_and_account_show_name_queue_provider_statuses_and_kind(indigos):
+    hd, _alert, abuse, _late = indigos
+    shown = text(hd, "ticket", "show", abuse, as_="bob")
+    head = shown.splitlines()[1]
+    assert head.startswith("Signalement d'abus · Indigos Cloud · Averti"), head
+    assert "abuse ·" not in shown and "· indigos ·" not in shown
+    mails = shown.split("Mails :")[1].split("\n\n")[0]
+    assert "en file" in mails and "pending" not in mails, mails
+    procedure = shown.split("Procédure :")[1].split("\n\n")[0]
+    assert "▶ Averti" in procedure
+    for key in ("(open)", "(warned)", "(contacted)", "(resolved)"):
+        assert key not in procedure, procedure
+    english = text(hd, "ticket", "show", abuse, "--lang", "en", as_="bob")
+    assert english.splitlines()[1].startswith("Abuse report · Indigos Cloud · Warned"), english
+    assert "queued" in english.split("Mails:")[1].split("\n\n")[0]
+    assert "(warned)" not in english
+
+    hd.account("dom", "indigos", "dom@example.org", "--kind", "admin")
+    account = text(hd, "account", "show", "dom", as_="bob")
+    kind = next(x for x in account.splitlines() if x.startswith("Type"))
+    assert kind.split()[-1] == "administrateur", kind
+    provider = next(x for x in account.splitlines() if x.startswith("Fournisseur"))
+    assert provider.endswith("Indigos Cloud"), provider
+    english = text(hd, "account", "show", "dom", "--lang", "en", as_="bob")
+    assert next(x for x in english.splitlines() if x.startswith("Kind")).endswith("administrator")
+    assert hd.ok("account", "show", "dom", as_="bob")["kind"] == "admin"  # JSON: the key
+
+
+def test_sweep_says_its_moment_in_the_providers_zones(indigos):
+    hd, *_ = indigos
+    out = text(hd, "sweep", now="2026-12-23T10:00:00Z")
+    assert "2026-12-23 11:00 (" in out and "Europe/Paris" in out, out
+    assert "Africa/Tunis" in out and "2026-12-23 11:00 (Africa/Tunis" in out  # UTC+1 too
+    assert not UTC_STAMP.search(out), out
+    english = text(hd, "sweep", "--lang", "en", now="2026-12-23T10:00:00Z")
+    assert english.startswith("Sweep at 2026-12-23 11:00 (")
+    assert hd.ok("sweep", now="2026-12-23T10:00:00Z")["now"] == "2026-12-23T10:00:00Z"
+
+
+def test_parser_reasons_read_in_the_runs_language(hdi, tmp_path):
+    """Reasons made inside the parsers (not ARF, an empty report, a broken Postfix line)
+    are shown in French by default, in English on request: never half and half."""
+    from tests.ingest.mailmaker import mail
+
+    hdi.now = NOW
+    prose = mail(
+        "fbl@reporter.example",
+        "abuse@indigos.example",
+        "Plainte",
+        "Ceci n'est pas un rapport lisible.",
+        message_id="<notarf@reporter.example>",
+    )
+    (tmp_path / "arf").mkdir()
+    (tmp_path / "arf" / "one.eml").write_bytes(prose)
+    out = text(hdi, "ingest", "arf", tmp_path / "arf", as_="alice")
+    assert "signalement d'abus inutilisable : pas un signalement d'abus : text/plain" in out, out
+    assert "not an abuse report" not in out and "without a message" not in out
+    (tmp_path / "dmarc").mkdir()
+    (tmp_path / "dmarc" / "empty.xml").write_bytes(b"   \n")
+    out = text(hdi, "ingest", "dmarc", tmp_path / "dmarc", as_="alice")
+    assert "fichier vide" in out and "empty file" not in out, out
+    log = tmp_path / "mail.log"
+    log.write_text(
+        "Nov 23 10:00:00 mx postfix/qmgr[1]: 4BCD123: from=<broken@example.org, size=1, nrcpt=1 (queue active)\n"
+    )
+    out = text(hdi, "ingest", "postfix", log, "--year", "2026", "--tz", "UTC", as_="alice")
+    reasons = [q["reason"] for q in hdi.ok("quarantine", "list", "--kind", "postfix")]
+    assert reasons == ["from=< sans son > fermant"], (reasons, out)
+
+    (tmp_path / "arf-en").mkdir()
+    (tmp_path / "arf-en" / "two.eml").write_bytes(prose.replace(b"notarf", b"notarf2"))
+    english = text(hdi, "ingest", "arf", tmp_path / "arf-en", "--lang", "en", as_="alice")
+    assert "not a usable abuse report: not an abuse report: text/plain" in english, english
+    assert "pas un signalement" not in english

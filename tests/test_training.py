@@ -7,6 +7,8 @@ production database; the walkthrough's feedback; strict loading of scenario file
 
 from __future__ import annotations
 
+import re
+
 import sqlite3
 from pathlib import Path
 
@@ -112,6 +114,36 @@ def test_train_list(tr):
 
 
 # --- the clock -----------------------------------------------------------------------------
+
+
+def test_train_clock_and_check_speak_labels_and_local_times(tr):
+    """The text of ``train clock`` (its sweep) and ``train check``: steps, states and rules
+    by their labels, the clock in the provider's zone; the JSON keeps the keys and UTC."""
+    stamp = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d)?Z")
+    tid = tr.ok("train", "start", "wigii-closure-request")["tickets"]["main"]
+    tr.act(tid, "complete", "--field", "system=https://relation.wigii.org")
+    tr.act(tid, "acknowledge", "--note", "acknowledged by the reply mail")
+    tr.ok("train", "clock", "+1w")
+    moved = tr.ok("train", "clock", "next", json_out=False).out
+    assert "2026-12-15 00:00 Europe/Zurich" in moved, moved
+    line = next(x for x in moved.splitlines() if x.startswith(f"  #{tid}:"))
+    assert "→ " in line and "deactivate" not in line, line
+    assert not stamp.search(moved), moved
+    checked = tr.run("train", "check", "communesplone-abuse-ladder", json_out=False).out
+    assert "refusé par étape préalable ou faits graves" in checked, checked
+    assert "refusé par rôle" in checked and "→ Averti" in checked
+    assert "[horloge 2026-06-17 10:00 Europe/Brussels]" in checked
+    for key in ("prior_step_or_grave", " suspend ", "→ warned", "→ suspended"):
+        assert key not in checked, key
+    assert not stamp.search(checked), checked
+    english = tr.run(
+        "train", "check", "communesplone-abuse-ladder", "--lang", "en", json_out=False
+    ).out
+    assert "refused by prior step or serious facts" in english and "→ Warned" in english
+    assert "[clock 2026-06-17 10:00 Europe/Brussels]" in english
+    report = tr.ok("train", "check", "communesplone-abuse-ladder")
+    assert report["steps"][0]["got"] == "prior_step_or_grave"
+    assert report["steps"][3]["clock"] == "2026-06-17T08:00:00Z"
 
 
 def test_wigii_deactivation_happens_on_its_requested_day(tr):

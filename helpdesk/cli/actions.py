@@ -185,13 +185,15 @@ def print_run(out, report: dict) -> None:
     for kind in ("done", "retried", "failed", "uncertain"):
         for e in report[kind]:
             out.line(
-                f"  #{e['action']} ({kind}) {e['kind']} {e['target']} · {e['connector']}: {e.get('answer', '')}",
+                f"  #{e['action']} ({label('service-action-status', kind)}) "
+                f"{label('service-action', e['kind'])} {e['target']} · {e['connector']}: "
+                f"{e.get('answer', '')}",
                 style="red" if kind in ("failed", "uncertain") else None,
             )
     for e in report.get("held") or []:
         out.line(
-            f"  #{e['action']} {e['kind']} {e['target']} · {e['connector']}: "
-            + _("held back, queued again"),
+            f"  #{e['action']} {label('service-action', e['kind'])} {e['target']} · "
+            f"{e['connector']}: " + _("held back, queued again"),
             style="yellow",
         )
     if report.get("config_error"):

@@ -257,40 +257,28 @@ def do_search(args, out) -> int:
         if args.overdue:
             now = clock.now()
             rows = [r for r in rows if r.due_at is not None and r.due_at <= now]
-    data = [
-        {
-            "id": r.id,
-            "queue": r.queue,
-            "policy": r.policy,
-            "state": r.state,
-            "state_kind": r.state_kind,
-            "account": r.account,
-            "requester": r.requester,
-            "subject": r.subject,
-            "due_at": clock.iso(r.due_at),
-            "opened_at": clock.iso(r.opened_at),
-            "assignee": r.assignee,
-        }
-        for r in rows
-    ]
-    if out.json:
-        out.data(data)
-    else:
-        out.table(
-            ["id", "queue", "policy", "state", "account", "due", "subject"],
-            [
-                [
-                    r["id"],
-                    r["queue"],
-                    r["policy"],
-                    r["state"],
-                    r["account"] or "-",
-                    r["due_at"] or "",
-                    r["subject"],
-                ]
-                for r in data
-            ],
-        )
+        data = [
+            {
+                "id": r.id,
+                "queue": r.queue,
+                "policy": r.policy,
+                "state": r.state,
+                "state_kind": r.state_kind,
+                "account": r.account,
+                "requester": r.requester,
+                "subject": r.subject,
+                "due_at": clock.iso(r.due_at),
+                "opened_at": clock.iso(r.opened_at),
+                "assignee": r.assignee,
+            }
+            for r in rows
+        ]
+        if out.json:
+            out.data(data)
+        else:
+            from helpdesk.cli.ticket_table import print_tickets
+
+            print_tickets(out, s, data)
     return 0
 
 

@@ -443,7 +443,9 @@ def do_account_show(args, out: Out) -> int:
             from helpdesk.storage.models import Policy
 
             policy = s.get(Policy, acc.policy_key)
-            _print_account(out, view, policy.timezone if policy else "UTC")
+            _print_account(
+                out, view, policy.timezone if policy else "UTC", policy.name if policy else ""
+            )
         return 0
 
 
@@ -558,8 +560,16 @@ def _bounce_kinds() -> dict[str, str]:
     }
 
 
-def _print_ticket(out: Out, view: dict, citations: bool, tz: str = "UTC") -> None:
-    """A ticket for a person: labels, not keys; times in the provider's zone (``tz``)."""
+def _print_ticket(
+    out: Out,
+    view: dict,
+    citations: bool,
+    tz: str = "UTC",
+    queue: str = "",
+    provider: str = "",
+) -> None:
+    """A ticket for a person: labels, not keys (``queue``: the queue's label, ``provider``:
+    the provider's name); times in the provider's zone (``tz``)."""
     from rich.text import Text
 
     from helpdesk.cli.text import local
@@ -569,7 +579,7 @@ def _print_ticket(out: Out, view: dict, citations: bool, tz: str = "UTC") -> Non
     step_labels = {a["key"]: a["label"] for a in view["actions"]}
     out.line(Text(f"#{view['id']}  ", style="bold"), Text(view["subject"] or "-"))
     out.line(
-        f"{view['queue']} · {view['policy']} · {view['state_label']} ({label('state-kind', view['state_kind'])}) · v{view['version']}"
+        f"{queue or label('queue-short', view['queue'])} · {provider or view['policy']} · {view['state_label']} ({label('state-kind', view['state_kind'])}) · v{view['version']}"
     )
     status = label("account-status", view["account_status"]) if view["account_status"] else "-"
     out.line(
@@ -618,7 +628,8 @@ def _print_ticket(out: Out, view: dict, citations: bool, tz: str = "UTC") -> Non
         out.line("")
         out.line(_("Mails:"), style="bold")
         for m in view["mails"]:
-            out.line(f"  #{m['id']:<5} {m['status']:<10} {m['to'] or '-'}  {m['subject']}")
+            status = label("mail-status", m["status"])
+            out.line(f"  #{m['id']:<5} {status:<10} {m['to'] or '-'}  {m['subject']}")
             if m["bounce"] and m["status"] != "bounced":
                 out.line(
                     "        "
@@ -632,7 +643,7 @@ def _print_ticket(out: Out, view: dict, citations: bool, tz: str = "UTC") -> Non
     out.line(_("Procedure:"), style="bold")
     for st in view["steps"]:
         out.line(
-            ("▶ " if st["current"] else "  ") + f"{st['label']} ({st['key']})",
+            ("▶ " if st["current"] else "  ") + st["label"],
             style="bold" if st["current"] else None,
         )
     if view.get("sanctions"):
@@ -677,15 +688,16 @@ def _print_ticket(out: Out, view: dict, citations: bool, tz: str = "UTC") -> Non
     print_conversation(out, view)
 
 
-def _print_account(out: Out, view: dict, tz: str) -> None:
-    """An account for a person: labels, not keys; times in the provider's zone ``tz``."""
+def _print_account(out: Out, view: dict, tz: str, provider: str = "") -> None:
+    """An account for a person: labels, not keys (``provider``: the provider's name); times
+    in the provider's zone ``tz``."""
     from helpdesk.base.labels import choice, has, label
     from helpdesk.cli.text import local
 
     rows = [
         (_("Login"), view["login"]),
-        (_("Provider"), view["policy"]),
-        (_("Kind"), view["kind"]),
+        (_("Provider"), provider or view["policy"]),
+        (_("Kind"), label("account-kind", view["kind"])),
         (_("Status"), label("account-status", view["status"])),
         (_("E-mail"), view["email"]),
         (_("Organisation"), view["org"]),
@@ -861,11 +873,16 @@ def do_ticket_show(args, out: Out) -> int:
         if out.json:
             out.data(view)
         else:
+            from helpdesk.base.i18n import pick
+
+            d = engine.definition(s, ticket.workflow_id)
             _print_ticket(
                 out,
                 view,
                 args.citations,
-                engine.definition(s, ticket.workflow_id).policy.timezone,
+                d.policy.timezone,
+                queue=pick(d.workflow.title),
+                provider=d.policy.name,
             )
         return 0
 
@@ -898,52 +915,9 @@ def do_ticket_list(args, out: Out) -> int:
         if out.json:
             out.data(data)
         else:
-            from sqlmodel import select
+            from helpdesk.cli.ticket_table import print_tickets
 
-            from helpdesk.service import api
-            from helpdesk.base import labels as labels_
-            from helpdesk.cli.text import local
-            from helpdesk.storage.models import Policy
-
-            now = clock.iso(clock.now())
-            zones = {p.key: p.timezone for p in s.exec(select(Policy))}
-            labels = {t.id: api.state_label(s, t) for t in rows}
-            out.table(
-                [
-                    "id",
-                    "queue",
-                    "policy",
-                    "state",
-                    "account",
-                    "due",
-                    _("binding date (text)"),
-                    "subject",
-                ],
-                [
-                    [
-                        r["id"],
-                        r["queue"],
-                        r["policy"],
-                        labels.get(r["id"], r["state"]),
-                        r["account"] or "-",
-                        ("! " if r["due_at"] and r["due_at"] <= now else "")
-                        + local(r["due_at"], zones.get(r["policy"], "UTC"), zone=False),
-                        f"{local(r['binding_at'], zones.get(r['policy'], 'UTC'), zone=False)} ({labels_.label('deadline', r['binding'])})"
-                        if r["binding_at"]
-                        else "",
-                        r["subject"],
-                    ]
-                    for r in data
-                ],
-            )
-            shown = sorted({(r["policy"], zones.get(r["policy"], "UTC")) for r in data})
-            if shown:
-                out.line(
-                    _("Times in each provider's zone: {zones}").format(
-                        zones=", ".join(f"{k} {z}" for k, z in shown)
-                    ),
-                    style="dim",
-                )
+            print_tickets(out, s, data)
     return 0
 
 
@@ -972,7 +946,7 @@ def do_sweep(args, out: Out) -> int:
     if out.json:
         out.data(report.as_dict())
     else:
-        print_sweep(out, report)
+        print_sweep(out, report, db.resolve_url(getattr(args, "db", None)))
         if report.actions:
             _actions_cli().print_run(out, report.actions)
     return code

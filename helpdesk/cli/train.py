@@ -211,7 +211,7 @@ def _clock(out, url: str, step: str | None) -> int:
             before=local(move.before, tz, zone=False), after=local(move.after, tz)
         )
     )
-    print_sweep(out, move.sweep)
+    print_sweep(out, move.sweep, url)
     return 0
 
 
@@ -232,7 +232,11 @@ def _check(args, out, url: str) -> int:
     explicit = bool(getattr(args, "db", None))
     with tempfile.TemporaryDirectory(prefix="helpdesk-train-check-") as scratch:
         target = url if explicit else f"sqlite:///{os.path.join(scratch, 'check.db')}"
-        reports = [sandbox.check(target, key) for key in keys]
+        reports = []
+        for key in keys:
+            reports.append(sandbox.check(target, key))
+            if not out.json:  # labelled from the workflows of the database it played on
+                _print_check(out, reports[-1], _names(target, scenarios.load(key)))
         if not explicit:
             sandbox._forget(target)
     if out.json:
@@ -241,35 +245,63 @@ def _check(args, out, url: str) -> int:
             if len(reports) == 1 and not args.all
             else [r.as_dict() for r in reports]
         )
-    else:
-        for report in reports:
-            _print_check(out, report)
     return 0 if all(r.ok for r in reports) else 1
 
 
-def _print_check(out, report) -> None:
+def _names(url: str, sc) -> tuple[dict, dict, str]:
+    """The labels of the steps and states of a scenario's provider (its queue's last, so
+    they win), and the provider's time zone."""
+    from sqlmodel import select
+
+    from helpdesk.base.i18n import pick
+    from helpdesk.storage import db
+    from helpdesk.storage.models import Policy, State, Transition, Workflow
+
+    actions: dict[str, str] = {}
+    states: dict[str, str] = {}
+    with db.read_session(url) as s:
+        policy = s.get(Policy, sc.provider)
+        flows = sorted(
+            s.exec(select(Workflow).where(Workflow.policy_key == sc.provider)),
+            key=lambda wf: wf.queue == sc.queue,
+        )
+        for wf in flows:
+            for t in s.exec(select(Transition).where(Transition.workflow_id == wf.id)):
+                actions[t.key] = pick(t.label)
+            for st in s.exec(select(State).where(State.workflow_id == wf.id)):
+                states[st.key] = pick(st.label)
+    return actions, states, policy.timezone if policy else "UTC"
+
+
+def _print_check(out, report, names: tuple[dict, dict, str]) -> None:
+    from helpdesk.base.labels import label
     from helpdesk.training import scenarios
 
+    actions, states, tz = names
     sc = scenarios.load(report.scenario)
     out.line(f"{sc.key} — {sc.title_text()}", style="bold")
     for r in report.steps:
         mark = "✔" if r.ok else "✘"
         who = _("the clock") if r.by == "system" else r.by
         if r.refusal:
-            what = _("refused by {rule}").format(rule=r.got)
+            what = _("refused by {rule}").format(rule=label("rule", r.got))
         else:
-            what = f"→ {r.got}"
-        line = f"  {mark} {r.index}. {r.action} ({who}) {what}"
+            what = f"→ {states.get(r.got, r.got)}"
+        line = f"  {mark} {r.index}. {actions.get(r.action, r.action)} ({who}) {what}"
         if r.clock and r.swept is not None:
-            line += "  " + _("[clock {moment}]").format(moment=r.clock)
-        out.line(line, style=None if r.ok else "red")
+            line += "  " + _("[clock {moment}]").format(moment=local(r.clock, tz))
+        out.line(line, style=None if r.ok else "red", wrap=True)
         if not r.ok:
             out.line(
                 "      " + (r.message or _("expected {expected}").format(expected=r.expected)),
                 style="red",
             )
     for missing in sc.steps[len(report.steps) :]:
-        out.line(f"  · {missing.index}. {missing.action} " + _("(not played)"), style="dim")
+        out.line(
+            f"  · {missing.index}. {actions.get(missing.action, missing.action)} "
+            + _("(not played)"),
+            style="dim",
+        )
     out.line(
         _("{n}/{total} step(s) as expected").format(
             n=sum(r.ok for r in report.steps), total=report.total

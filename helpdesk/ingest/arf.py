@@ -16,6 +16,7 @@ from datetime import datetime
 from email.message import Message
 from urllib.parse import urlsplit
 
+from helpdesk.base.i18n import N_, _
 from helpdesk.ingest import mime
 from helpdesk.ingest.errors import ParseError, guarded
 from helpdesk.ingest.message import addresses, parse_date
@@ -59,7 +60,7 @@ class ArfReport:
     fields: dict[str, list[str]] = field(default_factory=dict)  # every field, lower-case names
 
 
-@guarded("the report")
+@guarded(N_("the report"))
 def parse_arf(raw: bytes) -> ArfReport:
     """Parse an ARF or X-ARF report mail; ParseError says why when it is not one."""
     msg = mime.load_message(raw, MAX_REPORT_BYTES)
@@ -80,14 +81,20 @@ def parse_arf(raw: bytes) -> ArfReport:
 def _why_not(msg: Message, parts: list[tuple[Message, Message | None]]) -> str:
     ctype = mime.content_type(msg)
     if _xarf_flag(msg) not in ("", "no", "false", "0"):
-        return "X-ARF mail without a machine-readable report part (report.txt with Report-Type)"
+        return _("X-ARF mail without a machine-readable report part (report.txt with Report-Type)")
     if ctype == "multipart/report":
-        return "multipart/report without a machine-readable feedback part (message/feedback-report)"
+        return _(
+            "multipart/report without a machine-readable feedback part (message/feedback-report)"
+        )
     if mime.raw_header(msg, "x-hmxmroriginalrecipient") is not None or any(
         mime.raw_header(p, "x-hmxmroriginalrecipient") is not None for p, _ in parts
     ):
-        return "Microsoft JMRP-style complaint (forwarded message without a feedback-report part), not ARF"
-    return f"not an abuse report: {ctype} without a message/feedback-report part or X-ARF headers"
+        return _(
+            "Microsoft JMRP-style complaint (forwarded message without a feedback-report part), not ARF"
+        )
+    return _(
+        "not an abuse report: {type} without a message/feedback-report part or X-ARF headers"
+    ).format(type=ctype)
 
 
 def _reporter(msg: Message) -> str | None:
@@ -102,7 +109,7 @@ def _arf(part: Message, parent: Message | None, reporter: str | None) -> ArfRepo
     fields = _feedback_fields(part)
     feedback_type = _first(fields, "feedback-type")
     if not feedback_type:
-        raise ParseError("feedback report without a Feedback-Type field")
+        raise ParseError(_("feedback report without a Feedback-Type field"))
     original = _original_headers(part, parent)
     auth_results = fields.get("authentication-results", [])
     domains = [
@@ -317,7 +324,7 @@ def _xarf_part(msg: Message, parts: list[tuple[Message, Message | None]]) -> Mes
 def _xarf(part: Message, reporter: str | None) -> ArfReport:
     report = parse_xarf_fields(decode_bytes(mime.payload_bytes(part), [mime.content_charset(part)]))
     if not report:
-        raise ParseError("X-ARF report part holds no 'key: value' fields")
+        raise ParseError(_("X-ARF report part holds no 'key: value' fields"))
     lower = {k.lower(): v for k, v in report.items()}
 
     def pick(*names: str) -> str | None:

@@ -21,6 +21,7 @@ from xml.etree.ElementTree import ParseError as XMLParseError
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import iterparse
 
+from helpdesk.base.i18n import N_, _
 from helpdesk.ingest import mime
 from helpdesk.ingest.errors import ParseError, guarded
 from helpdesk.ingest.decoding import clean_line
@@ -78,19 +79,23 @@ class DmarcReport:
     filename: str | None = None
 
 
-@guarded("the DMARC report")
+@guarded(N_("the DMARC report"))
 def parse_dmarc(data: bytes, filename: str | None = None) -> DmarcReport:
     """Parse one aggregate report given as XML, gzip or zip bytes."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise ParseError("DMARC report input must be bytes")
+        raise ParseError(_("DMARC report input must be bytes"))
     data = bytes(data)
     if not data.strip():
-        raise ParseError("empty file")
+        raise ParseError(_("empty file"))
     compressed = data.startswith((_GZIP_MAGIC, *_ZIP_MAGICS))
     limit = MAX_COMPRESSED_BYTES if compressed else MAX_XML_BYTES
     if len(data) > limit:
-        kind = "compressed report" if compressed else "report"
-        raise ParseError(f"{kind} too large ({len(data)} bytes, limit {limit})")
+        kind = _("compressed report") if compressed else _("report")
+        raise ParseError(
+            _("{kind} too large ({size} bytes, limit {limit})").format(
+                kind=kind, size=len(data), limit=limit
+            )
+        )
     report = _parse_xml(_unpack(data))
     return replace(report, filename=clean_line(filename) if filename else None)
 
@@ -123,11 +128,13 @@ def gunzip(data: bytes) -> bytes:
                 break
             out += inflater.decompress(chunk, MAX_XML_BYTES + 1 - len(out))
             if len(out) > MAX_XML_BYTES:
-                raise ParseError(f"gzip report expands beyond {MAX_XML_BYTES} bytes")
+                raise ParseError(
+                    _("gzip report expands beyond {limit} bytes").format(limit=MAX_XML_BYTES)
+                )
     except zlib.error as exc:
-        raise ParseError(f"corrupt gzip data ({exc})") from exc
+        raise ParseError(_("corrupt gzip data ({error})").format(error=exc)) from exc
     if not inflater.eof and not out:
-        raise ParseError("truncated gzip data")
+        raise ParseError(_("truncated gzip data"))
     return bytes(out)
 
 
@@ -137,19 +144,23 @@ def unzip_report(data: bytes) -> bytes:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             members = [i for i in archive.infolist() if not i.is_dir()]
             if not members:
-                raise ParseError("zip archive is empty")
+                raise ParseError(_("zip archive is empty"))
             xml_members = [i for i in members if i.filename.lower().endswith((".xml", ".xml.gz"))]
             member = (xml_members or members)[0]
             if len(members) > 1 and not xml_members:
-                raise ParseError("zip archive holds several files and no .xml")
+                raise ParseError(_("zip archive holds several files and no .xml"))
             if member.file_size > MAX_XML_BYTES:
-                raise ParseError(f"zip member expands beyond {MAX_XML_BYTES} bytes")
+                raise ParseError(
+                    _("zip member expands beyond {limit} bytes").format(limit=MAX_XML_BYTES)
+                )
             out = bytearray()
             with archive.open(member) as stream:  # file_size can lie: count what comes out
                 while chunk := stream.read(_CHUNK):
                     out += chunk
                     if len(out) > MAX_XML_BYTES:
-                        raise ParseError(f"zip member expands beyond {MAX_XML_BYTES} bytes")
+                        raise ParseError(
+                            _("zip member expands beyond {limit} bytes").format(limit=MAX_XML_BYTES)
+                        )
             return bytes(out)
     except ParseError:
         raise
@@ -163,7 +174,7 @@ def unzip_report(data: bytes) -> bytes:
         ValueError,
         zlib.error,
     ) as exc:
-        raise ParseError(f"unreadable zip archive ({exc})") from exc
+        raise ParseError(_("unreadable zip archive ({error})").format(error=exc)) from exc
 
 
 # --- XML ------------------------------------------------------------------------------------
@@ -177,16 +188,16 @@ _FEEDBACK_CLOSE = re.compile(rb"</(?:[\w.-]+:)?feedback\s*>")
 def _parse_xml(xml: bytes) -> DmarcReport:
     xml = xml.lstrip(b"\xef\xbb\xbf \t\r\n")
     if not xml:
-        raise ParseError("empty file")
+        raise ParseError(_("empty file"))
     if not xml.startswith(b"<"):
-        raise ParseError("not a DMARC report: neither XML, gzip nor zip")
+        raise ParseError(_("not a DMARC report: neither XML, gzip nor zip"))
     first_error: str | None = None
     for candidate in _candidates(xml):
         try:
             return _read_feedback(candidate)
         except _XMLFailure as exc:
             first_error = first_error or str(exc)
-    raise ParseError(f"invalid XML: {first_error}")
+    raise ParseError(_("invalid XML: {error}").format(error=first_error))
 
 
 def _candidates(xml: bytes) -> Iterator[bytes]:
@@ -263,14 +274,18 @@ def _read_feedback(xml: bytes) -> DmarcReport:
             if event == "start":
                 depth += 1
                 if depth > MAX_XML_DEPTH:
-                    raise ParseError(f"XML nested more than {MAX_XML_DEPTH} levels deep")
+                    raise ParseError(
+                        _("XML nested more than {n} levels deep").format(n=MAX_XML_DEPTH)
+                    )
                 if feedback is None and _local(element.tag) == "feedback":
                     feedback, feedback_depth = element, depth
                 continue
             depth -= 1
             pending += 1
             if pending > MAX_PENDING_ELEMENTS:
-                raise ParseError(f"XML element with more than {MAX_PENDING_ELEMENTS} descendants")
+                raise ParseError(
+                    _("XML element with more than {n} descendants").format(n=MAX_PENDING_ELEMENTS)
+                )
             if feedback is None or depth != feedback_depth:
                 if element is feedback:
                     done = True
@@ -280,7 +295,7 @@ def _read_feedback(xml: bytes) -> DmarcReport:
             if name == "record":
                 records.append(_record(element))
                 if len(records) > MAX_RECORDS:
-                    raise ParseError(f"report has more than {MAX_RECORDS} records")
+                    raise ParseError(_("report has more than {n} records").format(n=MAX_RECORDS))
             elif name == "report_metadata":
                 metadata = _kids(element)  # the element stays readable once detached
             elif name == "policy_published":
@@ -294,7 +309,7 @@ def _read_feedback(xml: bytes) -> DmarcReport:
     except (XMLParseError, DefusedXmlException, ValueError, UnicodeError, LookupError) as exc:
         raise _XMLFailure(clean_line(str(exc)) or type(exc).__name__) from exc
     if not done:
-        raise ParseError("XML is not a DMARC aggregate report (no <feedback> element)")
+        raise ParseError(_("XML is not a DMARC aggregate report (no <feedback> element)"))
     dates = _kids(metadata.get("date_range"))
     return DmarcReport(
         org_name=_text(metadata.get("org_name")),
@@ -407,7 +422,7 @@ _REPORT_TYPES = frozenset(
 )
 
 
-@guarded("the mail")
+@guarded(N_("the mail"))
 def extract_reports_from_mail(raw: bytes) -> list[tuple[str, bytes]]:
     """``(file name, bytes)`` of every report a mail carries: attachments, or the whole body
     (Mimecast sends the gzip as the message itself).  ParseError when there is none."""
@@ -425,7 +440,7 @@ def extract_reports_from_mail(raw: bytes) -> list[tuple[str, bytes]]:
         if _looks_like_report(data):
             found.append((name or f"report-{len(found) + 1}{_extension(data)}", data))
     if not found:
-        raise ParseError("mail carries no DMARC aggregate report (no XML, gzip or zip part)")
+        raise ParseError(_("mail carries no DMARC aggregate report (no XML, gzip or zip part)"))
     return found
 
 

@@ -6,12 +6,13 @@ import functools
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
+from helpdesk.base.i18n import N_, _
 from helpdesk.ingest.decoding import clean_line
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-INTERNAL = "internal error"
+INTERNAL = N_("internal error")  # translated where shown: _(INTERNAL)
 
 
 MAX_REASON_CHARS = 300
@@ -25,7 +26,7 @@ class ParseError(Exception):
     """
 
     def __init__(self, reason: str) -> None:
-        reason = clean_line(str(reason))[:MAX_REASON_CHARS] or "unreadable input"
+        reason = clean_line(str(reason))[:MAX_REASON_CHARS] or _("unreadable input")
         super().__init__(reason)
         self.reason = reason
 
@@ -49,12 +50,14 @@ def guarded(what: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
             except ParseError:
                 raise
             except RecursionError as exc:
-                raise ParseError(f"{what} nested too deeply") from exc
+                raise ParseError(_("{what} nested too deeply").format(what=_(what))) from exc
             except MemoryError as exc:
-                raise ParseError(f"{what} too large to read") from exc
+                raise ParseError(_("{what} too large to read").format(what=_(what))) from exc
             except Exception as exc:
                 raise ParseError(
-                    f"{INTERNAL} while reading {what} ({type(exc).__name__}: {exc})"
+                    _("{internal} while reading {what} ({error})").format(
+                        internal=_(INTERNAL), what=_(what), error=f"{type(exc).__name__}: {exc}"
+                    )
                 ) from exc
 
         return wrapper

@@ -339,7 +339,9 @@ def add_to_ticket(
 
 def _acknowledge(session: Session, ticket: Ticket, mail: ParsedMail, run: Run) -> bool:
     if not _speaks_for(session, ticket, mail.from_addr):
-        reason = f"{mail.from_addr or 'an unknown sender'} is neither the requester nor a registered contact of the account"
+        reason = _(
+            "{sender} is neither the requester nor a registered contact of the account"
+        ).format(sender=mail.from_addr or _("an unknown sender"))
         store.record(
             session,
             "acknowledgement-refused",

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections import namedtuple
 from datetime import datetime
 
+from helpdesk.base.i18n import _
+
 
 class Thresholds(
     namedtuple(
@@ -36,16 +38,30 @@ class Thresholds(
         ratio = bounces / recipients if recipients else (1.0 if bounces else 0.0)
         found: list[tuple[str, str]] = []
         if messages > self.burst:
-            found.append(("burst", f"{messages} messages in {window} (limit {self.burst})"))
+            found.append(
+                (
+                    "burst",
+                    _("{n} messages in {window} (limit {limit})").format(
+                        n=messages, window=window, limit=self.burst
+                    ),
+                )
+            )
         if self.max_recipients is not None and recipients > self.max_recipients:
             found.append(
-                ("recipients", f"{recipients} recipients in {window} (limit {self.max_recipients})")
+                (
+                    "recipients",
+                    _("{n} recipients in {window} (limit {limit})").format(
+                        n=recipients, window=window, limit=self.max_recipients
+                    ),
+                )
             )
         if messages >= self.bounce_min_messages and ratio > self.bounce_ratio:
             found.append(
                 (
                     "bounce_ratio",
-                    f"bounce ratio {ratio:.0%} over {recipients} recipients (limit {self.bounce_ratio:.0%})",
+                    _("bounce ratio {ratio} over {n} recipients (limit {limit})").format(
+                        ratio=f"{ratio:.0%}", n=recipients, limit=f"{self.bounce_ratio:.0%}"
+                    ),
                 )
             )
         return ratio, found

@@ -12,6 +12,7 @@ from email.utils import parsedate_to_datetime
 
 from dateutil import parser as date_parser
 
+from helpdesk.base.i18n import N_
 from helpdesk.ingest import mime
 from helpdesk.ingest.errors import guarded
 from helpdesk.ingest.decoding import clean_line, decode_header, guess_language, html_to_text
@@ -44,7 +45,7 @@ class ParsedMail:
     cc_addrs: list[str] = field(default_factory=list)
 
 
-@guarded("the mail")
+@guarded(N_("the mail"))
 def parse_mail(raw: bytes) -> ParsedMail:
     """Parse raw mail bytes.  Raises ParseError (only) when nothing usable can be read."""
     msg = mime.load_message(raw, MAX_MAIL_BYTES)

@@ -19,6 +19,7 @@ from email.generator import BytesGenerator
 from email.message import Message
 from email.utils import collapse_rfc2231_value
 
+from helpdesk.base.i18n import _
 from helpdesk.ingest.errors import ParseError
 from helpdesk.ingest.decoding import (
     clean,
@@ -59,15 +60,16 @@ def header_problem(raw: bytes) -> str | None:
     ends = [i for i in (raw.find(b"\n\n", start), raw.find(b"\r\n\r\n", start)) if i >= 0]
     end = min(ends) if ends else len(raw)
     if end - start > MAX_HEADER_BLOCK:
-        return f"header block too long ({end - start} bytes, limit {MAX_HEADER_BLOCK})"
+        return _("header block too long ({size} bytes, limit {limit})").format(
+            size=end - start, limit=MAX_HEADER_BLOCK
+        )
     block = raw[start:end]
     starts = [m.start() for m in _FIELD_LINE.finditer(block)] + [len(block)]
     for here, after in zip(starts, starts[1:]):
         if after - here > MAX_HEADER_FIELD:
             name = block[here : here + 80].split(b":", 1)[0].decode("ascii", "replace")
-            return (
-                f"header {clean_line(name)[:60]!r} too long "
-                f"({after - here} bytes, limit {MAX_HEADER_FIELD})"
+            return _("header {name!r} too long ({size} bytes, limit {limit})").format(
+                name=clean_line(name)[:60], size=after - here, limit=MAX_HEADER_FIELD
             )
     return None
 
@@ -76,23 +78,27 @@ def load_message(raw: bytes, max_bytes: int) -> Message:
     """Parse raw mail bytes; mbox ``From `` / ``>From `` first lines and a BOM are skipped.
     Headers beyond bounds (``header_problem``) are refused before the parser sees them."""
     if not isinstance(raw, (bytes, bytearray, memoryview)):
-        raise ParseError("mail input must be bytes")
+        raise ParseError(_("mail input must be bytes"))
     raw = bytes(raw)
     if len(raw) > max_bytes:
-        raise ParseError(f"mail too large ({len(raw)} bytes, limit {max_bytes})")
+        raise ParseError(
+            _("mail too large ({size} bytes, limit {limit})").format(size=len(raw), limit=max_bytes)
+        )
     problem = header_problem(raw)
     if problem is not None:
         raise ParseError(problem)
     raw = _MBOX_FROM.sub(b"", _LEADING_JUNK.sub(b"", raw), count=1)
     if not raw.strip():
-        raise ParseError("empty mail")
+        raise ParseError(_("empty mail"))
     try:
         return email.message_from_bytes(raw, policy=email.policy.default)
     except Exception:  # the stdlib parser registers defects; anything raised is a bug there
         try:
             return email.message_from_bytes(raw, policy=email.policy.compat32)
         except Exception as exc:
-            raise ParseError(f"unreadable mail structure ({type(exc).__name__})") from exc
+            raise ParseError(
+                _("unreadable mail structure ({error})").format(error=type(exc).__name__)
+            ) from exc
 
 
 def parse_headers_only(raw: bytes) -> Message:
@@ -101,7 +107,9 @@ def parse_headers_only(raw: bytes) -> Message:
     try:
         return email.message_from_bytes(raw, policy=email.policy.compat32, _class=Message)
     except Exception as exc:
-        raise ParseError(f"unreadable header block ({type(exc).__name__})") from exc
+        raise ParseError(
+            _("unreadable header block ({error})").format(error=type(exc).__name__)
+        ) from exc
 
 
 # --- headers --------------------------------------------------------------------------------
@@ -272,7 +280,7 @@ def walk(msg: Message, *, into_messages: bool = True) -> Iterator[tuple[Message,
         part, parent, depth = stack.pop()
         seen += 1
         if seen > MAX_PARTS:
-            raise ParseError(f"too many MIME parts (more than {MAX_PARTS})")
+            raise ParseError(_("too many MIME parts (more than {n})").format(n=MAX_PARTS))
         yield part, parent
         if depth >= MAX_DEPTH:
             continue

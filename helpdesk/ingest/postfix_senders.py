@@ -29,6 +29,7 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, tzinfo
 
+from helpdesk.base.i18n import _
 from helpdesk.ingest.limits import Alert, Thresholds
 
 EPOCH = 946684800  # 2000-01-01T00:00:00Z, where SenderStats' slices start
@@ -260,7 +261,7 @@ class SenderWindows:
                 rec[2] += nrcpt
                 dirty.add(key)
             elif which == 3:
-                self._bad(data, ls, "from=< without its closing >")
+                self._bad(data, ls, _("from=< without its closing >"))
             elif b"status=expired" in g[4]:
                 events += 1
                 entry = queue.get(qid)
@@ -296,7 +297,7 @@ class SenderWindows:
             return None
         qid = data[sp + 1 : p]
         if not 5 <= len(qid) <= 20 or not qid.isalnum():
-            self._bad(data, ls, "unreadable queue id")
+            self._bad(data, ls, _("unreadable queue id"))
             return None
         if data.startswith(self._minute, ls):  # most lines: the same minute as the line before
             return self._minute_base, self._minute_idx, qid, ls
@@ -325,7 +326,7 @@ class SenderWindows:
             self._bad(
                 data,
                 ls,
-                "Postfix line with an unreadable head (time stamp, host, service or queue id)",
+                _("Postfix line with an unreadable head (time stamp, host, service or queue id)"),
             )
 
     def _too_long(self, data: bytes, end: int) -> None:
@@ -360,13 +361,13 @@ class SenderWindows:
                 or stamp[13:14] != b":"
                 or stamp[16:17] != b":"
             ):
-                raise BadLine("unreadable time stamp")
+                raise BadLine(_("unreadable time stamp"))
             zone = stamp[19:].lstrip(b".0123456789")
             try:
                 base = self._iso_hour(stamp[:13], zone) + int(stamp[14:16]) * 60
                 seconds = int(stamp[17:19])
             except (ValueError, OverflowError) as exc:
-                raise BadLine(f"unreadable time stamp ({exc})") from None
+                raise BadLine(_("unreadable time stamp ({error})").format(error=exc)) from None
             minute = stamp[:17]
         else:
             parts = data[ls : ls + 32].split(None, 3)
@@ -376,13 +377,13 @@ class SenderWindows:
                 or parts[2][2:3] != b":"
                 or parts[2][5:6] != b":"
             ):
-                raise BadLine("unreadable time stamp")
+                raise BadLine(_("unreadable time stamp"))
             mon, day, hms = parts[:3]
             try:
                 base = self._classic_hour(mon, day, hms[:2]) + int(hms[3:5]) * 60
                 seconds = int(hms[6:8])
             except (ValueError, OverflowError) as exc:
-                raise BadLine(f"unreadable time stamp ({exc})") from None
+                raise BadLine(_("unreadable time stamp ({error})").format(error=exc)) from None
             at = data.find(hms, ls, ls + 32)
             minute = data[ls : at + 6]
         # The minute is remembered (a plain prefix of the stamp), with its start and slice.
@@ -431,7 +432,7 @@ class SenderWindows:
     def _classic_hour_uncached(self, mon: bytes, day: bytes, hour: bytes) -> int:
         month = _MONTHS.get(mon)
         if month is None:
-            raise BadLine(f"unknown month {mon.decode('ascii', 'replace')!r}")
+            raise BadLine(_("unknown month {month!r}").format(month=mon.decode("ascii", "replace")))
         if self.last_month and month < self.last_month and self.last_month - month >= 6:
             self.year += 1  # December -> January
         self.last_month = month

@@ -51,11 +51,12 @@ def params(paths: list[Path]) -> list[object]:
 
 def assert_clear_reason(error: Exception) -> None:
     """A ParseError meant for a human: a reason, and not an escaped bug."""
+    from helpdesk.base.i18n import _
     from helpdesk.ingest.errors import INTERNAL, ParseError
 
     assert isinstance(error, ParseError)
     assert error.reason.strip()
-    assert not error.reason.startswith(INTERNAL), error.reason
+    assert not error.reason.startswith((INTERNAL, _(INTERNAL))), error.reason
 
 
 def mangled(originals: list[bytes]):  # type: ignore[no-untyped-def]
@@ -102,3 +103,14 @@ def mangled(originals: list[bytes]):  # type: ignore[no-untyped-def]
         return bytes(data)
 
     return strategy()
+
+
+@pytest.fixture(scope="module")
+def english():
+    """The parsers' reasons in English, as these tests read them (French is the default:
+    the CLI tests check it)."""
+    from helpdesk.base import i18n
+
+    i18n.set_lang("en")
+    yield
+    i18n.set_lang(None)

@@ -37,6 +37,8 @@ FIELDS = (
 )
 ORIGINAL = b"From: Member <member@example.org>\nSubject: =?utf-8?Q?Offre_sp=C3=A9ciale?=\nMessage-ID: <m1@example.org>\n\nbuy now"
 
+pytestmark = pytest.mark.usefixtures("english")  # the reasons read in English
+
 
 def report(
     feedback_part: bytes,

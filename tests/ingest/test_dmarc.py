@@ -41,6 +41,8 @@ RECORDS = """
     <auth_results/>
   </record>"""
 
+pytestmark = pytest.mark.usefixtures("english")  # the reasons read in English
+
 
 def document(root: str = "<feedback>", close: str = "</feedback>", prefix: str = "") -> bytes:
     body = f"""

@@ -257,7 +257,7 @@ def test_ingest_postfix_alerts_resumes_and_follows_rotation(hd, tmp_path):
     bounce = hd.show(next(t["id"] for t in tickets if t["account"] == "bouncer"))["fields"]
     assert bounce["signal"] == "bounces" and bounce["bounce-ratio"] > 0.3
     reasons = [q["reason"] for q in hd.ok("quarantine", "list", "--kind", "postfix")]
-    assert reasons == ["from=< without its closing >"]
+    assert reasons == ["from=< sans son > fermant"]  # French by default
 
     # Nothing new: nothing read, nothing raised.
     s2 = hd.ok("ingest", "postfix", log, "--year", "2026", "--tz", "UTC")

@@ -38,6 +38,8 @@ SIMPLE = (
     b"Bonjour, j'ai oubli=C3=A9 mon mot de passe. Merci de le r=C3=A9initialiser.\r\n"
 )
 
+pytestmark = pytest.mark.usefixtures("english")  # the reasons read in English
+
 
 def test_simple_mail() -> None:
     mail = parse_mail(SIMPLE)

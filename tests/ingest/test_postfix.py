@@ -29,6 +29,8 @@ from .conftest import assert_clear_reason, name_of, params, sample, sample_files
 
 UTC = UTC
 
+pytestmark = pytest.mark.usefixtures("english")  # the reasons read in English
+
 
 def test_classic_timestamp_single_digit_day_and_zone() -> None:
     event = parse_line(

@@ -120,7 +120,7 @@ def test_every_arf_sample_becomes_a_ticket_or_is_quarantined_with_a_clear_reason
     ) == ("security", "lan")
     # What cannot be used says why.
     assert "opt-out" in outcome("sisimai__bsd_arf-12.eml")[1]
-    assert "not ARF" in outcome("sisimai__bsd_arf-22.eml")[1]
+    assert "pas un signalement ARF" in outcome("sisimai__bsd_arf-22.eml")[1]  # French by default
     assert outcome("rfc5965_B1_simple_required_fields_only.eml")[1].startswith(
         "aucun compte pour l'expéditeur signalé"
     )
@@ -253,7 +253,7 @@ def test_dmarc_samples_parse_or_are_quarantined(hd):
         assert item["outcome"] in ("recorded", "quarantined", "duplicate"), (name, item)
         if item["outcome"] == "quarantined":
             assert not item["reason"].startswith("internal error"), (name, item)
-    assert by["parsedmarc__empty.xml"]["reason"] == "empty file"
+    assert by["parsedmarc__empty.xml"]["reason"] == "fichier vide"  # French by default
     assert by["parsedmarc__invalid_xml.xml"]["outcome"] == "quarantined"
     assert by["dmarc-report-viewer__gmxnet.xml"]["outcome"] == "recorded"  # dmarc-2.0 namespace
     assert (

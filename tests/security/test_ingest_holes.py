@@ -35,7 +35,7 @@ def test_a_long_header_is_quarantined_with_its_reason_and_kept_raw(attacker, tmp
     run = attacker.ok("ingest", "mail", box, "--now", NOW, as_="chloe")
     assert run["counts"]["quarantined"] == 1 and run["counts"]["opened"] == 1, run
     item = next(i for i in run["items"] if i["outcome"] == "quarantined")
-    assert "header 'Subject' too long" in item["reason"] and "limit 65536" in item["reason"]
+    assert "en-tête 'Subject' trop long" in item["reason"] and "limite 65536" in item["reason"]
     shown = attacker.ok("quarantine", "show", item["quarantine"], "--reason", "triage", as_="bob")
     assert shown["sha256"] == sha(hostile) and shown["bytes"] == len(hostile)
     from tests.ingest.mailmaker import db_rows
