@@ -67,7 +67,8 @@ Handler = Callable[[Session, Item, str, Run], Outcome]
 def known(seen: dict | None, run: Run) -> Outcome | None:
     """The outcome for an item already dealt with (its marker's facts), or None to try it:
     ingested before, it is a duplicate; quarantined before, it stays so unparsed, unless this
-    run is a triage (``--policy``/``--queue``) that may now give it a home."""
+    run is a triage (``--policy``/``--queue``) or what routing rests on changed since
+    (``Directory.fingerprint``): either may now give it a home."""
     if seen is None:
         return None
     if seen.get("outcome") != "quarantined":
@@ -76,6 +77,8 @@ def known(seen: dict | None, run: Run) -> Outcome | None:
         )
     if run.policy or run.queue:
         return None
+    if seen.get("routing") != run.directory.fingerprint():
+        return None  # a setting or an account changed since: it may have a home now
     return Outcome(
         "duplicate",
         quarantine=seen.get("quarantine"),
@@ -141,7 +144,14 @@ def process(
             reason=reason,
             now=run.now,
         )
-        store.mark(session, digest, "quarantined", now=run.now, quarantine=row.id)
+        store.mark(
+            session,
+            digest,
+            "quarantined",
+            now=run.now,
+            quarantine=row.id,
+            routing=run.directory.fingerprint(),
+        )
         return Outcome("quarantined", quarantine=row.id, reason=row.reason)
     store.mark(
         session,
@@ -233,7 +243,14 @@ def ingest_one(
                     reason=reason,
                     now=run.now,
                 )
-                store.mark(s, digest, "quarantined", now=run.now, quarantine=row.id)
+                store.mark(
+                    s,
+                    digest,
+                    "quarantined",
+                    now=run.now,
+                    quarantine=row.id,
+                    routing=run.directory.fingerprint(),
+                )
             if item.position is not None and source.cursor_key:
                 store.save_cursor(s, source.cursor_key, item.position, run.now)
         if row is None:

@@ -15,6 +15,7 @@ memory. Sources, per policy pack and per account:
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 from dataclasses import dataclass, field
 
@@ -61,6 +62,26 @@ class Directory:
         default_factory=list
     )
     by_domain: dict[str, list[AccountRef]] = field(default_factory=dict)
+    _fingerprint: str | None = field(default=None, repr=False, compare=False)
+
+    def fingerprint(self) -> str:
+        """What routing rests on (providers' intake addresses and mail domains, the accounts'
+        addresses, logins, domains and networks), as one digest: a quarantined item is tried
+        again once it changed, since a setting or an account may now give it a home."""
+        if self._fingerprint is None:
+            h = hashlib.sha256()
+            for part in (
+                sorted((k, sorted(v)) for k, v in self.intake.items()),
+                sorted((k, sorted(v)) for k, v in self.mail_domains.items()),
+                sorted(self.by_address),
+                sorted(self.by_login),
+                sorted(self.by_domain),
+                sorted(self.by_ip),
+                sorted(str(net) for net, _ref in self.by_network),
+            ):
+                h.update(repr(part).encode("utf-8", "surrogatepass") + b"\0")
+            self._fingerprint = h.hexdigest()[:16]
+        return self._fingerprint
 
     # building
 
