@@ -27,31 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-NOW = "2026-03-02T11:00:00Z"
-
-
-def ensure_db(path: Path, n: int) -> str:
-    from benchmarks import bulk
-    from helpdesk.base import clock
-    from helpdesk.policy import install
-    from helpdesk.service import api
-    from helpdesk.storage import db
-
-    url = f"sqlite:///{path}"
-    marker = path.with_suffix(".ready")
-    if path.exists() and marker.exists() and marker.read_text() == str(n):
-        return url
-    for p in path.parent.glob(path.name + "*"):
-        p.unlink()
-    clock.set_now(NOW)
-    print(f"building {path} with {n:,} tickets…", file=sys.stderr, flush=True)
-    install.init(url)
-    with db.write_session(url) as s:
-        api.add_volunteer(s, "bench", "techadmin", name="Benchmark")
-    bulk.generate(url, n)
-    marker.write_text(str(n))
-    db._engines.pop(url).dispose()
-    return url
+from benchmarks.tui_bench import NOW, ensure_db  # noqa: E402 - the same 10,000-ticket file
 
 
 def timed(cmd: list[str], env: dict) -> float:
