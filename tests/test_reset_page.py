@@ -17,6 +17,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -523,7 +524,11 @@ def test_forwarded_headers_only_from_the_configured_proxy(site):
     assert got["Strict-Transport-Security"]
     assert "frame-ancestors 'none'" in got["Content-Security-Policy"]
     assert got["Referrer-Policy"] == "same-origin"  # no other site sees the link
-    # The request log names the forwarded client and never a query.
+    # The request log names the forwarded client and never a query (the server writes its
+    # line after the answer: read until it is there).
+    deadline = time.monotonic() + 10
+    while "203.0.113.5" not in proxied.output() and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert "203.0.113.5" in proxied.output() and "token=" not in proxied.output()
 
 

@@ -75,6 +75,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from helpdesk.base import files
 from helpdesk.base.errors import BadInput
 from helpdesk.base.i18n import _
 
@@ -427,8 +428,8 @@ def read_secret(path: Path, *, where: str) -> str:
             )
         )
     try:
-        return path.read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as exc:
+        return files.read_text(path).strip()  # a FIFO or a device is refused, not waited on
+    except (BadInput, UnicodeDecodeError) as exc:
         raise ConfigError(
             _("{where}: cannot read {path}: {error}").format(where=where, path=path, error=exc)
         ) from None
@@ -719,8 +720,8 @@ def load(environ=None, *, fresh: bool = False) -> Config:
         key = (str(path), st.st_mtime_ns, st.st_size)
         if not fresh and key in _cache:
             return _own(_cache[key], environ)
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        text = files.read_text(path)  # a FIFO or a device is refused, not waited on
+    except (OSError, BadInput, UnicodeDecodeError) as exc:
         raise ConfigError(_("cannot read {path}: {error}").format(path=path, error=exc)) from None
     cfg = _cache[key] = parse(text, path)
     return _own(cfg, environ)

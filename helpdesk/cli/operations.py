@@ -61,9 +61,12 @@ def _load(args):
 
     if getattr(args, "file", None):
         path = Path(args.file).expanduser()
+        from helpdesk.base import files
+        from helpdesk.base.errors import BadInput
+
         try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
+            text = files.read_text(path)  # a FIFO or a device is refused, not waited on
+        except (BadInput, UnicodeDecodeError) as exc:
             raise config.ConfigError(
                 _("cannot read {path}: {error}").format(path=path, error=exc)
             ) from None
