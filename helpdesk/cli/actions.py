@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 
+from helpdesk.cli.common import user as cli_user
 from helpdesk.base.i18n import _
 from helpdesk.base.labels import label
 from helpdesk.cli.parser import command, group, quiet_option
@@ -77,7 +78,7 @@ def add_policyd(commands) -> None:
 def _actor(args, s):
     from helpdesk.service import api
 
-    return api.actor_for(s, getattr(args, "user", None) or os.environ.get("HELPDESK_USER"))
+    return api.actor_for(s, cli_user(args))
 
 
 def _url(args) -> str:

@@ -76,6 +76,11 @@ class Out:
         self.console.print(t)
 
 
+def user(args) -> str | None:
+    """The acting volunteer's login as given (--as, else HELPDESK_USER); ``actor_for`` checks it."""
+    return getattr(args, "user", None) or os.environ.get("HELPDESK_USER")
+
+
 def _fit(width: int, columns, heads, cells, clip: dict[str, int], drop: list[str], spare=()):
     """Columns, headers and cells that fit ``width`` on one line a row (see ``Out.table``)."""
     from rich.cells import cell_len
@@ -209,10 +214,10 @@ def read_sensitive(args, what: str, **kw) -> None:
     from helpdesk.service import api
     from helpdesk.rules.context import Actor
 
-    user = getattr(args, "user", None) or os.environ.get("HELPDESK_USER")
+    login = user(args)
     with session(args, write=True) as w:
-        if user or api.SENSITIVE[what]:
-            actor = api.actor_for(w, user)
+        if login or api.SENSITIVE[what]:
+            actor = api.actor_for(w, login)
         else:
             actor = Actor(f"unix:{getpass.getuser()}", "-")
         api.read_sensitive(w, actor, what, **kw)
@@ -316,7 +321,7 @@ def do_tui(args, out: Out, demo: bool = False, training: bool = False) -> int:
         raise BadInput(_("the TUI is not available: {error}").format(error=exc)) from None
     return run_tui(
         db=getattr(args, "db", None),
-        user=getattr(args, "user", None) or os.environ.get("HELPDESK_USER"),
+        user=user(args),
         demo=demo,
         **({"training": True} if training else {}),
     )

@@ -15,9 +15,9 @@ rule (a credential in a reply names the provider's article), 2 bad input.
 
 from __future__ import annotations
 
-import os
 import sys
 
+from helpdesk.cli.common import user as cli_user
 from helpdesk.service.conversation_text import attachment_line, message_heading, summary_lines
 from helpdesk.base.i18n import _
 from helpdesk.cli.parser import command
@@ -132,7 +132,7 @@ def _acting(step):
         from helpdesk.cli import common
         from helpdesk.service import api
 
-        user = getattr(args, "user", None) or os.environ.get("HELPDESK_USER")
+        user = cli_user(args)
         with common.session(args, write=True) as s:
             data, said = step(s, args, api.actor_for(s, user))
         if out.json:

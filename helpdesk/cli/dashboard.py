@@ -4,8 +4,8 @@ queue's open, waiting and overdue tickets, and the dates the providers' texts ma
 
 from __future__ import annotations
 
-import os
 
+from helpdesk.cli.common import user as cli_user
 from helpdesk.base import clock
 from helpdesk.base.i18n import _, n_
 from helpdesk.base.labels import label
@@ -33,7 +33,7 @@ def do_dashboard(args, out: Out) -> int:
 
     if not 1 <= args.limit <= 1000:
         raise BadInput(_("--limit must be between 1 and 1000"))
-    user = getattr(args, "user", None) or os.environ.get("HELPDESK_USER")
+    user = cli_user(args)
     with session(args) as s:
         actor = api.actor_for(s, user, required=False)
         scope = actor.policies

@@ -21,6 +21,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from helpdesk.cli.common import user as cli_user
 from helpdesk.base import bounds
 from helpdesk.base.i18n import _
 from helpdesk.cli.parser import command, group, quiet_option
@@ -97,7 +98,6 @@ def source_lock(kind: str, source: str) -> tuple[str, str]:
     """The lock of one ingest source (``helpdesk.storage.locks``) and how it is named to a
     person: two runs reading the same mailbox or log, on this host or another, never both
     read it. A path counts by its absolute form; an IMAP URL as written."""
-    import os
 
     from helpdesk.base.files import shown
     from helpdesk.storage import locks
@@ -168,7 +168,6 @@ def do_ingest_sources(args, out) -> int:
     ``[ingest] postfix_logs`` in helpdesk.toml, one after the other; a source that cannot be
     read is said and the others are still read (exit 2)."""
     import argparse
-    import os
 
     from helpdesk.base import config
     from helpdesk.base.errors import BadInput, HelpdeskError
@@ -236,7 +235,6 @@ def _check_policy(url: str, key: str) -> None:
 def _postfix(args, progress: bool):
     """Reads the logs while the database layer loads beside (``logs.ingest_postfix_beside``):
     nothing here imports it. The clock and the schema check are the database side's."""
-    import os
 
     from helpdesk.base import clock
     from helpdesk.base.errors import BadInput
@@ -393,9 +391,7 @@ def do_quarantine_list(args, out) -> int:
     from helpdesk.service import api
 
     with common.session(args) as s:
-        actor = api.actor_for(
-            s, getattr(args, "user", None) or os.environ.get("HELPDESK_USER"), required=False
-        )
+        actor = api.actor_for(s, cli_user(args), required=False)
         rows = quarantine.rows(
             s,
             actor=actor,
@@ -424,9 +420,7 @@ def do_quarantine_show(args, out) -> int:
     from helpdesk.service import api
 
     with common.session(args) as s:
-        actor = api.actor_for(
-            s, getattr(args, "user", None) or os.environ.get("HELPDESK_USER"), required=False
-        )
+        actor = api.actor_for(s, cli_user(args), required=False)
         row = quarantine.get(s, args.id, actor)
         # Raw input may hold anyone's personal data: reading it is recorded.
         common.read_sensitive(

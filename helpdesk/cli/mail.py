@@ -10,8 +10,8 @@ decisions the oncall role. Exit codes as everywhere: 1 refused by a rule, 2 bad 
 
 from __future__ import annotations
 
-import os
 
+from helpdesk.cli.common import user as cli_user
 from helpdesk.base import bounds
 from helpdesk.base.i18n import _
 from helpdesk.cli.parser import command
@@ -61,7 +61,7 @@ def add_outbox_decisions(outbox_sub) -> None:
 def _actor(args, s):
     from helpdesk.service import api
 
-    return api.actor_for(s, getattr(args, "user", None) or os.environ.get("HELPDESK_USER"))
+    return api.actor_for(s, cli_user(args))
 
 
 def do_policy_set(args, out) -> int:

@@ -14,7 +14,7 @@ import sys
 
 from helpdesk.base import bounds, clock
 from helpdesk.cli.common import Out, check_schema, do_tui, print_sweep, read_sensitive, reveal  # noqa: F401
-from helpdesk.cli.common import pairs as _pairs, session as _session
+from helpdesk.cli.common import pairs as _pairs, session as _session, user as _user
 from helpdesk.cli.parser import command, group, quiet_option
 from helpdesk.base.errors import BadInput, HelpdeskError, Refused
 from helpdesk.base.i18n import _
@@ -485,11 +485,6 @@ def do_account_list(args, out: Out) -> int:
                 [[r["login"], r["policy"], r["kind"], r["status"], r["email"]] for r in rows],
             )
     return 0
-
-
-def _user(args) -> str | None:
-    """The login given by --as or HELPDESK_USER (checked by ``service.actor_for``)."""
-    return getattr(args, "user", None) or os.environ.get("HELPDESK_USER")
 
 
 def do_account_import(args, out: Out) -> int:

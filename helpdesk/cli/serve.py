@@ -20,6 +20,7 @@ import shlex
 import sys
 from urllib.parse import urlsplit
 
+from helpdesk.cli.common import user as cli_user
 from helpdesk.base import bounds
 from helpdesk.base.errors import BadInput
 from helpdesk.base.i18n import _, current_lang
@@ -130,7 +131,7 @@ def environment(args) -> dict[str, str]:
     env = {"HELPDESK_LANG": current_lang()}
     if getattr(args, "db", None):  # 'train' never reads HELPDESK_DB: it may be production's
         env["HELPDESK_TRAINING_DB" if args.training else "HELPDESK_DB"] = db.resolve_url(args.db)
-    user = getattr(args, "user", None) or os.environ.get("HELPDESK_USER")
+    user = cli_user(args)
     if user:
         env["HELPDESK_USER"] = user
     if getattr(args, "now", None):
@@ -140,7 +141,7 @@ def environment(args) -> dict[str, str]:
 
 def _identity(args) -> str:
     """Who the people at the page act as, in words."""
-    if user := getattr(args, "user", None) or os.environ.get("HELPDESK_USER"):
+    if user := cli_user(args):
         return user
     if args.training:
         from helpdesk.cli.train import TRAINER
