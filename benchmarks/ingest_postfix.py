@@ -213,8 +213,8 @@ def generate(path: Path, lines: int, seed: int = 1) -> dict:
 
 class _TreeRss:
     """Samples the summed resident memory of a process's descendants, in KiB, every 50 ms
-    (every 5 ms took enough of a core to slow the two-process command it measured): pages
-    shared after a fork are counted in each process, so this errs on the high side."""
+    (every 5 ms took enough of a core to slow the command it measured): pages shared by
+    several processes are counted in each, so this errs on the high side."""
 
     def __init__(self, pid: int):
         import threading
@@ -281,8 +281,8 @@ def measure(cmd: list[str], env: dict | None = None) -> tuple[float, float, int,
             float(re.search(rf"{kind} time \(seconds\): ([\d.]+)", text).group(1))
             for kind in ("User", "System")
         )
-        # time -v gives the largest process's peak; a command of two processes (the Postfix
-        # reader and its database side) is charged the peak of their sum, sampled.
+        # time -v gives the largest process's peak; a command that started others would be
+        # charged the peak of their sum, sampled.
         return elapsed, cpu, max(rss, tree.peak), stdout
     import resource
 
@@ -352,12 +352,13 @@ def main(argv: list[str] | None = None) -> int:
     prepared = folder / "prepared.db"
     if not args.skip_cli:
         url = f"sqlite:///{prepared}"
-        subprocess.run(
-            [sys.executable, "-m", "helpdesk", "--db", url, "init"],
-            env=env,
-            check=True,
-            capture_output=True,
-        )
+        for command in (["init"], ["volunteer", "add", "bench", "--role", "techadmin"]):
+            subprocess.run(
+                [sys.executable, "-m", "helpdesk", "--db", url, *command],
+                env=env,
+                check=True,
+                capture_output=True,
+            )
         for login, (policy, _kind) in ABUSERS.items():
             subprocess.run(
                 [
@@ -366,6 +367,8 @@ def main(argv: list[str] | None = None) -> int:
                     "helpdesk",
                     "--db",
                     url,
+                    "--as",
+                    "bench",
                     "account",
                     "add",
                     login,

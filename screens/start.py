@@ -1,24 +1,77 @@
-"""Opening the TUI for ``helpdesk`` / ``helpdesk demo``: the backend process first, then
-Textual, so the two load side by side (``screens.remote``)."""
+"""Opening the TUI for ``helpdesk`` / ``helpdesk demo``: the service API's ``Backend`` in
+this process, then the app. The screens call it from Textual's thread workers; SQLite and
+the PostgreSQL driver let go of the interpreter lock while a query runs, so a long count
+or search does not hold up keys and painting."""
 
 from __future__ import annotations
 
 import sys
+import threading
 
 from helpdesk.base.i18n import _
 
 
-def open_backend(db: str | None, user: str | None):
-    """The backend the app talks to: a process of its own (``RemoteBackend``), or this
-    process's ``Backend`` where no process can be started."""
-    from screens.remote import RemoteBackend
+class DeferredBackend:
+    """The service API's ``Backend``, built at its first use. The first use is the dashboard's
+    first read, a thread worker started once the dashboard is painted: the database layer
+    (SQLAlchemy, SQLModel, the core) loads then, in that thread, and the first screen is
+    on the terminal without waiting for it. Until then ``info`` is None, as a ``Backend``'s
+    is before ``load_info``; everything else is the ``Backend``'s own attribute."""
+
+    def __init__(self, url: str | None, login: str | None):
+        self._args = (url, login)
+        self._built = None
+        self._building = threading.Lock()
+
+    def _backend(self):
+        if self._built is None:
+            with self._building:
+                if self._built is None:
+                    from helpdesk.tui_api.backend import Backend
+
+                    self._built = Backend(*self._args)
+        return self._built
+
+    @property
+    def info(self):
+        return self._built.info if self._built is not None else None
+
+    def close(self) -> None:
+        if self._built is not None:
+            self._built.close()
+
+    def __getattr__(self, name: str):
+        return getattr(self._backend(), name)
+
+
+def open_backend(db: str | None, user: str | None) -> DeferredBackend:
+    """The backend the app talks to, in this process (``DeferredBackend``). Opened before
+    the app starts any thread (see ``one_malloc_arena``)."""
+    one_malloc_arena()
+    return DeferredBackend(db, user)
+
+
+M_ARENA_MAX = -8  # glibc's malloc.h
+
+
+def one_malloc_arena() -> None:
+    """Let every thread of this process allocate from one glibc malloc arena.
+
+    By default glibc gives each new thread an arena of its own (up to 8 per processor),
+    and what a thread frees stays in its arena. The screens read in thread workers, a new
+    thread each time, and SQLite's full-text searches allocate megabytes in them: on the
+    1,000,000-ticket database the peak memory of a session was 147 MiB with an arena per
+    thread, 109 MiB with one (benchmarks/tui_bench.py), keys and searches no slower, since
+    the interpreter lock already takes the threads one at a time. Elsewhere than glibc
+    (no ``mallopt``), nothing changes."""
+    import ctypes
 
     try:
-        return RemoteBackend(db, user)
-    except OSError:  # no subprocess here: the database layer loads in this process
-        from helpdesk.tui_api.backend import Backend
-
-        return Backend(db, user)
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+    mallopt(M_ARENA_MAX, 1)
 
 
 def _demo_database(user: str | None) -> tuple[str, str | None]:

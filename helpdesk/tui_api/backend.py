@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, overload
 
 from sqlalchemy import or_
 from sqlalchemy.engine import make_url
@@ -112,10 +112,9 @@ class Backend:
                 actor = api.actor_for(s, self.login)
                 v = s.get(Volunteer, actor.login)
                 name = v.name if v else ""
-            policies = {
-                p.key: (p.name, p.timezone)
-                for p in s.exec(select(Policy).order_by(col(Policy.key)))
-            }
+            rows = list(s.exec(select(Policy).order_by(col(Policy.key))))
+            policies = {p.key: (p.name, p.timezone) for p in rows}
+            short_names = {p.key: p.short_name for p in rows}
             titles: dict[str, str] = {}
             wf_queue: dict[int, str] = {}
             for wf in s.exec(select(Workflow).order_by(col(Workflow.id))):
@@ -152,6 +151,7 @@ class Backend:
                 actor_name=name,
                 notice=notice,
                 policies=policies,
+                short_names=short_names,
                 queue_titles={q: titles.get(q, q) for q in QUEUES if q in titles}
                 or {q: q for q in QUEUES},
                 states=states,
@@ -396,9 +396,8 @@ class Backend:
         """A ticket's view and walkthrough when they take only reads (a dozen milliseconds:
         the screen opens with its data, in one layout). None when opening it must first
         record a sensitive read, a write that may wait for a lock: a worker does that."""
-        if self._unrecorded_closed(ticket_id):
-            return None
-        return self._view(ticket_id), self.walkthrough(ticket_id)
+        view = self._view(ticket_id, unless_closed=True)
+        return None if view is None else (view, self.walkthrough(ticket_id))
 
     def ticket(self, ticket_id: int, history: int | None = None) -> dict:
         """A ticket's view with its latest ``history`` events (``HISTORY`` by default; the
@@ -406,17 +405,32 @@ class Backend:
         self._read_closed_account(ticket_id)
         return self._view(ticket_id, history)
 
-    def _view(self, ticket_id: int, history: int | None = None) -> dict:
+    @overload
+    def _view(self, ticket_id: int, history: int | None = None) -> dict: ...
+
+    @overload
+    def _view(
+        self, ticket_id: int, history: int | None = None, *, unless_closed: bool
+    ) -> dict | None: ...
+
+    def _view(
+        self, ticket_id: int, history: int | None = None, *, unless_closed: bool = False
+    ) -> dict | None:
+        """The view; with ``unless_closed``, None instead when opening the ticket must first
+        record a sensitive read (``_unrecorded_closed``, asked in the same session)."""
         with self.read() as s:
             actor = self._actor(s)
             t = api.get_ticket(s, ticket_id, actor)
+            account = s.get(Account, t.account_id) if t.account_id else None
+            if unless_closed and ticket_id not in self._reads and api.is_closed(account):
+                return None
             view = api.ticket_view(
                 s, t, actor, history=max(1, history or HISTORY), citation_texts=True
             )
             d = engine.definition(s, t.workflow_id)
-            account = s.get(Account, t.account_id) if t.account_id else None
             view.update(
                 policy_name=d.policy.name,
+                policy_short=d.policy.short_name,
                 timezone=d.policy.timezone,
                 queue_title=pick(d.workflow.title),
                 account_email=account.email if account else "",
@@ -431,7 +445,6 @@ class Backend:
                 account_kind=account.kind if account else "",
                 account_contacts=list(account.contacts or []) if account else [],
                 account_fields=dict(account.fields or {}) if account else {},
-                sanctions=api.account_view(s, account)["sanctions"] if account else [],
                 linked=[
                     {
                         "id": other.id,

@@ -98,12 +98,9 @@ def training_url(tmp_path):
 
 @pytest.fixture
 def make_app(tmp_path):
-    """Builds the app as ``helpdesk`` does: its backend in a process of its own
-    (``screens.remote``). ``remote=False``: the backend in this process, for a test that
-    changes the backend module itself."""
+    """Builds the app as ``helpdesk`` does (``screens.start``): the backend in this process."""
     from screens.app import HelpdeskApp
-    from helpdesk.tui_api.backend import Backend
-    from screens.remote import RemoteBackend
+    from screens.start import open_backend
 
     opened = []
 
@@ -113,10 +110,9 @@ def make_app(tmp_path):
         *,
         live: bool = False,
         keymap: Path | None = None,
-        remote: bool = True,
         **kw,
     ):
-        backend = RemoteBackend(url, user) if remote else Backend(url, user)
+        backend = open_backend(url, user)
         opened.append(backend)
         return HelpdeskApp(
             backend,

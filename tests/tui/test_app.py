@@ -314,7 +314,7 @@ async def test_a_long_history_is_read_only_as_far_as_the_screen_shows(
         for i in range(12):  # twelve hand-overs: a long history
             api.assign(s, 3, bob, "alice" if i % 2 == 0 else "bob")
         full = api.ticket_view(s, api.get_ticket(s, 3), bob)
-    app = make_app(db_url, remote=False)  # HISTORY is changed in this process
+    app = make_app(db_url)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
         app.open_ticket(3)
@@ -328,4 +328,37 @@ async def test_a_long_history_is_read_only_as_far_as_the_screen_shows(
         }
         history = app.screen.pane_text("history")
         assert f"{len(full['events']) - 5} earlier events" in history
+        app.exit()
+
+
+async def test_key_5_opens_the_general_queue(db_url, make_app, tmp_path):
+    """The dashboard lists the five queues; 5 opens the plain one, where a question that is
+    none of the procedures waits for an answer."""
+    from tests.conftest import Helpdesk
+
+    hd = Helpdesk(db_url, tmp_path)
+    hd.now = "2026-03-02T11:00:00Z"
+    t = hd.ok(
+        "ticket",
+        "open",
+        "general",
+        "--policy",
+        "wigii",
+        "--requester",
+        "jean@example.org",
+        "--subject",
+        "Sauvegardes ?",
+        as_="alice",
+    )
+    app = make_app(db_url, "alice")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        queues = app.screen.query_one("#queues")
+        assert queues.option_count == 5
+        assert "5 Demande générale" in str(queues.get_option_at_index(4).prompt)  # French
+        await press(pilot, "5")
+        assert isinstance(app.screen, QueueScreen) and app.screen.queue == "general"
+        lst = app.screen.query_one(TicketList)
+        await wait_for(pilot, lambda: lst.row_at(0) is not None, 5.0)
+        assert lst.row_at(0).id == t["id"]
         app.exit()

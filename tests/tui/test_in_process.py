@@ -1,0 +1,104 @@
+"""The TUI calls the service API in its own process (``screens.start``): ``helpdesk`` on a
+terminal is one process; calls from many thread workers at once get their own answers;
+a training database's clock is the app's clock."""
+
+from __future__ import annotations
+
+import os
+import pty
+import select
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from helpdesk.base import clock
+from helpdesk.storage.filters import TicketFilter
+from helpdesk.tui_api.views import QUEUES, ClockMoved
+from screens.start import open_backend
+from tests.conftest import ROOT
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            found += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return found
+
+
+def test_helpdesk_on_a_terminal_is_one_process(db_url, cli_env):
+    """The dashboard painted, with its counts: no other process was started for it."""
+    env = dict(cli_env, TERM="xterm-256color", TEXTUAL_ANIMATIONS="none")
+    env.pop("TEXTUAL_DRIVER", None)
+    cmd = [sys.executable, "-m", "helpdesk", "--db", db_url, "--as", "alice", "--lang", "en"]
+    pid, fd = pty.fork()
+    if pid == 0:  # pragma: no cover - the child: the pty is its terminal
+        os.chdir(ROOT)
+        os.execve(sys.executable, cmd, env)
+    try:
+        seen, deadline = b"", time.monotonic() + 60
+        while b"Dashboard" not in seen and time.monotonic() < deadline:
+            if select.select([fd], [], [], 0.1)[0]:
+                try:
+                    seen += os.read(fd, 1 << 16)
+                except OSError:
+                    break
+        assert b"Dashboard" in seen, seen[-2000:]
+        time.sleep(0.5)  # the counts' worker has run
+        assert _children(pid) == []
+        os.write(fd, b"\x11")  # ctrl+q
+        end = time.monotonic() + 20
+        while time.monotonic() < end:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                assert os.waitstatus_to_exitcode(status) == 0
+                pid = 0
+                break
+            if select.select([fd], [], [], 0.1)[0]:
+                try:
+                    os.read(fd, 1 << 16)
+                except OSError:
+                    pass
+        assert pid == 0, "ctrl+q did not end the helpdesk"
+    finally:
+        if pid:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+        os.close(fd)
+
+
+def test_calls_from_many_threads_get_their_own_answers(db_url):
+    backend = open_backend(db_url, "alice")
+    try:
+        backend.load_info()
+        flts = [TicketFilter(queue=q, kind=k) for q in QUEUES for k in ("active", "done", "all")]
+        flts += [TicketFilter(text=t) for t in ("spam", "password", "account", "zzzz")]
+        expected = [(backend.count(f), backend.page(f, "age", 0, 5)) for f in flts] * 6
+        assert any(n for n, _rows in expected)
+        with ThreadPoolExecutor(12) as pool:
+            got = list(
+                pool.map(lambda f: (backend.count(f), backend.page(f, "age", 0, 5)), flts * 6)
+            )
+        assert got == expected
+    finally:
+        backend.close()
+
+
+def test_a_training_clock_is_the_apps_clock(training_url):
+    url, _tid = training_url
+    assert clock.fixed_at() is None
+    backend = open_backend(url, "alice")
+    try:
+        info = backend.load_info()
+        assert info.training
+        start = clock.fixed_at()  # adopted from the training database
+        assert start is not None and backend.dashboard().now == start
+        move = backend.move_clock("+1d")
+        assert isinstance(move, ClockMoved) and move.before == start
+        assert clock.fixed_at() == move.after and move.after > start
+    finally:
+        backend.close()
+        clock.set_now(None)
