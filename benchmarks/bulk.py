@@ -536,10 +536,7 @@ def generate(url: str, n_tickets: int, *, seed: int = 1, now: datetime | None = 
                 if (
                     triggers
                 ):  # the new messages into the search index at once, then its triggers back
-                    conn.exec_driver_sql(
-                        "INSERT INTO message_fts(rowid, subject, body) SELECT id, subject, body FROM message WHERE id >= ?",
-                        (first_message,),
-                    )
+                    conn.exec_driver_sql(_INDEX_MESSAGES, (first_message,))
                     for sql in triggers:
                         conn.exec_driver_sql(sql)
                 if not sqlite:
@@ -589,6 +586,16 @@ def _drop_indexes(conn: Connection) -> list[str]:
     return _set_aside(
         conn, "index", "sql IS NOT NULL AND tbl_name IN ('ticket','event','deadline','message')"
     )
+
+
+#: What the triggers of migration 0011 write: each message with its ticket's tags.
+_INDEX_MESSAGES = (
+    "INSERT INTO message_fts(rowid, subject, body, tags)"
+    " SELECT m.id, m.subject, m.body,"
+    " 'tq' || replace(t.queue, '-', '') || ' tk' || t.state_kind || ' tp' || replace(t.policy_key, '-', '')"
+    " || CASE WHEN t.state_kind IN ('open', 'waiting') THEN ' ta' || replace(t.queue, '-', '') ELSE '' END"
+    " FROM message m JOIN ticket t ON t.id = m.ticket_id WHERE m.id >= ?"
+)
 
 
 def _drop_message_triggers(conn: Connection) -> list[str]:

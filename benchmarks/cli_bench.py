@@ -48,6 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     path = args.db or Path(tempfile.gettempdir()) / f"helpdesk-bench-{args.n}.db"  # as tui_bench
     url = ensure_db(path, args.n)
     env = {k: v for k, v in os.environ.items() if not k.startswith("HELPDESK_")}
+    # An installed program has its byte code: the warm-up run writes it, whatever the
+    # caller's environment says (PYTHONDONTWRITEBYTECODE would compile every changed
+    # module on every run, and time the compiler).
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     env["HELPDESK_NOW"] = NOW
     py = sys.executable
     commands = {

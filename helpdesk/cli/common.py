@@ -186,6 +186,16 @@ def session(args, write: bool = False):
     return db.write_session(url) if write else db.read_session(url)
 
 
+def connection(args):
+    """A Core connection on the command's database (SQLAlchemy Core, no ORM: a read that
+    needs no model starts faster), after checking that its schema is current."""
+    from helpdesk.storage import db
+
+    url = db.resolve_url(getattr(args, "db", None))
+    check_schema(url)
+    return db.read_connection(url)
+
+
 def check_schema(url: str) -> None:
     from helpdesk.policy import install
 

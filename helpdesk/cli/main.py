@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import sys
 
-from helpdesk.base import bounds, clock
+from helpdesk.base import bounds, clock, queues
 from helpdesk.cli.common import Out, check_schema, do_tui, print_sweep, read_sensitive, reveal  # noqa: F401
-from helpdesk.cli.common import pairs as _pairs, session as _session, user as _user
+from helpdesk.cli.common import connection as _connection, pairs as _pairs, session as _session
+from helpdesk.cli.common import user as _user
 from helpdesk.cli.parser import command, group, quiet_option
 from helpdesk.base.errors import BadInput, HelpdeskError, Refused
 from helpdesk.base.i18n import _
 
-QUEUES = ("password-reset", "closure", "abuse", "mail-reputation", "general")
+QUEUES = queues.ALL
 
 
 # --- the commands' grammar (helpdesk.cli.parser builds each when the command line names it) ---
@@ -335,6 +337,7 @@ def do_policy_list(args, out: Out) -> int:
                 {
                     "key": p.key,
                     "name": p.name,
+                    "short_name": p.short_name,
                     "timezone": p.timezone,
                     "queues": queues,
                     "source": p.source,
@@ -343,11 +346,28 @@ def do_policy_list(args, out: Out) -> int:
         if out.json:
             out.data(rows)
         else:
-            out.table(
-                ["key", "name", "timezone", "queues"],
-                [[r["key"], r["name"], r["timezone"], ", ".join(r["queues"])] for r in rows],
-            )
+            _print_policies(out, rows)
         return 0
+
+
+def _print_policies(out: Out, rows: list[dict]) -> None:
+    """The providers for a person, each on two lines that hold at 80 columns: the key (what
+    the commands take) and the name, then the zone and the queues by their labels."""
+    from rich.text import Text
+
+    from helpdesk.base.labels import label
+
+    width = max((len(r["key"]) for r in rows), default=0) + 2
+    for r in rows:
+        out.line(Text(f"{r['key']:<{width}}", style="bold"), r["name"], wrap=True)
+        out.line(
+            "  "
+            + _("{zone} · queues: {queues}").format(
+                zone=r["timezone"],
+                queues=", ".join(label("queue-short", q) for q in r["queues"]),
+            ),
+            wrap=True,
+        )
 
 
 def do_policy_show(args, out: Out) -> int:
@@ -358,17 +378,32 @@ def do_policy_show(args, out: Out) -> int:
         if out.json:
             out.data(view)
             return 0
+        from helpdesk.base.labels import label
+
         out.line(
             f"{view['name']} ({view['key']}) — {view['timezone']} — {view['source']}", style="bold"
         )
         for wf in view["workflows"]:
             out.line("")
-            out.line(f"{wf['queue']}: {wf['title']}", style="bold")
+            out.line(wf["title"], style="bold")
+            states = {st["key"]: st["label"] for st in wf["states"]}
+
+            def said(key: str) -> str:
+                return _("any state") if key == "*" else states.get(key, key)
+
             for a in wf["actions"]:
                 if a["auto"]:
                     continue
+                # The action's key is what `ticket act` takes; states and roles by their labels.
+                target = _("unchanged") if a["to"] == "=" else said(a["to"])
                 out.line(
-                    f"  {a['key']:<20} {', '.join(a['from'])} → {a['to']}  [{a['role']}]  {a['citation']}"
+                    f"  {a['key']:<20} {a['label']}  [{label('role', a['role'])}]"
+                    + (f"  {a['citation']}" if a["citation"] else "")
+                )
+                out.line(
+                    "      " + ", ".join(said(k) for k in a["from"]) + f" → {target}",
+                    style="dim",
+                    wrap=True,
                 )
         if view.get("settings"):
             out.line("")
@@ -480,9 +515,22 @@ def do_account_list(args, out: Out) -> int:
         if out.json:
             out.data(rows)
         else:
+            from helpdesk.base.labels import label
+            from helpdesk.storage.models import Policy
+
+            names = {p.key: p.short_name for p in s.exec(select(Policy))}
             out.table(
                 ["login", "policy", "kind", "status", "email"],
-                [[r["login"], r["policy"], r["kind"], r["status"], r["email"]] for r in rows],
+                [
+                    [
+                        r["login"],
+                        names.get(r["policy"], r["policy"]),
+                        label("account-kind", r["kind"]),
+                        label("account-status", r["status"]),
+                        r["email"],
+                    ]
+                    for r in rows
+                ],
             )
     return 0
 
@@ -562,16 +610,20 @@ def _print_ticket(
     tz: str = "UTC",
     queue: str = "",
     provider: str = "",
+    field_specs: dict | None = None,
+    step_labels: dict[str, str] | None = None,
 ) -> None:
     """A ticket for a person: labels, not keys (``queue``: the queue's label, ``provider``:
-    the provider's name); times in the provider's zone (``tz``)."""
+    the provider's short name, ``field_specs``: the workflow's fields and their labels,
+    ``step_labels``: every step of the procedure by its label, the clock's too); times in
+    the provider's zone (``tz``)."""
     from rich.text import Text
 
     from helpdesk.cli.text import local
-    from helpdesk.base.labels import choice, event, label, read_timer_note
+    from helpdesk.base.labels import event, label, read_timer_note
 
     steps = {st["key"]: st["label"] for st in view["steps"]}
-    step_labels = {a["key"]: a["label"] for a in view["actions"]}
+    step_labels = {**(step_labels or {}), **{a["key"]: a["label"] for a in view["actions"]}}
     out.line(Text(f"#{view['id']}  ", style="bold"), Text(view["subject"] or "-"))
     out.line(
         f"{queue or label('queue-short', view['queue'])} · {provider or view['policy']} · {view['state_label']} ({label('state-kind', view['state_kind'])}) · v{view['version']}"
@@ -582,10 +634,11 @@ def _print_ticket(
             a=view["account"] or "-", s=status, r=view["requester"] or "-"
         )
     )
-    if view["fields"]:
-        out.line(
-            _("fields: ") + ", ".join(f"{k}={choice(k, v)}" for k, v in view["fields"].items())
-        )
+    shown = _field_lines(view["fields"] or {}, field_specs or {}, tz)
+    if shown:
+        out.line(_("Fields:"))
+        for name, value in shown:
+            out.line(Text("  " + _("{label}: {value}").format(label=name, value=value)))
     if view["deadline_details"]:
         now = clock.now()
         out.line("")
@@ -671,16 +724,60 @@ def _print_ticket(
         )
         timer = read_timer_note(e["note"])
         note = (
-            f"{label('deadline', timer[0])}: {local(timer[1], tz, zone=False)}"
+            _("{label}: {value}").format(
+                label=label("deadline", timer[0]), value=local(timer[1], tz, zone=False)
+            )
             if timer
             else e["note"]
         )
+        actor = label("role", "system") if e["actor"] == "system" else e["actor"]
         out.line(
-            f"  {local(e['at'], tz, zone=False)}  {e['actor']:<10} {event(e['action'], step_labels):<18} {arrow}  {note}"
+            f"  {local(e['at'], tz, zone=False)}  {actor:<10} {event(e['action'], step_labels):<18} {arrow}  {note}"
         )
     from helpdesk.cli.conversation import print_conversation
 
     print_conversation(out, view)
+
+
+def _field_lines(fields: dict, specs: dict, tz: str) -> list[tuple[str, str]]:
+    """A ticket's fields as a person reads them: ``(label, value)``, the label from the
+    workflow (a date an effect noted, ``contract-end``…, by the date's label), a choice by its
+    label, yes or no, a moment in the provider's zone ``tz``. Empty fields are left out."""
+    from helpdesk.base.i18n import pick
+    from helpdesk.base.labels import choice, has, label
+    from helpdesk.cli.text import local
+
+    rows = []
+    for name, value in fields.items():
+        if value in (None, ""):
+            continue
+        spec = specs.get(name) or {}
+        if spec.get("label"):
+            shown_name = pick(spec["label"])
+        elif has("deadline", name):
+            shown_name = label("deadline", name)
+        elif has("account-field", name):
+            shown_name = label("account-field", name)
+        else:
+            shown_name = name.replace("-", " ").replace("_", " ").capitalize()
+        if value is True:
+            shown = _("yes")
+        elif value is False:
+            shown = _("no")
+        elif isinstance(value, str) and _is_moment(value):
+            shown = local(clock.parse_datetime(value), tz)
+        else:
+            shown = choice(name, value)
+        rows.append((shown_name, shown))
+    return rows
+
+
+#: An ISO-8601 moment (``2026-11-26T16:12:00Z``) as effects store them in a field: not a date.
+_MOMENT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:?\d\d)?")
+
+
+def _is_moment(text: str) -> bool:
+    return _MOMENT.fullmatch(text) is not None
 
 
 def _print_account(out: Out, view: dict, tz: str, provider: str = "") -> None:
@@ -699,7 +796,9 @@ def _print_account(out: Out, view: dict, tz: str, provider: str = "") -> None:
         (_("Last login"), local(view["last_login"], tz)),
     ]
     for k, v in (view["fields"] or {}).items():
-        rows.append((label("account-field", k) if has("account-field", k) else k, choice(k, v)))
+        # a date the procedures noted on the account (membership-end…) by the date's label
+        name = label("account-field", k) if has("account-field", k) else label("deadline", k)
+        rows.append((name, choice(k, v)))
     if view["contacts"]:
         rows.append((_("Contacts"), ", ".join(view["contacts"])))
     width = max(len(k) for k, _v in rows) + 2
@@ -877,7 +976,9 @@ def do_ticket_show(args, out: Out) -> int:
                 args.citations,
                 d.policy.timezone,
                 queue=pick(d.workflow.title),
-                provider=d.policy.name,
+                provider=d.policy.short_name,
+                field_specs=d.workflow.fields or {},
+                step_labels={t.key: pick(t.label) for t in d.transitions},
             )
         return 0
 
@@ -889,10 +990,11 @@ def do_ticket_list(args, out: Out) -> int:
         return conversation.do_search(args, out)
     from helpdesk.service import listing  # not the whole service API: a read starts fast
 
-    with _session(args) as s:
-        actor = listing.actor_for(s, _user(args), required=False)
+    # SQLAlchemy Core on a connection: no SQLModel, no ORM, no models (tests/test_tables.py)
+    with _connection(args) as conn:
+        actor = listing.actor_for(conn, _user(args), required=False)
         rows = listing.list_tickets(
-            s,
+            conn,
             queue=args.queue,
             state=args.state,
             policy=args.policy,
@@ -905,14 +1007,13 @@ def do_ticket_list(args, out: Out) -> int:
             offset=args.offset,
             actor=actor,
         )
-        binding = listing.binding_dates(s, rows)
-        data = [listing.ticket_row(s, t, binding=binding) for t in rows]
+        data = listing.ticket_rows(conn, rows)
         if out.json:
             out.data(data)
         else:
             from helpdesk.cli.ticket_table import print_tickets
 
-            print_tickets(out, s, data)
+            print_tickets(out, conn, data)
     return 0
 
 
@@ -1056,9 +1157,11 @@ def do_volunteer_authorized_keys(args, out: Out) -> int:
 def do_volunteer_list(args, out: Out) -> int:
     from sqlmodel import col, select
 
-    from helpdesk.storage.models import Volunteer
+    from helpdesk.base.labels import label
+    from helpdesk.storage.models import Policy, Volunteer
 
     with _session(args) as s:
+        names = {p.key: p.short_name for p in s.exec(select(Policy))}
         volunteers = [
             {
                 "login": v.login,
@@ -1070,12 +1173,12 @@ def do_volunteer_list(args, out: Out) -> int:
             for v in s.exec(select(Volunteer).order_by(col(Volunteer.login)))
         ]
     out.data(volunteers) if out.json else out.table(
-        ["login", "role", "policies", "name", "active"],
+        ["login", "role", "providers", "name", "withdrawn"],
         [
             [
                 r["login"],
-                r["role"],
-                ", ".join(r["policies"]) or "*",
+                label("role", r["role"]),
+                ", ".join(names.get(k, k) for k in r["policies"]) or _("all"),
                 r["name"],
                 "" if r["active"] else _("withdrawn"),
             ]
@@ -1257,8 +1360,10 @@ def do_outbox_show(args, out: Out) -> int:
         if out.json:
             out.data(d)
         else:
-            out.line(f"To: {d['to']}")
-            out.line(f"Subject: {d['subject']}")
+            from rich.text import Text
+
+            for name, value in ((_("To"), d["to"]), (_("Subject"), d["subject"])):
+                out.line(Text(_("{label}: {value}").format(label=name, value=value)))
             out.line("")
             out.line(d["body"])
         return 0
@@ -1275,9 +1380,14 @@ def do_outbox_list(args, out: Out) -> int:
                 s, actor, status=args.status, ticket=args.ticket, limit=args.limit
             )
         ]
+    from helpdesk.base.labels import label
+
     out.data(rows) if out.json else out.table(
         ["id", "ticket", "status", "to", "subject"],
-        [[r["id"], r["ticket"], r["status"], r["to"], r["subject"]] for r in rows],
+        [
+            [r["id"], r["ticket"], label("mail-status", r["status"]), r["to"], r["subject"]]
+            for r in rows
+        ],
     )
     return 0
 
@@ -1372,8 +1482,8 @@ def run(args) -> int:
     try:
         if getattr(args, "now", None):
             clock.set_now(args.now)
-        # A training database lives at its own clock. The TUI's backend process adopts it
-        # (screens.remote: the database layer loads there, beside Textual).
+        # A training database lives at its own clock. The TUI's backend adopts it when it
+        # loads what the database holds (helpdesk.tui_api.backend.Backend.load_info).
         elif (
             not os.environ.get("HELPDESK_NOW")
             and args.command not in (None, "tui", "train", "demo")

@@ -1,5 +1,5 @@
 """The table of tickets a person reads (``ticket list``, with or without ``--search``):
-queues, states and providers by their labels and names, dates in each provider's zone,
+queues, states and providers by their labels and short names, dates in each provider's zone,
 fitted to the terminal's width (cut with "…", narrow columns dropped). The JSON keeps the
 keys and UTC."""
 
@@ -10,20 +10,17 @@ from helpdesk.base.i18n import _
 
 
 def print_tickets(out, s, data: list[dict]) -> None:
-    """``data``: rows with ``id``, ``queue``, ``policy``, ``state``, ``account``,
+    """``s``: a Core connection or an ORM session (``helpdesk.service.listing.Reader``).
+    ``data``: rows with ``id``, ``queue``, ``policy``, ``state``, ``account``,
     ``due_at`` (UTC ISO), ``subject`` and, when known, ``binding_at`` and ``binding``."""
-    from sqlmodel import select
-
     from helpdesk.base import labels as labels_
     from helpdesk.cli.text import local
-    from helpdesk.service import api
-    from helpdesk.storage.models import Policy, Ticket
+    from helpdesk.service import listing
 
-    tickets = [t for t in (s.get(Ticket, r["id"]) for r in data) if t is not None]
     now = clock.iso(clock.now())
-    policies = {p.key: p for p in s.exec(select(Policy))}
+    policies = listing.policy_names(s)
     zones = {k: p.timezone for k, p in policies.items()}
-    labels = {t.id: api.state_label(s, t) for t in tickets}
+    labels = listing.state_labels(s, listing.tickets_by_id(s, [r["id"] for r in data]))
     binding_header = _("binding date (text)")
     columns = ["id", "queue", "provider", "state", "account", "due"]
     if any(r.get("binding_at") for r in data):
@@ -36,7 +33,7 @@ def print_tickets(out, s, data: list[dict]) -> None:
         row = [
             r["id"],
             labels_.label("queue-short", r["queue"]),
-            policy.name if policy else r["policy"],
+            policy.short_name if policy else r["policy"],
             labels.get(r["id"], r["state"]),
             r["account"] or "-",
             ("! " if r["due_at"] and r["due_at"] <= now else "")
@@ -56,7 +53,7 @@ def print_tickets(out, s, data: list[dict]) -> None:
         [cells(r) for r in data],
         clip={
             "subject": 14,
-            "provider": 10,
+            "provider": 13,  # a pack's short name, whole (helpdesk.policy.packs.SHORT_NAME_MAX)
             binding_header: 16,
             "state": 12,
             "account": 10,
@@ -67,7 +64,9 @@ def print_tickets(out, s, data: list[dict]) -> None:
     if shown:
         out.line(
             _("Times in each provider's zone: {zones}").format(
-                zones=", ".join(f"{policies[k].name if k in policies else k} {z}" for k, z in shown)
+                zones=", ".join(
+                    f"{policies[k].short_name if k in policies else k} {z}" for k, z in shown
+                )
             ),
             style="dim",
             wrap=True,

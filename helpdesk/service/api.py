@@ -15,6 +15,12 @@ from helpdesk.rules import accounts as account_rules, ledger
 from helpdesk.storage import audit, messages
 from helpdesk.base import clock, networks
 from helpdesk.service import conversation
+from helpdesk.service import listing
+from helpdesk.service.counts import (  # noqa: F401 - api.* for callers
+    binding_counts,
+    binding_soonest,
+    queue_counts,
+)
 from helpdesk.service.listing import (  # noqa: F401 - api.* for callers
     ACCOUNT_STATUSES,
     actor_for,
@@ -23,8 +29,8 @@ from helpdesk.service.listing import (  # noqa: F401 - api.* for callers
     binding_names,
     check_filters,
     check_login,
-    list_tickets,
     ticket_row,
+    ticket_rows,
 )
 from helpdesk.workflow import engine
 from helpdesk.outgoing import actions as service_actions
@@ -763,104 +769,6 @@ def outbox_mail(session: Session, actor: Actor, mail_id: int) -> Outbox:
     return m
 
 
-def queue_counts(
-    session: Session, now: datetime | None = None, policies=()
-) -> dict[str, dict[str, int]]:
-    """Open, waiting and overdue counts per queue, for the dashboard (only the providers
-    in ``policies`` when given: a role's scope), and how many carry a binding date."""
-    now = now or clock.now()
-    out: dict[str, dict[str, int]] = {}
-    scope = [col(Ticket.policy_key).in_(policies)] if policies else []
-    rows = session.exec(
-        select(Ticket.queue, Ticket.state_kind, func.count())
-        .where(
-            col(Ticket.state_kind).in_(("open", "waiting")), *scope
-        )  # IN uses the queue/state index; != scans
-        .group_by(col(Ticket.queue), col(Ticket.state_kind))
-    )
-    for queue, kind, n in rows:
-        out.setdefault(queue, {"open": 0, "waiting": 0, "overdue": 0})[kind] = n
-    for queue, n in session.exec(
-        select(Ticket.queue, func.count())
-        .where(
-            col(Ticket.state_kind).in_(("open", "waiting")),
-            col(Ticket.due_at).is_not(None),
-            Ticket.due_at <= now,
-            *scope,
-        )
-        .group_by(col(Ticket.queue))
-    ):
-        out.setdefault(queue, {"open": 0, "waiting": 0, "overdue": 0})["overdue"] = n
-    for queue, n in binding_counts(session, policies).items():
-        out.setdefault(queue, {"open": 0, "waiting": 0, "overdue": 0})["binding"] = n
-    return out
-
-
-def _binding_where(policy: Policy, names: set[str]) -> list:
-    """Open tickets of ``policy`` with one of its binding dates still ahead. Read from the
-    deadline's (name, status) index: the few binding dates, never the whole table."""
-    return [
-        col(Deadline.name).in_(sorted(names)),
-        col(Deadline.status).in_(("pending", "info")),
-        Ticket.policy_key == policy.key,
-        col(Ticket.state_kind).in_(("open", "waiting")),
-    ]
-
-
-def _binding_policies(session: Session, policies=()) -> list[tuple[Policy, set[str]]]:
-    """The providers (within ``policies`` when given: a role's scope) whose text makes
-    some dates binding, with those dates' names."""
-    out = []
-    for policy in session.exec(select(Policy).order_by(col(Policy.key))):
-        names = binding_names(policy)
-        if names and (not policies or policy.key in policies):
-            out.append((policy, names))
-    return out
-
-
-def binding_counts(session: Session, policies=()) -> dict[str, int]:
-    """Per queue, the open tickets that carry a date the provider's text makes binding
-    (only the providers in ``policies`` when given: a role's scope)."""
-    out: dict[str, int] = {}
-    for policy, names in _binding_policies(session, policies):
-        rows = session.exec(
-            select(Ticket.queue, func.count(func.distinct(col(Ticket.id))))
-            .join(Deadline, col(Deadline.ticket_id) == Ticket.id)
-            .where(*_binding_where(policy, names))
-            .group_by(col(Ticket.queue))
-        )
-        for queue, n in rows:
-            out[queue] = out.get(queue, 0) + n
-    return out
-
-
-def binding_soonest(session: Session, policies=(), limit: int = 5) -> list[dict]:
-    """The soonest dates the providers' texts make binding on open tickets, one per ticket,
-    soonest first: ticket, queue, policy, name (the deadline's key), at (UTC), subject."""
-    found: dict[int, dict] = {}
-    for policy, names in _binding_policies(session, policies):
-        rows = session.exec(
-            select(  # type: ignore[call-overload]  # sqlmodel types select() up to 4 columns
-                Deadline.ticket_id, Deadline.name, Deadline.due_at, Ticket.queue, Ticket.subject
-            )
-            .join(Ticket, col(Ticket.id) == Deadline.ticket_id)
-            .where(*_binding_where(policy, names))
-            .order_by(col(Deadline.due_at), col(Deadline.ticket_id))
-            .limit(limit * 2)  # a ticket may carry two of them: enough for ``limit`` tickets
-        )
-        for ticket_id, name, due_at, queue, subject in rows:
-            if ticket_id not in found or due_at < found[ticket_id]["at"]:
-                found[ticket_id] = {
-                    "ticket": ticket_id,
-                    "queue": queue,
-                    "policy": policy.key,
-                    "name": name,
-                    "at": due_at,
-                    "subject": subject,
-                }
-    return sorted(found.values(), key=lambda d: (d["at"], d["ticket"]))[:limit]
-
-
 def policy_view(session: Session, key: str) -> dict:
     p = session.get(Policy, key)
     if p is None:
@@ -921,9 +829,17 @@ def state_label(session: Session, ticket: Ticket) -> str:
     s = session.exec(
         select(State).where(State.workflow_id == ticket.workflow_id, State.key == ticket.state)
     ).first()
-    if s is None and ticket.merged_into is not None:
-        return _("merged")
-    return pick(s.label) if s else ticket.state
+    return listing.state_label(ticket, s is not None, s.label if s else None)
+
+
+def list_tickets(session: Session, **filters: Any) -> list[Ticket]:
+    """``listing.list_tickets`` (the same filters, checks and order), as models."""
+    rows = listing.list_tickets(session, **filters)
+    got = {
+        t.id: t
+        for t in session.exec(select(Ticket).where(col(Ticket.id).in_([r.id for r in rows])))
+    }
+    return [got[r.id] for r in rows]
 
 
 # --- soft claims and assignment (added for the TUI) -----------------------------------------

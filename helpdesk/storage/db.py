@@ -4,6 +4,10 @@ SQLite is the embedded default (a file in the user data directory) with WAL, for
 and a busy timeout; any SQLAlchemy URL works through ``--db`` / ``HELPDESK_DB``.
 Write transactions on SQLite start with ``BEGIN IMMEDIATE`` so that two processes never
 both read and then fail to upgrade their lock: one waits for the other instead.
+
+The engine is SQLAlchemy Core's: a command that reads with Core (``ticket list``,
+``helpdesk.service.listing``) imports neither SQLModel nor the ORM. The sessions import them
+when first asked for.
 """
 
 from __future__ import annotations
@@ -11,12 +15,14 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
-from sqlalchemy import event
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
-from sqlmodel import Session, create_engine
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
 
 BUSY_TIMEOUT_MS = 30_000
 
@@ -111,13 +117,25 @@ def _make_engine(url: str) -> Engine:
 
 @contextmanager
 def read_session(url: str | None = None) -> Iterator[Session]:
+    from sqlmodel import Session
+
     with Session(get_engine(url), expire_on_commit=False) as session:
         yield session
 
 
 @contextmanager
+def read_connection(url: str | None = None) -> Iterator[Connection]:
+    """A Core connection for a read (SQLAlchemy Core only, no ORM): one transaction, rolled
+    back at the end, so that every query of the read sees the same database."""
+    with get_engine(url).connect() as conn:
+        yield conn
+
+
+@contextmanager
 def write_session(url: str | None = None) -> Iterator[Session]:
     """One transaction: committed when the block ends, rolled back on any exception."""
+    from sqlmodel import Session
+
     engine = get_engine(url).execution_options(immediate=True)
     with Session(engine, expire_on_commit=False) as session:
         try:
