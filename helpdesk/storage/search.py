@@ -7,7 +7,9 @@ answers how many rows the filters match.
 Full-text search covers subjects, requesters, accounts (login, address, organisation),
 the notes of the ticket's events and the subjects and bodies of its messages (the
 conversation). On SQLite it uses the FTS5 table ``ticket_fts`` that migration 0002 creates
-and keeps current with triggers, and ``message_fts`` (migration 0007) for the messages; on PostgreSQL, ``to_tsvector`` /
+and keeps current with triggers, and ``message_fts`` (migration 0007) for the messages, both
+tagged with the ticket's queue, state kind and provider (0002, 0011) so that the index
+itself narrows a match to the view; on PostgreSQL, ``to_tsvector`` /
 ``to_tsquery`` over the same text with case and accents folded (``PG_INDEXES`` are the GIN
 indexes that answer it without reading every row); elsewhere (or on an SQLite database
 made without migrations) it falls back to ``LIKE``. Everywhere: every chunk typed is a
@@ -40,6 +42,7 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 
 
 TEXT_COLUMNS = "{subject requester account notes}"
+MESSAGE_COLUMNS = "{subject body}"
 
 
 def fts_query(text: str) -> str:
@@ -91,13 +94,26 @@ def tags_expression(flt: "TicketFilter | None") -> str:
     return " AND ".join(parts)
 
 
+def message_expression(text: str, flt: "TicketFilter | None" = None) -> str:
+    """The MATCH on ``message_fts``: the words typed in the subjects and bodies of the mails,
+    and the filter's tags (their ticket's, migration 0011). Empty when nothing was typed
+    that can be looked for."""
+    return _expression(MESSAGE_COLUMNS, text, flt)
+
+
 def match_expression(text: str, flt: "TicketFilter | None" = None) -> str:
     """The whole MATCH: the words typed, looked for in the text columns only, and the
     filter's tags. Empty when nothing was typed that can be looked for."""
+    return _expression(TEXT_COLUMNS, text, flt)
+
+
+def _expression(columns: str, text: str, flt: "TicketFilter | None") -> str:
+    """The words typed, looked for in ``columns`` only (never in the tags), and the filter's
+    tags."""
     query = fts_query(text)
     if not query:
         return ""
-    expr = f"{TEXT_COLUMNS} : ({query})"
+    expr = f"{columns} : ({query})"
     tags = tags_expression(flt)
     return f"{expr} AND {tags}" if tags else expr
 
@@ -165,27 +181,69 @@ def _match(
     words = fts_query(text)
     if not words or not has_message_fts(session):
         return ids
-    sql = (
-        f"SELECT DISTINCT m.ticket_id FROM message m WHERE m.id IN"
-        f" (SELECT rowid FROM {MESSAGE_FTS} WHERE {MESSAGE_FTS} MATCH ?)"
-    )
-    params: tuple = (words,)
     tags = tags_expression(flt)
-    if tags and ids:
-        # The words already match every ticket of the view (a queue's own words: "mot de
-        # passe" in the resets): no message can add one, and reading the messages that hold
-        # a common word costs a scan of most of them.
-        whole = next(
+
+    def view_size() -> int:
+        return next(
             raw.execute(f"SELECT count(*) FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH ?", (tags,))
         )[0]
-        if len(ids) >= whole:
-            return ids
-    if tags:
-        sql += f" AND m.ticket_id IN (SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH ?)"
-        params += (tags,)
+
+    whole = view_size() if tags and ids else None
+    if whole is not None and len(ids) >= whole:
+        # The words already match every ticket of the view (a queue's own words: "mot de
+        # passe" in the resets): no message can add one.
+        return ids
+    # The messages carry their ticket's tags (migration 0011): the index itself narrows the
+    # match to the view's messages.
+    messages = array(
+        "q",
+        (
+            r[0]
+            for r in raw.execute(
+                f"SELECT rowid FROM {MESSAGE_FTS} WHERE {MESSAGE_FTS} MATCH ?",
+                (message_expression(text, flt),),
+            )
+        ),
+    )
+    if not messages:
+        return ids
+    if tags and len(messages) > VIA_VIEW_FROM:
+        whole = view_size() if whole is None else whole
+    if whole is not None and len(messages) > VIA_VIEW_FROM and whole <= 4 * len(messages):
+        # Many of the view's messages: their tickets are read from the (ticket_id, at, id)
+        # index of the view's tickets not found yet, which holds both, rather than from each
+        # message's row (a page each: their bodies are long). "+m.id" keeps SQLite on that
+        # index.
+        found = set(ids)
+        rest = array(
+            "q",
+            (
+                r[0]
+                for r in raw.execute(
+                    f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH ?", (tags,)
+                )
+                if r[0] not in found
+            ),
+        )
+        sql = (
+            "SELECT DISTINCT m.ticket_id FROM message m WHERE m.ticket_id IN"
+            " (SELECT value FROM json_each(?)) AND +m.id IN (SELECT value FROM json_each(?))"
+        )
+        params: tuple = (_json_ids(rest), _json_ids(messages))
+    else:
+        sql = (
+            "SELECT DISTINCT m.ticket_id FROM message m WHERE m.id IN"
+            " (SELECT value FROM json_each(?))"
+        )
+        params = (_json_ids(messages),)
     seen = set(ids)
     ids.extend(sorted(r[0] for r in raw.execute(sql, params) if r[0] not in seen))
     return ids
+
+
+#: Past this many messages matched, their tickets are found through the view's tickets
+#: (when the view holds at most four times as many tickets).
+VIA_VIEW_FROM = 200
 
 
 def has_message_fts(session: Session) -> bool:
@@ -401,7 +459,7 @@ def search(session: Session, text: str, limit: int = 50, offset: int = 0) -> lis
                 ).bindparams(fts=query, limit=limit, offset=offset)
             )
             ids += [r[0] for r in rows if r[0] not in ids]
-        words = fts_query(text)
+        words = message_expression(text)
         if words and len(ids) < limit and has_message_fts(session):
             # Then the tickets whose conversation holds the words, best message first.
             rows = session.exec(  # type: ignore[call-overload]  # textual SQL: exec is typed for select()
@@ -481,10 +539,16 @@ def page(
     if order != "due":
         return _page(session, where, _order(order), limit, offset)
     dated = where + [col(Ticket.due_at).is_not(None)]
-    n_dated = session.exec(select(func.count()).select_from(Ticket).where(*dated)).one()
     rows: list[Row] = []
-    if offset < n_dated:
+    if offset:
+        n_dated = session.exec(select(func.count()).select_from(Ticket).where(*dated)).one()
+        if offset < n_dated:
+            rows = _page(session, dated, [Ticket.due_at, Ticket.id], limit, offset)
+    else:
+        # The first page (a view just opened or searched) needs no count: the dated ones
+        # number what it holds when they are fewer than a page.
         rows = _page(session, dated, [Ticket.due_at, Ticket.id], limit, offset)
+        n_dated = len(rows)
     if len(rows) < limit:
         # Open and waiting tickets without a date are few: read them from the (queue,
         # state_kind, due_at) index and sort their ids ("id + 0" keeps SQLite from walking
