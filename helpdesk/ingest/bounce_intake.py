@@ -11,9 +11,12 @@
   provider's text says what a returned mail changes, so the ticket shows that a person must
   decide (correct the address, send again, reach the requester another way) rather than
   moving it by a rule nobody wrote.
-- A refusal for spam or reputation (``blocked``) is also a mail-reputation signal for the
-  provider (signal ``blocklist``): an alert on the account that sent the mail, or on the
-  sending domain, merged with the open one.
+- A refusal for spam or reputation (``blocked``) of a mail the provider sent (one of ours,
+  one of its account's, one from its own addresses or mail domains; when the report names
+  no sender, the address it is returned to says whose) is also a mail-reputation signal for the provider (signal
+  ``blocklist``): an alert on the account that sent the mail, or on the sending domain,
+  merged with the open one. A refusal of someone else's mail, returned to the provider's
+  address, is an unmatched bounce and no alert.
 - A recipient's complaint is a signal against the account that sent the mail (signal
   ``complaint``), as the ARF reader makes it: one that names no account is quarantined with
   its reason, as the ARF reader does, unless it is about a mail of ours (then it is on that
@@ -189,6 +192,11 @@ def _signal(
     account = session.get(Account, ref.id) if ref is not None else None
     if bounce.kind == "complaint" and account is None:
         return None  # about a mail of ours: on its ticket, no alert against nobody
+    # Whose mail was refused: its sender, else the address the report returns it to (the
+    # returned mail's envelope sender).
+    returned_to = sender or next((a.lower() for a in mail.to_addrs if "@" in a), "")
+    if ticket is None and account is None and not _sent_by(run, policy, returned_to):
+        return None  # a refusal of someone else's mail: kept as an unmatched bounce only
     own = next((a for a in _written_to(mail, headers) if "@" in a), "")
     domain = (sender or own).rpartition("@")[2].lower() or None
     failure = bounce.failures[0] if bounce.failures else None
@@ -212,6 +220,22 @@ def _signal(
         subject=one_line(what, 300),
         note=one_line(f"{bounce.why}: {bounce.reason or bounce.kind}", 900),
         now=run.now,
+    )
+
+
+def _sent_by(run: Run, policy: str, sender: str) -> bool:
+    """Whether the provider sent a mail from ``sender``: one of its own addresses (intake,
+    contact), or an address at one of its mail domains (the ``mail_domains`` setting, an
+    account's ``domains``). A domain where members merely have addresses (a public mail
+    service) is not the provider's."""
+    d = run.directory
+    domain = sender.rpartition("@")[2].lower().rstrip(".")
+    if not domain:
+        return False
+    return (
+        policy in d.intake_policies([sender])
+        or policy in d.mail_domains.get(domain, set())
+        or any(ref.policy == policy for ref in d.accounts_for_domain(domain))
     )
 
 

@@ -11,7 +11,11 @@ sent, else None. Three ways in, strongest first:
    Gmail, Office 365, amavis, Barracuda, Mimecast, Yahoo, the Japanese carriers...): a mail
    from a mailer daemon (``MAILER-DAEMON``, ``postmaster``, "Mail Delivery System", the null
    sender), or carrying ``X-Failed-Recipients``, or marked ``Auto-Submitted`` with a subject
-   that says delivery failed. A person who writes "my mail was returned" is none of these.
+   that says delivery failed, or whose subject says so and which returns the message. Past
+   these header rules, Mailman's bounce detectors (``flufl.bounce``: qmail, Yahoo, GroupWise,
+   Exchange, the "simple match" wordings of many servers...) are asked whenever the sender or
+   the subject could be a server's: the failed recipients they find make it a report. A
+   person who writes "my mail was returned" is none of these.
 
 What the server said is read from the report, else from the text: the enhanced status code
 (RFC 3463, ``5.1.1``), the SMTP reply code (``550``) and the line that carries them. The
@@ -33,9 +37,12 @@ are what ``helpdesk.ingest.bounce_intake`` matches against the outbox.
 from __future__ import annotations
 
 import json
+import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from email.message import Message
+
+from flufl.bounce import all_failures
 
 from helpdesk.ingest import mime
 from helpdesk.ingest.errors import ParseError
@@ -43,6 +50,13 @@ from helpdesk.ingest.message import MAX_MAIL_BYTES
 from helpdesk.ingest.decoding import clean_line, decode_bytes
 
 KINDS = ("failed", "delayed", "blocked", "complaint", "delivered")
+
+# flufl.bounce logs a detector that raised (on a mangled mail) with its traceback before
+# raising it again: the exception is handled here (``_library_failures``), the log is not ours
+# to print on a volunteer's terminal.
+_FLUFL_LOG = logging.getLogger("flufl.bounce")
+_FLUFL_LOG.addHandler(logging.NullHandler())
+_FLUFL_LOG.propagate = False
 
 _DAEMON = re.compile(
     r"^(?:mailer[-_.]?daemon|mail[-_.]?daemon|post[-_.]?master|mdaemon|mailadmin|mail[-_.]?delivery(?:[-_.]?system)?|"
@@ -82,7 +96,7 @@ _REPORT_HINT = re.compile(rb"(?i)message/(?:global-)?delivery-status|notificatio
 _SES_TYPE = re.compile(rb'\\?"notificationType\\?"\s*:\s*\\?"(Bounce|Complaint|Delivery)')
 _STATUS = re.compile(r"(?<![\d.])([45])\.(\d{1,3})\.(\d{1,3})(?![\d.])")  # in words: failures only
 _STATUS_FIELD = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")  # RFC 3464 Status:
-_REPLY = re.compile(r"(?<![\d.#:/-])([245][0-5]\d)(?=[ -]|$)", re.MULTILINE)
+_REPLY = re.compile(r"(?<![\w.#:/-])([245][0-5]\d)(?=[ -]|$)", re.MULTILINE)
 _ADDR = re.compile(
     r"<?([A-Za-z0-9._%+=/'!#$&*?^`{|}~-]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63})>?"
 )
@@ -187,16 +201,28 @@ def recognise(raw: bytes) -> Bounce | None:
         parts = [(msg, None)]
     reports = [p for p, _parent in parts if mime.content_type(p) in _REPORT_TYPES]
     if reports:
-        return _from_report(msg, parts, reports)
+        return _with_recipients(_from_report(msg, parts, reports), data)
     ses = _SES_TYPE.search(bytes(raw)[:2_000_000])
     if ses is not None:
         found = _from_ses(msg, parts)
         if found is not None:
             return found
-    why = _looks_like_bounce(msg)
+    why = _looks_like_bounce(msg, data)
     if why is None:
         return None
-    return _from_text(msg, parts, why)
+    return _with_recipients(_from_text(msg, parts, why, data), data)
+
+
+def _with_recipients(bounce: Bounce, raw: bytes) -> Bounce:
+    """A report that names no failed recipient readably (a bare Final-Recipient, a server's
+    own wording) is given those Mailman's detectors find."""
+    if bounce.recipients or bounce.form == "complaint":
+        return bounce
+    found = _library_failures(raw)
+    if found:
+        first = bounce.failures[0] if bounce.failures else Failure(recipient=None)
+        bounce.failures = [replace(first, recipient=a) for a in found]
+    return bounce
 
 
 # --- the three forms --------------------------------------------------------------------------
@@ -337,13 +363,15 @@ def _from_ses(msg: Message, parts: list) -> Bounce | None:
     return bounce
 
 
-def _from_text(msg: Message, parts: list, why: str) -> Bounce:
+def _from_text(msg: Message, parts: list, why: str, raw: bytes) -> Bounce:
     texts = _texts(parts)
     failures: list[Failure] = []
     for name in _FAILED_RCPT_HEADERS:
         for value in mime.header_values(msg, name):
             for addr in _ADDR.findall(value):
                 failures.append(Failure(recipient=addr.lower()))
+    if why == BY_LIBRARY:
+        failures += [Failure(recipient=a) for a in _library_failures(raw)]
     failures = _complete_failures(failures, msg, texts)
     subject = mime.text_header(msg, "subject") or ""
     form = "complaint" if _COMPLAINT_SUBJECT.search(subject) else "text"
@@ -356,7 +384,7 @@ def _from_text(msg: Message, parts: list, why: str) -> Bounce:
 # --- recognising the non-standard forms -------------------------------------------------------
 
 
-def _looks_like_bounce(msg: Message) -> str | None:
+def _looks_like_bounce(msg: Message, raw: bytes) -> str | None:
     """Why this mail is a delivery report though it carries no machine-readable one."""
     subject = mime.text_header(msg, "subject") or ""
     if _COMPLAINT_SUBJECT.search(subject) and any(
@@ -386,6 +414,8 @@ def _looks_like_bounce(msg: Message) -> str | None:
         return "automatic delivery failure notice"
     if (daemon or null_sender) and _has_returned_message(msg):
         return "mailer daemon returning a message"
+    if _AUTO_SUBJECT_STRICT.search(subject) and _attaches_original(msg):
+        return "delivery failure notice returning the message"
     if re.match(
         r"[\w.-]+-(?:admin|owner|request)@|owner-[\w.-]+@", sender
     ) and _LIST_REFUSAL.search(subject):
@@ -397,7 +427,44 @@ def _looks_like_bounce(msg: Message) -> str | None:
         and _QUOTED_DAEMON.search(_body_text(msg)[:20000])
     ):
         return "delivery report forwarded by a person"
+    if (
+        daemon or named or null_sender or no_reply or _AUTO_SUBJECT_STRICT.search(subject)
+    ) and _library_failures(raw):
+        return BY_LIBRARY
     return None  # a vacation or out-of-office answer (RFC 3834) is not about delivery
+
+
+BY_LIBRARY = "failed recipients found by flufl.bounce"
+
+
+# What the detectors read of a mail: a server says what failed in its first lines, and
+# their line-by-line patterns take seconds over a mail of megabytes.
+_LIBRARY_BYTES = 256 * 1024
+
+
+def _library_failures(raw: bytes) -> list[str]:
+    """The failed recipients (permanent, then temporary) that Mailman's bounce detectors
+    find in the mail's first ``_LIBRARY_BYTES``, kept only when they are addresses; []
+    when a detector fails on the mail."""
+    try:
+        temporary, permanent = all_failures(mime.load_message(raw[:_LIBRARY_BYTES], MAX_MAIL_BYTES))
+    except Exception:  # an unreadable cut, a detector tripping on a mangled mail: nothing
+        return []
+    found: list[str] = []
+    for raw in sorted(permanent) + sorted(temporary):
+        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+        address = text.strip().strip("<>").lower()
+        if _ADDR.fullmatch(address) and address not in found:
+            found.append(address)
+    return found[:20]
+
+
+def _attaches_original(msg: Message) -> bool:
+    """Whether the mail carries a returned message (or its headers) as a part of its own."""
+    return any(
+        mime.content_type(part) in ("message/rfc822", *_HEADERS_TYPES)
+        for part, _parent in mime.walk(msg, into_messages=False)
+    )
 
 
 def _could_be_bounce(data: bytes) -> bool:
@@ -414,6 +481,7 @@ def _could_be_bounce(data: bytes) -> bool:
         mime.header_values(head, "x-failed-recipients")
         or _COMPLAINT_SUBJECT.search(subject)
         or _FORWARD.match(subject)
+        or _AUTO_SUBJECT_STRICT.search(subject)
     ):
         return True
     sender = _sender(head)
@@ -437,9 +505,8 @@ def _could_be_bounce(data: bytes) -> bool:
 
 
 def _has_returned_message(msg: Message) -> bool:
-    for part, _parent in mime.walk(msg, into_messages=False):
-        if mime.content_type(part) in ("message/rfc822", *_HEADERS_TYPES):
-            return True
+    if _attaches_original(msg):
+        return True
     text = _body_text(msg)
     return bool((_STATUS.search(text) or _REPLY.search(text)) and _DIAG_HINTS.search(text))
 
@@ -505,14 +572,29 @@ _ORIGINAL_MARK = re.compile(
 )
 
 
+# A server's label for the reason, the reason on the same line or the next.
+_REASON_LABEL = re.compile(
+    r"(?:technical details of (?:permanent|temporary) failure|(?:the |delay )?reason(?: for the problem)?|"
+    r"the error that the other server returned was|"
+    r"(?:the )?(?:remote|other) (?:server|host) (?:said|returned|replied)|error message)\s*:",
+    re.IGNORECASE,
+)
+
+
 def _diagnostic_line(body: str, recipient: str | None) -> str:
     """The line saying why, best near the recipient: one with a status code or a known reason."""
     cut = _ORIGINAL_MARK.search(body)
     head = body[: cut.start()] if cut else body[:20000]
     lines = [ln.strip() for ln in head.splitlines() if ln.strip()]
     scored: list[tuple[int, int, str]] = []
+    labelled = -1  # the line after "Technical details of permanent failure:" and the like
     for i, line in enumerate(lines):
         score = 0
+        label = _REASON_LABEL.match(line)
+        if label and not line[label.end() :].strip():
+            labelled = i + 1
+        elif label or i == labelled:
+            score += 2
         if _STATUS.search(line):
             score += 3
         if _REPLY.search(line):
@@ -531,9 +613,13 @@ def _diagnostic_line(body: str, recipient: str | None) -> str:
 
 
 def _kind(failures: list[Failure], texts: list[str]) -> str:
-    if failures and all(f.action in ("delivered", "relayed", "expanded") for f in failures):
-        return "delivered"
     statuses = [f.status or "" for f in failures]
+    if failures and all(
+        f.action in ("delivered", "relayed", "expanded", "deliverable")
+        or ((f.status or "").startswith("2") and f.action not in ("failed", "delayed"))
+        for f in failures
+    ):  # a success notice (or an address check's "deliverable"): nothing went wrong
+        return "delivered"
     actions = [f.action for f in failures]
     diag = " ".join(f.diagnostic for f in failures)
     if _BLOCK_WORDS.search(diag) and not _VIRUS_WORDS.search(diag):
@@ -547,9 +633,9 @@ def _kind(failures: list[Failure], texts: list[str]) -> str:
         or (actions and all(a == "delayed" for a in actions))
     ):
         return "delayed"
-    if not diag.strip():
+    if not any(statuses):  # no code says it: the words do (a reason without a code too)
         text = "\n".join(texts[:2])[:6000]
-        if _BLOCK_WORDS.search(text) and not _VIRUS_WORDS.search(text):
+        if not diag.strip() and _BLOCK_WORDS.search(text) and not _VIRUS_WORDS.search(text):
             return "blocked"
         if re.search(
             r"\bdelayed\b|will (?:be retried|keep trying|try again)|has not yet been delivered|still trying",

@@ -1,10 +1,11 @@
 """``bounces.recognise`` on the forms real servers send, written here in their shapes (the
-public corpus runs in ``test_bounces_cli`` when it is there), and on mails that are not
-bounces though they look alike."""
+public corpora run in ``test_bounce_corpus``), and on mails that are not bounces though
+they look alike."""
 
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -227,6 +228,133 @@ def test_amazon_ses_notifications_bounce_complaint_and_delivery():
     )
 
 
+def test_forms_no_header_rule_names_are_found_by_mailmans_detectors():
+    # qmail at Yahoo: a mailer daemon, no subject, an HTML body.
+    yahoo = mail(
+        "MAILER-DAEMON@yahoo.com",
+        "contact@wigii.org",
+        "",
+        "I'm afraid I wasn't able to deliver the following message.\n"
+        "This is a permanent error; I've given up. Sorry it didn't work out.\n\n"
+        "Subject: [wigii #7] Réinitialisation\nTo: jean@yahoo.com\n\n"
+        "---Below this line is a copy of the message.\n",
+    )
+    b = recognise(yahoo)
+    assert b is not None and b.why == "failed recipients found by flufl.bounce"
+    assert (b.kind, b.recipients) == ("failed", ["jean@yahoo.com"])
+    # A gateway answering as an ordinary address, its subject saying it: French and English.
+    gateway = mail(
+        "Dsi.internet@example.com",
+        "contact@wigii.org",
+        "RE: [wigii #7] Réinitialisation : non remis (delivery failed)",
+        "*****************\nVotre message n'a pas pu etre delivre a\njean@example.org\n\n"
+        "*****************\nYour message could not be delivered to\njean@example.org\n",
+    )
+    b = recognise(gateway)
+    assert b is not None and b.recipients == ["jean@example.org"]
+    # A virus wall: its own From, a subject saying it, the returned message attached.
+    wall = _multipart(
+        "inetgw1@example.com",
+        "Mail could not be delivered",
+        [
+            (
+                "text/plain",
+                "****** Message from InterScan E-Mail VirusWall NT ******\n\n"
+                "The following mail could not be delivered.\n"
+                "Reason:  Exceeded Maximum Delivery Attempts.",
+            ),
+            ("message/rfc822", COPY + "\nLe lien.\n"),
+        ],
+        headers="Precedence: bulk\n",
+    )
+    b = recognise(wall)
+    assert b is not None and b.why == "delivery failure notice returning the message"
+    assert b.original_message_ids == [OURS]
+
+
+def test_the_reason_under_a_servers_label_a_delay_warning_and_an_address_check():
+    gmail = mail(
+        "Mail Delivery Subsystem <mailer-daemon@googlemail.com>",
+        "contact@wigii.org",
+        "Delivery Status Notification (Failure)",
+        "Delivery to the following recipient failed permanently:\n\n     jean@example.org\n\n"
+        "Technical details of permanent failure:\n"
+        "The recipient server did not accept our requests to connect.\n\n"
+        "----- Original message -----\n\n" + COPY,
+    )
+    b = recognise(gmail)
+    assert (b.kind, b.recipients) == ("failed", ["jean@example.org"])
+    assert b.reason == "The recipient server did not accept our requests to connect."
+    exim = mail(
+        "Mail Delivery System <Mailer-Daemon@mail.example.net>",
+        "contact@wigii.org",
+        "Warning: message 1aBcD-000222-22 delayed 24 hours",
+        "This message was created automatically by mail delivery software.\n"
+        "A message that you sent has not yet been delivered to one or more of its\n"
+        "recipients after more than 24 hours on the queue on mail.example.net.\n\n"
+        "The message identifier is:     wigii222-abc-22\n\n"
+        "The address to which the message has not yet been delivered is:\n\n  jean@example.org\n"
+        "    Delay reason: SMTP error from remote mail server after RCPT TO:<jean@example.org>:\n"
+        "    450 mailbox temporarily unavailable\n\n"
+        "No action is required on your part. Delivery attempts will continue for some time.\n",
+        headers={"Auto-Submitted": "auto-replied"},
+    )
+    b = recognise(exim)
+    assert (b.kind, b.recipients) == ("delayed", ["jean@example.org"])
+    assert b.reason.startswith("Delay reason: SMTP error") and "222" not in (
+        b.failures[0].code or ""
+    )
+    verified = _multipart(
+        "MAILER-DAEMON@mx.example.org",
+        "Mail Delivery Status Report",
+        [
+            ("text/plain", "This is the mail system. Your address check:"),
+            (
+                "message/delivery-status",
+                "Reporting-MTA: dns; mx.example.org\n\nFinal-Recipient: rfc822; jean@example.org\n"
+                "Action: deliverable\nStatus: 2.1.5\nDiagnostic-Code: smtp; 250 2.1.5 Ok\n",
+            ),
+        ],
+        ctype="multipart/report; report-type=delivery-status",
+    )
+    assert recognise(verified).kind == "delivered"
+
+
+def test_a_report_naming_no_recipient_readably_gets_those_the_detectors_find():
+    raw = _multipart(
+        "MAILER-DAEMON@mx.example.org",
+        "Returned mail: User unknown",
+        [
+            (
+                "text/plain",
+                "----- The following addresses had permanent fatal errors -----\n<jean@example.org>\n",
+            ),
+            (
+                "message/delivery-status",
+                "Reporting-MTA: dns; mx.example.org\n\nFinal-Recipient: X-Unknown; jean\n"
+                "Action: failed\nStatus: 5.1.1\n",
+            ),
+            ("message/rfc822", COPY + "\nLe lien.\n"),
+        ],
+        ctype="multipart/report; report-type=delivery-status",
+    )
+    b = recognise(raw)
+    assert (b.form, b.recipients, b.failures[0].status) == (
+        "rfc3464",
+        ["jean@example.org"],
+        "5.1.1",
+    )
+
+
+def test_a_huge_mail_from_a_daemon_is_read_in_time():
+    raw = mail(
+        "MAILER-DAEMON@example.net", "contact@wigii.org", "bonjour", ("x" * 5000 + "\n") * 4000
+    )
+    started = time.monotonic()
+    assert recognise(raw) is None
+    assert time.monotonic() - started < 10  # the detectors read its first 256 KiB only
+
+
 @pytest.mark.parametrize(
     "raw",
     [
@@ -249,8 +377,26 @@ def test_amazon_ses_notifications_bounce_complaint_and_delivery():
             "Undelivered Mail Returned to Sender",
             "Pourquoi ce message ? Je ne comprends pas.",
         ),
+        mail(
+            "Jean <jean@example.org>",
+            "contact@wigii.org",
+            "Returned mail",
+            "Bonjour, my mail to paul@example.net could not be delivered, why?",
+        ),
+        mail(
+            "Jean <jean@example.org>",
+            "contact@wigii.org",
+            "RE: non remis",
+            "I get 'Delivery to the following recipients failed.\n\n   paul@example.net'\nwhat to do?",
+        ),
     ],
-    ids=["a person quoting a code", "a vacation answer", "a person using the words"],
+    ids=[
+        "a person quoting a code",
+        "a vacation answer",
+        "a person using the words",
+        "a person telling of a returned mail",
+        "a person quoting a server",
+    ],
 )
 def test_what_is_not_a_bounce(raw):
     assert recognise(raw) is None

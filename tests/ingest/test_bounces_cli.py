@@ -5,22 +5,15 @@ mail-reputation signal; none of them opens a ticket of its own.
 The real command line in a subprocess; mails really delivered into a Maildir by
 ``helpdesk outbox send``, and the bounces built from what left.
 
-The public corpus of real bounces (sisimai's ``set-of-emails``) is no package of any
-registry CI reaches, and public data is not copied into this repository: its test runs
-when ``HELPDESK_BOUNCE_CORPUS`` points at a checkout of it (or at its ``maildir/bsd``), or
-when the shared samples hold it as ``set-of-emails``, and is skipped otherwise."""
+The public corpora of real bounces run in ``test_bounce_corpus.py``."""
 
 from __future__ import annotations
 
 import email
-import os
-import re
 from email import policy as email_policy
 from pathlib import Path
 
-import pytest
 
-from tests.ingest.conftest import samples_dir
 from tests.ingest.mailmaker import NOW, db_rows, mail, maildir
 
 RESET_URL = "https://wigii.example/reset?token="
@@ -284,81 +277,3 @@ def test_a_refusal_as_spam_is_a_mail_reputation_signal_for_the_provider(hd, tmp_
         alert["fields"]["sender"] == "picca@le-pic.org" and "5.7.1" in alert["fields"]["blocklist"]
     )
     assert [e["action"] for e in alert["events"]].count("alert-figures") == 1
-
-
-# --- the public corpus ------------------------------------------------------------------------
-
-
-def _corpus() -> Path | None:
-    """$HELPDESK_BOUNCE_CORPUS, else ``set-of-emails`` among the shared samples."""
-    samples = samples_dir()
-    for root in (
-        os.environ.get("HELPDESK_BOUNCE_CORPUS"),
-        samples / "set-of-emails" if samples else None,
-    ):
-        if not root:
-            continue
-        for candidate in (Path(root) / "maildir" / "bsd", Path(root)):
-            if candidate.is_dir() and any(candidate.glob("*.eml")):
-                return candidate
-    return None
-
-
-@pytest.mark.skipif(
-    _corpus() is None,
-    reason="HELPDESK_BOUNCE_CORPUS does not point at sisimai's set-of-emails (no registry ships it)",
-)
-def test_sisimai_corpus_opens_no_ticket_and_every_message_is_recognised_or_quarantined_with_a_true_reason(
-    hd, tmp_path
-):
-    files = sorted(_corpus().glob("*.eml"))
-    assert len(files) > 500
-    box = tmp_path / "corpus"
-    for sub in ("cur", "new", "tmp"):
-        (box / sub).mkdir(parents=True)
-    for f in files:  # delivered to a provider's address, as its mail server would
-        (box / "new" / f.name).write_bytes(b"Delivered-To: picca@le-pic.org\n" + f.read_bytes())
-    summary = hd.ok("ingest", "mail", box, now=NOW)
-    assert summary["counts"]["opened"] == 0 and summary["errors"] == []
-    items = {Path(i["item"]).name: i for i in summary["items"]}
-    assert len(items) == len(files)
-
-    tickets = hd.ok("ticket", "list", "--all")
-    assert {t["queue"] for t in tickets} <= {"mail-reputation"}  # no abuse, closure or reset ticket
-    for t in tickets:
-        assert hd.show(t["id"])["fields"]["signal"] in ("blocklist", "complaint")
-
-    quarantine = {q["id"]: q for q in hd.ok("quarantine", "list", "--limit", "10000")}
-    for name, item in items.items():
-        feedback = b"message/feedback-report" in (_corpus() / name).read_bytes()
-        if item["outcome"] == "duplicate":
-            continue  # the same bytes as an earlier file
-        if name.startswith("rfc3834-"):  # vacation answers: automatic, not about delivery
-            assert item["outcome"] == "quarantined" and item["reason"].startswith(
-                "message automatique"
-            ), (name, item)
-        elif feedback:  # ARF: handled by the ARF reader, as a complaint or with its reason
-            assert item["outcome"] in ("recorded", "opened", "updated", "quarantined"), (name, item)
-            if item["outcome"] == "quarantined":
-                assert quarantine[item["quarantine"]]["kind"] == "arf", (name, item)
-        elif item["outcome"] == "quarantined":
-            assert re.match(
-                r"message automatique|aucun compte pour l'expéditeur signalé|le type de retour",
-                item["reason"],
-            ), (name, item)
-        else:
-            assert item["outcome"] == "recorded" and item.get("bounce") in (
-                "matched",
-                "unmatched",
-                "delivered",
-            ), (name, item)
-            assert item["kind"] in ("failed", "delayed", "blocked", "complaint", "delivered"), (
-                name,
-                item,
-            )
-    for q in quarantine.values():
-        assert (
-            "request not understood" not in q["reason"] and "internal error" not in q["reason"]
-        ), q
-    recognised = [i for i in items.values() if i.get("bounce")]
-    assert len(recognised) >= 0.9 * len(files)
