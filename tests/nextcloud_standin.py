@@ -1,6 +1,7 @@
 """A local stand-in for Nextcloud's OCS provisioning API, answering from Nextcloud's own
-published OpenAPI description (``tests/nextcloud/provisioning_api.openapi.json``; its
-source and license: ``tests/nextcloud/README.md``).
+published OpenAPI description (``tests/nextcloud/provisioning_api.openapi.json``, the whole
+file: every path and schema of the provisioning API; its source commit and license:
+``tests/nextcloud/README.md``).
 
 Nextcloud cannot be installed here (CONNECTORS.md). This server keeps a few users in
 memory and, for every request, checks it against the description before answering:
@@ -11,6 +12,14 @@ memory and, for every request, checks it against the description before answerin
 - the request is authenticated as the operation's ``security`` asks (basic or bearer);
 - a body only where the operation takes one, fitting its schema;
 - it accepts ``application/json``, the content type the description answers with.
+
+Requests are routed through every path of the description (literal paths before
+templated ones, so ``users/details`` is not taken for a user called "details", nor
+``users/{userId}/disable`` for ``users/{userId}/{collectionName}``). It answers the
+operations the connector uses (by ``operationId``: ``users-get-users-details``,
+``users-get-user``, ``users-disable-user``, ``users-enable-user``,
+``users-delete-user``); any other operation of the description is valid but not kept
+here, so it is recorded as a violation and answered 501.
 
 Every answer it gives is validated against the description's schema for that operation
 and status; an error status the description does not list (Nextcloud's 400, 401, 404,
@@ -33,6 +42,17 @@ from pathlib import Path
 import jsonschema
 
 SPEC_PATH = Path(__file__).parent / "nextcloud" / "provisioning_api.openapi.json"
+
+# The operations of the description this stand-in answers (the connector's).
+ANSWERED = frozenset(
+    {
+        "users-get-users-details",
+        "users-get-user",
+        "users-disable-user",
+        "users-enable-user",
+        "users-delete-user",
+    }
+)
 
 
 def load_spec() -> dict:
@@ -123,7 +143,9 @@ class StandIn:
             for name in re.findall(r"\{(\w+)\}", template):
                 rx = rx.replace(re.escape("{" + name + "}"), f"(?P<{name}>[^/]+)")
             self.routes.append((template.count("{"), re.compile(rx + "$"), template, item))
-        self.routes.sort(key=lambda r: r[0])  # literal paths first (users/details)
+        # literal paths first (users/details), then the fewest parameters
+        # (users/{userId}/disable before users/{userId}/{collectionName})
+        self.routes.sort(key=lambda r: r[0])
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -235,9 +257,13 @@ class StandIn:
             return 401, _ocs(997, "failure", None, "Current user is not logged in")
         if template is None:
             return 404, _ocs(998, "failure", None, "Invalid query")
+        operation = op["operationId"] if op else ""
+        if operation not in ANSWERED:
+            self.violations.append(f"{method} {path}: {operation} is not answered by the stand-in")
+            return 501, _ocs(501, "failure", None, "Not implemented by the stand-in")
         uid = params.get("userId")
         user = self.users.get(uid) if uid else None
-        if template.endswith("/users/details"):
+        if operation == "users-get-users-details":
             q = {k: v[-1] for k, v in urllib.parse.parse_qs(query).items()}
             offset, limit = int(q.get("offset", 0)), int(q.get("limit") or 10**6)
             ids = sorted(self.users)[offset : offset + limit]
@@ -248,9 +274,9 @@ class StandIn:
             return 200, _ocs(200, "ok", copy.deepcopy(user))
         if user is None:  # Nextcloud's UsersController: OCSException('', 101) -> 400
             return 400, _ocs(101, "failure", [], "")
-        if template.endswith("/enable") or template.endswith("/disable"):
-            user["enabled"] = template.endswith("/enable")
-        elif method == "DELETE":
+        if operation in ("users-enable-user", "users-disable-user"):
+            user["enabled"] = operation == "users-enable-user"
+        elif operation == "users-delete-user":
             del self.users[uid]
         return 200, _ocs(200, "ok", [])
 

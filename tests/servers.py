@@ -29,6 +29,7 @@ POSTFIX = shutil.which("postfix") or next(
     (p for p in ("/usr/sbin/postfix",) if os.path.exists(p)), None
 )
 LDAPADD = shutil.which("ldapadd")
+NGINX = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if os.path.exists(p)), None)
 
 needs_slapd = pytest.mark.skipif(
     SLAPD is None or LDAPADD is None,
@@ -38,6 +39,9 @@ needs_dovecot = pytest.mark.skipif(
     DOVECOT is None or DOVEADM is None,
     reason="Dovecot is not installed (apt-get install -y dovecot-imapd)",
 )
+needs_nginx = pytest.mark.skipif(
+    NGINX is None, reason="nginx is not installed (apt-get install -y nginx-light)"
+)
 needs_postfix = pytest.mark.skipif(
     POSTFIX is None, reason="Postfix is not installed (apt-get install -y postfix)"
 )
@@ -46,6 +50,10 @@ SUFFIX = "dc=example,dc=org"
 ADMIN_DN = f"cn=admin,{SUFFIX}"
 ADMIN_PW = "admin-secret"
 USERS = f"ou=users,{SUFFIX}"
+# A directory account for the helpdesk that is not the rootdn: slapd exempts its rootdn
+# from the password policy, so a test of ppolicy's refusals binds as this one.
+HELPDESK_DN = f"cn=helpdesk,{SUFFIX}"
+HELPDESK_PW = "helpdesk-secret"
 
 
 def free_port() -> int:
@@ -123,18 +131,32 @@ class Slapd:
         return p.returncode == 0
 
     def connector_toml(
-        self, name: str = "directory", policies: str = '["indigos", "wigii"]'
+        self,
+        name: str = "directory",
+        policies: str = '["indigos", "wigii"]',
+        *,
+        as_helpdesk: bool = False,
     ) -> str:
+        """``as_helpdesk``: bind as HELPDESK_DN (held to the password policy), not the rootdn."""
+        dn, secret = (
+            (HELPDESK_DN, self.root / "helpdesk.secret")
+            if as_helpdesk
+            else (
+                ADMIN_DN,
+                self.secret_file,
+            )
+        )
         return (
             f'[connectors.{name}]\ntype = "ldap"\npolicies = {policies}\nurl = "{self.url}"\n'
-            f'bind_dn = "{ADMIN_DN}"\npassword_file = "{self.secret_file}"\nbase = "{USERS}"\n'
+            f'bind_dn = "{dn}"\npassword_file = "{secret}"\nbase = "{USERS}"\n'
             f'user_filter = "(objectClass=inetOrgPerson)"\n'
         )
 
 
 @contextlib.contextmanager
-def slapd():
-    """slapd with mdb, the ppolicy overlay (lockout on) and ``lastbind on``."""
+def slapd(policy: str = ""):
+    """slapd with mdb, the ppolicy overlay (lockout on) and ``lastbind on``. ``policy``:
+    more attributes of the default password policy, LDIF lines (``pwdMinLength: 20``)."""
     root = _private_root("helpdesk-slapd-")
     (root / "data").mkdir()
     port = free_port()
@@ -153,6 +175,7 @@ suffix "{SUFFIX}"
 rootdn "{ADMIN_DN}"
 rootpw {ADMIN_PW}
 directory {root}/data
+access to * by dn.exact="{HELPDESK_DN}" write by * read
 lastbind on
 overlay ppolicy
 ppolicy_default "cn=default,ou=policies,{SUFFIX}"
@@ -168,6 +191,9 @@ ppolicy_default "cn=default,ou=policies,{SUFFIX}"
         secret = root / "admin.secret"
         secret.write_text(ADMIN_PW)
         secret.chmod(0o600)
+        helpdesk_secret = root / "helpdesk.secret"
+        helpdesk_secret.write_text(HELPDESK_PW)
+        helpdesk_secret.chmod(0o600)
         server = Slapd(url, root, secret)
         server.ldif(f"""dn: {SUFFIX}
 objectClass: dcObject
@@ -178,6 +204,13 @@ dc: example
 dn: {USERS}
 objectClass: organizationalUnit
 ou: users
+
+dn: {HELPDESK_DN}
+objectClass: person
+objectClass: simpleSecurityObject
+cn: helpdesk
+sn: helpdesk
+userPassword: {HELPDESK_PW}
 
 dn: ou=policies,{SUFFIX}
 objectClass: organizationalUnit
@@ -190,7 +223,7 @@ cn: default
 sn: default
 pwdAttribute: userPassword
 pwdLockout: TRUE
-""")
+{policy}""")
         yield server
     finally:
         stop(proc)
@@ -430,4 +463,84 @@ smtpd_recipient_restrictions = permit_sasl_authenticated, reject
             proc.wait(15)
         except subprocess.TimeoutExpired:
             proc.kill()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+# --- nginx -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Nginx:
+    port: int
+    root: Path
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def error_log(self) -> str:
+        p = self.root / "error.log"
+        return p.read_text(errors="replace") if p.exists() else ""
+
+
+@contextlib.contextmanager
+def nginx(upstream_port: int, location: str = "/"):
+    """Debian's nginx as a reverse proxy on 127.0.0.1 (a free port), its own throw-away
+    configuration, passing ``location`` to ``127.0.0.1:upstream_port`` the way the README
+    tells an admin to (Host, X-Forwarded-For, X-Forwarded-Proto; no access log). It
+    connects to the upstream from 127.0.0.1 (``proxy_bind``) whatever the client's address."""
+    root = _private_root("helpdesk-nginx-")
+    port = free_port()
+    user = f"user {pwd.getpwuid(os.geteuid()).pw_name};" if os.geteuid() == 0 else ""
+    temps = "\n".join(
+        f"    {kind}_temp_path {root}/{kind}_temp;"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    (root / "nginx.conf").write_text(f"""
+{user}
+worker_processes 1;
+pid {root}/nginx.pid;
+error_log {root}/error.log info;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+{temps}
+    server {{
+        listen 127.0.0.1:{port};
+        server_name reset.example;
+        location {location} {{
+            proxy_pass http://127.0.0.1:{upstream_port};
+            proxy_bind 127.0.0.1;
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+        }}
+    }}
+}}
+""")
+    proc = subprocess.Popen(
+        [
+            NGINX,
+            "-p",
+            str(root),
+            "-e",
+            str(root / "error.log"),
+            "-c",
+            str(root / "nginx.conf"),
+            "-g",
+            "daemon off;",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_port(port, proc, "nginx", root / "error.log")
+        yield Nginx(port, root)
+    finally:
+        proc.terminate()  # nginx's fast shutdown; its workers follow their master
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
         shutil.rmtree(root, ignore_errors=True)

@@ -265,6 +265,18 @@ def test_set_password_goes_on_stdin_only(hdi, monkeypatch):
     with pytest.raises(connectors.Permanent) as exc:
         connectors.set_password(config.load(fresh=True), "indigos", "camille", secret)
     assert "too short: ********" in str(exc.value) and secret not in str(exc.value)
+    assert not isinstance(exc.value, connectors.PasswordRefused)  # exit 1: for a person
+    # Exit 65 (EX_DATAERR): this password is refused, the person may choose another one.
+    weak = script(
+        hdi.tmp_path,
+        "weak",
+        "print('password_too_simple_1', json.load(sys.stdin)['password']); sys.exit(65)",
+    )
+    configure(hdi, monkeypatch, tool("yunohost", weak, ["set-password"]))
+    with pytest.raises(connectors.PasswordRefused) as refused:
+        connectors.set_password(config.load(fresh=True), "indigos", "camille", secret)
+    assert "password_too_simple_1 ********" in str(refused.value)
+    assert secret not in str(refused.value)
 
 
 def test_bad_settings_are_refused_with_their_line(indigos, monkeypatch):

@@ -401,6 +401,102 @@ def test_policyd_never_answers_garbage_and_survives_the_database(hd, tmp_path):
     assert closed.decide("camille").startswith("DEFER_IF_PERMIT")
 
 
+def test_policyd_finds_an_account_by_its_mail_login_through_an_index(hd):
+    """An account whose status was set without the postfix connector (no sending block) is
+    found by its SASL login: its login, or its ``mail-login`` field, read through the
+    expression index of migration 0012 (the query plan says so), never by reading every
+    account."""
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    from helpdesk.connectors import policyd as pd
+    from helpdesk.storage import db
+
+    hd.account(
+        "asso-velo", "le-pic", "tech@velo.example", "--field", "mail-login=velo@le-pic.example"
+    )
+    hd.account(
+        "asso-rando",
+        "le-pic",
+        "tech@rando.example",
+        "--status",
+        "deactivated",
+        "--field",
+        "mail-login=rando@le-pic.example",
+    )
+    answerer = pd.Answerer(hd.url)
+    try:
+        assert (
+            answerer.decide("rando@le-pic.example") == "REJECT compte desactive"
+        )  # ASCII: an SMTP reply
+        assert answerer.decide("asso-rando") == "REJECT compte desactive"  # ASCII: an SMTP reply
+        assert answerer.decide("velo@le-pic.example") == "DUNNO"  # active
+        assert answerer.decide("tech@rando.example") == "DUNNO"  # an address, not a login
+    finally:
+        answerer.close()
+    postgres = make_url(hd.url).get_backend_name() == "postgresql"
+    expression = pd._MAIL_LOGIN["postgresql" if postgres else "sqlite"]
+    with db.get_engine(hd.url).connect() as conn:
+        if postgres:
+            conn.execute(text("SET enable_seqscan = off"))  # a handful of rows: force the choice
+            plan = " ".join(
+                r[0]
+                for r in conn.execute(
+                    text(f"EXPLAIN SELECT status FROM account WHERE {expression} = 'x'")
+                )
+            )
+        else:
+            plan = " ".join(
+                str(r[-1])
+                for r in conn.execute(
+                    text(f"EXPLAIN QUERY PLAN SELECT status FROM account WHERE {expression} = 'x'")
+                )
+            )
+    assert "ix_account_mail_login" in plan, plan
+
+
+def test_policyd_holds_nothing_between_answers_and_reconnects(hd):
+    """Between two answers, the policy server's connection holds no transaction: it locks
+    nothing that a migration needs and keeps no snapshot that VACUUM (PostgreSQL) or a WAL
+    checkpoint (SQLite) waits on. A connection the database drops costs one on_error answer;
+    the next request reconnects."""
+    import sqlite3
+
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    from helpdesk.connectors import policyd as pd
+
+    hd.account("camille", "indigos", "camille@example.org", "--status", "suspended")
+    answerer = pd.Answerer(hd.url, on_error="DEFER_IF_PERMIT")
+    try:
+        assert answerer.decide("camille") == "REJECT compte suspendu"
+        assert answerer.decide("nobody") == "DUNNO"
+        url = make_url(hd.url)
+        if url.get_backend_name() != "postgresql":
+            with sqlite3.connect(url.database or "", timeout=5) as other:
+                busy, _log, _done = other.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            assert busy == 0  # no reader left in the WAL
+            return
+        plain = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        with psycopg.connect(plain, autocommit=True) as other:
+            sessions = other.execute(
+                "SELECT pid, state, backend_xmin FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchall()
+            assert sessions and all(state == "idle" for _p, state, _x in sessions), sessions
+            assert all(xmin is None for _p, _s, xmin in sessions), sessions
+            with other.transaction():
+                other.execute("SET LOCAL lock_timeout = '5s'")
+                other.execute("LOCK TABLE account, mailblock IN ACCESS EXCLUSIVE MODE")
+            for pid, _state, _xmin in sessions:
+                other.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        assert answerer.decide("camille").startswith("DEFER_IF_PERMIT")  # the dropped one
+        assert answerer.decide("camille") == "REJECT compte suspendu"  # reconnected
+    finally:
+        answerer.close()
+
+
 @servers.needs_dovecot
 def test_sessions_are_closed_through_the_doveadm_http_api(hd):
     with servers.dovecot({"camille": "imap-pass"}) as mail:

@@ -6,6 +6,7 @@ server's errors are retried or left for a person as they should be."""
 
 from __future__ import annotations
 
+import base64
 import urllib.error
 import urllib.request
 from datetime import datetime
@@ -212,3 +213,49 @@ def test_plain_http_to_another_host_is_refused(hdi, cloud, monkeypatch):
     with pytest.raises(connectors.Permanent, match="unencrypted"):
         conn.run("lock", "camille", {})
     assert cloud.requests == []  # nothing was sent anywhere
+
+
+def test_the_stand_in_answers_from_the_whole_description(cloud):
+    """The description is Nextcloud's whole file (its size at the noted commit), every one of
+    its paths is routed, and an operation the connector has no business calling is known
+    to the description but held against the stand-in, not silently answered."""
+    from tests.nextcloud_standin import SPEC_PATH
+
+    text = SPEC_PATH.read_text(encoding="utf-8")
+    assert len(text) == 135903
+    assert "135903" in (SPEC_PATH.parent / "README.md").read_text(encoding="utf-8")
+    templates = {template for _n, _rx, template, _item in cloud.routes}
+    assert templates == set(cloud.spec["paths"]) and len(templates) == 22
+    # users/details, users/disabled and the user's own enable/disable are not taken for a
+    # user id or a collection name.
+    assert cloud.operation("GET", "/ocs/v2.php/cloud/users/details")[0].endswith("details")
+    assert cloud.operation("PUT", "/ocs/v2.php/cloud/users/x/disable")[1]["operationId"] == (
+        "users-disable-user"
+    )
+    assert cloud.operation("PUT", "/ocs/v2.php/cloud/users/x/email")[1]["operationId"] == (
+        "users-edit-user-multi-value"
+    )
+    req = urllib.request.Request(
+        cloud.url + "/ocs/v2.php/cloud/groups",
+        headers={
+            "OCS-APIRequest": "true",
+            "Accept": "application/json",
+            "Authorization": "Bearer some-token",
+        },
+    )
+    with pytest.raises(urllib.error.HTTPError) as exc:
+        urllib.request.urlopen(req, timeout=5)
+    assert exc.value.code == 401  # not the stand-in's app password
+    assert cloud.violations == []  # a valid request of the description
+    req.add_header(
+        "Authorization",
+        "Basic " + base64.b64encode(b"helpdesk:" + APP_PASSWORD.encode()).decode(),
+    )
+    with pytest.raises(urllib.error.HTTPError) as exc:
+        urllib.request.urlopen(req, timeout=5)
+    assert exc.value.code == 501
+    caught = list(cloud.violations)
+    cloud.violations.clear()
+    assert caught == [
+        "GET /ocs/v2.php/cloud/groups: groups-get-groups is not answered by the stand-in"
+    ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import email
 import html
+import http.client
 import http.cookiejar
 import json
 import re
@@ -120,12 +121,34 @@ def slapd():
         yield server
 
 
+# slapd's ppolicy in the strict directory: at least 20 characters, checked (the page's own
+# minimum, the provider's, stays 12).
+STRICT_POLICY = "pwdMinLength: 20\npwdCheckQuality: 2\n"
+
+
 @pytest.fixture
-def site(db_url, tmp_path, slapd):
+def strict_slapd():
+    """A slapd whose password policy asks more than the provider does, bound to by a
+    directory account that is not the rootdn (slapd exempts its rootdn from ppolicy)."""
+    if servers.SLAPD is None or servers.LDAPADD is None:
+        pytest.skip("slapd or ldap-utils is not installed (apt-get install -y slapd ldap-utils)")
+    with servers.slapd(policy=STRICT_POLICY) as server:
+        server.add_user("jdupont", OLD, "jean@example.org")
+        yield server
+
+
+@pytest.fixture
+def site(db_url, tmp_path, request):
     """The database, a helpdesk.toml naming slapd for Wigii and CommunesPlone, the CLI, and
-    a function starting the page."""
+    a function starting the page. A test asking for ``strict_slapd`` gets that directory."""
+    if "strict_slapd" in request.fixturenames:
+        slapd = request.getfixturevalue("strict_slapd")
+        toml = slapd.connector_toml(policies='["wigii", "communesplone"]', as_helpdesk=True)
+    else:
+        slapd = request.getfixturevalue("slapd")
+        toml = slapd.connector_toml(policies='["wigii", "communesplone"]')
     config = tmp_path / "helpdesk.toml"
-    config.write_text(slapd.connector_toml(policies='["wigii", "communesplone"]'))
+    config.write_text(toml)
     hd = Helpdesk(db_url, tmp_path)
     hd.env["HELPDESK_CONFIG"] = str(config)
     hd.account("jdupont", "wigii", "jean@example.org")
@@ -319,6 +342,60 @@ def test_a_mailed_link_sets_the_password_once(site, browser, slapd, tmp_path):
     for leaked in (secret, NEW, OLD):
         assert leaked not in trail
         assert leaked not in page.output()
+    assert hd.ok("audit", "verify")["ok"] is True
+
+
+@needs_browser
+@pytest.mark.slow
+def test_a_password_the_directory_refuses_asks_for_another(strict_slapd, site, browser):
+    """slapd's ppolicy (pwdMinLength 20, pwdCheckQuality 2) refuses a password the page
+    itself accepts (the provider's minimum is 12): the page says so, in the visitor's
+    language, the secret is not spent, and a password the directory accepts then works."""
+    hd, start = site
+    page = start()
+    link, ticket = mailed_link(hd)
+    secret = link[len(RESET_URL) :]
+    weak = "Seize-caracteres"  # 16 characters: enough for the page, not for slapd
+    strong = NEW + " et bien assez long"
+
+    browser.get(page.local(link))
+    assert "12 caractères" in css(browser, "label[for=password]").text
+    submit_passwords(browser, weak, weak)
+    alert = css(browser, "[role=alert]")
+    assert "a refusé ce mot de passe" in alert.text, main_text(browser)
+    assert "trop court ou trop simple" in alert.text and "Choisissez-en un autre" in alert.text
+    assert css(browser, "#password").get_attribute("aria-invalid") == "true"
+    assert alert.get_attribute("id") in css(browser, "#password").get_attribute("aria-describedby")
+    assert browser.title.startswith("Erreur")
+    assert css(browser, "#password").get_attribute("value") == ""  # never sent back
+    assert strict_slapd.bind("jdupont", OLD) and not strict_slapd.bind("jdupont", weak)
+
+    # Not spent: the form is still there, and audited as refused by the directory.
+    [refused] = events(hd.url, "reset-password-failed")
+    assert refused.ticket_id == ticket and refused.data["status"] == "refused"
+    assert "Password fails quality checking policy" in refused.data["error"]
+    assert not events(hd.url, "reset-redeemed", "reset-password-set")
+    with db.read_session(hd.url) as s:
+        assert [t.used_at for t in s.exec(select(ResetToken))] == [None]
+
+    # The same refusal in English, for a visitor who asked for it.
+    next_page(browser, css(browser, "a[hreflang=en]").click)
+    assert css(browser, "html").get_attribute("lang") == "en"
+    submit_passwords(browser, weak, weak)
+    alert = css(browser, "[role=alert]")
+    assert "refused this password" in alert.text, main_text(browser)
+    assert "Choose another one" in alert.text and "annuaire" not in alert.text
+
+    # A password the directory accepts: changed, and only now the secret is spent.
+    submit_passwords(browser, strong, strong)
+    assert "Your password has been changed" in main_text(browser), main_text(browser)
+    assert strict_slapd.bind("jdupont", strong) and not strict_slapd.bind("jdupont", OLD)
+    assert [e.ticket_id for e in events(hd.url, "reset-redeemed")] == [ticket]
+    browser.get(page.local(link))
+    assert not browser.find_elements("css selector", "#password")  # spent
+    trail = all_events_text(hd.url)
+    for leaked in (secret, weak, strong):
+        assert leaked not in trail and leaked not in page.output()
     assert hd.ok("audit", "verify")["ok"] is True
 
 
@@ -532,6 +609,76 @@ def test_forwarded_headers_only_from_the_configured_proxy(site):
     assert "203.0.113.5" in proxied.output() and "token=" not in proxied.output()
 
 
+def from_address(source: str, url: str, headers: dict | None = None) -> int:
+    """GET ``url`` from the loopback address ``source`` (127.0.0.2...: other clients on this
+    host, as a proxy or the page sees them): the status."""
+    parts = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(
+        parts.hostname, parts.port, timeout=30, source_address=(source, 0)
+    )
+    try:
+        conn.request("GET", parts.path + "?" + parts.query, headers=headers or {})
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+@servers.needs_nginx
+def test_behind_a_real_nginx(site, slapd):
+    """Debian's nginx in front of the page, configured as the README says, the page trusting
+    it (``--proxy 127.0.0.1``): the mailed link, the language link and the form's post all
+    work under the proxy's /aide/; the address nginx forwards is the one the limits count;
+    a client's own X-Forwarded-For, through the proxy or straight to the page, is not."""
+    hd, start = site
+    page = start("--proxy", "127.0.0.1")
+    with servers.nginx(page.port, "/aide/") as proxy:
+        # The whole reset through the proxy, following the page's own (relative) links.
+        link, ticket = mailed_link(hd)
+        url = proxy.base + link[len("https://reset.example") :]
+        client = Client()
+        status, _h, body = client.request(url)
+        assert status == 200 and 'id="password"' in body, body + proxy.error_log()
+        english = urllib.parse.urljoin(url, re.search(r'href="([^"]+)" hreflang="en"', body)[1])
+        assert english.startswith(proxy.base + "/aide/?")
+        status, _h, body = client.request(english)
+        assert status == 200 and '<html lang="en">' in body and "New password" in body
+        action = re.search(r'<form method="post" action="([^"]*)"', body)[1]
+        target = urllib.parse.urljoin(english, action)
+        assert target.startswith(proxy.base + "/aide/")
+        fields = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', body))
+        status, _h, body = client.request(target, {**fields, "password": NEW, "confirm": NEW})
+        assert status == 200 and "Your password has been changed" in body, body
+        assert slapd.bind("jdupont", NEW)
+        assert [e.ticket_id for e in events(hd.url, "reset-redeemed")] == [ticket]
+
+        # Through the proxy, each client is counted by the address nginx forwards.
+        for i in range(30):
+            assert from_address("127.0.0.2", proxy.base + f"/aide/?token=a{i}") == 410
+        assert from_address("127.0.0.2", proxy.base + "/aide/?token=a-last") == 429
+        assert from_address("127.0.0.3", proxy.base + "/aide/?token=b0") == 410  # another one
+        # A limited client's own X-Forwarded-For is not believed: nginx adds the real one.
+        spoof = {"X-Forwarded-For": "198.51.100.20"}
+        assert from_address("127.0.0.2", proxy.base + "/aide/?token=a-spoof", spoof) == 429
+
+        # Straight to the page (not from the proxy), the header is ignored: all 31 count
+        # against the real address, not against 31 claimed ones.
+        for i in range(30):
+            claim = {"X-Forwarded-For": f"203.0.113.{i}"}
+            assert from_address("127.0.0.4", page.base + f"/aide/?token=d{i}", claim) == 410
+        assert from_address("127.0.0.4", page.base + "/aide/?token=d-last", claim) == 429
+        assert from_address("127.0.0.3", proxy.base + "/aide/?token=b1") == 410  # untouched
+
+    limited = [(e.data["limit"], e.data["client"]) for e in events(hd.url, "reset-page-limited")]
+    assert limited == [("address", "127.0.0.2"), ("address", "127.0.0.4")]
+    assert "198.51.100.20" not in all_events_text(hd.url) + page.output()
+    assert "203.0.113." not in all_events_text(hd.url) + page.output()
+    deadline = time.monotonic() + 10  # the log line is written after the answer
+    while "127.0.0.3" not in page.output() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "127.0.0.2" in page.output() and "127.0.0.3" in page.output()
+    assert "token=" not in page.output()
+
+
 def test_bad_settings_are_said_plainly(hd, tmp_path):
     r = hd.run("reset-page", "--listen", "nowhere", json_out=False)
     assert r.code == 2 and "HOST:PORT" in r.err
@@ -576,6 +723,55 @@ def test_a_directory_that_does_not_answer_leaves_the_link_working(site, slapd, t
     assert status == 200 and "Votre mot de passe a été changé" in body
     assert slapd.bind("jdupont", NEW)
     assert secret not in all_events_text(hd.url) and NEW not in all_events_text(hd.url)
+
+
+def test_a_password_the_command_connector_refuses_asks_for_another(site, slapd, tmp_path):
+    """Where a program sets the passwords (YunoHost's ``yunohost user update``), exit 65
+    (EX_DATAERR) says "this password is refused": the page asks for another one and the
+    link stays valid; a password the program accepts then works, once."""
+    hd, start = site
+    link, ticket = mailed_link(hd)
+    secret = link[len(RESET_URL) :]
+    log = tmp_path / "set.jsonl"
+    program = tmp_path / "setpw"
+    program.write_text(
+        f"#!{sys.executable}\nimport json, sys\n"
+        "a = json.load(sys.stdin)\n"
+        "if len(a['password']) < 30:\n"
+        "    print('password_too_simple_4'); sys.exit(65)\n"
+        f"open({str(log)!r}, 'a').write(a['account'] + '\\n')\n"
+        "print('changed')\n"
+    )
+    program.chmod(0o755)
+    tool = tmp_path / "command.toml"
+    tool.write_text(
+        '[connectors.yunohost]\ntype = "command"\npolicies = ["wigii"]\n'
+        f'program = ["{program}"]\nkinds = ["set-password"]\n'
+    )
+    hd.env["HELPDESK_CONFIG"] = str(tool)
+    page = start()
+    client = Client()
+    csrf = csrf_of(client.request(page.local(link))[2])
+    weak = "Seize-caracteres-et-un-peu"  # enough for the page (12), not for the program (30)
+    form = {"csrf": csrf, "step": "set", "token": secret, "password": weak, "confirm": weak}
+    status, _h, body = client.request(page.base + "/aide/", form)
+    assert status == 400 and "a refusé ce mot de passe" in body, body
+    assert 'role="alert"' in body and weak not in body
+    [refused] = events(hd.url, "reset-password-failed")
+    assert refused.ticket_id == ticket and refused.data["status"] == "refused"
+    assert "password_too_simple_4" in refused.data["error"]
+    assert not events(hd.url, "reset-redeemed", "reset-password-set") and not log.exists()
+
+    strong = NEW + " et bien assez long"
+    csrf = csrf_of(client.request(page.local(link))[2])
+    form = {**form, "csrf": csrf, "password": strong, "confirm": strong}
+    status, _h, body = client.request(page.base + "/aide/", form)
+    assert status == 200 and "Votre mot de passe a été changé" in body, body
+    assert log.read_text() == "jdupont\n"
+    assert [e.ticket_id for e in events(hd.url, "reset-redeemed")] == [ticket]
+    trail = all_events_text(hd.url)
+    for leaked in (secret, weak, strong):
+        assert leaked not in trail and leaked not in page.output()
 
 
 def test_a_provider_without_a_password_connector_is_said_at_start(site, tmp_path):

@@ -305,6 +305,11 @@ def test_actions_list_json_is_stable_and_untrusted_text_is_plain(indigos):
     }
     text = hd.ok("actions", "list", json_out=False).out
     assert "\x1b" not in text
+    # a person reads the action and its status by their labels, the JSON keeps the keys
+    kinds = {r["kind"] for r in rows}
+    assert "suspend-sending" in kinds and "suspendre l'envoi" in text, text
+    assert not any(f" {k} " in text for k in kinds), text
+    assert "en file" in text and "pending" not in text and "Cible" in text, text
     json.dumps(rows)
 
 

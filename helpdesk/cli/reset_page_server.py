@@ -581,7 +581,7 @@ class Handler(BaseHTTPRequestHandler):
                 looked,
                 keep,
                 error=tr(
-                    "The directory refused this password (too simple, or used before). Choose another one.",
+                    "The service that holds your account refused this password: too short or too simple for its rules, or used before. Choose another one.",
                     lang,
                 ),
                 invalid="password",

@@ -51,6 +51,11 @@ class Permanent(ConnectorError):
     """The service refused: retrying will not help until a person fixes the cause."""
 
 
+class PasswordRefused(Permanent):
+    """The service refused this password (too short, too simple, used before): the person
+    may choose another one (the reset page asks for it)."""
+
+
 class Uncertain(ConnectorError):
     """The service may or may not have acted: a person checks and decides."""
 

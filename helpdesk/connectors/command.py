@@ -24,6 +24,9 @@ on its standard input::
 - ``0``: done;
 - ``75`` (``EX_TEMPFAIL``): nothing was done, try again later: the action is retried with
   backoff (1 min ... 6 h, then failed after 8 attempts);
+- ``65`` (``EX_DATAERR``), for ``set-password`` only: the service refused this password
+  (too short, too simple, used before) and nothing was changed: the reset page asks the
+  person for another one, and the link stays valid;
 - anything else (a signal too): failed, a person must look.
 
 A program still running after ``timeout`` seconds (default 60) is killed with its whole
@@ -59,11 +62,13 @@ from pathlib import Path
 
 from helpdesk.base.untrusted import clean
 from helpdesk.base.config import COMMAND_KINDS
-from helpdesk.connectors import KINDS, Connector, Permanent, Temporary
+from helpdesk.connectors import KINDS, Connector, PasswordRefused, Permanent, Temporary
 
 #: Exit codes: done, and "try again later" (sysexits.h EX_TEMPFAIL); anything else fails.
 DONE = 0
 TEMPFAIL = 75
+#: For ``set-password`` only (sysexits.h EX_DATAERR): this password is refused, choose another.
+PASSWORD_REFUSED = 65
 #: What the helpdesk can ask a program to do (``COMMAND_KINDS``): the queued kinds, and the
 #: reset page's ``set-password`` (never queued: the password would wait in the table).
 __all__ = ["COMMAND_KINDS", "Command", "parse_last_login"]
@@ -197,6 +202,8 @@ class Command(Connector):
         payload = self._payload("set-password", target, params or {})
         payload["password"] = password
         code, output = self.call(payload, secret=password)
+        if code == PASSWORD_REFUSED:
+            raise PasswordRefused(f"{self.name}: set-password {target}: refused: {output}")
         return self._outcome("set-password", target, code, output)
 
     def last_login(self, target: str) -> datetime | None:

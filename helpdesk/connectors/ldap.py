@@ -36,8 +36,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from helpdesk.connectors import Connector, Permanent, Temporary, Uncertain
-from helpdesk.connectors.passwords import PasswordRefused
+from helpdesk.connectors import Connector, PasswordRefused, Permanent, Temporary, Uncertain
 
 LOCKED = "000001010000Z"
 PRESETS = {

@@ -15,13 +15,10 @@ error text.
 from __future__ import annotations
 
 from helpdesk.base.config import Config
-from helpdesk.connectors import Connector, Permanent, for_policy, password_setter
+from helpdesk.connectors import Connector, PasswordRefused, Permanent, for_policy, password_setter
 from helpdesk.connectors import set_password as _set_password
 
-
-class PasswordRefused(Permanent):
-    """The service refused this password (too short, too simple, used before): the person
-    may choose another one."""
+__all__ = ["PasswordRefused", "password_connector", "set_password"]
 
 
 def password_connector(config: Config, policy_key: str) -> Connector | None:

@@ -7,7 +7,8 @@ next request. The answer, for the SASL login of the request (``sasl_username``):
 - a sending block written by the postfix connector (:mod:`helpdesk.connectors.postfix`)
   that is still running (no ``until``, or ``until`` in the future): ``REJECT`` with a
   short reason, in the account's language (``554 5.7.1 ... sending suspended until ...``);
-- no block that still runs, but the account (by that login) is ``suspended``,
+- no block that still runs, but the account (by that login, or whose ``mail-login``
+  field it is) is ``suspended``,
   ``deactivated`` or ``erased``, or ``send-suspended`` with no block at all (its status
   was set without the connector): ``REJECT``;
 - anyone else, and requests without a SASL login: ``DUNNO`` (no opinion: Postfix's other
@@ -57,10 +58,17 @@ BLOCKING = {"suspended", "deactivated", "erased"}
 # as plain SQL on a driver connection of its own in autocommit: one round trip to the
 # server, no BEGIN and no ROLLBACK around it. The answer is on Postfix's path for every
 # authenticated mail (benchmarks/policyd.py).
+# An account is found by its login, or else by its ``mail-login`` field (the SASL login
+# when it differs), through the expression index of migration 0012: the same expression.
 _LOOKUP = (
     "SELECT 1, until, reason, lang, timezone FROM mailblock WHERE login = {p}"
     " UNION ALL SELECT 2, NULL, status, lang, NULL FROM account WHERE login = {p}"
+    " UNION ALL SELECT 3, NULL, status, lang, NULL FROM account WHERE {mail_login} = {p}"
 )
+_MAIL_LOGIN = {
+    "sqlite": "json_extract(fields, '$.\"mail-login\"')",
+    "postgresql": "(fields ->> 'mail-login')",
+}
 
 
 def _utc(value) -> datetime | None:
@@ -111,21 +119,33 @@ class Answerer:
             on_error if on_error == "DUNNO" else "DEFER_IF_PERMIT Service temporarily unavailable"
         )
         self._conn = None
+        self._cur = None
         self._sql = ""
 
-    def _connection(self):
+    def _cursor(self):
         if self._conn is None:
             engine = db.get_engine(self.url)
             mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
-            self._sql = _LOOKUP.format(p=mark)
-            conn = engine.raw_connection()
-            # Its own for good: in autocommit, it must never go back to the pool.
-            conn.detach()
-            driver = conn.driver_connection
-            if hasattr(driver, "autocommit"):  # psycopg; pysqlite runs without BEGIN already
+            self._sql = _LOOKUP.format(p=mark, mail_login=_MAIL_LOGIN[engine.dialect.name])
+            pooled = engine.raw_connection()  # the engine's connect settings (pragmas...)
+            # The driver's own connection, kept by itself: the pool's proxy, once detached,
+            # has no driver_connection any more, and a psycopg connection left out of
+            # autocommit sits "idle in transaction" for the server's whole life, holding
+            # its locks on account and mailblock (a migration waits on them for ever) and
+            # the cluster's xmin (VACUUM cleans nothing behind it). Closed by us, never
+            # reset by the pool: a dead connection is simply dropped, without a traceback.
+            driver = pooled.dbapi_connection
+            pooled.detach()  # its own for good: in autocommit, it never goes back to the pool
+            if engine.dialect.name == "postgresql":
+                driver.rollback()  # whatever the checkout left open (a no-op when idle)
                 driver.autocommit = True
-            self._conn = conn
-        return self._conn
+            # pysqlite: db.get_engine sets isolation_level None, so a SELECT runs alone.
+            # One cursor for the connection's life: a new one per request costs psycopg
+            # about a third of its CPU time for this read. Each execute fetches every row,
+            # so nothing stays open between requests (SQLite resets the statement).
+            self._cur = driver.cursor()
+            self._conn = driver
+        return self._cur
 
     def close(self) -> None:
         if self._conn is not None:
@@ -134,19 +154,17 @@ class Answerer:
             except Exception:  # noqa: BLE001 - a broken connection is being dropped anyway
                 pass
             finally:
-                self._conn = None
+                self._conn = self._cur = None
 
     def _read(self, login: str) -> tuple[list, tuple | None]:
-        conn = self._connection()
-        cur = conn.cursor()
-        try:
-            cur.execute(self._sql, (login, login))
-            rows = cur.fetchall()
-        finally:
-            cur.close()
+        cur = self._cursor()
+        cur.execute(self._sql, (login, login, login))
+        rows = cur.fetchall()
         # Autocommit: the statement was its own transaction; the next one sees fresh data.
         blocks = [(_utc(u), reason, lang, tz) for k, u, reason, lang, tz in rows if k == 1]
-        account = next(((status, lang) for k, _u, status, lang, _tz in rows if k == 2), None)
+        # The account of that login, else the one whose mail-login it is.
+        found = sorted((k, status, lang) for k, _u, status, lang, _tz in rows if k != 1)
+        account = (found[0][1], found[0][2]) if found else None
         return blocks, account
 
     def decide(self, login: str, now: datetime | None = None) -> str:
