@@ -48,7 +48,7 @@ class HelpdeskApp(App[int]):
 
     def __init__(
         self,
-        backend: Backend,  # or a screens.remote.RemoteBackend: the same calls
+        backend: Backend,
         *,
         live: bool = True,
         poll_seconds: float = POLL_SECONDS,

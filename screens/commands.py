@@ -133,5 +133,7 @@ class HelpdeskCommands(Provider):
         except Exception:  # noqa: BLE001 - the palette never fails on a search
             return
         for r in rows:
-            shown = Content(scrub(f"#{r.id}  {r.policy} · {r.subject or r.account or ''}")[:120])
+            info = self.app.backend.info  # type: ignore[attr-defined]
+            provider = info.provider(r.policy) if info else r.policy
+            shown = Content(scrub(f"#{r.id}  {provider} · {r.subject or r.account or ''}")[:120])
             yield Hit(0.5, shown, partial(self.app.open_ticket, r.id), text=f"#{r.id}")  # type: ignore[attr-defined]

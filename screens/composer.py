@@ -36,6 +36,7 @@ class Composer(Dialog):
         ticket_id: int,
         *,
         replies: list[str] = (),
+        reply_subjects: dict[str, str] | None = None,
         items: dict | None = None,
         preview=None,
     ) -> None:
@@ -43,6 +44,7 @@ class Composer(Dialog):
         self.kind = kind  # reply | note | ask
         self.ticket_id = ticket_id
         self.replies = list(replies)
+        self.reply_subjects = reply_subjects or {}  # key -> the subject it leaves with
         self.items = items or {}
         self.preview_fn = preview  # callable(request) -> dict (to, subject, body) or raises
         self.previewed: dict | None = None
@@ -57,7 +59,7 @@ class Composer(Dialog):
             yield heading(title.format(id=self.ticket_id))
             if self.kind == "reply" and self.replies:
                 yield Select(
-                    [(k, k) for k in self.replies],
+                    [(Text(self.reply_subjects.get(k) or k), k) for k in self.replies],
                     prompt=_("Saved reply (or write below)"),
                     id="template",
                 )

@@ -1,4 +1,4 @@
-"""The first screen: the four queues with their counts, my tickets, what is due today and
+"""The first screen: the queues with their counts, my tickets, what is due today and
 what happened last."""
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def ticket_line(app, row: Row, now) -> Text:
         " ",
         (("!" if overdue else " ") + due, "bold" if overdue else ""),
         " ",
-        (row.policy, "dim"),
+        (info.provider(row.policy) if info else row.policy, "dim"),
         " · ",
         label,
         " · ",
@@ -73,6 +73,7 @@ class DashboardScreen(BaseScreen):
         Binding("2", "queue(1)", N_("Closures"), show=False, id="dashboard.queue2"),
         Binding("3", "queue(2)", N_("Abuse"), show=False, id="dashboard.queue3"),
         Binding("4", "queue(3)", N_("Mail reputation"), show=False, id="dashboard.queue4"),
+        Binding("5", "queue(4)", N_("General"), show=False, id="dashboard.queue5"),
         Binding("t", "all_tickets", N_("All tickets"), id="dashboard.all"),
         Binding("r", "reload", N_("Reload"), show=False, id="dashboard.reload"),
         Binding("q", "app.quit", N_("Quit"), id="dashboard.quit"),
@@ -241,7 +242,7 @@ class DashboardScreen(BaseScreen):
             return
         first = data.binding[0]
         info = self.info
-        provider = info.policies.get(first["policy"], (first["policy"], ""))[0] if info else ""
+        provider = info.provider(first["policy"]) if info else first["policy"]
         # At 80 columns the count, the soonest date, its ticket and its name fit; the
         # provider and the subject follow as far as the width allows.
         line = assemble(

@@ -598,7 +598,7 @@ class FilterScreen(Dialog):
             with VerticalScroll(classes="dialog-body"):
                 yield Label(_("Provider"))
                 yield Select(
-                    [(Text(p), p) for p in policies],
+                    [(Text(info.policies[p][0] if info else p), p) for p in policies],
                     prompt=_("all"),
                     id="f-policy",
                     compact=True,

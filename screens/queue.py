@@ -14,7 +14,7 @@ from screens.base import N_, BaseScreen, SafeInput
 from screens.keybar import KeyBar
 from screens.modals import kind_label
 from screens.safe import assemble
-from screens.ticket_list import TicketList, header_text
+from screens.ticket_list import TicketList, header_text, provider_width
 
 SORTS = ("due", "age", "state")
 
@@ -100,7 +100,8 @@ class QueueScreen(BaseScreen):
         parts: list = [total, "  ", (_("Sort") + ": ", "dim"), (sort_label(self.order), "bold")]
         # Only the filters that narrow the view are named; "f" changes them.
         if flt.policy:
-            parts += ["  ", (_("Provider") + ": ", "dim"), (flt.policy, "bold")]
+            provider = self.info.provider(flt.policy) if self.info else flt.policy
+            parts += ["  ", (_("Provider") + ": ", "dim"), (provider, "bold")]
         if flt.kind != "active":
             parts += ["  ", (_("Show") + ": ", "dim"), (kind_label(flt.kind), "bold")]
         if flt.state:
@@ -116,7 +117,9 @@ class QueueScreen(BaseScreen):
     def on_resize(self) -> None:
         self.query_one("#list-header", Static).update(
             header_text(
-                self.list.scrollable_content_region.width or self.size.width, self.queue is None
+                self.list.scrollable_content_region.width or self.size.width,
+                self.queue is None,
+                provider_width(self.info),
             )
         )
 
@@ -128,7 +131,9 @@ class QueueScreen(BaseScreen):
         self._status()
         self.query_one("#list-header", Static).update(
             header_text(
-                self.list.scrollable_content_region.width or self.size.width, self.queue is None
+                self.list.scrollable_content_region.width or self.size.width,
+                self.queue is None,
+                provider_width(self.info),
             )
         )
 

@@ -28,6 +28,7 @@ from helpdesk.base.labels import choice, label
 from helpdesk.base.labels import event as event_label
 from helpdesk.base.labels import has as has_label
 from helpdesk.base.labels import read_timer_note
+from helpdesk.base.paths import template_subject
 from helpdesk.tui_api.views import HISTORY, localise, parse_iso
 from screens.base import N_, BaseScreen, TopBar
 from screens.composer import AskValue, Composer
@@ -343,7 +344,13 @@ class TicketScreen(BaseScreen):
             self.show_pane("walkthrough" if walk is not None else self.PANES[0].id, focus=False)
         tz = view["timezone"]
         self.query_one("#topbar").set_title(
-            assemble(f"#{view['id']} · ", view["queue_title"], " · ", view["policy"], one_line=True)
+            assemble(
+                f"#{view['id']} · ",
+                view["queue_title"],
+                " · ",
+                view.get("policy_short") or view["policy_name"],
+                one_line=True,
+            )
         )
         self.query_one("#summary", Static).update(self._summary(view, tz))
         self._show_claim(view)
@@ -1140,10 +1147,19 @@ class TicketScreen(BaseScreen):
     def open_composer(self, kind: str) -> None:
         lang = (self.view or {}).get("lang") or "fr"
         replies = self.backend.saved_replies(lang) if kind == "reply" else []
+        # Each saved reply by the subject it leaves with, never by its key.
+        subjects = {k: template_subject(k, lang, "replies") for k in replies}
         items = self.backend.ask_items(self.ticket_id) if kind == "ask" else {}
         self.app.call_from_thread(
             self.app.push_screen,
-            Composer(kind, self.ticket_id, replies=replies, items=items, preview=self._draft),
+            Composer(
+                kind,
+                self.ticket_id,
+                replies=replies,
+                reply_subjects=subjects,
+                items=items,
+                preview=self._draft,
+            ),
             self._composed,
         )
 

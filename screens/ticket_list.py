@@ -41,12 +41,20 @@ PAGE = 64
 PAGES_KEPT = 32
 
 
-def columns(width: int, all_queues: bool = False) -> list[tuple[str, int]]:
+def provider_width(info) -> int:
+    """How wide the provider's column is below 100 columns: the longest of the packs' short
+    names (at most 13, ``helpdesk.policy.packs.SHORT_NAME_MAX``), at least 9."""
+    names = list((info.short_names or {}).values()) if info is not None else []
+    return max(9, min(13, max((cell_len(n) for n in names), default=9)))
+
+
+def columns(width: int, all_queues: bool = False, provider: int = 9) -> list[tuple[str, int]]:
     """(name, width) of each column for a list ``width`` cells wide; the subject takes the rest.
     A list of every queue shows each row's queue and assignee (below 100 columns, instead
-    of the provider, which the ticket shows)."""
+    of the provider, which the ticket shows). ``provider``: the provider column's width
+    below 100 columns (:func:`provider_width`), so that a short name is whole."""
     if width < 100:
-        policy, state, account = 9, 12, 10
+        policy, state, account = provider, 12, 10
     elif width < 140:
         policy, state, account = 13, 16, 14
     else:
@@ -68,7 +76,7 @@ def columns(width: int, all_queues: bool = False) -> list[tuple[str, int]]:
     return cols
 
 
-def header_text(width: int, all_queues: bool = False) -> Text:
+def header_text(width: int, all_queues: bool = False, provider: int = 9) -> Text:
     names = {
         "mark": "",
         "id": _("#"),
@@ -82,7 +90,7 @@ def header_text(width: int, all_queues: bool = False) -> Text:
         "subject": _("Subject"),
     }
     out = Text()
-    for name, w in columns(width, all_queues):
+    for name, w in columns(width, all_queues, provider):
         out.append_text(fit(names[name], w))
         out.append(" ")
     out.truncate(width)
@@ -306,7 +314,7 @@ class TicketList(Translated, ScrollView, can_focus=True):
             "flag": "⚑" if claimed else ("@" if me and row.assignee == me else ""),
             "due": ("!" if overdue else " ")
             + (localise(row.due_at, tz, with_time=False) if row.due_at else "—"),
-            "policy": scrub(row.policy),
+            "policy": scrub(info.provider(row.policy) if info else row.policy),
             "queue": label("queue-short", row.queue),
             "assignee": scrub(row.assignee or "—"),
             "state": scrub(info.state_label(row.workflow_id, row.state) if info else row.state),
@@ -348,7 +356,7 @@ class TicketList(Translated, ScrollView, can_focus=True):
         if selected:
             line_style = line_style + styles["cursor"]
         segments = []
-        for name, w in columns(width, self.all_queues):
+        for name, w in columns(width, self.all_queues, provider_width(self.backend.info)):
             value = "▸" if (name == "mark" and selected) else values.get(name, "")
             text = (
                 set_cell_size(value, w)

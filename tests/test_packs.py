@@ -144,3 +144,23 @@ def test_every_template_renders_for_every_pack(key, db_url):
                 assert "{{" not in body and "{%" not in body
         assert compose.template_names("fr") == compose.template_names("en")
         s.rollback()
+
+
+def test_every_pack_has_a_short_name_that_fits_the_list_columns():
+    """A person reads a provider by its pack's short name where room is short (the TUI's
+    provider column, headers, the dashboard): each pack gives one, at most
+    ``SHORT_NAME_MAX`` characters, distinct from the others; a longer one fails to load."""
+    names = {key: packs.read_pack(key).short_name for key in KEYS}
+    assert names == {
+        "communesplone": "CommunesPlone",
+        "indigos": "Indigos",
+        "le-pic": "Le PIC",
+        "weentime": "Weentime",
+        "wigii": "Wigii",
+    }
+    assert all(packs.read_pack(k).params["short_name"] == n for k, n in names.items())
+    assert packs.short_names() == names  # read from the files alone, for train list
+    pack = packs.read_pack("wigii")
+    pack.short_name = "Association wigii.org"
+    with pytest.raises(packs.PackError, match="short_name"):
+        packs.validate(pack)

@@ -91,6 +91,10 @@ def test_train_list_at_80_columns_keeps_keys_and_words_whole(hdi, monkeypatch):
         for word in sc.summary()["title"].split():
             assert word in words, word  # no title word split across lines
     assert "mail-reputation" not in out and "Réput. mail" in out
+    # the provider by its short name (the key is the scenario's own, typed in train start)
+    first = next(x for x in lines if x.startswith("le-pic-"))
+    assert first.split(None, 1)[1].startswith("Le PIC · "), first
+    assert not any(x.split(None, 1)[1].startswith(("le-pic", "communesplone")) for x in lines)
 
 
 def test_ingest_reasons_options_and_source_errors_speak_french(hdi, tmp_path):
@@ -164,7 +168,9 @@ def test_ticket_list_at_80_columns_shows_labels_and_cuts_rather_than_folds(two_p
         for key in ("mail-reputation", "abuse", "password-reset", "harassment", "warned"):
             assert key not in out, key
         assert not UTC_STAMP.search(out), out
-        assert "Indigos Cloud Europe/Paris" in out  # the zones, named by the providers' names
+        # the zones, named by the providers' short names, never by their keys
+        assert "Indigos Europe/Paris" in out and "Indigos Cloud" not in out
+        assert "indigos" not in out.split("Heures dans le fuseau")[1]
     wide = text(hd, "ticket", "list", as_="bob")
     assert "…" in wide  # a long state or login is cut, whole words left whole elsewhere
     row = next(r for r in _table_rows(wide) if r.startswith(f"{other} "))
@@ -174,10 +180,15 @@ def test_ticket_list_at_80_columns_shows_labels_and_cuts_rather_than_folds(two_p
     assert all(len(x) <= 80 for x in english.splitlines())
     assert "Mail rep." in english and "Abuse" in english and "Réput. mail" not in english
     assert "Times in each provider's zone" in english
-    # wide enough, the provider's name has a column of its own, nothing cut
+    # wide enough, the provider's short name has a column of its own, nothing cut
     hd.env["COLUMNS"] = "200"
     roomy = text(hd, "ticket", "list", as_="bob")
-    assert "Indigos Cloud  " in roomy and "…" not in roomy
+    assert "…" not in roomy
+    assert roomy.splitlines()[0].split()[:3] == ["N°", "File", "Fournisseur"], roomy
+    for tid, provider in ((alert, "Indigos"), (other, "CommunesPlone")):
+        row = next(r for r in _table_rows(roomy) if r.startswith(f"{tid} "))
+        assert f"  {provider}  " in row, row
+    assert "communesplone" not in roomy and " indigos " not in roomy
     # the JSON keeps the keys and UTC
     data = hd.ok("ticket", "list", as_="bob")
     assert {r["queue"] for r in data} == {"mail-reputation", "abuse", "password-reset"}
@@ -190,7 +201,7 @@ def test_ticket_and_account_show_name_queue_provider_statuses_and_kind(indigos):
     hd, _alert, abuse, _late = indigos
     shown = text(hd, "ticket", "show", abuse, as_="bob")
     head = shown.splitlines()[1]
-    assert head.startswith("Signalement d'abus · Indigos Cloud · Averti"), head
+    assert head.startswith("Signalement d'abus · Indigos · Averti"), head  # the short name
     assert "abuse ·" not in shown and "· indigos ·" not in shown
     mails = shown.split("Mails :")[1].split("\n\n")[0]
     assert "en file" in mails and "pending" not in mails, mails
@@ -199,7 +210,7 @@ def test_ticket_and_account_show_name_queue_provider_statuses_and_kind(indigos):
     for key in ("(open)", "(warned)", "(contacted)", "(resolved)"):
         assert key not in procedure, procedure
     english = text(hd, "ticket", "show", abuse, "--lang", "en", as_="bob")
-    assert english.splitlines()[1].startswith("Abuse report · Indigos Cloud · Warned"), english
+    assert english.splitlines()[1].startswith("Abuse report · Indigos · Warned"), english
     assert "queued" in english.split("Mails:")[1].split("\n\n")[0]
     assert "(warned)" not in english
 
@@ -260,3 +271,199 @@ def test_parser_reasons_read_in_the_runs_language(hdi, tmp_path):
     english = text(hdi, "ingest", "arf", tmp_path / "arf-en", "--lang", "en", as_="alice")
     assert "not a usable abuse report: not an abuse report: text/plain" in english, english
     assert "pas un signalement" not in english
+
+
+def test_ticket_show_labels_its_fields_and_their_values(indigos):
+    """``ticket show`` names each field by its label and a choice by its label, a yes or no
+    in words, a moment in the provider's zone; in French by default, in English on request.
+    The JSON keeps the keys and the values as stored."""
+    hd, alert, abuse, _late = indigos
+    hd.act(
+        alert,
+        "suspend-sending",
+        "--field",
+        "until=2027-01-20T10:00",
+        "--note",
+        "900 mails/hour",
+        as_="bob",
+    )
+    shown = text(hd, "ticket", "show", abuse, as_="bob")
+    fields = shown.split("Champs :\n")[1].split("\n\n")[0].splitlines()
+    assert "  Catégorie : harcèlement" in fields, fields
+    assert "category" not in shown and "harassment" not in shown and "=" not in "".join(fields)
+    english = text(hd, "ticket", "show", abuse, "--lang", "en", as_="bob")
+    assert "  Category: harassment" in english.split("Fields:\n")[1].split("\n\n")[0]
+    assert "Catégorie" not in english and "Champs" not in english
+
+    alert_shown = text(hd, "ticket", "show", alert, as_="bob")
+    fields = alert_shown.split("Champs :\n")[1].split("\n\n")[0]
+    assert "  Signal : volume" in fields and "  Messages : 900" in fields, fields
+    # the end of the sending suspension, stored in UTC, read in Paris time
+    assert "  Fin de la suspension d'envoi : 2027-01-20 10:00 Europe/Paris" in fields, fields
+    assert not UTC_STAMP.search(alert_shown), UTC_STAMP.search(alert_shown)
+    assert "until" not in alert_shown and "signal=" not in alert_shown
+    data = hd.show(alert, as_="bob")["fields"]
+    assert data["signal"] == "volume" and data["until"].endswith("Z")  # JSON: as stored
+
+
+def test_ticket_show_names_the_clocks_steps_and_its_actor(hd):
+    """A step the procedure took by itself (``route-complete``) and the ``system`` actor read
+    as their labels in the history."""
+    hd.now = NOW
+    hd.account("jdupont", "wigii", "jean@example.org")
+    tid = hd.open(
+        "closure",
+        "wigii",
+        "jdupont",
+        "jean@example.org",
+        "reason=request",
+        "system=https://relation.wigii.org",
+        "day=2027-01-15",
+        as_="alice",
+    )["id"]
+    shown = text(hd, "ticket", "show", tid, as_="alice")
+    history = shown.split("Historique :")[1].split("\n\n")[0]
+    assert "route-complete" not in history and " system " not in history, history
+    assert "système" in history, history
+    fields = shown.split("Champs :\n")[1].split("\n\n")[0]
+    assert "  Motif : demande du titulaire" in fields, fields
+    assert "  Jour de la désactivation : 2027-01-15" in fields, fields
+    assert "reason" not in shown and "day=" not in shown
+
+
+def test_policy_list_reads_at_80_columns_with_labels(hdi, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    out = text(hdi, "policy", "list")
+    lines = out.splitlines()
+    assert all(len(x) <= 80 for x in lines), out
+    data = hdi.ok("policy", "list")
+    keys = [p["key"] for p in data]
+    # each provider on two lines: its key (what commands take) and name, then its zone and
+    # queues by their labels, none folded onto a third
+    assert [x.split()[0] for x in lines if not x.startswith(" ")] == keys, out
+    assert len(lines) == 2 * len(keys), out
+    indigos = lines[keys.index("indigos") * 2 : keys.index("indigos") * 2 + 2]
+    assert indigos[0].split(None, 1)[1] == "Indigos Cloud"
+    assert indigos[1].strip() == (
+        "Europe/Paris · files : Réinit. mdp, Clôture, Abus, Réput. mail, Général"
+    ), indigos
+    for key in ("password-reset", "mail-reputation", "closure", "abuse", "general"):
+        assert key not in out, key
+    english = text(hdi, "policy", "list", "--lang", "en")
+    assert "queues: Password, Closure, Abuse, Mail rep., General" in english
+    assert "Réinit." not in english
+    # JSON: the keys, and the short name beside the name
+    row = next(p for p in data if p["key"] == "le-pic")
+    assert row["queues"][:2] == ["password-reset", "closure"] and row["short_name"] == "Le PIC"
+
+
+def test_dashboard_names_providers_by_their_short_names(hdi):
+    """Le PIC's removal of a non-renewing member's data is a date its text makes binding:
+    the dashboard names the provider by its short name (the JSON by its key)."""
+    hdi.now = NOW
+    hdi.account(
+        "asso-velo",
+        "le-pic",
+        "tech@velo.example",
+        "--kind",
+        "member",
+        "--field",
+        "membership-end=2026-09-30",
+    )
+    tid = hdi.ok("sweep")["opened"][0]["ticket"]
+    out = text(hdi, "dashboard", as_="bob")
+    line = next(x for x in out.splitlines() if f"#{tid}" in x)
+    assert "  Le PIC · " in line and "le-pic" not in line, line
+    assert "Projet Internet" not in out
+    binding = hdi.ok("dashboard", as_="bob")["binding"]
+    assert [b["policy"] for b in binding] == ["le-pic"]  # JSON: the key
+
+
+def test_listings_name_providers_roles_statuses_and_states_by_their_labels(indigos):
+    """``account list``, ``volunteer list``, ``outbox list``/``show``, ``actions list`` and
+    ``policy show`` print labels where they printed keys (provider, kind, status, role,
+    state, service action), in French by default and in English on request; ``policy show``
+    keeps each action's key, the word ``ticket act`` takes. The JSON keeps the keys."""
+    hd, alert, abuse, _late = indigos
+    hd.ok("volunteer", "add", "wanda", "--role", "techadmin", "--policy", "le-pic", as_="chloe")
+    hd.act(alert, "suspend-sending", "--field", "until=2027-01-20T10:00", "--note", "x", as_="bob")
+
+    accounts = text(hd, "account", "list", as_="bob")
+    row = next(x for x in accounts.splitlines() if x.startswith("camille "))
+    assert row.split()[1:4] == ["Indigos", "utilisateur", "envoi"], row
+    assert "indigos" not in row and "active" not in row and " user " not in row
+    assert hd.ok("account", "list", as_="bob")[0]["policy"] == "indigos"
+
+    people = text(hd, "volunteer", "list")
+    assert people.splitlines()[0].split() == [
+        "Identifiant",
+        "Rôle",
+        "Fournisseurs",
+        "Nom",
+        "Retiré",
+    ], people
+    wanda = next(x for x in people.splitlines() if x.startswith("wanda "))
+    assert "admin technique" in wanda and "Le PIC" in wanda and "le-pic" not in wanda, wanda
+    bob = next(x for x in people.splitlines() if x.startswith("bob "))
+    assert "astreinte" in bob and "oncall" not in bob and "tous" in bob, bob
+    assert "technical admin" in text(hd, "volunteer", "list", "--lang", "en")
+    assert {v["role"] for v in hd.ok("volunteer", "list")} >= {"oncall", "techadmin"}
+
+    mails = text(hd, "outbox", "list", as_="bob")
+    assert "en file" in mails and "pending" not in mails, mails
+    first = hd.ok("outbox", "list", as_="bob")[0]
+    assert first["status"] == "pending"
+    shown = text(hd, "outbox", "show", first["id"], as_="bob")
+    assert shown.startswith("À : ") and "\nObjet : " in shown and "Subject:" not in shown
+
+    # (actions list: tests/test_service_actions.py, where a service is configured)
+    policy = text(hd, "policy", "show", "indigos")
+    lines = policy.splitlines()
+    warn = lines.index(next(x for x in lines if x.split()[:1] == ["warn"]))
+    assert "[bénévole]" in lines[warn] and "Charte Indigos" in lines[warn], lines[warn]
+    assert "→ Averti" in lines[warn + 1], lines[warn + 1]
+    for key in ("password-reset:", "[volunteer]", "[oncall]", "contacted", "→ warned"):
+        assert key not in policy, key
+    english = text(hd, "policy", "show", "indigos", "--lang", "en")
+    assert "[volunteer]" in english and "→ Warned" in english
+
+
+def test_saved_replies_are_listed_with_the_subject_they_leave_with(hdi):
+    """``ticket replies``: each key (what ``--template`` takes) beside the subject its mail
+    leaves with, in the asked language; the JSON stays the list of keys."""
+    out = text(hdi, "ticket", "replies")
+    line = next(x for x in out.splitlines() if x.startswith("resolved "))
+    assert line.split(None, 1)[1] == "Votre demande est traitée", line
+    english = text(hdi, "ticket", "replies", "--lang", "en")
+    assert "Your request has been handled" in english and "traitée" not in english
+    assert "Subject" not in out + english and "{" not in out + english
+    assert hdi.ok("ticket", "replies") == ["received", "resolved", "write-from-registered"]
+
+
+def test_account_show_labels_every_field_it_holds(hdi):
+    """The fields the README names (``ips``, ``mail-login``) and a date a procedure noted
+    (``membership-end``) read as labels, never as keys; the JSON keeps the keys."""
+    hdi.account(
+        "asso-velo",
+        "le-pic",
+        "tech@velo.example",
+        "--kind",
+        "member",
+        "--field",
+        "membership-end=2027-09-30",
+        "--field",
+        "ips=192.0.2.10",
+        "--field",
+        "mail-login=velo@le-pic.example",
+    )
+    shown = text(hdi, "account", "show", "asso-velo", as_="bob")
+    for key in ("membership-end", "ips", "mail-login"):
+        assert not any(x.startswith(key) for x in shown.splitlines()), shown
+    lines = {x.split("  ")[0]: x for x in shown.splitlines() if "  " in x}
+    assert lines["Fin de l'adhésion"].endswith("2027-09-30"), lines
+    assert lines["Adresses IP"].endswith("192.0.2.10"), lines
+    assert lines["Identifiant mail"].endswith("velo@le-pic.example"), lines
+    english = text(hdi, "account", "show", "asso-velo", "--lang", "en", as_="bob")
+    assert "IP addresses" in english and "Membership ends" in english
+    fields = hdi.ok("account", "show", "asso-velo", as_="bob")["fields"]
+    assert {"membership-end", "ips", "mail-login"} <= set(fields)

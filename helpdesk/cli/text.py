@@ -39,6 +39,13 @@ COLUMNS = {
     "setting": "Setting",
     "value": "Value",
     "origin": "Origin",
+    "target": "Target",
+    "connector": "Service",
+    "answer": "Answer",
+    "outbox": "Mail",
+    "recipient": "Recipient",
+    "providers": "Providers",
+    "withdrawn": "Withdrawn",
 }
 
 
@@ -73,6 +80,13 @@ _HEADERS = [
     N_("Setting"),
     N_("Value"),
     N_("Origin"),
+    N_("Target"),
+    N_("Service"),
+    N_("Answer"),
+    N_("Mail"),
+    N_("Recipient"),
+    N_("Providers"),
+    N_("Withdrawn"),
 ]
 
 

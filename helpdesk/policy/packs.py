@@ -21,13 +21,16 @@ from helpdesk.base import clock
 from helpdesk.rules import registry
 from helpdesk.storage.models import Policy, State, Transition, Workflow
 from helpdesk.base.paths import data_dir, template_names
+from helpdesk.base.queues import GENERAL
+from helpdesk.base.queues import PROCEDURES as QUEUES
 
-QUEUES = ("password-reset", "closure", "abuse", "mail-reputation")
-#: The plain queue of every provider: a person writing about something that is none of the
-#: procedures. Its workflow (``plain = true``) holds no rule of a provider's text, so its
-#: steps cite none.
-GENERAL = "general"
+# The plain queue of every provider (GENERAL): a person writing about something that is
+# none of the procedures. Its workflow (``plain = true``) holds no rule of a provider's
+# text, so its steps cite none.
 STATE_KINDS = ("open", "waiting", "done")
+#: The widest a pack's ``short_name`` may be: the provider columns of the lists (the TUI's
+#: widest, the CLI's least) hold it whole.
+SHORT_NAME_MAX = 13
 
 
 class PackError(ValueError):
@@ -38,6 +41,7 @@ class PackError(ValueError):
 class Pack:
     key: str
     name: str
+    short_name: str
     source: str
     timezone: str
     lang: str
@@ -55,6 +59,17 @@ def policies_dir() -> Path:
 
 def available() -> list[str]:
     return sorted(p.stem for p in policies_dir().glob("*.toml"))
+
+
+def short_names() -> dict[str, str]:
+    """Each shipped pack's short name by key, read from its file alone (no database, no
+    workflow: ``train list`` names a scenario's provider by it)."""
+    out = {}
+    for key in available():
+        with (policies_dir() / f"{key}.toml").open("rb") as f:
+            doc = tomllib.load(f)
+        out[key] = str(doc.get("short_name") or doc.get("name") or key)
+    return out
 
 
 def _keep(element: dict, features: set[str]) -> bool:
@@ -139,6 +154,7 @@ def read_pack(key: str) -> Pack:
     pack = Pack(
         key=doc["key"],
         name=doc["name"],
+        short_name=doc.get("short_name") or doc["name"],
         source=doc.get("source", ""),
         timezone=doc.get("timezone", "Europe/Paris"),
         lang=doc.get("lang", "fr"),
@@ -151,6 +167,8 @@ def read_pack(key: str) -> Pack:
         raise PackError(f"{path.name}: key {pack.key!r} does not match the file name")
     if "contact" in doc:
         pack.params.setdefault("contact", doc["contact"])
+    # Stored with the parameters (JSON): ``Policy.short_name`` reads it.
+    pack.params["short_name"] = pack.short_name
     if GENERAL not in pack.queues:
         pack.queues.append(GENERAL)
     for queue in pack.queues:
@@ -170,6 +188,10 @@ def validate(pack: Pack) -> None:
     """Everything the data names must exist."""
     templates = {lang: set(template_names(lang)) for lang in ("fr", "en")}
     problems: list[str] = []
+    if not isinstance(pack.short_name, str) or not 0 < len(pack.short_name) <= SHORT_NAME_MAX:
+        problems.append(
+            f"short_name {pack.short_name!r}: a name of 1 to {SHORT_NAME_MAX} characters"
+        )
 
     def cite(where: str, key: str) -> None:
         if key and key not in pack.citations:

@@ -1,7 +1,7 @@
 """What the backend answers the screens: plain data (dataclasses, dicts, tuples).
 
-It crosses from the backend's process to the app's (``screens.remote``), so this module
-and everything it names import no database layer and no Textual.
+The screens hold these, so this module and everything it names import no database layer
+and no Textual.
 """
 
 from __future__ import annotations
@@ -9,12 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from helpdesk.base import clock
+from helpdesk.base import clock, queues
 from helpdesk.base.i18n import _
 from helpdesk.storage.filters import Row
 from helpdesk.base.roles import Actor
 
-QUEUES = ("password-reset", "closure", "abuse", "mail-reputation")
+QUEUES = queues.ALL  # the dashboard's keys 1 to 5
 #: How many of a ticket's latest events the ticket screen reads (its history is newest first).
 HISTORY = 100
 
@@ -43,6 +43,7 @@ class Info:
     volunteers: list[str]
     scenario: str = ""  # on a training database: the scenario's title
     scenario_tz: str = "Europe/Paris"  # and its provider's time zone (the clock is shown in it)
+    short_names: dict[str, str] = field(default_factory=dict)  # key -> the pack's short name
 
     @property
     def read_only(self) -> bool:
@@ -55,6 +56,11 @@ class Info:
         ):  # a ticket merged into another (helpdesk.service.conversation.merge)
             return _("merged")
         return s.label if s else key
+
+    def provider(self, key: str) -> str:
+        """A provider as a person reads it where room is short (a list's column, a header,
+        the dashboard): its pack's short name, never its key while the pack is known."""
+        return self.short_names.get(key) or self.policies.get(key, (key, ""))[0] or key
 
 
 @dataclass

@@ -5,7 +5,7 @@ the real app (its backend in a process of its own), and SVG snapshots at 80×24 
 
 from __future__ import annotations
 
-from textual.widgets import Static
+from textual.widgets import Select, Static
 
 import pytest
 from sqlmodel import select
@@ -72,6 +72,11 @@ async def test_reply_note_and_ask_through_the_composer(db_url, make_app):
         # A reply carrying a password: the preview says what refuses it; nothing is queued.
         await press(pilot, "m")
         assert isinstance(app.screen, Composer)
+        # the saved replies by the subject they leave with (the ticket's mails are French),
+        # never by their keys
+        offered = [str(p) for p, _v in app.screen.query_one("#template", Select)._options]
+        assert "Votre demande est traitée" in offered, offered
+        assert not {"resolved", "received", "write-from-registered"} & set(offered), offered
         await type_text(pilot, "Votre mot de passe : Xk7pQ2m9z")
         await press(pilot, "f3")
         assert "cannot carry a password" in str(app.screen.query_one("#preview-text").render())

@@ -1,6 +1,7 @@
 """Every screen of the demo, in French and in English, shows no internal key: no state key
 or kind, deadline name, status, role, rule id, field value or step key where its label
-belongs (the labels live in the workflows and in ``data/labels.toml``)."""
+belongs (the labels live in the workflows and in ``data/labels.toml``), and no provider's
+key where its name belongs (a pack's ``short_name`` where room is short)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from helpdesk.base import clock, labels
 from helpdesk.storage import db
 from helpdesk.training import demo
 from helpdesk.base.i18n import pick, set_lang
-from helpdesk.storage.models import State, Ticket, Transition
+from helpdesk.storage.models import Policy, State, Ticket, Transition
 from helpdesk.base.paths import data_dir
 from screens.modals import KeysScreen
 from screens.queue import QueueScreen
@@ -95,12 +96,17 @@ def internal_keys(url: str, lang: str) -> set[str]:
     }
 
 
-def shown_keys(text: str, keys: set[str], lang: str) -> dict[str, str]:
+def shown_keys(
+    text: str, keys: set[str], lang: str, providers: frozenset[str] = frozenset()
+) -> dict[str, str]:
     """The keys that appear as words of their own (not inside an address, a login or a
-    path), each with the line it appears in."""
+    path), each with the line it appears in. ``providers``: the packs' keys (``indigos``,
+    ``le-pic``), never shown: their short names are capitalised (``Indigos``, ``Le PIC``)."""
     found = {}
-    for key in keys:
-        distinctive = "-" in key or "_" in key or (lang == "fr" and key in ENGLISH)
+    for key in keys | providers:
+        distinctive = (
+            "-" in key or "_" in key or (lang == "fr" and key in ENGLISH) or key in providers
+        )
         if distinctive:
             m = re.search(rf"(?<![\w.@/+-]){re.escape(key)}(?![\w.@/+-])", text)
             if m:
@@ -141,13 +147,14 @@ async def test_every_screen_of_the_demo_shows_labels_never_keys(demo_url, make_a
     labels.forget_missing()
     keys = internal_keys(demo_url, lang)
     with db.read_session(demo_url) as s:
+        providers = frozenset(s.exec(select(Policy.key)))
         one_per_state = {}
         for t in s.exec(select(Ticket).order_by(Ticket.id)):
             one_per_state.setdefault((t.policy_key, t.queue, t.state), t.id)
     seen: dict[str, set[str]] = {}
 
     def check(where: str, texts: list[str]) -> None:
-        for key, line in shown_keys("\n".join(texts), keys, lang).items():
+        for key, line in shown_keys("\n".join(texts), keys, lang, providers).items():
             seen.setdefault(key, set()).add(f"{where}: {line}")
 
     app = make_app(demo_url, "tom")

@@ -120,7 +120,7 @@ async def test_preview_switches_mail_language_and_keeps_it_only_if_confirmed(db_
 
 
 async def test_closure_confirm_then_deactivate_on_the_day(db_url, make_app):
-    app = make_app(db_url, remote=False)  # the day comes by moving this process's clock
+    app = make_app(db_url)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         screen = await open_ticket_by_search(pilot, "2", "close my account", 2)

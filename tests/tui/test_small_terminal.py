@@ -94,7 +94,7 @@ async def test_history_notes_are_whole_and_earlier_events_page_in(db_url, make_a
 
     monkeypatch.setattr(screens.ticket, "HISTORY", 5)
     _long_history(db_url)
-    app = make_app(db_url, remote=False)  # HISTORY is changed in this process
+    app = make_app(db_url)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         screen = await _open(pilot, 3)
