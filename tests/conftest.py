@@ -237,7 +237,8 @@ def in_process(argv: list[str], env: dict, stdin: str | None = None) -> Result:
     streams = (
         io.TextIOWrapper(io.BytesIO((stdin or "").encode()), encoding="utf-8"),
         io.TextIOWrapper(out, encoding="utf-8", write_through=True),
-        io.TextIOWrapper(err, encoding="utf-8", write_through=True),
+        # as a real process's stderr: bytes that are not UTF-8 are escaped, never an error
+        io.TextIOWrapper(err, encoding="utf-8", errors="backslashreplace", write_through=True),
     )
     sys.stdin, sys.stdout, sys.stderr = streams
     os.environ.clear()

@@ -172,9 +172,9 @@ def test_ticket_show_prints_the_french_articles_on_demand(hd):
 
 
 def test_the_parser_tells_the_tui_from_the_other_commands_importing_nothing_else():
-    """``helpdesk.cli.entry`` starts the TUI's backend process once the command line is
-    parsed: the parser says whether the command opens the TUI, and reading a command line
-    that does imports nothing but argparse and the translations."""
+    """``helpdesk.cli.entry`` prepares the TUI's start once the command line is parsed: the
+    parser says whether the command opens the TUI, and reading a command line that does
+    imports nothing but argparse and the translations."""
     from helpdesk.cli.parser import parse
 
     for argv in (

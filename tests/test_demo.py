@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func
-from sqlmodel import select
+from sqlmodel import col, select
 
 from helpdesk.base import clock
 from helpdesk.storage import audit, db
@@ -248,6 +248,34 @@ def test_bulk_counts(bulk_db):
     with db.read_session(url) as s:
         assert s.exec(select(func.count()).select_from(Ticket)).one() == counts["tickets"] == 2000
         assert counts["events"] >= 2000 and counts["accounts"] >= 400
+
+
+def test_bulk_messages_are_indexed_with_their_tickets_tags(bulk_db):
+    """What bulk writes into the messages' search index is what the triggers of migration
+    0011 write: every message, with its ticket's tags, so a search in a view finds it."""
+    from sqlalchemy import text
+
+    from helpdesk.storage import search
+    from helpdesk.storage.models import Message
+
+    url, _counts = bulk_db
+    with db.read_session(url) as s:
+        n = s.exec(select(func.count()).select_from(Message)).one()
+        assert s.exec(text("SELECT count(*) FROM message_fts")).one()[0] == n > 0
+        for queue in ("password-reset", "abuse"):
+            for kind in ("open", "done"):
+                tags = search.tags_expression(search.TicketFilter(queue=queue, kind=kind))
+                indexed = s.exec(
+                    text("SELECT count(*) FROM message_fts WHERE message_fts MATCH :q"),
+                    params={"q": tags},
+                ).one()[0]
+                held = s.exec(
+                    select(func.count())
+                    .select_from(Message)
+                    .join(Ticket, col(Ticket.id) == Message.ticket_id)
+                    .where(Ticket.queue == queue, Ticket.state_kind == kind)
+                ).one()
+                assert indexed == held > 0, (queue, kind)
 
 
 def test_bulk_tickets_follow_the_workflow_tables(bulk_db):

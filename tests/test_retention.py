@@ -164,3 +164,54 @@ def test_quarantine_and_evidence_on_no_ticket_are_purged_after_the_shortest_peri
     assert hd.ok("sweep", now="2026-06-30T10:00:00Z")["purged"] == {}
     assert hd.ok("sweep", now="2026-07-02T10:00:00Z")["purged"] == {"quarantine": 1}
     assert hd.ok("audit", "verify")["ok"] is True
+
+
+def test_reset_page_limits_forget_the_client_address_after_the_shortest_period(hd, monkeypatch):
+    """The reset page keeps the address of a client it limited in a ``reset-page-limited``
+    event on no ticket: retention redacts it after the untied-evidence period (the shortest
+    of all providers: Le PIC's 52 days), and the audit chain still verifies."""
+    from helpdesk.service import password_reset
+
+    def limited_events() -> list[tuple]:
+        with db.get_engine(hd.url).connect() as conn:
+            return [
+                tuple(r)
+                for r in conn.execute(
+                    text(
+                        "select id, ticket_id, data, redacted_at from event "
+                        "where action = 'reset-page-limited' order by id"
+                    )
+                )
+            ]
+
+    hd.now = "2026-03-01T10:00:00Z"
+    hd.account("camille", "indigos", "camille@example.org")  # the database and its providers
+    monkeypatch.setenv("HELPDESK_NOW", "2026-03-01T10:00:00Z")
+    password_reset.note_limited(hd.url, "address", "203.0.113.77")
+    monkeypatch.setenv("HELPDESK_NOW", "2026-04-10T10:00:00Z")
+    password_reset.note_limited(hd.url, "secret", "2001:db8:7:1::/64")
+    first, second = limited_events()
+    assert first[1] is None and "203.0.113.77" in json.dumps(first[2])  # on no ticket
+
+    swept = hd.ok("sweep", now="2026-04-21T10:00:00Z")  # 51 days after the first
+    assert swept["redacted_events"] == {}
+    assert "203.0.113.77" in json.dumps(limited_events()[0][2])
+    swept = hd.ok("sweep", now="2026-04-23T10:00:00Z")  # 53 days: the first one goes
+    assert swept["redacted_events"] == {"reset-page-limited": 1}
+    first, second = limited_events()
+    assert first[3] is not None and "203.0.113.77" not in json.dumps(first[2])
+    assert second[3] is None and "2001:db8:7:1::/64" in json.dumps(second[2])
+    swept = hd.ok("sweep", now="2026-06-02T10:00:00Z")  # 53 days after the second
+    assert swept["redacted_events"] == {"reset-page-limited": 1}
+    assert hd.ok("sweep", now="2026-06-03T10:00:00Z")["redacted_events"] == {}  # once
+    with db.get_engine(hd.url).connect() as conn:
+        dump = "\n".join(str(tuple(r)) for r in conn.execute(text("select note, data from event")))
+        redactions = [
+            tuple(r)
+            for r in conn.execute(
+                text("select actor, note, ticket_id from event where action = 'redact'")
+            )
+        ]
+    assert "203.0.113.77" not in dump and "2001:db8:7:1" not in dump
+    assert redactions == [("system", "retention", None)] * 2
+    assert hd.ok("audit", "verify")["ok"] is True

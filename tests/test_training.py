@@ -19,7 +19,7 @@ from helpdesk.storage import db
 from helpdesk.policy import packs
 from helpdesk.training import scenarios, sandbox, clock as training_clock
 from helpdesk.base.errors import Refused
-from tests.conftest import Helpdesk
+from tests.conftest import PG, Helpdesk
 
 KEYS = scenarios.available()
 
@@ -571,3 +571,56 @@ def test_a_refusal_counts_only_when_seen_as_the_role_its_step_names(tr):
         played = list(s.exec(select(Event).where(Event.action == sandbox.PLAY_EVENT)))
     assert [(e.actor, e.data["as"]) for e in played] == [("tom", "alice"), ("tom", "tom")]
     assert tr.ok("audit", "verify")["ok"] is True
+
+
+@pytest.mark.skipif(not PG, reason="PostgreSQL only: its deadlock detector (HELPDESK_TEST_PG)")
+def test_a_reset_that_deadlocks_with_a_reading_session_is_tried_again():
+    """A volunteer's session reads the training database while the trainer starts another
+    scenario: the reader holds ``account`` and asks for the table the wipe took first, the
+    wipe waits for ``account``. PostgreSQL rolls one of them back; the wipe, one
+    transaction, is tried again and empties the database once the reader is done."""
+    import threading
+    import time
+
+    import psycopg
+    from sqlalchemy import inspect
+    from sqlalchemy.engine import make_url
+
+    from tests.conftest import _pg_create, _pg_drop
+
+    url = _pg_create()
+    try:
+        sandbox.seed(url, "indigos-abuse-exchange")
+        with db.get_engine(url).connect() as conn:
+            names = inspect(conn).get_table_names()
+        first = next(n for n in names if n != "account")  # the wipe locks it before account
+        plain = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+        with psycopg.connect(plain) as reader, psycopg.connect(plain, autocommit=True) as watch:
+            reader.execute("SET deadlock_timeout = '5s'")  # the wipe's detector fires first
+            reader.execute("SELECT 1 FROM account LIMIT 1")  # its transaction holds account
+            failure: list[BaseException] = []
+
+            def wipe() -> None:
+                try:
+                    sandbox._wipe(url)
+                except BaseException as exc:  # noqa: BLE001 - reported below
+                    failure.append(exc)
+
+            worker = threading.Thread(target=wipe)
+            worker.start()
+            deadline = time.monotonic() + 10
+            while not watch.execute(
+                "SELECT 1 FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
+                " WHERE NOT l.granted AND c.relname = 'account'"
+            ).fetchone():
+                assert time.monotonic() < deadline, "the wipe never waited for account"
+                time.sleep(0.05)
+            reader.execute(f'SELECT 1 FROM "{first}" LIMIT 1')  # waits on the wipe: a cycle
+            reader.commit()  # the wipe was the victim: the reader goes on, then lets go
+            worker.join(30)
+            assert not worker.is_alive() and not failure, failure
+        with db.get_engine(url).connect() as conn:
+            assert inspect(conn).get_table_names() == []
+    finally:
+        db._engines.pop(url, None)
+        _pg_drop(url)

@@ -10,9 +10,11 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 from datetime import date, datetime, time, timezone
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from dateutil.relativedelta import relativedelta
+if TYPE_CHECKING:  # imported by parse_duration: a command that reads no duration skips it
+    from dateutil.relativedelta import relativedelta
 
 UTC = timezone.utc
 
@@ -131,6 +133,8 @@ def parse_duration(text: str) -> relativedelta:
         raise BadDate(
             f"a duration of at most {MAX_DURATION_YEARS} years expected, not {text.strip()[:40]!r}"
         )
+    from dateutil.relativedelta import relativedelta
+
     return sign * relativedelta(years=y, months=mo, weeks=w, days=d, hours=h, minutes=mi, seconds=s)
 
 

@@ -722,7 +722,9 @@ def load(environ=None, *, fresh: bool = False) -> Config:
             return _own(_cache[key], environ)
         text = files.read_text(path)  # a FIFO or a device is refused, not waited on
     except (OSError, BadInput, UnicodeDecodeError) as exc:
-        raise ConfigError(_("cannot read {path}: {error}").format(path=path, error=exc)) from None
+        raise ConfigError(
+            _("cannot read {path}: {error}").format(path=files.shown(path), error=exc)
+        ) from None
     cfg = _cache[key] = parse(text, path)
     return _own(cfg, environ)
 

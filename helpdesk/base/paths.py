@@ -20,3 +20,14 @@ def template_names(lang: str = "fr", folder: str = "templates") -> list[str]:
     """The mail templates (or, with ``folder="replies"``, the saved replies) shipped in
     ``lang``, by key."""
     return sorted(p.stem for p in (data_dir() / folder / lang).glob("*.txt"))
+
+
+def template_subject(key: str, lang: str = "fr", folder: str = "replies") -> str:
+    """The subject a template's mail leaves with, as written in ``lang`` (its ``Subject:``
+    line), for a person choosing it; "" when the subject is made from the ticket."""
+    path = data_dir() / folder / lang / f"{key}.txt"
+    if not path.is_file():
+        return ""
+    first = path.read_text("utf-8").partition("\n")[0]
+    subject = first.removeprefix("Subject:").strip() if first.startswith("Subject:") else ""
+    return "" if "{" in subject else subject

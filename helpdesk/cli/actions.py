@@ -151,14 +151,16 @@ def do_actions_list(args, out) -> int:
     if out.json:
         out.data(rows)
     else:
+        from helpdesk.base.labels import label
+
         out.table(
             ["id", "ticket", "status", "kind", "target", "connector", "answer"],
             [
                 [
                     r["id"],
                     r["ticket"],
-                    r["status"],
-                    r["kind"]
+                    label("service-action-status", r["status"]),
+                    label("service-action", r["kind"])
                     + (
                         " → " + service_actions.local_time(r["until"], r["timezone"])
                         if r["until"]

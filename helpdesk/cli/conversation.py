@@ -16,6 +16,7 @@ rule (a credential in a reply names the provider's article), 2 bad input.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from helpdesk.cli.common import user as cli_user
 from helpdesk.service.conversation_text import attachment_line, message_heading, summary_lines
@@ -103,24 +104,31 @@ def _read_text(args) -> str | None:
         return getattr(args, "text", None)
     if args.file == "-":
         return sys.stdin.read()
+    from helpdesk.base import files
+
     try:
-        with open(args.file, encoding="utf-8") as f:
-            return f.read()
-    except (OSError, UnicodeDecodeError) as exc:
+        return files.read_text(Path(args.file))  # a FIFO or a device is refused, not waited on
+    except UnicodeDecodeError as exc:
         raise BadInput(
-            _("cannot read {path}: {error}").format(path=args.file, error=exc.__class__.__name__)
+            _("cannot read {path}: {error}").format(
+                path=files.shown(args.file), error=exc.__class__.__name__
+            )
         ) from None
 
 
 def do_replies(args, out) -> int:
     from helpdesk.service import conversation
 
-    keys = conversation.saved_replies(getattr(args, "lang", None) or "fr")
+    lang = getattr(args, "lang", None) or "fr"
     if out.json:
-        out.data(keys)
-    else:
-        for key in keys:
-            out.line(key)
+        out.data(conversation.saved_replies(lang))
+    else:  # the key (what --template takes) and the subject the reply leaves with
+        from rich.text import Text
+
+        subjects = conversation.saved_reply_subjects(lang)
+        width = max((len(k) for k in subjects), default=0) + 2
+        for key, subject in subjects.items():
+            out.line(Text(f"{key:<{width}}", style="bold"), Text(subject))
     return 0
 
 

@@ -68,7 +68,7 @@ def _load(args):
             text = files.read_text(path)  # a FIFO or a device is refused, not waited on
         except (BadInput, UnicodeDecodeError) as exc:
             raise config.ConfigError(
-                _("cannot read {path}: {error}").format(path=path, error=exc)
+                _("cannot read {path}: {error}").format(path=files.shown(path), error=exc)
             ) from None
         return config.parse(text, path), "argument"
     path, why = config.find()

@@ -2,7 +2,7 @@
 
 Each command's parser ends with ``set_defaults(func=...)``: argparse itself tells which
 function runs, called as ``func(args, out)``; ``opens_tui`` says whether it opens the TUI
-(``helpdesk.cli.entry`` then starts the TUI's backend process at once).
+(``helpdesk.cli.entry`` then holds the garbage collector off while the TUI loads).
 
 This module imports only argparse and the translations, and a top-level command's parser
 is built only when the command line names it: its module is imported then and declares it

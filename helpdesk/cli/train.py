@@ -162,13 +162,18 @@ def _list(out) -> int:
     from rich.text import Text
 
     from helpdesk.base.labels import label
+    from helpdesk.policy.packs import short_names
 
+    names = short_names()
     # Two lines a scenario, so that neither the key (typed in `train start KEY`) nor the
     # title is cut mid-word on a narrow terminal.
     for r in rows:
         out.line(
             Text(r["key"], style="bold"),
-            Text(f"  {r['provider']} · {label('queue-short', r['queue'])}", style="dim"),
+            Text(
+                f"  {names.get(r['provider'], r['provider'])} · {label('queue-short', r['queue'])}",
+                style="dim",
+            ),
         )
         out.line(Text("    " + r["title"]))
     return 0

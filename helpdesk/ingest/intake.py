@@ -62,7 +62,7 @@ from helpdesk.ingest.routing import AccountRef, unique
 from helpdesk.ingest.pipeline import Outcome, Reject, Run
 from helpdesk.workflow.compose import LOCALES
 from helpdesk.storage.models import Account, Ticket
-from helpdesk.policy.packs import GENERAL
+from helpdesk.base.queues import GENERAL
 from helpdesk.base.untrusted import one_line
 
 

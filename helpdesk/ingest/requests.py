@@ -16,9 +16,10 @@ from urllib.parse import urlsplit
 
 from dateutil.parser import parser, parserinfo
 
+from helpdesk.base import queues
 from helpdesk.base.quoting import new_text, split_quoted  # noqa: F401 - requests.split_quoted
 
-QUEUES = ("password-reset", "closure", "abuse", "mail-reputation")
+QUEUES = queues.PROCEDURES  # what a request may be classified as
 
 
 class FrenchParserInfo(parserinfo):

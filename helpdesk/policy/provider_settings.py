@@ -109,7 +109,7 @@ SETTINGS = {
             "evidence_retention",
             "duration",
             N_(
-                "raw input kept on no ticket is deleted after this period (the shortest of all providers applies)"
+                "raw input kept on no ticket, and the reset page's record of a limited client's address, is deleted after this period (the shortest of all providers applies)"
             ),
             default="P90D",
         ),

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from sqlmodel import Session
+from typing import TYPE_CHECKING
 
 from helpdesk.base.errors import Refused
 from helpdesk.base.i18n import _
-from helpdesk.base.labels import label
-from helpdesk.base.roles import RANK, may
-from helpdesk.storage.models import Meta
-from helpdesk.rules.context import Actor
+from helpdesk.base.roles import RANK, Actor, may
+
+if TYPE_CHECKING:  # a read that only checks a scope (ticket list) loads no ORM
+    from sqlmodel import Session
 
 
 def is_training(session: Session) -> bool:
     cache = session.info.get("training")
     if cache is None:
+        from helpdesk.storage.models import Meta
+
         meta = session.get(Meta, "training")
         cache = bool(meta and meta.value == "yes")
         session.info["training"] = cache
@@ -65,6 +67,8 @@ def require_role(session: Session, actor: Actor, role: str, policy_key: str | No
     to a role scoped to other providers than ``policy_key``."""
     check_writer(session, actor, policy_key)
     if not may(actor.role, role, is_training(session)):
+        from helpdesk.base.labels import label  # the labels' file is read for a refusal only
+
         raise Refused(
             "role",
             _("reserved to the {role} role (you are {mine})").format(

@@ -43,8 +43,8 @@ from helpdesk.base.errors import BadInput, Refused
 from helpdesk.base.fields import EMAIL
 from helpdesk.base.i18n import _
 from helpdesk.storage.models import Account, Deadline, Event, Message, MessageRef, Outbox, Ticket
-from helpdesk.policy.packs import GENERAL
-from helpdesk.base.paths import data_dir
+from helpdesk.base.queues import GENERAL
+from helpdesk.base.paths import data_dir, template_subject
 from helpdesk.base.untrusted import clean, one_line
 
 REPLIES = "replies"
@@ -59,6 +59,12 @@ MAX_TEXT = 100_000
 def saved_replies(lang: str = "fr") -> list[str]:
     """The keys of the saved replies a volunteer may pick (``--template KEY``)."""
     return [n for n in mail.template_names(lang, REPLIES) if n not in FRAMES]
+
+
+def saved_reply_subjects(lang: str = "fr") -> dict[str, str]:
+    """Each saved reply's key and the subject its mail leaves with, as written in ``lang``
+    (what a person reads beside the key; a subject made from the ticket reads as "")."""
+    return {key: template_subject(key, lang, REPLIES) for key in saved_replies(lang)}
 
 
 @lru_cache(maxsize=1)

@@ -15,6 +15,7 @@ import shlex
 import struct
 from pathlib import Path
 
+from helpdesk.base import files
 from helpdesk.base.errors import BadInput
 from helpdesk.base.i18n import _
 
@@ -41,7 +42,9 @@ def normalise(text: str) -> str:
         except OSError as exc:
             if exc.errno != errno.ENAMETOOLONG:  # too long for a path: it is not one
                 raise BadInput(
-                    _("cannot read {path}: {error}").format(path=path, error=exc.strerror)
+                    _("cannot read {path}: {error}").format(
+                        path=files.shown(path), error=exc.strerror
+                    )
                 ) from None
     lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
     if len(lines) != 1:

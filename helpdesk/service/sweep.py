@@ -38,6 +38,8 @@ class SweepReport:
     opened: list[dict] = field(default_factory=list)
     redacted: list[int] = field(default_factory=list)
     purged: dict[str, int] = field(default_factory=dict)  # table -> rows deleted by retention
+    # audit events on no ticket whose personal data retention redacted: action -> count
+    redacted_events: dict[str, int] = field(default_factory=dict)
     actions: dict = field(
         default_factory=dict
     )  # service actions carried out (helpdesk.outgoing.actions)
@@ -48,7 +50,7 @@ class SweepReport:
         """Nothing was due: a quiet run has nothing to say."""
         ran = any(self.actions.get(k) for k in ("done", "retried", "failed", "uncertain"))
         return not (self.taken or self.refused or self.opened or self.redacted or ran) and not any(
-            self.purged.values()
+            [*self.purged.values(), *self.redacted_events.values()]
         )
 
     def as_dict(self) -> dict:
@@ -60,6 +62,7 @@ class SweepReport:
             "opened": self.opened,
             "redacted": self.redacted,
             "purged": self.purged,
+            "redacted_events": self.redacted_events,
             "actions": self.actions,
         }
 

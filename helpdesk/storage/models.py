@@ -14,6 +14,8 @@ from pydantic import ConfigDict
 from sqlalchemy import JSON, Column, Index, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from helpdesk.storage.tables import short_name as provider_short_name
+
 from helpdesk.storage.columns import UTCDateTime
 
 
@@ -53,6 +55,12 @@ class Policy(Table, table=True):
     digest: str = ""  # hash of the pack file as loaded
     params: dict = _json()
     citations: dict = _json()
+
+    @property
+    def short_name(self) -> str:
+        """The name a person reads where room is short (list columns, headers, the
+        dashboard): the pack's ``short_name`` (kept with its parameters), else its name."""
+        return provider_short_name(self.params, self.name)
 
 
 class Workflow(Table, table=True):

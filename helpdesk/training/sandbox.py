@@ -327,11 +327,31 @@ def _remove(path: Path) -> None:
         leftover.unlink(missing_ok=True)
 
 
-def _wipe(url: str) -> None:
-    """Empty a training (or new) PostgreSQL database before a build."""
-    with db.get_engine(url).begin() as conn:
-        for name in inspect(conn).get_table_names():
-            conn.execute(text(f'DROP TABLE IF EXISTS "{name}" CASCADE'))
+#: PostgreSQL's "deadlock detected": the transaction chosen as the victim was rolled back.
+DEADLOCK = "40P01"
+
+
+def _wipe(url: str, attempts: int = 5) -> None:
+    """Empty a training (or new) PostgreSQL database before a build.
+
+    A session still open on the database (a volunteer's TUI reading, while the trainer
+    starts another scenario) holds its tables one after the other as its reads go, and the
+    drops take them one after the other too: PostgreSQL may find the two waiting on each
+    other and roll one back. The wipe is one transaction, so it is simply tried again."""
+    from sqlalchemy.exc import OperationalError
+
+    for attempt in range(1, attempts + 1):
+        try:
+            with db.get_engine(url).begin() as conn:
+                names = inspect(conn).get_table_names()
+                if names:
+                    tables = ", ".join(f'"{name}"' for name in names)
+                    conn.execute(text(f"DROP TABLE IF EXISTS {tables} CASCADE"))
+            return
+        except OperationalError as exc:
+            if getattr(exc.orig, "sqlstate", None) != DEADLOCK or attempt == attempts:
+                raise
+            time.sleep(0.1 * attempt)
 
 
 def seed(url: str | None, key: str) -> Seeded:

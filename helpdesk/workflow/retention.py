@@ -17,6 +17,12 @@ of all the providers in the database applies: a provider's setting (``helpdesk p
 else its pack's value (Le PIC: the 52 days of its per-site logs), else 90 days (see
 ``helpdesk.policy.provider_settings``). Each purge is one ``retention-purge`` event: what, how many, up to
 which date and whose period; never the content.
+
+Audit events that hold personal data on no ticket go on the same period as untied evidence
+(``evidence_retention``, an access trace like a log line): the reset page's
+``reset-page-limited`` events keep the client's address, which nothing else would ever
+forget. They are redacted, not deleted (``audit.redact``: the chain still verifies, and
+each redaction is its own ``redact`` event); the action and the date stay.
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ from helpdesk.workflow.isolation import isolated
 from helpdesk.storage.models import Event, Evidence, Outbox, Policy, Quarantine, Ticket
 
 REDACTED = "—"
+#: Audit events kept on no ticket whose data names a person (the reset page's client address).
+UNTIED_PERSONAL_EVENTS = ("reset-page-limited",)
 PURGE_BATCH = 5000  # rows deleted per kind and per sweep (cron runs sweep often)
 
 
@@ -94,6 +102,7 @@ def run(url: str | None, now: datetime, report) -> None:
             report,
         )
     isolated(report, {"scan": "retention-purge"}, _purge_untied, url, now, report)
+    isolated(report, {"scan": "retention-events"}, _redact_untied_events, url, now, report)
 
 
 def _run_policy(url: str | None, policy: Policy, now: datetime, report) -> None:
@@ -208,3 +217,27 @@ def _purge_untied(url: str | None, now: datetime, report) -> None:
                 },
             )
         report.purged[what] = report.purged.get(what, 0) + len(ids)
+
+
+def _redact_untied_events(url: str | None, now: datetime, report) -> None:
+    with write_session(url) as s:
+        limit, _period, _policy = untied_limit(s, "evidence_retention", now)
+        rows = list(
+            s.exec(
+                select(Event)
+                .where(
+                    col(Event.action).in_(UNTIED_PERSONAL_EVENTS),
+                    col(Event.ticket_id).is_(None),
+                    col(Event.redacted_at).is_(None),
+                    Event.at <= limit,
+                )
+                .order_by(col(Event.id))
+                .limit(PURGE_BATCH)
+            )
+        )
+        counts: dict[str, int] = {}
+        for ev in rows:
+            audit.redact(s, ev, actor="system", reason="retention", at=now)
+            counts[ev.action] = counts.get(ev.action, 0) + 1
+    for action, n in counts.items():
+        report.redacted_events[action] = report.redacted_events.get(action, 0) + n

@@ -1,51 +1,25 @@
 """The attacker's harness: the real CLI in-process, through its entry function
-(``helpdesk.cli.main.main``), on a real database copied from the template (alice volunteer,
-bob oncall, chloe techadmin, tom trainer). In-process keeps a few hundred generated
-command lines fast; what a run changes in the process (clock, language, umask, cached
-engines) is put back after it."""
+(``helpdesk.cli.entry.main``, by ``tests.conftest.in_process``), on a real database copied
+from the template (alice volunteer, bob oncall, chloe techadmin, tom trainer). In-process
+keeps a few hundred generated command lines fast; what a run changes in the process (clock,
+language, umask, cached engines) is put back after it."""
 
 from __future__ import annotations
 
-import io
-import os
 import sys
-from contextlib import redirect_stderr, redirect_stdout
 
 import pytest
 
-from tests.conftest import Result
+from tests.conftest import Result, _clean_env, in_process
 
 Run = Result  # exit code, stdout, stderr (and .json), as the subprocess harness has it
 
 
 def run_cli(argv: list[str], env: dict | None = None, stdin: str = "") -> Run:
-    """``helpdesk ARGV`` in this process. A traceback fails the test: it is never an answer."""
-    from helpdesk.cli import main
-    from helpdesk.base import clock, i18n
-
-    saved_env = {k: v for k, v in os.environ.items() if k.startswith("HELPDESK_")}
-    for k in saved_env:
-        del os.environ[k]
-    os.environ.update(env or {})
-    umask = os.umask(0o022)
-    os.umask(umask)
-    out, err = io.StringIO(), io.StringIO()
-    saved_stdin, sys.stdin = sys.stdin, io.StringIO(stdin)
-    try:
-        with redirect_stdout(out), redirect_stderr(err):
-            try:
-                code = main.main([str(a) if not isinstance(a, str) else a for a in argv])
-            except SystemExit as exc:  # argparse: bad usage (2) or --help (0)
-                code = exc.code if isinstance(exc.code, int) else 2
-    finally:
-        for k in [k for k in os.environ if k.startswith("HELPDESK_")]:
-            del os.environ[k]
-        os.environ.update(saved_env)
-        os.umask(umask)
-        sys.stdin = saved_stdin
-        clock.set_now(None)
-        i18n.set_lang(None)
-    return Run(code, out.getvalue(), err.getvalue())
+    """``helpdesk ARGV`` in this process, through the suite's one in-process runner
+    (``tests.conftest.in_process``), with the suite's clean environment plus ``env``.
+    A traceback fails the test: it is never an answer."""
+    return in_process([str(a) for a in argv], {**_clean_env(), **(env or {})}, stdin)
 
 
 class Attacker:
