@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Iterator, Union
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine, make_url
@@ -25,6 +25,10 @@ if TYPE_CHECKING:
     from sqlmodel import Session
 
 BUSY_TIMEOUT_MS = 30_000
+
+#: What a Core read runs on: a Core connection (``read_connection``: no ORM loaded) or an
+#: ORM session (``read_session``); the same Core queries run on either.
+Reader = Union["Session", Connection]
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -54,6 +58,27 @@ def resolve_url(url: str | None = None) -> str:
 
 
 _engines: dict[str, Engine] = {}
+_lean: set[str] = set()  # the URLs ``lean`` was called for
+
+#: SQLite's page cache per connection of a ``lean`` process, in KiB (SQLite's default: 2000).
+LEAN_CACHE_KIB = 512
+
+
+def lean(url: str | None = None) -> None:
+    """Keep this process's connections to ``url`` few and small: one stays open between
+    reads (the others, opened while reads overlap, close when their read ends), and on
+    SQLite each holds a page cache of ``LEAN_CACHE_KIB`` instead of 2 MiB.
+
+    For the TUI, one long-lived process per volunteer connected: on the 1,000,000-ticket
+    database its three connections' caches filled to 6 MiB of the session's memory, for
+    pages the system's own file cache holds anyway (benchmarks/tui_bench.py). The
+    commands, the ingestion and the servers keep the defaults."""
+    url = resolve_url(url)
+    if url not in _lean:
+        _lean.add(url)
+        engine = _engines.pop(url, None)
+        if engine is not None:
+            engine.dispose()
 
 
 def get_engine(url: str | None = None) -> Engine:
@@ -84,17 +109,21 @@ def _safe(url: str) -> str:
 
 def _make_engine(url: str) -> Engine:
     parsed = make_url(url)
+    pool = {"pool_size": 1, "max_overflow": 10} if url in _lean else {}
     if parsed.get_backend_name() != "sqlite":
         if parsed.drivername == "postgresql":
             url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
-        return create_engine(url, pool_pre_ping=True)
+        return create_engine(url, pool_pre_ping=True, **pool)
 
     database = parsed.database
     if database and database != ":memory:":
         from helpdesk.base.files import make_private_dir
 
         make_private_dir(Path(database).parent)
-    engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
+    if database == ":memory:" or not database:
+        pool = {}  # one connection per thread, whatever is asked (SingletonThreadPool)
+    cache = f"PRAGMA cache_size=-{LEAN_CACHE_KIB}" if url in _lean else None
+    engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000}, **pool)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record):  # pragma: no branch
@@ -105,6 +134,8 @@ def _make_engine(url: str) -> Engine:
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cur.execute("PRAGMA synchronous=NORMAL")
+        if cache:
+            cur.execute(cache)
         cur.close()
 
     @event.listens_for(engine, "begin")

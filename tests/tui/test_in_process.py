@@ -102,3 +102,29 @@ def test_a_training_clock_is_the_apps_clock(training_url):
     finally:
         backend.close()
         clock.set_now(None)
+
+
+def test_the_app_keeps_few_small_connections(db_url, tmp_path):
+    """One process per volunteer connected: after reads from many threads at once, one
+    connection stays open, and on SQLite its page cache is small; a command's engine keeps
+    the defaults."""
+    from sqlalchemy import text
+
+    from helpdesk.storage import db
+
+    backend = open_backend(db_url, "alice")
+    try:
+        backend.load_info()
+        flts = [TicketFilter(queue=q) for q in QUEUES] * 4
+        with ThreadPoolExecutor(8) as pool:
+            assert all(n >= 0 for n in pool.map(backend.count, flts))
+        engine = db.get_engine(db_url)
+        assert engine.pool.checkedin() <= 1 and engine.pool.checkedout() == 0
+        if db.sqlite_path(db_url) is not None:
+            with engine.connect() as c:
+                assert c.execute(text("PRAGMA cache_size")).scalar() == -db.LEAN_CACHE_KIB
+            other = f"sqlite:///{tmp_path / 'command.db'}"
+            with db.get_engine(other).connect() as c:
+                assert c.execute(text("PRAGMA cache_size")).scalar() == -2000  # SQLite's own
+    finally:
+        backend.close()
