@@ -42,15 +42,22 @@ from helpdesk.rules import last_logins
 from helpdesk.workflow.engine import is_training, require_role, run_automatic
 from helpdesk.base.errors import BadInput, NotFound, Refused
 from helpdesk.base.i18n import _
-from helpdesk.base.labels import label
 from helpdesk.storage.models import Account, ServiceAction, Ticket
 from helpdesk.rules.service_actions import BLOCK_REASONS  # noqa: F401 - actions.BLOCK_REASONS
 from helpdesk.base.untrusted import clean
+from helpdesk.outgoing.action_views import (  # noqa: F401 - the names commands use, re-exported
+    WAITING,
+    describe,
+    listing,
+    local_time,
+    needing_attention,
+    of_ticket,
+    view,
+)
 
 LEASE = timedelta(minutes=5)
 MAX_ATTEMPTS = 8
 MAX_ERROR = 500
-WAITING = ("failed", "uncertain")
 SETTLED = ("done", "would-have-done")
 ROLE = "oncall"
 
@@ -428,81 +435,5 @@ def _follow(s: Session, ticket_id: int | None, now: datetime) -> None:
 # --- what screens and commands show ----------------------------------------------------------
 
 
-def view(row: ServiceAction, login: str | None = None) -> dict:
-    """One action as plain data (stable keys, UTC times)."""
-    return {
-        "id": row.id,
-        "ticket": row.ticket_id,
-        "account": login,
-        "policy": row.policy_key,
-        "kind": row.kind,
-        "connector": row.connector,
-        "service": row.service,
-        "target": row.target,
-        "until": (row.params or {}).get("until"),
-        "timezone": (row.params or {}).get("timezone", "Europe/Paris"),
-        "status": row.status,
-        "attempts": row.attempts,
-        "next_attempt_at": clock.iso(row.next_attempt_at) if row.status == "pending" else None,
-        "created_at": clock.iso(row.created_at),
-        "done_at": clock.iso(row.done_at),
-        "answer": row.last_error or row.result,
-        "needs_attention": row.status in WAITING,
-    }
-
-
-def listing(
-    s: Session, *, status: str | None = None, ticket: int | None = None, limit: int = 100
-) -> list[dict]:
-    q = select(ServiceAction, Account.login).join(
-        Account, col(Account.id) == ServiceAction.account_id, isouter=True
-    )
-    if status:
-        q = q.where(ServiceAction.status == status)
-    if ticket is not None:
-        q = q.where(ServiceAction.ticket_id == ticket)
-    return [
-        view(row, login) for row, login in s.exec(q.order_by(col(ServiceAction.id)).limit(limit))
-    ]
-
-
-def of_ticket(s: Session, ticket_id: int) -> list[dict]:
-    return listing(s, ticket=ticket_id, limit=1000)
-
-
-def needing_attention(s: Session, limit: int = 20) -> tuple[int, list[dict]]:
-    """Failed and uncertain actions, for the dashboard: how many, and the oldest first."""
-    total = s.exec(
-        select(func.count())
-        .select_from(ServiceAction)
-        .where(col(ServiceAction.status).in_(WAITING))
-    ).one()
-    q = (
-        select(ServiceAction, Account.login)
-        .join(Account, col(Account.id) == ServiceAction.account_id, isouter=True)
-        .where(col(ServiceAction.status).in_(WAITING))
-        .order_by(col(ServiceAction.id))
-        .limit(limit)
-    )
-    return total, [view(row, login) for row, login in s.exec(q)]
-
-
-def local_time(value: str, tz: str | None) -> str:
-    """A stored UTC time as a person reads it: in the provider's zone, the zone named."""
-    from zoneinfo import ZoneInfo
-
-    tz = tz or "Europe/Paris"
-    return (
-        clock.parse_datetime(value).astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M") + f" ({tz})"
-    )
-
-
-def describe(a: dict) -> str:
-    """One line a person reads: what, on which system, for whom."""
-    until = (
-        " " + _("until {when}").format(when=local_time(a["until"], a.get("timezone")))
-        if a.get("until")
-        else ""
-    )
-    where = a["connector"] if a["connector"] != "-" else _("no service configured")
-    return f"{label('service-action', a['kind'])}{until} · {a['target']} · {where}"
+# The views (``view``, ``listing``, ``of_ticket``, ``needing_attention``, ``describe``,
+# ``local_time``) live in ``helpdesk.outgoing.action_views``, imported above.

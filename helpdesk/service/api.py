@@ -39,7 +39,6 @@ from helpdesk.rules.context import SYSTEM_ACTOR, Actor
 from helpdesk.base.errors import BadInput, NotFound, Refused
 from helpdesk.base.fields import EMAIL
 from helpdesk.base.i18n import _, pick
-from helpdesk.base.labels import label
 from helpdesk.rules.access import check_unscoped
 from helpdesk.storage.models import (
     Account,
@@ -53,7 +52,7 @@ from helpdesk.storage.models import (
     Workflow,
 )
 from helpdesk.base.roles import ROLES, SYSTEM
-from helpdesk.base.untrusted import clean, clean_line
+from helpdesk.base.untrusted import clean
 from helpdesk.rules.sensitive import SENSITIVE, read_sensitive  # noqa: F401 - the service's gate
 
 ACCOUNT_KINDS = ("user", "admin", "employee", "member", "end-user")
@@ -656,46 +655,6 @@ def mails_view(session: Session, ticket: Ticket) -> dict:
         "attention": attention,
         **({"waiting_on": "volunteer"} if attention else {}),
     }
-
-
-def bounced_on_done(session: Session, where: list | None = None, limit: int = 8) -> list[dict]:
-    """Mails that came back on tickets already done. No queue lists a done ticket, so the
-    dashboard shows them beside the service actions that wait for a person (and
-    ``ticket list`` lists their tickets): each with the line a person reads."""
-    from helpdesk.storage.models import Outbox
-
-    rows = session.exec(
-        select(Outbox.id, Outbox.to_addr, Ticket.id)
-        .join(Ticket, col(Ticket.id) == Outbox.ticket_id)
-        .where(Outbox.status == "bounced", Ticket.state_kind == "done", *(where or []))
-        .order_by(col(Outbox.id))
-        .limit(limit)
-    ).all()
-    return [
-        {
-            "id": mail_id,
-            "ticket": ticket_id,
-            "key": f"t{ticket_id}-m{mail_id}",
-            "line": _(
-                "mail #{id} to {to} came back, on finished ticket #{ticket}: decide (outbox retry or mark-sent)"
-            ).format(id=mail_id, to=clean_line(to_addr)[:200], ticket=ticket_id),
-        }
-        for mail_id, to_addr, ticket_id in rows
-    ]
-
-
-def actions_needing_attention(session: Session, limit: int = 8) -> tuple[int, list[dict]]:
-    """Failed and uncertain service actions, for the dashboard: how many, and the oldest,
-    each with the line a person reads."""
-    total, rows = service_actions.needing_attention(session, limit)
-    for a in rows:
-        a["line"] = _("service action #{id} {status}: {what} (ticket #{ticket})").format(
-            id=a["id"],
-            status=label("service-action-status", a["status"]),
-            what=service_actions.describe(a),
-            ticket=a["ticket"],
-        )
-    return total, rows
 
 
 def actions_described(actions: list) -> list[str]:

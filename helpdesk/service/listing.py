@@ -10,25 +10,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, NamedTuple, Union
+from typing import Any, NamedTuple
 
 from sqlalchemy import Row, or_, select
-from sqlalchemy.engine import Connection
 
 from helpdesk.base import clock
 from helpdesk.base.bounds import MAX_INT
 from helpdesk.base.errors import BadInput, Refused
 from helpdesk.base.i18n import _, pick
 from helpdesk.base.roles import Actor, login_problem
+from helpdesk.base.untrusted import clean_line
 from helpdesk.rules.access import check_scope
-from helpdesk.storage import tables
+from helpdesk.storage import db, tables
 
-if TYPE_CHECKING:
-    from sqlmodel import Session
-
-#: What these functions read from: a Core connection (``ticket list``: no ORM loaded) or an
-#: ORM session (the service API, the TUI). They run the same Core queries on either.
-Reader = Union["Session", Connection]
+#: What these functions read from (``ticket list``: a Core connection, no ORM loaded; the
+#: service API: an ORM session).
+Reader = db.Reader
 
 #: The columns of a listed ticket (``list_tickets``): what ``ticket_row`` and the table read.
 TICKET_COLUMNS = (
@@ -147,6 +144,32 @@ def bounced_ticket_ids():
     return select(tables.outbox.c.ticket_id).where(
         tables.outbox.c.status == "bounced", tables.outbox.c.ticket_id.is_not(None)
     )
+
+
+def bounced_on_done(session: Reader, policies=(), limit: int = 8) -> list[dict]:
+    """Mails that came back on tickets already done (only the providers in ``policies``
+    when given: a role's scope). No queue lists a done ticket, so the dashboard shows them
+    beside the service actions that wait for a person (and ``ticket list`` lists their
+    tickets): each with the line a person reads."""
+    o, t = tables.outbox, tables.ticket
+    q = (
+        select(o.c.id, o.c.to_addr, t.c.id)
+        .select_from(o.join(t, t.c.id == o.c.ticket_id))
+        .where(o.c.status == "bounced", t.c.state_kind == "done")
+    )
+    if policies:
+        q = q.where(t.c.policy_key.in_(policies))
+    return [
+        {
+            "id": mail_id,
+            "ticket": ticket_id,
+            "key": f"t{ticket_id}-m{mail_id}",
+            "line": _(
+                "mail #{id} to {to} came back, on finished ticket #{ticket}: decide (outbox retry or mark-sent)"
+            ).format(id=mail_id, to=clean_line(to_addr)[:200], ticket=ticket_id),
+        }
+        for mail_id, to_addr, ticket_id in session.execute(q.order_by(o.c.id).limit(limit))
+    ]
 
 
 def list_tickets(

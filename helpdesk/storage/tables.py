@@ -30,6 +30,7 @@ policy = table(
 volunteer = table(
     "volunteer",
     column("login", String),
+    column("name", String),
     column("role", String),
     column("policies", JSON),
     column("active", Boolean),
@@ -41,11 +42,40 @@ account = table(
     column("login", String),
 )
 
+workflow = table(
+    "workflow",
+    column("id", Integer),
+    column("policy_key", String),
+    column("queue", String),
+    column("title", JSON),
+)
+
 state = table(
     "state",
     column("workflow_id", Integer),
     column("key", String),
+    column("position", Integer),
+    column("kind", String),
     column("label", JSON),
+)
+
+transition = table(
+    "transition",
+    column("workflow_id", Integer),
+    column("key", String),
+    column("position", Integer),
+    column("label", JSON),
+)
+
+event = table(
+    "event",
+    column("id", Integer),
+    column("at", UTCDateTime()),
+    column("actor", String),
+    column("ticket_id", Integer),
+    column("action", String),
+    column("to_state", String),
+    column("note", String),
 )
 
 ticket = table(
@@ -60,6 +90,8 @@ ticket = table(
     column("requester", String),
     column("subject", String),
     column("assignee", String),
+    column("claimed_by", String),
+    column("claim_expires", UTCDateTime()),
     column("opened_at", UTCDateTime()),
     column("due_at", UTCDateTime()),
     column("merged_into", Integer),
@@ -76,12 +108,47 @@ deadline = table(
 
 outbox = table(
     "outbox",
+    column("id", Integer),
     column("ticket_id", Integer),
+    column("to_addr", String),
     column("status", String),
 )
 
+service_action = table(
+    "serviceaction",
+    column("id", Integer),
+    column("ticket_id", Integer),
+    column("account_id", Integer),
+    column("policy_key", String),
+    column("connector", String),
+    column("service", String),
+    column("kind", String),
+    column("target", String),
+    column("params", JSON),
+    column("status", String),
+    column("attempts", Integer),
+    column("next_attempt_at", UTCDateTime()),
+    column("created_at", UTCDateTime()),
+    column("done_at", UTCDateTime()),
+    column("last_error", Text),
+    column("result", Text),
+)
+
 #: Every table above, for the test that holds them to the models.
-ALL = (meta, policy, volunteer, account, state, ticket, deadline, outbox)
+ALL = (
+    meta,
+    policy,
+    volunteer,
+    account,
+    workflow,
+    state,
+    transition,
+    event,
+    ticket,
+    deadline,
+    outbox,
+    service_action,
+)
 
 
 def short_name(params: dict | None, name: str) -> str:

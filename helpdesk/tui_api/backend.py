@@ -4,6 +4,11 @@ Every public method opens its own database session, does its work and closes it:
 screens call these from thread workers, never from the event loop, and never share a
 session across threads. The results are plain data (dataclasses, dicts, tuples) so they
 can cross back to the UI thread. This module does not import Textual.
+
+What the app shows first (who is acting, the dashboard, a queue's rows) is read with
+SQLAlchemy Core on ``helpdesk.storage.tables``: the ORM, the models, the engine and the
+service API load when a ticket is first opened or changed, not before the first rows are
+on the screen (benchmarks/tui_bench.py, "queue rows").
 """
 
 from __future__ import annotations
@@ -11,31 +16,18 @@ from __future__ import annotations
 import sqlite3
 import threading
 from datetime import datetime, timedelta
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
-from sqlalchemy import or_
+from sqlalchemy import func, or_, select
 from sqlalchemy.engine import make_url
-from sqlmodel import Session, col, select
 
 from helpdesk.base import clock
-from helpdesk.service import conversation, api
-from helpdesk.storage import db, search
-from helpdesk.workflow import engine
-from helpdesk.rules.context import Actor
 from helpdesk.base.errors import BadInput, Conflict, Refused
 from helpdesk.base.i18n import _, pick
-from helpdesk.storage.models import (
-    Account,
-    Deadline,
-    Event,
-    Meta,
-    Outbox,
-    Policy,
-    State,
-    Ticket,
-    Volunteer,
-    Workflow,
-)
+from helpdesk.base.roles import Actor
+from helpdesk.outgoing import action_views
+from helpdesk.service import counts, listing
+from helpdesk.storage import db, search, tables
 from helpdesk.tui_api.views import (  # noqa: F401 - the screens' names for them, re-exported
     HISTORY,
     QUEUES,
@@ -50,10 +42,34 @@ from helpdesk.tui_api.views import (  # noqa: F401 - the screens' names for them
     parse_iso,
 )
 
+if TYPE_CHECKING:
+    from sqlmodel import Session
+
+T = tables.ticket
+
+#: The columns of a row of a list (``search.Row``), read with Core.
+ROW_COLUMNS = (
+    T.c.id,
+    T.c.queue,
+    T.c.policy_key,
+    T.c.workflow_id,
+    T.c.state,
+    T.c.state_kind,
+    tables.account.c.login,
+    T.c.requester,
+    T.c.subject,
+    T.c.due_at,
+    T.c.opened_at,
+    T.c.assignee,
+    T.c.claimed_by,
+    T.c.claim_expires,
+)
+
 
 class Backend:
     def __init__(self, url: str | None, login: str | None):
         self.url = db.resolve_url(url)
+        db.lean(self.url)  # one process per volunteer connected: few, small connections
         self.login = login or None
         self.trainer: str | None = None  # a trainer playing a volunteer (``play_as``)
         self.info: Info | None = None
@@ -64,12 +80,17 @@ class Backend:
     # --- sessions ----------------------------------------------------------------------
 
     def read(self):
+        """An ORM session for a read (a ticket, a draft): loads the ORM at its first use."""
         return db.read_session(self.url)
 
     def write(self):
         return db.write_session(self.url)
 
-    def _actor(self, session: Session) -> Actor:
+    def connect(self):
+        """A Core connection for a read: no ORM (the dashboard, the queues)."""
+        return db.read_connection(self.url)
+
+    def _actor(self, session: Session | None = None) -> Actor:
         """The acting volunteer; read-only sessions act as nobody (``-``) and may not write."""
         if self.info is not None and self.info.actor is not None:
             return self.info.actor
@@ -78,18 +99,20 @@ class Backend:
     def _scope(self) -> list:
         """The condition keeping a role scoped to providers within them (none: all)."""
         actor = self.info.actor if self.info is not None else None
-        return (
-            [col(Ticket.policy_key).in_(actor.policies)]
-            if actor is not None and actor.policies
-            else []
-        )
+        return [T.c.policy_key.in_(actor.policies)] if actor is not None and actor.policies else []
 
-    def _scoped(self, session: Session) -> Session:
+    def _policies(self) -> tuple[str, ...]:
+        """The providers the acting role covers (empty: all of them)."""
         actor = self.info.actor if self.info is not None else None
-        session.info["scope"] = actor.policies if actor is not None else ()
+        return tuple(actor.policies) if actor is not None else ()
+
+    def _scoped(self, session):
+        session.info["scope"] = self._policies()
         return session
 
     def _writer(self, session: Session) -> Actor:
+        from helpdesk.service import api
+
         if self.info is None or self.info.actor is None:
             raise BadInput(self.info.notice if self.info else _("read-only: no volunteer given"))
         return api.actor_for(session, self.info.actor.login)
@@ -104,60 +127,69 @@ class Backend:
             raise BadInput(
                 _("the database {url} is not initialised: run 'helpdesk init'").format(url=self.url)
             )
-        with self.read() as s:
+        with self.connect() as c:
             actor, name, notice = None, "", ""
             if not self.login:
                 notice = _("Read-only: no volunteer given (--as LOGIN or HELPDESK_USER).")
             else:  # a login that names no active volunteer opens nothing, not even read-only
-                actor = api.actor_for(s, self.login)
-                v = s.get(Volunteer, actor.login)
-                name = v.name if v else ""
-            rows = list(s.exec(select(Policy).order_by(col(Policy.key))))
-            policies = {p.key: (p.name, p.timezone) for p in rows}
-            short_names = {p.key: p.short_name for p in rows}
+                actor = listing.actor_for(c, self.login)
+                v = tables.volunteer
+                name = c.execute(select(v.c.name).where(v.c.login == actor.login)).scalar() or ""
+            providers = listing.policy_names(c)
+            policies = {k: (p.name, p.timezone) for k, p in sorted(providers.items())}
+            short_names = {k: p.short_name for k, p in sorted(providers.items())}
             titles: dict[str, str] = {}
             wf_queue: dict[int, str] = {}
-            for wf in s.exec(select(Workflow).order_by(col(Workflow.id))):
+            w = tables.workflow
+            for wf in c.execute(select(w.c.id, w.c.queue, w.c.title).order_by(w.c.id)):
                 titles.setdefault(wf.queue, pick(wf.title))
                 wf_queue[wf.id] = wf.queue
             states: dict[tuple[int, str], StateInfo] = {}
             queue_states: dict[str, dict[str, str]] = {}
-            for st in s.exec(select(State).order_by(col(State.workflow_id), col(State.position))):
+            st_ = tables.state
+            for st in c.execute(
+                select(
+                    st_.c.workflow_id, st_.c.key, st_.c.label, st_.c.kind, st_.c.position
+                ).order_by(st_.c.workflow_id, st_.c.position)
+            ):
                 info = StateInfo(st.key, pick(st.label), st.kind, st.position)
                 states[(st.workflow_id, st.key)] = info
                 queue_states.setdefault(wf_queue.get(st.workflow_id, ""), {}).setdefault(
                     st.key, info.label
                 )
+            v = tables.volunteer
             volunteers = list(
-                s.exec(
-                    select(Volunteer.login).where(Volunteer.active).order_by(col(Volunteer.login))
-                )
+                c.execute(select(v.c.login).where(v.c.active).order_by(v.c.login)).scalars()
             )
-            is_training = engine.is_training(s)
-            scenario, scenario_tz = "", "Europe/Paris"
-            if is_training:
-                from helpdesk.training import sandbox
+            m = tables.meta
+            is_training = (
+                c.execute(select(m.c.value).where(m.c.key == "training")).scalar() == "yes"
+            )
+        scenario, scenario_tz = "", "Europe/Paris"
+        if is_training:
+            from helpdesk.training import sandbox
 
+            with self.read() as s:
                 found = sandbox.scenario_of(s)
-                if found is not None:
-                    scenario = found.title_text()
-                    scenario_tz = policies.get(found.provider, ("", scenario_tz))[1]
-            self.info = Info(
-                url=self.url,
-                training=is_training,
-                scenario=scenario,
-                scenario_tz=scenario_tz,
-                actor=actor,
-                actor_name=name,
-                notice=notice,
-                policies=policies,
-                short_names=short_names,
-                queue_titles={q: titles.get(q, q) for q in QUEUES if q in titles}
-                or {q: q for q in QUEUES},
-                states=states,
-                queue_states={q: list(v.items()) for q, v in queue_states.items()},
-                volunteers=volunteers,
-            )
+            if found is not None:
+                scenario = found.title_text()
+                scenario_tz = policies.get(found.provider, ("", scenario_tz))[1]
+        self.info = Info(
+            url=self.url,
+            training=is_training,
+            scenario=scenario,
+            scenario_tz=scenario_tz,
+            actor=actor,
+            actor_name=name,
+            notice=notice,
+            policies=policies,
+            short_names=short_names,
+            queue_titles={q: titles.get(q, q) for q in QUEUES if q in titles}
+            or {q: q for q in QUEUES},
+            states=states,
+            queue_states={q: list(v.items()) for q, v in queue_states.items()},
+            volunteers=volunteers,
+        )
         if is_training:
             self.follow_clock()
         return self.info
@@ -172,74 +204,38 @@ class Backend:
 
     def dashboard(self, limit: int = 8) -> Dashboard:
         now = clock.now()
-        with self.read() as s:
-            counts = self._queue_counts(s, now)
+        policies = self.info.policies if self.info else {}
+        with self.connect() as c:
+            found = counts.queue_counts(c, now, self._policies())
+            counts_ = {
+                q: {"open": 0, "waiting": 0, "overdue": 0, **found.get(q, {})} for q in QUEUES
+            }
+            counts_.update({q: n for q, n in found.items() if q not in counts_})
             mine: list[search.Row] = []
             login = self.info.actor.login if self.info and self.info.actor else None
             if login:
                 mine = self._soonest(
-                    s, [or_(col(Ticket.assignee) == login, col(Ticket.claimed_by) == login)], limit
+                    c, [or_(T.c.assignee == login, T.c.claimed_by == login)], limit
                 )
             due = self._soonest(
-                s, [Ticket.due_at <= now + timedelta(days=1)], limit * 4, undated=False
+                c, [T.c.due_at <= now + timedelta(days=1)], limit * 4, undated=False
             )
-            policies = self.info.policies if self.info else {}
             due_today = []
             for r in due:
                 tz = policies.get(r.policy, ("", "Europe/Paris"))[1]
                 if clock.local_day(r.due_at, tz) <= clock.local_day(now, tz):
                     due_today.append(r)
-            recent = [
-                {
-                    "id": e.id,
-                    "at": e.at,
-                    "actor": e.actor,
-                    "action": e.action,
-                    "ticket": e.ticket_id,
-                    "to": e.to_state,
-                    "note": e.note,
-                }
-                for e in s.exec(
-                    select(Event)
-                    .join(Ticket, col(Ticket.id) == Event.ticket_id)
-                    .where(*self._scope())
-                    .order_by(col(Event.id).desc())
-                    .limit(limit)
-                    if self._scope()
-                    else select(Event).order_by(col(Event.id).desc()).limit(limit)
-                )
-            ]
-            # Labels and zones for a person: each event's step and state by its ticket's
-            # procedure, its time in the ticket's provider's zone.
-            workflows = dict(
-                s.exec(
-                    select(Ticket.id, Ticket.workflow_id).where(
-                        col(Ticket.id).in_({e["ticket"] for e in recent if e["ticket"]})
-                    )
-                ).all()
-            )
-            for e in recent:
-                wid = workflows.get(e["ticket"])
-                if wid is None:
-                    continue
-                d = engine.definition(s, wid)
-                e["tz"] = d.policy.timezone
-                e["action_label"] = next(
-                    (pick(t.label) for t in d.transitions if t.key == e["action"]), None
-                )
-                e["to_label"] = pick(d.states[e["to"]].label) if e["to"] in d.states else e["to"]
-            waiting, actions = api.actions_needing_attention(s, limit)
-            actions += api.bounced_on_done(s, self._scope(), limit)  # finished, mail came back
+            recent = self._recent(c, limit)
+            waiting, actions = action_views.needing_attention(c, limit)
+            # Finished tickets whose mail came back.
+            actions += listing.bounced_on_done(c, self._policies(), limit)
             # The dates the providers' texts make binding, apart from the indicative targets:
-            # how many open tickets carry one, and the soonest, in the provider's zone.
-            scope = self.info.actor.policies if self.info and self.info.actor else ()
-            for q, n in api.binding_counts(s, scope).items():
-                counts.setdefault(q, {"open": 0, "waiting": 0, "overdue": 0})["binding"] = n
-            binding = api.binding_soonest(s, scope, limit=3)
+            # the soonest, in the provider's zone (``counts_[queue]["binding"]``: how many).
+            binding = counts.binding_soonest(c, self._policies(), limit=3)
             for b in binding:
                 b["tz"] = policies.get(b["policy"], ("", "Europe/Paris"))[1]
         return Dashboard(
-            counts=counts,
+            counts=counts_,
             mine=mine,
             due_today=due_today[:limit],
             recent=recent,
@@ -249,32 +245,66 @@ class Backend:
             binding=binding,
         )
 
-    def _queue_counts(self, s: Session, now: datetime) -> dict[str, dict[str, int]]:
-        """Open, waiting and overdue per queue, each read from the (queue, state_kind, due_at)
-        index (``service.queue_counts`` does the same with ``!= 'done'``, which scans)."""
-        from sqlalchemy import func
+    def _recent(self, c, limit: int) -> list[dict]:
+        """The latest events, each step and state by its label in the ticket's procedure and
+        its time in the provider's zone (``tz``)."""
+        e = tables.event
+        q = select(e.c.id, e.c.at, e.c.actor, e.c.action, e.c.ticket_id, e.c.to_state, e.c.note)
+        if self._scope():
+            q = q.select_from(e.join(T, T.c.id == e.c.ticket_id)).where(*self._scope())
+        recent = [
+            {
+                "id": r.id,
+                "at": r.at,
+                "actor": r.actor,
+                "action": r.action,
+                "ticket": r.ticket_id,
+                "to": r.to_state,
+                "note": r.note,
+            }
+            for r in c.execute(q.order_by(e.c.id.desc()).limit(limit))
+        ]
+        tickets = {r["ticket"] for r in recent if r["ticket"]}
+        if not tickets:
+            return recent
+        workflows = {
+            r.id: r.workflow_id
+            for r in c.execute(select(T.c.id, T.c.workflow_id).where(T.c.id.in_(tickets)))
+        }
+        w, st, tr = tables.workflow, tables.state, tables.transition
+        wids = set(workflows.values())
+        zones = {
+            r.id: r.timezone
+            for r in c.execute(
+                select(w.c.id, tables.policy.c.timezone)
+                .select_from(w.join(tables.policy, tables.policy.c.key == w.c.policy_key))
+                .where(w.c.id.in_(wids))
+            )
+        }
+        steps = {
+            (r.workflow_id, r.key): pick(r.label)
+            for r in c.execute(
+                select(tr.c.workflow_id, tr.c.key, tr.c.label)
+                .where(tr.c.workflow_id.in_(wids))
+                .order_by(tr.c.workflow_id, tr.c.position)
+            )
+        }
+        states = {
+            (r.workflow_id, r.key): pick(r.label)
+            for r in c.execute(
+                select(st.c.workflow_id, st.c.key, st.c.label).where(st.c.workflow_id.in_(wids))
+            )
+        }
+        for r in recent:
+            wid = workflows.get(r["ticket"])
+            if wid is None:
+                continue
+            r["tz"] = zones.get(wid)
+            r["action_label"] = steps.get((wid, r["action"]))
+            r["to_label"] = states.get((wid, r["to"]), r["to"])
+        return recent
 
-        out: dict[str, dict[str, int]] = {}
-        active = col(Ticket.state_kind).in_(("open", "waiting"))
-        for q in QUEUES:
-            c = {"open": 0, "waiting": 0, "overdue": 0}
-            for kind in ("open", "waiting"):
-                c[kind] = s.exec(
-                    select(func.count())
-                    .select_from(Ticket)
-                    .where(Ticket.queue == q, Ticket.state_kind == kind, *self._scope())
-                ).one()
-            c["overdue"] = s.exec(
-                select(func.count())
-                .select_from(Ticket)
-                .where(Ticket.queue == q, active, Ticket.due_at <= now, *self._scope())
-            ).one()
-            out[q] = c
-        return out
-
-    def _soonest(
-        self, s: Session, where: list, limit: int, *, undated: bool = True
-    ) -> list[search.Row]:
+    def _soonest(self, c, where: list, limit: int, *, undated: bool = True) -> list[search.Row]:
         """Open and waiting tickets matching ``where``, soonest due first (those with no date
         after, oldest first). Read per queue and kind along the (queue, state_kind, due_at)
         index, a few rows each: one query over the table would sort thousands of rows (a
@@ -285,52 +315,30 @@ class Backend:
             out: list[search.Row] = []
             for q, kind in parts:
                 out += self._rows(
-                    s,
-                    [Ticket.queue == q, Ticket.state_kind == kind, *where, *extra],
-                    limit,
-                    order=order,
+                    c, [T.c.queue == q, T.c.state_kind == kind, *where, *extra], limit, order
                 )
             return out
 
         rows = sorted(
-            run([col(Ticket.due_at).is_not(None)], [Ticket.due_at, Ticket.id]),
+            run([T.c.due_at.is_not(None)], [T.c.due_at, T.c.id]),
             key=lambda r: (r.due_at, r.id),
         )[:limit]
         if undated and len(rows) < limit:
-            rows += sorted(run([col(Ticket.due_at).is_(None)], [Ticket.id]), key=lambda r: r.id)[
+            rows += sorted(run([T.c.due_at.is_(None)], [T.c.id]), key=lambda r: r.id)[
                 : limit - len(rows)
             ]
         return rows
 
-    def _rows(
-        self, s: Session, where: list, limit: int, order: list | None = None
-    ) -> list[search.Row]:
+    def _rows(self, c, where: list, limit: int, order: list) -> list[search.Row]:
+        a = tables.account
         q = (
-            select(  # type: ignore[call-overload]  # sqlmodel types select() up to 4 columns
-                Ticket.id,
-                Ticket.queue,
-                Ticket.policy_key,
-                Ticket.workflow_id,
-                Ticket.state,
-                Ticket.state_kind,
-                Account.login,
-                Ticket.requester,
-                Ticket.subject,
-                Ticket.due_at,
-                Ticket.opened_at,
-                Ticket.assignee,
-                Ticket.claimed_by,
-                Ticket.claim_expires,
-            )
-            .select_from(Ticket)
-            .outerjoin(Account, col(Account.id) == Ticket.account_id)
+            select(*ROW_COLUMNS)
+            .select_from(T.outerjoin(a, a.c.id == T.c.account_id))
             .where(*where, *self._scope())
-            .order_by(
-                *(order or [col(Ticket.due_at).is_(None), col(Ticket.due_at), col(Ticket.id)])
-            )
+            .order_by(*order)
             .limit(limit)
         )
-        return [search.Row(*r) for r in s.exec(q)]
+        return [search.Row(*r) for r in c.execute(q)]
 
     # --- queues --------------------------------------------------------------------------
 
@@ -352,10 +360,11 @@ class Backend:
         """Tickets for the command palette: by number, then by full-text search."""
         with self.read() as s:
             ids = [t.id for t in search.search(s, text, limit=limit)]
-            if not ids:
-                return []
-            rows = {r.id: r for r in self._rows(s, [col(Ticket.id).in_(ids)], limit)}
-            return [rows[i] for i in ids if i in rows]
+        if not ids:
+            return []
+        with self.connect() as c:
+            rows = {r.id: r for r in self._rows(c, [T.c.id.in_(ids)], limit, [T.c.id])}
+        return [rows[i] for i in ids if i in rows]
 
     # --- one ticket ----------------------------------------------------------------------
 
@@ -363,6 +372,9 @@ class Backend:
         """A ticket of a closed account shows that account's personal data: the first time
         this session opens it, the reading is recorded (``service.read_sensitive``); without
         a volunteer to record it against, it is refused."""
+        from helpdesk.service import api
+        from helpdesk.storage.models import Account
+
         if not self._unrecorded_closed(ticket_id):
             return
         if self.info is None or self.info.actor is None:
@@ -386,6 +398,9 @@ class Backend:
 
     def _unrecorded_closed(self, ticket_id: int) -> bool:
         """Whether opening this ticket shows a closed account's data not yet recorded."""
+        from helpdesk.service import api
+        from helpdesk.storage.models import Account
+
         if ticket_id in self._reads:
             return False
         with self.read() as s:
@@ -418,6 +433,11 @@ class Backend:
     ) -> dict | None:
         """The view; with ``unless_closed``, None instead when opening the ticket must first
         record a sensitive read (``_unrecorded_closed``, asked in the same session)."""
+        from sqlmodel import col, select
+        from helpdesk.service import api
+        from helpdesk.storage.models import Account, Outbox, Ticket
+        from helpdesk.workflow import engine
+
         with self.read() as s:
             actor = self._actor(s)
             t = api.get_ticket(s, ticket_id, actor)
@@ -502,6 +522,11 @@ class Backend:
     ) -> Preview:
         """Apply the action in a transaction that is rolled back, and report what it did
         (with the ticket's mails in ``lang`` when given)."""
+        from sqlmodel import Session, col, select
+        from helpdesk.service import api
+        from helpdesk.storage.models import Account, Deadline
+        from helpdesk.workflow import engine
+
         from helpdesk.storage.models import Ticket as T
 
         eng = db.get_engine(self.url).execution_options(immediate=True)
@@ -605,6 +630,9 @@ class Backend:
         version: int | None,
         lang: str | None = None,
     ) -> Applied:
+        from helpdesk.service import api
+        from helpdesk.workflow import engine
+
         with self.write() as s:
             actor = self._writer(s)
             if lang:  # the language chosen in the preview, set in the same transaction
@@ -621,9 +649,13 @@ class Backend:
     # --- the conversation -----------------------------------------------------------------
 
     def saved_replies(self, lang: str = "fr") -> list[str]:
+        from helpdesk.service import conversation
+
         return conversation.saved_replies(lang)
 
     def ask_items(self, ticket_id: int) -> dict[str, str]:
+        from helpdesk.service import api, conversation
+
         with self.read() as s:
             t = api.get_ticket(s, ticket_id)
             return conversation.ask_items(
@@ -632,6 +664,8 @@ class Backend:
 
     def draft(self, ticket_id: int, request: dict) -> dict:
         """The mail a reply or an ask would send, rendered and checked, nothing queued."""
+        from helpdesk.service import api, conversation
+
         with self.read() as s:
             actor = self._actor(s)
             t = api.get_ticket(s, ticket_id)
@@ -653,6 +687,8 @@ class Backend:
 
     def converse(self, ticket_id: int, request: dict, version: int | None) -> None:
         """Send a reply or an ask, or save a note (``request`` from the composer)."""
+        from helpdesk.service import conversation
+
         with self.write() as s:
             actor = self._writer(s)
             if request["kind"] == "note":
@@ -670,26 +706,36 @@ class Backend:
                 )
 
     def set_account(self, ticket_id: int, login: str | None, version: int | None) -> None:
+        from helpdesk.service import conversation
+
         with self.write() as s:
             conversation.set_account(s, ticket_id, self._writer(s), login, expected_version=version)
 
     def merge(self, src: int, into: int) -> None:
+        from helpdesk.service import conversation
+
         with self.write() as s:
             conversation.merge(s, src, into, self._writer(s))
 
     def claim(self, ticket_id: int) -> tuple[str | None, datetime | None]:
+        from helpdesk.service import api
+
         if self.info is None or self.info.actor is None:
             return None, None
         with self.write() as s:
             return api.claim(s, ticket_id, self._writer(s))
 
     def release(self, ticket_id: int) -> None:
+        from helpdesk.service import api
+
         if self.info is None or self.info.actor is None:
             return
         with self.write() as s:
             api.release(s, ticket_id, self._writer(s))
 
     def assign(self, ticket_id: int, login: str | None, version: int | None) -> None:
+        from helpdesk.service import api
+
         with self.write() as s:
             api.assign(s, ticket_id, self._writer(s), login, expected_version=version)
 
@@ -742,6 +788,9 @@ class Backend:
     def _labelled(self, report: dict) -> dict:
         """Sweep's report with each step and state by its label in the ticket's procedure
         (``action_label``, ``state_label``), for a person to read; the keys stay."""
+        from helpdesk.storage.models import Ticket
+        from helpdesk.workflow import engine
+
         rows = [r for k in ("taken", "refused") for r in report.get(k, []) if r.get("ticket")]
         if not rows:
             return report
@@ -816,21 +865,20 @@ class Watcher:
             if self._conn is None:
                 self._conn = sqlite3.connect(parsed.database, timeout=1.0, check_same_thread=False)
             return self._conn.execute("PRAGMA data_version").fetchone()[0]
-        with db.read_session(self.url) as s:
-            from sqlalchemy import func
-
-            last = s.exec(select(func.max(Event.id))).one()
-            claims = s.exec(
-                select(Ticket.id, Ticket.claimed_by, Ticket.claim_expires)
-                .where(col(Ticket.claimed_by).is_not(None), Ticket.claim_expires > clock.now())
-                .order_by(col(Ticket.id))
+        e, m = tables.event, tables.meta
+        with db.read_connection(self.url) as c:
+            last = c.execute(select(func.max(e.c.id))).scalar()
+            claims = c.execute(
+                select(T.c.id, T.c.claimed_by, T.c.claim_expires)
+                .where(T.c.claimed_by.is_not(None), T.c.claim_expires > clock.now())
+                .order_by(T.c.id)
             ).all()
             # A training database's scenario and clock, which a reset or a move of the
             # clock elsewhere changes (a rebuilt scenario may end on the same event id).
-            training = s.exec(
-                select(Meta.key, Meta.value)
-                .where(col(Meta.key).in_(("training", "scenario", "clock")))
-                .order_by(col(Meta.key))
+            training = c.execute(
+                select(m.c.key, m.c.value)
+                .where(m.c.key.in_(("training", "scenario", "clock")))
+                .order_by(m.c.key)
             ).all()
             return (last, tuple(tuple(c) for c in claims), tuple(tuple(m) for m in training))
 
