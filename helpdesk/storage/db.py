@@ -157,9 +157,27 @@ def read_session(url: str | None = None) -> Iterator[Session]:
 @contextmanager
 def read_connection(url: str | None = None) -> Iterator[Connection]:
     """A Core connection for a read (SQLAlchemy Core only, no ORM): one transaction, rolled
-    back at the end, so that every query of the read sees the same database."""
+    back at the end, so that every query of the read sees the same database. Its
+    ``read_info`` is this read's own, as a session's ``info`` is."""
     with get_engine(url).connect() as conn:
+        conn.execution_options(read_info={})
         yield conn
+
+
+def read_info(reader: Reader) -> dict:
+    """What one read keeps for itself (what it found once, the scope it reads in): a
+    session's ``info``, or the dict of a ``read_connection``. Not ``Connection.info``, which
+    stays with the pooled connection from one read to the next."""
+    if isinstance(reader, Connection):
+        if "read_info" not in reader.get_execution_options():
+            reader.execution_options(read_info={})
+        return reader.get_execution_options()["read_info"]
+    return reader.info
+
+
+def connection_of(reader: Reader) -> Connection:
+    """The Core connection a read runs on (a session's, in its transaction)."""
+    return reader if isinstance(reader, Connection) else reader.connection()
 
 
 @contextmanager

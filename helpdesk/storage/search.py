@@ -26,12 +26,31 @@ import threading
 import time
 from array import array
 
-from sqlalchemy import and_, exists, func, or_, text as sql_text
-from sqlalchemy.orm import aliased
-from sqlmodel import Session, col, select
+from sqlalchemy import and_, exists, func, or_, select, text as sql_text
 
+from helpdesk.storage import tables
+from helpdesk.storage.db import Reader, connection_of, read_info
 from helpdesk.storage.filters import KINDS, ORDERS, Row, TicketFilter  # noqa: F401 - re-exported
-from helpdesk.storage.models import Account, Event, Message, Ticket
+
+T = tables.ticket
+
+#: The columns of a ``Row``: what a page reads of each ticket, and its account's login.
+ROW_COLUMNS = (
+    T.c.id,
+    T.c.queue,
+    T.c.policy_key,
+    T.c.workflow_id,
+    T.c.state,
+    T.c.state_kind,
+    tables.account.c.login,
+    T.c.requester,
+    T.c.subject,
+    T.c.due_at,
+    T.c.opened_at,
+    T.c.assignee,
+    T.c.claimed_by,
+    T.c.claim_expires,
+)
 
 FTS_TABLE = "ticket_fts"
 MESSAGE_FTS = "message_fts"
@@ -131,20 +150,20 @@ SHARED_KEEP = 4
 
 
 def _fts_ids(
-    session: Session, query: str, text: str = "", flt: "TicketFilter | None" = None
+    session: Reader, query: str, text: str = "", flt: "TicketFilter | None" = None
 ) -> array:
     """The rowids an FTS5 MATCH gives (a compact array of 64-bit integers): once per
     session, and once per ``share`` token set in ``session.info`` (the count and the pages
     of one refresh of a view)."""
-    cache = session.info.setdefault("fts_ids", {})
+    cache = read_info(session).setdefault("fts_ids", {})
     ids = cache.get(query)
     if ids is not None:
         return ids
-    token = session.info.get("share")
+    token = read_info(session).get("share")
     if token is None:
         ids = _match(session, query, text, flt)
     else:
-        key = (str(session.get_bind().engine.url), query, token)
+        key = (str(connection_of(session).engine.url), query, token)
         with _shared_lock:
             lock = _key_locks.setdefault(key, threading.Lock())
         with lock:  # the other thread of the same refresh waits for this match, not a second one
@@ -162,13 +181,11 @@ def _fts_ids(
     return ids
 
 
-def _match(
-    session: Session, query: str, text: str = "", flt: "TicketFilter | None" = None
-) -> array:
+def _match(session: Reader, query: str, text: str = "", flt: "TicketFilter | None" = None) -> array:
     """The tickets ``query`` matches in ``ticket_fts``, then those whose messages hold every
     chunk of ``text`` (narrowed by the filter's tags, so the count stays exact)."""
     # Straight from the driver: thousands of integers, no per-row result processing.
-    raw = session.connection().connection.driver_connection
+    raw = connection_of(session).connection.driver_connection
     ids = array(
         "q",
         (
@@ -246,21 +263,22 @@ def _match(
 VIA_VIEW_FROM = 200
 
 
-def has_message_fts(session: Session) -> bool:
+def has_message_fts(session: Reader) -> bool:
     """True on SQLite databases that have the ``message_fts`` table (migration 0007)."""
     return _has_table(session, MESSAGE_FTS, "has_message_fts")
 
 
-def _has_table(session: Session, name: str, key: str) -> bool:
+def _has_table(session: Reader, name: str, key: str) -> bool:
     """Whether the SQLite table ``name`` exists, asked once per session (``info[key]``)."""
-    cache = session.info.get(key)
+    info = read_info(session)
+    cache = info.get(key)
     if cache is None:
-        found = session.exec(  # type: ignore[call-overload]  # textual SQL: exec is typed for select()
+        found = session.execute(
             sql_text("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = :n").bindparams(
                 n=name
             )
         ).first()
-        cache = session.info[key] = found is not None
+        cache = info[key] = found is not None
     return cache
 
 
@@ -348,15 +366,16 @@ def _pg_clauses(text: str) -> list:
     return clauses
 
 
-def has_pg_text(session: Session) -> bool:
+def has_pg_text(session: Reader) -> bool:
     """True on PostgreSQL (unless a caller turned full text off with ``info["has_fts"]``)."""
-    return session.get_bind().dialect.name == "postgresql" and session.info.get("has_fts", True)
+    return connection_of(session).dialect.name == "postgresql" and read_info(session).get(
+        "has_fts", True
+    )
 
 
-def has_fts(session: Session) -> bool:
+def has_fts(session: Reader) -> bool:
     """True on SQLite databases that have the ``ticket_fts`` table (migration 0002)."""
-    bind = session.get_bind()
-    if bind.dialect.name != "sqlite":
+    if connection_of(session).dialect.name != "sqlite":
         return False
     return _has_table(session, FTS_TABLE, "has_fts")
 
@@ -367,77 +386,78 @@ def _like(text: str) -> str:
 
 
 def _like_clause(text: str):
-    acc: Any = aliased(Account)  # its columns, as SQL expressions
+    acc, e, m = tables.account, tables.event, tables.message
     clauses = []
     for chunk in text.split():
         like = _like(chunk)
         clauses.append(
             or_(
-                col(Ticket.subject).ilike(like, escape="\\"),
-                col(Ticket.requester).ilike(like, escape="\\"),
+                T.c.subject.ilike(like, escape="\\"),
+                T.c.requester.ilike(like, escape="\\"),
                 exists(
-                    select(acc.id)
+                    select(acc.c.id)
                     .where(
-                        acc.id == Ticket.account_id,
+                        acc.c.id == T.c.account_id,
                         or_(
-                            acc.login.ilike(like, escape="\\"),
-                            acc.email.ilike(like, escape="\\"),
-                            acc.org.ilike(like, escape="\\"),
+                            acc.c.login.ilike(like, escape="\\"),
+                            acc.c.email.ilike(like, escape="\\"),
+                            acc.c.org.ilike(like, escape="\\"),
                         ),
                     )
-                    .correlate(Ticket)
+                    .correlate(T)
                 ),
                 exists(
-                    select(Event.id)
-                    .where(Event.ticket_id == Ticket.id, col(Event.note).ilike(like, escape="\\"))
-                    .correlate(Ticket)
+                    select(e.c.id)
+                    .where(e.c.ticket_id == T.c.id, e.c.note.ilike(like, escape="\\"))
+                    .correlate(T)
                 ),
                 exists(
-                    select(Message.id)
+                    select(m.c.id)
                     .where(
-                        Message.ticket_id == Ticket.id,
+                        m.c.ticket_id == T.c.id,
                         or_(
-                            col(Message.subject).ilike(like, escape="\\"),
-                            col(Message.body).ilike(like, escape="\\"),
+                            m.c.subject.ilike(like, escape="\\"),
+                            m.c.body.ilike(like, escape="\\"),
                         ),
                     )
-                    .correlate(Ticket)
+                    .correlate(T)
                 ),
             )
         )
     return clauses
 
 
-def text_clauses(session: Session, text: str, flt: "TicketFilter | None" = None) -> list:
-    """WHERE clauses on ``Ticket`` for a full-text search (none when ``text`` is blank).
+def text_clauses(session: Reader, text: str, flt: "TicketFilter | None" = None) -> list:
+    """WHERE clauses on the ticket table (``tables.ticket``) for a full-text search (none when ``text`` is blank).
     With ``flt``, the FTS5 match is narrowed by the filter's tags as well."""
     text = (text or "").strip()
     if not text:
         return []
     number = text.lstrip("#")
-    by_id = [col(Ticket.id) == int(number)] if number.isdigit() and len(number) < 12 else []
+    by_id = [T.c.id == int(number)] if number.isdigit() and len(number) < 12 else []
     if has_fts(session):
         query = match_expression(text, flt)
         if not query:
-            return [or_(*by_id)] if by_id else [col(Ticket.id).is_(None)]
+            return [or_(*by_id)] if by_id else [T.c.id.is_(None)]
         # Matched once, here: the count and both runs of a page then read the ids from a
         # JSON array instead of asking FTS5 again.
         ids = _fts_ids(session, query, text, flt)
-        matching = col(Ticket.id).in_(
+        matching = T.c.id.in_(
             sql_text("SELECT value FROM json_each(:fts_ids)").bindparams(fts_ids=_json_ids(ids))
         )
         return [or_(matching, *by_id)]
     if has_pg_text(session):
         words = _pg_clauses(text)
         if not words:
-            return [or_(*by_id)] if by_id else [col(Ticket.id).is_(None)]
+            return [or_(*by_id)] if by_id else [T.c.id.is_(None)]
         return [or_(*by_id, and_(*words))] if by_id else words
     like = _like_clause(text)
     return [or_(*by_id, *like)] if by_id else like
 
 
-def search(session: Session, text: str, limit: int = 50, offset: int = 0) -> list[Ticket]:
-    """Tickets matching ``text``, best first (FTS5 rank on SQLite, newest first elsewhere)."""
+def search(session: Reader, text: str, limit: int = 50, offset: int = 0) -> list[int]:
+    """The ids of the tickets matching ``text``, best first (FTS5 rank on SQLite, newest
+    first elsewhere)."""
     text = (text or "").strip()
     if not text:
         return []
@@ -449,11 +469,11 @@ def search(session: Session, text: str, limit: int = 50, offset: int = 0) -> lis
             number.isdigit()
             and offset == 0
             and len(number) < 12
-            and session.get(Ticket, int(number)) is not None
+            and session.execute(select(T.c.id).where(T.c.id == int(number))).first() is not None
         ):
             ids.append(int(number))
         if query:
-            rows = session.exec(  # type: ignore[call-overload]  # textual SQL: exec is typed for select()
+            rows = session.execute(
                 sql_text(
                     f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :fts ORDER BY rank LIMIT :limit OFFSET :offset"
                 ).bindparams(fts=query, limit=limit, offset=offset)
@@ -462,7 +482,7 @@ def search(session: Session, text: str, limit: int = 50, offset: int = 0) -> lis
         words = message_expression(text)
         if words and len(ids) < limit and has_message_fts(session):
             # Then the tickets whose conversation holds the words, best message first.
-            rows = session.exec(  # type: ignore[call-overload]  # textual SQL: exec is typed for select()
+            rows = session.execute(
                 sql_text(
                     f"SELECT m.ticket_id FROM {MESSAGE_FTS} f JOIN message m ON m.id = f.rowid"
                     f" WHERE {MESSAGE_FTS} MATCH :fts ORDER BY f.rank LIMIT :limit"
@@ -472,61 +492,61 @@ def search(session: Session, text: str, limit: int = 50, offset: int = 0) -> lis
         ids = ids[:limit]
         if not ids:
             return []
-        found = {t.id: t for t in session.exec(select(Ticket).where(col(Ticket.id).in_(ids)))}
-        return [found[i] for i in ids if i in found]
-    q = select(Ticket).where(*text_clauses(session, text)).order_by(col(Ticket.id).desc())
-    return list(session.exec(q.offset(offset).limit(limit)))
+        found = set(session.execute(select(T.c.id).where(T.c.id.in_(ids))).scalars())
+        return [i for i in ids if i in found]
+    q = select(T.c.id).where(*text_clauses(session, text)).order_by(T.c.id.desc())
+    return list(session.execute(q.offset(offset).limit(limit)).scalars())
 
 
 # --- filtered, sorted pages -------------------------------------------------------------
 
 
-def _where(session: Session, flt: TicketFilter) -> list:
+def _where(session: Reader, flt: TicketFilter) -> list:
     where: list[Any] = []
-    scope = session.info.get(
-        "scope"
-    )  # the providers the reader's role covers (roles.Actor.policies)
+    scope = read_info(session).get("scope")  # the providers the reader's role covers
     if scope:
-        where.append(col(Ticket.policy_key).in_(scope))
+        where.append(T.c.policy_key.in_(scope))
     if flt.queue:
-        where.append(Ticket.queue == flt.queue)
+        where.append(T.c.queue == flt.queue)
     if flt.policy:
-        where.append(Ticket.policy_key == flt.policy)
+        where.append(T.c.policy_key == flt.policy)
     if flt.state:
-        where.append(Ticket.state == flt.state)
+        where.append(T.c.state == flt.state)
     if flt.kind == "active":
-        where.append(col(Ticket.state_kind).in_(("open", "waiting")))
+        where.append(T.c.state_kind.in_(("open", "waiting")))
     elif flt.kind in ("open", "waiting", "done"):
-        where.append(Ticket.state_kind == flt.kind)
+        where.append(T.c.state_kind == flt.kind)
     if flt.assignee == "-":
-        where.append(col(Ticket.assignee).is_(None))
+        where.append(T.c.assignee.is_(None))
     elif flt.assignee:
-        where.append(Ticket.assignee == flt.assignee)
+        where.append(T.c.assignee == flt.assignee)
     where += text_clauses(session, flt.text, flt)
     return where
 
 
-def count(session: Session, flt: TicketFilter) -> int:
+def count(session: Reader, flt: TicketFilter) -> int:
     text = (flt.text or "").strip()
     if text and not text.lstrip("#").isdigit() and _tags_say_all(flt) and has_fts(session):
         query = match_expression(text, flt)
         return len(_fts_ids(session, query, text, flt)) if query else 0
-    return session.exec(select(func.count()).select_from(Ticket).where(*_where(session, flt))).one()
+    return session.execute(
+        select(func.count()).select_from(T).where(*_where(session, flt))
+    ).scalar_one()
 
 
 def _order(order: str) -> list:
     if order == "age":
-        return [Ticket.opened_at, Ticket.id]
+        return [T.c.opened_at, T.c.id]
     if order == "state":
-        return [Ticket.state, col(Ticket.due_at).is_(None), Ticket.due_at, Ticket.id]
+        return [T.c.state, T.c.due_at.is_(None), T.c.due_at, T.c.id]
     if order == "new":
-        return [col(Ticket.id).desc()]
+        return [T.c.id.desc()]
     # Overdue and soonest first; tickets with no date after them, oldest first.
-    return [col(Ticket.due_at).is_(None), Ticket.due_at, Ticket.id]
+    return [T.c.due_at.is_(None), T.c.due_at, T.c.id]
 
 
 def page(
-    session: Session, flt: TicketFilter, order: str = "due", limit: int = 50, offset: int = 0
+    session: Reader, flt: TicketFilter, order: str = "due", limit: int = 50, offset: int = 0
 ) -> list[Row]:
     """One page of the rows ``flt`` matches, in ``order``: only these rows are read.
 
@@ -538,26 +558,26 @@ def page(
     where = _where(session, flt)
     if order != "due":
         return _page(session, where, _order(order), limit, offset)
-    dated = where + [col(Ticket.due_at).is_not(None)]
+    dated = where + [T.c.due_at.is_not(None)]
     rows: list[Row] = []
     if offset:
-        n_dated = session.exec(select(func.count()).select_from(Ticket).where(*dated)).one()
+        n_dated = session.execute(select(func.count()).select_from(T).where(*dated)).scalar_one()
         if offset < n_dated:
-            rows = _page(session, dated, [Ticket.due_at, Ticket.id], limit, offset)
+            rows = _page(session, dated, [T.c.due_at, T.c.id], limit, offset)
     else:
         # The first page (a view just opened or searched) needs no count: the dated ones
         # number what it holds when they are fewer than a page.
-        rows = _page(session, dated, [Ticket.due_at, Ticket.id], limit, offset)
+        rows = _page(session, dated, [T.c.due_at, T.c.id], limit, offset)
         n_dated = len(rows)
     if len(rows) < limit:
         # Open and waiting tickets without a date are few: read them from the (queue,
         # state_kind, due_at) index and sort their ids ("id + 0" keeps SQLite from walking
         # the whole table in id order instead). Finished ones are most of the table: walk
         # the due_at index, which holds them in id order.
-        by_id = [Ticket.id + 0] if flt.kind in ("active", "open", "waiting") else [Ticket.id]
+        by_id = [T.c.id + 0] if flt.kind in ("active", "open", "waiting") else [T.c.id]
         rows += _page(
             session,
-            where + [col(Ticket.due_at).is_(None)],
+            where + [T.c.due_at.is_(None)],
             by_id,
             limit - len(rows),
             max(0, offset - n_dated),
@@ -565,47 +585,25 @@ def page(
     return rows
 
 
-def _page(session: Session, where: list, order_by: list, limit: int, offset: int) -> list[Row]:
+def _page(session: Reader, where: list, order_by: list, limit: int, offset: int) -> list[Row]:
     # The page's ids first, sorted on what the indexes hold (no row is read to sort), then
     # only those rows with their account.
-    ids = select(Ticket.id).where(*where).order_by(*order_by).offset(offset).limit(limit)
+    ids = select(T.c.id).where(*where).order_by(*order_by).offset(offset).limit(limit)
     q = (
-        select(  # type: ignore[call-overload]  # sqlmodel types select() up to 4 columns
-            Ticket.id,
-            Ticket.queue,
-            Ticket.policy_key,
-            Ticket.workflow_id,
-            Ticket.state,
-            Ticket.state_kind,
-            Account.login,
-            Ticket.requester,
-            Ticket.subject,
-            Ticket.due_at,
-            Ticket.opened_at,
-            Ticket.assignee,
-            Ticket.claimed_by,
-            Ticket.claim_expires,
-        )
-        .select_from(Ticket)
-        .outerjoin(Account, col(Account.id) == Ticket.account_id)
-        .where(col(Ticket.id).in_(ids))
+        select(*ROW_COLUMNS)
+        .select_from(T.outerjoin(tables.account, tables.account.c.id == T.c.account_id))
+        .where(T.c.id.in_(ids))
         .order_by(*order_by)
     )
-    return [Row(*r) for r in session.exec(q)]
+    return [Row(*r) for r in session.execute(q)]
 
 
 def position(
-    session: Session, flt: TicketFilter, order: str, ticket_id: int, limit: int = 100_000
+    session: Reader, flt: TicketFilter, order: str, ticket_id: int, limit: int = 100_000
 ) -> int | None:
     """Where a ticket stands in a view (its row index), or None; scans at most ``limit`` ids."""
-    q = (
-        select(Ticket.id)
-        .select_from(Ticket)
-        .where(*_where(session, flt))
-        .order_by(*_order(order))
-        .limit(limit)
-    )
-    for i, tid in enumerate(session.exec(q)):
+    q = select(T.c.id).where(*_where(session, flt)).order_by(*_order(order)).limit(limit)
+    for i, tid in enumerate(session.execute(q).scalars()):
         if tid == ticket_id:
             return i
     return None

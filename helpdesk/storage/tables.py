@@ -40,6 +40,8 @@ account = table(
     "account",
     column("id", Integer),
     column("login", String),
+    column("email", String),
+    column("org", String),
 )
 
 workflow = table(
@@ -65,6 +67,14 @@ transition = table(
     column("key", String),
     column("position", Integer),
     column("label", JSON),
+)
+
+message = table(
+    "message",
+    column("id", Integer),
+    column("ticket_id", Integer),
+    column("subject", String),
+    column("body", Text),
 )
 
 event = table(
@@ -144,6 +154,7 @@ ALL = (
     state,
     transition,
     event,
+    message,
     ticket,
     deadline,
     outbox,

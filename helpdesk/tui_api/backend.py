@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, overload
 
@@ -46,24 +47,6 @@ if TYPE_CHECKING:
     from sqlmodel import Session
 
 T = tables.ticket
-
-#: The columns of a row of a list (``search.Row``), read with Core.
-ROW_COLUMNS = (
-    T.c.id,
-    T.c.queue,
-    T.c.policy_key,
-    T.c.workflow_id,
-    T.c.state,
-    T.c.state_kind,
-    tables.account.c.login,
-    T.c.requester,
-    T.c.subject,
-    T.c.due_at,
-    T.c.opened_at,
-    T.c.assignee,
-    T.c.claimed_by,
-    T.c.claim_expires,
-)
 
 
 class Backend:
@@ -105,10 +88,6 @@ class Backend:
         """The providers the acting role covers (empty: all of them)."""
         actor = self.info.actor if self.info is not None else None
         return tuple(actor.policies) if actor is not None else ()
-
-    def _scoped(self, session):
-        session.info["scope"] = self._policies()
-        return session
 
     def _writer(self, session: Session) -> Actor:
         from helpdesk.service import api
@@ -332,7 +311,7 @@ class Backend:
     def _rows(self, c, where: list, limit: int, order: list) -> list[search.Row]:
         a = tables.account
         q = (
-            select(*ROW_COLUMNS)
+            select(*search.ROW_COLUMNS)
             .select_from(T.outerjoin(a, a.c.id == T.c.account_id))
             .where(*where, *self._scope())
             .order_by(*order)
@@ -345,24 +324,28 @@ class Backend:
     def count(self, flt: search.TicketFilter, share: Any = None) -> int:
         """How many rows a view holds. ``share``: a token naming one refresh of one view,
         whose count and pages may then share one full-text match."""
-        with self.read() as s:
-            s.info["share"] = share
-            return search.count(self._scoped(s), flt)
+        with self._view_read(share) as c:
+            return search.count(c, flt)
 
     def page(
         self, flt: search.TicketFilter, order: str, offset: int, limit: int, share: Any = None
     ) -> list[search.Row]:
-        with self.read() as s:
-            s.info["share"] = share
-            return search.page(self._scoped(s), flt, order, limit=limit, offset=offset)
+        with self._view_read(share) as c:
+            return search.page(c, flt, order, limit=limit, offset=offset)
+
+    @contextmanager
+    def _view_read(self, share: Any):
+        """A Core read of a view, in the acting role's scope."""
+        with self.connect() as c:
+            db.read_info(c).update(share=share, scope=self._policies())
+            yield c
 
     def find(self, text: str, limit: int = 10) -> list[search.Row]:
         """Tickets for the command palette: by number, then by full-text search."""
-        with self.read() as s:
-            ids = [t.id for t in search.search(s, text, limit=limit)]
-        if not ids:
-            return []
         with self.connect() as c:
+            ids = search.search(c, text, limit=limit)
+            if not ids:
+                return []
             rows = {r.id: r for r in self._rows(c, [T.c.id.in_(ids)], limit, [T.c.id])}
         return [rows[i] for i in ids if i in rows]
 

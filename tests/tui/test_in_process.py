@@ -128,3 +128,43 @@ def test_the_app_keeps_few_small_connections(db_url, tmp_path):
                 assert c.execute(text("PRAGMA cache_size")).scalar() == -2000  # SQLite's own
     finally:
         backend.close()
+
+
+ORM = (
+    "sqlmodel",
+    "pydantic",
+    "sqlalchemy.orm",
+    "helpdesk.storage.models",
+    "helpdesk.workflow.engine",
+)
+
+
+def test_the_first_screens_load_no_orm(db_url, cli_env):
+    """Who is acting, the dashboard, a queue's rows, a search and the palette read with Core:
+    the ORM, the models and the engine load when a ticket is first opened (the start of the
+    app, benchmarks/tui_bench.py). A fresh interpreter: what this one imported says nothing."""
+    import subprocess
+
+    code = f"""
+import sys
+from helpdesk.storage.filters import TicketFilter
+from helpdesk.tui_api.backend import Backend
+b = Backend({db_url!r}, "alice")
+b.load_info()
+b.dashboard()
+for flt in (TicketFilter(queue="password-reset"), TicketFilter(text="spam")):
+    assert b.count(flt) >= 0
+    rows = b.page(flt, "due", 0, 20)
+b.find("spam")
+b.changes()
+print(sorted(m for m in {ORM!r} if m in sys.modules))
+b.ticket(rows[0].id if rows else 1)
+print(sorted(m for m in {ORM!r} if m in sys.modules))
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=cli_env, cwd=ROOT, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    before, after = out.stdout.splitlines()
+    assert before == "[]"
+    assert "helpdesk.storage.models" in after
