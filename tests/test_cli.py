@@ -129,6 +129,31 @@ def test_mail_language_and_assignee_can_be_changed(hd):
     hd.refused("ticket", "lang", t["id"], "en", as_="tom", rule="training-only")
 
 
+def test_volunteer_add_takes_the_role_after_the_login_too(hd):
+    """A newcomer types ``volunteer add LOGIN ROLE``: it is read as ``--role ROLE``; two
+    different roles, or none, are refused with what to type."""
+    assert hd.ok("volunteer", "add", "zoe", "oncall", as_="chloe")["role"] == "oncall"
+    assert hd.ok("volunteer", "add", "zoe", "--role", "trainer", as_="chloe")["role"] == "trainer"
+    for args in (("zoe",), ("zoe", "oncall", "--role", "volunteer")):
+        r = hd.bad("volunteer", "add", *args, as_="chloe")
+        assert "--role" in r.err and "volunteer, oncall, techadmin, trainer" in r.err
+    assert hd.ok("volunteer", "add", "zoe", "oncall", "--role", "oncall", as_="chloe")
+
+
+def test_usage_errors_speak_the_interface_language(hd):
+    """argparse's own messages follow --lang like the rest: French by default."""
+    r = hd.bad("volunteer", "add", "eve", "--role", "king", as_="chloe")
+    assert (
+        "choix invalide : 'king'" in r.err and "erreur" in r.err and "invalid choice" not in r.err
+    )
+    r = hd.bad("ticket", "show", as_="chloe")
+    assert "arguments requis manquants : id" in r.err, r.err
+    r = hd.bad("--lang", "en", "ticket", "show", as_="chloe")
+    assert "the following arguments are required: id" in r.err, r.err
+    r = hd.bad("ticket", "list", "--bogus", as_="chloe")
+    assert "arguments non reconnus : --bogus" in r.err, r.err
+
+
 def test_volunteer_and_account_errors(hd):
     hd.bad("volunteer", "add", "eve", "--role", "king")
     hd.bad("account", "add", "x", "--policy", "indigos", "--email", "not-an-address")

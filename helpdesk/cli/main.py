@@ -20,6 +20,7 @@ from helpdesk.cli.common import user as _user
 from helpdesk.cli.parser import command, group, quiet_option
 from helpdesk.base.errors import BadInput, HelpdeskError, Refused
 from helpdesk.base.i18n import _
+from helpdesk.base.roles import ROLES as ROLE_KEYS
 
 QUEUES = queues.ALL
 
@@ -199,7 +200,9 @@ def add_volunteer(commands) -> None:
     vol = group(commands, "volunteer")
     p = command(vol, "add", do_volunteer_add, _("add a volunteer or change their role"))
     p.add_argument("login")
-    p.add_argument("--role", required=True, choices=["volunteer", "oncall", "techadmin", "trainer"])
+    # The role as --role ROLE, or after the login (``volunteer add zoe oncall``): both read.
+    p.add_argument("role", nargs="?", choices=ROLE_KEYS, metavar="ROLE", help=_("or --role"))
+    p.add_argument("--role", dest="role_option", choices=ROLE_KEYS, metavar="ROLE")
     p.add_argument(
         "--policy",
         action="append",
@@ -1081,14 +1084,22 @@ def do_restore(args, out: Out) -> int:
 
 
 def do_volunteer_add(args, out: Out) -> int:
+    from helpdesk.base.labels import label
     from helpdesk.service import api
 
+    role = args.role_option or args.role
+    if role is None or (args.role and args.role_option and args.role != args.role_option):
+        raise BadInput(
+            _("give the volunteer's role once: --role ROLE or after the login ({roles})").format(
+                roles=", ".join(ROLE_KEYS)
+            )
+        )
     with _session(args, write=True) as s:
         admin = api.volunteer_admin(s, _user(args))
         v = api.add_volunteer(
             s,
             args.login,
-            args.role,
+            role,
             name=args.name,
             ssh_key=args.ssh_key,
             policies=args.policy,
@@ -1102,7 +1113,7 @@ def do_volunteer_add(args, out: Out) -> int:
             "ssh_keys": len(v.ssh_keys),
         }
     out.data(data) if out.json else out.line(
-        _("Volunteer {login}: {role}").format(login=v.login, role=v.role)
+        _("Volunteer {login}: {role}").format(login=v.login, role=label("role", v.role))
     )
     return 0
 

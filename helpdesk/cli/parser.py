@@ -19,7 +19,37 @@ import argparse
 import importlib
 from typing import cast
 
-from helpdesk.base.i18n import _, set_lang
+from helpdesk.base.i18n import N_, _, n_, set_lang
+
+# argparse's own messages (a required option missing, an unknown choice...) in the
+# interface language, like the rest of the command line: argparse looks up its ``_`` and
+# ``ngettext`` each time it speaks, so they are the interface's. These are its words, for
+# the catalog (Python 3.11's; a message a later Python words otherwise stays in English).
+ARGPARSE_MESSAGES = (
+    N_("%(prog)s: error: %(message)s\n"),
+    N_("ambiguous option: %(option)s could match %(matches)s"),
+    N_("argument %(argument_name)s: %(message)s"),
+    N_("expected at least one argument"),
+    N_("expected at most one argument"),
+    N_("expected one argument"),
+    N_("ignored explicit argument %r"),
+    N_("invalid %(type)s value: %(value)r"),
+    N_("invalid choice: %(value)r (choose from %(choices)s)"),
+    N_("not allowed with argument %s"),
+    N_("one of the arguments %s is required"),
+    N_("the following arguments are required: %s"),
+    N_("unrecognized arguments: %s"),
+    N_("unknown parser %(parser_name)r (choices: %(choices)s)"),
+    N_("unexpected option string: %s"),
+)
+
+
+def _argparse_plural(n: int) -> str:  # never called: argparse's one plural, for the catalog
+    return n_("expected %s argument", "expected %s arguments", n)
+
+
+argparse._ = _  # type: ignore[attr-defined]
+argparse.ngettext = n_  # type: ignore[attr-defined]
 
 
 class _Formatter(argparse.HelpFormatter):
