@@ -132,7 +132,10 @@ async def settle(pilot, rounds: int = 100) -> None:
     has processed what they sent back."""
     app = pilot.app
     for _ in range(rounds):
-        await pilot.pause()
+        # The screen and its widgets have handled what was sent to them (pause(0) waits for
+        # their message queues, then repaints); only the last look, below, also waits for the
+        # process to go idle (Textual's heuristic: at least 20 ms of wall time each time).
+        await pilot.pause(0)
         busy = [
             w
             for w in app.workers
