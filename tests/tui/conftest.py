@@ -8,7 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from textual.worker import WorkerState
+import textual._wait
+from textual.worker import WorkerCancelled, WorkerState
 
 from helpdesk.base import clock
 from helpdesk.storage import db
@@ -16,6 +17,15 @@ from helpdesk.storage.sqlite_copy import copy_sqlite
 from helpdesk.base.i18n import set_lang
 from tests.conftest import PG, _pg_create, _pg_drop
 from tests.tui import seed
+
+# Pilot (each key pressed, each pause()) waits until the process is idle: Textual sleeps in
+# slices of 20 ms and stops at the first slice in which the process used under 1/20 of it.
+# Thousands of such waits in the TUI tests were mostly sleeping; slices of 5 ms keep the
+# same test (under 1/20 of the slice busy: the app has nothing left to do) at a quarter of
+# the idle time. textual is pinned in pyproject.toml; its wait_for_idle reads both values
+# each time it runs.
+textual._wait.SLEEP_GRANULARITY = 1 / 200
+textual._wait.SLEEP_IDLE = textual._wait.SLEEP_GRANULARITY / 20.0
 
 
 @pytest.fixture(scope="session")
@@ -132,7 +142,10 @@ async def settle(pilot, rounds: int = 100) -> None:
     has processed what they sent back."""
     app = pilot.app
     for _ in range(rounds):
-        await pilot.pause()
+        # The screen and its widgets have handled what was sent to them (pause(0) waits for
+        # their message queues, then repaints); only the last look, below, also waits for the
+        # process to go idle (Textual's heuristic, which sleeps a slice at least).
+        await pilot.pause(0)
         busy = [
             w
             for w in app.workers
@@ -147,7 +160,16 @@ async def settle(pilot, rounds: int = 100) -> None:
             ]
             if not busy:
                 return
-        await app.workers.wait_for_complete(busy)
+        # Wait for the running ones (a pending one cannot be waited for: look again); one
+        # cancelled meanwhile (an exclusive worker replaced by a newer one) has finished too.
+        running = [w for w in busy if w.state == WorkerState.RUNNING]
+        if not running:
+            await pilot.pause()
+            continue
+        try:
+            await app.workers.wait_for_complete(running)
+        except WorkerCancelled:
+            pass
     raise AssertionError("workers did not settle")
 
 
