@@ -233,8 +233,8 @@ def _check_policy(url: str, key: str) -> None:
 
 
 def _postfix(args, progress: bool):
-    """``helpdesk ingest postfix`` (``postfix_log.ingest_postfix``), once the clock, the
-    schema and the logs' locks are seen to (``_postfix_prologue``)."""
+    """Reads the logs while the database layer loads beside (``logs.ingest_postfix_beside``):
+    nothing here imports it. The clock and the schema check are the database side's."""
 
     from helpdesk.base import clock
     from helpdesk.base.errors import BadInput
@@ -269,14 +269,21 @@ def _postfix(args, progress: bool):
         "from_start": args.from_start,
         "show_progress": progress,
     }
-    try:
-        url = _postfix_prologue(getattr(args, "db", None), own_clock, args.paths)
-        return postfix_log.ingest_postfix(url, args.paths, **options)
-    finally:
-        _HELD.close()
+    if not hasattr(os, "fork"):
+        try:
+            url = _postfix_prologue(getattr(args, "db", None), own_clock, args.paths)
+            return postfix_log.ingest_postfix(url, args.paths, **options)
+        finally:
+            _HELD.close()
+    return postfix_log.ingest_postfix_beside(
+        getattr(args, "db", None),
+        args.paths,
+        prologue=lambda db: _postfix_prologue(db, own_clock, args.paths),
+        **options,
+    )
 
 
-_HELD = contextlib.ExitStack()  # the locks of the logs ingest postfix reads, while it runs
+_HELD = contextlib.ExitStack()  # the locks of ingest postfix's database side (a child process)
 
 
 def _postfix_prologue(db_arg: str | None, own_clock: bool, paths: Sequence[str] = ()) -> str:
@@ -293,8 +300,8 @@ def _postfix_prologue(db_arg: str | None, own_clock: bool, paths: Sequence[str] 
     common.check_schema(url)
     from helpdesk.storage import locks
 
-    # Each log's lock, held until the run ends (``_postfix`` lets them go; a killed run's
-    # lock file descriptor or PostgreSQL connection goes with its process).
+    # Each log's lock, held until this database side ends (it ends with the run, by
+    # os._exit: the lock file's descriptor or the PostgreSQL connection goes with it).
     for path in sorted(set(paths)):
         _HELD.enter_context(locks.hold(url, *source_lock("postfix", path)))
     return url

@@ -134,18 +134,22 @@ class SenderWindows:
         self._minute_base = self._minute_idx = 0
         self._whole_minutes = self.slice_s % 60 == 0
         self._hours: dict[tuple, int] = {}
+        self._held: list | None = None  # checks waiting for the thresholds (see hold)
 
     # --- feeding ---------------------------------------------------------------------------------
 
-    def feed(self, data: bytes, end: int | None = None) -> list[Alert]:
+    def feed(
+        self, data: bytes, end: int | None = None, scanned: tuple | None = None
+    ) -> list[Alert]:
         """Complete lines: ``data[:end]`` (all of it by default) ends with a newline. Returns
-        the alerts raised meanwhile.
+        the alerts raised meanwhile. ``scanned``: ``scan(data, end)``, if another process
+        already did it.
 
         The loop is the hot path of a million-line log: it inlines the common case (a from=
         line in the same minute as the line before) and leaves the rest to the methods."""
         if end is None:
             end = len(data)
-        lines, statuses, removed, matches = scan(data, end)
+        lines, statuses, removed, matches = scanned or scan(data, end)
         self.lines += lines
         self._too_long(data, end)
         alerts: list[Alert] = []
@@ -587,6 +591,21 @@ class SenderWindows:
         minutes = self.window_s // 60
         label = f"{minutes // 60} h" if minutes and minutes % 60 == 0 else f"{minutes} min"
         senders, known = self.senders, self._limits
+        if self._held is not None:  # thresholds not known yet: keep the figures, decide later
+            first, totals = self.cur - self.buckets + 1, []
+            for key in dirty:
+                rec = senders.get(key)
+                if rec is not None:  # (_window_totals, inlined for the common case: nothing stale)
+                    totals.append(
+                        (
+                            key,
+                            (rec[1], rec[2], rec[3], rec[4])
+                            if rec[0] and rec[0][0][0] >= first
+                            else self._window_totals(key),
+                        )
+                    )
+            self._held.append((window_start, window_end, label, self.now, totals))
+            return
         now = self.now
         for key in dirty:
             limits = known.get(key, _UNKNOWN)
@@ -637,10 +656,50 @@ class SenderWindows:
         for k in [k for k, when in self.reported.items() if now - when > 2 * self.window_s]:
             del self.reported[k]
 
+    # --- thresholds known late ---------------------------------------------------------------
+
+    def hold(self) -> None:
+        """Read on before the thresholds are known (they come from the database, which may
+        still be loading): each check keeps the window figures of the senders it would look
+        at, and ``release`` decides on them later, in order, as the checks would have."""
+        if self._held is None:
+            self._held = []
+
+    @property
+    def holding(self) -> bool:
+        return self._held is not None
+
+    def release(self, thresholds: Callable[[str], Thresholds | None]) -> list[Alert]:
+        """The thresholds are known: the alerts the held checks raise, in order."""
+        self.thresholds = thresholds
+        self._limits.clear()
+        held, self._held = self._held or [], None
+        alerts: list[Alert] = []
+        known = self._limits
+        for window_start, window_end, label, now, totals in held:
+            for key, figures in totals:
+                limits = known.get(key, _UNKNOWN)
+                if limits is _UNKNOWN:
+                    limits = self._limit(key)
+                if limits is None:
+                    continue
+                messages, recipients = figures[0], figures[1]
+                if (
+                    messages <= limits.burst
+                    and messages < limits.bounce_min_messages
+                    and (limits.max_recipients is None or recipients <= limits.max_recipients)
+                ):
+                    continue  # under every limit (as _check's shortcut)
+                self._decide(alerts, key, figures, limits, window_start, window_end, label, now)
+            self._after_check(alerts, now)
+        return alerts
+
     # --- saving and resuming ---------------------------------------------------------------------
 
     def snapshot(self) -> dict:
         """A JSON-able state to resume from (with the byte offset saved beside it)."""
+        if self._held is not None:
+            raise RuntimeError("checks are held: release them before saving the state")
 
         def s(b: bytes | None) -> str | None:
             return None if b is None else b.decode("latin-1")
@@ -784,6 +843,23 @@ def blocks(handle, offset: int, block: int = BLOCK, *, carry: bytes = b"", long_
         position += cut
         carry = data[cut:]
         yield data, cut, position
+
+
+def blocks_from(handle, offset: int, chunk: int, block: int = BLOCK):
+    """The blocks ``blocks(handle, offset, block)`` yields from its ``chunk``-th read on (each
+    read is ``block`` bytes from ``offset``): ``(start offset, data, end, end offset)``, found
+    without reading what comes before but one block. Nothing when a line is longer than that."""
+    boundary = offset + chunk * block
+    back = min(block, boundary - offset)
+    handle.seek(boundary - back)
+    head = handle.read(back)
+    newline = head.rfind(b"\n")
+    if len(head) < back or newline < 0:
+        return
+    start = boundary - back + newline + 1
+    for data, end, position in blocks(handle, start, block, carry=head[newline + 1 :]):
+        yield start, data, end, position
+        start = position
 
 
 def analyse(

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.ingest.postfix_reference import SenderStats, Thresholds, iter_events, scan
-from helpdesk.ingest.postfix_senders import SenderWindows, analyse, blocks
+from helpdesk.ingest.postfix_senders import SenderWindows, analyse, blocks, blocks_from
 from tests.ingest.conftest import sample_files
 from tests.ingest.mailmaker import NOW, db_rows
 
@@ -149,6 +149,52 @@ def test_state_survives_a_snapshot():
         assert second.totals(sender) == whole.totals(sender)
 
 
+def test_checks_held_until_the_thresholds_come_give_the_same_alerts():
+    # The command reads on while the database layer loads: the thresholds come late.
+    lines = traffic(
+        START,
+        90,
+        {
+            ("carol", "carol@c.example"): (250, 1, 0),  # burst, and again after a window
+            ("alice@a.example", "alice@a.example"): (30, 2, 1),  # bounces
+            ("calm", "calm@c.example"): (15, 1, 0),
+        },
+    )
+    data = ("\n".join(lines) + "\n").encode()
+    limits = {
+        "carol": Thresholds(burst=100),
+        "alice@a.example": Thresholds(bounce_ratio=0.3),
+        "calm": Thresholds(burst=5),
+    }
+    direct = SenderWindows(year=2026, tz=UTC, thresholds=limits.get)
+    expected = direct.feed(data) + direct.finish()
+    assert {a.sender for a in expected} == {"carol", "alice@a.example", "calm"}
+    for cut in (len(data) // 5, len(data) // 2, len(data)):
+        cut = data.rfind(b"\n", 0, cut) + 1
+        late = SenderWindows(year=2026, tz=UTC)
+        late.hold()
+        got = late.feed(data[:cut])
+        assert got == [] and late.holding
+        got += late.release(limits.get)
+        got += late.feed(data[cut:]) + late.finish()
+        assert got == expected, cut
+
+
+def test_blocks_from_a_later_read_are_the_blocks_read_from_the_start():
+    # The command's database side scans blocks ahead of the reader, starting mid-file.
+    import io
+
+    data = b"".join(b"%d %s\n" % (n, b"x" * (n * 7919 % 300)) for n in range(20000)) + b"partial"
+    handle = io.BytesIO(data)
+    for offset in (0, data.find(b"\n", 12345) + 1):
+        whole, start = [], offset
+        for block, end, position in blocks(handle, offset, 4096):
+            whole.append((start, block, end, position))
+            start = position
+        for chunk in (1, 2, 7, len(whole) - 1, len(whole), len(whole) + 3):
+            assert list(blocks_from(handle, offset, chunk, 4096)) == whole[chunk:], (offset, chunk)
+
+
 def test_library_path(tmp_path):
     log = tmp_path / "mail.log"
     log.write_text("\n".join(traffic(START, 30, {("zed", "zed@z.example"): (260, 1, 0)})) + "\n")
@@ -264,7 +310,7 @@ def test_ingest_postfix_in_two_runs_gives_what_one_run_gives(hd, tmp_path):
 
 
 def test_ingest_postfix_big_resumed_run_counts_every_line_once(hd, tmp_path):
-    # Megabytes after the cursor, read in blocks of 1 MiB from where the first run stopped.
+    # Megabytes after the cursor: the reader takes blocks its database side scanned ahead.
     _accounts(hd)
     lines = traffic(
         START,
@@ -280,7 +326,7 @@ def test_ingest_postfix_big_resumed_run_counts_every_line_once(hd, tmp_path):
     s1 = hd.ok("ingest", "postfix", log, "--year", "2026", "--tz", "UTC")
     with open(log, "a") as handle:
         handle.write("\n".join(lines[500:]) + "\n")
-    assert log.stat().st_size > 3 * 1024 * 1024  # several blocks of 1 MiB
+    assert log.stat().st_size > 3 * 1024 * 1024  # blocks of 1 MiB, scanned ahead from the third
     s2 = hd.ok("ingest", "postfix", log, "--year", "2026", "--tz", "UTC")
     whole = analyse(str(log), year=2026, tz=UTC)
     assert s1["counts"]["lines"] + s2["counts"]["lines"] == whole["lines"] == len(lines)
