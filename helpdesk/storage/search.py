@@ -24,7 +24,6 @@ from typing import Any
 import re
 import threading
 import time
-from array import array
 
 from sqlalchemy import and_, exists, func, or_, select, text as sql_text
 
@@ -142,120 +141,107 @@ def _expression(columns: str, text: str, flt: "TicketFilter | None") -> str:
 #: token whenever it wants fresh data), the second reuses the first one's match. Only the
 #: latest few matches are kept, and for seconds only: what a person typing fast leaves behind
 #: must not add up (a match holds as many ids as tickets it finds, so more with more tickets).
-_shared: dict[tuple, tuple[float, array]] = {}
+_shared: dict[tuple, tuple[float, "Found"]] = {}
 _shared_lock = threading.Lock()
 _key_locks: dict[tuple, threading.Lock] = {}
 SHARED_KEEP_SECONDS = 10.0
 SHARED_KEEP = 4
 
+#: What a match found: how many tickets, and their ids as a JSON array (SQLite's own text,
+#: read back by ``json_each``).
+Found = tuple[int, str]
 
-def _fts_ids(
-    session: Reader, query: str, text: str = "", flt: "TicketFilter | None" = None
-) -> array:
-    """The rowids an FTS5 MATCH gives (a compact array of 64-bit integers): once per
-    session, and once per ``share`` token set in ``session.info`` (the count and the pages
-    of one refresh of a view)."""
+
+def _fts_ids(session: Reader, text: str, flt: "TicketFilter | None" = None) -> Found:
+    """How many tickets a search matches and their ids (``_find``): once per session, and
+    once per ``share`` token set in ``session.info`` (the count and the pages of one
+    refresh of a view)."""
+    query = match_expression(text, flt)
     cache = read_info(session).setdefault("fts_ids", {})
-    ids = cache.get(query)
-    if ids is not None:
-        return ids
+    found = cache.get(query)
+    if found is not None:
+        return found
     token = read_info(session).get("share")
     if token is None:
-        ids = _match(session, query, text, flt)
+        found = _find(session, text, flt)
     else:
         key = (str(connection_of(session).engine.url), query, token)
         with _shared_lock:
             lock = _key_locks.setdefault(key, threading.Lock())
         with lock:  # the other thread of the same refresh waits for this match, not a second one
-            found = _shared.get(key)
-            ids = found[1] if found is not None else _match(session, query, text, flt)
+            kept = _shared.get(key)
+            found = kept[1] if kept is not None else _find(session, text, flt)
             now = time.monotonic()
             with _shared_lock:
-                _shared[key] = (now, ids)
+                _shared[key] = (now, found)
                 newest = sorted(_shared, key=lambda k: _shared[k][0], reverse=True)
                 for n, old in enumerate(newest):
                     if n >= SHARED_KEEP or now - _shared[old][0] > SHARED_KEEP_SECONDS:
                         _shared.pop(old, None)
                         _key_locks.pop(old, None)
-    cache[query] = ids
-    return ids
+    cache[query] = found
+    return found
 
 
-def _match(session: Reader, query: str, text: str = "", flt: "TicketFilter | None" = None) -> array:
-    """The tickets ``query`` matches in ``ticket_fts``, then those whose messages hold every
-    chunk of ``text`` (narrowed by the filter's tags, so the count stays exact)."""
-    # Straight from the driver: thousands of integers, no per-row result processing.
+def _find(session: Reader, text: str, flt: "TicketFilter | None") -> Found:
+    """The tickets ``ticket_fts`` matches, then those whose messages hold every chunk of
+    ``text`` (narrowed by the filter's tags, so the count stays exact).
+
+    SQLite does the work and answers each step in one row, a count and a JSON array that
+    the next step reads back: ids read one by one into Python would hold Python's lock
+    once per row, and the app's thread, painting the screen, waits for it."""
     raw = connection_of(session).connection.driver_connection
-    ids = array(
-        "q",
-        (
-            r[0]
-            for r in raw.execute(
-                f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH ?", (query,)
-            )
-        ),
-    )
-    words = fts_query(text)
-    if not words or not has_message_fts(session):
-        return ids
-    tags = tags_expression(flt)
+
+    def one(sql: str, params: tuple) -> Found:
+        n, ids = next(raw.execute(sql, params))
+        return n, ids
 
     def view_size() -> int:
         return next(
             raw.execute(f"SELECT count(*) FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH ?", (tags,))
         )[0]
 
-    whole = view_size() if tags and ids else None
-    if whole is not None and len(ids) >= whole:
+    found = one(
+        f"SELECT count(*), json_group_array(rowid) FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH ?",
+        (match_expression(text, flt),),
+    )
+    if not has_message_fts(session):
+        return found
+    tags = tags_expression(flt)
+    whole = view_size() if tags and found[0] else None
+    if whole is not None and found[0] >= whole:
         # The words already match every ticket of the view (a queue's own words: "mot de
         # passe" in the resets): no message can add one.
-        return ids
+        return found
     # The messages carry their ticket's tags (migration 0011): the index itself narrows the
     # match to the view's messages.
-    messages = array(
-        "q",
-        (
-            r[0]
-            for r in raw.execute(
-                f"SELECT rowid FROM {MESSAGE_FTS} WHERE {MESSAGE_FTS} MATCH ?",
-                (message_expression(text, flt),),
-            )
-        ),
+    messages = one(
+        f"SELECT count(*), json_group_array(rowid) FROM {MESSAGE_FTS} WHERE {MESSAGE_FTS} MATCH ?",
+        (message_expression(text, flt),),
     )
-    if not messages:
-        return ids
-    if tags and len(messages) > VIA_VIEW_FROM:
+    if not messages[0]:
+        return found
+    if tags and messages[0] > VIA_VIEW_FROM:
         whole = view_size() if whole is None else whole
-    if whole is not None and len(messages) > VIA_VIEW_FROM and whole <= 4 * len(messages):
+    if whole is not None and messages[0] > VIA_VIEW_FROM and whole <= 4 * messages[0]:
         # Many of the view's messages: their tickets are read from the (ticket_id, at, id)
         # index of the view's tickets not found yet, which holds both, rather than from each
         # message's row (a page each: their bodies are long). "+m.id" keeps SQLite on that
         # index.
-        found = set(ids)
-        rest = array(
-            "q",
-            (
-                r[0]
-                for r in raw.execute(
-                    f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH ?", (tags,)
-                )
-                if r[0] not in found
-            ),
+        more = (
+            f"SELECT m.ticket_id FROM message m WHERE m.ticket_id IN (SELECT rowid FROM"
+            f" {FTS_TABLE} WHERE {FTS_TABLE} MATCH ?2 EXCEPT SELECT value FROM json_each(?1))"
+            " AND +m.id IN (SELECT value FROM json_each(?3))"
         )
-        sql = (
-            "SELECT DISTINCT m.ticket_id FROM message m WHERE m.ticket_id IN"
-            " (SELECT value FROM json_each(?)) AND +m.id IN (SELECT value FROM json_each(?))"
-        )
-        params: tuple = (_json_ids(rest), _json_ids(messages))
+        params: tuple = (found[1], tags, messages[1])
     else:
-        sql = (
-            "SELECT DISTINCT m.ticket_id FROM message m WHERE m.id IN"
-            " (SELECT value FROM json_each(?))"
-        )
-        params = (_json_ids(messages),)
-    seen = set(ids)
-    ids.extend(sorted(r[0] for r in raw.execute(sql, params) if r[0] not in seen))
-    return ids
+        more = "SELECT m.ticket_id FROM message m WHERE m.id IN (SELECT value FROM json_each(?2))"
+        params = (found[1], messages[1])
+    return one(
+        "SELECT count(*), json_group_array(id) FROM"
+        f" (SELECT value AS id FROM json_each(?1) UNION {more})",
+        params,
+    )
 
 
 #: Past this many messages matched, their tickets are found through the view's tickets
@@ -280,10 +266,6 @@ def _has_table(session: Reader, name: str, key: str) -> bool:
         ).first()
         cache = info[key] = found is not None
     return cache
-
-
-def _json_ids(ids: array) -> str:
-    return "[" + ",".join(map(str, ids)) + "]"
 
 
 # --- PostgreSQL full text ----------------------------------------------------------------
@@ -436,14 +418,13 @@ def text_clauses(session: Reader, text: str, flt: "TicketFilter | None" = None) 
     number = text.lstrip("#")
     by_id = [T.c.id == int(number)] if number.isdigit() and len(number) < 12 else []
     if has_fts(session):
-        query = match_expression(text, flt)
-        if not query:
+        if not match_expression(text, flt):
             return [or_(*by_id)] if by_id else [T.c.id.is_(None)]
         # Matched once, here: the count and both runs of a page then read the ids from a
         # JSON array instead of asking FTS5 again.
-        ids = _fts_ids(session, query, text, flt)
+        found = _fts_ids(session, text, flt)[1]
         matching = T.c.id.in_(
-            sql_text("SELECT value FROM json_each(:fts_ids)").bindparams(fts_ids=_json_ids(ids))
+            sql_text("SELECT value FROM json_each(:fts_ids)").bindparams(fts_ids=found)
         )
         return [or_(matching, *by_id)]
     if has_pg_text(session):
@@ -527,8 +508,7 @@ def _where(session: Reader, flt: TicketFilter) -> list:
 def count(session: Reader, flt: TicketFilter) -> int:
     text = (flt.text or "").strip()
     if text and not text.lstrip("#").isdigit() and _tags_say_all(flt) and has_fts(session):
-        query = match_expression(text, flt)
-        return len(_fts_ids(session, query, text, flt)) if query else 0
+        return _fts_ids(session, text, flt)[0] if match_expression(text, flt) else 0
     return session.execute(
         select(func.count()).select_from(T).where(*_where(session, flt))
     ).scalar_one()
