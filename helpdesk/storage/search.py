@@ -507,7 +507,13 @@ def _where(session: Reader, flt: TicketFilter) -> list:
 
 def count(session: Reader, flt: TicketFilter) -> int:
     text = (flt.text or "").strip()
-    if text and not text.lstrip("#").isdigit() and _tags_say_all(flt) and has_fts(session):
+    if (
+        text
+        and not text.lstrip("#").isdigit()
+        and _tags_say_all(flt)
+        and not read_info(session).get("scope")  # a role's providers: not in the tags
+        and has_fts(session)
+    ):
         return _fts_ids(session, text, flt)[0] if match_expression(text, flt) else 0
     return session.execute(
         select(func.count()).select_from(T).where(*_where(session, flt))

@@ -243,6 +243,15 @@ def test_the_count_of_a_search_is_what_its_pages_hold_in_every_view(db_url):
         assert search.count(s, TicketFilter(text="mot")) < search.count(
             s, TicketFilter(text="mot", kind="all")
         )
+    # A role scoped to some providers: the count is of what its pages list, too.
+    with db.read_connection(db_url) as c:
+        whole = search.count(c, TicketFilter(text="mot", kind="all"))
+        db.read_info(c)["scope"] = ("indigos",)
+        for flt in views:
+            listed = search.page(c, flt, "due", limit=1000)
+            assert {r.policy for r in listed} <= {"indigos"}, flt
+            assert search.count(c, flt) == len(listed), flt
+        assert search.count(c, TicketFilter(text="mot", kind="all")) < whole
 
 
 @pytest.mark.skipif(bool(PG), reason="the shared match is the FTS5 path's (SQLite)")
