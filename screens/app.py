@@ -19,6 +19,10 @@ from screens.base import N_, BaseScreen, translate_bindings
 from screens.commands import HelpdeskCommands
 from screens.training import CLOCK_STEPS
 
+#: Seconds after the app knows who is acting before it loads what opening a ticket needs:
+#: the dashboard's counts and a queue's first rows, read without it, come first.
+WARM_UP_AFTER = 1.0
+
 if TYPE_CHECKING:
     from helpdesk.tui_api.backend import Backend
 
@@ -58,6 +62,7 @@ class HelpdeskApp(App[int]):
         super().__init__()
         translate_bindings(self)
         self.backend = backend
+        self._warming = False  # what opening a ticket needs is loading or loaded
         self.live = live
         self.poll_seconds = poll_seconds
         self.keymap_path = keymap_path or keymaps.default_path()
@@ -116,6 +121,15 @@ class HelpdeskApp(App[int]):
         for screen in self.screen_stack:
             if isinstance(screen, BaseScreen):
                 screen.refresh_chrome()
+        if not self._warming:
+            self._warming = True
+            self.set_timer(WARM_UP_AFTER, self._warm_up)
+
+    @work(thread=True, group="warm-up", exit_on_error=False)
+    def _warm_up(self) -> None:
+        """Once the person is reading the first screen: load what opening a ticket needs
+        (``Backend.warm_up``), so that the first ticket opens as fast as the others."""
+        self.backend.warm_up()
 
     def fatal(self, message: str) -> None:
         from screens.modals import MessageScreen
