@@ -81,8 +81,8 @@ class Backend:
 
     def _scope(self) -> list:
         """The condition keeping a role scoped to providers within them (none: all)."""
-        actor = self.info.actor if self.info is not None else None
-        return [T.c.policy_key.in_(actor.policies)] if actor is not None and actor.policies else []
+        policies = self._policies()
+        return [T.c.policy_key.in_(policies)] if policies else []
 
     def _policies(self) -> tuple[str, ...]:
         """The providers the acting role covers (empty: all of them)."""
